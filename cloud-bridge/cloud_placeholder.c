@@ -1,0 +1,1 @@
+typedef int cloud_placeholder;

@@ -1,0 +1,40 @@
+/* File helpers that keep on-disk state whole across a crash.
+ *
+ * ferry_write_atomic() is the only way Ferry replaces a state file: it writes
+ * a temporary file beside the target, fsyncs it, renames it over the target
+ * and fsyncs the folder, so after a crash the target holds either the old or
+ * the new bytes, never a mix. */
+#ifndef FERRY_FS_H
+#define FERRY_FS_H
+
+#include "ferry_err.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Reads a whole file of at most max_len bytes into a new buffer, NUL-
+ * terminated one past len for convenience. The caller frees *out with free().
+ * FERRY_E_TOO_LARGE if the file is bigger than max_len, FERRY_E_NOT_FOUND if
+ * it does not exist. */
+enum ferry_err ferry_read_file(const char *path, size_t max_len, uint8_t **out, size_t *out_len,
+                               struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* Atomically replaces path with data (see above); mode is the new file's mode.
+ * FERRY_E_NOSPACE when the disk is full (the old file is left untouched). */
+enum ferry_err ferry_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                                  struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* fsyncs the folder that holds path (or path itself when it is a folder). */
+enum ferry_err ferry_fsync_dir(const char *dir) FERRY_MUST_CHECK;
+
+/* mkdir -p; existing folders are fine. */
+enum ferry_err ferry_mkdir_p(const char *path, mode_t mode, struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* write(2) until done or failed; maps ENOSPC/EDQUOT to FERRY_E_NOSPACE. */
+enum ferry_err ferry_write_all(int fd, const void *data, size_t len) FERRY_MUST_CHECK;
+
+/* pwrite(2) until done or failed; same mapping as ferry_write_all(). */
+enum ferry_err ferry_pwrite_all(int fd, const void *data, size_t len, off_t off) FERRY_MUST_CHECK;
+
+#endif

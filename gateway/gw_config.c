@@ -1,0 +1,78 @@
+#include "gw_config.h"
+
+#include "ferry_cfgfile.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OPT(n, t, f, mv, h, fl)                                                                    \
+    {                                                                                              \
+        n, t, offsetof(struct gw_config, f), mv, h, fl                                             \
+    }
+
+static const struct ferry_opt gw_opts[] = {
+    OPT("broker", FERRY_OPT_STR, broker, "URL",
+        "MQTT broker, mqtt://HOST:PORT or mqtts://HOST:PORT", FERRY_OPT_REQUIRED),
+    OPT("fleet", FERRY_OPT_STR, fleet, "FLEET", "fleet whose releases this gateway serves",
+        FERRY_OPT_REQUIRED),
+    OPT("id", FERRY_OPT_STR, id, "GW", "this gateway's id", FERRY_OPT_REQUIRED),
+    OPT("cache-dir", FERRY_OPT_STR, cache_dir, "DIR", "content-addressed artifact cache",
+        FERRY_OPT_REQUIRED),
+    OPT("state-dir", FERRY_OPT_STR, state_dir, "DIR", "durable state (outbox, releases)",
+        FERRY_OPT_REQUIRED),
+    OPT("trust", FERRY_OPT_STR, trust, "KEYRING", "PEM public key or JSON keyring of release keys",
+        FERRY_OPT_REQUIRED),
+    OPT("coap-port", FERRY_OPT_U64, coap_port, "PORT", "UDP port for nodes (default 5683)", 0),
+    OPT("coap-addr", FERRY_OPT_STR, coap_addr, "ADDR", "address to serve CoAP on (default ::)", 0),
+    OPT("ca-file", FERRY_OPT_STR, ca_file, "FILE", "TLS: CA certificate that signed the broker's",
+        0),
+    OPT("cert-file", FERRY_OPT_STR, cert_file, "FILE", "TLS: this gateway's client certificate", 0),
+    OPT("key-file", FERRY_OPT_STR, key_file, "FILE", "TLS: the client certificate's private key",
+        0),
+    OPT("cache-quota-mb", FERRY_OPT_U64, cache_quota_mb, "MB", "cache quota in MiB (default 1024)",
+        0),
+    OPT("max-downloads", FERRY_OPT_U64, max_downloads, "N",
+        "nodes served at once; others get 5.03 (default 8)", 0),
+    OPT("chunk-size", FERRY_OPT_U64, chunk_size, "BYTES",
+        "MQTT stream chunk, 16384..65536 (default 65536)", 0),
+    OPT("log-level", FERRY_OPT_LOGLEVEL, log_level, "LEVEL", "error, warn, info or debug", 0),
+};
+#define N_OPTS (sizeof(gw_opts) / sizeof(gw_opts[0]))
+
+enum ferry_err gw_config_parse(struct gw_config *cfg, int argc, char **argv, bool *help,
+                               struct ferry_diag *d)
+{
+    cfg->coap_port = 5683;
+    cfg->cache_quota_mb = 1024;
+    cfg->max_downloads = 8;
+    cfg->chunk_size = 65536;
+    cfg->log_level = FERRY_LOG_INFO;
+    enum ferry_err err =
+        ferry_opts_parse(gw_opts, N_OPTS, cfg, argc, argv, 1, ferry_cfgfile_load, help, d);
+    if (err != FERRY_OK || *help)
+        return err;
+    if (cfg->coap_port == 0 || cfg->coap_port > 65535)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--coap-port: expected 1..65535, got %llu",
+                          (unsigned long long)cfg->coap_port);
+    if (cfg->chunk_size < 16384 || cfg->chunk_size > 65536)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--chunk-size: expected 16384..65536, got %llu",
+                          (unsigned long long)cfg->chunk_size);
+    if (cfg->max_downloads == 0)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--max-downloads: expected at least 1");
+    return FERRY_OK;
+}
+
+void gw_config_free(struct gw_config *cfg)
+{
+    ferry_opts_free(gw_opts, N_OPTS, cfg);
+}
+
+void gw_config_usage(FILE *out)
+{
+    fprintf(out, "Usage: ferry-gateway --broker URL --fleet F --id GW --cache-dir DIR\n"
+                 "                     --state-dir DIR --trust KEYRING [options]\n\n"
+                 "Relays signed releases from the cloud (MQTT) to edge nodes (CoAP).\n\n"
+                 "Options:\n");
+    ferry_opts_usage(out, gw_opts, N_OPTS);
+}

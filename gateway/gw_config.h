@@ -1,0 +1,40 @@
+/* ferry-gateway's settings: one typed struct, filled from flags and an
+ * optional JSON config file through the option table in gw_config.c. */
+#ifndef FERRY_GW_CONFIG_H
+#define FERRY_GW_CONFIG_H
+
+#include "ferry_err.h"
+#include "ferry_log.h"
+#include "ferry_opts.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct gw_config {
+    char *broker; /* mqtt://host:port or mqtts://host:port */
+    char *fleet;
+    char *id;
+    char *cache_dir;
+    char *state_dir;
+    char *trust; /* PEM public key or JSON keyring */
+    uint64_t coap_port;
+    char *coap_addr;
+    char *ca_file;   /* TLS: CA that signed the broker's certificate */
+    char *cert_file; /* TLS: this gateway's client certificate */
+    char *key_file;  /* TLS: its private key */
+    uint64_t cache_quota_mb;
+    uint64_t max_downloads; /* concurrent CoAP artifact transfers */
+    uint64_t chunk_size;    /* bytes per MQTT stream chunk */
+    enum ferry_log_level log_level;
+};
+
+/* Parses argv into cfg (zero it first). *help is set for --help. Strings are
+ * owned by cfg: release them with gw_config_free(). Defaults for unset
+ * optional settings are applied here. */
+enum ferry_err gw_config_parse(struct gw_config *cfg, int argc, char **argv, bool *help,
+                               struct ferry_diag *d) FERRY_MUST_CHECK;
+void gw_config_free(struct gw_config *cfg);
+void gw_config_usage(FILE *out);
+
+#endif

@@ -1,0 +1,58 @@
+/* Every MQTT topic and CoAP path Ferry uses, built in one place.
+ * proto/PROTOCOL.md documents the same scheme for third parties.
+ *
+ * Identifiers (fleet, gateway, node, product, hardware model) are 1..64
+ * characters from [A-Za-z0-9._-] and never start with '.', so they are safe
+ * as one topic level, one URI path segment and one file name.
+ *
+ * The builders write a NUL-terminated string into a caller buffer and return
+ * FERRY_E_INVALID_ARG if an identifier is invalid, FERRY_E_TOO_LARGE if the
+ * buffer is too small; out is untouched on failure. */
+#ifndef FERRY_NAMES_H
+#define FERRY_NAMES_H
+
+#include "ferry_err.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define FERRY_ID_MAX    64
+#define FERRY_TOPIC_MAX 256
+
+#define FERRY_TOPIC_ROOT "ferry/v1"
+/* Shared-subscription group used by every `ferry-cloud serve` instance. */
+#define FERRY_SHARE_GROUP "ferry-cloud"
+
+/* CoAP resources served by a gateway to its nodes. */
+#define FERRY_COAP_MANIFEST    "ferry/manifest" /* + "/<hw-model>", observable */
+#define FERRY_COAP_ARTIFACT    "ferry/artifact" /* + "/<sha256-hex>", Block2 */
+#define FERRY_COAP_STATUS      "ferry/status"   /* POST status records */
+#define FERRY_COAP_RT_MANIFEST "ferry.manifest"
+#define FERRY_COAP_RT_ARTIFACT "ferry.artifact"
+#define FERRY_COAP_RT_STATUS   "ferry.status"
+
+bool ferry_id_valid(const char *id);
+
+enum ferry_topic {
+    FERRY_TOPIC_RELEASE,     /* <fleet>/release/<product>: retained envelope */
+    FERRY_TOPIC_STREAM_REQ,  /* <fleet>/stream/req/<gateway>: chunk requests */
+    FERRY_TOPIC_STREAM_DATA, /* <fleet>/stream/data/<gateway>: chunks */
+    FERRY_TOPIC_STATUS,      /* <fleet>/status/<gateway>: status batches */
+    FERRY_TOPIC_STATUS_ACK,  /* <fleet>/status-ack/<gateway>: ingestion acks */
+    FERRY_TOPIC_PRESENCE,    /* <fleet>/presence/<gateway>: retained online/offline */
+    FERRY_TOPIC_NODE,        /* <fleet>/node/<gateway>/<node>: retained reported state */
+};
+
+/* Builds a topic. `sub` is the last variable level (product, gateway) and
+ * `node` is used only by FERRY_TOPIC_NODE. Pass "+" for sub (or node) to get a
+ * subscription filter. */
+enum ferry_err ferry_topic(char *out, size_t cap, enum ferry_topic which, const char *fleet,
+                           const char *sub, const char *node) FERRY_MUST_CHECK;
+
+/* "$share/ferry-cloud/<topic filter>" for the cloud's scaled-out subscribers. */
+enum ferry_err ferry_topic_shared(char *out, size_t cap, const char *filter) FERRY_MUST_CHECK;
+
+/* Extracts the last level of a topic into out (for "…/status/<gateway>"). */
+enum ferry_err ferry_topic_last_level(const char *topic, char *out, size_t cap) FERRY_MUST_CHECK;
+
+#endif

@@ -1,0 +1,68 @@
+/* Status records: one step of one node's progress through one release.
+ * They flow edge -> gateway over CoAP (compact CBOR or JSON) and gateway ->
+ * cloud over MQTT (JSON). (node, seq) identifies a record: the sequence is
+ * per node, strictly increasing, persisted by the node, so every hop can
+ * de-duplicate and keep order. */
+#ifndef FERRY_STATUS_H
+#define FERRY_STATUS_H
+
+#include "ferry_err.h"
+#include "ferry_manifest.h"
+#include "ferry_names.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FERRY_STATUS_FORMAT      1
+#define FERRY_STATUS_MESSAGE_MAX 200
+#define FERRY_STATUS_MAX_BYTES   1024 /* one encoded record, either encoding */
+
+/* The documented set of states (PROTOCOL.md, "Status"). Values are stable on
+ * the wire (CBOR) and must never be renumbered. */
+enum ferry_state {
+    FERRY_STATE_IDLE = 0,       /* running its image, nothing to do */
+    FERRY_STATE_AVAILABLE,      /* a release for it was verified */
+    FERRY_STATE_DEFERRED,       /* waiting: busy or outside the window */
+    FERRY_STATE_DOWNLOADING,    /* bytes/total show progress */
+    FERRY_STATE_VERIFYING,      /* re-hashing the written slot */
+    FERRY_STATE_INSTALLING,     /* switching slots */
+    FERRY_STATE_PENDING_REBOOT, /* trial boot of the new slot */
+    FERRY_STATE_SUCCESS,        /* new image confirmed healthy (final) */
+    FERRY_STATE_FAILED,         /* gave up; old image still runs (final) */
+    FERRY_STATE_ROLLED_BACK,    /* new image failed its trial (final) */
+    FERRY_STATE_REJECTED,       /* release refused before download (final) */
+    FERRY_STATE__COUNT
+};
+
+struct ferry_status {
+    char node[FERRY_ID_MAX + 1];
+    char gateway[FERRY_ID_MAX + 1]; /* "" from a node; the gateway fills it */
+    char release_id[FERRY_NAME_MAX + 1];
+    char version[FERRY_VERSION_MAX + 1]; /* version the node runs or installs */
+    enum ferry_state state;
+    uint64_t bytes;
+    uint64_t total;
+    enum ferry_err error; /* FERRY_OK when none */
+    char message[FERRY_STATUS_MESSAGE_MAX + 1];
+    uint64_t seq; /* per node, >= 1 */
+    int64_t ts;   /* unix seconds at the node */
+};
+
+const char *ferry_state_name(enum ferry_state s); /* "pending-reboot"; static */
+enum ferry_err ferry_state_from_name(const char *name, enum ferry_state *out) FERRY_MUST_CHECK;
+bool ferry_state_is_final(enum ferry_state s);
+
+/* JSON, as carried over MQTT and accepted over CoAP (content-format 50). */
+enum ferry_err ferry_status_to_json(const struct ferry_status *st, char **out, size_t *len,
+                                    struct ferry_diag *d) FERRY_MUST_CHECK;
+enum ferry_err ferry_status_from_json(const uint8_t *buf, size_t len, struct ferry_status *out,
+                                      struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* Compact CBOR (content-format 60) for the CoAP leg: a map with small integer
+ * keys (PROTOCOL.md). Encodes into buf (cap bytes); *len gets the length. */
+enum ferry_err ferry_status_to_cbor(const struct ferry_status *st, uint8_t *buf, size_t cap,
+                                    size_t *len, struct ferry_diag *d) FERRY_MUST_CHECK;
+enum ferry_err ferry_status_from_cbor(const uint8_t *buf, size_t len, struct ferry_status *out,
+                                      struct ferry_diag *d) FERRY_MUST_CHECK;
+
+#endif

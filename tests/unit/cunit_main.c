@@ -1,0 +1,77 @@
+#include "cunit_main.h"
+
+#include <CUnit/Basic.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char tmpdir[PATH_MAX];
+
+static void remove_tmpdir(void)
+{
+    if (tmpdir[0]) {
+        char cmd[PATH_MAX + 16];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "warning: could not remove %s\n", tmpdir);
+    }
+}
+
+const char *ferry_test_tmpdir(void)
+{
+    if (!tmpdir[0]) {
+        const char *base = getenv("TMPDIR");
+        snprintf(tmpdir, sizeof(tmpdir), "%s/ferry-unit-XXXXXX", base ? base : "/tmp");
+        if (!mkdtemp(tmpdir)) {
+            perror("mkdtemp");
+            abort();
+        }
+        atexit(remove_tmpdir);
+    }
+    return tmpdir;
+}
+
+const char *ferry_testdata_path(const char *rel)
+{
+    static char path[PATH_MAX];
+    const char *base = getenv("FERRY_TESTDATA");
+    if (!base || !base[0]) {
+        fprintf(stderr, "SKIP: FERRY_TESTDATA is not set, %s not available\n", rel);
+        return NULL;
+    }
+    snprintf(path, sizeof(path), "%s/%s", base, rel);
+    if (access(path, R_OK) != 0) {
+        fprintf(stderr, "SKIP: %s not found\n", path);
+        return NULL;
+    }
+    return path;
+}
+
+int main(void)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 2;
+    CU_pSuite suite = CU_add_suite(ferry_suite_name, NULL, NULL);
+    if (!suite) {
+        CU_cleanup_registry();
+        return 2;
+    }
+    for (const struct ferry_test_case *t = ferry_tests; t->name; t++) {
+        if (!CU_add_test(suite, t->name, t->fn)) {
+            CU_cleanup_registry();
+            return 2;
+        }
+    }
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failures = CU_get_number_of_failures();
+    unsigned run = CU_get_number_of_tests_run();
+    CU_cleanup_registry();
+    if (run == 0) {
+        fprintf(stderr, "no test ran\n");
+        return 1;
+    }
+    return failures > 255 ? 255 : (int)failures;
+}
