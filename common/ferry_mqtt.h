@@ -1,0 +1,113 @@
+/* An MQTT v5 client for an event loop: Paho MQTTAsync underneath, but no
+ * application code ever runs on Paho's threads.
+ *
+ * Paho's callbacks only copy what happened into a queue and write an
+ * eventfd (ferry_mqtt_fd()). The loop, when that fd is readable, drains the
+ * queue with ferry_mqtt_next() and acts. The queue is bounded in bytes: when
+ * it is full, the message-arrived callback returns 0, which makes Paho keep
+ * the message and offer it again later, so a slow loop slows the broker
+ * instead of losing data or growing without limit.
+ *
+ * Reconnection is the loop's decision, not Paho's: after FERRY_MQTT_EV_LOST
+ * or FERRY_MQTT_EV_CONNECT_FAILED the caller waits ferry_backoff_next() and
+ * calls ferry_mqtt_connect() again. Each attempt verifies TLS afresh, and the
+ * delay has jitter so a fleet does not reconnect in lockstep.
+ *
+ * Thread contract: every function except the internals is called from the
+ * one loop thread. */
+#ifndef FERRY_MQTT_H
+#define FERRY_MQTT_H
+
+#include "ferry_err.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define FERRY_MQTT_QUEUE_MAX_BYTES (8u << 20)
+#define FERRY_MQTT_MAX_PAYLOAD     (1u << 20) /* larger incoming messages are dropped and logged */
+
+struct ferry_mqtt_opts {
+    const char *url;         /* mqtt://host:port or mqtts://host:port */
+    const char *client_id;   /* also the session identity */
+    const char *ca_file;     /* mqtts: CA to verify the broker (host name checked) */
+    const char *cert_file;   /* mqtts: client certificate, optional */
+    const char *key_file;    /* mqtts: its private key */
+    const char *username;    /* optional */
+    bool clean_start;        /* false: persistent session that outlives restarts */
+    uint32_t session_expiry; /* seconds the broker keeps the session, when persistent */
+    int keepalive;           /* seconds; 0 means 30 */
+    /* Last will, published by the broker if the link dies; optional. */
+    const char *will_topic;
+    const void *will_payload;
+    size_t will_len;
+    bool will_retain;
+};
+
+enum ferry_mqtt_ev_type {
+    FERRY_MQTT_EV_CONNECTED,      /* session_present tells if the session survived */
+    FERRY_MQTT_EV_CONNECT_FAILED, /* reason says why, when Paho knows */
+    FERRY_MQTT_EV_LOST,           /* connection dropped after being up */
+    FERRY_MQTT_EV_MESSAGE,        /* topic, payload, len, qos, retained */
+    FERRY_MQTT_EV_PUBLISHED,      /* token: QoS>=1 publish acknowledged by the broker */
+    FERRY_MQTT_EV_PUBLISH_FAILED, /* token: publish failed (link lost, refused) */
+    FERRY_MQTT_EV_SUBSCRIBED,     /* token: subscription granted */
+    FERRY_MQTT_EV_SUBSCRIBE_FAILED,
+};
+
+/* One event; owned by the caller after ferry_mqtt_next(), freed with
+ * ferry_mqtt_ev_free(). */
+struct ferry_mqtt_ev {
+    enum ferry_mqtt_ev_type type;
+    char *topic;
+    uint8_t *payload;
+    size_t len;
+    int qos;
+    bool retained;
+    bool session_present;
+    int token;
+    char reason[128];
+};
+
+struct ferry_mqtt;
+
+/* Creates a client (not yet connected). Copies everything in opts. */
+enum ferry_err ferry_mqtt_new(const struct ferry_mqtt_opts *opts, struct ferry_mqtt **out,
+                              struct ferry_diag *d) FERRY_MUST_CHECK;
+/* Disconnects (briefly waiting for in-flight publishes) and frees; NULL ok. */
+void ferry_mqtt_free(struct ferry_mqtt *m);
+
+/* eventfd that becomes readable when events are queued. */
+int ferry_mqtt_fd(const struct ferry_mqtt *m);
+
+/* Starts one connection attempt; the outcome arrives as an event. */
+enum ferry_err ferry_mqtt_connect(struct ferry_mqtt *m, struct ferry_diag *d) FERRY_MUST_CHECK;
+
+bool ferry_mqtt_is_connected(const struct ferry_mqtt *m);
+
+/* Pops the next event; FERRY_E_NOT_FOUND when the queue is empty (the
+ * eventfd is then reset). */
+enum ferry_err ferry_mqtt_next(struct ferry_mqtt *m, struct ferry_mqtt_ev **out) FERRY_MUST_CHECK;
+void ferry_mqtt_ev_free(struct ferry_mqtt_ev *ev);
+
+/* Queues a publish. *token (may be NULL) identifies the later PUBLISHED or
+ * PUBLISH_FAILED event for QoS >= 1. FERRY_E_BUSY when not connected or when
+ * Paho's buffer is full: the caller keeps the data and retries. */
+enum ferry_err ferry_mqtt_publish(struct ferry_mqtt *m, const char *topic, const void *payload,
+                                  size_t len, int qos, bool retain, int *token) FERRY_MUST_CHECK;
+
+/* Subscribes (MQTT v5, no-local off). Outcome arrives as an event. */
+enum ferry_err ferry_mqtt_subscribe(struct ferry_mqtt *m, const char *filter, int qos,
+                                    int *token) FERRY_MUST_CHECK;
+
+/* Reconnect delay policy: exponential from min_ms to max_ms with "full
+ * jitter" (a uniform draw in [base/2, base]). Pure: the caller keeps the
+ * state and supplies the random value, so tests drive it directly. */
+struct ferry_backoff {
+    uint32_t min_ms, max_ms;
+    uint32_t attempt; /* failures since the last success */
+};
+uint32_t ferry_backoff_next(struct ferry_backoff *b, uint32_t random);
+void ferry_backoff_reset(struct ferry_backoff *b);
+
+#endif
