@@ -1,1 +1,0 @@
-typedef int cloud_placeholder;
