@@ -1,6 +1,47 @@
+/* ferry-cloud: pick the subcommand and hand over. */
+#include "cloud_cli.h"
+
 #include <stdio.h>
-int main(void)
+#include <string.h>
+
+struct subcommand {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+};
+
+static const struct subcommand subcommands[] = {
+    {"keygen", "generate a release-signing key pair", cloud_cmd_keygen},
+    {"sign", "sign an artifact into a release envelope", cloud_cmd_sign},
+    {"verify", "check an envelope and its artifact as a device would", cloud_cmd_verify},
+};
+#define N_SUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))
+
+static void usage(FILE *out)
 {
-    puts("ferry-cloud: not built yet");
-    return 1;
+    fprintf(out, "Usage: ferry-cloud SUBCOMMAND [options]\n\n"
+                 "The cloud side of Ferry: release keys, signed releases.\n\n"
+                 "Subcommands:\n");
+    for (size_t i = 0; i < N_SUBCOMMANDS; i++)
+        fprintf(out, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
+    fprintf(out, "\n'ferry-cloud SUBCOMMAND --help' describes each one's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < N_SUBCOMMANDS; i++) {
+        if (strcmp(argv[1], subcommands[i].name) == 0)
+            return subcommands[i].run(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "ferry-cloud: unknown subcommand '%s' (see 'ferry-cloud --help')\n", argv[1]);
+    return 2;
 }

@@ -1,0 +1,300 @@
+#include "cloud_cli.h"
+
+#include "cloud_keys.h"
+#include "cloud_sign.h"
+#include "cloud_verify.h"
+#include "ferry_cfgfile.h"
+#include "ferry_envelope.h"
+#include "ferry_log.h"
+#include "ferry_opts.h"
+
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <time.h>
+
+#define EXIT_FAILED 1
+#define EXIT_USAGE  2
+/* Tolerance for a signer whose clock runs ahead of ours. */
+#define VERIFY_CLOCK_SKEW 300
+#define DEFAULT_LIFETIME  (30 * 86400)
+
+#define OPT(cfgtype, n, t, f, mv, h, fl)                                                           \
+    {                                                                                              \
+        n, t, offsetof(struct cfgtype, f), mv, h, fl                                               \
+    }
+#define LOG_LEVEL_OPT(cfgtype)                                                                     \
+    OPT(cfgtype, "log-level", FERRY_OPT_LOGLEVEL, log_level, "LEVEL",                              \
+        "error, warn, info or debug (default warn)", 0)
+
+struct cmd_spec {
+    const char *name;
+    const char *synopsis;
+    const char *about;
+    const struct ferry_opt *opts;
+    size_t nopts;
+};
+
+static int report(const struct cmd_spec *c, const struct ferry_diag *d, enum ferry_err err,
+                  int status)
+{
+    if (status == EXIT_USAGE)
+        fprintf(stderr, "ferry-cloud %s: %s (see 'ferry-cloud %s --help')\n", c->name,
+                ferry_diag_str(d, err), c->name);
+    else
+        fprintf(stderr, "ferry-cloud %s: %s\n", c->name, ferry_diag_str(d, err));
+    return status;
+}
+
+static int usage_error(const struct cmd_spec *c, const char *msg)
+{
+    struct ferry_diag d = {{0}};
+    return report(c, &d, ferry_fail(&d, FERRY_E_INVALID_ARG, "%s", msg), EXIT_USAGE);
+}
+
+/* Parses argv into cfg and starts logging at *level. Returns -1 when the
+ * command should run, otherwise the exit status to return at once. */
+static int parse_cmd(const struct cmd_spec *c, void *cfg, const enum ferry_log_level *level,
+                     int argc, char **argv)
+{
+    struct ferry_diag d = {{0}};
+    bool help = false;
+    enum ferry_err err =
+        ferry_opts_parse(c->opts, c->nopts, cfg, argc, argv, 1, ferry_cfgfile_load, &help, &d);
+    if (help) {
+        printf("Usage: ferry-cloud %s %s\n\n%s\n\nOptions:\n", c->name, c->synopsis, c->about);
+        ferry_opts_usage(stdout, c->opts, c->nopts);
+        return 0;
+    }
+    if (err != FERRY_OK)
+        return report(c, &d, err, EXIT_USAGE);
+    ferry_log_init("ferry-cloud", *level);
+    return -1;
+}
+
+/* ---- keygen ---- */
+
+struct keygen_cfg {
+    char *out_dir;
+    enum ferry_log_level log_level;
+};
+
+static const struct ferry_opt keygen_opts[] = {
+    OPT(keygen_cfg, "out-dir", FERRY_OPT_STR, out_dir, "DIR",
+        "folder for release-<kid>.key (0600) and release-<kid>.pub", FERRY_OPT_REQUIRED),
+    LOG_LEVEL_OPT(keygen_cfg),
+};
+
+static const struct cmd_spec keygen_spec = {
+    "keygen", "--out-dir DIR",
+    "Generates an ECDSA P-256 release-signing key and prints its key id.\n"
+    "The .pub file is a one-key keyring for gateways and nodes (--trust).",
+    keygen_opts, sizeof(keygen_opts) / sizeof(keygen_opts[0])};
+
+int cloud_cmd_keygen(int argc, char **argv)
+{
+    struct keygen_cfg cfg = {.log_level = FERRY_LOG_WARN};
+    struct ferry_diag d = {{0}};
+    struct cloud_key *k = NULL;
+    int status = parse_cmd(&keygen_spec, &cfg, &cfg.log_level, argc, argv);
+    if (status >= 0)
+        goto out;
+    enum ferry_err err = cloud_key_generate(&k, &d);
+    if (err == FERRY_OK)
+        err = cloud_key_save(k, cfg.out_dir, &d);
+    if (err != FERRY_OK) {
+        status = report(&keygen_spec, &d, err, EXIT_FAILED);
+        goto out;
+    }
+    LOG_INFO("wrote %s/release-%s.key and .pub", cfg.out_dir, cloud_key_kid(k));
+    printf("%s\n", cloud_key_kid(k));
+    status = 0;
+out:
+    cloud_key_free(k);
+    ferry_opts_free(keygen_opts, keygen_spec.nopts, &cfg);
+    return status;
+}
+
+/* ---- sign ---- */
+
+struct sign_cfg {
+    char *key;
+    char *artifact;
+    char *version;
+    uint64_t seq;
+    struct ferry_strlist hw_models;
+    struct ferry_strlist hw_revisions;
+    char *product;
+    char *component;
+    char *media_type;
+    int64_t expires;
+    bool must_be_idle;
+    uint64_t window_start;
+    uint64_t window_end;
+    int64_t max_deferral;
+    char *release;
+    char *out;
+    enum ferry_log_level log_level;
+};
+
+static const struct ferry_opt sign_opts[] = {
+    OPT(sign_cfg, "key", FERRY_OPT_STR, key, "KEY", "release-signing private key (PEM)",
+        FERRY_OPT_REQUIRED),
+    OPT(sign_cfg, "artifact", FERRY_OPT_STR, artifact, "FILE", "the image to release",
+        FERRY_OPT_REQUIRED),
+    OPT(sign_cfg, "version", FERRY_OPT_STR, version, "SEMVER", "release version, e.g. 1.4.0",
+        FERRY_OPT_REQUIRED),
+    OPT(sign_cfg, "seq", FERRY_OPT_U64, seq, "N",
+        "anti-rollback sequence, higher than every earlier release", FERRY_OPT_REQUIRED),
+    OPT(sign_cfg, "hw-model", FERRY_OPT_STRLIST, hw_models, "MODEL",
+        "hardware model the release is for", FERRY_OPT_REQUIRED),
+    OPT(sign_cfg, "hw-revision", FERRY_OPT_STRLIST, hw_revisions, "REV",
+        "restrict every model to these revisions (default: all)", 0),
+    OPT(sign_cfg, "product", FERRY_OPT_STR, product, "NAME",
+        "product line (default " CLOUD_DEFAULT_PRODUCT ")", 0),
+    OPT(sign_cfg, "component", FERRY_OPT_STR, component, "NAME",
+        "component (default " CLOUD_DEFAULT_COMPONENT ")", 0),
+    OPT(sign_cfg, "media-type", FERRY_OPT_STR, media_type, "TYPE",
+        "artifact media type (default " CLOUD_DEFAULT_MEDIA_TYPE ")", 0),
+    OPT(sign_cfg, "expires", FERRY_OPT_DURATION, expires, "DURATION",
+        "validity from now, e.g. 12h or 90d (default 30d)", 0),
+    OPT(sign_cfg, "must-be-idle", FERRY_OPT_BOOL, must_be_idle, NULL,
+        "never install while a device reports busy", 0),
+    OPT(sign_cfg, "window-start", FERRY_OPT_U64, window_start, "UNIX",
+        "earliest install time, unix seconds", 0),
+    OPT(sign_cfg, "window-end", FERRY_OPT_U64, window_end, "UNIX",
+        "latest install time, unix seconds", 0),
+    OPT(sign_cfg, "max-deferral", FERRY_OPT_DURATION, max_deferral, "DURATION",
+        "how long a busy device may defer (default unlimited)", 0),
+    OPT(sign_cfg, "release", FERRY_OPT_STR, release, "ID",
+        "release id (default <product>-<version>-<seq>)", 0),
+    OPT(sign_cfg, "out", FERRY_OPT_STR, out, "FILE", "where to write the signed envelope",
+        FERRY_OPT_REQUIRED),
+    LOG_LEVEL_OPT(sign_cfg),
+};
+
+static const struct cmd_spec sign_spec = {
+    "sign",
+    "--key KEY --artifact FILE --version SEMVER --seq N\n"
+    "                        --hw-model MODEL [--hw-model MODEL ...] --out FILE [options]",
+    "Hashes the artifact, builds its manifest, signs it (ES256) and writes\n"
+    "the signed envelope that gateways and nodes verify.",
+    sign_opts, sizeof(sign_opts) / sizeof(sign_opts[0])};
+
+static int sign_run(const struct sign_cfg *cfg)
+{
+    struct ferry_diag d = {{0}};
+    struct cloud_key *k = NULL;
+    struct ferry_manifest m;
+    struct cloud_release rel = {
+        .artifact = cfg->artifact,
+        .version = cfg->version,
+        .seq = cfg->seq,
+        .hw_models = &cfg->hw_models,
+        .hw_revisions = &cfg->hw_revisions,
+        .product = cfg->product,
+        .component = cfg->component,
+        .media_type = cfg->media_type,
+        .release_id = cfg->release,
+        .issued_at = (int64_t)time(NULL),
+        .lifetime = cfg->expires,
+        .constraints = {.must_be_idle = cfg->must_be_idle,
+                        .window_start = (int64_t)cfg->window_start,
+                        .window_end = (int64_t)cfg->window_end,
+                        .max_deferral = cfg->max_deferral},
+    };
+    enum ferry_err err = cloud_key_load(cfg->key, &k, &d);
+    if (err == FERRY_OK)
+        err = cloud_sign_release(&rel, k, cfg->out, &m, &d);
+    cloud_key_free(k);
+    if (err != FERRY_OK)
+        return report(&sign_spec, &d, err, EXIT_FAILED);
+    printf("signed: release %s version %s seq %" PRIu64 " key %s -> %s\n", m.release_id, m.version,
+           m.seq, m.key_id, cfg->out);
+    return 0;
+}
+
+int cloud_cmd_sign(int argc, char **argv)
+{
+    struct sign_cfg cfg = {.expires = DEFAULT_LIFETIME, .log_level = FERRY_LOG_WARN};
+    int status = parse_cmd(&sign_spec, &cfg, &cfg.log_level, argc, argv);
+    if (status >= 0)
+        goto out;
+    if (cfg.window_start > INT64_MAX || cfg.window_end > INT64_MAX)
+        status = usage_error(&sign_spec, "--window-start/--window-end: out of range");
+    else
+        status = sign_run(&cfg);
+out:
+    ferry_opts_free(sign_opts, sign_spec.nopts, &cfg);
+    return status;
+}
+
+/* ---- verify ---- */
+
+struct verify_cfg {
+    char *trust;
+    char *manifest;
+    char *artifact;
+    char *hw_model;
+    char *hw_revision;
+    uint64_t min_seq;
+    enum ferry_log_level log_level;
+};
+
+static const struct ferry_opt verify_opts[] = {
+    OPT(verify_cfg, "trust", FERRY_OPT_STR, trust, "KEYRING",
+        "PEM public key or JSON keyring of trusted release keys", FERRY_OPT_REQUIRED),
+    OPT(verify_cfg, "manifest", FERRY_OPT_STR, manifest, "FILE",
+        "signed envelope written by 'ferry-cloud sign'", FERRY_OPT_REQUIRED),
+    OPT(verify_cfg, "artifact", FERRY_OPT_STR, artifact, "FILE", "the artifact to check",
+        FERRY_OPT_REQUIRED),
+    OPT(verify_cfg, "hw-model", FERRY_OPT_STR, hw_model, "MODEL",
+        "check the release is meant for this model", 0),
+    OPT(verify_cfg, "hw-revision", FERRY_OPT_STR, hw_revision, "REV",
+        "with --hw-model: the device's revision", 0),
+    OPT(verify_cfg, "min-seq", FERRY_OPT_U64, min_seq, "N", "reject a sequence below N", 0),
+    LOG_LEVEL_OPT(verify_cfg),
+};
+
+static const struct cmd_spec verify_spec = {
+    "verify", "--trust KEYRING --manifest FILE --artifact FILE [options]",
+    "Checks a signed envelope as a device would (trusted key, signature,\n"
+    "validity period, hardware, sequence) and that the artifact matches it.",
+    verify_opts, sizeof(verify_opts) / sizeof(verify_opts[0])};
+
+static int verify_run(const struct verify_cfg *cfg)
+{
+    struct ferry_diag d = {{0}};
+    struct ferry_keyring *kr = NULL;
+    struct ferry_manifest m;
+    struct ferry_verify_policy pol = {
+        .now = (int64_t)time(NULL),
+        .clock_skew = VERIFY_CLOCK_SKEW,
+        .hw_model = cfg->hw_model,
+        .hw_revision = cfg->hw_revision,
+        .min_seq = cfg->min_seq,
+    };
+    enum ferry_err err = ferry_keyring_load(cfg->trust, &kr, &d);
+    if (err == FERRY_OK)
+        err = cloud_verify_release(cfg->manifest, cfg->artifact, kr, &pol, &m, &d);
+    ferry_keyring_free(kr);
+    if (err != FERRY_OK)
+        return report(&verify_spec, &d, err, EXIT_FAILED);
+    printf("ok: release %s version %s seq %" PRIu64 "\n", m.release_id, m.version, m.seq);
+    return 0;
+}
+
+int cloud_cmd_verify(int argc, char **argv)
+{
+    struct verify_cfg cfg = {.log_level = FERRY_LOG_WARN};
+    int status = parse_cmd(&verify_spec, &cfg, &cfg.log_level, argc, argv);
+    if (status >= 0)
+        goto out;
+    if (cfg.hw_revision && !cfg.hw_model)
+        status = usage_error(&verify_spec, "--hw-revision needs --hw-model");
+    else
+        status = verify_run(&cfg);
+out:
+    ferry_opts_free(verify_opts, verify_spec.nopts, &cfg);
+    return status;
+}

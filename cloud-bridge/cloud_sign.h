@@ -1,0 +1,66 @@
+/* Turning an artifact and a description of a release into a signed envelope
+ * file, the unit the cloud publishes and every gateway and node verifies.
+ *
+ * The artifact is hashed by streaming, so its size is bounded only by
+ * FERRY_ARTIFACT_MAX_SIZE. Every error names the flag-level input at fault
+ * ("--hw-model", "--version", the artifact path). */
+#ifndef FERRY_CLOUD_SIGN_H
+#define FERRY_CLOUD_SIGN_H
+
+#include "cloud_keys.h"
+#include "ferry_err.h"
+#include "ferry_manifest.h"
+#include "ferry_opts.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CLOUD_DEFAULT_PRODUCT    "firmware"
+#define CLOUD_DEFAULT_COMPONENT  "main"
+#define CLOUD_DEFAULT_MEDIA_TYPE "application/octet-stream"
+
+/* What to release. Borrowed strings; NULL optional fields take the defaults
+ * above, and a NULL release_id is derived by cloud_default_release_id(). */
+struct cloud_release {
+    const char *artifact; /* path of the artifact file */
+    const char *version;  /* semver */
+    uint64_t seq;
+    const struct ferry_strlist *hw_models;    /* at least one */
+    const struct ferry_strlist *hw_revisions; /* may be NULL or empty; applies to every model */
+    const char *product;
+    const char *component;
+    const char *media_type;
+    const char *release_id;
+    int64_t issued_at; /* unix seconds */
+    int64_t lifetime;  /* seconds from issued_at to expires_at, > 0 */
+    struct ferry_constraints constraints;
+};
+
+/* "<product>-<version>-<seq>" with every character outside [A-Za-z0-9._-]
+ * replaced by '-', the "<product>-<version>" part shortened if needed so the
+ * whole fits FERRY_NAME_MAX and the sequence number survives. product must
+ * be a valid identifier (ferry_id_valid()). */
+void cloud_default_release_id(const char *product, const char *version, uint64_t seq,
+                              char out[FERRY_NAME_MAX + 1]);
+
+/* Fills *out from rel: checks every field, hashes the artifact, and sets
+ * key_id to kid. Does not sign. */
+enum ferry_err cloud_manifest_build(const struct cloud_release *rel, const char *kid,
+                                    struct ferry_manifest *out,
+                                    struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* Encodes m (whose key_id must be k's kid), signs the exact bytes with k and
+ * wraps them in an envelope. The caller frees *out with free(). */
+enum ferry_err cloud_envelope_sign(const struct ferry_manifest *m, const struct cloud_key *k,
+                                   char **out, size_t *out_len,
+                                   struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* Builds, signs, checks that the envelope verifies with k's public key (a
+ * release nobody can install must not leave the building), and writes it
+ * atomically to out_path with mode 0644. *m_out (may be NULL) receives the
+ * manifest. */
+enum ferry_err cloud_sign_release(const struct cloud_release *rel, const struct cloud_key *k,
+                                  const char *out_path, struct ferry_manifest *m_out,
+                                  struct ferry_diag *d) FERRY_MUST_CHECK;
+
+#endif
