@@ -1,0 +1,334 @@
+#include "ferry_batch.h"
+
+#include "ferry_cbor.h"
+#include "ferry_json.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WHAT_BATCH "status batch"
+#define WHAT_ACK   "status ack"
+#define WHAT_ROW   "inventory row"
+#define INT_MAX53  (INT64_C(1) << 53)
+
+bool ferry_batch_id_valid(const char *id)
+{
+    if (!id || !id[0] || id[0] == '.')
+        return false;
+    size_t n = 0;
+    for (const char *p = id; *p; p++, n++) {
+        char c = *p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-' || c == ':';
+        if (!ok || n >= FERRY_BATCH_ID_MAX)
+            return false;
+    }
+    return true;
+}
+
+/* Digits as a raw JSON number, exact for every value up to 2^53 (cJSON's own
+ * printing goes through a double). */
+static bool add_int(cJSON *obj, const char *key, int64_t v)
+{
+    char num[24];
+    snprintf(num, sizeof(num), "%" PRId64, v);
+    return cJSON_AddRawToObject(obj, key, num) != NULL;
+}
+
+/* The id is checked against the struct's own size: a caller-filled struct
+ * need not hold a NUL. */
+static enum ferry_err check_id(const char id[FERRY_BATCH_ID_MAX + 1], const char *what,
+                               enum ferry_err code, struct ferry_diag *d)
+{
+    if (strnlen(id, FERRY_BATCH_ID_MAX + 1) > FERRY_BATCH_ID_MAX || !ferry_batch_id_valid(id))
+        return ferry_fail(d, code,
+                          "%s: field 'batch' must be 1..%d characters from [A-Za-z0-9._:-], not "
+                          "starting with '.', got '%.*s'",
+                          what, FERRY_BATCH_ID_MAX, FERRY_BATCH_ID_MAX, id);
+    return FERRY_OK;
+}
+
+static enum ferry_err check_count(size_t n, const char *what, const char *field,
+                                  enum ferry_err code, struct ferry_diag *d)
+{
+    if (n < 1 || n > FERRY_BATCH_MAX_RECORDS)
+        return ferry_fail(d, code, "%s: field '%s' must hold 1..%d entries, got %zu", what, field,
+                          FERRY_BATCH_MAX_RECORDS, n);
+    return FERRY_OK;
+}
+
+/* {"format":1,"batch":id} with the list still to add. */
+static cJSON *new_envelope(const char *id)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (o &&
+        (!add_int(o, "format", FERRY_BATCH_FORMAT) || !cJSON_AddStringToObject(o, "batch", id))) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    return o;
+}
+
+/* ---- batch --------------------------------------------------------------- */
+
+/* Each record goes in as the exact text ferry_status_to_json() makes, so the
+ * batch and a lone record can never disagree on a field's form. */
+static enum ferry_err add_record(cJSON *list, const struct ferry_status *st, size_t i,
+                                 struct ferry_diag *d)
+{
+    char *json = NULL;
+    size_t len;
+    enum ferry_err err = ferry_status_to_json(st, &json, &len, d);
+    if (err != FERRY_OK) {
+        char where[48];
+        snprintf(where, sizeof(where), WHAT_BATCH ": record %zu", i);
+        ferry_diag_prefix(d, where);
+        return err;
+    }
+    cJSON *raw = cJSON_CreateRaw(json);
+    free(json);
+    if (!raw || !cJSON_AddItemToArray(list, raw)) {
+        cJSON_Delete(raw);
+        return ferry_fail(d, FERRY_E_NOMEM, WHAT_BATCH ": out of memory while encoding");
+    }
+    return FERRY_OK;
+}
+
+enum ferry_err ferry_batch_encode(const struct ferry_batch *b, char **out, size_t *len,
+                                  struct ferry_diag *d)
+{
+    enum ferry_err err = check_id(b->id, WHAT_BATCH, FERRY_E_INVALID_ARG, d);
+    if (err == FERRY_OK)
+        err = check_count(b->n, WHAT_BATCH, "records", FERRY_E_INVALID_ARG, d);
+    if (err != FERRY_OK)
+        return err;
+    cJSON *o = new_envelope(b->id);
+    cJSON *list = o ? cJSON_AddArrayToObject(o, "records") : NULL;
+    if (!list) {
+        err = ferry_fail(d, FERRY_E_NOMEM, WHAT_BATCH ": out of memory while encoding");
+        goto out;
+    }
+    for (size_t i = 0; i < b->n && err == FERRY_OK; i++)
+        err = add_record(list, &b->records[i], i, d);
+    if (err == FERRY_OK)
+        err = ferry_json_print(o, out, len, d);
+out:
+    cJSON_Delete(o);
+    return err;
+}
+
+/* A record inside a batch is checked by the same code as a lone record: it is
+ * printed back to text and handed to ferry_status_from_json(). Duplicate keys,
+ * UTF-8 and depth were already refused for the whole batch. */
+static enum ferry_err decode_record(const cJSON *item, size_t i, struct ferry_status *out,
+                                    struct ferry_diag *d)
+{
+    char where[48];
+    snprintf(where, sizeof(where), WHAT_BATCH ": record %zu", i);
+    if (!cJSON_IsObject(item))
+        return ferry_fail(d, FERRY_E_MALFORMED, "%s: must be an object", where);
+    char *text = cJSON_PrintUnformatted(item);
+    if (!text)
+        return ferry_fail(d, FERRY_E_NOMEM, "%s: out of memory", where);
+    enum ferry_err err = ferry_status_from_json((const uint8_t *)text, strlen(text), out, d);
+    free(text);
+    if (err != FERRY_OK) {
+        if (err == FERRY_E_TOO_LARGE)
+            err = FERRY_E_MALFORMED; /* the batch fits; one record in it does not */
+        ferry_diag_prefix(d, where);
+    }
+    return err;
+}
+
+/* The "format" and "batch" fields both messages share. */
+static enum ferry_err decode_head(const cJSON *o, const char *what, char id[FERRY_BATCH_ID_MAX + 1],
+                                  struct ferry_diag *d)
+{
+    int64_t format = 0;
+    enum ferry_err err =
+        ferry_json_int(o, "format", true, FERRY_BATCH_FORMAT, FERRY_BATCH_FORMAT, &format, what, d);
+    if (err == FERRY_OK)
+        err = ferry_json_str(o, "batch", true, FERRY_BATCH_ID_MAX, id, what, d);
+    if (err == FERRY_OK)
+        err = check_id(id, what, FERRY_E_MALFORMED, d);
+    return err;
+}
+
+/* The list field: an array of 1..FERRY_BATCH_MAX_RECORDS entries. */
+static enum ferry_err decode_list(const cJSON *o, const char *key, const char *what,
+                                  const cJSON **out, struct ferry_diag *d)
+{
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!list)
+        return ferry_fail(d, FERRY_E_MALFORMED, "%s: missing field '%s'", what, key);
+    if (!cJSON_IsArray(list))
+        return ferry_fail(d, FERRY_E_MALFORMED, "%s: field '%s' must be an array", what, key);
+    enum ferry_err err =
+        check_count((size_t)cJSON_GetArraySize(list), what, key, FERRY_E_MALFORMED, d);
+    if (err == FERRY_OK)
+        *out = list;
+    return err;
+}
+
+enum ferry_err ferry_batch_decode(const uint8_t *buf, size_t len, struct ferry_batch *out,
+                                  struct ferry_diag *d)
+{
+    static const char *const keys[] = {"format", "batch", "records", NULL};
+    cJSON *o = NULL;
+    const cJSON *list = NULL;
+    struct ferry_batch *b = calloc(1, sizeof(*b));
+    if (!b)
+        return ferry_fail(d, FERRY_E_NOMEM, WHAT_BATCH ": out of memory");
+    enum ferry_err err = ferry_json_parse(buf, len, FERRY_BATCH_MAX_BYTES, WHAT_BATCH, &o, d);
+    if (err != FERRY_OK)
+        goto out;
+    err = ferry_json_only_keys(o, keys, false, WHAT_BATCH, d);
+    if (err == FERRY_OK)
+        err = decode_head(o, WHAT_BATCH, b->id, d);
+    if (err == FERRY_OK)
+        err = decode_list(o, "records", WHAT_BATCH, &list, d);
+    for (const cJSON *item = list ? list->child : NULL; item && err == FERRY_OK;
+         item = item->next, b->n++)
+        err = decode_record(item, b->n, &b->records[b->n], d);
+    if (err == FERRY_OK)
+        *out = *b;
+out:
+    cJSON_Delete(o);
+    free(b);
+    return err;
+}
+
+/* ---- ack ----------------------------------------------------------------- */
+
+static enum ferry_err check_record_id(const struct ferry_record_id *r, size_t i,
+                                      enum ferry_err code, struct ferry_diag *d)
+{
+    if (strnlen(r->node, sizeof(r->node)) >= sizeof(r->node) || !ferry_id_valid(r->node))
+        return ferry_fail(d, code,
+                          WHAT_ACK ": acked %zu: field 'node' must be an id of 1..%d characters "
+                                   "from [A-Za-z0-9._-], not starting with '.'",
+                          i, FERRY_ID_MAX);
+    if (r->seq < 1 || r->seq > (uint64_t)INT_MAX53)
+        return ferry_fail(
+            d, code, WHAT_ACK ": acked %zu: field 'seq' must be in 1..%" PRId64 ", got %" PRIu64, i,
+            INT_MAX53, r->seq);
+    return FERRY_OK;
+}
+
+enum ferry_err ferry_batch_ack_encode(const struct ferry_batch_ack *a, char **out, size_t *len,
+                                      struct ferry_diag *d)
+{
+    enum ferry_err err = check_id(a->id, WHAT_ACK, FERRY_E_INVALID_ARG, d);
+    if (err == FERRY_OK)
+        err = check_count(a->n, WHAT_ACK, "acked", FERRY_E_INVALID_ARG, d);
+    for (size_t i = 0; i < a->n && err == FERRY_OK; i++)
+        err = check_record_id(&a->acked[i], i, FERRY_E_INVALID_ARG, d);
+    if (err != FERRY_OK)
+        return err;
+    cJSON *o = new_envelope(a->id);
+    cJSON *list = o ? cJSON_AddArrayToObject(o, "acked") : NULL;
+    bool ok = list != NULL;
+    for (size_t i = 0; ok && i < a->n; i++) {
+        cJSON *e = cJSON_CreateObject();
+        if (!e || !cJSON_AddItemToArray(list, e)) {
+            cJSON_Delete(e);
+            ok = false;
+            break;
+        }
+        ok = cJSON_AddStringToObject(e, "node", a->acked[i].node) &&
+             add_int(e, "seq", (int64_t)a->acked[i].seq);
+    }
+    if (ok)
+        err = ferry_json_print(o, out, len, d);
+    else
+        err = ferry_fail(d, FERRY_E_NOMEM, WHAT_ACK ": out of memory while encoding");
+    cJSON_Delete(o);
+    return err;
+}
+
+static enum ferry_err decode_acked(const cJSON *item, size_t i, struct ferry_record_id *out,
+                                   struct ferry_diag *d)
+{
+    static const char *const keys[] = {"node", "seq", NULL};
+    char what[40];
+    snprintf(what, sizeof(what), WHAT_ACK ": acked %zu", i);
+    if (!cJSON_IsObject(item))
+        return ferry_fail(d, FERRY_E_MALFORMED, "%s: must be an object", what);
+    struct ferry_record_id r = {{0}, 0};
+    int64_t seq = 0;
+    enum ferry_err err = ferry_json_only_keys(item, keys, false, what, d);
+    if (err == FERRY_OK)
+        err = ferry_json_str(item, "node", true, FERRY_ID_MAX, r.node, what, d);
+    if (err == FERRY_OK)
+        err = ferry_json_int(item, "seq", true, 1, INT_MAX53, &seq, what, d);
+    if (err != FERRY_OK)
+        return err;
+    r.seq = (uint64_t)seq;
+    err = check_record_id(&r, i, FERRY_E_MALFORMED, d);
+    if (err == FERRY_OK)
+        *out = r;
+    return err;
+}
+
+enum ferry_err ferry_batch_ack_decode(const uint8_t *buf, size_t len, struct ferry_batch_ack *out,
+                                      struct ferry_diag *d)
+{
+    static const char *const keys[] = {"format", "batch", "acked", NULL};
+    cJSON *o = NULL;
+    const cJSON *list = NULL;
+    struct ferry_batch_ack *a = calloc(1, sizeof(*a));
+    if (!a)
+        return ferry_fail(d, FERRY_E_NOMEM, WHAT_ACK ": out of memory");
+    enum ferry_err err = ferry_json_parse(buf, len, FERRY_BATCH_ACK_MAX_BYTES, WHAT_ACK, &o, d);
+    if (err != FERRY_OK)
+        goto out;
+    err = ferry_json_only_keys(o, keys, false, WHAT_ACK, d);
+    if (err == FERRY_OK)
+        err = decode_head(o, WHAT_ACK, a->id, d);
+    if (err == FERRY_OK)
+        err = decode_list(o, "acked", WHAT_ACK, &list, d);
+    for (const cJSON *item = list ? list->child : NULL; item && err == FERRY_OK;
+         item = item->next, a->n++)
+        err = decode_acked(item, a->n, &a->acked[a->n], d);
+    if (err == FERRY_OK)
+        *out = *a;
+out:
+    cJSON_Delete(o);
+    free(a);
+    return err;
+}
+
+/* ---- inventory row ------------------------------------------------------- */
+
+enum ferry_err ferry_inventory_row_json(const struct ferry_inventory_row *row, char **out,
+                                        size_t *len, struct ferry_diag *d)
+{
+    /* The same checks as a record on the wire: what the inventory holds came
+     * through them, and a damaged row must not print as if it were fine. */
+    enum ferry_err err = ferry_status_check(&row->st, FERRY_E_INVALID_ARG, d);
+    if (err != FERRY_OK) {
+        ferry_diag_prefix(d, WHAT_ROW);
+        return err;
+    }
+    const struct ferry_status *st = &row->st;
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o && cJSON_AddStringToObject(o, "node", st->node) &&
+              cJSON_AddStringToObject(o, "gateway", st->gateway) &&
+              cJSON_AddStringToObject(o, "release", st->release_id) &&
+              cJSON_AddStringToObject(o, "version", st->version) &&
+              cJSON_AddStringToObject(o, "state", ferry_state_name(st->state)) &&
+              add_int(o, "bytes", (int64_t)st->bytes) && add_int(o, "total", (int64_t)st->total) &&
+              cJSON_AddStringToObject(o, "error",
+                                      st->error == FERRY_OK ? "" : ferry_err_name(st->error)) &&
+              cJSON_AddStringToObject(o, "message", st->message) &&
+              add_int(o, "seq", (int64_t)st->seq) && add_int(o, "ts", st->ts) &&
+              add_int(o, "updated_at", row->updated_at);
+    if (ok)
+        err = ferry_json_print(o, out, len, d);
+    else
+        err = ferry_fail(d, FERRY_E_NOMEM, WHAT_ROW ": out of memory while encoding");
+    cJSON_Delete(o);
+    return err;
+}

@@ -1,0 +1,91 @@
+/* Status batches (gateway -> cloud) and their acknowledgements (cloud ->
+ * gateway), PROTOCOL.md "Status batch and acknowledgement":
+ *
+ *   {"format":1,"batch":"gw-1:1795780801:17","records":[<status record>, ...]}
+ *   {"format":1,"batch":"gw-1:1795780801:17","acked":[{"node":"node-7","seq":12}, ...]}
+ *
+ * A gateway drops records from its outbox only when an ack names them, so an
+ * ack is the cloud's promise that the records are durably in its inventory.
+ * Both messages are parsed strictly: no unknown keys at either level (the
+ * records themselves allow "x-" extensions, as status records do), 1 to
+ * FERRY_BATCH_MAX_RECORDS entries, and every record checked as
+ * ferry_status_from_json() checks one on its own.
+ *
+ * Also here: the JSON form of one inventory row, for `ferry-cloud status
+ * --json`, so that every JSON Ferry emits goes through proto. */
+#ifndef FERRY_BATCH_H
+#define FERRY_BATCH_H
+
+#include "ferry_err.h"
+#include "ferry_names.h"
+#include "ferry_status.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define FERRY_BATCH_FORMAT      1
+#define FERRY_BATCH_MAX_RECORDS 64
+#define FERRY_BATCH_ID_MAX      64
+/* Every record at its own cap, plus the envelope around them. */
+#define FERRY_BATCH_MAX_BYTES (FERRY_BATCH_MAX_RECORDS * (FERRY_STATUS_MAX_BYTES + 1) + 256)
+/* 64 entries of {"node":<64 chars>,"seq":<16 digits>} and the envelope. */
+#define FERRY_BATCH_ACK_MAX_BYTES 8192
+
+/* A batch id is chosen by the gateway (e.g. "<gateway>:<boot>:<counter>")
+ * and only echoed by the cloud: 1..64 characters from [A-Za-z0-9._:-], not
+ * starting with '.', so it is safe in a log line and a file name. */
+bool ferry_batch_id_valid(const char *id);
+
+/* A fixed-size value (about 33 KiB): allocate it, don't put it on a small
+ * stack. */
+struct ferry_batch {
+    char id[FERRY_BATCH_ID_MAX + 1];
+    struct ferry_status records[FERRY_BATCH_MAX_RECORDS];
+    size_t n; /* 1..FERRY_BATCH_MAX_RECORDS */
+};
+
+/* One (node, seq) that an ack reports as stored. */
+struct ferry_record_id {
+    char node[FERRY_ID_MAX + 1];
+    uint64_t seq; /* 1..2^53 */
+};
+
+struct ferry_batch_ack {
+    char id[FERRY_BATCH_ID_MAX + 1]; /* the batch being acknowledged */
+    struct ferry_record_id acked[FERRY_BATCH_MAX_RECORDS];
+    size_t n; /* 1..FERRY_BATCH_MAX_RECORDS */
+};
+
+/* Encoders check what they encode as the decoders would
+ * (FERRY_E_INVALID_ARG, naming the field) so nothing Ferry sends is refused
+ * by Ferry. *out is malloc'd, NUL-terminated, and freed by the caller. */
+enum ferry_err ferry_batch_encode(const struct ferry_batch *b, char **out, size_t *len,
+                                  struct ferry_diag *d) FERRY_MUST_CHECK;
+enum ferry_err ferry_batch_ack_encode(const struct ferry_batch_ack *a, char **out, size_t *len,
+                                      struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* Decoders: FERRY_E_TOO_LARGE above the byte cap, FERRY_E_MALFORMED for
+ * anything else wrong, with the field (and record index) named in d. *out
+ * is written only on FERRY_OK. */
+enum ferry_err ferry_batch_decode(const uint8_t *buf, size_t len, struct ferry_batch *out,
+                                  struct ferry_diag *d) FERRY_MUST_CHECK;
+enum ferry_err ferry_batch_ack_decode(const uint8_t *buf, size_t len, struct ferry_batch_ack *out,
+                                      struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* One node's latest record in the cloud's inventory, and when the cloud
+ * stored it (unix seconds, cloud clock). */
+struct ferry_inventory_row {
+    struct ferry_status st;
+    int64_t updated_at;
+};
+
+/* One JSON object: the status record's fields (node, gateway, release,
+ * version, state, bytes, total, error, message, seq, ts) plus updated_at.
+ * Unlike a status record on the wire, gateway, release, version, error and
+ * message are always present ("" when empty), so a reader of many rows sees
+ * one shape. *out is malloc'd and NUL-terminated. */
+enum ferry_err ferry_inventory_row_json(const struct ferry_inventory_row *row, char **out,
+                                        size_t *len, struct ferry_diag *d) FERRY_MUST_CHECK;
+
+#endif
