@@ -1,0 +1,308 @@
+#include "cloud_store.h"
+
+#include "ferry_fs.h"
+#include "ferry_hex.h"
+#include "ferry_manifest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Large enough that a multi-GiB import is a few thousand syscalls, small
+ * enough to stay out of the way of a serving process. */
+#define COPY_BLOCK (1u << 20)
+
+struct cloud_store {
+    char *dir;
+    int dirfd; /* entries are looked up relative to it, never by a built path */
+};
+
+static enum ferry_err errno_err(int e)
+{
+    switch (e) {
+    case ENOENT:
+        return FERRY_E_NOT_FOUND;
+    case ENOSPC:
+    case EDQUOT:
+        return FERRY_E_NOSPACE;
+    case ENOMEM:
+        return FERRY_E_NOMEM;
+    default:
+        return FERRY_E_IO;
+    }
+}
+
+enum ferry_err cloud_store_open(const char *dir, struct cloud_store **out, struct ferry_diag *d)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof(tmp), "%s/" CLOUD_STORE_TMP, dir) >= (int)sizeof(tmp))
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "store %s: path too long", dir);
+    enum ferry_err err = ferry_mkdir_p(tmp, 0755, d);
+    if (err != FERRY_OK) {
+        ferry_diag_prefix(d, "store");
+        return err;
+    }
+    struct cloud_store *s = calloc(1, sizeof(*s));
+    if (!s || !(s->dir = strdup(dir))) {
+        free(s);
+        return ferry_fail(d, FERRY_E_NOMEM, "store %s: out of memory", dir);
+    }
+    s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->dirfd < 0) {
+        err = ferry_fail(d, errno_err(errno), "store %s: %s", dir, strerror(errno));
+        cloud_store_free(s);
+        return err;
+    }
+    *out = s;
+    return FERRY_OK;
+}
+
+void cloud_store_free(struct cloud_store *s)
+{
+    if (!s)
+        return;
+    if (s->dirfd >= 0)
+        close(s->dirfd);
+    free(s->dir);
+    free(s);
+}
+
+static void entry_name(const uint8_t sha256[FERRY_SHA256_LEN], char hex[FERRY_SHA256_HEX_LEN + 1])
+{
+    ferry_hex_encode(sha256, FERRY_SHA256_LEN, hex);
+}
+
+enum ferry_err cloud_store_path(const struct cloud_store *s, const uint8_t sha256[FERRY_SHA256_LEN],
+                                char *out, size_t cap)
+{
+    char hex[FERRY_SHA256_HEX_LEN + 1];
+    entry_name(sha256, hex);
+    int n = snprintf(NULL, 0, "%s/%s", s->dir, hex);
+    if (n < 0 || (size_t)n >= cap)
+        return FERRY_E_TOO_LARGE;
+    snprintf(out, cap, "%s/%s", s->dir, hex);
+    return FERRY_OK;
+}
+
+/* An entry must be a regular file: anything else under a digest's name was
+ * not put there by this module. */
+static enum ferry_err check_entry(const struct cloud_store *s, const char *hex,
+                                  const struct stat *st, uint64_t *size, struct ferry_diag *d)
+{
+    if (!S_ISREG(st->st_mode))
+        return ferry_fail(d, FERRY_E_CORRUPT, "store %s: entry %s is not a regular file", s->dir,
+                          hex);
+    *size = (uint64_t)st->st_size;
+    return FERRY_OK;
+}
+
+static enum ferry_err lookup_failed(const struct cloud_store *s, const char *hex, int e,
+                                    struct ferry_diag *d)
+{
+    if (e == ENOENT)
+        return ferry_fail(d, FERRY_E_NOT_FOUND, "no artifact %s in the store", hex);
+    if (e == ELOOP)
+        return ferry_fail(d, FERRY_E_CORRUPT, "store %s: entry %s is a symbolic link", s->dir, hex);
+    return ferry_fail(d, errno_err(e), "store %s: entry %s: %s", s->dir, hex, strerror(e));
+}
+
+enum ferry_err cloud_store_size(const struct cloud_store *s, const uint8_t sha256[FERRY_SHA256_LEN],
+                                uint64_t *size, struct ferry_diag *d)
+{
+    char hex[FERRY_SHA256_HEX_LEN + 1];
+    struct stat st;
+    entry_name(sha256, hex);
+    if (fstatat(s->dirfd, hex, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return lookup_failed(s, hex, errno, d);
+    return check_entry(s, hex, &st, size, d);
+}
+
+enum ferry_err cloud_store_open_entry(const struct cloud_store *s,
+                                      const uint8_t sha256[FERRY_SHA256_LEN], int *fd,
+                                      uint64_t *size, struct ferry_diag *d)
+{
+    char hex[FERRY_SHA256_HEX_LEN + 1];
+    struct stat st;
+    uint64_t sz;
+    entry_name(sha256, hex);
+    int f = openat(s->dirfd, hex, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (f < 0)
+        return lookup_failed(s, hex, errno, d);
+    enum ferry_err err = fstat(f, &st) == 0 ? check_entry(s, hex, &st, &sz, d)
+                                            : ferry_fail(d, FERRY_E_IO, "store %s: entry %s: %s",
+                                                         s->dir, hex, strerror(errno));
+    if (err != FERRY_OK) {
+        close(f);
+        return err;
+    }
+    *fd = f;
+    *size = sz;
+    return FERRY_OK;
+}
+
+/* ---- import -------------------------------------------------------------- */
+
+struct import {
+    const char *src_path;
+    int src;
+    char tmp_path[PATH_MAX];
+    int tmp;
+    uint64_t expected; /* source size when the import began */
+    uint64_t copied;
+    struct ferry_sha256 hash;
+    uint8_t digest[FERRY_SHA256_LEN];
+    cloud_store_progress progress;
+    void *arg;
+};
+
+static enum ferry_err open_source(struct import *im, struct ferry_diag *d)
+{
+    struct stat st;
+    /* O_NONBLOCK: a FIFO given by mistake must not hang the import. */
+    im->src = open(im->src_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (im->src < 0)
+        return ferry_fail(d, errno_err(errno), "%s: %s", im->src_path, strerror(errno));
+    if (fstat(im->src, &st) != 0)
+        return ferry_fail(d, FERRY_E_IO, "%s: %s", im->src_path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "%s: not a regular file", im->src_path);
+    if (st.st_size == 0)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "%s: empty; an artifact has at least one byte",
+                          im->src_path);
+    if ((uint64_t)st.st_size > FERRY_ARTIFACT_MAX_SIZE)
+        return ferry_fail(d, FERRY_E_TOO_LARGE, "%s: %lld bytes, above the %llu-byte cap",
+                          im->src_path, (long long)st.st_size,
+                          (unsigned long long)FERRY_ARTIFACT_MAX_SIZE);
+    im->expected = (uint64_t)st.st_size;
+    return FERRY_OK;
+}
+
+static enum ferry_err open_tmp(const struct cloud_store *s, struct import *im, struct ferry_diag *d)
+{
+    if (snprintf(im->tmp_path, sizeof(im->tmp_path), "%s/" CLOUD_STORE_TMP "/import-XXXXXX",
+                 s->dir) >= (int)sizeof(im->tmp_path))
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "store %s: path too long", s->dir);
+    im->tmp = mkostemp(im->tmp_path, O_CLOEXEC);
+    if (im->tmp < 0) {
+        im->tmp_path[0] = 0;
+        return ferry_fail(d, errno_err(errno), "store %s: cannot create a file in %s/: %s", s->dir,
+                          CLOUD_STORE_TMP, strerror(errno));
+    }
+    /* mkostemp makes 0600; serving processes may run as another user. */
+    if (fchmod(im->tmp, 0644) != 0)
+        return ferry_fail(d, FERRY_E_IO, "%s: %s", im->tmp_path, strerror(errno));
+    return FERRY_OK;
+}
+
+static enum ferry_err copy_block(struct import *im, uint8_t *buf, size_t *got, struct ferry_diag *d)
+{
+    ssize_t r;
+    do
+        r = read(im->src, buf, COPY_BLOCK);
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return ferry_fail(d, FERRY_E_IO, "%s: %s", im->src_path, strerror(errno));
+    *got = (size_t)r;
+    if (r == 0)
+        return FERRY_OK;
+    /* The cap holds for what is read, not for what fstat said earlier. */
+    if (im->copied + (uint64_t)r > FERRY_ARTIFACT_MAX_SIZE)
+        return ferry_fail(d, FERRY_E_TOO_LARGE, "%s: grew above the %llu-byte cap while read",
+                          im->src_path, (unsigned long long)FERRY_ARTIFACT_MAX_SIZE);
+    ferry_sha256_update(&im->hash, buf, (size_t)r);
+    enum ferry_err err = ferry_write_all(im->tmp, buf, (size_t)r);
+    if (err != FERRY_OK)
+        return ferry_fail(d, err, "%s: write failed: %s", im->tmp_path, ferry_strerror(err));
+    im->copied += (uint64_t)r;
+    if (im->progress)
+        im->progress(im->arg, im->copied, im->expected);
+    return FERRY_OK;
+}
+
+static enum ferry_err copy_all(struct import *im, struct ferry_diag *d)
+{
+    uint8_t *buf = malloc(COPY_BLOCK);
+    if (!buf)
+        return ferry_fail(d, FERRY_E_NOMEM, "%s: out of memory", im->src_path);
+    enum ferry_err err;
+    size_t got;
+    do
+        err = copy_block(im, buf, &got, d);
+    while (err == FERRY_OK && got > 0);
+    free(buf);
+    if (err == FERRY_OK && im->copied == 0)
+        err = ferry_fail(d, FERRY_E_INVALID_ARG, "%s: became empty while read", im->src_path);
+    if (err == FERRY_OK && fsync(im->tmp) != 0)
+        err =
+            ferry_fail(d, errno_err(errno), "%s: fsync failed: %s", im->tmp_path, strerror(errno));
+    int fd = im->tmp;
+    im->tmp = -1;
+    if (close(fd) != 0 && err == FERRY_OK)
+        err =
+            ferry_fail(d, errno_err(errno), "%s: close failed: %s", im->tmp_path, strerror(errno));
+    return err;
+}
+
+/* Moves the finished copy to its name. An existing regular entry of the same
+ * size holds the same bytes (its name is their digest), so it stays; one of
+ * another size is damaged and is replaced. */
+static enum ferry_err commit_entry(struct cloud_store *s, struct import *im, const char *hex,
+                                   struct ferry_diag *d)
+{
+    struct stat st;
+    if (fstatat(s->dirfd, hex, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (!S_ISREG(st.st_mode))
+            return ferry_fail(d, FERRY_E_CORRUPT, "store %s: entry %s is not a regular file",
+                              s->dir, hex);
+        if ((uint64_t)st.st_size == im->copied)
+            return FERRY_OK; /* the caller removes the copy */
+    }
+    char path[PATH_MAX];
+    if (cloud_store_path(s, im->digest, path, sizeof(path)) != FERRY_OK)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "store %s: path too long", s->dir);
+    if (rename(im->tmp_path, path) != 0)
+        return ferry_fail(d, errno_err(errno), "store %s: rename to %s failed: %s", s->dir, hex,
+                          strerror(errno));
+    im->tmp_path[0] = 0;
+    if (fsync(s->dirfd) != 0)
+        return ferry_fail(d, errno_err(errno), "store %s: fsync failed: %s", s->dir,
+                          strerror(errno));
+    return FERRY_OK;
+}
+
+enum ferry_err cloud_store_import(struct cloud_store *s, const char *path,
+                                  cloud_store_progress progress, void *arg,
+                                  uint8_t sha256[FERRY_SHA256_LEN], uint64_t *size,
+                                  struct ferry_diag *d)
+{
+    struct import im = {.src_path = path, .src = -1, .tmp = -1, .progress = progress, .arg = arg};
+    ferry_sha256_init(&im.hash);
+    enum ferry_err err = open_source(&im, d);
+    if (err == FERRY_OK)
+        err = open_tmp(s, &im, d);
+    if (err == FERRY_OK)
+        err = copy_all(&im, d);
+    ferry_sha256_final(&im.hash, im.digest); /* also releases the context */
+    if (err != FERRY_OK)
+        goto out;
+    char hex[FERRY_SHA256_HEX_LEN + 1];
+    entry_name(im.digest, hex);
+    err = commit_entry(s, &im, hex, d);
+    if (err == FERRY_OK) {
+        memcpy(sha256, im.digest, FERRY_SHA256_LEN);
+        *size = im.copied;
+    }
+out:
+    if (im.src >= 0)
+        close(im.src);
+    if (im.tmp >= 0)
+        close(im.tmp);
+    if (im.tmp_path[0])
+        unlink(im.tmp_path);
+    return err;
+}
