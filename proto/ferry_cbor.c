@@ -214,8 +214,8 @@ static enum ferry_err get_uint(struct cbor_in *in, unsigned key, uint64_t max, u
 {
     char ctx[32];
     snprintf(ctx, sizeof(ctx), "field '%s'", key_names[key]);
-    enum cbor_major major;
-    uint64_t v;
+    enum cbor_major major = MAJOR_UINT;
+    uint64_t v = 0;
     enum ferry_err err = get_head(in, ctx, &major, &v, d);
     if (err != FERRY_OK)
         return err;
@@ -232,8 +232,8 @@ static enum ferry_err get_uint(struct cbor_in *in, unsigned key, uint64_t max, u
 
 static enum ferry_err get_ts(struct cbor_in *in, int64_t *out, struct ferry_diag *d)
 {
-    enum cbor_major major;
-    uint64_t v;
+    enum cbor_major major = MAJOR_UINT;
+    uint64_t v = 0;
     enum ferry_err err = get_head(in, "field 'ts'", &major, &v, d);
     if (err != FERRY_OK)
         return err;
@@ -256,8 +256,8 @@ static enum ferry_err get_text(struct cbor_in *in, unsigned key, size_t max, cha
     const char *name = key_names[key];
     char ctx[32];
     snprintf(ctx, sizeof(ctx), "field '%s'", name);
-    enum cbor_major major;
-    uint64_t n;
+    enum cbor_major major = MAJOR_UINT;
+    uint64_t n = 0;
     enum ferry_err err = get_head(in, ctx, &major, &n, d);
     if (err != FERRY_OK)
         return err;
@@ -342,8 +342,8 @@ static enum ferry_err get_field(struct cbor_in *in, unsigned key, struct ferry_s
 static enum ferry_err get_key(struct cbor_in *in, uint32_t *seen, unsigned *key,
                               struct ferry_diag *d)
 {
-    enum cbor_major major;
-    uint64_t k;
+    enum cbor_major major = MAJOR_UINT;
+    uint64_t k = 0;
     enum ferry_err err = get_head(in, "map key", &major, &k, d);
     if (err != FERRY_OK)
         return err;
@@ -365,8 +365,8 @@ static enum ferry_err get_key(struct cbor_in *in, uint32_t *seen, unsigned *key,
 
 static enum ferry_err get_map(struct cbor_in *in, struct ferry_status *st, struct ferry_diag *d)
 {
-    enum cbor_major major;
-    uint64_t n;
+    enum cbor_major major = MAJOR_UINT;
+    uint64_t n = 0;
     enum ferry_err err = get_head(in, "record", &major, &n, d);
     if (err != FERRY_OK)
         return err;
