@@ -178,8 +178,14 @@ enum ferry_err ferry_mkdir_p(const char *path, mode_t mode, struct ferry_diag *d
         if (*p == '/' || *p == 0) {
             char c = *p;
             *p = 0;
-            if (mkdir(buf, mode) != 0 && errno != EEXIST)
-                return ferry_fail(d, errno_to_err(errno), "%s: %s", buf, strerror(errno));
+            if (mkdir(buf, mode) != 0) {
+                struct stat st;
+                if (errno != EEXIST)
+                    return ferry_fail(d, errno_to_err(errno), "%s: %s", buf, strerror(errno));
+                if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
+                    return ferry_fail(d, FERRY_E_INVALID_ARG, "%s: exists and is not a folder",
+                                      buf);
+            }
             *p = c;
             if (c == 0)
                 break;

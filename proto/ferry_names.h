@@ -49,10 +49,12 @@ enum ferry_topic {
 enum ferry_err ferry_topic(char *out, size_t cap, enum ferry_topic which, const char *fleet,
                            const char *sub, const char *node) FERRY_MUST_CHECK;
 
-/* "$share/ferry-cloud/<topic filter>" for the cloud's scaled-out subscribers. */
+/* "$share/ferry-cloud/<topic filter>" for the cloud's scaled-out subscribers.
+ * Only filters under "ferry/v1/" are accepted. */
 enum ferry_err ferry_topic_shared(char *out, size_t cap, const char *filter) FERRY_MUST_CHECK;
 
-/* Extracts the last level of a topic into out (for "…/status/<gateway>"). */
+/* Extracts the last level of a topic into out (for "…/status/<gateway>").
+ * The level must be a valid identifier, so "+" or ".." from a peer is refused. */
 enum ferry_err ferry_topic_last_level(const char *topic, char *out, size_t cap) FERRY_MUST_CHECK;
 
 #endif

@@ -52,7 +52,9 @@ const char *ferry_state_name(enum ferry_state s); /* "pending-reboot"; static */
 enum ferry_err ferry_state_from_name(const char *name, enum ferry_state *out) FERRY_MUST_CHECK;
 bool ferry_state_is_final(enum ferry_state s);
 
-/* JSON, as carried over MQTT and accepted over CoAP (content-format 50). */
+/* JSON, as carried over MQTT and accepted over CoAP (content-format 50).
+ * The caller frees *out with free(). Every integer is limited to +-2^53 in
+ * both encodings, so a record one accepts the other can carry. */
 enum ferry_err ferry_status_to_json(const struct ferry_status *st, char **out, size_t *len,
                                     struct ferry_diag *d) FERRY_MUST_CHECK;
 enum ferry_err ferry_status_from_json(const uint8_t *buf, size_t len, struct ferry_status *out,

@@ -143,6 +143,11 @@ static void fs_mkdir_p_nested_and_existing(void)
     d.msg[0] = 0;
     CU_ASSERT_NOT_EQUAL(ferry_mkdir_p(path, 0700, &d), FERRY_OK);
     CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "plain"));
+
+    /* The path itself is a regular file: not a folder, refused. */
+    d.msg[0] = 0;
+    CU_ASSERT_EQUAL(ferry_mkdir_p(tmp_path("plain"), 0700, &d), FERRY_E_INVALID_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "not a folder"));
 }
 
 static void fs_pwrite_all_at_offsets(void)
