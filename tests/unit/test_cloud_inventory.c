@@ -1,0 +1,374 @@
+#include "cunit_main.h"
+
+#include "cloud_inventory.h"
+
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static struct ferry_status rec(const char *node, const char *gw, const char *release, uint64_t seq,
+                               enum ferry_state state)
+{
+    struct ferry_status st;
+    memset(&st, 0, sizeof(st));
+    snprintf(st.node, sizeof(st.node), "%s", node);
+    snprintf(st.gateway, sizeof(st.gateway), "%s", gw);
+    snprintf(st.release_id, sizeof(st.release_id), "%s", release);
+    snprintf(st.version, sizeof(st.version), "1.%llu.0", (unsigned long long)seq);
+    st.state = state;
+    st.bytes = seq * 100;
+    st.total = 100000;
+    st.seq = seq;
+    st.ts = 1795780000 + (int64_t)seq;
+    return st;
+}
+
+static const char *db_path(const char *name)
+{
+    static char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s.db", ferry_test_tmpdir(), name);
+    return path;
+}
+
+static struct cloud_inventory *open_db(const char *path)
+{
+    struct cloud_inventory *inv = NULL;
+    struct ferry_diag d = {{0}};
+    enum ferry_err err = cloud_inventory_open(path, true, &inv, &d);
+    if (err != FERRY_OK)
+        fprintf(stderr, "open: %s\n", d.msg);
+    CU_ASSERT_EQUAL_FATAL(err, FERRY_OK);
+    return inv;
+}
+
+static void ingest_ok(struct cloud_inventory *inv, const struct ferry_status *recs, size_t n)
+{
+    struct ferry_record_id ids[16];
+    size_t nids = 0;
+    struct ferry_diag d = {{0}};
+    CU_ASSERT_FATAL(n <= 16);
+    enum ferry_err err = cloud_inventory_ingest(inv, recs, n, ids, &nids, &d);
+    if (err != FERRY_OK)
+        fprintf(stderr, "ingest: %s\n", d.msg);
+    CU_ASSERT_EQUAL_FATAL(err, FERRY_OK);
+}
+
+/* The nodes a query returns, as "node:seq:state" joined by spaces. */
+struct listing {
+    char text[1024];
+    struct ferry_inventory_row last;
+    size_t n;
+};
+
+static enum ferry_err collect(void *arg, const struct ferry_inventory_row *row)
+{
+    struct listing *l = arg;
+    size_t used = strlen(l->text);
+    snprintf(l->text + used, sizeof(l->text) - used, "%s%s:%llu:%s", used ? " " : "", row->st.node,
+             (unsigned long long)row->st.seq, ferry_state_name(row->st.state));
+    l->last = *row;
+    l->n++;
+    return FERRY_OK;
+}
+
+static struct listing list(struct cloud_inventory *inv, const struct cloud_inventory_filter *f)
+{
+    struct listing l;
+    memset(&l, 0, sizeof(l));
+    struct ferry_diag d = {{0}};
+    enum ferry_err err = cloud_inventory_each_node(inv, f, collect, &l, &d);
+    if (err != FERRY_OK)
+        fprintf(stderr, "each_node: %s\n", d.msg);
+    CU_ASSERT_EQUAL(err, FERRY_OK);
+    return l;
+}
+
+/* Reads the file behind the module's back with SQLite itself. */
+static long long scalar(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    long long v = -1;
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    CU_ASSERT_EQUAL_FATAL(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static void duplicate_records_are_stored_once(void)
+{
+    const char *path = db_path("dedup");
+    struct cloud_inventory *inv = open_db(path);
+    struct ferry_status first = rec("n1", "gw-1", "r1", 4, FERRY_STATE_DOWNLOADING);
+    struct ferry_status again = first;
+    again.bytes = 999; /* same (node, seq), other content: the first one stays */
+    ingest_ok(inv, &first, 1);
+    ingest_ok(inv, &again, 1);
+    ingest_ok(inv, &first, 1);
+    CU_ASSERT_EQUAL(scalar(path, "SELECT count(*) FROM records"), 1);
+    CU_ASSERT_EQUAL(scalar(path, "SELECT bytes FROM records WHERE node='n1' AND seq=4"),
+                    (long long)first.bytes);
+    struct listing l = list(inv, NULL);
+    CU_ASSERT_STRING_EQUAL(l.text, "n1:4:downloading");
+    CU_ASSERT_EQUAL(l.last.st.bytes, first.bytes);
+    cloud_inventory_close(inv);
+}
+
+static void node_row_follows_seq_not_arrival_order(void)
+{
+    const char *path = db_path("order");
+    struct cloud_inventory *inv = open_db(path);
+    struct ferry_status s5 = rec("n1", "gw-1", "r1", 5, FERRY_STATE_VERIFYING);
+    struct ferry_status s3 = rec("n1", "gw-1", "r1", 3, FERRY_STATE_DOWNLOADING);
+    struct ferry_status s7 = rec("n1", "gw-2", "r1", 7, FERRY_STATE_SUCCESS);
+    ingest_ok(inv, &s5, 1);
+    ingest_ok(inv, &s3, 1); /* late: stored, but the node does not go back */
+    struct listing l = list(inv, NULL);
+    CU_ASSERT_STRING_EQUAL(l.text, "n1:5:verifying");
+    CU_ASSERT_STRING_EQUAL(l.last.st.version, s5.version);
+    ingest_ok(inv, &s7, 1);
+    l = list(inv, NULL);
+    CU_ASSERT_STRING_EQUAL(l.text, "n1:7:success");
+    CU_ASSERT_STRING_EQUAL(l.last.st.gateway, "gw-2");
+    CU_ASSERT_EQUAL(scalar(path, "SELECT count(*) FROM records"), 3);
+
+    /* Out of order inside one batch too. */
+    struct ferry_status batch[] = {rec("n2", "gw-1", "r1", 9, FERRY_STATE_INSTALLING),
+                                   rec("n2", "gw-1", "r1", 8, FERRY_STATE_VERIFYING)};
+    ingest_ok(inv, batch, 2);
+    struct cloud_inventory_filter f = {.release = NULL, .gateway = NULL, .state = NULL};
+    l = list(inv, &f);
+    CU_ASSERT_STRING_EQUAL(l.text, "n1:7:success n2:9:installing");
+    cloud_inventory_close(inv);
+}
+
+static void every_field_survives_and_updated_at_is_the_clouds(void)
+{
+    const char *path = db_path("fields");
+    struct cloud_inventory *inv = open_db(path);
+    struct ferry_status st = rec("node-9", "gw-1", "meter-fw-1.4.2-42", 13, FERRY_STATE_FAILED);
+    st.error = FERRY_E_HASH_MISMATCH;
+    snprintf(st.message, sizeof(st.message), "artifact: SHA-256 differs from the manifest");
+    st.ts = -5;
+    int64_t before = (int64_t)time(NULL);
+    ingest_ok(inv, &st, 1);
+    int64_t after = (int64_t)time(NULL);
+    struct listing l = list(inv, NULL);
+    CU_ASSERT_EQUAL_FATAL(l.n, 1);
+    const struct ferry_status *g = &l.last.st;
+    CU_ASSERT_STRING_EQUAL(g->node, st.node);
+    CU_ASSERT_STRING_EQUAL(g->gateway, st.gateway);
+    CU_ASSERT_STRING_EQUAL(g->release_id, st.release_id);
+    CU_ASSERT_STRING_EQUAL(g->version, st.version);
+    CU_ASSERT_STRING_EQUAL(g->message, st.message);
+    CU_ASSERT_EQUAL(g->state, st.state);
+    CU_ASSERT_EQUAL(g->error, st.error);
+    CU_ASSERT_EQUAL(g->bytes, st.bytes);
+    CU_ASSERT_EQUAL(g->total, st.total);
+    CU_ASSERT_EQUAL(g->seq, st.seq);
+    CU_ASSERT_EQUAL(g->ts, st.ts);
+    CU_ASSERT_TRUE(l.last.updated_at >= before && l.last.updated_at <= after);
+    cloud_inventory_close(inv);
+}
+
+static void filters_select_by_release_gateway_and_state(void)
+{
+    struct cloud_inventory *inv = open_db(db_path("filters"));
+    struct ferry_status recs[] = {
+        rec("a", "gw-1", "r1", 1, FERRY_STATE_SUCCESS),
+        rec("b", "gw-1", "r2", 1, FERRY_STATE_FAILED),
+        rec("c", "gw-2", "r1", 1, FERRY_STATE_FAILED),
+        rec("d", "gw-2", "r2", 1, FERRY_STATE_SUCCESS),
+        rec("e", "", "", 1, FERRY_STATE_IDLE),
+    };
+    ingest_ok(inv, recs, sizeof(recs) / sizeof(recs[0]));
+    static const enum ferry_state failed = FERRY_STATE_FAILED, idle = FERRY_STATE_IDLE,
+                                  rolled = FERRY_STATE_ROLLED_BACK;
+    static const struct {
+        struct cloud_inventory_filter f;
+        const char *want;
+    } cases[] = {
+        {{NULL, NULL, NULL}, "a b c d e"}, {{"r1", NULL, NULL}, "a c"},
+        {{NULL, "gw-2", NULL}, "c d"},     {{NULL, NULL, &failed}, "b c"},
+        {{"r2", "gw-1", &failed}, "b"},    {{"r9", NULL, NULL}, ""},
+        {{NULL, NULL, &idle}, "e"},        {{NULL, NULL, &rolled}, ""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct listing l = list(inv, &cases[i].f);
+        char got[256] = "";
+        /* Keep only the node names for the comparison. */
+        for (char *tok = strtok(l.text, " "); tok; tok = strtok(NULL, " ")) {
+            size_t used = strlen(got);
+            snprintf(got + used, sizeof(got) - used, "%s%.*s", used ? " " : "",
+                     (int)strcspn(tok, ":"), tok);
+        }
+        if (strcmp(got, cases[i].want) != 0)
+            fprintf(stderr, "case %zu: got '%s', want '%s'\n", i, got, cases[i].want);
+        CU_ASSERT_STRING_EQUAL(got, cases[i].want);
+    }
+    cloud_inventory_close(inv);
+}
+
+static void ingest_returns_each_stored_id_once_in_order(void)
+{
+    struct cloud_inventory *inv = open_db(db_path("durable-list"));
+    struct ferry_status old = rec("n2", "gw-1", "r1", 1, FERRY_STATE_IDLE);
+    ingest_ok(inv, &old, 1);
+    struct ferry_status recs[] = {
+        rec("n1", "gw-1", "r1", 2, FERRY_STATE_DOWNLOADING),
+        rec("n2", "gw-1", "r1", 1, FERRY_STATE_IDLE),        /* already stored */
+        rec("n1", "gw-1", "r1", 2, FERRY_STATE_DOWNLOADING), /* twice in the batch */
+        rec("n1", "gw-1", "r1", 3, FERRY_STATE_VERIFYING),
+    };
+    struct ferry_record_id ids[4];
+    size_t nids = 0;
+    CU_ASSERT_EQUAL_FATAL(cloud_inventory_ingest(inv, recs, 4, ids, &nids, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(nids, 3);
+    CU_ASSERT_STRING_EQUAL(ids[0].node, "n1");
+    CU_ASSERT_EQUAL(ids[0].seq, 2);
+    CU_ASSERT_STRING_EQUAL(ids[1].node, "n2");
+    CU_ASSERT_EQUAL(ids[1].seq, 1);
+    CU_ASSERT_STRING_EQUAL(ids[2].node, "n1");
+    CU_ASSERT_EQUAL(ids[2].seq, 3);
+    cloud_inventory_close(inv);
+}
+
+static void a_bad_record_stores_nothing_of_its_batch(void)
+{
+    const char *path = db_path("atomic");
+    struct cloud_inventory *inv = open_db(path);
+    struct ferry_status recs[] = {
+        rec("good", "gw-1", "r1", 1, FERRY_STATE_IDLE),
+        rec("bad/node", "gw-1", "r1", 1, FERRY_STATE_IDLE),
+    };
+    struct ferry_record_id ids[2];
+    size_t nids = 42;
+    struct ferry_diag d = {{0}};
+    CU_ASSERT_EQUAL(cloud_inventory_ingest(inv, recs, 2, ids, &nids, &d), FERRY_E_INVALID_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "record 1"));
+    CU_ASSERT_EQUAL(nids, 42);
+    recs[1] = rec("fine", "gw-1", "r1", 0, FERRY_STATE_IDLE); /* seq starts at 1 */
+    CU_ASSERT_EQUAL(cloud_inventory_ingest(inv, recs, 2, ids, &nids, &d), FERRY_E_INVALID_ARG);
+    recs[1] = rec("fine", "gw/1", "r1", 1, FERRY_STATE_IDLE);
+    CU_ASSERT_EQUAL(cloud_inventory_ingest(inv, recs, 2, ids, &nids, &d), FERRY_E_INVALID_ARG);
+    recs[1] = rec("fine", "gw-1", "r1", 1, (enum ferry_state)99);
+    CU_ASSERT_EQUAL(cloud_inventory_ingest(inv, recs, 2, ids, &nids, &d), FERRY_E_INVALID_ARG);
+    CU_ASSERT_EQUAL(cloud_inventory_ingest(inv, recs, 0, ids, &nids, &d), FERRY_E_INVALID_ARG);
+    CU_ASSERT_EQUAL(scalar(path, "SELECT count(*) FROM records"), 0);
+    CU_ASSERT_EQUAL(list(inv, NULL).n, 0);
+    cloud_inventory_close(inv);
+}
+
+static void data_survives_close_and_reopen(void)
+{
+    const char *path = db_path("reopen");
+    struct cloud_inventory *inv = open_db(path);
+    struct ferry_status st = rec("n1", "gw-1", "r1", 6, FERRY_STATE_PENDING_REBOOT);
+    ingest_ok(inv, &st, 1);
+    cloud_inventory_close(inv);
+    CU_ASSERT_EQUAL(scalar(path, "PRAGMA user_version"), 1);
+
+    inv = NULL;
+    CU_ASSERT_EQUAL_FATAL(cloud_inventory_open(path, false, &inv, NULL), FERRY_OK);
+    struct listing l = list(inv, NULL);
+    CU_ASSERT_STRING_EQUAL(l.text, "n1:6:pending-reboot");
+    struct ferry_status older = rec("n1", "gw-1", "r1", 5, FERRY_STATE_INSTALLING);
+    ingest_ok(inv, &older, 1); /* order still holds after reopening */
+    CU_ASSERT_STRING_EQUAL(list(inv, NULL).text, "n1:6:pending-reboot");
+    cloud_inventory_close(inv);
+    cloud_inventory_close(NULL);
+}
+
+static void open_refuses_missing_and_foreign_files(void)
+{
+    struct cloud_inventory *inv = NULL;
+    struct ferry_diag d = {{0}};
+    CU_ASSERT_EQUAL(cloud_inventory_open(db_path("missing"), false, &inv, &d), FERRY_E_NOT_FOUND);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "missing.db"));
+    CU_ASSERT_PTR_NULL(inv);
+
+    const char *junk = db_path("junk");
+    FILE *f = fopen(junk, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    for (int i = 0; i < 200; i++)
+        fputs("this is not a database. ", f);
+    fclose(f);
+    CU_ASSERT_EQUAL(cloud_inventory_open(junk, true, &inv, &d), FERRY_E_CORRUPT);
+    CU_ASSERT_PTR_NULL(inv);
+
+    /* An SQLite file of someone else's: no schema, so a reader refuses it. */
+    const char *other = db_path("other");
+    sqlite3 *db = NULL;
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(other, &db), SQLITE_OK);
+    CU_ASSERT_EQUAL(sqlite3_exec(db, "CREATE TABLE t (x)", NULL, NULL, NULL), SQLITE_OK);
+    CU_ASSERT_EQUAL(sqlite3_exec(db, "PRAGMA user_version = 7", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    CU_ASSERT_EQUAL(cloud_inventory_open(other, true, &inv, &d), FERRY_E_CORRUPT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "version 7"));
+
+    const char *bare = db_path("bare");
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(bare, &db), SQLITE_OK);
+    CU_ASSERT_EQUAL(sqlite3_exec(db, "CREATE TABLE t (x)", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    CU_ASSERT_EQUAL(cloud_inventory_open(bare, false, &inv, &d), FERRY_E_CORRUPT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "not a Ferry inventory"));
+    CU_ASSERT_PTR_NULL(inv);
+}
+
+static void file_is_in_wal_mode(void)
+{
+    const char *path = db_path("wal");
+    struct cloud_inventory *inv = open_db(path);
+    cloud_inventory_close(inv);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    CU_ASSERT_EQUAL_FATAL(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    CU_ASSERT_EQUAL_FATAL(sqlite3_step(st), SQLITE_ROW);
+    CU_ASSERT_STRING_EQUAL((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+static enum ferry_err stop_after_first(void *arg, const struct ferry_inventory_row *row)
+{
+    (void)row;
+    ++*(int *)arg;
+    return FERRY_E_BUSY;
+}
+
+static void callback_error_stops_the_walk(void)
+{
+    struct cloud_inventory *inv = open_db(db_path("stop"));
+    struct ferry_status recs[] = {rec("a", "gw-1", "r1", 1, FERRY_STATE_IDLE),
+                                  rec("b", "gw-1", "r1", 1, FERRY_STATE_IDLE)};
+    ingest_ok(inv, recs, 2);
+    int calls = 0;
+    CU_ASSERT_EQUAL(cloud_inventory_each_node(inv, NULL, stop_after_first, &calls, NULL),
+                    FERRY_E_BUSY);
+    CU_ASSERT_EQUAL(calls, 1);
+    CU_ASSERT_EQUAL(list(inv, NULL).n, 2); /* and the statement is reusable */
+    cloud_inventory_close(inv);
+}
+
+const char *const ferry_suite_name = "cloud_inventory";
+const struct ferry_test_case ferry_tests[] = {
+    {"duplicate records are stored once", duplicate_records_are_stored_once},
+    {"node row follows seq, not arrival order", node_row_follows_seq_not_arrival_order},
+    {"every field survives; updated_at is the cloud's",
+     every_field_survives_and_updated_at_is_the_clouds},
+    {"filters select by release, gateway and state", filters_select_by_release_gateway_and_state},
+    {"ingest returns each stored id once, in order", ingest_returns_each_stored_id_once_in_order},
+    {"a bad record stores nothing of its batch", a_bad_record_stores_nothing_of_its_batch},
+    {"data survives close and reopen", data_survives_close_and_reopen},
+    {"open refuses missing and foreign files", open_refuses_missing_and_foreign_files},
+    {"the file is in WAL mode", file_is_in_wal_mode},
+    {"a callback error stops the walk", callback_error_stops_the_walk},
+    {NULL, NULL},
+};
