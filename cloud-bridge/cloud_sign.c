@@ -81,6 +81,19 @@ static enum ferry_err fill_identity(struct ferry_manifest *m, const struct cloud
     return FERRY_OK;
 }
 
+/* A repeated model or revision is a typo on the command line, not intent. */
+static enum ferry_err refuse_duplicates(const struct ferry_strlist *l, const char *what,
+                                        struct ferry_diag *d)
+{
+    for (size_t i = 0; l && i < l->n; i++) {
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(l->v[i], l->v[j]) == 0)
+                return ferry_fail(d, FERRY_E_INVALID_ARG, "%s: '%s' is given twice", what, l->v[i]);
+        }
+    }
+    return FERRY_OK;
+}
+
 static enum ferry_err fill_hw(struct ferry_manifest *m, const struct cloud_release *rel,
                               struct ferry_diag *d)
 {
@@ -95,9 +108,14 @@ static enum ferry_err fill_hw(struct ferry_manifest *m, const struct cloud_relea
     if (nrevs > FERRY_MAX_REVISIONS)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--hw-revision: at most %d, got %zu",
                           FERRY_MAX_REVISIONS, nrevs);
+    enum ferry_err err = refuse_duplicates(models, "--hw-model", d);
+    if (err == FERRY_OK)
+        err = refuse_duplicates(revs, "--hw-revision", d);
+    if (err != FERRY_OK)
+        return err;
     for (size_t i = 0; i < models->n; i++) {
         struct ferry_hw *hw = &m->hw[i];
-        enum ferry_err err = copy_id(hw->model, sizeof(hw->model), models->v[i], "--hw-model", d);
+        err = copy_id(hw->model, sizeof(hw->model), models->v[i], "--hw-model", d);
         for (size_t j = 0; j < nrevs && err == FERRY_OK; j++)
             err = copy_text(hw->revisions[j], sizeof(hw->revisions[j]), revs->v[j], "--hw-revision",
                             d);

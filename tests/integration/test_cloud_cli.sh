@@ -143,6 +143,11 @@ expect_status 1 "sign refuses a version that is not semver" "$CLOUD" sign --key 
 expect_output stderr "--version" "the message names --version"
 check "no envelope was written for it" test ! -e "$T/bad.env"
 
+expect_status 1 "sign refuses a repeated --hw-model" "$CLOUD" sign --key "$KEY" \
+    --artifact "$ART" --version 1.0.0 --seq 4 --hw-model board-a --hw-model board-a \
+    --out "$T/bad.env"
+expect_output stderr "given twice" "the message says it is repeated"
+
 expect_status 1 "sign with a public key fails" "$CLOUD" sign --key "$PUB" \
     --artifact "$ART" --version 1.0.0 --seq 4 --hw-model board-a --out "$T/bad.env"
 expect_output stderr "public key" "the message says it is a public key"
