@@ -232,9 +232,9 @@ static enum ferry_err check_policy(const struct ferry_manifest *m,
                           m->expires_at, pol->now);
     if (pol->hw_model && !ferry_manifest_matches_hw(m, pol->hw_model, pol->hw_revision))
         return ferry_fail(d, FERRY_E_INCOMPATIBLE_HW,
-                          "manifest: release %s is not for hardware '%s' revision '%s'",
-                          m->release_id, pol->hw_model,
-                          pol->hw_revision ? pol->hw_revision : "(none)");
+                          "manifest: release %s is not for hardware '%s' %s%s%s", m->release_id,
+                          pol->hw_model, pol->hw_revision ? "revision '" : "without a revision",
+                          pol->hw_revision ? pol->hw_revision : "", pol->hw_revision ? "'" : "");
     if (m->seq < pol->min_seq)
         return ferry_fail(d, FERRY_E_DOWNGRADE,
                           "manifest: seq %" PRIu64 " is below the minimum %" PRIu64, m->seq,
