@@ -1,0 +1,480 @@
+#include "gw_releases.h"
+
+#include "ferry_envelope.h"
+#include "ferry_fs.h"
+#include "ferry_log.h"
+#include "ferry_names.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Folder names leave room for "/<64-character product>.prev.env.tmp.<pid>". */
+#define DIR_MAX (PATH_MAX - 128)
+
+struct slot {
+    char product[FERRY_ID_MAX + 1];
+    struct gw_release *cur;
+    struct gw_release *prev;
+    uint64_t floor; /* seq of a current release that expired while stored */
+    bool has_floor;
+};
+
+struct gw_releases {
+    char dir[DIR_MAX];
+    const struct ferry_keyring *kr;
+    uint64_t max_artifact_size;
+    int64_t skew;
+    struct slot slots[GW_RELEASES_MAX_PRODUCTS];
+    size_t n;
+};
+
+static void release_free(struct gw_release *rel)
+{
+    if (rel) {
+        free(rel->envelope);
+        free(rel);
+    }
+}
+
+static struct gw_release *release_new(const uint8_t *env, size_t len,
+                                      const struct ferry_manifest *m)
+{
+    struct gw_release *rel = calloc(1, sizeof(*rel));
+    if (!rel)
+        return NULL;
+    rel->envelope = malloc(len ? len : 1);
+    if (!rel->envelope) {
+        free(rel);
+        return NULL;
+    }
+    memcpy(rel->envelope, env, len);
+    rel->envelope_len = len;
+    rel->manifest = *m;
+    return rel;
+}
+
+static bool same_bytes(const struct gw_release *rel, const uint8_t *env, size_t len)
+{
+    return rel && rel->envelope_len == len && memcmp(rel->envelope, env, len) == 0;
+}
+
+/* The slot's index, or r->n if the product has none. */
+static size_t slot_index(const struct gw_releases *r, const char *product)
+{
+    size_t i = 0;
+    while (i < r->n && strcmp(r->slots[i].product, product) != 0)
+        i++;
+    return i;
+}
+
+static struct slot *find_slot(struct gw_releases *r, const char *product)
+{
+    size_t i = slot_index(r, product);
+    return i < r->n ? &r->slots[i] : NULL;
+}
+
+static struct slot *add_slot(struct gw_releases *r, const char *product)
+{
+    if (r->n == GW_RELEASES_MAX_PRODUCTS)
+        return NULL;
+    struct slot *s = &r->slots[r->n++];
+    memset(s, 0, sizeof(*s));
+    snprintf(s->product, sizeof(s->product), "%s", product);
+    return s;
+}
+
+/* The newest seq held for a product, from any of its releases; false if
+ * nothing is held. */
+static bool held_seq(const struct slot *s, uint64_t *seq)
+{
+    bool any = false;
+    uint64_t max = 0;
+    if (!s)
+        return false;
+    if (s->cur) {
+        max = s->cur->manifest.seq;
+        any = true;
+    }
+    if (s->prev && (!any || s->prev->manifest.seq > max)) {
+        max = s->prev->manifest.seq;
+        any = true;
+    }
+    if (s->has_floor && (!any || s->floor > max)) {
+        max = s->floor;
+        any = true;
+    }
+    *seq = max;
+    return any;
+}
+
+static void env_path(const struct gw_releases *r, const char *product, bool prev,
+                     char out[PATH_MAX])
+{
+    snprintf(out, PATH_MAX, "%s/%s%s", r->dir, product, prev ? ".prev.env" : ".env");
+}
+
+static enum ferry_err verify(const struct gw_releases *r, const uint8_t *env, size_t len,
+                             int64_t now, uint64_t min_seq, struct ferry_manifest *m,
+                             struct ferry_diag *d)
+{
+    struct ferry_verify_policy pol = {
+        .now = now,
+        .clock_skew = r->skew,
+        .hw_model = NULL,
+        .hw_revision = NULL,
+        .min_seq = min_seq,
+        .max_artifact_size = r->max_artifact_size,
+    };
+    return ferry_envelope_verify(env, len, r->kr, &pol, m, d);
+}
+
+/* ---- loading ---- */
+
+/* The seq of an envelope that verified up to its expiry: its signature
+ * held, so its manifest may be read. */
+static bool expired_seq(const uint8_t *env, size_t len, uint64_t *seq)
+{
+    struct ferry_envelope *e = NULL;
+    struct ferry_manifest m;
+    bool ok = ferry_envelope_parse(env, len, &e, NULL) == FERRY_OK &&
+              ferry_manifest_parse(e->manifest, e->manifest_len, &m, NULL) == FERRY_OK;
+    ferry_envelope_free(e);
+    if (ok)
+        *seq = m.seq;
+    return ok;
+}
+
+static void remember_floor(struct gw_releases *r, const char *product, const uint8_t *env,
+                           size_t len)
+{
+    uint64_t seq;
+    if (!expired_seq(env, len, &seq))
+        return;
+    struct slot *s = find_slot(r, product);
+    if (!s && !(s = add_slot(r, product)))
+        return;
+    if (!s->has_floor || seq > s->floor)
+        s->floor = seq;
+    s->has_floor = true;
+}
+
+/* Loads one stored envelope. Whatever is wrong with the file is logged and
+ * skipped; only FERRY_E_NOMEM is returned. */
+static enum ferry_err load_one(struct gw_releases *r, const char *product, bool prev, int64_t now)
+{
+    char path[PATH_MAX];
+    struct ferry_diag d = {{0}};
+    struct ferry_manifest m;
+    uint8_t *env = NULL;
+    size_t len = 0;
+    env_path(r, product, prev, path);
+    enum ferry_err err = ferry_read_file(path, FERRY_ENVELOPE_MAX_BYTES, &env, &len, &d);
+    if (err == FERRY_OK)
+        err = verify(r, env, len, now, 0, &m, &d);
+    if (err == FERRY_E_EXPIRED && !prev)
+        remember_floor(r, product, env, len);
+    if (err == FERRY_OK && strcmp(m.product, product) != 0)
+        err = ferry_fail(&d, FERRY_E_PROTOCOL, "it holds a release of product '%s'", m.product);
+    struct slot *s = NULL;
+    struct gw_release *rel = NULL;
+    if (err == FERRY_OK && !(s = find_slot(r, product)) && !(s = add_slot(r, product)))
+        err = ferry_fail(&d, FERRY_E_TOO_LARGE, "more than %d products", GW_RELEASES_MAX_PRODUCTS);
+    if (err == FERRY_OK && !(rel = release_new(env, len, &m)))
+        err = FERRY_E_NOMEM;
+    free(env);
+    if (err == FERRY_E_NOMEM)
+        return err;
+    if (err != FERRY_OK) {
+        LOG_ERR("releases: %s skipped: %s", path, ferry_diag_str(&d, err));
+        return FERRY_OK;
+    }
+    if (prev)
+        s->prev = rel;
+    else
+        s->cur = rel;
+    return FERRY_OK;
+}
+
+/* "<product>.env" or "<product>.prev.env"; false for any other name. */
+static bool parse_name(const char *name, char product[FERRY_ID_MAX + 1], bool *prev)
+{
+    size_t len = strlen(name);
+    size_t plen;
+    if (len > 9 && strcmp(name + len - 9, ".prev.env") == 0) {
+        plen = len - 9;
+        *prev = true;
+    } else if (len > 4 && strcmp(name + len - 4, ".env") == 0) {
+        plen = len - 4;
+        *prev = false;
+    } else {
+        return false;
+    }
+    if (plen > FERRY_ID_MAX)
+        return false;
+    memcpy(product, name, plen);
+    product[plen] = 0;
+    return ferry_id_valid(product);
+}
+
+/* A previous release newer than the current one cannot come from this code;
+ * refuse to keep it rather than guess which file is wrong. */
+static void check_order(struct gw_releases *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        struct slot *s = &r->slots[i];
+        if (s->cur && s->prev && s->prev->manifest.seq > s->cur->manifest.seq) {
+            LOG_ERR("releases: %s.prev.env (seq %llu) is newer than %s.env (seq %llu): skipped",
+                    s->product, (unsigned long long)s->prev->manifest.seq, s->product,
+                    (unsigned long long)s->cur->manifest.seq);
+            release_free(s->prev);
+            s->prev = NULL;
+        }
+    }
+}
+
+static enum ferry_err load_all(struct gw_releases *r, int64_t now, struct ferry_diag *d)
+{
+    DIR *dir = opendir(r->dir);
+    if (!dir)
+        return ferry_fail(d, FERRY_E_IO, "releases: %s: %s", r->dir, strerror(errno));
+    enum ferry_err err = FERRY_OK;
+    struct dirent *de;
+    while (err == FERRY_OK && (de = readdir(dir)) != NULL) {
+        char product[FERRY_ID_MAX + 1];
+        bool prev;
+        if (strstr(de->d_name, ".env.tmp.")) {
+            /* Left by a write_atomic interrupted before its rename. */
+            if (unlinkat(dirfd(dir), de->d_name, 0) != 0)
+                LOG_WARN("releases: cannot remove %s/%s", r->dir, de->d_name);
+        } else if (parse_name(de->d_name, product, &prev)) {
+            err = load_one(r, product, prev, now);
+        } else if (de->d_name[0] != '.') {
+            LOG_WARN("releases: ignoring %s/%s", r->dir, de->d_name);
+        }
+    }
+    closedir(dir);
+    if (err != FERRY_OK)
+        return ferry_fail(d, err, "releases: out of memory while loading %s", r->dir);
+    check_order(r);
+    return FERRY_OK;
+}
+
+enum ferry_err gw_releases_open(const struct gw_releases_opts *o, int64_t now,
+                                struct gw_releases **out, struct ferry_diag *d)
+{
+    if (!o->state_dir || !o->state_dir[0] || !o->keyring)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "releases: no state folder or keyring given");
+    if (strlen(o->state_dir) + 9 >= DIR_MAX)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "releases: folder name too long: %s",
+                          o->state_dir);
+    struct gw_releases *r = calloc(1, sizeof(*r));
+    if (!r)
+        return ferry_fail(d, FERRY_E_NOMEM, "releases: out of memory");
+    snprintf(r->dir, sizeof(r->dir), "%s/releases", o->state_dir);
+    r->kr = o->keyring;
+    r->max_artifact_size = o->max_artifact_size;
+    r->skew = o->clock_skew;
+    enum ferry_err err = ferry_mkdir_p(r->dir, 0755, d);
+    if (err == FERRY_OK)
+        err = load_all(r, now, d);
+    if (err != FERRY_OK) {
+        gw_releases_free(r);
+        return err;
+    }
+    *out = r;
+    return FERRY_OK;
+}
+
+void gw_releases_free(struct gw_releases *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n; i++) {
+        release_free(r->slots[i].cur);
+        release_free(r->slots[i].prev);
+    }
+    free(r);
+}
+
+/* ---- accepting ---- */
+
+/* Writes the new current release, after moving the old current one to the
+ * previous file. If the second write fails, the previous file is put back
+ * as it was (best effort: both files are whole either way). */
+static enum ferry_err persist(const struct gw_releases *r, const struct slot *s,
+                              const char *product, const struct gw_release *rel,
+                              struct ferry_diag *d)
+{
+    char cur_path[PATH_MAX], prev_path[PATH_MAX];
+    env_path(r, product, false, cur_path);
+    env_path(r, product, true, prev_path);
+    bool moved = false;
+    enum ferry_err err = FERRY_OK;
+    if (s && s->cur) {
+        err = ferry_write_atomic(prev_path, s->cur->envelope, s->cur->envelope_len, 0644, d);
+        moved = err == FERRY_OK;
+    }
+    if (err == FERRY_OK)
+        err = ferry_write_atomic(cur_path, rel->envelope, rel->envelope_len, 0644, d);
+    if (err == FERRY_OK || !moved)
+        return err;
+    struct ferry_diag ud = {{0}};
+    if (s->prev ? ferry_write_atomic(prev_path, s->prev->envelope, s->prev->envelope_len, 0644,
+                                     &ud) != FERRY_OK
+                : unlink(prev_path) != 0)
+        LOG_WARN("releases: could not restore %s: %s", prev_path, ud.msg);
+    return err;
+}
+
+/* The checks after the signature: product and seq against what is held. */
+static enum ferry_err check_accept(const struct slot *s, const char *product,
+                                   const struct ferry_manifest *m, struct ferry_diag *d)
+{
+    uint64_t held;
+    if (strcmp(m->product, product) != 0)
+        return ferry_fail(d, FERRY_E_PROTOCOL,
+                          "release: envelope on the topic of product '%s' is for product '%s'",
+                          product, m->product);
+    if (held_seq(s, &held) && m->seq == held)
+        return ferry_fail(d, FERRY_E_DOWNGRADE,
+                          "release for product '%s': seq %llu is already held with different "
+                          "bytes (replay or conflicting release)",
+                          product, (unsigned long long)held);
+    return FERRY_OK;
+}
+
+enum ferry_err gw_releases_accept(struct gw_releases *r, const char *product, const uint8_t *env,
+                                  size_t env_len, int64_t now, enum gw_release_outcome *outcome,
+                                  struct ferry_diag *d)
+{
+    if (!product || !ferry_id_valid(product))
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "release: invalid product name '%s'",
+                          product ? product : "(null)");
+    struct slot *s = find_slot(r, product);
+    if (s && same_bytes(s->cur, env, env_len)) {
+        *outcome = GW_RELEASE_ALREADY_HELD;
+        return FERRY_OK;
+    }
+    uint64_t held = 0;
+    struct ferry_manifest m;
+    (void)held_seq(s, &held);
+    enum ferry_err err = verify(r, env, env_len, now, held, &m, d);
+    if (err != FERRY_OK) {
+        char prefix[FERRY_ID_MAX + 32];
+        snprintf(prefix, sizeof(prefix), "release for product '%s'", product);
+        ferry_diag_prefix(d, prefix);
+        return err;
+    }
+    err = check_accept(s, product, &m, d);
+    if (err != FERRY_OK)
+        return err;
+    if (!s && r->n == GW_RELEASES_MAX_PRODUCTS)
+        return ferry_fail(d, FERRY_E_TOO_LARGE,
+                          "release: product '%s' is one more than the %d held", product,
+                          GW_RELEASES_MAX_PRODUCTS);
+    struct gw_release *rel = release_new(env, env_len, &m);
+    if (!rel)
+        return ferry_fail(d, FERRY_E_NOMEM, "release: out of memory");
+    err = persist(r, s, product, rel, d);
+    if (err != FERRY_OK) {
+        release_free(rel);
+        return err;
+    }
+    if (!s)
+        s = add_slot(r, product);
+    if (s->cur) {
+        release_free(s->prev);
+        s->prev = s->cur;
+    }
+    s->cur = rel;
+    LOG_INFO("release: product '%s' now at seq %llu (%s)", product, (unsigned long long)m.seq,
+             m.release_id);
+    *outcome = GW_RELEASE_ACCEPTED;
+    return FERRY_OK;
+}
+
+/* ---- queries ---- */
+
+const struct gw_release *gw_releases_current(const struct gw_releases *r, const char *product)
+{
+    size_t i = slot_index(r, product);
+    return i < r->n ? r->slots[i].cur : NULL;
+}
+
+const struct gw_release *gw_releases_previous(const struct gw_releases *r, const char *product)
+{
+    size_t i = slot_index(r, product);
+    return i < r->n ? r->slots[i].prev : NULL;
+}
+
+size_t gw_releases_count(const struct gw_releases *r)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->n; i++)
+        n += r->slots[i].cur != NULL;
+    return n;
+}
+
+const struct gw_release *gw_releases_at(const struct gw_releases *r, size_t i)
+{
+    for (size_t k = 0; k < r->n; k++)
+        if (r->slots[k].cur && i-- == 0)
+            return r->slots[k].cur;
+    return NULL;
+}
+
+static bool lists_model(const struct ferry_manifest *m, const char *model)
+{
+    for (size_t i = 0; i < m->nhw; i++)
+        if (strcmp(m->hw[i].model, model) == 0)
+            return true;
+    return false;
+}
+
+const struct gw_release *gw_releases_for_model(const struct gw_releases *r, const char *model)
+{
+    const struct gw_release *best = NULL;
+    for (size_t i = 0; i < r->n; i++) {
+        const struct gw_release *c = r->slots[i].cur;
+        if (!c || !lists_model(&c->manifest, model))
+            continue;
+        if (!best || c->manifest.issued_at > best->manifest.issued_at ||
+            (c->manifest.issued_at == best->manifest.issued_at &&
+             strcmp(c->manifest.product, best->manifest.product) < 0))
+            best = c;
+    }
+    return best;
+}
+
+static size_t add_digest(uint8_t (*out)[FERRY_SHA256_LEN], size_t n, const struct gw_release *rel)
+{
+    if (!rel)
+        return n;
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(out[i], rel->manifest.sha256, FERRY_SHA256_LEN) == 0)
+            return n;
+    memcpy(out[n], rel->manifest.sha256, FERRY_SHA256_LEN);
+    return n + 1;
+}
+
+enum ferry_err gw_releases_refs(const struct gw_releases *r, uint8_t (*out)[FERRY_SHA256_LEN],
+                                size_t cap, size_t *n)
+{
+    uint8_t all[GW_RELEASES_MAX_REFS][FERRY_SHA256_LEN];
+    size_t count = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        count = add_digest(all, count, r->slots[i].cur);
+        count = add_digest(all, count, r->slots[i].prev);
+    }
+    if (count > cap)
+        return FERRY_E_TOO_LARGE;
+    memcpy(out, all, count * FERRY_SHA256_LEN);
+    *n = count;
+    return FERRY_OK;
+}
