@@ -212,18 +212,19 @@ static enum ferry_err scan_complete(struct gw_cache *c, struct ferry_diag *d)
     return err;
 }
 
-/* A journal with no .part beside it, or a partial of an artifact that is
- * already complete, is left over from a crash: remove it. */
-static void drop_stale_partial(struct gw_cache *c, DIR *dir, const char *name,
-                               const uint8_t sha[FERRY_SHA256_LEN], bool is_journal)
+/* A partial of an artifact that is already complete, or a journal with no
+ * .part beside it, is left over from a crash between the steps of
+ * finishing: remove it. */
+static bool drop_if_stale(struct gw_cache *c, DIR *dir, const char *name,
+                          const uint8_t sha[FERRY_SHA256_LEN], bool is_journal)
 {
     char part[HEX_LEN + 6];
     snprintf(part, sizeof(part), "%.*s.part", HEX_LEN, name);
-    bool stale = find(c, sha, ENTRY_COMPLETE) != NULL;
-    if (!stale && is_journal)
-        stale = faccessat(dirfd(dir), part, F_OK, 0) != 0;
+    bool stale = find(c, sha, ENTRY_COMPLETE) != NULL ||
+                 (is_journal && faccessat(dirfd(dir), part, F_OK, 0) != 0);
     if (stale && unlinkat(dirfd(dir), name, 0) != 0)
         LOG_WARN("cache: cannot remove stale %s/%s: %s", c->pdir, name, strerror(errno));
+    return stale;
 }
 
 static enum ferry_err scan_partial(struct gw_cache *c, struct ferry_diag *d)
@@ -236,13 +237,13 @@ static enum ferry_err scan_partial(struct gw_cache *c, struct ferry_diag *d)
     while ((de = readdir(dir)) != NULL) {
         uint8_t sha[FERRY_SHA256_LEN];
         struct stat st;
-        size_t len = strlen(de->d_name);
-        if (len < HEX_LEN || !parse_hex_name(de->d_name, HEX_LEN, sha))
+        if (strlen(de->d_name) < HEX_LEN || !parse_hex_name(de->d_name, HEX_LEN, sha))
             continue;
         const char *ext = de->d_name + HEX_LEN;
-        if (strcmp(ext, ".crc") == 0 || (strcmp(ext, ".part") == 0 && find(c, sha, ENTRY_COMPLETE)))
-            drop_stale_partial(c, dir, de->d_name, sha, ext[1] == 'c');
-        if (strcmp(ext, ".part") != 0 || find(c, sha, ENTRY_COMPLETE) != NULL)
+        bool is_part = strcmp(ext, ".part") == 0;
+        if (!is_part && strcmp(ext, ".crc") != 0)
+            continue;
+        if (drop_if_stale(c, dir, de->d_name, sha, !is_part) || !is_part)
             continue;
         if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
             continue;

@@ -85,9 +85,8 @@ struct gw_cache_part;
 struct gw_cache_map;
 
 /* Opens (creating) the cache folder and indexes what is there. Free with
- * gw_cache_free() once every partial is closed and every mapping released
- * (a mapping still held at that point is logged and left mapped, since
- * someone may still read it). */
+ * gw_cache_free() once every partial is closed or finished. Mappings may
+ * outlive the cache: each stays valid until its last gw_cache_unmap(). */
 enum ferry_err gw_cache_open(const struct gw_cache_opts *o, struct gw_cache **out,
                              struct ferry_diag *d) FERRY_MUST_CHECK;
 void gw_cache_free(struct gw_cache *c); /* NULL is fine */

@@ -657,7 +657,7 @@ static void foreign_names_are_ignored_and_stale_journals_removed(void)
 {
     const char *dir = fresh_dir();
     struct art a = make_art(100, 50);
-    struct art b = make_art(100, 51);
+    struct art b = make_art(CHUNK + 100, 51);
     char path[PATH_MAX];
     struct gw_cache *c = open_cache(dir, 1 << 30, 0, NULL);
     gw_cache_free(c);
@@ -681,6 +681,16 @@ static void foreign_names_are_ignored_and_stale_journals_removed(void)
     c = open_cache(dir, 1 << 30, 0, NULL);
     CU_ASSERT_FALSE(gw_cache_has(c, a.sha, NULL));
     CU_ASSERT_EQUAL(gw_cache_used(c), 0);
+    CU_ASSERT_EQUAL(file_size(path), -1);
+
+    /* A crash after the rename of b but before its journal went. */
+    add_complete(c, &b);
+    gw_cache_free(c);
+    f = fopen(path, "wb");
+    fclose(f);
+    c = open_cache(dir, 1 << 30, 0, NULL);
+    CU_ASSERT_TRUE(gw_cache_has(c, b.sha, NULL));
+    CU_ASSERT_EQUAL(gw_cache_used(c), b.size);
     CU_ASSERT_EQUAL(file_size(path), -1);
     gw_cache_free(c);
     free(a.data);
