@@ -3,10 +3,13 @@
  *
  * Paho's callbacks only copy what happened into a queue and write an
  * eventfd (ferry_mqtt_fd()). The loop, when that fd is readable, drains the
- * queue with ferry_mqtt_next() and acts. The queue is bounded in bytes: when
- * it is full, the message-arrived callback returns 0, which makes Paho keep
- * the message and offer it again later, so a slow loop slows the broker
- * instead of losing data or growing without limit.
+ * queue with ferry_mqtt_next() and acts. The queue cannot push back on the
+ * broker: Paho 1.3.12 acknowledges a QoS 1 message when it reads it, and a
+ * message refused by the callback stays in Paho's own unbounded list until
+ * the next packet for the client arrives (a keepalive later on an idle
+ * link). So every message is queued; past FERRY_MQTT_QUEUE_MAX_BYTES a
+ * warning is logged, and memory is bounded only by the protocol above
+ * (requests that cap what is in flight).
  *
  * Reconnection is the loop's decision, not Paho's: after FERRY_MQTT_EV_LOST
  * or FERRY_MQTT_EV_CONNECT_FAILED the caller waits ferry_backoff_next() and
@@ -24,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FERRY_MQTT_QUEUE_MAX_BYTES (8u << 20)
+#define FERRY_MQTT_QUEUE_MAX_BYTES (8u << 20) /* warning threshold, see above */
 #define FERRY_MQTT_MAX_PAYLOAD     (1u << 20) /* larger incoming messages are dropped and logged */
 
 struct ferry_mqtt_opts {
@@ -92,7 +95,9 @@ void ferry_mqtt_ev_free(struct ferry_mqtt_ev *ev);
 
 /* Queues a publish. *token (may be NULL) identifies the later PUBLISHED or
  * PUBLISH_FAILED event for QoS >= 1. FERRY_E_BUSY when not connected or when
- * Paho's buffer is full: the caller keeps the data and retries. */
+ * Paho's buffer is full: the caller keeps the data and retries.
+ * FERRY_E_INVALID_ARG for a bad topic or QoS, FERRY_E_TOO_LARGE above
+ * FERRY_MQTT_MAX_PAYLOAD (the peer would drop it). */
 enum ferry_err ferry_mqtt_publish(struct ferry_mqtt *m, const char *topic, const void *payload,
                                   size_t len, int qos, bool retain, int *token) FERRY_MUST_CHECK;
 

@@ -1,0 +1,35 @@
+/* Reconnect delay policy (declared in ferry_mqtt.h). Kept apart from the
+ * MQTT client so it stays pure: no clock, no global random state. */
+#include "ferry_mqtt.h"
+
+/* Above this many doublings any 32-bit minimum has reached any 32-bit cap,
+ * so the shift below never needs more than 64 bits. */
+#define BACKOFF_MAX_SHIFT 32u
+
+uint32_t ferry_backoff_next(struct ferry_backoff *b, uint32_t random)
+{
+    /* A zero minimum would never grow; one millisecond is the least that
+     * does. A cap below the minimum means "always the minimum". */
+    uint64_t lo_ms = b->min_ms ? b->min_ms : 1;
+    uint64_t hi_ms = b->max_ms > lo_ms ? b->max_ms : lo_ms;
+
+    uint32_t shift = b->attempt < BACKOFF_MAX_SHIFT ? b->attempt : BACKOFF_MAX_SHIFT;
+    uint64_t base = lo_ms << shift;
+    if (base > hi_ms)
+        base = hi_ms;
+
+    /* Uniform in [base/2, base]: scale random by the span instead of taking
+     * a modulo, so random == 0 gives base/2 and UINT32_MAX gives base. */
+    uint64_t floor_ms = base / 2;
+    uint64_t span = base - floor_ms + 1;
+    uint64_t delay = floor_ms + (((uint64_t)random * span) >> 32);
+
+    if (b->attempt < UINT32_MAX)
+        b->attempt++;
+    return (uint32_t)delay;
+}
+
+void ferry_backoff_reset(struct ferry_backoff *b)
+{
+    b->attempt = 0;
+}
