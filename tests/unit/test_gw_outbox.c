@@ -1,0 +1,1177 @@
+#include "cunit_main.h"
+
+#include "gw_outbox.h"
+
+#include "ferry_log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define GW         "gw-test"
+#define BIG_BYTES  (UINT64_C(16) << 20)
+#define BIG_COUNT  100000
+#define REC_HEADER 20 /* journal record header, see gw_outbox.h */
+#define ACK_BYTES  20 /* one ack record */
+
+/* ---- helpers --------------------------------------------------------------- */
+
+static struct ferry_status mk_status(const char *node, uint64_t seq)
+{
+    struct ferry_status st;
+    memset(&st, 0, sizeof(st));
+    snprintf(st.node, sizeof(st.node), "%s", node);
+    snprintf(st.release_id, sizeof(st.release_id), "meter-fw-1.4.2-42");
+    snprintf(st.version, sizeof(st.version), "1.4.%" PRIu64, seq % 7);
+    st.state = (enum ferry_state)(seq % FERRY_STATE__COUNT);
+    st.total = 1048576;
+    st.bytes = (seq * 4096) % st.total;
+    snprintf(st.message, sizeof(st.message), "step %" PRIu64 " of %s", seq, node);
+    st.seq = seq;
+    st.ts = 1795780790 + (int64_t)seq;
+    return st;
+}
+
+/* Test keys: key k is (node-(k % 3), seq k + 1). */
+static void key_node(int k, char *node, size_t cap)
+{
+    snprintf(node, cap, "node-%d", k % 3);
+}
+
+static struct ferry_status key_status(int k)
+{
+    char node[FERRY_ID_MAX + 1];
+    key_node(k, node, sizeof(node));
+    return mk_status(node, (uint64_t)k + 1);
+}
+
+static const char *fresh_dir(char *buf)
+{
+    static unsigned counter;
+    /* Corruption found is still logged; the routine lines are not. */
+    ferry_log_init("test_gw_outbox", FERRY_LOG_ERROR);
+    snprintf(buf, PATH_MAX, "%s/s%u", ferry_test_tmpdir(), counter++);
+    CU_ASSERT_EQUAL_FATAL(mkdir(buf, 0700), 0);
+    return buf;
+}
+
+static void outbox_file(char *buf, const char *dir, const char *name)
+{
+    snprintf(buf, PATH_MAX, "%s/outbox/%s", dir, name);
+}
+
+static long long file_size(const char *dir, const char *name)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    outbox_file(path, dir, name);
+    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+static struct gw_outbox *open_with(const char *dir, const struct gw_outbox_ops *ops,
+                                   size_t max_records, uint64_t max_bytes, enum ferry_err *errp)
+{
+    struct gw_outbox_opts o = {
+        .state_dir = dir,
+        .gateway_id = GW,
+        .max_records = max_records,
+        .max_bytes = max_bytes,
+        .ops = ops,
+    };
+    struct gw_outbox *ob = NULL;
+    struct ferry_diag d = {{0}};
+    enum ferry_err err = gw_outbox_open(&o, &ob, &d);
+    if (errp)
+        *errp = err;
+    return err == FERRY_OK ? ob : NULL;
+}
+
+static struct gw_outbox *open_dir(const char *dir)
+{
+    struct gw_outbox *ob = open_with(dir, NULL, BIG_COUNT, BIG_BYTES, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ob);
+    return ob;
+}
+
+static enum ferry_err append_key(struct gw_outbox *ob, int k, bool *dup)
+{
+    struct ferry_status st = key_status(k);
+    struct ferry_diag d = {{0}};
+    return gw_outbox_append(ob, &st, dup, &d);
+}
+
+static enum ferry_err ack_keys(struct gw_outbox *ob, const int *keys, size_t n, size_t *acked)
+{
+    struct ferry_record_id ids[8];
+    struct ferry_diag d = {{0}};
+    CU_ASSERT_FATAL(n <= 8);
+    for (size_t i = 0; i < n; i++) {
+        key_node(keys[i], ids[i].node, sizeof(ids[i].node));
+        ids[i].seq = (uint64_t)keys[i] + 1;
+    }
+    return gw_outbox_ack(ob, ids, n, acked, &d);
+}
+
+/* All pending records, oldest first; the caller frees. */
+static struct gw_outbox_item *pending(struct gw_outbox *ob, size_t *n)
+{
+    size_t cap = gw_outbox_count(ob) + 1;
+    struct gw_outbox_item *items = calloc(cap, sizeof(*items));
+    struct ferry_diag d = {{0}};
+    CU_ASSERT_PTR_NOT_NULL_FATAL(items);
+    CU_ASSERT_EQUAL_FATAL(gw_outbox_peek(ob, items, cap, n, &d), FERRY_OK);
+    CU_ASSERT_EQUAL(*n, gw_outbox_count(ob));
+    for (size_t i = 1; i < *n; i++)
+        CU_ASSERT(items[i - 1].id < items[i].id);
+    return items;
+}
+
+/* Which test keys are pending (present[k]), each at most once. */
+static void pending_keys(struct gw_outbox *ob, bool *present, int nkeys)
+{
+    size_t n = 0;
+    struct gw_outbox_item *items = pending(ob, &n);
+    memset(present, 0, (size_t)nkeys * sizeof(*present));
+    for (size_t i = 0; i < n; i++) {
+        int k = (int)items[i].st.seq - 1;
+        char node[FERRY_ID_MAX + 1];
+        CU_ASSERT_FATAL(k >= 0 && k < nkeys);
+        key_node(k, node, sizeof(node));
+        CU_ASSERT_STRING_EQUAL(items[i].st.node, node);
+        CU_ASSERT(!present[k]);
+        present[k] = true;
+    }
+    free(items);
+}
+
+static bool status_equal(const struct ferry_status *a, const struct ferry_status *b)
+{
+    return strcmp(a->node, b->node) == 0 && strcmp(a->gateway, b->gateway) == 0 &&
+           strcmp(a->release_id, b->release_id) == 0 && strcmp(a->version, b->version) == 0 &&
+           strcmp(a->message, b->message) == 0 && a->state == b->state && a->bytes == b->bytes &&
+           a->total == b->total && a->error == b->error && a->seq == b->seq && a->ts == b->ts;
+}
+
+static uint8_t *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *buf = malloc((size_t)size + 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+    CU_ASSERT_EQUAL_FATAL(fread(buf, 1, (size_t)size, f), (size_t)size);
+    fclose(f);
+    *len = (size_t)size;
+    return buf;
+}
+
+static void spill(const char *path, const uint8_t *buf, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL_FATAL(fwrite(buf, 1, len, f), len);
+    CU_ASSERT_EQUAL_FATAL(fclose(f), 0);
+}
+
+/* ---- fault-injecting file operations -------------------------------------- */
+
+enum op_kind { OP_OPEN, OP_PWRITE, OP_FSYNC, OP_FTRUNCATE, OP_RENAME, OP_UNLINK };
+
+/* Power-loss model of the outbox folder: what each file held at its last
+ * fsync, and which names the folder held at its last fsync. Files are
+ * tracked as objects of the model, not inode numbers (those get reused). */
+#define PL_NAMES   3
+#define PL_OBJECTS 64
+#define PL_FDS     1024
+#define PL_DIR_FD  (-2)
+
+static const char *const pl_names[PL_NAMES] = {"journal", "acks", "journal.tmp"};
+
+struct pl_object {
+    uint8_t *data; /* durable bytes */
+    size_t len;
+};
+
+struct power {
+    char dir[PATH_MAX];
+    struct pl_object obj[PL_OBJECTS];
+    int nobj;
+    int live[PL_NAMES], durable[PL_NAMES]; /* object, or -1 */
+    int fd_obj[PL_FDS];                    /* object, PL_DIR_FD or -1 */
+};
+
+struct fault {
+    long ops;      /* operations attempted */
+    long crash_at; /* this operation and all later ones fail; -1: never */
+    bool crashed;
+    enum op_kind fail_kind; /* the next fail_count operations of this kind */
+    int fail_count;         /* fail with fail_errno */
+    int fail_errno;
+    long long budget; /* bytes pwrite may still write (ENOSPC after); -1: any */
+    struct power *pl; /* NULL: a crash keeps the page cache (kill -9) */
+};
+
+static void pl_path(char *path, const struct power *pl, int name)
+{
+    int n = snprintf(path, PATH_MAX, "%s/%s", pl->dir, pl_names[name]);
+    CU_ASSERT_FATAL(n > 0 && n < PATH_MAX);
+}
+
+static int pl_name(const struct power *pl, const char *path)
+{
+    size_t n = strlen(pl->dir);
+    if (strncmp(path, pl->dir, n) != 0 || path[n] != '/')
+        return -1;
+    for (int i = 0; i < PL_NAMES; i++) {
+        if (strcmp(path + n + 1, pl_names[i]) == 0)
+            return i;
+    }
+    return -1;
+}
+
+static int pl_new_object(struct power *pl, const uint8_t *data, size_t len)
+{
+    CU_ASSERT_FATAL(pl->nobj < PL_OBJECTS);
+    struct pl_object *o = &pl->obj[pl->nobj];
+    o->data = malloc(len + 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o->data);
+    if (len)
+        memcpy(o->data, data, len);
+    o->len = len;
+    return pl->nobj++;
+}
+
+/* Starts the model from what is on disk now, all of it durable. */
+static void pl_init(struct power *pl, const char *state_dir)
+{
+    memset(pl, 0, sizeof(*pl));
+    snprintf(pl->dir, sizeof(pl->dir), "%s/outbox", state_dir);
+    for (int i = 0; i < PL_FDS; i++)
+        pl->fd_obj[i] = -1;
+    for (int i = 0; i < PL_NAMES; i++) {
+        char path[PATH_MAX];
+        pl_path(path, pl, i);
+        pl->live[i] = pl->durable[i] = -1;
+        if (access(path, F_OK) == 0) {
+            size_t len = 0;
+            uint8_t *buf = slurp(path, &len);
+            pl->live[i] = pl->durable[i] = pl_new_object(pl, buf, len);
+            free(buf);
+        }
+    }
+}
+
+static void pl_opened(struct power *pl, const char *path, int flags, int fd)
+{
+    if (fd < 0 || fd >= PL_FDS)
+        return;
+    pl->fd_obj[fd] = -1;
+    if (flags & O_DIRECTORY) {
+        if (strcmp(path, pl->dir) == 0)
+            pl->fd_obj[fd] = PL_DIR_FD;
+        return;
+    }
+    int name = pl_name(pl, path);
+    if (name < 0)
+        return;
+    if (pl->live[name] < 0)
+        pl->live[name] = pl_new_object(pl, NULL, 0); /* created: nothing durable */
+    pl->fd_obj[fd] = pl->live[name];
+}
+
+/* fsync: a file's current bytes become durable; the folder's names do. */
+static void pl_synced(struct power *pl, int fd)
+{
+    if (fd < 0 || fd >= PL_FDS || pl->fd_obj[fd] == -1)
+        return;
+    if (pl->fd_obj[fd] == PL_DIR_FD) {
+        memcpy(pl->durable, pl->live, sizeof(pl->durable));
+        return;
+    }
+    struct pl_object *o = &pl->obj[pl->fd_obj[fd]];
+    struct stat st;
+    CU_ASSERT_EQUAL_FATAL(fstat(fd, &st), 0);
+    free(o->data);
+    o->data = malloc((size_t)st.st_size + 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o->data);
+    o->len = (size_t)st.st_size;
+    CU_ASSERT_EQUAL_FATAL(pread(fd, o->data, o->len, 0), (ssize_t)o->len);
+}
+
+static void pl_renamed(struct power *pl, const char *from, const char *to)
+{
+    int a = pl_name(pl, from), b = pl_name(pl, to);
+    if (a >= 0 && b >= 0) {
+        pl->live[b] = pl->live[a];
+        pl->live[a] = -1;
+    }
+}
+
+static void pl_unlinked(struct power *pl, const char *path)
+{
+    int a = pl_name(pl, path);
+    if (a >= 0)
+        pl->live[a] = -1;
+}
+
+/* The power goes: the folder is left as it was last made durable. */
+static void pl_cut(struct power *pl)
+{
+    for (int i = 0; i < PL_NAMES; i++) {
+        char path[PATH_MAX];
+        pl_path(path, pl, i);
+        unlink(path);
+        if (pl->durable[i] >= 0)
+            spill(path, pl->obj[pl->durable[i]].data, pl->obj[pl->durable[i]].len);
+    }
+}
+
+static void pl_free(struct power *pl)
+{
+    for (int i = 0; i < pl->nobj; i++)
+        free(pl->obj[i].data);
+}
+
+/* May this operation run? Sets *torn when it is the one a crash cuts. */
+static bool gate(struct fault *f, enum op_kind kind, bool *torn)
+{
+    long i = f->ops++;
+    *torn = false;
+    if (!f->crashed && i == f->crash_at) {
+        f->crashed = true;
+        *torn = true;
+    }
+    if (f->crashed) {
+        errno = EIO;
+        return false;
+    }
+    if (f->fail_count > 0 && kind == f->fail_kind) {
+        f->fail_count--;
+        errno = f->fail_errno;
+        return false;
+    }
+    return true;
+}
+
+static int f_open(void *arg, const char *path, int flags, mode_t mode)
+{
+    struct fault *f = arg;
+    bool torn;
+    if (!gate(f, OP_OPEN, &torn))
+        return -1;
+    int fd = open(path, flags | O_CLOEXEC, mode);
+    if (f->pl)
+        pl_opened(f->pl, path, flags, fd);
+    return fd;
+}
+
+static ssize_t f_pwrite(void *arg, int fd, const void *buf, size_t len, off_t off)
+{
+    struct fault *f = arg;
+    bool torn;
+    if (!gate(f, OP_PWRITE, &torn)) {
+        /* The write a crash interrupts lands in part. */
+        if (torn && len > 1 && pwrite(fd, buf, len / 2, off) < 0)
+            CU_FAIL("torn write");
+        return -1;
+    }
+    if (f->budget >= 0 && (long long)len > f->budget) {
+        if (f->budget == 0) {
+            errno = ENOSPC;
+            return -1;
+        }
+        len = (size_t)f->budget;
+    }
+    ssize_t w = pwrite(fd, buf, len, off);
+    if (w > 0 && f->budget >= 0)
+        f->budget -= w;
+    return w;
+}
+
+static int f_fsync(void *arg, int fd)
+{
+    struct fault *f = arg;
+    bool torn;
+    if (!gate(f, OP_FSYNC, &torn))
+        return -1;
+    int r = fsync(fd);
+    if (r == 0 && f->pl)
+        pl_synced(f->pl, fd);
+    return r;
+}
+
+static int f_ftruncate(void *arg, int fd, off_t len)
+{
+    bool torn;
+    if (!gate(arg, OP_FTRUNCATE, &torn))
+        return -1;
+    return ftruncate(fd, len);
+}
+
+static int f_rename(void *arg, const char *from, const char *to)
+{
+    struct fault *f = arg;
+    bool torn;
+    if (!gate(f, OP_RENAME, &torn))
+        return -1;
+    int r = rename(from, to);
+    if (r == 0 && f->pl)
+        pl_renamed(f->pl, from, to);
+    return r;
+}
+
+static int f_unlink(void *arg, const char *path)
+{
+    struct fault *f = arg;
+    bool torn;
+    if (!gate(f, OP_UNLINK, &torn))
+        return -1;
+    int r = unlink(path);
+    if (r == 0 && f->pl)
+        pl_unlinked(f->pl, path);
+    return r;
+}
+
+static struct gw_outbox_ops fault_ops(struct fault *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->crash_at = -1;
+    f->budget = -1;
+    struct gw_outbox_ops ops = {
+        .arg = f,
+        .open = f_open,
+        .pwrite = f_pwrite,
+        .fsync = f_fsync,
+        .ftruncate = f_ftruncate,
+        .rename = f_rename,
+        .unlink = f_unlink,
+    };
+    return ops;
+}
+
+/* ---- crash harness --------------------------------------------------------- */
+
+#define NKEYS 32
+
+enum step_kind { STEP_APPEND, STEP_ACK, STEP_COMPACT };
+
+struct step {
+    enum step_kind kind;
+    int keys[4]; /* STEP_APPEND: keys[0] */
+    size_t nkeys;
+};
+
+struct scenario {
+    const char *name;
+    struct step prep[16]; /* run with the real system calls */
+    size_t nprep;
+    struct step steps[8]; /* run under faults, after an open under faults */
+    size_t nsteps;
+};
+
+/* What a key may be after the crash, from what the calls returned. */
+enum kstate { K_NONE, K_MAYBE, K_IN, K_MAYBE_ACKED, K_ACKED };
+
+static void run_step(struct gw_outbox *ob, const struct step *s, enum kstate *model)
+{
+    struct ferry_diag d = {{0}};
+    if (s->kind == STEP_COMPACT) {
+        (void)!gw_outbox_compact(ob, &d);
+        return;
+    }
+    if (s->kind == STEP_APPEND) {
+        int k = s->keys[0];
+        bool dup = false;
+        if (append_key(ob, k, &dup) == FERRY_OK)
+            model[k] = K_IN;
+        else if (model[k] != K_IN)
+            model[k] = K_MAYBE;
+        return;
+    }
+    size_t acked = 0;
+    enum ferry_err err = ack_keys(ob, s->keys, s->nkeys, &acked);
+    for (size_t i = 0; i < s->nkeys; i++) {
+        enum kstate *m = &model[s->keys[i]];
+        if (err == FERRY_OK && (*m == K_IN || *m == K_MAYBE_ACKED))
+            *m = K_ACKED;
+        else if (err != FERRY_OK && *m == K_IN)
+            *m = K_MAYBE_ACKED;
+    }
+}
+
+/* After the crash: every appended record is there unless acked, no acked
+ * one came back, nothing appeared that was never sent, and the outbox
+ * still takes and keeps records. */
+static void check_after_crash(const char *dir, const enum kstate *model, const char *what,
+                              long crash_at)
+{
+    bool present[NKEYS];
+    struct gw_outbox *ob = open_dir(dir);
+    char tmp[PATH_MAX];
+    outbox_file(tmp, dir, "journal.tmp");
+    CU_ASSERT_NOT_EQUAL(access(tmp, F_OK), 0);
+    pending_keys(ob, present, NKEYS);
+    for (int k = 0; k < NKEYS; k++) {
+        bool ok = true;
+        if (model[k] == K_IN)
+            ok = present[k];
+        else if (model[k] == K_NONE || model[k] == K_ACKED)
+            ok = !present[k];
+        if (!ok)
+            fprintf(stderr, "%s, crash at operation %ld: key %d is %s, model %d\n", what, crash_at,
+                    k, present[k] ? "pending" : "missing", model[k]);
+        CU_ASSERT(ok);
+    }
+    CU_ASSERT_EQUAL(append_key(ob, NKEYS - 1, NULL), FERRY_OK);
+    size_t before = gw_outbox_count(ob);
+    gw_outbox_close(ob);
+    ob = open_dir(dir);
+    CU_ASSERT_EQUAL(gw_outbox_count(ob), before);
+    gw_outbox_close(ob);
+}
+
+/* One run: prepare, then crash at operation crash_at. False when the steps
+ * finished before reaching it. */
+static bool crash_run(const struct scenario *sc, long crash_at, bool power_loss)
+{
+    enum kstate model[NKEYS] = {K_NONE};
+    char dir[PATH_MAX];
+    struct fault f;
+    struct power pl;
+    struct gw_outbox_ops ops = fault_ops(&f);
+    struct gw_outbox *ob = NULL;
+    fresh_dir(dir);
+    if (sc->nprep > 0) {
+        ob = open_dir(dir);
+        for (size_t i = 0; i < sc->nprep; i++)
+            run_step(ob, &sc->prep[i], model);
+        for (int k = 0; k < NKEYS; k++)
+            CU_ASSERT(model[k] == K_NONE || model[k] == K_IN || model[k] == K_ACKED);
+        gw_outbox_close(ob);
+    }
+
+    f.crash_at = crash_at;
+    if (power_loss) {
+        pl_init(&pl, dir);
+        f.pl = &pl;
+    }
+    ob = open_with(dir, &ops, BIG_COUNT, BIG_BYTES, NULL);
+    for (size_t i = 0; ob && i < sc->nsteps; i++)
+        run_step(ob, &sc->steps[i], model);
+    gw_outbox_close(ob);
+    bool crashed = f.crashed;
+    if (power_loss) {
+        if (crashed)
+            pl_cut(&pl);
+        pl_free(&pl);
+    }
+    check_after_crash(dir, model, sc->name, crash_at);
+    return crashed;
+}
+
+static void crash_everywhere(const struct scenario *sc)
+{
+    for (int power_loss = 0; power_loss < 2; power_loss++) {
+        long k = 0;
+        while (crash_run(sc, k, power_loss))
+            k++;
+        /* Every scenario performs more than a handful of operations. */
+        CU_ASSERT(k > 8);
+    }
+}
+
+#define APPEND(k)                                                                                  \
+    {                                                                                              \
+        STEP_APPEND, {k}, 1                                                                        \
+    }
+#define ACK1(a)                                                                                    \
+    {                                                                                              \
+        STEP_ACK, {a}, 1                                                                           \
+    }
+#define ACK2(a, b)                                                                                 \
+    {                                                                                              \
+        STEP_ACK, {a, b}, 2                                                                        \
+    }
+#define COMPACT                                                                                    \
+    {                                                                                              \
+        STEP_COMPACT, {0}, 0                                                                       \
+    }
+
+static void crash_during_append(void)
+{
+    static const struct scenario sc = {
+        .name = "append",
+        .prep = {APPEND(0), APPEND(1), APPEND(2), APPEND(3), APPEND(4), ACK1(1)},
+        .nprep = 6,
+        .steps = {APPEND(5), APPEND(6), APPEND(3), APPEND(7)},
+        .nsteps = 4,
+    };
+    crash_everywhere(&sc);
+}
+
+static void crash_on_first_open(void)
+{
+    static const struct scenario sc = {
+        .name = "first open",
+        .steps = {APPEND(0), APPEND(1), ACK1(0), APPEND(2)},
+        .nsteps = 4,
+    };
+    crash_everywhere(&sc);
+}
+
+static void crash_during_ack(void)
+{
+    static const struct scenario sc = {
+        .name = "ack",
+        .prep = {APPEND(0), APPEND(1), APPEND(2), APPEND(3), APPEND(4), APPEND(5), APPEND(6),
+                 APPEND(7)},
+        .nprep = 8,
+        .steps = {ACK1(2), ACK2(5, 0), ACK2(6, 20), ACK1(3)},
+        .nsteps = 4,
+    };
+    crash_everywhere(&sc);
+}
+
+static void crash_during_compaction(void)
+{
+    static const struct scenario sc = {
+        .name = "compaction",
+        .prep = {APPEND(0), APPEND(1), APPEND(2), APPEND(3), APPEND(4), APPEND(5), APPEND(6),
+                 APPEND(7), APPEND(8), APPEND(9), ACK2(1, 3), ACK2(5, 7), ACK1(8)},
+        .nprep = 13,
+        .steps = {COMPACT, APPEND(10), ACK1(0), COMPACT, APPEND(11)},
+        .nsteps = 5,
+    };
+    crash_everywhere(&sc);
+}
+
+/* Acking the last pending records compacts on its own. */
+static void crash_during_drain(void)
+{
+    static const struct scenario sc = {
+        .name = "drain",
+        .prep = {APPEND(0), APPEND(1), APPEND(2), APPEND(3)},
+        .nprep = 4,
+        .steps = {ACK2(0, 1), ACK2(2, 3), APPEND(4), APPEND(5), ACK2(5, 4)},
+        .nsteps = 5,
+    };
+    crash_everywhere(&sc);
+}
+
+/* ---- behaviour -------------------------------------------------------------- */
+
+static void round_trip(void)
+{
+    char dir[PATH_MAX];
+    struct ferry_status in[3] = {mk_status("node-7", 12), mk_status("node-8", 1),
+                                 mk_status("node-7", 13)};
+    struct ferry_diag d = {{0}};
+    snprintf(in[1].gateway, sizeof(in[1].gateway), "someone-else");
+    in[2].error = FERRY_E_HASH_MISMATCH;
+    in[2].state = FERRY_STATE_FAILED;
+    struct gw_outbox *ob = open_dir(fresh_dir(dir));
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(gw_outbox_append(ob, &in[i], NULL, &d), FERRY_OK);
+    CU_ASSERT_EQUAL(gw_outbox_count(ob), 3);
+    CU_ASSERT_EQUAL(gw_outbox_bytes(ob) + 20, (uint64_t)file_size(dir, "journal"));
+    for (int round = 0; round < 2; round++) {
+        size_t n = 0;
+        struct gw_outbox_item *items = pending(ob, &n);
+        CU_ASSERT_EQUAL_FATAL(n, 3);
+        for (int i = 0; i < 3; i++) {
+            struct ferry_status want = in[i];
+            snprintf(want.gateway, sizeof(want.gateway), GW);
+            CU_ASSERT(status_equal(&items[i].st, &want));
+        }
+        free(items);
+        gw_outbox_close(ob);
+        ob = open_dir(dir);
+    }
+    gw_outbox_close(ob);
+}
+
+static void thousand_records_reopened(void)
+{
+    char dir[PATH_MAX];
+    const int total = 1000;
+    struct gw_outbox *ob = open_dir(fresh_dir(dir));
+    struct ferry_diag d = {{0}};
+    for (int i = 0; i < total; i++) {
+        char node[16];
+        snprintf(node, sizeof(node), "node-%d", i % 10);
+        struct ferry_status st = mk_status(node, (uint64_t)(i / 10) + 1);
+        CU_ASSERT_EQUAL_FATAL(gw_outbox_append(ob, &st, NULL, &d), FERRY_OK);
+    }
+    uint64_t bytes = gw_outbox_bytes(ob);
+    gw_outbox_close(ob);
+    ob = open_dir(dir);
+    CU_ASSERT_EQUAL(gw_outbox_count(ob), (size_t)total);
+    CU_ASSERT_EQUAL(gw_outbox_bytes(ob), bytes);
+    /* Drain in batches, as the uplink would: oldest first, all intact. */
+    struct gw_outbox_item items[FERRY_BATCH_MAX_RECORDS];
+    struct ferry_record_id ids[FERRY_BATCH_MAX_RECORDS];
+    int next = 0;
+    size_t n = 0, acked = 0;
+    while (gw_outbox_peek(ob, items, FERRY_BATCH_MAX_RECORDS, &n, &d) == FERRY_OK && n > 0) {
+        for (size_t j = 0; j < n; j++, next++) {
+            char node[16];
+            snprintf(node, sizeof(node), "node-%d", next % 10);
+            struct ferry_status want = mk_status(node, (uint64_t)(next / 10) + 1);
+            snprintf(want.gateway, sizeof(want.gateway), GW);
+            CU_ASSERT(status_equal(&items[j].st, &want));
+            memcpy(ids[j].node, items[j].st.node, sizeof(ids[j].node));
+            ids[j].seq = items[j].st.seq;
+        }
+        CU_ASSERT_EQUAL_FATAL(gw_outbox_ack(ob, ids, n, &acked, &d), FERRY_OK);
+        CU_ASSERT_EQUAL(acked, n);
+    }
+    CU_ASSERT_EQUAL(next, total);
+    CU_ASSERT_EQUAL(gw_outbox_count(ob), 0);
+    /* Emptied: compacted down to the header, acks reset. */
+    CU_ASSERT_EQUAL(file_size(dir, "journal"), 20);
+    CU_ASSERT_EQUAL(file_size(dir, "acks"), 0);
+    gw_outbox_close(ob);
+}
+
+static void acks_out_of_order(void)
+{
+    char dir[PATH_MAX];
+    bool present[NKEYS];
+    size_t acked = 99;
+    struct gw_outbox *ob = open_dir(fresh_dir(dir));
+    for (int k = 0; k < 10; k++)
+        CU_ASSERT_EQUAL(append_key(ob, k, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL(ack_keys(ob, (int[]){7}, 1, &acked), FERRY_OK);
+    CU_ASSERT_EQUAL(acked, 1);
+    CU_ASSERT_EQUAL(ack_keys(ob, (int[]){9, 2, 9}, 3, &acked), FERRY_OK);
+    CU_ASSERT_EQUAL(acked, 2);
+    /* Acked already, or never appended: ignored. */
+    CU_ASSERT_EQUAL(ack_keys(ob, (int[]){2, 25}, 2, &acked), FERRY_OK);
+    CU_ASSERT_EQUAL(acked, 0);
+    CU_ASSERT_EQUAL(file_size(dir, "acks"), 3 * ACK_BYTES);
+    for (int round = 0; round < 2; round++) {
+        size_t n = 0;
+        struct gw_outbox_item *items = pending(ob, &n);
+        const int want[] = {0, 1, 3, 4, 5, 6, 8};
+        CU_ASSERT_EQUAL_FATAL(n, 7);
+        for (size_t i = 0; i < n; i++)
+            CU_ASSERT_EQUAL(items[i].st.seq, (uint64_t)want[i] + 1);
+        free(items);
+        gw_outbox_close(ob);
+        ob = open_dir(dir);
+    }
+    pending_keys(ob, present, NKEYS);
+    CU_ASSERT(!present[2] && !present[7] && !present[9] && present[8]);
+    gw_outbox_close(ob);
+}
+
+/* Acked bytes past half the journal and past 1 MiB trigger compaction. */
+static void compaction_when_acks_dominate(void)
+{
+    char dir[PATH_MAX];
+    struct gw_outbox *ob = open_dir(fresh_dir(dir));
+    struct ferry_diag d = {{0}};
+    int n = 0;
+    while (gw_outbox_bytes(ob) < 3 * GW_OUTBOX_COMPACT_MIN_BYTES) {
+        struct ferry_status st = mk_status("node-big", (uint64_t)n + 1);
+        memset(st.message, 'm', FERRY_STATUS_MESSAGE_MAX);
+        st.message[FERRY_STATUS_MESSAGE_MAX] = 0;
+        CU_ASSERT_EQUAL_FATAL(gw_outbox_append(ob, &st, NULL, &d), FERRY_OK);
+        n++;
+    }
+    long long full = file_size(dir, "journal");
+    struct ferry_record_id id;
+    snprintf(id.node, sizeof(id.node), "node-big");
+    long long last = full;
+    bool shrank = false;
+    int i;
+    for (i = 0; i < n && !shrank; i++) {
+        id.seq = (uint64_t)i + 1;
+        CU_ASSERT_EQUAL_FATAL(gw_outbox_ack(ob, &id, 1, NULL, &d), FERRY_OK);
+        long long now = file_size(dir, "journal");
+        shrank = now < last;
+        last = now;
+    }
+    /* It waited for more than half to be acked, then kept only the rest. */
+    CU_ASSERT(shrank);
+    CU_ASSERT(i > n / 2);
+    CU_ASSERT_EQUAL((uint64_t)last, gw_outbox_bytes(ob) + 20);
+    CU_ASSERT_EQUAL(file_size(dir, "acks"), 0);
+    CU_ASSERT_EQUAL(gw_outbox_count(ob), (size_t)(n - i));
+    gw_outbox_close(ob);
+    ob = open_dir(dir);
+    CU_ASSERT_EQUAL(gw_outbox_count(ob), (size_t)(n - i));
+    gw_outbox_close(ob);
+}
+
+/* The journal's size after each of five appends, and its bytes. */
+static uint8_t *five_records(const char *dir, long long sizes[6], size_t *len)
+{
+    char path[PATH_MAX];
+    struct gw_outbox *ob = open_dir(dir);
+    sizes[0] = file_size(dir, "journal");
+    for (int k = 0; k < 5; k++) {
+        CU_ASSERT_EQUAL_FATAL(append_key(ob, k, NULL), FERRY_OK);
+        sizes[k + 1] = file_size(dir, "journal");
+    }
+    gw_outbox_close(ob);
+    outbox_file(path, dir, "journal");
+    return slurp(path, len);
+}
+
+static void torn_tail_every_offset(void)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    long long sizes[6];
+    size_t len = 0;
+    uint8_t *full = five_records(fresh_dir(dir), sizes, &len);
+    outbox_file(path, dir, "journal");
+    for (long long cut = sizes[4]; cut < sizes[5]; cut++) {
+        bool present[NKEYS];
+        spill(path, full, (size_t)cut);
+        struct gw_outbox *ob = open_dir(dir);
+        CU_ASSERT_EQUAL(gw_outbox_count(ob), 4);
+        CU_ASSERT_EQUAL(file_size(dir, "journal"), sizes[4]);
+        pending_keys(ob, present, NKEYS);
+        CU_ASSERT(present[3] && !present[4]);
+        CU_ASSERT_EQUAL(append_key(ob, 4, NULL), FERRY_OK);
+        gw_outbox_close(ob);
+        ob = open_dir(dir);
+        CU_ASSERT_EQUAL(gw_outbox_count(ob), 5);
+        gw_outbox_close(ob);
+    }
+    free(full);
+}
+
+static void torn_ack_tail_every_offset(void)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    long long sizes[6];
+    size_t len = 0;
+    free(five_records(fresh_dir(dir), sizes, &len));
+    struct gw_outbox *ob = open_dir(dir);
+    CU_ASSERT_EQUAL(ack_keys(ob, (int[]){1}, 1, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL(ack_keys(ob, (int[]){3}, 1, NULL), FERRY_OK);
+    gw_outbox_close(ob);
+    outbox_file(path, dir, "acks");
+    uint8_t *acks = slurp(path, &len);
+    CU_ASSERT_EQUAL_FATAL(len, 2 * ACK_BYTES);
+    for (size_t cut = ACK_BYTES; cut < len; cut++) {
+        bool present[NKEYS];
+        spill(path, acks, cut);
+        ob = open_dir(dir);
+        CU_ASSERT_EQUAL(file_size(dir, "acks"), ACK_BYTES);
+        pending_keys(ob, present, NKEYS);
+        CU_ASSERT(!present[1] && present[3]);
+        gw_outbox_close(ob);
+    }
+    free(acks);
+}
+
+static void flipped_bit_in_the_middle(void)
+{
+    /* Bit 3 of: a payload byte, the CRC, the length field, the magic. */
+    const long long where[] = {REC_HEADER + 10, 8, 4, 0};
+    for (size_t w = 0; w < sizeof(where) / sizeof(where[0]); w++) {
+        char dir[PATH_MAX], path[PATH_MAX];
+        long long sizes[6];
+        size_t len = 0;
+        bool present[NKEYS];
+        uint8_t *bytes = five_records(fresh_dir(dir), sizes, &len);
+        bytes[sizes[2] + where[w]] ^= 0x08; /* the third record */
+        outbox_file(path, dir, "journal");
+        spill(path, bytes, len);
+        struct gw_outbox *ob = open_dir(dir);
+        pending_keys(ob, present, NKEYS);
+        CU_ASSERT(present[0] && present[1] && !present[2] && present[3] && present[4]);
+        CU_ASSERT_EQUAL(gw_outbox_count(ob), 4);
+        /* Kept in place (the rest is not a torn tail), new records follow. */
+        CU_ASSERT_EQUAL(file_size(dir, "journal"), (long long)len);
+        CU_ASSERT_EQUAL(append_key(ob, 5, NULL), FERRY_OK);
+        gw_outbox_close(ob);
+        ob = open_dir(dir);
+        CU_ASSERT_EQUAL(gw_outbox_count(ob), 5);
+        /* Draining compacts the corrupt bytes away. */
+        CU_ASSERT_EQUAL(ack_keys(ob, (int[]){0, 1, 3, 4, 5}, 5, NULL), FERRY_OK);
+        CU_ASSERT_EQUAL(file_size(dir, "journal"), 20);
+        gw_outbox_close(ob);
+        free(bytes);
+    }
+}
+
+/* An ack counts only for the record it was written for: same id, same CRC. */
+static void stale_ack_names_another_record(void)
+{
+    char a[PATH_MAX], b[PATH_MAX], path[PATH_MAX];
+    size_t len = 0;
+    bool present[NKEYS];
+    struct gw_outbox *ob = open_dir(fresh_dir(a));
+    CU_ASSERT_EQUAL(append_key(ob, 0, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL(append_key(ob, 1, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL(ack_keys(ob, (int[]){0}, 1, NULL), FERRY_OK);
+    gw_outbox_close(ob);
+    outbox_file(path, a, "acks");
+    uint8_t *acks = slurp(path, &len);
+    CU_ASSERT_EQUAL_FATAL(len, ACK_BYTES);
+
+    /* Another outbox whose first record has the same id, other bytes. */
+    ob = open_dir(fresh_dir(b));
+    CU_ASSERT_EQUAL(append_key(ob, 2, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL(append_key(ob, 3, NULL), FERRY_OK);
+    gw_outbox_close(ob);
+    outbox_file(path, b, "acks");
+    spill(path, acks, len);
+    ob = open_dir(b);
+    pending_keys(ob, present, NKEYS);
+    CU_ASSERT(present[2] && present[3]);
+    gw_outbox_close(ob);
+    free(acks);
+}
+
+/* A damaged header costs nothing: the records carry their own ids. */
+static void damaged_header_keeps_records(void)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    long long sizes[6];
+    size_t len = 0;
+    uint8_t *bytes = five_records(fresh_dir(dir), sizes, &len);
+    bytes[9] ^= 0x40; /* the base id */
+    outbox_file(path, dir, "journal");
+    spill(path, bytes, len);
+    struct gw_outbox *ob = open_dir(dir);
+    CU_ASSERT_EQUAL(gw_outbox_count(ob), 5);
+    CU_ASSERT_EQUAL(append_key(ob, 5, NULL), FERRY_OK);
+    size_t n = 0;
+    struct gw_outbox_item *items = pending(ob, &n); /* ids still increase */
+    CU_ASSERT_EQUAL(n, 6);
+    free(items);
+    gw_outbox_close(ob);
+    free(bytes);
+}
+
+/* If compaction keeps failing, acked records cannot grow the journal
+ * without bound: appends are refused until a compaction succeeds. */
+static void journal_bounded_when_compaction_fails(void)
+{
+    char dir[PATH_MAX];
+    struct fault f;
+    struct gw_outbox_ops ops = fault_ops(&f);
+    const uint64_t max_bytes = REC_HEADER + FERRY_STATUS_MAX_BYTES;
+    struct gw_outbox *ob = open_with(fresh_dir(dir), &ops, BIG_COUNT, max_bytes, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ob);
+    f.fail_kind = OP_RENAME;
+    f.fail_errno = EIO;
+    f.fail_count = INT_MAX;
+    enum ferry_err err = FERRY_OK;
+    int k = 0;
+    while ((err = append_key(ob, k, NULL)) == FERRY_OK) {
+        CU_ASSERT_EQUAL_FATAL(ack_keys(ob, &k, 1, NULL), FERRY_OK);
+        k++;
+    }
+    CU_ASSERT_EQUAL(err, FERRY_E_NOSPACE);
+    long long size = file_size(dir, "journal");
+    CU_ASSERT(size > (long long)GW_OUTBOX_COMPACT_MIN_BYTES);
+    CU_ASSERT(size <= (long long)(GW_OUTBOX_COMPACT_MIN_BYTES + 3 * max_bytes));
+    f.fail_count = 0;
+    CU_ASSERT_EQUAL(append_key(ob, k, NULL), FERRY_OK);
+    CU_ASSERT(file_size(dir, "journal") < 1000);
+    gw_outbox_close(ob);
+}
+
+static void bound_then_recovery(void)
+{
+    char dir[PATH_MAX];
+    bool dup = false;
+    struct gw_outbox *ob = open_with(fresh_dir(dir), NULL, 3, BIG_BYTES, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ob);
+    for (int k = 0; k < 3; k++)
+        CU_ASSERT_EQUAL(append_key(ob, k, NULL), FERRY_OK);
+    long long size = file_size(dir, "journal");
+    CU_ASSERT_EQUAL(append_key(ob, 3, NULL), FERRY_E_NOSPACE);
+    CU_ASSERT_EQUAL(file_size(dir, "journal"), size);
+    /* A node retrying a record that is in is still answered. */
+    CU_ASSERT_EQUAL(append_key(ob, 1, &dup), FERRY_OK);
+    CU_ASSERT(dup);
+    CU_ASSERT_EQUAL(ack_keys(ob, (int[]){0}, 1, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL(append_key(ob, 3, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL(gw_outbox_count(ob), 3);
+    gw_outbox_close(ob);
+
+    /* The byte bound: one full-size record's worth. */
+    const uint64_t max_bytes = REC_HEADER + FERRY_STATUS_MAX_BYTES;
+    ob = open_with(fresh_dir(dir), NULL, BIG_COUNT, max_bytes, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ob);
+    int k = 0;
+    while (append_key(ob, k, NULL) == FERRY_OK)
+        k++;
+    CU_ASSERT(k >= 2);
+    CU_ASSERT(gw_outbox_bytes(ob) <= max_bytes);
+    CU_ASSERT_EQUAL(append_key(ob, k, NULL), FERRY_E_NOSPACE);
+    CU_ASSERT_EQUAL(ack_keys(ob, (int[]){0}, 1, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL(append_key(ob, k, NULL), FERRY_OK);
+    gw_outbox_close(ob);
+}
+
+/* Bytes that appending key k adds to a journal. */
+static long long record_size(int k)
+{
+    char dir[PATH_MAX];
+    struct gw_outbox *ob = open_dir(fresh_dir(dir));
+    long long before = file_size(dir, "journal");
+    CU_ASSERT_EQUAL(append_key(ob, k, NULL), FERRY_OK);
+    long long after = file_size(dir, "journal");
+    gw_outbox_close(ob);
+    return after - before;
+}
+
+/* The disk fills part-way through a record, at every byte of it. */
+static void enospc_leaves_journal_consistent(void)
+{
+    long long sizes[6];
+    size_t len = 0;
+    char dir[PATH_MAX];
+    free(five_records(fresh_dir(dir), sizes, &len));
+    long long rec = record_size(10);
+    CU_ASSERT_FATAL(rec > REC_HEADER);
+    for (long long budget = 0; budget < rec; budget++) {
+        struct fault f;
+        struct gw_outbox_ops ops = fault_ops(&f);
+        struct gw_outbox *ob = open_with(dir, &ops, BIG_COUNT, BIG_BYTES, NULL);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(ob);
+        long long before = file_size(dir, "journal");
+        f.budget = budget;
+        CU_ASSERT_EQUAL(append_key(ob, 10, NULL), FERRY_E_NOSPACE);
+        CU_ASSERT_EQUAL(gw_outbox_count(ob), 5);
+        CU_ASSERT_EQUAL(file_size(dir, "journal"), before);
+        gw_outbox_close(ob);
+        ob = open_dir(dir);
+        CU_ASSERT_EQUAL(gw_outbox_count(ob), 5);
+        gw_outbox_close(ob);
+    }
+    struct gw_outbox *ob = open_dir(dir);
+    CU_ASSERT_EQUAL(append_key(ob, 10, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL(gw_outbox_count(ob), 6);
+    gw_outbox_close(ob);
+}
+
+static void eio_fails_cleanly(void)
+{
+    char dir[PATH_MAX];
+    struct fault f;
+    struct gw_outbox_ops ops = fault_ops(&f);
+    struct gw_outbox *ob = open_with(fresh_dir(dir), &ops, BIG_COUNT, BIG_BYTES, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ob);
+    CU_ASSERT_EQUAL(append_key(ob, 0, NULL), FERRY_OK);
+    long long size = file_size(dir, "journal");
+    f.fail_kind = OP_FSYNC;
+    f.fail_errno = EIO;
+    f.fail_count = 1;
+    CU_ASSERT_EQUAL(append_key(ob, 1, NULL), FERRY_E_IO);
+    CU_ASSERT_EQUAL(gw_outbox_count(ob), 1);
+    CU_ASSERT_EQUAL(file_size(dir, "journal"), size);
+    f.fail_kind = OP_PWRITE;
+    f.fail_count = 1;
+    CU_ASSERT_EQUAL(ack_keys(ob, (int[]){0}, 1, NULL), FERRY_E_IO);
+    CU_ASSERT_EQUAL(gw_outbox_count(ob), 1);
+    CU_ASSERT_EQUAL(file_size(dir, "acks"), 0);
+    CU_ASSERT_EQUAL(append_key(ob, 1, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL(ack_keys(ob, (int[]){0}, 1, NULL), FERRY_OK);
+    /* A failed compaction is retried and leaves the outbox usable. */
+    f.fail_kind = OP_RENAME;
+    f.fail_count = 1;
+    CU_ASSERT_EQUAL(ack_keys(ob, (int[]){1}, 1, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL(gw_outbox_count(ob), 0);
+    CU_ASSERT(file_size(dir, "journal") > 20);
+    CU_ASSERT_EQUAL(append_key(ob, 2, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL(ack_keys(ob, (int[]){2}, 1, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL(file_size(dir, "journal"), 20);
+    gw_outbox_close(ob);
+}
+
+static void duplicates_on_append(void)
+{
+    char dir[PATH_MAX];
+    bool dup = true;
+    struct gw_outbox *ob = open_dir(fresh_dir(dir));
+    CU_ASSERT_EQUAL(append_key(ob, 4, &dup), FERRY_OK);
+    CU_ASSERT(!dup);
+    long long size = file_size(dir, "journal");
+    CU_ASSERT_EQUAL(append_key(ob, 4, &dup), FERRY_OK);
+    CU_ASSERT(dup);
+    CU_ASSERT_EQUAL(file_size(dir, "journal"), size);
+    CU_ASSERT_EQUAL(gw_outbox_count(ob), 1);
+    gw_outbox_close(ob);
+    /* Still known after a restart. */
+    ob = open_dir(dir);
+    CU_ASSERT_EQUAL(append_key(ob, 4, &dup), FERRY_OK);
+    CU_ASSERT(dup);
+    CU_ASSERT_EQUAL(gw_outbox_count(ob), 1);
+    /* Once acked it is gone; a later copy is a new record. */
+    CU_ASSERT_EQUAL(ack_keys(ob, (int[]){4}, 1, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL(append_key(ob, 4, &dup), FERRY_OK);
+    CU_ASSERT(!dup);
+    CU_ASSERT_EQUAL(gw_outbox_count(ob), 1);
+    gw_outbox_close(ob);
+}
+
+static void refuses_bad_input(void)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    enum ferry_err err = FERRY_OK;
+    struct ferry_diag d = {{0}};
+    fresh_dir(dir);
+    CU_ASSERT_PTR_NULL(open_with(dir, NULL, 0, BIG_BYTES, &err));
+    CU_ASSERT_EQUAL(err, FERRY_E_INVALID_ARG);
+    CU_ASSERT_PTR_NULL(open_with(dir, NULL, BIG_COUNT, 100, &err));
+    CU_ASSERT_EQUAL(err, FERRY_E_INVALID_ARG);
+    struct gw_outbox *ob = open_dir(dir);
+    /* A second open of the same folder. */
+    CU_ASSERT_PTR_NULL(open_with(dir, NULL, BIG_COUNT, BIG_BYTES, &err));
+    CU_ASSERT_EQUAL(err, FERRY_E_BUSY);
+    struct ferry_status st = mk_status("node-1", 0);
+    CU_ASSERT_EQUAL(gw_outbox_append(ob, &st, NULL, &d), FERRY_E_INVALID_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "seq"));
+    st = mk_status("bad node", 1);
+    CU_ASSERT_EQUAL(gw_outbox_append(ob, &st, NULL, &d), FERRY_E_INVALID_ARG);
+    CU_ASSERT_EQUAL(gw_outbox_count(ob), 0);
+    gw_outbox_close(ob);
+    /* Not an outbox journal: refused, not truncated. */
+    outbox_file(path, dir, "journal");
+    spill(path, (const uint8_t *)"{\"hello\": \"world\", \"pad\": 1}", 28);
+    CU_ASSERT_PTR_NULL(open_with(dir, NULL, BIG_COUNT, BIG_BYTES, &err));
+    CU_ASSERT_EQUAL(err, FERRY_E_CORRUPT);
+    CU_ASSERT_EQUAL(file_size(dir, "journal"), 28);
+}
+
+const char *const ferry_suite_name = "gw_outbox";
+const struct ferry_test_case ferry_tests[] = {
+    {"round_trip", round_trip},
+    {"thousand_records_reopened", thousand_records_reopened},
+    {"acks_out_of_order", acks_out_of_order},
+    {"compaction_when_acks_dominate", compaction_when_acks_dominate},
+    {"torn_tail_every_offset", torn_tail_every_offset},
+    {"torn_ack_tail_every_offset", torn_ack_tail_every_offset},
+    {"flipped_bit_in_the_middle", flipped_bit_in_the_middle},
+    {"stale_ack_names_another_record", stale_ack_names_another_record},
+    {"damaged_header_keeps_records", damaged_header_keeps_records},
+    {"journal_bounded_when_compaction_fails", journal_bounded_when_compaction_fails},
+    {"bound_then_recovery", bound_then_recovery},
+    {"enospc_leaves_journal_consistent", enospc_leaves_journal_consistent},
+    {"eio_fails_cleanly", eio_fails_cleanly},
+    {"duplicates_on_append", duplicates_on_append},
+    {"refuses_bad_input", refuses_bad_input},
+    {"crash_on_first_open", crash_on_first_open},
+    {"crash_during_append", crash_during_append},
+    {"crash_during_ack", crash_during_ack},
+    {"crash_during_compaction", crash_during_compaction},
+    {"crash_during_drain", crash_during_drain},
+    {NULL, NULL},
+};
