@@ -873,7 +873,37 @@ static void torn_ack_tail_every_offset(void)
         CU_ASSERT(!present[1] && present[3]);
         gw_outbox_close(ob);
     }
+    /* A damaged ack before an intact one: skipped, its record sent again
+     * (a duplicate the cloud drops), the other ack kept. */
+    acks[5] ^= 0x01;
+    spill(path, acks, len);
+    bool present[NKEYS];
+    ob = open_dir(dir);
+    CU_ASSERT_EQUAL(file_size(dir, "acks"), (long long)len);
+    pending_keys(ob, present, NKEYS);
+    CU_ASSERT(present[1] && !present[3]);
+    gw_outbox_close(ob);
     free(acks);
+}
+
+/* Bytes that change under an open outbox are caught when read back. */
+static void corruption_after_open_is_dropped(void)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    long long sizes[6];
+    size_t len = 0;
+    bool present[NKEYS];
+    free(five_records(fresh_dir(dir), sizes, &len));
+    struct gw_outbox *ob = open_dir(dir);
+    outbox_file(path, dir, "journal");
+    int fd = open(path, O_WRONLY);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(pwrite(fd, "#", 1, sizes[1] + REC_HEADER + 3), 1);
+    close(fd);
+    pending_keys(ob, present, NKEYS);
+    CU_ASSERT(present[0] && !present[1] && present[2]);
+    CU_ASSERT_EQUAL(gw_outbox_count(ob), 4);
+    gw_outbox_close(ob);
 }
 
 static void flipped_bit_in_the_middle(void)
@@ -1160,6 +1190,7 @@ const struct ferry_test_case ferry_tests[] = {
     {"torn_tail_every_offset", torn_tail_every_offset},
     {"torn_ack_tail_every_offset", torn_ack_tail_every_offset},
     {"flipped_bit_in_the_middle", flipped_bit_in_the_middle},
+    {"corruption_after_open_is_dropped", corruption_after_open_is_dropped},
     {"stale_ack_names_another_record", stale_ack_names_another_record},
     {"damaged_header_keeps_records", damaged_header_keeps_records},
     {"journal_bounded_when_compaction_fails", journal_bounded_when_compaction_fails},
