@@ -1,5 +1,8 @@
 /* ferry-cloud: pick the subcommand and hand over. */
 #include "cloud_cli.h"
+#include "cloud_publish.h"
+#include "cloud_serve.h"
+#include "cloud_status.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -14,13 +17,17 @@ static const struct subcommand subcommands[] = {
     {"keygen", "generate a release-signing key pair", cloud_cmd_keygen},
     {"sign", "sign an artifact into a release envelope", cloud_cmd_sign},
     {"verify", "check an envelope and its artifact as a device would", cloud_cmd_verify},
+    {"publish", "store an artifact and publish its signed release", cloud_cmd_publish},
+    {"serve", "stream artifacts to gateways and ingest their status", cloud_cmd_serve},
+    {"status", "show the fleet inventory", cloud_cmd_status},
 };
 #define N_SUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))
 
 static void usage(FILE *out)
 {
     fprintf(out, "Usage: ferry-cloud SUBCOMMAND [options]\n\n"
-                 "The cloud side of Ferry: release keys, signed releases.\n\n"
+                 "The cloud side of Ferry: release keys, signed releases, artifact streaming\n"
+                 "and the fleet inventory.\n\n"
                  "Subcommands:\n");
     for (size_t i = 0; i < N_SUBCOMMANDS; i++)
         fprintf(out, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);

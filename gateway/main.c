@@ -1,5 +1,6 @@
 /* ferry-gateway: parse settings, then hand over to the gateway library. */
 #include "gw_config.h"
+#include "gw_daemon.h"
 
 #include "ferry_log.h"
 
@@ -22,7 +23,9 @@ int main(int argc, char **argv)
         return 2;
     }
     ferry_log_init("ferry-gateway", cfg.log_level);
-    LOG_ERR("the relay is not built yet (issue: cloud to gateway over MQTT)");
+    err = gw_daemon_run(&cfg, &d);
+    if (err != FERRY_OK)
+        LOG_ERR("%s", ferry_diag_str(&d, err));
     gw_config_free(&cfg);
-    return 1;
+    return err == FERRY_OK ? 0 : 1;
 }

@@ -1,0 +1,466 @@
+#include "gw_daemon.h"
+
+#include "ferry_hex.h"
+#include "ferry_keyring.h"
+#include "ferry_log.h"
+#include "ferry_loop.h"
+#include "ferry_stream.h"
+#include "gw_cache.h"
+#include "gw_fetch.h"
+#include "gw_releases.h"
+#include "gw_uplink.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CLOCK_SKEW_S 300
+/* Chunks in flight: 16 x 64 KiB keeps a loopback or LAN uplink busy while
+ * staying far below mosquitto's default queue limits. */
+#define FETCH_WINDOW 16
+/* After a failed download (hash mismatch, disk full), wait before trying
+ * the same artifact again, doubling up to the cap. */
+#define RETRY_MIN_MS 5000u
+#define RETRY_MAX_MS 600000u
+#define MAX_FAILURES 16
+
+struct fetch_failure {
+    uint8_t sha256[FERRY_SHA256_LEN];
+    uint64_t retry_at_ms;
+    uint32_t delay_ms;
+};
+
+struct gw {
+    const struct gw_config *cfg;
+    struct ferry_loop *loop;
+    struct ferry_keyring *keyring;
+    struct gw_releases *releases;
+    struct gw_cache *cache;
+    struct gw_uplink *uplink;
+
+    /* The one download in progress, if any. */
+    struct gw_fetch *fetch;
+    struct gw_cache_part *part;
+    uint8_t fetch_sha[FERRY_SHA256_LEN];
+    char fetch_hex[FERRY_SHA256_HEX_LEN + 1];
+    uint64_t fetch_size;
+    uint64_t fetch_timer;
+    unsigned fetch_last_decile;
+
+    uint64_t pick_timer;
+    struct fetch_failure failures[MAX_FAILURES];
+    size_t nfailures;
+};
+
+static int64_t wall_now(void)
+{
+    return (int64_t)time(NULL);
+}
+
+static void schedule_pick(struct gw *g, uint64_t delay_ms);
+
+/* ---- failures: when may an artifact be tried again ---------------------- */
+
+static struct fetch_failure *failure_find(struct gw *g, const uint8_t sha[FERRY_SHA256_LEN])
+{
+    for (size_t i = 0; i < g->nfailures; i++) {
+        if (memcmp(g->failures[i].sha256, sha, FERRY_SHA256_LEN) == 0)
+            return &g->failures[i];
+    }
+    return NULL;
+}
+
+static void failure_note(struct gw *g, const uint8_t sha[FERRY_SHA256_LEN])
+{
+    struct fetch_failure *f = failure_find(g, sha);
+    if (!f) {
+        /* Full table: reuse the oldest slot; forgetting a failure only means
+         * an earlier retry. */
+        f = g->nfailures < MAX_FAILURES ? &g->failures[g->nfailures++] : &g->failures[0];
+        memcpy(f->sha256, sha, FERRY_SHA256_LEN);
+        f->delay_ms = RETRY_MIN_MS;
+    } else {
+        f->delay_ms = f->delay_ms >= RETRY_MAX_MS / 2 ? RETRY_MAX_MS : f->delay_ms * 2;
+    }
+    f->retry_at_ms = ferry_now_ms() + f->delay_ms;
+    LOG_INFO("fetch: will try again in %u s", f->delay_ms / 1000);
+}
+
+static void failure_clear(struct gw *g, const uint8_t sha[FERRY_SHA256_LEN])
+{
+    struct fetch_failure *f = failure_find(g, sha);
+    if (f)
+        *f = g->failures[--g->nfailures];
+}
+
+/* ---- the download in progress ------------------------------------------ */
+
+static void on_fetch_timer(void *arg);
+
+static void apply_actions(struct gw *g, const struct gw_fetch_actions *act)
+{
+    if (act->send) {
+        char *json = NULL;
+        size_t len = 0;
+        struct ferry_diag d = {{0}};
+        if (ferry_stream_req_encode(&act->req, &json, &len, &d) != FERRY_OK) {
+            LOG_ERR("fetch: %s", d.msg);
+        } else {
+            enum ferry_err err = gw_uplink_publish(g->uplink, FERRY_TOPIC_STREAM_REQ, NULL, json,
+                                                   len, 1, false, NULL);
+            if (err != FERRY_OK)
+                LOG_DEBUG("fetch: request not sent (%s); the timeout will ask again",
+                          ferry_strerror(err));
+            else
+                LOG_DEBUG("fetch: requested %u chunks from offset %llu", act->req.count,
+                          (unsigned long long)act->req.offset);
+        }
+        free(json);
+    }
+    if (g->fetch_timer) {
+        ferry_loop_cancel(g->loop, g->fetch_timer);
+        g->fetch_timer = 0;
+    }
+    if (act->deadline_ms != GW_FETCH_NO_DEADLINE) {
+        uint64_t now = ferry_now_ms();
+        uint64_t delay = act->deadline_ms > now ? act->deadline_ms - now : 0;
+        g->fetch_timer = ferry_loop_timer(g->loop, delay, on_fetch_timer, g);
+    }
+}
+
+static void fetch_log_stats(const struct gw *g, const char *what)
+{
+    struct gw_fetch_stats st;
+    gw_fetch_stats(g->fetch, &st);
+    LOG_INFO("fetch: %s %s: received %llu bytes this run (%llu kept, %llu requests, %llu "
+             "timeouts, %llu duplicates, %llu out of order)",
+             what, g->fetch_hex, (unsigned long long)st.bytes_received,
+             (unsigned long long)st.bytes_kept, (unsigned long long)st.requests,
+             (unsigned long long)st.timeouts, (unsigned long long)st.duplicates,
+             (unsigned long long)st.out_of_order);
+}
+
+/* Ends the download in progress, keeping the partial for a later resume. */
+static void fetch_stop(struct gw *g)
+{
+    if (g->fetch_timer) {
+        ferry_loop_cancel(g->loop, g->fetch_timer);
+        g->fetch_timer = 0;
+    }
+    gw_cache_part_close(g->part);
+    g->part = NULL;
+    gw_fetch_free(g->fetch);
+    g->fetch = NULL;
+}
+
+static void fetch_finish(struct gw *g)
+{
+    struct ferry_diag d = {{0}};
+    fetch_log_stats(g, "complete");
+    struct gw_cache_part *part = g->part;
+    g->part = NULL; /* gw_cache_part_finish frees it whatever the outcome */
+    enum ferry_err err = gw_cache_part_finish(part, &d);
+    uint8_t sha[FERRY_SHA256_LEN];
+    memcpy(sha, g->fetch_sha, sizeof(sha));
+    fetch_stop(g);
+    if (err == FERRY_OK) {
+        LOG_INFO("cache: artifact %s verified and cached (%llu bytes)", g->fetch_hex,
+                 (unsigned long long)g->fetch_size);
+        failure_clear(g, sha);
+    } else {
+        LOG_ERR("cache: artifact %s rejected: %s", g->fetch_hex, ferry_diag_str(&d, err));
+        failure_note(g, sha);
+    }
+    schedule_pick(g, 0);
+}
+
+static void on_fetch_timer(void *arg)
+{
+    struct gw *g = arg;
+    g->fetch_timer = 0;
+    if (!g->fetch)
+        return;
+    struct gw_fetch_actions act;
+    gw_fetch_tick(g->fetch, ferry_now_ms(), &act);
+    apply_actions(g, &act);
+}
+
+static void log_progress(struct gw *g)
+{
+    uint64_t end = gw_fetch_end(g->fetch);
+    unsigned decile = (unsigned)(end * 10 / g->fetch_size);
+    if (decile > g->fetch_last_decile) {
+        g->fetch_last_decile = decile;
+        LOG_INFO("fetch: %s %llu/%llu bytes (%u%%)", g->fetch_hex, (unsigned long long)end,
+                 (unsigned long long)g->fetch_size, decile * 10);
+    }
+}
+
+static void on_chunk(void *arg, const uint8_t *buf, size_t len)
+{
+    struct gw *g = arg;
+    struct ferry_chunk c;
+    struct ferry_diag d = {{0}};
+    enum ferry_err err = ferry_chunk_decode(buf, len, &c, &d);
+    if (err != FERRY_OK) {
+        LOG_WARN("fetch: chunk dropped: %s", d.msg);
+        return;
+    }
+    if (!g->fetch) {
+        LOG_DEBUG("fetch: chunk at %llu arrived with no download in progress",
+                  (unsigned long long)c.offset);
+        return;
+    }
+    if (c.kind == FERRY_CHUNK_ERROR && memcmp(c.sha256, g->fetch_sha, FERRY_SHA256_LEN) == 0) {
+        LOG_ERR("fetch: the cloud cannot serve %s: %.*s", g->fetch_hex, (int)c.len,
+                (const char *)c.payload);
+        failure_note(g, g->fetch_sha);
+        fetch_stop(g);
+        schedule_pick(g, 0);
+        return;
+    }
+    struct gw_fetch_actions act;
+    enum gw_fetch_verdict v = gw_fetch_chunk(g->fetch, &c, ferry_now_ms(), &act);
+    LOG_DEBUG("fetch: received chunk offset=%llu len=%u verdict=%d", (unsigned long long)c.offset,
+              c.len, (int)v);
+    if (v == GW_FETCH_NEXT) {
+        bool written = false;
+        err = gw_cache_part_write(g->part, c.offset, c.payload, c.len, &written, &d);
+        if (err != FERRY_OK || !written) {
+            LOG_ERR("cache: writing %s at %llu failed: %s", g->fetch_hex,
+                    (unsigned long long)c.offset,
+                    err != FERRY_OK ? ferry_diag_str(&d, err) : "cache and fetcher disagree");
+            failure_note(g, g->fetch_sha);
+            fetch_stop(g);
+            schedule_pick(g, 0);
+            return;
+        }
+        log_progress(g);
+    }
+    if (gw_fetch_done(g->fetch)) {
+        fetch_finish(g);
+        return;
+    }
+    apply_actions(g, &act);
+}
+
+static enum ferry_err fetch_start(struct gw *g, const struct ferry_manifest *m)
+{
+    struct ferry_diag d = {{0}};
+    uint8_t refs_buf[GW_RELEASES_MAX_REFS][FERRY_SHA256_LEN];
+    size_t nrefs = 0;
+    enum ferry_err err = gw_releases_refs(g->releases, refs_buf, GW_RELEASES_MAX_REFS, &nrefs);
+    if (err != FERRY_OK)
+        return err;
+    struct gw_cache_refs refs = {.sha256 = (const uint8_t(*)[FERRY_SHA256_LEN])refs_buf,
+                                 .n = nrefs};
+    memcpy(g->fetch_sha, m->sha256, FERRY_SHA256_LEN);
+    ferry_hex_encode(m->sha256, FERRY_SHA256_LEN, g->fetch_hex);
+    g->fetch_size = m->size;
+    err = gw_cache_part_open(g->cache, m->sha256, m->size, (uint32_t)g->cfg->chunk_size, &refs,
+                             &g->part, &d);
+    if (err != FERRY_OK) {
+        LOG_ERR("cache: cannot start %s for release %s: %s", g->fetch_hex, m->release_id,
+                ferry_diag_str(&d, err));
+        failure_note(g, m->sha256);
+        return err;
+    }
+    struct gw_fetch_params p = {
+        .total = m->size,
+        .chunk = (uint32_t)g->cfg->chunk_size,
+        .resume = gw_cache_part_end(g->part),
+        .window = FETCH_WINDOW,
+    };
+    memcpy(p.sha256, m->sha256, FERRY_SHA256_LEN);
+    struct gw_fetch_actions act;
+    err = gw_fetch_start(&p, ferry_now_ms(), gw_uplink_is_up(g->uplink), &g->fetch, &act, &d);
+    if (err != FERRY_OK) {
+        LOG_ERR("fetch: %s", d.msg);
+        gw_cache_part_close(g->part);
+        g->part = NULL;
+        return err;
+    }
+    g->fetch_last_decile = (unsigned)(p.resume * 10 / m->size);
+    LOG_INFO("fetch: %s for release %s: %llu bytes, resuming at %llu", g->fetch_hex, m->release_id,
+             (unsigned long long)m->size, (unsigned long long)p.resume);
+    if (gw_fetch_done(g->fetch)) {
+        fetch_finish(g);
+        return FERRY_OK;
+    }
+    apply_actions(g, &act);
+    return FERRY_OK;
+}
+
+/* Starts the next download a held release needs, if none is running. */
+static void pick_next(struct gw *g)
+{
+    if (g->fetch)
+        return;
+    uint64_t now = ferry_now_ms();
+    uint64_t soonest = UINT64_MAX;
+    for (size_t i = 0; i < gw_releases_count(g->releases); i++) {
+        const struct ferry_manifest *m = &gw_releases_at(g->releases, i)->manifest;
+        if (gw_cache_has(g->cache, m->sha256, NULL))
+            continue;
+        const struct fetch_failure *f = failure_find(g, m->sha256);
+        if (f && f->retry_at_ms > now) {
+            if (f->retry_at_ms < soonest)
+                soonest = f->retry_at_ms;
+            continue;
+        }
+        if (fetch_start(g, m) == FERRY_OK)
+            return;
+    }
+    if (soonest != UINT64_MAX)
+        schedule_pick(g, soonest - now);
+}
+
+static void on_pick_timer(void *arg)
+{
+    struct gw *g = arg;
+    g->pick_timer = 0;
+    pick_next(g);
+}
+
+static void schedule_pick(struct gw *g, uint64_t delay_ms)
+{
+    if (g->pick_timer)
+        ferry_loop_cancel(g->loop, g->pick_timer);
+    g->pick_timer = ferry_loop_timer(g->loop, delay_ms, on_pick_timer, g);
+}
+
+/* ---- uplink events ------------------------------------------------------ */
+
+static void on_up(void *arg)
+{
+    struct gw *g = arg;
+    if (g->fetch) {
+        struct gw_fetch_actions act;
+        gw_fetch_link(g->fetch, true, ferry_now_ms(), &act);
+        apply_actions(g, &act);
+    }
+    schedule_pick(g, 0);
+}
+
+static void on_down(void *arg)
+{
+    struct gw *g = arg;
+    if (g->fetch) {
+        struct gw_fetch_actions act;
+        gw_fetch_link(g->fetch, false, ferry_now_ms(), &act);
+        apply_actions(g, &act);
+    }
+}
+
+static void on_release(void *arg, const char *product, const uint8_t *buf, size_t len)
+{
+    struct gw *g = arg;
+    struct ferry_diag d = {{0}};
+    enum gw_release_outcome outcome;
+    enum ferry_err err =
+        gw_releases_accept(g->releases, product, buf, len, wall_now(), &outcome, &d);
+    if (err != FERRY_OK) {
+        LOG_WARN("release: rejected on product '%s': %s (%s); keeping what is held", product,
+                 ferry_diag_str(&d, err), ferry_err_name(err));
+        return;
+    }
+    const struct gw_release *r = gw_releases_current(g->releases, product);
+    if (outcome == GW_RELEASE_ALREADY_HELD) {
+        LOG_DEBUG("release: %s already held", r->manifest.release_id);
+        return;
+    }
+    char hex[FERRY_SHA256_HEX_LEN + 1];
+    ferry_hex_encode(r->manifest.sha256, FERRY_SHA256_LEN, hex);
+    LOG_INFO("release: accepted %s (product %s, version %s, seq %llu, artifact %s, %llu bytes)",
+             r->manifest.release_id, product, r->manifest.version,
+             (unsigned long long)r->manifest.seq, hex, (unsigned long long)r->manifest.size);
+    schedule_pick(g, 0);
+}
+
+/* ---- start-up and shut-down -------------------------------------------- */
+
+static enum ferry_err gw_start(struct gw *g, struct ferry_diag *d)
+{
+    const struct gw_config *cfg = g->cfg;
+    enum ferry_err err = ferry_loop_new(&g->loop, d);
+    if (err != FERRY_OK)
+        return err;
+    err = ferry_keyring_load(cfg->trust, &g->keyring, d);
+    if (err != FERRY_OK) {
+        ferry_diag_prefix(d, "--trust");
+        return err;
+    }
+    uint64_t quota = cfg->cache_quota_mb << 20;
+    struct gw_releases_opts ro = {
+        .state_dir = cfg->state_dir,
+        .keyring = g->keyring,
+        .max_artifact_size = quota,
+        .clock_skew = CLOCK_SKEW_S,
+    };
+    err = gw_releases_open(&ro, wall_now(), &g->releases, d);
+    if (err != FERRY_OK)
+        return err;
+    struct gw_cache_opts co = {.dir = cfg->cache_dir, .quota = quota};
+    err = gw_cache_open(&co, &g->cache, d);
+    if (err != FERRY_OK)
+        return err;
+    /* An artifact whose cached length disagrees with its release was damaged
+     * on disk: re-check it (gw_cache_verify deletes it if bad). */
+    for (size_t i = 0; i < gw_releases_count(g->releases); i++) {
+        const struct ferry_manifest *m = &gw_releases_at(g->releases, i)->manifest;
+        uint64_t size = 0;
+        if (gw_cache_has(g->cache, m->sha256, &size) && size != m->size) {
+            struct ferry_diag vd = {{0}};
+            enum ferry_err verr = gw_cache_verify(g->cache, m->sha256, m->size, &vd);
+            if (verr != FERRY_OK)
+                LOG_WARN("cache: %s", ferry_diag_str(&vd, verr));
+        }
+    }
+    struct gw_uplink_opts uo = {
+        .broker = cfg->broker,
+        .fleet = cfg->fleet,
+        .gateway_id = cfg->id,
+        .ca_file = cfg->ca_file,
+        .cert_file = cfg->cert_file,
+        .key_file = cfg->key_file,
+    };
+    struct gw_uplink_handlers h = {
+        .arg = g,
+        .on_up = on_up,
+        .on_down = on_down,
+        .on_release = on_release,
+        .on_chunk = on_chunk,
+    };
+    err = gw_uplink_new(g->loop, &uo, &h, &g->uplink, d);
+    if (err != FERRY_OK)
+        return err;
+    LOG_INFO("gateway %s of fleet %s started: %zu releases held, cache %llu of %llu bytes used",
+             cfg->id, cfg->fleet, gw_releases_count(g->releases),
+             (unsigned long long)gw_cache_used(g->cache), (unsigned long long)quota);
+    schedule_pick(g, 0);
+    return FERRY_OK;
+}
+
+static void gw_stop(struct gw *g)
+{
+    if (g->fetch)
+        fetch_log_stats(g, "paused");
+    fetch_stop(g);
+    gw_uplink_free(g->uplink);
+    gw_cache_free(g->cache);
+    gw_releases_free(g->releases);
+    ferry_keyring_free(g->keyring);
+    ferry_loop_free(g->loop);
+}
+
+enum ferry_err gw_daemon_run(const struct gw_config *cfg, struct ferry_diag *d)
+{
+    struct gw g = {.cfg = cfg};
+    enum ferry_err err = gw_start(&g, d);
+    if (err == FERRY_OK) {
+        int sig = ferry_loop_run(g.loop);
+        LOG_INFO("stopping on signal %d", sig);
+    }
+    gw_stop(&g);
+    return err;
+}

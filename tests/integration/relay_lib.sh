@@ -1,0 +1,82 @@
+# shellcheck shell=bash
+# Shared set-up for the cloud -> gateway relay tests: a fleet "f1", a signing
+# key, and helpers to start `ferry-cloud serve` and `ferry-gateway` against the
+# broker lib.sh started. Source after lib.sh and start_mosquitto.
+
+CLOUD=$(ferry_bin ferry-cloud)
+GATEWAY=$(ferry_bin ferry-gateway)
+FLEET=f1
+STORE="$TEST_TMP/store"
+DB="$TEST_TMP/inventory.db"
+BROKER=${BROKER:-mqtt://127.0.0.1:$MOSQ_PORT}
+CHUNK=${CHUNK:-65536}
+
+"$CLOUD" keygen --out-dir "$TEST_TMP/keys" >/dev/null || die "keygen failed"
+KEY=$(ls "$TEST_TMP"/keys/release-*.key)
+PUB=$(ls "$TEST_TMP"/keys/release-*.pub)
+
+# wait_until SECS CMD...: polls CMD every 50 ms; fails after SECS.
+wait_until() {
+    local secs=$1 deadline
+    shift
+    deadline=$((SECONDS + secs))
+    while ((SECONDS < deadline)); do
+        "$@" && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+# start_serve NAME [extra flags...]: sets SERVE_PID (log in $TEST_TMP/serve-NAME.log).
+start_serve() {
+    local name=$1
+    shift
+    "$CLOUD" serve --broker "$BROKER" --fleet "$FLEET" --store "$STORE" --db "$DB" \
+        --log-level debug "$@" >>"$TEST_TMP/serve-$name.log" 2>&1 &
+    SERVE_PID=$!
+    kill_at_exit "$SERVE_PID"
+}
+
+# start_gateway ID [extra flags...]: sets GW_PID; cache and state under $TEST_TMP/ID.
+start_gateway() {
+    local id=$1
+    shift
+    "$GATEWAY" --broker "$BROKER" --fleet "$FLEET" --id "$id" \
+        --cache-dir "$TEST_TMP/$id/cache" --state-dir "$TEST_TMP/$id/state" \
+        --trust "$PUB" --coap-port "$(free_port udp)" --chunk-size "$CHUNK" \
+        --log-level debug "$@" >>"$TEST_TMP/$id.log" 2>&1 &
+    GW_PID=$!
+    kill_at_exit "$GW_PID"
+}
+
+# publish FILE SEQ [extra flags...]: signs and publishes; prints the release id.
+publish() {
+    local file=$1 seq=$2
+    shift 2
+    "$CLOUD" publish --broker "$BROKER" --fleet "$FLEET" --store "$STORE" --key "$KEY" \
+        --artifact "$file" --version "1.0.$seq" --seq "$seq" --hw-model m1 "$@" \
+        2>>"$TEST_TMP/publish.log"
+}
+
+sha_of() {
+    sha256sum "$1" | cut -d' ' -f1
+}
+
+cached() {
+    [ -f "$TEST_TMP/$1/cache/$2" ]
+}
+
+partial_bytes() {
+    local f="$TEST_TMP/$1/cache/partial/$2.part"
+    [ -f "$f" ] && stat -c %s "$f" || echo 0
+}
+
+log_has() {
+    grep -qF -- "$2" "$TEST_TMP/$1.log"
+}
+
+# Sum of chunk payload bytes a gateway's logs say it received.
+received_bytes() {
+    grep -ho 'fetch: received chunk offset=[0-9]* len=[0-9]*' "$TEST_TMP/$1.log" |
+        sed 's/.*len=//' | awk '{s += $1} END {print s + 0}'
+}
