@@ -27,7 +27,7 @@
 #define WAIT_MS     10000
 #define MAX_COLLECT 16
 
-enum { PORT_PLAIN, PORT_TLS, PORT_TLS_WRONG_NAME, PORT_COUNT };
+enum { PORT_PLAIN, PORT_TLS, PORT_TLS_WRONG_NAME, PORT_TLS_CLIENT_CERT, PORT_COUNT };
 
 static pid_t broker_pid = -1;
 static int broker_ports[PORT_COUNT];
@@ -92,7 +92,10 @@ static bool make_certs(void)
              "openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2"
              " -extfile ok.ext -out srv.crt;"
              "openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2"
-             " -extfile wrong.ext -out wrong.crt",
+             " -extfile wrong.ext -out wrong.crt;"
+             "openssl req $K -keyout client.key -out client.csr -subj /CN=ferry-test-client;"
+             "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2"
+             " -out client.crt",
              ferry_test_tmpdir());
     return system(cmd) == 0;
 }
@@ -117,13 +120,19 @@ static bool write_broker_config(const char *conf)
             "persistence false\nacl_file %s\nlistener %d 127.0.0.1\n",
             acl, broker_ports[PORT_PLAIN]);
     if (broker_tls) {
-        fprintf(
-            f, "listener %d 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/srv.crt\nkeyfile %s/srv.key\n",
-            broker_ports[PORT_TLS], dir, dir, dir);
-        fprintf(f,
-                "listener %d 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/wrong.crt\nkeyfile "
-                "%s/srv.key\n",
-                broker_ports[PORT_TLS_WRONG_NAME], dir, dir, dir);
+        static const struct {
+            int port;
+            const char *cert, *extra;
+        } tls[] = {
+            {PORT_TLS, "srv.crt", ""},
+            {PORT_TLS_WRONG_NAME, "wrong.crt", ""},
+            {PORT_TLS_CLIENT_CERT, "srv.crt", "require_certificate true\n"},
+        };
+        for (size_t i = 0; i < sizeof(tls) / sizeof(tls[0]); i++)
+            fprintf(f,
+                    "listener %d 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/%s\nkeyfile "
+                    "%s/srv.key\n%s",
+                    broker_ports[tls[i].port], dir, dir, tls[i].cert, dir, tls[i].extra);
     }
     return fclose(f) == 0;
 }
@@ -1056,7 +1065,8 @@ static void mqtt_free_while_connecting_is_clean(void)
         CU_ASSERT_TRUE(m && ferry_mqtt_connect(m, &d) == FERRY_OK);
         for (int i = 0; wait_for_connect && !fb.got_connect && i < WAIT_MS / 10; i++)
             sleep_ms(10);
-        CU_ASSERT_EQUAL(fb.got_connect, (bool)wait_for_connect);
+        if (wait_for_connect)
+            CU_ASSERT_TRUE(fb.got_connect);
         CU_ASSERT_FALSE(m && ferry_mqtt_is_connected(m));
         ferry_mqtt_free(m);
         fake_stop(&fb);
@@ -1089,16 +1099,33 @@ static void mqtt_session_takeover_is_lost_then_reconnects(void)
     ferry_mqtt_free(first);
 }
 
-static struct ferry_mqtt *tls_client(const char *name, int port, const char *ca)
+/* cert may be NULL; "client" means client.crt with client.key. */
+static struct ferry_mqtt *tls_client(const char *name, int port, const char *ca, const char *cert)
 {
-    static char url[64], ca_path[512], id[96];
+    char url[64], ca_path[512], cert_path[512], key_path[512];
     snprintf(url, sizeof(url), "mqtts://127.0.0.1:%d", port);
     snprintf(ca_path, sizeof(ca_path), "%s/%s", ferry_test_tmpdir(), ca);
-    snprintf(id, sizeof(id), "ferry-test-%d-%s", (int)getpid(), name);
-    struct ferry_mqtt_opts o = {
-        .url = url, .client_id = id, .ca_file = ca_path, .clean_start = true};
-    struct tclient c = {.o = o};
+    snprintf(cert_path, sizeof(cert_path), "%s/%s.crt", ferry_test_tmpdir(), cert ? cert : "");
+    snprintf(key_path, sizeof(key_path), "%s/%s.key", ferry_test_tmpdir(), cert ? cert : "");
+    struct tclient c;
+    tclient_init(&c, name);
+    c.o.url = url;
+    c.o.ca_file = ca_path;
+    c.o.cert_file = cert ? cert_path : NULL;
+    c.o.key_file = cert ? key_path : NULL;
     return client_new(&c);
+}
+
+static void expect_connect_failed(struct ferry_mqtt *m, const char *what)
+{
+    struct ferry_diag d = {{0}};
+    CU_ASSERT_EQUAL_FATAL(ferry_mqtt_connect(m, &d), FERRY_OK);
+    struct ferry_mqtt_ev *ev = expect_ev(m, FERRY_MQTT_EV_CONNECT_FAILED);
+    CU_ASSERT_TRUE(ev && ev->reason[0]);
+    if (ev)
+        fprintf(stderr, "%s: %s\n", what, ev->reason);
+    ferry_mqtt_ev_free(ev);
+    CU_ASSERT_FALSE(ferry_mqtt_is_connected(m));
 }
 
 static void mqtt_tls_verifies_broker_certificate_and_name(void)
@@ -1106,7 +1133,7 @@ static void mqtt_tls_verifies_broker_certificate_and_name(void)
     CU_ASSERT_FATAL(broker_up());
     CU_ASSERT_FATAL(broker_tls);
 
-    struct ferry_mqtt *good = tls_client("tls-good", broker_ports[PORT_TLS], "ca.crt");
+    struct ferry_mqtt *good = tls_client("tls-good", broker_ports[PORT_TLS], "ca.crt", NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(good);
     CU_ASSERT_TRUE(connect_ok(good, NULL));
     char topic[128];
@@ -1115,26 +1142,33 @@ static void mqtt_tls_verifies_broker_certificate_and_name(void)
     round_trip_one(good, topic, (const uint8_t *)"over tls", 8);
     ferry_mqtt_free(good);
 
-    static const struct {
-        const char *name, *ca;
-        int port;
-    } bad[] = {
-        {"tls-unknown-ca", "other-ca.crt", PORT_TLS},
-        {"tls-wrong-name", "ca.crt", PORT_TLS_WRONG_NAME},
-    };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        struct ferry_mqtt *m = tls_client(bad[i].name, broker_ports[bad[i].port], bad[i].ca);
-        CU_ASSERT_PTR_NOT_NULL_FATAL(m);
-        struct ferry_diag d = {{0}};
-        CU_ASSERT_EQUAL_FATAL(ferry_mqtt_connect(m, &d), FERRY_OK);
-        struct ferry_mqtt_ev *ev = expect_ev(m, FERRY_MQTT_EV_CONNECT_FAILED);
-        CU_ASSERT_TRUE(ev && ev->reason[0]);
-        if (ev)
-            fprintf(stderr, "%s: %s\n", bad[i].name, ev->reason);
-        ferry_mqtt_ev_free(ev);
-        CU_ASSERT_FALSE(ferry_mqtt_is_connected(m));
-        ferry_mqtt_free(m);
-    }
+    struct ferry_mqtt *m =
+        tls_client("tls-unknown-ca", broker_ports[PORT_TLS], "other-ca.crt", NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    expect_connect_failed(m, "unknown CA");
+    ferry_mqtt_free(m);
+
+    /* Signed by the right CA for another host: only the name check fails. */
+    m = tls_client("tls-wrong-name", broker_ports[PORT_TLS_WRONG_NAME], "ca.crt", NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    expect_connect_failed(m, "wrong name");
+    ferry_mqtt_free(m);
+}
+
+static void mqtt_tls_client_certificate(void)
+{
+    CU_ASSERT_FATAL(broker_up());
+    CU_ASSERT_FATAL(broker_tls);
+    struct ferry_mqtt *m =
+        tls_client("tls-client-cert", broker_ports[PORT_TLS_CLIENT_CERT], "ca.crt", "client");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT_TRUE(connect_ok(m, NULL));
+    ferry_mqtt_free(m);
+
+    m = tls_client("tls-no-client-cert", broker_ports[PORT_TLS_CLIENT_CERT], "ca.crt", NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    expect_connect_failed(m, "no client certificate");
+    ferry_mqtt_free(m);
 }
 
 const char *const ferry_suite_name = "mqtt";
@@ -1159,5 +1193,6 @@ const struct ferry_test_case ferry_tests[] = {
      mqtt_session_takeover_is_lost_then_reconnects},
     {"mqtt_tls_verifies_broker_certificate_and_name",
      mqtt_tls_verifies_broker_certificate_and_name},
+    {"mqtt_tls_client_certificate", mqtt_tls_client_certificate},
     {NULL, NULL},
 };
