@@ -1,6 +1,7 @@
 #include "gw_config.h"
 
 #include "ferry_cfgfile.h"
+#include "gw_outbox.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -36,6 +37,10 @@ static const struct ferry_opt gw_opts[] = {
         "nodes served at once; others get 5.03 (default 8)", 0),
     OPT("chunk-size", FERRY_OPT_U64, chunk_size, "BYTES",
         "MQTT stream chunk, 16384..65536 (default 65536)", 0),
+    OPT("outbox-max-records", FERRY_OPT_U64, outbox_max_records, "N",
+        "status records held while the uplink is down (default 100000)", 0),
+    OPT("outbox-max-mb", FERRY_OPT_U64, outbox_max_mb, "MB",
+        "disk the status outbox may use, 1..64 (default 64)", 0),
     OPT("log-level", FERRY_OPT_LOGLEVEL, log_level, "LEVEL", "error, warn, info or debug", 0),
 };
 #define N_OPTS (sizeof(gw_opts) / sizeof(gw_opts[0]))
@@ -47,6 +52,8 @@ enum ferry_err gw_config_parse(struct gw_config *cfg, int argc, char **argv, boo
     cfg->cache_quota_mb = 1024;
     cfg->max_downloads = 8;
     cfg->chunk_size = 65536;
+    cfg->outbox_max_records = 100000;
+    cfg->outbox_max_mb = 64;
     cfg->log_level = FERRY_LOG_INFO;
     enum ferry_err err =
         ferry_opts_parse(gw_opts, N_OPTS, cfg, argc, argv, 1, ferry_cfgfile_load, help, d);
@@ -58,6 +65,13 @@ enum ferry_err gw_config_parse(struct gw_config *cfg, int argc, char **argv, boo
     if (cfg->chunk_size < 16384 || cfg->chunk_size > 65536)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--chunk-size: expected 16384..65536, got %llu",
                           (unsigned long long)cfg->chunk_size);
+    if (cfg->outbox_max_records == 0 || cfg->outbox_max_records > GW_OUTBOX_RECORDS_LIMIT)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--outbox-max-records: expected 1..%d, got %llu",
+                          GW_OUTBOX_RECORDS_LIMIT, (unsigned long long)cfg->outbox_max_records);
+    if (cfg->outbox_max_mb == 0 || cfg->outbox_max_mb > (GW_OUTBOX_BYTES_LIMIT >> 20))
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--outbox-max-mb: expected 1..%llu, got %llu",
+                          (unsigned long long)(GW_OUTBOX_BYTES_LIMIT >> 20),
+                          (unsigned long long)cfg->outbox_max_mb);
     if (cfg->max_downloads == 0)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--max-downloads: expected at least 1");
     return FERRY_OK;

@@ -24,8 +24,10 @@ struct gw_config {
     char *cert_file; /* TLS: this gateway's client certificate */
     char *key_file;  /* TLS: its private key */
     uint64_t cache_quota_mb;
-    uint64_t max_downloads; /* concurrent CoAP artifact transfers */
-    uint64_t chunk_size;    /* bytes per MQTT stream chunk */
+    uint64_t max_downloads;      /* concurrent CoAP artifact transfers */
+    uint64_t chunk_size;         /* bytes per MQTT stream chunk */
+    uint64_t outbox_max_records; /* pending status records kept while the uplink is down */
+    uint64_t outbox_max_mb;
     enum ferry_log_level log_level;
 };
 

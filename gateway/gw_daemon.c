@@ -7,6 +7,7 @@
 #include "ferry_stream.h"
 #include "gw_cache.h"
 #include "gw_fetch.h"
+#include "gw_relay.h"
 #include "gw_releases.h"
 #include "gw_uplink.h"
 
@@ -37,6 +38,7 @@ struct gw {
     struct gw_releases *releases;
     struct gw_cache *cache;
     struct gw_uplink *uplink;
+    struct gw_relay *relay;
 
     /* The one download in progress, if any. */
     struct gw_fetch *fetch;
@@ -334,6 +336,7 @@ static void schedule_pick(struct gw *g, uint64_t delay_ms)
 static void on_up(void *arg)
 {
     struct gw *g = arg;
+    gw_relay_link(g->relay, true);
     if (g->fetch) {
         struct gw_fetch_actions act;
         gw_fetch_link(g->fetch, true, ferry_now_ms(), &act);
@@ -345,6 +348,7 @@ static void on_up(void *arg)
 static void on_down(void *arg)
 {
     struct gw *g = arg;
+    gw_relay_link(g->relay, false);
     if (g->fetch) {
         struct gw_fetch_actions act;
         gw_fetch_link(g->fetch, false, ferry_now_ms(), &act);
@@ -375,6 +379,20 @@ static void on_release(void *arg, const char *product, const uint8_t *buf, size_
              r->manifest.release_id, product, r->manifest.version,
              (unsigned long long)r->manifest.seq, hex, (unsigned long long)r->manifest.size);
     schedule_pick(g, 0);
+}
+
+static void on_status_ack(void *arg, const uint8_t *buf, size_t len)
+{
+    struct gw *g = arg;
+    gw_relay_ack(g->relay, buf, len);
+}
+
+static enum ferry_err relay_publish(void *arg, bool twin, const char *node, const void *buf,
+                                    size_t len, bool retain)
+{
+    struct gw *g = arg;
+    return gw_uplink_publish(g->uplink, twin ? FERRY_TOPIC_NODE : FERRY_TOPIC_STATUS, node, buf,
+                             len, 1, retain, NULL);
 }
 
 /* ---- start-up and shut-down -------------------------------------------- */
@@ -416,6 +434,16 @@ static enum ferry_err gw_start(struct gw *g, struct ferry_diag *d)
                 LOG_WARN("cache: %s", ferry_diag_str(&vd, verr));
         }
     }
+    struct gw_outbox_opts oo = {
+        .state_dir = cfg->state_dir,
+        .gateway_id = cfg->id,
+        .max_records = (size_t)cfg->outbox_max_records,
+        .max_bytes = cfg->outbox_max_mb << 20,
+    };
+    struct gw_relay_opts rlo = {.outbox = &oo, .publish = relay_publish, .publish_arg = g};
+    err = gw_relay_new(g->loop, &rlo, &g->relay, d);
+    if (err != FERRY_OK)
+        return err;
     struct gw_uplink_opts uo = {
         .broker = cfg->broker,
         .fleet = cfg->fleet,
@@ -430,6 +458,7 @@ static enum ferry_err gw_start(struct gw *g, struct ferry_diag *d)
         .on_down = on_down,
         .on_release = on_release,
         .on_chunk = on_chunk,
+        .on_status_ack = on_status_ack,
     };
     err = gw_uplink_new(g->loop, &uo, &h, &g->uplink, d);
     if (err != FERRY_OK)
@@ -447,6 +476,7 @@ static void gw_stop(struct gw *g)
         fetch_log_stats(g, "paused");
     fetch_stop(g);
     gw_uplink_free(g->uplink);
+    gw_relay_free(g->relay);
     gw_cache_free(g->cache);
     gw_releases_free(g->releases);
     ferry_keyring_free(g->keyring);
