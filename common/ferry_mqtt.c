@@ -33,6 +33,8 @@
 #define DISCONNECT_WAIT_MS    (DISCONNECT_TIMEOUT_MS + 3000)
 #define WILL_QOS              1
 
+#define REASON_MAX sizeof(((struct ferry_mqtt_ev *)0)->reason)
+
 enum link_state { LINK_IDLE, LINK_CONNECTING, LINK_UP };
 
 struct ev_node {
@@ -216,7 +218,7 @@ static void link_down_locked(struct ferry_mqtt *m, const char *why)
 static void on_connect_fail(void *ctx, MQTTAsync_failureData5 *r)
 {
     struct ferry_mqtt *m = ctx;
-    char why[sizeof(((struct ferry_mqtt_ev *)0)->reason)];
+    char why[REASON_MAX];
     pthread_mutex_lock(&m->mu);
     describe_failure(m, r, why, sizeof(why));
     link_down_locked(m, why);
@@ -236,7 +238,7 @@ static void on_connection_lost(void *ctx, char *cause)
 static void on_disconnected(void *ctx, MQTTProperties *props, enum MQTTReasonCodes rc)
 {
     struct ferry_mqtt *m = ctx;
-    char why[sizeof(((struct ferry_mqtt_ev *)0)->reason)];
+    char why[REASON_MAX];
     (void)props;
     snprintf(why, sizeof(why), "broker disconnected: %s (0x%02x)", MQTTReasonCode_toString(rc),
              (unsigned)rc);
@@ -284,20 +286,19 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
                  m->client_id, plen, topic, FERRY_MQTT_MAX_PAYLOAD);
         goto consumed;
     }
-    if (tlen > MQTT_STRING_MAX || memchr(topic, 0, tlen)) {
+    if (memchr(topic, 0, tlen)) {
         LOG_WARN("mqtt %s: dropped a message whose topic '%.64s' holds a NUL byte", m->client_id,
                  topic);
         goto consumed;
     }
 
-    pthread_mutex_lock(&m->mu);
     struct ev_node *n = message_node(topic, tlen, msg, plen);
     if (!n) {
         /* Paho keeps it and offers it again later: late beats lost. */
-        pthread_mutex_unlock(&m->mu);
         LOG_ERR("mqtt %s: out of memory, message on '%.64s' left with Paho", m->client_id, topic);
         return 0;
     }
+    pthread_mutex_lock(&m->mu);
     push_locked(m, n);
     if (m->queued_bytes > FERRY_MQTT_QUEUE_MAX_BYTES && !m->over_cap) {
         m->over_cap = true;
@@ -327,7 +328,7 @@ static void on_publish_ok(void *ctx, MQTTAsync_successData5 *r)
 static void on_publish_fail(void *ctx, MQTTAsync_failureData5 *r)
 {
     struct ferry_mqtt *m = ctx;
-    char why[sizeof(((struct ferry_mqtt_ev *)0)->reason)];
+    char why[REASON_MAX];
     pthread_mutex_lock(&m->mu);
     describe_failure(m, r, why, sizeof(why));
     push_event_locked(m, FERRY_MQTT_EV_PUBLISH_FAILED, r->token, "%s", why);
@@ -360,7 +361,7 @@ static void on_subscribe_ok(void *ctx, MQTTAsync_successData5 *r)
 static void on_subscribe_fail(void *ctx, MQTTAsync_failureData5 *r)
 {
     struct ferry_mqtt *m = ctx;
-    char why[sizeof(((struct ferry_mqtt_ev *)0)->reason)];
+    char why[REASON_MAX];
     pthread_mutex_lock(&m->mu);
     describe_failure(m, r, why, sizeof(why));
     push_event_locked(m, FERRY_MQTT_EV_SUBSCRIBE_FAILED, r->token, "%s", why);
@@ -395,23 +396,23 @@ static void on_disconnect_fail(void *ctx, MQTTAsync_failureData5 *r)
 static enum ferry_err map_url(const char *url, char **out, bool *tls, struct ferry_diag *d)
 {
     const char *scheme, *auth, *dflt_port;
+    bool secure = strncmp(url, "mqtts://", 8) == 0;
     if (strncmp(url, "mqtt://", 7) == 0) {
         scheme = "tcp://";
         auth = url + 7;
         dflt_port = ":1883";
-        *tls = false;
-    } else if (strncmp(url, "mqtts://", 8) == 0) {
+    } else if (secure) {
         scheme = "ssl://";
         auth = url + 8;
         dflt_port = ":8883";
-        *tls = true;
     } else {
         return ferry_fail(d, FERRY_E_INVALID_ARG,
                           "mqtt: url '%.200s' must start with mqtt:// or mqtts://", url);
     }
     size_t len = strlen(auth);
     if (len == 0 || len > URL_MAX)
-        return ferry_fail(d, FERRY_E_INVALID_ARG, "mqtt: url '%.200s' needs a host", url);
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          "mqtt: url '%.200s' needs a host of 1 to %u bytes", url, URL_MAX);
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)auth[i];
         if (c <= 0x20 || c >= 0x7f || strchr("/?#@\\", c))
@@ -435,6 +436,7 @@ static enum ferry_err map_url(const char *url, char **out, bool *tls, struct fer
         return ferry_fail(d, FERRY_E_NOMEM, "mqtt: out of memory");
     snprintf(s, need, "%s%s%s", scheme, auth, has_port ? "" : dflt_port);
     *out = s;
+    *tls = secure;
     return FERRY_OK;
 }
 
