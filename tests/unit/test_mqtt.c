@@ -881,9 +881,10 @@ static void fill_bp_payload(uint8_t *buf, int index)
 }
 
 /* More than FERRY_MQTT_QUEUE_MAX_BYTES arrives while the loop is not
- * draining: the queue refuses what does not fit and Paho offers it again,
- * so once drained every message is there exactly once, in order. */
-static void mqtt_full_queue_pushes_back_without_loss(void)
+ * draining. Once drained, every message is there exactly once, in order,
+ * and promptly: a message left with Paho would wait for the next packet
+ * (a keepalive, 30 s here), past WAIT_MS. */
+static void mqtt_backlog_over_cap_arrives_once_in_order(void)
 {
     CU_ASSERT_FATAL(broker_up());
     CU_ASSERT_FATAL((size_t)BP_COUNT * BP_SIZE > FERRY_MQTT_QUEUE_MAX_BYTES);
@@ -1182,7 +1183,7 @@ const struct ferry_test_case ferry_tests[] = {
     {"mqtt_clean_disconnect_suppresses_will", mqtt_clean_disconnect_suppresses_will},
     {"mqtt_connect_refused_reports_reason", mqtt_connect_refused_reports_reason},
     {"mqtt_persistent_session_keeps_qos1_messages", mqtt_persistent_session_keeps_qos1_messages},
-    {"mqtt_full_queue_pushes_back_without_loss", mqtt_full_queue_pushes_back_without_loss},
+    {"mqtt_backlog_over_cap_arrives_once_in_order", mqtt_backlog_over_cap_arrives_once_in_order},
     {"mqtt_oversized_message_is_dropped", mqtt_oversized_message_is_dropped},
     {"mqtt_acl_denied_publish_fails", mqtt_acl_denied_publish_fails},
     {"mqtt_connack_refusal_is_connect_failed", mqtt_connack_refusal_is_connect_failed},
