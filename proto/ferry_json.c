@@ -6,20 +6,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Depth of brackets outside strings; cJSON recurses once per level, so this
- * bounds its stack before it starts. It also refuses the escape \u0000:
- * cJSON would decode it into the C string, which then ends early, so
- * "meter\u0000x" would be read as "meter". */
-static bool depth_ok(const uint8_t *buf, size_t len)
+/* Checks what cJSON lets through, before it runs:
+ * - nesting deeper than FERRY_JSON_MAX_DEPTH (cJSON recurses once per level,
+ *   so this bounds its stack);
+ * - raw control characters inside strings, which JSON forbids;
+ * - the escape \u0000, which cJSON would decode into the C string, which then
+ *   ends early, so "meter\u0000x" would be read as "meter".
+ * Returns NULL when the text is acceptable, else what is wrong with it. */
+static const char *prescan(const uint8_t *buf, size_t len)
 {
     int depth = 0;
     bool in_str = false;
     for (size_t i = 0; i < len; i++) {
         uint8_t c = buf[i];
         if (in_str) {
+            if (c < 0x20)
+                return "a raw control character inside a string";
             if (c == '\\') {
                 if (i + 5 < len && memcmp(buf + i + 1, "u0000", 5) == 0)
-                    return false;
+                    return "the escape \\u0000 inside a string";
                 i++;
             } else if (c == '"') {
                 in_str = false;
@@ -28,12 +33,12 @@ static bool depth_ok(const uint8_t *buf, size_t len)
             in_str = true;
         } else if (c == '{' || c == '[') {
             if (++depth > FERRY_JSON_MAX_DEPTH)
-                return false;
+                return "nested deeper than " FERRY_JSON_MAX_DEPTH_TEXT " levels";
         } else if (c == '}' || c == ']') {
             depth--;
         }
     }
-    return true;
+    return NULL;
 }
 
 static const char *duplicate_key(const cJSON *node)
@@ -64,10 +69,9 @@ enum ferry_err ferry_json_parse(const uint8_t *buf, size_t len, size_t max_len, 
         return ferry_fail(d, FERRY_E_MALFORMED, "%s: not valid UTF-8", what);
     if (memchr(buf, 0, len))
         return ferry_fail(d, FERRY_E_MALFORMED, "%s: contains a NUL byte", what);
-    if (!depth_ok(buf, len))
-        return ferry_fail(d, FERRY_E_MALFORMED,
-                          "%s: nested deeper than %d levels, or a \\u0000 escape", what,
-                          FERRY_JSON_MAX_DEPTH);
+    const char *bad = prescan(buf, len);
+    if (bad)
+        return ferry_fail(d, FERRY_E_MALFORMED, "%s: %s", what, bad);
 
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts((const char *)buf, len, &end, false);

@@ -3,8 +3,13 @@
  *
  * ferry_json_parse() refuses what cJSON would let through: input above a cap,
  * invalid UTF-8, nesting deeper than FERRY_JSON_MAX_DEPTH (checked before
- * cJSON recurses), duplicate keys at any level, trailing bytes, and a top
- * level that is not an object. The getters check one field's presence, type
+ * cJSON recurses), raw control characters and the escape \u0000 inside
+ * strings, duplicate keys at any level, trailing bytes, and a top level that
+ * is not an object.
+ *
+ * Numbers are read as IEEE doubles (cJSON keeps no text), so an integer
+ * literal above 2^53 may be read as a neighbouring value; every integer field
+ * is therefore capped at 2^53, where doubles are still exact. The getters check one field's presence, type
  * and range and name it in the message: "<what>: field 'seq' must be ...". */
 #ifndef FERRY_JSON_H
 #define FERRY_JSON_H
@@ -17,6 +22,7 @@
 #include <stdint.h>
 
 #define FERRY_JSON_MAX_DEPTH 8
+#define FERRY_JSON_MAX_DEPTH_TEXT "8"
 
 /* Parses buf (len bytes, need not be NUL-terminated) into a new cJSON object
  * the caller frees with cJSON_Delete(). `what` ("manifest") prefixes errors. */
