@@ -128,7 +128,7 @@ enum ferry_err cloud_store_open_entry(const struct cloud_store *s,
 {
     char hex[FERRY_SHA256_HEX_LEN + 1];
     struct stat st;
-    uint64_t sz;
+    uint64_t sz = 0;
     entry_name(sha256, hex);
     int f = openat(s->dirfd, hex, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (f < 0)
