@@ -1,0 +1,403 @@
+#include "edge_journal.h"
+
+#include "ferry_crc32.h"
+#include "ferry_fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define JOURNAL_NAME "status.journal"
+#define SEQ_NAME     "status.seq"
+#define KIND_RECORD  'S'
+#define KIND_ACK     'A'
+#define HDR_LEN      8
+#define ACK_LEN      8
+#define SEQ_FILE_LEN 12
+#define ENTRY_MAX    (HDR_LEN + FERRY_STATUS_MAX_BYTES)
+
+struct pending {
+    uint64_t off; /* of the entry's header */
+    uint32_t len; /* of its payload */
+    uint64_t seq;
+};
+
+struct edge_journal {
+    char path[PATH_MAX];
+    char seq_path[PATH_MAX];
+    int fd;
+    uint64_t size;     /* end of the last good entry */
+    struct pending *q; /* q[head..n) wait, oldest first */
+    size_t head, n, cap;
+    uint64_t last_seq;
+    uint64_t reserved; /* no seq at or above it was handed out */
+    bool repaired;
+};
+
+static void put_le(uint8_t *p, uint64_t v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static uint32_t entry_crc(const uint8_t *hdr, const uint8_t *payload, size_t len)
+{
+    return ferry_crc32(ferry_crc32(0, hdr, 4), payload, len);
+}
+
+/* Fills in the header before the len payload bytes already at buf +
+ * HDR_LEN; returns the entry length. */
+static size_t make_entry(uint8_t *buf, uint8_t kind, size_t len)
+{
+    buf[0] = kind;
+    buf[1] = 0;
+    put_le(buf + 2, len, 2);
+    put_le(buf + 4, entry_crc(buf, buf + HDR_LEN, len), 4);
+    return HDR_LEN + len;
+}
+
+static enum ferry_err read_exact(int fd, uint64_t off, void *buf, size_t len, bool *short_read)
+{
+    uint8_t *p = buf;
+    size_t got = 0;
+    *short_read = false;
+    while (got < len) {
+        ssize_t r = pread(fd, p + got, len - got, (off_t)(off + got));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return FERRY_E_IO;
+        if (r == 0) {
+            *short_read = true;
+            return FERRY_OK;
+        }
+        got += (size_t)r;
+    }
+    return FERRY_OK;
+}
+
+static enum ferry_err push(struct edge_journal *j, uint64_t off, uint32_t len, uint64_t seq)
+{
+    if (j->head > 0 && j->n == j->cap) {
+        memmove(j->q, j->q + j->head, (j->n - j->head) * sizeof(*j->q));
+        j->n -= j->head;
+        j->head = 0;
+    }
+    if (j->n == j->cap) {
+        size_t cap = j->cap ? j->cap * 2 : 16;
+        struct pending *q = realloc(j->q, cap * sizeof(*q));
+        if (!q)
+            return FERRY_E_NOMEM;
+        j->q = q;
+        j->cap = cap;
+    }
+    j->q[j->n++] = (struct pending){.off = off, .len = len, .seq = seq};
+    return FERRY_OK;
+}
+
+static void pop(struct edge_journal *j)
+{
+    if (++j->head == j->n)
+        j->head = j->n = 0;
+}
+
+/* One entry at off: FERRY_OK with *len_out its payload length, or
+ * FERRY_E_CORRUPT when it is short, torn or not an entry at all. */
+static enum ferry_err read_entry(int fd, uint64_t off, uint8_t *hdr, uint8_t *payload,
+                                 size_t *len_out)
+{
+    bool short_read = false;
+    if (read_exact(fd, off, hdr, HDR_LEN, &short_read) != FERRY_OK)
+        return FERRY_E_IO;
+    size_t len = (size_t)get_le(hdr + 2, 2);
+    bool shape_ok = (hdr[0] == KIND_RECORD && len >= 1 && len <= FERRY_STATUS_MAX_BYTES) ||
+                    (hdr[0] == KIND_ACK && len == ACK_LEN);
+    if (short_read || hdr[1] != 0 || !shape_ok)
+        return FERRY_E_CORRUPT;
+    if (read_exact(fd, off + HDR_LEN, payload, len, &short_read) != FERRY_OK)
+        return FERRY_E_IO;
+    if (short_read || entry_crc(hdr, payload, len) != (uint32_t)get_le(hdr + 4, 4))
+        return FERRY_E_CORRUPT;
+    *len_out = len;
+    return FERRY_OK;
+}
+
+/* Applies one good entry; FERRY_E_CORRUPT when it breaks the seq order. */
+static enum ferry_err apply_entry(struct edge_journal *j, uint64_t off, const uint8_t *hdr,
+                                  const uint8_t *payload, size_t len)
+{
+    if (hdr[0] == KIND_ACK) {
+        uint64_t acked = get_le(payload, ACK_LEN);
+        if (acked > j->last_seq)
+            j->last_seq = acked;
+        while (j->head < j->n && j->q[j->head].seq <= acked)
+            pop(j);
+        return FERRY_OK;
+    }
+    struct ferry_status st;
+    if (ferry_status_from_cbor(payload, len, &st, NULL) != FERRY_OK || st.seq <= j->last_seq)
+        return FERRY_E_CORRUPT;
+    j->last_seq = st.seq;
+    return push(j, off, (uint32_t)len, st.seq);
+}
+
+static enum ferry_err scan(struct edge_journal *j, struct ferry_diag *d)
+{
+    uint8_t hdr[HDR_LEN];
+    uint8_t payload[FERRY_STATUS_MAX_BYTES];
+    uint64_t off = 0;
+    for (;;) {
+        uint8_t probe;
+        bool at_end = false;
+        if (read_exact(j->fd, off, &probe, 1, &at_end) != FERRY_OK)
+            return ferry_fail(d, FERRY_E_IO, "%s: read: %s", j->path, strerror(errno));
+        if (at_end)
+            break;
+        size_t len = 0;
+        enum ferry_err err = read_entry(j->fd, off, hdr, payload, &len);
+        if (err == FERRY_OK)
+            err = apply_entry(j, off, hdr, payload, len);
+        if (err == FERRY_E_IO)
+            return ferry_fail(d, err, "%s: read: %s", j->path, strerror(errno));
+        if (err == FERRY_E_NOMEM)
+            return ferry_fail(d, err, "%s: out of memory", j->path);
+        if (err != FERRY_OK) {
+            if (ftruncate(j->fd, (off_t)off) != 0 || fsync(j->fd) != 0)
+                return ferry_fail(d, FERRY_E_IO, "%s: cutting damage at %llu: %s", j->path,
+                                  (unsigned long long)off, strerror(errno));
+            j->repaired = true;
+            break;
+        }
+        off += HDR_LEN + len;
+    }
+    j->size = off;
+    return FERRY_OK;
+}
+
+static void read_reservation(struct edge_journal *j)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    j->reserved = 0;
+    if (ferry_read_file(j->seq_path, SEQ_FILE_LEN, &buf, &len, NULL) != FERRY_OK)
+        return;
+    if (len == SEQ_FILE_LEN && ferry_crc32(0, buf, 8) == (uint32_t)get_le(buf + 8, 4))
+        j->reserved = get_le(buf, 8);
+    free(buf);
+}
+
+static enum ferry_err write_reservation(struct edge_journal *j, uint64_t reserved,
+                                        struct ferry_diag *d)
+{
+    uint8_t buf[SEQ_FILE_LEN];
+    put_le(buf, reserved, 8);
+    put_le(buf + 8, ferry_crc32(0, buf, 8), 4);
+    enum ferry_err err = ferry_write_atomic(j->seq_path, buf, sizeof(buf), 0644, d);
+    if (err == FERRY_OK)
+        j->reserved = reserved;
+    return err;
+}
+
+static enum ferry_err open_file(struct edge_journal *j, struct ferry_diag *d)
+{
+    bool existed = access(j->path, F_OK) == 0;
+    j->fd = open(j->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (j->fd < 0)
+        return ferry_fail(d, errno == ENOSPC ? FERRY_E_NOSPACE : FERRY_E_IO, "%s: %s", j->path,
+                          strerror(errno));
+    if (!existed && ferry_fsync_dir(j->path) != FERRY_OK)
+        return ferry_fail(d, FERRY_E_IO, "%s: fsync of its folder failed", j->path);
+    return FERRY_OK;
+}
+
+enum ferry_err edge_journal_open(const char *dir, struct edge_journal **out, struct ferry_diag *d)
+{
+    if (!dir || !dir[0] || strlen(dir) > PATH_MAX - sizeof(JOURNAL_NAME) - 2)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "journal: state folder missing or too long");
+    struct edge_journal *j = calloc(1, sizeof(*j));
+    if (!j)
+        return ferry_fail(d, FERRY_E_NOMEM, "journal: out of memory");
+    snprintf(j->path, sizeof(j->path), "%s/%s", dir, JOURNAL_NAME);
+    snprintf(j->seq_path, sizeof(j->seq_path), "%s/%s", dir, SEQ_NAME);
+    j->fd = -1;
+    enum ferry_err err = open_file(j, d);
+    if (err == FERRY_OK)
+        err = scan(j, d);
+    if (err != FERRY_OK) {
+        edge_journal_free(j);
+        return err;
+    }
+    read_reservation(j);
+    /* A cut may have dropped records that were sent: never reuse their seqs. */
+    if (j->repaired && j->reserved > j->last_seq + 1)
+        j->last_seq = j->reserved - 1;
+    *out = j;
+    return FERRY_OK;
+}
+
+void edge_journal_free(struct edge_journal *j)
+{
+    if (!j)
+        return;
+    if (j->fd >= 0)
+        close(j->fd);
+    free(j->q);
+    free(j);
+}
+
+/* After a compaction the file is opened again on first use. */
+static enum ferry_err reopen(struct edge_journal *j, struct ferry_diag *d)
+{
+    if (j->fd >= 0)
+        return FERRY_OK;
+    j->fd = open(j->path, O_RDWR | O_CLOEXEC);
+    if (j->fd < 0)
+        return ferry_fail(d, FERRY_E_IO, "%s: %s", j->path, strerror(errno));
+    return FERRY_OK;
+}
+
+/* Writes one entry at the end and, if asked, makes it durable; a failed
+ * write is cut off again so the file stays a sequence of whole entries. */
+static enum ferry_err append_entry(struct edge_journal *j, const uint8_t *entry, size_t len,
+                                   bool durable, struct ferry_diag *d)
+{
+    enum ferry_err err = reopen(j, d);
+    if (err != FERRY_OK)
+        return err;
+    err = ferry_pwrite_all(j->fd, entry, len, (off_t)j->size);
+    if (err == FERRY_OK && durable && fsync(j->fd) != 0)
+        err = FERRY_E_IO;
+    if (err != FERRY_OK) {
+        int e = errno;
+        if (ftruncate(j->fd, (off_t)j->size) != 0) {
+            /* The next open cuts the partial entry off instead. */
+        }
+        return ferry_fail(d, err, "%s: append: %s", j->path, strerror(e));
+    }
+    j->size += len;
+    return FERRY_OK;
+}
+
+enum ferry_err edge_journal_append(struct edge_journal *j, const struct ferry_status *st,
+                                   uint64_t *seq, struct ferry_diag *d)
+{
+    if (edge_journal_pending(j) >= EDGE_JOURNAL_MAX_PENDING)
+        return ferry_fail(d, FERRY_E_NOSPACE, "journal: %d records wait for the gateway already",
+                          EDGE_JOURNAL_MAX_PENDING);
+    uint8_t entry[ENTRY_MAX];
+    size_t len = 0;
+    struct ferry_status rec = *st;
+    rec.seq = j->last_seq + 1;
+    enum ferry_err err =
+        ferry_status_to_cbor(&rec, entry + HDR_LEN, FERRY_STATUS_MAX_BYTES, &len, d);
+    if (err != FERRY_OK)
+        return err;
+    if (rec.seq >= j->reserved) {
+        err = write_reservation(j, rec.seq + EDGE_JOURNAL_SEQ_BLOCK, d);
+        if (err != FERRY_OK)
+            return err;
+    }
+    uint64_t off = j->size;
+    size_t n = make_entry(entry, KIND_RECORD, len);
+    err = append_entry(j, entry, n, true, d);
+    if (err != FERRY_OK)
+        return err;
+    if (push(j, off, (uint32_t)len, rec.seq) != FERRY_OK) {
+        /* Unreachable below the cap after the first growth; keep the file
+         * consistent with memory all the same. */
+        j->size = off;
+        if (ftruncate(j->fd, (off_t)off) != 0) {
+            /* The record stays in the file and is sent after a restart. */
+        }
+        return ferry_fail(d, FERRY_E_NOMEM, "journal: out of memory");
+    }
+    j->last_seq = rec.seq;
+    *seq = rec.seq;
+    return FERRY_OK;
+}
+
+enum ferry_err edge_journal_head(struct edge_journal *j, uint8_t *buf, size_t cap, size_t *len,
+                                 uint64_t *seq, struct ferry_diag *d)
+{
+    if (j->head == j->n)
+        return ferry_fail(d, FERRY_E_NOT_FOUND, "journal: nothing pending");
+    const struct pending *p = &j->q[j->head];
+    uint8_t hdr[HDR_LEN];
+    uint8_t payload[FERRY_STATUS_MAX_BYTES];
+    size_t n = 0;
+    enum ferry_err err = reopen(j, d);
+    if (err != FERRY_OK)
+        return err;
+    err = read_entry(j->fd, p->off, hdr, payload, &n);
+    if (err == FERRY_E_IO)
+        return ferry_fail(d, err, "%s: read: %s", j->path, strerror(errno));
+    if (err != FERRY_OK || hdr[0] != KIND_RECORD || n != p->len)
+        return ferry_fail(d, FERRY_E_CORRUPT, "%s: record %llu changed on storage", j->path,
+                          (unsigned long long)p->seq);
+    if (cap < n)
+        return ferry_fail(d, FERRY_E_TOO_LARGE, "journal: record of %zu bytes, buffer of %zu", n,
+                          cap);
+    memcpy(buf, payload, n);
+    *len = n;
+    *seq = p->seq;
+    return FERRY_OK;
+}
+
+/* Nothing pending: one ack entry holding the last seq says it all. */
+static void compact(struct edge_journal *j)
+{
+    uint8_t entry[HDR_LEN + ACK_LEN];
+    put_le(entry + HDR_LEN, j->last_seq, ACK_LEN);
+    size_t n = make_entry(entry, KIND_ACK, ACK_LEN);
+    if (ferry_write_atomic(j->path, entry, n, 0644, NULL) != FERRY_OK)
+        return; /* the long file stays valid; the next ack tries again */
+    /* The old file is unlinked now: appending to it would lose records. */
+    close(j->fd);
+    j->fd = -1;
+    j->size = n;
+}
+
+enum ferry_err edge_journal_ack(struct edge_journal *j, uint64_t seq, struct ferry_diag *d)
+{
+    if (j->head == j->n || j->q[j->head].seq != seq)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "journal: ack for %llu, the head is %llu",
+                          (unsigned long long)seq,
+                          (unsigned long long)(j->head == j->n ? 0 : j->q[j->head].seq));
+    uint8_t entry[HDR_LEN + ACK_LEN];
+    put_le(entry + HDR_LEN, seq, ACK_LEN);
+    size_t n = make_entry(entry, KIND_ACK, ACK_LEN);
+    enum ferry_err err = append_entry(j, entry, n, false, d);
+    if (err != FERRY_OK)
+        return err;
+    pop(j);
+    if (j->head == j->n && j->size > EDGE_JOURNAL_COMPACT_BYTES)
+        compact(j);
+    return FERRY_OK;
+}
+
+size_t edge_journal_pending(const struct edge_journal *j)
+{
+    return j->n - j->head;
+}
+
+uint64_t edge_journal_last_seq(const struct edge_journal *j)
+{
+    return j->last_seq;
+}
+
+bool edge_journal_repaired(const struct edge_journal *j)
+{
+    return j->repaired;
+}
