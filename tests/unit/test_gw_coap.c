@@ -1,0 +1,1084 @@
+/* The gateway's CoAP server, for real: libcoap listening on 127.0.0.1 in this
+ * process, driven by a ferry_loop, with fake hooks serving a 200 KiB
+ * artifact from memory. Two kinds of peers:
+ *   - the stock client (coap-client-notls / coap-client-openssl from
+ *     libcoap3-bin) run as a child process while the loop keeps serving;
+ *   - a raw UDP client written here, to send exactly the bytes a test needs
+ *     (bogus options, a transfer held half-way) and read every option back. */
+#include "cunit_main.h"
+
+#include "ferry_fs.h"
+#include "ferry_hex.h"
+#include "ferry_loop.h"
+#include "ferry_status.h"
+#include "gw_coap.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define ART_SIZE    (200 * 1024)
+#define HW          "meter-v2"
+#define BUSY_S      8
+#define FETCHING_S  20
+#define IDLE_MS     300
+#define CLIENT_WAIT 60000
+
+/* ---- fake hooks ----------------------------------------------------------- */
+
+static struct fake {
+    uint8_t art[ART_SIZE];
+    uint8_t sha[FERRY_SHA256_LEN];
+    char hex[FERRY_SHA256_HEX_LEN + 1];
+    uint8_t fetching[FERRY_SHA256_LEN];
+    char fetching_hex[FERRY_SHA256_HEX_LEN + 1];
+    bool art_gone;
+    int complete, released; /* COMPLETE answers given, releases received */
+    char envelope[256];     /* "" = no release for HW */
+    char envelope_v3[256];  /* for "meter-v3", never announced */
+    int status_calls;
+    struct ferry_status last;
+    bool identity_null;
+    char identity[FERRY_ID_MAX + 1];
+    enum ferry_err status_ret;
+    const char *status_msg;
+} F;
+
+static const uint8_t *fake_manifest(void *arg, const char *hw, size_t *len)
+{
+    (void)arg;
+    const char *env = strcmp(hw, HW) == 0           ? F.envelope
+                      : strcmp(hw, "meter-v3") == 0 ? F.envelope_v3
+                                                    : "";
+    if (!env[0])
+        return NULL;
+    *len = strlen(env);
+    return (const uint8_t *)env;
+}
+
+static enum gw_artifact_state fake_artifact(void *arg, const uint8_t sha[FERRY_SHA256_LEN],
+                                            const uint8_t **data, size_t *len, void **ref)
+{
+    (void)arg;
+    if (memcmp(sha, F.fetching, FERRY_SHA256_LEN) == 0)
+        return GW_ARTIFACT_FETCHING;
+    if (F.art_gone || memcmp(sha, F.sha, FERRY_SHA256_LEN) != 0)
+        return GW_ARTIFACT_UNKNOWN;
+    F.complete++;
+    *data = F.art;
+    *len = sizeof(F.art);
+    *ref = &F;
+    return GW_ARTIFACT_COMPLETE;
+}
+
+static void fake_release(void *arg, void *ref)
+{
+    (void)arg;
+    CU_ASSERT_PTR_EQUAL(ref, &F);
+    F.released++;
+}
+
+static enum ferry_err fake_status(void *arg, const struct ferry_status *st, const char *identity,
+                                  struct ferry_diag *d)
+{
+    (void)arg;
+    F.status_calls++;
+    F.last = *st;
+    F.identity_null = identity == NULL;
+    snprintf(F.identity, sizeof(F.identity), "%s", identity ? identity : "");
+    if (F.status_ret != FERRY_OK && F.status_msg)
+        return ferry_fail(d, F.status_ret, "%s", F.status_msg);
+    return F.status_ret;
+}
+
+static void fake_reset(void)
+{
+    memset(&F, 0, sizeof(F));
+    for (size_t i = 0; i < sizeof(F.art); i++)
+        F.art[i] = (uint8_t)(i * 131 + (i >> 9));
+    ferry_sha256(F.art, sizeof(F.art), F.sha);
+    ferry_hex_encode(F.sha, sizeof(F.sha), F.hex);
+    memset(F.fetching, 0x5a, sizeof(F.fetching));
+    ferry_hex_encode(F.fetching, sizeof(F.fetching), F.fetching_hex);
+    snprintf(F.envelope, sizeof(F.envelope), "{\"release\":\"first\"}");
+    snprintf(F.envelope_v3, sizeof(F.envelope_v3), "{\"release\":\"v3\"}");
+}
+
+/* ---- server fixture and loop driving ------------------------------------- */
+
+static struct ferry_loop *loop;
+static struct gw_coap *srv;
+static uint16_t port;
+
+static void start_server(uint32_t max_downloads, const char *psk_file)
+{
+    fake_reset();
+    CU_ASSERT_FATAL(ferry_loop_new(&loop, NULL) == FERRY_OK);
+    struct gw_coap_opts o = {.addr = "127.0.0.1",
+                             .max_downloads = max_downloads,
+                             .psk_file = psk_file,
+                             .idle_ms = IDLE_MS,
+                             .busy_max_age_s = BUSY_S,
+                             .fetching_max_age_s = FETCHING_S};
+    struct gw_coap_hooks h = {.arg = &F,
+                              .manifest = fake_manifest,
+                              .artifact = fake_artifact,
+                              .artifact_release = fake_release,
+                              .status = fake_status};
+    struct ferry_diag d = {{0}};
+    enum ferry_err err = gw_coap_new(loop, &o, &h, &srv, &d);
+    if (err != FERRY_OK)
+        fprintf(stderr, "gw_coap_new: %s\n", ferry_diag_str(&d, err));
+    CU_ASSERT_FATAL(err == FERRY_OK);
+    port = gw_coap_port(srv);
+    CU_ASSERT_FATAL(port != 0);
+    CU_ASSERT_FATAL(gw_coap_artifact_added(srv, F.sha, sizeof(F.art)) == FERRY_OK);
+    CU_ASSERT_FATAL(gw_coap_manifest_changed(srv, HW) == FERRY_OK);
+}
+
+static void stop_server(void)
+{
+    gw_coap_free(srv);
+    srv = NULL;
+    /* Every COAP answer of the hook was released exactly once. */
+    CU_ASSERT_EQUAL(F.released, F.complete);
+    ferry_loop_free(loop);
+    loop = NULL;
+}
+
+struct waiter {
+    bool (*done)(void *arg);
+    void *arg;
+    uint64_t deadline;
+    bool met;
+};
+
+static void poll_tick(void *arg)
+{
+    struct waiter *w = arg;
+    if (w->done(w->arg)) {
+        w->met = true;
+        ferry_loop_stop(loop);
+    } else if (ferry_now_ms() >= w->deadline) {
+        ferry_loop_stop(loop);
+    } else {
+        CU_ASSERT_FATAL(ferry_loop_timer(loop, 5, poll_tick, w) != 0);
+    }
+}
+
+/* Runs the loop (so the server serves) until done(arg) or timeout_ms. */
+static bool run_until(bool (*done)(void *), void *arg, uint64_t timeout_ms)
+{
+    struct waiter w = {.done = done, .arg = arg, .deadline = ferry_now_ms() + timeout_ms};
+    CU_ASSERT_FATAL(ferry_loop_timer(loop, 0, poll_tick, &w) != 0);
+    ferry_loop_run(loop);
+    return w.met;
+}
+
+static bool never(void *arg)
+{
+    (void)arg;
+    return false;
+}
+
+static bool all_released(void *arg)
+{
+    (void)arg;
+    return F.released == F.complete && gw_coap_active_downloads(srv) == 0;
+}
+
+/* ---- the stock client as a child process --------------------------------- */
+
+struct child {
+    pid_t pid;
+    int status;
+    bool exited;
+};
+
+static bool child_exited(void *arg)
+{
+    struct child *c = arg;
+    if (!c->exited && waitpid(c->pid, &c->status, WNOHANG) == c->pid)
+        c->exited = true;
+    return c->exited;
+}
+
+static char *read_text(const char *path)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (ferry_read_file(path, 1 << 22, &buf, &len, NULL) != FERRY_OK)
+        return strdup("");
+    return (char *)buf;
+}
+
+/* Runs argv with stdout and stderr in a file while the loop serves; returns
+ * what it printed (free it) and sets *code to its exit status (-1 if it had
+ * to be killed). */
+static char *run_client(const char *const argv[], int *code)
+{
+    char out[512];
+    snprintf(out, sizeof(out), "%s/client.txt", ferry_test_tmpdir());
+    fflush(NULL);
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        /* The loop blocked SIGINT/SIGTERM; the client gets a clean mask. */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd < 0)
+            _exit(126);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        /* exec wants mutable strings; the child may copy freely. */
+        char *args[24];
+        size_t n = 0;
+        for (; argv[n] && n < 23; n++)
+            args[n] = strdup(argv[n]);
+        args[n] = NULL;
+        execvp(args[0], args);
+        _exit(127);
+    }
+    struct child c = {.pid = pid};
+    if (!run_until(child_exited, &c, CLIENT_WAIT)) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &c.status, 0);
+        fprintf(stderr, "%s did not finish in time\n", argv[0]);
+        *code = -1;
+    } else {
+        *code = WIFEXITED(c.status) ? WEXITSTATUS(c.status) : -1;
+    }
+    if (*code == 127)
+        fprintf(stderr, "%s is not installed (Debian: libcoap3-bin)\n", argv[0]);
+    return read_text(out);
+}
+
+static void uri(char *buf, size_t cap, const char *scheme, const char *path)
+{
+    snprintf(buf, cap, "%s://127.0.0.1:%u/%s", scheme, (unsigned)port, path);
+}
+
+static void artifact_path(char *buf, size_t cap, const char *hex)
+{
+    snprintf(buf, cap, "ferry/artifact/%s", hex);
+}
+
+/* coap-client-notls [extra...] URI; returns its output. */
+static char *coap_get(const char *path, const char *extra1, const char *extra2)
+{
+    char u[256];
+    uri(u, sizeof(u), "coap", path);
+    const char *argv[8] = {"coap-client-notls", "-B", "20"};
+    int i = 3;
+    if (extra1)
+        argv[i++] = extra1;
+    if (extra2)
+        argv[i++] = extra2;
+    argv[i++] = u;
+    argv[i] = NULL;
+    int code = 0;
+    char *out = run_client(argv, &code);
+    CU_ASSERT_NOT_EQUAL(code, 127);
+    return out;
+}
+
+static bool contains(const char *text, const char *what)
+{
+    if (strstr(text, what))
+        return true;
+    fprintf(stderr, "expected '%s' in: %.400s\n", what, text);
+    return false;
+}
+
+/* Downloads the artifact with the stock client and compares every byte. */
+static bool stock_download_matches(const char *scheme, const char *const *psk, unsigned block)
+{
+    char u[256], path[128], out[512], bsz[16];
+    artifact_path(path, sizeof(path), F.hex);
+    uri(u, sizeof(u), scheme, path);
+    snprintf(out, sizeof(out), "%s/artifact.bin", ferry_test_tmpdir());
+    snprintf(bsz, sizeof(bsz), "%u", block);
+    unlink(out);
+    const char *argv[16] = {
+        psk ? "coap-client-openssl" : "coap-client-notls", "-B", "30", "-b", bsz, "-o", out};
+    int i = 7;
+    for (; psk && *psk; psk++)
+        argv[i++] = *psk;
+    argv[i++] = u;
+    argv[i] = NULL;
+    int code = 0;
+    free(run_client(argv, &code));
+    uint8_t *got = NULL;
+    size_t len = 0;
+    bool same = ferry_read_file(out, 2 * ART_SIZE, &got, &len, NULL) == FERRY_OK &&
+                len == ART_SIZE && memcmp(got, F.art, ART_SIZE) == 0;
+    if (!same)
+        fprintf(stderr, "block %u: client exit %d, %zu bytes\n", block, code, len);
+    free(got);
+    return same;
+}
+
+/* ---- a raw UDP client ------------------------------------------------------ */
+
+struct pdu {
+    uint8_t b[2048];
+    size_t n;
+    unsigned last;
+};
+
+static void pdu_start(struct pdu *p, uint8_t code, uint16_t mid)
+{
+    p->b[0] = 0x44; /* version 1, confirmable, 4-byte token */
+    p->b[1] = code;
+    p->b[2] = (uint8_t)(mid >> 8);
+    p->b[3] = (uint8_t)mid;
+    memcpy(p->b + 4, "tokn", 4);
+    p->b[6] = (uint8_t)mid;
+    p->n = 8;
+    p->last = 0;
+}
+
+static void put_ext(struct pdu *p, unsigned v, uint8_t *nib)
+{
+    if (v < 13) {
+        *nib = (uint8_t)v;
+    } else if (v < 269) {
+        *nib = 13;
+        p->b[p->n++] = (uint8_t)(v - 13);
+    } else {
+        *nib = 14;
+        p->b[p->n++] = (uint8_t)((v - 269) >> 8);
+        p->b[p->n++] = (uint8_t)(v - 269);
+    }
+}
+
+/* Options must be added in ascending order. */
+static void pdu_opt(struct pdu *p, unsigned num, const void *val, size_t len)
+{
+    size_t head = p->n++;
+    uint8_t dn, ln;
+    put_ext(p, num - p->last, &dn);
+    put_ext(p, (unsigned)len, &ln);
+    p->b[head] = (uint8_t)(dn << 4 | ln);
+    memcpy(p->b + p->n, val, len);
+    p->n += len;
+    p->last = num;
+}
+
+static void pdu_uint(struct pdu *p, unsigned num, uint32_t v)
+{
+    uint8_t be[4];
+    size_t n = 0;
+    for (int shift = 24; shift >= 0; shift -= 8)
+        if (n || (v >> shift) & 0xff)
+            be[n++] = (uint8_t)(v >> shift);
+    pdu_opt(p, num, be, n);
+}
+
+static void pdu_path(struct pdu *p, const char *path)
+{
+    while (*path) {
+        const char *slash = strchr(path, '/');
+        size_t n = slash ? (size_t)(slash - path) : strlen(path);
+        pdu_opt(p, 11, path, n);
+        path += n + (slash ? 1 : 0);
+    }
+}
+
+static void pdu_payload(struct pdu *p, const void *data, size_t len)
+{
+    p->b[p->n++] = 0xff;
+    memcpy(p->b + p->n, data, len);
+    p->n += len;
+}
+
+struct resp {
+    uint8_t raw[2048];
+    ssize_t n;
+    int code;                                           /* 205 for 2.05 */
+    long max_age, size1, size2, block2, content_format; /* -1: absent */
+    uint8_t etag[8];
+    size_t etag_len;
+    const uint8_t *payload;
+    size_t plen;
+};
+
+static unsigned get_ext(const uint8_t *b, size_t *i, unsigned nib)
+{
+    if (nib == 13)
+        return b[(*i)++] + 13u;
+    if (nib == 14) {
+        unsigned v = (unsigned)(b[*i] << 8 | b[*i + 1]) + 269u;
+        *i += 2;
+        return v;
+    }
+    return nib;
+}
+
+static long uint_of(const uint8_t *v, unsigned len)
+{
+    long x = 0;
+    for (unsigned k = 0; k < len; k++)
+        x = x << 8 | v[k];
+    return x;
+}
+
+static void parse_resp(struct resp *r)
+{
+    r->code = (r->raw[1] >> 5) * 100 + (r->raw[1] & 31);
+    r->max_age = r->size1 = r->size2 = r->block2 = r->content_format = -1;
+    r->etag_len = 0;
+    r->payload = NULL;
+    r->plen = 0;
+    size_t i = 4 + (r->raw[0] & 15u);
+    unsigned num = 0;
+    while (i < (size_t)r->n && r->raw[i] != 0xff) {
+        uint8_t h = r->raw[i++];
+        num += get_ext(r->raw, &i, h >> 4);
+        unsigned len = get_ext(r->raw, &i, h & 15);
+        const uint8_t *v = r->raw + i;
+        i += len;
+        if (num == 14)
+            r->max_age = uint_of(v, len);
+        else if (num == 60)
+            r->size1 = uint_of(v, len);
+        else if (num == 28)
+            r->size2 = uint_of(v, len);
+        else if (num == 23)
+            r->block2 = uint_of(v, len);
+        else if (num == 12)
+            r->content_format = uint_of(v, len);
+        else if (num == 4 && len <= 8)
+            memcpy(r->etag, v, r->etag_len = len);
+    }
+    if (i < (size_t)r->n) {
+        r->payload = r->raw + i + 1;
+        r->plen = (size_t)r->n - i - 1;
+    }
+}
+
+struct raw_wait {
+    int fd;
+    struct resp *r;
+};
+
+static bool raw_got(void *arg)
+{
+    struct raw_wait *w = arg;
+    w->r->n = recv(w->fd, w->r->raw, sizeof(w->r->raw), MSG_DONTWAIT);
+    return w->r->n >= 4;
+}
+
+static int raw_socket(void)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    CU_ASSERT_FATAL(fd >= 0);
+    return fd;
+}
+
+/* Sends one request from socket fd (one socket = one CoAP session) and
+ * serves until the answer is back. */
+static bool raw_request(int fd, const struct pdu *p, struct resp *r)
+{
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(port)};
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CU_ASSERT_FATAL(sendto(fd, p->b, p->n, 0, (struct sockaddr *)&to, sizeof(to)) == (ssize_t)p->n);
+    struct raw_wait w = {.fd = fd, .r = r};
+    if (!run_until(raw_got, &w, 3000))
+        return false;
+    parse_resp(r);
+    return true;
+}
+
+static uint16_t mid_seq = 100;
+
+/* GET of a path, with a Block2 option when block >= 0. */
+static int raw_get(int fd, const char *path, long block, unsigned szx, struct resp *r)
+{
+    struct pdu p;
+    pdu_start(&p, 1, mid_seq++);
+    pdu_path(&p, path);
+    if (block >= 0)
+        pdu_uint(&p, 23, (uint32_t)block << 4 | szx);
+    CU_ASSERT_FATAL(raw_request(fd, &p, r));
+    return r->code;
+}
+
+static int raw_get_artifact(int fd, long block, unsigned szx, struct resp *r)
+{
+    char path[128];
+    artifact_path(path, sizeof(path), F.hex);
+    return raw_get(fd, path, block, szx, r);
+}
+
+static bool max_age_within(const struct resp *r, long base)
+{
+    return r->max_age >= base - base / 4 && r->max_age <= base + base / 4;
+}
+
+static void status_json(char *out, size_t cap, const char *node, uint64_t seq)
+{
+    struct ferry_status st;
+    memset(&st, 0, sizeof(st));
+    snprintf(st.node, sizeof(st.node), "%s", node);
+    snprintf(st.release_id, sizeof(st.release_id), "meter-fw-1.4.2-42");
+    snprintf(st.version, sizeof(st.version), "1.4.2");
+    st.state = FERRY_STATE_DOWNLOADING;
+    st.bytes = 4096;
+    st.total = ART_SIZE;
+    snprintf(st.message, sizeof(st.message), "writing the inactive slot, all is well so far");
+    st.seq = seq;
+    st.ts = 1795780795;
+    char *json = NULL;
+    size_t len = 0;
+    CU_ASSERT_FATAL(ferry_status_to_json(&st, &json, &len, NULL) == FERRY_OK);
+    CU_ASSERT_FATAL(len < cap);
+    memcpy(out, json, len + 1);
+    free(json);
+}
+
+/* How long the stock client waits for an answer ("-B"): short where none
+ * can come. */
+static const char *client_wait = "20";
+
+static char *post_status(const char *scheme, const char *const *psk, const char *type,
+                         const char *payload_flag, const char *payload, const char *block)
+{
+    char u[256];
+    uri(u, sizeof(u), scheme, "ferry/status");
+    const char *argv[20] = {psk ? "coap-client-openssl" : "coap-client-notls",
+                            "-B",
+                            client_wait,
+                            "-m",
+                            "post",
+                            "-t",
+                            type,
+                            payload_flag,
+                            payload};
+    int i = 9;
+    if (block) {
+        argv[i++] = "-b";
+        argv[i++] = block;
+    }
+    for (; psk && *psk; psk++)
+        argv[i++] = *psk;
+    argv[i++] = u;
+    argv[i] = NULL;
+    int code = 0;
+    char *out = run_client(argv, &code);
+    CU_ASSERT_NOT_EQUAL(code, 127);
+    return out;
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+static void stock_client_downloads_at_every_block_size(void)
+{
+    start_server(4, NULL);
+    const unsigned sizes[] = {16, 64, 256, 1024};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+        CU_ASSERT(stock_download_matches("coap", NULL, sizes[i]));
+    CU_ASSERT(F.complete >= 4);
+    stop_server();
+}
+
+/* The entry of one link in a link-format document, up to the next link. */
+static char *link_entry(const char *doc, const char *target)
+{
+    const char *at = strstr(doc, target);
+    if (!at)
+        return NULL;
+    const char *end = strstr(at, ",<");
+    return strndup(at, end ? (size_t)(end - at) : strlen(at));
+}
+
+static void well_known_core_lists_every_resource(void)
+{
+    start_server(2, NULL);
+    char *doc = coap_get(".well-known/core", NULL, NULL);
+    char target[128], sz[32];
+    snprintf(target, sizeof(target), "</ferry/artifact/%s>", F.hex);
+    snprintf(sz, sizeof(sz), "sz=%d", ART_SIZE);
+    char *art = link_entry(doc, target);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(art);
+    CU_ASSERT(contains(art, "rt=\"ferry.artifact\""));
+    CU_ASSERT(contains(art, sz));
+    CU_ASSERT(contains(art, "ct=42"));
+    char *man = link_entry(doc, "</ferry/manifest/" HW ">");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(man);
+    CU_ASSERT(contains(man, "rt=\"ferry.manifest\""));
+    CU_ASSERT(contains(man, "obs"));
+    char *st = link_entry(doc, "</ferry/status>");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+    CU_ASSERT(contains(st, "rt=\"ferry.status\""));
+    free(art);
+    free(man);
+    free(st);
+    free(doc);
+
+    /* An evicted artifact leaves the listing; its digest then means nothing. */
+    gw_coap_artifact_removed(srv, F.sha);
+    F.art_gone = true;
+    doc = coap_get(".well-known/core", NULL, NULL);
+    CU_ASSERT_PTR_NULL(strstr(doc, F.hex));
+    CU_ASSERT(contains(doc, "</ferry/status>"));
+    free(doc);
+    char path[128];
+    artifact_path(path, sizeof(path), F.hex);
+    doc = coap_get(path, NULL, NULL);
+    CU_ASSERT(contains(doc, "4.04"));
+    free(doc);
+    stop_server();
+}
+
+static void wrong_paths_and_methods_are_refused(void)
+{
+    start_server(2, NULL);
+    char path[128];
+    struct {
+        const char *path, *method, *want;
+    } cases[] = {
+        {"nothing/here", "get", "4.04"},
+        {"nothing/here", "delete", "4.04"}, /* libcoap alone would say 2.02 */
+        {"ferry", "get", "4.04"},
+        {"ferry/artifact", "get", "4.04"},
+        {"ferry/artifact/not-hex", "get", "4.04"},
+        {"ferry/status", "get", "4.05"},
+        {"ferry/manifest/" HW, "put", "4.05"},
+        {"ferry/manifest/" HW, "delete", "4.05"},
+        {"ferry/manifest/no-such-model", "get", "4.04"},
+        {"ferry/manifest/no-such-model", "post", "4.05"},
+        {path, "delete", "4.05"},
+        {path, "post", "4.05"},
+    };
+    artifact_path(path, sizeof(path), F.hex);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *out = coap_get(cases[i].path, "-m", cases[i].method);
+        if (!strstr(out, cases[i].want))
+            fprintf(stderr, "%s %s\n", cases[i].method, cases[i].path);
+        CU_ASSERT(contains(out, cases[i].want));
+        free(out);
+    }
+    /* Digests in upper case, of the wrong length, or with non-hex digits. */
+    int fd = raw_socket();
+    struct resp r;
+    char upper[FERRY_SHA256_HEX_LEN + 1];
+    for (int i = 0; i <= FERRY_SHA256_HEX_LEN; i++)
+        upper[i] = (char)(F.hex[i] >= 'a' && F.hex[i] <= 'f' ? F.hex[i] - 32 : F.hex[i]);
+    artifact_path(path, sizeof(path), upper);
+    CU_ASSERT_EQUAL(raw_get(fd, path, -1, 0, &r), 404);
+    snprintf(path, sizeof(path), "ferry/artifact/%.63s", F.hex);
+    CU_ASSERT_EQUAL(raw_get(fd, path, -1, 0, &r), 404);
+    snprintf(path, sizeof(path), "ferry/artifact/%.63sg", F.hex);
+    CU_ASSERT_EQUAL(raw_get(fd, path, -1, 0, &r), 404);
+    CU_ASSERT_EQUAL(raw_get(fd, "ferry/manifest/..x", -1, 0, &r), 404);
+    CU_ASSERT_EQUAL(raw_get(fd, "ferry/manifest/a/b", -1, 0, &r), 404);
+    close(fd);
+    /* Still serving. */
+    CU_ASSERT(stock_download_matches("coap", NULL, 1024));
+    stop_server();
+}
+
+static void status_json_and_cbor_reach_the_hook(void)
+{
+    start_server(2, NULL);
+    char json[FERRY_STATUS_MAX_BYTES];
+    status_json(json, sizeof(json), "node-7", 13);
+    char *out = post_status("coap", NULL, "50", "-e", json, NULL);
+    CU_ASSERT_EQUAL(F.status_calls, 1);
+    CU_ASSERT_STRING_EQUAL(F.last.node, "node-7");
+    CU_ASSERT_EQUAL(F.last.seq, 13);
+    CU_ASSERT_EQUAL(F.last.state, FERRY_STATE_DOWNLOADING);
+    CU_ASSERT_EQUAL(F.last.total, ART_SIZE);
+    CU_ASSERT(F.identity_null); /* plain CoAP authenticates nobody */
+    CU_ASSERT_PTR_NULL(strstr(out, "4."));
+    CU_ASSERT_PTR_NULL(strstr(out, "5."));
+    free(out);
+
+    /* CBOR from a file. */
+    struct ferry_status st = F.last;
+    st.seq = 14;
+    st.state = FERRY_STATE_VERIFYING;
+    uint8_t cbor[FERRY_STATUS_MAX_BYTES];
+    size_t len = 0;
+    CU_ASSERT_FATAL(ferry_status_to_cbor(&st, cbor, sizeof(cbor), &len, NULL) == FERRY_OK);
+    char file[512];
+    snprintf(file, sizeof(file), "%s/status.cbor", ferry_test_tmpdir());
+    CU_ASSERT_FATAL(ferry_write_atomic(file, cbor, len, 0600, NULL) == FERRY_OK);
+    free(post_status("coap", NULL, "60", "-f", file, NULL));
+    CU_ASSERT_EQUAL(F.status_calls, 2);
+    CU_ASSERT_EQUAL(F.last.seq, 14);
+    CU_ASSERT_EQUAL(F.last.state, FERRY_STATE_VERIFYING);
+
+    /* In 16-byte Block1 pieces: put together, delivered once. */
+    status_json(json, sizeof(json), "node-8", 99);
+    free(post_status("coap", NULL, "50", "-e", json, "16"));
+    CU_ASSERT_EQUAL(F.status_calls, 3);
+    CU_ASSERT_STRING_EQUAL(F.last.node, "node-8");
+    CU_ASSERT_EQUAL(F.last.seq, 99);
+    stop_server();
+}
+
+static void bad_status_records_are_refused_and_serving_goes_on(void)
+{
+    start_server(2, NULL);
+    char *out = post_status("coap", NULL, "50", "-e", "{\"format\":1,\"node\":\"n\"}", NULL);
+    CU_ASSERT(contains(out, "4.00"));
+    CU_ASSERT(contains(out, "status")); /* the diagnostic names the problem */
+    free(out);
+    out = post_status("coap", NULL, "50", "-e", "not json at all", NULL);
+    CU_ASSERT(contains(out, "4.00"));
+    free(out);
+    char json[FERRY_STATUS_MAX_BYTES];
+    status_json(json, sizeof(json), "node-7", 1);
+    out = post_status("coap", NULL, "0", "-e", json, NULL);
+    CU_ASSERT(contains(out, "4.15"));
+    free(out);
+    /* Over the cap, in Block1 pieces: refused at the piece that crosses it. */
+    char big[1600];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    out = post_status("coap", NULL, "50", "-e", big, "64");
+    CU_ASSERT(contains(out, "4.13"));
+    free(out);
+    CU_ASSERT_EQUAL(F.status_calls, 0);
+
+    int fd = raw_socket();
+    struct resp r;
+    struct pdu p;
+    /* Over the cap in one datagram, with Size1 telling the limit. */
+    pdu_start(&p, 2, mid_seq++);
+    pdu_path(&p, "ferry/status");
+    pdu_uint(&p, 12, 50);
+    pdu_payload(&p, big, 1100);
+    CU_ASSERT_FATAL(raw_request(fd, &p, &r));
+    CU_ASSERT_EQUAL(r.code, 413);
+    CU_ASSERT_EQUAL(r.size1, FERRY_STATUS_MAX_BYTES);
+    /* No Content-Format at all. */
+    pdu_start(&p, 2, mid_seq++);
+    pdu_path(&p, "ferry/status");
+    pdu_payload(&p, json, strlen(json));
+    CU_ASSERT_FATAL(raw_request(fd, &p, &r));
+    CU_ASSERT_EQUAL(r.code, 415);
+    /* A Block1 piece whose predecessors never came. */
+    pdu_start(&p, 2, mid_seq++);
+    pdu_path(&p, "ferry/status");
+    pdu_uint(&p, 12, 50);
+    pdu_uint(&p, 27, 3u << 4 | 1u << 3 | 0u);
+    pdu_payload(&p, json, 16);
+    CU_ASSERT_FATAL(raw_request(fd, &p, &r));
+    CU_ASSERT_EQUAL(r.code, 408);
+    close(fd);
+    CU_ASSERT_EQUAL(F.status_calls, 0);
+    CU_ASSERT(stock_download_matches("coap", NULL, 256));
+    stop_server();
+}
+
+static void status_hook_answers_map_to_codes(void)
+{
+    start_server(2, NULL);
+    char json[FERRY_STATUS_MAX_BYTES];
+    status_json(json, sizeof(json), "node-7", 5);
+    int fd = raw_socket();
+    struct resp r;
+    struct pdu p;
+    struct {
+        enum ferry_err ret;
+        const char *msg;
+        int code;
+    } cases[] = {
+        {FERRY_OK, NULL, 204},
+        {FERRY_E_NOSPACE, "outbox: disk full", 503},
+        {FERRY_E_BUSY, NULL, 503},
+        {FERRY_E_PROTOCOL, "status: node 'node-7' is not the DTLS identity", 403},
+        {FERRY_E_INVALID_ARG, "status: sequence went backwards", 400},
+        {FERRY_E_IO, NULL, 500},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        F.status_ret = cases[i].ret;
+        F.status_msg = cases[i].msg;
+        pdu_start(&p, 2, mid_seq++);
+        pdu_path(&p, "ferry/status");
+        pdu_uint(&p, 12, 50);
+        pdu_payload(&p, json, strlen(json));
+        CU_ASSERT_FATAL(raw_request(fd, &p, &r));
+        CU_ASSERT_EQUAL(r.code, cases[i].code);
+        if (cases[i].code == 503)
+            CU_ASSERT(max_age_within(&r, BUSY_S));
+        if (cases[i].msg) {
+            CU_ASSERT_EQUAL(r.plen, strlen(cases[i].msg));
+            CU_ASSERT(r.payload && memcmp(r.payload, cases[i].msg, r.plen) == 0);
+        }
+    }
+    CU_ASSERT_EQUAL(F.status_calls, (int)(sizeof(cases) / sizeof(cases[0])));
+    close(fd);
+    stop_server();
+}
+
+static void fetching_and_unknown_artifacts(void)
+{
+    start_server(2, NULL);
+    char path[128];
+    artifact_path(path, sizeof(path), F.fetching_hex);
+    char *out = coap_get(path, NULL, NULL);
+    CU_ASSERT(contains(out, "5.03"));
+    free(out);
+    int fd = raw_socket();
+    struct resp r;
+    CU_ASSERT_EQUAL(raw_get(fd, path, -1, 0, &r), 503);
+    CU_ASSERT(max_age_within(&r, FETCHING_S));
+    uint8_t other[FERRY_SHA256_LEN];
+    char other_hex[FERRY_SHA256_HEX_LEN + 1];
+    memset(other, 0x11, sizeof(other));
+    ferry_hex_encode(other, sizeof(other), other_hex);
+    artifact_path(path, sizeof(path), other_hex);
+    CU_ASSERT_EQUAL(raw_get(fd, path, -1, 0, &r), 404);
+    close(fd);
+    CU_ASSERT_EQUAL(F.complete, 0);
+    stop_server();
+}
+
+static void change_manifest(void *arg)
+{
+    (void)arg;
+    snprintf(F.envelope, sizeof(F.envelope), "{\"release\":\"second\"}");
+    CU_ASSERT(gw_coap_manifest_changed(srv, HW) == FERRY_OK);
+}
+
+static void observers_hear_of_a_new_manifest(void)
+{
+    start_server(2, NULL);
+    CU_ASSERT_FATAL(ferry_loop_timer(loop, 1500, change_manifest, NULL) != 0);
+    char *out = coap_get("ferry/manifest/" HW, "-s", "4");
+    CU_ASSERT(contains(out, "{\"release\":\"first\"}"));
+    CU_ASSERT(contains(out, "{\"release\":\"second\"}"));
+    free(out);
+
+    int fd = raw_socket();
+    struct resp r;
+    CU_ASSERT_EQUAL(raw_get(fd, "ferry/manifest/" HW, -1, 0, &r), 205);
+    CU_ASSERT_EQUAL(r.content_format, 50);
+    CU_ASSERT(r.max_age > 0);
+    CU_ASSERT(r.etag_len > 0);
+    CU_ASSERT(r.plen == strlen(F.envelope) && memcmp(r.payload, F.envelope, r.plen) == 0);
+    /* A model the gateway has a release for but never announced. */
+    CU_ASSERT_EQUAL(raw_get(fd, "ferry/manifest/meter-v3", -1, 0, &r), 205);
+    CU_ASSERT(r.plen == strlen(F.envelope_v3) && memcmp(r.payload, F.envelope_v3, r.plen) == 0);
+    /* Withdrawn: 4.04 with a Max-Age for pollers. */
+    F.envelope[0] = '\0';
+    CU_ASSERT_EQUAL(raw_get(fd, "ferry/manifest/" HW, -1, 0, &r), 404);
+    CU_ASSERT(r.max_age > 0);
+    close(fd);
+    out = coap_get(".well-known/core", NULL, NULL);
+    CU_ASSERT(contains(out, "</ferry/manifest/meter-v3>"));
+    free(out);
+    stop_server();
+}
+
+static void one_download_at_a_time_refuses_the_second_node(void)
+{
+    start_server(1, NULL);
+    int a = raw_socket(), b = raw_socket();
+    struct resp r;
+    /* Node A starts and libcoap holds its body. */
+    CU_ASSERT_EQUAL(raw_get_artifact(a, 0, 6, &r), 205);
+    CU_ASSERT_EQUAL(r.size2, ART_SIZE);
+    CU_ASSERT_EQUAL(r.content_format, 42);
+    CU_ASSERT_EQUAL(r.etag_len, 8);
+    CU_ASSERT(memcmp(r.etag, F.sha, 8) == 0);
+    CU_ASSERT_EQUAL(r.plen, 1024);
+    CU_ASSERT(r.payload && memcmp(r.payload, F.art, 1024) == 0);
+    CU_ASSERT_EQUAL(gw_coap_active_downloads(srv), 1);
+    /* Node B waits; so does the stock client. */
+    CU_ASSERT_EQUAL(raw_get_artifact(b, 0, 6, &r), 503);
+    CU_ASSERT(max_age_within(&r, BUSY_S));
+    char path[128];
+    artifact_path(path, sizeof(path), F.hex);
+    char *out = coap_get(path, NULL, NULL);
+    CU_ASSERT(contains(out, "5.03"));
+    free(out);
+    /* A is never cut off: its next and its last block. */
+    CU_ASSERT_EQUAL(raw_get_artifact(a, 1, 6, &r), 205);
+    CU_ASSERT(r.plen == 1024 && memcmp(r.payload, F.art + 1024, 1024) == 0);
+    long last = ART_SIZE / 1024 - 1;
+    CU_ASSERT_EQUAL(raw_get_artifact(a, last, 6, &r), 205);
+    CU_ASSERT(r.plen == 1024 && memcmp(r.payload, F.art + last * 1024, 1024) == 0);
+    CU_ASSERT_EQUAL(r.block2 & 8, 0); /* no more blocks */
+    /* Evicted meanwhile: the resource stays while libcoap holds A's body
+     * (it finds later blocks by the resource). */
+    gw_coap_artifact_removed(srv, F.sha);
+    out = coap_get(".well-known/core", NULL, NULL);
+    CU_ASSERT(contains(out, F.hex));
+    free(out);
+    /* libcoap lets go of a fully sent body 8 s later, through its own timer
+     * on the epoll fd (no packet needed); that frees the slot and lets the
+     * resource go. */
+    CU_ASSERT(run_until(all_released, NULL, 15000));
+    out = coap_get(".well-known/core", NULL, NULL);
+    CU_ASSERT_PTR_NULL(strstr(out, F.hex));
+    free(out);
+    /* The hooks still have it (say it came back): served, and listed again. */
+    CU_ASSERT_EQUAL(raw_get_artifact(b, 0, 6, &r), 205);
+    CU_ASSERT(r.plen == 1024 && memcmp(r.payload, F.art, 1024) == 0);
+    out = coap_get(".well-known/core", NULL, NULL);
+    CU_ASSERT(contains(out, F.hex));
+    free(out);
+    close(a);
+    close(b);
+    stop_server();
+}
+
+static void later_blocks_without_a_held_body_keep_the_slot_while_active(void)
+{
+    start_server(1, NULL);
+    int a = raw_socket(), b = raw_socket();
+    struct resp r;
+    /* Block 5 with no body held (as after libcoap's 93 s limit): served
+     * alone, released at once, the same ETag and Size2 as ever. */
+    CU_ASSERT_EQUAL(raw_get_artifact(a, 5, 4, &r), 205);
+    CU_ASSERT(r.plen == 256 && memcmp(r.payload, F.art + 5 * 256, 256) == 0);
+    CU_ASSERT_EQUAL(r.size2, ART_SIZE);
+    CU_ASSERT(r.etag_len == 8 && memcmp(r.etag, F.sha, 8) == 0);
+    CU_ASSERT_EQUAL(F.released, F.complete);
+    CU_ASSERT_EQUAL(gw_coap_active_downloads(srv), 1);
+    CU_ASSERT_EQUAL(raw_get_artifact(b, 0, 6, &r), 503);
+    for (long n = 6; n < 9; n++) {
+        CU_ASSERT_EQUAL(raw_get_artifact(a, n, 4, &r), 205);
+        CU_ASSERT(r.plen == 256 && memcmp(r.payload, F.art + n * 256, 256) == 0);
+    }
+    /* Silent for the idle time: the slot goes to B. */
+    run_until(never, NULL, IDLE_MS + 100);
+    CU_ASSERT_EQUAL(gw_coap_active_downloads(srv), 0);
+    CU_ASSERT_EQUAL(raw_get_artifact(b, 0, 6, &r), 205);
+    close(a);
+    close(b);
+    stop_server();
+}
+
+static void bogus_block2_options_are_refused(void)
+{
+    start_server(2, NULL);
+    int fd = raw_socket();
+    struct resp r;
+    CU_ASSERT_EQUAL(raw_get_artifact(fd, 0, 7, &r), 400); /* SZX 7 is BERT, TCP only */
+    CU_ASSERT_EQUAL(raw_get_artifact(fd, 3, 7, &r), 400);
+    CU_ASSERT_EQUAL(raw_get_artifact(fd, 200, 6, &r), 402);    /* starts at the end */
+    CU_ASSERT_EQUAL(raw_get_artifact(fd, 100000, 0, &r), 402); /* far beyond */
+    CU_ASSERT_EQUAL(raw_get_artifact(fd, 199, 6, &r), 205);    /* the real last one */
+    CU_ASSERT_EQUAL(r.plen, 1024);
+    close(fd);
+    CU_ASSERT(run_until(all_released, NULL, 1000));
+    CU_ASSERT(stock_download_matches("coap", NULL, 64));
+    stop_server();
+}
+
+#define NODE_KEY     "secret-key-node1" /* 16 bytes, as coap-client takes them */
+#define NODE_KEY_HEX "7365637265742d6b65792d6e6f646531"
+
+static void dtls_with_per_node_keys(void)
+{
+    char psk[512];
+    snprintf(psk, sizeof(psk), "%s/psk.txt", ferry_test_tmpdir());
+    const char *keys = "# test keys\nnode-1 " NODE_KEY_HEX "\nnode-2 " NODE_KEY_HEX "ff\n";
+    CU_ASSERT_FATAL(ferry_write_atomic(psk, keys, strlen(keys), 0600, NULL) == FERRY_OK);
+    start_server(2, psk);
+    const char *good[] = {"-u", "node-1", "-k", NODE_KEY, NULL};
+    CU_ASSERT(stock_download_matches("coaps", good, 1024));
+    char json[FERRY_STATUS_MAX_BYTES];
+    status_json(json, sizeof(json), "node-1", 3);
+    free(post_status("coaps", good, "50", "-e", json, NULL));
+    CU_ASSERT_EQUAL(F.status_calls, 1);
+    CU_ASSERT(!F.identity_null);
+    CU_ASSERT_STRING_EQUAL(F.identity, "node-1");
+
+    const char *wrong_key[] = {"-u", "node-1", "-k", "secret-key-nodeX", NULL};
+    const char *unknown[] = {"-u", "node-9", "-k", NODE_KEY, NULL};
+    client_wait = "4";
+    /* The handshake fails, so the stock client has nothing to send on. */
+    const char *const *refused[] = {wrong_key, unknown};
+    for (size_t i = 0; i < 2; i++) {
+        char *out = post_status("coaps", refused[i], "50", "-e", json, NULL);
+        CU_ASSERT(contains(out, "cannot send CoAP pdu"));
+        free(out);
+    }
+    CU_ASSERT_EQUAL(F.status_calls, 1);
+    /* Plain CoAP is not spoken on a DTLS port. */
+    free(post_status("coap", NULL, "50", "-e", json, NULL));
+    CU_ASSERT_EQUAL(F.status_calls, 1);
+    client_wait = "20";
+    stop_server();
+}
+
+static void setup_errors_are_named(void)
+{
+    fake_reset();
+    CU_ASSERT_FATAL(ferry_loop_new(&loop, NULL) == FERRY_OK);
+    struct gw_coap_hooks h = {.arg = &F,
+                              .manifest = fake_manifest,
+                              .artifact = fake_artifact,
+                              .artifact_release = fake_release,
+                              .status = fake_status};
+    struct gw_coap_opts o = {.addr = "localhost", .max_downloads = 1};
+    struct gw_coap *s = NULL, *s2 = NULL;
+    struct ferry_diag d = {{0}};
+    CU_ASSERT_EQUAL(gw_coap_new(loop, &o, &h, &s, &d), FERRY_E_INVALID_ARG);
+    CU_ASSERT(contains(d.msg, "'localhost'"));
+    o.addr = "127.0.0.1";
+    o.max_downloads = 0;
+    CU_ASSERT_EQUAL(gw_coap_new(loop, &o, &h, &s, &d), FERRY_E_INVALID_ARG);
+    CU_ASSERT(contains(d.msg, "max_downloads"));
+    o.max_downloads = 1;
+    h.status = NULL;
+    CU_ASSERT_EQUAL(gw_coap_new(loop, &o, &h, &s, &d), FERRY_E_INVALID_ARG);
+    h.status = fake_status;
+    char missing[512];
+    snprintf(missing, sizeof(missing), "%s/no-such-psk.txt", ferry_test_tmpdir());
+    o.psk_file = missing;
+    CU_ASSERT_EQUAL(gw_coap_new(loop, &o, &h, &s, &d), FERRY_E_NOT_FOUND);
+    CU_ASSERT(contains(d.msg, "no-such-psk.txt"));
+    CU_ASSERT_PTR_NULL(s);
+    o.psk_file = NULL;
+    CU_ASSERT_FATAL(gw_coap_new(loop, &o, &h, &s, &d) == FERRY_OK);
+    o.port = gw_coap_port(s);
+    CU_ASSERT_EQUAL(gw_coap_new(loop, &o, &h, &s2, &d), FERRY_E_IO);
+    CU_ASSERT(contains(d.msg, "cannot listen"));
+    CU_ASSERT_PTR_NULL(s2);
+    CU_ASSERT_EQUAL(gw_coap_manifest_changed(s, "../x"), FERRY_E_INVALID_ARG);
+    gw_coap_artifact_removed(s, F.sha); /* unknown: ignored */
+    gw_coap_free(s);
+    gw_coap_free(NULL);
+    ferry_loop_free(loop);
+    loop = NULL;
+}
+
+const struct ferry_test_case ferry_tests[] = {
+    {"stock_client_downloads_at_every_block_size", stock_client_downloads_at_every_block_size},
+    {"well_known_core_lists_every_resource", well_known_core_lists_every_resource},
+    {"wrong_paths_and_methods_are_refused", wrong_paths_and_methods_are_refused},
+    {"status_json_and_cbor_reach_the_hook", status_json_and_cbor_reach_the_hook},
+    {"bad_status_records_are_refused_and_serving_goes_on",
+     bad_status_records_are_refused_and_serving_goes_on},
+    {"status_hook_answers_map_to_codes", status_hook_answers_map_to_codes},
+    {"fetching_and_unknown_artifacts", fetching_and_unknown_artifacts},
+    {"observers_hear_of_a_new_manifest", observers_hear_of_a_new_manifest},
+    {"one_download_at_a_time_refuses_the_second_node",
+     one_download_at_a_time_refuses_the_second_node},
+    {"later_blocks_without_a_held_body_keep_the_slot_while_active",
+     later_blocks_without_a_held_body_keep_the_slot_while_active},
+    {"bogus_block2_options_are_refused", bogus_block2_options_are_refused},
+    {"dtls_with_per_node_keys", dtls_with_per_node_keys},
+    {"setup_errors_are_named", setup_errors_are_named},
+    {NULL, NULL},
+};
+
+const char *const ferry_suite_name = "gw_coap";
