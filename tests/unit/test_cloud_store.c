@@ -60,7 +60,8 @@ static size_t count_entries(const char *dir)
 static size_t tmp_entries(const char *store)
 {
     char tmp[PATH_MAX];
-    snprintf(tmp, sizeof(tmp), "%s/" CLOUD_STORE_TMP, store);
+    int n = snprintf(tmp, sizeof(tmp), "%s/" CLOUD_STORE_TMP, store);
+    CU_ASSERT_FATAL(n > 0 && (size_t)n < sizeof(tmp));
     return count_entries(tmp);
 }
 
