@@ -6,6 +6,7 @@
 #include "ferry_loop.h"
 #include "ferry_stream.h"
 #include "gw_cache.h"
+#include "gw_coap.h"
 #include "gw_fetch.h"
 #include "gw_relay.h"
 #include "gw_releases.h"
@@ -39,6 +40,7 @@ struct gw {
     struct gw_cache *cache;
     struct gw_uplink *uplink;
     struct gw_relay *relay;
+    struct gw_coap *coap;
 
     /* The one download in progress, if any. */
     struct gw_fetch *fetch;
@@ -169,6 +171,8 @@ static void fetch_finish(struct gw *g)
         LOG_INFO("cache: artifact %s verified and cached (%llu bytes)", g->fetch_hex,
                  (unsigned long long)g->fetch_size);
         failure_clear(g, sha);
+        if (gw_coap_artifact_added(g->coap, sha, g->fetch_size) != FERRY_OK)
+            LOG_WARN("coap: could not list artifact %s", g->fetch_hex);
     } else {
         LOG_ERR("cache: artifact %s rejected: %s", g->fetch_hex, ferry_diag_str(&d, err));
         failure_note(g, sha);
@@ -356,6 +360,15 @@ static void on_down(void *arg)
     }
 }
 
+/* Tells observers of every model a release names that their manifest changed. */
+static void notify_models(struct gw *g, const struct ferry_manifest *m)
+{
+    for (size_t i = 0; i < m->nhw; i++) {
+        if (gw_coap_manifest_changed(g->coap, m->hw[i].model) != FERRY_OK)
+            LOG_WARN("coap: cannot notify observers of model %s", m->hw[i].model);
+    }
+}
+
 static void on_release(void *arg, const char *product, const uint8_t *buf, size_t len)
 {
     struct gw *g = arg;
@@ -378,6 +391,7 @@ static void on_release(void *arg, const char *product, const uint8_t *buf, size_
     LOG_INFO("release: accepted %s (product %s, version %s, seq %llu, artifact %s, %llu bytes)",
              r->manifest.release_id, product, r->manifest.version,
              (unsigned long long)r->manifest.seq, hex, (unsigned long long)r->manifest.size);
+    notify_models(g, &r->manifest);
     schedule_pick(g, 0);
 }
 
@@ -393,6 +407,104 @@ static enum ferry_err relay_publish(void *arg, bool twin, const char *node, cons
     struct gw *g = arg;
     return gw_uplink_publish(g->uplink, twin ? FERRY_TOPIC_NODE : FERRY_TOPIC_STATUS, node, buf,
                              len, 1, retain, NULL);
+}
+
+/* ---- CoAP hooks: what nodes see ----------------------------------------- */
+
+static const uint8_t *hook_manifest(void *arg, const char *hw_model, size_t *len)
+{
+    struct gw *g = arg;
+    const struct gw_release *r = gw_releases_for_model(g->releases, hw_model);
+    if (!r)
+        return NULL;
+    *len = r->envelope_len;
+    return r->envelope;
+}
+
+static bool release_refers_to(const struct gw *g, const uint8_t sha[FERRY_SHA256_LEN])
+{
+    for (size_t i = 0; i < gw_releases_count(g->releases); i++) {
+        if (memcmp(gw_releases_at(g->releases, i)->manifest.sha256, sha, FERRY_SHA256_LEN) == 0)
+            return true;
+    }
+    return false;
+}
+
+static enum gw_artifact_state hook_artifact(void *arg, const uint8_t sha[FERRY_SHA256_LEN],
+                                            const uint8_t **data, size_t *len, void **ref)
+{
+    struct gw *g = arg;
+    if (gw_cache_has(g->cache, sha, NULL)) {
+        struct gw_cache_map *m = NULL;
+        struct ferry_diag d = {{0}};
+        enum ferry_err err = gw_cache_map(g->cache, sha, &m, &d);
+        if (err == FERRY_OK) {
+            *data = gw_cache_map_data(m);
+            *len = (size_t)gw_cache_map_size(m);
+            *ref = m;
+            return GW_ARTIFACT_COMPLETE;
+        }
+        LOG_ERR("cache: %s", ferry_diag_str(&d, err));
+    }
+    /* Only complete, verified files are served: anything a held release
+     * still waits for is "come back later". */
+    return release_refers_to(g, sha) ? GW_ARTIFACT_FETCHING : GW_ARTIFACT_UNKNOWN;
+}
+
+static void hook_artifact_release(void *arg, void *ref)
+{
+    (void)arg;
+    gw_cache_unmap(ref);
+}
+
+static enum ferry_err hook_status(void *arg, const struct ferry_status *st,
+                                  const char *psk_identity, struct ferry_diag *d)
+{
+    struct gw *g = arg;
+    if (psk_identity && strcmp(psk_identity, st->node) != 0)
+        return ferry_fail(d, FERRY_E_PROTOCOL, "status: node '%s' may not report for '%s'",
+                          psk_identity, st->node);
+    enum ferry_err err = gw_relay_submit(g->relay, st, d);
+    if (err == FERRY_OK)
+        LOG_DEBUG("status: node %s seq %llu %s", st->node, (unsigned long long)st->seq,
+                  ferry_state_name(st->state));
+    else
+        LOG_WARN("status: node %s seq %llu not stored: %s", st->node, (unsigned long long)st->seq,
+                 ferry_diag_str(d, err));
+    return err;
+}
+
+static enum ferry_err start_coap(struct gw *g, struct ferry_diag *d)
+{
+    const struct gw_config *cfg = g->cfg;
+    struct gw_coap_opts co = {
+        .addr = cfg->coap_addr ? cfg->coap_addr : "::",
+        .port = (uint16_t)cfg->coap_port,
+        .max_downloads = (uint32_t)cfg->max_downloads,
+        .psk_file = cfg->psk_file,
+    };
+    struct gw_coap_hooks hooks = {
+        .arg = g,
+        .manifest = hook_manifest,
+        .artifact = hook_artifact,
+        .artifact_release = hook_artifact_release,
+        .status = hook_status,
+    };
+    enum ferry_err err = gw_coap_new(g->loop, &co, &hooks, &g->coap, d);
+    if (err != FERRY_OK) {
+        ferry_diag_prefix(d, "coap");
+        return err;
+    }
+    /* List what is already cached and tell (future) observers what is held. */
+    for (size_t i = 0; i < gw_releases_count(g->releases); i++) {
+        const struct ferry_manifest *m = &gw_releases_at(g->releases, i)->manifest;
+        uint64_t size = 0;
+        if (gw_cache_has(g->cache, m->sha256, &size) &&
+            gw_coap_artifact_added(g->coap, m->sha256, size) != FERRY_OK)
+            LOG_WARN("coap: could not list a cached artifact");
+        notify_models(g, m);
+    }
+    return FERRY_OK;
 }
 
 /* ---- start-up and shut-down -------------------------------------------- */
@@ -444,6 +556,9 @@ static enum ferry_err gw_start(struct gw *g, struct ferry_diag *d)
     err = gw_relay_new(g->loop, &rlo, &g->relay, d);
     if (err != FERRY_OK)
         return err;
+    err = start_coap(g, d);
+    if (err != FERRY_OK)
+        return err;
     struct gw_uplink_opts uo = {
         .broker = cfg->broker,
         .fleet = cfg->fleet,
@@ -475,6 +590,8 @@ static void gw_stop(struct gw *g)
     if (g->fetch)
         fetch_log_stats(g, "paused");
     fetch_stop(g);
+    /* CoAP first: it releases its mappings back into the cache. */
+    gw_coap_free(g->coap);
     gw_uplink_free(g->uplink);
     gw_relay_free(g->relay);
     gw_cache_free(g->cache);
