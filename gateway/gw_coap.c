@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <coap3/coap.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,10 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+/* Bodies libcoap released during one coap_io_process() pass, judged after
+ * it (see on_event()); more in one pass than this end at once. */
+#define RELEASED_MAX 64
 
 /* Status records arriving in Block1 pieces, reassembled one per session; the
  * oldest is dropped when more senders than this are half-way. */
@@ -59,6 +64,11 @@ struct status_part {
     uint8_t buf[FERRY_STATUS_MAX_BYTES];
 };
 
+struct released {
+    struct gw_pacer_key key;
+    bool partial; /* libcoap reported the body's transfer as failed */
+};
+
 struct gw_coap {
     struct ferry_loop *loop;
     coap_context_t *ctx;
@@ -72,8 +82,11 @@ struct gw_coap {
     struct art *arts;
     struct man *mans;
     struct status_part parts[STATUS_PARTS];
+    struct released released[RELEASED_MAX];
+    size_t nreleased;
     uint64_t kick_timer;
     uint64_t expiry_timer, expiry_at;
+    uint64_t last_session_id;
     bool closing;
 };
 
@@ -115,6 +128,18 @@ static void library_down(void)
 static struct gw_coap *srv_of(const coap_session_t *ses)
 {
     return coap_get_app_data(coap_session_get_context(ses));
+}
+
+/* A number for the session that no later session reuses, unlike its
+ * address: a session's bodies may be released after libcoap freed it. */
+static uint64_t session_id(struct gw_coap *s, coap_session_t *ses)
+{
+    uintptr_t id = (uintptr_t)coap_session_get_app_data(ses);
+    if (id == 0) {
+        id = (uintptr_t)++s->last_session_id;
+        coap_session_set_app_data(ses, (void *)id);
+    }
+    return id;
 }
 
 static uint32_t jittered(uint32_t base_s)
@@ -187,6 +212,7 @@ static coap_resource_t *new_resource(const char *path, uint16_t ct, const char *
 /* ---- deferred work and pacer expiry, from the loop --------------------- */
 
 static void schedule_expiry(struct gw_coap *s);
+static void process(struct gw_coap *s);
 
 static void on_expiry(void *arg)
 {
@@ -237,8 +263,7 @@ static void on_kick(void *arg)
     struct gw_coap *s = arg;
     s->kick_timer = 0;
     sweep_removed(s);
-    coap_io_process(s->ctx, COAP_IO_NO_WAIT);
-    schedule_expiry(s);
+    process(s);
 }
 
 static void kick(struct gw_coap *s)
@@ -247,11 +272,28 @@ static void kick(struct gw_coap *s)
         s->kick_timer = ferry_loop_timer(s->loop, 0, on_kick, s);
 }
 
+/* libcoap calls a body's release function and only then raises
+ * COAP_EVENT_XMIT_BLOCK_FAIL if it gave up on the body half-way; so the
+ * pacer hears of releases once the pass that made them is over. */
+static void settle_releases(struct gw_coap *s)
+{
+    uint64_t now = ferry_now_ms();
+    for (size_t i = 0; i < s->nreleased; i++)
+        gw_pacer_release(s->pacer, &s->released[i].key, s->released[i].partial, now);
+    s->nreleased = 0;
+    schedule_expiry(s);
+}
+
+static void process(struct gw_coap *s)
+{
+    coap_io_process(s->ctx, COAP_IO_NO_WAIT);
+    settle_releases(s);
+}
+
 static void on_coap_fd(void *arg, uint32_t events)
 {
     (void)events;
-    struct gw_coap *s = arg;
-    coap_io_process(s->ctx, COAP_IO_NO_WAIT);
+    process(arg);
 }
 
 /* ---- artifacts ------------------------------------------------------------ */
@@ -305,12 +347,13 @@ static void on_artifact_released(coap_session_t *ses, void *app_ptr)
     struct xfer *x = app_ptr;
     struct gw_coap *s = x->srv;
     s->hooks.artifact_release(s->hooks.arg, x->ref);
-    if (x->held)
-        gw_pacer_release(s->pacer, &x->key);
+    if (x->held && s->nreleased < RELEASED_MAX)
+        s->released[s->nreleased++] = (struct released){.key = x->key};
+    else if (x->held)
+        gw_pacer_release(s->pacer, &x->key, false, ferry_now_ms());
     if (--x->art->live == 0 && x->art->removed)
         kick(s);
     free(x);
-    schedule_expiry(s);
 }
 
 /* What a request's Block2 option asks for. libcoap 4.3.1 ignores an option
@@ -355,7 +398,7 @@ static void send_artifact(struct gw_coap *s, struct art *a, coap_session_t *ses,
     struct xfer *x = malloc(sizeof(*x));
     if (!x) {
         if (tmpl->held)
-            gw_pacer_release(s->pacer, &tmpl->key);
+            gw_pacer_release(s->pacer, &tmpl->key, false, ferry_now_ms());
         s->hooks.artifact_release(s->hooks.arg, tmpl->ref);
         answer(resp, COAP_RESPONSE_CODE_INTERNAL_ERROR, 0, "out of memory");
         return;
@@ -403,7 +446,7 @@ static void serve_artifact(struct gw_coap *s, const uint8_t sha[FERRY_SHA256_LEN
     }
     if (!a)
         a = add_art(s, sha, len);
-    x.key.session = (uint64_t)(uintptr_t)ses;
+    x.key.session = session_id(s, ses);
     memcpy(x.key.sha256, sha, FERRY_SHA256_LEN);
     /* libcoap keeps a body (and calls us back) only from block 0; a request
      * for a later block is served on its own and released at once. */
@@ -416,6 +459,8 @@ static void serve_artifact(struct gw_coap *s, const uint8_t sha[FERRY_SHA256_LEN
         else
             answer(resp, COAP_RESPONSE_CODE_SERVICE_UNAVAILABLE, jittered(s->busy_max_age),
                    "too many downloads, retry later");
+        LOG_DEBUG("coap: %s: download refused, %zu running", coap_session_str(ses),
+                  gw_pacer_active(s->pacer));
         return;
     }
     send_artifact(s, a, ses, req, q, resp, &x, data, len);
@@ -766,8 +811,18 @@ static void on_unknown(coap_resource_t *r, coap_session_t *ses, const coap_pdu_t
 static int on_event(coap_session_t *ses, const coap_event_t ev)
 {
     struct gw_coap *s = srv_of(ses);
-    if (s && ev == COAP_EVENT_SERVER_SESSION_DEL) {
-        gw_pacer_end_session(s->pacer, (uint64_t)(uintptr_t)ses);
+    if (!s)
+        return 0;
+    uint64_t key = session_id(s, ses);
+    if (ev == COAP_EVENT_XMIT_BLOCK_FAIL) {
+        /* The body just released for this session was not sent in full
+         * (libcoap's 93 s limit, or replaced by a new request for block 0):
+         * the node is still downloading and keeps its admission. */
+        for (size_t i = 0; i < s->nreleased; i++)
+            if (s->released[i].key.session == key)
+                s->released[i].partial = true;
+    } else if (ev == COAP_EVENT_SERVER_SESSION_DEL) {
+        gw_pacer_end_session(s->pacer, key);
         drop_part(s, ses);
     }
     return 0;
@@ -988,6 +1043,7 @@ void gw_coap_free(struct gw_coap *s)
      * need the pacer and the entries), then every resource. */
     if (s->ctx)
         coap_free_context(s->ctx);
+    s->nreleased = 0;
     while (s->arts) {
         struct art *a = s->arts;
         s->arts = a->next;

@@ -74,12 +74,16 @@ enum ferry_err gw_pacer_admit(struct gw_pacer *p, const struct gw_pacer_key *k, 
     return FERRY_OK;
 }
 
-void gw_pacer_release(struct gw_pacer *p, const struct gw_pacer_key *k)
+void gw_pacer_release(struct gw_pacer *p, const struct gw_pacer_key *k, bool keep, uint64_t now_ms)
 {
     struct transfer *t = find(p, k);
     if (!t || t->holds == 0)
         return;
-    if (--t->holds == 0)
+    if (--t->holds > 0)
+        return;
+    if (keep)
+        t->last_ms = now_ms;
+    else
         drop(p, (size_t)(t - p->t));
 }
 

@@ -11,14 +11,16 @@
  *     admitted while there is room, else refused with FERRY_E_BUSY (the
  *     server answers 5.03 with a Max-Age from gw_pacer_jitter()).
  *   - A held transfer (admitted with hold = true: libcoap keeps a large body
- *     for it and serves the blocks itself) ends when every hold is released
- *     (gw_pacer_release(), from libcoap's release callback). It never ends by
- *     idleness: libcoap drops its bodies on its own timeouts, which releases
- *     them.
- *   - A transfer with no hold left is one whose blocks each come through
- *     the handler (libcoap 4.3.1 serves a request for block N > 0 of a body
- *     it no longer holds by calling the handler again). It stays admitted
- *     until idle_ms pass without a request (gw_pacer_expire()), so a node
+ *     for it and serves the blocks itself) never ends by idleness: libcoap
+ *     drops its bodies on its own timeouts and then releases them
+ *     (gw_pacer_release()). When the last hold is released the transfer
+ *     ends if the body was sent in full, and is kept (as below) if libcoap
+ *     gave up on it half-way: libcoap 4.3.1 drops a body 93 s after it
+ *     started, whatever the progress, and the node goes on asking.
+ *   - A transfer with no hold is one whose blocks each come through the
+ *     handler (libcoap serves a request for block N > 0 of a body it no
+ *     longer holds by calling the handler again). It stays admitted until
+ *     idle_ms pass without a request (gw_pacer_expire()), so a node
  *     fetching block after block keeps its slot.
  *   - gw_pacer_end_session() drops every transfer of a session that is gone.
  *
@@ -43,8 +45,8 @@ struct gw_pacer_opts {
     uint64_t idle_ms;       /* 0: GW_PACER_DEFAULT_IDLE_MS */
 };
 
-/* One transfer: an opaque session identity (the server uses the address of
- * libcoap's session object) and the artifact's SHA-256. */
+/* One transfer: an opaque session identity (the server numbers libcoap's
+ * sessions, never reusing a number) and the artifact's SHA-256. */
 struct gw_pacer_key {
     uint64_t session;
     uint8_t sha256[FERRY_SHA256_LEN];
@@ -64,10 +66,11 @@ void gw_pacer_free(struct gw_pacer *p); /* NULL is fine */
 enum ferry_err gw_pacer_admit(struct gw_pacer *p, const struct gw_pacer_key *k, bool hold,
                               uint64_t now_ms) FERRY_MUST_CHECK;
 
-/* Releases one hold of `k`; the transfer ends when no hold is left. A key
- * that is not admitted, or has no hold, is ignored (its session may have
- * ended first). */
-void gw_pacer_release(struct gw_pacer *p, const struct gw_pacer_key *k);
+/* Releases one hold of `k`. When none is left the transfer ends, unless
+ * `keep` (the body was not sent in full): then it stays admitted without a
+ * hold, its idle clock restarted at now_ms. A key that is not admitted, or
+ * has no hold, is ignored (its session may have ended first). */
+void gw_pacer_release(struct gw_pacer *p, const struct gw_pacer_key *k, bool keep, uint64_t now_ms);
 
 /* Ends every transfer of `session`, holds or not. */
 void gw_pacer_end_session(struct gw_pacer *p, uint64_t session);

@@ -965,6 +965,42 @@ static void later_blocks_without_a_held_body_keep_the_slot_while_active(void)
     stop_server();
 }
 
+static bool body_released(void *arg)
+{
+    (void)arg;
+    return F.released == F.complete;
+}
+
+/* libcoap 4.3.1 gives up on a body 93 s after it started, however busy the
+ * node: the node keeps its slot and goes on, block by block. */
+static void a_slow_download_keeps_its_slot_past_libcoaps_limit(void)
+{
+    start_server(1, NULL);
+    int a = raw_socket(), b = raw_socket();
+    struct resp r;
+    uint64_t t0 = ferry_now_ms();
+    CU_ASSERT_EQUAL(raw_get_artifact(a, 0, 6, &r), 205);
+    run_until(never, NULL, 45000);
+    CU_ASSERT_EQUAL(raw_get_artifact(a, 1, 6, &r), 205);
+    CU_ASSERT_EQUAL(F.released, 0); /* still held after 45 s */
+    CU_ASSERT(run_until(body_released, NULL, 60000));
+    uint64_t held = ferry_now_ms() - t0;
+    fprintf(stderr, "libcoap released the body after %llu ms\n", (unsigned long long)held);
+    CU_ASSERT(held >= 90000 && held < 100000);
+    /* Right after: the slot is still A's. */
+    CU_ASSERT_EQUAL(gw_coap_active_downloads(srv), 1);
+    CU_ASSERT_EQUAL(raw_get_artifact(b, 0, 6, &r), 503);
+    CU_ASSERT_EQUAL(raw_get_artifact(a, 2, 6, &r), 205);
+    CU_ASSERT(r.plen == 1024 && memcmp(r.payload, F.art + 2048, 1024) == 0);
+    CU_ASSERT_EQUAL(r.size2, ART_SIZE);
+    /* A stops; after the idle time B gets its turn. */
+    run_until(never, NULL, IDLE_MS + 100);
+    CU_ASSERT_EQUAL(raw_get_artifact(b, 0, 6, &r), 205);
+    close(a);
+    close(b);
+    stop_server();
+}
+
 static void bogus_block2_options_are_refused(void)
 {
     start_server(2, NULL);
@@ -1078,6 +1114,8 @@ const struct ferry_test_case ferry_tests[] = {
     {"bogus_block2_options_are_refused", bogus_block2_options_are_refused},
     {"dtls_with_per_node_keys", dtls_with_per_node_keys},
     {"setup_errors_are_named", setup_errors_are_named},
+    {"a_slow_download_keeps_its_slot_past_libcoaps_limit",
+     a_slow_download_keeps_its_slot_past_libcoaps_limit},
     {NULL, NULL},
 };
 

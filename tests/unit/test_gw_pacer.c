@@ -51,7 +51,7 @@ static void release_frees_a_slot_for_the_next_session(void)
     CU_ASSERT(gw_pacer_admit(p, &a, true, 0) == FERRY_OK);
     CU_ASSERT(gw_pacer_admit(p, &b, true, 0) == FERRY_OK);
     CU_ASSERT(gw_pacer_admit(p, &c, true, 0) == FERRY_E_BUSY);
-    gw_pacer_release(p, &a);
+    gw_pacer_release(p, &a, false, 0);
     CU_ASSERT_EQUAL(gw_pacer_active(p), 1);
     CU_ASSERT(gw_pacer_admit(p, &c, true, 1) == FERRY_OK);
     CU_ASSERT(gw_pacer_admit(p, &a, true, 2) == FERRY_E_BUSY);
@@ -66,14 +66,14 @@ static void every_hold_must_be_released_before_the_transfer_ends(void)
      * hold is taken before the first is released. */
     CU_ASSERT(gw_pacer_admit(p, &a, true, 0) == FERRY_OK);
     CU_ASSERT(gw_pacer_admit(p, &a, true, 10) == FERRY_OK);
-    gw_pacer_release(p, &a);
+    gw_pacer_release(p, &a, false, 0);
     CU_ASSERT_EQUAL(gw_pacer_active(p), 1);
     CU_ASSERT(gw_pacer_admit(p, &b, true, 20) == FERRY_E_BUSY);
-    gw_pacer_release(p, &a);
+    gw_pacer_release(p, &a, false, 0);
     CU_ASSERT_EQUAL(gw_pacer_active(p), 0);
     /* Extra releases (a session that already ended) change nothing. */
-    gw_pacer_release(p, &a);
-    gw_pacer_release(p, &b);
+    gw_pacer_release(p, &a, false, 0);
+    gw_pacer_release(p, &b, false, 0);
     CU_ASSERT_EQUAL(gw_pacer_active(p), 0);
     CU_ASSERT(gw_pacer_admit(p, &b, true, 30) == FERRY_OK);
     gw_pacer_free(p);
@@ -91,12 +91,30 @@ static void same_session_continuing_is_served_at_the_cap(void)
     /* The same node fetching another artifact is another transfer. */
     CU_ASSERT(gw_pacer_admit(p, &other_artifact, false, 300) == FERRY_E_BUSY);
     CU_ASSERT(gw_pacer_admit(p, &other_session, false, 300) == FERRY_E_BUSY);
-    /* libcoap dropped its body (its 93 s limit) and the node goes on with
-     * block N > 0: admitted again while there is room. */
-    gw_pacer_release(p, &a);
+    /* libcoap gave up on the body half-way (its 93 s limit): the slot is
+     * kept for the node's next block, and lapses only if it stays silent. */
+    gw_pacer_release(p, &a, true, 1000);
+    CU_ASSERT_EQUAL(gw_pacer_active(p), 1);
+    CU_ASSERT_EQUAL(gw_pacer_next_expiry(p), 1000 + IDLE);
+    CU_ASSERT(gw_pacer_admit(p, &other_session, false, 1000) == FERRY_E_BUSY);
+    CU_ASSERT(gw_pacer_admit(p, &a, false, 1200) == FERRY_OK);
+    CU_ASSERT_EQUAL(gw_pacer_expire(p, 1200 + IDLE - 1), 0);
+    CU_ASSERT_EQUAL(gw_pacer_expire(p, 1200 + IDLE), 1);
+    CU_ASSERT(gw_pacer_admit(p, &other_session, false, 1200 + IDLE) == FERRY_OK);
+    gw_pacer_free(p);
+}
+
+static void a_body_sent_in_full_ends_the_transfer_at_once(void)
+{
+    struct gw_pacer *p = make(1);
+    struct gw_pacer_key a = key(7, 1), b = key(8, 1);
+    CU_ASSERT(gw_pacer_admit(p, &a, true, 0) == FERRY_OK);
+    gw_pacer_release(p, &a, false, 50);
     CU_ASSERT_EQUAL(gw_pacer_active(p), 0);
-    CU_ASSERT(gw_pacer_admit(p, &a, false, 400) == FERRY_OK);
-    CU_ASSERT(gw_pacer_admit(p, &other_session, false, 400) == FERRY_E_BUSY);
+    CU_ASSERT_EQUAL(gw_pacer_next_expiry(p), GW_PACER_NO_EXPIRY);
+    /* A straggling request of the same node is a transfer like any other. */
+    CU_ASSERT(gw_pacer_admit(p, &b, true, 60) == FERRY_OK);
+    CU_ASSERT(gw_pacer_admit(p, &a, false, 70) == FERRY_E_BUSY);
     gw_pacer_free(p);
 }
 
@@ -130,7 +148,7 @@ static void a_hold_protects_from_expiry_until_released(void)
     CU_ASSERT(gw_pacer_admit(p, &a, false, 0) == FERRY_OK);
     CU_ASSERT(gw_pacer_admit(p, &a, true, 0) == FERRY_OK);
     CU_ASSERT_EQUAL(gw_pacer_expire(p, 100 * IDLE), 0);
-    gw_pacer_release(p, &a);
+    gw_pacer_release(p, &a, false, 0);
     CU_ASSERT_EQUAL(gw_pacer_active(p), 0);
     gw_pacer_free(p);
 }
@@ -145,9 +163,9 @@ static void ending_a_session_ends_all_its_transfers(void)
     gw_pacer_end_session(p, 1);
     CU_ASSERT_EQUAL(gw_pacer_active(p), 1);
     /* libcoap's release for the dead session comes afterwards. */
-    gw_pacer_release(p, &a1);
+    gw_pacer_release(p, &a1, false, 0);
     CU_ASSERT_EQUAL(gw_pacer_active(p), 1);
-    gw_pacer_release(p, &b1);
+    gw_pacer_release(p, &b1, false, 0);
     CU_ASSERT_EQUAL(gw_pacer_active(p), 0);
     gw_pacer_free(p);
 }
@@ -208,6 +226,8 @@ const struct ferry_test_case ferry_tests[] = {
     {"every_hold_must_be_released_before_the_transfer_ends",
      every_hold_must_be_released_before_the_transfer_ends},
     {"same_session_continuing_is_served_at_the_cap", same_session_continuing_is_served_at_the_cap},
+    {"a_body_sent_in_full_ends_the_transfer_at_once",
+     a_body_sent_in_full_ends_the_transfer_at_once},
     {"idle_transfers_without_holds_expire", idle_transfers_without_holds_expire},
     {"a_hold_protects_from_expiry_until_released", a_hold_protects_from_expiry_until_released},
     {"ending_a_session_ends_all_its_transfers", ending_a_session_ends_all_its_transfers},
