@@ -222,6 +222,41 @@ enum ferry_err edge_slots_begin(struct edge_slots *s, const struct edge_image *i
     return FERRY_OK;
 }
 
+enum ferry_err edge_slots_resume(struct edge_slots *s, const struct edge_image *img,
+                                 uint64_t written, struct ferry_diag *d)
+{
+    s->installing = false;
+    enum edge_slot target = edge_slot_other(s->st.active);
+    enum ferry_err err = check_new_image(s, img, d);
+    if (err == FERRY_OK)
+        err = check_capacity(s, target, img->size, d);
+    if (err == FERRY_OK && s->st.slot[target].valid)
+        err = ferry_fail(d, FERRY_E_INVALID_ARG,
+                         "%s: holds a finished image, an install cannot resume into it",
+                         slot_label(target));
+    if (err == FERRY_OK && written > img->size)
+        err = ferry_fail(d, FERRY_E_INVALID_ARG, "slots: resume at %llu past the image size %llu",
+                         (unsigned long long)written, (unsigned long long)img->size);
+    /* begin() checked the LKG record before it erased; a restart may have
+     * found the state elsewhere since, so check again (a no-op normally). */
+    if (err == FERRY_OK)
+        err = ensure_lkg(s, d);
+    if (err != FERRY_OK)
+        return err;
+    s->installing = true;
+    s->target = target;
+    s->img = *img;
+    s->progress = written;
+    return FERRY_OK;
+}
+
+enum ferry_err edge_slots_sync(struct edge_slots *s, struct ferry_diag *d)
+{
+    if (!s->installing)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "slots: no install under way");
+    return s->be.ops->sync(s->be.ctx, s->target, d);
+}
+
 enum ferry_err edge_slots_write(struct edge_slots *s, uint64_t off, const void *buf, size_t len,
                                 struct ferry_diag *d)
 {

@@ -9,6 +9,8 @@
  *   edge_slots_begin()      inactive slot forgotten in the boot state, then
  *                           marked invalid and erased on the device
  *   edge_slots_write() ...  blocks in any order, duplicates fine
+ *                           (edge_slots_sync() + edge_slots_resume():
+ *                           continue after a restart)
  *   edge_slots_finish()     sync, re-hash the whole slot from storage; only a
  *                           match records the image (still not bootable)
  *   edge_slots_set_trial()  the next boots try it, N attempts
@@ -140,6 +142,26 @@ enum ferry_err edge_slots_write(struct edge_slots *s, uint64_t off, const void *
  * FERRY_E_HASH_MISMATCH / FERRY_E_SIZE_MISMATCH the slot stays invalid and
  * the boot state unchanged. Either way the install is over. */
 enum ferry_err edge_slots_finish(struct edge_slots *s, struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* Continues an install of *img into the inactive slot after a restart,
+ * keeping what an earlier edge_slots_begin() for this same image wrote
+ * there, so a download resumes instead of starting over. `written` is how
+ * far the caller knows the slot holds the image (made durable with
+ * edge_slots_sync() before it recorded that); it only seeds
+ * edge_slots_progress(). The caller must know the slot was last begun for
+ * this very image (it keeps the digest next to its offset): bytes past
+ * `written` are then the image's own or erased, and edge_slots_finish()
+ * re-hashes everything anyway. Refused like edge_slots_begin(), plus
+ * FERRY_E_INVALID_ARG when the boot state records a finished image in that
+ * slot (a begin never ran for this image: begin instead) or written >
+ * img->size. Nothing is erased and no boot record is written. */
+enum ferry_err edge_slots_resume(struct edge_slots *s, const struct edge_image *img,
+                                 uint64_t written, struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* Makes the blocks of the install under way durable (the backend's sync),
+ * so the caller may record how far it got. FERRY_E_INVALID_ARG when no
+ * install is under way. */
+enum ferry_err edge_slots_sync(struct edge_slots *s, struct ferry_diag *d) FERRY_MUST_CHECK;
 
 /* Drops an install under way; the slot stays invalid. */
 void edge_slots_abort(struct edge_slots *s);
