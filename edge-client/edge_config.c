@@ -1,8 +1,12 @@
 #include "edge_config.h"
 
+#include "edge_boot.h"
 #include "ferry_cfgfile.h"
+#include "ferry_manifest.h"
+#include "ferry_names.h"
 
 #include <stddef.h>
+#include <string.h>
 
 #define OPT(n, t, f, mv, h, fl)                                                                    \
     {                                                                                              \
@@ -20,24 +24,88 @@ static const struct ferry_opt edge_opts[] = {
         FERRY_OPT_REQUIRED),
     OPT("trust", FERRY_OPT_STR, trust, "KEYRING", "PEM public key or JSON keyring of release keys",
         FERRY_OPT_REQUIRED),
-    OPT("health-cmd", FERRY_OPT_STR, health_cmd, "CMD", "health check after a trial boot; 0 = ok",
-        0),
-    OPT("busy-cmd", FERRY_OPT_STR, busy_cmd, "CMD", "asked before installing; exit 0 = busy", 0),
+    OPT("health-cmd", FERRY_OPT_STR, health_cmd, "CMD",
+        "health check of a trial boot; exit 0 = healthy (none: always healthy)", 0),
+    OPT("busy-cmd", FERRY_OPT_STR, busy_cmd, "CMD",
+        "asked before installing, not before downloading; exit 0 = busy (none: never)", 0),
+    OPT("busy-retry", FERRY_OPT_DURATION, busy_retry, "DURATION",
+        "ask a busy device again after this, +-20% (default 5s)", 0),
+    OPT("cmd-timeout", FERRY_OPT_DURATION, cmd_timeout, "DURATION",
+        "longest run of --busy-cmd (then busy) or --health-cmd (then unhealthy); default 30s", 0),
+    OPT("trial-attempts", FERRY_OPT_U64, trial_attempts, "N",
+        "boots a new image may take before it is confirmed (1..16, default 1)", 0),
     OPT("max-image-mb", FERRY_OPT_U64, max_image_mb, "MB",
-        "largest image the slot takes (default 64)", 0),
+        "slot capacity and largest image accepted (default 64)", 0),
+    OPT("block-size", FERRY_OPT_U64, block_size, "BYTES",
+        "Block2 size asked for: 16..1024, a power of two (default 1024)", 0),
     OPT("poll-interval", FERRY_OPT_DURATION, poll_interval, "DURATION",
-        "manifest poll period, jittered (default 60s)", 0),
+        "manifest poll period besides Observe, +-20% (default 60s)", 0),
+    OPT("request-timeout", FERRY_OPT_DURATION, request_timeout, "DURATION",
+        "longest wait for one CoAP answer (default 60s)", 0),
+    OPT("psk-file", FERRY_OPT_STR, psk_file, "FILE",
+        "for coaps://: the node's pre-shared key in hex (identity = --id)", 0),
     OPT("log-level", FERRY_OPT_LOGLEVEL, log_level, "LEVEL", "error, warn, info or debug", 0),
 };
 #define N_OPTS (sizeof(edge_opts) / sizeof(edge_opts[0]))
+
+/* Largest --max-image-mb: FERRY_ARTIFACT_MAX_SIZE in MiB. */
+#define MAX_IMAGE_MB (FERRY_ARTIFACT_MAX_SIZE >> 20)
+
+static bool in_range(int64_t v, int64_t lo, int64_t hi)
+{
+    return v >= lo && v <= hi;
+}
+
+static enum ferry_err check(const struct edge_config *cfg, struct ferry_diag *d)
+{
+    if (!ferry_id_valid(cfg->id))
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--id: '%s' is not an identifier", cfg->id);
+    if (!ferry_id_valid(cfg->hw_model))
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--hw-model: '%s' is not an identifier",
+                          cfg->hw_model);
+    if (cfg->hw_revision && (!cfg->hw_revision[0] || strlen(cfg->hw_revision) > FERRY_REVISION_MAX))
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--hw-revision: must be 1..%d bytes",
+                          FERRY_REVISION_MAX);
+    if (strncmp(cfg->gateway, "coap://", 7) != 0 && strncmp(cfg->gateway, "coaps://", 8) != 0)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--gateway: expected coap://HOST:PORT, got '%s'",
+                          cfg->gateway);
+    if (strncmp(cfg->gateway, "coaps://", 8) == 0 && !cfg->psk_file)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--gateway: coaps:// needs --psk-file");
+    if (cfg->block_size < 16 || cfg->block_size > 1024 || (cfg->block_size & (cfg->block_size - 1)))
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          "--block-size: must be a power of two in 16..1024, got %llu",
+                          (unsigned long long)cfg->block_size);
+    if (cfg->trial_attempts < 1 || cfg->trial_attempts > EDGE_BOOT_MAX_ATTEMPTS)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--trial-attempts: must be 1..%d",
+                          EDGE_BOOT_MAX_ATTEMPTS);
+    if (cfg->max_image_mb < 1 || cfg->max_image_mb > MAX_IMAGE_MB)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--max-image-mb: must be 1..%llu",
+                          (unsigned long long)MAX_IMAGE_MB);
+    /* A day is far beyond any sensible value and keeps milliseconds small. */
+    if (!in_range(cfg->poll_interval, 1, 86400) || !in_range(cfg->busy_retry, 1, 86400) ||
+        !in_range(cfg->cmd_timeout, 1, 86400) || !in_range(cfg->request_timeout, 1, 86400))
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          "--poll-interval, --busy-retry, --cmd-timeout and --request-timeout "
+                          "must be 1s..1d");
+    return FERRY_OK;
+}
 
 enum ferry_err edge_config_parse(struct edge_config *cfg, int argc, char **argv, bool *help,
                                  struct ferry_diag *d)
 {
     cfg->max_image_mb = 64;
     cfg->poll_interval = 60;
+    cfg->busy_retry = 5;
+    cfg->cmd_timeout = 30;
+    cfg->request_timeout = 60;
+    cfg->block_size = 1024;
+    cfg->trial_attempts = 1;
     cfg->log_level = FERRY_LOG_INFO;
-    return ferry_opts_parse(edge_opts, N_OPTS, cfg, argc, argv, 1, ferry_cfgfile_load, help, d);
+    enum ferry_err err =
+        ferry_opts_parse(edge_opts, N_OPTS, cfg, argc, argv, 1, ferry_cfgfile_load, help, d);
+    if (err != FERRY_OK || *help)
+        return err;
+    return check(cfg, d);
 }
 
 void edge_config_free(struct edge_config *cfg)
@@ -49,7 +117,15 @@ void edge_config_usage(FILE *out)
 {
     fprintf(out, "Usage: ferry-edge --gateway coap://HOST:PORT --id NODE --hw-model M\n"
                  "                  --state-dir DIR --trust KEYRING [options]\n\n"
-                 "Verifies, installs and confirms releases into A/B slots.\n\n"
+                 "Learns of releases from the gateway (Observe and polling), verifies them\n"
+                 "with its own keyring, downloads them block by block into the inactive\n"
+                 "A/B slot, installs them on trial, runs the health check and confirms or\n"
+                 "rolls back, reporting every step to the gateway.\n\n"
                  "Options:\n");
     ferry_opts_usage(out, edge_opts, N_OPTS);
+    fprintf(out, "\nState folder: slot-a.img, slot-b.img and boot.* (the A/B slots and boot\n"
+                 "state), job.rec (the release under way), status.journal and status.seq\n"
+                 "(status records not yet stored by the gateway). The commands run with\n"
+                 "/bin/sh -c and get FERRY_NODE, FERRY_VERSION and FERRY_SLOT (the slot's\n"
+                 "image file) in their environment. SIGTERM or SIGINT stop it cleanly.\n");
 }

@@ -20,13 +20,21 @@ struct edge_config {
     char *trust;
     char *health_cmd; /* exit 0 = healthy */
     char *busy_cmd;   /* exit 0 = busy */
+    char *psk_file;   /* coaps:// only: the node's pre-shared key, hex */
     uint64_t max_image_mb;
-    int64_t poll_interval;
+    int64_t poll_interval;   /* seconds */
+    int64_t busy_retry;      /* seconds */
+    int64_t cmd_timeout;     /* seconds, for --busy-cmd and --health-cmd */
+    int64_t request_timeout; /* seconds per CoAP request */
+    uint64_t block_size;     /* Block2 size in bytes */
+    uint64_t trial_attempts;
     enum ferry_log_level log_level;
 };
 
-/* Parses argv into cfg (zero it first). *help is set for --help. Strings are
- * owned by cfg: release them with edge_config_free(). */
+/* Parses argv into cfg (zero it first) and checks the values (ids are
+ * identifiers, the gateway a coap:// or coaps:// URI, sizes and durations
+ * in range), naming the flag at fault. *help is set for --help. Strings
+ * are owned by cfg: release them with edge_config_free(). */
 enum ferry_err edge_config_parse(struct edge_config *cfg, int argc, char **argv, bool *help,
                                  struct ferry_diag *d) FERRY_MUST_CHECK;
 void edge_config_free(struct edge_config *cfg);

@@ -387,6 +387,11 @@ enum ferry_err edge_journal_ack(struct edge_journal *j, uint64_t seq, struct fer
     return FERRY_OK;
 }
 
+uint64_t edge_journal_head_seq(const struct edge_journal *j)
+{
+    return j->head == j->n ? 0 : j->q[j->head].seq;
+}
+
 size_t edge_journal_pending(const struct edge_journal *j)
 {
     return j->n - j->head;

@@ -70,6 +70,10 @@ enum ferry_err edge_journal_head(struct edge_journal *j, uint8_t *buf, size_t ca
 enum ferry_err edge_journal_ack(struct edge_journal *j, uint64_t seq,
                                 struct ferry_diag *d) FERRY_MUST_CHECK;
 
+/* The seq of the oldest pending record, 0 when none: lets a caller drop a
+ * head that edge_journal_head() found corrupt. */
+uint64_t edge_journal_head_seq(const struct edge_journal *j);
+
 size_t edge_journal_pending(const struct edge_journal *j);
 /* The highest seq handed out so far (0 for a new node). */
 uint64_t edge_journal_last_seq(const struct edge_journal *j);

@@ -1,7 +1,9 @@
-/* ferry-edge: parse settings, then hand over to the edge library. */
+/* ferry-edge: parse settings, then run the edge daemon until SIGTERM. */
 #include "edge_config.h"
+#include "edge_daemon.h"
 
 #include "ferry_log.h"
+#include "ferry_loop.h"
 
 #include <stdio.h>
 
@@ -22,7 +24,21 @@ int main(int argc, char **argv)
         return 2;
     }
     ferry_log_init("ferry-edge", cfg.log_level);
-    LOG_ERR("the update client is not built yet (issue: edge client)");
+    struct ferry_loop *loop = NULL;
+    struct edge_daemon *dm = NULL;
+    err = ferry_loop_new(&loop, &d);
+    if (err == FERRY_OK)
+        err = edge_daemon_new(loop, &cfg, &dm, &d);
     edge_config_free(&cfg);
-    return 1;
+    if (err != FERRY_OK) {
+        LOG_ERR("%s", ferry_diag_str(&d, err));
+        ferry_loop_free(loop);
+        return 1;
+    }
+    LOG_INFO("running");
+    int sig = ferry_loop_run(loop);
+    LOG_INFO("stopping (signal %d)", sig);
+    edge_daemon_free(dm);
+    ferry_loop_free(loop);
+    return 0;
 }

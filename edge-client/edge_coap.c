@@ -1,0 +1,588 @@
+#include "edge_coap.h"
+
+#include "ferry_envelope.h"
+#include "ferry_hex.h"
+#include "ferry_log.h"
+#include "ferry_names.h"
+#include "ferry_status.h"
+
+#include <coap3/coap.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#define TOKEN_MAX       8
+#define MAX_SZX         6
+#define PATH_MAX_LEN    (sizeof(FERRY_COAP_ARTIFACT) + FERRY_SHA256_HEX_LEN + 2)
+#define ACK_TIMEOUT_S   2
+#define MAX_RETRANSMIT  3
+#define POLL_JITTER_PCT 20
+/* libcoap takes syslog levels; ferry_log.h's LOG_INFO() hides syslog's name. */
+#define COAP_LEVEL_ERR     3
+#define COAP_LEVEL_WARNING 4
+#define COAP_LEVEL_INFO    6
+/* After a 2.05 without Observe (the gateway did not register us), ask again
+ * this soon rather than at the next poll. */
+#define REOBSERVE_MS 1000
+
+/* One request out: its token (to match the answer), message id (to match a
+ * NACK) and deadline timer. */
+struct request {
+    bool out;
+    uint8_t token[TOKEN_MAX];
+    size_t token_len;
+    coap_mid_t mid;
+    uint64_t timer;
+};
+
+/* An envelope arriving in blocks. */
+struct envelope_xfer {
+    struct request req;
+    uint8_t buf[FERRY_ENVELOPE_MAX_BYTES];
+    size_t len;
+    uint8_t etag[TOKEN_MAX];
+    size_t etag_len;
+    unsigned szx;
+};
+
+struct edge_coap {
+    struct ferry_loop *loop;
+    struct edge_coap_hooks hooks;
+    char manifest_path[sizeof(FERRY_COAP_MANIFEST) + FERRY_ID_MAX + 2];
+    uint64_t poll_ms, timeout_ms;
+    uint64_t rng;
+    coap_context_t *ctx;
+    coap_session_t *session;
+    int fd;
+    uint64_t poll_timer;
+
+    struct request observe; /* token fixed for the process; never times out */
+    uint64_t reobserve_timer;
+    bool reobserved; /* once per poll period */
+    struct envelope_xfer env;
+    struct request block;
+    uint64_t block_off;
+    struct request status;
+};
+
+/* ---- small helpers ---------------------------------------------------------- */
+
+static uint64_t jittered(struct edge_coap *c, uint64_t base)
+{
+    c->rng ^= c->rng >> 12;
+    c->rng ^= c->rng << 25;
+    c->rng ^= c->rng >> 27;
+    uint64_t r = c->rng * UINT64_C(2685821657736338717);
+    uint64_t spread = base * POLL_JITTER_PCT / 100;
+    return base - spread + (spread ? r % (2 * spread + 1) : 0);
+}
+
+static unsigned code_of(const coap_pdu_t *pdu)
+{
+    unsigned raw = coap_pdu_get_code(pdu);
+    return (raw >> 5) * 100 + (raw & 0x1f);
+}
+
+static bool token_is(const struct request *r, coap_bin_const_t tok)
+{
+    return r->out && tok.length == r->token_len &&
+           (tok.length == 0 || memcmp(tok.s, r->token, tok.length) == 0);
+}
+
+static uint64_t opt_uint(const coap_pdu_t *pdu, coap_option_num_t num, bool *present)
+{
+    coap_opt_iterator_t it;
+    coap_opt_t *opt = coap_check_option(pdu, num, &it);
+    *present = opt != NULL;
+    return opt ? coap_decode_var_bytes8(coap_opt_value(opt), coap_opt_length(opt)) : 0;
+}
+
+static void decode_answer(const coap_session_t *s, const coap_pdu_t *pdu,
+                          struct edge_coap_answer *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->code = code_of(pdu);
+    uint64_t max_age = opt_uint(pdu, COAP_OPTION_MAXAGE, &a->has_max_age);
+    a->max_age = max_age > UINT32_MAX ? UINT32_MAX : (uint32_t)max_age;
+    a->size2 = opt_uint(pdu, COAP_OPTION_SIZE2, &a->has_size2);
+    coap_opt_iterator_t it;
+    coap_opt_t *etag = coap_check_option(pdu, COAP_OPTION_ETAG, &it);
+    if (etag && coap_opt_length(etag) <= TOKEN_MAX) {
+        a->etag = coap_opt_value(etag);
+        a->etag_len = coap_opt_length(etag);
+    }
+    coap_block_b_t b;
+    if (coap_get_block_b(s, pdu, COAP_OPTION_BLOCK2, &b)) {
+        a->has_block = true;
+        a->num = b.num;
+        a->szx = b.szx;
+        a->more = b.m;
+    }
+    if (!coap_get_data(pdu, &a->len, &a->data)) {
+        a->data = NULL;
+        a->len = 0;
+    }
+}
+
+/* ---- sending ------------------------------------------------------------------ */
+
+static void forget(struct edge_coap *c, struct request *r)
+{
+    if (r->timer)
+        ferry_loop_cancel(c->loop, r->timer);
+    r->timer = 0;
+    r->out = false;
+}
+
+/* A new CON request with a fresh token (or r's fixed one), Uri-Path from
+ * path ("a/b/c"). */
+static coap_pdu_t *new_request(struct edge_coap *c, struct request *r, coap_pdu_code_t code,
+                               const char *path, bool fresh_token)
+{
+    coap_pdu_t *pdu = coap_pdu_init(COAP_MESSAGE_CON, code, coap_new_message_id(c->session),
+                                    coap_session_max_pdu_size(c->session));
+    if (!pdu)
+        return NULL;
+    if (fresh_token || r->token_len == 0)
+        coap_session_new_token(c->session, &r->token_len, r->token);
+    if (!coap_add_token(pdu, r->token_len, r->token))
+        goto fail;
+    for (const char *seg = path; *seg;) {
+        const char *end = strchr(seg, '/');
+        size_t n = end ? (size_t)(end - seg) : strlen(seg);
+        if (!coap_add_option(pdu, COAP_OPTION_URI_PATH, n, (const uint8_t *)seg))
+            goto fail;
+        seg += n + (end ? 1 : 0);
+    }
+    return pdu;
+fail:
+    coap_delete_pdu(pdu);
+    return NULL;
+}
+
+static bool add_block2(coap_pdu_t *pdu, uint32_t num, unsigned szx)
+{
+    uint8_t buf[4];
+    unsigned n = coap_encode_var_safe(buf, sizeof(buf), (num << 4) | szx);
+    return coap_add_option(pdu, COAP_OPTION_BLOCK2, n, buf) != 0;
+}
+
+/* deadline: the timer callback for the request's own deadline, or NULL. */
+static enum ferry_err send_request(struct edge_coap *c, struct request *r, coap_pdu_t *pdu,
+                                   ferry_loop_timer_cb deadline, struct ferry_diag *d)
+{
+    forget(c, r);
+    coap_mid_t mid = coap_send(c->session, pdu);
+    if (mid == COAP_INVALID_MID)
+        return ferry_fail(d, FERRY_E_IO, "coap: sending to the gateway failed");
+    r->out = true;
+    r->mid = mid;
+    if (deadline)
+        r->timer = ferry_loop_timer(c->loop, c->timeout_ms, deadline, c);
+    return FERRY_OK;
+}
+
+static void deliver_block(struct edge_coap *c, const struct edge_coap_answer *a);
+static void deliver_status(struct edge_coap *c, const struct edge_coap_answer *a);
+
+static void block_deadline(void *arg)
+{
+    struct edge_coap *c = arg;
+    struct edge_coap_answer none = {0};
+    c->block.timer = 0;
+    LOG_DEBUG("coap: no answer for the block at %llu", (unsigned long long)c->block_off);
+    deliver_block(c, &none);
+}
+
+static void status_deadline(void *arg)
+{
+    struct edge_coap *c = arg;
+    struct edge_coap_answer none = {0};
+    c->status.timer = 0;
+    deliver_status(c, &none);
+}
+
+static void envelope_deadline(void *arg)
+{
+    struct edge_coap *c = arg;
+    c->env.req.timer = 0;
+    c->env.req.out = false;
+}
+
+static unsigned szx_of(uint32_t size)
+{
+    unsigned szx = 0;
+    while ((UINT32_C(16) << szx) < size && szx < MAX_SZX)
+        szx++;
+    return szx;
+}
+
+enum ferry_err edge_coap_get_block(struct edge_coap *c, const uint8_t sha256[FERRY_SHA256_LEN],
+                                   uint64_t off, uint32_t size, struct ferry_diag *d)
+{
+    unsigned szx = szx_of(size);
+    if ((UINT32_C(16) << szx) != size || off % size != 0 || off / size > 0xfffff)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "coap: no Block2 of %u bytes at %llu", size,
+                          (unsigned long long)off);
+    char path[PATH_MAX_LEN];
+    char hex[FERRY_SHA256_HEX_LEN + 1];
+    ferry_hex_encode(sha256, FERRY_SHA256_LEN, hex);
+    snprintf(path, sizeof(path), "%s/%s", FERRY_COAP_ARTIFACT, hex);
+    coap_pdu_t *pdu = new_request(c, &c->block, COAP_REQUEST_CODE_GET, path, true);
+    if (!pdu || !add_block2(pdu, (uint32_t)(off / size), szx)) {
+        coap_delete_pdu(pdu);
+        return ferry_fail(d, FERRY_E_NOMEM, "coap: cannot build the block request");
+    }
+    c->block_off = off;
+    return send_request(c, &c->block, pdu, block_deadline, d);
+}
+
+enum ferry_err edge_coap_post_status(struct edge_coap *c, const uint8_t *cbor, size_t len,
+                                     struct ferry_diag *d)
+{
+    if (len == 0 || len > FERRY_STATUS_MAX_BYTES)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "coap: status record of %zu bytes", len);
+    coap_pdu_t *pdu = new_request(c, &c->status, COAP_REQUEST_CODE_POST, FERRY_COAP_STATUS, true);
+    uint8_t cf[2];
+    unsigned n = coap_encode_var_safe(cf, sizeof(cf), COAP_MEDIATYPE_APPLICATION_CBOR);
+    if (!pdu || !coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT, n, cf) ||
+        !coap_add_data(pdu, len, cbor)) {
+        coap_delete_pdu(pdu);
+        return ferry_fail(d, FERRY_E_NOMEM, "coap: cannot build the status request");
+    }
+    return send_request(c, &c->status, pdu, status_deadline, d);
+}
+
+/* The observing GET (block 0), always with the process's one observe token. */
+static void send_observe(struct edge_coap *c)
+{
+    coap_pdu_t *pdu = new_request(c, &c->observe, COAP_REQUEST_CODE_GET, c->manifest_path, false);
+    uint8_t zero = 0;
+    if (!pdu || !coap_add_option(pdu, COAP_OPTION_OBSERVE, 0, &zero)) {
+        coap_delete_pdu(pdu);
+        LOG_WARN("coap: cannot build the manifest request");
+        return;
+    }
+    struct ferry_diag d = {{0}};
+    if (send_request(c, &c->observe, pdu, NULL, &d) != FERRY_OK)
+        LOG_WARN("%s", d.msg);
+}
+
+static void send_envelope_block(struct edge_coap *c, uint32_t num)
+{
+    struct envelope_xfer *x = &c->env;
+    coap_pdu_t *pdu = new_request(c, &x->req, COAP_REQUEST_CODE_GET, c->manifest_path, true);
+    if (!pdu || !add_block2(pdu, num, x->szx)) {
+        coap_delete_pdu(pdu);
+        forget(c, &x->req);
+        return;
+    }
+    struct ferry_diag d = {{0}};
+    if (send_request(c, &x->req, pdu, envelope_deadline, &d) != FERRY_OK) {
+        LOG_WARN("%s", d.msg);
+        forget(c, &x->req);
+    }
+}
+
+static void poll_timer(void *arg)
+{
+    struct edge_coap *c = arg;
+    c->poll_timer = ferry_loop_timer(c->loop, jittered(c, c->poll_ms), poll_timer, c);
+    c->reobserved = false;
+    send_observe(c);
+}
+
+static void reobserve_timer(void *arg)
+{
+    struct edge_coap *c = arg;
+    c->reobserve_timer = 0;
+    send_observe(c);
+}
+
+void edge_coap_poll_now(struct edge_coap *c)
+{
+    if (c->poll_timer)
+        ferry_loop_cancel(c->loop, c->poll_timer);
+    poll_timer(c);
+}
+
+/* ---- receiving ---------------------------------------------------------------- */
+
+static void deliver_block(struct edge_coap *c, const struct edge_coap_answer *a)
+{
+    forget(c, &c->block);
+    c->hooks.block(c->hooks.arg, a);
+}
+
+static void deliver_status(struct edge_coap *c, const struct edge_coap_answer *a)
+{
+    forget(c, &c->status);
+    c->hooks.status(c->hooks.arg, a);
+}
+
+/* The first answer for the manifest (to a GET or as a notification). */
+static void manifest_answer(struct edge_coap *c, const struct edge_coap_answer *a, bool observed)
+{
+    if (a->code == 205 && !observed && !c->reobserved && !c->reobserve_timer) {
+        /* Not registered (the model was new to the gateway): once more soon. */
+        c->reobserved = true;
+        c->reobserve_timer =
+            ferry_loop_timer(c->loop, jittered(c, REOBSERVE_MS), reobserve_timer, c);
+    }
+    if (a->code == 404) {
+        c->hooks.no_manifest(c->hooks.arg);
+        return;
+    }
+    if (a->code != 205) {
+        LOG_DEBUG("coap: manifest answered %u.%02u", a->code / 100, a->code % 100);
+        return;
+    }
+    if (!a->has_block || !a->more) {
+        if (a->len > 0 && a->len <= FERRY_ENVELOPE_MAX_BYTES)
+            c->hooks.manifest(c->hooks.arg, a->data, a->len);
+        return;
+    }
+    /* A long envelope: fetch the rest, from the start of a new transfer. */
+    struct envelope_xfer *x = &c->env;
+    if (a->num != 0 || a->szx > MAX_SZX || a->len != (16u << a->szx))
+        return;
+    memcpy(x->buf, a->data, a->len);
+    x->len = a->len;
+    x->szx = a->szx;
+    x->etag_len = a->etag_len;
+    memcpy(x->etag, a->etag, a->etag_len);
+    send_envelope_block(c, 1);
+}
+
+static void envelope_block(struct edge_coap *c, const struct edge_coap_answer *a)
+{
+    struct envelope_xfer *x = &c->env;
+    forget(c, &x->req);
+    uint32_t size = 16u << x->szx;
+    bool same_etag =
+        a->etag_len == 0 || (a->etag_len == x->etag_len && !memcmp(a->etag, x->etag, a->etag_len));
+    if (a->code != 205 || !a->has_block || a->szx != x->szx || (uint64_t)a->num * size != x->len ||
+        !same_etag || a->len > FERRY_ENVELOPE_MAX_BYTES - x->len || (a->more && a->len != size)) {
+        LOG_DEBUG("coap: manifest transfer broke off at %zu bytes; next poll retries", x->len);
+        return;
+    }
+    memcpy(x->buf + x->len, a->data, a->len);
+    x->len += a->len;
+    if (a->more)
+        send_envelope_block(c, a->num + 1);
+    else
+        c->hooks.manifest(c->hooks.arg, x->buf, x->len);
+}
+
+static void block_answer(struct edge_coap *c, struct edge_coap_answer *a)
+{
+    /* The gateway must answer the block asked for (it may pick a smaller
+     * size, which keeps the offset): anything else is no answer. */
+    if (a->code == 205 && a->has_block &&
+        (a->szx > MAX_SZX || ((uint64_t)a->num << (a->szx + 4)) != c->block_off)) {
+        LOG_DEBUG("coap: asked for the block at %llu, got block %u of %u bytes",
+                  (unsigned long long)c->block_off, a->num, 16u << (a->szx & 7));
+        struct edge_coap_answer none = {0};
+        deliver_block(c, &none);
+        return;
+    }
+    deliver_block(c, a);
+}
+
+static coap_response_t on_response(coap_session_t *session, const coap_pdu_t *sent,
+                                   const coap_pdu_t *received, const coap_mid_t mid)
+{
+    (void)sent;
+    (void)mid;
+    struct edge_coap *c = coap_get_app_data(coap_session_get_context(session));
+    coap_bin_const_t tok = coap_pdu_get_token(received);
+    struct edge_coap_answer a;
+    decode_answer(session, received, &a);
+    if (token_is(&c->observe, tok)) {
+        /* Stays "out": notifications keep coming with this token. */
+        coap_opt_iterator_t it;
+        manifest_answer(c, &a, coap_check_option(received, COAP_OPTION_OBSERVE, &it) != NULL);
+    } else if (token_is(&c->env.req, tok)) {
+        envelope_block(c, &a);
+    } else if (token_is(&c->block, tok)) {
+        block_answer(c, &a);
+    } else if (token_is(&c->status, tok)) {
+        deliver_status(c, &a);
+    } else {
+        /* A late answer to a request replaced since: a reset tells the
+         * gateway to stop (and ends a stale observation). */
+        return COAP_RESPONSE_FAIL;
+    }
+    return COAP_RESPONSE_OK;
+}
+
+static void on_nack(coap_session_t *session, const coap_pdu_t *sent,
+                    const coap_nack_reason_t reason, const coap_mid_t mid)
+{
+    (void)sent;
+    struct edge_coap *c = coap_get_app_data(coap_session_get_context(session));
+    struct edge_coap_answer none = {0};
+    LOG_DEBUG("coap: message %d undelivered (reason %d)", (int)mid, (int)reason);
+    if (c->block.out && c->block.mid == mid)
+        deliver_block(c, &none);
+    else if (c->status.out && c->status.mid == mid)
+        deliver_status(c, &none);
+    else if (c->env.req.out && c->env.req.mid == mid)
+        forget(c, &c->env.req);
+}
+
+/* ---- set-up ---------------------------------------------------------------------- */
+
+static void log_bridge(coap_log_t level, const char *message)
+{
+    enum ferry_log_level l = level <= COAP_LEVEL_ERR       ? FERRY_LOG_ERROR
+                             : level == COAP_LEVEL_WARNING ? FERRY_LOG_WARN
+                             : level <= COAP_LEVEL_INFO    ? FERRY_LOG_INFO
+                                                           : FERRY_LOG_DEBUG;
+    size_t n = strlen(message);
+    while (n > 0 && (message[n - 1] == '\n' || message[n - 1] == '\r'))
+        n--;
+    ferry_log(l, "coap: %.*s", (int)n, message);
+}
+
+static void on_coap_fd(void *arg, uint32_t events)
+{
+    (void)events;
+    struct edge_coap *c = arg;
+    coap_io_process(c->ctx, COAP_IO_NO_WAIT);
+}
+
+static enum ferry_err resolve(const coap_uri_t *uri, coap_address_t *dst, struct ferry_diag *d)
+{
+    char host[256];
+    char port[8];
+    if (uri->host.length == 0 || uri->host.length >= sizeof(host))
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "gateway: URI has no usable host");
+    memcpy(host, uri->host.s, uri->host.length);
+    host[uri->host.length] = '\0';
+    snprintf(port, sizeof(port), "%u", (unsigned)uri->port);
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0 || !res)
+        return ferry_fail(d, FERRY_E_NOT_FOUND, "gateway: cannot resolve '%s': %s", host,
+                          gai_strerror(rc));
+    coap_address_init(dst);
+    dst->size = res->ai_addrlen;
+    memcpy(&dst->addr, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return FERRY_OK;
+}
+
+static enum ferry_err open_session(struct edge_coap *c, const struct edge_coap_opts *o,
+                                   struct ferry_diag *d)
+{
+    coap_uri_t uri;
+    if (!o->uri || coap_split_uri((const uint8_t *)o->uri, strlen(o->uri), &uri) < 0 ||
+        (uri.scheme != COAP_URI_SCHEME_COAP && uri.scheme != COAP_URI_SCHEME_COAPS))
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "gateway: '%s' is not a coap:// or coaps:// URI",
+                          o->uri ? o->uri : "");
+    coap_address_t dst;
+    enum ferry_err err = resolve(&uri, &dst, d);
+    if (err != FERRY_OK)
+        return err;
+    if (uri.scheme == COAP_URI_SCHEME_COAP) {
+        c->session = coap_new_client_session(c->ctx, NULL, &dst, COAP_PROTO_UDP);
+    } else {
+        if (!coap_dtls_is_supported())
+            return ferry_fail(d, FERRY_E_INVALID_ARG, "gateway: this libcoap has no DTLS");
+        if (!o->psk || o->psk_len < 16 || o->psk_len > EDGE_COAP_PSK_MAX || !o->node_id)
+            return ferry_fail(d, FERRY_E_INVALID_ARG,
+                              "gateway: coaps:// needs a pre-shared key of 16..%d bytes",
+                              EDGE_COAP_PSK_MAX);
+        coap_dtls_cpsk_t setup;
+        memset(&setup, 0, sizeof(setup));
+        setup.version = COAP_DTLS_CPSK_SETUP_VERSION;
+        setup.psk_info.identity.s = (const uint8_t *)o->node_id;
+        setup.psk_info.identity.length = strlen(o->node_id);
+        setup.psk_info.key.s = o->psk;
+        setup.psk_info.key.length = o->psk_len;
+        c->session = coap_new_client_session_psk2(c->ctx, NULL, &dst, COAP_PROTO_DTLS, &setup);
+    }
+    if (!c->session)
+        return ferry_fail(d, FERRY_E_IO, "gateway: cannot open a CoAP session to '%s'", o->uri);
+    coap_session_set_ack_timeout(c->session, (coap_fixed_point_t){ACK_TIMEOUT_S, 0});
+    coap_session_set_max_retransmit(c->session, MAX_RETRANSMIT);
+    return FERRY_OK;
+}
+
+enum ferry_err edge_coap_new(struct ferry_loop *loop, const struct edge_coap_opts *opts,
+                             const struct edge_coap_hooks *hooks, struct edge_coap **out,
+                             struct ferry_diag *d)
+{
+    if (!opts->hw_model || !ferry_id_valid(opts->hw_model) || opts->poll_ms == 0)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "coap: bad hardware model or poll period");
+    struct edge_coap *c = calloc(1, sizeof(*c));
+    if (!c)
+        return ferry_fail(d, FERRY_E_NOMEM, "coap: out of memory");
+    c->loop = loop;
+    c->hooks = *hooks;
+    c->fd = -1;
+    c->poll_ms = opts->poll_ms;
+    c->timeout_ms =
+        opts->request_timeout_ms ? opts->request_timeout_ms : EDGE_COAP_DEFAULT_TIMEOUT_MS;
+    c->rng = opts->seed ? opts->seed : UINT64_C(0x2545f4914f6cdd1d);
+    snprintf(c->manifest_path, sizeof(c->manifest_path), "%s/%s", FERRY_COAP_MANIFEST,
+             opts->hw_model);
+    coap_startup();
+    coap_set_log_handler(log_bridge);
+    coap_set_log_level(ferry_log_enabled(FERRY_LOG_DEBUG) ? COAP_LEVEL_INFO : COAP_LEVEL_WARNING);
+    enum ferry_err err = FERRY_OK;
+    c->ctx = coap_new_context(NULL);
+    if (!c->ctx)
+        err = ferry_fail(d, FERRY_E_NOMEM, "coap: cannot create a context");
+    if (err == FERRY_OK) {
+        coap_set_app_data(c->ctx, c);
+        coap_register_response_handler(c->ctx, on_response);
+        coap_register_nack_handler(c->ctx, on_nack);
+        err = open_session(c, opts, d);
+    }
+    if (err == FERRY_OK) {
+        c->fd = coap_context_get_coap_fd(c->ctx);
+        if (c->fd < 0 || ferry_loop_add_fd(loop, c->fd, EPOLLIN, on_coap_fd, c) != FERRY_OK) {
+            c->fd = -1;
+            err = ferry_fail(d, FERRY_E_IO, "coap: cannot watch libcoap's descriptor");
+        }
+    }
+    if (err == FERRY_OK) {
+        c->poll_timer = ferry_loop_timer(loop, 0, poll_timer, c);
+        if (!c->poll_timer)
+            err = ferry_fail(d, FERRY_E_NOMEM, "coap: out of memory");
+    }
+    if (err != FERRY_OK) {
+        edge_coap_free(c);
+        return err;
+    }
+    *out = c;
+    return FERRY_OK;
+}
+
+void edge_coap_free(struct edge_coap *c)
+{
+    if (!c)
+        return;
+    forget(c, &c->observe);
+    forget(c, &c->env.req);
+    forget(c, &c->block);
+    forget(c, &c->status);
+    if (c->poll_timer)
+        ferry_loop_cancel(c->loop, c->poll_timer);
+    if (c->reobserve_timer)
+        ferry_loop_cancel(c->loop, c->reobserve_timer);
+    if (c->fd >= 0)
+        ferry_loop_del_fd(c->loop, c->fd);
+    if (c->session)
+        coap_session_release(c->session);
+    if (c->ctx)
+        coap_free_context(c->ctx);
+    free(c);
+}

@@ -1,0 +1,117 @@
+/* ferry-edge's CoAP client (libcoap 4.3.1): the three exchanges of
+ * PROTOCOL.md, "CoAP resources", with the gateway.
+ *
+ *   Manifest  GET ferry/manifest/<hw-model> with Observe, sent again every
+ *             poll period +-20% (same token, so the gateway replaces the
+ *             registration instead of adding one, and a gateway that
+ *             restarted and lost it gets it back). An envelope too long for
+ *             one datagram is fetched block by block (Block2, same ETag) up
+ *             to FERRY_ENVELOPE_MAX_BYTES and handed over whole. 4.04 means
+ *             there is no release for the model.
+ *   Artifact  GET ferry/artifact/<sha256-hex> with an explicit Block2
+ *             option for one block: the caller drives the transfer block by
+ *             block. libcoap's own block-wise client (COAP_BLOCK_USE_LIBCOAP)
+ *             is never enabled: it aborts any transfer 93 s after it starts
+ *             (field notes), and driving it here bounds memory by one block
+ *             and lets a download resume at any offset.
+ *   Status    POST ferry/status, one record as CBOR (content-format 60).
+ *
+ * All requests are confirmable (libcoap retransmits them: ACK_TIMEOUT 2 s,
+ * MAX_RETRANSMIT 3), and each also has its own deadline (request_timeout_ms)
+ * after which it counts as unanswered. One artifact request and one status
+ * request are out at a time; a new one replaces the old, whose answer is
+ * then ignored (tokens are matched). Plain CoAP, or CoAP over DTLS with a
+ * pre-shared key (coaps://, identity = the node id) when this libcoap has
+ * DTLS.
+ *
+ * Threading: everything runs on the loop thread. libcoap's epoll fd is
+ * registered with the loop; the hooks are called from inside libcoap's
+ * receive processing and may call edge_coap_get_block() and
+ * edge_coap_post_status(), but not edge_coap_free(). */
+#ifndef FERRY_EDGE_COAP_H
+#define FERRY_EDGE_COAP_H
+
+#include "ferry_err.h"
+#include "ferry_loop.h"
+#include "ferry_sha256.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define EDGE_COAP_DEFAULT_TIMEOUT_MS 60000
+#define EDGE_COAP_PSK_MAX            64
+
+/* One answer, decoded. Pointers are valid during the hook call only. */
+struct edge_coap_answer {
+    unsigned code; /* class * 100 + detail (205, 404, 503); 0: no answer */
+    bool has_max_age;
+    uint32_t max_age;
+    const uint8_t *etag;
+    size_t etag_len; /* 0: no ETag */
+    bool has_block;
+    uint32_t num;
+    unsigned szx;
+    bool more;
+    bool has_size2;
+    uint64_t size2;
+    const uint8_t *data;
+    size_t len;
+};
+
+struct edge_coap_hooks {
+    void *arg; /* passed to every hook */
+    /* A whole envelope for our model (from a GET or a notification). The
+     * same envelope comes again at every poll: the caller de-duplicates. */
+    void (*manifest)(void *arg, const uint8_t *env, size_t len);
+    /* 4.04 for the manifest: the gateway has no release for our model. */
+    void (*no_manifest)(void *arg);
+    /* The answer to the latest edge_coap_get_block(). An answer naming
+     * another block than asked for arrives as code 0. */
+    void (*block)(void *arg, const struct edge_coap_answer *a);
+    /* The answer to the latest edge_coap_post_status(); 204 means stored. */
+    void (*status)(void *arg, const struct edge_coap_answer *a);
+};
+
+struct edge_coap_opts {
+    const char *uri;      /* coap://HOST:PORT or coaps://HOST:PORT (HOST may be a name) */
+    const char *hw_model; /* for the manifest path */
+    const char *node_id;  /* the PSK identity over DTLS */
+    const uint8_t *psk;   /* coaps:// only: 16..EDGE_COAP_PSK_MAX bytes */
+    size_t psk_len;
+    uint64_t poll_ms;            /* manifest poll period (jittered +-20%), >= 1 */
+    uint64_t request_timeout_ms; /* 0: EDGE_COAP_DEFAULT_TIMEOUT_MS */
+    uint64_t seed;               /* poll jitter */
+};
+
+struct edge_coap;
+
+/* Resolves the gateway, creates the session, registers with the loop and
+ * sends the first manifest GET from the loop right away. Errors:
+ * FERRY_E_INVALID_ARG (a URI that is not coap:// or coaps:// with a host,
+ * coaps:// without a key or without DTLS in this libcoap), FERRY_E_NOT_FOUND
+ * (the host does not resolve), FERRY_E_IO, FERRY_E_NOMEM. opts and hooks are
+ * copied. */
+enum ferry_err edge_coap_new(struct ferry_loop *loop, const struct edge_coap_opts *opts,
+                             const struct edge_coap_hooks *hooks, struct edge_coap **out,
+                             struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* Cancels what is out (no hook runs any more) and unregisters. NULL is fine. */
+void edge_coap_free(struct edge_coap *c);
+
+/* Asks for `size` bytes (16..1024, a power of two) of artifact sha256 at
+ * offset off (a multiple of size). FERRY_E_IO when it cannot be sent; the
+ * block hook does not run then. */
+enum ferry_err edge_coap_get_block(struct edge_coap *c, const uint8_t sha256[FERRY_SHA256_LEN],
+                                   uint64_t off, uint32_t size,
+                                   struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* Posts one CBOR status record (at most FERRY_STATUS_MAX_BYTES). FERRY_E_IO
+ * when it cannot be sent; the status hook does not run then. */
+enum ferry_err edge_coap_post_status(struct edge_coap *c, const uint8_t *cbor, size_t len,
+                                     struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* Sends the manifest GET now instead of at the next poll. */
+void edge_coap_poll_now(struct edge_coap *c);
+
+#endif

@@ -1,0 +1,59 @@
+/* ferry-edge's process: wires the event loop, the CoAP client
+ * (edge_coap.h), the install state machine (edge_fsm.h), the A/B slots
+ * (edge_slots.h, file backend in the state folder), the status journal
+ * (edge_journal.h) and the node's two commands.
+ *
+ * At start it runs the boot decision first, as a bootloader would
+ * (edge_slots_boot()), and hands the state before and after it, with the
+ * saved job (STATE/job.rec), to the state machine. The simulated node's
+ * running image is the content of the slot that boots. A simulated reboot
+ * (EDGE_ACT_REBOOT) is the same boot decision, taken in process.
+ *
+ * Status records go to the journal first and are posted from there one at a
+ * time, oldest first: 2.04 drops the record; 5.03 waits its Max-Age; no
+ * answer or 5.xx backs off (1 s .. 60 s, jittered); 4.00, 4.03, 4.13 and
+ * 4.15 (the gateway will never take it) drop it with a warning.
+ *
+ * --busy-cmd and --health-cmd run as `/bin/sh -c CMD` in their own process
+ * group with FERRY_NODE, FERRY_VERSION and FERRY_SLOT (the slot's image file)
+ * set, stdin from /dev/null. The loop watches them through a pidfd and kills
+ * the group after --cmd-timeout, so a command never blocks the loop. A busy
+ * command that fails to run or times out counts as busy; a health command,
+ * as unhealthy. Without a busy command the node is never busy; without a
+ * health command every trial is healthy.
+ *
+ * Everything runs on the loop thread. edge_daemon_free() is a clean stop:
+ * what is durable stays (a journal record not yet sent, a download's last
+ * checkpoint, a trial), so freeing at any point behaves like a crash that
+ * also closed the files. */
+#ifndef FERRY_EDGE_DAEMON_H
+#define FERRY_EDGE_DAEMON_H
+
+#include "edge_config.h"
+#include "edge_fsm.h"
+#include "ferry_err.h"
+#include "ferry_loop.h"
+
+#include <stddef.h>
+
+#define EDGE_JOB_FILE "job.rec"
+
+struct edge_daemon;
+
+/* Creates the state folder if needed, loads the keyring, opens the slots and
+ * takes the boot decision, opens the journal, starts the state machine and
+ * the CoAP client. cfg must hold checked values (edge_config_parse()) and
+ * may be freed afterwards. Errors name what failed (keyring, state folder,
+ * boot records, gateway URI, PSK file). */
+enum ferry_err edge_daemon_new(struct ferry_loop *loop, const struct edge_config *cfg,
+                               struct edge_daemon **out, struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* Stops: kills a running command, drops CoAP requests, closes everything.
+ * NULL is fine. */
+void edge_daemon_free(struct edge_daemon *dm);
+
+enum edge_phase edge_daemon_phase(const struct edge_daemon *dm);
+/* Status records not yet stored by the gateway. */
+size_t edge_daemon_unsent(const struct edge_daemon *dm);
+
+#endif
