@@ -518,6 +518,8 @@ static void on_block(void *arg, const struct edge_coap_answer *a)
             .len = a->len,
             .etag = a->etag,
             .etag_len = a->etag_len,
+            .has_size2 = a->has_size2,
+            .size2 = a->size2,
         };
         edge_fsm_block(dm->fsm, &clk, &b, &dm->acts[0]);
     } else {

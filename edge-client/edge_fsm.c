@@ -350,11 +350,14 @@ static bool etag_ok(struct edge_fsm *f, const struct edge_block *b)
 }
 
 /* Size rules for one block at off; a message when it breaks them. */
-static const char *block_shape_error(const struct edge_fsm *f, uint64_t off, size_t len, bool more,
-                                     uint32_t size, enum ferry_err *err)
+static const char *block_shape_error(const struct edge_fsm *f, const struct edge_block *b,
+                                     uint64_t off, bool more, uint32_t size, enum ferry_err *err)
 {
     uint64_t total = f->saved.job.img.size;
+    size_t len = b->len;
     *err = FERRY_E_SIZE_MISMATCH;
+    if (b->has_size2 && b->size2 != total)
+        return "artifact: the gateway's Size2 differs from the manifest's size";
     if (off + len > total || (more && off + len == total))
         return "artifact: the gateway sends more bytes than the manifest's size";
     if (!more && off + len != total)
@@ -399,7 +402,7 @@ void edge_fsm_block(struct edge_fsm *f, const struct edge_clock *clk, const stru
         return;
     }
     enum ferry_err err = FERRY_OK;
-    const char *shape = block_shape_error(f, off, b->len, more, size, &err);
+    const char *shape = block_shape_error(f, b, off, more, size, &err);
     if (shape) {
         fail_download(f, clk, out, err, shape);
         return;
@@ -803,8 +806,8 @@ static void start_in_trial(struct edge_fsm *f, const struct edge_clock *clk,
     if (boot->after.trial == EDGE_SLOT_NONE) {
         f->phase = EDGE_PHASE_IDLE;
         finish_job(f, clk, out, FERRY_STATE_ROLLED_BACK, FERRY_OK,
-                   "trial boot of %s did not confirm within its %u boot attempts", timg->version,
-                   (unsigned)boot->before.attempts);
+                   "trial boot of %s was not confirmed before its boot attempts ran out",
+                   timg->version);
         idle_status(f, clk, out);
         return;
     }

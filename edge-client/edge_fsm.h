@@ -245,7 +245,8 @@ void edge_fsm_manifest(struct edge_fsm *f, const struct edge_clock *clk, const u
  * a failed request (the caller, who matches tokens, should also pass an
  * answer to its request that names an earlier block as failed). Without a Block2
  * option (has_block false) the body is the whole artifact. etag_len 0: the
- * answer carried none. The WRITE action points into b->data: perform the
+ * answer carried none. A Size2 other than the manifest's size fails the
+ * release with size-mismatch at once. The WRITE action points into b->data: perform the
  * actions before that memory goes. */
 struct edge_block {
     bool has_block;
@@ -256,6 +257,8 @@ struct edge_block {
     size_t len;
     const uint8_t *etag;
     size_t etag_len;
+    bool has_size2; /* Size2: the gateway's idea of the artifact's length */
+    uint64_t size2;
 };
 void edge_fsm_block(struct edge_fsm *f, const struct edge_clock *clk, const struct edge_block *b,
                     struct edge_actions *out);

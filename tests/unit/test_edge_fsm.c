@@ -231,6 +231,8 @@ static void answer_block(struct world *w, const uint8_t *art, size_t art_len, co
         .len = len,
         .etag = etag,
         .etag_len = etag ? 8 : 0,
+        .has_size2 = off == 0,
+        .size2 = art_len,
     };
     edge_fsm_block(w->f, &w->clk, &b, &w->out);
     record(w);
@@ -921,6 +923,23 @@ static void artifact_of_the_wrong_size_fails(void)
         answer_block(&w, w.art, w.art_len + 1, w.sha);
     CU_ASSERT_EQUAL(last_status(&w)->error, FERRY_E_SIZE_MISMATCH);
     world_free(&w);
+
+    /* ... or says so in Size2 on the first block. */
+    world_init(&w);
+    start(&w, &st, NULL);
+    send_manifest(&w, &w.m);
+    struct edge_block b = {.has_block = true,
+                           .szx = 6,
+                           .more = true,
+                           .data = w.art,
+                           .len = BLOCK,
+                           .has_size2 = true,
+                           .size2 = w.art_len + 1};
+    edge_fsm_block(w.f, &w.clk, &b, &w.out);
+    CU_ASSERT_EQUAL(count(&w, EDGE_ACT_WRITE), 0);
+    CU_ASSERT_EQUAL(last_status(&w)->error, FERRY_E_SIZE_MISMATCH);
+    CU_ASSERT_PTR_NOT_NULL(strstr(last_status(&w)->message, "Size2"));
+    world_free(&w);
 }
 
 static void wrong_bytes_fail_before_the_slot_is_checked(void)
@@ -1248,6 +1267,7 @@ static void crashed_trial_rolls_back_at_the_next_start(void)
     static const enum ferry_state rb[] = {FERRY_STATE_ROLLED_BACK, FERRY_STATE_IDLE};
     expect_states(&w, rb, 2);
     const struct ferry_status *s = &w.out.v[index_of(&w, EDGE_ACT_STATUS)].status;
+    CU_ASSERT_PTR_NOT_NULL(strstr(s->message, "boot attempts ran out"));
     CU_ASSERT_STRING_EQUAL(s->release_id, w.m.release_id);
     CU_ASSERT_STRING_EQUAL(s->version, w.m.version);
     CU_ASSERT_STRING_EQUAL(last_status(&w)->version, "1.0.0");
