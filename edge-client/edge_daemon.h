@@ -25,7 +25,9 @@
  * Everything runs on the loop thread. edge_daemon_free() is a clean stop:
  * what is durable stays (a journal record not yet sent, a download's last
  * checkpoint, a trial), so freeing at any point behaves like a crash that
- * also closed the files. */
+ * also closed the files. In particular a stop during a trial boot's health
+ * check is a trial boot that never confirmed: the next start's boot
+ * decision spends another attempt or rolls back (--trial-attempts). */
 #ifndef FERRY_EDGE_DAEMON_H
 #define FERRY_EDGE_DAEMON_H
 

@@ -34,6 +34,7 @@
 
 static struct gw {
     uint8_t *art;
+    uint8_t *old_art; /* the server may still serve from it: freed at teardown */
     size_t art_len;
     uint8_t sha[FERRY_SHA256_LEN];
     char *envelope; /* NULL: no release */
@@ -114,7 +115,8 @@ static struct fixture {
 
 static void make_artifact(size_t len)
 {
-    free(G.art);
+    free(G.old_art);
+    G.old_art = G.art;
     G.art = malloc(len);
     CU_ASSERT_PTR_NOT_NULL_FATAL(G.art);
     G.art_len = len;
@@ -124,14 +126,14 @@ static void make_artifact(size_t len)
     CU_ASSERT_EQUAL_FATAL(ferry_write_atomic(X.art_path, G.art, len, 0644, NULL), FERRY_OK);
 }
 
-/* Signs a release of the current artifact for `model`, seq 7, valid now. */
-static void publish(const char *model)
+/* Signs a release of the current artifact for `model`, valid now. */
+static void publish_as(const char *model, uint64_t seq, const char *version)
 {
     struct ferry_manifest m;
     test_manifest_sample(&m, X.key.kid, G.sha, G.art_len);
-    snprintf(m.version, sizeof(m.version), VERSION);
+    snprintf(m.version, sizeof(m.version), "%s", version);
     CU_ASSERT_FATAL(ferry_semver_parse(m.version, &m.semver) == FERRY_OK);
-    m.seq = 7;
+    m.seq = seq;
     snprintf(m.hw[0].model, sizeof(m.hw[0].model), "%s", model);
     m.hw[0].nrevisions = 0;
     m.nhw = 1;
@@ -141,6 +143,11 @@ static void publish(const char *model)
     free(G.envelope);
     G.envelope = test_envelope_of(&X.key, &m, &G.envelope_len);
     CU_ASSERT_EQUAL(gw_coap_manifest_changed(srv, HW), FERRY_OK);
+}
+
+static void publish(const char *model)
+{
+    publish_as(model, 7, VERSION);
 }
 
 static void setup(size_t art_len)
@@ -218,8 +225,10 @@ static void teardown(void)
     ferry_loop_free(loop);
     loop = NULL;
     free(G.art);
+    free(G.old_art);
     free(G.envelope);
     G.art = NULL;
+    G.old_art = NULL;
     G.envelope = NULL;
     test_key_free(&X.key);
 }
@@ -473,6 +482,31 @@ static void crash_during_the_trial_rolls_back(void)
     CU_ASSERT_EQUAL(st.trial, EDGE_SLOT_NONE);
 }
 
+static bool got_two_successes(void)
+{
+    return count_state(FERRY_STATE_SUCCESS) == 2;
+}
+
+static void observed_release_starts_without_waiting_for_a_poll(void)
+{
+    setup(ART_SMALL);
+    snprintf(X.health_cmd, sizeof(X.health_cmd), "cmp -s \"$FERRY_SLOT\" '%s'", X.art_path);
+    X.cfg.poll_interval = 3600; /* only the GET at start, and notifications */
+    publish(HW);
+    start_node();
+    CU_ASSERT_TRUE_FATAL(run_until(got_final, WAIT_MS));
+    CU_ASSERT_EQUAL_FATAL(count_state(FERRY_STATE_SUCCESS), 1);
+    make_artifact(ART_SMALL + 1000);
+    publish_as(HW, 8, "2.1.0");
+    CU_ASSERT_TRUE(run_until(got_two_successes, 10000));
+    CU_ASSERT_STRING_EQUAL(G.rec[G.nrec - 1].version, "2.1.0");
+    CU_ASSERT_TRUE(slot_holds_artifact("slot-a.img"));
+    teardown();
+    struct edge_boot_state st = stored_state();
+    CU_ASSERT_EQUAL(st.active, EDGE_SLOT_A);
+    CU_ASSERT_EQUAL(st.rollback_seq, 8);
+}
+
 static void wrong_hardware_is_rejected_once(void)
 {
     setup(ART_SMALL);
@@ -494,6 +528,8 @@ const struct ferry_test_case ferry_tests[] = {
     {"records wait out an outage and a restart", records_wait_out_an_outage_and_a_restart},
     {"restart resumes the download", restart_resumes_the_download},
     {"crash during the trial rolls back", crash_during_the_trial_rolls_back},
+    {"observed release starts without waiting for a poll",
+     observed_release_starts_without_waiting_for_a_poll},
     {"wrong hardware is rejected once", wrong_hardware_is_rejected_once},
     {NULL, NULL},
 };
