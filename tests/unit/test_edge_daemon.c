@@ -42,7 +42,8 @@ static struct gw {
     enum ferry_err status_ret; /* what the status hook answers */
     struct ferry_status rec[MAX_RECS];
     size_t nrec;
-    size_t stop_at_bytes; /* stop the loop at a downloading record this far */
+    size_t stop_at_bytes;            /* stop the loop at a downloading record this far */
+    char identity[FERRY_ID_MAX + 1]; /* DTLS identity of the last record */
 } G;
 
 static const uint8_t *gw_manifest(void *arg, const char *hw, size_t *len)
@@ -79,7 +80,7 @@ static enum ferry_err gw_status(void *arg, const struct ferry_status *st, const 
                                 struct ferry_diag *d)
 {
     (void)arg;
-    (void)identity;
+    snprintf(G.identity, sizeof(G.identity), "%s", identity ? identity : "");
     if (G.status_ret != FERRY_OK)
         return ferry_fail(d, G.status_ret, "test: not now");
     /* The gateway de-duplicates by (node, seq); so does this fake. */
@@ -106,6 +107,7 @@ static struct fixture {
     char gateway[64];
     char node[FERRY_ID_MAX + 1];
     char hw[FERRY_ID_MAX + 1];
+    char psk_file[PATH_MAX];
     char busy_cmd[PATH_MAX + 64];
     char health_cmd[2 * PATH_MAX + 128];
     struct test_key key;
@@ -150,7 +152,8 @@ static void publish(const char *model)
     publish_as(model, 7, VERSION);
 }
 
-static void setup(size_t art_len)
+/* psk: NULL for plain CoAP, else the node's key in hex for CoAP over DTLS. */
+static void setup_with(size_t art_len, const char *psk)
 {
     static unsigned counter;
     memset(&G, 0, sizeof(G));
@@ -169,16 +172,34 @@ static void setup(size_t art_len)
     CU_ASSERT_EQUAL_FATAL(ferry_write_atomic(X.trust, pem, strlen(pem), 0644, NULL), FERRY_OK);
     make_artifact(art_len);
 
+    char gw_keys[PATH_MAX];
+    char node_key[PATH_MAX];
+    if (psk) {
+        char line[256];
+        snprintf(gw_keys, sizeof(gw_keys), "%s/gw-keys.txt", X.dir);
+        snprintf(node_key, sizeof(node_key), "%s/node.psk", X.dir);
+        snprintf(line, sizeof(line), "%s %s\n", NODE, psk);
+        CU_ASSERT_EQUAL_FATAL(ferry_write_atomic(gw_keys, line, strlen(line), 0600, NULL),
+                              FERRY_OK);
+        snprintf(line, sizeof(line), "%s\n", psk);
+        CU_ASSERT_EQUAL_FATAL(ferry_write_atomic(node_key, line, strlen(line), 0600, NULL),
+                              FERRY_OK);
+    }
     CU_ASSERT_EQUAL_FATAL(ferry_loop_new(&loop, NULL), FERRY_OK);
-    struct gw_coap_opts o = {
-        .addr = "127.0.0.1", .max_downloads = 4, .busy_max_age_s = 1, .fetching_max_age_s = 1};
+    struct gw_coap_opts o = {.addr = "127.0.0.1",
+                             .max_downloads = 4,
+                             .busy_max_age_s = 1,
+                             .fetching_max_age_s = 1,
+                             .psk_file = psk ? gw_keys : NULL};
     struct gw_coap_hooks h = {.arg = &G,
                               .manifest = gw_manifest,
                               .artifact = gw_artifact,
                               .artifact_release = gw_release,
                               .status = gw_status};
     CU_ASSERT_EQUAL_FATAL(gw_coap_new(loop, &o, &h, &srv, NULL), FERRY_OK);
-    snprintf(X.gateway, sizeof(X.gateway), "coap://127.0.0.1:%u", (unsigned)gw_coap_port(srv));
+    snprintf(X.gateway, sizeof(X.gateway), "%s://127.0.0.1:%u", psk ? "coaps" : "coap",
+             (unsigned)gw_coap_port(srv));
+    snprintf(X.psk_file, sizeof(X.psk_file), "%s", psk ? node_key : "");
     /* The health check sees the new version and the slot it booted. */
     snprintf(X.health_cmd, sizeof(X.health_cmd),
              "test \"$FERRY_VERSION\" = %s && test \"$FERRY_NODE\" = %s && cmp -s \"$FERRY_SLOT\" "
@@ -198,8 +219,14 @@ static void setup(size_t art_len)
         .request_timeout = 5,
         .block_size = 1024,
         .trial_attempts = 1,
+        .psk_file = psk ? X.psk_file : NULL,
         .log_level = FERRY_LOG_WARN,
     };
+}
+
+static void setup(size_t art_len)
+{
+    setup_with(art_len, NULL);
 }
 
 static void start_node(void)
@@ -507,6 +534,17 @@ static void observed_release_starts_without_waiting_for_a_poll(void)
     CU_ASSERT_EQUAL(st.rollback_seq, 8);
 }
 
+static void release_over_dtls_with_a_pre_shared_key(void)
+{
+    setup_with(ART_SMALL, "00112233445566778899aabbccddeeff");
+    start_node();
+    publish(HW);
+    CU_ASSERT_TRUE_FATAL(run_until(got_final, WAIT_MS));
+    CU_ASSERT_EQUAL(count_state(FERRY_STATE_SUCCESS), 1);
+    CU_ASSERT_STRING_EQUAL(G.identity, NODE); /* the gateway knew who sent it */
+    teardown();
+}
+
 static void wrong_hardware_is_rejected_once(void)
 {
     setup(ART_SMALL);
@@ -530,6 +568,7 @@ const struct ferry_test_case ferry_tests[] = {
     {"crash during the trial rolls back", crash_during_the_trial_rolls_back},
     {"observed release starts without waiting for a poll",
      observed_release_starts_without_waiting_for_a_poll},
+    {"release over DTLS with a pre-shared key", release_over_dtls_with_a_pre_shared_key},
     {"wrong hardware is rejected once", wrong_hardware_is_rejected_once},
     {NULL, NULL},
 };
