@@ -172,6 +172,15 @@ static void describe_failure(struct ferry_mqtt *m, const MQTTAsync_failureData5 
                               MQTTReasonCode_toString((enum MQTTReasonCodes)rc), (unsigned)rc);
     if (m->tls_err[0] && n < outsz)
         n += (size_t)snprintf(out + n, outsz - n, "%stls: %s", n ? "; " : "", m->tls_err);
+    /* Paho checks the host name after the handshake, and under TLS 1.3 a
+     * refused client certificate arrives on a read it does not report: both
+     * surface as a bare connect failure. Say what it may be. */
+    if (m->tls && !m->tls_err[0] && r->code == MQTTASYNC_FAILURE && n < outsz)
+        n += (size_t)snprintf(out + n, outsz - n,
+                              "%stls: handshake or verification failed without detail (broker "
+                              "host name not in its certificate, client certificate refused or "
+                              "expired, or nothing listening)",
+                              n ? "; " : "");
     if (n == 0)
         snprintf(out, outsz, "failed, no reason given");
 }
@@ -493,6 +502,36 @@ static enum ferry_err check_opts(const struct ferry_mqtt_opts *o, struct ferry_d
 
 /* ---- construction ----------------------------------------------------- */
 
+/* TLS settings must match the URL's scheme; checked after the URL parsed. */
+static enum ferry_err check_tls_files(const struct ferry_mqtt_opts *o, bool tls,
+                                      struct ferry_diag *d)
+{
+    if (tls) {
+        /* Without a CA Paho would trust the system store, so any public CA's
+         * certificate for the broker's name would pass: demand the fleet's. */
+        if (!o->ca_file)
+            return ferry_fail(d, FERRY_E_INVALID_ARG,
+                              "mqtt: %s needs the CA that signed the broker's certificate "
+                              "(--ca-file)",
+                              o->url);
+        if (!o->cert_file != !o->key_file)
+            return ferry_fail(d, FERRY_E_INVALID_ARG,
+                              "mqtt: a client certificate needs both --cert-file and --key-file");
+        /* Checked here, once, so a typo is named instead of failing every
+         * reconnect with a bare TLS error. */
+        const char *files[] = {o->ca_file, o->cert_file, o->key_file};
+        for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+            if (files[i] && access(files[i], R_OK) != 0)
+                return ferry_fail(d, FERRY_E_NOT_FOUND, "mqtt: cannot read %s: %s", files[i],
+                                  strerror(errno));
+        }
+    } else if (o->ca_file || o->cert_file || o->key_file) {
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          "mqtt: TLS files were given but %s is not an mqtts:// URL", o->url);
+    }
+    return FERRY_OK;
+}
+
 static enum ferry_err dup_opt(const char *s, char **out)
 {
     if (!s)
@@ -584,6 +623,9 @@ enum ferry_err ferry_mqtt_new(const struct ferry_mqtt_opts *opts, struct ferry_m
         goto out;
     }
     err = map_url(opts->url, &m->paho_url, &m->tls, d);
+    if (err)
+        goto out;
+    err = check_tls_files(opts, m->tls, d);
     if (err)
         goto out;
     m->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -571,6 +571,44 @@ static void mqtt_rejects_bad_options(void)
         CU_ASSERT_PTR_NULL(m);
         CU_ASSERT_NOT_EQUAL(d.msg[0], 0);
     }
+
+    /* TLS files must match the scheme and exist; each error names the file
+     * or the flag, rather than failing every reconnect later. */
+    struct tls_case {
+        struct ferry_mqtt_opts o;
+        enum ferry_err want;
+        const char *named;
+    } tls_cases[] = {
+        {{.url = "mqtts://localhost:8883", .client_id = "x", .clean_start = true},
+         FERRY_E_INVALID_ARG,
+         "--ca-file"},
+        {{.url = "mqtts://localhost:8883",
+          .client_id = "x",
+          .clean_start = true,
+          .ca_file = "/nonexistent/ca.crt"},
+         FERRY_E_NOT_FOUND,
+         "/nonexistent/ca.crt"},
+        {{.url = "mqtts://localhost:8883",
+          .client_id = "x",
+          .clean_start = true,
+          .ca_file = "/proc/version",
+          .cert_file = "/proc/version"},
+         FERRY_E_INVALID_ARG,
+         "--key-file"},
+        {{.url = "mqtt://localhost:1883",
+          .client_id = "x",
+          .clean_start = true,
+          .ca_file = "/proc/version"},
+         FERRY_E_INVALID_ARG,
+         "mqtts://"},
+    };
+    for (size_t i = 0; i < sizeof(tls_cases) / sizeof(tls_cases[0]); i++) {
+        struct ferry_mqtt *m = NULL;
+        struct ferry_diag d = {{0}};
+        CU_ASSERT_EQUAL(ferry_mqtt_new(&tls_cases[i].o, &m, &d), tls_cases[i].want);
+        CU_ASSERT_PTR_NULL(m);
+        CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, tls_cases[i].named));
+    }
     ferry_mqtt_free(NULL);
 }
 
