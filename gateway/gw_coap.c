@@ -463,6 +463,8 @@ static void serve_artifact(struct gw_coap *s, const uint8_t sha[FERRY_SHA256_LEN
                   gw_pacer_active(s->pacer));
         return;
     }
+    LOG_DEBUG("coap: %s: download admitted, %zu running", coap_session_str(ses),
+              gw_pacer_active(s->pacer));
     send_artifact(s, a, ses, req, q, resp, &x, data, len);
     schedule_expiry(s);
 }
