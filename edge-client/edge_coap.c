@@ -274,6 +274,7 @@ static void send_observe(struct edge_coap *c)
 static void send_envelope_block(struct edge_coap *c, uint32_t num)
 {
     struct envelope_xfer *x = &c->env;
+    LOG_DEBUG("coap: asking for block %u of the manifest", num);
     coap_pdu_t *pdu = new_request(c, &x->req, COAP_REQUEST_CODE_GET, c->manifest_path, true);
     if (!pdu || !add_block2(pdu, num, x->szx)) {
         coap_delete_pdu(pdu);
@@ -353,7 +354,8 @@ static void manifest_answer(struct edge_coap *c, const struct edge_coap_answer *
     x->len = a->len;
     x->szx = a->szx;
     x->etag_len = a->etag_len;
-    memcpy(x->etag, a->etag, a->etag_len);
+    if (a->etag_len)
+        memcpy(x->etag, a->etag, a->etag_len);
     send_envelope_block(c, 1);
 }
 

@@ -128,6 +128,25 @@ static void make_artifact(size_t len)
     CU_ASSERT_EQUAL_FATAL(ferry_write_atomic(X.art_path, G.art, len, 0644, NULL), FERRY_OK);
 }
 
+/* Hardware entries that are not ours, each as long as allowed, to make an
+ * envelope that needs several Block2 blocks. */
+static void pad_hardware(struct ferry_manifest *m)
+{
+    for (size_t i = 1; i < FERRY_MAX_HW; i++) {
+        struct ferry_hw *hw = &m->hw[i];
+        memset(hw->model, 'a' + (int)i, FERRY_NAME_MAX);
+        hw->model[FERRY_NAME_MAX] = '\0';
+        for (size_t r = 0; r < FERRY_MAX_REVISIONS; r++) {
+            memset(hw->revisions[r], 'A' + (int)r, FERRY_REVISION_MAX);
+            hw->revisions[r][FERRY_REVISION_MAX] = '\0';
+        }
+        hw->nrevisions = FERRY_MAX_REVISIONS;
+    }
+    m->nhw = FERRY_MAX_HW;
+}
+
+static bool padded; /* publish_as() pads the manifest */
+
 /* Signs a release of the current artifact for `model`, valid now. */
 static void publish_as(const char *model, uint64_t seq, const char *version)
 {
@@ -142,6 +161,8 @@ static void publish_as(const char *model, uint64_t seq, const char *version)
     m.issued_at = (int64_t)time(NULL) - 60;
     m.expires_at = m.issued_at + 86400;
     memset(&m.constraints, 0, sizeof(m.constraints));
+    if (padded)
+        pad_hardware(&m);
     free(G.envelope);
     G.envelope = test_envelope_of(&X.key, &m, &G.envelope_len);
     CU_ASSERT_EQUAL(gw_coap_manifest_changed(srv, HW), FERRY_OK);
@@ -534,6 +555,19 @@ static void observed_release_starts_without_waiting_for_a_poll(void)
     CU_ASSERT_EQUAL(st.rollback_seq, 8);
 }
 
+static void long_envelope_arrives_in_blocks(void)
+{
+    setup(ART_SMALL);
+    padded = true;
+    publish(HW);
+    padded = false;
+    CU_ASSERT_FATAL(G.envelope_len > 2 * 1024);
+    start_node();
+    CU_ASSERT_TRUE_FATAL(run_until(got_final, WAIT_MS));
+    CU_ASSERT_EQUAL(count_state(FERRY_STATE_SUCCESS), 1);
+    teardown();
+}
+
 static void release_over_dtls_with_a_pre_shared_key(void)
 {
     setup_with(ART_SMALL, "00112233445566778899aabbccddeeff");
@@ -568,6 +602,7 @@ const struct ferry_test_case ferry_tests[] = {
     {"crash during the trial rolls back", crash_during_the_trial_rolls_back},
     {"observed release starts without waiting for a poll",
      observed_release_starts_without_waiting_for_a_poll},
+    {"long envelope arrives in blocks", long_envelope_arrives_in_blocks},
     {"release over DTLS with a pre-shared key", release_over_dtls_with_a_pre_shared_key},
     {"wrong hardware is rejected once", wrong_hardware_is_rejected_once},
     {NULL, NULL},
