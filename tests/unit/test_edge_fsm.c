@@ -103,8 +103,9 @@ static const struct edge_action *find(const struct world *w, enum edge_act_kind 
         if (w->out.v[i].kind == kind)
             return &w->out.v[i];
     }
+    static const struct edge_action none;
     CU_FAIL_FATAL("expected action missing");
-    return NULL;
+    return &none;
 }
 
 /* Index of the first action of a kind, or out.n. */
@@ -138,8 +139,9 @@ static const struct ferry_status *last_status(const struct world *w)
         if (w->out.v[i].kind == EDGE_ACT_STATUS)
             return &w->out.v[i].status;
     }
+    static const struct ferry_status none;
     CU_FAIL_FATAL("no status in the batch");
-    return NULL;
+    return &none;
 }
 
 /* ---- boot states -------------------------------------------------------------- */

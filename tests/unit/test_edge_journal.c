@@ -9,7 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define ENTRY_HDR 8 /* kind, zero, length, CRC (edge_journal.h) */
+#define ENTRY_HDR 8              /* kind, zero, length, CRC (edge_journal.h) */
+#define DIR_MAX   (PATH_MAX / 2) /* leaves room for the file names */
 
 static struct ferry_status mk_status(unsigned step)
 {
@@ -29,7 +30,7 @@ static struct ferry_status mk_status(unsigned step)
 static void fresh_dir(char *buf)
 {
     static unsigned counter;
-    snprintf(buf, PATH_MAX, "%s/j%u", ferry_test_tmpdir(), counter++);
+    snprintf(buf, DIR_MAX, "%s/j%u", ferry_test_tmpdir(), counter++);
     CU_ASSERT_EQUAL_FATAL(mkdir(buf, 0700), 0);
 }
 
@@ -97,7 +98,7 @@ static void flip_byte(const char *dir, const char *name, off_t off)
 
 static void records_leave_in_order_once_acked(void)
 {
-    char dir[PATH_MAX];
+    char dir[DIR_MAX];
     fresh_dir(dir);
     struct edge_journal *j = open_ok(dir);
     CU_ASSERT_EQUAL(edge_journal_last_seq(j), 0);
@@ -122,7 +123,7 @@ static void records_leave_in_order_once_acked(void)
 
 static void unacked_records_survive_a_restart(void)
 {
-    char dir[PATH_MAX];
+    char dir[DIR_MAX];
     fresh_dir(dir);
     struct edge_journal *j = open_ok(dir);
     for (unsigned i = 0; i < 4; i++)
@@ -147,7 +148,7 @@ static void unacked_records_survive_a_restart(void)
 
 static void torn_tail_is_cut_and_no_seq_repeats(void)
 {
-    char dir[PATH_MAX];
+    char dir[DIR_MAX];
     fresh_dir(dir);
     struct edge_journal *j = open_ok(dir);
     for (unsigned i = 0; i < 3; i++)
@@ -179,7 +180,7 @@ static void torn_tail_is_cut_and_no_seq_repeats(void)
 
 static void garbage_after_the_last_entry_is_cut(void)
 {
-    char dir[PATH_MAX];
+    char dir[DIR_MAX];
     fresh_dir(dir);
     struct edge_journal *j = open_ok(dir);
     append_ok(j, 0);
@@ -202,7 +203,7 @@ static void garbage_after_the_last_entry_is_cut(void)
 
 static void damage_in_the_middle_keeps_what_came_before(void)
 {
-    char dir[PATH_MAX];
+    char dir[DIR_MAX];
     fresh_dir(dir);
     struct edge_journal *j = open_ok(dir);
     for (unsigned i = 0; i < 4; i++)
@@ -230,7 +231,7 @@ static void damage_in_the_middle_keeps_what_came_before(void)
 
 static void seq_survives_compaction_and_restarts(void)
 {
-    char dir[PATH_MAX];
+    char dir[DIR_MAX];
     fresh_dir(dir);
     struct edge_journal *j = open_ok(dir);
     uint64_t last = 0;
@@ -261,7 +262,7 @@ static void seq_survives_compaction_and_restarts(void)
 
 static void intact_journal_needs_no_reservation(void)
 {
-    char dir[PATH_MAX], path[PATH_MAX];
+    char dir[DIR_MAX], path[PATH_MAX];
     fresh_dir(dir);
     struct edge_journal *j = open_ok(dir);
     append_ok(j, 0);
@@ -276,7 +277,7 @@ static void intact_journal_needs_no_reservation(void)
 
 static void full_journal_refuses_without_using_a_seq(void)
 {
-    char dir[PATH_MAX];
+    char dir[DIR_MAX];
     fresh_dir(dir);
     struct edge_journal *j = open_ok(dir);
     for (unsigned i = 0; i < EDGE_JOURNAL_MAX_PENDING; i++)
@@ -293,7 +294,7 @@ static void full_journal_refuses_without_using_a_seq(void)
 
 static void invalid_record_is_refused_without_using_a_seq(void)
 {
-    char dir[PATH_MAX];
+    char dir[DIR_MAX];
     fresh_dir(dir);
     struct edge_journal *j = open_ok(dir);
     struct ferry_status st = mk_status(2);
@@ -308,7 +309,7 @@ static void invalid_record_is_refused_without_using_a_seq(void)
 
 static void record_changed_on_storage_is_reported(void)
 {
-    char dir[PATH_MAX];
+    char dir[DIR_MAX];
     fresh_dir(dir);
     struct edge_journal *j = open_ok(dir);
     append_ok(j, 0);
@@ -327,7 +328,7 @@ static void record_changed_on_storage_is_reported(void)
 
 static void missing_folder_is_an_error(void)
 {
-    char dir[PATH_MAX];
+    char dir[DIR_MAX];
     struct edge_journal *j = NULL;
     struct ferry_diag d = {{0}};
     snprintf(dir, sizeof(dir), "%s/no/such/folder", ferry_test_tmpdir());
