@@ -155,32 +155,51 @@ static void tls_reason(const char *line, size_t len, char *out, size_t outsz)
     snprintf(out, outsz, "%.*s", (int)n, start);
 }
 
+/* Appends to a reason, "; "-separated, truncating at the end of out. Going
+ * through vsnprintf also keeps -O2's truncation warnings quiet: a cut reason
+ * is fine. */
+static void reason_add(char *out, size_t outsz, size_t *n, const char *fmt, ...) FERRY_PRINTF(4, 5);
+static void reason_add(char *out, size_t outsz, size_t *n, const char *fmt, ...)
+{
+    if (*n + 3 >= outsz)
+        return;
+    if (*n) {
+        memcpy(out + *n, "; ", 3);
+        *n += 2;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(out + *n, outsz - *n, fmt, ap);
+    va_end(ap);
+    if (w > 0)
+        *n = *n + (size_t)w < outsz ? *n + (size_t)w : outsz - 1;
+}
+
 static void describe_failure(struct ferry_mqtt *m, const MQTTAsync_failureData5 *r, char *out,
                              size_t outsz)
 {
     size_t n = 0;
     out[0] = 0;
     if (r->code != MQTTASYNC_SUCCESS || r->message)
-        n = (size_t)snprintf(out, outsz, "%s (code %d)",
-                             r->message ? r->message : paho_str(r->code), r->code);
+        reason_add(out, outsz, &n, "%s (code %d)", r->message ? r->message : paho_str(r->code),
+                   r->code);
     /* A refusing CONNACK arrives as the code; other refusals as the reason. */
     int rc = (int)r->reasonCode >= MQTTREASONCODE_UNSPECIFIED_ERROR           ? (int)r->reasonCode
              : r->code >= MQTTREASONCODE_UNSPECIFIED_ERROR && r->code <= 0xff ? r->code
                                                                               : 0;
-    if (rc && n < outsz)
-        n += (size_t)snprintf(out + n, outsz - n, "%sbroker: %s (0x%02x)", n ? "; " : "",
-                              MQTTReasonCode_toString((enum MQTTReasonCodes)rc), (unsigned)rc);
-    if (m->tls_err[0] && n < outsz)
-        n += (size_t)snprintf(out + n, outsz - n, "%stls: %s", n ? "; " : "", m->tls_err);
+    if (rc)
+        reason_add(out, outsz, &n, "broker: %s (0x%02x)",
+                   MQTTReasonCode_toString((enum MQTTReasonCodes)rc), (unsigned)rc);
+    if (m->tls_err[0])
+        reason_add(out, outsz, &n, "tls: %s", m->tls_err);
     /* Paho checks the host name after the handshake, and under TLS 1.3 a
      * refused client certificate arrives on a read it does not report: both
      * surface as a bare connect failure. Say what it may be. */
-    if (m->tls && !m->tls_err[0] && r->code == MQTTASYNC_FAILURE && n < outsz)
-        n += (size_t)snprintf(out + n, outsz - n,
-                              "%stls: handshake or verification failed without detail (broker "
-                              "host name not in its certificate, client certificate refused or "
-                              "expired, or nothing listening)",
-                              n ? "; " : "");
+    if (m->tls && !m->tls_err[0] && r->code == MQTTASYNC_FAILURE)
+        reason_add(out, outsz, &n, "%s",
+                   "tls: handshake or verification failed without detail (broker host name "
+                   "not in its certificate, client certificate refused or expired, or nothing "
+                   "listening)");
     if (n == 0)
         snprintf(out, outsz, "failed, no reason given");
 }

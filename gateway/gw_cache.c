@@ -393,6 +393,8 @@ static enum ferry_err make_room(struct gw_cache *c, const uint8_t sha256[FERRY_S
         for (size_t i = 0; i < c->n; i++)
             if (evictable(&c->e[i], sha256, refs) && (!victim || c->e[i].lru < victim->lru))
                 victim = &c->e[i];
+        if (!victim) /* cannot happen: freeable covered the shortfall above */
+            return ferry_fail(d, FERRY_E_NOSPACE, "cache: nothing left to evict");
         uint64_t size = victim->size;
         char hex[HEX_LEN + 1];
         hex_of(victim->sha256, hex);
@@ -894,8 +896,8 @@ enum ferry_err gw_cache_map(struct gw_cache *c, const uint8_t sha256[FERRY_SHA25
         munmap(data, (size_t)e->size);
         err = ferry_fail(d, FERRY_E_NOMEM, "cache: out of memory");
     }
-    if (err != FERRY_OK)
-        return err;
+    if (err != FERRY_OK || !m)
+        return err != FERRY_OK ? err : FERRY_E_NOMEM;
     m->c = c;
     memcpy(m->sha256, sha256, FERRY_SHA256_LEN);
     m->data = data;

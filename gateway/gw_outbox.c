@@ -1016,10 +1016,13 @@ enum ferry_err gw_outbox_append(struct gw_outbox *ob, const struct ferry_status 
     err = check_room(ob, REC_HDR + len, d);
     if (err == FERRY_OK)
         err = reserve_one(ob, d);
-    if (err == FERRY_OK && !(buf = malloc(REC_HDR + len)))
-        err = ferry_fail(d, FERRY_E_NOMEM, WHAT ": out of memory");
     if (err != FERRY_OK)
         goto out;
+    buf = malloc(REC_HDR + len);
+    if (!buf) {
+        err = ferry_fail(d, FERRY_E_NOMEM, WHAT ": out of memory");
+        goto out;
+    }
     struct entry e = {.id = ob->next_id, .seq = rec.seq, .off = ob->jsize, .len = (uint32_t)len};
     memcpy(e.node, rec.node, sizeof(e.node));
     encode_rec(buf, e.id, json, e.len);

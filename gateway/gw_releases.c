@@ -388,6 +388,10 @@ enum ferry_err gw_releases_accept(struct gw_releases *r, const char *product, co
     }
     if (!s)
         s = add_slot(r, product);
+    if (!s) { /* cannot happen: the count was checked above */
+        release_free(rel);
+        return ferry_fail(d, FERRY_E_TOO_LARGE, "release: no room for product '%s'", product);
+    }
     if (s->cur) {
         release_free(s->prev);
         s->prev = s->cur;

@@ -63,7 +63,8 @@ static const char *fresh_dir(char *buf)
 
 static void outbox_file(char *buf, const char *dir, const char *name)
 {
-    snprintf(buf, PATH_MAX, "%s/outbox/%s", dir, name);
+    int n = snprintf(buf, PATH_MAX, "%s/outbox/%s", dir, name);
+    CU_ASSERT_FATAL(n > 0 && n < PATH_MAX);
 }
 
 static long long file_size(const char *dir, const char *name)
@@ -253,7 +254,8 @@ static int pl_new_object(struct power *pl, const uint8_t *data, size_t len)
 static void pl_init(struct power *pl, const char *state_dir)
 {
     memset(pl, 0, sizeof(*pl));
-    snprintf(pl->dir, sizeof(pl->dir), "%s/outbox", state_dir);
+    int n = snprintf(pl->dir, sizeof(pl->dir), "%s/outbox", state_dir);
+    CU_ASSERT_FATAL(n > 0 && (size_t)n < sizeof(pl->dir));
     for (int i = 0; i < PL_FDS; i++)
         pl->fd_obj[i] = -1;
     for (int i = 0; i < PL_NAMES; i++) {
