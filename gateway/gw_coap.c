@@ -87,6 +87,7 @@ struct gw_coap {
     uint64_t kick_timer;
     uint64_t expiry_timer, expiry_at;
     uint64_t last_session_id;
+    bool processing; /* inside coap_io_process(): handlers, hooks may run */
     bool closing;
 };
 
@@ -256,13 +257,12 @@ static void sweep_removed(struct gw_coap *s)
     }
 }
 
-/* Work queued from hooks and API calls: resource deletions, and a pass of
- * libcoap so that notifications go out now rather than at the next packet. */
+/* A pass of libcoap soon, so that notifications go out now rather than at
+ * the next packet. */
 static void on_kick(void *arg)
 {
     struct gw_coap *s = arg;
     s->kick_timer = 0;
-    sweep_removed(s);
     process(s);
 }
 
@@ -284,10 +284,20 @@ static void settle_releases(struct gw_coap *s)
     schedule_expiry(s);
 }
 
+/* After each libcoap pass: what the pass released, and the resources of
+ * evicted artifacts that nothing uses any more. */
+static void after_pass(struct gw_coap *s)
+{
+    settle_releases(s);
+    sweep_removed(s);
+}
+
 static void process(struct gw_coap *s)
 {
+    s->processing = true;
     coap_io_process(s->ctx, COAP_IO_NO_WAIT);
-    settle_releases(s);
+    s->processing = false;
+    after_pass(s);
 }
 
 static void on_coap_fd(void *arg, uint32_t events)
@@ -351,8 +361,7 @@ static void on_artifact_released(coap_session_t *ses, void *app_ptr)
         s->released[s->nreleased++] = (struct released){.key = x->key};
     else if (x->held)
         gw_pacer_release(s->pacer, &x->key, false, ferry_now_ms());
-    if (--x->art->live == 0 && x->art->removed)
-        kick(s);
+    x->art->live--; /* a removed one goes after this pass (after_pass()) */
     free(x);
 }
 
@@ -1092,7 +1101,9 @@ void gw_coap_artifact_removed(struct gw_coap *s, const uint8_t sha256[FERRY_SHA2
     if (!a)
         return;
     a->removed = true;
-    kick(s);
+    /* From a hook, libcoap may be using this very resource: after the pass. */
+    if (!s->processing)
+        sweep_removed(s);
 }
 
 size_t gw_coap_active_downloads(const struct gw_coap *s)

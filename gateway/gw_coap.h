@@ -35,8 +35,8 @@
  * expiry of large bodies fire through that fd) and calls the hooks from
  * inside libcoap's request handling. Hooks must therefore not block and must
  * not call gw_coap_free(). They may call gw_coap_manifest_changed(),
- * gw_coap_artifact_added() and gw_coap_artifact_removed(); those only queue
- * work that runs from the loop right after. */
+ * gw_coap_artifact_added() and gw_coap_artifact_removed(): deletions and
+ * notifications are deferred to the loop, right after the current request. */
 #ifndef FERRY_GW_COAP_H
 #define FERRY_GW_COAP_H
 
