@@ -43,7 +43,7 @@ start_gateway() {
     shift
     "$GATEWAY" --broker "$BROKER" --fleet "$FLEET" --id "$id" \
         --cache-dir "$TEST_TMP/$id/cache" --state-dir "$TEST_TMP/$id/state" \
-        --trust "$PUB" --coap-port "$(free_port udp)" --chunk-size "$CHUNK" \
+        --trust "$PUB" --coap-port "${COAP_PORT:-$(free_port udp)}" --chunk-size "$CHUNK" \
         --log-level debug "$@" >>"$TEST_TMP/$id.log" 2>&1 &
     GW_PID=$!
     kill_at_exit "$GW_PID"
