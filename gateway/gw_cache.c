@@ -45,6 +45,8 @@ struct gw_cache {
     uint64_t quota;
     uint64_t sync_every;
     const struct gw_cache_ops *ops;
+    void (*on_evict)(void *arg, const uint8_t sha256[FERRY_SHA256_LEN]);
+    void *evict_arg;
     struct entry *e;
     size_t n, cap;
     uint64_t lru_clock;
@@ -273,6 +275,8 @@ enum ferry_err gw_cache_open(const struct gw_cache_opts *o, struct gw_cache **ou
     c->quota = o->quota;
     c->sync_every = o->sync_every ? o->sync_every : GW_CACHE_SYNC_EVERY_DEFAULT;
     c->ops = o->ops ? o->ops : &gw_cache_sys_ops;
+    c->on_evict = o->on_evict;
+    c->evict_arg = o->evict_arg;
     enum ferry_err err = ferry_mkdir_p(c->pdir, 0755, d);
     if (err == FERRY_OK)
         err = scan_complete(c, d);
@@ -396,6 +400,9 @@ static enum ferry_err make_room(struct gw_cache *c, const uint8_t sha256[FERRY_S
         if (!victim) /* cannot happen: freeable covered the shortfall above */
             return ferry_fail(d, FERRY_E_NOSPACE, "cache: nothing left to evict");
         uint64_t size = victim->size;
+        bool complete = victim->kind == ENTRY_COMPLETE;
+        uint8_t victim_sha[FERRY_SHA256_LEN];
+        memcpy(victim_sha, victim->sha256, FERRY_SHA256_LEN);
         char hex[HEX_LEN + 1];
         hex_of(victim->sha256, hex);
         LOG_INFO("cache: evicting %s %s (%llu bytes) to make room",
@@ -404,6 +411,8 @@ static enum ferry_err make_room(struct gw_cache *c, const uint8_t sha256[FERRY_S
         enum ferry_err err = remove_entry(c, victim, d);
         if (err != FERRY_OK)
             return err;
+        if (complete && c->on_evict)
+            c->on_evict(c->evict_arg, victim_sha);
         other -= size;
         evicted = true;
     }

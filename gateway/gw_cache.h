@@ -71,6 +71,10 @@ struct gw_cache_opts {
     uint64_t quota;                 /* bytes, >= 1 */
     uint64_t sync_every;            /* bytes between fsyncs; 0: the default */
     const struct gw_cache_ops *ops; /* NULL: gw_cache_sys_ops; borrowed */
+    /* Called after a complete artifact was evicted to make room (so whoever
+     * lists it can stop); NULL: nobody needs to know. */
+    void (*on_evict)(void *arg, const uint8_t sha256[FERRY_SHA256_LEN]);
+    void *evict_arg;
 };
 
 /* Digests the caller must keep: every artifact a held release refers to

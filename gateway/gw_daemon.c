@@ -507,6 +507,13 @@ static enum ferry_err start_coap(struct gw *g, struct ferry_diag *d)
     return FERRY_OK;
 }
 
+static void on_evict(void *arg, const uint8_t sha[FERRY_SHA256_LEN])
+{
+    struct gw *g = arg;
+    if (g->coap)
+        gw_coap_artifact_removed(g->coap, sha);
+}
+
 /* ---- start-up and shut-down -------------------------------------------- */
 
 static enum ferry_err gw_start(struct gw *g, struct ferry_diag *d)
@@ -530,7 +537,8 @@ static enum ferry_err gw_start(struct gw *g, struct ferry_diag *d)
     err = gw_releases_open(&ro, wall_now(), &g->releases, d);
     if (err != FERRY_OK)
         return err;
-    struct gw_cache_opts co = {.dir = cfg->cache_dir, .quota = quota};
+    struct gw_cache_opts co = {
+        .dir = cfg->cache_dir, .quota = quota, .on_evict = on_evict, .evict_arg = g};
     err = gw_cache_open(&co, &g->cache, d);
     if (err != FERRY_OK)
         return err;

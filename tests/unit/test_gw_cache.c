@@ -532,6 +532,19 @@ static void failed_rename_keeps_the_partial(void)
     free(a.data);
 }
 
+struct evictions {
+    uint8_t sha[4][FERRY_SHA256_LEN];
+    int n;
+};
+
+static void note_eviction(void *arg, const uint8_t sha256[FERRY_SHA256_LEN])
+{
+    struct evictions *ev = arg;
+    if (ev->n < 4)
+        memcpy(ev->sha[ev->n], sha256, FERRY_SHA256_LEN);
+    ev->n++;
+}
+
 static void quota_evicts_unreferenced_least_recently_used_first(void)
 {
     const char *dir = fresh_dir();
@@ -539,7 +552,11 @@ static void quota_evicts_unreferenced_least_recently_used_first(void)
     struct art x[5];
     for (int i = 0; i < 5; i++)
         x[i] = make_art(s, 20 + (uint32_t)i);
-    struct gw_cache *c = open_cache(dir, 3 * s, 0, NULL);
+    struct evictions ev = {.n = 0};
+    struct gw_cache_opts o = {
+        .dir = dir, .quota = 3 * s, .on_evict = note_eviction, .evict_arg = &ev};
+    struct gw_cache *c = NULL;
+    CU_ASSERT_EQUAL_FATAL(gw_cache_open(&o, &c, NULL), FERRY_OK);
     add_complete(c, &x[0]);
     add_complete(c, &x[1]);
     add_complete(c, &x[2]);
@@ -559,6 +576,9 @@ static void quota_evicts_unreferenced_least_recently_used_first(void)
     char path[PATH_MAX];
     pathf(path, "%s/%s", dir, x[1].hex);
     CU_ASSERT_EQUAL(file_size(path), -1);
+    /* Whoever lists artifacts hears of exactly that eviction. */
+    CU_ASSERT_EQUAL(ev.n, 1);
+    CU_ASSERT_EQUAL(memcmp(ev.sha[0], x[1].sha, FERRY_SHA256_LEN), 0);
     write_upto(p, &x[3], CHUNK, s);
     CU_ASSERT_EQUAL(gw_cache_part_finish(p, &d), FERRY_OK);
 
