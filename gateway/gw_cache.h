@@ -10,11 +10,15 @@
  *                               u32, CRC-32 of the data u32, CRC-32 of the
  *                               first 16 bytes u32
  *
- * A file gets a final name only through gw_cache_part_finish(): the whole
- * file is re-read from the disk and hashed, compared to the expected SHA-256
- * and size, fsynced, renamed from the partial and the folder fsynced. So a
- * corrupt file never appears under a digest name, and whatever has one can
- * be served as is. Other names in DIR are ignored.
+ * A file gets a final name only through gw_cache_part_finish(): the SHA-256
+ * of every byte received (hashed as the chunks were written, or re-read on
+ * resume) must equal the expected digest and the size must match; then the
+ * partial is fsynced, read back from the disk with the page cache dropped and
+ * every chunk compared with the CRC-32 its journal recorded on arrival (so
+ * the disk holds exactly the bytes that were hashed, without a second
+ * SHA-256 pass over the file), renamed, and the folder fsynced. So a corrupt
+ * file never appears under a digest name, and whatever has one can be served
+ * as is. Other names in DIR are ignored.
  *
  * Durability trade-off: chunks are not fsynced one by one (an fsync per
  * 16-64 KiB chunk would bound the download rate by the disk's sync latency).
@@ -150,8 +154,9 @@ enum ferry_err gw_cache_part_write(struct gw_cache_part *p, uint64_t offset, con
  *   FERRY_OK                  DIR/<sha> exists and is durable;
  *   FERRY_E_INVALID_ARG       the part is not complete (it is closed, kept);
  *   FERRY_E_HASH_MISMATCH     the bytes received do not hash to the digest;
- *   FERRY_E_CORRUPT           they did, but the file re-read from the disk
- *                             does not (or has the wrong length);
+ *   FERRY_E_CORRUPT           they did, but a chunk re-read from the disk
+ *                             fails its journal CRC (or the journal does
+ *                             not cover the file);
  *                             in both cases the partial is deleted;
  *   FERRY_E_IO, FERRY_E_NOSPACE  fsync, re-read or rename failed; the
  *                             partial is kept and can be finished after
