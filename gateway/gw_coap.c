@@ -20,24 +20,29 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* Bodies libcoap released during one coap_io_process() pass, judged after
- * it (see on_event()); more in one pass than this end at once. */
-#define RELEASED_MAX 64
+/* The largest block served (SZX 6): 1024 bytes fit one datagram with room
+ * for the header and options, also over DTLS. */
+#define BLOCK_SZX_MAX 6
 
 /* Status records arriving in Block1 pieces, reassembled one per session; the
  * oldest is dropped when more senders than this are half-way. */
 #define STATUS_PARTS 8
 
-/* One ferry/artifact/<hex> resource. `live` counts the bodies libcoap holds
- * (or is about to release) from it: libcoap matches later block requests by
- * resource pointer, so the resource must outlive them. */
+/* One ferry/artifact/<hex> resource and, while nodes fetch it, the hooks'
+ * answer for it (data, len, ref): taken on the first request, so a file is
+ * mapped once however many blocks and nodes it serves, and released after
+ * idle_ms without a request, on eviction and in gw_coap_free(). */
 struct art {
     struct art *next;
     struct gw_coap *srv;
     uint8_t sha[FERRY_SHA256_LEN];
     coap_resource_t *res;
-    unsigned live;
-    bool removed; /* evicted: delete once live is 0 */
+    bool mapped;
+    const uint8_t *data;
+    size_t len;
+    void *ref;
+    uint64_t last_ms; /* the last request that used the mapping */
+    bool removed;     /* evicted: resource and mapping go after the pass */
 };
 
 struct man {
@@ -47,26 +52,12 @@ struct man {
     coap_resource_t *res;
 };
 
-/* One artifact body handed to libcoap; its release_func argument. */
-struct xfer {
-    struct gw_coap *srv;
-    struct art *art;
-    void *ref;
-    struct gw_pacer_key key;
-    bool held;
-};
-
 struct status_part {
     coap_session_t *session; /* NULL: slot free */
     uint64_t started_ms;
     uint16_t cf;
     size_t len;
     uint8_t buf[FERRY_STATUS_MAX_BYTES];
-};
-
-struct released {
-    struct gw_pacer_key key;
-    bool partial; /* libcoap reported the body's transfer as failed */
 };
 
 struct gw_coap {
@@ -82,8 +73,7 @@ struct gw_coap {
     struct art *arts;
     struct man *mans;
     struct status_part parts[STATUS_PARTS];
-    struct released released[RELEASED_MAX];
-    size_t nreleased;
+    uint64_t idle_ms; /* pacer idle time, also the life of an unused mapping */
     uint64_t kick_timer;
     uint64_t expiry_timer, expiry_at;
     uint64_t last_session_id;
@@ -132,7 +122,7 @@ static struct gw_coap *srv_of(const coap_session_t *ses)
 }
 
 /* A number for the session that no later session reuses, unlike its
- * address: a session's bodies may be released after libcoap freed it. */
+ * address, which libcoap may give a new session once it freed the old. */
 static uint64_t session_id(struct gw_coap *s, coap_session_t *ses)
 {
     uintptr_t id = (uintptr_t)coap_session_get_app_data(ses);
@@ -210,27 +200,65 @@ static coap_resource_t *new_resource(const char *path, uint16_t ct, const char *
     return r;
 }
 
-/* ---- deferred work and pacer expiry, from the loop --------------------- */
+/* ---- deferred work and expiry, from the loop ---------------------------- */
+
+static void process(struct gw_coap *s);
+
+/* Gives the hooks' answer for an artifact back (artifact_release()). */
+static void unmap(struct gw_coap *s, struct art *a)
+{
+    if (!a->mapped)
+        return;
+    s->hooks.artifact_release(s->hooks.arg, a->ref);
+    a->mapped = false;
+    a->data = NULL;
+    a->len = 0;
+    a->ref = NULL;
+}
+
+static bool idle_for(uint64_t since, uint64_t span, uint64_t now)
+{
+    return now >= since && now - since >= span;
+}
+
+/* The first moment something may age out: a transfer in the pacer or an
+ * artifact's mapping. GW_PACER_NO_EXPIRY when nothing can. */
+static uint64_t next_expiry(const struct gw_coap *s)
+{
+    uint64_t next = gw_pacer_next_expiry(s->pacer);
+    for (const struct art *a = s->arts; a; a = a->next) {
+        if (!a->mapped)
+            continue;
+        uint64_t at = a->last_ms > UINT64_MAX - s->idle_ms ? UINT64_MAX : a->last_ms + s->idle_ms;
+        if (at < next)
+            next = at;
+    }
+    return next;
+}
 
 static void schedule_expiry(struct gw_coap *s);
-static void process(struct gw_coap *s);
 
 static void on_expiry(void *arg)
 {
     struct gw_coap *s = arg;
     s->expiry_timer = 0;
-    size_t n = gw_pacer_expire(s->pacer, ferry_now_ms());
+    uint64_t now = ferry_now_ms();
+    size_t n = gw_pacer_expire(s->pacer, now);
     if (n)
         LOG_DEBUG("coap: %zu idle download(s) ended", n);
+    /* From a timer, never inside a request: no answer is using a mapping. */
+    for (struct art *a = s->arts; a; a = a->next)
+        if (a->mapped && idle_for(a->last_ms, s->idle_ms, now))
+            unmap(s, a);
     schedule_expiry(s);
 }
 
-/* Keeps one timer armed for the pacer's next possible expiry. */
+/* Keeps one timer armed for the next possible expiry. */
 static void schedule_expiry(struct gw_coap *s)
 {
     if (s->closing)
         return;
-    uint64_t next = gw_pacer_next_expiry(s->pacer);
+    uint64_t next = next_expiry(s);
     if (s->expiry_timer && next >= s->expiry_at)
         return; /* the armed timer comes first; it re-arms */
     if (s->expiry_timer)
@@ -243,12 +271,15 @@ static void schedule_expiry(struct gw_coap *s)
     s->expiry_timer = ferry_loop_timer(s->loop, next > now ? next - now : 0, on_expiry, s);
 }
 
+/* Evicted artifacts: their mapping and their resource go, outside any
+ * request (libcoap may be inside the resource's handler during a pass). */
 static void sweep_removed(struct gw_coap *s)
 {
     for (struct art **p = &s->arts; *p;) {
         struct art *a = *p;
-        if (a->removed && a->live == 0) {
+        if (a->removed) {
             *p = a->next;
+            unmap(s, a);
             coap_delete_resource(s->ctx, a->res);
             free(a);
         } else {
@@ -272,32 +303,12 @@ static void kick(struct gw_coap *s)
         s->kick_timer = ferry_loop_timer(s->loop, 0, on_kick, s);
 }
 
-/* libcoap calls a body's release function and only then raises
- * COAP_EVENT_XMIT_BLOCK_FAIL if it gave up on the body half-way; so the
- * pacer hears of releases once the pass that made them is over. */
-static void settle_releases(struct gw_coap *s)
-{
-    uint64_t now = ferry_now_ms();
-    for (size_t i = 0; i < s->nreleased; i++)
-        gw_pacer_release(s->pacer, &s->released[i].key, s->released[i].partial, now);
-    s->nreleased = 0;
-    schedule_expiry(s);
-}
-
-/* After each libcoap pass: what the pass released, and the resources of
- * evicted artifacts that nothing uses any more. */
-static void after_pass(struct gw_coap *s)
-{
-    settle_releases(s);
-    sweep_removed(s);
-}
-
 static void process(struct gw_coap *s)
 {
     s->processing = true;
     coap_io_process(s->ctx, COAP_IO_NO_WAIT);
     s->processing = false;
-    after_pass(s);
+    sweep_removed(s);
 }
 
 static void on_coap_fd(void *arg, uint32_t events)
@@ -351,23 +362,9 @@ static struct art *add_art(struct gw_coap *s, const uint8_t sha[FERRY_SHA256_LEN
     return a;
 }
 
-static void on_artifact_released(coap_session_t *ses, void *app_ptr)
-{
-    (void)ses;
-    struct xfer *x = app_ptr;
-    struct gw_coap *s = x->srv;
-    s->hooks.artifact_release(s->hooks.arg, x->ref);
-    if (x->held && s->nreleased < RELEASED_MAX)
-        s->released[s->nreleased++] = (struct released){.key = x->key};
-    else if (x->held)
-        gw_pacer_release(s->pacer, &x->key, false, ferry_now_ms());
-    x->art->live--; /* a removed one goes after this pass (after_pass()) */
-    free(x);
-}
-
-/* What a request's Block2 option asks for. libcoap 4.3.1 ignores an option
- * it cannot use (SZX 7 over UDP, a block number over 20 bits) and would
- * serve block 0 instead, so it is checked here on the raw option. */
+/* What a request's Block2 option asks for, checked on the raw option:
+ * libcoap 4.3.1 would read SZX 7 over UDP, or a block number over 20 bits,
+ * as something else. */
 struct block2 {
     bool present;
     uint32_t num;
@@ -397,92 +394,146 @@ static bool parse_block2(const coap_pdu_t *req, struct block2 *b, coap_pdu_t *re
     return true;
 }
 
-/* Hands the body to libcoap, which serves every block from `data`. Our own
- * ETag and Size2 go first because libcoap omits them when it serves a single
- * block N > 0 (it replaces them with the same values otherwise). */
-static void send_artifact(struct gw_coap *s, struct art *a, coap_session_t *ses,
-                          const coap_pdu_t *req, const coap_string_t *q, coap_pdu_t *resp,
-                          const struct xfer *tmpl, const uint8_t *data, size_t len)
+/* The bytes one answer carries. */
+struct piece {
+    bool block2; /* answer with a Block2 option */
+    uint32_t num;
+    unsigned szx;
+    size_t off, len;
+    bool more;
+};
+
+/* The block request b asks for in an artifact of `size` bytes, at the size
+ * asked for (SZX 7 was refused, so every size asked for is one we serve), or
+ * block 0 of the largest size when b is absent; then, if that is the whole
+ * artifact, the answer carries no Block2 option at all, as RFC 7959 clients
+ * expect. False when the block starts at or beyond the end. */
+static bool pick_piece(const struct block2 *b, size_t size, struct piece *pc)
 {
-    struct xfer *x = malloc(sizeof(*x));
-    if (!x) {
-        if (tmpl->held)
-            gw_pacer_release(s->pacer, &tmpl->key, false, ferry_now_ms());
-        s->hooks.artifact_release(s->hooks.arg, tmpl->ref);
-        answer(resp, COAP_RESPONSE_CODE_INTERNAL_ERROR, 0, "out of memory");
-        return;
-    }
-    *x = *tmpl;
-    a->live++;
-    add_uint_option(resp, COAP_OPTION_ETAG, etag_of(a->sha));
-    add_uint_option(resp, COAP_OPTION_SIZE2, len);
-    coap_pdu_set_code(resp, COAP_RESPONSE_CODE_CONTENT);
-    /* On failure libcoap has released x already and set a 5.00. */
-    if (!coap_add_data_large_response(a->res, ses, req, resp, q,
-                                      COAP_MEDIATYPE_APPLICATION_OCTET_STREAM, -1, etag_of(a->sha),
-                                      len, data, on_artifact_released, x))
-        LOG_WARN("coap: could not queue an artifact body for %s", coap_session_str(ses));
+    pc->szx = b->present ? b->szx : BLOCK_SZX_MAX;
+    uint64_t off = (uint64_t)b->num << (pc->szx + 4);
+    if (b->num > 0 && off >= size)
+        return false;
+    size_t block = (size_t)1 << (pc->szx + 4);
+    pc->num = b->num;
+    pc->off = (size_t)off;
+    pc->len = size - pc->off < block ? size - pc->off : block;
+    pc->more = pc->off + pc->len < size;
+    pc->block2 = b->present || pc->more;
+    return true;
 }
 
-/* GET ferry/artifact/<hex>; `a` is NULL when the resource does not exist yet. */
-static void serve_artifact(struct gw_coap *s, const uint8_t sha[FERRY_SHA256_LEN], struct art *a,
-                           coap_session_t *ses, const coap_pdu_t *req, const coap_string_t *q,
-                           coap_pdu_t *resp)
+/* 2.05 with one piece of the artifact: the only copy of its bytes the
+ * server makes, into the datagram. The ETag and Size2 come with every
+ * block, so a node may start or resume anywhere. */
+static bool add_piece(const struct art *a, const struct piece *pc, coap_pdu_t *resp)
 {
-    struct block2 b;
-    if (!parse_block2(req, &b, resp))
-        return;
+    coap_pdu_set_code(resp, COAP_RESPONSE_CODE_CONTENT);
+    add_uint_option(resp, COAP_OPTION_ETAG, etag_of(a->sha));
+    add_uint_option(resp, COAP_OPTION_CONTENT_FORMAT, COAP_MEDIATYPE_APPLICATION_OCTET_STREAM);
+    if (pc->block2)
+        add_uint_option(resp, COAP_OPTION_BLOCK2,
+                        (uint64_t)pc->num << 4 | (pc->more ? 8u : 0u) | pc->szx);
+    add_uint_option(resp, COAP_OPTION_SIZE2, a->len);
+    return pc->len == 0 || coap_add_data(resp, pc->len, a->data + pc->off);
+}
+
+/* The artifact with the hooks' answer at hand: `a` as it is when it holds
+ * one, else whatever the hooks answer now. NULL when there is nothing to
+ * serve; resp then says why. */
+static struct art *mapped_art(struct gw_coap *s, const uint8_t sha[FERRY_SHA256_LEN], struct art *a,
+                              coap_pdu_t *resp)
+{
+    if (a && a->mapped && !a->removed)
+        return a;
     const uint8_t *data = NULL;
     size_t len = 0;
-    struct xfer x = {.srv = s};
-    switch (s->hooks.artifact(s->hooks.arg, sha, &data, &len, &x.ref)) {
+    void *ref = NULL;
+    switch (s->hooks.artifact(s->hooks.arg, sha, &data, &len, &ref)) {
     case GW_ARTIFACT_COMPLETE:
         break;
     case GW_ARTIFACT_FETCHING:
         answer(resp, COAP_RESPONSE_CODE_SERVICE_UNAVAILABLE, jittered(s->fetching_max_age),
                "artifact is still being fetched");
-        return;
+        return NULL;
     default:
         answer(resp, COAP_RESPONSE_CODE_NOT_FOUND, 0, "no such artifact on this gateway");
-        return;
+        return NULL;
     }
-    if (b.num > 0 && (uint64_t)b.num << (b.szx + 4) >= len) {
-        s->hooks.artifact_release(s->hooks.arg, x.ref);
+    /* Also brings back one evicted during this pass, with the new answer. */
+    a = add_art(s, sha, len);
+    if (!a) {
+        s->hooks.artifact_release(s->hooks.arg, ref);
+        answer(resp, COAP_RESPONSE_CODE_INTERNAL_ERROR, 0, "out of memory");
+        return NULL;
+    }
+    unmap(s, a);
+    a->mapped = true;
+    a->data = data;
+    a->len = len;
+    a->ref = ref;
+    return a;
+}
+
+/* One block for one node, if the pacer lets its transfer run. */
+static void serve_block(struct gw_coap *s, struct art *a, const struct block2 *b,
+                        coap_session_t *ses, coap_pdu_t *resp)
+{
+    struct piece pc;
+    if (!pick_piece(b, a->len, &pc)) {
         answerf(resp, COAP_RESPONSE_CODE_BAD_OPTION, 0,
-                "Block2: block %" PRIu32 " of size %u starts beyond the %zu bytes", b.num,
-                1u << (b.szx + 4), len);
+                "Block2: block %" PRIu32 " of size %u starts beyond the %zu bytes", b->num,
+                1u << (b->szx + 4), a->len);
         return;
     }
-    if (!a)
-        a = add_art(s, sha, len);
-    x.key.session = session_id(s, ses);
-    memcpy(x.key.sha256, sha, FERRY_SHA256_LEN);
-    /* libcoap keeps a body (and calls us back) only from block 0; a request
-     * for a later block is served on its own and released at once. */
-    x.held = b.num == 0;
-    x.art = a;
-    if (!a || gw_pacer_admit(s->pacer, &x.key, x.held, ferry_now_ms()) != FERRY_OK) {
-        s->hooks.artifact_release(s->hooks.arg, x.ref);
-        if (!a)
-            answer(resp, COAP_RESPONSE_CODE_INTERNAL_ERROR, 0, "out of memory");
-        else
-            answer(resp, COAP_RESPONSE_CODE_SERVICE_UNAVAILABLE, jittered(s->busy_max_age),
-                   "too many downloads, retry later");
+    struct gw_pacer_key key = {.session = session_id(s, ses)};
+    memcpy(key.sha256, a->sha, FERRY_SHA256_LEN);
+    enum gw_pacer_admission how = GW_PACER_CONTINUED;
+    if (gw_pacer_admit(s->pacer, &key, a->last_ms, &how) != FERRY_OK) {
+        answer(resp, COAP_RESPONSE_CODE_SERVICE_UNAVAILABLE, jittered(s->busy_max_age),
+               "too many downloads, retry later");
         LOG_DEBUG("coap: %s: download refused, %zu running", coap_session_str(ses),
                   gw_pacer_active(s->pacer));
         return;
     }
-    LOG_DEBUG("coap: %s: download admitted, %zu running", coap_session_str(ses),
-              gw_pacer_active(s->pacer));
-    send_artifact(s, a, ses, req, q, resp, &x, data, len);
+    if (how == GW_PACER_STARTED)
+        LOG_DEBUG("coap: %s: download admitted, %zu running", coap_session_str(ses),
+                  gw_pacer_active(s->pacer));
+    if (!add_piece(a, &pc, resp)) {
+        LOG_WARN("coap: %s: a block of %zu bytes does not fit the datagram", coap_session_str(ses),
+                 pc.len);
+        answer(resp, COAP_RESPONSE_CODE_INTERNAL_ERROR, 0, "block does not fit, ask smaller");
+        return;
+    }
+    if (!pc.more && how != GW_PACER_GRACE) {
+        gw_pacer_finish(s->pacer, &key, a->last_ms);
+        LOG_DEBUG("coap: %s: download finished, %zu running", coap_session_str(ses),
+                  gw_pacer_active(s->pacer));
+    }
+}
+
+/* GET ferry/artifact/<hex>, one block per request; `a` is NULL when the
+ * resource does not exist yet. */
+static void serve_artifact(struct gw_coap *s, const uint8_t sha[FERRY_SHA256_LEN], struct art *a,
+                           coap_session_t *ses, const coap_pdu_t *req, coap_pdu_t *resp)
+{
+    struct block2 b;
+    if (!parse_block2(req, &b, resp))
+        return;
+    a = mapped_art(s, sha, a, resp);
+    if (!a)
+        return;
+    a->last_ms = ferry_now_ms();
+    serve_block(s, a, &b, ses, resp);
     schedule_expiry(s);
 }
 
 static void on_artifact_get(coap_resource_t *r, coap_session_t *ses, const coap_pdu_t *req,
                             const coap_string_t *q, coap_pdu_t *resp)
 {
+    (void)q;
     struct art *a = coap_resource_get_userdata(r);
-    serve_artifact(a->srv, a->sha, a, ses, req, q, resp);
+    serve_artifact(a->srv, a->sha, a, ses, req, resp);
 }
 
 /* ---- manifests ------------------------------------------------------------ */
@@ -758,7 +809,7 @@ static bool lower_hex_digest(const char *hex, uint8_t sha[FERRY_SHA256_LEN])
 }
 
 static void unknown_artifact(struct gw_coap *s, const char *tail, coap_session_t *ses,
-                             const coap_pdu_t *req, const coap_string_t *q, coap_pdu_t *resp)
+                             const coap_pdu_t *req, coap_pdu_t *resp)
 {
     uint8_t sha[FERRY_SHA256_LEN];
     if (!lower_hex_digest(tail, sha)) {
@@ -770,7 +821,7 @@ static void unknown_artifact(struct gw_coap *s, const char *tail, coap_session_t
         answer(resp, COAP_RESPONSE_CODE_NOT_ALLOWED, 0, NULL);
         return;
     }
-    serve_artifact(s, sha, find_art(s, sha), ses, req, q, resp);
+    serve_artifact(s, sha, find_art(s, sha), ses, req, resp);
 }
 
 static void unknown_manifest(struct gw_coap *s, const char *hw, coap_session_t *ses,
@@ -809,7 +860,7 @@ static void on_unknown(coap_resource_t *r, coap_session_t *ses, const coap_pdu_t
     coap_string_t *path = coap_get_uri_path(req);
     char tail[FERRY_SHA256_HEX_LEN + 2];
     if (path && tail_after(path, FERRY_COAP_ARTIFACT, tail, sizeof(tail)))
-        unknown_artifact(s, tail, ses, req, q, resp);
+        unknown_artifact(s, tail, ses, req, resp);
     else if (path && tail_after(path, FERRY_COAP_MANIFEST, tail, sizeof(tail)))
         unknown_manifest(s, tail, ses, req, q, resp);
     else
@@ -824,16 +875,8 @@ static int on_event(coap_session_t *ses, const coap_event_t ev)
     struct gw_coap *s = srv_of(ses);
     if (!s)
         return 0;
-    uint64_t key = session_id(s, ses);
-    if (ev == COAP_EVENT_XMIT_BLOCK_FAIL) {
-        /* The body just released for this session was not sent in full
-         * (libcoap's 93 s limit, or replaced by a new request for block 0):
-         * the node is still downloading and keeps its admission. */
-        for (size_t i = 0; i < s->nreleased; i++)
-            if (s->released[i].key.session == key)
-                s->released[i].partial = true;
-    } else if (ev == COAP_EVENT_SERVER_SESSION_DEL) {
-        gw_pacer_end_session(s->pacer, key);
+    if (ev == COAP_EVENT_SERVER_SESSION_DEL) {
+        gw_pacer_end_session(s->pacer, session_id(s, ses));
         drop_part(s, ses);
     }
     return 0;
@@ -979,11 +1022,16 @@ static enum ferry_err start(struct gw_coap *s, const struct gw_coap_opts *o, str
     err = gw_pacer_new(&po, &s->pacer, d);
     if (err != FERRY_OK)
         return err;
+    s->idle_ms = o->idle_ms ? o->idle_ms : GW_PACER_DEFAULT_IDLE_MS;
     s->ctx = coap_new_context(NULL);
     if (!s->ctx)
         return ferry_fail(d, FERRY_E_NOMEM, "coap: cannot create a context");
     coap_set_app_data(s->ctx, s);
-    /* libcoap serves Block2 from our memory; Block1 is left to us (above). */
+    /* For manifests and status records: libcoap serves a manifest's Block2
+     * from a copy (serve_manifest()) and hands status Block1 pieces over one
+     * by one (on_status_post()). It intercepts a block request only when it
+     * holds a body for that resource, and artifacts never give it one, so
+     * every artifact request reaches serve_artifact(). */
     coap_context_set_block_mode(s->ctx, COAP_BLOCK_USE_LIBCOAP);
     coap_context_set_max_idle_sessions(s->ctx, GW_COAP_MAX_IDLE_SESSIONS);
     coap_register_event_handler(s->ctx, on_event);
@@ -1050,14 +1098,13 @@ void gw_coap_free(struct gw_coap *s)
         ferry_loop_cancel(s->loop, s->kick_timer);
     if (s->expiry_timer)
         ferry_loop_cancel(s->loop, s->expiry_timer);
-    /* Frees every session, which releases every body (our callbacks still
-     * need the pacer and the entries), then every resource. */
+    /* Frees every session and every resource (and the manifest copies). */
     if (s->ctx)
         coap_free_context(s->ctx);
-    s->nreleased = 0;
     while (s->arts) {
         struct art *a = s->arts;
         s->arts = a->next;
+        unmap(s, a);
         free(a);
     }
     while (s->mans) {
@@ -1101,7 +1148,7 @@ void gw_coap_artifact_removed(struct gw_coap *s, const uint8_t sha256[FERRY_SHA2
     if (!a)
         return;
     a->removed = true;
-    /* From a hook, libcoap may be using this very resource: after the pass. */
+    /* From a hook, libcoap may be inside this very resource: after the pass. */
     if (!s->processing)
         sweep_removed(s);
 }

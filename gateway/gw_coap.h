@@ -8,10 +8,13 @@
  *       Max-Age) while there is none.
  *   ferry/artifact/<sha256-hex> GET, Block2. The artifact (hooks.artifact),
  *       content-format 42, ETag = the first 8 bytes of the SHA-256, Size2 =
- *       its length, served from the caller's memory (a pointer into the
- *       cache's mapping, never copied). 5.03 + Max-Age while it is still
- *       being fetched or while max_downloads transfers run (gw_pacer.h);
- *       4.04 if unknown.
+ *       its length, Block2 as asked (block 0 of 1024 bytes when not asked;
+ *       no Block2 at all when that is the whole artifact). Every block is
+ *       served by this server, one per request, copied from the caller's
+ *       memory into the datagram; libcoap keeps no state per transfer. 5.03
+ *       + Max-Age while it is still being fetched or while max_downloads
+ *       transfers run (gw_pacer.h: a transfer starts on its first block
+ *       request and ends when its last block is served); 4.04 if unknown.
  *   ferry/status               POST a status record, JSON (50) or CBOR (60),
  *       at most FERRY_STATUS_MAX_BYTES (Block1 is reassembled up to that).
  *       2.04 only once hooks.status stored it (see there for the others).
@@ -32,7 +35,7 @@
  *
  * Event loop. Everything runs on the loop thread: the server registers
  * libcoap's epoll fd with the loop (its timers, retransmissions and the
- * expiry of large bodies fire through that fd) and calls the hooks from
+ * expiry of manifest bodies fire through that fd) and calls the hooks from
  * inside libcoap's request handling. Hooks must therefore not block and must
  * not call gw_coap_free(). They may call gw_coap_manifest_changed(),
  * gw_coap_artifact_added() and gw_coap_artifact_removed(): deletions and
@@ -72,8 +75,11 @@ struct gw_coap_hooks {
      * sets *data and *len to the whole artifact and *ref to anything the
      * caller needs to find the memory again; the memory must stay valid and
      * unchanged until artifact_release(arg, ref), which the server calls
-     * exactly once for every COMPLETE answer (libcoap serves the blocks
-     * from it for as long as it keeps the body). Other answers set nothing. */
+     * exactly once for every COMPLETE answer. The server keeps one answer
+     * per artifact and serves every block and node from it: it asks again
+     * only once it released it, which it does when idle_ms pass without a
+     * request for that artifact, on gw_coap_artifact_removed() and in
+     * gw_coap_free(). Other answers set nothing. */
     enum gw_artifact_state (*artifact)(void *arg, const uint8_t sha256[FERRY_SHA256_LEN],
                                        const uint8_t **data, size_t *len, void **ref);
     void (*artifact_release)(void *arg, void *ref);
@@ -101,7 +107,8 @@ struct gw_coap_opts {
     uint16_t port;               /* 0: any free port (see gw_coap_port()) */
     uint32_t max_downloads;      /* artifact transfers at once, 1..GW_PACER_MAX_TRANSFERS */
     const char *psk_file;        /* NULL: plain CoAP; else CoAP over DTLS with these keys */
-    uint64_t idle_ms;            /* pacer idle timeout (gw_pacer.h); 0: its default */
+    uint64_t idle_ms;            /* pacer idle timeout (gw_pacer.h), also how long an
+                                    artifact's answer is kept unused; 0: its default */
     uint32_t manifest_max_age_s; /* 0: GW_COAP_DEFAULT_MANIFEST_MAX_AGE_S */
     uint32_t busy_max_age_s;     /* 5.03 when at max_downloads; 0: default; jittered */
     uint32_t fetching_max_age_s; /* 5.03 while fetching; 0: default; jittered */
@@ -119,8 +126,8 @@ enum ferry_err gw_coap_new(struct ferry_loop *loop, const struct gw_coap_opts *o
                            const struct gw_coap_hooks *hooks, struct gw_coap **out,
                            struct ferry_diag *d) FERRY_MUST_CHECK;
 
-/* Stops serving: drops every session (libcoap releases every body it holds,
- * so artifact_release() runs for each one before this returns) and
+/* Stops serving: drops every session, releases every artifact answer it
+ * holds (artifact_release() runs for each before this returns) and
  * unregisters from the loop. Call it before freeing whatever the hooks use
  * and never from a hook. NULL is fine. */
 void gw_coap_free(struct gw_coap *s);
@@ -138,9 +145,10 @@ enum ferry_err gw_coap_manifest_changed(struct gw_coap *s, const char *hw_model)
 enum ferry_err gw_coap_artifact_added(struct gw_coap *s, const uint8_t sha256[FERRY_SHA256_LEN],
                                       uint64_t size) FERRY_MUST_CHECK;
 
-/* The artifact was evicted: its resource goes once no transfer uses it
- * any more (new requests are answered from the hooks meanwhile). Unknown
- * digests are ignored. */
+/* The artifact was evicted: its resource goes and its answer is released
+ * (right after the current request when called from a hook). Later requests,
+ * also those of nodes in the middle of that download, are answered from the
+ * hooks again. Unknown digests are ignored. */
 void gw_coap_artifact_removed(struct gw_coap *s, const uint8_t sha256[FERRY_SHA256_LEN]);
 
 /* Artifact transfers admitted now (gw_pacer_active()). */

@@ -4,25 +4,26 @@
  * so every decision can be replayed in a unit test.
  *
  * Model. A transfer is one CoAP session downloading one artifact, named by
- * a struct gw_pacer_key. At most `max_transfers` are admitted at once.
- *   - gw_pacer_admit() is called for every request that reaches the
- *     server's handler. A transfer already admitted is always admitted again
- *     (a node is never cut off in the middle of a file); a new one is
- *     admitted while there is room, else refused with FERRY_E_BUSY (the
- *     server answers 5.03 with a Max-Age from gw_pacer_jitter()).
- *   - A held transfer (admitted with hold = true: libcoap keeps a large body
- *     for it and serves the blocks itself) never ends by idleness: libcoap
- *     drops its bodies on its own timeouts and then releases them
- *     (gw_pacer_release()). When the last hold is released the transfer
- *     ends if the body was sent in full, and is kept (as below) if libcoap
- *     gave up on it half-way: libcoap 4.3.1 drops a body 93 s after it
- *     started, whatever the progress, and the node goes on asking.
- *   - A transfer with no hold is one whose blocks each come through the
- *     handler (libcoap serves a request for block N > 0 of a body it no
- *     longer holds by calling the handler again). It stays admitted until
- *     idle_ms pass without a request (gw_pacer_expire()), so a node
- *     fetching block after block keeps its slot.
- *   - gw_pacer_end_session() drops every transfer of a session that is gone.
+ * a struct gw_pacer_key; the server asks about every block request, since it
+ * serves every block itself. At most `max_transfers` are admitted at once.
+ *   - gw_pacer_admit(): a transfer starts on its first block request, whatever
+ *     the block (a node resuming at block N is a transfer like any other),
+ *     while there is room; beyond the cap it is refused with FERRY_E_BUSY
+ *     (the server answers 5.03 with a Max-Age from gw_pacer_jitter()). An
+ *     admitted transfer is admitted again on every request: a node is never
+ *     cut off in the middle of a file.
+ *   - gw_pacer_finish(): the last block has been served; the slot is free at
+ *     once.
+ *   - A finished transfer is remembered for grace_ms: its requests are served
+ *     without counting against the cap, because the node's acknowledgement of
+ *     the last block may be lost and its retransmitted request must not get a
+ *     5.03. A node starting the same artifact again within the grace is
+ *     therefore served uncounted until the grace ends, and counted (or
+ *     refused) after that. At most max_transfers finished keys are
+ *     remembered; beyond that the oldest is forgotten early.
+ *   - A transfer ends when idle_ms pass without a request (gw_pacer_expire()):
+ *     a node that gave up does not keep its slot.
+ *   - gw_pacer_end_session(): every transfer of a session that is gone ends.
  *
  * Not thread-safe; one event loop owns it. */
 #ifndef FERRY_GW_PACER_H
@@ -37,12 +38,15 @@
 
 #define GW_PACER_MAX_TRANSFERS   1024
 #define GW_PACER_DEFAULT_IDLE_MS 30000
+/* Covers a CoAP client's first two retransmissions (2-3 s, then twice that). */
+#define GW_PACER_DEFAULT_GRACE_MS 10000
 /* gw_pacer_next_expiry() when nothing can expire. */
 #define GW_PACER_NO_EXPIRY UINT64_MAX
 
 struct gw_pacer_opts {
     uint32_t max_transfers; /* 1..GW_PACER_MAX_TRANSFERS */
     uint64_t idle_ms;       /* 0: GW_PACER_DEFAULT_IDLE_MS */
+    uint64_t grace_ms;      /* 0: GW_PACER_DEFAULT_GRACE_MS */
 };
 
 /* One transfer: an opaque session identity (the server numbers libcoap's
@@ -50,6 +54,13 @@ struct gw_pacer_opts {
 struct gw_pacer_key {
     uint64_t session;
     uint8_t sha256[FERRY_SHA256_LEN];
+};
+
+/* How gw_pacer_admit() let a request through. */
+enum gw_pacer_admission {
+    GW_PACER_STARTED,   /* a new transfer, counted from now on */
+    GW_PACER_CONTINUED, /* a transfer already admitted */
+    GW_PACER_GRACE,     /* finished within grace_ms: served, not counted */
 };
 
 struct gw_pacer;
@@ -60,30 +71,32 @@ enum ferry_err gw_pacer_new(const struct gw_pacer_opts *o, struct gw_pacer **out
                             struct ferry_diag *d) FERRY_MUST_CHECK;
 void gw_pacer_free(struct gw_pacer *p); /* NULL is fine */
 
-/* Admits the transfer `k` (see Model) and restarts its idle clock at now_ms.
- * With hold, one more hold is counted on success. FERRY_E_BUSY when it is
- * new and max_transfers are already admitted; nothing changes then. */
-enum ferry_err gw_pacer_admit(struct gw_pacer *p, const struct gw_pacer_key *k, bool hold,
-                              uint64_t now_ms) FERRY_MUST_CHECK;
+/* One block request of transfer `k` at now_ms (see Model). On FERRY_OK the
+ * request may be served, *how (if how is not NULL) says why, and an admitted
+ * transfer's idle clock restarts at now_ms. FERRY_E_BUSY when it is new, not
+ * within its grace, and max_transfers are already admitted; nothing changes
+ * then. */
+enum ferry_err gw_pacer_admit(struct gw_pacer *p, const struct gw_pacer_key *k, uint64_t now_ms,
+                              enum gw_pacer_admission *how) FERRY_MUST_CHECK;
 
-/* Releases one hold of `k`. When none is left the transfer ends, unless
- * `keep` (the body was not sent in full): then it stays admitted without a
- * hold, its idle clock restarted at now_ms. A key that is not admitted, or
- * has no hold, is ignored (its session may have ended first). */
-void gw_pacer_release(struct gw_pacer *p, const struct gw_pacer_key *k, bool keep, uint64_t now_ms);
+/* The last block of `k` was served at now_ms: the transfer ends and its grace
+ * starts. A key that is not admitted (already finished, expired, or its
+ * session ended) is ignored, so a re-served last block does not prolong the
+ * grace. */
+void gw_pacer_finish(struct gw_pacer *p, const struct gw_pacer_key *k, uint64_t now_ms);
 
-/* Ends every transfer of `session`, holds or not. */
+/* Ends every transfer of `session` and forgets its finished ones. */
 void gw_pacer_end_session(struct gw_pacer *p, uint64_t session);
 
-/* Ends the transfers without holds whose last admission is idle_ms or more
- * before now_ms. Returns how many ended. */
+/* Ends the transfers whose last request is idle_ms or more before now_ms
+ * (and forgets finished ones past their grace). Returns how many ended. */
 size_t gw_pacer_expire(struct gw_pacer *p, uint64_t now_ms);
 
-/* When the next transfer could expire (the earliest last admission plus
- * idle_ms among those without holds), or GW_PACER_NO_EXPIRY. */
+/* When the next admitted transfer could expire (the earliest last request
+ * plus idle_ms), or GW_PACER_NO_EXPIRY when none is admitted. */
 uint64_t gw_pacer_next_expiry(const struct gw_pacer *p);
 
-/* Transfers admitted now. */
+/* Transfers admitted now (finished ones in their grace do not count). */
 size_t gw_pacer_active(const struct gw_pacer *p);
 
 /* A retry delay in seconds for a 5.03's Max-Age: base_s moved by up to a
