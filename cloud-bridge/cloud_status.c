@@ -5,9 +5,21 @@
 #include "ferry_batch.h"
 #include "ferry_names.h"
 
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
+
+#define INTERVAL_DEFAULT_MS 1000
+#define INTERVAL_MIN_MS     100
+#define INTERVAL_MAX_MS     3600000
+#define NOTE_MAX            8  /* nodes named in a verdict */
+#define BAR_WIDTH           20 /* progress bar cells */
 
 struct status_cfg {
     char *db;
@@ -15,6 +27,11 @@ struct status_cfg {
     char *release;
     char *gateway;
     char *state;
+    bool watch;
+    char *interval;
+    bool wait;
+    int64_t timeout; /* seconds; -1 when not given */
+    uint64_t expect; /* 0 when not given */
     enum ferry_log_level log_level;
 };
 
@@ -29,28 +46,203 @@ static const struct ferry_opt status_opts[] = {
               "only nodes last heard through this gateway", 0),
     CLOUD_OPT(status_cfg, "state", FERRY_OPT_STR, state, "STATE",
               "only nodes in this state (idle, downloading, success, failed, ...)", 0),
+    CLOUD_OPT(status_cfg, "watch", FERRY_OPT_BOOL, watch, NULL,
+              "live view, read again every --interval (not with --json)", 0),
+    CLOUD_OPT(status_cfg, "interval", FERRY_OPT_STR, interval, "TIME",
+              "--watch/--wait period, e.g. 500ms or 2s (default 1s)", 0),
+    CLOUD_OPT(status_cfg, "wait", FERRY_OPT_BOOL, wait, NULL,
+              "return once every targeted node is in a final state", 0),
+    CLOUD_OPT(status_cfg, "timeout", FERRY_OPT_DURATION, timeout, "DURATION",
+              "--wait: give up after this long, e.g. 10m (default: never)", 0),
+    CLOUD_OPT(status_cfg, "expect", FERRY_OPT_U64, expect, "N",
+              "--wait: also wait until at least N nodes are targeted (default 1)", 0),
     CLOUD_OPT_LOG_LEVEL(status_cfg),
 };
 
 static const struct cloud_subcmd status_cmd = {
-    "status", "--db FILE [--json] [--release ID] [--gateway ID] [--state STATE]",
-    "Lists every node's latest reported state from the fleet inventory.", status_opts,
-    sizeof(status_opts) / sizeof(status_opts[0])};
+    "status",
+    "--db FILE [--json] [--release ID] [--gateway ID] [--state STATE]\n"
+    "                          [--watch] [--interval TIME] [--wait [--timeout T] [--expect N]]",
+    "Lists every node's latest reported state from the fleet inventory.\n"
+    "\n"
+    "--watch shows a live view: redrawn in place on a terminal, otherwise one line\n"
+    "each time a node reports. It runs until Ctrl-C, or with --wait until settled.\n"
+    "\n"
+    "--wait polls until the rollout settles: every targeted node is in a final state\n"
+    "(success, failed, rolled-back or rejected). The targeted nodes are those that\n"
+    "match --release, --gateway and --state, judged by each node's latest record; a\n"
+    "node that has not reported on --release yet is not targeted, so give --expect\n"
+    "with the number of nodes the release is meant for. Without --watch the listing\n"
+    "is printed once settled. A one-line verdict goes to stderr.\n"
+    "\n"
+    "Exit status: 0 done (with --wait: every targeted node succeeded); 1 the\n"
+    "inventory could not be read; 2 bad usage; with --wait, 3 settled but some node\n"
+    "did not succeed, 4 timed out, 128+N interrupted by signal N.",
+    status_opts, sizeof(status_opts) / sizeof(status_opts[0])};
 
-struct printer {
-    bool json;
+/* ---- per-pass bookkeeping ------------------------------------------------- */
+
+struct note {
+    char node[FERRY_ID_MAX + 1];
+    enum ferry_state state;
+};
+
+/* What one walk of the inventory saw. */
+struct tally {
     size_t rows;
+    size_t by_state[FERRY_STATE__COUNT];
+    struct note pending[NOTE_MAX]; /* the first nodes not in a final state */
+    size_t npending;
+    struct note unhappy[NOTE_MAX]; /* the first final, unsuccessful ones */
+    size_t nunhappy;
+};
+
+static void note_add(struct note *notes, size_t *n, const struct ferry_status *st)
+{
+    if (*n >= NOTE_MAX)
+        return;
+    snprintf(notes[*n].node, sizeof(notes[*n].node), "%s", st->node);
+    notes[*n].state = st->state;
+    (*n)++;
+}
+
+static void tally_add(struct tally *t, const struct ferry_status *st)
+{
+    t->rows++;
+    if ((unsigned)st->state < FERRY_STATE__COUNT)
+        t->by_state[st->state]++;
+    if (!ferry_state_is_final(st->state))
+        note_add(t->pending, &t->npending, st);
+    else if (st->state != FERRY_STATE_SUCCESS)
+        note_add(t->unhappy, &t->nunhappy, st);
+}
+
+static size_t tally_final(const struct tally *t)
+{
+    size_t n = 0;
+    for (int s = 0; s < FERRY_STATE__COUNT; s++)
+        if (ferry_state_is_final((enum ferry_state)s))
+            n += t->by_state[s];
+    return n;
+}
+
+/* "6 nodes: 2 downloading, 1 deferred, 3 success" */
+static void tally_format(const struct tally *t, char *buf, size_t cap)
+{
+    size_t used = (size_t)snprintf(buf, cap, "%zu node%s", t->rows, t->rows == 1 ? "" : "s");
+    const char *sep = ": ";
+    for (int s = 0; s < FERRY_STATE__COUNT && used < cap; s++) {
+        if (!t->by_state[s])
+            continue;
+        used += (size_t)snprintf(buf + used, cap - used, "%s%zu %s", sep, t->by_state[s],
+                                 ferry_state_name((enum ferry_state)s));
+        sep = ", ";
+    }
+}
+
+/* "node-a downloading, node-b deferred" (and "..." when more were seen) */
+static void notes_format(const struct note *notes, size_t n, size_t total, char *buf, size_t cap)
+{
+    size_t used = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < n && used < cap; i++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s%s %s", i ? ", " : "", notes[i].node,
+                                 ferry_state_name(notes[i].state));
+    if (total > n && used < cap)
+        snprintf(buf + used, cap - used, ", ...");
+}
+
+/* The (node, seq) pairs of one pass, in the inventory's node order, so the
+ * next pass finds what changed with one merge. */
+struct seen {
+    char node[FERRY_ID_MAX + 1];
+    uint64_t seq;
+};
+
+struct seen_list {
+    struct seen *v;
+    size_t n, cap;
+    size_t cursor; /* merge position while the next pass walks */
+};
+
+static enum ferry_err seen_push(struct seen_list *l, const struct ferry_status *st,
+                                struct ferry_diag *d)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        struct seen *v = realloc(l->v, cap * sizeof(*v));
+        if (!v)
+            return ferry_fail(d, FERRY_E_NOMEM, "no memory for %zu nodes", cap);
+        l->v = v;
+        l->cap = cap;
+    }
+    snprintf(l->v[l->n].node, sizeof(l->v[l->n].node), "%s", st->node);
+    l->v[l->n].seq = st->seq;
+    l->n++;
+    return FERRY_OK;
+}
+
+/* The seq the previous pass saw for node, 0 when it did not see the node. */
+static uint64_t seen_seq(struct seen_list *prev, const char *node)
+{
+    while (prev->cursor < prev->n) {
+        int c = strcmp(prev->v[prev->cursor].node, node);
+        if (c > 0)
+            break;
+        prev->cursor++;
+        if (c == 0)
+            return prev->v[prev->cursor - 1].seq;
+    }
+    return 0;
+}
+
+/* ---- rendering ------------------------------------------------------------- */
+
+enum view {
+    VIEW_TABLE,   /* the plain table */
+    VIEW_JSON,    /* a JSON array */
+    VIEW_FRAME,   /* one screenful of the live view */
+    VIEW_CHANGES, /* a line per node that reported since the last pass */
+};
+
+/* One walk of the inventory: where its rows go and what it saw. */
+struct walker {
+    enum view view;
+    FILE *out;
+    bool color;
+    size_t max_rows; /* VIEW_FRAME: rows that fit on the screen */
+    struct seen_list *prev, *cur;
+    struct tally tally;
     struct ferry_diag *d;
 };
 
-static enum ferry_err print_json_row(struct printer *p, const struct ferry_inventory_row *row)
+/* "2026-11-27T18:47:32Z" with the date, "18:47:32Z" without. */
+static void utc_clock(int64_t t, bool with_date, char *buf, size_t cap)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    size_t n = 0;
+    if (gmtime_r(&tt, &tm))
+        n = with_date ? strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm)
+                      : strftime(buf, cap, "%H:%M:%SZ", &tm);
+    if (n == 0)
+        snprintf(buf, cap, "?");
+}
+
+static void error_text(const struct ferry_status *st, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s%s%s", st->error ? ferry_err_name(st->error) : "",
+             st->error && st->message[0] ? ": " : "", st->message);
+}
+
+static enum ferry_err print_json_row(struct walker *w, const struct ferry_inventory_row *row)
 {
     char *text = NULL;
     size_t len;
-    enum ferry_err err = ferry_inventory_row_json(row, &text, &len, p->d);
+    enum ferry_err err = ferry_inventory_row_json(row, &text, &len, w->d);
     if (err != FERRY_OK)
         return err;
-    printf("%s%s", p->rows ? ",\n" : "\n", text);
+    fprintf(w->out, "%s%s", w->tally.rows ? ",\n" : "\n", text);
     free(text);
     return FERRY_OK;
 }
@@ -58,42 +250,438 @@ static enum ferry_err print_json_row(struct printer *p, const struct ferry_inven
 /* The last column is separated only when present: no trailing blanks. */
 #define TABLE_FMT "%-20s %-14s %-28s %-10s %-14s %23s %6s  %-20s%s%s\n"
 
-static void print_table_row(const struct ferry_inventory_row *row)
+static void print_table_header(FILE *out)
+{
+    fprintf(out, TABLE_FMT, "NODE", "GATEWAY", "RELEASE", "VERSION", "STATE", "BYTES", "SEQ",
+            "UPDATED", " ", "ERROR");
+}
+
+static void print_table_row(FILE *out, const struct ferry_inventory_row *row)
 {
     const struct ferry_status *st = &row->st;
-    char progress[48] = "-", updated[32] = "?", error[FERRY_STATUS_MESSAGE_MAX + 64] = "";
+    char progress[48] = "-", updated[32], error[FERRY_STATUS_MESSAGE_MAX + 64];
     if (st->total > 0)
         snprintf(progress, sizeof(progress), "%llu/%llu", (unsigned long long)st->bytes,
                  (unsigned long long)st->total);
-    time_t t = (time_t)row->updated_at;
-    struct tm tm;
-    if (gmtime_r(&t, &tm))
-        strftime(updated, sizeof(updated), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    if (st->error != FERRY_OK || st->message[0])
-        snprintf(error, sizeof(error), "%s%s%s", st->error ? ferry_err_name(st->error) : "",
-                 st->error && st->message[0] ? ": " : "", st->message);
+    utc_clock(row->updated_at, true, updated, sizeof(updated));
+    error_text(st, error, sizeof(error));
     char seq[24];
     snprintf(seq, sizeof(seq), "%llu", (unsigned long long)st->seq);
-    printf(TABLE_FMT, st->node, st->gateway[0] ? st->gateway : "-",
-           st->release_id[0] ? st->release_id : "-", st->version[0] ? st->version : "-",
-           ferry_state_name(st->state), progress, seq, updated, error[0] ? " " : "", error);
+    fprintf(out, TABLE_FMT, st->node, st->gateway[0] ? st->gateway : "-",
+            st->release_id[0] ? st->release_id : "-", st->version[0] ? st->version : "-",
+            ferry_state_name(st->state), progress, seq, updated, error[0] ? " " : "", error);
 }
 
-static enum ferry_err print_row(void *arg, const struct ferry_inventory_row *row)
+/* Percent of the release written, -1 when the record says nothing of it. */
+static int progress_pct(const struct ferry_status *st)
 {
-    struct printer *p = arg;
+    if (st->total == 0)
+        return -1;
+    if (st->bytes >= st->total)
+        return 100;
+    return (int)(st->bytes * 100 / st->total); /* bytes < 2^53: no overflow */
+}
+
+static const char *state_color(enum ferry_state s)
+{
+    switch (s) {
+    case FERRY_STATE_SUCCESS:
+        return "\033[32m";
+    case FERRY_STATE_FAILED:
+    case FERRY_STATE_ROLLED_BACK:
+    case FERRY_STATE_REJECTED:
+        return "\033[31m";
+    case FERRY_STATE_DEFERRED:
+        return "\033[33m";
+    case FERRY_STATE_DOWNLOADING:
+    case FERRY_STATE_VERIFYING:
+    case FERRY_STATE_INSTALLING:
+    case FERRY_STATE_PENDING_REBOOT:
+        return "\033[36m";
+    default:
+        return "";
+    }
+}
+
+#define FRAME_FMT "%-20s %s%-14s%s %-27s  %-10s %-12s %s"
+
+static void print_frame_row(struct walker *w, const struct ferry_inventory_row *row)
+{
+    const struct ferry_status *st = &row->st;
+    char bar[BAR_WIDTH + 16] = "", error[FERRY_STATUS_MESSAGE_MAX + 64];
+    int pct = progress_pct(st);
+    if (pct >= 0) {
+        int full = pct * BAR_WIDTH / 100;
+        bar[0] = '[';
+        for (int i = 0; i < BAR_WIDTH; i++)
+            bar[1 + i] = i < full ? '#' : '.';
+        snprintf(bar + 1 + BAR_WIDTH, sizeof(bar) - 1 - BAR_WIDTH, "] %3d%%", pct);
+    }
+    error_text(st, error, sizeof(error));
+    const char *on = w->color ? state_color(st->state) : "";
+    /* \033[K clears what the previous frame left to the right. */
+    fprintf(w->out, FRAME_FMT "\033[K\n", st->node, on, ferry_state_name(st->state),
+            on[0] ? "\033[0m" : "", bar, st->version[0] ? st->version : "-",
+            st->gateway[0] ? st->gateway : "-", error);
+}
+
+static void print_change(struct walker *w, const struct ferry_inventory_row *row)
+{
+    const struct ferry_status *st = &row->st;
+    char when[16], error[FERRY_STATUS_MESSAGE_MAX + 64], progress[64] = "";
+    utc_clock(row->updated_at, false, when, sizeof(when));
+    int pct = progress_pct(st);
+    if (pct >= 0)
+        snprintf(progress, sizeof(progress), " %d%% (%llu/%llu)", pct,
+                 (unsigned long long)st->bytes, (unsigned long long)st->total);
+    error_text(st, error, sizeof(error));
+    fprintf(w->out, "%s %s %s%s version=%s release=%s gateway=%s%s%s\n", when, st->node,
+            ferry_state_name(st->state), progress, st->version[0] ? st->version : "-",
+            st->release_id[0] ? st->release_id : "-", st->gateway[0] ? st->gateway : "-",
+            error[0] ? " error=" : "", error);
+}
+
+static enum ferry_err on_row(void *arg, const struct ferry_inventory_row *row)
+{
+    struct walker *w = arg;
     enum ferry_err err = FERRY_OK;
-    if (p->json)
-        err = print_json_row(p, row);
-    else
-        print_table_row(row);
+    switch (w->view) {
+    case VIEW_TABLE:
+        print_table_row(w->out, row);
+        break;
+    case VIEW_JSON:
+        err = print_json_row(w, row);
+        break;
+    case VIEW_FRAME:
+        if (w->tally.rows < w->max_rows)
+            print_frame_row(w, row);
+        break;
+    case VIEW_CHANGES:
+        if (seen_seq(w->prev, row->st.node) != row->st.seq)
+            print_change(w, row);
+        err = seen_push(w->cur, &row->st, w->d);
+        break;
+    }
     if (err == FERRY_OK)
-        p->rows++;
+        tally_add(&w->tally, &row->st);
     return err;
 }
 
-/* A filter value that cannot match anything is a typo: say so. */
-static int check_filters(const struct status_cfg *cfg, enum ferry_state *state)
+/* ---- one pass --------------------------------------------------------------- */
+
+static enum ferry_err walk(struct cloud_inventory *inv, const struct cloud_inventory_filter *f,
+                           struct walker *w)
+{
+    memset(&w->tally, 0, sizeof(w->tally));
+    if (w->view == VIEW_JSON)
+        fprintf(w->out, "[");
+    else if (w->view == VIEW_TABLE)
+        print_table_header(w->out);
+    enum ferry_err err = cloud_inventory_each_node(inv, f, on_row, w, w->d);
+    if (w->view == VIEW_JSON)
+        fprintf(w->out, "%s]\n", w->tally.rows ? "\n" : "");
+    return err;
+}
+
+/* Writes buf to stdout in one go, so a frame never shows half drawn. */
+static enum ferry_err emit(const char *buf, size_t len, struct ferry_diag *d)
+{
+    if ((len && fwrite(buf, 1, len, stdout) != len) || fflush(stdout) != 0)
+        return ferry_fail(d, FERRY_E_IO, "writing to stdout failed: %s", strerror(errno));
+    return FERRY_OK;
+}
+
+/* A walk whose output is kept in memory, for a frame or for the listing of
+ * the pass that settles a --wait. *text is the caller's to free. */
+static enum ferry_err walk_to_memory(struct cloud_inventory *inv,
+                                     const struct cloud_inventory_filter *f, struct walker *w,
+                                     char **text, size_t *len)
+{
+    *text = NULL;
+    *len = 0;
+    w->out = open_memstream(text, len);
+    if (!w->out)
+        return ferry_fail(w->d, FERRY_E_NOMEM, "no memory for the listing");
+    enum ferry_err err = walk(inv, f, w);
+    if (fclose(w->out) != 0 && err == FERRY_OK)
+        err = ferry_fail(w->d, FERRY_E_NOMEM, "no memory for the listing");
+    w->out = NULL;
+    return err;
+}
+
+/* ---- the loop behind --watch and --wait ------------------------------------- */
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+    stop_signal = sig;
+}
+
+/* Without SA_RESTART, so the sleep between passes ends at once. */
+static void catch_stop_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void sleep_ms(uint64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL); /* a signal ends it early: the loop then stops */
+}
+
+struct loop {
+    const struct status_cfg *cfg;
+    struct cloud_inventory *inv;
+    const struct cloud_inventory_filter *filter;
+    uint64_t interval_ms;
+    uint64_t deadline_ms; /* 0: none */
+    bool tty;
+    bool first_frame;
+    struct seen_list seen[2];
+    struct tally last; /* VIEW_CHANGES: counts as last printed */
+    struct ferry_diag *d;
+};
+
+static size_t screen_rows(void)
+{
+    struct winsize ws;
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0)
+        return ws.ws_row;
+    return 24;
+}
+
+static void frame_title(const struct loop *l, FILE *out)
+{
+    const struct status_cfg *cfg = l->cfg;
+    char when[16];
+    utc_clock(time(NULL), false, when, sizeof(when));
+    fprintf(out, "Ferry fleet status %s", when);
+    if (cfg->release)
+        fprintf(out, "  release %s", cfg->release);
+    if (cfg->gateway)
+        fprintf(out, "  gateway %s", cfg->gateway);
+    if (cfg->state)
+        fprintf(out, "  state %s", cfg->state);
+    fprintf(out, "  (every %llums", (unsigned long long)l->interval_ms);
+    if (l->deadline_ms) {
+        uint64_t now = now_ms();
+        unsigned long long left = now < l->deadline_ms ? (l->deadline_ms - now + 999) / 1000 : 0;
+        fprintf(out, ", %llus left", left);
+    }
+    fprintf(out, "; Ctrl-C stops)\033[K\n\033[K\n");
+}
+
+/* Draws one screenful: home, title, rows, counts, and clears what is left.
+ * Autowrap is off while drawing, so a long line is cut at the screen's edge
+ * instead of pushing the frame down. */
+static enum ferry_err frame_pass(struct loop *l, struct walker *w)
+{
+    size_t rows = screen_rows();
+    w->max_rows = rows > 7 ? rows - 7 : 1;
+    char *text = NULL, *frame = NULL;
+    size_t len, flen;
+    enum ferry_err err = walk_to_memory(l->inv, l->filter, w, &text, &len);
+    if (err != FERRY_OK)
+        goto out;
+    FILE *out = open_memstream(&frame, &flen);
+    if (!out) {
+        err = ferry_fail(l->d, FERRY_E_NOMEM, "no memory for the live view");
+        goto out;
+    }
+    fprintf(out, "%s\033[?7l\033[H", l->first_frame ? "\033[2J" : "");
+    frame_title(l, out);
+    fprintf(out, FRAME_FMT "\033[K\n", "NODE", "", "STATE", "", "PROGRESS", "VERSION", "GATEWAY",
+            "ERROR");
+    fwrite(text, 1, len, out);
+    if (w->tally.rows > w->max_rows)
+        fprintf(out, "... and %zu more (narrow it with --release, --gateway, --state)\033[K\n",
+                w->tally.rows - w->max_rows);
+    char counts[512];
+    tally_format(&w->tally, counts, sizeof(counts));
+    fprintf(out, "\033[K\n%s  (%zu of %zu final)\033[K\n\033[J\033[?7h", counts,
+            tally_final(&w->tally), w->tally.rows);
+    if (fclose(out) != 0) {
+        err = ferry_fail(l->d, FERRY_E_NOMEM, "no memory for the live view");
+        goto out;
+    }
+    err = emit(frame, flen, l->d);
+    l->first_frame = false;
+out:
+    free(frame);
+    free(text);
+    return err;
+}
+
+/* Prints the nodes that reported since the last pass, then the counts by
+ * state when those moved. */
+static enum ferry_err changes_pass(struct loop *l, struct walker *w)
+{
+    w->out = stdout;
+    w->prev = &l->seen[0];
+    w->cur = &l->seen[1];
+    w->prev->cursor = 0;
+    w->cur->n = 0;
+    enum ferry_err err = walk(l->inv, l->filter, w);
+    w->out = NULL;
+    if (err != FERRY_OK)
+        return err;
+    struct seen_list tmp = l->seen[0];
+    l->seen[0] = l->seen[1];
+    l->seen[1] = tmp;
+    if (memcmp(l->last.by_state, w->tally.by_state, sizeof(l->last.by_state)) != 0 ||
+        l->last.rows != w->tally.rows) {
+        char when[16], counts[512];
+        utc_clock(time(NULL), false, when, sizeof(when));
+        tally_format(&w->tally, counts, sizeof(counts));
+        printf("%s -- %s\n", when, counts);
+        l->last = w->tally;
+    }
+    return emit(NULL, 0, l->d);
+}
+
+static bool settled(const struct loop *l, const struct tally *t)
+{
+    uint64_t need = l->cfg->expect ? l->cfg->expect : 1;
+    return t->rows >= need && t->npending == 0;
+}
+
+/* The verdict of a --wait on the pass t; returns the exit status. */
+static int verdict(const struct loop *l, const struct tally *t, bool timed_out)
+{
+    char counts[512], names[NOTE_MAX * (FERRY_ID_MAX + 20)];
+    tally_format(t, counts, sizeof(counts));
+    if (timed_out) {
+        uint64_t need = l->cfg->expect ? l->cfg->expect : 1;
+        if (t->rows < need)
+            fprintf(stderr,
+                    "ferry-cloud status: timed out after %llds: %zu of the %llu expected nodes "
+                    "targeted (%s)\n",
+                    (long long)l->cfg->timeout, t->rows, (unsigned long long)need, counts);
+        else {
+            size_t pending = t->rows - tally_final(t);
+            notes_format(t->pending, t->npending, pending, names, sizeof(names));
+            fprintf(stderr,
+                    "ferry-cloud status: timed out after %llds: %zu of %zu targeted nodes not "
+                    "in a final state: %s (%s)\n",
+                    (long long)l->cfg->timeout, pending, t->rows, names, counts);
+        }
+        return CLOUD_STATUS_EXIT_TIMEOUT;
+    }
+    size_t unhappy = t->rows - t->by_state[FERRY_STATE_SUCCESS];
+    if (unhappy == 0) {
+        if (t->rows == 1)
+            fprintf(stderr, "ferry-cloud status: the one targeted node succeeded\n");
+        else
+            fprintf(stderr, "ferry-cloud status: all %zu targeted nodes succeeded\n", t->rows);
+        return 0;
+    }
+    notes_format(t->unhappy, t->nunhappy, unhappy, names, sizeof(names));
+    fprintf(stderr,
+            "ferry-cloud status: settled, %zu of %zu targeted nodes did not succeed: %s (%s)\n",
+            unhappy, t->rows, names, counts);
+    return CLOUD_STATUS_EXIT_UNSUCCESSFUL;
+}
+
+/* One pass of --watch, --wait or both; *listing (wait without watch) gets
+ * the pass's table or JSON. */
+static enum ferry_err loop_pass(struct loop *l, struct walker *w, char **listing, size_t *len)
+{
+    if (w->view == VIEW_FRAME)
+        return frame_pass(l, w);
+    if (w->view == VIEW_CHANGES)
+        return changes_pass(l, w);
+    free(*listing);
+    return walk_to_memory(l->inv, l->filter, w, listing, len);
+}
+
+static int loop_run(struct loop *l, enum view view)
+{
+    const struct status_cfg *cfg = l->cfg;
+    struct walker w = {.view = view, .color = l->tty && !getenv("NO_COLOR"), .d = l->d};
+    char *listing = NULL;
+    size_t len = 0;
+    int status = 0;
+    bool timed_out = false;
+    catch_stop_signals();
+    for (;;) {
+        enum ferry_err err = loop_pass(l, &w, &listing, &len);
+        if (err != FERRY_OK) {
+            status = cloud_subcmd_report(&status_cmd, l->d, err, CLOUD_EXIT_FAILED);
+            goto out;
+        }
+        bool done = cfg->wait && settled(l, &w.tally);
+        timed_out = !done && l->deadline_ms && now_ms() >= l->deadline_ms;
+        if (done || timed_out || stop_signal)
+            break;
+        uint64_t nap = l->interval_ms, now = now_ms();
+        if (l->deadline_ms && l->deadline_ms > now && l->deadline_ms - now < nap)
+            nap = l->deadline_ms - now; /* wake for the deadline, not after it */
+        sleep_ms(nap);
+        if (stop_signal)
+            break;
+    }
+    if (listing) {
+        enum ferry_err err = emit(listing, len, l->d);
+        if (err != FERRY_OK) {
+            status = cloud_subcmd_report(&status_cmd, l->d, err, CLOUD_EXIT_FAILED);
+            goto out;
+        }
+    }
+    if (stop_signal && cfg->wait) {
+        fprintf(stderr, "ferry-cloud status: interrupted before the rollout settled\n");
+        status = 128 + stop_signal;
+    } else if (stop_signal)
+        status = 0;
+    else
+        status = verdict(l, &w.tally, timed_out);
+out:
+    free(listing);
+    return status;
+}
+
+/* ---- command ------------------------------------------------------------------- */
+
+static enum ferry_err parse_interval(const char *s, uint64_t *ms, struct ferry_diag *d)
+{
+    size_t n = strlen(s);
+    uint64_t v = 0;
+    enum ferry_err err = FERRY_E_INVALID_ARG;
+    if (n > 2 && n < 24 && strcmp(s + n - 2, "ms") == 0) {
+        char digits[24];
+        memcpy(digits, s, n - 2);
+        digits[n - 2] = 0;
+        err = ferry_parse_u64(digits, &v);
+    } else {
+        int64_t secs;
+        err = ferry_parse_duration(s, &secs);
+        if (err == FERRY_OK && secs > INTERVAL_MAX_MS / 1000)
+            err = FERRY_E_INVALID_ARG;
+        if (err == FERRY_OK)
+            v = (uint64_t)secs * 1000u;
+    }
+    if (err != FERRY_OK || v < INTERVAL_MIN_MS || v > INTERVAL_MAX_MS)
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          "--interval '%.40s' must be 100ms..1h, e.g. 500ms or 2s", s);
+    *ms = v;
+    return FERRY_OK;
+}
+
+/* Flags that only make sense together, and filter values that cannot match
+ * anything (a typo): say so. Returns -1 when all is well. */
+static int check_flags(const struct status_cfg *cfg, enum ferry_state *state, uint64_t *interval_ms)
 {
     struct ferry_diag d = {{0}};
     enum ferry_err err = FERRY_E_INVALID_ARG;
@@ -106,46 +694,75 @@ static int check_filters(const struct status_cfg *cfg, enum ferry_state *state)
                    "--state '%.40s' is not a state (idle, available, deferred, downloading, "
                    "verifying, installing, pending-reboot, success, failed, rolled-back, rejected)",
                    cfg->state);
-    else
+    else if (cfg->watch && cfg->json)
+        ferry_fail(&d, err, "--watch draws for people; poll --json for a program instead");
+    else if (!cfg->wait && (cfg->timeout >= 0 || cfg->expect))
+        ferry_fail(&d, err, "--timeout and --expect need --wait");
+    else if (cfg->wait && cfg->timeout == 0)
+        ferry_fail(&d, err, "--timeout must be at least 1s");
+    else if (cfg->interval && !cfg->watch && !cfg->wait)
+        ferry_fail(&d, err, "--interval needs --watch or --wait");
+    else if (!cfg->interval || parse_interval(cfg->interval, interval_ms, &d) == FERRY_OK)
         return -1;
     return cloud_subcmd_report(&status_cmd, &d, err, CLOUD_EXIT_USAGE);
 }
 
-static int status_run(const struct status_cfg *cfg, const enum ferry_state *state)
+static int status_once(const struct status_cfg *cfg, struct cloud_inventory *inv,
+                       const struct cloud_inventory_filter *filter, struct ferry_diag *d)
+{
+    struct walker w = {.view = cfg->json ? VIEW_JSON : VIEW_TABLE, .out = stdout, .d = d};
+    enum ferry_err err = walk(inv, filter, &w);
+    if (err == FERRY_OK && (fflush(stdout) != 0 || ferror(stdout)))
+        err = ferry_fail(d, FERRY_E_IO, "writing to stdout failed");
+    if (err != FERRY_OK)
+        return cloud_subcmd_report(&status_cmd, d, err, CLOUD_EXIT_FAILED);
+    LOG_INFO("%zu node(s) listed", w.tally.rows);
+    return 0;
+}
+
+static int status_run(const struct status_cfg *cfg, const enum ferry_state *state,
+                      uint64_t interval_ms)
 {
     struct ferry_diag d = {{0}};
     struct cloud_inventory *inv = NULL;
     struct cloud_inventory_filter filter = {cfg->release, cfg->gateway, state};
-    struct printer p = {cfg->json, 0, &d};
     enum ferry_err err = cloud_inventory_open(cfg->db, false, &inv, &d);
     if (err != FERRY_OK)
         return cloud_subcmd_report(&status_cmd, &d, err, CLOUD_EXIT_FAILED);
-    if (cfg->json)
-        printf("[");
-    else
-        printf(TABLE_FMT, "NODE", "GATEWAY", "RELEASE", "VERSION", "STATE", "BYTES", "SEQ",
-               "UPDATED", " ", "ERROR");
-    err = cloud_inventory_each_node(inv, &filter, print_row, &p, &d);
+    if (!cfg->watch && !cfg->wait) {
+        int status = status_once(cfg, inv, &filter, &d);
+        cloud_inventory_close(inv);
+        return status;
+    }
+    struct loop l = {.cfg = cfg,
+                     .inv = inv,
+                     .filter = &filter,
+                     .interval_ms = interval_ms,
+                     .tty = isatty(STDOUT_FILENO) == 1,
+                     .first_frame = true,
+                     .d = &d};
+    if (cfg->timeout > 0)
+        l.deadline_ms = now_ms() + (uint64_t)cfg->timeout * 1000u;
+    enum view view = cfg->json ? VIEW_JSON : VIEW_TABLE;
+    if (cfg->watch)
+        view = l.tty ? VIEW_FRAME : VIEW_CHANGES;
+    int status = loop_run(&l, view);
+    free(l.seen[0].v);
+    free(l.seen[1].v);
     cloud_inventory_close(inv);
-    if (cfg->json)
-        printf("%s]\n", p.rows ? "\n" : "");
-    if (err == FERRY_OK && (fflush(stdout) != 0 || ferror(stdout)))
-        err = ferry_fail(&d, FERRY_E_IO, "writing to stdout failed");
-    if (err != FERRY_OK)
-        return cloud_subcmd_report(&status_cmd, &d, err, CLOUD_EXIT_FAILED);
-    LOG_INFO("%zu node(s) listed", p.rows);
-    return 0;
+    return status;
 }
 
 int cloud_cmd_status(int argc, char **argv)
 {
-    struct status_cfg cfg = {.log_level = FERRY_LOG_WARN};
+    struct status_cfg cfg = {.timeout = -1, .log_level = FERRY_LOG_WARN};
     enum ferry_state state;
+    uint64_t interval_ms = INTERVAL_DEFAULT_MS;
     int status = cloud_subcmd_parse(&status_cmd, &cfg, &cfg.log_level, argc, argv);
     if (status < 0)
-        status = check_filters(&cfg, &state);
+        status = check_flags(&cfg, &state, &interval_ms);
     if (status < 0)
-        status = status_run(&cfg, cfg.state ? &state : NULL);
+        status = status_run(&cfg, cfg.state ? &state : NULL, interval_ms);
     ferry_opts_free(status_opts, status_cmd.nopts, &cfg);
     return status;
 }

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# `ferry-cloud status` against an inventory filled the way gateways fill it:
+# status batches published on MQTT and ingested by a real `ferry-cloud serve`.
+# Covers the table, --json, the filters, --watch without a terminal and on a
+# pseudo-terminal, and --wait ending in success, in failure and in a timeout.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+start_mosquitto
+source "$(dirname "${BASH_SOURCE[0]}")/relay_lib.sh"
+
+BATCH=0
+
+# record NODE GATEWAY RELEASE STATE BYTES TOTAL SEQ [ERROR MESSAGE]: one status record.
+# Release rN is version 1.0.N; RELEASE "" is a node with none.
+record() {
+    local rel="" err=""
+    [ -n "$3" ] && rel=",\"release\":\"$3\",\"version\":\"1.0.${3#r}\""
+    [ $# -ge 9 ] && err=",\"error\":\"$8\",\"message\":\"$9\""
+    printf '{"format":1,"node":"%s","gateway":"%s"%s,"state":"%s",' "$1" "$2" "$rel" "$4"
+    printf '"bytes":%s,"total":%s,"seq":%s,"ts":%s%s}' "$5" "$6" "$7" "$(date +%s)" "$err"
+}
+
+# send GATEWAY RECORD...: one batch on the gateway's status topic.
+send() {
+    local gw=$1 recs
+    shift
+    BATCH=$((BATCH + 1))
+    recs=$(
+        IFS=,
+        echo "$*"
+    )
+    mosquitto_pub -p "$MOSQ_PORT" -q 1 -t "ferry/v1/$FLEET/status/$gw" \
+        -m "{\"format\":1,\"batch\":\"$gw:1:$BATCH\",\"records\":[$recs]}" ||
+        die "mosquitto_pub failed"
+}
+
+# "node:state:seq ..." for every node, in node order.
+summary() {
+    "$CLOUD" status --db "$DB" --json "$@" | python3 -c '
+import json, sys
+print(" ".join("%s:%s:%d" % (r["node"], r["state"], r["seq"]) for r in json.load(sys.stdin)))'
+}
+
+has_row() {
+    [[ " $(summary) " == *" $1 "* ]]
+}
+
+# keep NAME: the last run's output as $TEST_TMP/NAME.out and NAME.err (check
+# runs its command through `run` too, which replaces RUN_STDOUT).
+keep() {
+    cp "$RUN_STDOUT" "$TEST_TMP/$1.out"
+    cp "$RUN_STDERR" "$TEST_TMP/$1.err"
+}
+
+# status STATUS_ARGS...: run `ferry-cloud status --db $DB` with them.
+status() {
+    "$CLOUD" status --db "$DB" "$@"
+}
+
+start_serve s1
+# A batch published before serve subscribes reaches nobody.
+wait_until 10 grep -qF "ferry/v1/$FLEET/status/+" "$MOSQ_LOG" ||
+    die "serve never subscribed: $(cat "$TEST_TMP/serve-s1.log")"
+
+# Release r1 through two gateways; r2 on gw-b only; b3 has nothing to do yet.
+send gw-a "$(record a1 gw-a r1 success 100 100 4)" \
+    "$(record a2 gw-a r1 downloading 40 100 2)" \
+    "$(record a3 gw-a r1 rolled-back 100 100 6 io 'health check of 1.0.1 failed: exit 1')"
+send gw-b "$(record b1 gw-b r1 success 100 100 5)" \
+    "$(record b2 gw-b r2 success 200 200 5)" \
+    "$(record b3 gw-b "" idle 0 0 1)"
+wait_until 10 has_row b3:idle:1 || die "records not ingested: $(summary) $(cat "$TEST_TMP/serve-s1.log")"
+
+# --- one look -------------------------------------------------------------------------
+expect_status 0 "the table lists the inventory" status
+keep table
+check "the table has a header and one line per node" test "$(wc -l <"$TEST_TMP/table.out")" -eq 7
+check "the table names its columns" grep -Eq '^NODE +GATEWAY +RELEASE +VERSION +STATE ' "$TEST_TMP/table.out"
+check "the table shows a download's progress" \
+    grep -Eq '^a2 +gw-a +r1 +1\.0\.1 +downloading +40/100 ' "$TEST_TMP/table.out"
+check "the table shows why a node rolled back" \
+    grep -Eq '^a3 .*rolled-back .*io: health check of 1\.0\.1 failed' "$TEST_TMP/table.out"
+
+expect_status 0 "--json lists the inventory" status --json
+keep json
+check "--json is an array of every node with the documented fields" python3 -c '
+import json, sys
+rows = json.load(open(sys.argv[1]))
+assert [r["node"] for r in rows] == ["a1", "a2", "a3", "b1", "b2", "b3"], rows
+keys = {"node", "gateway", "release", "version", "state", "bytes", "total", "error",
+        "message", "seq", "ts", "updated_at"}
+assert all(set(r) == keys for r in rows), rows
+a2 = rows[1]
+assert (a2["state"], a2["bytes"], a2["total"], a2["release"]) == ("downloading", 40, 100, "r1")
+assert rows[2]["error"] == "io" and "health check" in rows[2]["message"]
+' "$TEST_TMP/json.out"
+
+check "--release picks the nodes whose latest record names it" \
+    test "$(summary --release r1)" = "a1:success:4 a2:downloading:2 a3:rolled-back:6 b1:success:5"
+check "--gateway picks the nodes last heard through it" \
+    test "$(summary --gateway gw-b)" = "b1:success:5 b2:success:5 b3:idle:1"
+check "--state picks the nodes in that state" \
+    test "$(summary --state success)" = "a1:success:4 b1:success:5 b2:success:5"
+check "the filters combine" test "$(summary --release r1 --gateway gw-b --state success)" = "b1:success:5"
+check "a filter nothing matches gives an empty array" test "$(summary --release r9)" = ""
+expect_status 0 "a table nothing matches has its header only" status --state failed
+keep empty
+check "... and only the header" test "$(wc -l <"$TEST_TMP/empty.out")" -eq 1
+
+# --- usage errors -------------------------------------------------------------------
+expect_status 2 "an unknown state is a usage error" status --state done
+expect_output stderr "'done' is not a state" "... naming the value"
+expect_status 2 "--watch with --json is refused" status --watch --json
+expect_status 2 "--timeout without --wait is refused" status --timeout 5s
+expect_status 2 "--expect without --wait is refused" status --expect 3
+expect_status 2 "an interval below 100ms is refused" status --wait --interval 5ms
+expect_output stderr "--interval '5ms'" "... naming the flag"
+expect_status 1 "a missing inventory fails" "$CLOUD" status --db "$TEST_TMP/none.db" --wait
+expect_status 0 "--help documents targeted nodes" status --help
+expect_output stdout "targeted nodes are those that" "... in its text"
+
+# --- --wait --------------------------------------------------------------------------
+expect_status 0 "--wait: settled and all succeeded exits 0" status --wait --release r2 --timeout 10
+expect_output stderr "the one targeted node succeeded" "... with a verdict on stderr"
+keep wait-r2
+check "... and prints the listing" grep -Eq '^b2 .* success ' "$TEST_TMP/wait-r2.out"
+
+expect_status 4 "--wait: too few targeted nodes times out" \
+    status --wait --release r2 --expect 2 --timeout 2 --interval 200ms
+expect_output stderr "1 of the 2 expected nodes" "... saying how many reported"
+
+SECONDS=0
+expect_status 4 "--wait: a node still downloading times out" \
+    status --wait --release r1 --timeout 2 --interval 200ms
+expect_output stderr "timed out after 2s: 1 of 4 targeted nodes not in a final state: a2 downloading" \
+    "... naming the node"
+check "... after the timeout, not long after" test "$SECONDS" -le 5
+
+# A wait in progress sees new records: r1 settles with a3 rolled back.
+"$CLOUD" status --db "$DB" --wait --release r1 --timeout 30 --interval 200ms --json \
+    >"$TEST_TMP/wait-r1.out" 2>"$TEST_TMP/wait-r1.err" &
+wait_pid=$!
+kill_at_exit "$wait_pid"
+sleep 1
+check "--wait keeps waiting while a node downloads" kill -0 "$wait_pid"
+send gw-a "$(record a2 gw-a r1 success 100 100 3)"
+wait "$wait_pid"
+check "--wait: settled with a rolled-back node exits 3" test $? -eq 3
+check "... naming the node that did not succeed" \
+    grep -q "1 of 4 targeted nodes did not succeed: a3 rolled-back" "$TEST_TMP/wait-r1.err"
+check "... and its listing is the pass that settled it" python3 -c '
+import json, sys
+rows = json.load(open(sys.argv[1]))
+assert [(r["node"], r["state"]) for r in rows] == [
+    ("a1", "success"), ("a2", "success"), ("a3", "rolled-back"), ("b1", "success")], rows
+' "$TEST_TMP/wait-r1.out"
+
+# --- --watch without a terminal: one line per report ---------------------------------
+"$CLOUD" status --db "$DB" --watch --gateway gw-b --interval 200ms >"$TEST_TMP/watch.out" 2>&1 &
+watch_pid=$!
+kill_at_exit "$watch_pid"
+wait_until 5 grep -q -- "-- 3 nodes" "$TEST_TMP/watch.out"
+send gw-b "$(record b3 gw-b r2 downloading 50 200 2)"
+wait_until 10 grep -q " b3 downloading 25% (50/200) version=1.0.2 release=r2 gateway=gw-b" \
+    "$TEST_TMP/watch.out"
+check "--watch prints a line when a node reports" test $? -eq 0
+kill -INT "$watch_pid"
+wait "$watch_pid"
+check "--watch ends cleanly on SIGINT" test $? -eq 0
+check "--watch printed each node once, then the report" \
+    test "$(grep -c ' b[123] ' "$TEST_TMP/watch.out")" -eq 4
+check "--watch printed the counts by state" grep -q -- "-- 3 nodes: 1 idle, 2 success" "$TEST_TMP/watch.out"
+check "--watch printed new counts after the report" \
+    grep -q -- "-- 3 nodes: 1 downloading, 2 success" "$TEST_TMP/watch.out"
+
+# --- --watch --wait on a terminal: redrawn frames, then the verdict ------------------
+(sleep 1 && send gw-b "$(record b3 gw-b r2 success 200 200 3)") &
+kill_at_exit "$!"
+expect_status 0 "--watch --wait on a terminal ends with 0 once all succeeded" \
+    script -qec "stty rows 30 cols 120; '$CLOUD' status --db '$DB' --gateway gw-b \
+    --watch --wait --interval 200ms --timeout 20" /dev/null
+keep tty
+check "... redrawing in place" test "$(grep -c $'\033\\[H' "$TEST_TMP/tty.out")" -ge 2
+check "... with a progress bar" grep -qF "[#####...............]  25%" "$TEST_TMP/tty.out"
+check "... and the final frame" grep -qF "[####################] 100%" "$TEST_TMP/tty.out"
+check "... and the verdict" grep -q "all 3 targeted nodes succeeded" "$TEST_TMP/tty.out"
+
+finish
