@@ -107,7 +107,7 @@ keep empty
 check "... and only the header" test "$(wc -l <"$TEST_TMP/empty.out")" -eq 1
 
 # --- usage errors -------------------------------------------------------------------
-expect_status 2 "an unknown state is a usage error" status --state done
+expect_status 2 "an unknown state is a usage error" status --state "done"
 expect_output stderr "'done' is not a state" "... naming the value"
 expect_status 2 "--watch with --json is refused" status --watch --json
 expect_status 2 "--timeout without --wait is refused" status --timeout 5s
