@@ -6,6 +6,7 @@
 # start_mosquitto and relay_lib.sh.
 #
 #   start_gw [flags...]            ferry-gateway "gw1" on 127.0.0.1:$COAP_PORT
+#   start_gw_as ID PORT [flags...] another gateway
 #   start_node NAME MODEL [flags...]  a ferry-edge; state in $TEST_TMP/nodes/NAME,
 #                                  log appended to $TEST_TMP/nodes/NAME.log
 #   stop_node NAME / kill_node NAME   SIGTERM (and wait) / SIGKILL
@@ -24,13 +25,21 @@ declare -A NODE_PID=()
 declare -A NODE_ARGS=()
 declare -A NODE_GATEWAY=() # a node's --gateway when not the gateway itself
 
-start_gw() {
-    "$GATEWAY" --broker "$BROKER" --fleet "$FLEET" --id gw1 \
-        --cache-dir "$TEST_TMP/gw1/cache" --state-dir "$TEST_TMP/gw1/state" \
-        --trust "$PUB" --coap-addr 127.0.0.1 --coap-port "$COAP_PORT" \
-        --log-level debug "$@" >>"$TEST_TMP/gw1.log" 2>&1 &
+# start_gw_as ID PORT [flags...]: a gateway with its cache and state under
+# $TEST_TMP/ID, log in $TEST_TMP/ID.log; sets GW_PID.
+start_gw_as() {
+    local id=$1 port=$2
+    shift 2
+    "$GATEWAY" --broker "$BROKER" --fleet "$FLEET" --id "$id" \
+        --cache-dir "$TEST_TMP/$id/cache" --state-dir "$TEST_TMP/$id/state" \
+        --trust "$PUB" --coap-addr 127.0.0.1 --coap-port "$port" \
+        --log-level debug "$@" >>"$TEST_TMP/$id.log" 2>&1 &
     GW_PID=$!
     kill_at_exit "$GW_PID"
+}
+
+start_gw() {
+    start_gw_as gw1 "$COAP_PORT" "$@"
 }
 
 # start_node NAME MODEL [extra ferry-edge flags...]. A restart without flags
@@ -77,19 +86,22 @@ for row in json.load(sys.stdin):
 ' "$1"
 }
 
-# True when every NODE's latest record has STATE and VERSION; otherwise
-# prints the nodes that differ (on stdout, for a failure message).
+# True when every NODE's latest record has STATE and VERSION (STATE may be
+# STATE:ERROR, e.g. failed:hash-mismatch); otherwise prints the nodes that
+# differ (on stdout, for a failure message).
 fleet_is() {
     local state=$1 version=$2
     shift 2
     status_json | python3 -c '
 import json, sys
 want_state, want_version, nodes = sys.argv[1], sys.argv[2], sys.argv[3:]
+want_state, _, want_error = want_state.partition(":")
 rows = {r["node"]: r for r in json.load(sys.stdin)}
 off = []
 for n in nodes:
     r = rows.get(n)
-    if r is None or r["state"] != want_state or r["version"] != want_version:
+    if (r is None or r["state"] != want_state or r["version"] != want_version or
+            (want_error and r["error"] != want_error)):
         off.append("%s=%s" % (n, "none" if r is None else "%s/%s/%s" % (
             r["state"], r["version"] or "-", r["error"] or "-")))
 print(" ".join(off[:8]) + (" (+%d more)" % (len(off) - 8) if len(off) > 8 else ""))

@@ -17,8 +17,9 @@
  * depend only on --seed and the order in which datagrams arrive.
  *
  * One thread: ferry_loop's epoll, with its timerfd releasing held datagrams.
- * Memory is bounded by --max-queued held datagrams and --max-clients client
- * addresses; what exceeds either is dropped and counted. SIGTERM or SIGINT
+ * Memory is bounded by --max-queued held datagrams (64 KiB at most each)
+ * and --max-clients client addresses; what exceeds either is dropped and
+ * counted. SIGTERM or SIGINT
  * print the counters on stdout and exit 0. */
 #include "ferry_err.h"
 #include "ferry_log.h"
@@ -78,7 +79,7 @@ static const struct ferry_opt proxy_opts[] = {
         0),
     OPT("seed", FERRY_OPT_U64, seed, "N", "PRNG seed (default 1)", 0),
     OPT("max-queued", FERRY_OPT_U64, max_queued, "N",
-        "datagrams held at once; more are dropped (default 4096)", 0),
+        "datagrams held at once; more are dropped (default 1024)", 0),
     OPT("max-clients", FERRY_OPT_U64, max_clients, "N",
         "client addresses served; new ones beyond are dropped (default 64)", 0),
     OPT("log-level", FERRY_OPT_LOGLEVEL, log_level, "LEVEL", "error, warn, info or debug", 0),
@@ -144,7 +145,7 @@ static enum ferry_err parse_cfg(struct proxy_cfg *cfg, int argc, char **argv, bo
                                 struct ferry_diag *d)
 {
     cfg->seed = 1;
-    cfg->max_queued = 4096;
+    cfg->max_queued = 1024;
     cfg->max_clients = 64;
     cfg->log_level = FERRY_LOG_INFO;
     enum ferry_err err = ferry_opts_parse(proxy_opts, N_OPTS, cfg, argc, argv, 1, NULL, help, d);
@@ -163,27 +164,11 @@ static void usage(FILE *out)
     ferry_opts_usage(out, proxy_opts, N_OPTS);
 }
 
-/* "host:port" or "[v6]:port" into a socket address (numeric or resolved). */
-static enum ferry_err resolve(const char *what, const char *spec, const char *port_override,
+/* A host (name or numeric address) and a port into a socket address. */
+static enum ferry_err resolve(const char *what, const char *host, const char *port,
                               struct sockaddr_storage *out, socklen_t *out_len,
                               struct ferry_diag *d)
 {
-    char host[256];
-    const char *port = port_override;
-    const char *colon = port ? NULL : strrchr(spec, ':');
-    size_t hlen = port ? strlen(spec) : colon ? (size_t)(colon - spec) : 0;
-    if (!port && (!colon || !colon[1] || hlen == 0))
-        return ferry_fail(d, FERRY_E_INVALID_ARG, "%s: expected HOST:PORT, got '%s'", what, spec);
-    if (!port)
-        port = colon + 1;
-    if (hlen >= 2 && spec[0] == '[' && spec[hlen - 1] == ']') {
-        spec++;
-        hlen -= 2;
-    }
-    if (hlen >= sizeof(host))
-        return ferry_fail(d, FERRY_E_INVALID_ARG, "%s: host name too long", what);
-    memcpy(host, spec, hlen);
-    host[hlen] = '\0';
     struct addrinfo hints = {.ai_socktype = SOCK_DGRAM}, *res = NULL;
     int rc = getaddrinfo(host, port, &hints, &res);
     if (rc != 0)
@@ -193,6 +178,26 @@ static enum ferry_err resolve(const char *what, const char *spec, const char *po
     *out_len = res->ai_addrlen;
     freeaddrinfo(res);
     return FERRY_OK;
+}
+
+/* "host:port" or "[v6]:port" into a socket address. */
+static enum ferry_err resolve_target(const char *spec, struct sockaddr_storage *out,
+                                     socklen_t *out_len, struct ferry_diag *d)
+{
+    char host[256];
+    const char *colon = strrchr(spec, ':');
+    if (!colon || colon == spec || !colon[1])
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--target: expected HOST:PORT, got '%s'", spec);
+    size_t hlen = (size_t)(colon - spec);
+    if (hlen >= 2 && spec[0] == '[' && spec[hlen - 1] == ']') {
+        spec++;
+        hlen -= 2;
+    }
+    if (hlen >= sizeof(host))
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--target: host name too long");
+    memcpy(host, spec, hlen);
+    host[hlen] = '\0';
+    return resolve("--target", host, colon + 1, out, out_len, d);
 }
 
 /* ---- randomness --------------------------------------------------------- */
@@ -452,7 +457,7 @@ static enum ferry_err proxy_new(const struct proxy_cfg *cfg, struct proxy **out,
     p->rng[DIR_DOWN] = cfg->seed ^ UINT64_C(0xD1B54A32D192ED03);
     enum ferry_err err = ferry_loop_new(&p->loop, d);
     if (err == FERRY_OK)
-        err = resolve("--target", cfg->target, NULL, &p->target, &p->target_len, d);
+        err = resolve_target(cfg->target, &p->target, &p->target_len, d);
     if (err == FERRY_OK && !(p->clients = calloc(cfg->max_clients, sizeof(*p->clients))))
         err = ferry_fail(d, FERRY_E_NOMEM, "out of memory");
     if (err == FERRY_OK)
