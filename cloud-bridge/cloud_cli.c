@@ -2,6 +2,7 @@
 
 #include "cloud_keys.h"
 #include "cloud_sign.h"
+#include "cloud_subcmd.h"
 #include "cloud_verify.h"
 #include "ferry_cfgfile.h"
 #include "ferry_envelope.h"
@@ -13,63 +14,15 @@
 #include <stdio.h>
 #include <time.h>
 
-#define EXIT_FAILED 1
-#define EXIT_USAGE  2
 /* Tolerance for a signer whose clock runs ahead of ours. */
 #define VERIFY_CLOCK_SKEW 300
 #define DEFAULT_LIFETIME  (30 * 86400)
 
-#define OPT(cfgtype, n, t, f, mv, h, fl)                                                           \
-    {                                                                                              \
-        n, t, offsetof(struct cfgtype, f), mv, h, fl                                               \
-    }
-#define LOG_LEVEL_OPT(cfgtype)                                                                     \
-    OPT(cfgtype, "log-level", FERRY_OPT_LOGLEVEL, log_level, "LEVEL",                              \
-        "error, warn, info or debug (default warn)", 0)
-
-struct cmd_spec {
-    const char *name;
-    const char *synopsis;
-    const char *about;
-    const struct ferry_opt *opts;
-    size_t nopts;
-};
-
-static int report(const struct cmd_spec *c, const struct ferry_diag *d, enum ferry_err err,
-                  int status)
-{
-    if (status == EXIT_USAGE)
-        fprintf(stderr, "ferry-cloud %s: %s (see 'ferry-cloud %s --help')\n", c->name,
-                ferry_diag_str(d, err), c->name);
-    else
-        fprintf(stderr, "ferry-cloud %s: %s\n", c->name, ferry_diag_str(d, err));
-    return status;
-}
-
-static int usage_error(const struct cmd_spec *c, const char *msg)
+static int usage_error(const struct cloud_subcmd *c, const char *msg)
 {
     struct ferry_diag d = {{0}};
-    return report(c, &d, ferry_fail(&d, FERRY_E_INVALID_ARG, "%s", msg), EXIT_USAGE);
-}
-
-/* Parses argv into cfg and starts logging at *level. Returns -1 when the
- * command should run, otherwise the exit status to return at once. */
-static int parse_cmd(const struct cmd_spec *c, void *cfg, const enum ferry_log_level *level,
-                     int argc, char **argv)
-{
-    struct ferry_diag d = {{0}};
-    bool help = false;
-    enum ferry_err err =
-        ferry_opts_parse(c->opts, c->nopts, cfg, argc, argv, 1, ferry_cfgfile_load, &help, &d);
-    if (help) {
-        printf("Usage: ferry-cloud %s %s\n\n%s\n\nOptions:\n", c->name, c->synopsis, c->about);
-        ferry_opts_usage(stdout, c->opts, c->nopts);
-        return 0;
-    }
-    if (err != FERRY_OK)
-        return report(c, &d, err, EXIT_USAGE);
-    ferry_log_init("ferry-cloud", *level);
-    return -1;
+    return cloud_subcmd_report(c, &d, ferry_fail(&d, FERRY_E_INVALID_ARG, "%s", msg),
+                               CLOUD_EXIT_USAGE);
 }
 
 /* ---- keygen ---- */
@@ -80,12 +33,12 @@ struct keygen_cfg {
 };
 
 static const struct ferry_opt keygen_opts[] = {
-    OPT(keygen_cfg, "out-dir", FERRY_OPT_STR, out_dir, "DIR",
-        "folder for release-<kid>.key (0600) and release-<kid>.pub", FERRY_OPT_REQUIRED),
-    LOG_LEVEL_OPT(keygen_cfg),
+    CLOUD_OPT(keygen_cfg, "out-dir", FERRY_OPT_STR, out_dir, "DIR",
+              "folder for release-<kid>.key (0600) and release-<kid>.pub", FERRY_OPT_REQUIRED),
+    CLOUD_OPT_LOG_LEVEL(keygen_cfg),
 };
 
-static const struct cmd_spec keygen_spec = {
+static const struct cloud_subcmd keygen_spec = {
     "keygen", "--out-dir DIR",
     "Generates an ECDSA P-256 release-signing key and prints its key id.\n"
     "The .pub file is a one-key keyring for gateways and nodes (--trust).",
@@ -96,14 +49,14 @@ int cloud_cmd_keygen(int argc, char **argv)
     struct keygen_cfg cfg = {.log_level = FERRY_LOG_WARN};
     struct ferry_diag d = {{0}};
     struct cloud_key *k = NULL;
-    int status = parse_cmd(&keygen_spec, &cfg, &cfg.log_level, argc, argv);
+    int status = cloud_subcmd_parse(&keygen_spec, &cfg, &cfg.log_level, argc, argv);
     if (status >= 0)
         goto out;
     enum ferry_err err = cloud_key_generate(&k, &d);
     if (err == FERRY_OK)
         err = cloud_key_save(k, cfg.out_dir, &d);
     if (err != FERRY_OK) {
-        status = report(&keygen_spec, &d, err, EXIT_FAILED);
+        status = cloud_subcmd_report(&keygen_spec, &d, err, CLOUD_EXIT_FAILED);
         goto out;
     }
     LOG_INFO("wrote %s/release-%s.key and .pub", cfg.out_dir, cloud_key_kid(k));
@@ -138,42 +91,42 @@ struct sign_cfg {
 };
 
 static const struct ferry_opt sign_opts[] = {
-    OPT(sign_cfg, "key", FERRY_OPT_STR, key, "KEY", "release-signing private key (PEM)",
-        FERRY_OPT_REQUIRED),
-    OPT(sign_cfg, "artifact", FERRY_OPT_STR, artifact, "FILE", "the image to release",
-        FERRY_OPT_REQUIRED),
-    OPT(sign_cfg, "version", FERRY_OPT_STR, version, "SEMVER", "release version, e.g. 1.4.0",
-        FERRY_OPT_REQUIRED),
-    OPT(sign_cfg, "seq", FERRY_OPT_U64, seq, "N",
-        "anti-rollback sequence, higher than every earlier release", FERRY_OPT_REQUIRED),
-    OPT(sign_cfg, "hw-model", FERRY_OPT_STRLIST, hw_models, "MODEL",
-        "hardware model the release is for", FERRY_OPT_REQUIRED),
-    OPT(sign_cfg, "hw-revision", FERRY_OPT_STRLIST, hw_revisions, "REV",
-        "restrict every model to these revisions (default: all)", 0),
-    OPT(sign_cfg, "product", FERRY_OPT_STR, product, "NAME",
-        "product line (default " CLOUD_DEFAULT_PRODUCT ")", 0),
-    OPT(sign_cfg, "component", FERRY_OPT_STR, component, "NAME",
-        "component (default " CLOUD_DEFAULT_COMPONENT ")", 0),
-    OPT(sign_cfg, "media-type", FERRY_OPT_STR, media_type, "TYPE",
-        "artifact media type (default " CLOUD_DEFAULT_MEDIA_TYPE ")", 0),
-    OPT(sign_cfg, "expires", FERRY_OPT_DURATION, expires, "DURATION",
-        "validity from now, e.g. 12h or 90d (default 30d)", 0),
-    OPT(sign_cfg, "must-be-idle", FERRY_OPT_BOOL, must_be_idle, NULL,
-        "never install while a device reports busy", 0),
-    OPT(sign_cfg, "window-start", FERRY_OPT_U64, window_start, "UNIX",
-        "earliest install time, unix seconds", 0),
-    OPT(sign_cfg, "window-end", FERRY_OPT_U64, window_end, "UNIX",
-        "latest install time, unix seconds", 0),
-    OPT(sign_cfg, "max-deferral", FERRY_OPT_DURATION, max_deferral, "DURATION",
-        "how long a busy device may defer (default unlimited)", 0),
-    OPT(sign_cfg, "release", FERRY_OPT_STR, release, "ID",
-        "release id (default <product>-<version>-<seq>)", 0),
-    OPT(sign_cfg, "out", FERRY_OPT_STR, out, "FILE", "where to write the signed envelope",
-        FERRY_OPT_REQUIRED),
-    LOG_LEVEL_OPT(sign_cfg),
+    CLOUD_OPT(sign_cfg, "key", FERRY_OPT_STR, key, "KEY", "release-signing private key (PEM)",
+              FERRY_OPT_REQUIRED),
+    CLOUD_OPT(sign_cfg, "artifact", FERRY_OPT_STR, artifact, "FILE", "the image to release",
+              FERRY_OPT_REQUIRED),
+    CLOUD_OPT(sign_cfg, "version", FERRY_OPT_STR, version, "SEMVER", "release version, e.g. 1.4.0",
+              FERRY_OPT_REQUIRED),
+    CLOUD_OPT(sign_cfg, "seq", FERRY_OPT_U64, seq, "N",
+              "anti-rollback sequence, higher than every earlier release", FERRY_OPT_REQUIRED),
+    CLOUD_OPT(sign_cfg, "hw-model", FERRY_OPT_STRLIST, hw_models, "MODEL",
+              "hardware model the release is for", FERRY_OPT_REQUIRED),
+    CLOUD_OPT(sign_cfg, "hw-revision", FERRY_OPT_STRLIST, hw_revisions, "REV",
+              "restrict every model to these revisions (default: all)", 0),
+    CLOUD_OPT(sign_cfg, "product", FERRY_OPT_STR, product, "NAME",
+              "product line (default " CLOUD_DEFAULT_PRODUCT ")", 0),
+    CLOUD_OPT(sign_cfg, "component", FERRY_OPT_STR, component, "NAME",
+              "component (default " CLOUD_DEFAULT_COMPONENT ")", 0),
+    CLOUD_OPT(sign_cfg, "media-type", FERRY_OPT_STR, media_type, "TYPE",
+              "artifact media type (default " CLOUD_DEFAULT_MEDIA_TYPE ")", 0),
+    CLOUD_OPT(sign_cfg, "expires", FERRY_OPT_DURATION, expires, "DURATION",
+              "validity from now, e.g. 12h or 90d (default 30d)", 0),
+    CLOUD_OPT(sign_cfg, "must-be-idle", FERRY_OPT_BOOL, must_be_idle, NULL,
+              "never install while a device reports busy", 0),
+    CLOUD_OPT(sign_cfg, "window-start", FERRY_OPT_U64, window_start, "UNIX",
+              "earliest install time, unix seconds", 0),
+    CLOUD_OPT(sign_cfg, "window-end", FERRY_OPT_U64, window_end, "UNIX",
+              "latest install time, unix seconds", 0),
+    CLOUD_OPT(sign_cfg, "max-deferral", FERRY_OPT_DURATION, max_deferral, "DURATION",
+              "how long a busy device may defer (default unlimited)", 0),
+    CLOUD_OPT(sign_cfg, "release", FERRY_OPT_STR, release, "ID",
+              "release id (default <product>-<version>-<seq>)", 0),
+    CLOUD_OPT(sign_cfg, "out", FERRY_OPT_STR, out, "FILE", "where to write the signed envelope",
+              FERRY_OPT_REQUIRED),
+    CLOUD_OPT_LOG_LEVEL(sign_cfg),
 };
 
-static const struct cmd_spec sign_spec = {
+static const struct cloud_subcmd sign_spec = {
     "sign",
     "--key KEY --artifact FILE --version SEMVER --seq N\n"
     "                        --hw-model MODEL [--hw-model MODEL ...] --out FILE [options]",
@@ -208,7 +161,7 @@ static int sign_run(const struct sign_cfg *cfg)
         err = cloud_sign_release(&rel, k, cfg->out, &m, &d);
     cloud_key_free(k);
     if (err != FERRY_OK)
-        return report(&sign_spec, &d, err, EXIT_FAILED);
+        return cloud_subcmd_report(&sign_spec, &d, err, CLOUD_EXIT_FAILED);
     printf("signed: release %s version %s seq %" PRIu64 " key %s -> %s\n", m.release_id, m.version,
            m.seq, m.key_id, cfg->out);
     return 0;
@@ -217,7 +170,7 @@ static int sign_run(const struct sign_cfg *cfg)
 int cloud_cmd_sign(int argc, char **argv)
 {
     struct sign_cfg cfg = {.expires = DEFAULT_LIFETIME, .log_level = FERRY_LOG_WARN};
-    int status = parse_cmd(&sign_spec, &cfg, &cfg.log_level, argc, argv);
+    int status = cloud_subcmd_parse(&sign_spec, &cfg, &cfg.log_level, argc, argv);
     if (status >= 0)
         goto out;
     if (cfg.window_start > INT64_MAX || cfg.window_end > INT64_MAX)
@@ -242,21 +195,21 @@ struct verify_cfg {
 };
 
 static const struct ferry_opt verify_opts[] = {
-    OPT(verify_cfg, "trust", FERRY_OPT_STR, trust, "KEYRING",
-        "PEM public key or JSON keyring of trusted release keys", FERRY_OPT_REQUIRED),
-    OPT(verify_cfg, "manifest", FERRY_OPT_STR, manifest, "FILE",
-        "signed envelope written by 'ferry-cloud sign'", FERRY_OPT_REQUIRED),
-    OPT(verify_cfg, "artifact", FERRY_OPT_STR, artifact, "FILE", "the artifact to check",
-        FERRY_OPT_REQUIRED),
-    OPT(verify_cfg, "hw-model", FERRY_OPT_STR, hw_model, "MODEL",
-        "check the release is meant for this model", 0),
-    OPT(verify_cfg, "hw-revision", FERRY_OPT_STR, hw_revision, "REV",
-        "with --hw-model: the device's revision", 0),
-    OPT(verify_cfg, "min-seq", FERRY_OPT_U64, min_seq, "N", "reject a sequence below N", 0),
-    LOG_LEVEL_OPT(verify_cfg),
+    CLOUD_OPT(verify_cfg, "trust", FERRY_OPT_STR, trust, "KEYRING",
+              "PEM public key or JSON keyring of trusted release keys", FERRY_OPT_REQUIRED),
+    CLOUD_OPT(verify_cfg, "manifest", FERRY_OPT_STR, manifest, "FILE",
+              "signed envelope written by 'ferry-cloud sign'", FERRY_OPT_REQUIRED),
+    CLOUD_OPT(verify_cfg, "artifact", FERRY_OPT_STR, artifact, "FILE", "the artifact to check",
+              FERRY_OPT_REQUIRED),
+    CLOUD_OPT(verify_cfg, "hw-model", FERRY_OPT_STR, hw_model, "MODEL",
+              "check the release is meant for this model", 0),
+    CLOUD_OPT(verify_cfg, "hw-revision", FERRY_OPT_STR, hw_revision, "REV",
+              "with --hw-model: the device's revision", 0),
+    CLOUD_OPT(verify_cfg, "min-seq", FERRY_OPT_U64, min_seq, "N", "reject a sequence below N", 0),
+    CLOUD_OPT_LOG_LEVEL(verify_cfg),
 };
 
-static const struct cmd_spec verify_spec = {
+static const struct cloud_subcmd verify_spec = {
     "verify", "--trust KEYRING --manifest FILE --artifact FILE [options]",
     "Checks a signed envelope as a device would (trusted key, signature,\n"
     "validity period, hardware, sequence) and that the artifact matches it.",
@@ -279,7 +232,7 @@ static int verify_run(const struct verify_cfg *cfg)
         err = cloud_verify_release(cfg->manifest, cfg->artifact, kr, &pol, &m, &d);
     ferry_keyring_free(kr);
     if (err != FERRY_OK)
-        return report(&verify_spec, &d, err, EXIT_FAILED);
+        return cloud_subcmd_report(&verify_spec, &d, err, CLOUD_EXIT_FAILED);
     printf("ok: release %s version %s seq %" PRIu64 "\n", m.release_id, m.version, m.seq);
     return 0;
 }
@@ -287,7 +240,7 @@ static int verify_run(const struct verify_cfg *cfg)
 int cloud_cmd_verify(int argc, char **argv)
 {
     struct verify_cfg cfg = {.log_level = FERRY_LOG_WARN};
-    int status = parse_cmd(&verify_spec, &cfg, &cfg.log_level, argc, argv);
+    int status = cloud_subcmd_parse(&verify_spec, &cfg, &cfg.log_level, argc, argv);
     if (status >= 0)
         goto out;
     if (cfg.hw_revision && !cfg.hw_model)
