@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034 # FLEET_OFF and RECORDS_* are for the tests to read
+# shellcheck disable=SC2034 # FLEET_OFF, RECORDS_* and STOP_BAD are for the tests to read
 # Shared set-up for the fleet rollout tests (test_rollout*.sh): many
 # ferry-edge processes behind one ferry-gateway, with the cloud's inventory
 # as the witness of what every node reported. Source after lib.sh,
@@ -13,9 +13,10 @@
 #   inventory_check CHECK ARGS...  one look at `ferry-cloud status --json`
 #   wait_fleet SECS STATE VERSION NODE...  until every NODE's latest record
 #                                  has this state and version
-#   records_complete NODE...       the inventory's records table holds every
+#   records_complete SECS NODE...  the inventory's records table holds every
 #                                  seq 1..last of each node, last being the
 #                                  highest seq the node's own log handed out
+#   stop_all PID... / no_sanitizer_reports   a clean shutdown at the end
 
 EDGE=$(ferry_bin ferry-edge)
 COAP_PORT=${COAP_PORT:-$(free_port udp)}
@@ -196,4 +197,31 @@ release() {
     shift 3
     "$CLOUD" publish --broker "$BROKER" --fleet "$FLEET" --store "$STORE" --key "$KEY" \
         --artifact "$file" --version "$version" --seq "$seq" "$@" 2>>"$TEST_TMP/publish.log"
+}
+
+# stop_all PID...: SIGTERM to every process, then waits for each; sets
+# STOP_BAD to "PID:STATUS " for those that did not exit 0 (a sanitizer's
+# abort, a crash on the way out, a hang past 30 s). Call it in this shell,
+# not in $(...): only this shell can wait for its children.
+stop_all() {
+    local pid rc deadline
+    STOP_BAD=
+    for pid in "$@"; do
+        kill -TERM "$pid" 2>/dev/null
+    done
+    deadline=$((SECONDS + 30))
+    for pid in "$@"; do
+        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid"
+        rc=$?
+        [ "$rc" -eq 0 ] || STOP_BAD+="$pid:$rc "
+    done
+}
+
+# True when no log under $TEST_TMP holds a sanitizer report.
+no_sanitizer_reports() {
+    ! grep -rlE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TEST_TMP" --include='*.log'
 }

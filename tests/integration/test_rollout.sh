@@ -127,4 +127,9 @@ else
     fail "records missing (node count/max/last): $RECORDS_OFF"
 fi
 
+stop_all "${NODE_PID[@]}" "$GW_PID" "$SERVE_PID"
+check "every node, the gateway and the cloud stop cleanly on SIGTERM${STOP_BAD:+ (not: $STOP_BAD)}" \
+    test -z "$STOP_BAD"
+check "no sanitizer report in any log" no_sanitizer_reports
+
 finish

@@ -84,6 +84,7 @@ start_gw
 GW1_PID=$GW_PID
 COAP_PORT2=$(free_port udp)
 start_gw_as gw2 "$COAP_PORT2"
+GW2_PID=$GW_PID
 
 for i in 1 2 3 4; do
     head -c "$IMAGE_BYTES" /dev/urandom >"$TEST_TMP/r$i.bin"
@@ -201,6 +202,7 @@ check "its slot B hashes to the artifact's SHA-256" \
     test "$(sha_of "$NODES_DIR/px/slot-b.img")" = "$(sha_of "$TEST_TMP/big.bin")"
 kill -TERM "$PROXY_PID"
 wait "$PROXY_PID"
+check "the proxy stops cleanly on SIGTERM" test $? -eq 0
 sed 's/^/    proxy: /' "$TEST_TMP/proxy.out"
 check "the proxy lost, duplicated and reordered datagrams both ways" python3 - \
     "$TEST_TMP/proxy.out" <<'EOF'
@@ -220,5 +222,10 @@ if records_complete 60 px; then
 else
     fail "records of the lossy node missing (count/max/last): $RECORDS_OFF"
 fi
+
+stop_all "${NODE_PID[@]}" "$GW_PID" "$GW2_PID" "$SERVE_PID"
+check "every node, both gateways and the cloud stop cleanly on SIGTERM${STOP_BAD:+ (not: $STOP_BAD)}" \
+    test -z "$STOP_BAD"
+check "no sanitizer report in any log" no_sanitizer_reports
 
 finish
