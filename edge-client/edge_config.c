@@ -1,7 +1,9 @@
 #include "edge_config.h"
 
 #include "edge_boot.h"
+#include "edge_nodecfg.h"
 #include "ferry_cfgfile.h"
+#include "ferry_fs.h"
 #include "ferry_manifest.h"
 #include "ferry_names.h"
 
@@ -14,16 +16,16 @@
     }
 
 static const struct ferry_opt edge_opts[] = {
-    OPT("gateway", FERRY_OPT_STR, gateway, "URI", "the gateway, coap://HOST:PORT",
-        FERRY_OPT_REQUIRED),
-    OPT("id", FERRY_OPT_STR, id, "NODE", "this node's id", FERRY_OPT_REQUIRED),
-    OPT("hw-model", FERRY_OPT_STR, hw_model, "MODEL", "this node's hardware model",
-        FERRY_OPT_REQUIRED),
+    OPT("gateway", FERRY_OPT_STR, gateway, "URI",
+        "the gateway, coap://HOST:PORT (required unless in node.cfg)", 0),
+    OPT("id", FERRY_OPT_STR, id, "NODE", "this node's id (required unless in node.cfg)", 0),
+    OPT("hw-model", FERRY_OPT_STR, hw_model, "MODEL",
+        "this node's hardware model (required unless in node.cfg)", 0),
     OPT("hw-revision", FERRY_OPT_STR, hw_revision, "REV", "this node's hardware revision", 0),
     OPT("state-dir", FERRY_OPT_STR, state_dir, "DIR", "slots, boot state and status journal",
         FERRY_OPT_REQUIRED),
-    OPT("trust", FERRY_OPT_STR, trust, "KEYRING", "PEM public key or JSON keyring of release keys",
-        FERRY_OPT_REQUIRED),
+    OPT("trust", FERRY_OPT_STR, trust, "KEYRING",
+        "PEM public key or JSON keyring of release keys (required unless in node.cfg)", 0),
     OPT("health-cmd", FERRY_OPT_STR, health_cmd, "CMD",
         "health check of a trial boot; exit 0 = healthy (none: always healthy)", 0),
     OPT("busy-cmd", FERRY_OPT_STR, busy_cmd, "CMD",
@@ -54,6 +56,68 @@ static const struct ferry_opt edge_opts[] = {
 static bool in_range(int64_t v, int64_t lo, int64_t hi)
 {
     return v >= lo && v <= hi;
+}
+
+static enum ferry_err check(const struct edge_config *cfg, struct ferry_diag *d);
+
+/* Takes from node.cfg what no flag gave: a flag never loses to the file. */
+static enum ferry_err take(char **field, const char *from_file)
+{
+    if (*field || !from_file[0])
+        return FERRY_OK;
+    *field = strdup(from_file);
+    return *field ? FERRY_OK : FERRY_E_NOMEM;
+}
+
+/* The node's identity file (edge_nodecfg.h): read it for what the flags
+ * leave out, then write back the merged identity, so that every version the
+ * node boots, older or newer, finds who it is and where its gateway is. */
+static enum ferry_err merge_nodecfg(struct edge_config *cfg, struct ferry_diag *d)
+{
+    char path[4096];
+    if (snprintf(path, sizeof(path), "%s/node.cfg", cfg->state_dir) >= (int)sizeof(path))
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--state-dir: path too long");
+    struct edge_nodecfg *nc = NULL;
+    enum ferry_err err = edge_nodecfg_load(path, &nc, d);
+    if (err == FERRY_E_NOT_FOUND) {
+        nc = edge_nodecfg_new();
+        err = nc ? FERRY_OK : ferry_fail(d, FERRY_E_NOMEM, "node.cfg: out of memory");
+    } else if (err != FERRY_OK) {
+        ferry_diag_prefix(d, path);
+        return err;
+    }
+    if (err == FERRY_OK &&
+        (take(&cfg->id, nc->id) != FERRY_OK || take(&cfg->hw_model, nc->hw_model) != FERRY_OK ||
+         take(&cfg->hw_revision, nc->hw_revision) != FERRY_OK ||
+         take(&cfg->gateway, nc->gateway) != FERRY_OK || take(&cfg->trust, nc->trust) != FERRY_OK))
+        err = ferry_fail(d, FERRY_E_NOMEM, "node.cfg: out of memory");
+    const struct {
+        const char *flag;
+        const char *value;
+    } need[] = {{"--id", cfg->id},
+                {"--hw-model", cfg->hw_model},
+                {"--gateway", cfg->gateway},
+                {"--trust", cfg->trust}};
+    for (size_t i = 0; err == FERRY_OK && i < sizeof(need) / sizeof(need[0]); i++) {
+        if (!need[i].value)
+            err = ferry_fail(d, FERRY_E_INVALID_ARG,
+                             "missing required option %s (not in %s either)", need[i].flag, path);
+    }
+    if (err == FERRY_OK)
+        err = check(cfg, d);
+    if (err == FERRY_OK) {
+        snprintf(nc->id, sizeof(nc->id), "%s", cfg->id);
+        snprintf(nc->hw_model, sizeof(nc->hw_model), "%s", cfg->hw_model);
+        snprintf(nc->hw_revision, sizeof(nc->hw_revision), "%s",
+                 cfg->hw_revision ? cfg->hw_revision : "");
+        snprintf(nc->gateway, sizeof(nc->gateway), "%s", cfg->gateway);
+        snprintf(nc->trust, sizeof(nc->trust), "%s", cfg->trust);
+        err = ferry_mkdir_p(cfg->state_dir, 0700, d);
+    }
+    if (err == FERRY_OK)
+        err = edge_nodecfg_save(nc, path, d);
+    edge_nodecfg_free(nc);
+    return err;
 }
 
 static enum ferry_err check(const struct edge_config *cfg, struct ferry_diag *d)
@@ -105,7 +169,7 @@ enum ferry_err edge_config_parse(struct edge_config *cfg, int argc, char **argv,
         ferry_opts_parse(edge_opts, N_OPTS, cfg, argc, argv, 1, ferry_cfgfile_load, help, d);
     if (err != FERRY_OK || *help)
         return err;
-    return check(cfg, d);
+    return merge_nodecfg(cfg, d);
 }
 
 void edge_config_free(struct edge_config *cfg)

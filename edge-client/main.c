@@ -24,6 +24,9 @@ int main(int argc, char **argv)
         return 2;
     }
     ferry_log_init("ferry-edge", cfg.log_level);
+    LOG_INFO("node %s, model %s%s%s, gateway %s, state in %s", cfg.id, cfg.hw_model,
+             cfg.hw_revision ? " revision " : "", cfg.hw_revision ? cfg.hw_revision : "",
+             cfg.gateway, cfg.state_dir);
     struct ferry_loop *loop = NULL;
     struct edge_daemon *dm = NULL;
     err = ferry_loop_new(&loop, &d);

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# ferry-edge keeps its identity in STATE/node.cfg: written from the flags on
+# first start, read back when a later start (another version, a factory
+# image) gives only --state-dir, and never allowed to override a flag.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+EDGE=$(ferry_bin ferry-edge)
+CLOUD=$(ferry_bin ferry-cloud)
+"$CLOUD" keygen --out-dir "$TEST_TMP/keys" >/dev/null || die "keygen failed"
+PUB=$(ls "$TEST_TMP"/keys/release-*.pub)
+STATE="$TEST_TMP/state"
+PORT=$(free_port udp) # nothing listens there: the node only has to start
+
+# run_edge SECS ARGS...: runs ferry-edge for SECS, then stops it with SIGTERM.
+run_edge() {
+    local secs=$1
+    shift
+    "$EDGE" "$@" >>"$TEST_TMP/edge.log" 2>&1 &
+    local pid=$!
+    sleep "$secs"
+    kill -TERM "$pid" 2>/dev/null
+    wait "$pid"
+}
+
+run_edge 1 --gateway "coap://127.0.0.1:$PORT" --id node-7 --hw-model meter-v2 \
+    --hw-revision B --state-dir "$STATE" --trust "$PUB"
+check "the first start exits cleanly on SIGTERM" test $? -eq 0
+check "node.cfg was written" test -f "$STATE/node.cfg"
+check "node.cfg names the node" grep -qx "id=node-7" "$STATE/node.cfg"
+check "node.cfg names the revision" grep -qx "hw_revision=B" "$STATE/node.cfg"
+check "node.cfg ends with its CRC" bash -c "tail -1 '$STATE/node.cfg' | grep -qE '^crc32=[0-9a-f]{8}$'"
+
+: >"$TEST_TMP/edge.log"
+run_edge 1 --state-dir "$STATE"
+check "a start with only --state-dir runs from node.cfg" test $? -eq 0
+check "and it knows who it is" grep -q "node-7" "$TEST_TMP/edge.log"
+
+run_edge 1 --state-dir "$STATE" --gateway "coap://127.0.0.1:$((PORT + 1))"
+check "a flag still overrides the file" grep -qx "gateway=coap://127.0.0.1:$((PORT + 1))" \
+    "$STATE/node.cfg"
+
+printf 'x' >>"$STATE/node.cfg"
+expect_status 2 "a damaged node.cfg is refused" "$EDGE" --state-dir "$STATE"
+expect_output stderr "node.cfg" "the error names node.cfg"
+expect_status 2 "without node.cfg or flags, --id is required" "$EDGE" \
+    --state-dir "$TEST_TMP/empty"
+expect_output stderr "--id" "the error names --id"
+finish
