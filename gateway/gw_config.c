@@ -36,6 +36,8 @@ static const struct ferry_opt gw_opts[] = {
         0),
     OPT("max-downloads", FERRY_OPT_U64, max_downloads, "N",
         "nodes served at once; others get 5.03 (default 8)", 0),
+    OPT("busy-max-age", FERRY_OPT_U64, busy_max_age, "SECONDS",
+        "Max-Age of the 5.03 a node gets beyond --max-downloads, jittered (default 10)", 0),
     OPT("psk-file", FERRY_OPT_STR, psk_file, "FILE",
         "serve nodes over DTLS with these per-node keys ('<node> <hex key>' lines)", 0),
     OPT("chunk-size", FERRY_OPT_U64, chunk_size, "BYTES",
@@ -54,6 +56,7 @@ enum ferry_err gw_config_parse(struct gw_config *cfg, int argc, char **argv, boo
     cfg->coap_port = 5683;
     cfg->cache_quota_mb = 1024;
     cfg->max_downloads = 8;
+    cfg->busy_max_age = 10;
     cfg->chunk_size = 65536;
     cfg->outbox_max_records = 100000;
     cfg->outbox_max_mb = 64;
@@ -75,6 +78,9 @@ enum ferry_err gw_config_parse(struct gw_config *cfg, int argc, char **argv, boo
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--outbox-max-mb: expected 1..%llu, got %llu",
                           (unsigned long long)(GW_OUTBOX_BYTES_LIMIT >> 20),
                           (unsigned long long)cfg->outbox_max_mb);
+    if (cfg->busy_max_age == 0 || cfg->busy_max_age > 3600)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--busy-max-age: expected 1..3600, got %llu",
+                          (unsigned long long)cfg->busy_max_age);
     if (cfg->max_downloads == 0)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--max-downloads: expected at least 1");
     return FERRY_OK;

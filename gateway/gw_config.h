@@ -26,6 +26,7 @@ struct gw_config {
     uint64_t cache_quota_mb;
     uint64_t max_downloads;      /* concurrent CoAP artifact transfers */
     char *psk_file;              /* per-node DTLS keys; NULL: plain CoAP */
+    uint64_t busy_max_age;       /* seconds a node refused by the cap waits (jittered) */
     uint64_t chunk_size;         /* bytes per MQTT stream chunk */
     uint64_t outbox_max_records; /* pending status records kept while the uplink is down */
     uint64_t outbox_max_mb;

@@ -97,6 +97,8 @@ static void failure_clear(struct gw *g, const uint8_t sha[FERRY_SHA256_LEN])
         *f = g->failures[--g->nfailures];
 }
 
+static void notify_releases_of(struct gw *g, const uint8_t sha[FERRY_SHA256_LEN]);
+
 /* ---- the download in progress ------------------------------------------ */
 
 static void on_fetch_timer(void *arg);
@@ -173,6 +175,7 @@ static void fetch_finish(struct gw *g)
         failure_clear(g, sha);
         if (gw_coap_artifact_added(g->coap, sha, g->fetch_size) != FERRY_OK)
             LOG_WARN("coap: could not list artifact %s", g->fetch_hex);
+        notify_releases_of(g, sha);
     } else {
         LOG_ERR("cache: artifact %s rejected: %s", g->fetch_hex, ferry_diag_str(&d, err));
         failure_note(g, sha);
@@ -369,6 +372,16 @@ static void notify_models(struct gw *g, const struct ferry_manifest *m)
     }
 }
 
+/* An artifact became servable: every release that uses it can be offered. */
+static void notify_releases_of(struct gw *g, const uint8_t sha[FERRY_SHA256_LEN])
+{
+    for (size_t i = 0; i < gw_releases_count(g->releases); i++) {
+        const struct ferry_manifest *m = &gw_releases_at(g->releases, i)->manifest;
+        if (memcmp(m->sha256, sha, FERRY_SHA256_LEN) == 0)
+            notify_models(g, m);
+    }
+}
+
 static void on_release(void *arg, const char *product, const uint8_t *buf, size_t len)
 {
     struct gw *g = arg;
@@ -391,7 +404,10 @@ static void on_release(void *arg, const char *product, const uint8_t *buf, size_
     LOG_INFO("release: accepted %s (product %s, version %s, seq %llu, artifact %s, %llu bytes)",
              r->manifest.release_id, product, r->manifest.version,
              (unsigned long long)r->manifest.seq, hex, (unsigned long long)r->manifest.size);
-    notify_models(g, &r->manifest);
+    /* Observers hear of it once its artifact is cached (fetch_finish), or
+     * now if it already is. */
+    if (gw_cache_has(g->cache, r->manifest.sha256, NULL))
+        notify_models(g, &r->manifest);
     schedule_pick(g, 0);
 }
 
@@ -411,10 +427,30 @@ static enum ferry_err relay_publish(void *arg, bool twin, const char *node, cons
 
 /* ---- CoAP hooks: what nodes see ----------------------------------------- */
 
+static bool lists_model(const struct ferry_manifest *m, const char *model)
+{
+    for (size_t i = 0; i < m->nhw; i++) {
+        if (strcmp(m->hw[i].model, model) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Nodes are offered a release only once its artifact is cached: offered
+ * earlier, a node would ask for the artifact, get 5.03 and wait out a
+ * Max-Age while the file was ready moments later. Meanwhile they keep the
+ * product's previous release, if it is still cached. */
 static const uint8_t *hook_manifest(void *arg, const char *hw_model, size_t *len)
 {
     struct gw *g = arg;
     const struct gw_release *r = gw_releases_for_model(g->releases, hw_model);
+    if (r && !gw_cache_has(g->cache, r->manifest.sha256, NULL)) {
+        const struct gw_release *prev = gw_releases_previous(g->releases, r->manifest.product);
+        r = prev && lists_model(&prev->manifest, hw_model) &&
+                    gw_cache_has(g->cache, prev->manifest.sha256, NULL)
+                ? prev
+                : NULL;
+    }
     if (!r)
         return NULL;
     *len = r->envelope_len;
@@ -481,6 +517,7 @@ static enum ferry_err start_coap(struct gw *g, struct ferry_diag *d)
         .addr = cfg->coap_addr ? cfg->coap_addr : "::",
         .port = (uint16_t)cfg->coap_port,
         .max_downloads = (uint32_t)cfg->max_downloads,
+        .busy_max_age_s = (uint32_t)cfg->busy_max_age,
         .psk_file = cfg->psk_file,
     };
     struct gw_coap_hooks hooks = {
