@@ -9,8 +9,10 @@
  *
  * Numbers are read as IEEE doubles (cJSON keeps no text), so an integer
  * literal above 2^53 may be read as a neighbouring value; every integer field
- * is therefore capped at 2^53, where doubles are still exact. The getters check one field's presence, type
- * and range and name it in the message: "<what>: field 'seq' must be ...". */
+ * is therefore capped at 2^53, where doubles are still exact.
+ *
+ * The getters check one field's presence, type and range and name it in the
+ * message: "<what>: field 'seq' must be ...". */
 #ifndef FERRY_JSON_H
 #define FERRY_JSON_H
 
@@ -21,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FERRY_JSON_MAX_DEPTH 8
+#define FERRY_JSON_MAX_DEPTH      8
 #define FERRY_JSON_MAX_DEPTH_TEXT "8"
 
 /* Parses buf (len bytes, need not be NUL-terminated) into a new cJSON object
