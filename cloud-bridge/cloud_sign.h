@@ -11,6 +11,7 @@
 #include "ferry_err.h"
 #include "ferry_manifest.h"
 #include "ferry_opts.h"
+#include "cloud_subcmd.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -18,6 +19,40 @@
 #define CLOUD_DEFAULT_PRODUCT    "firmware"
 #define CLOUD_DEFAULT_COMPONENT  "main"
 #define CLOUD_DEFAULT_MEDIA_TYPE "application/octet-stream"
+
+/* The flags that describe a release, shared by `sign` and `publish` so both
+ * read them alike. cfgtype must have the fields named below; req is
+ * FERRY_OPT_REQUIRED for the ones a signature cannot do without, or 0 where
+ * another flag (publish --manifest) can stand in for them. */
+#define CLOUD_OPT_RELEASE(cfgtype, req)                                                            \
+    CLOUD_OPT(cfgtype, "key", FERRY_OPT_STR, key, "KEY", "release-signing private key (PEM)",      \
+              req),                                                                                \
+        CLOUD_OPT(cfgtype, "version", FERRY_OPT_STR, version, "SEMVER",                            \
+                  "release version, e.g. 1.4.0", req),                                             \
+        CLOUD_OPT(cfgtype, "seq", FERRY_OPT_U64, seq, "N",                                         \
+                  "anti-rollback sequence, higher than every earlier release", req),               \
+        CLOUD_OPT(cfgtype, "hw-model", FERRY_OPT_STRLIST, hw_models, "MODEL",                      \
+                  "hardware model the release is for", req),                                       \
+        CLOUD_OPT(cfgtype, "hw-revision", FERRY_OPT_STRLIST, hw_revisions, "REV",                  \
+                  "restrict every model to these revisions (default: all)", 0),                    \
+        CLOUD_OPT(cfgtype, "product", FERRY_OPT_STR, product, "NAME",                              \
+                  "product line (default " CLOUD_DEFAULT_PRODUCT ")", 0),                          \
+        CLOUD_OPT(cfgtype, "component", FERRY_OPT_STR, component, "NAME",                          \
+                  "component (default " CLOUD_DEFAULT_COMPONENT ")", 0),                           \
+        CLOUD_OPT(cfgtype, "media-type", FERRY_OPT_STR, media_type, "TYPE",                        \
+                  "artifact media type (default " CLOUD_DEFAULT_MEDIA_TYPE ")", 0),                \
+        CLOUD_OPT(cfgtype, "expires", FERRY_OPT_DURATION, expires, "DURATION",                     \
+                  "validity from now, e.g. 12h or 90d (default 30d)", 0),                          \
+        CLOUD_OPT(cfgtype, "must-be-idle", FERRY_OPT_BOOL, must_be_idle, NULL,                     \
+                  "never install while a device reports busy", 0),                                 \
+        CLOUD_OPT(cfgtype, "window-start", FERRY_OPT_U64, window_start, "UNIX",                    \
+                  "earliest install time, unix seconds", 0),                                       \
+        CLOUD_OPT(cfgtype, "window-end", FERRY_OPT_U64, window_end, "UNIX",                        \
+                  "latest install time, unix seconds", 0),                                         \
+        CLOUD_OPT(cfgtype, "max-deferral", FERRY_OPT_DURATION, max_deferral, "DURATION",           \
+                  "how long a busy device may defer (default unlimited)", 0),                      \
+        CLOUD_OPT(cfgtype, "release", FERRY_OPT_STR, release, "ID",                                \
+                  "release id (default <product>-<version>-<seq>)", 0)
 
 /* What to release. Borrowed strings; NULL optional fields take the defaults
  * above, and a NULL release_id is derived by cloud_default_release_id(). */
