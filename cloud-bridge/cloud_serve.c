@@ -64,6 +64,7 @@ struct server {
     struct ferry_backoff backoff;
     uint64_t reconnect_timer;
     uint64_t resubscribe_timer;
+    int granted; /* grants since subscribe_all() last asked for them all */
     /* Topic filters, and the prefixes (the filter without its wildcards)
      * that tell an arriving message's kind. */
     char filters[SUBSCRIPTIONS][FERRY_TOPIC_MAX];
@@ -364,6 +365,7 @@ static void subscribe_all(void *arg)
 {
     struct server *s = arg;
     s->resubscribe_timer = 0;
+    s->granted = 0;
     for (int i = 0; i < SUBSCRIPTIONS; i++) {
         enum ferry_err err = ferry_mqtt_subscribe(s->mqtt, s->filters[i], 1, NULL);
         if (err != FERRY_OK)
@@ -389,6 +391,11 @@ static void on_event(struct server *s, const struct ferry_mqtt_ev *ev)
         ferry_loop_cancel(s->loop, s->resubscribe_timer);
         s->resubscribe_timer = 0;
         schedule_reconnect(s);
+        break;
+    case FERRY_MQTT_EV_SUBSCRIBED:
+        /* Operators (and the tests) learn here that requests now reach us. */
+        if (++s->granted == SUBSCRIPTIONS)
+            LOG_INFO("subscribed to all %d topic filters", SUBSCRIPTIONS);
         break;
     case FERRY_MQTT_EV_SUBSCRIBE_FAILED:
         LOG_ERR("the broker refused a subscription (%s); retrying in %d s",

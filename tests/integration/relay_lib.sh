@@ -27,26 +27,51 @@ wait_until() {
     return 1
 }
 
+# log_lines FILE: how many lines FILE holds now (0 if it does not exist yet).
+log_lines() {
+    if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi
+}
+
+# wait_log SECS FILE FROM PATTERN: waits until a line of FILE after line FROM
+# matches PATTERN (the logs are appended to across restarts).
+wait_log() {
+    wait_until "$1" bash -c "tail -n +\$(($3 + 1)) '$2' 2>/dev/null | grep -q -- '$4'"
+}
+
 # start_serve NAME [extra flags...]: sets SERVE_PID (log in $TEST_TMP/serve-NAME.log).
+# serve_subscribed [SECS] waits until that instance's subscriptions are granted.
 start_serve() {
     local name=$1
     shift
+    SERVE_LOG="$TEST_TMP/serve-$name.log"
+    SERVE_LOG_FROM=$(log_lines "$SERVE_LOG")
     "$CLOUD" serve --broker "$BROKER" --fleet "$FLEET" --store "$STORE" --db "$DB" \
         --log-level debug "$@" >>"$TEST_TMP/serve-$name.log" 2>&1 &
     SERVE_PID=$!
     kill_at_exit "$SERVE_PID"
 }
 
+serve_subscribed() {
+    wait_log "${1:-30}" "$SERVE_LOG" "$SERVE_LOG_FROM" "subscribed to all"
+}
+
 # start_gateway ID [extra flags...]: sets GW_PID; cache and state under $TEST_TMP/ID.
+# gateway_serving [SECS] waits until that gateway answers CoAP.
 start_gateway() {
     local id=$1
     shift
+    GW_LOG="$TEST_TMP/$id.log"
+    GW_LOG_FROM=$(log_lines "$GW_LOG")
     "$GATEWAY" --broker "$BROKER" --fleet "$FLEET" --id "$id" \
         --cache-dir "$TEST_TMP/$id/cache" --state-dir "$TEST_TMP/$id/state" \
         --trust "$PUB" --coap-port "${COAP_PORT:-$(free_port udp)}" --chunk-size "$CHUNK" \
         --log-level debug "$@" >>"$TEST_TMP/$id.log" 2>&1 &
     GW_PID=$!
     kill_at_exit "$GW_PID"
+}
+
+gateway_serving() {
+    wait_log "${1:-30}" "$GW_LOG" "$GW_LOG_FROM" "coap: serving on"
 }
 
 # publish FILE SEQ [extra flags...]: signs and publishes; prints the release id.

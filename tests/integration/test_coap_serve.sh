@@ -126,18 +126,24 @@ refused=0
 for seq in $(seq 1 50); do
     for n in 0 1 2 3 4 5 6 7 8 9; do
         out=$(post_status "node-$n" "$seq")
-        [ -n "$out" ] && refused=$((refused + 1))
+        if [ -n "$out" ]; then
+            refused=$((refused + 1))
+            echo "node-$n seq $seq was refused: $out"
+        fi
     done
 done
 check "500 records accepted with the broker down" test "$refused" -eq 0
 kill -KILL "$GW_PID"
 wait "$GW_PID" 2>/dev/null
 start_gateway gw1 --max-downloads 2
-sleep 1
+gateway_serving || die "the gateway did not come back after kill -9"
 for seq in $(seq 51 100); do
     for n in 0 1 2 3 4 5 6 7 8 9; do
         out=$(post_status "node-$n" "$seq")
-        [ -n "$out" ] && refused=$((refused + 1))
+        if [ -n "$out" ]; then
+            refused=$((refused + 1))
+            echo "node-$n seq $seq was refused: $out"
+        fi
     done
 done
 check "500 more accepted after a kill -9 of the gateway" test "$refused" -eq 0

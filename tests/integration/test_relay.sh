@@ -151,7 +151,7 @@ fi
 SERVE1=$SERVE_PID
 start_serve s2
 SERVE2=$SERVE_PID
-sleep 1
+serve_subscribed || die "the second serve instance never subscribed"
 head -c $((32 * MIB)) /dev/urandom >"$TEST_TMP/a5.bin"
 SHA5=$(sha_of "$TEST_TMP/a5.bin")
 kill -TERM "$GW_PID"
