@@ -333,7 +333,9 @@ static void manifest_answer(struct edge_coap *c, const struct edge_coap_answer *
         c->reobserve_timer =
             ferry_loop_timer(c->loop, jittered(c, REOBSERVE_MS), reobserve_timer, c);
     }
-    if (a->code == 404) {
+    /* An empty 2.05 (the observation stays) or, from a gateway that cannot
+     * keep one for this model, 4.04 (it ends; the poll timer asks again). */
+    if (a->code == 404 || (a->code == 205 && !a->has_block && a->len == 0)) {
         c->hooks.no_manifest(c->hooks.arg);
         return;
     }

@@ -6,8 +6,9 @@
  *             registration instead of adding one, and a gateway that
  *             restarted and lost it gets it back). An envelope too long for
  *             one datagram is fetched block by block (Block2, same ETag) up
- *             to FERRY_ENVELOPE_MAX_BYTES and handed over whole. 4.04 means
- *             there is no release for the model.
+ *             to FERRY_ENVELOPE_MAX_BYTES and handed over whole. An empty 2.05
+ *             (observation kept) or 4.04 means there is no release for the
+ *             model.
  *   Artifact  GET ferry/artifact/<sha256-hex> with an explicit Block2
  *             option for one block: the caller drives the transfer block by
  *             block. libcoap's own block-wise client (COAP_BLOCK_USE_LIBCOAP)
@@ -64,7 +65,7 @@ struct edge_coap_hooks {
     /* A whole envelope for our model (from a GET or a notification). The
      * same envelope comes again at every poll: the caller de-duplicates. */
     void (*manifest)(void *arg, const uint8_t *env, size_t len);
-    /* 4.04 for the manifest: the gateway has no release for our model. */
+    /* The gateway offers no release for our model (an empty 2.05, or 4.04). */
     void (*no_manifest)(void *arg);
     /* The answer to the latest edge_coap_get_block(). An answer naming
      * another block than asked for arrives as code 0. */

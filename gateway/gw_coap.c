@@ -72,6 +72,7 @@ struct gw_coap {
     coap_bin_const_t psk_reply; /* what the identity callback returns */
     struct art *arts;
     struct man *mans;
+    size_t waiting_models; /* mans created for a node's GET with no release yet */
     struct status_part parts[STATUS_PARTS];
     uint64_t idle_ms; /* pacer idle time, also the life of an unused mapping */
     uint64_t kick_timer;
@@ -592,8 +593,9 @@ static void serve_manifest(struct gw_coap *s, struct man *m, coap_session_t *ses
     size_t len = 0;
     const uint8_t *env = s->hooks.manifest(s->hooks.arg, m->hw, &len);
     if (!env) {
-        answerf(resp, COAP_RESPONSE_CODE_NOT_FOUND, s->manifest_max_age,
-                "no release for hardware model '%s'", m->hw);
+        /* "Nothing offered": a 2.05 keeps an observation alive (any error
+         * would end it), so the node hears of the model's first release. */
+        answer(resp, COAP_RESPONSE_CODE_CONTENT, s->manifest_max_age, NULL);
         return;
     }
     uint8_t *copy = len > 0 && len <= FERRY_ENVELOPE_MAX_BYTES ? malloc(len) : NULL;
@@ -836,7 +838,10 @@ static void unknown_manifest(struct gw_coap *s, const char *hw, coap_session_t *
         return;
     }
     size_t len = 0;
-    if (!s->hooks.manifest(s->hooks.arg, hw, &len)) {
+    bool released = s->hooks.manifest(s->hooks.arg, hw, &len) != NULL;
+    /* Any node may name any model: the resources made for models with no
+     * release are capped, and beyond the cap such nodes poll. */
+    if (!released && s->waiting_models >= GW_COAP_MAX_WAITING_MODELS) {
         answerf(resp, COAP_RESPONSE_CODE_NOT_FOUND, s->manifest_max_age,
                 "no release for hardware model '%s'", hw);
         return;
@@ -848,6 +853,8 @@ static void unknown_manifest(struct gw_coap *s, const char *hw, coap_session_t *
         answer(resp, COAP_RESPONSE_CODE_INTERNAL_ERROR, 0, "out of memory");
         return;
     }
+    if (!released)
+        s->waiting_models++;
     serve_manifest(s, m, ses, req, q, resp);
 }
 

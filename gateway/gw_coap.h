@@ -4,8 +4,9 @@
  *
  *   ferry/manifest/<hw-model>  GET, Observe. The newest signed envelope for
  *       that hardware model (hooks.manifest), content-format 50, Max-Age
- *       manifest_max_age_s, ETag from the envelope's SHA-256. 4.04 (with
- *       Max-Age) while there is none.
+ *       manifest_max_age_s, ETag from the envelope's SHA-256. While there
+ *       is none, an empty 2.05 with Max-Age, so observers stay registered
+ *       (4.04 instead for models beyond GW_COAP_MAX_WAITING_MODELS).
  *   ferry/artifact/<sha256-hex> GET, Block2. The artifact (hooks.artifact),
  *       content-format 42, ETag = the first 8 bytes of the SHA-256, Size2 =
  *       its length, Block2 as asked (block 0 of 1024 bytes when not asked;
@@ -54,6 +55,9 @@
 #define GW_COAP_DEFAULT_MANIFEST_MAX_AGE_S 60
 #define GW_COAP_DEFAULT_BUSY_MAX_AGE_S     10
 #define GW_COAP_DEFAULT_FETCHING_MAX_AGE_S 30
+/* Manifest resources the gateway creates for models it has no release for,
+ * because a node asked (so that node's observation can stay registered). */
+#define GW_COAP_MAX_WAITING_MODELS 64
 /* UDP sessions libcoap keeps for idle nodes; beyond that it drops the oldest. */
 #define GW_COAP_MAX_IDLE_SESSIONS 1000
 

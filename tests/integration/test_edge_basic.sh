@@ -26,10 +26,11 @@ start_gw() {
 }
 
 # Each run of ferry-edge logs to its own file: $TEST_TMP/edge-$RUN.log.
+# POLL sets its poll interval in seconds (1 by default).
 start_edge() {
     RUN=$((RUN + 1))
     "$EDGE" --gateway "coap://127.0.0.1:$COAP_PORT" --id "$NODE" --hw-model "$HW" \
-        --state-dir "$STATE" --trust "$PUB" --poll-interval 1 --request-timeout 5 \
+        --state-dir "$STATE" --trust "$PUB" --poll-interval "${POLL:-1}" --request-timeout 5 \
         --max-image-mb 16 --block-size 512 --health-cmd "$TEST_TMP/health.sh" \
         --log-level debug >>"$TEST_TMP/edge-$RUN.log" 2>&1 &
     EDGE_PID=$!
@@ -85,7 +86,9 @@ new_release() {
 
 start_serve s1
 start_gw
-start_edge
+# An hour between polls: the first release can only reach the node through
+# its observation of a model that had no release when it registered.
+POLL=3600 start_edge
 
 # --- a node with nothing to do reports idle once -----------------------------------
 if wait_until 30 node_is idle ""; then
@@ -94,10 +97,17 @@ else
     fail "no idle record in the inventory: $(node_row)"
 fi
 
+# The node asks twice (the first GET only makes the gateway's resource) and
+# is then registered; only a notification can tell it of the release.
+no_release_answers() {
+    [ "$(grep -c 'gateway has no release' "$TEST_TMP/edge-$RUN.log")" -ge 2 ]
+}
+wait_until 10 no_release_answers || fail "the node did not observe its model's empty manifest"
+
 # --- a release is downloaded, installed on trial, checked and confirmed -----------
 new_release 1 300000
 if wait_until 60 node_is success 1.0.1; then
-    pass "release 1.0.1 installed and confirmed"
+    pass "release 1.0.1 installed and confirmed, heard of through Observe alone"
 else
     fail "release 1.0.1 not confirmed: $(node_row)"
 fi

@@ -48,6 +48,7 @@ static struct fake {
     int complete, released; /* COMPLETE answers given, releases received */
     char envelope[256];     /* "" = no release for HW */
     char envelope_v3[256];  /* for "meter-v3", never announced */
+    char envelope_v9[256];  /* for "meter-v9": "" until its first release */
     int status_calls;
     struct ferry_status last;
     bool identity_null;
@@ -61,6 +62,7 @@ static const uint8_t *fake_manifest(void *arg, const char *hw, size_t *len)
     (void)arg;
     const char *env = strcmp(hw, HW) == 0           ? F.envelope
                       : strcmp(hw, "meter-v3") == 0 ? F.envelope_v3
+                      : strcmp(hw, "meter-v9") == 0 ? F.envelope_v9
                                                     : "";
     if (!env[0])
         return NULL;
@@ -395,7 +397,7 @@ static void pdu_opt(struct pdu *p, unsigned num, const void *val, size_t len)
 
 static void pdu_uint(struct pdu *p, unsigned num, uint32_t v)
 {
-    uint8_t be[4];
+    uint8_t be[4] = {0};
     size_t n = 0;
     for (int shift = 24; shift >= 0; shift -= 8)
         if (n || (v >> shift) & 0xff)
@@ -423,8 +425,8 @@ static void pdu_payload(struct pdu *p, const void *data, size_t len)
 struct resp {
     uint8_t raw[2048];
     ssize_t n;
-    int code;                                           /* 205 for 2.05 */
-    long max_age, size1, size2, block2, content_format; /* -1: absent */
+    int code;                                                    /* 205 for 2.05 */
+    long max_age, size1, size2, block2, content_format, observe; /* -1: absent */
     uint8_t etag[8];
     size_t etag_len;
     const uint8_t *payload;
@@ -454,7 +456,7 @@ static long uint_of(const uint8_t *v, unsigned len)
 static void parse_resp(struct resp *r)
 {
     r->code = (r->raw[1] >> 5) * 100 + (r->raw[1] & 31);
-    r->max_age = r->size1 = r->size2 = r->block2 = r->content_format = -1;
+    r->max_age = r->size1 = r->size2 = r->block2 = r->content_format = r->observe = -1;
     r->etag_len = 0;
     r->payload = NULL;
     r->plen = 0;
@@ -468,6 +470,8 @@ static void parse_resp(struct resp *r)
         i += len;
         if (num == 14)
             r->max_age = uint_of(v, len);
+        else if (num == 6)
+            r->observe = uint_of(v, len);
         else if (num == 60)
             r->size1 = uint_of(v, len);
         else if (num == 28)
@@ -682,7 +686,6 @@ static void wrong_paths_and_methods_are_refused(void)
         {"ferry/status", "get", "4.05"},
         {"ferry/manifest/" HW, "put", "4.05"},
         {"ferry/manifest/" HW, "delete", "4.05"},
-        {"ferry/manifest/no-such-model", "get", "4.04"},
         {"ferry/manifest/no-such-model", "post", "4.05"},
         {path, "delete", "4.05"},
         {path, "post", "4.05"},
@@ -900,14 +903,84 @@ static void observers_hear_of_a_new_manifest(void)
     /* A model the gateway has a release for but never announced. */
     CU_ASSERT_EQUAL(raw_get(fd, "ferry/manifest/meter-v3", -1, 0, &r), 205);
     CU_ASSERT(r.plen == strlen(F.envelope_v3) && memcmp(r.payload, F.envelope_v3, r.plen) == 0);
-    /* Withdrawn: 4.04 with a Max-Age for pollers. */
+    /* Withdrawn: an empty 2.05, with a Max-Age for pollers. */
     F.envelope[0] = '\0';
-    CU_ASSERT_EQUAL(raw_get(fd, "ferry/manifest/" HW, -1, 0, &r), 404);
+    CU_ASSERT_EQUAL(raw_get(fd, "ferry/manifest/" HW, -1, 0, &r), 205);
+    CU_ASSERT_EQUAL(r.plen, 0);
     CU_ASSERT(r.max_age > 0);
     close(fd);
     out = coap_get(".well-known/core", NULL, NULL);
     CU_ASSERT(contains(out, "</ferry/manifest/meter-v3>"));
     free(out);
+    stop_server();
+}
+
+/* GET with Observe: 0 from socket fd. */
+static int raw_observe(int fd, const char *path, struct resp *r)
+{
+    struct pdu p;
+    pdu_start(&p, 1, mid_seq++);
+    pdu_uint(&p, 6, 0);
+    pdu_path(&p, path);
+    CU_ASSERT_FATAL(raw_request(fd, &p, r));
+    return r->code;
+}
+
+static void release_v9(void *arg)
+{
+    (void)arg;
+    snprintf(F.envelope_v9, sizeof(F.envelope_v9), "{\"release\":\"v9\"}");
+    CU_ASSERT(gw_coap_manifest_changed(srv, "meter-v9") == FERRY_OK);
+}
+
+static void a_model_without_a_release_stays_observed(void)
+{
+    start_server(2, NULL);
+    int fd = raw_socket();
+    struct resp r;
+    /* The first GET makes the resource; it cannot register the observer. */
+    CU_ASSERT_EQUAL(raw_observe(fd, "ferry/manifest/meter-v9", &r), 205);
+    CU_ASSERT_EQUAL(r.plen, 0);
+    CU_ASSERT(r.max_age > 0);
+    CU_ASSERT_EQUAL(r.observe, -1);
+    /* Asked again, as ferry-edge does: now registered, still nothing offered. */
+    CU_ASSERT_EQUAL(raw_observe(fd, "ferry/manifest/meter-v9", &r), 205);
+    CU_ASSERT_EQUAL(r.plen, 0);
+    CU_ASSERT(r.observe >= 0);
+    /* The model's first release reaches the observer as a notification. */
+    CU_ASSERT_FATAL(ferry_loop_timer(loop, 200, release_v9, NULL) != 0);
+    struct raw_wait w = {.fd = fd, .r = &r};
+    CU_ASSERT_FATAL(run_until(raw_got, &w, 3000));
+    parse_resp(&r);
+    CU_ASSERT_EQUAL(r.code, 205);
+    CU_ASSERT(r.observe >= 0);
+    CU_ASSERT(r.plen == strlen(F.envelope_v9) && memcmp(r.payload, F.envelope_v9, r.plen) == 0);
+    close(fd);
+    stop_server();
+}
+
+static void models_without_a_release_are_capped(void)
+{
+    start_server(2, NULL);
+    int fd = raw_socket();
+    struct resp r;
+    char path[64];
+    for (int i = 0; i < GW_COAP_MAX_WAITING_MODELS; i++) {
+        snprintf(path, sizeof(path), "ferry/manifest/probe-%d", i);
+        CU_ASSERT_EQUAL(raw_get(fd, path, -1, 0, &r), 205);
+    }
+    /* Beyond the cap: 4.04 for pollers, no new resource. */
+    CU_ASSERT_EQUAL(raw_get(fd, "ferry/manifest/probe-extra", -1, 0, &r), 404);
+    CU_ASSERT(r.max_age > 0);
+    CU_ASSERT(r.plen > 0 && memmem(r.payload, r.plen, "probe-extra", 11) != NULL);
+    /* Models made earlier still answer; one with a release is still served. */
+    CU_ASSERT_EQUAL(raw_get(fd, "ferry/manifest/probe-0", -1, 0, &r), 205);
+    CU_ASSERT_EQUAL(raw_get(fd, "ferry/manifest/meter-v3", -1, 0, &r), 205);
+    CU_ASSERT(r.plen == strlen(F.envelope_v3) && memcmp(r.payload, F.envelope_v3, r.plen) == 0);
+    close(fd);
+    char *doc = coap_get(".well-known/core", NULL, NULL);
+    CU_ASSERT_PTR_NULL(strstr(doc, "probe-extra"));
+    free(doc);
     stop_server();
 }
 
@@ -1198,6 +1271,8 @@ const struct ferry_test_case ferry_tests[] = {
     {"status_hook_answers_map_to_codes", status_hook_answers_map_to_codes},
     {"fetching_and_unknown_artifacts", fetching_and_unknown_artifacts},
     {"observers_hear_of_a_new_manifest", observers_hear_of_a_new_manifest},
+    {"a_model_without_a_release_stays_observed", a_model_without_a_release_stays_observed},
+    {"models_without_a_release_are_capped", models_without_a_release_are_capped},
     {"one_download_at_a_time_refuses_the_second_node",
      one_download_at_a_time_refuses_the_second_node},
     {"a_node_may_start_at_any_block", a_node_may_start_at_any_block},
