@@ -1,6 +1,5 @@
-/* Reconnect delay policy (declared in ferry_mqtt.h). Kept apart from the
- * MQTT client so it stays pure: no clock, no global random state. */
-#include "ferry_mqtt.h"
+/* Retry timing (ferry_backoff.h): no clock, no global random state. */
+#include "ferry_backoff.h"
 
 /* Above this many doublings any 32-bit minimum has reached any 32-bit cap,
  * so the shift below never needs more than 64 bits. */
@@ -32,4 +31,12 @@ uint32_t ferry_backoff_next(struct ferry_backoff *b, uint32_t random)
 void ferry_backoff_reset(struct ferry_backoff *b)
 {
     b->attempt = 0;
+}
+
+uint64_t ferry_jitter(uint64_t base, unsigned pct, uint64_t random)
+{
+    uint64_t p = pct > 100 ? 100 : pct;
+    /* base * p / 100 without overflowing the product. */
+    uint64_t spread = base / 100 * p + base % 100 * p / 100;
+    return base - spread + random % (2 * spread + 1);
 }

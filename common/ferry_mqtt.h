@@ -21,6 +21,7 @@
 #ifndef FERRY_MQTT_H
 #define FERRY_MQTT_H
 
+#include "ferry_backoff.h" /* the reconnect delay, see above */
 #include "ferry_err.h"
 
 #include <stdbool.h>
@@ -104,15 +105,5 @@ enum ferry_err ferry_mqtt_publish(struct ferry_mqtt *m, const char *topic, const
 /* Subscribes (MQTT v5, no-local off). Outcome arrives as an event. */
 enum ferry_err ferry_mqtt_subscribe(struct ferry_mqtt *m, const char *filter, int qos,
                                     int *token) FERRY_MUST_CHECK;
-
-/* Reconnect delay policy: exponential from min_ms to max_ms with "full
- * jitter" (a uniform draw in [base/2, base]). Pure: the caller keeps the
- * state and supplies the random value, so tests drive it directly. */
-struct ferry_backoff {
-    uint32_t min_ms, max_ms;
-    uint32_t attempt; /* failures since the last success */
-};
-uint32_t ferry_backoff_next(struct ferry_backoff *b, uint32_t random);
-void ferry_backoff_reset(struct ferry_backoff *b);
 
 #endif

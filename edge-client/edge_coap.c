@@ -1,5 +1,6 @@
 #include "edge_coap.h"
 
+#include "ferry_backoff.h"
 #include "ferry_envelope.h"
 #include "ferry_hex.h"
 #include "ferry_log.h"
@@ -72,12 +73,11 @@ struct edge_coap {
 
 static uint64_t jittered(struct edge_coap *c, uint64_t base)
 {
+    /* xorshift64*, as in edge_fsm.c: enough to spread a fleet's polls. */
     c->rng ^= c->rng >> 12;
     c->rng ^= c->rng << 25;
     c->rng ^= c->rng >> 27;
-    uint64_t r = c->rng * UINT64_C(2685821657736338717);
-    uint64_t spread = base * POLL_JITTER_PCT / 100;
-    return base - spread + (spread ? r % (2 * spread + 1) : 0);
+    return ferry_jitter(base, POLL_JITTER_PCT, c->rng * UINT64_C(2685821657736338717));
 }
 
 static unsigned code_of(const coap_pdu_t *pdu)

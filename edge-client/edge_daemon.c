@@ -3,6 +3,7 @@
 #include "edge_coap.h"
 #include "edge_journal.h"
 #include "edge_slots.h"
+#include "ferry_backoff.h"
 #include "ferry_fs.h"
 #include "ferry_hex.h"
 #include "ferry_keyring.h"
@@ -73,7 +74,7 @@ struct edge_daemon {
     bool sending;
     uint64_t sending_seq;
     uint64_t send_timer;
-    unsigned send_attempt;
+    struct ferry_backoff send_backoff; /* status POSTs that failed */
     uint64_t rng;
 };
 
@@ -108,12 +109,7 @@ static void send_later(struct edge_daemon *dm, uint32_t max_age_s)
     if (max_age_s) {
         delay = (uint64_t)max_age_s * 1000 + rnd(dm) % 1000;
     } else {
-        unsigned shift = dm->send_attempt < 16 ? dm->send_attempt : 16;
-        uint64_t base = (uint64_t)RETRY_MIN_MS << shift;
-        if (base > RETRY_MAX_MS)
-            base = RETRY_MAX_MS;
-        delay = base / 2 + rnd(dm) % (base / 2 + 1);
-        dm->send_attempt++;
+        delay = ferry_backoff_next(&dm->send_backoff, (uint32_t)(rnd(dm) >> 32));
     }
     dm->send_timer = ferry_loop_timer(dm->loop, delay, send_retry, dm);
 }
@@ -160,7 +156,7 @@ static void on_status_answer(void *arg, const struct edge_coap_answer *a)
     switch (a->code) {
     case 204:
         LOG_DEBUG("status %" PRIu64 " stored by the gateway", dm->sending_seq);
-        dm->send_attempt = 0;
+        ferry_backoff_reset(&dm->send_backoff);
         drop_head(dm, dm->sending_seq);
         send_next(dm);
         return;
@@ -683,6 +679,7 @@ enum ferry_err edge_daemon_new(struct ferry_loop *loop, const struct edge_config
     if (!dm)
         return ferry_fail(d, FERRY_E_NOMEM, "out of memory");
     dm->loop = loop;
+    dm->send_backoff = (struct ferry_backoff){.min_ms = RETRY_MIN_MS, .max_ms = RETRY_MAX_MS};
     dm->rng =
         (uint64_t)time(NULL) * UINT64_C(6364136223846793005) ^ (uint64_t)getpid() ^ ferry_now_ms();
     if (!dm->rng)

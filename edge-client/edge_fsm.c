@@ -1,5 +1,6 @@
 #include "edge_fsm.h"
 
+#include "ferry_backoff.h"
 #include "ferry_crc32.h"
 #include "ferry_envelope.h"
 #include "ferry_sha256.h"
@@ -46,7 +47,7 @@ struct edge_fsm {
     uint64_t hashed;
     struct ferry_sha256 hash;
     uint64_t progress_bytes, progress_ms;
-    unsigned retry_attempt;
+    struct ferry_backoff retry; /* block and envelope requests */
     unsigned restarts;
 
     /* Gate and trial. */
@@ -72,11 +73,9 @@ static uint64_t rnd_upto(struct edge_fsm *f, uint64_t n)
     return n == UINT64_MAX ? rnd(f) : rnd(f) % (n + 1);
 }
 
-/* base +- JITTER_PCT %. */
 static uint64_t jittered(struct edge_fsm *f, uint64_t base)
 {
-    uint64_t spread = base * JITTER_PCT / 100;
-    return base - spread + rnd_upto(f, 2 * spread);
+    return ferry_jitter(base, JITTER_PCT, rnd(f));
 }
 
 static struct edge_action *push(struct edge_actions *out, enum edge_act_kind kind)
@@ -298,7 +297,7 @@ static void start_download(struct edge_fsm *f, const struct edge_clock *clk,
         ferry_sha256_init(&f->hash);
     f->progress_bytes = f->next_off;
     f->progress_ms = clk->mono_ms;
-    f->retry_attempt = 0;
+    ferry_backoff_reset(&f->retry);
     f->outstanding = false;
     job_status(f, clk, out, FERRY_STATE_DOWNLOADING, f->next_off, FERRY_OK, why ? "%s" : NULL, why);
     if (f->next_off >= job->img.size)
@@ -309,13 +308,7 @@ static void start_download(struct edge_fsm *f, const struct edge_clock *clk,
 
 static uint64_t backoff_ms(struct edge_fsm *f)
 {
-    unsigned shift = f->retry_attempt < 32 ? f->retry_attempt : 32;
-    uint64_t base = (uint64_t)f->cfg.retry_min_ms << shift;
-    if (base > f->cfg.retry_max_ms)
-        base = f->cfg.retry_max_ms;
-    if (f->retry_attempt < UINT32_MAX)
-        f->retry_attempt++;
-    return base / 2 + rnd_upto(f, base - base / 2);
+    return ferry_backoff_next(&f->retry, (uint32_t)(rnd(f) >> 32));
 }
 
 static bool job_expired(const struct edge_fsm *f, const struct edge_clock *clk)
@@ -417,7 +410,7 @@ void edge_fsm_block(struct edge_fsm *f, const struct edge_clock *clk, const stru
         f->hashed += b->len;
     }
     f->outstanding = false;
-    f->retry_attempt = 0;
+    ferry_backoff_reset(&f->retry);
     f->next_off = off + b->len;
     struct edge_job *job = &f->saved.job;
     if (f->next_off == job->img.size) {
@@ -990,6 +983,7 @@ enum ferry_err edge_fsm_new(const struct edge_fsm_config *cfg, struct edge_fsm *
     f->cfg.hw_model = f->hw_model;
     f->cfg.hw_revision = f->hw_revision;
     f->rng = cfg->seed ? cfg->seed : UINT64_C(0x9e3779b97f4a7c15);
+    f->retry = (struct ferry_backoff){.min_ms = cfg->retry_min_ms, .max_ms = cfg->retry_max_ms};
     f->phase = EDGE_PHASE_START;
     f->running_slot = EDGE_SLOT_A;
     f->prev_slot = EDGE_SLOT_A;

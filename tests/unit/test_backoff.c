@@ -1,6 +1,6 @@
 #include "cunit_main.h"
 
-#include "ferry_mqtt.h"
+#include "ferry_backoff.h"
 
 #include <stdint.h>
 
@@ -101,6 +101,39 @@ static void backoff_degenerate_limits(void)
     }
 }
 
+static void jitter_covers_the_band_and_no_more(void)
+{
+    /* 1000 +- 20 %: random 0 is the bottom, 400 the top, 401 wraps. */
+    CU_ASSERT_EQUAL(ferry_jitter(1000, 20, 0), 800);
+    CU_ASSERT_EQUAL(ferry_jitter(1000, 20, 200), 1000);
+    CU_ASSERT_EQUAL(ferry_jitter(1000, 20, 400), 1200);
+    CU_ASSERT_EQUAL(ferry_jitter(1000, 20, 401), 800);
+    uint64_t x = 88172645463325252u, lo = UINT64_MAX, hi = 0;
+    for (int i = 0; i < 10000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        uint64_t v = ferry_jitter(60000, 20, x);
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+    }
+    CU_ASSERT_TRUE(lo >= 48000 && lo < 48100);
+    CU_ASSERT_TRUE(hi <= 72000 && hi > 71900);
+}
+
+static void jitter_edges_neither_wrap_nor_overflow(void)
+{
+    CU_ASSERT_EQUAL(ferry_jitter(0, 20, 12345), 0);
+    CU_ASSERT_EQUAL(ferry_jitter(1000, 0, UINT64_MAX), 1000);
+    CU_ASSERT_EQUAL(ferry_jitter(1000, 250, 0), 0); /* pct capped at 100 */
+    CU_ASSERT_EQUAL(ferry_jitter(1000, 250, 2000), 2000);
+    /* Near the documented limit the product base * pct would overflow. */
+    uint64_t big = (UINT64_C(1) << 62) - 1;
+    CU_ASSERT_EQUAL(ferry_jitter(big, 100, 0), 0);
+    CU_ASSERT_EQUAL(ferry_jitter(big, 100, 2 * big), 2 * big);
+    CU_ASSERT_EQUAL(ferry_jitter(big, 50, 0), big - big / 2);
+}
+
 const char *const ferry_suite_name = "backoff";
 const struct ferry_test_case ferry_tests[] = {
     {"backoff_doubles_from_min_to_max", backoff_doubles_from_min_to_max},
@@ -109,5 +142,7 @@ const struct ferry_test_case ferry_tests[] = {
     {"backoff_saturates_on_huge_attempt_counts", backoff_saturates_on_huge_attempt_counts},
     {"backoff_reset_returns_to_min", backoff_reset_returns_to_min},
     {"backoff_degenerate_limits", backoff_degenerate_limits},
+    {"jitter_covers_the_band_and_no_more", jitter_covers_the_band_and_no_more},
+    {"jitter_edges_neither_wrap_nor_overflow", jitter_edges_neither_wrap_nor_overflow},
     {NULL, NULL},
 };
