@@ -61,7 +61,7 @@ void cloud_default_release_id(const char *product, const char *version, uint64_t
 static enum ferry_err fill_identity(struct ferry_manifest *m, const struct cloud_release *rel,
                                     struct ferry_diag *d)
 {
-    const char *product = rel->product ? rel->product : CLOUD_DEFAULT_PRODUCT;
+    const char *product = rel->product ? rel->product : FERRY_DEFAULT_PRODUCT;
     const char *component = rel->component ? rel->component : CLOUD_DEFAULT_COMPONENT;
     enum ferry_err err = copy_id(m->product, sizeof(m->product), product, "--product", d);
     if (err == FERRY_OK)

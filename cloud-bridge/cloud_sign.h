@@ -10,13 +10,13 @@
 #include "cloud_keys.h"
 #include "ferry_err.h"
 #include "ferry_manifest.h"
+#include "ferry_names.h"
 #include "ferry_opts.h"
 #include "cloud_subcmd.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define CLOUD_DEFAULT_PRODUCT    "firmware"
 #define CLOUD_DEFAULT_COMPONENT  "main"
 #define CLOUD_DEFAULT_MEDIA_TYPE "application/octet-stream"
 
@@ -36,7 +36,7 @@
         CLOUD_OPT(cfgtype, "hw-revision", FERRY_OPT_STRLIST, hw_revisions, "REV",                  \
                   "restrict every model to these revisions (default: all)", 0),                    \
         CLOUD_OPT(cfgtype, "product", FERRY_OPT_STR, product, "NAME",                              \
-                  "product line (default " CLOUD_DEFAULT_PRODUCT ")", 0),                          \
+                  "product line (default " FERRY_DEFAULT_PRODUCT ")", 0),                          \
         CLOUD_OPT(cfgtype, "component", FERRY_OPT_STR, component, "NAME",                          \
                   "component (default " CLOUD_DEFAULT_COMPONENT ")", 0),                           \
         CLOUD_OPT(cfgtype, "media-type", FERRY_OPT_STR, media_type, "TYPE",                        \

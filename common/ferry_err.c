@@ -31,6 +31,7 @@ static const struct err_desc descs[FERRY_E__COUNT] = {
     [FERRY_E_BUSY] = {"busy", "busy, try again later"},
     [FERRY_E_PROTOCOL] = {"protocol", "protocol violation"},
     [FERRY_E_CORRUPT] = {"corrupt", "stored state is corrupt"},
+    [FERRY_E_WRONG_PRODUCT] = {"wrong-product", "release of another product"},
 };
 
 const char *ferry_strerror(enum ferry_err err)

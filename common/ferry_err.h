@@ -39,6 +39,7 @@ enum ferry_err {
     FERRY_E_BUSY,               /* try again later */
     FERRY_E_PROTOCOL,           /* a peer broke the protocol */
     FERRY_E_CORRUPT,            /* stored state failed its CRC or hash */
+    FERRY_E_WRONG_PRODUCT,      /* manifest of a product line the device does not run */
     FERRY_E__COUNT
 };
 

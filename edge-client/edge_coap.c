@@ -523,8 +523,8 @@ enum ferry_err edge_coap_new(struct ferry_loop *loop, const struct edge_coap_opt
                              const struct edge_coap_hooks *hooks, struct edge_coap **out,
                              struct ferry_diag *d)
 {
-    if (!opts->hw_model || !ferry_id_valid(opts->hw_model) || opts->poll_ms == 0)
-        return ferry_fail(d, FERRY_E_INVALID_ARG, "coap: bad hardware model or poll period");
+    if (!opts->product || !ferry_id_valid(opts->product) || opts->poll_ms == 0)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "coap: bad product or poll period");
     struct edge_coap *c = calloc(1, sizeof(*c));
     if (!c)
         return ferry_fail(d, FERRY_E_NOMEM, "coap: out of memory");
@@ -536,7 +536,7 @@ enum ferry_err edge_coap_new(struct ferry_loop *loop, const struct edge_coap_opt
         opts->request_timeout_ms ? opts->request_timeout_ms : EDGE_COAP_DEFAULT_TIMEOUT_MS;
     c->rng = opts->seed ? opts->seed : UINT64_C(0x2545f4914f6cdd1d);
     snprintf(c->manifest_path, sizeof(c->manifest_path), "%s/%s", FERRY_COAP_MANIFEST,
-             opts->hw_model);
+             opts->product);
     coap_startup();
     coap_set_log_handler(log_bridge);
     coap_set_log_level(ferry_log_enabled(FERRY_LOG_DEBUG) ? COAP_LEVEL_INFO : COAP_LEVEL_WARNING);

@@ -75,10 +75,10 @@ struct edge_coap_hooks {
 };
 
 struct edge_coap_opts {
-    const char *uri;      /* coap://HOST:PORT or coaps://HOST:PORT (HOST may be a name) */
-    const char *hw_model; /* for the manifest path */
-    const char *node_id;  /* the PSK identity over DTLS */
-    const uint8_t *psk;   /* coaps:// only: 16..EDGE_COAP_PSK_MAX bytes */
+    const char *uri;     /* coap://HOST:PORT or coaps://HOST:PORT (HOST may be a name) */
+    const char *product; /* for the manifest path */
+    const char *node_id; /* the PSK identity over DTLS */
+    const uint8_t *psk;  /* coaps:// only: 16..EDGE_COAP_PSK_MAX bytes */
     size_t psk_len;
     uint64_t poll_ms;            /* manifest poll period (jittered +-20%), >= 1 */
     uint64_t request_timeout_ms; /* 0: EDGE_COAP_DEFAULT_TIMEOUT_MS */

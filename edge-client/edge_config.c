@@ -19,6 +19,8 @@ static const struct ferry_opt edge_opts[] = {
     OPT("gateway", FERRY_OPT_STR, gateway, "URI",
         "the gateway, coap://HOST:PORT (required unless in node.cfg)", 0),
     OPT("id", FERRY_OPT_STR, id, "NODE", "this node's id (required unless in node.cfg)", 0),
+    OPT("product", FERRY_OPT_STR, product, "NAME",
+        "the product line whose releases this node follows (default " FERRY_DEFAULT_PRODUCT ")", 0),
     OPT("hw-model", FERRY_OPT_STR, hw_model, "MODEL",
         "this node's hardware model (required unless in node.cfg)", 0),
     OPT("hw-revision", FERRY_OPT_STR, hw_revision, "REV", "this node's hardware revision", 0),
@@ -87,7 +89,9 @@ static enum ferry_err merge_nodecfg(struct edge_config *cfg, struct ferry_diag *
         return err;
     }
     if (err == FERRY_OK &&
-        (take(&cfg->id, nc->id) != FERRY_OK || take(&cfg->hw_model, nc->hw_model) != FERRY_OK ||
+        (take(&cfg->id, nc->id) != FERRY_OK || take(&cfg->product, nc->product) != FERRY_OK ||
+         take(&cfg->product, FERRY_DEFAULT_PRODUCT) != FERRY_OK ||
+         take(&cfg->hw_model, nc->hw_model) != FERRY_OK ||
          take(&cfg->hw_revision, nc->hw_revision) != FERRY_OK ||
          take(&cfg->gateway, nc->gateway) != FERRY_OK || take(&cfg->trust, nc->trust) != FERRY_OK))
         err = ferry_fail(d, FERRY_E_NOMEM, "node.cfg: out of memory");
@@ -107,6 +111,7 @@ static enum ferry_err merge_nodecfg(struct edge_config *cfg, struct ferry_diag *
         err = check(cfg, d);
     if (err == FERRY_OK) {
         snprintf(nc->id, sizeof(nc->id), "%s", cfg->id);
+        snprintf(nc->product, sizeof(nc->product), "%s", cfg->product);
         snprintf(nc->hw_model, sizeof(nc->hw_model), "%s", cfg->hw_model);
         snprintf(nc->hw_revision, sizeof(nc->hw_revision), "%s",
                  cfg->hw_revision ? cfg->hw_revision : "");
@@ -124,6 +129,9 @@ static enum ferry_err check(const struct edge_config *cfg, struct ferry_diag *d)
 {
     if (!ferry_id_valid(cfg->id))
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--id: '%s' is not an identifier", cfg->id);
+    if (!ferry_id_valid(cfg->product))
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--product: '%s' is not an identifier",
+                          cfg->product);
     if (!ferry_id_valid(cfg->hw_model))
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--hw-model: '%s' is not an identifier",
                           cfg->hw_model);

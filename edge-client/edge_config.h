@@ -14,6 +14,7 @@
 struct edge_config {
     char *gateway; /* coap://HOST:PORT */
     char *id;
+    char *product; /* FERRY_DEFAULT_PRODUCT unless set here or in node.cfg */
     char *hw_model;
     char *hw_revision;
     char *state_dir;

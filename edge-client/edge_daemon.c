@@ -608,6 +608,7 @@ static enum ferry_err make_fsm(struct edge_daemon *dm, const struct edge_config 
 {
     struct edge_fsm_config fc = {
         .node_id = cfg->id,
+        .product = cfg->product,
         .hw_model = cfg->hw_model,
         .hw_revision = cfg->hw_revision,
         .keyring = dm->keyring,
@@ -635,7 +636,7 @@ static enum ferry_err make_coap(struct edge_daemon *dm, const struct edge_config
         err = read_psk(cfg->psk_file, psk, &psk_len, d);
     struct edge_coap_opts co = {
         .uri = cfg->gateway,
-        .hw_model = cfg->hw_model,
+        .product = cfg->product,
         .node_id = cfg->id,
         .psk = psk_len ? psk : NULL,
         .psk_len = psk_len,

@@ -25,6 +25,7 @@ enum defer_reason {
 struct edge_fsm {
     struct edge_fsm_config cfg;
     char node_id[FERRY_ID_MAX + 1];
+    char product[FERRY_ID_MAX + 1];
     char hw_model[FERRY_ID_MAX + 1];
     char hw_revision[FERRY_REVISION_MAX + 1];
     enum edge_phase phase;
@@ -641,8 +642,8 @@ static bool signed_manifest(enum ferry_err verdict, const uint8_t *env, size_t l
                             struct ferry_manifest *m)
 {
     if (verdict != FERRY_E_NOT_YET_VALID && verdict != FERRY_E_EXPIRED &&
-        verdict != FERRY_E_INCOMPATIBLE_HW && verdict != FERRY_E_DOWNGRADE &&
-        verdict != FERRY_E_ARTIFACT_TOO_LARGE)
+        verdict != FERRY_E_WRONG_PRODUCT && verdict != FERRY_E_INCOMPATIBLE_HW &&
+        verdict != FERRY_E_DOWNGRADE && verdict != FERRY_E_ARTIFACT_TOO_LARGE)
         return false;
     struct ferry_envelope *e = NULL;
     if (ferry_envelope_parse(env, len, &e, NULL) != FERRY_OK)
@@ -764,6 +765,7 @@ void edge_fsm_manifest(struct edge_fsm *f, const struct edge_clock *clk, const u
     struct ferry_verify_policy pol = {
         .now = clk->wall,
         .clock_skew = EDGE_FSM_CLOCK_SKEW,
+        .product = f->product,
         .hw_model = f->hw_model,
         .hw_revision = f->hw_revision[0] ? f->hw_revision : NULL,
         .min_seq = f->floor_seq + 1,
@@ -941,6 +943,8 @@ static enum ferry_err check_config(const struct edge_fsm_config *c, struct ferry
 {
     if (!c->node_id || !ferry_id_valid(c->node_id))
         return ferry_fail(d, FERRY_E_INVALID_ARG, "edge: node id must be an identifier");
+    if (!c->product || !ferry_id_valid(c->product))
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "edge: product must be an identifier");
     if (!c->hw_model || !ferry_id_valid(c->hw_model))
         return ferry_fail(d, FERRY_E_INVALID_ARG, "edge: hardware model must be an identifier");
     if (c->hw_revision && strlen(c->hw_revision) > FERRY_REVISION_MAX)
@@ -977,9 +981,11 @@ enum ferry_err edge_fsm_new(const struct edge_fsm_config *cfg, struct edge_fsm *
         return ferry_fail(d, FERRY_E_NOMEM, "edge: out of memory");
     f->cfg = *cfg;
     copy_str(f->node_id, sizeof(f->node_id), cfg->node_id);
+    copy_str(f->product, sizeof(f->product), cfg->product);
     copy_str(f->hw_model, sizeof(f->hw_model), cfg->hw_model);
     copy_str(f->hw_revision, sizeof(f->hw_revision), cfg->hw_revision);
     f->cfg.node_id = f->node_id;
+    f->cfg.product = f->product;
     f->cfg.hw_model = f->hw_model;
     f->cfg.hw_revision = f->hw_revision;
     f->rng = cfg->seed ? cfg->seed : UINT64_C(0x9e3779b97f4a7c15);

@@ -96,6 +96,7 @@ struct edge_clock {
 
 struct edge_fsm_config {
     const char *node_id;                 /* copied */
+    const char *product;                 /* copied; the product line followed */
     const char *hw_model;                /* copied */
     const char *hw_revision;             /* copied; NULL or "" when the node has none */
     const struct ferry_keyring *keyring; /* borrowed, must outlive the FSM */

@@ -13,8 +13,8 @@
 #define CRC_LINE_LEN (sizeof(CRC_PREFIX) - 1 + 8 + 1)
 
 /* Keys with a meaning here; each bit of `seen` in parse is one of them. */
-enum known { K_FORMAT, K_ID, K_HW_MODEL, K_HW_REVISION, K_GATEWAY, K_TRUST, K__COUNT };
-static const char *const KNOWN[K__COUNT] = {"format",      "id",      "hw_model",
+enum known { K_FORMAT, K_ID, K_PRODUCT, K_HW_MODEL, K_HW_REVISION, K_GATEWAY, K_TRUST, K__COUNT };
+static const char *const KNOWN[K__COUNT] = {"format",      "id",      "product", "hw_model",
                                             "hw_revision", "gateway", "trust"};
 
 struct edge_nodecfg *edge_nodecfg_new(void)
@@ -80,6 +80,9 @@ static enum ferry_err check_fields(const struct edge_nodecfg *cfg, struct ferry_
     if (!ferry_id_valid(cfg->id))
         return ferry_fail(d, FERRY_E_MALFORMED,
                           "node config: key 'id' must be a valid id, got '%s'", cfg->id);
+    if (cfg->product[0] && !ferry_id_valid(cfg->product))
+        return ferry_fail(d, FERRY_E_MALFORMED,
+                          "node config: key 'product' must be a valid id, got '%s'", cfg->product);
     if (!ferry_id_valid(cfg->hw_model))
         return ferry_fail(d, FERRY_E_MALFORMED,
                           "node config: key 'hw_model' must be a valid id, got '%s'",
@@ -153,6 +156,8 @@ static const struct {
 } FIELDS[K__COUNT] = {
     [K_FORMAT] = {0, 0},
     [K_ID] = {offsetof(struct edge_nodecfg, id), sizeof(((struct edge_nodecfg *)0)->id)},
+    [K_PRODUCT] = {offsetof(struct edge_nodecfg, product),
+                   sizeof(((struct edge_nodecfg *)0)->product)},
     [K_HW_MODEL] = {offsetof(struct edge_nodecfg, hw_model),
                     sizeof(((struct edge_nodecfg *)0)->hw_model)},
     [K_HW_REVISION] = {offsetof(struct edge_nodecfg, hw_revision),
@@ -329,6 +334,8 @@ enum ferry_err edge_nodecfg_format(const struct edge_nodecfg *cfg, char **out, s
     fprintf(f, "# Ferry node configuration. Keep crc32 last: it covers every line above it.\n");
     fprintf(f, "format=%d\n", EDGE_NODECFG_FORMAT);
     put_kv(f, "id", cfg->id);
+    if (cfg->product[0])
+        put_kv(f, "product", cfg->product);
     put_kv(f, "hw_model", cfg->hw_model);
     if (cfg->hw_revision[0])
         put_kv(f, "hw_revision", cfg->hw_revision);

@@ -6,6 +6,7 @@
  *   # comment lines and blank lines are ignored (and not kept by a save)
  *   format=1
  *   id=node-7
+ *   product=meter-fw                   (optional; "firmware" when absent)
  *   hw_model=meter-v2
  *   hw_revision=B                      (optional)
  *   gateway=coap://[fd00::1]:5683
@@ -45,6 +46,7 @@ struct edge_nodecfg_kv {
 
 struct edge_nodecfg {
     char id[FERRY_ID_MAX + 1];                /* required, ferry_id_valid() */
+    char product[FERRY_ID_MAX + 1];           /* "" when absent (the default line) */
     char hw_model[FERRY_ID_MAX + 1];          /* required, ferry_id_valid() */
     char hw_revision[FERRY_REVISION_MAX + 1]; /* "" when absent */
     char gateway[EDGE_NODECFG_VALUE_MAX + 1]; /* required, coap:// or coaps:// */

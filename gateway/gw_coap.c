@@ -48,7 +48,7 @@ struct art {
 struct man {
     struct man *next;
     struct gw_coap *srv;
-    char hw[FERRY_ID_MAX + 1];
+    char product[FERRY_ID_MAX + 1];
     coap_resource_t *res;
 };
 
@@ -72,7 +72,7 @@ struct gw_coap {
     coap_bin_const_t psk_reply; /* what the identity callback returns */
     struct art *arts;
     struct man *mans;
-    size_t waiting_models; /* mans created for a node's GET with no release yet */
+    size_t waiting_products; /* mans created for a node's GET with no release yet */
     struct status_part parts[STATUS_PARTS];
     uint64_t idle_ms; /* pacer idle time, also the life of an unused mapping */
     uint64_t kick_timer;
@@ -539,10 +539,10 @@ static void on_artifact_get(coap_resource_t *r, coap_session_t *ses, const coap_
 
 /* ---- manifests ------------------------------------------------------------ */
 
-static struct man *find_man(struct gw_coap *s, const char *hw)
+static struct man *find_man(struct gw_coap *s, const char *product)
 {
     for (struct man *m = s->mans; m; m = m->next)
-        if (strcmp(m->hw, hw) == 0)
+        if (strcmp(m->product, product) == 0)
             return m;
     return NULL;
 }
@@ -550,16 +550,16 @@ static struct man *find_man(struct gw_coap *s, const char *hw)
 static void on_manifest_get(coap_resource_t *r, coap_session_t *ses, const coap_pdu_t *req,
                             const coap_string_t *q, coap_pdu_t *resp);
 
-static struct man *add_man(struct gw_coap *s, const char *hw)
+static struct man *add_man(struct gw_coap *s, const char *product)
 {
-    struct man *m = find_man(s, hw);
+    struct man *m = find_man(s, product);
     if (m)
         return m;
     m = calloc(1, sizeof(*m));
     if (!m)
         return NULL;
     char path[sizeof(FERRY_COAP_MANIFEST) + 1 + FERRY_ID_MAX];
-    snprintf(path, sizeof(path), "%s/%s", FERRY_COAP_MANIFEST, hw);
+    snprintf(path, sizeof(path), "%s/%s", FERRY_COAP_MANIFEST, product);
     m->res = new_resource(path, COAP_MEDIATYPE_APPLICATION_JSON, "\"" FERRY_COAP_RT_MANIFEST "\"");
     if (!m->res) {
         free(m);
@@ -573,7 +573,7 @@ static struct man *add_man(struct gw_coap *s, const char *hw)
     coap_resource_set_userdata(m->res, m);
     coap_add_resource(s->ctx, m->res);
     m->srv = s;
-    snprintf(m->hw, sizeof(m->hw), "%s", hw);
+    snprintf(m->product, sizeof(m->product), "%s", product);
     m->next = s->mans;
     s->mans = m;
     return m;
@@ -585,22 +585,22 @@ static void free_copy(coap_session_t *ses, void *app_ptr)
     free(app_ptr);
 }
 
-/* GET ferry/manifest/<hw>. The envelope is copied: a new release may replace
+/* GET ferry/manifest/<product>. The envelope is copied: a new release may replace
  * the caller's bytes while libcoap still serves blocks of this one. */
 static void serve_manifest(struct gw_coap *s, struct man *m, coap_session_t *ses,
                            const coap_pdu_t *req, const coap_string_t *q, coap_pdu_t *resp)
 {
     size_t len = 0;
-    const uint8_t *env = s->hooks.manifest(s->hooks.arg, m->hw, &len);
+    const uint8_t *env = s->hooks.manifest(s->hooks.arg, m->product, &len);
     if (!env) {
         /* "Nothing offered": a 2.05 keeps an observation alive (any error
-         * would end it), so the node hears of the model's first release. */
+         * would end it), so the node hears of the product's first release. */
         answer(resp, COAP_RESPONSE_CODE_CONTENT, s->manifest_max_age, NULL);
         return;
     }
     uint8_t *copy = len > 0 && len <= FERRY_ENVELOPE_MAX_BYTES ? malloc(len) : NULL;
     if (!copy) {
-        LOG_ERR("coap: manifest for '%s' is %zu bytes, cannot serve it", m->hw, len);
+        LOG_ERR("coap: manifest for '%s' is %zu bytes, cannot serve it", m->product, len);
         answer(resp, COAP_RESPONSE_CODE_INTERNAL_ERROR, 0, "manifest unavailable");
         return;
     }
@@ -826,11 +826,11 @@ static void unknown_artifact(struct gw_coap *s, const char *tail, coap_session_t
     serve_artifact(s, sha, find_art(s, sha), ses, req, resp);
 }
 
-static void unknown_manifest(struct gw_coap *s, const char *hw, coap_session_t *ses,
+static void unknown_manifest(struct gw_coap *s, const char *product, coap_session_t *ses,
                              const coap_pdu_t *req, const coap_string_t *q, coap_pdu_t *resp)
 {
-    if (!ferry_id_valid(hw)) {
-        answer(resp, COAP_RESPONSE_CODE_NOT_FOUND, 0, "not a hardware model identifier");
+    if (!ferry_id_valid(product)) {
+        answer(resp, COAP_RESPONSE_CODE_NOT_FOUND, 0, "not a product identifier");
         return;
     }
     if (coap_pdu_get_code(req) != COAP_REQUEST_CODE_GET) {
@@ -838,23 +838,23 @@ static void unknown_manifest(struct gw_coap *s, const char *hw, coap_session_t *
         return;
     }
     size_t len = 0;
-    bool released = s->hooks.manifest(s->hooks.arg, hw, &len) != NULL;
-    /* Any node may name any model: the resources made for models with no
+    bool released = s->hooks.manifest(s->hooks.arg, product, &len) != NULL;
+    /* Any node may name any product: the resources made for those with no
      * release are capped, and beyond the cap such nodes poll. */
-    if (!released && s->waiting_models >= GW_COAP_MAX_WAITING_MODELS) {
+    if (!released && s->waiting_products >= GW_COAP_MAX_WAITING_PRODUCTS) {
         answerf(resp, COAP_RESPONSE_CODE_NOT_FOUND, s->manifest_max_age,
-                "no release for hardware model '%s'", hw);
+                "no release for product '%s'", product);
         return;
     }
     /* Observable from now on; this answer itself registers no observer (the
      * request reached no resource), so it carries no Observe option. */
-    struct man *m = add_man(s, hw);
+    struct man *m = add_man(s, product);
     if (!m) {
         answer(resp, COAP_RESPONSE_CODE_INTERNAL_ERROR, 0, "out of memory");
         return;
     }
     if (!released)
-        s->waiting_models++;
+        s->waiting_products++;
     serve_manifest(s, m, ses, req, q, resp);
 }
 
@@ -1131,11 +1131,11 @@ uint16_t gw_coap_port(const struct gw_coap *s)
     return s->port;
 }
 
-enum ferry_err gw_coap_manifest_changed(struct gw_coap *s, const char *hw_model)
+enum ferry_err gw_coap_manifest_changed(struct gw_coap *s, const char *product)
 {
-    if (!ferry_id_valid(hw_model))
+    if (!ferry_id_valid(product))
         return FERRY_E_INVALID_ARG;
-    struct man *m = add_man(s, hw_model);
+    struct man *m = add_man(s, product);
     if (!m)
         return FERRY_E_NOMEM;
     coap_resource_notify_observers(m->res, NULL);

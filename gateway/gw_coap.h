@@ -2,11 +2,11 @@
  * from the rest of the gateway by hooks. proto/PROTOCOL.md, "CoAP
  * resources", is the contract towards the nodes:
  *
- *   ferry/manifest/<hw-model>  GET, Observe. The newest signed envelope for
- *       that hardware model (hooks.manifest), content-format 50, Max-Age
+ *   ferry/manifest/<product>  GET, Observe. The signed envelope offered for
+ *       that product line (hooks.manifest), content-format 50, Max-Age
  *       manifest_max_age_s, ETag from the envelope's SHA-256. While there
  *       is none, an empty 2.05 with Max-Age, so observers stay registered
- *       (4.04 instead for models beyond GW_COAP_MAX_WAITING_MODELS).
+ *       (4.04 instead for products beyond GW_COAP_MAX_WAITING_PRODUCTS).
  *   ferry/artifact/<sha256-hex> GET, Block2. The artifact (hooks.artifact),
  *       content-format 42, ETag = the first 8 bytes of the SHA-256, Size2 =
  *       its length, Block2 as asked (block 0 of 1024 bytes when not asked;
@@ -24,8 +24,9 @@
  * resource that exists, with rt="ferry.manifest" / "ferry.artifact" /
  * "ferry.status" (and sz= for artifacts). Manifest and artifact resources
  * are created by gw_coap_manifest_changed() and gw_coap_artifact_added(),
- * or on the first GET that finds content through the hooks; a GET for a
- * model or digest the hooks do not know creates nothing.
+ * or on the first GET: a manifest resource for any product (up to
+ * GW_COAP_MAX_WAITING_PRODUCTS without a release), an artifact resource
+ * only for a digest the hooks know.
  *
  * Transport. Plain CoAP over UDP, or, when opts.psk_file is set, CoAP over
  * DTLS with a pre-shared key per node (gw_psk.h): the node's PSK identity is
@@ -55,9 +56,9 @@
 #define GW_COAP_DEFAULT_MANIFEST_MAX_AGE_S 60
 #define GW_COAP_DEFAULT_BUSY_MAX_AGE_S     10
 #define GW_COAP_DEFAULT_FETCHING_MAX_AGE_S 30
-/* Manifest resources the gateway creates for models it has no release for,
+/* Manifest resources the gateway creates for products it has no release for,
  * because a node asked (so that node's observation can stay registered). */
-#define GW_COAP_MAX_WAITING_MODELS 64
+#define GW_COAP_MAX_WAITING_PRODUCTS 64
 /* UDP sessions libcoap keeps for idle nodes; beyond that it drops the oldest. */
 #define GW_COAP_MAX_IDLE_SESSIONS 1000
 
@@ -70,10 +71,10 @@ enum gw_artifact_state {
 struct gw_coap_hooks {
     void *arg; /* passed to every hook */
 
-    /* The newest signed envelope for hw_model (a valid identifier), or NULL
+    /* The signed envelope offered for product (a valid identifier), or NULL
      * if there is none. The bytes need only stay valid during the call (the
      * server copies them); at most FERRY_ENVELOPE_MAX_BYTES. */
-    const uint8_t *(*manifest)(void *arg, const char *hw_model, size_t *len);
+    const uint8_t *(*manifest)(void *arg, const char *product, size_t *len);
 
     /* What the gateway has of artifact sha256. On GW_ARTIFACT_COMPLETE it
      * sets *data and *len to the whole artifact and *ref to anything the
@@ -139,10 +140,10 @@ void gw_coap_free(struct gw_coap *s);
 /* The UDP port the server listens on. */
 uint16_t gw_coap_port(const struct gw_coap *s);
 
-/* A new envelope for hw_model is available through hooks.manifest (or it
+/* A new envelope for product is available through hooks.manifest (or it
  * was withdrawn): creates the manifest resource if needed and notifies its
- * observers. FERRY_E_INVALID_ARG if hw_model is not an identifier. */
-enum ferry_err gw_coap_manifest_changed(struct gw_coap *s, const char *hw_model) FERRY_MUST_CHECK;
+ * observers. FERRY_E_INVALID_ARG if product is not an identifier. */
+enum ferry_err gw_coap_manifest_changed(struct gw_coap *s, const char *product) FERRY_MUST_CHECK;
 
 /* An artifact became complete: creates its resource so .well-known/core
  * lists it (sz = size). Adding one that exists changes nothing. */

@@ -363,13 +363,11 @@ static void on_down(void *arg)
     }
 }
 
-/* Tells observers of every model a release names that their manifest changed. */
-static void notify_models(struct gw *g, const struct ferry_manifest *m)
+/* Tells the observers of a release's product that their manifest changed. */
+static void notify_product(struct gw *g, const struct ferry_manifest *m)
 {
-    for (size_t i = 0; i < m->nhw; i++) {
-        if (gw_coap_manifest_changed(g->coap, m->hw[i].model) != FERRY_OK)
-            LOG_WARN("coap: cannot notify observers of model %s", m->hw[i].model);
-    }
+    if (gw_coap_manifest_changed(g->coap, m->product) != FERRY_OK)
+        LOG_WARN("coap: cannot notify observers of product %s", m->product);
 }
 
 /* An artifact became servable: every release that uses it can be offered. */
@@ -378,7 +376,7 @@ static void notify_releases_of(struct gw *g, const uint8_t sha[FERRY_SHA256_LEN]
     for (size_t i = 0; i < gw_releases_count(g->releases); i++) {
         const struct ferry_manifest *m = &gw_releases_at(g->releases, i)->manifest;
         if (memcmp(m->sha256, sha, FERRY_SHA256_LEN) == 0)
-            notify_models(g, m);
+            notify_product(g, m);
     }
 }
 
@@ -407,7 +405,7 @@ static void on_release(void *arg, const char *product, const uint8_t *buf, size_
     /* Observers hear of it once its artifact is cached (fetch_finish), or
      * now if it already is. */
     if (gw_cache_has(g->cache, r->manifest.sha256, NULL))
-        notify_models(g, &r->manifest);
+        notify_product(g, &r->manifest);
     schedule_pick(g, 0);
 }
 
@@ -427,29 +425,18 @@ static enum ferry_err relay_publish(void *arg, bool twin, const char *node, cons
 
 /* ---- CoAP hooks: what nodes see ----------------------------------------- */
 
-static bool lists_model(const struct ferry_manifest *m, const char *model)
-{
-    for (size_t i = 0; i < m->nhw; i++) {
-        if (strcmp(m->hw[i].model, model) == 0)
-            return true;
-    }
-    return false;
-}
-
 /* Nodes are offered a release only once its artifact is cached: offered
  * earlier, a node would ask for the artifact, get 5.03 and wait out a
  * Max-Age while the file was ready moments later. Meanwhile they keep the
  * product's previous release, if it is still cached. */
-static const uint8_t *hook_manifest(void *arg, const char *hw_model, size_t *len)
+static const uint8_t *hook_manifest(void *arg, const char *product, size_t *len)
 {
     struct gw *g = arg;
-    const struct gw_release *r = gw_releases_for_model(g->releases, hw_model);
+    const struct gw_release *r = gw_releases_current(g->releases, product);
     if (r && !gw_cache_has(g->cache, r->manifest.sha256, NULL)) {
-        const struct gw_release *prev = gw_releases_previous(g->releases, r->manifest.product);
-        r = prev && lists_model(&prev->manifest, hw_model) &&
-                    gw_cache_has(g->cache, prev->manifest.sha256, NULL)
-                ? prev
-                : NULL;
+        r = gw_releases_previous(g->releases, product);
+        if (r && !gw_cache_has(g->cache, r->manifest.sha256, NULL))
+            r = NULL;
     }
     if (!r)
         return NULL;
@@ -539,7 +526,7 @@ static enum ferry_err start_coap(struct gw *g, struct ferry_diag *d)
         if (gw_cache_has(g->cache, m->sha256, &size) &&
             gw_coap_artifact_added(g->coap, m->sha256, size) != FERRY_OK)
             LOG_WARN("coap: could not list a cached artifact");
-        notify_models(g, m);
+        notify_product(g, m);
     }
     return FERRY_OK;
 }

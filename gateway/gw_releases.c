@@ -433,29 +433,6 @@ const struct gw_release *gw_releases_at(const struct gw_releases *r, size_t i)
     return NULL;
 }
 
-static bool lists_model(const struct ferry_manifest *m, const char *model)
-{
-    for (size_t i = 0; i < m->nhw; i++)
-        if (strcmp(m->hw[i].model, model) == 0)
-            return true;
-    return false;
-}
-
-const struct gw_release *gw_releases_for_model(const struct gw_releases *r, const char *model)
-{
-    const struct gw_release *best = NULL;
-    for (size_t i = 0; i < r->n; i++) {
-        const struct gw_release *c = r->slots[i].cur;
-        if (!c || !lists_model(&c->manifest, model))
-            continue;
-        if (!best || c->manifest.issued_at > best->manifest.issued_at ||
-            (c->manifest.issued_at == best->manifest.issued_at &&
-             strcmp(c->manifest.product, best->manifest.product) < 0))
-            best = c;
-    }
-    return best;
-}
-
 static size_t add_digest(uint8_t (*out)[FERRY_SHA256_LEN], size_t n, const struct gw_release *rel)
 {
     if (!rel)

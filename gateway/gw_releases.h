@@ -93,12 +93,6 @@ const struct gw_release *gw_releases_previous(const struct gw_releases *r, const
 size_t gw_releases_count(const struct gw_releases *r);
 const struct gw_release *gw_releases_at(const struct gw_releases *r, size_t i);
 
-/* What a node of hardware model `model` is offered: among current releases
- * whose manifest lists the model (any revision: the node checks its own
- * revision when it verifies), the one issued last; ties go to the product
- * name that sorts first. NULL if none. */
-const struct gw_release *gw_releases_for_model(const struct gw_releases *r, const char *model);
-
 /* The digests the cache must keep (struct gw_cache_refs): the artifacts of
  * every current and previous release, each once. Writes up to cap digests
  * to out and the count held to *n; FERRY_E_TOO_LARGE (and nothing written)

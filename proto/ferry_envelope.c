@@ -230,6 +230,10 @@ static enum ferry_err check_policy(const struct ferry_manifest *m,
     if (pol->now >= m->expires_at)
         return ferry_fail(d, FERRY_E_EXPIRED, "manifest: expired at %" PRId64 ", now is %" PRId64,
                           m->expires_at, pol->now);
+    if (pol->product && strcmp(m->product, pol->product) != 0)
+        return ferry_fail(d, FERRY_E_WRONG_PRODUCT,
+                          "manifest: release %s is for product '%s', this device runs '%s'",
+                          m->release_id, m->product, pol->product);
     if (pol->hw_model && !ferry_manifest_matches_hw(m, pol->hw_model, pol->hw_revision))
         return ferry_fail(d, FERRY_E_INCOMPATIBLE_HW,
                           "manifest: release %s is not for hardware '%s' %s%s%s", m->release_id,

@@ -14,6 +14,7 @@
  *   FERRY_E_MALFORMED                        manifest shape, or its key_id
  *                                            differs from the envelope's kid
  *   FERRY_E_NOT_YET_VALID, FERRY_E_EXPIRED   issued_at / expires_at vs now
+ *   FERRY_E_WRONG_PRODUCT                    policy product
  *   FERRY_E_INCOMPATIBLE_HW                  policy hw_model / hw_revision
  *   FERRY_E_DOWNGRADE                        seq below policy min_seq
  *   FERRY_E_ARTIFACT_TOO_LARGE               size above policy max_artifact_size
@@ -35,6 +36,7 @@
 struct ferry_verify_policy {
     int64_t now;                /* unix seconds */
     int64_t clock_skew;         /* seconds of tolerance on issued_at */
+    const char *product;        /* NULL: any product line (a gateway) */
     const char *hw_model;       /* NULL: no hardware check (a gateway) */
     const char *hw_revision;    /* NULL: the device has no revision */
     uint64_t min_seq;           /* reject seq < min_seq (edge: installed + 1) */

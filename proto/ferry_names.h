@@ -16,8 +16,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define FERRY_ID_MAX    64
-#define FERRY_TOPIC_MAX 256
+#define FERRY_ID_MAX 64
+/* The product line a release belongs to, and a node follows, when none is
+ * named: `ferry-cloud sign/publish --product` and `ferry-edge --product`. */
+#define FERRY_DEFAULT_PRODUCT "firmware"
+#define FERRY_TOPIC_MAX       256
 
 #define FERRY_TOPIC_ROOT "ferry/v1"
 /* Shared-subscription group used by every `ferry-cloud serve` instance. */

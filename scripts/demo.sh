@@ -11,7 +11,7 @@
 #   node-1, node-2, node-3  healthy: download, install, pass the health check
 #   node-busy               busy for ~10 s once it has the image: defers, then installs
 #   node-unhealthy          its health check fails: the update rolls back
-#   node-rev-a              hardware revision A, which the release excludes
+#   node-sensor             another hardware model (demo-sensor) of the same product line
 # Expected outcome: 4 success, 1 rolled-back, 1 rejected. It prints a summary
 # (and a "summary:" line for scripts) and exits 0 when the outcome is that,
 # 1 otherwise or after FERRY_DEMO_TIMEOUT seconds (default 120). Every
@@ -32,7 +32,7 @@ MODEL=demo-board
 VERSION=1.1.0
 IMAGE_MB=4
 BUSY_SECONDS=10
-NODES=(node-1 node-2 node-3 node-busy node-unhealthy node-rev-a)
+NODES=(node-1 node-2 node-3 node-busy node-unhealthy node-sensor)
 DEADLINE=$((SECONDS + TIMEOUT))
 
 for bin in "$CLOUD" "$GATEWAY" "$EDGE"; do
@@ -147,10 +147,11 @@ start_broker() {
     fail "mosquitto would not start: $(tail -3 "$WORK/mosquitto.log")"
 }
 
+# start_edge NODE MODEL [flags...]
 start_edge() {
-    local node=$1
-    shift
-    "$EDGE" --gateway "coap://127.0.0.1:$COAP_PORT" --id "$node" --hw-model "$MODEL" \
+    local node=$1 model=$2
+    shift 2
+    "$EDGE" --gateway "coap://127.0.0.1:$COAP_PORT" --id "$node" --hw-model "$model" \
         --state-dir "$WORK/nodes/$node" --trust "$PUB" --poll-interval 2s \
         --request-timeout 5s --max-image-mb 16 --block-size 256 "$@" >"$WORK/nodes/$node.log" 2>&1 &
     started "$node"
@@ -195,16 +196,17 @@ COAP_PORT=$(free_port udp)
     --coap-port "$COAP_PORT" --max-downloads 2 >"$WORK/gw-1.log" 2>&1 &
 started "ferry-gateway"
 touch "$WORK/busy"
-start_edge node-1 --hw-revision B
-start_edge node-2 --hw-revision B
-start_edge node-3 --hw-revision B
+start_edge node-1 "$MODEL" --hw-revision B
+start_edge node-2 "$MODEL" --hw-revision B
+start_edge node-3 "$MODEL" --hw-revision B
 # Busy while the file exists; the first question leaves a mark, and the demo
 # removes the file BUSY_SECONDS after that, whenever the node's turn came.
-start_edge node-busy --hw-revision B --busy-retry 1s \
+start_edge node-busy "$MODEL" --hw-revision B --busy-retry 1s \
     --busy-cmd "touch '$WORK/busy-asked'; test -e '$WORK/busy'"
-start_edge node-unhealthy --hw-revision B \
+start_edge node-unhealthy "$MODEL" --hw-revision B \
     --health-cmd 'echo "self-test: sensor not responding" >&2; exit 1'
-start_edge node-rev-a --hw-revision A
+# It follows the same product line, so it is offered the release and must refuse it.
+start_edge node-sensor demo-sensor
 
 wait_for 30 "every node to report to the cloud" all_nodes_reported
 stack_alive || fail "a process stopped during start-up (logs in $WORK)"
@@ -277,5 +279,5 @@ if [ "$summary" != "rejected rolled-back success success success success" ]; the
 fi
 echo
 echo "As expected: the healthy nodes and the busy one (once free) run $VERSION, the unhealthy"
-echo "node went back to its old image, and the revision-A node refused a release not made for it."
+echo "node went back to its old image, and the demo-sensor node refused a release not made for it."
 exit 0

@@ -32,10 +32,10 @@ done
 run coap-client-notls "$GWURI/.well-known/core"
 expect_output stdout "</ferry/artifact/$SHA1>" ".well-known/core lists the cached artifact"
 expect_output stdout 'rt="ferry.artifact"' "the artifact carries rt=ferry.artifact"
-expect_output stdout "</ferry/manifest/m1>" ".well-known/core lists the manifest resource"
+expect_output stdout "</ferry/manifest/firmware>" ".well-known/core lists the manifest resource"
 expect_output stdout "</ferry/status>" ".well-known/core lists the status resource"
 
-run coap-client-notls -o "$TEST_TMP/m1.env" "$GWURI/ferry/manifest/m1"
+run coap-client-notls -o "$TEST_TMP/m1.env" "$GWURI/ferry/manifest/firmware"
 python3 - "$TEST_TMP/m1.env" "$TEST_TMP/gw1/state/releases/firmware.env" <<'PY'
 import sys
 sys.exit(0 if open(sys.argv[1], "rb").read() == open(sys.argv[2], "rb").read() else 1)
@@ -43,7 +43,7 @@ PY
 check "the manifest resource carries the cloud's envelope unchanged" test $? -eq 0
 
 # --- Observe: a registration hears of a new release ----------------------------
-coap-client-notls -s 60 -o "$TEST_TMP/obs.out" "$GWURI/ferry/manifest/m1" >/dev/null 2>&1 &
+coap-client-notls -s 60 -o "$TEST_TMP/obs.out" "$GWURI/ferry/manifest/firmware" >/dev/null 2>&1 &
 OBS_PID=$!
 kill_at_exit "$OBS_PID"
 sleep 1

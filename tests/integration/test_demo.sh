@@ -75,8 +75,8 @@ check "it prints a line as nodes download" \
 check "the busy node deferred" grep -q ' node-busy deferred .*device is busy' "$TEST_TMP/full.out"
 check "the unhealthy node rolled back" \
     grep -Eq '^ +node-unhealthy +rolled-back +health check of 1\.1\.0 failed' "$TEST_TMP/full.out"
-check "the revision-A node rejected the release" \
-    grep -Eq '^ +node-rev-a +rejected +incompatible-hw' "$TEST_TMP/full.out"
+check "the node of another hardware model rejected the release" \
+    grep -Eq '^ +node-sensor +rejected +incompatible-hw' "$TEST_TMP/full.out"
 check "it started the broker, cloud, gateway and six nodes" \
     test "$(demo_pids "$TEST_TMP/full.out" | wc -l)" -eq 9
 check "no process it started is left running" nothing_left "$TEST_TMP/full.out" "$TEST_TMP/full"
@@ -99,7 +99,7 @@ check "... and no work folder" test -z "$(ls -A "$TEST_TMP/int")"
 
 # --- terminated while starting up ------------------------------------------------------
 start_demo term
-wait_until 30 grep -q "node-rev-a" "$TEST_TMP/term.out"
+wait_until 30 grep -q "node-sensor" "$TEST_TMP/term.out"
 kill -TERM "$DEMO_PID"
 wait "$DEMO_PID"
 check "SIGTERM during start-up ends the demo with 143" test $? -eq 143

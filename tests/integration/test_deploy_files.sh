@@ -130,7 +130,7 @@ if [ ${#COMPOSE[@]} -gt 0 ]; then
     check "the compose file is valid" "${COMPOSE[@]}" -f "$FERRY_SOURCE_DIR/docker/compose.yaml" config -q
     services=" $("${COMPOSE[@]}" -f "$FERRY_SOURCE_DIR/docker/compose.yaml" config --services | tr '\n' ' ')"
     absent=""
-    for svc in keys broker cloud gateway node-1 node-2 node-3 node-busy node-unhealthy node-rev-a; do
+    for svc in keys broker cloud gateway node-1 node-2 node-3 node-busy node-unhealthy node-sensor; do
         [[ "$services" == *" $svc "* ]] || absent="$absent $svc"
     done
     check "it has the broker, cloud, gateway and the demo's six nodes (absent:${absent:- none})" \

@@ -8,11 +8,10 @@
 #   busy      model m1, busy while a flag file exists: defers 1.0.2, then installs;
 #   other     model m2: takes 1.0.1, rejects 1.0.2 and leaves its slots alone.
 #
-# The gateway serves a node only the manifests that name its model, so a
-# release that names no m2 never reaches "other" at all. Release 1.0.2 names
-# m2 but only its revision r1, and "other" is revision r2: the node gets the
-# manifest and must refuse it itself (incompatible-hw), as it would a release
-# that an untrusted gateway served to the wrong hardware.
+# Every node follows the product line "firmware", so the gateway offers each
+# of them the line's current release. Release 1.0.2 names only model m1: the
+# m2 node gets its manifest and must refuse it itself (incompatible-hw), as it
+# would a release an untrusted gateway served to the wrong hardware.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 start_mosquitto
 source "$(dirname "${BASH_SOURCE[0]}")/relay_lib.sh"
@@ -64,10 +63,10 @@ check "every node's slot B holds 1.0.1" \
     test "$(count_holding "$TEST_TMP/r1.bin" "${ALL[@]}")" -eq "${#ALL[@]}"
 other_before=$(state_hash other)
 
-# --- release 1.0.2 for m1 (and m2 revision r1 only) -------------------------------
+# --- release 1.0.2 for m1 only ------------------------------------------------------
 touch "$BUSY_FLAG"
 t0=$SECONDS
-release "$TEST_TMP/r2.bin" 1.0.2 2 --hw-model m1 --hw-model m2 --hw-revision r1 >/dev/null ||
+release "$TEST_TMP/r2.bin" 1.0.2 2 --hw-model m1 >/dev/null ||
     die "publishing 1.0.2 failed"
 if wait_fleet 240 success 1.0.2 "${HEALTHY[@]}"; then
     pass "all ${#HEALTHY[@]} healthy nodes report success with 1.0.2 ($((SECONDS - t0)) s)"
@@ -109,7 +108,7 @@ else
 fi
 check "the busy node's slot A holds 1.0.2" test "$(slot_holding busy "$TEST_TMP/r2.bin")" = slot-a.img
 
-# --- the node of model m2 refuses the release for another revision ----------------
+# --- the node of model m2 refuses the release made for m1 ---------------------------
 if wait_fleet 30 rejected 1.0.2 other; then
     pass "the m2 node reports rejected for 1.0.2"
 else

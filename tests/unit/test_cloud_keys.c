@@ -305,8 +305,8 @@ static void signed_envelope_verifies(void)
     CU_ASSERT_EQUAL_FATAL(cloud_manifest_build(&rel, cloud_key_kid(k), &m, &d), FERRY_OK);
     CU_ASSERT_EQUAL(m.size, strlen("firmware image bytes"));
     CU_ASSERT_EQUAL(m.expires_at, now + 3600);
-    CU_ASSERT_STRING_EQUAL(m.product, CLOUD_DEFAULT_PRODUCT);
-    CU_ASSERT_STRING_EQUAL(m.release_id, CLOUD_DEFAULT_PRODUCT "-1.2.3-7");
+    CU_ASSERT_STRING_EQUAL(m.product, FERRY_DEFAULT_PRODUCT);
+    CU_ASSERT_STRING_EQUAL(m.release_id, FERRY_DEFAULT_PRODUCT "-1.2.3-7");
     CU_ASSERT_EQUAL_FATAL(cloud_envelope_sign(&m, k, &env, &env_len, &d), FERRY_OK);
 
     uint8_t point[FERRY_P256_POINT_LEN];

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #define HW        "mx-100"
+#define PRODUCT   "meter" /* test_manifest_sample()'s */
 #define NODE      "node-1"
 #define VERSION   "2.0.0"
 #define ART_SMALL (50 * 1024 + 77)
@@ -46,10 +47,10 @@ static struct gw {
     char identity[FERRY_ID_MAX + 1]; /* DTLS identity of the last record */
 } G;
 
-static const uint8_t *gw_manifest(void *arg, const char *hw, size_t *len)
+static const uint8_t *gw_manifest(void *arg, const char *product, size_t *len)
 {
     (void)arg;
-    if (!G.envelope || strcmp(hw, HW) != 0)
+    if (!G.envelope || strcmp(product, PRODUCT) != 0)
         return NULL;
     *len = G.envelope_len;
     return (const uint8_t *)G.envelope;
@@ -107,6 +108,7 @@ static struct fixture {
     char gateway[64];
     char node[FERRY_ID_MAX + 1];
     char hw[FERRY_ID_MAX + 1];
+    char product[FERRY_ID_MAX + 1];
     char psk_file[PATH_MAX];
     char busy_cmd[PATH_MAX + 64];
     char health_cmd[2 * PATH_MAX + 128];
@@ -187,6 +189,7 @@ static void setup_with(size_t art_len, const char *psk)
     snprintf(X.art_path, sizeof(X.art_path), "%s/artifact.bin", X.dir);
     snprintf(X.node, sizeof(X.node), NODE);
     snprintf(X.hw, sizeof(X.hw), HW);
+    snprintf(X.product, sizeof(X.product), PRODUCT);
     test_key_init(&X.key, 11);
     char pem[TEST_PEM_MAX];
     test_key_pem(&X.key, pem);
@@ -229,6 +232,7 @@ static void setup_with(size_t art_len, const char *psk)
     X.cfg = (struct edge_config){
         .gateway = X.gateway,
         .id = X.node,
+        .product = X.product,
         .hw_model = X.hw,
         .state_dir = X.state,
         .trust = X.trust,

@@ -60,6 +60,7 @@ static void world_init(struct world *w)
     w->kr = test_keyring_of(&w->key, false);
     w->cfg = (struct edge_fsm_config){
         .node_id = NODE,
+        .product = "meter", /* test_manifest_sample()'s */
         .hw_model = HW,
         .hw_revision = REV,
         .keyring = w->kr,
@@ -370,6 +371,7 @@ enum tamper {
     T_WRONG_KID,
     T_REVOKED,
     T_HW,
+    T_PRODUCT,
     T_DOWNGRADE,
     T_EXPIRED,
     T_FUTURE,
@@ -409,6 +411,9 @@ static char *tampered(struct world *w, enum tamper t, size_t *len)
         break;
     case T_HW:
         snprintf(m.hw[0].model, sizeof(m.hw[0].model), "mx-900");
+        break;
+    case T_PRODUCT: /* right hardware, newer seq: only the product line is wrong */
+        snprintf(m.product, sizeof(m.product), "valve");
         break;
     case T_DOWNGRADE:
         m.seq = OLD_SEQ - 1;
@@ -475,6 +480,11 @@ static void rejects_revoked_key(void)
 static void rejects_other_hardware(void)
 {
     check_rejection(T_HW, FERRY_E_INCOMPATIBLE_HW, true);
+}
+
+static void rejects_another_product_line(void)
+{
+    check_rejection(T_PRODUCT, FERRY_E_WRONG_PRODUCT, true);
 }
 
 static void rejects_downgrade(void)
@@ -1407,6 +1417,7 @@ const struct ferry_test_case ferry_tests[] = {
     {"rejects bad signature", rejects_bad_signature},
     {"rejects revoked key", rejects_revoked_key},
     {"rejects other hardware", rejects_other_hardware},
+    {"rejects another product line", rejects_another_product_line},
     {"rejects downgrade", rejects_downgrade},
     {"rejects expired", rejects_expired},
     {"rejects not yet valid", rejects_not_yet_valid},

@@ -40,6 +40,7 @@ static void reads_a_written_file(void)
     CU_ASSERT_STRING_EQUAL(cfg->id, "node-7");
     CU_ASSERT_STRING_EQUAL(cfg->hw_model, "meter-v2");
     CU_ASSERT_STRING_EQUAL(cfg->hw_revision, "");
+    CU_ASSERT_STRING_EQUAL(cfg->product, ""); /* absent: the default line */
     CU_ASSERT_STRING_EQUAL(cfg->gateway, "coap://[fd00::1]:5683");
     CU_ASSERT_STRING_EQUAL(cfg->trust, "/etc/ferry/trust.json");
     CU_ASSERT_EQUAL(cfg->nextra, 0);
@@ -57,6 +58,7 @@ static void saves_and_loads_back_with_unknown_keys_kept(void)
                                 "x-radio=lora;sf=7\n"
                                 "id=node-7\n"
                                 "\n"
+                                "product=meter-fw\n"
                                 "hw_model=meter-v2\n"
                                 "hw_revision=B\n"
                                 "gateway=coaps://gw.example:5684\n"
@@ -77,6 +79,7 @@ static void saves_and_loads_back_with_unknown_keys_kept(void)
     CU_ASSERT_EQUAL_FATAL(edge_nodecfg_load(path, &cfg, &d), FERRY_OK);
     CU_ASSERT_STRING_EQUAL(cfg->gateway, "coap://10.0.0.1:5683");
     CU_ASSERT_STRING_EQUAL(cfg->hw_revision, "B");
+    CU_ASSERT_STRING_EQUAL(cfg->product, "meter-fw");
     CU_ASSERT_EQUAL_FATAL(cfg->nextra, 2);
     CU_ASSERT_STRING_EQUAL(cfg->extra[0].key, "x-radio");
     CU_ASSERT_STRING_EQUAL(cfg->extra[1].key, "tz");
@@ -137,6 +140,7 @@ static void bad_contents_name_the_key_or_line(void)
         {"format=1\nid=n\nhw_model=m\ngateway=coap://g\ntrust=t\nx=1\nx=2\n", "'x' appears twice"},
         {"format=1\nid=n\nhw_model=m\nhw_revision=ABCDEFGHIJKLMNOPQ\ngateway=coap://g\ntrust=t\n",
          "'hw_revision' is longer"},
+        {"format=1\nid=n\nproduct=a b\nhw_model=m\ngateway=coap://g\ntrust=t\n", "'product'"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct edge_nodecfg *cfg = NULL;

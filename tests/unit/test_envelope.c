@@ -384,13 +384,17 @@ static void envelope_check_order(void)
     free(env);
     free(text);
 
-    /* Expired, wrong hardware, downgrade and too large all at once. */
+    /* Expired, wrong product, wrong hardware, downgrade and too large all at once. */
     pol.now = f.m.expires_at;
+    pol.product = "valve";
     pol.hw_model = "mx-999";
     pol.min_seq = f.m.seq + 1;
     pol.max_artifact_size = 1;
     CU_ASSERT_EQUAL(verify_text(f.env, f.kr, &pol, &d), FERRY_E_EXPIRED);
     pol.now = f.m.issued_at;
+    CU_ASSERT_EQUAL(verify_text(f.env, f.kr, &pol, &d), FERRY_E_WRONG_PRODUCT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "'valve'"));
+    pol.product = f.m.product;
     CU_ASSERT_EQUAL(verify_text(f.env, f.kr, &pol, &d), FERRY_E_INCOMPATIBLE_HW);
     pol.hw_model = NULL;
     CU_ASSERT_EQUAL(verify_text(f.env, f.kr, &pol, &d), FERRY_E_DOWNGRADE);

@@ -27,7 +27,7 @@
 
 #define ART_SIZE    (200 * 1024)
 #define SMALL_SIZE  600
-#define HW          "meter-v2"
+#define PRODUCT     "meter"
 #define BUSY_S      8
 #define FETCHING_S  20
 #define IDLE_MS     300
@@ -45,10 +45,10 @@ static struct fake {
     uint8_t fetching[FERRY_SHA256_LEN];
     char fetching_hex[FERRY_SHA256_HEX_LEN + 1];
     bool art_gone;
-    int complete, released; /* COMPLETE answers given, releases received */
-    char envelope[256];     /* "" = no release for HW */
-    char envelope_v3[256];  /* for "meter-v3", never announced */
-    char envelope_v9[256];  /* for "meter-v9": "" until its first release */
+    int complete, released;   /* COMPLETE answers given, releases received */
+    char envelope[256];       /* "" = no release for PRODUCT */
+    char envelope_valve[256]; /* for "valve", never announced */
+    char envelope_pump[256];  /* for "pump": "" until its first release */
     int status_calls;
     struct ferry_status last;
     bool identity_null;
@@ -57,13 +57,13 @@ static struct fake {
     const char *status_msg;
 } F;
 
-static const uint8_t *fake_manifest(void *arg, const char *hw, size_t *len)
+static const uint8_t *fake_manifest(void *arg, const char *product, size_t *len)
 {
     (void)arg;
-    const char *env = strcmp(hw, HW) == 0           ? F.envelope
-                      : strcmp(hw, "meter-v3") == 0 ? F.envelope_v3
-                      : strcmp(hw, "meter-v9") == 0 ? F.envelope_v9
-                                                    : "";
+    const char *env = strcmp(product, PRODUCT) == 0   ? F.envelope
+                      : strcmp(product, "valve") == 0 ? F.envelope_valve
+                      : strcmp(product, "pump") == 0  ? F.envelope_pump
+                                                      : "";
     if (!env[0])
         return NULL;
     *len = strlen(env);
@@ -120,7 +120,7 @@ static void fake_reset(void)
     memset(F.fetching, 0x5a, sizeof(F.fetching));
     ferry_hex_encode(F.fetching, sizeof(F.fetching), F.fetching_hex);
     snprintf(F.envelope, sizeof(F.envelope), "{\"release\":\"first\"}");
-    snprintf(F.envelope_v3, sizeof(F.envelope_v3), "{\"release\":\"v3\"}");
+    snprintf(F.envelope_valve, sizeof(F.envelope_valve), "{\"release\":\"valve\"}");
 }
 
 /* ---- server fixture and loop driving ------------------------------------- */
@@ -154,7 +154,7 @@ static void start_server(uint32_t max_downloads, const char *psk_file)
     port = gw_coap_port(srv);
     CU_ASSERT_FATAL(port != 0);
     CU_ASSERT_FATAL(gw_coap_artifact_added(srv, F.sha, sizeof(F.art)) == FERRY_OK);
-    CU_ASSERT_FATAL(gw_coap_manifest_changed(srv, HW) == FERRY_OK);
+    CU_ASSERT_FATAL(gw_coap_manifest_changed(srv, PRODUCT) == FERRY_OK);
 }
 
 static void stop_server(void)
@@ -644,7 +644,7 @@ static void well_known_core_lists_every_resource(void)
     CU_ASSERT(contains(art, "rt=\"ferry.artifact\""));
     CU_ASSERT(contains(art, sz));
     CU_ASSERT(contains(art, "ct=42"));
-    char *man = link_entry(doc, "</ferry/manifest/" HW ">");
+    char *man = link_entry(doc, "</ferry/manifest/" PRODUCT ">");
     CU_ASSERT_PTR_NOT_NULL_FATAL(man);
     CU_ASSERT(contains(man, "rt=\"ferry.manifest\""));
     CU_ASSERT(contains(man, "obs"));
@@ -684,9 +684,9 @@ static void wrong_paths_and_methods_are_refused(void)
         {"ferry/artifact", "get", "4.04"},
         {"ferry/artifact/not-hex", "get", "4.04"},
         {"ferry/status", "get", "4.05"},
-        {"ferry/manifest/" HW, "put", "4.05"},
-        {"ferry/manifest/" HW, "delete", "4.05"},
-        {"ferry/manifest/no-such-model", "post", "4.05"},
+        {"ferry/manifest/" PRODUCT, "put", "4.05"},
+        {"ferry/manifest/" PRODUCT, "delete", "4.05"},
+        {"ferry/manifest/no-such-product", "post", "4.05"},
         {path, "delete", "4.05"},
         {path, "post", "4.05"},
     };
@@ -881,36 +881,37 @@ static void change_manifest(void *arg)
 {
     (void)arg;
     snprintf(F.envelope, sizeof(F.envelope), "{\"release\":\"second\"}");
-    CU_ASSERT(gw_coap_manifest_changed(srv, HW) == FERRY_OK);
+    CU_ASSERT(gw_coap_manifest_changed(srv, PRODUCT) == FERRY_OK);
 }
 
 static void observers_hear_of_a_new_manifest(void)
 {
     start_server(2, NULL);
     CU_ASSERT_FATAL(ferry_loop_timer(loop, 1500, change_manifest, NULL) != 0);
-    char *out = coap_get("ferry/manifest/" HW, "-s", "4");
+    char *out = coap_get("ferry/manifest/" PRODUCT, "-s", "4");
     CU_ASSERT(contains(out, "{\"release\":\"first\"}"));
     CU_ASSERT(contains(out, "{\"release\":\"second\"}"));
     free(out);
 
     int fd = raw_socket();
     struct resp r;
-    CU_ASSERT_EQUAL(raw_get(fd, "ferry/manifest/" HW, -1, 0, &r), 205);
+    CU_ASSERT_EQUAL(raw_get(fd, "ferry/manifest/" PRODUCT, -1, 0, &r), 205);
     CU_ASSERT_EQUAL(r.content_format, 50);
     CU_ASSERT(r.max_age > 0);
     CU_ASSERT(r.etag_len > 0);
     CU_ASSERT(r.plen == strlen(F.envelope) && memcmp(r.payload, F.envelope, r.plen) == 0);
-    /* A model the gateway has a release for but never announced. */
-    CU_ASSERT_EQUAL(raw_get(fd, "ferry/manifest/meter-v3", -1, 0, &r), 205);
-    CU_ASSERT(r.plen == strlen(F.envelope_v3) && memcmp(r.payload, F.envelope_v3, r.plen) == 0);
+    /* A product the gateway has a release for but never announced. */
+    CU_ASSERT_EQUAL(raw_get(fd, "ferry/manifest/valve", -1, 0, &r), 205);
+    CU_ASSERT(r.plen == strlen(F.envelope_valve) &&
+              memcmp(r.payload, F.envelope_valve, r.plen) == 0);
     /* Withdrawn: an empty 2.05, with a Max-Age for pollers. */
     F.envelope[0] = '\0';
-    CU_ASSERT_EQUAL(raw_get(fd, "ferry/manifest/" HW, -1, 0, &r), 205);
+    CU_ASSERT_EQUAL(raw_get(fd, "ferry/manifest/" PRODUCT, -1, 0, &r), 205);
     CU_ASSERT_EQUAL(r.plen, 0);
     CU_ASSERT(r.max_age > 0);
     close(fd);
     out = coap_get(".well-known/core", NULL, NULL);
-    CU_ASSERT(contains(out, "</ferry/manifest/meter-v3>"));
+    CU_ASSERT(contains(out, "</ferry/manifest/valve>"));
     free(out);
     stop_server();
 }
@@ -926,46 +927,46 @@ static int raw_observe(int fd, const char *path, struct resp *r)
     return r->code;
 }
 
-static void release_v9(void *arg)
+static void release_pump(void *arg)
 {
     (void)arg;
-    snprintf(F.envelope_v9, sizeof(F.envelope_v9), "{\"release\":\"v9\"}");
-    CU_ASSERT(gw_coap_manifest_changed(srv, "meter-v9") == FERRY_OK);
+    snprintf(F.envelope_pump, sizeof(F.envelope_pump), "{\"release\":\"pump\"}");
+    CU_ASSERT(gw_coap_manifest_changed(srv, "pump") == FERRY_OK);
 }
 
-static void a_model_without_a_release_stays_observed(void)
+static void a_product_without_a_release_stays_observed(void)
 {
     start_server(2, NULL);
     int fd = raw_socket();
     struct resp r;
     /* The first GET makes the resource; it cannot register the observer. */
-    CU_ASSERT_EQUAL(raw_observe(fd, "ferry/manifest/meter-v9", &r), 205);
+    CU_ASSERT_EQUAL(raw_observe(fd, "ferry/manifest/pump", &r), 205);
     CU_ASSERT_EQUAL(r.plen, 0);
     CU_ASSERT(r.max_age > 0);
     CU_ASSERT_EQUAL(r.observe, -1);
     /* Asked again, as ferry-edge does: now registered, still nothing offered. */
-    CU_ASSERT_EQUAL(raw_observe(fd, "ferry/manifest/meter-v9", &r), 205);
+    CU_ASSERT_EQUAL(raw_observe(fd, "ferry/manifest/pump", &r), 205);
     CU_ASSERT_EQUAL(r.plen, 0);
     CU_ASSERT(r.observe >= 0);
-    /* The model's first release reaches the observer as a notification. */
-    CU_ASSERT_FATAL(ferry_loop_timer(loop, 200, release_v9, NULL) != 0);
+    /* The product's first release reaches the observer as a notification. */
+    CU_ASSERT_FATAL(ferry_loop_timer(loop, 200, release_pump, NULL) != 0);
     struct raw_wait w = {.fd = fd, .r = &r};
     CU_ASSERT_FATAL(run_until(raw_got, &w, 3000));
     parse_resp(&r);
     CU_ASSERT_EQUAL(r.code, 205);
     CU_ASSERT(r.observe >= 0);
-    CU_ASSERT(r.plen == strlen(F.envelope_v9) && memcmp(r.payload, F.envelope_v9, r.plen) == 0);
+    CU_ASSERT(r.plen == strlen(F.envelope_pump) && memcmp(r.payload, F.envelope_pump, r.plen) == 0);
     close(fd);
     stop_server();
 }
 
-static void models_without_a_release_are_capped(void)
+static void products_without_a_release_are_capped(void)
 {
     start_server(2, NULL);
     int fd = raw_socket();
     struct resp r;
     char path[64];
-    for (int i = 0; i < GW_COAP_MAX_WAITING_MODELS; i++) {
+    for (int i = 0; i < GW_COAP_MAX_WAITING_PRODUCTS; i++) {
         snprintf(path, sizeof(path), "ferry/manifest/probe-%d", i);
         CU_ASSERT_EQUAL(raw_get(fd, path, -1, 0, &r), 205);
     }
@@ -973,10 +974,11 @@ static void models_without_a_release_are_capped(void)
     CU_ASSERT_EQUAL(raw_get(fd, "ferry/manifest/probe-extra", -1, 0, &r), 404);
     CU_ASSERT(r.max_age > 0);
     CU_ASSERT(r.plen > 0 && memmem(r.payload, r.plen, "probe-extra", 11) != NULL);
-    /* Models made earlier still answer; one with a release is still served. */
+    /* Products made earlier still answer; one with a release is still served. */
     CU_ASSERT_EQUAL(raw_get(fd, "ferry/manifest/probe-0", -1, 0, &r), 205);
-    CU_ASSERT_EQUAL(raw_get(fd, "ferry/manifest/meter-v3", -1, 0, &r), 205);
-    CU_ASSERT(r.plen == strlen(F.envelope_v3) && memcmp(r.payload, F.envelope_v3, r.plen) == 0);
+    CU_ASSERT_EQUAL(raw_get(fd, "ferry/manifest/valve", -1, 0, &r), 205);
+    CU_ASSERT(r.plen == strlen(F.envelope_valve) &&
+              memcmp(r.payload, F.envelope_valve, r.plen) == 0);
     close(fd);
     char *doc = coap_get(".well-known/core", NULL, NULL);
     CU_ASSERT_PTR_NULL(strstr(doc, "probe-extra"));
@@ -1271,8 +1273,8 @@ const struct ferry_test_case ferry_tests[] = {
     {"status_hook_answers_map_to_codes", status_hook_answers_map_to_codes},
     {"fetching_and_unknown_artifacts", fetching_and_unknown_artifacts},
     {"observers_hear_of_a_new_manifest", observers_hear_of_a_new_manifest},
-    {"a_model_without_a_release_stays_observed", a_model_without_a_release_stays_observed},
-    {"models_without_a_release_are_capped", models_without_a_release_are_capped},
+    {"a_product_without_a_release_stays_observed", a_product_without_a_release_stays_observed},
+    {"products_without_a_release_are_capped", products_without_a_release_are_capped},
     {"one_download_at_a_time_refuses_the_second_node",
      one_download_at_a_time_refuses_the_second_node},
     {"a_node_may_start_at_any_block", a_node_may_start_at_any_block},
