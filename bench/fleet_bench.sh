@@ -21,17 +21,16 @@
 #   BENCH_EDGE_LOG    the nodes' --log-level (default info)
 #
 # One run: a fresh gateway (its own cache) and a fresh fleet (node ids and
-# hardware model unique to the run, so the inventory tells runs apart) are
+# product line unique to the run, so the inventory tells runs apart) are
 # started against one broker and one `ferry-cloud serve`. Once every node has
-# reported `idle`, a 1 KiB first release brings every node to `success` (a
-# node whose model has no release is answered 4.04, which ends its Observe
-# registration; real nodes update from a release they observe). Then two
-# measured releases of BENCH_KIB random bytes each:
+# reported `idle`, a 1 KiB first release brings every node to `success`, so
+# the measured releases find nodes that have installed before, as in a
+# fleet's life. Then two measured releases of BENCH_KIB random bytes each:
 #   cold    the gateway fetches the artifact when the release arrives, as
 #           in a real rollout;
 #   cached  the same bytes were published before as a release of another
-#           product and model, so the gateway holds them already: this is
-#           the CoAP distribution alone.
+#           product line, so the gateway holds them already: this is the
+#           CoAP distribution alone.
 # Each is timed from just before `ferry-cloud publish` is exec'd (signing and
 # the MQTT publish included) until a poll of the inventory's nodes table
 # (SQLite, every 100 ms) finds every node at `success` with the new version.
@@ -41,11 +40,12 @@
 # peak is reset at the publish through /proc/PID/clear_refs), and all nodes'
 # CPU over the span. Every node's slots are compared with the artifact.
 #
-# Nodes share 127.0.0.1 here, unlike a real fleet. libcoap sets SO_REUSEADDR
-# on client sockets, and Linux may then give two nodes the same ephemeral UDP
-# port; the gateway sees the two as one session and only one of them gets
-# answers. The script looks for such pairs (ss) right after the nodes start
-# and restarts one node of each pair, counting them as port_clashes.
+# Nodes share 127.0.0.1 here, unlike a real fleet. Two clients bound with
+# SO_REUSEADDR may get the same ephemeral UDP port (libcoap's stock
+# coap-client does this); the gateway would see them as one session. ferry-edge
+# leaves the port to connect(), which never shares one, but the script checks
+# anyway (ss) right after the nodes start and restarts one node of any pair,
+# counting them as port_clashes (0 in every run so far).
 set -uo pipefail
 
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -238,7 +238,8 @@ declare -A NODE_PID=()
 
 start_node() {
     local name=$1
-    "$EDGE" --gateway "coap://127.0.0.1:$GW_PORT" --id "$name" --hw-model "$MODEL" \
+    "$EDGE" --gateway "coap://127.0.0.1:$GW_PORT" --id "$name" --product "$PRODUCT" \
+        --hw-model "$MODEL" \
         --state-dir "$RUN_DIR/nodes/$name" --trust "$TRUST" --poll-interval "$POLL" \
         --request-timeout 10 --busy-retry 1 --max-image-mb $(((KIB + 1023) / 1024)) \
         --log-level "${BENCH_EDGE_LOG:-info}" >>"$RUN_DIR/nodes/$name.log" 2>&1 &
@@ -253,11 +254,11 @@ stop_node() {
     forget "$pid"
 }
 
-# publish FILE VERSION SEQ: the release of FILE for the run's model.
+# publish FILE VERSION SEQ: the release of FILE in the run's product line.
 publish() {
     "$CLOUD" publish --broker "mqtt://127.0.0.1:$PORT" --fleet "$FLEET" --store "$WORK/store" \
         --key "$(ls "$WORK"/keys/release-*.key)" --artifact "$1" --version "$2" --seq "$3" \
-        --hw-model "$MODEL" >/dev/null 2>"$RUN_DIR/publish.log" ||
+        --product "$PRODUCT" --hw-model "$MODEL" >/dev/null 2>"$RUN_DIR/publish.log" ||
         die "publish failed: $(cat "$RUN_DIR/publish.log")"
 }
 
@@ -340,6 +341,7 @@ fleet_run() {
     TAG=$tag
     RUN_DIR="$WORK/$tag"
     MODEL="m-$tag"
+    PRODUCT="p-$tag" # the broker keeps earlier runs' releases: never this run's line
     mkdir -p "$RUN_DIR/nodes"
     GW_PORT=$(free_port udp)
     "$GATEWAY" --broker "mqtt://127.0.0.1:$PORT" --fleet "$FLEET" --id "gw-$tag" \
@@ -381,10 +383,8 @@ fleet_run() {
     done
     [ -z "$(port_clashes "${NODE_PID[@]}")" ] || die "$tag: nodes still share a UDP port"
     nap 1
-    # A first, small release: nodes whose model has no release yet are
-    # answered 4.04, which ends an Observe registration, so they would learn
-    # of the measured release only at their next poll. Real nodes update from
-    # a release they observe.
+    # A first, small release: the measured ones then reach nodes that have
+    # installed before.
     head -c 1024 /dev/urandom >"$RUN_DIR/warmup.bin"
     publish "$RUN_DIR/warmup.bin" "1.$run.$maxdl" "$((run * 1000 + maxdl * 2))"
     wait_success "1.$run.$maxdl" "$(now_ms)" >"$RUN_DIR/warmup.out" ||
@@ -403,7 +403,7 @@ fleet_run() {
     sha=$(sha256sum "$art" | cut -d' ' -f1)
     "$CLOUD" publish --broker "mqtt://127.0.0.1:$PORT" --fleet "$FLEET" --store "$WORK/store" \
         --key "$(ls "$WORK"/keys/release-*.key)" --artifact "$art" --version "0.$run.$maxdl" \
-        --seq "$((run * 1000 + maxdl * 2))" --hw-model "other-$tag" --product precache \
+        --seq "$((run * 1000 + maxdl * 2))" --hw-model "other-$tag" --product "precache-$tag" \
         >/dev/null 2>"$RUN_DIR/publish.log" || die "publish failed: $(cat "$RUN_DIR/publish.log")"
     wait_for 60 "$gw" test -e "$RUN_DIR/cache/$sha" || die "$tag: the gateway never cached $sha"
     nap 1
