@@ -328,13 +328,13 @@ static void deliver_status(struct edge_coap *c, const struct edge_coap_answer *a
 static void manifest_answer(struct edge_coap *c, const struct edge_coap_answer *a, bool observed)
 {
     if (a->code == 205 && !observed && !c->reobserved && !c->reobserve_timer) {
-        /* Not registered (the model was new to the gateway): once more soon. */
+        /* Not registered (the product was new to the gateway): once more soon. */
         c->reobserved = true;
         c->reobserve_timer =
             ferry_loop_timer(c->loop, jittered(c, REOBSERVE_MS), reobserve_timer, c);
     }
     /* An empty 2.05 (the observation stays) or, from a gateway that cannot
-     * keep one for this model, 4.04 (it ends; the poll timer asks again). */
+     * keep one for this product, 4.04 (it ends; the poll timer asks again). */
     if (a->code == 404 || (a->code == 205 && !a->has_block && a->len == 0)) {
         c->hooks.no_manifest(c->hooks.arg);
         return;

@@ -1,14 +1,14 @@
 /* ferry-edge's CoAP client (libcoap 4.3.1): the three exchanges of
  * PROTOCOL.md, "CoAP resources", with the gateway.
  *
- *   Manifest  GET ferry/manifest/<hw-model> with Observe, sent again every
+ *   Manifest  GET ferry/manifest/<product> with Observe, sent again every
  *             poll period +-20% (same token, so the gateway replaces the
  *             registration instead of adding one, and a gateway that
  *             restarted and lost it gets it back). An envelope too long for
  *             one datagram is fetched block by block (Block2, same ETag) up
  *             to FERRY_ENVELOPE_MAX_BYTES and handed over whole. An empty 2.05
- *             (observation kept) or 4.04 means there is no release for the
- *             model.
+ *             (observation kept) or 4.04 means there is no release in the
+ *             product line.
  *   Artifact  GET ferry/artifact/<sha256-hex> with an explicit Block2
  *             option for one block: the caller drives the transfer block by
  *             block. libcoap's own block-wise client (COAP_BLOCK_USE_LIBCOAP)
@@ -62,10 +62,10 @@ struct edge_coap_answer {
 
 struct edge_coap_hooks {
     void *arg; /* passed to every hook */
-    /* A whole envelope for our model (from a GET or a notification). The
+    /* A whole envelope for our product (from a GET or a notification). The
      * same envelope comes again at every poll: the caller de-duplicates. */
     void (*manifest)(void *arg, const uint8_t *env, size_t len);
-    /* The gateway offers no release for our model (an empty 2.05, or 4.04). */
+    /* The gateway offers no release for our product (an empty 2.05, or 4.04). */
     void (*no_manifest)(void *arg);
     /* The answer to the latest edge_coap_get_block(). An answer naming
      * another block than asked for arrives as code 0. */

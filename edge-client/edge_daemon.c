@@ -497,7 +497,7 @@ static void on_manifest(void *arg, const uint8_t *env, size_t len)
 static void on_no_manifest(void *arg)
 {
     (void)arg;
-    LOG_DEBUG("manifest: the gateway has no release for this model");
+    LOG_DEBUG("manifest: the gateway has no release for this product line");
 }
 
 static void on_block(void *arg, const struct edge_coap_answer *a)

@@ -87,7 +87,7 @@ new_release() {
 start_serve s1
 start_gw
 # An hour between polls: the first release can only reach the node through
-# its observation of a model that had no release when it registered.
+# its observation of a product line that had no release when it registered.
 POLL=3600 start_edge
 
 # --- a node with nothing to do reports idle once -----------------------------------
