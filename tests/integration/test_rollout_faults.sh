@@ -92,8 +92,8 @@ done
 head -c "$LOSSY_BYTES" /dev/urandom >"$TEST_TMP/big.bin"
 
 # --- the lossy link starts first and runs alongside everything else ----------------
-# Product "sensor", model m3: a release line of its own, so its seq and the
-# firmware releases below do not interfere.
+# Product "sensor", model m3: a release line of its own, which only this node
+# follows, so its seq and the firmware releases below do not interfere.
 release "$TEST_TMP/big.bin" 1.0.1 1 --product sensor --hw-model m3 >/dev/null ||
     die "publishing the lossy node's release failed"
 wait_until 60 cached gw2 "$(sha_of "$TEST_TMP/big.bin")" || die "gw2 never cached the lossy node's image"
@@ -106,7 +106,7 @@ wait_until 10 proxy_listening || die "ferry-udp-proxy did not bind port $PROXY_P
 NODE_GATEWAY[px]="coap://127.0.0.1:$PROXY_PORT"
 lossy_t0=$SECONDS
 # Observe tells it of releases; a slow poll keeps the lossy link for blocks.
-start_node px m3 --poll-interval 30
+start_node px m3 --product sensor --poll-interval 30
 
 # --- a tampered cache file at the gateway is caught by the nodes ------------------
 release "$TEST_TMP/r1.bin" 1.0.1 1 --hw-model m1 >/dev/null || die "publishing 1.0.1 failed"
