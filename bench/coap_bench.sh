@@ -46,9 +46,11 @@
 # outputs go to /dev/shm so 500 MiB of writes do not wait for the disk.
 set -uo pipefail
 
-SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BENCH_NAME=coap_bench
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 RUNS=${1:-11}
-BUILD=${FERRY_BUILD_DIR:-$SRC/build-bench}
 PARTS=${BENCH_PARTS:-serve conc}
 MIB=${BENCH_MIB:-8}
 BLOCK=${BENCH_BLOCK:-1024}
@@ -57,139 +59,13 @@ CLIENTS=${BENCH_CLIENTS:-1 10 100 500}
 CONC_RUNS=${BENCH_CONC_RUNS:-5}
 FLEET=bench
 TIMEOUT_S=300
-TICK_MS=$((1000 / $(getconf CLK_TCK)))
+bench_setup "$RUNS" mosquitto mosquitto_pub coap-client-notls coap-server-notls python3 /usr/bin/time cmp sha256sum
 
-die() {
-    echo "coap_bench: $*" >&2
-    exit 1
-}
-
-[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got '$RUNS'"
-for tool in mosquitto mosquitto_pub coap-client-notls coap-server-notls python3 /usr/bin/time cmp \
-    sha256sum; do
-    command -v "$tool" >/dev/null || die "$tool is not installed"
-done
-
-WORK="$(mktemp -d "${BENCH_TMP:-${TMPDIR:-/tmp}}/ferry-coap-bench-XXXXXX")"
 SHM="$(mktemp -d /dev/shm/ferry-coap-bench-XXXXXX)"
-PIDS=()
-forget() {
-    local i
-    for i in "${!PIDS[@]}"; do
-        [ "${PIDS[$i]}" = "$1" ] && unset "PIDS[$i]"
-    done
-}
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-    done
-    rm -rf "$SHM"
-    if [ "${BENCH_KEEP:-0}" = 1 ]; then
-        echo "kept $WORK" >&2
-    else
-        rm -rf "$WORK"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-exec {NAP_FD}<> <(:)
-nap() {
-    read -r -t "$1" -u "$NAP_FD" || true
-}
-
-now_ms() {
-    local t=${EPOCHREALTIME/[.,]/}
-    echo $((t / 1000))
-}
-
-cpu_ms() {
-    local stat
-    stat=$(<"/proc/$1/stat") 2>/dev/null || {
-        echo 0
-        return
-    }
-    local -a f
-    read -r -a f <<<"${stat##*) }"
-    echo $(((f[11] + f[12]) * TICK_MS))
-}
-
-proc_kb() {
-    awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || echo 0
-}
+EXTRA_CLEANUP+=("$SHM")
 
 rcvbuf_errors() {
     awk '/^Udp:/ && $2 ~ /^[0-9]+$/ {print $6; exit}' /proc/net/snmp
-}
-
-wait_for() {
-    local secs=$1 pid=$2 deadline
-    shift 2
-    deadline=$((SECONDS + secs))
-    while ((SECONDS < deadline)); do
-        "$@" && return 0
-        kill -0 "$pid" 2>/dev/null || return 1
-        nap 0.01
-    done
-    return 1
-}
-
-build() {
-    [ "${BENCH_NO_BUILD:-0}" = 1 ] && return 0
-    # As in relay_bench.sh: the optimiser's flow warnings stay warnings here.
-    local soft=""
-    for w in maybe-uninitialized null-dereference format-truncation format-overflow \
-        stringop-overflow stringop-truncation array-bounds; do
-        soft="$soft -Wno-error=$w"
-    done
-    if ! cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_C_FLAGS=$soft" \
-        >"$WORK/cmake.log" 2>&1 ||
-        ! cmake --build "$BUILD" -j2 --target ferry-cloud ferry-gateway >>"$WORK/cmake.log" 2>&1; then
-        tail -30 "$WORK/cmake.log" >&2
-        die "build failed"
-    fi
-}
-
-free_port() {
-    python3 -c 'import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if sys.argv[1] == "udp" else socket.SOCK_STREAM)
-s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' "${1:-tcp}"
-}
-
-start_broker() {
-    for _ in 1 2 3 4 5; do
-        PORT=$(free_port)
-        cat >"$WORK/mosquitto.conf" <<EOF
-listener $PORT 127.0.0.1
-allow_anonymous true
-user root
-persistence false
-log_dest file $WORK/mosquitto.log
-log_type error
-log_type warning
-EOF
-        mosquitto -c "$WORK/mosquitto.conf" >/dev/null 2>&1 &
-        BROKER_PID=$!
-        if wait_for 10 "$BROKER_PID" bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT" 2>/dev/null; then
-            PIDS+=("$BROKER_PID")
-            return 0
-        fi
-        kill "$BROKER_PID" 2>/dev/null
-        wait "$BROKER_PID" 2>/dev/null
-    done
-    die "mosquitto would not start"
-}
-
-start_serve() {
-    "$CLOUD" keygen --out-dir "$WORK/keys" >/dev/null || die "keygen failed"
-    TRUST=$(ls "$WORK"/keys/release-*.pub)
-    "$CLOUD" serve --broker "mqtt://127.0.0.1:$PORT" --fleet "$FLEET" --store "$WORK/store" \
-        --db "$WORK/inventory.db" --log-level info >"$WORK/serve.log" 2>&1 &
-    SERVE_PID=$!
-    PIDS+=("$SERVE_PID")
-    wait_for 10 "$SERVE_PID" grep -q "connected to" "$WORK/serve.log" ||
-        die "serve did not connect: $(cat "$WORK/serve.log")"
 }
 
 # publish FILE MODEL SEQ: the release of FILE for hardware model MODEL.
@@ -363,7 +239,7 @@ conc_run() {
             [ "$waiting" -ge "$n" ] && break
             nap 0.05
         done
-        echo "$(now_ms)" >"$WORK/t0"
+        now_ms >"$WORK/t0"
         exec 8>"$fifo"
         local fails=0 done_ms=()
         while ((${#started[@]} > 0)); do
@@ -402,6 +278,7 @@ conc_run() {
     t0=$(<"$WORK/t0")
     local fails last med rest
     read -r fails rest <"$WORK/done"
+    # shellcheck disable=SC2086 # $rest: one argument per client's end time
     read -r last med <<<"$(python3 -c 'import statistics, sys
 t0 = int(sys.argv[1]); d = sorted(int(x) - t0 for x in sys.argv[2:])
 print(d[-1], int(statistics.median(d)))' "$t0" $rest)"
@@ -480,7 +357,7 @@ if conc:
 PY
 }
 
-build
+build ferry-cloud ferry-gateway
 CLOUD="$BUILD/cloud-bridge/ferry-cloud"
 GATEWAY="$BUILD/gateway/ferry-gateway"
 [ -x "$CLOUD" ] || die "no ferry-cloud under $BUILD"

@@ -33,129 +33,20 @@
 # so libcoap's 93-second limit on a block-wise transfer does not apply.
 set -uo pipefail
 
-SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BENCH_NAME=edge_heap_bench
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 RUNS=${1:-3}
-BUILD=${FERRY_BUILD_DIR:-$SRC/build-bench}
 SIZES=${BENCH_SIZES:-1 32}
 KINDS=${BENCH_KINDS:-massif plain}
 FLEET=bench
 TIMEOUT_S=1200
-
-die() {
-    echo "edge_heap_bench: $*" >&2
-    exit 1
-}
-
-[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got '$RUNS'"
-for tool in mosquitto mosquitto_pub python3 valgrind ms_print cmp sha256sum; do
-    command -v "$tool" >/dev/null || die "$tool is not installed"
-done
-
-WORK="$(mktemp -d "${BENCH_TMP:-${TMPDIR:-/tmp}}/ferry-edge-heap-XXXXXX")"
-PIDS=()
-forget() {
-    local i
-    for i in "${!PIDS[@]}"; do
-        [ "${PIDS[$i]}" = "$1" ] && unset "PIDS[$i]"
-    done
-}
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-    done
-    if [ "${BENCH_KEEP:-0}" = 1 ]; then
-        echo "kept $WORK" >&2
-    else
-        rm -rf "$WORK"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-exec {NAP_FD}<> <(:)
-nap() {
-    read -r -t "$1" -u "$NAP_FD" || true
-}
-
-now_ms() {
-    local t=${EPOCHREALTIME/[.,]/}
-    echo $((t / 1000))
-}
-
-proc_kb() {
-    awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || echo 0
-}
-
-wait_for() {
-    local secs=$1 pid=$2 deadline
-    shift 2
-    deadline=$((SECONDS + secs))
-    while ((SECONDS < deadline)); do
-        "$@" && return 0
-        kill -0 "$pid" 2>/dev/null || return 1
-        nap 0.1
-    done
-    return 1
-}
-
-build() {
-    [ "${BENCH_NO_BUILD:-0}" = 1 ] && return 0
-    # As in relay_bench.sh: the optimiser's flow warnings stay warnings here.
-    local soft=""
-    for w in maybe-uninitialized null-dereference format-truncation format-overflow \
-        stringop-overflow stringop-truncation array-bounds; do
-        soft="$soft -Wno-error=$w"
-    done
-    if ! cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_C_FLAGS=$soft" \
-        >"$WORK/cmake.log" 2>&1 ||
-        ! cmake --build "$BUILD" -j2 --target ferry-cloud ferry-gateway ferry-edge \
-            >>"$WORK/cmake.log" 2>&1; then
-        tail -30 "$WORK/cmake.log" >&2
-        die "build failed"
-    fi
-}
-
-free_port() {
-    python3 -c 'import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if sys.argv[1] == "udp" else socket.SOCK_STREAM)
-s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' "${1:-tcp}"
-}
-
-start_broker() {
-    for _ in 1 2 3 4 5; do
-        PORT=$(free_port)
-        cat >"$WORK/mosquitto.conf" <<EOF
-listener $PORT 127.0.0.1
-allow_anonymous true
-user root
-persistence false
-log_dest file $WORK/mosquitto.log
-log_type error
-log_type warning
-EOF
-        mosquitto -c "$WORK/mosquitto.conf" >/dev/null 2>&1 &
-        BROKER_PID=$!
-        if wait_for 10 "$BROKER_PID" bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT" 2>/dev/null; then
-            PIDS+=("$BROKER_PID")
-            return 0
-        fi
-        kill "$BROKER_PID" 2>/dev/null
-        wait "$BROKER_PID" 2>/dev/null
-    done
-    die "mosquitto would not start"
-}
+bench_setup "$RUNS" mosquitto mosquitto_pub python3 valgrind ms_print cmp sha256sum
+WAIT_TICK=0.1
 
 start_cloud_and_gateway() {
-    "$CLOUD" keygen --out-dir "$WORK/keys" >/dev/null || die "keygen failed"
-    TRUST=$(ls "$WORK"/keys/release-*.pub)
-    DB="$WORK/inventory.db"
-    "$CLOUD" serve --broker "mqtt://127.0.0.1:$PORT" --fleet "$FLEET" --store "$WORK/store" \
-        --db "$DB" --log-level info >"$WORK/serve.log" 2>&1 &
-    SERVE_PID=$!
-    PIDS+=("$SERVE_PID")
-    wait_for 10 "$SERVE_PID" grep -q "connected to" "$WORK/serve.log" ||
-        die "serve did not connect: $(cat "$WORK/serve.log")"
+    start_serve
     GW_PORT=$(free_port udp)
     "$GATEWAY" --broker "mqtt://127.0.0.1:$PORT" --fleet "$FLEET" --id gw \
         --cache-dir "$WORK/gw/cache" --state-dir "$WORK/gw/state" --trust "$TRUST" \
@@ -300,7 +191,7 @@ print("%9d  total (useful heap at the peak; massif adds its per-block overhead a
 PY
 }
 
-build
+build ferry-cloud ferry-gateway ferry-edge
 CLOUD="$BUILD/cloud-bridge/ferry-cloud"
 GATEWAY="$BUILD/gateway/ferry-gateway"
 EDGE="$BUILD/edge-client/ferry-edge"

@@ -48,72 +48,19 @@
 # counting them as port_clashes (0 in every run so far).
 set -uo pipefail
 
-SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BENCH_NAME=fleet_bench
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 RUNS=${1:-3}
-BUILD=${FERRY_BUILD_DIR:-$SRC/build-bench}
 NODES=${BENCH_NODES:-100}
 KIB=${BENCH_KIB:-1024}
 MAXDL=${BENCH_MAXDL:-8 32}
 POLL=${BENCH_POLL:-2s}
 FLEET=bench
 TIMEOUT_S=900
-TICK_MS=$((1000 / $(getconf CLK_TCK)))
-
-die() {
-    echo "fleet_bench: $*" >&2
-    exit 1
-}
-
-[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got '$RUNS'"
-for tool in mosquitto mosquitto_pub python3 ss cmp sha256sum; do
-    command -v "$tool" >/dev/null || die "$tool is not installed"
-done
-
-WORK="$(mktemp -d "${BENCH_TMP:-${TMPDIR:-/tmp}}/ferry-fleet-bench-XXXXXX")"
-PIDS=()
-forget() {
-    local i
-    for i in "${!PIDS[@]}"; do
-        [ "${PIDS[$i]}" = "$1" ] && unset "PIDS[$i]"
-    done
-}
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null
-    done
-    if [ "${BENCH_KEEP:-0}" = 1 ]; then
-        echo "kept $WORK" >&2
-    else
-        rm -rf "$WORK"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-exec {NAP_FD}<> <(:)
-nap() {
-    read -r -t "$1" -u "$NAP_FD" || true
-}
-
-now_ms() {
-    local t=${EPOCHREALTIME/[.,]/}
-    echo $((t / 1000))
-}
-
-cpu_ms() {
-    local stat
-    stat=$(<"/proc/$1/stat") 2>/dev/null || {
-        echo 0
-        return
-    }
-    local -a f
-    read -r -a f <<<"${stat##*) }"
-    echo $(((f[11] + f[12]) * TICK_MS))
-}
+bench_setup "$RUNS" mosquitto mosquitto_pub python3 ss cmp sha256sum
+WAIT_TICK=0.05
 
 # Summed utime+stime of many live processes, in ms.
 cpu_sum_ms() {
@@ -122,81 +69,6 @@ cpu_sum_ms() {
         sum=$((sum + $(cpu_ms "$pid")))
     done
     echo "$sum"
-}
-
-proc_kb() {
-    awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || echo 0
-}
-
-wait_for() {
-    local secs=$1 pid=$2 deadline
-    shift 2
-    deadline=$((SECONDS + secs))
-    while ((SECONDS < deadline)); do
-        "$@" && return 0
-        kill -0 "$pid" 2>/dev/null || return 1
-        nap 0.05
-    done
-    return 1
-}
-
-build() {
-    [ "${BENCH_NO_BUILD:-0}" = 1 ] && return 0
-    # As in relay_bench.sh: the optimiser's flow warnings stay warnings here.
-    local soft=""
-    for w in maybe-uninitialized null-dereference format-truncation format-overflow \
-        stringop-overflow stringop-truncation array-bounds; do
-        soft="$soft -Wno-error=$w"
-    done
-    if ! cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_C_FLAGS=$soft" \
-        >"$WORK/cmake.log" 2>&1 ||
-        ! cmake --build "$BUILD" -j2 --target ferry-cloud ferry-gateway ferry-edge \
-            >>"$WORK/cmake.log" 2>&1; then
-        tail -30 "$WORK/cmake.log" >&2
-        die "build failed"
-    fi
-}
-
-free_port() {
-    python3 -c 'import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if sys.argv[1] == "udp" else socket.SOCK_STREAM)
-s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' "${1:-tcp}"
-}
-
-start_broker() {
-    for _ in 1 2 3 4 5; do
-        PORT=$(free_port)
-        cat >"$WORK/mosquitto.conf" <<EOF
-listener $PORT 127.0.0.1
-allow_anonymous true
-user root
-persistence false
-log_dest file $WORK/mosquitto.log
-log_type error
-log_type warning
-EOF
-        mosquitto -c "$WORK/mosquitto.conf" >/dev/null 2>&1 &
-        BROKER_PID=$!
-        if wait_for 10 "$BROKER_PID" bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT" 2>/dev/null; then
-            PIDS+=("$BROKER_PID")
-            return 0
-        fi
-        kill "$BROKER_PID" 2>/dev/null
-        wait "$BROKER_PID" 2>/dev/null
-    done
-    die "mosquitto would not start"
-}
-
-start_serve() {
-    "$CLOUD" keygen --out-dir "$WORK/keys" >/dev/null || die "keygen failed"
-    TRUST=$(ls "$WORK"/keys/release-*.pub)
-    DB="$WORK/inventory.db"
-    "$CLOUD" serve --broker "mqtt://127.0.0.1:$PORT" --fleet "$FLEET" --store "$WORK/store" \
-        --db "$DB" --log-level info >"$WORK/serve.log" 2>&1 &
-    SERVE_PID=$!
-    PIDS+=("$SERVE_PID")
-    wait_for 10 "$SERVE_PID" grep -q "connected to" "$WORK/serve.log" ||
-        die "serve did not connect: $(cat "$WORK/serve.log")"
 }
 
 # fleet_count PREFIX STATE [VERSION]: nodes whose latest record matches.
@@ -448,7 +320,7 @@ for kind, rs in rows.items():
 PY
 }
 
-build
+build ferry-cloud ferry-gateway ferry-edge
 CLOUD="$BUILD/cloud-bridge/ferry-cloud"
 GATEWAY="$BUILD/gateway/ferry-gateway"
 EDGE="$BUILD/edge-client/ferry-edge"

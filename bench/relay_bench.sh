@@ -43,160 +43,26 @@
 # raw_time / ferry_time (>= 0.5 is the issue's aim), on stdout.
 set -uo pipefail
 
-SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BENCH_NAME=relay_bench
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 RUNS=${1:-5}
-BUILD=${FERRY_BUILD_DIR:-$SRC/build-bench}
 MIB=${BENCH_MIB:-64}
 CHUNKS=${BENCH_CHUNKS:-16384 65536}
 FLEET=bench
 TIMEOUT_S=300
-TICK_MS=$((1000 / $(getconf CLK_TCK)))
-
-die() {
-    echo "relay_bench: $*" >&2
-    exit 1
-}
-
-[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got '$RUNS'"
-for tool in mosquitto mosquitto_pub mosquitto_sub python3 /usr/bin/time cmp sha256sum; do
-    command -v "$tool" >/dev/null || die "$tool is not installed"
-done
-
-WORK="$(mktemp -d "${BENCH_TMP:-${TMPDIR:-/tmp}}/ferry-bench-XXXXXX")"
-PIDS=()
-# A waited-for PID leaves the list, so clean-up never signals a reused PID.
-forget() {
-    local i
-    for i in "${!PIDS[@]}"; do
-        [ "${PIDS[$i]}" = "$1" ] && unset "PIDS[$i]"
-    done
-}
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-    done
-    if [ "${BENCH_KEEP:-0}" = 1 ]; then
-        echo "kept $WORK" >&2
-    else
-        rm -rf "$WORK"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# A sleep that forks nothing, so polling costs the measured processes no CPU.
-exec {NAP_FD}<> <(:)
-nap() {
-    read -r -t "$1" -u "$NAP_FD" || true
-}
-
-now_ms() {
-    local t=${EPOCHREALTIME/[.,]/}
-    echo $((t / 1000))
-}
-
-# utime+stime of a live process, in ms.
-cpu_ms() {
-    local stat
-    stat=$(<"/proc/$1/stat") 2>/dev/null || {
-        echo 0
-        return
-    }
-    # Fields after the command name, which may hold spaces: ")" ends it.
-    local -a f
-    read -r -a f <<<"${stat##*) }"
-    echo $(((f[11] + f[12]) * TICK_MS))
-}
-
-peak_rss_kb() {
-    awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0
-}
-
-# until CMD succeeds, polling every 5 ms; fails after SECS or if PID dies.
-wait_for() {
-    local secs=$1 pid=$2 deadline
-    shift 2
-    deadline=$((SECONDS + secs))
-    while ((SECONDS < deadline)); do
-        "$@" && return 0
-        kill -0 "$pid" 2>/dev/null || return 1
-        nap 0.005
-    done
-    return 1
-}
-
-build() {
-    [ "${BENCH_NO_BUILD:-0}" = 1 ] && return 0
-    # GCC's flow-dependent warnings (uninitialised, null, truncation) change
-    # with the optimiser, and an -O2 build has tripped over them where the
-    # -O0 test builds did not. A benchmark measures, it does not lint: they
-    # stay warnings here (the project's -Werror still makes the rest fatal).
-    local soft=""
-    for w in maybe-uninitialized null-dereference format-truncation format-overflow \
-        stringop-overflow stringop-truncation array-bounds; do
-        soft="$soft -Wno-error=$w"
-    done
-    if ! cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_C_FLAGS=$soft" \
-        >"$WORK/cmake.log" 2>&1 ||
-        ! cmake --build "$BUILD" -j2 --target ferry-cloud ferry-gateway >>"$WORK/cmake.log" 2>&1; then
-        tail -30 "$WORK/cmake.log" >&2
-        die "build failed"
-    fi
-}
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# The broker logs no per-message lines: with log_type all it would write
-# several lines per Ferry chunk and one per raw message, charging Ferry
-# for the broker's logging. Subscriptions are logged so the raw run can
-# wait for its subscriber.
-start_broker() {
-    local attempt
-    for attempt in 1 2 3 4 5; do
-        PORT=$(free_port)
-        cat >"$WORK/mosquitto.conf" <<EOF
-listener $PORT 127.0.0.1
-allow_anonymous true
-user root
-persistence false
-log_dest file $WORK/mosquitto.log
-log_type error
-log_type warning
-log_type notice
-log_type information
-log_type subscribe
-EOF
-        mosquitto -c "$WORK/mosquitto.conf" >/dev/null 2>&1 &
-        BROKER_PID=$!
-        if wait_for 10 "$BROKER_PID" bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT" 2>/dev/null; then
-            PIDS+=("$BROKER_PID")
-            return 0
-        fi
-        kill "$BROKER_PID" 2>/dev/null
-        wait "$BROKER_PID" 2>/dev/null
-        echo "broker did not start on port $PORT (attempt $attempt)" >&2
-    done
-    die "mosquitto would not start"
-}
+bench_setup "$RUNS" mosquitto mosquitto_pub mosquitto_sub python3 /usr/bin/time cmp sha256sum
+WAIT_TICK=0.005
 
 setup_release() {
     ARTIFACT="$WORK/artifact.bin"
     head -c $((MIB << 20)) /dev/urandom >"$ARTIFACT"
     SHA=$(sha256sum "$ARTIFACT" | cut -d' ' -f1)
-    "$CLOUD" keygen --out-dir "$WORK/keys" >/dev/null || die "keygen failed"
-    "$CLOUD" serve --broker "mqtt://127.0.0.1:$PORT" --fleet "$FLEET" --store "$WORK/store" \
-        --db "$WORK/inventory.db" --log-level info >"$WORK/serve.log" 2>&1 &
-    SERVE_PID=$!
-    PIDS+=("$SERVE_PID")
+    start_serve
     "$CLOUD" publish --broker "mqtt://127.0.0.1:$PORT" --fleet "$FLEET" --store "$WORK/store" \
         --key "$(ls "$WORK"/keys/release-*.key)" --artifact "$ARTIFACT" --version 1.0.0 --seq 1 \
         --hw-model m1 >/dev/null 2>"$WORK/publish.log" || die "publish failed: $(cat "$WORK/publish.log")"
-    TRUST=$(ls "$WORK"/keys/release-*.pub)
-    wait_for 10 "$SERVE_PID" grep -q "connected to" "$WORK/serve.log" ||
-        die "serve did not connect: $(cat "$WORK/serve.log")"
 }
 
 # ms between two of the gateway's log timestamps (same UTC day or the next).
@@ -231,7 +97,7 @@ ferry_run() {
         die "gateway $id never cached the artifact; log: $dir/gw.log"
     t1=$(now_ms)
     gw_cpu=$(cpu_ms "$pid")
-    rss=$(peak_rss_kb "$pid")
+    rss=$(proc_kb "$pid" VmHWM)
     local serve_cpu=$(($(cpu_ms "$SERVE_PID") - serve0)) broker_cpu=$(($(cpu_ms "$BROKER_PID") - broker0))
     kill "$pid"
     wait "$pid" 2>/dev/null
@@ -352,7 +218,7 @@ for f in (k for k in rows if k.startswith("ferry")):
 PY
 }
 
-build
+build ferry-cloud ferry-gateway
 CLOUD="$BUILD/cloud-bridge/ferry-cloud"
 GATEWAY="$BUILD/gateway/ferry-gateway"
 [ -x "$CLOUD" ] || die "no ferry-cloud under $BUILD"
@@ -360,6 +226,8 @@ GATEWAY="$BUILD/gateway/ferry-gateway"
 grep -q '^CMAKE_BUILD_TYPE:STRING=RelWithDebInfo' "$BUILD/CMakeCache.txt" 2>/dev/null ||
     echo "relay_bench: warning: $BUILD is not a RelWithDebInfo build" >&2
 
+# The subscribe lines tell when mosquitto_sub is ready.
+BROKER_LOG_TYPES="notice information subscribe"
 start_broker
 setup_release
 mode="$RUNS rounds"
