@@ -18,7 +18,6 @@
 #define TOKEN_MAX       8
 #define MAX_SZX         6
 #define PATH_MAX_LEN    (sizeof(FERRY_COAP_ARTIFACT) + FERRY_SHA256_HEX_LEN + 2)
-#define ACK_TIMEOUT_S   2
 #define MAX_RETRANSMIT  3
 #define POLL_JITTER_PCT 20
 /* libcoap takes syslog levels; ferry_log.h's LOG_INFO() hides syslog's name. */
@@ -514,7 +513,9 @@ static enum ferry_err open_session(struct edge_coap *c, const struct edge_coap_o
     }
     if (!c->session)
         return ferry_fail(d, FERRY_E_IO, "gateway: cannot open a CoAP session to '%s'", o->uri);
-    coap_session_set_ack_timeout(c->session, (coap_fixed_point_t){ACK_TIMEOUT_S, 0});
+    uint64_t ack_ms = o->ack_timeout_ms ? o->ack_timeout_ms : EDGE_COAP_DEFAULT_ACK_TIMEOUT_MS;
+    coap_session_set_ack_timeout(
+        c->session, (coap_fixed_point_t){(uint16_t)(ack_ms / 1000), (uint16_t)(ack_ms % 1000)});
     coap_session_set_max_retransmit(c->session, MAX_RETRANSMIT);
     return FERRY_OK;
 }
@@ -525,6 +526,10 @@ enum ferry_err edge_coap_new(struct ferry_loop *loop, const struct edge_coap_opt
 {
     if (!opts->product || !ferry_id_valid(opts->product) || opts->poll_ms == 0)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "coap: bad product or poll period");
+    if (opts->ack_timeout_ms && (opts->ack_timeout_ms < EDGE_COAP_MIN_ACK_TIMEOUT_MS ||
+                                 opts->ack_timeout_ms > EDGE_COAP_MAX_ACK_TIMEOUT_MS))
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "coap: ACK timeout of %llu ms is out of range",
+                          (unsigned long long)opts->ack_timeout_ms);
     struct edge_coap *c = calloc(1, sizeof(*c));
     if (!c)
         return ferry_fail(d, FERRY_E_NOMEM, "coap: out of memory");

@@ -1,6 +1,7 @@
 #include "edge_config.h"
 
 #include "edge_boot.h"
+#include "edge_coap.h"
 #include "edge_nodecfg.h"
 #include "ferry_cfgfile.h"
 #include "ferry_fs.h"
@@ -46,6 +47,9 @@ static const struct ferry_opt edge_opts[] = {
         "manifest poll period besides Observe, +-20% (default 60s)", 0),
     OPT("request-timeout", FERRY_OPT_DURATION, request_timeout, "DURATION",
         "longest wait for one CoAP answer (default 60s)", 0),
+    OPT("ack-timeout-ms", FERRY_OPT_U64, ack_timeout_ms, "MS",
+        "CoAP ACK_TIMEOUT: first retransmission after this, doubling; 1000..60000 (default 2000)",
+        0),
     OPT("psk-file", FERRY_OPT_STR, psk_file, "FILE",
         "for coaps://: the node's pre-shared key in hex (identity = --id)", 0),
     OPT("log-level", FERRY_OPT_LOGLEVEL, log_level, "LEVEL", "error, warn, info or debug", 0),
@@ -153,6 +157,11 @@ static enum ferry_err check(const struct edge_config *cfg, struct ferry_diag *d)
     if (cfg->max_image_mb < 1 || cfg->max_image_mb > MAX_IMAGE_MB)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--max-image-mb: must be 1..%llu",
                           (unsigned long long)MAX_IMAGE_MB);
+    if (cfg->ack_timeout_ms < EDGE_COAP_MIN_ACK_TIMEOUT_MS ||
+        cfg->ack_timeout_ms > EDGE_COAP_MAX_ACK_TIMEOUT_MS)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--ack-timeout-ms: must be %d..%d, got %llu",
+                          EDGE_COAP_MIN_ACK_TIMEOUT_MS, EDGE_COAP_MAX_ACK_TIMEOUT_MS,
+                          (unsigned long long)cfg->ack_timeout_ms);
     /* A day is far beyond any sensible value and keeps milliseconds small. */
     if (!in_range(cfg->poll_interval, 1, 86400) || !in_range(cfg->busy_retry, 1, 86400) ||
         !in_range(cfg->cmd_timeout, 1, 86400) || !in_range(cfg->request_timeout, 1, 86400))
@@ -170,6 +179,7 @@ enum ferry_err edge_config_parse(struct edge_config *cfg, int argc, char **argv,
     cfg->busy_retry = 5;
     cfg->cmd_timeout = 30;
     cfg->request_timeout = 60;
+    cfg->ack_timeout_ms = EDGE_COAP_DEFAULT_ACK_TIMEOUT_MS;
     cfg->block_size = 1024;
     cfg->trial_attempts = 1;
     cfg->log_level = FERRY_LOG_INFO;

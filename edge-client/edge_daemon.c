@@ -642,6 +642,7 @@ static enum ferry_err make_coap(struct edge_daemon *dm, const struct edge_config
         .psk_len = psk_len,
         .poll_ms = (uint64_t)cfg->poll_interval * 1000,
         .request_timeout_ms = (uint64_t)cfg->request_timeout * 1000,
+        .ack_timeout_ms = cfg->ack_timeout_ms,
         .seed = rnd(dm),
     };
     struct edge_coap_hooks hooks = {

@@ -27,6 +27,7 @@ check "the first start exits cleanly on SIGTERM" test $? -eq 0
 check "node.cfg was written" test -f "$STATE/node.cfg"
 check "node.cfg names the node" grep -qx "id=node-7" "$STATE/node.cfg"
 check "node.cfg names the revision" grep -qx "hw_revision=B" "$STATE/node.cfg"
+check "node.cfg names the default product line" grep -qx "product=firmware" "$STATE/node.cfg"
 check "node.cfg ends with its CRC" bash -c "tail -1 '$STATE/node.cfg' | grep -qE '^crc32=[0-9a-f]{8}$'"
 
 : >"$TEST_TMP/edge.log"
@@ -44,4 +45,12 @@ expect_output stderr "node.cfg" "the error names node.cfg"
 expect_status 2 "without node.cfg or flags, --id is required" "$EDGE" \
     --state-dir "$TEST_TMP/empty"
 expect_output stderr "--id" "the error names --id"
+expect_status 2 "an ACK timeout libcoap would ignore is refused" "$EDGE" \
+    --state-dir "$TEST_TMP/ack" --gateway "coap://127.0.0.1:$PORT" --id n --hw-model m \
+    --trust "$PUB" --ack-timeout-ms 500
+expect_output stderr "--ack-timeout-ms: must be 1000..60000, got 500" "the error names the flag and the range"
+expect_status 2 "a product line that is no identifier is refused" "$EDGE" \
+    --state-dir "$TEST_TMP/prod" --gateway "coap://127.0.0.1:$PORT" --id n --hw-model m \
+    --trust "$PUB" --product "a b"
+expect_output stderr "--product: 'a b' is not an identifier" "the error names --product"
 finish
