@@ -121,31 +121,29 @@ post_status() { # node seq
     coap-client-notls -m post -t 50 -e "{\"format\":1,\"node\":\"$1\",\"state\":\"downloading\",\"bytes\":$2,\"total\":1000,\"seq\":$2,\"ts\":1795780800,\"version\":\"1.0.0\"}" \
         "$GWURI/ferry/status" 2>&1
 }
+# post_round FIRST LAST: records FIRST..LAST of nodes 0-9; counts and names
+# those the gateway refused in `refused`.
+post_round() {
+    local seq n out
+    for seq in $(seq "$1" "$2"); do
+        for n in 0 1 2 3 4 5 6 7 8 9; do
+            out=$(post_status "node-$n" "$seq")
+            if [ -n "$out" ]; then
+                refused=$((refused + 1))
+                echo "node-$n seq $seq was refused: $out"
+            fi
+        done
+    done
+}
 stop_mosquitto
 refused=0
-for seq in $(seq 1 50); do
-    for n in 0 1 2 3 4 5 6 7 8 9; do
-        out=$(post_status "node-$n" "$seq")
-        if [ -n "$out" ]; then
-            refused=$((refused + 1))
-            echo "node-$n seq $seq was refused: $out"
-        fi
-    done
-done
+post_round 1 50
 check "500 records accepted with the broker down" test "$refused" -eq 0
 kill -KILL "$GW_PID"
 wait "$GW_PID" 2>/dev/null
 start_gateway gw1 --max-downloads 2
 gateway_serving || die "the gateway did not come back after kill -9"
-for seq in $(seq 51 100); do
-    for n in 0 1 2 3 4 5 6 7 8 9; do
-        out=$(post_status "node-$n" "$seq")
-        if [ -n "$out" ]; then
-            refused=$((refused + 1))
-            echo "node-$n seq $seq was refused: $out"
-        fi
-    done
-done
+post_round 51 100
 check "500 more accepted after a kill -9 of the gateway" test "$refused" -eq 0
 restart_mosquitto
 inventory() {
