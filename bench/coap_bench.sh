@@ -321,49 +321,34 @@ part_conc() {
 }
 
 summarise() {
-    python3 - "$1" <<'PY'
-import statistics, sys
-rows = {}
-for line in open(sys.argv[1]):
-    kind, *fields = line.split()
-    rows.setdefault(kind, []).append(dict(f.split("=", 1) for f in fields))
-def med(kind, key):
-    return statistics.median(float(r[key]) for r in rows[kind])
-def table(kinds, keys):
-    print("| run | n | " + " | ".join(keys) + " |")
-    print("|---" * (len(keys) + 2) + "|")
-    for k in kinds:
-        print("| %s | %d | %s |" % (k, len(rows[k]), " | ".join("%.0f" % med(k, x) for x in keys)))
+    PYTHONPATH="$SRC/bench" python3 - "$1" <<'PY'
+import sys
+from medians import load, med, table
+rows = load(sys.argv[1])
 if "ferry" in rows:
     print("\nserve: medians")
-    table(["ferry", "coap-server"], ["wall_ms", "server_cpu_ms", "client_cpu_ms", "client_rss_kb",
-                                     "server_rss_kb"])
+    table(rows, ["wall_ms", "server_cpu_ms", "client_cpu_ms", "client_rss_kb", "server_rss_kb"],
+          ["ferry", "coap-server"])
     print("ratio ferry / coap-server (aim <= 1.0): wall %.2f, server CPU %.2f" % (
-        med("ferry", "wall_ms") / med("coap-server", "wall_ms"),
-        med("ferry", "server_cpu_ms") / max(1.0, med("coap-server", "server_cpu_ms"))))
+        med(rows, "ferry", "wall_ms") / med(rows, "coap-server", "wall_ms"),
+        med(rows, "ferry", "server_cpu_ms") / max(1.0, med(rows, "coap-server", "server_cpu_ms"))))
 conc = sorted((k for k in rows if k.startswith("conc-")), key=lambda k: int(k[5:]))
 if conc:
     print("\nconc: medians")
-    table(conc, ["wall_ms", "client_median_ms", "gw_cpu_ms", "gw_rss0_kb", "gw_peak_kb",
-                 "gw_growth_kb", "clients_cpu_ms", "rcvbuf_drops"])
+    table(rows, ["wall_ms", "client_median_ms", "gw_cpu_ms", "gw_rss0_kb", "gw_peak_kb",
+                 "gw_growth_kb", "clients_cpu_ms", "rcvbuf_drops"], conc)
     if "conc-1" in rows:
         # Each run's peak over its own gateway's RSS before the clients:
         # fresh gateways start a few hundred KiB apart.
-        base = med("conc-1", "gw_growth_kb")
+        base = med(rows, "conc-1", "gw_growth_kb")
         print("peak RSS growth per concurrent transfer beyond the 1-client run (aim <= 16 KiB):")
         for k in conc[1:]:
             n = int(k[5:])
-            print("  %s: %.2f KiB" % (k, (med(k, "gw_growth_kb") - base) / (n - 1)))
+            print("  %s: %.2f KiB" % (k, (med(rows, k, "gw_growth_kb") - base) / (n - 1)))
 PY
 }
 
 build ferry-cloud ferry-gateway
-CLOUD="$BUILD/cloud-bridge/ferry-cloud"
-GATEWAY="$BUILD/gateway/ferry-gateway"
-[ -x "$CLOUD" ] || die "no ferry-cloud under $BUILD"
-[ -x "$GATEWAY" ] || die "no ferry-gateway under $BUILD"
-grep -q '^CMAKE_BUILD_TYPE:STRING=RelWithDebInfo' "$BUILD/CMakeCache.txt" 2>/dev/null ||
-    echo "coap_bench: warning: $BUILD is not a RelWithDebInfo build" >&2
 
 RESULTS="$WORK/results.txt"
 : >"$RESULTS"

@@ -135,23 +135,8 @@ PY
 }
 
 summarise() {
-    python3 - "$1" <<'PY'
-import statistics, sys
-rows = {}
-for line in open(sys.argv[1]):
-    kind, *fields = line.split()
-    rows.setdefault(kind, []).append(dict(f.split("=", 1) for f in fields))
-keys = ["install_ms", "heap_peak_b", "heap_extra_b", "vmhwm_kb", "vmrss_kb", "rss_anon_kb"]
-print("\nmedians")
-print("| run | n | " + " | ".join(keys) + " |")
-print("|---" * (len(keys) + 2) + "|")
-for kind, rs in rows.items():
-    cells = []
-    for k in keys:
-        vals = [float(r[k]) for r in rs if r.get(k, "NA") != "NA"]
-        cells.append("%.0f" % statistics.median(vals) if vals else "-")
-    print("| %s | %d | %s |" % (kind, len(rs), " | ".join(cells)))
-PY
+    python3 "$SRC/bench/medians.py" "$1" install_ms heap_peak_b heap_extra_b vmhwm_kb vmrss_kb \
+        rss_anon_kb
 }
 
 # The peak snapshot of a massif.out, grouped by the allocation's innermost
@@ -192,14 +177,6 @@ PY
 }
 
 build ferry-cloud ferry-gateway ferry-edge
-CLOUD="$BUILD/cloud-bridge/ferry-cloud"
-GATEWAY="$BUILD/gateway/ferry-gateway"
-EDGE="$BUILD/edge-client/ferry-edge"
-for b in "$CLOUD" "$GATEWAY" "$EDGE"; do
-    [ -x "$b" ] || die "no $b"
-done
-grep -q '^CMAKE_BUILD_TYPE:STRING=RelWithDebInfo' "$BUILD/CMakeCache.txt" 2>/dev/null ||
-    echo "edge_heap_bench: warning: $BUILD is not a RelWithDebInfo build" >&2
 
 RESULTS="$WORK/results.txt"
 : >"$RESULTS"

@@ -300,35 +300,11 @@ fleet_run() {
 }
 
 summarise() {
-    python3 - "$1" <<'PY'
-import statistics, sys
-rows = {}
-for line in open(sys.argv[1]):
-    kind, *fields = line.split()
-    rows.setdefault(kind, []).append(dict(f.split("=", 1) for f in fields))
-keys = ["wall_ms", "gw_cached_ms", "first_ms", "median_ms", "gw_cpu_ms", "gw_peak_kb", "edges_cpu_ms",
-        "port_clashes"]
-print("\nmedians")
-print("| run | n | " + " | ".join(keys) + " |")
-print("|---" * (len(keys) + 2) + "|")
-for kind, rs in rows.items():
-    cells = []
-    for k in keys:
-        vals = [float(r[k]) for r in rs if r.get(k, "NA") != "NA"]
-        cells.append("%.0f" % statistics.median(vals) if vals else "-")
-    print("| %s | %d | %s |" % (kind, len(rs), " | ".join(cells)))
-PY
+    python3 "$SRC/bench/medians.py" "$1" wall_ms gw_cached_ms first_ms median_ms gw_cpu_ms \
+        gw_peak_kb edges_cpu_ms port_clashes
 }
 
 build ferry-cloud ferry-gateway ferry-edge
-CLOUD="$BUILD/cloud-bridge/ferry-cloud"
-GATEWAY="$BUILD/gateway/ferry-gateway"
-EDGE="$BUILD/edge-client/ferry-edge"
-for b in "$CLOUD" "$GATEWAY" "$EDGE"; do
-    [ -x "$b" ] || die "no $b"
-done
-grep -q '^CMAKE_BUILD_TYPE:STRING=RelWithDebInfo' "$BUILD/CMakeCache.txt" 2>/dev/null ||
-    echo "fleet_bench: warning: $BUILD is not a RelWithDebInfo build" >&2
 ulimit -n 65536 2>/dev/null || true
 
 RESULTS="$WORK/results.txt"

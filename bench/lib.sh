@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034 # TRUST and DB are for the scripts to read
+# shellcheck disable=SC2034 # TRUST, DB, CLOUD, GATEWAY and EDGE are for the scripts to read
 # What the benchmark scripts share: a work folder cleaned up on exit with the
 # processes they started, fork-free sleeps and clocks, /proc readings, the
 # build, free ports and a throw-away mosquitto. Source it after setting
@@ -107,9 +107,29 @@ wait_for() {
     return 1
 }
 
-# build TARGET...: a RelWithDebInfo build in BUILD, unless BENCH_NO_BUILD=1.
+# build TARGET...: a RelWithDebInfo build of the programs named in BUILD
+# (skipped with BENCH_NO_BUILD=1), then CLOUD, GATEWAY and EDGE set to those
+# of them that were named; dies if one is missing, warns if BUILD is not an
+# optimised build.
 build() {
-    [ "${BENCH_NO_BUILD:-0}" = 1 ] && return 0
+    if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
+        compile "$@"
+    fi
+    local t bin
+    for t in "$@"; do
+        case $t in
+        ferry-cloud) bin=$BUILD/cloud-bridge/ferry-cloud CLOUD=$bin ;;
+        ferry-gateway) bin=$BUILD/gateway/ferry-gateway GATEWAY=$bin ;;
+        ferry-edge) bin=$BUILD/edge-client/ferry-edge EDGE=$bin ;;
+        *) die "build: unknown program $t" ;;
+        esac
+        [ -x "$bin" ] || die "no $t under $BUILD"
+    done
+    grep -q '^CMAKE_BUILD_TYPE:STRING=RelWithDebInfo' "$BUILD/CMakeCache.txt" 2>/dev/null ||
+        echo "$BENCH_NAME: warning: $BUILD is not a RelWithDebInfo build" >&2
+}
+
+compile() {
     # GCC's flow-dependent warnings (uninitialised, null, truncation) change
     # with the optimiser and the compiler version. A benchmark measures, it
     # does not lint: they stay warnings here (the project's -Werror still

@@ -78,19 +78,24 @@ log_ms() {
     ' "$1"
 }
 
+# gateway_args ID DIR CHUNK: the ferry-gateway command line of one transfer,
+# in GW_ARGS.
+gateway_args() {
+    GW_ARGS=("$GATEWAY" --broker "mqtt://127.0.0.1:$PORT" --fleet "$FLEET" --id "$1"
+        --cache-dir "$2/cache" --state-dir "$2/state" --trust "$TRUST"
+        --coap-addr 127.0.0.1 --coap-port "$(free_port udp)" --chunk-size "$3" --log-level info)
+}
+
 # ferry_run CHUNK RUN: prints one result line.
 ferry_run() {
     local chunk=$1 run=$2 id="gw-c$1-r$2" dir="$WORK/gw-c$1-r$2"
     mkdir -p "$dir"
-    local serve0 broker0 t0 t1 pid gw_cpu rss coap_port
-    coap_port=$(free_port)
+    local serve0 broker0 t0 t1 pid gw_cpu rss
+    gateway_args "$id" "$dir" "$chunk"
     serve0=$(cpu_ms "$SERVE_PID")
     broker0=$(cpu_ms "$BROKER_PID")
     t0=$(now_ms)
-    "$GATEWAY" --broker "mqtt://127.0.0.1:$PORT" --fleet "$FLEET" --id "$id" \
-        --cache-dir "$dir/cache" --state-dir "$dir/state" --trust "$TRUST" \
-        --coap-addr 127.0.0.1 --coap-port "$coap_port" --chunk-size "$chunk" --log-level info \
-        2>"$dir/gw.log" &
+    "${GW_ARGS[@]}" 2>"$dir/gw.log" &
     pid=$!
     PIDS+=("$pid")
     wait_for "$TIMEOUT_S" "$pid" test -e "$dir/cache/$SHA" ||
@@ -129,11 +134,8 @@ perf_run() {
     serve_perf=$!
     PIDS+=("$serve_perf")
     nap 0.5
-    perf record -q -F 4999 -g -o "$dir/gw.data" -- \
-        "$GATEWAY" --broker "mqtt://127.0.0.1:$PORT" --fleet "$FLEET" --id "gw-perf-c$chunk" \
-        --cache-dir "$dir/cache" --state-dir "$dir/state" --trust "$TRUST" \
-        --coap-addr 127.0.0.1 --coap-port "$(free_port)" --chunk-size "$chunk" --log-level info \
-        2>"$dir/gw.log" &
+    gateway_args "gw-perf-c$chunk" "$dir" "$chunk"
+    perf record -q -F 4999 -g -o "$dir/gw.data" -- "${GW_ARGS[@]}" 2>"$dir/gw.log" &
     pid=$!
     PIDS+=("$pid")
     wait_for "$TIMEOUT_S" "$pid" test -e "$dir/cache/$SHA" ||
@@ -189,42 +191,23 @@ raw_run() {
 
 # Medians of every numeric field, per kind, then the ratios.
 summarise() {
-    python3 - "$1" <<'PY'
-import statistics, sys
-rows = {}
-for line in open(sys.argv[1]):
-    kind, *fields = line.split()
-    kv = dict(f.split("=", 1) for f in fields)
-    rows.setdefault(kind, []).append(kv)
-def med(kind, key):
-    vals = [float(r[key]) for r in rows[kind] if r.get(key, "NA") != "NA"]
-    return statistics.median(vals) if vals else float("nan")
+    PYTHONPATH="$SRC/bench" python3 - "$1" <<'PY'
+import sys
+from medians import load, med, table
+rows = load(sys.argv[1])
 print("\nmedians over %d runs each" % min(len(v) for v in rows.values()))
-keys = ["wall_ms", "fetch_ms", "stream_ms", "finish_ms", "gw_cpu_ms", "gw_rss_kb", "serve_cpu_ms", "sub_cpu_ms",
-        "sub_rss_kb", "pub_cpu_ms", "pub_rss_kb", "broker_cpu_ms"]
-print("| run | " + " | ".join(keys) + " |")
-print("|---" * (len(keys) + 1) + "|")
-for kind in rows:
-    cells = []
-    for k in keys:
-        v = med(kind, k) if any(k in r for r in rows[kind]) else None
-        cells.append("-" if v is None else "%.0f" % v)
-    print("| %s | %s |" % (kind, " | ".join(cells)))
+table(rows, ["wall_ms", "fetch_ms", "stream_ms", "finish_ms", "gw_cpu_ms", "gw_rss_kb", "serve_cpu_ms",
+             "sub_cpu_ms", "sub_rss_kb", "pub_cpu_ms", "pub_rss_kb", "broker_cpu_ms"])
 print("\nratio raw_time / ferry_time (medians; the aim is >= 0.5)")
 for f in (k for k in rows if k.startswith("ferry")):
     for r in (k for k in rows if k.startswith("raw")):
         print("  %s / %s: wall %.2f, fetch-only %.2f" % (
-            r, f, med(r, "wall_ms") / med(f, "wall_ms"), med(r, "wall_ms") / med(f, "fetch_ms")))
+            r, f, med(rows, r, "wall_ms") / med(rows, f, "wall_ms"),
+            med(rows, r, "wall_ms") / med(rows, f, "fetch_ms")))
 PY
 }
 
 build ferry-cloud ferry-gateway
-CLOUD="$BUILD/cloud-bridge/ferry-cloud"
-GATEWAY="$BUILD/gateway/ferry-gateway"
-[ -x "$CLOUD" ] || die "no ferry-cloud under $BUILD"
-[ -x "$GATEWAY" ] || die "no ferry-gateway under $BUILD"
-grep -q '^CMAKE_BUILD_TYPE:STRING=RelWithDebInfo' "$BUILD/CMakeCache.txt" 2>/dev/null ||
-    echo "relay_bench: warning: $BUILD is not a RelWithDebInfo build" >&2
 
 # The subscribe lines tell when mosquitto_sub is ready.
 BROKER_LOG_TYPES="notice information subscribe"
