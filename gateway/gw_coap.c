@@ -4,13 +4,11 @@
  * gw_coap_manifest.c and gw_coap_status.c. */
 #include "gw_coap_core.h"
 
-#include "ferry_log.h"
 #include "gw_pacer.h"
 #include "gw_psk.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <coap3/coap.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -20,41 +18,6 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-static unsigned coap_users; /* servers alive: coap_startup() once */
-
-/* ---- libcoap plumbing ---------------------------------------------------- */
-
-/* libcoap's levels are syslog's. Its LOG_ERR, LOG_INFO and LOG_DEBUG names
- * are taken by ferry_log.h's macros, hence the numbers. */
-enum { SYSLOG_ERR = 3, SYSLOG_WARNING = 4, SYSLOG_INFO = 6 };
-
-static void log_bridge(coap_log_t level, const char *message)
-{
-    enum ferry_log_level l = level <= SYSLOG_ERR       ? FERRY_LOG_ERROR
-                             : level == SYSLOG_WARNING ? FERRY_LOG_WARN
-                             : level <= SYSLOG_INFO    ? FERRY_LOG_INFO
-                                                       : FERRY_LOG_DEBUG;
-    size_t n = strlen(message);
-    while (n > 0 && (message[n - 1] == '\n' || message[n - 1] == '\r'))
-        n--;
-    ferry_log(l, "coap: %.*s", (int)n, message);
-}
-
-static void library_up(void)
-{
-    if (coap_users++ == 0) {
-        coap_startup();
-        coap_set_log_handler(log_bridge);
-        coap_set_log_level(SYSLOG_WARNING);
-    }
-}
-
-static void library_down(void)
-{
-    if (--coap_users == 0)
-        coap_cleanup();
-}
 
 static struct gw_coap *srv_of(const coap_session_t *ses)
 {
@@ -79,17 +42,11 @@ uint32_t gw_coap_jittered(uint32_t base_s)
     return gw_pacer_jitter(base_s, rnd);
 }
 
-void gw_coap_add_uint_option(coap_pdu_t *pdu, coap_option_num_t num, uint64_t v)
-{
-    uint8_t buf[8];
-    coap_add_option(pdu, num, coap_encode_var_safe8(buf, sizeof(buf), v), buf);
-}
-
 void gw_coap_answer(coap_pdu_t *resp, coap_pdu_code_t code, uint32_t max_age_s, const char *diag)
 {
     coap_pdu_set_code(resp, code);
     if (max_age_s > 0)
-        gw_coap_add_uint_option(resp, COAP_OPTION_MAXAGE, max_age_s);
+        ferry_coapglue_add_uint(resp, COAP_OPTION_MAXAGE, max_age_s);
     if (diag && diag[0])
         coap_add_data(resp, strlen(diag), (const uint8_t *)diag);
 }
@@ -103,14 +60,6 @@ void gw_coap_answerf(coap_pdu_t *resp, coap_pdu_code_t code, uint32_t max_age_s,
     vsnprintf(diag, sizeof(diag), fmt, ap);
     va_end(ap);
     gw_coap_answer(resp, code, max_age_s, diag);
-}
-
-uint64_t gw_coap_etag_of(const uint8_t sha[FERRY_SHA256_LEN])
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | sha[i];
-    return v ? v : 1;
 }
 
 coap_resource_t *gw_coap_new_resource(const char *path, uint16_t ct, const char *rt)
@@ -133,8 +82,6 @@ coap_resource_t *gw_coap_new_resource(const char *path, uint16_t ct, const char 
 }
 
 /* ---- deferred work and expiry, from the loop ---------------------------- */
-
-static void process(struct gw_coap *s);
 
 /* The first moment something may age out: a transfer in the pacer or an
  * artifact's mapping. GW_PACER_NO_EXPIRY when nothing can. */
@@ -175,31 +122,10 @@ void gw_coap_schedule_expiry(struct gw_coap *s)
     s->expiry_timer = ferry_loop_timer(s->loop, next > now ? next - now : 0, on_expiry, s);
 }
 
-static void on_kick(void *arg)
+/* After every pass of libcoap, outside its handlers. */
+static void after_pass(void *arg)
 {
-    struct gw_coap *s = arg;
-    s->kick_timer = 0;
-    process(s);
-}
-
-void gw_coap_kick(struct gw_coap *s)
-{
-    if (!s->closing && !s->kick_timer)
-        s->kick_timer = ferry_loop_timer(s->loop, 0, on_kick, s);
-}
-
-static void process(struct gw_coap *s)
-{
-    s->processing = true;
-    coap_io_process(s->ctx, COAP_IO_NO_WAIT);
-    s->processing = false;
-    gw_coap_artifact_sweep(s);
-}
-
-static void on_coap_fd(void *arg, uint32_t events)
-{
-    (void)events;
-    process(arg);
+    gw_coap_artifact_sweep(arg);
 }
 
 /* ---- paths without a resource yet ----------------------------------------- */
@@ -413,14 +339,7 @@ static enum ferry_err start(struct gw_coap *s, const struct gw_coap_opts *o, str
     s->port = bound_port(ep, o->port);
     if ((err = add_fixed_resources(s, d)) != FERRY_OK)
         return err;
-    s->fd = coap_context_get_coap_fd(s->ctx);
-    if (s->fd < 0)
-        return ferry_fail(d, FERRY_E_INVALID_ARG, "coap: libcoap was built without epoll");
-    if (ferry_loop_add_fd(s->loop, s->fd, EPOLLIN, on_coap_fd, s) != FERRY_OK) {
-        s->fd = -1;
-        return ferry_fail(d, FERRY_E_IO, "coap: cannot watch libcoap's fd");
-    }
-    return FERRY_OK;
+    return ferry_coapglue_io_start(&s->io, s->loop, s->ctx, after_pass, s, d);
 }
 
 enum ferry_err gw_coap_new(struct ferry_loop *loop, const struct gw_coap_opts *opts,
@@ -433,9 +352,8 @@ enum ferry_err gw_coap_new(struct ferry_loop *loop, const struct gw_coap_opts *o
     struct gw_coap *s = calloc(1, sizeof(*s));
     if (!s)
         return ferry_fail(d, FERRY_E_NOMEM, "coap: out of memory");
-    library_up();
+    ferry_coapglue_up();
     s->loop = loop;
-    s->fd = -1;
     s->hooks = *hooks;
     s->manifest_max_age =
         opts->manifest_max_age_s ? opts->manifest_max_age_s : GW_COAP_DEFAULT_MANIFEST_MAX_AGE_S;
@@ -458,10 +376,7 @@ void gw_coap_free(struct gw_coap *s)
     if (!s)
         return;
     s->closing = true;
-    if (s->fd >= 0)
-        ferry_loop_del_fd(s->loop, s->fd);
-    if (s->kick_timer)
-        ferry_loop_cancel(s->loop, s->kick_timer);
+    ferry_coapglue_io_stop(&s->io);
     if (s->expiry_timer)
         ferry_loop_cancel(s->loop, s->expiry_timer);
     /* Frees every session and every resource (and the manifest copies). */
@@ -473,7 +388,7 @@ void gw_coap_free(struct gw_coap *s)
     gw_psk_free(s->psk);
     gw_coap_status_free_all(s);
     free(s);
-    library_down();
+    ferry_coapglue_down();
 }
 
 uint16_t gw_coap_port(const struct gw_coap *s)

@@ -73,8 +73,7 @@ void gw_coap_artifact_free_all(struct gw_coap *s)
     }
 }
 
-struct artifact_entry *gw_coap_artifact_find(struct gw_coap *s,
-                                             const uint8_t sha[FERRY_SHA256_LEN])
+struct artifact_entry *gw_coap_artifact_find(struct gw_coap *s, const uint8_t sha[FERRY_SHA256_LEN])
 {
     for (struct artifact_entry *a = s->arts; a; a = a->next)
         if (memcmp(a->sha, sha, FERRY_SHA256_LEN) == 0)
@@ -118,36 +117,30 @@ static struct artifact_entry *add_art(struct gw_coap *s, const uint8_t sha[FERRY
     return a;
 }
 
-/* What a request's Block2 option asks for, checked on the raw option:
- * libcoap 4.3.1 would read SZX 7 over UDP, or a block number over 20 bits,
- * as something else. */
+/* What a request's Block2 option asks for. */
 struct block2 {
     bool present;
     uint32_t num;
     unsigned szx;
 };
 
+/* False when the option is bad; resp then says why: 4.02 for a value longer
+ * than 3 bytes, 4.00 for SZX 7 or a repeated option. */
 static bool parse_block2(const coap_pdu_t *req, struct block2 *b, coap_pdu_t *resp)
 {
-    coap_opt_iterator_t it;
-    coap_opt_t *o = coap_check_option(req, COAP_OPTION_BLOCK2, &it);
+    struct ferry_coapglue_block blk = {0};
+    struct ferry_diag d = {{0}};
     memset(b, 0, sizeof(*b));
-    if (!o)
-        return true;
-    uint32_t len = coap_opt_length(o);
-    if (len > 3) {
-        gw_coap_answer(resp, COAP_RESPONSE_CODE_BAD_OPTION, 0, "Block2: longer than 3 bytes");
+    enum ferry_err err = ferry_coapglue_get_block(req, COAP_OPTION_BLOCK2, &b->present, &blk, &d);
+    if (err != FERRY_OK) {
+        gw_coap_answer(resp,
+                       err == FERRY_E_TOO_LARGE ? COAP_RESPONSE_CODE_BAD_OPTION
+                                                : COAP_RESPONSE_CODE_BAD_REQUEST,
+                       0, d.msg);
         return false;
     }
-    unsigned v = coap_decode_var_bytes(coap_opt_value(o), len);
-    b->present = true;
-    b->num = v >> 4;
-    b->szx = v & 7;
-    if (b->szx == 7) {
-        gw_coap_answer(resp, COAP_RESPONSE_CODE_BAD_REQUEST, 0,
-                       "Block2: SZX 7 (BERT) is for TCP only");
-        return false;
-    }
+    b->num = blk.num;
+    b->szx = blk.szx;
     return true;
 }
 
@@ -186,14 +179,13 @@ static bool pick_piece(const struct block2 *b, size_t size, struct piece *pc)
 static bool add_piece(const struct artifact_entry *a, const struct piece *pc, coap_pdu_t *resp)
 {
     coap_pdu_set_code(resp, COAP_RESPONSE_CODE_CONTENT);
-    gw_coap_add_uint_option(resp, COAP_OPTION_ETAG, gw_coap_etag_of(a->sha));
-    gw_coap_add_uint_option(resp, COAP_OPTION_CONTENT_FORMAT,
-                            COAP_MEDIATYPE_APPLICATION_OCTET_STREAM);
-    if (pc->block2)
-        gw_coap_add_uint_option(resp, COAP_OPTION_BLOCK2,
-                                (uint64_t)pc->num << 4 | (pc->more ? 8u : 0u) | pc->szx);
-    gw_coap_add_uint_option(resp, COAP_OPTION_SIZE2, a->len);
-    return pc->len == 0 || coap_add_data(resp, pc->len, a->data + pc->off);
+    struct ferry_coapglue_block blk = {.num = pc->num, .szx = pc->szx, .more = pc->more};
+    return ferry_coapglue_add_etag(resp, a->sha) &&
+           ferry_coapglue_add_uint(resp, COAP_OPTION_CONTENT_FORMAT,
+                                   COAP_MEDIATYPE_APPLICATION_OCTET_STREAM) &&
+           (!pc->block2 || ferry_coapglue_add_block(resp, COAP_OPTION_BLOCK2, &blk)) &&
+           ferry_coapglue_add_uint(resp, COAP_OPTION_SIZE2, a->len) &&
+           (pc->len == 0 || coap_add_data(resp, pc->len, a->data + pc->off));
 }
 
 /* The artifact with the hooks' answer at hand: `a` as it is when it holds
@@ -332,6 +324,6 @@ void gw_coap_artifact_removed(struct gw_coap *s, const uint8_t sha256[FERRY_SHA2
         return;
     a->removed = true;
     /* From a hook, libcoap may be inside this very resource: after the pass. */
-    if (!s->processing)
+    if (!ferry_coapglue_io_in_pass(&s->io))
         gw_coap_artifact_sweep(s);
 }

@@ -12,15 +12,16 @@
  *   gw_coap_status.c    ferry/status: POST, Block1 reassembly, the hook's
  *                       answer mapped to a response code.
  *
- * Everything runs on the loop thread. Handlers run inside coap_io_process()
- * (s->processing is true then): a resource must not be deleted there, so
- * deletions wait for gw_coap_artifact_sweep(), which the core calls after
- * every pass. */
+ * Everything runs on the loop thread (ferry_coapglue.h drives libcoap).
+ * Handlers run inside coap_io_process() (ferry_coapglue_io_in_pass()): a
+ * resource must not be deleted there, so deletions wait for
+ * gw_coap_artifact_sweep(), which the core calls after every pass. */
 #ifndef FERRY_GW_COAP_CORE_H
 #define FERRY_GW_COAP_CORE_H
 
+#include "ferry_coapglue.h" /* first: it orders ferry_log.h before libcoap */
 #include "ferry_err.h"
-#include "ferry_log.h" /* before libcoap's syslog.h: its LOG_ERR etc. are ferry_log's */
+#include "ferry_log.h"
 #include "ferry_loop.h"
 #include "ferry_names.h"
 #include "ferry_sha256.h"
@@ -34,7 +35,7 @@
 
 /* The largest block served (SZX 6): 1024 bytes fit one datagram with room
  * for the header and options, also over DTLS. */
-#define GW_COAP_BLOCK_SZX_MAX 6
+#define GW_COAP_BLOCK_SZX_MAX FERRY_COAPGLUE_SZX_MAX
 
 /* Status records arriving in Block1 pieces, reassembled one per session; the
  * oldest is dropped when more senders than this are half-way. */
@@ -77,7 +78,7 @@ struct status_part {
 struct gw_coap {
     struct ferry_loop *loop;
     coap_context_t *ctx;
-    int fd;
+    struct ferry_coapglue_io io;
     uint16_t port;
     struct gw_coap_hooks hooks;
     uint32_t manifest_max_age, busy_max_age, fetching_max_age;
@@ -89,10 +90,8 @@ struct gw_coap {
     size_t waiting_products; /* manifests created for a node's GET with no release yet */
     struct status_part parts[GW_COAP_STATUS_PARTS];
     uint64_t idle_ms; /* pacer idle time, also the life of an unused mapping */
-    uint64_t kick_timer;
     uint64_t expiry_timer, expiry_at;
     uint64_t last_session_id;
-    bool processing; /* inside coap_io_process(): handlers, hooks may run */
     bool closing;
 };
 
@@ -105,26 +104,15 @@ uint64_t gw_coap_session_id(struct gw_coap *s, coap_session_t *ses);
 /* base_s jittered by up to a quarter either way (gw_pacer_jitter()). */
 uint32_t gw_coap_jittered(uint32_t base_s);
 
-/* Adds option num with the shortest encoding of v. */
-void gw_coap_add_uint_option(coap_pdu_t *pdu, coap_option_num_t num, uint64_t v);
-
 /* An answer without a body: the code and a diagnostic payload (RFC 7252
  * 5.5.2). max_age_s > 0 adds Max-Age first, options precede the payload. */
 void gw_coap_answer(coap_pdu_t *resp, coap_pdu_code_t code, uint32_t max_age_s, const char *diag);
 void gw_coap_answerf(coap_pdu_t *resp, coap_pdu_code_t code, uint32_t max_age_s, const char *fmt,
                      ...) FERRY_PRINTF(4, 5);
 
-/* The stable ETag of a body: its first 8 SHA-256 bytes as a number, never 0
- * (libcoap takes 0 for "make one up per call"). */
-uint64_t gw_coap_etag_of(const uint8_t sha[FERRY_SHA256_LEN]);
-
 /* A resource for path with ct= (if not 0) and rt= attributes; the caller
  * registers handlers and adds it to the context. NULL when out of memory. */
 coap_resource_t *gw_coap_new_resource(const char *path, uint16_t ct, const char *rt);
-
-/* A pass of libcoap soon, so that notifications go out now rather than at
- * the next packet. */
-void gw_coap_kick(struct gw_coap *s);
 
 /* Keeps one timer armed for the next possible expiry (gw_pacer's transfers,
  * artifact mappings). */

@@ -88,11 +88,11 @@ static void serve_manifest(struct gw_coap *s, struct manifest_entry *m, coap_ses
     uint8_t sha[FERRY_SHA256_LEN];
     ferry_sha256(copy, len, sha);
     /* libcoap adds an ETag only to bodies that need blocks. */
-    gw_coap_add_uint_option(resp, COAP_OPTION_ETAG, gw_coap_etag_of(sha));
+    ferry_coapglue_add_etag(resp, sha);
     coap_pdu_set_code(resp, COAP_RESPONSE_CODE_CONTENT);
     if (!coap_add_data_large_response(m->res, ses, req, resp, q, COAP_MEDIATYPE_APPLICATION_JSON,
-                                      (int)s->manifest_max_age, gw_coap_etag_of(sha), len, copy,
-                                      free_copy, copy))
+                                      (int)s->manifest_max_age, ferry_coapglue_etag_of(sha), len,
+                                      copy, free_copy, copy))
         LOG_WARN("coap: could not queue the manifest for %s", coap_session_str(ses));
 }
 
@@ -143,6 +143,6 @@ enum ferry_err gw_coap_manifest_changed(struct gw_coap *s, const char *product)
     if (!m)
         return FERRY_E_NOMEM;
     coap_resource_notify_observers(m->res, NULL);
-    gw_coap_kick(s);
+    ferry_coapglue_io_kick(&s->io);
     return FERRY_OK;
 }

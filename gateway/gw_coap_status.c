@@ -104,17 +104,16 @@ static void store_status(struct gw_coap *s, coap_session_t *ses, uint16_t cf, co
     if (err == FERRY_OK)
         coap_pdu_set_code(resp, code);
     else
-        gw_coap_answer(resp, code,
-                       code == COAP_RESPONSE_CODE_SERVICE_UNAVAILABLE
-                           ? gw_coap_jittered(s->busy_max_age)
-                           : 0,
-                       d.msg[0] ? d.msg : ferry_strerror(err));
+        gw_coap_answer(
+            resp, code,
+            code == COAP_RESPONSE_CODE_SERVICE_UNAVAILABLE ? gw_coap_jittered(s->busy_max_age) : 0,
+            d.msg[0] ? d.msg : ferry_strerror(err));
 }
 
 static void too_large(coap_pdu_t *resp)
 {
     coap_pdu_set_code(resp, COAP_RESPONSE_CODE_REQUEST_TOO_LARGE);
-    gw_coap_add_uint_option(resp, COAP_OPTION_SIZE1, FERRY_STATUS_MAX_BYTES);
+    ferry_coapglue_add_uint(resp, COAP_OPTION_SIZE1, FERRY_STATUS_MAX_BYTES);
     char diag[64];
     snprintf(diag, sizeof(diag), "status records are at most %d bytes", FERRY_STATUS_MAX_BYTES);
     coap_add_data(resp, strlen(diag), (const uint8_t *)diag);
@@ -122,11 +121,13 @@ static void too_large(coap_pdu_t *resp)
 
 static bool content_format(const coap_pdu_t *req, uint16_t *cf)
 {
-    coap_opt_iterator_t it;
-    coap_opt_t *o = coap_check_option(req, COAP_OPTION_CONTENT_FORMAT, &it);
-    if (!o || coap_opt_length(o) > 2)
+    bool present = false;
+    uint64_t v = 0;
+    if (ferry_coapglue_get_uint(req, COAP_OPTION_CONTENT_FORMAT, 2, &present, &v, NULL) !=
+            FERRY_OK ||
+        !present)
         return false;
-    *cf = (uint16_t)coap_decode_var_bytes(coap_opt_value(o), coap_opt_length(o));
+    *cf = (uint16_t)v;
     return *cf == COAP_MEDIATYPE_APPLICATION_JSON || *cf == COAP_MEDIATYPE_APPLICATION_CBOR;
 }
 
