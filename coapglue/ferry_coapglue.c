@@ -141,9 +141,8 @@ static coap_opt_t *only_option(const coap_pdu_t *pdu, coap_option_num_t opt, boo
     return o;
 }
 
-enum ferry_err ferry_coapglue_get_block(const coap_pdu_t *pdu, coap_option_num_t opt,
-                                        bool *present, struct ferry_coapglue_block *b,
-                                        struct ferry_diag *d)
+enum ferry_err ferry_coapglue_get_block(const coap_pdu_t *pdu, coap_option_num_t opt, bool *present,
+                                        struct ferry_coapglue_block *b, struct ferry_diag *d)
 {
     bool twice = false;
     coap_opt_t *o = only_option(pdu, opt, &twice);
@@ -170,8 +169,7 @@ bool ferry_coapglue_add_block(coap_pdu_t *pdu, coap_option_num_t opt,
 {
     if (b->num > FERRY_COAPGLUE_BLOCK_NUM_MAX || b->szx > FERRY_COAPGLUE_SZX_MAX)
         return false;
-    return ferry_coapglue_add_uint(pdu, opt,
-                                   (uint64_t)b->num << 4 | (b->more ? 8u : 0u) | b->szx);
+    return ferry_coapglue_add_uint(pdu, opt, (uint64_t)b->num << 4 | (b->more ? 8u : 0u) | b->szx);
 }
 
 bool ferry_coapglue_add_uint(coap_pdu_t *pdu, coap_option_num_t opt, uint64_t v)
@@ -192,8 +190,8 @@ enum ferry_err ferry_coapglue_get_uint(const coap_pdu_t *pdu, coap_option_num_t 
         return FERRY_OK;
     size_t len = coap_opt_length(o);
     if (len > max_bytes || len > 8)
-        return ferry_fail(d, FERRY_E_MALFORMED, "%s: %zu bytes, at most %zu", option_name(opt),
-                          len, max_bytes);
+        return ferry_fail(d, FERRY_E_MALFORMED, "%s: %zu bytes, at most %zu", option_name(opt), len,
+                          max_bytes);
     *v = coap_decode_var_bytes8(coap_opt_value(o), len);
     return FERRY_OK;
 }

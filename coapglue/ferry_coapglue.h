@@ -97,8 +97,8 @@ struct ferry_coapglue_block {
  * one; *b is set only when it is present and valid. Errors:
  * FERRY_E_TOO_LARGE for a value longer than 3 bytes, FERRY_E_MALFORMED for
  * SZX 7 (BERT, TCP only) or the option given twice; each names the option. */
-enum ferry_err ferry_coapglue_get_block(const coap_pdu_t *pdu, coap_option_num_t opt,
-                                        bool *present, struct ferry_coapglue_block *b,
+enum ferry_err ferry_coapglue_get_block(const coap_pdu_t *pdu, coap_option_num_t opt, bool *present,
+                                        struct ferry_coapglue_block *b,
                                         struct ferry_diag *d) FERRY_MUST_CHECK;
 
 /* Adds Block1 or Block2 in its shortest form. False when b is out of range
@@ -143,7 +143,6 @@ bool ferry_coapglue_add_node_query(coap_pdu_t *pdu, const char *node);
  * the problem: FERRY_E_MALFORMED for an n= that is not an identifier or is
  * given twice. */
 enum ferry_err ferry_coapglue_get_node_query(const coap_pdu_t *pdu, char out[FERRY_ID_MAX + 1],
-                                             bool *present,
-                                             struct ferry_diag *d) FERRY_MUST_CHECK;
+                                             bool *present, struct ferry_diag *d) FERRY_MUST_CHECK;
 
 #endif

@@ -81,6 +81,50 @@ coap_resource_t *gw_coap_new_resource(const char *path, uint16_t ct, const char 
     return r;
 }
 
+/* ---- who is asking ---------------------------------------------------------- */
+
+bool gw_coap_who(const coap_session_t *ses, const coap_pdu_t *req, struct gw_coap_requester *who,
+                 coap_pdu_t *resp)
+{
+    char named[FERRY_ID_MAX + 1] = "";
+    bool has_n = false;
+    struct ferry_diag d = {{0}};
+    if (ferry_coapglue_get_node_query(req, named, &has_n, &d) != FERRY_OK) {
+        gw_coap_answer(resp, COAP_RESPONSE_CODE_BAD_REQUEST, 0, d.msg);
+        return false;
+    }
+    memset(who, 0, sizeof(*who));
+    if (coap_session_get_proto(ses) == COAP_PROTO_DTLS) {
+        /* The handshake checked the identity against the key file, so it is
+         * a known node id (gw_psk.h). */
+        const coap_bin_const_t *id = coap_session_get_psk_identity(ses);
+        if (!id || id->length == 0 || id->length > FERRY_ID_MAX) {
+            gw_coap_answer(resp, COAP_RESPONSE_CODE_FORBIDDEN, 0, "no PSK identity");
+            return false;
+        }
+        who->kind = GW_COAP_REQUESTER_PSK;
+        memcpy(who->id, id->s, id->length);
+        who->id[id->length] = '\0';
+        if (has_n && strcmp(named, who->id) != 0) {
+            gw_coap_answerf(resp, COAP_RESPONSE_CODE_FORBIDDEN, 0,
+                            "n=%s is not this session's identity", named);
+            LOG_WARN("coap: %s: node '%s' asked as n=%s", coap_session_str(ses), who->id, named);
+            return false;
+        }
+        return true;
+    }
+    if (has_n) {
+        who->kind = GW_COAP_REQUESTER_DECLARED;
+        memcpy(who->id, named, strlen(named) + 1);
+        return true;
+    }
+    who->kind = GW_COAP_REQUESTER_ANONYMOUS;
+    size_t n = coap_print_addr(coap_session_get_addr_remote(ses), (unsigned char *)who->id,
+                               sizeof(who->id) - 1);
+    who->id[n < sizeof(who->id) ? n : sizeof(who->id) - 1] = '\0';
+    return true;
+}
+
 /* ---- deferred work and expiry, from the loop ---------------------------- */
 
 /* The first moment something may age out: a transfer in the pacer or an
@@ -154,12 +198,17 @@ static void on_unknown(coap_resource_t *r, coap_session_t *ses, const coap_pdu_t
     struct gw_coap *s = coap_resource_get_userdata(r);
     coap_string_t *path = coap_get_uri_path(req);
     char tail[FERRY_SHA256_HEX_LEN + 2];
-    if (path && tail_after(path, FERRY_COAP_ARTIFACT, tail, sizeof(tail)))
-        gw_coap_artifact_unknown(s, tail, ses, req, resp);
-    else if (path && tail_after(path, FERRY_COAP_MANIFEST, tail, sizeof(tail)))
-        gw_coap_manifest_unknown(s, tail, ses, req, q, resp);
-    else
+    struct gw_coap_requester who;
+    bool artifact = path && tail_after(path, FERRY_COAP_ARTIFACT, tail, sizeof(tail));
+    bool manifest = !artifact && path && tail_after(path, FERRY_COAP_MANIFEST, tail, sizeof(tail));
+    if (!artifact && !manifest) {
         gw_coap_answer(resp, COAP_RESPONSE_CODE_NOT_FOUND, 0, NULL);
+    } else if (gw_coap_who(ses, req, &who, resp)) {
+        if (artifact)
+            gw_coap_artifact_unknown(s, tail, ses, req, &who, resp);
+        else
+            gw_coap_manifest_unknown(s, tail, ses, req, q, &who, resp);
+    }
     coap_delete_string(path);
 }
 
@@ -296,7 +345,7 @@ static enum ferry_err add_fixed_resources(struct gw_coap *s, struct ferry_diag *
 static enum ferry_err check_opts(const struct gw_coap_opts *o, const struct gw_coap_hooks *h,
                                  struct ferry_diag *d)
 {
-    if (!h->manifest || !h->artifact || !h->artifact_release || !h->status)
+    if (!h->manifest || !h->artifact || !h->artifact_map || !h->artifact_release || !h->status)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "coap: every hook must be set");
     if (o->max_downloads < 1 || o->max_downloads > GW_PACER_MAX_TRANSFERS)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "coap: max_downloads must be 1..%d, got %" PRIu32,

@@ -3,11 +3,13 @@
  * resources", is the contract towards the nodes:
  *
  *   ferry/manifest/<product>  GET, Observe. The signed envelope offered for
- *       that product line (hooks.manifest), content-format 50, Max-Age
+ *       that product line to the node asking (hooks.manifest; an observer's
+ *       notification asks again for that observer), content-format 50, Max-Age
  *       manifest_max_age_s, ETag from the envelope's SHA-256. While there
  *       is none, an empty 2.05 with Max-Age, so observers stay registered
  *       (4.04 instead for products beyond GW_COAP_MAX_WAITING_PRODUCTS).
- *   ferry/artifact/<sha256-hex> GET, Block2. The artifact (hooks.artifact),
+ *   ferry/artifact/<sha256-hex> GET, Block2. The artifact (hooks.artifact
+ *       decides on every request, hooks.artifact_map gives the bytes),
  *       content-format 42, ETag = the first 8 bytes of the SHA-256, Size2 =
  *       its length, Block2 as asked (block 0 of 1024 bytes when not asked;
  *       no Block2 at all when that is the whole artifact). Every block is
@@ -15,7 +17,8 @@
  *       memory into the datagram; libcoap keeps no state per transfer. 5.03
  *       + Max-Age while it is still being fetched or while max_downloads
  *       transfers run (gw_pacer.h: a transfer starts on its first block
- *       request and ends when its last block is served); 4.04 if unknown.
+ *       request and ends when its last block is served); 4.03 when the
+ *       hooks withhold it from this node; 4.04 if unknown.
  *   ferry/status               POST a status record, JSON (50) or CBOR (60),
  *       at most FERRY_STATUS_MAX_BYTES (Block1 is reassembled up to that).
  *       2.04 only once hooks.status stored it (see there for the others).
@@ -34,6 +37,16 @@
  * hooks.status learns the identity. One server speaks one of the two: DTLS
  * and plain CoAP cannot share a port, so a gateway serving both would run
  * two servers on two ports.
+ *
+ * Who is asking (struct gw_coap_requester), worked out once per request
+ * before anything else and handed to the hooks and to admission:
+ *   - over DTLS, the session's PSK identity (authenticated); a request whose
+ *     n= query names another node is refused with 4.03;
+ *   - over plain CoAP, the node the request names in its n=<node-id> query
+ *     (ferry_coapglue.h): as strong as the link, anyone may claim any name;
+ *   - else an anonymous client, named by its address and port (a stock
+ *     coap-client), which is served like any other.
+ * An n= that is not a node identifier, or given twice, is 4.00.
  *
  * Event loop. Everything runs on the loop thread: the server registers
  * libcoap's epoll fd with the loop (its timers, retransmissions and the
@@ -66,33 +79,61 @@ enum gw_artifact_state {
     GW_ARTIFACT_UNKNOWN = 0, /* not held and not being fetched: 4.04 */
     GW_ARTIFACT_FETCHING,    /* on its way from the cloud: 5.03 + Max-Age */
     GW_ARTIFACT_COMPLETE,    /* complete and verified: served */
+    GW_ARTIFACT_WITHHELD,    /* held, but not offered to this node now: 4.03 */
+};
+
+enum gw_coap_requester_kind {
+    GW_COAP_REQUESTER_PSK,       /* id: the DTLS session's PSK identity, authenticated */
+    GW_COAP_REQUESTER_DECLARED,  /* id: the n= query over plain CoAP, not authenticated */
+    GW_COAP_REQUESTER_ANONYMOUS, /* id: the peer's "address:port" ("[v6]:port") */
+};
+
+/* Longest id: a node id (FERRY_ID_MAX) or an anonymous address and port. */
+#define GW_COAP_REQUESTER_MAX 64
+
+/* Who sent a request. Node ids (PSK, DECLARED) are ferry_id_valid(); an
+ * anonymous id contains a ':' and so never equals a node id. */
+struct gw_coap_requester {
+    enum gw_coap_requester_kind kind;
+    char id[GW_COAP_REQUESTER_MAX + 1];
 };
 
 struct gw_coap_hooks {
     void *arg; /* passed to every hook */
 
-    /* The signed envelope offered for product (a valid identifier), or NULL
-     * if there is none. The bytes need only stay valid during the call (the
+    /* The signed envelope offered for product (a valid identifier) to `who`,
+     * or NULL if there is none. Asked on every GET and for every observer's
+     * notification. The bytes need only stay valid during the call (the
      * server copies them); at most FERRY_ENVELOPE_MAX_BYTES. */
-    const uint8_t *(*manifest)(void *arg, const char *product, size_t *len);
+    const uint8_t *(*manifest)(void *arg, const char *product, const struct gw_coap_requester *who,
+                               size_t *len);
 
-    /* What the gateway has of artifact sha256. On GW_ARTIFACT_COMPLETE it
-     * sets *data and *len to the whole artifact and *ref to anything the
-     * caller needs to find the memory again; the memory must stay valid and
-     * unchanged until artifact_release(arg, ref), which the server calls
-     * exactly once for every COMPLETE answer. The server keeps one answer
-     * per artifact and serves every block and node from it: it asks again
-     * only once it released it, which it does when idle_ms pass without a
-     * request for that artifact, on gw_coap_artifact_removed() and in
-     * gw_coap_free(). Other answers set nothing. */
+    /* What the gateway offers `who` of artifact sha256, asked on every block
+     * request before admission, so it must be cheap (no I/O):
+     * GW_ARTIFACT_COMPLETE serves it, GW_ARTIFACT_WITHHELD refuses it to this
+     * node (4.03), the others as their names say. */
     enum gw_artifact_state (*artifact)(void *arg, const uint8_t sha256[FERRY_SHA256_LEN],
-                                       const uint8_t **data, size_t *len, void **ref);
+                                       const struct gw_coap_requester *who);
+
+    /* The bytes of an artifact artifact() called COMPLETE: sets *data and
+     * *len to the whole artifact and *ref to anything the caller needs to
+     * find the memory again; the memory must stay valid and unchanged until
+     * artifact_release(arg, ref), which the server calls exactly once for
+     * every successful call. The server keeps one mapping per artifact and
+     * serves every block and node from it: it maps again only once it
+     * released it, which it does when idle_ms pass without a request for
+     * that artifact, on gw_coap_artifact_removed() and in gw_coap_free().
+     * An error (named in d) is answered 5.00 and sets nothing. */
+    enum ferry_err (*artifact_map)(void *arg, const uint8_t sha256[FERRY_SHA256_LEN],
+                                   const uint8_t **data, size_t *len, void **ref,
+                                   struct ferry_diag *d);
     void (*artifact_release)(void *arg, void *ref);
 
     /* A status record from a node, decoded and schema-checked (its gateway
      * field is whatever the node sent, usually ""). psk_identity is the
-     * node id the DTLS session authenticated, or NULL over plain CoAP; the
-     * hook should refuse a record whose node differs from it. The answer to
+     * node id the DTLS session authenticated (the requester's id when its
+     * kind is GW_COAP_REQUESTER_PSK), or NULL over plain CoAP; the hook
+     * should refuse a record whose node differs from it. The answer to
      * the node follows the return value:
      *   FERRY_OK                          2.04 Changed: only once the record
      *                                     is stored durably (or was already);

@@ -188,29 +188,40 @@ static bool add_piece(const struct artifact_entry *a, const struct piece *pc, co
            (pc->len == 0 || coap_add_data(resp, pc->len, a->data + pc->off));
 }
 
-/* The artifact with the hooks' answer at hand: `a` as it is when it holds
- * one, else whatever the hooks answer now. NULL when there is nothing to
- * serve; resp then says why. */
+/* The artifact with its bytes at hand, if the hooks offer it to `who`:
+ * `a` as it is when it holds a mapping, else mapped now. NULL when there is
+ * nothing to serve; resp then says why. */
 static struct artifact_entry *mapped_art(struct gw_coap *s, const uint8_t sha[FERRY_SHA256_LEN],
-                                         struct artifact_entry *a, coap_pdu_t *resp)
+                                         struct artifact_entry *a,
+                                         const struct gw_coap_requester *who, coap_pdu_t *resp)
 {
-    if (a && a->mapped && !a->removed)
-        return a;
-    const uint8_t *data = NULL;
-    size_t len = 0;
-    void *ref = NULL;
-    switch (s->hooks.artifact(s->hooks.arg, sha, &data, &len, &ref)) {
+    switch (s->hooks.artifact(s->hooks.arg, sha, who)) {
     case GW_ARTIFACT_COMPLETE:
         break;
     case GW_ARTIFACT_FETCHING:
         gw_coap_answer(resp, COAP_RESPONSE_CODE_SERVICE_UNAVAILABLE,
                        gw_coap_jittered(s->fetching_max_age), "artifact is still being fetched");
         return NULL;
+    case GW_ARTIFACT_WITHHELD:
+        gw_coap_answer(resp, COAP_RESPONSE_CODE_FORBIDDEN, 0, "artifact not offered to this node");
+        return NULL;
     default:
         gw_coap_answer(resp, COAP_RESPONSE_CODE_NOT_FOUND, 0, "no such artifact on this gateway");
         return NULL;
     }
-    /* Also brings back one evicted during this pass, with the new answer. */
+    if (a && a->mapped && !a->removed)
+        return a;
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    void *ref = NULL;
+    struct ferry_diag d = {{0}};
+    enum ferry_err err = s->hooks.artifact_map(s->hooks.arg, sha, &data, &len, &ref, &d);
+    if (err != FERRY_OK) {
+        LOG_ERR("coap: cannot serve an artifact: %s", ferry_diag_str(&d, err));
+        gw_coap_answer(resp, COAP_RESPONSE_CODE_INTERNAL_ERROR, 0, "artifact unavailable");
+        return NULL;
+    }
+    /* Also brings back one evicted during this pass, with the new mapping. */
     a = add_art(s, sha, len);
     if (!a) {
         s->hooks.artifact_release(s->hooks.arg, ref);
@@ -267,12 +278,12 @@ static void serve_block(struct gw_coap *s, struct artifact_entry *a, const struc
  * resource does not exist yet. */
 static void serve_artifact(struct gw_coap *s, const uint8_t sha[FERRY_SHA256_LEN],
                            struct artifact_entry *a, coap_session_t *ses, const coap_pdu_t *req,
-                           coap_pdu_t *resp)
+                           const struct gw_coap_requester *who, coap_pdu_t *resp)
 {
     struct block2 b;
     if (!parse_block2(req, &b, resp))
         return;
-    a = mapped_art(s, sha, a, resp);
+    a = mapped_art(s, sha, a, who, resp);
     if (!a)
         return;
     a->last_ms = ferry_now_ms();
@@ -285,7 +296,9 @@ static void on_artifact_get(coap_resource_t *r, coap_session_t *ses, const coap_
 {
     (void)q;
     struct artifact_entry *a = coap_resource_get_userdata(r);
-    serve_artifact(a->srv, a->sha, a, ses, req, resp);
+    struct gw_coap_requester who;
+    if (gw_coap_who(ses, req, &who, resp))
+        serve_artifact(a->srv, a->sha, a, ses, req, &who, resp);
 }
 
 static bool lower_hex_digest(const char *hex, uint8_t sha[FERRY_SHA256_LEN])
@@ -296,7 +309,8 @@ static bool lower_hex_digest(const char *hex, uint8_t sha[FERRY_SHA256_LEN])
 }
 
 void gw_coap_artifact_unknown(struct gw_coap *s, const char *tail, coap_session_t *ses,
-                              const coap_pdu_t *req, coap_pdu_t *resp)
+                              const coap_pdu_t *req, const struct gw_coap_requester *who,
+                              coap_pdu_t *resp)
 {
     uint8_t sha[FERRY_SHA256_LEN];
     if (!lower_hex_digest(tail, sha)) {
@@ -308,7 +322,7 @@ void gw_coap_artifact_unknown(struct gw_coap *s, const char *tail, coap_session_
         gw_coap_answer(resp, COAP_RESPONSE_CODE_NOT_ALLOWED, 0, NULL);
         return;
     }
-    serve_artifact(s, sha, gw_coap_artifact_find(s, sha), ses, req, resp);
+    serve_artifact(s, sha, gw_coap_artifact_find(s, sha), ses, req, who, resp);
 }
 
 enum ferry_err gw_coap_artifact_added(struct gw_coap *s, const uint8_t sha256[FERRY_SHA256_LEN],

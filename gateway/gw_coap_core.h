@@ -118,13 +118,21 @@ coap_resource_t *gw_coap_new_resource(const char *path, uint16_t ct, const char 
  * artifact mappings). */
 void gw_coap_schedule_expiry(struct gw_coap *s);
 
+/* Who sent req on ses (gw_coap.h, "Who is asking"), once per request at
+ * the top of every handler. False when the request is refused for it; resp
+ * then says why: 4.00 for a bad n= query, 4.03 for an n= that is not the
+ * DTLS identity. */
+bool gw_coap_who(const coap_session_t *ses, const coap_pdu_t *req, struct gw_coap_requester *who,
+                 coap_pdu_t *resp);
+
 /* ---- ferry/artifact/<sha256> (gw_coap_artifact.c) --------------------------- */
 
 struct artifact_entry *gw_coap_artifact_find(struct gw_coap *s,
                                              const uint8_t sha[FERRY_SHA256_LEN]);
 /* A GET of ferry/artifact/<tail> with no resource yet. */
 void gw_coap_artifact_unknown(struct gw_coap *s, const char *tail, coap_session_t *ses,
-                              const coap_pdu_t *req, coap_pdu_t *resp);
+                              const coap_pdu_t *req, const struct gw_coap_requester *who,
+                              coap_pdu_t *resp);
 /* The earliest moment a mapping could be released, or GW_PACER_NO_EXPIRY. */
 uint64_t gw_coap_artifact_next_expiry(const struct gw_coap *s);
 /* Releases the mappings idle since idle_ms at now_ms (never inside a pass). */
@@ -139,7 +147,8 @@ void gw_coap_artifact_free_all(struct gw_coap *s);
 
 /* A request for ferry/manifest/<product> with no resource yet. */
 void gw_coap_manifest_unknown(struct gw_coap *s, const char *product, coap_session_t *ses,
-                              const coap_pdu_t *req, const coap_string_t *q, coap_pdu_t *resp);
+                              const coap_pdu_t *req, const coap_string_t *q,
+                              const struct gw_coap_requester *who, coap_pdu_t *resp);
 void gw_coap_manifest_free_all(struct gw_coap *s);
 
 /* ---- ferry/status (gw_coap_status.c) ---------------------------------------- */

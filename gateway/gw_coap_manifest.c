@@ -68,10 +68,11 @@ static void free_copy(coap_session_t *ses, void *app_ptr)
 /* GET ferry/manifest/<product>. The envelope is copied: a new release may replace
  * the caller's bytes while libcoap still serves blocks of this one. */
 static void serve_manifest(struct gw_coap *s, struct manifest_entry *m, coap_session_t *ses,
-                           const coap_pdu_t *req, const coap_string_t *q, coap_pdu_t *resp)
+                           const coap_pdu_t *req, const coap_string_t *q,
+                           const struct gw_coap_requester *who, coap_pdu_t *resp)
 {
     size_t len = 0;
-    const uint8_t *env = s->hooks.manifest(s->hooks.arg, m->product, &len);
+    const uint8_t *env = s->hooks.manifest(s->hooks.arg, m->product, who, &len);
     if (!env) {
         /* "Nothing offered": a 2.05 keeps an observation alive (any error
          * would end it), so the node hears of the product's first release. */
@@ -100,11 +101,14 @@ static void on_manifest_get(coap_resource_t *r, coap_session_t *ses, const coap_
                             const coap_string_t *q, coap_pdu_t *resp)
 {
     struct manifest_entry *m = coap_resource_get_userdata(r);
-    serve_manifest(m->srv, m, ses, req, q, resp);
+    struct gw_coap_requester who;
+    if (gw_coap_who(ses, req, &who, resp))
+        serve_manifest(m->srv, m, ses, req, q, &who, resp);
 }
 
 void gw_coap_manifest_unknown(struct gw_coap *s, const char *product, coap_session_t *ses,
-                              const coap_pdu_t *req, const coap_string_t *q, coap_pdu_t *resp)
+                              const coap_pdu_t *req, const coap_string_t *q,
+                              const struct gw_coap_requester *who, coap_pdu_t *resp)
 {
     if (!ferry_id_valid(product)) {
         gw_coap_answer(resp, COAP_RESPONSE_CODE_NOT_FOUND, 0, "not a product identifier");
@@ -115,7 +119,7 @@ void gw_coap_manifest_unknown(struct gw_coap *s, const char *product, coap_sessi
         return;
     }
     size_t len = 0;
-    bool released = s->hooks.manifest(s->hooks.arg, product, &len) != NULL;
+    bool released = s->hooks.manifest(s->hooks.arg, product, who, &len) != NULL;
     /* Any node may name any product: the resources made for those with no
      * release are capped, and beyond the cap such nodes poll. */
     if (!released && s->waiting_products >= GW_COAP_MAX_WAITING_PRODUCTS) {
@@ -132,7 +136,7 @@ void gw_coap_manifest_unknown(struct gw_coap *s, const char *product, coap_sessi
     }
     if (!released)
         s->waiting_products++;
-    serve_manifest(s, m, ses, req, q, resp);
+    serve_manifest(s, m, ses, req, q, who, resp);
 }
 
 enum ferry_err gw_coap_manifest_changed(struct gw_coap *s, const char *product)

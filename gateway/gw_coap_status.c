@@ -53,19 +53,6 @@ static struct status_part *find_part(struct gw_coap *s, const coap_session_t *se
     return NULL;
 }
 
-/* The authenticated identity of a DTLS session, or NULL over plain CoAP. */
-static const char *identity_of(const coap_session_t *ses, char out[FERRY_ID_MAX + 1])
-{
-    if (coap_session_get_proto(ses) != COAP_PROTO_DTLS)
-        return NULL;
-    const coap_bin_const_t *id = coap_session_get_psk_identity(ses);
-    if (!id || id->length == 0 || id->length > FERRY_ID_MAX)
-        return "";
-    memcpy(out, id->s, id->length);
-    out[id->length] = '\0';
-    return out;
-}
-
 static coap_pdu_code_t status_code_for(enum ferry_err err)
 {
     switch (err) {
@@ -85,8 +72,8 @@ static coap_pdu_code_t status_code_for(enum ferry_err err)
     }
 }
 
-static void store_status(struct gw_coap *s, coap_session_t *ses, uint16_t cf, const uint8_t *buf,
-                         size_t len, coap_pdu_t *resp)
+static void store_status(struct gw_coap *s, const struct gw_coap_requester *who, uint16_t cf,
+                         const uint8_t *buf, size_t len, coap_pdu_t *resp)
 {
     struct ferry_status st;
     struct ferry_diag d = {{0}};
@@ -97,9 +84,9 @@ static void store_status(struct gw_coap *s, coap_session_t *ses, uint16_t cf, co
         gw_coap_answer(resp, COAP_RESPONSE_CODE_BAD_REQUEST, 0, ferry_diag_str(&d, err));
         return;
     }
-    char idbuf[FERRY_ID_MAX + 1];
     d.msg[0] = '\0';
-    err = s->hooks.status(s->hooks.arg, &st, identity_of(ses, idbuf), &d);
+    err =
+        s->hooks.status(s->hooks.arg, &st, who->kind == GW_COAP_REQUESTER_PSK ? who->id : NULL, &d);
     coap_pdu_code_t code = status_code_for(err);
     if (err == FERRY_OK)
         coap_pdu_set_code(resp, code);
@@ -139,6 +126,9 @@ static void on_status_post(coap_resource_t *r, coap_session_t *ses, const coap_p
 {
     (void)q;
     struct gw_coap *s = coap_resource_get_userdata(r);
+    struct gw_coap_requester who;
+    if (!gw_coap_who(ses, req, &who, resp))
+        return;
     uint16_t cf = 0;
     if (!content_format(req, &cf)) {
         gw_coap_answer(resp, COAP_RESPONSE_CODE_UNSUPPORTED_CONTENT_FORMAT, 0,
@@ -159,7 +149,7 @@ static void on_status_post(coap_resource_t *r, coap_session_t *ses, const coap_p
     }
     if (offset == 0 && total == len) {
         drop_part(s, ses);
-        store_status(s, ses, cf, data, len, resp);
+        store_status(s, &who, cf, data, len, resp);
         return;
     }
     struct status_part *p = offset == 0 ? start_part(s, ses, cf) : find_part(s, ses);
@@ -177,7 +167,7 @@ static void on_status_post(coap_resource_t *r, coap_session_t *ses, const coap_p
         return;
     }
     p->session = NULL;
-    store_status(s, ses, cf, p->buf, p->len, resp);
+    store_status(s, &who, cf, p->buf, p->len, resp);
 }
 
 enum ferry_err gw_coap_status_register(struct gw_coap *s, struct ferry_diag *d)

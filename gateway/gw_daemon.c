@@ -429,8 +429,10 @@ static enum ferry_err relay_publish(void *arg, bool twin, const char *node, cons
  * earlier, a node would ask for the artifact, get 5.03 and wait out a
  * Max-Age while the file was ready moments later. Meanwhile they keep the
  * product's previous release, if it is still cached. */
-static const uint8_t *hook_manifest(void *arg, const char *product, size_t *len)
+static const uint8_t *hook_manifest(void *arg, const char *product,
+                                    const struct gw_coap_requester *who, size_t *len)
 {
+    (void)who; /* every node of a product line is offered the same release */
     struct gw *g = arg;
     const struct gw_release *r = gw_releases_current(g->releases, product);
     if (r && !gw_cache_has(g->cache, r->manifest.sha256, NULL)) {
@@ -454,24 +456,30 @@ static bool release_refers_to(const struct gw *g, const uint8_t sha[FERRY_SHA256
 }
 
 static enum gw_artifact_state hook_artifact(void *arg, const uint8_t sha[FERRY_SHA256_LEN],
-                                            const uint8_t **data, size_t *len, void **ref)
+                                            const struct gw_coap_requester *who)
 {
+    (void)who; /* every node may fetch whatever the gateway holds */
     struct gw *g = arg;
-    if (gw_cache_has(g->cache, sha, NULL)) {
-        struct gw_cache_map *m = NULL;
-        struct ferry_diag d = {{0}};
-        enum ferry_err err = gw_cache_map(g->cache, sha, &m, &d);
-        if (err == FERRY_OK) {
-            *data = gw_cache_map_data(m);
-            *len = (size_t)gw_cache_map_size(m);
-            *ref = m;
-            return GW_ARTIFACT_COMPLETE;
-        }
-        LOG_ERR("cache: %s", ferry_diag_str(&d, err));
-    }
+    if (gw_cache_has(g->cache, sha, NULL))
+        return GW_ARTIFACT_COMPLETE;
     /* Only complete, verified files are served: anything a held release
      * still waits for is "come back later". */
     return release_refers_to(g, sha) ? GW_ARTIFACT_FETCHING : GW_ARTIFACT_UNKNOWN;
+}
+
+static enum ferry_err hook_artifact_map(void *arg, const uint8_t sha[FERRY_SHA256_LEN],
+                                        const uint8_t **data, size_t *len, void **ref,
+                                        struct ferry_diag *d)
+{
+    struct gw *g = arg;
+    struct gw_cache_map *m = NULL;
+    enum ferry_err err = gw_cache_map(g->cache, sha, &m, d);
+    if (err != FERRY_OK)
+        return err;
+    *data = gw_cache_map_data(m);
+    *len = (size_t)gw_cache_map_size(m);
+    *ref = m;
+    return FERRY_OK;
 }
 
 static void hook_artifact_release(void *arg, void *ref)
@@ -511,6 +519,7 @@ static enum ferry_err start_coap(struct gw *g, struct ferry_diag *d)
         .arg = g,
         .manifest = hook_manifest,
         .artifact = hook_artifact,
+        .artifact_map = hook_artifact_map,
         .artifact_release = hook_artifact_release,
         .status = hook_status,
     };

@@ -119,15 +119,15 @@ static void unsigned_options_are_shortest_and_capped(void)
     coap_pdu_t *p = new_pdu();
     bool present = true;
     uint64_t v = 99;
-    CU_ASSERT_EQUAL(ferry_coapglue_get_uint(p, COAP_OPTION_SIZE2, FERRY_COAPGLUE_SIZE2_BYTES,
-                                            &present, &v, &d),
-                    FERRY_OK);
+    CU_ASSERT_EQUAL(
+        ferry_coapglue_get_uint(p, COAP_OPTION_SIZE2, FERRY_COAPGLUE_SIZE2_BYTES, &present, &v, &d),
+        FERRY_OK);
     CU_ASSERT(!present);
     CU_ASSERT_EQUAL(v, 0);
     CU_ASSERT_FATAL(ferry_coapglue_add_uint(p, COAP_OPTION_SIZE2, UINT64_C(1) << 32));
-    CU_ASSERT_EQUAL(ferry_coapglue_get_uint(p, COAP_OPTION_SIZE2, FERRY_COAPGLUE_SIZE2_BYTES,
-                                            &present, &v, &d),
-                    FERRY_E_MALFORMED);
+    CU_ASSERT_EQUAL(
+        ferry_coapglue_get_uint(p, COAP_OPTION_SIZE2, FERRY_COAPGLUE_SIZE2_BYTES, &present, &v, &d),
+        FERRY_E_MALFORMED);
     CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "Size2"));
     coap_delete_pdu(p);
     ferry_coapglue_down();
@@ -200,8 +200,13 @@ static void a_request_names_its_node_in_n(void)
     const struct {
         const char *v;
         size_t len;
-    } bad[] = {{"n=", 2},       {"n=a b", 5}, {"n=.x", 4}, {"n=a\0b", 5},
-               {"n=a/b", 5},    {"n=a&b", 5}, {too_long, FERRY_ID_MAX + 3}};
+    } bad[] = {{"n=", 2},
+               {"n=a b", 5},
+               {"n=.x", 4},
+               {"n=a\0b", 5},
+               {"n=a/b", 5},
+               {"n=a&b", 5},
+               {too_long, FERRY_ID_MAX + 3}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         p = with_option(COAP_OPTION_URI_QUERY, bad[i].v, bad[i].len);
         d.msg[0] = '\0';

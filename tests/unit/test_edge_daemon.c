@@ -47,9 +47,11 @@ static struct gw {
     char identity[FERRY_ID_MAX + 1]; /* DTLS identity of the last record */
 } G;
 
-static const uint8_t *gw_manifest(void *arg, const char *product, size_t *len)
+static const uint8_t *gw_manifest(void *arg, const char *product,
+                                  const struct gw_coap_requester *who, size_t *len)
 {
     (void)arg;
+    (void)who;
     if (!G.envelope || strcmp(product, PRODUCT) != 0)
         return NULL;
     *len = G.envelope_len;
@@ -57,15 +59,26 @@ static const uint8_t *gw_manifest(void *arg, const char *product, size_t *len)
 }
 
 static enum gw_artifact_state gw_artifact(void *arg, const uint8_t sha[FERRY_SHA256_LEN],
-                                          const uint8_t **data, size_t *len, void **ref)
+                                          const struct gw_coap_requester *who)
 {
     (void)arg;
+    (void)who;
     if (!G.art || memcmp(sha, G.sha, FERRY_SHA256_LEN) != 0)
         return GW_ARTIFACT_UNKNOWN;
+    return GW_ARTIFACT_COMPLETE;
+}
+
+static enum ferry_err gw_artifact_map(void *arg, const uint8_t sha[FERRY_SHA256_LEN],
+                                      const uint8_t **data, size_t *len, void **ref,
+                                      struct ferry_diag *d)
+{
+    (void)arg;
+    (void)sha;
+    (void)d;
     *data = G.art;
     *len = G.art_len;
     *ref = &G;
-    return GW_ARTIFACT_COMPLETE;
+    return FERRY_OK;
 }
 
 static void gw_release(void *arg, void *ref)
@@ -218,6 +231,7 @@ static void setup_with(size_t art_len, const char *psk)
     struct gw_coap_hooks h = {.arg = &G,
                               .manifest = gw_manifest,
                               .artifact = gw_artifact,
+                              .artifact_map = gw_artifact_map,
                               .artifact_release = gw_release,
                               .status = gw_status};
     CU_ASSERT_EQUAL_FATAL(gw_coap_new(loop, &o, &h, &srv, NULL), FERRY_OK);

@@ -45,7 +45,10 @@ static struct fake {
     uint8_t fetching[FERRY_SHA256_LEN];
     char fetching_hex[FERRY_SHA256_HEX_LEN + 1];
     bool art_gone;
-    int complete, released;   /* COMPLETE answers given, releases received */
+    bool withheld;                                       /* the artifact hook says WITHHELD */
+    int complete, released;                              /* mappings given, releases received */
+    struct gw_coap_requester manifest_who, artifact_who; /* the last hook calls' */
+    int manifest_calls, artifact_calls;
     char envelope[256];       /* "" = no release for PRODUCT */
     char envelope_valve[256]; /* for "valve", never announced */
     char envelope_pump[256];  /* for "pump": "" until its first release */
@@ -57,9 +60,12 @@ static struct fake {
     const char *status_msg;
 } F;
 
-static const uint8_t *fake_manifest(void *arg, const char *product, size_t *len)
+static const uint8_t *fake_manifest(void *arg, const char *product,
+                                    const struct gw_coap_requester *who, size_t *len)
 {
     (void)arg;
+    F.manifest_who = *who;
+    F.manifest_calls++;
     const char *env = strcmp(product, PRODUCT) == 0   ? F.envelope
                       : strcmp(product, "valve") == 0 ? F.envelope_valve
                       : strcmp(product, "pump") == 0  ? F.envelope_pump
@@ -71,19 +77,32 @@ static const uint8_t *fake_manifest(void *arg, const char *product, size_t *len)
 }
 
 static enum gw_artifact_state fake_artifact(void *arg, const uint8_t sha[FERRY_SHA256_LEN],
-                                            const uint8_t **data, size_t *len, void **ref)
+                                            const struct gw_coap_requester *who)
 {
     (void)arg;
+    F.artifact_who = *who;
+    F.artifact_calls++;
     if (memcmp(sha, F.fetching, FERRY_SHA256_LEN) == 0)
         return GW_ARTIFACT_FETCHING;
     bool big = memcmp(sha, F.sha, FERRY_SHA256_LEN) == 0;
     if (F.art_gone || (!big && memcmp(sha, F.small_sha, FERRY_SHA256_LEN) != 0))
         return GW_ARTIFACT_UNKNOWN;
+    return F.withheld ? GW_ARTIFACT_WITHHELD : GW_ARTIFACT_COMPLETE;
+}
+
+static enum ferry_err fake_artifact_map(void *arg, const uint8_t sha[FERRY_SHA256_LEN],
+                                        const uint8_t **data, size_t *len, void **ref,
+                                        struct ferry_diag *d)
+{
+    (void)arg;
+    bool big = memcmp(sha, F.sha, FERRY_SHA256_LEN) == 0;
+    if (!big && memcmp(sha, F.small_sha, FERRY_SHA256_LEN) != 0)
+        return ferry_fail(d, FERRY_E_NOT_FOUND, "map: asked for an artifact never offered");
     F.complete++;
     *data = big ? F.art : F.small;
     *len = big ? sizeof(F.art) : sizeof(F.small);
     *ref = &F;
-    return GW_ARTIFACT_COMPLETE;
+    return FERRY_OK;
 }
 
 static void fake_release(void *arg, void *ref)
@@ -144,6 +163,7 @@ static void start_server(uint32_t max_downloads, const char *psk_file)
     struct gw_coap_hooks h = {.arg = &F,
                               .manifest = fake_manifest,
                               .artifact = fake_artifact,
+                              .artifact_map = fake_artifact_map,
                               .artifact_release = fake_release,
                               .status = fake_status};
     struct ferry_diag d = {{0}};
@@ -534,6 +554,33 @@ static int raw_get(int fd, const char *path, long block, unsigned szx, struct re
         pdu_uint(&p, 23, (uint32_t)block << 4 | szx);
     CU_ASSERT_FATAL(raw_request(fd, &p, r));
     return r->code;
+}
+
+/* GET of a path with Uri-Query options (each "k=v", NULL-terminated) and,
+ * when block >= 0, a Block2 option; observe >= 0 adds Observe. */
+static int raw_get_q(int fd, const char *path, const char *const *query, long observe, long block,
+                     unsigned szx, struct resp *r)
+{
+    struct pdu p;
+    pdu_start(&p, 1, mid_seq++);
+    if (observe >= 0)
+        pdu_uint(&p, 6, (uint32_t)observe);
+    pdu_path(&p, path);
+    for (; query && *query; query++)
+        pdu_opt(&p, 15, *query, strlen(*query));
+    if (block >= 0)
+        pdu_uint(&p, 23, (uint32_t)block << 4 | szx);
+    CU_ASSERT_FATAL(raw_request(fd, &p, r));
+    return r->code;
+}
+
+/* The "127.0.0.1:<port>" the server names socket fd by. */
+static void local_name(int fd, char *out, size_t cap)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    CU_ASSERT_FATAL(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+    snprintf(out, cap, "127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
 }
 
 static int raw_get_artifact(int fd, long block, unsigned szx, struct resp *r)
@@ -1184,6 +1231,85 @@ static void bogus_block2_options_are_refused(void)
     stop_server();
 }
 
+static void who_is(const struct gw_coap_requester *w, enum gw_coap_requester_kind kind,
+                   const char *id)
+{
+    CU_ASSERT_EQUAL(w->kind, kind);
+    CU_ASSERT_STRING_EQUAL(w->id, id);
+}
+
+static void the_hooks_learn_who_is_asking(void)
+{
+    start_server(2, NULL);
+    int fd = raw_socket();
+    struct resp r;
+    char anon[64], path[128];
+    artifact_path(path, sizeof(path), F.hex);
+    /* Raw socket (the connected UDP socket gets its port on first send). */
+    CU_ASSERT_EQUAL(raw_get_q(fd, "ferry/manifest/" PRODUCT, NULL, -1, -1, 0, &r), 205);
+    local_name(fd, anon, sizeof(anon));
+    who_is(&F.manifest_who, GW_COAP_REQUESTER_ANONYMOUS, anon);
+    CU_ASSERT_EQUAL(raw_get_q(fd, path, NULL, -1, 0, 6, &r), 205);
+    who_is(&F.artifact_who, GW_COAP_REQUESTER_ANONYMOUS, anon);
+    /* A node names itself with n=, among other query options. */
+    const char *const named[] = {"x=1", "n=meter-0042", NULL};
+    CU_ASSERT_EQUAL(raw_get_q(fd, "ferry/manifest/" PRODUCT, named, -1, -1, 0, &r), 205);
+    who_is(&F.manifest_who, GW_COAP_REQUESTER_DECLARED, "meter-0042");
+    CU_ASSERT(r.plen == strlen(F.envelope) && memcmp(r.payload, F.envelope, r.plen) == 0);
+    CU_ASSERT_EQUAL(raw_get_q(fd, path, named + 1, -1, 1, 6, &r), 205);
+    who_is(&F.artifact_who, GW_COAP_REQUESTER_DECLARED, "meter-0042");
+    CU_ASSERT(r.plen == 1024 && memcmp(r.payload, F.art + 1024, 1024) == 0);
+    /* Also on paths without a resource yet. */
+    CU_ASSERT_EQUAL(raw_get_q(fd, "ferry/manifest/valve", named + 1, -1, -1, 0, &r), 205);
+    who_is(&F.manifest_who, GW_COAP_REQUESTER_DECLARED, "meter-0042");
+    /* A bad n= is refused by name, before any hook is asked. */
+    const char *const bad[][3] = {{"n=../x", NULL}, {"n=", NULL}, {"n=a", "n=a", NULL}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int calls = F.manifest_calls + F.artifact_calls;
+        CU_ASSERT_EQUAL(raw_get_q(fd, "ferry/manifest/" PRODUCT, bad[i], -1, -1, 0, &r), 400);
+        CU_ASSERT(r.plen > 0 && memmem(r.payload, r.plen, "n=", 2) != NULL);
+        CU_ASSERT_EQUAL(raw_get_q(fd, path, bad[i], -1, 0, 6, &r), 400);
+        CU_ASSERT_EQUAL(F.manifest_calls + F.artifact_calls, calls);
+    }
+    /* The hooks may withhold an artifact from a node: 4.03, nothing mapped. */
+    F.withheld = true;
+    int mapped = F.complete;
+    CU_ASSERT_EQUAL(raw_get_q(fd, path, named + 1, -1, 2, 6, &r), 403);
+    CU_ASSERT_EQUAL(F.complete, mapped);
+    F.withheld = false;
+    CU_ASSERT_EQUAL(raw_get_q(fd, path, named + 1, -1, 2, 6, &r), 205);
+    close(fd);
+    stop_server();
+}
+
+static void release_meter_second(void *arg)
+{
+    (void)arg;
+    F.manifest_who.id[0] = '\0';
+    snprintf(F.envelope, sizeof(F.envelope), "{\"release\":\"second\"}");
+    CU_ASSERT(gw_coap_manifest_changed(srv, PRODUCT) == FERRY_OK);
+}
+
+static void a_notification_asks_for_its_observer(void)
+{
+    start_server(2, NULL);
+    int fd = raw_socket();
+    struct resp r;
+    const char *const q[] = {"n=meter-7", NULL};
+    CU_ASSERT_EQUAL(raw_get_q(fd, "ferry/manifest/" PRODUCT, q, 0, -1, 0, &r), 205);
+    CU_ASSERT(r.observe >= 0);
+    CU_ASSERT_FATAL(ferry_loop_timer(loop, 100, release_meter_second, NULL) != 0);
+    struct raw_wait w = {.fd = fd, .r = &r};
+    CU_ASSERT_FATAL(run_until(raw_got, &w, 3000));
+    parse_resp(&r);
+    CU_ASSERT_EQUAL(r.code, 205);
+    CU_ASSERT(r.plen == strlen(F.envelope) && memcmp(r.payload, F.envelope, r.plen) == 0);
+    /* The hook was asked for this observer, by the name it registered with. */
+    who_is(&F.manifest_who, GW_COAP_REQUESTER_DECLARED, "meter-7");
+    close(fd);
+    stop_server();
+}
+
 #define NODE_KEY     "secret-key-node1" /* 16 bytes, as coap-client takes them */
 #define NODE_KEY_HEX "7365637265742d6b65792d6e6f646531"
 
@@ -1202,6 +1328,24 @@ static void dtls_with_per_node_keys(void)
     CU_ASSERT_EQUAL(F.status_calls, 1);
     CU_ASSERT(!F.identity_null);
     CU_ASSERT_STRING_EQUAL(F.identity, "node-1");
+    who_is(&F.artifact_who, GW_COAP_REQUESTER_PSK, "node-1");
+    /* Over DTLS the identity is the key's: n= may repeat it, not change it. */
+    char u[256];
+    uri(u, sizeof(u), "coaps", "ferry/manifest/" PRODUCT "?n=node-1");
+    const char *same[] = {
+        "coap-client-openssl", "-B", "20", "-u", "node-1", "-k", NODE_KEY, u, NULL};
+    int code = 0;
+    char *got = run_client(same, &code);
+    CU_ASSERT(contains(got, "{\"release\":\"first\"}"));
+    who_is(&F.manifest_who, GW_COAP_REQUESTER_PSK, "node-1");
+    free(got);
+    int calls = F.manifest_calls;
+    uri(u, sizeof(u), "coaps", "ferry/manifest/" PRODUCT "?n=node-2");
+    got = run_client(same, &code);
+    CU_ASSERT(contains(got, "4.03"));
+    CU_ASSERT(contains(got, "n=node-2"));
+    CU_ASSERT_EQUAL(F.manifest_calls, calls);
+    free(got);
 
     const char *wrong_key[] = {"-u", "node-1", "-k", "secret-key-nodeX", NULL};
     const char *unknown[] = {"-u", "node-9", "-k", NODE_KEY, NULL};
@@ -1228,6 +1372,7 @@ static void setup_errors_are_named(void)
     struct gw_coap_hooks h = {.arg = &F,
                               .manifest = fake_manifest,
                               .artifact = fake_artifact,
+                              .artifact_map = fake_artifact_map,
                               .artifact_release = fake_release,
                               .status = fake_status};
     struct gw_coap_opts o = {.addr = "localhost", .max_downloads = 1};
@@ -1283,6 +1428,8 @@ const struct ferry_test_case ferry_tests[] = {
     {"three_stock_downloads_in_a_row_with_one_slot", three_stock_downloads_in_a_row_with_one_slot},
     {"the_answer_is_released_after_idle_time", the_answer_is_released_after_idle_time},
     {"bogus_block2_options_are_refused", bogus_block2_options_are_refused},
+    {"the_hooks_learn_who_is_asking", the_hooks_learn_who_is_asking},
+    {"a_notification_asks_for_its_observer", a_notification_asks_for_its_observer},
     {"dtls_with_per_node_keys", dtls_with_per_node_keys},
     {"setup_errors_are_named", setup_errors_are_named},
     {NULL, NULL},
