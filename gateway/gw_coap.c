@@ -125,6 +125,22 @@ bool gw_coap_who(const coap_session_t *ses, const coap_pdu_t *req, struct gw_coa
     return true;
 }
 
+void gw_coap_admission_key(const struct gw_coap_requester *who, char key[GW_PACER_ID_MAX + 1])
+{
+    if (who->kind != GW_COAP_REQUESTER_ANONYMOUS) {
+        memcpy(key, who->id, strlen(who->id) + 1);
+        return;
+    }
+    /* "@" and the address without its port; '@' is in no node id. */
+    const char *colon = strrchr(who->id, ':');
+    size_t n = colon ? (size_t)(colon - who->id) : strlen(who->id);
+    if (n > GW_PACER_ID_MAX - 1)
+        n = GW_PACER_ID_MAX - 1;
+    key[0] = '@';
+    memcpy(key + 1, who->id, n);
+    key[n + 1] = '\0';
+}
+
 /* ---- deferred work and expiry, from the loop ---------------------------- */
 
 /* The first moment something may age out: a transfer in the pacer or an
@@ -220,7 +236,6 @@ static int on_event(coap_session_t *ses, const coap_event_t ev)
     if (!s)
         return 0;
     if (ev == COAP_EVENT_SERVER_SESSION_DEL) {
-        gw_pacer_end_session(s->pacer, gw_coap_session_id(s, ses));
         gw_coap_status_session_gone(s, ses);
     }
     return 0;
@@ -359,7 +374,12 @@ static enum ferry_err start(struct gw_coap *s, const struct gw_coap_opts *o, str
     enum ferry_err err = listen_address(o->addr, o->port, &addr, d);
     if (err != FERRY_OK)
         return err;
-    struct gw_pacer_opts po = {.max_transfers = o->max_downloads, .idle_ms = o->idle_ms};
+    /* A node told 5.03 comes back after Max-Age (jittered by up to a
+     * quarter): it keeps its place in the queue for twice that. */
+    struct gw_pacer_opts po = {.max_transfers = o->max_downloads,
+                               .idle_ms = o->idle_ms,
+                               .turn_ms = o->turn_ms,
+                               .wait_ms = (uint64_t)s->busy_max_age * 2000 + 5000};
     err = gw_pacer_new(&po, &s->pacer, d);
     if (err != FERRY_OK)
         return err;

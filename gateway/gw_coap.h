@@ -15,10 +15,12 @@
  *       no Block2 at all when that is the whole artifact). Every block is
  *       served by this server, one per request, copied from the caller's
  *       memory into the datagram; libcoap keeps no state per transfer. 5.03
- *       + Max-Age while it is still being fetched or while max_downloads
- *       transfers run (gw_pacer.h: a transfer starts on its first block
- *       request and ends when its last block is served); 4.03 when the
- *       hooks withhold it from this node; 4.04 if unknown.
+ *       + Max-Age while it is still being fetched, or while the requester
+ *       must wait for one of the max_downloads slots (gw_pacer.h: one slot
+ *       per node, or per host for anonymous clients; a download starts on
+ *       any block request and ends once every byte was served; while
+ *       others wait, turns of turn_ms); 4.03 when the hooks withhold it
+ *       from this node; 4.04 if unknown.
  *   ferry/status               POST a status record, JSON (50) or CBOR (60),
  *       at most FERRY_STATUS_MAX_BYTES (Block1 is reassembled up to that).
  *       2.04 only once hooks.status stored it (see there for the others).
@@ -154,7 +156,9 @@ struct gw_coap_opts {
     uint32_t max_downloads;      /* artifact transfers at once, 1..GW_PACER_MAX_TRANSFERS */
     const char *psk_file;        /* NULL: plain CoAP; else CoAP over DTLS with these keys */
     uint64_t idle_ms;            /* pacer idle timeout (gw_pacer.h), also how long an
-                                    artifact's answer is kept unused; 0: its default */
+                                    artifact's mapping is kept unused; 0: its default */
+    uint64_t turn_ms;            /* a download's turn while others wait (gw_pacer.h);
+                                    0: its default, 4 x idle_ms */
     uint32_t manifest_max_age_s; /* 0: GW_COAP_DEFAULT_MANIFEST_MAX_AGE_S */
     uint32_t busy_max_age_s;     /* 5.03 when at max_downloads; 0: default; jittered */
     uint32_t fetching_max_age_s; /* 5.03 while fetching; 0: default; jittered */
@@ -197,7 +201,7 @@ enum ferry_err gw_coap_artifact_added(struct gw_coap *s, const uint8_t sha256[FE
  * hooks again. Unknown digests are ignored. */
 void gw_coap_artifact_removed(struct gw_coap *s, const uint8_t sha256[FERRY_SHA256_LEN]);
 
-/* Artifact transfers admitted now (gw_pacer_active()). */
+/* Download slots held now (gw_pacer_active()). */
 size_t gw_coap_active_downloads(const struct gw_coap *s);
 
 #endif

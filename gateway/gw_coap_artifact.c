@@ -4,7 +4,6 @@
 
 #include "ferry_hex.h"
 #include "ferry_log.h"
-#include "gw_pacer.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -238,7 +237,7 @@ static struct artifact_entry *mapped_art(struct gw_coap *s, const uint8_t sha[FE
 
 /* One block for one node, if the pacer lets its transfer run. */
 static void serve_block(struct gw_coap *s, struct artifact_entry *a, const struct block2 *b,
-                        coap_session_t *ses, coap_pdu_t *resp)
+                        coap_session_t *ses, const struct gw_coap_requester *who, coap_pdu_t *resp)
 {
     struct piece pc;
     if (!pick_piece(b, a->len, &pc)) {
@@ -247,19 +246,18 @@ static void serve_block(struct gw_coap *s, struct artifact_entry *a, const struc
                         1u << (b->szx + 4), a->len);
         return;
     }
-    struct gw_pacer_key key = {.session = gw_coap_session_id(s, ses)};
-    memcpy(key.sha256, a->sha, FERRY_SHA256_LEN);
+    char key[GW_PACER_ID_MAX + 1];
+    gw_coap_admission_key(who, key);
     enum gw_pacer_admission how = GW_PACER_CONTINUED;
-    if (gw_pacer_admit(s->pacer, &key, a->last_ms, &how) != FERRY_OK) {
+    if (gw_pacer_admit(s->pacer, key, a->sha, a->len, a->last_ms, &how) != FERRY_OK) {
         gw_coap_answer(resp, COAP_RESPONSE_CODE_SERVICE_UNAVAILABLE,
                        gw_coap_jittered(s->busy_max_age), "too many downloads, retry later");
-        LOG_DEBUG("coap: %s: download refused, %zu running", coap_session_str(ses),
-                  gw_pacer_active(s->pacer));
+        LOG_DEBUG("coap: %s: download refused, %zu running, %zu waiting", key,
+                  gw_pacer_active(s->pacer), gw_pacer_waiting(s->pacer));
         return;
     }
     if (how == GW_PACER_STARTED)
-        LOG_DEBUG("coap: %s: download admitted, %zu running", coap_session_str(ses),
-                  gw_pacer_active(s->pacer));
+        LOG_DEBUG("coap: %s: download admitted, %zu running", key, gw_pacer_active(s->pacer));
     if (!add_piece(a, &pc, resp)) {
         LOG_WARN("coap: %s: a block of %zu bytes does not fit the datagram", coap_session_str(ses),
                  pc.len);
@@ -267,11 +265,8 @@ static void serve_block(struct gw_coap *s, struct artifact_entry *a, const struc
                        "block does not fit, ask smaller");
         return;
     }
-    if (!pc.more && how != GW_PACER_GRACE) {
-        gw_pacer_finish(s->pacer, &key, a->last_ms);
-        LOG_DEBUG("coap: %s: download finished, %zu running", coap_session_str(ses),
-                  gw_pacer_active(s->pacer));
-    }
+    if (gw_pacer_served(s->pacer, key, a->sha, pc.len, a->last_ms))
+        LOG_DEBUG("coap: %s: download finished, %zu running", key, gw_pacer_active(s->pacer));
 }
 
 /* GET ferry/artifact/<hex>, one block per request; `a` is NULL when the
@@ -287,7 +282,7 @@ static void serve_artifact(struct gw_coap *s, const uint8_t sha[FERRY_SHA256_LEN
     if (!a)
         return;
     a->last_ms = ferry_now_ms();
-    serve_block(s, a, &b, ses, resp);
+    serve_block(s, a, &b, ses, who, resp);
     gw_coap_schedule_expiry(s);
 }
 

@@ -27,6 +27,7 @@
 #include "ferry_sha256.h"
 #include "ferry_status.h"
 #include "gw_coap.h"
+#include "gw_pacer.h"
 
 #include <coap3/coap.h>
 #include <stdbool.h>
@@ -124,6 +125,12 @@ void gw_coap_schedule_expiry(struct gw_coap *s);
  * DTLS identity. */
 bool gw_coap_who(const coap_session_t *ses, const coap_pdu_t *req, struct gw_coap_requester *who,
                  coap_pdu_t *resp);
+/* Whom admission (gw_pacer.h) counts for `who`: a node by its id; an
+ * anonymous client by its host, "@" and its address without the port, so
+ * that one host's anonymous clients share one slot and one place in the
+ * queue (a host must not take a slot per port, and a stock client, or a node
+ * that restarted, asks again from a new port). */
+void gw_coap_admission_key(const struct gw_coap_requester *who, char key[GW_PACER_ID_MAX + 1]);
 
 /* ---- ferry/artifact/<sha256> (gw_coap_artifact.c) --------------------------- */
 

@@ -4,22 +4,180 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* An admitted transfer (last_ms: its last request) or a finished one in its
- * grace (last_ms: when it finished). */
-struct entry {
-    struct gw_pacer_key key;
-    uint64_t last_ms;
+#define NONE UINT32_MAX
+
+enum rec_state { REC_FREE, REC_HOLDER, REC_WAITER, REC_GRACE };
+
+/* One requester the pacer remembers. Each state keeps its records in lists
+ * ordered by time, so the next thing due is always at a head:
+ *   holder  list A: holders by last request (idle), list B: by turn start;
+ *   waiter  list A: waiters by last request (silence), list B: the queue;
+ *   grace   list A: graces by the time they were done. */
+struct rec {
+    char id[GW_PACER_ID_MAX + 1];
+    uint32_t hash;
+    uint32_t chain; /* next in its hash bucket, or in the free list */
+    uint8_t state;
+    uint8_t sha[FERRY_SHA256_LEN];
+    uint64_t size;
+    uint64_t served;   /* holder: bytes served; grace: bytes served since done */
+    uint64_t since_ms; /* holder: turn start; waiter: queued; grace: done */
+    uint64_t last_ms;  /* holder, waiter: last request */
+    uint32_t grace_left;
+    uint32_t a_prev, a_next, b_prev, b_next;
 };
 
-/* Both tables hold `cap` entries, the first n (nf) in use, unordered. */
+struct list {
+    uint32_t head, tail;
+    size_t n;
+};
+
 struct gw_pacer {
     uint32_t cap;
-    uint64_t idle_ms, grace_ms;
-    size_t n, nf;
-    struct entry *active;
-    struct entry *finished;
-    struct entry slots[]; /* 2 * cap: active, then finished */
+    uint64_t idle_ms, grace_ms, turn_ms, wait_ms;
+    uint32_t grace_requests;
+    uint32_t nrecs, nbuckets; /* nbuckets: a power of two */
+    uint32_t free_head;
+    uint32_t *buckets;
+    struct rec *recs;
+    struct list holders_idle, holders_turn, waiters_lru, queue, graces;
 };
+
+/* ---- lists ------------------------------------------------------------------ */
+
+static void list_init(struct list *l)
+{
+    l->head = l->tail = NONE;
+    l->n = 0;
+}
+
+/* Lists A and B differ only in the links they use. */
+static uint32_t *prev_of(struct rec *r, bool b)
+{
+    return b ? &r->b_prev : &r->a_prev;
+}
+
+static uint32_t *next_of(struct rec *r, bool b)
+{
+    return b ? &r->b_next : &r->a_next;
+}
+
+static void list_append(struct gw_pacer *p, struct list *l, bool b, uint32_t i)
+{
+    struct rec *r = &p->recs[i];
+    *prev_of(r, b) = l->tail;
+    *next_of(r, b) = NONE;
+    if (l->tail != NONE)
+        *next_of(&p->recs[l->tail], b) = i;
+    else
+        l->head = i;
+    l->tail = i;
+    l->n++;
+}
+
+static void list_remove(struct gw_pacer *p, struct list *l, bool b, uint32_t i)
+{
+    struct rec *r = &p->recs[i];
+    uint32_t prev = *prev_of(r, b), next = *next_of(r, b);
+    if (prev != NONE)
+        *next_of(&p->recs[prev], b) = next;
+    else
+        l->head = next;
+    if (next != NONE)
+        *prev_of(&p->recs[next], b) = prev;
+    else
+        l->tail = prev;
+    l->n--;
+}
+
+/* To the tail: the most recent. */
+static void list_touch(struct gw_pacer *p, struct list *l, bool b, uint32_t i)
+{
+    list_remove(p, l, b, i);
+    list_append(p, l, b, i);
+}
+
+/* ---- the table -------------------------------------------------------------- */
+
+/* FNV-1a. */
+static uint32_t hash_of(const char *id)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *c = (const unsigned char *)id; *c; c++)
+        h = (h ^ *c) * 16777619u;
+    return h;
+}
+
+static uint32_t lookup(const struct gw_pacer *p, const char *id, uint32_t h)
+{
+    for (uint32_t i = p->buckets[h & (p->nbuckets - 1)]; i != NONE; i = p->recs[i].chain)
+        if (p->recs[i].hash == h && strcmp(p->recs[i].id, id) == 0)
+            return i;
+    return NONE;
+}
+
+/* Takes the record out of its state's lists; it keeps its place in the
+ * table. */
+static void detach(struct gw_pacer *p, uint32_t i)
+{
+    struct rec *r = &p->recs[i];
+    switch (r->state) {
+    case REC_HOLDER:
+        list_remove(p, &p->holders_idle, false, i);
+        list_remove(p, &p->holders_turn, true, i);
+        break;
+    case REC_WAITER:
+        list_remove(p, &p->waiters_lru, false, i);
+        list_remove(p, &p->queue, true, i);
+        break;
+    case REC_GRACE:
+        list_remove(p, &p->graces, false, i);
+        break;
+    default:
+        break;
+    }
+    r->state = REC_FREE;
+}
+
+static void release(struct gw_pacer *p, uint32_t i)
+{
+    struct rec *r = &p->recs[i];
+    detach(p, i);
+    for (uint32_t *link = &p->buckets[r->hash & (p->nbuckets - 1)]; *link != NONE;
+         link = &p->recs[*link].chain) {
+        if (*link == i) {
+            *link = r->chain;
+            break;
+        }
+    }
+    r->chain = p->free_head;
+    p->free_head = i;
+}
+
+/* A record for a new identity: a free one, else the oldest grace's, else the
+ * waiter asked least recently; NONE when every record holds a slot. */
+static uint32_t alloc(struct gw_pacer *p, const char *id, uint32_t h)
+{
+    if (p->free_head == NONE) {
+        uint32_t victim = p->graces.head != NONE ? p->graces.head : p->waiters_lru.head;
+        if (victim == NONE)
+            return NONE;
+        release(p, victim);
+    }
+    uint32_t i = p->free_head;
+    struct rec *r = &p->recs[i];
+    p->free_head = r->chain;
+    memset(r, 0, sizeof(*r));
+    memcpy(r->id, id, strlen(id) + 1);
+    r->hash = h;
+    r->state = REC_FREE;
+    uint32_t *bucket = &p->buckets[h & (p->nbuckets - 1)];
+    r->chain = *bucket;
+    *bucket = i;
+    return i;
+}
+
+/* ---- set-up ----------------------------------------------------------------- */
 
 enum ferry_err gw_pacer_new(const struct gw_pacer_opts *o, struct gw_pacer **out,
                             struct ferry_diag *d)
@@ -28,41 +186,54 @@ enum ferry_err gw_pacer_new(const struct gw_pacer_opts *o, struct gw_pacer **out
         return ferry_fail(d, FERRY_E_INVALID_ARG,
                           "pacer: max_transfers must be 1..%d, got %" PRIu32,
                           GW_PACER_MAX_TRANSFERS, o->max_transfers);
-    struct gw_pacer *p = calloc(1, sizeof(*p) + 2 * (size_t)o->max_transfers * sizeof(p->slots[0]));
+    uint32_t nrecs = o->max_requesters ? o->max_requesters : GW_PACER_DEFAULT_REQUESTERS;
+    if (nrecs < 2 * o->max_transfers || nrecs > GW_PACER_MAX_REQUESTERS)
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          "pacer: max_requesters must be %" PRIu32 "..%u, got %" PRIu32,
+                          2 * o->max_transfers, GW_PACER_MAX_REQUESTERS, nrecs);
+    struct gw_pacer *p = calloc(1, sizeof(*p));
     if (!p)
         return ferry_fail(d, FERRY_E_NOMEM, "pacer: out of memory");
+    p->nbuckets = 1;
+    while (p->nbuckets < nrecs)
+        p->nbuckets <<= 1;
+    p->recs = calloc(nrecs, sizeof(p->recs[0]));
+    p->buckets = malloc(p->nbuckets * sizeof(p->buckets[0]));
+    if (!p->recs || !p->buckets) {
+        gw_pacer_free(p);
+        return ferry_fail(d, FERRY_E_NOMEM, "pacer: out of memory");
+    }
     p->cap = o->max_transfers;
+    p->nrecs = nrecs;
     p->idle_ms = o->idle_ms ? o->idle_ms : GW_PACER_DEFAULT_IDLE_MS;
     p->grace_ms = o->grace_ms ? o->grace_ms : GW_PACER_DEFAULT_GRACE_MS;
-    p->active = p->slots;
-    p->finished = p->slots + p->cap;
+    p->grace_requests = o->grace_requests ? o->grace_requests : GW_PACER_DEFAULT_GRACE_REQUESTS;
+    p->turn_ms = o->turn_ms ? o->turn_ms : GW_PACER_DEFAULT_TURN_IDLES * p->idle_ms;
+    p->wait_ms = o->wait_ms ? o->wait_ms : GW_PACER_DEFAULT_WAIT_MS;
+    for (uint32_t b = 0; b < p->nbuckets; b++)
+        p->buckets[b] = NONE;
+    for (uint32_t i = 0; i < nrecs; i++)
+        p->recs[i].chain = i + 1 < nrecs ? i + 1 : NONE;
+    p->free_head = 0;
+    list_init(&p->holders_idle);
+    list_init(&p->holders_turn);
+    list_init(&p->waiters_lru);
+    list_init(&p->queue);
+    list_init(&p->graces);
     *out = p;
     return FERRY_OK;
 }
 
 void gw_pacer_free(struct gw_pacer *p)
 {
+    if (!p)
+        return;
+    free(p->recs);
+    free(p->buckets);
     free(p);
 }
 
-static bool same_key(const struct gw_pacer_key *a, const struct gw_pacer_key *b)
-{
-    return a->session == b->session && memcmp(a->sha256, b->sha256, sizeof(a->sha256)) == 0;
-}
-
-static struct entry *find(struct entry *tab, size_t n, const struct gw_pacer_key *k)
-{
-    for (size_t i = 0; i < n; i++)
-        if (same_key(&tab[i].key, k))
-            return &tab[i];
-    return NULL;
-}
-
-/* Order does not matter, so the last entry fills the hole. */
-static void drop(struct entry *tab, size_t *n, size_t i)
-{
-    tab[i] = tab[--*n];
-}
+/* ---- decisions -------------------------------------------------------------- */
 
 /* Whether `since` is `span` or more before now (a clock that went back
  * counts as no time passed). */
@@ -71,99 +242,194 @@ static bool elapsed(uint64_t since, uint64_t span, uint64_t now_ms)
     return now_ms >= since && now_ms - since >= span;
 }
 
-static bool in_grace(const struct gw_pacer *p, const struct gw_pacer_key *k, uint64_t now_ms)
+static uint64_t at(uint64_t since, uint64_t span)
 {
-    const struct entry *f = find(p->finished, p->nf, k);
-    return f && !elapsed(f->last_ms, p->grace_ms, now_ms);
+    return since > UINT64_MAX - span ? UINT64_MAX : since + span;
 }
 
-enum ferry_err gw_pacer_admit(struct gw_pacer *p, const struct gw_pacer_key *k, uint64_t now_ms,
-                              enum gw_pacer_admission *how)
+static size_t free_slots(const struct gw_pacer *p)
 {
-    enum gw_pacer_admission h = GW_PACER_CONTINUED;
-    struct entry *t = find(p->active, p->n, k);
-    if (!t && in_grace(p, k, now_ms)) {
-        h = GW_PACER_GRACE;
-    } else if (!t) {
-        if (p->n >= p->cap)
+    return p->cap - p->holders_idle.n;
+}
+
+/* How many more slots the queue needs than are free. */
+static size_t shortfall(const struct gw_pacer *p)
+{
+    size_t f = free_slots(p);
+    return p->queue.n > f ? p->queue.n - f : 0;
+}
+
+static void become_holder(struct gw_pacer *p, uint32_t i, const uint8_t sha[FERRY_SHA256_LEN],
+                          uint64_t size, uint64_t now_ms)
+{
+    struct rec *r = &p->recs[i];
+    /* Starting the artifact again after its grace: what the grace served
+     * counts for the new download. */
+    bool again = r->state == REC_GRACE && memcmp(r->sha, sha, FERRY_SHA256_LEN) == 0;
+    detach(p, i);
+    r->state = REC_HOLDER;
+    memcpy(r->sha, sha, FERRY_SHA256_LEN);
+    r->size = size;
+    r->served = again ? r->served : 0;
+    r->since_ms = r->last_ms = now_ms;
+    list_append(p, &p->holders_idle, false, i);
+    list_append(p, &p->holders_turn, true, i);
+}
+
+/* To the end of the queue (a holder whose turn is over, or a newcomer). */
+static void become_waiter(struct gw_pacer *p, uint32_t i, uint64_t now_ms)
+{
+    struct rec *r = &p->recs[i];
+    detach(p, i);
+    r->state = REC_WAITER;
+    r->since_ms = r->last_ms = now_ms;
+    list_append(p, &p->waiters_lru, false, i);
+    list_append(p, &p->queue, true, i);
+}
+
+/* Whether waiter i is among the first `free` of the queue. */
+static bool at_the_front(const struct gw_pacer *p, uint32_t i, size_t free)
+{
+    uint32_t q = p->queue.head;
+    for (size_t k = 0; k < free && q != NONE; k++, q = p->recs[q].b_next)
+        if (q == i)
+            return true;
+    return false;
+}
+
+enum ferry_err gw_pacer_admit(struct gw_pacer *p, const char *who,
+                              const uint8_t sha256[FERRY_SHA256_LEN], uint64_t size,
+                              uint64_t now_ms, enum gw_pacer_admission *how)
+{
+    size_t idlen = who ? strnlen(who, GW_PACER_ID_MAX + 1) : 0;
+    if (idlen == 0 || idlen > GW_PACER_ID_MAX)
+        return FERRY_E_INVALID_ARG;
+    uint32_t h = hash_of(who);
+    uint32_t i = lookup(p, who, h);
+    struct rec *r = i != NONE ? &p->recs[i] : NULL;
+    enum gw_pacer_admission result = GW_PACER_CONTINUED;
+    if (r && r->state == REC_HOLDER) {
+        if (elapsed(r->since_ms, p->turn_ms, now_ms) && shortfall(p) > 0) {
+            become_waiter(p, i, now_ms); /* its turn is over: others first */
             return FERRY_E_BUSY;
-        t = &p->active[p->n++];
-        t->key = *k;
-        h = GW_PACER_STARTED;
+        }
+        if (memcmp(r->sha, sha256, FERRY_SHA256_LEN) != 0) {
+            /* Another artifact (a newer release): the same slot, the same
+             * turn, counted from zero. */
+            memcpy(r->sha, sha256, FERRY_SHA256_LEN);
+            r->size = size;
+            r->served = 0;
+        }
+        r->last_ms = now_ms;
+        list_touch(p, &p->holders_idle, false, i);
+    } else if (r && r->state == REC_GRACE && r->grace_left > 0 &&
+               memcmp(r->sha, sha256, FERRY_SHA256_LEN) == 0 &&
+               !elapsed(r->since_ms, p->grace_ms, now_ms)) {
+        r->grace_left--;
+        result = GW_PACER_GRACE;
+    } else {
+        /* It needs a slot: one is free and nobody waits ahead of it. */
+        if (!r) {
+            i = alloc(p, who, h);
+            if (i == NONE)
+                return FERRY_E_BUSY;
+            r = &p->recs[i];
+        }
+        size_t free = free_slots(p);
+        bool admitted = r->state == REC_WAITER ? at_the_front(p, i, free) : p->queue.n < free;
+        if (!admitted) {
+            if (r->state == REC_WAITER) {
+                r->last_ms = now_ms;
+                list_touch(p, &p->waiters_lru, false, i);
+            } else {
+                become_waiter(p, i, now_ms);
+            }
+            return FERRY_E_BUSY;
+        }
+        become_holder(p, i, sha256, size, now_ms);
+        result = GW_PACER_STARTED;
     }
-    if (t)
-        t->last_ms = now_ms;
     if (how)
-        *how = h;
+        *how = result;
     return FERRY_OK;
 }
 
-/* Remembers `k` as finished at now_ms, in place of its own older entry, a
- * free one, or the oldest one. */
-static void remember_finished(struct gw_pacer *p, const struct gw_pacer_key *k, uint64_t now_ms)
+bool gw_pacer_served(struct gw_pacer *p, const char *who, const uint8_t sha256[FERRY_SHA256_LEN],
+                     uint64_t bytes, uint64_t now_ms)
 {
-    struct entry *f = find(p->finished, p->nf, k);
-    if (!f && p->nf < p->cap)
-        f = &p->finished[p->nf++];
-    if (!f) {
-        f = &p->finished[0];
-        for (size_t i = 1; i < p->nf; i++)
-            if (p->finished[i].last_ms < f->last_ms)
-                f = &p->finished[i];
-    }
-    f->key = *k;
-    f->last_ms = now_ms;
-}
-
-void gw_pacer_finish(struct gw_pacer *p, const struct gw_pacer_key *k, uint64_t now_ms)
-{
-    struct entry *t = find(p->active, p->n, k);
-    if (!t)
-        return;
-    drop(p->active, &p->n, (size_t)(t - p->active));
-    remember_finished(p, k, now_ms);
-}
-
-void gw_pacer_end_session(struct gw_pacer *p, uint64_t session)
-{
-    for (size_t i = p->n; i-- > 0;)
-        if (p->active[i].key.session == session)
-            drop(p->active, &p->n, i);
-    for (size_t i = p->nf; i-- > 0;)
-        if (p->finished[i].key.session == session)
-            drop(p->finished, &p->nf, i);
+    if (!who || strnlen(who, GW_PACER_ID_MAX + 1) > GW_PACER_ID_MAX)
+        return false;
+    uint32_t i = lookup(p, who, hash_of(who));
+    if (i == NONE)
+        return false;
+    struct rec *r = &p->recs[i];
+    if ((r->state != REC_HOLDER && r->state != REC_GRACE) ||
+        memcmp(r->sha, sha256, FERRY_SHA256_LEN) != 0)
+        return false;
+    r->served = bytes > UINT64_MAX - r->served ? UINT64_MAX : r->served + bytes;
+    if (r->state == REC_GRACE || r->served < r->size)
+        return false;
+    detach(p, i);
+    r->state = REC_GRACE;
+    r->since_ms = now_ms;
+    r->served = 0;
+    r->grace_left = p->grace_requests;
+    list_append(p, &p->graces, false, i);
+    return true;
 }
 
 size_t gw_pacer_expire(struct gw_pacer *p, uint64_t now_ms)
 {
-    size_t ended = 0;
-    for (size_t i = p->n; i-- > 0;) {
-        if (elapsed(p->active[i].last_ms, p->idle_ms, now_ms)) {
-            drop(p->active, &p->n, i);
-            ended++;
-        }
+    size_t freed = 0;
+    while (p->holders_idle.head != NONE &&
+           elapsed(p->recs[p->holders_idle.head].last_ms, p->idle_ms, now_ms)) {
+        release(p, p->holders_idle.head);
+        freed++;
     }
-    for (size_t i = p->nf; i-- > 0;)
-        if (elapsed(p->finished[i].last_ms, p->grace_ms, now_ms))
-            drop(p->finished, &p->nf, i);
-    return ended;
+    /* Silent waiters give up their place before turns are counted, so a
+     * holder does not yield to nobody. */
+    while (p->waiters_lru.head != NONE &&
+           elapsed(p->recs[p->waiters_lru.head].last_ms, p->wait_ms, now_ms))
+        release(p, p->waiters_lru.head);
+    /* The oldest turns end first, as many as the queue lacks slots; each
+     * goes to the back of the queue, behind those it yields to. */
+    for (size_t need = shortfall(p); need > 0 && p->holders_turn.head != NONE; need--) {
+        uint32_t i = p->holders_turn.head;
+        if (!elapsed(p->recs[i].since_ms, p->turn_ms, now_ms))
+            break;
+        become_waiter(p, i, now_ms);
+        freed++;
+    }
+    while (p->graces.head != NONE && elapsed(p->recs[p->graces.head].since_ms, p->grace_ms, now_ms))
+        release(p, p->graces.head);
+    return freed;
 }
 
 uint64_t gw_pacer_next_expiry(const struct gw_pacer *p)
 {
-    uint64_t next = GW_PACER_NO_EXPIRY;
-    for (size_t i = 0; i < p->n; i++) {
-        uint64_t last = p->active[i].last_ms;
-        uint64_t at = last > UINT64_MAX - p->idle_ms ? UINT64_MAX : last + p->idle_ms;
-        if (at < next)
-            next = at;
-    }
+    uint64_t next = GW_PACER_NO_EXPIRY, t;
+    if (p->holders_idle.head != NONE &&
+        (t = at(p->recs[p->holders_idle.head].last_ms, p->idle_ms)) < next)
+        next = t;
+    if (shortfall(p) > 0 && p->holders_turn.head != NONE &&
+        (t = at(p->recs[p->holders_turn.head].since_ms, p->turn_ms)) < next)
+        next = t;
+    if (p->waiters_lru.head != NONE &&
+        (t = at(p->recs[p->waiters_lru.head].last_ms, p->wait_ms)) < next)
+        next = t;
+    if (p->graces.head != NONE && (t = at(p->recs[p->graces.head].since_ms, p->grace_ms)) < next)
+        next = t;
     return next;
 }
 
 size_t gw_pacer_active(const struct gw_pacer *p)
 {
-    return p->n;
+    return p->holders_idle.n;
+}
+
+size_t gw_pacer_waiting(const struct gw_pacer *p)
+{
+    return p->queue.n;
 }
 
 uint32_t gw_pacer_jitter(uint32_t base_s, uint32_t rnd)

@@ -59,7 +59,7 @@ fi
 kill "$OBS_PID" 2>/dev/null
 wait_until 60 cached gw1 "$SHA2" || die "gateway never cached the second artifact"
 
-# --- pacing: cap 2, six nodes ---------------------------------------------------
+# --- pacing: cap 2, six nodes (each names itself with n=, as ferry-edge does) ---
 head -c $((1024 * KIB)) /dev/urandom >"$TEST_TMP/a3.bin"
 SHA3=$(sha_of "$TEST_TMP/a3.bin")
 publish "$TEST_TMP/a3.bin" 3 >/dev/null || die "publish 3 failed"
@@ -70,7 +70,7 @@ node_fetch() {
     while ((tries < 60)); do
         tries=$((tries + 1))
         rm -f "$TEST_TMP/n$i.bin"
-        coap-client-notls -b 1024 -o "$TEST_TMP/n$i.bin" "$GWURI/ferry/artifact/$SHA3" \
+        coap-client-notls -b 1024 -o "$TEST_TMP/n$i.bin" "$GWURI/ferry/artifact/$SHA3?n=node-$i" \
             >>"$TEST_TMP/n$i.out" 2>&1
         if cmp -s "$TEST_TMP/n$i.bin" "$TEST_TMP/a3.bin"; then
             echo "$tries" >"$TEST_TMP/n$i.tries"

@@ -12,6 +12,7 @@
 #include "ferry_loop.h"
 #include "ferry_status.h"
 #include "gw_coap.h"
+#include "gw_pacer.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -149,6 +150,9 @@ static struct gw_coap *srv;
 static uint16_t port;
 /* The next server's idle time; back to IDLE_MS when it stops. */
 static uint64_t server_idle_ms = IDLE_MS;
+/* The next server's turn length (gw_pacer.h); back to TURN_MS when it stops. */
+#define TURN_MS 60000
+static uint64_t server_turn_ms = TURN_MS;
 
 static void start_server(uint32_t max_downloads, const char *psk_file)
 {
@@ -158,6 +162,7 @@ static void start_server(uint32_t max_downloads, const char *psk_file)
                              .max_downloads = max_downloads,
                              .psk_file = psk_file,
                              .idle_ms = server_idle_ms,
+                             .turn_ms = server_turn_ms,
                              .busy_max_age_s = BUSY_S,
                              .fetching_max_age_s = FETCHING_S};
     struct gw_coap_hooks h = {.arg = &F,
@@ -182,6 +187,7 @@ static void stop_server(void)
     gw_coap_free(srv);
     srv = NULL;
     server_idle_ms = IDLE_MS;
+    server_turn_ms = TURN_MS;
     /* Every COMPLETE answer of the hook was released exactly once. */
     CU_ASSERT_EQUAL(F.released, F.complete);
     ferry_loop_free(loop);
@@ -583,11 +589,15 @@ static void local_name(int fd, char *out, size_t cap)
     snprintf(out, cap, "127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
 }
 
+/* A GET of the big artifact from socket fd as node "node-fd<fd>" (n=), so
+ * each socket is a node of its own. */
 static int raw_get_artifact(int fd, long block, unsigned szx, struct resp *r)
 {
-    char path[128];
+    char path[128], q[32];
     artifact_path(path, sizeof(path), F.hex);
-    return raw_get(fd, path, block, szx, r);
+    snprintf(q, sizeof(q), "n=node-fd%d", fd);
+    const char *const query[] = {q, NULL};
+    return raw_get_q(fd, path, query, -1, block, szx, r);
 }
 
 /* The ETag is the first 8 bytes of the SHA-256 as a number, shortest form. */
@@ -1033,6 +1043,135 @@ static void products_without_a_release_are_capped(void)
     stop_server();
 }
 
+/* GET block `block` (1 KiB) of the big artifact as node `node` (n=). */
+static int as_node(int fd, const char *node, long block, struct resp *r)
+{
+    char path[128], q[80];
+    artifact_path(path, sizeof(path), F.hex);
+    snprintf(q, sizeof(q), "n=%s", node);
+    const char *const query[] = {q, NULL};
+    return raw_get_q(fd, path, query, -1, block, 6, r);
+}
+
+#define LAST_BLOCK (ART_SIZE / 1024 - 1)
+
+/* Issue 9, 3: one node with several sessions took one slot per session. */
+static void one_node_holds_one_slot_however_many_sessions(void)
+{
+    start_server(2, NULL);
+    int a1 = raw_socket(), a2 = raw_socket(), a3 = raw_socket(), b = raw_socket(), c = raw_socket();
+    struct resp r;
+    CU_ASSERT_EQUAL(as_node(a1, "node-a", 0, &r), 205);
+    CU_ASSERT_EQUAL(as_node(a2, "node-a", 1, &r), 205);
+    CU_ASSERT_EQUAL(as_node(a3, "node-a", 2, &r), 205);
+    CU_ASSERT_EQUAL(gw_coap_active_downloads(srv), 1);
+    /* So node-b still finds a slot, and node-c is the one that waits. */
+    CU_ASSERT_EQUAL(as_node(b, "node-b", 0, &r), 205);
+    CU_ASSERT_EQUAL(gw_coap_active_downloads(srv), 2);
+    CU_ASSERT_EQUAL(as_node(c, "node-c", 0, &r), 503);
+    CU_ASSERT(max_age_within(&r, BUSY_S));
+    /* node-a's sessions go on sharing its one slot. */
+    CU_ASSERT_EQUAL(as_node(a2, "node-a", 3, &r), 205);
+    CU_ASSERT(r.plen == 1024 && memcmp(r.payload, F.art + 3 * 1024, 1024) == 0);
+    close(a1);
+    close(a2);
+    close(a3);
+    close(b);
+    close(c);
+    stop_server();
+}
+
+/* Issue 9, 3: one host took one slot per session (a port each). Anonymous
+ * clients are counted by their host: its clients share one slot. */
+static void one_host_s_anonymous_clients_share_one_slot(void)
+{
+    start_server(2, NULL);
+    int s1 = raw_socket(), s2 = raw_socket(), s3 = raw_socket(), b = raw_socket(), c = raw_socket();
+    struct resp r;
+    char path[128];
+    artifact_path(path, sizeof(path), F.hex);
+    CU_ASSERT_EQUAL(raw_get(s1, path, 0, 6, &r), 205);
+    CU_ASSERT_EQUAL(raw_get(s2, path, 1, 6, &r), 205);
+    CU_ASSERT_EQUAL(raw_get(s3, path, 2, 6, &r), 205);
+    CU_ASSERT_EQUAL(gw_coap_active_downloads(srv), 1);
+    CU_ASSERT_EQUAL(as_node(b, "node-b", 0, &r), 205);
+    CU_ASSERT_EQUAL(as_node(c, "node-c", 0, &r), 503);
+    close(s1);
+    close(s2);
+    close(s3);
+    close(b);
+    close(c);
+    stop_server();
+}
+
+/* Issue 9, 3: asking for the last block first ended the transfer at once,
+ * and the grace that followed served the whole artifact outside the limit. */
+static void the_last_block_first_is_no_way_around_the_limit(void)
+{
+    start_server(1, NULL);
+    int a = raw_socket(), b = raw_socket();
+    struct resp r;
+    CU_ASSERT_EQUAL(as_node(a, "node-a", LAST_BLOCK, &r), 205);
+    CU_ASSERT_EQUAL(r.block2, LAST_BLOCK << 4 | 6);
+    /* node-a has one block of 200: its transfer runs, node-b waits. */
+    CU_ASSERT_EQUAL(gw_coap_active_downloads(srv), 1);
+    CU_ASSERT_EQUAL(as_node(b, "node-b", 0, &r), 503);
+    for (long n = 0; n < LAST_BLOCK; n++) {
+        CU_ASSERT_EQUAL_FATAL(as_node(a, "node-a", n, &r), 205);
+        CU_ASSERT(r.plen == 1024 && memcmp(r.payload, F.art + n * 1024, 1024) == 0);
+    }
+    /* Every byte served once: done, the slot is free at once. */
+    CU_ASSERT_EQUAL(gw_coap_active_downloads(srv), 0);
+    CU_ASSERT_EQUAL(as_node(b, "node-b", 0, &r), 205);
+    /* node-a's retransmissions are served in its grace, but only so many:
+     * starting over is a new download, and node-b holds the one slot. */
+    int served = 0;
+    for (long n = 0; n < 2 * GW_PACER_DEFAULT_GRACE_REQUESTS; n++) {
+        if (as_node(a, "node-a", n % (LAST_BLOCK + 1), &r) == 205)
+            served++;
+        else
+            CU_ASSERT_EQUAL(r.code, 503);
+    }
+    CU_ASSERT_EQUAL(served, GW_PACER_DEFAULT_GRACE_REQUESTS);
+    CU_ASSERT_EQUAL(gw_coap_active_downloads(srv), 1);
+    close(a);
+    close(b);
+    stop_server();
+}
+
+/* Issue 9, 3: one host kept every slot for as long as it kept asking. */
+static void a_holder_yields_its_turn_while_others_wait(void)
+{
+    server_idle_ms = 300;
+    server_turn_ms = 4 * 300;
+    start_server(2, NULL);
+    int fds[3] = {raw_socket(), raw_socket(), raw_socket()};
+    struct resp r;
+    CU_ASSERT_EQUAL(as_node(fds[0], "hog-1", 0, &r), 205);
+    CU_ASSERT_EQUAL(as_node(fds[1], "hog-2", 0, &r), 205);
+    CU_ASSERT_EQUAL(as_node(fds[2], "node-c", 0, &r), 503);
+    uint64_t t0 = ferry_now_ms();
+    bool admitted = false;
+    while (!admitted && ferry_now_ms() - t0 < 5000) {
+        run_until(never, NULL, 20);
+        /* The holders keep asking, as a greedy host would. */
+        as_node(fds[0], "hog-1", 1, &r);
+        as_node(fds[1], "hog-2", 1, &r);
+        admitted = as_node(fds[2], "node-c", 0, &r) == 205;
+    }
+    CU_ASSERT(admitted);
+    uint64_t waited = ferry_now_ms() - t0;
+    CU_ASSERT(waited >= 4 * 300 - 100 && waited < 4 * 300 + 1000);
+    /* Never more than two at once; the hogs take turns for the other slot. */
+    CU_ASSERT(gw_coap_active_downloads(srv) <= 2);
+    int back = (as_node(fds[0], "hog-1", 2, &r) == 205) + (as_node(fds[1], "hog-2", 2, &r) == 205);
+    CU_ASSERT_EQUAL(back, 1);
+    CU_ASSERT_EQUAL(gw_coap_active_downloads(srv), 2);
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    stop_server();
+}
+
 static void one_download_at_a_time_refuses_the_second_node(void)
 {
     start_server(1, NULL);
@@ -1055,11 +1194,14 @@ static void one_download_at_a_time_refuses_the_second_node(void)
     char *out = coap_get(path, NULL, NULL);
     CU_ASSERT(contains(out, "5.03"));
     free(out);
-    /* A is never cut off: its next block, and its last, which ends its
-     * transfer there and then (so it reached our handler, not libcoap). */
-    CU_ASSERT_EQUAL(raw_get_artifact(a, 1, 6, &r), 205);
-    CU_ASSERT(r.plen == 1024 && memcmp(r.payload, F.art + 1024, 1024) == 0);
-    CU_ASSERT_EQUAL(gw_coap_active_downloads(srv), 1);
+    /* A is never cut off while nobody else's turn is due: every block,
+     * the last of which ends its transfer there and then (so each reached
+     * our handler, not libcoap). */
+    for (long n = 1; n < last; n++) {
+        CU_ASSERT_EQUAL_FATAL(raw_get_artifact(a, n, 6, &r), 205);
+        CU_ASSERT(r.plen == 1024 && memcmp(r.payload, F.art + n * 1024, 1024) == 0);
+        CU_ASSERT_EQUAL(gw_coap_active_downloads(srv), 1);
+    }
     CU_ASSERT_EQUAL(raw_get_artifact(a, last, 6, &r), 205);
     CU_ASSERT(r.plen == 1024 && memcmp(r.payload, F.art + last * 1024, 1024) == 0);
     CU_ASSERT_EQUAL(r.block2, last << 4 | 6); /* no more blocks */
@@ -1139,13 +1281,14 @@ static void without_block2_the_answer_is_block_0_or_the_whole(void)
     int fd = raw_socket();
     struct resp r;
     /* 200 KiB: block 0 of 1024 bytes, more to come. */
-    CU_ASSERT_EQUAL(raw_get_artifact(fd, -1, 0, &r), 205);
+    char path[128];
+    artifact_path(path, sizeof(path), F.hex);
+    CU_ASSERT_EQUAL(raw_get(fd, path, -1, 0, &r), 205);
     CU_ASSERT_EQUAL(r.block2, 0 << 4 | 8 | 6);
     CU_ASSERT(r.plen == 1024 && memcmp(r.payload, F.art, 1024) == 0);
     CU_ASSERT_EQUAL(r.size2, ART_SIZE);
     /* 600 bytes, never announced: the whole of it without Block2, with its
      * ETag and Size2; the transfer ends with that one answer. */
-    char path[128];
     artifact_path(path, sizeof(path), F.small_hex);
     CU_ASSERT_EQUAL(raw_get(fd, path, -1, 0, &r), 205);
     CU_ASSERT_EQUAL(r.block2, -1);
@@ -1153,7 +1296,8 @@ static void without_block2_the_answer_is_block_0_or_the_whole(void)
     CU_ASSERT_EQUAL(r.size2, SMALL_SIZE);
     CU_ASSERT(etag_is(&r, F.small_sha));
     CU_ASSERT_EQUAL(r.content_format, 42);
-    CU_ASSERT_EQUAL(gw_coap_active_downloads(srv), 1);
+    /* The node's one slot moved to the small artifact, which it now has. */
+    CU_ASSERT_EQUAL(gw_coap_active_downloads(srv), 0);
     /* Asked in blocks, it says which block each answer is. */
     CU_ASSERT_EQUAL(raw_get(fd, path, 0, 6, &r), 205);
     CU_ASSERT_EQUAL(r.block2, 0 << 4 | 6);
@@ -1420,6 +1564,12 @@ const struct ferry_test_case ferry_tests[] = {
     {"observers_hear_of_a_new_manifest", observers_hear_of_a_new_manifest},
     {"a_product_without_a_release_stays_observed", a_product_without_a_release_stays_observed},
     {"products_without_a_release_are_capped", products_without_a_release_are_capped},
+    {"one_node_holds_one_slot_however_many_sessions",
+     one_node_holds_one_slot_however_many_sessions},
+    {"one_host_s_anonymous_clients_share_one_slot", one_host_s_anonymous_clients_share_one_slot},
+    {"the_last_block_first_is_no_way_around_the_limit",
+     the_last_block_first_is_no_way_around_the_limit},
+    {"a_holder_yields_its_turn_while_others_wait", a_holder_yields_its_turn_while_others_wait},
     {"one_download_at_a_time_refuses_the_second_node",
      one_download_at_a_time_refuses_the_second_node},
     {"a_node_may_start_at_any_block", a_node_may_start_at_any_block},
