@@ -1,10 +1,12 @@
 #include "gw_pacer.h"
 
+#include "gw_idmap.h"
+
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define NONE UINT32_MAX
+#define NONE GW_IDMAP_NONE
 
 enum rec_state { REC_FREE, REC_HOLDER, REC_WAITER, REC_GRACE };
 
@@ -14,9 +16,6 @@ enum rec_state { REC_FREE, REC_HOLDER, REC_WAITER, REC_GRACE };
  *   waiter  list A: waiters by last request (silence), list B: the queue;
  *   grace   list A: graces by the time they were done. */
 struct rec {
-    char id[GW_PACER_ID_MAX + 1];
-    uint32_t hash;
-    uint32_t chain; /* next in its hash bucket, or in the free list */
     uint8_t state;
     uint8_t sha[FERRY_SHA256_LEN];
     uint64_t size;
@@ -36,9 +35,7 @@ struct gw_pacer {
     uint32_t cap;
     uint64_t idle_ms, grace_ms, turn_ms, wait_ms;
     uint32_t grace_requests;
-    uint32_t nrecs, nbuckets; /* nbuckets: a power of two */
-    uint32_t free_head;
-    uint32_t *buckets;
+    struct gw_idmap *ids; /* identity -> index in recs */
     struct rec *recs;
     struct list holders_idle, holders_turn, waiters_lru, queue, graces;
 };
@@ -99,23 +96,6 @@ static void list_touch(struct gw_pacer *p, struct list *l, bool b, uint32_t i)
 
 /* ---- the table -------------------------------------------------------------- */
 
-/* FNV-1a. */
-static uint32_t hash_of(const char *id)
-{
-    uint32_t h = 2166136261u;
-    for (const unsigned char *c = (const unsigned char *)id; *c; c++)
-        h = (h ^ *c) * 16777619u;
-    return h;
-}
-
-static uint32_t lookup(const struct gw_pacer *p, const char *id, uint32_t h)
-{
-    for (uint32_t i = p->buckets[h & (p->nbuckets - 1)]; i != NONE; i = p->recs[i].chain)
-        if (p->recs[i].hash == h && strcmp(p->recs[i].id, id) == 0)
-            return i;
-    return NONE;
-}
-
 /* Takes the record out of its state's lists; it keeps its place in the
  * table. */
 static void detach(struct gw_pacer *p, uint32_t i)
@@ -141,39 +121,24 @@ static void detach(struct gw_pacer *p, uint32_t i)
 
 static void release(struct gw_pacer *p, uint32_t i)
 {
-    struct rec *r = &p->recs[i];
     detach(p, i);
-    for (uint32_t *link = &p->buckets[r->hash & (p->nbuckets - 1)]; *link != NONE;
-         link = &p->recs[*link].chain) {
-        if (*link == i) {
-            *link = r->chain;
-            break;
-        }
-    }
-    r->chain = p->free_head;
-    p->free_head = i;
+    gw_idmap_remove(p->ids, i);
 }
 
 /* A record for a new identity: a free one, else the oldest grace's, else the
  * waiter asked least recently; NONE when every record holds a slot. */
-static uint32_t alloc(struct gw_pacer *p, const char *id, uint32_t h)
+static uint32_t alloc(struct gw_pacer *p, const char *id)
 {
-    if (p->free_head == NONE) {
+    uint32_t i = gw_idmap_add(p->ids, id);
+    if (i == NONE) {
         uint32_t victim = p->graces.head != NONE ? p->graces.head : p->waiters_lru.head;
         if (victim == NONE)
             return NONE;
         release(p, victim);
+        i = gw_idmap_add(p->ids, id);
     }
-    uint32_t i = p->free_head;
-    struct rec *r = &p->recs[i];
-    p->free_head = r->chain;
-    memset(r, 0, sizeof(*r));
-    memcpy(r->id, id, strlen(id) + 1);
-    r->hash = h;
-    r->state = REC_FREE;
-    uint32_t *bucket = &p->buckets[h & (p->nbuckets - 1)];
-    r->chain = *bucket;
-    *bucket = i;
+    if (i != NONE)
+        memset(&p->recs[i], 0, sizeof(p->recs[i]));
     return i;
 }
 
@@ -194,27 +159,17 @@ enum ferry_err gw_pacer_new(const struct gw_pacer_opts *o, struct gw_pacer **out
     struct gw_pacer *p = calloc(1, sizeof(*p));
     if (!p)
         return ferry_fail(d, FERRY_E_NOMEM, "pacer: out of memory");
-    p->nbuckets = 1;
-    while (p->nbuckets < nrecs)
-        p->nbuckets <<= 1;
     p->recs = calloc(nrecs, sizeof(p->recs[0]));
-    p->buckets = malloc(p->nbuckets * sizeof(p->buckets[0]));
-    if (!p->recs || !p->buckets) {
+    if (!p->recs || gw_idmap_new(nrecs, &p->ids) != FERRY_OK) {
         gw_pacer_free(p);
         return ferry_fail(d, FERRY_E_NOMEM, "pacer: out of memory");
     }
     p->cap = o->max_transfers;
-    p->nrecs = nrecs;
     p->idle_ms = o->idle_ms ? o->idle_ms : GW_PACER_DEFAULT_IDLE_MS;
     p->grace_ms = o->grace_ms ? o->grace_ms : GW_PACER_DEFAULT_GRACE_MS;
     p->grace_requests = o->grace_requests ? o->grace_requests : GW_PACER_DEFAULT_GRACE_REQUESTS;
     p->turn_ms = o->turn_ms ? o->turn_ms : GW_PACER_DEFAULT_TURN_IDLES * p->idle_ms;
     p->wait_ms = o->wait_ms ? o->wait_ms : GW_PACER_DEFAULT_WAIT_MS;
-    for (uint32_t b = 0; b < p->nbuckets; b++)
-        p->buckets[b] = NONE;
-    for (uint32_t i = 0; i < nrecs; i++)
-        p->recs[i].chain = i + 1 < nrecs ? i + 1 : NONE;
-    p->free_head = 0;
     list_init(&p->holders_idle);
     list_init(&p->holders_turn);
     list_init(&p->waiters_lru);
@@ -229,7 +184,7 @@ void gw_pacer_free(struct gw_pacer *p)
     if (!p)
         return;
     free(p->recs);
-    free(p->buckets);
+    gw_idmap_free(p->ids);
     free(p);
 }
 
@@ -301,11 +256,9 @@ enum ferry_err gw_pacer_admit(struct gw_pacer *p, const char *who,
                               const uint8_t sha256[FERRY_SHA256_LEN], uint64_t size,
                               uint64_t now_ms, enum gw_pacer_admission *how)
 {
-    size_t idlen = who ? strnlen(who, GW_PACER_ID_MAX + 1) : 0;
-    if (idlen == 0 || idlen > GW_PACER_ID_MAX)
+    if (!gw_idmap_id_valid(who))
         return FERRY_E_INVALID_ARG;
-    uint32_t h = hash_of(who);
-    uint32_t i = lookup(p, who, h);
+    uint32_t i = gw_idmap_find(p->ids, who);
     struct rec *r = i != NONE ? &p->recs[i] : NULL;
     enum gw_pacer_admission result = GW_PACER_CONTINUED;
     if (r && r->state == REC_HOLDER) {
@@ -330,7 +283,7 @@ enum ferry_err gw_pacer_admit(struct gw_pacer *p, const char *who,
     } else {
         /* It needs a slot: one is free and nobody waits ahead of it. */
         if (!r) {
-            i = alloc(p, who, h);
+            i = alloc(p, who);
             if (i == NONE)
                 return FERRY_E_BUSY;
             r = &p->recs[i];
@@ -357,9 +310,7 @@ enum ferry_err gw_pacer_admit(struct gw_pacer *p, const char *who,
 bool gw_pacer_served(struct gw_pacer *p, const char *who, const uint8_t sha256[FERRY_SHA256_LEN],
                      uint64_t bytes, uint64_t now_ms)
 {
-    if (!who || strnlen(who, GW_PACER_ID_MAX + 1) > GW_PACER_ID_MAX)
-        return false;
-    uint32_t i = lookup(p, who, hash_of(who));
+    uint32_t i = gw_idmap_find(p->ids, who);
     if (i == NONE)
         return false;
     struct rec *r = &p->recs[i];

@@ -51,6 +51,7 @@
 
 #include "ferry_err.h"
 #include "ferry_sha256.h"
+#include "gw_idmap.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -66,10 +67,10 @@
 #define GW_PACER_DEFAULT_TURN_IDLES 4
 /* 0 for wait_ms: long enough for a node told 5.03 to come back. */
 #define GW_PACER_DEFAULT_WAIT_MS    30000
-#define GW_PACER_DEFAULT_REQUESTERS 16384
+#define GW_PACER_DEFAULT_REQUESTERS 4096
 #define GW_PACER_MAX_REQUESTERS     (1u << 20)
 /* A requester's identity, at most this many bytes (gw_coap.h). */
-#define GW_PACER_ID_MAX 64
+#define GW_PACER_ID_MAX GW_IDMAP_ID_MAX
 /* gw_pacer_next_expiry() when nothing can expire. */
 #define GW_PACER_NO_EXPIRY UINT64_MAX
 
