@@ -383,6 +383,14 @@ static enum ferry_err start(struct gw_coap *s, const struct gw_coap_opts *o, str
     err = gw_pacer_new(&po, &s->pacer, d);
     if (err != FERRY_OK)
         return err;
+    if (o->link_rate) {
+        struct gw_budget_opts bo = {.link_rate = o->link_rate, .node_rate = o->node_rate};
+        if ((err = gw_budget_new(&bo, &s->budget, d)) != FERRY_OK)
+            return err;
+        s->pending = calloc(GW_BUDGET_DEFAULT_QUEUED, sizeof(s->pending[0]));
+        if (!s->pending)
+            return ferry_fail(d, FERRY_E_NOMEM, "coap: out of memory");
+    }
     s->idle_ms = o->idle_ms ? o->idle_ms : GW_PACER_DEFAULT_IDLE_MS;
     s->ctx = coap_new_context(NULL);
     if (!s->ctx)
@@ -436,6 +444,9 @@ enum ferry_err gw_coap_new(struct ferry_loop *loop, const struct gw_coap_opts *o
     }
     LOG_INFO("coap: serving on %s port %u (%s), at most %" PRIu32 " downloads at once", opts->addr,
              (unsigned)s->port, opts->psk_file ? "DTLS" : "UDP", opts->max_downloads);
+    if (opts->link_rate)
+        LOG_INFO("coap: link budget %" PRIu64 " bytes/s, %s per node", opts->link_rate,
+                 opts->node_rate ? "capped" : "a fair share");
     *out = s;
     return FERRY_OK;
 }
@@ -448,12 +459,17 @@ void gw_coap_free(struct gw_coap *s)
     ferry_coapglue_io_stop(&s->io);
     if (s->expiry_timer)
         ferry_loop_cancel(s->loop, s->expiry_timer);
+    if (s->budget_timer)
+        ferry_loop_cancel(s->loop, s->budget_timer);
+    gw_coap_artifact_drop_pending(s);
     /* Frees every session and every resource (and the manifest copies). */
     if (s->ctx)
         coap_free_context(s->ctx);
     gw_coap_artifact_free_all(s);
     gw_coap_manifest_free_all(s);
     gw_pacer_free(s->pacer);
+    gw_budget_free(s->budget);
+    free(s->pending);
     gw_psk_free(s->psk);
     gw_coap_status_free_all(s);
     free(s);

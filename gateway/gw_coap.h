@@ -21,6 +21,15 @@
  *       any block request and ends once every byte was served; while
  *       others wait, turns of turn_ms); 4.03 when the hooks withhold it
  *       from this node; 4.04 if unknown.
+ *       Link budget (opts.link_rate, gw_budget.h): every block's datagram
+ *       is counted (its payload and GW_COAP_BLOCK_OVERHEAD), the total and
+ *       each node's fair share are kept. Beyond them, the answer to a NON
+ *       block request waits in a queue and goes out as a NON 2.05 with the
+ *       request's token when the budget allows (or is dropped after
+ *       GW_BUDGET_DEFAULT_DELAY_MS: the node asks again on its own timer); a
+ *       CON block request is never answered late (libcoap's own Block2
+ *       client breaks on separate answers) and gets 5.03 with a Max-Age of
+ *       the seconds until its share allows another block.
  *   ferry/status               POST a status record, JSON (50) or CBOR (60),
  *       at most FERRY_STATUS_MAX_BYTES (Block1 is reassembled up to that).
  *       2.04 only once hooks.status stored it (see there for the others).
@@ -76,6 +85,9 @@
 #define GW_COAP_MAX_WAITING_PRODUCTS 64
 /* UDP sessions libcoap keeps for idle nodes; beyond that it drops the oldest. */
 #define GW_COAP_MAX_IDLE_SESSIONS 1000
+/* What a block's datagram costs the link budget beyond its payload: IPv4 and
+ * UDP headers (28), the CoAP header, token and options (about 36). */
+#define GW_COAP_BLOCK_OVERHEAD 64
 
 enum gw_artifact_state {
     GW_ARTIFACT_UNKNOWN = 0, /* not held and not being fetched: 4.04 */
@@ -162,6 +174,9 @@ struct gw_coap_opts {
     uint32_t manifest_max_age_s; /* 0: GW_COAP_DEFAULT_MANIFEST_MAX_AGE_S */
     uint32_t busy_max_age_s;     /* 5.03 when at max_downloads; 0: default; jittered */
     uint32_t fetching_max_age_s; /* 5.03 while fetching; 0: default; jittered */
+    uint64_t link_rate;          /* bytes/s the server may send its nodes' blocks in all
+                                    (gw_budget.h); 0: no budget */
+    uint64_t node_rate;          /* bytes/s for one node at most; 0: its fair share only */
 };
 
 struct gw_coap;

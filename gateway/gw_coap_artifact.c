@@ -235,9 +235,138 @@ static struct artifact_entry *mapped_art(struct gw_coap *s, const uint8_t sha[FE
     return a;
 }
 
+/* ---- the link budget: answers that wait --------------------------------------- */
+
+static void release_pending(struct pending_block *p)
+{
+    if (p->session)
+        coap_session_release(p->session);
+    memset(p, 0, sizeof(*p));
+}
+
+void gw_coap_artifact_drop_pending(struct gw_coap *s)
+{
+    for (size_t i = 0; s->pending && i < GW_BUDGET_DEFAULT_QUEUED; i++)
+        if (s->pending[i].used)
+            release_pending(&s->pending[i]);
+}
+
+static void pump_budget(void *arg);
+
+/* Keeps one timer armed for the budget's next event. */
+static void schedule_budget(struct gw_coap *s)
+{
+    if (s->closing)
+        return;
+    uint64_t now = ferry_now_ms();
+    uint64_t next = gw_budget_next_ms(s->budget, now);
+    if (s->budget_timer && next >= s->budget_at)
+        return;
+    if (s->budget_timer)
+        ferry_loop_cancel(s->loop, s->budget_timer);
+    s->budget_timer = 0;
+    if (next == GW_BUDGET_NEVER)
+        return;
+    s->budget_at = next;
+    s->budget_timer = ferry_loop_timer(s->loop, next > now ? next - now : 0, pump_budget, s);
+}
+
+/* A waiting answer's turn: a NON 2.05 with the request's token, from the
+ * mapping if the artifact is still served (else the node asks again). */
+static void send_pending(struct gw_coap *s, struct pending_block *p, uint64_t now_ms)
+{
+    struct artifact_entry *a = gw_coap_artifact_find(s, p->sha);
+    if (!a || !a->mapped || a->removed)
+        return;
+    coap_pdu_t *pdu =
+        coap_pdu_init(COAP_MESSAGE_NON, COAP_RESPONSE_CODE_CONTENT, coap_new_message_id(p->session),
+                      coap_session_max_pdu_size(p->session));
+    if (!pdu)
+        return;
+    struct piece pc = {.block2 = p->block2,
+                       .num = p->num,
+                       .szx = p->szx,
+                       .off = p->off,
+                       .len = p->len,
+                       .more = p->more};
+    if (!coap_add_token(pdu, p->token_len, p->token) || !add_piece(a, &pc, pdu)) {
+        coap_delete_pdu(pdu);
+        return;
+    }
+    if (coap_send(p->session, pdu) == COAP_INVALID_MID)
+        return;
+    a->last_ms = now_ms;
+    if (gw_pacer_served(s->pacer, p->key, p->sha, p->len, now_ms))
+        LOG_DEBUG("coap: %s: download finished, %zu running", p->key, gw_pacer_active(s->pacer));
+}
+
+static void pump_budget(void *arg)
+{
+    struct gw_coap *s = arg;
+    s->budget_timer = 0;
+    struct gw_budget_event ev[32];
+    size_t n;
+    uint64_t now = ferry_now_ms();
+    while ((n = gw_budget_poll(s->budget, now, ev, sizeof(ev) / sizeof(ev[0]))) > 0) {
+        for (size_t i = 0; i < n; i++) {
+            struct pending_block *p = &s->pending[(uint32_t)ev[i].ticket];
+            if (!p->used || p->ticket != ev[i].ticket)
+                continue;
+            if (ev[i].send)
+                send_pending(s, p, now);
+            release_pending(p);
+        }
+    }
+    schedule_budget(s);
+    gw_coap_schedule_expiry(s);
+}
+
+/* Whether the link budget lets this block go now. False when it does not:
+ * resp is then a 5.03, or empty (no answer now) for a NON request whose
+ * answer waits. */
+static bool within_budget(struct gw_coap *s, const struct artifact_entry *a, const struct piece *pc,
+                          const char *key, coap_session_t *ses, const coap_pdu_t *req,
+                          coap_pdu_t *resp)
+{
+    if (!s->budget)
+        return true;
+    bool non = coap_pdu_get_type(req) == COAP_MESSAGE_NON;
+    uint64_t ticket = 0, retry_ms = 0;
+    switch (gw_budget_ask(s->budget, key, (uint32_t)pc->len + GW_COAP_BLOCK_OVERHEAD, non,
+                          a->last_ms, &ticket, &retry_ms)) {
+    case GW_BUDGET_SEND:
+        return true;
+    case GW_BUDGET_QUEUED: {
+        struct pending_block *p = &s->pending[(uint32_t)ticket];
+        coap_bin_const_t token = coap_pdu_get_token(req);
+        release_pending(p);
+        p->used = true;
+        p->ticket = ticket;
+        p->session = coap_session_reference(ses);
+        p->token_len = token.length <= sizeof(p->token) ? token.length : sizeof(p->token);
+        memcpy(p->token, token.s, p->token_len);
+        memcpy(p->sha, a->sha, FERRY_SHA256_LEN);
+        memcpy(p->key, key, strlen(key) + 1);
+        p->num = pc->num;
+        p->szx = pc->szx;
+        p->off = pc->off;
+        p->len = pc->len;
+        p->more = pc->more;
+        p->block2 = pc->block2;
+        schedule_budget(s);
+        return false;
+    }
+    default:
+        gw_coap_answer(resp, COAP_RESPONSE_CODE_SERVICE_UNAVAILABLE,
+                       (uint32_t)((retry_ms + 999) / 1000), "link budget spent, retry later");
+        return false;
+    }
+}
+
 /* One block for one node, if the pacer lets its transfer run. */
 static void serve_block(struct gw_coap *s, struct artifact_entry *a, const struct block2 *b,
-                        coap_session_t *ses, const struct gw_coap_requester *who, coap_pdu_t *resp)
+                        coap_session_t *ses, const coap_pdu_t *req,
+                        const struct gw_coap_requester *who, coap_pdu_t *resp)
 {
     struct piece pc;
     if (!pick_piece(b, a->len, &pc)) {
@@ -258,6 +387,8 @@ static void serve_block(struct gw_coap *s, struct artifact_entry *a, const struc
     }
     if (how == GW_PACER_STARTED)
         LOG_DEBUG("coap: %s: download admitted, %zu running", key, gw_pacer_active(s->pacer));
+    if (!within_budget(s, a, &pc, key, ses, req, resp))
+        return;
     if (!add_piece(a, &pc, resp)) {
         LOG_WARN("coap: %s: a block of %zu bytes does not fit the datagram", coap_session_str(ses),
                  pc.len);
@@ -282,7 +413,7 @@ static void serve_artifact(struct gw_coap *s, const uint8_t sha[FERRY_SHA256_LEN
     if (!a)
         return;
     a->last_ms = ferry_now_ms();
-    serve_block(s, a, &b, ses, who, resp);
+    serve_block(s, a, &b, ses, req, who, resp);
     gw_coap_schedule_expiry(s);
 }
 

@@ -26,6 +26,7 @@
 #include "ferry_names.h"
 #include "ferry_sha256.h"
 #include "ferry_status.h"
+#include "gw_budget.h"
 #include "gw_coap.h"
 #include "gw_pacer.h"
 
@@ -67,6 +68,21 @@ struct manifest_entry {
     coap_resource_t *res;
 };
 
+/* The answer to a NON block request waiting for the link budget (ticket). */
+struct pending_block {
+    bool used;
+    uint64_t ticket;
+    coap_session_t *session; /* referenced while it waits */
+    uint8_t token[8];
+    size_t token_len;
+    uint8_t sha[FERRY_SHA256_LEN];
+    char key[GW_PACER_ID_MAX + 1]; /* whom admission counts it for */
+    uint32_t num;
+    unsigned szx;
+    size_t off, len;
+    bool more, block2;
+};
+
 /* A status record put together from Block1 pieces. */
 struct status_part {
     coap_session_t *session; /* NULL: slot free */
@@ -84,6 +100,9 @@ struct gw_coap {
     struct gw_coap_hooks hooks;
     uint32_t manifest_max_age, busy_max_age, fetching_max_age;
     struct gw_pacer *pacer;
+    struct gw_budget *budget;      /* NULL: no link budget */
+    struct pending_block *pending; /* GW_BUDGET_DEFAULT_QUEUED of them, by ticket slot */
+    uint64_t budget_timer, budget_at;
     struct gw_psk *psk;
     coap_bin_const_t psk_reply; /* what the identity callback returns */
     struct artifact_entry *arts;
@@ -149,6 +168,9 @@ void gw_coap_artifact_sweep(struct gw_coap *s);
 /* Releases every mapping and frees the entries (the context freed the
  * resources already). */
 void gw_coap_artifact_free_all(struct gw_coap *s);
+/* Drops every answer waiting for the link budget, releasing its session;
+ * before the context goes. */
+void gw_coap_artifact_drop_pending(struct gw_coap *s);
 
 /* ---- ferry/manifest/<product> (gw_coap_manifest.c) -------------------------- */
 

@@ -1,6 +1,7 @@
 #include "gw_config.h"
 
 #include "ferry_cfgfile.h"
+#include "gw_budget.h"
 #include "gw_outbox.h"
 
 #include <stddef.h>
@@ -46,6 +47,14 @@ static const struct ferry_opt gw_opts[] = {
         "status records held while the uplink is down (default 100000)", 0),
     OPT("outbox-max-mb", FERRY_OPT_U64, outbox_max_mb, "MB",
         "disk the status outbox may use, 1..64 (default 64)", 0),
+    OPT("link-rate", FERRY_OPT_U64, link_rate, "BYTES/S",
+        "bytes per second the gateway may send to its nodes in all, shared fairly; "
+        "0 = no limit (default 0)",
+        0),
+    OPT("node-rate", FERRY_OPT_U64, node_rate, "BYTES/S",
+        "at most this many bytes per second to any one node (default: its fair share of "
+        "--link-rate)",
+        0),
     OPT("log-level", FERRY_OPT_LOGLEVEL, log_level, "LEVEL", "error, warn, info or debug", 0),
 };
 #define N_OPTS (sizeof(gw_opts) / sizeof(gw_opts[0]))
@@ -83,6 +92,18 @@ enum ferry_err gw_config_parse(struct gw_config *cfg, int argc, char **argv, boo
                           (unsigned long long)cfg->busy_max_age);
     if (cfg->max_downloads == 0)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--max-downloads: expected at least 1");
+    if (cfg->link_rate &&
+        (cfg->link_rate < GW_BUDGET_MIN_RATE || cfg->link_rate > GW_BUDGET_MAX_RATE))
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--link-rate: expected 0 or %d..%llu, got %llu",
+                          GW_BUDGET_MIN_RATE, (unsigned long long)GW_BUDGET_MAX_RATE,
+                          (unsigned long long)cfg->link_rate);
+    if (cfg->node_rate && !cfg->link_rate)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--node-rate: needs --link-rate");
+    if (cfg->node_rate && (cfg->node_rate < GW_BUDGET_MIN_RATE || cfg->node_rate > cfg->link_rate))
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          "--node-rate: expected %d..%llu (the --link-rate), got %llu",
+                          GW_BUDGET_MIN_RATE, (unsigned long long)cfg->link_rate,
+                          (unsigned long long)cfg->node_rate);
     return FERRY_OK;
 }
 

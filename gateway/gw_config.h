@@ -30,6 +30,8 @@ struct gw_config {
     uint64_t chunk_size;         /* bytes per MQTT stream chunk */
     uint64_t outbox_max_records; /* pending status records kept while the uplink is down */
     uint64_t outbox_max_mb;
+    uint64_t link_rate; /* bytes/s to all nodes together; 0: no budget */
+    uint64_t node_rate; /* bytes/s to one node at most; 0: its fair share */
     enum ferry_log_level log_level;
 };
 

@@ -514,6 +514,8 @@ static enum ferry_err start_coap(struct gw *g, struct ferry_diag *d)
         .max_downloads = (uint32_t)cfg->max_downloads,
         .busy_max_age_s = (uint32_t)cfg->busy_max_age,
         .psk_file = cfg->psk_file,
+        .link_rate = cfg->link_rate,
+        .node_rate = cfg->node_rate,
     };
     struct gw_coap_hooks hooks = {
         .arg = g,

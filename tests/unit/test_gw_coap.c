@@ -153,6 +153,8 @@ static uint64_t server_idle_ms = IDLE_MS;
 /* The next server's turn length (gw_pacer.h); back to TURN_MS when it stops. */
 #define TURN_MS 60000
 static uint64_t server_turn_ms = TURN_MS;
+/* The next server's link budget (0: none); back to 0 when it stops. */
+static uint64_t server_link_rate;
 
 static void start_server(uint32_t max_downloads, const char *psk_file)
 {
@@ -163,6 +165,7 @@ static void start_server(uint32_t max_downloads, const char *psk_file)
                              .psk_file = psk_file,
                              .idle_ms = server_idle_ms,
                              .turn_ms = server_turn_ms,
+                             .link_rate = server_link_rate,
                              .busy_max_age_s = BUSY_S,
                              .fetching_max_age_s = FETCHING_S};
     struct gw_coap_hooks h = {.arg = &F,
@@ -188,6 +191,7 @@ static void stop_server(void)
     srv = NULL;
     server_idle_ms = IDLE_MS;
     server_turn_ms = TURN_MS;
+    server_link_rate = 0;
     /* Every COMPLETE answer of the hook was released exactly once. */
     CU_ASSERT_EQUAL(F.released, F.complete);
     ferry_loop_free(loop);
@@ -1172,6 +1176,126 @@ static void a_holder_yields_its_turn_while_others_wait(void)
     stop_server();
 }
 
+/* Answers collected from a socket until `want` have come. */
+struct collect {
+    int fd;
+    int want, got;
+    struct resp r[64];
+    uint64_t at[64];
+};
+
+static bool collected(void *arg)
+{
+    struct collect *c = arg;
+    while (c->got < c->want) {
+        struct resp *r = &c->r[c->got];
+        r->n = recv(c->fd, r->raw, sizeof(r->raw), MSG_DONTWAIT);
+        if (r->n < 4)
+            break;
+        parse_resp(r);
+        c->at[c->got++] = ferry_now_ms();
+    }
+    return c->got >= c->want;
+}
+
+static bool collected_both(void *arg)
+{
+    struct collect **c = arg;
+    bool a = collected(c[0]), b = collected(c[1]);
+    return a && b;
+}
+
+/* A NON GET of block `block` (1 KiB) as node `node`, with a token of its own
+ * (the block number). */
+static void send_non(int fd, const char *node, unsigned block)
+{
+    struct pdu p;
+    pdu_start(&p, 1, mid_seq++);
+    p.b[0] = 0x54; /* version 1, non-confirmable, 4-byte token */
+    memcpy(p.b + 4, "nb", 2);
+    p.b[6] = (uint8_t)(block >> 8);
+    p.b[7] = (uint8_t)block;
+    char path[128], q[80];
+    artifact_path(path, sizeof(path), F.hex);
+    snprintf(q, sizeof(q), "n=%s", node);
+    pdu_path(&p, path);
+    pdu_opt(&p, 15, q, strlen(q));
+    pdu_uint(&p, 23, block << 4 | 6);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(port)};
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CU_ASSERT_FATAL(sendto(fd, p.b, p.n, 0, (struct sockaddr *)&to, sizeof(to)) == (ssize_t)p.n);
+}
+
+/* Issue 12, 4: NON block requests beyond the link budget are answered
+ * later, as NON 2.05 with their own token, fairly between nodes, and the
+ * total stays within the budget. */
+static void non_answers_wait_for_the_link_budget(void)
+{
+    server_link_rate = 20480;
+    start_server(4, NULL);
+    static struct collect a, b;
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    a.fd = raw_socket();
+    b.fd = raw_socket();
+    a.want = b.want = 24;
+    uint64_t t0 = ferry_now_ms();
+    /* Node A's window of 24 goes first; node B's comes a moment later. */
+    for (unsigned n = 0; n < 24; n++)
+        send_non(a.fd, "node-a", n);
+    for (unsigned n = 0; n < 24; n++)
+        send_non(b.fd, "node-b", n);
+    struct collect *pair[] = {&a, &b};
+    CU_ASSERT(run_until(collected_both, pair, 10000));
+    uint64_t last = a.at[23] > b.at[23] ? a.at[23] : b.at[23];
+    /* 48 datagrams of 1088 counted bytes at 20 KiB/s, less one bucket of
+     * 200 ms: at least 2.3 s. */
+    CU_ASSERT(last - t0 >= 2300);
+    CU_ASSERT(last - t0 < 6000);
+    struct collect *both[] = {&a, &b};
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < 24; i++) {
+            struct resp *r = &both[k]->r[i];
+            unsigned num = (unsigned)r->raw[6] << 8 | r->raw[7];
+            CU_ASSERT_EQUAL(r->raw[0] >> 4 & 3, 1); /* NON */
+            CU_ASSERT_EQUAL(r->code, 205);
+            CU_ASSERT(memcmp(r->raw + 4, "nb", 2) == 0);
+            CU_ASSERT_EQUAL(r->block2, (long)(num << 4 | 8 | 6));
+            CU_ASSERT(r->plen == 1024 && memcmp(r->payload, F.art + num * 1024, 1024) == 0);
+        }
+    }
+    /* Fair: node B, although behind node A's whole window, was served
+     * alongside it: by the time A had half of its blocks, so had B, give or
+     * take a few. */
+    uint64_t half = a.at[11];
+    int b_by_then = 0;
+    for (int i = 0; i < 24; i++)
+        b_by_then += b.at[i] <= half;
+    CU_ASSERT(b_by_then >= 8 && b_by_then <= 16);
+    close(a.fd);
+    close(b.fd);
+    stop_server();
+}
+
+/* D2: a CON block request is never answered late; beyond the budget it gets
+ * 5.03 with a Max-Age. */
+static void con_beyond_the_link_budget_gets_5_03(void)
+{
+    server_link_rate = 4096; /* a bucket of one block */
+    start_server(4, NULL);
+    int fd = raw_socket();
+    struct resp r;
+    CU_ASSERT_EQUAL(as_node(fd, "node-a", 0, &r), 205);
+    CU_ASSERT_EQUAL(as_node(fd, "node-a", 1, &r), 503);
+    CU_ASSERT(r.max_age >= 1 && r.max_age <= 2);
+    CU_ASSERT(r.plen > 0 && memmem(r.payload, r.plen, "budget", 6) != NULL);
+    run_until(never, NULL, 400);
+    CU_ASSERT_EQUAL(as_node(fd, "node-a", 1, &r), 205);
+    CU_ASSERT(r.plen == 1024 && memcmp(r.payload, F.art + 1024, 1024) == 0);
+    close(fd);
+    stop_server();
+}
+
 static void one_download_at_a_time_refuses_the_second_node(void)
 {
     start_server(1, NULL);
@@ -1570,6 +1694,8 @@ const struct ferry_test_case ferry_tests[] = {
     {"the_last_block_first_is_no_way_around_the_limit",
      the_last_block_first_is_no_way_around_the_limit},
     {"a_holder_yields_its_turn_while_others_wait", a_holder_yields_its_turn_while_others_wait},
+    {"non_answers_wait_for_the_link_budget", non_answers_wait_for_the_link_budget},
+    {"con_beyond_the_link_budget_gets_5_03", con_beyond_the_link_budget_gets_5_03},
     {"one_download_at_a_time_refuses_the_second_node",
      one_download_at_a_time_refuses_the_second_node},
     {"a_node_may_start_at_any_block", a_node_may_start_at_any_block},
