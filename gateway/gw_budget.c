@@ -66,7 +66,8 @@ enum ferry_err gw_budget_new(const struct gw_budget_opts *o, struct gw_budget **
                           "got %" PRIu64,
                           GW_BUDGET_MIN_RATE, o->link_rate, o->node_rate);
     uint32_t queued = o->max_queued ? o->max_queued : GW_BUDGET_DEFAULT_QUEUED;
-    uint32_t per_node = o->max_queued_per_node ? o->max_queued_per_node : GW_BUDGET_DEFAULT_PER_NODE;
+    uint32_t per_node =
+        o->max_queued_per_node ? o->max_queued_per_node : GW_BUDGET_DEFAULT_PER_NODE;
     uint32_t nodes = o->max_nodes ? o->max_nodes : GW_BUDGET_DEFAULT_NODES;
     if (queued > GW_BUDGET_MAX_QUEUED || per_node > queued)
         return ferry_fail(d, FERRY_E_INVALID_ARG,
@@ -403,8 +404,9 @@ enum gw_budget_verdict gw_budget_ask(struct gw_budget *b, const char *who, uint3
     *retry_ms = 1000;
     if (!gw_idmap_id_valid(who))
         return GW_BUDGET_REFUSED;
-    uint32_t cost_bytes = bytes == 0 ? 1 : bytes > GW_BUDGET_DATAGRAM_MAX ? GW_BUDGET_DATAGRAM_MAX
-                                                                          : bytes;
+    uint32_t cost_bytes = bytes == 0                       ? 1
+                          : bytes > GW_BUDGET_DATAGRAM_MAX ? GW_BUDGET_DATAGRAM_MAX
+                                                           : bytes;
     int64_t cost = MB(cost_bytes);
     refill_link(b, now_ms);
     sweep(b, now_ms);
@@ -421,7 +423,8 @@ enum gw_budget_verdict gw_budget_ask(struct gw_budget *b, const char *who, uint3
     refill_node(b, i, now_ms);
     /* Queued answers of this node go first, in order; a CON request cannot
      * wait, so it is decided on the tokens alone. */
-    if ((n->q_n == 0 || !may_wait) && can_send(b, b->link_tokens, (struct mine){n->tokens, n->capped}, cost)) {
+    if ((n->q_n == 0 || !may_wait) &&
+        can_send(b, b->link_tokens, (struct mine){n->tokens, n->capped}, cost)) {
         charge(b, i, cost);
         return GW_BUDGET_SEND;
     }
@@ -436,8 +439,7 @@ enum gw_budget_verdict gw_budget_ask(struct gw_budget *b, const char *who, uint3
     return GW_BUDGET_REFUSED;
 }
 
-size_t gw_budget_poll(struct gw_budget *b, uint64_t now_ms, struct gw_budget_event *ev,
-                      size_t max)
+size_t gw_budget_poll(struct gw_budget *b, uint64_t now_ms, struct gw_budget_event *ev, size_t max)
 {
     size_t out = 0;
     refill_link(b, now_ms);
@@ -480,9 +482,9 @@ uint64_t gw_budget_next_ms(const struct gw_budget *b, uint64_t now_ms)
     if (b->g_head == NONE)
         return GW_BUDGET_NEVER;
     uint64_t next = b->items[b->g_head].queued_ms + b->max_delay_ms;
-    int64_t link = b->started ? filled(b->link_tokens, b->link_rate, b->link_refill_ms, now_ms,
-                                       b->link_cap)
-                              : b->link_cap;
+    int64_t link =
+        b->started ? filled(b->link_tokens, b->link_rate, b->link_refill_ms, now_ms, b->link_cap)
+                   : b->link_cap;
     uint32_t i = b->rr_cursor;
     for (size_t k = 0; k < b->rr_n; k++, i = b->nodes[i].rr_next) {
         int64_t cost = MB(b->items[b->nodes[i].q_head].cost_bytes);

@@ -45,16 +45,16 @@
 #include <stdint.h>
 
 /* The largest datagram counted; buckets are never shallower. */
-#define GW_BUDGET_DATAGRAM_MAX     1280
-#define GW_BUDGET_MIN_RATE         1024
-#define GW_BUDGET_MAX_RATE         (UINT64_C(1) << 32)
-#define GW_BUDGET_DEFAULT_BURST_MS 200
+#define GW_BUDGET_DATAGRAM_MAX      1280
+#define GW_BUDGET_MIN_RATE          1024
+#define GW_BUDGET_MAX_RATE          (UINT64_C(1) << 32)
+#define GW_BUDGET_DEFAULT_BURST_MS  200
 #define GW_BUDGET_DEFAULT_ACTIVE_MS 2000
-#define GW_BUDGET_DEFAULT_DELAY_MS 4000
-#define GW_BUDGET_DEFAULT_QUEUED   1024
-#define GW_BUDGET_DEFAULT_PER_NODE 64
-#define GW_BUDGET_DEFAULT_NODES    4096
-#define GW_BUDGET_MAX_QUEUED       65536
+#define GW_BUDGET_DEFAULT_DELAY_MS  4000
+#define GW_BUDGET_DEFAULT_QUEUED    1024
+#define GW_BUDGET_DEFAULT_PER_NODE  64
+#define GW_BUDGET_DEFAULT_NODES     4096
+#define GW_BUDGET_MAX_QUEUED        65536
 /* gw_budget_next_ms() when nothing is queued. */
 #define GW_BUDGET_NEVER UINT64_MAX
 
@@ -103,8 +103,7 @@ enum gw_budget_verdict gw_budget_ask(struct gw_budget *b, const char *who, uint3
 
 /* What is due at now_ms, at most max events, in the order to act on them
  * (see Model). Returns how many it wrote. */
-size_t gw_budget_poll(struct gw_budget *b, uint64_t now_ms, struct gw_budget_event *ev,
-                      size_t max);
+size_t gw_budget_poll(struct gw_budget *b, uint64_t now_ms, struct gw_budget_event *ev, size_t max);
 
 /* When gw_budget_poll() will next have something to say, or GW_BUDGET_NEVER
  * when nothing is queued. */

@@ -55,8 +55,8 @@ struct sim {
 static void ask(struct sim *s, unsigned i, uint64_t now)
 {
     uint64_t t = 0, retry = 0;
-    enum gw_budget_verdict v = gw_budget_ask(s->b, name(i), BLOCK, s->window[i] > 0, now, &t,
-                                             &retry);
+    enum gw_budget_verdict v =
+        gw_budget_ask(s->b, name(i), BLOCK, s->window[i] > 0, now, &t, &retry);
     if (v == GW_BUDGET_SEND) {
         s->bytes[i] += BLOCK;
         if (s->window[i] == 0)
@@ -215,10 +215,8 @@ static void a_con_request_beyond_the_budget_is_refused_with_a_wait(void)
 static void queues_are_bounded_and_old_answers_dropped(void)
 {
     struct gw_budget *b = NULL;
-    struct gw_budget_opts o = {.link_rate = 1024,
-                               .max_queued = 6,
-                               .max_queued_per_node = 4,
-                               .max_delay_ms = 3000};
+    struct gw_budget_opts o = {
+        .link_rate = 1024, .max_queued = 6, .max_queued_per_node = 4, .max_delay_ms = 3000};
     CU_ASSERT_FATAL(gw_budget_new(&o, &b, NULL) == FERRY_OK);
     uint64_t t = 0, retry = 0, tickets[8];
     int queued = 0;
@@ -269,8 +267,7 @@ static void quiet_nodes_are_forgotten_and_the_table_is_bounded(void)
     CU_ASSERT_FATAL(gw_budget_new(&o, &b, NULL) == FERRY_OK);
     uint64_t t = 0, retry = 0;
     for (unsigned i = 0; i < 100; i++)
-        CU_ASSERT_NOT_EQUAL(gw_budget_ask(b, name(i), 100, false, i, &t, &retry),
-                            GW_BUDGET_QUEUED);
+        CU_ASSERT_NOT_EQUAL(gw_budget_ask(b, name(i), 100, false, i, &t, &retry), GW_BUDGET_QUEUED);
     CU_ASSERT_EQUAL(gw_budget_nodes(b), 4);
     /* A second later, the quiet ones go: the share is the whole link again. */
     CU_ASSERT_EQUAL(gw_budget_ask(b, "late", 100, false, 5000, &t, &retry), GW_BUDGET_SEND);
