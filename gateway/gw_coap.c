@@ -81,6 +81,50 @@ coap_resource_t *gw_coap_new_resource(const char *path, uint16_t ct, const char 
     return r;
 }
 
+/* ---- bodies in blocks ------------------------------------------------------ */
+
+bool gw_coap_parse_block2(const coap_pdu_t *req, struct gw_coap_block2 *b, coap_pdu_t *resp)
+{
+    struct ferry_coapglue_block blk = {0};
+    struct ferry_diag d = {{0}};
+    memset(b, 0, sizeof(*b));
+    enum ferry_err err = ferry_coapglue_get_block(req, COAP_OPTION_BLOCK2, &b->present, &blk, &d);
+    if (err != FERRY_OK) {
+        gw_coap_answer(resp,
+                       err == FERRY_E_TOO_LARGE ? COAP_RESPONSE_CODE_BAD_OPTION
+                                                : COAP_RESPONSE_CODE_BAD_REQUEST,
+                       0, d.msg);
+        return false;
+    }
+    b->num = blk.num;
+    b->szx = blk.szx;
+    return true;
+}
+
+bool gw_coap_pick_piece(const struct gw_coap_block2 *b, size_t size, struct gw_coap_piece *pc)
+{
+    pc->szx = b->present ? b->szx : GW_COAP_BLOCK_SZX_MAX;
+    uint64_t off = (uint64_t)b->num << (pc->szx + 4);
+    if (b->num > 0 && off >= size)
+        return false;
+    size_t block = (size_t)1 << (pc->szx + 4);
+    pc->num = b->num;
+    pc->off = (size_t)off;
+    pc->len = size - pc->off < block ? size - pc->off : block;
+    pc->more = pc->off + pc->len < size;
+    pc->block2 = b->present || pc->more;
+    return true;
+}
+
+bool gw_coap_add_piece(coap_pdu_t *resp, const struct gw_coap_piece *pc, const uint8_t *body,
+                       size_t size)
+{
+    struct ferry_coapglue_block blk = {.num = pc->num, .szx = pc->szx, .more = pc->more};
+    return (!pc->block2 || ferry_coapglue_add_block(resp, COAP_OPTION_BLOCK2, &blk)) &&
+           ferry_coapglue_add_uint(resp, COAP_OPTION_SIZE2, size) &&
+           (pc->len == 0 || coap_add_data(resp, pc->len, body + pc->off));
+}
+
 /* ---- who is asking ---------------------------------------------------------- */
 
 bool gw_coap_who(const coap_session_t *ses, const coap_pdu_t *req, struct gw_coap_requester *who,
@@ -186,6 +230,7 @@ void gw_coap_schedule_expiry(struct gw_coap *s)
 static void after_pass(void *arg)
 {
     gw_coap_artifact_sweep(arg);
+    gw_coap_manifest_after_pass(arg);
 }
 
 /* ---- paths without a resource yet ----------------------------------------- */
@@ -237,6 +282,7 @@ static int on_event(coap_session_t *ses, const coap_event_t ev)
         return 0;
     if (ev == COAP_EVENT_SERVER_SESSION_DEL) {
         gw_coap_status_session_gone(s, ses);
+        gw_coap_manifest_session_gone(s, ses);
     }
     return 0;
 }
@@ -338,12 +384,106 @@ static uint16_t bound_port(const coap_endpoint_t *ep, uint16_t asked)
     return port > 0 && port <= 65535 ? (uint16_t)port : asked;
 }
 
+/* ---- .well-known/core ----------------------------------------------------------- */
+
+/* Whether resource r passes a query filter of RFC 6690 on rt= (a value, or
+ * a prefix ending in '*'); other filters are not supported and pass all. */
+static bool passes(coap_resource_t *r, const coap_string_t *q)
+{
+    if (!q || q->length < 3 || memcmp(q->s, "rt=", 3) != 0)
+        return true;
+    coap_attr_t *a = coap_find_attr(r, coap_make_str_const("rt"));
+    coap_str_const_t *v = a ? coap_attr_get_value(a) : NULL;
+    if (!v)
+        return false;
+    /* The attribute is quoted: "ferry.status". */
+    const uint8_t *rt = v->s;
+    size_t n = v->length;
+    if (n >= 2 && rt[0] == '"' && rt[n - 1] == '"') {
+        rt++;
+        n -= 2;
+    }
+    const uint8_t *want = q->s + 3;
+    size_t w = q->length - 3;
+    if (w > 0 && want[w - 1] == '*')
+        return w - 1 <= n && memcmp(rt, want, w - 1) == 0;
+    return w == n && memcmp(rt, want, w) == 0;
+}
+
+/* Appends r's link to the listing in *buf (grown as needed). */
+static bool append_link(const coap_resource_t *r, uint8_t **buf, size_t *len, size_t *cap)
+{
+    uint8_t link[512];
+    size_t n = sizeof(link), offset = 0;
+    coap_print_status_t st = coap_print_link(r, link, &n, &offset);
+    if (st & (COAP_PRINT_STATUS_ERROR | COAP_PRINT_STATUS_TRUNC))
+        return false;
+    n = COAP_PRINT_OUTPUT_LENGTH(st);
+    if (*len + n + 1 > *cap) {
+        size_t c = (*cap ? *cap * 2 : 1024) + n + 1;
+        uint8_t *grown = realloc(*buf, c);
+        if (!grown)
+            return false;
+        *buf = grown;
+        *cap = c;
+    }
+    if (*len > 0)
+        (*buf)[(*len)++] = ',';
+    memcpy(*buf + *len, link, n);
+    *len += n;
+    return true;
+}
+
+/* GET .well-known/core: every resource in link-format (RFC 6690), built on
+ * each request and served a block per request like every body (libcoap's
+ * own listing is cut at one datagram without its block mode). */
+static void on_wellknown(coap_resource_t *r, coap_session_t *ses, const coap_pdu_t *req,
+                         const coap_string_t *q, coap_pdu_t *resp)
+{
+    (void)ses;
+    struct gw_coap *s = coap_resource_get_userdata(r);
+    struct gw_coap_block2 b;
+    if (!gw_coap_parse_block2(req, &b, resp))
+        return;
+    uint8_t *doc = NULL;
+    size_t len = 0, cap = 0;
+    bool ok = true;
+    if (passes(s->status_res, q))
+        ok = append_link(s->status_res, &doc, &len, &cap);
+    for (const struct manifest_entry *m = s->mans; ok && m; m = m->next)
+        if (passes(m->res, q))
+            ok = append_link(m->res, &doc, &len, &cap);
+    for (const struct artifact_entry *a = s->arts; ok && a; a = a->next)
+        if (!a->removed && passes(a->res, q))
+            ok = append_link(a->res, &doc, &len, &cap);
+    struct gw_coap_piece pc;
+    if (!ok) {
+        gw_coap_answer(resp, COAP_RESPONSE_CODE_INTERNAL_ERROR, 0, "out of memory");
+    } else if (!gw_coap_pick_piece(&b, len, &pc)) {
+        gw_coap_answer(resp, COAP_RESPONSE_CODE_BAD_OPTION, 0,
+                       "Block2: block starts beyond the listing");
+    } else {
+        coap_pdu_set_code(resp, COAP_RESPONSE_CODE_CONTENT);
+        if (!ferry_coapglue_add_uint(resp, COAP_OPTION_CONTENT_FORMAT,
+                                     COAP_MEDIATYPE_APPLICATION_LINK_FORMAT) ||
+            !gw_coap_add_piece(resp, &pc, doc, len))
+            gw_coap_answer(resp, COAP_RESPONSE_CODE_INTERNAL_ERROR, 0, "listing does not fit");
+    }
+    free(doc);
+}
+
 static enum ferry_err add_fixed_resources(struct gw_coap *s, struct ferry_diag *d)
 {
     enum ferry_err err = gw_coap_status_register(s, d);
     if (err != FERRY_OK)
         return err;
-    /* Handed to the context at once, which frees it in the end. */
+    /* Each is handed to the context at once, which frees it in the end. */
+    coap_resource_t *wk = coap_resource_init(coap_make_str_const(COAP_DEFAULT_URI_WELLKNOWN), 0);
+    if (!wk)
+        return ferry_fail(d, FERRY_E_NOMEM, "coap: out of memory");
+    coap_register_request_handler(wk, COAP_REQUEST_GET, on_wellknown);
+    coap_resource_set_userdata(wk, s);
+    coap_add_resource(s->ctx, wk);
     coap_resource_t *unk = coap_resource_unknown_init2(on_unknown, 0);
     if (!unk)
         return ferry_fail(d, FERRY_E_NOMEM, "coap: out of memory");
@@ -383,6 +523,10 @@ static enum ferry_err start(struct gw_coap *s, const struct gw_coap_opts *o, str
     err = gw_pacer_new(&po, &s->pacer, d);
     if (err != FERRY_OK)
         return err;
+    s->max_observers = o->max_observers ? o->max_observers : GW_COAP_DEFAULT_MAX_OBSERVERS;
+    s->observers = calloc(s->max_observers, sizeof(s->observers[0]));
+    if (!s->observers)
+        return ferry_fail(d, FERRY_E_NOMEM, "coap: out of memory");
     if (o->link_rate) {
         struct gw_budget_opts bo = {.link_rate = o->link_rate, .node_rate = o->node_rate};
         if ((err = gw_budget_new(&bo, &s->budget, d)) != FERRY_OK)
@@ -396,12 +540,11 @@ static enum ferry_err start(struct gw_coap *s, const struct gw_coap_opts *o, str
     if (!s->ctx)
         return ferry_fail(d, FERRY_E_NOMEM, "coap: cannot create a context");
     coap_set_app_data(s->ctx, s);
-    /* For manifests and status records: libcoap serves a manifest's Block2
-     * from a copy (serve_manifest()) and hands status Block1 pieces over one
-     * by one (on_status_post()). It intercepts a block request only when it
-     * holds a body for that resource, and artifacts never give it one, so
-     * every artifact request reaches serve_artifact(). */
-    coap_context_set_block_mode(s->ctx, COAP_BLOCK_USE_LIBCOAP);
+    /* No COAP_BLOCK_USE_LIBCOAP: libcoap 4.3.1 would keep state per
+     * Block1 Request-Tag and per Block2 body and session, as much as peers
+     * care to make it keep. Every body is served here a block per request
+     * (gw_coap_pick_piece()) and status records are put together here, in
+     * bounded slots, so one peer can make the server keep almost nothing. */
     coap_context_set_max_idle_sessions(s->ctx, GW_COAP_MAX_IDLE_SESSIONS);
     coap_register_event_handler(s->ctx, on_event);
     if (o->psk_file && (err = setup_dtls(s, o->psk_file, d)) != FERRY_OK)
@@ -470,6 +613,7 @@ void gw_coap_free(struct gw_coap *s)
     gw_pacer_free(s->pacer);
     gw_budget_free(s->budget);
     free(s->pending);
+    free(s->observers);
     gw_psk_free(s->psk);
     gw_coap_status_free_all(s);
     free(s);
@@ -484,4 +628,16 @@ uint16_t gw_coap_port(const struct gw_coap *s)
 size_t gw_coap_active_downloads(const struct gw_coap *s)
 {
     return gw_pacer_active(s->pacer);
+}
+
+void gw_coap_get_stats(const struct gw_coap *s, struct gw_coap_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->downloads = gw_pacer_active(s->pacer);
+    out->waiting = gw_pacer_waiting(s->pacer);
+    out->observers = s->nobservers;
+    out->waiting_products = s->waiting_products;
+    for (size_t i = 0; i < GW_COAP_STATUS_PARTS; i++)
+        out->partial_records += s->parts[i].session != NULL;
+    out->queued_answers = s->budget ? gw_budget_queued(s->budget) : 0;
 }

@@ -85,6 +85,17 @@
 #define GW_COAP_MAX_WAITING_PRODUCTS 64
 /* UDP sessions libcoap keeps for idle nodes; beyond that it drops the oldest. */
 #define GW_COAP_MAX_IDLE_SESSIONS 1000
+/* Observe registrations (on manifests) the server lets libcoap keep: in all
+ * (opts.max_observers), per session, per node and per host of anonymous
+ * clients. A registration beyond a session's or the total's cap gets 4.29
+ * Too Many Requests with Max-Age (RFC 8516), which ends it: that node polls.
+ * A node's registration beyond its cap ends its oldest one from another
+ * session (a node that restarted leaves one behind), whose session is
+ * disconnected: libcoap keeps a session with observers forever otherwise. */
+#define GW_COAP_DEFAULT_MAX_OBSERVERS   4096
+#define GW_COAP_OBSERVERS_PER_SESSION   2
+#define GW_COAP_OBSERVERS_PER_NODE      2
+#define GW_COAP_OBSERVERS_PER_ANON_HOST 64
 /* What a block's datagram costs the link budget beyond its payload: IPv4 and
  * UDP headers (28), the CoAP header, token and options (about 36). */
 #define GW_COAP_BLOCK_OVERHEAD 64
@@ -177,6 +188,7 @@ struct gw_coap_opts {
     uint64_t link_rate;          /* bytes/s the server may send its nodes' blocks in all
                                     (gw_budget.h); 0: no budget */
     uint64_t node_rate;          /* bytes/s for one node at most; 0: its fair share only */
+    uint32_t max_observers;      /* 0: GW_COAP_DEFAULT_MAX_OBSERVERS */
 };
 
 struct gw_coap;
@@ -218,5 +230,16 @@ void gw_coap_artifact_removed(struct gw_coap *s, const uint8_t sha256[FERRY_SHA2
 
 /* Download slots held now (gw_pacer_active()). */
 size_t gw_coap_active_downloads(const struct gw_coap *s);
+
+/* What the server holds now, for tests, logs and benchmarks. */
+struct gw_coap_stats {
+    size_t downloads;        /* download slots held */
+    size_t waiting;          /* requesters queued for a slot */
+    size_t observers;        /* Observe registrations it counts */
+    size_t waiting_products; /* manifest resources made for products with no release */
+    size_t partial_records;  /* status records half put together */
+    size_t queued_answers;   /* answers waiting for the link budget */
+};
+void gw_coap_get_stats(const struct gw_coap *s, struct gw_coap_stats *out);
 
 #endif

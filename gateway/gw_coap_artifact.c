@@ -116,75 +116,17 @@ static struct artifact_entry *add_art(struct gw_coap *s, const uint8_t sha[FERRY
     return a;
 }
 
-/* What a request's Block2 option asks for. */
-struct block2 {
-    bool present;
-    uint32_t num;
-    unsigned szx;
-};
-
-/* False when the option is bad; resp then says why: 4.02 for a value longer
- * than 3 bytes, 4.00 for SZX 7 or a repeated option. */
-static bool parse_block2(const coap_pdu_t *req, struct block2 *b, coap_pdu_t *resp)
-{
-    struct ferry_coapglue_block blk = {0};
-    struct ferry_diag d = {{0}};
-    memset(b, 0, sizeof(*b));
-    enum ferry_err err = ferry_coapglue_get_block(req, COAP_OPTION_BLOCK2, &b->present, &blk, &d);
-    if (err != FERRY_OK) {
-        gw_coap_answer(resp,
-                       err == FERRY_E_TOO_LARGE ? COAP_RESPONSE_CODE_BAD_OPTION
-                                                : COAP_RESPONSE_CODE_BAD_REQUEST,
-                       0, d.msg);
-        return false;
-    }
-    b->num = blk.num;
-    b->szx = blk.szx;
-    return true;
-}
-
-/* The bytes one answer carries. */
-struct piece {
-    bool block2; /* answer with a Block2 option */
-    uint32_t num;
-    unsigned szx;
-    size_t off, len;
-    bool more;
-};
-
-/* The block request b asks for in an artifact of `size` bytes, at the size
- * asked for (SZX 7 was refused, so every size asked for is one we serve), or
- * block 0 of the largest size when b is absent; then, if that is the whole
- * artifact, the answer carries no Block2 option at all, as RFC 7959 clients
- * expect. False when the block starts at or beyond the end. */
-static bool pick_piece(const struct block2 *b, size_t size, struct piece *pc)
-{
-    pc->szx = b->present ? b->szx : GW_COAP_BLOCK_SZX_MAX;
-    uint64_t off = (uint64_t)b->num << (pc->szx + 4);
-    if (b->num > 0 && off >= size)
-        return false;
-    size_t block = (size_t)1 << (pc->szx + 4);
-    pc->num = b->num;
-    pc->off = (size_t)off;
-    pc->len = size - pc->off < block ? size - pc->off : block;
-    pc->more = pc->off + pc->len < size;
-    pc->block2 = b->present || pc->more;
-    return true;
-}
-
 /* 2.05 with one piece of the artifact: the only copy of its bytes the
  * server makes, into the datagram. The ETag and Size2 come with every
  * block, so a node may start or resume anywhere. */
-static bool add_piece(const struct artifact_entry *a, const struct piece *pc, coap_pdu_t *resp)
+static bool add_piece(const struct artifact_entry *a, const struct gw_coap_piece *pc,
+                      coap_pdu_t *resp)
 {
     coap_pdu_set_code(resp, COAP_RESPONSE_CODE_CONTENT);
-    struct ferry_coapglue_block blk = {.num = pc->num, .szx = pc->szx, .more = pc->more};
     return ferry_coapglue_add_etag(resp, a->sha) &&
            ferry_coapglue_add_uint(resp, COAP_OPTION_CONTENT_FORMAT,
                                    COAP_MEDIATYPE_APPLICATION_OCTET_STREAM) &&
-           (!pc->block2 || ferry_coapglue_add_block(resp, COAP_OPTION_BLOCK2, &blk)) &&
-           ferry_coapglue_add_uint(resp, COAP_OPTION_SIZE2, a->len) &&
-           (pc->len == 0 || coap_add_data(resp, pc->len, a->data + pc->off));
+           gw_coap_add_piece(resp, pc, a->data, a->len);
 }
 
 /* The artifact with its bytes at hand, if the hooks offer it to `who`:
@@ -283,12 +225,12 @@ static void send_pending(struct gw_coap *s, struct pending_block *p, uint64_t no
                       coap_session_max_pdu_size(p->session));
     if (!pdu)
         return;
-    struct piece pc = {.block2 = p->block2,
-                       .num = p->num,
-                       .szx = p->szx,
-                       .off = p->off,
-                       .len = p->len,
-                       .more = p->more};
+    struct gw_coap_piece pc = {.block2 = p->block2,
+                               .num = p->num,
+                               .szx = p->szx,
+                               .off = p->off,
+                               .len = p->len,
+                               .more = p->more};
     if (!coap_add_token(pdu, p->token_len, p->token) || !add_piece(a, &pc, pdu)) {
         coap_delete_pdu(pdu);
         return;
@@ -324,9 +266,9 @@ static void pump_budget(void *arg)
 /* Whether the link budget lets this block go now. False when it does not:
  * resp is then a 5.03, or empty (no answer now) for a NON request whose
  * answer waits. */
-static bool within_budget(struct gw_coap *s, const struct artifact_entry *a, const struct piece *pc,
-                          const char *key, coap_session_t *ses, const coap_pdu_t *req,
-                          coap_pdu_t *resp)
+static bool within_budget(struct gw_coap *s, const struct artifact_entry *a,
+                          const struct gw_coap_piece *pc, const char *key, coap_session_t *ses,
+                          const coap_pdu_t *req, coap_pdu_t *resp)
 {
     if (!s->budget)
         return true;
@@ -364,12 +306,12 @@ static bool within_budget(struct gw_coap *s, const struct artifact_entry *a, con
 }
 
 /* One block for one node, if the pacer lets its transfer run. */
-static void serve_block(struct gw_coap *s, struct artifact_entry *a, const struct block2 *b,
+static void serve_block(struct gw_coap *s, struct artifact_entry *a, const struct gw_coap_block2 *b,
                         coap_session_t *ses, const coap_pdu_t *req,
                         const struct gw_coap_requester *who, coap_pdu_t *resp)
 {
-    struct piece pc;
-    if (!pick_piece(b, a->len, &pc)) {
+    struct gw_coap_piece pc;
+    if (!gw_coap_pick_piece(b, a->len, &pc)) {
         gw_coap_answerf(resp, COAP_RESPONSE_CODE_BAD_OPTION, 0,
                         "Block2: block %" PRIu32 " of size %u starts beyond the %zu bytes", b->num,
                         1u << (b->szx + 4), a->len);
@@ -406,8 +348,8 @@ static void serve_artifact(struct gw_coap *s, const uint8_t sha[FERRY_SHA256_LEN
                            struct artifact_entry *a, coap_session_t *ses, const coap_pdu_t *req,
                            const struct gw_coap_requester *who, coap_pdu_t *resp)
 {
-    struct block2 b;
-    if (!parse_block2(req, &b, resp))
+    struct gw_coap_block2 b;
+    if (!gw_coap_parse_block2(req, &b, resp))
         return;
     a = mapped_art(s, sha, a, who, resp);
     if (!a)

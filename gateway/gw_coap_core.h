@@ -66,6 +66,8 @@ struct manifest_entry {
     struct gw_coap *srv;
     char product[FERRY_ID_MAX + 1];
     coap_resource_t *res;
+    bool waiting;     /* made for a node's GET while nothing was offered */
+    uint64_t last_ms; /* the last request for it */
 };
 
 /* The answer to a NON block request waiting for the link budget (ticket). */
@@ -81,6 +83,22 @@ struct pending_block {
     unsigned szx;
     size_t off, len;
     bool more, block2;
+};
+
+/* An Observe registration the server counts (libcoap keeps the real one):
+ * removed on a deregistration, when its session goes, or when it is ended
+ * to make room. */
+struct observer_entry {
+    bool used;
+    bool ending; /* its session is disconnected after the current pass */
+    uint64_t session_id;
+    coap_session_t *session; /* valid while the entry is: SESSION_DEL removes it */
+    uint8_t token[8];
+    size_t token_len;
+    char key[GW_PACER_ID_MAX + 1]; /* whose (gw_coap_admission_key()) */
+    bool anonymous;
+    struct manifest_entry *m;
+    uint64_t since_ms;
 };
 
 /* A status record put together from Block1 pieces. */
@@ -104,10 +122,14 @@ struct gw_coap {
     struct pending_block *pending; /* GW_BUDGET_DEFAULT_QUEUED of them, by ticket slot */
     uint64_t budget_timer, budget_at;
     struct gw_psk *psk;
-    coap_bin_const_t psk_reply; /* what the identity callback returns */
+    coap_bin_const_t psk_reply;  /* what the identity callback returns */
+    coap_resource_t *status_res; /* owned by the context */
     struct artifact_entry *arts;
     struct manifest_entry *mans;
-    size_t waiting_products; /* manifests created for a node's GET with no release yet */
+    size_t waiting_products;          /* manifests created for a node's GET with no release yet */
+    struct observer_entry *observers; /* max_observers of them */
+    size_t max_observers, nobservers;
+    bool observers_ending; /* some entries are `ending` */
     struct status_part parts[GW_COAP_STATUS_PARTS];
     uint64_t idle_ms; /* pacer idle time, also the life of an unused mapping */
     uint64_t expiry_timer, expiry_at;
@@ -151,6 +173,40 @@ bool gw_coap_who(const coap_session_t *ses, const coap_pdu_t *req, struct gw_coa
  * that restarted, asks again from a new port). */
 void gw_coap_admission_key(const struct gw_coap_requester *who, char key[GW_PACER_ID_MAX + 1]);
 
+/* ---- bodies in blocks (gw_coap.c) ------------------------------------------ */
+
+/* What a request's Block2 option asks for. */
+struct gw_coap_block2 {
+    bool present;
+    uint32_t num;
+    unsigned szx;
+};
+
+/* False when the option is bad; resp then says why: 4.02 for a value longer
+ * than 3 bytes, 4.00 for SZX 7 or a repeated option. */
+bool gw_coap_parse_block2(const coap_pdu_t *req, struct gw_coap_block2 *b, coap_pdu_t *resp);
+
+/* The bytes one answer carries. */
+struct gw_coap_piece {
+    bool block2; /* answer with a Block2 option */
+    uint32_t num;
+    unsigned szx;
+    size_t off, len;
+    bool more;
+};
+
+/* The block b asks for in a body of `size` bytes, at the size asked for, or
+ * block 0 of the largest size when b is absent; then, if that is the whole
+ * body, the answer carries no Block2 option at all, as RFC 7959 clients
+ * expect. False when the block starts at or beyond the end. Every body is
+ * served this way, a block per request, from the whole body at hand: the
+ * server keeps no state per transfer and asks libcoap to keep none. */
+bool gw_coap_pick_piece(const struct gw_coap_block2 *b, size_t size, struct gw_coap_piece *pc);
+
+/* Adds Block2 (when pc says so), Size2 = size and the piece of body. */
+bool gw_coap_add_piece(coap_pdu_t *resp, const struct gw_coap_piece *pc, const uint8_t *body,
+                       size_t size);
+
 /* ---- ferry/artifact/<sha256> (gw_coap_artifact.c) --------------------------- */
 
 struct artifact_entry *gw_coap_artifact_find(struct gw_coap *s,
@@ -179,6 +235,11 @@ void gw_coap_manifest_unknown(struct gw_coap *s, const char *product, coap_sessi
                               const coap_pdu_t *req, const coap_string_t *q,
                               const struct gw_coap_requester *who, coap_pdu_t *resp);
 void gw_coap_manifest_free_all(struct gw_coap *s);
+/* The session is gone: its observer entries go. */
+void gw_coap_manifest_session_gone(struct gw_coap *s, const coap_session_t *ses);
+/* After a pass: disconnects the sessions of the registrations ended to make
+ * room (their observers go with them). */
+void gw_coap_manifest_after_pass(struct gw_coap *s);
 
 /* ---- ferry/status (gw_coap_status.c) ---------------------------------------- */
 

@@ -118,9 +118,40 @@ static bool content_format(const coap_pdu_t *req, uint16_t *cf)
     return *cf == COAP_MEDIATYPE_APPLICATION_JSON || *cf == COAP_MEDIATYPE_APPLICATION_CBOR;
 }
 
-/* POST ferry/status. Without COAP_BLOCK_SINGLE_BODY libcoap hands over each
- * Block1 piece as it comes (with it, it would allocate whatever Size1 a peer
- * claims), so pieces are put together here, never beyond the cap. */
+/* Where a piece of a record goes: its Block1 option, checked (Block1 is
+ * read here, not by libcoap, so libcoap keeps no state for it, whatever
+ * Request-Tags a peer sends). False when the answer is an error (in resp). */
+static bool read_block1(const coap_pdu_t *req, size_t len, bool *present,
+                        struct ferry_coapglue_block *b, size_t *offset, coap_pdu_t *resp)
+{
+    struct ferry_diag d = {{0}};
+    enum ferry_err err = ferry_coapglue_get_block(req, COAP_OPTION_BLOCK1, present, b, &d);
+    if (err != FERRY_OK) {
+        gw_coap_answer(resp,
+                       err == FERRY_E_TOO_LARGE ? COAP_RESPONSE_CODE_BAD_OPTION
+                                                : COAP_RESPONSE_CODE_BAD_REQUEST,
+                       0, d.msg);
+        return false;
+    }
+    *offset = *present ? (size_t)b->num << (b->szx + 4) : 0;
+    if (*present && b->more && len != (size_t)1 << (b->szx + 4)) {
+        gw_coap_answer(resp, COAP_RESPONSE_CODE_BAD_REQUEST, 0,
+                       "Block1: a piece with more to come must fill its block");
+        return false;
+    }
+    return true;
+}
+
+/* The answer to a piece: Block1 as received with M as given (RFC 7959). */
+static void echo_block1(coap_pdu_t *resp, const struct ferry_coapglue_block *b, bool more)
+{
+    struct ferry_coapglue_block e = {.num = b->num, .szx = b->szx, .more = more};
+    ferry_coapglue_add_block(resp, COAP_OPTION_BLOCK1, &e);
+}
+
+/* POST ferry/status, in one datagram or in Block1 pieces sent in order, put
+ * together here (one record per session, GW_COAP_STATUS_PARTS at most in
+ * all), never beyond the cap. */
 static void on_status_post(coap_resource_t *r, coap_session_t *ses, const coap_pdu_t *req,
                            const coap_string_t *q, coap_pdu_t *resp)
 {
@@ -135,21 +166,29 @@ static void on_status_post(coap_resource_t *r, coap_session_t *ses, const coap_p
                        "status records are JSON (50) or CBOR (60)");
         return;
     }
-    size_t len = 0, offset = 0, total = 0;
+    size_t len = 0, offset = 0;
     const uint8_t *data = NULL;
-    if (!coap_get_data_large(req, &len, &data, &offset, &total) || len == 0) {
+    if (!coap_get_data(req, &len, &data) || len == 0) {
         gw_coap_answer(resp, COAP_RESPONSE_CODE_BAD_REQUEST, 0, "empty status record");
         return;
     }
-    if (offset > FERRY_STATUS_MAX_BYTES || len > FERRY_STATUS_MAX_BYTES - offset ||
-        total > FERRY_STATUS_MAX_BYTES) {
+    bool blocks = false, announced = false;
+    struct ferry_coapglue_block b = {0};
+    uint64_t size1 = 0;
+    if (!read_block1(req, len, &blocks, &b, &offset, resp))
+        return;
+    if (ferry_coapglue_get_uint(req, COAP_OPTION_SIZE1, 4, &announced, &size1, NULL) != FERRY_OK ||
+        size1 > FERRY_STATUS_MAX_BYTES || offset > FERRY_STATUS_MAX_BYTES ||
+        len > FERRY_STATUS_MAX_BYTES - offset) {
         drop_part(s, ses);
         too_large(resp);
         return;
     }
-    if (offset == 0 && total == len) {
+    if (!blocks || (offset == 0 && !b.more)) {
         drop_part(s, ses);
         store_status(s, &who, cf, data, len, resp);
+        if (blocks && coap_pdu_get_code(resp) == COAP_RESPONSE_CODE_CHANGED)
+            echo_block1(resp, &b, false);
         return;
     }
     struct status_part *p = offset == 0 ? start_part(s, ses, cf) : find_part(s, ses);
@@ -162,12 +201,15 @@ static void on_status_post(coap_resource_t *r, coap_session_t *ses, const coap_p
     memcpy(p->buf + offset, data, len);
     if (offset + len > p->len)
         p->len = offset + len;
-    if (offset + len < total) {
+    if (b.more) {
         coap_pdu_set_code(resp, COAP_RESPONSE_CODE_CONTINUE);
+        echo_block1(resp, &b, true);
         return;
     }
     p->session = NULL;
     store_status(s, &who, cf, p->buf, p->len, resp);
+    if (coap_pdu_get_code(resp) == COAP_RESPONSE_CODE_CHANGED)
+        echo_block1(resp, &b, false);
 }
 
 enum ferry_err gw_coap_status_register(struct gw_coap *s, struct ferry_diag *d)
@@ -180,5 +222,6 @@ enum ferry_err gw_coap_status_register(struct gw_coap *s, struct ferry_diag *d)
     coap_register_request_handler(st, COAP_REQUEST_POST, on_status_post);
     coap_resource_set_userdata(st, s);
     coap_add_resource(s->ctx, st);
+    s->status_res = st;
     return FERRY_OK;
 }
