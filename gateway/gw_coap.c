@@ -193,7 +193,10 @@ static uint64_t next_expiry(const struct gw_coap *s)
 {
     uint64_t next = gw_pacer_next_expiry(s->pacer);
     uint64_t art = gw_coap_artifact_next_expiry(s);
-    return art < next ? art : next;
+    uint64_t man = gw_coap_manifest_next_expiry(s);
+    if (art < next)
+        next = art;
+    return man < next ? man : next;
 }
 
 static void on_expiry(void *arg)
@@ -204,8 +207,10 @@ static void on_expiry(void *arg)
     size_t n = gw_pacer_expire(s->pacer, now);
     if (n)
         LOG_DEBUG("coap: %zu idle download(s) ended", n);
-    /* From a timer, never inside a request: no answer is using a mapping. */
+    /* From a timer, never inside a request: no answer is using a mapping,
+     * no handler is inside a resource. */
     gw_coap_artifact_expire(s, now);
+    gw_coap_manifest_expire(s, now);
     gw_coap_schedule_expiry(s);
 }
 
@@ -527,6 +532,8 @@ static enum ferry_err start(struct gw_coap *s, const struct gw_coap_opts *o, str
     s->observers = calloc(s->max_observers, sizeof(s->observers[0]));
     if (!s->observers)
         return ferry_fail(d, FERRY_E_NOMEM, "coap: out of memory");
+    s->waiting_linger_ms =
+        o->waiting_linger_ms ? o->waiting_linger_ms : GW_COAP_DEFAULT_WAITING_LINGER_MS;
     if (o->link_rate) {
         struct gw_budget_opts bo = {.link_rate = o->link_rate, .node_rate = o->node_rate};
         if ((err = gw_budget_new(&bo, &s->budget, d)) != FERRY_OK)

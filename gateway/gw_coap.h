@@ -96,6 +96,9 @@
 #define GW_COAP_OBSERVERS_PER_SESSION   2
 #define GW_COAP_OBSERVERS_PER_NODE      2
 #define GW_COAP_OBSERVERS_PER_ANON_HOST 64
+/* A manifest resource made for a product nobody released (a node asked)
+ * goes once it has had no observer and no request for this long. */
+#define GW_COAP_DEFAULT_WAITING_LINGER_MS (10 * 60 * 1000)
 /* What a block's datagram costs the link budget beyond its payload: IPv4 and
  * UDP headers (28), the CoAP header, token and options (about 36). */
 #define GW_COAP_BLOCK_OVERHEAD 64
@@ -189,6 +192,7 @@ struct gw_coap_opts {
                                     (gw_budget.h); 0: no budget */
     uint64_t node_rate;          /* bytes/s for one node at most; 0: its fair share only */
     uint32_t max_observers;      /* 0: GW_COAP_DEFAULT_MAX_OBSERVERS */
+    uint64_t waiting_linger_ms;  /* 0: GW_COAP_DEFAULT_WAITING_LINGER_MS */
 };
 
 struct gw_coap;

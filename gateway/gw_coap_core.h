@@ -126,7 +126,8 @@ struct gw_coap {
     coap_resource_t *status_res; /* owned by the context */
     struct artifact_entry *arts;
     struct manifest_entry *mans;
-    size_t waiting_products;          /* manifests created for a node's GET with no release yet */
+    size_t waiting_products; /* manifests created for a node's GET with no release yet */
+    uint64_t waiting_linger_ms;
     struct observer_entry *observers; /* max_observers of them */
     size_t max_observers, nobservers;
     bool observers_ending; /* some entries are `ending` */
@@ -240,6 +241,12 @@ void gw_coap_manifest_session_gone(struct gw_coap *s, const coap_session_t *ses)
 /* After a pass: disconnects the sessions of the registrations ended to make
  * room (their observers go with them). */
 void gw_coap_manifest_after_pass(struct gw_coap *s);
+/* Deletes the resources of waiting products nobody observes or asked for
+ * since waiting_linger_ms (never inside a pass). */
+void gw_coap_manifest_expire(struct gw_coap *s, uint64_t now_ms);
+/* When gw_coap_manifest_expire() could next delete one, or
+ * GW_PACER_NO_EXPIRY. */
+uint64_t gw_coap_manifest_next_expiry(const struct gw_coap *s);
 
 /* ---- ferry/status (gw_coap_status.c) ---------------------------------------- */
 

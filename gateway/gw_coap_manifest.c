@@ -234,6 +234,50 @@ static void uncount_observer(struct gw_coap *s, coap_session_t *ses, const coap_
     }
 }
 
+static bool has_observers(const struct gw_coap *s, const struct manifest_entry *m)
+{
+    for (size_t i = 0; i < s->max_observers; i++)
+        if (s->observers[i].used && s->observers[i].m == m)
+            return true;
+    return false;
+}
+
+uint64_t gw_coap_manifest_next_expiry(const struct gw_coap *s)
+{
+    uint64_t next = GW_PACER_NO_EXPIRY;
+    for (const struct manifest_entry *m = s->mans; m; m = m->next) {
+        if (!m->waiting)
+            continue;
+        uint64_t at = m->last_ms > UINT64_MAX - s->waiting_linger_ms
+                          ? UINT64_MAX
+                          : m->last_ms + s->waiting_linger_ms;
+        if (at < next)
+            next = at;
+    }
+    return next;
+}
+
+void gw_coap_manifest_expire(struct gw_coap *s, uint64_t now_ms)
+{
+    for (struct manifest_entry **p = &s->mans; *p;) {
+        struct manifest_entry *m = *p;
+        bool stale = m->waiting && now_ms >= m->last_ms &&
+                     now_ms - m->last_ms >= s->waiting_linger_ms && !has_observers(s, m);
+        if (!stale) {
+            if (m->waiting && has_observers(s, m))
+                m->last_ms = now_ms; /* observed: it lingers from now on */
+            p = &m->next;
+            continue;
+        }
+        LOG_DEBUG("coap: no release and no observer for product '%s': resource dropped",
+                  m->product);
+        *p = m->next;
+        s->waiting_products--;
+        coap_delete_resource(s->ctx, m->res);
+        free(m);
+    }
+}
+
 static void on_manifest_get(coap_resource_t *r, coap_session_t *ses, const coap_pdu_t *req,
                             const coap_string_t *q, coap_pdu_t *resp)
 {
@@ -291,6 +335,8 @@ void gw_coap_manifest_unknown(struct gw_coap *s, const char *product, coap_sessi
         m->waiting = true;
         s->waiting_products++;
     }
+    if (m->waiting)
+        gw_coap_schedule_expiry(s); /* it goes once unwanted for a while */
     (void)ses;
     (void)q;
     serve_manifest(s, m, req, who, resp);

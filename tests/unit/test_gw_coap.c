@@ -156,8 +156,9 @@ static uint64_t server_idle_ms = IDLE_MS;
 static uint64_t server_turn_ms = TURN_MS;
 /* The next server's link budget (0: none); back to 0 when it stops. */
 static uint64_t server_link_rate;
-/* The next server's cap on observers (0: the default). */
+/* The next server's caps on observers and waiting products (0: defaults). */
 static uint32_t server_max_observers;
+static uint64_t server_waiting_linger_ms;
 
 static void start_server(uint32_t max_downloads, const char *psk_file)
 {
@@ -170,6 +171,7 @@ static void start_server(uint32_t max_downloads, const char *psk_file)
                              .turn_ms = server_turn_ms,
                              .link_rate = server_link_rate,
                              .max_observers = server_max_observers,
+                             .waiting_linger_ms = server_waiting_linger_ms,
                              .busy_max_age_s = BUSY_S,
                              .fetching_max_age_s = FETCHING_S};
     struct gw_coap_hooks h = {.arg = &F,
@@ -197,6 +199,7 @@ static void stop_server(void)
     server_turn_ms = TURN_MS;
     server_link_rate = 0;
     server_max_observers = 0;
+    server_waiting_linger_ms = 0;
     /* Every COMPLETE answer of the hook was released exactly once. */
     CU_ASSERT_EQUAL(F.released, F.complete);
     ferry_loop_free(loop);
@@ -1445,6 +1448,41 @@ static void many_request_tags_keep_nothing(void)
     stop_server();
 }
 
+/* Issue 9, 5: the 64 resources for products without a release were never
+ * released, so after 64 probes nobody could observe a new product. */
+static void waiting_products_are_released(void)
+{
+    server_waiting_linger_ms = 300;
+    start_server(2, NULL);
+    int fd = raw_socket(), obs = raw_socket();
+    struct resp r;
+    char path[64];
+    /* probe-0 is observed: it stays. */
+    CU_ASSERT_EQUAL(raw_get(obs, "ferry/manifest/probe-0", -1, 0, &r), 205);
+    CU_ASSERT_EQUAL(raw_observe(obs, "ferry/manifest/probe-0", &r), 205);
+    CU_ASSERT(r.observe >= 0);
+    for (int i = 1; i < GW_COAP_MAX_WAITING_PRODUCTS; i++) {
+        snprintf(path, sizeof(path), "ferry/manifest/probe-%d", i);
+        CU_ASSERT_EQUAL(raw_get(fd, path, -1, 0, &r), 205);
+    }
+    CU_ASSERT_EQUAL(raw_get(fd, "ferry/manifest/late", -1, 0, &r), 404);
+    run_until(never, NULL, 800);
+    struct gw_coap_stats st;
+    gw_coap_get_stats(srv, &st);
+    CU_ASSERT_EQUAL(st.waiting_products, 1);
+    CU_ASSERT_EQUAL(raw_get(fd, "ferry/manifest/late", -1, 0, &r), 205);
+    char *doc = coap_get(".well-known/core", NULL, NULL);
+    CU_ASSERT(contains(doc, "</ferry/manifest/probe-0>"));
+    CU_ASSERT(contains(doc, "</ferry/manifest/late>"));
+    CU_ASSERT_PTR_NULL(strstr(doc, "</ferry/manifest/probe-1>"));
+    free(doc);
+    /* A product asked for again is served as before. */
+    CU_ASSERT_EQUAL(raw_get(fd, "ferry/manifest/probe-1", -1, 0, &r), 205);
+    close(fd);
+    close(obs);
+    stop_server();
+}
+
 static void one_download_at_a_time_refuses_the_second_node(void)
 {
     start_server(1, NULL);
@@ -1850,6 +1888,7 @@ const struct ferry_test_case ferry_tests[] = {
     {"a_node_observing_from_a_new_session_ends_the_old_one",
      a_node_observing_from_a_new_session_ends_the_old_one},
     {"many_request_tags_keep_nothing", many_request_tags_keep_nothing},
+    {"waiting_products_are_released", waiting_products_are_released},
     {"one_download_at_a_time_refuses_the_second_node",
      one_download_at_a_time_refuses_the_second_node},
     {"a_node_may_start_at_any_block", a_node_may_start_at_any_block},
