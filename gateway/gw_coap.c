@@ -632,6 +632,11 @@ uint16_t gw_coap_port(const struct gw_coap *s)
     return s->port;
 }
 
+void gw_coap_process_now(struct gw_coap *s)
+{
+    ferry_coapglue_io_process(&s->io);
+}
+
 size_t gw_coap_active_downloads(const struct gw_coap *s)
 {
     return gw_pacer_active(s->pacer);

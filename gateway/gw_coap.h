@@ -232,6 +232,11 @@ enum ferry_err gw_coap_artifact_added(struct gw_coap *s, const uint8_t sha256[FE
  * hooks again. Unknown digests are ignored. */
 void gw_coap_artifact_removed(struct gw_coap *s, const uint8_t sha256[FERRY_SHA256_LEN]);
 
+/* One pass of libcoap now, as the loop runs when libcoap's fd is readable:
+ * for a caller that drives the server without turning the loop (the fuzz
+ * harness). Never from a hook. */
+void gw_coap_process_now(struct gw_coap *s);
+
 /* Download slots held now (gw_pacer_active()). */
 size_t gw_coap_active_downloads(const struct gw_coap *s);
 
