@@ -327,6 +327,13 @@ static void on_fsm_timer(void *arg)
     struct edge_daemon *dm = arg;
     struct edge_clock clk = now_clock();
     dm->fsm_timer = 0;
+    if (edge_fsm_phase(dm->fsm) == EDGE_PHASE_DOWNLOADING) {
+        const struct edge_window *w = edge_fsm_window(dm->fsm);
+        LOG_DEBUG("download: timer; window %u, %u in flight, RTO %" PRIu32 " ms, %" PRIu64
+                  " blocks in",
+                  edge_window_cwnd(w), edge_window_inflight(w), edge_window_rto_ms(w),
+                  edge_window_received(w));
+    }
     edge_fsm_timer(dm->fsm, &clk, &dm->acts[0]);
     perform(dm, 0);
 }

@@ -51,7 +51,8 @@ struct edge_fsm {
     uint64_t ckpt_received;     /* blocks in at the last checkpoint */
     uint64_t timer_at;          /* mono ms the download's timer is armed for; 0: none */
     struct ferry_backoff retry; /* waits after 4.04 and 5.xx */
-    unsigned restarts;
+    unsigned restarts;          /* downloads started over after a failed hash */
+    bool etag_moved;            /* the gateway's ETag changed during this download */
 
     /* Gate and trial. */
     enum defer_reason deferred;
@@ -276,6 +277,8 @@ static void plan(struct edge_fsm *f, const struct edge_clock *clk, struct edge_a
 }
 
 static void enter_gate(struct edge_fsm *f, const struct edge_clock *clk, struct edge_actions *out);
+static bool start_over_after_hash(struct edge_fsm *f, const struct edge_clock *clk,
+                                  struct edge_actions *out);
 
 static void download_done(struct edge_fsm *f, const struct edge_clock *clk,
                           struct edge_actions *out)
@@ -293,8 +296,10 @@ static void download_done(struct edge_fsm *f, const struct edge_clock *clk,
         ferry_sha256_final(&f->hash, digest);
         f->hashing = false;
         if (memcmp(digest, job->img.sha256, FERRY_SHA256_LEN) != 0) {
-            fail_download(f, clk, out, FERRY_E_HASH_MISMATCH,
-                          "artifact: SHA-256 of the downloaded bytes differs from the manifest");
+            if (!start_over_after_hash(f, clk, out))
+                fail_download(
+                    f, clk, out, FERRY_E_HASH_MISMATCH,
+                    "artifact: SHA-256 of the downloaded bytes differs from the manifest");
             return;
         }
     }
@@ -355,6 +360,7 @@ static void start_download(struct edge_fsm *f, const struct edge_clock *clk,
     f->progress_ms = clk->mono_ms;
     f->ckpt_received = edge_window_received(&f->win);
     f->timer_at = 0;
+    f->etag_moved = false;
     ferry_backoff_reset(&f->retry);
     job_status(f, clk, out, FERRY_STATE_DOWNLOADING, f->progress_bytes, FERRY_OK, why ? "%s" : NULL,
                why);
@@ -379,30 +385,44 @@ static void fail_expired(struct edge_fsm *f, const struct edge_clock *clk, struc
     fail_download(f, clk, out, FERRY_E_EXPIRED, "manifest: expired before the download completed");
 }
 
-static void etag_changed(struct edge_fsm *f, const struct edge_clock *clk, struct edge_actions *out)
-{
-    if (++f->restarts > EDGE_FSM_MAX_RESTARTS) {
-        char msg[FERRY_DIAG_MAX];
-        snprintf(msg, sizeof(msg), "artifact: ETag changed %u times during the download",
-                 f->restarts - 1);
-        fail_download(f, clk, out, FERRY_E_PROTOCOL, msg);
-        return;
-    }
-    start_download(f, clk, out, true, "artifact changed on the gateway (new ETag): starting over");
-}
-
-/* The answer's ETag against the first one seen; false when it changed. */
-static bool etag_ok(struct edge_fsm *f, const struct edge_block *b)
+/* Notes the answer's ETag against the one kept. A change is only a hint:
+ * the artifact's URI is its SHA-256, so the bytes cannot change without
+ * the final hash failing, and some servers (libcoap's coap-server) issue
+ * a new ETag whenever their handler runs again, a duplicated request for
+ * block 0 being enough. The download goes on; if its bytes then fail the
+ * hash, it starts over (start_over_after_hash()). */
+static void note_etag(struct edge_fsm *f, const struct edge_block *b)
 {
     struct edge_job *job = &f->saved.job;
     if (b->etag_len == 0 || b->etag_len > EDGE_FSM_ETAG_MAX)
-        return true; /* libcoap omits it after dropping a transfer's state */
-    if (job->etag_len == 0) {
-        memcpy(job->etag, b->etag, b->etag_len);
-        job->etag_len = (uint8_t)b->etag_len;
-        return true;
-    }
-    return job->etag_len == b->etag_len && memcmp(job->etag, b->etag, b->etag_len) == 0;
+        return; /* libcoap omits it after dropping a transfer's state */
+    if (job->etag_len == b->etag_len && memcmp(job->etag, b->etag, b->etag_len) == 0)
+        return;
+    if (job->etag_len)
+        f->etag_moved = true;
+    memcpy(job->etag, b->etag, b->etag_len);
+    job->etag_len = (uint8_t)b->etag_len;
+}
+
+/* The downloaded bytes failed the hash. If the gateway's ETag changed
+ * meanwhile, its artifact may have been replaced (a corrupt cache file
+ * fetched again): start over, at most EDGE_FSM_MAX_RESTARTS times. False
+ * when that does not apply and the release fails. */
+static bool start_over_after_hash(struct edge_fsm *f, const struct edge_clock *clk,
+                                  struct edge_actions *out)
+{
+    if (!f->etag_moved || f->restarts >= EDGE_FSM_MAX_RESTARTS)
+        return false;
+    f->restarts++;
+    f->etag_moved = false;
+    f->saved.job.phase = EDGE_JOB_DOWNLOADING;
+    f->busy_pending = false;
+    f->deferred = DEFER_NONE;
+    f->trial_slot = EDGE_SLOT_NONE;
+    start_download(f, clk, out, true,
+                   "artifact changed on the gateway (new ETag) and its bytes do not hash: "
+                   "starting over");
+    return true;
 }
 
 static void maybe_progress(struct edge_fsm *f, const struct edge_clock *clk,
@@ -546,10 +566,7 @@ void edge_fsm_block(struct edge_fsm *f, const struct edge_clock *clk, const stru
         }
         more = b->more;
     }
-    if (!etag_ok(f, b)) {
-        etag_changed(f, clk, out);
-        return;
-    }
+    note_etag(f, b);
     uint64_t off = asked;
     if (off + b->len > total || (more && off + b->len == total)) {
         fail_download(f, clk, out, FERRY_E_SIZE_MISMATCH,
@@ -1052,6 +1069,12 @@ void edge_fsm_failed(struct edge_fsm *f, const struct edge_clock *clk, enum edge
             fail_download(f, clk, out, err, why);
         break;
     case EDGE_ACT_FINISH:
+        /* The slot's bytes do not hash: a replaced artifact is fetched again. */
+        if ((f->phase == EDGE_PHASE_GATE || f->phase == EDGE_PHASE_REBOOTING) &&
+            (err == FERRY_E_HASH_MISMATCH || err == FERRY_E_SIZE_MISMATCH) &&
+            start_over_after_hash(f, clk, out))
+            break;
+        /* fall through */
     case EDGE_ACT_TRIAL:
     case EDGE_ACT_REBOOT:
         /* FINISH and TRIAL run before the batch moves past them; the install
@@ -1180,6 +1203,11 @@ const struct edge_fsm_saved *edge_fsm_saved(const struct edge_fsm *f)
 const struct edge_slot_info *edge_fsm_running(const struct edge_fsm *f)
 {
     return &f->running;
+}
+
+const struct edge_window *edge_fsm_window(const struct edge_fsm *f)
+{
+    return &f->win;
 }
 
 const char *edge_act_name(enum edge_act_kind kind)

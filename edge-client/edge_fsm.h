@@ -41,8 +41,11 @@
  *   max_window); each GET_BLOCK carries a request id the answer must come
  *   back with (the daemon puts it in the CoAP token), so duplicated, late
  *   and reordered answers are told apart from the block asked for. Blocks
- *   land in any order, each written at its own offset (N * size). The first
- *   ETag is kept; a different one later means the artifact changed: start
+ *   land in any order, each written at its own offset (N * size). A change
+ *   of ETag is only noted (the URI is the artifact's SHA-256, and some
+ *   servers, libcoap's coap-server among them, issue a new ETag whenever
+ *   they run their handler again); if the bytes then fail the hash (here
+ *   or in edge_slots_finish()) after such a change, the download starts
  *   over (at most EDGE_FSM_MAX_RESTARTS times). A 5.03 waits its Max-Age
  *   plus jitter; 4.04 and 5.xx back off exponentially (retry_min_ms ..
  *   retry_max_ms, jittered, one step per wait); other 4.xx fail with
@@ -106,7 +109,7 @@
 #define EDGE_FSM_MAX_BAD_ANSWERS 4                   /* in a row for one block, then `protocol` */
 #define EDGE_FSM_MAX_BLOCKS      (UINT64_C(1) << 20) /* Block2 NUM has 20 bits */
 #define EDGE_FSM_REJECT_MEMORY   8
-#define EDGE_FSM_MAX_RESTARTS    3 /* ETag changes before giving up */
+#define EDGE_FSM_MAX_RESTARTS    3 /* downloads started over after a hash failure */
 #define EDGE_FSM_CLOCK_SKEW      300
 #define EDGE_FSM_ETAG_MAX        8
 #define EDGE_FSM_SAVED_LEN       640 /* edge_fsm_saved_encode() output */
@@ -249,6 +252,8 @@ enum edge_phase edge_fsm_phase(const struct edge_fsm *f);
 const struct edge_fsm_saved *edge_fsm_saved(const struct edge_fsm *f);
 /* The image the node runs now (valid false: unknown, a factory state). */
 const struct edge_slot_info *edge_fsm_running(const struct edge_fsm *f);
+/* The download's window, for logs and benchmarks; valid while f lives. */
+const struct edge_window *edge_fsm_window(const struct edge_fsm *f);
 
 /* What the boot decision at start saw and did. */
 struct edge_fsm_boot {
