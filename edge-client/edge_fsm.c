@@ -1069,18 +1069,19 @@ void edge_fsm_failed(struct edge_fsm *f, const struct edge_clock *clk, enum edge
             fail_download(f, clk, out, err, why);
         break;
     case EDGE_ACT_FINISH:
-        /* The slot's bytes do not hash: a replaced artifact is fetched again. */
-        if ((f->phase == EDGE_PHASE_GATE || f->phase == EDGE_PHASE_REBOOTING) &&
-            (err == FERRY_E_HASH_MISMATCH || err == FERRY_E_SIZE_MISMATCH) &&
-            start_over_after_hash(f, clk, out))
-            break;
-        /* fall through */
     case EDGE_ACT_TRIAL:
     case EDGE_ACT_REBOOT:
         /* FINISH and TRIAL run before the batch moves past them; the install
-         * they began is over (the slot stays invalid or unbooted). */
-        if (f->phase == EDGE_PHASE_GATE || f->phase == EDGE_PHASE_REBOOTING)
-            finish_job(f, clk, out, FERRY_STATE_FAILED, err, "%s", why);
+         * they began is over (the slot stays invalid or unbooted). A slot
+         * whose bytes do not hash after the gateway's ETag changed is
+         * fetched again instead. */
+        if (f->phase != EDGE_PHASE_GATE && f->phase != EDGE_PHASE_REBOOTING)
+            break;
+        if (kind == EDGE_ACT_FINISH &&
+            (err == FERRY_E_HASH_MISMATCH || err == FERRY_E_SIZE_MISMATCH) &&
+            start_over_after_hash(f, clk, out))
+            break;
+        finish_job(f, clk, out, FERRY_STATE_FAILED, err, "%s", why);
         break;
     case EDGE_ACT_CONFIRM:
         /* Unconfirmed, the trial would roll back at the next boot anyway. */
