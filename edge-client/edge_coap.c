@@ -18,11 +18,11 @@
 #define TOKEN_MAX        8
 #define BLOCK_PREFIX_LEN 4 /* + 4 bytes of request id: an 8-byte token */
 /* D1: the node names itself in its manifest and artifact requests. */
-#define FERRY_COAP_NODE_QUERY "n="
-#define MAX_SZX               6
-#define PATH_MAX_LEN          (sizeof(FERRY_COAP_ARTIFACT) + FERRY_SHA256_HEX_LEN + 2)
-#define MAX_RETRANSMIT        3
-#define POLL_JITTER_PCT       20
+#define NODE_QUERY_PREFIX "n="
+#define MAX_SZX           6
+#define PATH_MAX_LEN      (sizeof(FERRY_COAP_ARTIFACT) + FERRY_SHA256_HEX_LEN + 2)
+#define MAX_RETRANSMIT    3
+#define POLL_JITTER_PCT   20
 /* libcoap takes syslog levels; ferry_log.h's LOG_INFO() hides syslog's name. */
 #define COAP_LEVEL_ERR     3
 #define COAP_LEVEL_WARNING 4
@@ -70,7 +70,7 @@ struct edge_coap {
     /* Block requests are not tracked here: each token is this prefix and
      * the caller's request id, and every answer goes to the block hook. */
     uint8_t block_prefix[BLOCK_PREFIX_LEN];
-    char query[sizeof(FERRY_COAP_NODE_QUERY) + FERRY_ID_MAX]; /* "" over DTLS without an id */
+    char query[sizeof(NODE_QUERY_PREFIX) + FERRY_ID_MAX]; /* "n=<node id>"; "" without an id */
 };
 
 /* ---- small helpers ---------------------------------------------------------- */
@@ -557,7 +557,7 @@ enum ferry_err edge_coap_new(struct ferry_loop *loop, const struct edge_coap_opt
     snprintf(c->manifest_path, sizeof(c->manifest_path), "%s/%s", FERRY_COAP_MANIFEST,
              opts->product);
     if (opts->node_id && ferry_id_valid(opts->node_id))
-        snprintf(c->query, sizeof(c->query), "%s%s", FERRY_COAP_NODE_QUERY, opts->node_id);
+        snprintf(c->query, sizeof(c->query), "%s%s", NODE_QUERY_PREFIX, opts->node_id);
     /* A prefix of this run's own: answers to an earlier run's requests
      * (the seed differs) are not taken for blocks. */
     uint64_t prefix = rnd(c);
