@@ -122,7 +122,7 @@ static unsigned cwnd_whole(const struct edge_window *w)
 
 /* The next new block to ask for, or false: the lowest block from next_new
  * on that is neither in nor asked for, within the span; the last block
- * only when it is the one missing. */
+ * only with the final window (no more blocks missing than may be out). */
 static bool candidate(const struct edge_window *w, uint64_t *out)
 {
     uint64_t limit = min_u64(w->nblocks, w->base + EDGE_WINDOW_SPAN);
@@ -131,7 +131,7 @@ static bool candidate(const struct edge_window *w, uint64_t *out)
         b++;
     if (b >= limit)
         return false;
-    if (b == w->nblocks - 1 && w->received + 1 < w->nblocks)
+    if (b == w->nblocks - 1 && w->nblocks - w->received > cwnd_whole(w))
         return false;
     *out = b;
     return true;
@@ -200,8 +200,9 @@ static void transmit(struct edge_window *w, struct edge_window_entry *e, uint64_
     } else {
         /* Waiting for room in a shrunken window is no part of the round
          * trip a weak sample measures. */
-        t = e->answers_at == w->answers ? backed_off(e->timeout_ms)
-                                        : clamp_rto(w->rto_ms + rnd(w) % (w->rto_ms / 2 + 1));
+        bool alive = e->answers_at != w->answers ||
+                     (w->answers && now - w->last_answer_ms < 2 * (uint64_t)w->rto_ms);
+        t = alive ? clamp_rto(w->rto_ms + rnd(w) % (w->rto_ms / 2 + 1)) : backed_off(e->timeout_ms);
         e->queued_ms += now > e->at_ms ? now - e->at_ms : 0;
     }
     e->timeout_ms = t;
@@ -224,6 +225,7 @@ void edge_window_init(struct edge_window *w, unsigned max_window, uint64_t seed)
     if (max_window > EDGE_WINDOW_MAX)
         max_window = EDGE_WINDOW_MAX;
     w->max_window = max_window;
+    w->floor = (max_window < EDGE_WINDOW_FLOOR ? max_window : EDGE_WINDOW_FLOOR) * FP;
     w->cwnd = (max_window < EDGE_WINDOW_INITIAL ? max_window : EDGE_WINDOW_INITIAL) * FP;
     w->ssthresh = max_window * FP;
     w->rto_ms = EDGE_WINDOW_INITIAL_RTO_MS;
@@ -315,7 +317,7 @@ unsigned edge_window_expire(struct edge_window *w, uint64_t now)
         if (e->tx >= w->recover_tx) {
             /* One decrease per round trip: requests sent before it were
              * sent into the same congestion. */
-            w->ssthresh = w->cwnd / 2 > FP ? w->cwnd / 2 : FP;
+            w->ssthresh = w->cwnd / 2 > w->floor ? w->cwnd / 2 : w->floor;
             w->cwnd = w->ssthresh;
             w->recover_tx = w->next_tx;
         }
@@ -348,6 +350,7 @@ void edge_window_got(struct edge_window *w, uint32_t req, uint64_t now)
     uint64_t b = e->block;
     drop_entry(w, e);
     w->answers++;
+    w->last_answer_ms = now;
     if (b >= w->base && b - w->base < EDGE_WINDOW_SPAN && !bit(w, b - w->base)) {
         set_bit(w, b - w->base);
         w->received++;
