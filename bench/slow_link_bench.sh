@@ -147,7 +147,7 @@ edge_run() {
         --max-image-mb 4 --log-level info >"$dir/edge.log" 2>&1 &
     local pid=$!
     PIDS+=("$pid")
-    wait_for "$TIMEOUT_S" "$pid" grep -q "status [0-9]*: verifying" "$dir/edge.log" ||
+    wait_for "$TIMEOUT_S" "$pid" grep -qs "status [0-9]*: verifying" "$dir/edge.log" ||
         die "$who ($tag) did not finish its download: $(tail -3 "$dir/edge.log")"
     # The slot is complete once verifying is recorded; the node may stop.
     stop_pid "$pid"
