@@ -7,6 +7,8 @@ SANITIZE ?= 0
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
+# Every libFuzzer target in tests/fuzz/ (without the fuzz_ prefix).
+FUZZ_TARGETS := envelope status gw_coap edge_answers
 
 ifeq ($(SANITIZE),1)
 BUILD := build-asan
@@ -32,8 +34,8 @@ demo: build
 
 fuzz: deps
 	CC=clang cmake -S . -B build-fuzz -DFERRY_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
-	cmake --build build-fuzz -j $(JOBS) --target fuzz_envelope fuzz_status fuzz_gw_coap
-	scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
+	cmake --build build-fuzz -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+	scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 format:
 	git ls-files '*.c' '*.h' | xargs clang-format -i

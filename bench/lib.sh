@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034 # TRUST, DB, CLOUD, GATEWAY and EDGE are for the scripts to read
+# shellcheck disable=SC2034 # TRUST, DB, CLOUD, GATEWAY, EDGE and PROXY are for the scripts to read
 # What the benchmark scripts share: a work folder cleaned up on exit with the
 # processes they started, fork-free sleeps and clocks, /proc readings, the
 # build, free ports and a throw-away mosquitto. Source it after setting
@@ -108,8 +108,8 @@ wait_for() {
 }
 
 # build TARGET...: a RelWithDebInfo build of the programs named in BUILD
-# (skipped with BENCH_NO_BUILD=1), then CLOUD, GATEWAY and EDGE set to those
-# of them that were named; dies if one is missing, warns if BUILD is not an
+# (skipped with BENCH_NO_BUILD=1), then CLOUD, GATEWAY, EDGE and PROXY set to
+# those of them that were named; dies if one is missing, warns if BUILD is not an
 # optimised build.
 build() {
     if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
@@ -121,6 +121,7 @@ build() {
         ferry-cloud) bin=$BUILD/cloud-bridge/ferry-cloud CLOUD=$bin ;;
         ferry-gateway) bin=$BUILD/gateway/ferry-gateway GATEWAY=$bin ;;
         ferry-edge) bin=$BUILD/edge-client/ferry-edge EDGE=$bin ;;
+        ferry-udp-proxy) bin=$BUILD/tests/ferry-udp-proxy PROXY=$bin ;;
         *) die "build: unknown program $t" ;;
         esac
         [ -x "$bin" ] || die "no $t under $BUILD"

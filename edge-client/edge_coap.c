@@ -15,11 +15,14 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
-#define TOKEN_MAX       8
-#define MAX_SZX         6
-#define PATH_MAX_LEN    (sizeof(FERRY_COAP_ARTIFACT) + FERRY_SHA256_HEX_LEN + 2)
-#define MAX_RETRANSMIT  3
-#define POLL_JITTER_PCT 20
+#define TOKEN_MAX        8
+#define BLOCK_PREFIX_LEN 4 /* + 4 bytes of request id: an 8-byte token */
+/* D1: the node names itself in its manifest and artifact requests. */
+#define NODE_QUERY_PREFIX "n="
+#define MAX_SZX           6
+#define PATH_MAX_LEN      (sizeof(FERRY_COAP_ARTIFACT) + FERRY_SHA256_HEX_LEN + 2)
+#define MAX_RETRANSMIT    3
+#define POLL_JITTER_PCT   20
 /* libcoap takes syslog levels; ferry_log.h's LOG_INFO() hides syslog's name. */
 #define COAP_LEVEL_ERR     3
 #define COAP_LEVEL_WARNING 4
@@ -63,20 +66,27 @@ struct edge_coap {
     uint64_t reobserve_timer;
     bool reobserved; /* once per poll period */
     struct envelope_xfer env;
-    struct request block;
-    uint64_t block_off;
     struct request status;
+    /* Block requests are not tracked here: each token is this prefix and
+     * the caller's request id, and every answer goes to the block hook. */
+    uint8_t block_prefix[BLOCK_PREFIX_LEN];
+    char query[sizeof(NODE_QUERY_PREFIX) + FERRY_ID_MAX]; /* "n=<node id>"; "" without an id */
 };
 
 /* ---- small helpers ---------------------------------------------------------- */
 
-static uint64_t jittered(struct edge_coap *c, uint64_t base)
+static uint64_t rnd(struct edge_coap *c)
 {
     /* xorshift64*, as in edge_fsm.c: enough to spread a fleet's polls. */
     c->rng ^= c->rng >> 12;
     c->rng ^= c->rng << 25;
     c->rng ^= c->rng >> 27;
-    return ferry_jitter(base, POLL_JITTER_PCT, c->rng * UINT64_C(2685821657736338717));
+    return c->rng * UINT64_C(2685821657736338717);
+}
+
+static uint64_t jittered(struct edge_coap *c, uint64_t base)
+{
+    return ferry_jitter(base, POLL_JITTER_PCT, rnd(c));
 }
 
 static unsigned code_of(const coap_pdu_t *pdu)
@@ -99,8 +109,7 @@ static uint64_t opt_uint(const coap_pdu_t *pdu, coap_option_num_t num, bool *pre
     return opt ? coap_decode_var_bytes8(coap_opt_value(opt), coap_opt_length(opt)) : 0;
 }
 
-static void decode_answer(const coap_session_t *s, const coap_pdu_t *pdu,
-                          struct edge_coap_answer *a)
+static void decode_answer(const coap_pdu_t *pdu, struct edge_coap_answer *a)
 {
     memset(a, 0, sizeof(*a));
     a->code = code_of(pdu);
@@ -113,12 +122,17 @@ static void decode_answer(const coap_session_t *s, const coap_pdu_t *pdu,
         a->etag = coap_opt_value(etag);
         a->etag_len = coap_opt_length(etag);
     }
-    coap_block_b_t b;
-    if (coap_get_block_b(s, pdu, COAP_OPTION_BLOCK2, &b)) {
+    /* The raw option, not coap_get_block_b(): that one reports SZX 7 and
+     * numbers over 20 bits as "no Block2", which hides what the gateway
+     * did wrong (the caller judges; libcoap's parser already drops a
+     * Block2 longer than 3 bytes). */
+    coap_opt_t *b2 = coap_check_option(pdu, COAP_OPTION_BLOCK2, &it);
+    if (b2) {
+        uint32_t v = (uint32_t)coap_decode_var_bytes(coap_opt_value(b2), coap_opt_length(b2));
         a->has_block = true;
-        a->num = b.num;
-        a->szx = b.szx;
-        a->more = b.m;
+        a->num = v >> 4;
+        a->more = (v & 0x8) != 0;
+        a->szx = v & 0x7;
     }
     if (!coap_get_data(pdu, &a->len, &a->data)) {
         a->data = NULL;
@@ -136,18 +150,16 @@ static void forget(struct edge_coap *c, struct request *r)
     r->out = false;
 }
 
-/* A new CON request with a fresh token (or r's fixed one), Uri-Path from
- * path ("a/b/c"). */
-static coap_pdu_t *new_request(struct edge_coap *c, struct request *r, coap_pdu_code_t code,
-                               const char *path, bool fresh_token)
+/* A new request of `type` with the given token, Uri-Path from path
+ * ("a/b/c"), and the node's Uri-Query when `named`. */
+static coap_pdu_t *new_pdu(struct edge_coap *c, coap_pdu_type_t type, coap_pdu_code_t code,
+                           const uint8_t *token, size_t token_len, const char *path, bool named)
 {
-    coap_pdu_t *pdu = coap_pdu_init(COAP_MESSAGE_CON, code, coap_new_message_id(c->session),
+    coap_pdu_t *pdu = coap_pdu_init(type, code, coap_new_message_id(c->session),
                                     coap_session_max_pdu_size(c->session));
     if (!pdu)
         return NULL;
-    if (fresh_token || r->token_len == 0)
-        coap_session_new_token(c->session, &r->token_len, r->token);
-    if (!coap_add_token(pdu, r->token_len, r->token))
+    if (!coap_add_token(pdu, token_len, token))
         goto fail;
     for (const char *seg = path; *seg;) {
         const char *end = strchr(seg, '/');
@@ -156,10 +168,22 @@ static coap_pdu_t *new_request(struct edge_coap *c, struct request *r, coap_pdu_
             goto fail;
         seg += n + (end ? 1 : 0);
     }
+    if (named && c->query[0] &&
+        !coap_add_option(pdu, COAP_OPTION_URI_QUERY, strlen(c->query), (const uint8_t *)c->query))
+        goto fail;
     return pdu;
 fail:
     coap_delete_pdu(pdu);
     return NULL;
+}
+
+/* A new CON request for r with a fresh token (or r's fixed one). */
+static coap_pdu_t *new_request(struct edge_coap *c, struct request *r, coap_pdu_code_t code,
+                               const char *path, bool fresh_token, bool named)
+{
+    if (fresh_token || r->token_len == 0)
+        coap_session_new_token(c->session, &r->token_len, r->token);
+    return new_pdu(c, COAP_MESSAGE_CON, code, r->token, r->token_len, path, named);
 }
 
 static bool add_block2(coap_pdu_t *pdu, uint32_t num, unsigned szx)
@@ -184,17 +208,7 @@ static enum ferry_err send_request(struct edge_coap *c, struct request *r, coap_
     return FERRY_OK;
 }
 
-static void deliver_block(struct edge_coap *c, const struct edge_coap_answer *a);
 static void deliver_status(struct edge_coap *c, const struct edge_coap_answer *a);
-
-static void block_deadline(void *arg)
-{
-    struct edge_coap *c = arg;
-    struct edge_coap_answer none = {0};
-    c->block.timer = 0;
-    LOG_DEBUG("coap: no answer for the block at %llu", (unsigned long long)c->block_off);
-    deliver_block(c, &none);
-}
 
 static void status_deadline(void *arg)
 {
@@ -220,7 +234,7 @@ static unsigned szx_of(uint32_t size)
 }
 
 enum ferry_err edge_coap_get_block(struct edge_coap *c, const uint8_t sha256[FERRY_SHA256_LEN],
-                                   uint64_t off, uint32_t size, struct ferry_diag *d)
+                                   uint64_t off, uint32_t size, uint32_t req, struct ferry_diag *d)
 {
     unsigned szx = szx_of(size);
     if ((UINT32_C(16) << szx) != size || off % size != 0 || off / size > 0xfffff)
@@ -230,13 +244,21 @@ enum ferry_err edge_coap_get_block(struct edge_coap *c, const uint8_t sha256[FER
     char hex[FERRY_SHA256_HEX_LEN + 1];
     ferry_hex_encode(sha256, FERRY_SHA256_LEN, hex);
     snprintf(path, sizeof(path), "%s/%s", FERRY_COAP_ARTIFACT, hex);
-    coap_pdu_t *pdu = new_request(c, &c->block, COAP_REQUEST_CODE_GET, path, true);
+    /* Non-confirmable (D2): the caller's window retransmits, libcoap's
+     * NSTART never holds a block behind a status POST or the reverse. */
+    uint8_t token[TOKEN_MAX];
+    memcpy(token, c->block_prefix, BLOCK_PREFIX_LEN);
+    for (int i = 0; i < 4; i++)
+        token[BLOCK_PREFIX_LEN + i] = (uint8_t)(req >> (24 - 8 * i));
+    coap_pdu_t *pdu =
+        new_pdu(c, COAP_MESSAGE_NON, COAP_REQUEST_CODE_GET, token, sizeof(token), path, true);
     if (!pdu || !add_block2(pdu, (uint32_t)(off / size), szx)) {
         coap_delete_pdu(pdu);
         return ferry_fail(d, FERRY_E_NOMEM, "coap: cannot build the block request");
     }
-    c->block_off = off;
-    return send_request(c, &c->block, pdu, block_deadline, d);
+    if (coap_send(c->session, pdu) == COAP_INVALID_MID)
+        return ferry_fail(d, FERRY_E_IO, "coap: sending the block request to the gateway failed");
+    return FERRY_OK;
 }
 
 enum ferry_err edge_coap_post_status(struct edge_coap *c, const uint8_t *cbor, size_t len,
@@ -244,7 +266,8 @@ enum ferry_err edge_coap_post_status(struct edge_coap *c, const uint8_t *cbor, s
 {
     if (len == 0 || len > FERRY_STATUS_MAX_BYTES)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "coap: status record of %zu bytes", len);
-    coap_pdu_t *pdu = new_request(c, &c->status, COAP_REQUEST_CODE_POST, FERRY_COAP_STATUS, true);
+    coap_pdu_t *pdu =
+        new_request(c, &c->status, COAP_REQUEST_CODE_POST, FERRY_COAP_STATUS, true, false);
     uint8_t cf[2];
     unsigned n = coap_encode_var_safe(cf, sizeof(cf), COAP_MEDIATYPE_APPLICATION_CBOR);
     if (!pdu || !coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT, n, cf) ||
@@ -258,7 +281,8 @@ enum ferry_err edge_coap_post_status(struct edge_coap *c, const uint8_t *cbor, s
 /* The observing GET (block 0), always with the process's one observe token. */
 static void send_observe(struct edge_coap *c)
 {
-    coap_pdu_t *pdu = new_request(c, &c->observe, COAP_REQUEST_CODE_GET, c->manifest_path, false);
+    coap_pdu_t *pdu =
+        new_request(c, &c->observe, COAP_REQUEST_CODE_GET, c->manifest_path, false, true);
     uint8_t zero = 0;
     if (!pdu || !coap_add_option(pdu, COAP_OPTION_OBSERVE, 0, &zero)) {
         coap_delete_pdu(pdu);
@@ -274,7 +298,7 @@ static void send_envelope_block(struct edge_coap *c, uint32_t num)
 {
     struct envelope_xfer *x = &c->env;
     LOG_DEBUG("coap: asking for block %u of the manifest", num);
-    coap_pdu_t *pdu = new_request(c, &x->req, COAP_REQUEST_CODE_GET, c->manifest_path, true);
+    coap_pdu_t *pdu = new_request(c, &x->req, COAP_REQUEST_CODE_GET, c->manifest_path, true, true);
     if (!pdu || !add_block2(pdu, num, x->szx)) {
         coap_delete_pdu(pdu);
         forget(c, &x->req);
@@ -310,12 +334,6 @@ void edge_coap_poll_now(struct edge_coap *c)
 }
 
 /* ---- receiving ---------------------------------------------------------------- */
-
-static void deliver_block(struct edge_coap *c, const struct edge_coap_answer *a)
-{
-    forget(c, &c->block);
-    c->hooks.block(c->hooks.arg, a);
-}
 
 static void deliver_status(struct edge_coap *c, const struct edge_coap_answer *a)
 {
@@ -380,19 +398,14 @@ static void envelope_block(struct edge_coap *c, const struct edge_coap_answer *a
         c->hooks.manifest(c->hooks.arg, x->buf, x->len);
 }
 
-static void block_answer(struct edge_coap *c, struct edge_coap_answer *a)
+/* The request id of a block answer's token, or false. */
+static bool block_req(const struct edge_coap *c, coap_bin_const_t tok, uint32_t *req)
 {
-    /* The gateway must answer the block asked for (it may pick a smaller
-     * size, which keeps the offset): anything else is no answer. */
-    if (a->code == 205 && a->has_block &&
-        (a->szx > MAX_SZX || ((uint64_t)a->num << (a->szx + 4)) != c->block_off)) {
-        LOG_DEBUG("coap: asked for the block at %llu, got block %u of %u bytes",
-                  (unsigned long long)c->block_off, a->num, 16u << (a->szx & 7));
-        struct edge_coap_answer none = {0};
-        deliver_block(c, &none);
-        return;
-    }
-    deliver_block(c, a);
+    if (tok.length != TOKEN_MAX || memcmp(tok.s, c->block_prefix, BLOCK_PREFIX_LEN) != 0)
+        return false;
+    const uint8_t *p = tok.s + BLOCK_PREFIX_LEN;
+    *req = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    return true;
 }
 
 static coap_response_t on_response(coap_session_t *session, const coap_pdu_t *sent,
@@ -402,18 +415,21 @@ static coap_response_t on_response(coap_session_t *session, const coap_pdu_t *se
     (void)mid;
     struct edge_coap *c = coap_get_app_data(coap_session_get_context(session));
     coap_bin_const_t tok = coap_pdu_get_token(received);
+    uint32_t req = 0;
     struct edge_coap_answer a;
-    decode_answer(session, received, &a);
+    decode_answer(received, &a);
     if (token_is(&c->observe, tok)) {
         /* Stays "out": notifications keep coming with this token. */
         coap_opt_iterator_t it;
         manifest_answer(c, &a, coap_check_option(received, COAP_OPTION_OBSERVE, &it) != NULL);
     } else if (token_is(&c->env.req, tok)) {
         envelope_block(c, &a);
-    } else if (token_is(&c->block, tok)) {
-        block_answer(c, &a);
     } else if (token_is(&c->status, tok)) {
         deliver_status(c, &a);
+    } else if (block_req(c, tok, &req)) {
+        /* Every answer, duplicates and late ones too: the caller's window
+         * tells them apart. */
+        c->hooks.block(c->hooks.arg, req, &a);
     } else {
         /* A late answer to a request replaced since: a reset tells the
          * gateway to stop (and ends a stale observation). */
@@ -429,9 +445,7 @@ static void on_nack(coap_session_t *session, const coap_pdu_t *sent,
     struct edge_coap *c = coap_get_app_data(coap_session_get_context(session));
     struct edge_coap_answer none = {0};
     LOG_DEBUG("coap: message %d undelivered (reason %d)", (int)mid, (int)reason);
-    if (c->block.out && c->block.mid == mid)
-        deliver_block(c, &none);
-    else if (c->status.out && c->status.mid == mid)
+    if (c->status.out && c->status.mid == mid)
         deliver_status(c, &none);
     else if (c->env.req.out && c->env.req.mid == mid)
         forget(c, &c->env.req);
@@ -542,6 +556,13 @@ enum ferry_err edge_coap_new(struct ferry_loop *loop, const struct edge_coap_opt
     c->rng = opts->seed ? opts->seed : UINT64_C(0x2545f4914f6cdd1d);
     snprintf(c->manifest_path, sizeof(c->manifest_path), "%s/%s", FERRY_COAP_MANIFEST,
              opts->product);
+    if (opts->node_id && ferry_id_valid(opts->node_id))
+        snprintf(c->query, sizeof(c->query), "%s%s", NODE_QUERY_PREFIX, opts->node_id);
+    /* A prefix of this run's own: answers to an earlier run's requests
+     * (the seed differs) are not taken for blocks. */
+    uint64_t prefix = rnd(c);
+    for (int i = 0; i < BLOCK_PREFIX_LEN; i++)
+        c->block_prefix[i] = (uint8_t)(prefix >> (8 * i));
     coap_startup();
     coap_set_log_handler(log_bridge);
     coap_set_log_level(ferry_log_enabled(FERRY_LOG_DEBUG) ? COAP_LEVEL_INFO : COAP_LEVEL_WARNING);
@@ -581,7 +602,6 @@ void edge_coap_free(struct edge_coap *c)
         return;
     forget(c, &c->observe);
     forget(c, &c->env.req);
-    forget(c, &c->block);
     forget(c, &c->status);
     if (c->poll_timer)
         ferry_loop_cancel(c->loop, c->poll_timer);

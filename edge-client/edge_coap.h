@@ -1,30 +1,39 @@
 /* ferry-edge's CoAP client (libcoap 4.3.1): the three exchanges of
  * PROTOCOL.md, "CoAP resources", with the gateway.
  *
- *   Manifest  GET ferry/manifest/<product> with Observe, sent again every
- *             poll period +-20% (same token, so the gateway replaces the
- *             registration instead of adding one, and a gateway that
+ *   Manifest  GET ferry/manifest/<product>?n=<node> with Observe, sent again
+ *             every poll period +-20% (same token, so the gateway replaces
+ *             the registration instead of adding one, and a gateway that
  *             restarted and lost it gets it back). An envelope too long for
  *             one datagram is fetched block by block (Block2, same ETag) up
  *             to FERRY_ENVELOPE_MAX_BYTES and handed over whole. An empty 2.05
  *             (observation kept) or 4.04 means there is no release in the
  *             product line.
- *   Artifact  GET ferry/artifact/<sha256-hex> with an explicit Block2
- *             option for one block: the caller drives the transfer block by
- *             block. libcoap's own block-wise client (COAP_BLOCK_USE_LIBCOAP)
- *             is never enabled: it aborts any transfer 93 s after it starts
+ *   Artifact  GET ferry/artifact/<sha256-hex>?n=<node>, non-confirmable,
+ *             with an explicit Block2 option for one block and a token of
+ *             its own that carries the caller's request id: the caller
+ *             (edge_fsm.h, edge_window.h) keeps several in flight, times
+ *             and retransmits them itself, and gets every answer, the
+ *             duplicated and late ones too, with the request id it named.
+ *             libcoap's own block-wise client (COAP_BLOCK_USE_LIBCOAP) is
+ *             never enabled: it aborts any transfer 93 s after it starts
  *             (field notes), and driving it here bounds memory by one block
  *             and lets a download resume at any offset.
  *   Status    POST ferry/status, one record as CBOR (content-format 60).
  *
- * All requests are confirmable (libcoap retransmits them: ACK_TIMEOUT
- * ack_timeout_ms, 2 s by default as in RFC 7252, MAX_RETRANSMIT 3), and each
- * also has its own deadline (request_timeout_ms)
- * after which it counts as unanswered. One artifact request and one status
- * request are out at a time; a new one replaces the old, whose answer is
- * then ignored (tokens are matched). Plain CoAP, or CoAP over DTLS with a
- * pre-shared key (coaps://, identity = the node id) when this libcoap has
- * DTLS.
+ * The node names itself (n=<node id>, PROTOCOL.md) in the query of its
+ * manifest and artifact requests, the same on every one, so a gateway can
+ * tell its nodes apart over plain CoAP; a status record names its node
+ * itself. Manifest and status requests are confirmable (libcoap
+ * retransmits them: ACK_TIMEOUT ack_timeout_ms, 2 s by default as in RFC
+ * 7252, MAX_RETRANSMIT 3), and each also has its own deadline
+ * (request_timeout_ms) after which it counts as unanswered. Block requests
+ * are not: libcoap's NSTART (1) holds back confirmable requests only, so a
+ * status POST never waits behind blocks, and blocks never wait behind a
+ * lost status POST. One status request is out at a time; a new one
+ * replaces the old, whose answer is then ignored (tokens are matched).
+ * Plain CoAP, or CoAP over DTLS with a pre-shared key (coaps://, identity
+ * = the node id) when this libcoap has DTLS.
  *
  * Threading: everything runs on the loop thread. libcoap's epoll fd is
  * registered with the loop; the hooks are called from inside libcoap's
@@ -51,7 +60,8 @@
 #define EDGE_COAP_MAX_ACK_TIMEOUT_MS     60000
 #define EDGE_COAP_PSK_MAX                64
 
-/* One answer, decoded. Pointers are valid during the hook call only. */
+/* One answer, decoded. Pointers are valid during the hook call only. The
+ * Block2 option is passed as it came: SZX 7 and any number included. */
 struct edge_coap_answer {
     unsigned code; /* class * 100 + detail (205, 404, 503); 0: no answer */
     bool has_max_age;
@@ -75,9 +85,10 @@ struct edge_coap_hooks {
     void (*manifest)(void *arg, const uint8_t *env, size_t len);
     /* The gateway offers no release for our product (an empty 2.05, or 4.04). */
     void (*no_manifest)(void *arg);
-    /* The answer to the latest edge_coap_get_block(). An answer naming
-     * another block than asked for arrives as code 0. */
-    void (*block)(void *arg, const struct edge_coap_answer *a);
+    /* An answer to the block request with id req (every copy that
+     * arrives; code is never 0 here: a request nobody answers just gets no
+     * call). */
+    void (*block)(void *arg, uint32_t req, const struct edge_coap_answer *a);
     /* The answer to the latest edge_coap_post_status(); 204 means stored. */
     void (*status)(void *arg, const struct edge_coap_answer *a);
 };
@@ -85,7 +96,7 @@ struct edge_coap_hooks {
 struct edge_coap_opts {
     const char *uri;     /* coap://HOST:PORT or coaps://HOST:PORT (HOST may be a name) */
     const char *product; /* for the manifest path */
-    const char *node_id; /* the PSK identity over DTLS */
+    const char *node_id; /* n=<node_id> in requests; the PSK identity over DTLS */
     const uint8_t *psk;  /* coaps:// only: 16..EDGE_COAP_PSK_MAX bytes */
     size_t psk_len;
     uint64_t poll_ms;            /* manifest poll period (jittered +-20%), >= 1 */
@@ -109,11 +120,13 @@ enum ferry_err edge_coap_new(struct ferry_loop *loop, const struct edge_coap_opt
 /* Cancels what is out (no hook runs any more) and unregisters. NULL is fine. */
 void edge_coap_free(struct edge_coap *c);
 
-/* Asks for `size` bytes (16..1024, a power of two) of artifact sha256 at
- * offset off (a multiple of size). FERRY_E_IO when it cannot be sent; the
- * block hook does not run then. */
+/* Sends one non-confirmable request for `size` bytes (16..1024, a power of
+ * two) of artifact sha256 at offset off (a multiple of size), whose answers
+ * reach the block hook with `req`. Nothing is retransmitted or timed here.
+ * FERRY_E_INVALID_ARG for a block Block2 cannot name, FERRY_E_IO when it
+ * cannot be sent. */
 enum ferry_err edge_coap_get_block(struct edge_coap *c, const uint8_t sha256[FERRY_SHA256_LEN],
-                                   uint64_t off, uint32_t size,
+                                   uint64_t off, uint32_t size, uint32_t req,
                                    struct ferry_diag *d) FERRY_MUST_CHECK;
 
 /* Posts one CBOR status record (at most FERRY_STATUS_MAX_BYTES). FERRY_E_IO

@@ -3,6 +3,7 @@
 #include "edge_boot.h"
 #include "edge_coap.h"
 #include "edge_nodecfg.h"
+#include "edge_window.h"
 #include "ferry_cfgfile.h"
 #include "ferry_fs.h"
 #include "ferry_manifest.h"
@@ -45,10 +46,14 @@ static const struct ferry_opt edge_opts[] = {
         "Block2 size asked for: 16..1024, a power of two (default 1024)", 0),
     OPT("poll-interval", FERRY_OPT_DURATION, poll_interval, "DURATION",
         "manifest poll period besides Observe, +-20% (default 60s)", 0),
+    OPT("max-window", FERRY_OPT_U64, max_window, "N",
+        "artifact block requests in flight at most, 1..32 (default 32); the window adapts below",
+        0),
     OPT("request-timeout", FERRY_OPT_DURATION, request_timeout, "DURATION",
-        "longest wait for one CoAP answer (default 60s)", 0),
+        "longest wait for an answer to a manifest or status request (default 60s)", 0),
     OPT("ack-timeout-ms", FERRY_OPT_U64, ack_timeout_ms, "MS",
-        "CoAP ACK_TIMEOUT: first retransmission after this, doubling; 1000..60000 (default 2000)",
+        "CoAP ACK_TIMEOUT of manifest and status requests (blocks time themselves): first "
+        "retransmission after this, doubling; 1000..60000 (default 2000)",
         0),
     OPT("psk-file", FERRY_OPT_STR, psk_file, "FILE",
         "for coaps://: the node's pre-shared key in hex (identity = --id)", 0),
@@ -151,6 +156,9 @@ static enum ferry_err check(const struct edge_config *cfg, struct ferry_diag *d)
         return ferry_fail(d, FERRY_E_INVALID_ARG,
                           "--block-size: must be a power of two in 16..1024, got %llu",
                           (unsigned long long)cfg->block_size);
+    if (cfg->max_window < 1 || cfg->max_window > EDGE_WINDOW_MAX)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--max-window: must be 1..%d, got %llu",
+                          EDGE_WINDOW_MAX, (unsigned long long)cfg->max_window);
     if (cfg->trial_attempts < 1 || cfg->trial_attempts > EDGE_BOOT_MAX_ATTEMPTS)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--trial-attempts: must be 1..%d",
                           EDGE_BOOT_MAX_ATTEMPTS);
@@ -181,6 +189,7 @@ enum ferry_err edge_config_parse(struct edge_config *cfg, int argc, char **argv,
     cfg->request_timeout = 60;
     cfg->ack_timeout_ms = EDGE_COAP_DEFAULT_ACK_TIMEOUT_MS;
     cfg->block_size = 1024;
+    cfg->max_window = EDGE_WINDOW_MAX;
     cfg->trial_attempts = 1;
     cfg->log_level = FERRY_LOG_INFO;
     enum ferry_err err =

@@ -29,6 +29,7 @@ struct edge_config {
     int64_t request_timeout; /* seconds per CoAP request */
     uint64_t ack_timeout_ms; /* CoAP ACK_TIMEOUT */
     uint64_t block_size;     /* Block2 size in bytes */
+    uint64_t max_window;     /* block requests in flight at most */
     uint64_t trial_attempts;
     enum ferry_log_level log_level;
 };

@@ -327,6 +327,13 @@ static void on_fsm_timer(void *arg)
     struct edge_daemon *dm = arg;
     struct edge_clock clk = now_clock();
     dm->fsm_timer = 0;
+    if (edge_fsm_phase(dm->fsm) == EDGE_PHASE_DOWNLOADING) {
+        const struct edge_window *w = edge_fsm_window(dm->fsm);
+        LOG_DEBUG("download: timer; window %u, %u in flight, RTO %" PRIu32 " ms, %" PRIu64
+                  " blocks in",
+                  edge_window_cwnd(w), edge_window_inflight(w), edge_window_rto_ms(w),
+                  edge_window_received(w));
+    }
     edge_fsm_timer(dm->fsm, &clk, &dm->acts[0]);
     perform(dm, 0);
 }
@@ -436,7 +443,7 @@ static enum ferry_err do_action(struct edge_daemon *dm, const struct edge_action
     case EDGE_ACT_REBOOT:
         return reboot(dm, d);
     case EDGE_ACT_GET_BLOCK:
-        return edge_coap_get_block(dm->coap, a->img.sha256, a->off, (uint32_t)a->len, d);
+        return edge_coap_get_block(dm->coap, a->img.sha256, a->off, (uint32_t)a->len, a->req, d);
     case EDGE_ACT_RUN_BUSY:
         return run_busy(dm, d);
     case EDGE_ACT_RUN_HEALTH:
@@ -500,29 +507,29 @@ static void on_no_manifest(void *arg)
     LOG_DEBUG("manifest: the gateway has no release for this product line");
 }
 
-static void on_block(void *arg, const struct edge_coap_answer *a)
+static void on_block(void *arg, uint32_t req, const struct edge_coap_answer *a)
 {
     struct edge_daemon *dm = arg;
     struct edge_clock clk = now_clock();
-    if (a->code == 205) {
-        struct edge_block b = {
-            .has_block = a->has_block,
-            .num = a->num,
-            .szx = a->szx,
-            .more = a->more,
-            .data = a->data,
-            .len = a->len,
-            .etag = a->etag,
-            .etag_len = a->etag_len,
-            .has_size2 = a->has_size2,
-            .size2 = a->size2,
-        };
-        edge_fsm_block(dm->fsm, &clk, &b, &dm->acts[0]);
-    } else {
-        LOG_DEBUG("artifact block: %s %u.%02u", a->code ? "answer" : "no answer", a->code / 100,
-                  a->code % 100);
-        edge_fsm_block_failed(dm->fsm, &clk, a->code, a->has_max_age, a->max_age, &dm->acts[0]);
-    }
+    struct edge_block b = {
+        .req = req,
+        .code = a->code,
+        .has_max_age = a->has_max_age,
+        .max_age_s = a->max_age,
+        .has_block = a->has_block,
+        .num = a->num,
+        .szx = a->szx,
+        .more = a->more,
+        .data = a->data,
+        .len = a->len,
+        .etag = a->etag,
+        .etag_len = a->etag_len,
+        .has_size2 = a->has_size2,
+        .size2 = a->size2,
+    };
+    if (a->code != 205)
+        LOG_DEBUG("artifact block: answer %u.%02u", a->code / 100, a->code % 100);
+    edge_fsm_block(dm->fsm, &clk, &b, &dm->acts[0]);
     perform(dm, 0);
 }
 
@@ -621,6 +628,7 @@ static enum ferry_err make_fsm(struct edge_daemon *dm, const struct edge_config 
         .progress_ms = PROGRESS_MS,
         .retry_min_ms = RETRY_MIN_MS,
         .retry_max_ms = RETRY_MAX_MS,
+        .max_window = (unsigned)cfg->max_window,
         .seed = dm->rng,
     };
     return edge_fsm_new(&fc, &dm->fsm, d);

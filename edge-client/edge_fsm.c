@@ -1,5 +1,6 @@
 #include "edge_fsm.h"
 
+#include "edge_window.h"
 #include "ferry_backoff.h"
 #include "ferry_crc32.h"
 #include "ferry_envelope.h"
@@ -41,15 +42,17 @@ struct edge_fsm {
     uint64_t prev_floor;
 
     /* Download. */
-    uint64_t next_off;
-    uint32_t blk;
-    bool outstanding; /* a GET_BLOCK waits for its answer */
-    bool hashing;     /* blocks so far came in order from offset 0 */
+    struct edge_window win;
+    uint32_t blk; /* block size of the download under way */
+    bool hashing; /* blocks so far came in order from offset 0 */
     uint64_t hashed;
     struct ferry_sha256 hash;
     uint64_t progress_bytes, progress_ms;
-    struct ferry_backoff retry; /* block and envelope requests */
-    unsigned restarts;
+    uint64_t ckpt_received;     /* blocks in at the last checkpoint */
+    uint64_t timer_at;          /* mono ms the download's timer is armed for; 0: none */
+    struct ferry_backoff retry; /* waits after 4.04 and 5.xx */
+    unsigned restarts;          /* downloads started over after a failed hash */
+    bool etag_moved;            /* the gateway's ETag changed during this download */
 
     /* Gate and trial. */
     enum defer_reason deferred;
@@ -189,6 +192,13 @@ static uint64_t floor_of(const struct edge_boot_state *st)
     return floor;
 }
 
+/* Bytes of the artifact in so far (the last block may be short). */
+static uint64_t bytes_in(const struct edge_fsm *f)
+{
+    uint64_t b = edge_window_received(&f->win) * f->blk;
+    return b < f->saved.job.img.size ? b : f->saved.job.img.size;
+}
+
 /* Ends the job with its final record; the node is idle again. */
 static void FERRY_PRINTF(6, 7)
     finish_job(struct edge_fsm *f, const struct edge_clock *clk, struct edge_actions *out,
@@ -202,7 +212,7 @@ static void FERRY_PRINTF(6, 7)
         va_end(ap);
     }
     struct edge_job *job = &f->saved.job;
-    uint64_t bytes = outcome == FERRY_STATE_FAILED ? f->next_off : job->img.size;
+    uint64_t bytes = outcome == FERRY_STATE_FAILED ? bytes_in(f) : job->img.size;
     if (bytes > job->img.size)
         bytes = job->img.size;
     job_status(f, clk, out, outcome, bytes, err, "%s", msg);
@@ -213,7 +223,7 @@ static void FERRY_PRINTF(6, 7)
     if (f->phase == EDGE_PHASE_DOWNLOADING || f->phase == EDGE_PHASE_GATE)
         push(out, EDGE_ACT_CANCEL_TIMER);
     f->phase = EDGE_PHASE_IDLE;
-    f->outstanding = false;
+    f->timer_at = 0;
     f->busy_pending = false;
     f->deferred = DEFER_NONE;
 }
@@ -234,21 +244,50 @@ static void idle_status(struct edge_fsm *f, const struct edge_clock *clk, struct
 
 /* ---- download ------------------------------------------------------------- */
 
-static void request_block(struct edge_fsm *f, struct edge_actions *out)
+static uint64_t blocks_of(uint64_t size, uint32_t blk)
 {
-    struct edge_action *a = push(out, EDGE_ACT_GET_BLOCK);
-    a->img = f->saved.job.img;
-    a->off = f->next_off;
-    a->len = f->blk;
-    f->outstanding = true;
+    return (size + blk - 1) / blk;
+}
+
+/* After every download event: sends what the window lets go, then makes
+ * sure the one timer fires by the window's next deadline. The TIMER comes
+ * before the requests, so a request that cannot be sent (which stops the
+ * batch) leaves the timer armed: its deadline then asks again. */
+static void plan(struct edge_fsm *f, const struct edge_clock *clk, struct edge_actions *out)
+{
+    uint64_t now = clk->mono_ms;
+    struct edge_window_send s[EDGE_FSM_BURST];
+    size_t n = 0;
+    while (n < EDGE_FSM_BURST && edge_window_next(&f->win, now, &s[n]))
+        n++;
+    uint64_t due = edge_window_due(&f->win, now);
+    if (due == EDGE_WINDOW_NEVER)                /* cannot happen while blocks are missing; */
+        due = now + edge_window_rto_ms(&f->win); /* a spare wake-up beats a stall */
+    if (!f->timer_at || due < f->timer_at) {
+        timer(out, due > now ? due - now : 0);
+        f->timer_at = due > now ? due : now;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct edge_action *a = push(out, EDGE_ACT_GET_BLOCK);
+        a->img = f->saved.job.img;
+        a->off = s[i].block * f->blk;
+        a->len = f->blk;
+        a->req = s[i].req;
+    }
 }
 
 static void enter_gate(struct edge_fsm *f, const struct edge_clock *clk, struct edge_actions *out);
+static bool start_over_after_hash(struct edge_fsm *f, const struct edge_clock *clk,
+                                  struct edge_actions *out);
 
 static void download_done(struct edge_fsm *f, const struct edge_clock *clk,
                           struct edge_actions *out)
 {
     struct edge_job *job = &f->saved.job;
+    if (f->timer_at) {
+        push(out, EDGE_ACT_CANCEL_TIMER);
+        f->timer_at = 0;
+    }
     if (f->progress_bytes != job->img.size)
         job_status(f, clk, out, FERRY_STATE_DOWNLOADING, job->img.size, FERRY_OK, NULL);
     f->progress_bytes = job->img.size;
@@ -257,8 +296,10 @@ static void download_done(struct edge_fsm *f, const struct edge_clock *clk,
         ferry_sha256_final(&f->hash, digest);
         f->hashing = false;
         if (memcmp(digest, job->img.sha256, FERRY_SHA256_LEN) != 0) {
-            fail_download(f, clk, out, FERRY_E_HASH_MISMATCH,
-                          "artifact: SHA-256 of the downloaded bytes differs from the manifest");
+            if (!start_over_after_hash(f, clk, out))
+                fail_download(
+                    f, clk, out, FERRY_E_HASH_MISMATCH,
+                    "artifact: SHA-256 of the downloaded bytes differs from the manifest");
             return;
         }
     }
@@ -267,44 +308,66 @@ static void download_done(struct edge_fsm *f, const struct edge_clock *clk,
     push(out, EDGE_ACT_FINISH);
     job->phase = EDGE_JOB_READY;
     job->written = job->img.size;
+    memset(job->have, 0, sizeof(job->have));
+    job->have_unit = 0;
     save(out);
     enter_gate(f, clk, out);
 }
 
-/* From offset 0 into an erased slot (begin), or from the saved offset into
- * the slot as the last run left it (resume). */
+/* From offset 0 into an erased slot (begin), or from the saved checkpoint
+ * into the slot as the last run left it (resume): the first missing block
+ * and the blocks after it that the checkpoint lists. */
 static void start_download(struct edge_fsm *f, const struct edge_clock *clk,
                            struct edge_actions *out, bool begin, const char *why)
 {
     struct edge_job *job = &f->saved.job;
-    f->blk = f->cfg.block_size;
     if (begin) {
         job->written = 0;
         job->etag_len = 0;
+        memset(job->have, 0, sizeof(job->have));
+        job->have_unit = 0;
         save(out);
         push(out, EDGE_ACT_BEGIN)->img = job->img;
+        f->blk = f->cfg.block_size;
     } else {
+        /* A checkpoint's bitmap counts blocks of the size it was made with
+         * (the gateway may have picked a smaller one than configured). */
+        f->blk = job->have_unit ? job->have_unit : f->cfg.block_size;
         job->written -= job->written % f->blk;
         struct edge_action *a = push(out, EDGE_ACT_RESUME);
         a->img = job->img;
         a->off = job->written;
     }
     f->phase = EDGE_PHASE_DOWNLOADING;
-    f->next_off = job->written;
+    uint64_t nblocks = blocks_of(job->img.size, f->blk);
+    if (nblocks > EDGE_FSM_MAX_BLOCKS) {
+        char msg[FERRY_DIAG_MAX];
+        snprintf(msg, sizeof(msg),
+                 "artifact: %" PRIu64 " bytes need more than 2^20 blocks of %" PRIu32
+                 " bytes (Block2 numbers have 20 bits): raise --block-size",
+                 job->img.size, f->blk);
+        fail_download(f, clk, out, FERRY_E_ARTIFACT_TOO_LARGE, msg);
+        return;
+    }
+    edge_window_begin(&f->win, nblocks, job->written / f->blk,
+                      !begin && job->have_unit ? job->have : NULL);
     stop_hashing(f);
-    f->hashing = f->next_off == 0;
+    f->hashing = edge_window_received(&f->win) == 0;
     f->hashed = 0;
     if (f->hashing)
         ferry_sha256_init(&f->hash);
-    f->progress_bytes = f->next_off;
+    f->progress_bytes = bytes_in(f);
     f->progress_ms = clk->mono_ms;
+    f->ckpt_received = edge_window_received(&f->win);
+    f->timer_at = 0;
+    f->etag_moved = false;
     ferry_backoff_reset(&f->retry);
-    f->outstanding = false;
-    job_status(f, clk, out, FERRY_STATE_DOWNLOADING, f->next_off, FERRY_OK, why ? "%s" : NULL, why);
-    if (f->next_off >= job->img.size)
+    job_status(f, clk, out, FERRY_STATE_DOWNLOADING, f->progress_bytes, FERRY_OK, why ? "%s" : NULL,
+               why);
+    if (edge_window_done(&f->win))
         download_done(f, clk, out);
     else
-        request_block(f, out);
+        plan(f, clk, out);
 }
 
 static uint64_t backoff_ms(struct edge_fsm *f)
@@ -317,49 +380,49 @@ static bool job_expired(const struct edge_fsm *f, const struct edge_clock *clk)
     return clk->wall >= f->saved.job.expires_at;
 }
 
-static void etag_changed(struct edge_fsm *f, const struct edge_clock *clk, struct edge_actions *out)
+static void fail_expired(struct edge_fsm *f, const struct edge_clock *clk, struct edge_actions *out)
 {
-    if (++f->restarts > EDGE_FSM_MAX_RESTARTS) {
-        char msg[FERRY_DIAG_MAX];
-        snprintf(msg, sizeof(msg), "artifact: ETag changed %u times during the download",
-                 f->restarts - 1);
-        fail_download(f, clk, out, FERRY_E_PROTOCOL, msg);
-        return;
-    }
-    start_download(f, clk, out, true, "artifact changed on the gateway (new ETag): starting over");
+    fail_download(f, clk, out, FERRY_E_EXPIRED, "manifest: expired before the download completed");
 }
 
-/* The answer's ETag against the first one seen; false when it changed. */
-static bool etag_ok(struct edge_fsm *f, const struct edge_block *b)
+/* Notes the answer's ETag against the one kept. A change is only a hint:
+ * the artifact's URI is its SHA-256, so the bytes cannot change without
+ * the final hash failing, and some servers (libcoap's coap-server) issue
+ * a new ETag whenever their handler runs again, a duplicated request for
+ * block 0 being enough. The download goes on; if its bytes then fail the
+ * hash, it starts over (start_over_after_hash()). */
+static void note_etag(struct edge_fsm *f, const struct edge_block *b)
 {
     struct edge_job *job = &f->saved.job;
     if (b->etag_len == 0 || b->etag_len > EDGE_FSM_ETAG_MAX)
-        return true; /* libcoap omits it after dropping a transfer's state */
-    if (job->etag_len == 0) {
-        memcpy(job->etag, b->etag, b->etag_len);
-        job->etag_len = (uint8_t)b->etag_len;
-        return true;
-    }
-    return job->etag_len == b->etag_len && memcmp(job->etag, b->etag, b->etag_len) == 0;
+        return; /* libcoap omits it after dropping a transfer's state */
+    if (job->etag_len == b->etag_len && memcmp(job->etag, b->etag, b->etag_len) == 0)
+        return;
+    if (job->etag_len)
+        f->etag_moved = true;
+    memcpy(job->etag, b->etag, b->etag_len);
+    job->etag_len = (uint8_t)b->etag_len;
 }
 
-/* Size rules for one block at off; a message when it breaks them. */
-static const char *block_shape_error(const struct edge_fsm *f, const struct edge_block *b,
-                                     uint64_t off, bool more, uint32_t size, enum ferry_err *err)
+/* The downloaded bytes failed the hash. If the gateway's ETag changed
+ * meanwhile, its artifact may have been replaced (a corrupt cache file
+ * fetched again): start over, at most EDGE_FSM_MAX_RESTARTS times. False
+ * when that does not apply and the release fails. */
+static bool start_over_after_hash(struct edge_fsm *f, const struct edge_clock *clk,
+                                  struct edge_actions *out)
 {
-    uint64_t total = f->saved.job.img.size;
-    size_t len = b->len;
-    *err = FERRY_E_SIZE_MISMATCH;
-    if (b->has_size2 && b->size2 != total)
-        return "artifact: the gateway's Size2 differs from the manifest's size";
-    if (off + len > total || (more && off + len == total))
-        return "artifact: the gateway sends more bytes than the manifest's size";
-    if (!more && off + len != total)
-        return "artifact: the gateway's artifact ends before the manifest's size";
-    *err = FERRY_E_PROTOCOL;
-    if (len == 0 || (more && len != size))
-        return "artifact: a block of the wrong length in the middle of the artifact";
-    return NULL;
+    if (!f->etag_moved || f->restarts >= EDGE_FSM_MAX_RESTARTS)
+        return false;
+    f->restarts++;
+    f->etag_moved = false;
+    f->saved.job.phase = EDGE_JOB_DOWNLOADING;
+    f->busy_pending = false;
+    f->deferred = DEFER_NONE;
+    f->trial_slot = EDGE_SLOT_NONE;
+    start_download(f, clk, out, true,
+                   "artifact changed on the gateway (new ETag) and its bytes do not hash: "
+                   "starting over");
+    return true;
 }
 
 static void maybe_progress(struct edge_fsm *f, const struct edge_clock *clk,
@@ -367,41 +430,166 @@ static void maybe_progress(struct edge_fsm *f, const struct edge_clock *clk,
 {
     uint64_t total = f->saved.job.img.size;
     uint64_t step = total / 10 ? total / 10 : 1;
-    if (f->next_off - f->progress_bytes < step &&
-        clk->mono_ms - f->progress_ms < f->cfg.progress_ms)
+    uint64_t now_bytes = bytes_in(f);
+    if (now_bytes - f->progress_bytes < step && clk->mono_ms - f->progress_ms < f->cfg.progress_ms)
         return;
-    job_status(f, clk, out, FERRY_STATE_DOWNLOADING, f->next_off, FERRY_OK, NULL);
-    f->progress_bytes = f->next_off;
+    job_status(f, clk, out, FERRY_STATE_DOWNLOADING, now_bytes, FERRY_OK, NULL);
+    f->progress_bytes = now_bytes;
     f->progress_ms = clk->mono_ms;
+}
+
+/* Every checkpoint_bytes that came in: the slot synced, then the first
+ * missing block and the bitmap after it saved, all of it durable. */
+static void maybe_checkpoint(struct edge_fsm *f, struct edge_actions *out)
+{
+    uint64_t got = edge_window_received(&f->win);
+    if ((got - f->ckpt_received) * f->blk < f->cfg.checkpoint_bytes)
+        return;
+    struct edge_job *job = &f->saved.job;
+    push(out, EDGE_ACT_SYNC);
+    job->written = edge_window_base(&f->win) * f->blk;
+    edge_window_bitmap(&f->win, job->have);
+    job->have_unit = (uint16_t)f->blk;
+    save(out);
+    f->ckpt_received = got;
+}
+
+/* An answer that is not the block asked for: asked for again after a pause,
+ * and a clear failure once one block got EDGE_FSM_MAX_BAD_ANSWERS of them. */
+static void FERRY_PRINTF(5, 6)
+    bad_answer(struct edge_fsm *f, const struct edge_clock *clk, struct edge_actions *out,
+               uint32_t req, const char *fmt, ...)
+{
+    unsigned n = edge_window_retry(&f->win, req, clk->mono_ms);
+    if (n >= EDGE_FSM_MAX_BAD_ANSWERS) {
+        char what[FERRY_DIAG_MAX / 2], msg[FERRY_DIAG_MAX];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(what, sizeof(what), fmt, ap);
+        va_end(ap);
+        snprintf(msg, sizeof(msg), "artifact: %s (%u answers in a row)", what, n);
+        fail_download(f, clk, out, FERRY_E_PROTOCOL, msg);
+        return;
+    }
+    plan(f, clk, out);
+}
+
+/* Any answer but a 2.05. */
+static void answer_code(struct edge_fsm *f, const struct edge_clock *clk,
+                        const struct edge_block *b, uint64_t off, struct edge_actions *out)
+{
+    uint64_t now = clk->mono_ms;
+    unsigned code = b->code;
+    if (code == 503 && b->has_max_age) {
+        uint64_t wait = (uint64_t)b->max_age_s * 1000;
+        uint64_t spread = wait / 10 > MAX_AGE_SPREAD ? wait / 10 : MAX_AGE_SPREAD;
+        edge_window_hold(&f->win, b->req, now, now + wait + rnd_upto(f, spread), false);
+    } else if (code == 404 || (code >= 500 && code < 600)) {
+        /* One backoff step per wait, not per answer in the window. */
+        uint64_t until = edge_window_holding(&f->win, now) ? 0 : now + backoff_ms(f);
+        edge_window_hold(&f->win, b->req, now, until, true);
+    } else if (code >= 400 && code < 500) {
+        char msg[FERRY_DIAG_MAX];
+        snprintf(msg, sizeof(msg),
+                 "artifact: the gateway answered %u.%02u for the block at %" PRIu64, code / 100,
+                 code % 100, off);
+        fail_download(f, clk, out, FERRY_E_PROTOCOL, msg);
+        return;
+    } else {
+        bad_answer(f, clk, out, b->req, "the gateway answered %u.%02u for the block at %" PRIu64,
+                   code / 100, code % 100, off);
+        return;
+    }
+    plan(f, clk, out);
+}
+
+static unsigned log2_of(uint32_t v)
+{
+    unsigned n = 0;
+    while (v > 1) {
+        v >>= 1;
+        n++;
+    }
+    return n;
 }
 
 void edge_fsm_block(struct edge_fsm *f, const struct edge_clock *clk, const struct edge_block *b,
                     struct edge_actions *out)
 {
     out->n = 0;
-    if (f->phase != EDGE_PHASE_DOWNLOADING || !f->outstanding)
-        return;
-    uint32_t size = b->has_block && b->szx <= MAX_SZX ? UINT32_C(16) << b->szx : f->blk;
-    uint64_t off = b->has_block ? (uint64_t)b->num * size : 0;
-    bool more = b->has_block && b->more;
-    if (off < f->next_off && size <= f->blk)
-        return; /* a late or duplicated answer for a block written already */
-    if (off != f->next_off || size > f->blk || (b->has_block && b->szx > MAX_SZX)) {
-        /* Not the block asked for: ask again, later. */
-        edge_fsm_block_failed(f, clk, 0, false, 0, out);
+    uint64_t block;
+    if (f->phase != EDGE_PHASE_DOWNLOADING || !edge_window_lookup(&f->win, b->req, &block))
+        return; /* a duplicate, a late answer, or one of an earlier download */
+    if (job_expired(f, clk)) {
+        fail_expired(f, clk, out);
         return;
     }
-    if (!etag_ok(f, b)) {
-        etag_changed(f, clk, out);
+    struct edge_job *job = &f->saved.job;
+    uint64_t total = job->img.size;
+    uint64_t asked = block * f->blk;
+    if (b->code != 205) {
+        answer_code(f, clk, b, asked, out);
         return;
     }
-    enum ferry_err err = FERRY_OK;
-    const char *shape = block_shape_error(f, b, off, more, size, &err);
-    if (shape) {
-        fail_download(f, clk, out, err, shape);
+    if (b->has_size2 && b->size2 != total) {
+        fail_download(f, clk, out, FERRY_E_SIZE_MISMATCH,
+                      "artifact: the gateway's Size2 differs from the manifest's size");
         return;
     }
-    f->blk = size; /* the gateway may pick a smaller block than asked */
+    uint32_t size = f->blk;
+    bool more = false;
+    if (!b->has_block) {
+        /* A body without Block2 is the whole artifact, or not what was asked. */
+        if (asked != 0 || b->len != total || total > f->blk) {
+            bad_answer(f, clk, out, b->req,
+                       "a 2.05 without a Block2 option for the block at %" PRIu64, asked);
+            return;
+        }
+    } else {
+        if (b->szx > MAX_SZX) {
+            bad_answer(f, clk, out, b->req, "Block2 with SZX 7 (BERT is not for UDP)");
+            return;
+        }
+        size = UINT32_C(16) << b->szx;
+        if (size > f->blk) {
+            bad_answer(f, clk, out, b->req,
+                       "blocks of %" PRIu32 " bytes where %" PRIu32 " were asked for", size,
+                       f->blk);
+            return;
+        }
+        if ((uint64_t)b->num * size != asked) {
+            bad_answer(f, clk, out, b->req,
+                       "block %" PRIu32 " of %" PRIu32 " bytes where the block at %" PRIu64
+                       " was asked for",
+                       b->num, size, asked);
+            return;
+        }
+        more = b->more;
+    }
+    note_etag(f, b);
+    uint64_t off = asked;
+    if (off + b->len > total || (more && off + b->len == total)) {
+        fail_download(f, clk, out, FERRY_E_SIZE_MISMATCH,
+                      "artifact: the gateway sends more bytes than the manifest's size");
+        return;
+    }
+    if (!more && off + b->len != total) {
+        fail_download(f, clk, out, FERRY_E_SIZE_MISMATCH,
+                      "artifact: the gateway's artifact ends before the manifest's size");
+        return;
+    }
+    if (b->len == 0 || (more && b->len != size)) {
+        bad_answer(f, clk, out, b->req,
+                   "a payload of %zu bytes for a block of %" PRIu32 " at %" PRIu64, b->len, size,
+                   off);
+        return;
+    }
+    if (size < f->blk) {
+        /* RFC 7959: the server may pick a smaller size; follow it from
+         * here on (the offset is the one asked for). */
+        edge_window_split(&f->win, log2_of(f->blk / size), blocks_of(total, size));
+        f->blk = size;
+    }
     struct edge_action *w = push(out, EDGE_ACT_WRITE);
     w->off = off;
     w->data = b->data;
@@ -409,52 +597,31 @@ void edge_fsm_block(struct edge_fsm *f, const struct edge_clock *clk, const stru
     if (f->hashing && f->hashed == off) {
         ferry_sha256_update(&f->hash, b->data, b->len);
         f->hashed += b->len;
+    } else {
+        stop_hashing(f); /* out of order: edge_slots_finish()'s hash decides */
     }
-    f->outstanding = false;
+    edge_window_got(&f->win, b->req, clk->mono_ms);
     ferry_backoff_reset(&f->retry);
-    f->next_off = off + b->len;
-    struct edge_job *job = &f->saved.job;
-    if (f->next_off == job->img.size) {
+    if (edge_window_done(&f->win)) {
         download_done(f, clk, out);
         return;
     }
     maybe_progress(f, clk, out);
-    if (f->next_off - job->written >= f->cfg.checkpoint_bytes) {
-        push(out, EDGE_ACT_SYNC);
-        job->written = f->next_off;
-        save(out);
-    }
-    request_block(f, out);
+    maybe_checkpoint(f, out);
+    plan(f, clk, out);
 }
 
-void edge_fsm_block_failed(struct edge_fsm *f, const struct edge_clock *clk, unsigned code,
-                           bool has_max_age, uint32_t max_age_s, struct edge_actions *out)
+/* The release was offered again while it downloads: whatever waits on our
+ * own backoff may go now. */
+static void offered_again(struct edge_fsm *f, const struct edge_clock *clk,
+                          struct edge_actions *out)
 {
-    out->n = 0;
-    if (f->phase != EDGE_PHASE_DOWNLOADING || !f->outstanding)
-        return;
-    f->outstanding = false;
     if (job_expired(f, clk)) {
-        fail_download(f, clk, out, FERRY_E_EXPIRED,
-                      "manifest: expired before the download completed");
+        fail_expired(f, clk, out);
         return;
     }
-    uint64_t delay;
-    if (code == 503 && has_max_age) {
-        uint64_t wait = (uint64_t)max_age_s * 1000;
-        uint64_t spread = wait / 10 > MAX_AGE_SPREAD ? wait / 10 : MAX_AGE_SPREAD;
-        delay = wait + rnd_upto(f, spread);
-    } else if (code == 0 || code == 404 || code >= 500) {
-        delay = backoff_ms(f);
-    } else {
-        char msg[FERRY_DIAG_MAX];
-        snprintf(msg, sizeof(msg),
-                 "artifact: the gateway answered %u.%02u for the block at %" PRIu64, code / 100,
-                 code % 100, f->next_off);
-        fail_download(f, clk, out, FERRY_E_PROTOCOL, msg);
-        return;
-    }
-    timer(out, delay);
+    edge_window_kick(&f->win, clk->mono_ms);
+    plan(f, clk, out);
 }
 
 /* ---- gate, install, trial ------------------------------------------------- */
@@ -514,7 +681,6 @@ static void enter_gate(struct edge_fsm *f, const struct edge_clock *clk, struct 
     f->phase = EDGE_PHASE_GATE;
     f->deferred = DEFER_NONE;
     f->busy_pending = false;
-    f->outstanding = false;
     gate_check(f, clk, out);
 }
 
@@ -605,12 +771,14 @@ void edge_fsm_health(struct edge_fsm *f, const struct edge_clock *clk, bool heal
 void edge_fsm_timer(struct edge_fsm *f, const struct edge_clock *clk, struct edge_actions *out)
 {
     out->n = 0;
-    if (f->phase == EDGE_PHASE_DOWNLOADING && !f->outstanding) {
-        if (job_expired(f, clk))
-            fail_download(f, clk, out, FERRY_E_EXPIRED,
-                          "manifest: expired before the download completed");
-        else
-            request_block(f, out);
+    if (f->phase == EDGE_PHASE_DOWNLOADING) {
+        f->timer_at = 0;
+        if (job_expired(f, clk)) {
+            fail_expired(f, clk, out);
+            return;
+        }
+        edge_window_expire(&f->win, clk->mono_ms);
+        plan(f, clk, out);
     } else if (f->phase == EDGE_PHASE_GATE && !f->busy_pending) {
         gate_check(f, clk, out);
     }
@@ -712,8 +880,11 @@ static void verified(struct edge_fsm *f, const struct edge_clock *clk,
                      struct edge_actions *out)
 {
     struct edge_job *job = &f->saved.job;
-    if (job->phase != EDGE_JOB_NONE && manifest_is(m, &job->img))
-        return; /* the same release, perhaps signed anew */
+    if (job->phase != EDGE_JOB_NONE && manifest_is(m, &job->img)) {
+        if (f->phase == EDGE_PHASE_DOWNLOADING)
+            offered_again(f, clk, out); /* the same release, perhaps signed anew */
+        return;
+    }
     if (f->phase == EDGE_PHASE_REBOOTING || f->phase == EDGE_PHASE_HEALTH)
         return; /* seen again at the next poll, after the trial */
     if (m->constraints.window_end && clk->wall >= m->constraints.window_end) {
@@ -760,8 +931,11 @@ void edge_fsm_manifest(struct edge_fsm *f, const struct edge_clock *clk, const u
     uint8_t digest[FERRY_SHA256_LEN];
     release_key(env, len, digest);
     const struct edge_job *job = &f->saved.job;
-    if (job->phase != EDGE_JOB_NONE && memcmp(job->digest, digest, sizeof(digest)) == 0)
+    if (job->phase != EDGE_JOB_NONE && memcmp(job->digest, digest, sizeof(digest)) == 0) {
+        if (f->phase == EDGE_PHASE_DOWNLOADING)
+            offered_again(f, clk, out);
         return;
+    }
     struct ferry_verify_policy pol = {
         .now = clk->wall,
         .clock_skew = EDGE_FSM_CLOCK_SKEW,
@@ -843,7 +1017,9 @@ static bool resume_job(struct edge_fsm *f, const struct edge_clock *clk,
             job->phase = EDGE_JOB_READY;
             enter_gate(f, clk, out);
         } else {
-            start_download(f, clk, out, job->phase == EDGE_JOB_READY || job->written == 0, NULL);
+            start_download(f, clk, out,
+                           job->phase == EDGE_JOB_READY || (job->written == 0 && !job->have_unit),
+                           NULL);
         }
         return true;
     case EDGE_JOB_NONE:
@@ -892,16 +1068,20 @@ void edge_fsm_failed(struct edge_fsm *f, const struct edge_clock *clk, enum edge
         if (f->phase == EDGE_PHASE_DOWNLOADING)
             fail_download(f, clk, out, err, why);
         break;
-    case EDGE_ACT_GET_BLOCK:
-        edge_fsm_block_failed(f, clk, 0, false, 0, out);
-        break;
     case EDGE_ACT_FINISH:
     case EDGE_ACT_TRIAL:
     case EDGE_ACT_REBOOT:
         /* FINISH and TRIAL run before the batch moves past them; the install
-         * they began is over (the slot stays invalid or unbooted). */
-        if (f->phase == EDGE_PHASE_GATE || f->phase == EDGE_PHASE_REBOOTING)
-            finish_job(f, clk, out, FERRY_STATE_FAILED, err, "%s", why);
+         * they began is over (the slot stays invalid or unbooted). A slot
+         * whose bytes do not hash after the gateway's ETag changed is
+         * fetched again instead. */
+        if (f->phase != EDGE_PHASE_GATE && f->phase != EDGE_PHASE_REBOOTING)
+            break;
+        if (kind == EDGE_ACT_FINISH &&
+            (err == FERRY_E_HASH_MISMATCH || err == FERRY_E_SIZE_MISMATCH) &&
+            start_over_after_hash(f, clk, out))
+            break;
+        finish_job(f, clk, out, FERRY_STATE_FAILED, err, "%s", why);
         break;
     case EDGE_ACT_CONFIRM:
         /* Unconfirmed, the trial would roll back at the next boot anyway. */
@@ -923,6 +1103,7 @@ void edge_fsm_failed(struct edge_fsm *f, const struct edge_clock *clk, enum edge
     case EDGE_ACT_RUN_HEALTH:
         edge_fsm_health(f, clk, false, why, out);
         break;
+    case EDGE_ACT_GET_BLOCK: /* its deadline asks again (plan()) */
     case EDGE_ACT_STATUS:
     case EDGE_ACT_SAVE:
     case EDGE_ACT_ABORT:
@@ -967,6 +1148,9 @@ static enum ferry_err check_config(const struct edge_fsm_config *c, struct ferry
     if (c->checkpoint_bytes < c->block_size)
         return ferry_fail(d, FERRY_E_INVALID_ARG,
                           "edge: checkpoint interval must be at least one block");
+    if (c->max_window > EDGE_WINDOW_MAX)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "edge: window must be 1..%d block requests",
+                          EDGE_WINDOW_MAX);
     return FERRY_OK;
 }
 
@@ -990,6 +1174,7 @@ enum ferry_err edge_fsm_new(const struct edge_fsm_config *cfg, struct edge_fsm *
     f->cfg.hw_revision = f->hw_revision;
     f->rng = cfg->seed ? cfg->seed : UINT64_C(0x9e3779b97f4a7c15);
     f->retry = (struct ferry_backoff){.min_ms = cfg->retry_min_ms, .max_ms = cfg->retry_max_ms};
+    edge_window_init(&f->win, cfg->max_window ? cfg->max_window : EDGE_WINDOW_MAX, rnd(f));
     f->phase = EDGE_PHASE_START;
     f->running_slot = EDGE_SLOT_A;
     f->prev_slot = EDGE_SLOT_A;
@@ -1019,6 +1204,11 @@ const struct edge_fsm_saved *edge_fsm_saved(const struct edge_fsm *f)
 const struct edge_slot_info *edge_fsm_running(const struct edge_fsm *f)
 {
     return &f->running;
+}
+
+const struct edge_window *edge_fsm_window(const struct edge_fsm *f)
+{
+    return &f->win;
 }
 
 const char *edge_act_name(enum edge_act_kind kind)
@@ -1085,12 +1275,27 @@ static unsigned get_u8(struct cursor *c)
     return c->q[c->off++];
 }
 
+/* No bitmap (unit 0: a record of a lockstep download, all zero), or one
+ * in blocks of a Block2 size that the offset is a multiple of. */
+static bool have_ok(const struct edge_job *j)
+{
+    if (j->have_unit == 0) {
+        for (size_t i = 0; i < sizeof(j->have); i++) {
+            if (j->have[i])
+                return false;
+        }
+        return true;
+    }
+    return j->have_unit >= 16 && j->have_unit <= 1024 && !(j->have_unit & (j->have_unit - 1)) &&
+           j->written % j->have_unit == 0;
+}
+
 enum ferry_err edge_fsm_saved_encode(const struct edge_fsm_saved *s,
                                      uint8_t out[EDGE_FSM_SAVED_LEN], struct ferry_diag *d)
 {
     const struct edge_job *j = &s->job;
     if (s->nrejected > EDGE_FSM_REJECT_MEMORY || s->next_reject >= EDGE_FSM_REJECT_MEMORY ||
-        j->etag_len > EDGE_FSM_ETAG_MAX || (unsigned)j->phase > EDGE_JOB_DONE ||
+        j->etag_len > EDGE_FSM_ETAG_MAX || (unsigned)j->phase > EDGE_JOB_DONE || !have_ok(j) ||
         (unsigned)j->outcome >= FERRY_STATE__COUNT)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "edge: job record out of range");
     struct cursor c = {.p = out};
@@ -1116,6 +1321,9 @@ enum ferry_err edge_fsm_saved_encode(const struct edge_fsm_saved *s,
     put_bytes(&c, j->etag, EDGE_FSM_ETAG_MAX);
     put_u64(&c, (uint64_t)j->deferred_since);
     put_bytes(&c, s->rejected, sizeof(s->rejected));
+    put_bytes(&c, j->have, sizeof(j->have));
+    put_u8(&c, j->have_unit & 0xff);
+    put_u8(&c, j->have_unit >> 8);
     uint32_t crc = ferry_crc32(0, out, EDGE_FSM_SAVED_LEN - 4);
     c.off = EDGE_FSM_SAVED_LEN - 4;
     for (int i = 0; i < 4; i++)
@@ -1162,6 +1370,11 @@ enum ferry_err edge_fsm_saved_decode(const uint8_t *buf, size_t len, struct edge
     get_bytes(&c, j->etag, EDGE_FSM_ETAG_MAX);
     j->deferred_since = (int64_t)get_u64(&c);
     get_bytes(&c, s.rejected, sizeof(s.rejected));
+    get_bytes(&c, j->have, sizeof(j->have));
+    j->have_unit = (uint16_t)get_u8(&c);
+    j->have_unit |= (uint16_t)(get_u8(&c) << 8);
+    if (!have_ok(j))
+        return ferry_fail(d, FERRY_E_CORRUPT, "edge: job record's block bitmap is out of range");
     if ((unsigned)j->phase > EDGE_JOB_DONE || (unsigned)j->outcome >= FERRY_STATE__COUNT ||
         j->etag_len > EDGE_FSM_ETAG_MAX || s.nrejected > EDGE_FSM_REJECT_MEMORY ||
         s.next_reject >= EDGE_FSM_REJECT_MEMORY || !text_ok(j->release_id) ||

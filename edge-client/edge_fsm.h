@@ -36,18 +36,38 @@
  *   across restarts); reaching it fails with `busy` when must_be_idle, and
  *   installs otherwise. A deferred record is sent when the reason changes,
  *   not on every retry.
- * - Download: one Block2 request at a time, block N at offset N * size,
- *   written at its offset, so duplicates and late answers are harmless
- *   (answers for any other offset are ignored). The first ETag is kept; a
- *   different one later means the artifact changed: start over (at most
- *   EDGE_FSM_MAX_RESTARTS times). A 5.03 waits its Max-Age plus jitter;
- *   timeouts, 4.04 and 5.xx back off exponentially (retry_min_ms ..
- *   retry_max_ms, jittered); other 4.xx fail with `protocol`. Retrying ends
- *   with `expired` once the manifest has expired. Blocks that arrive in
- *   order are hashed on the way; at the end a mismatch there fails the
- *   release at once, and edge_slots_finish() re-hashes the slot anyway.
- * - Every checkpoint_bytes the slot is synced and the job saved with the
- *   offset reached, the ETag and the image's digest, so a restart resumes.
+ * - Download: a window of Block2 requests, one block each, several in
+ *   flight (edge_window.h: CoCoA's timer, an AIMD window, at most
+ *   max_window); each GET_BLOCK carries a request id the answer must come
+ *   back with (the daemon puts it in the CoAP token), so duplicated, late
+ *   and reordered answers are told apart from the block asked for. Blocks
+ *   land in any order, each written at its own offset (N * size). A change
+ *   of ETag is only noted (the URI is the artifact's SHA-256, and some
+ *   servers, libcoap's coap-server among them, issue a new ETag whenever
+ *   they run their handler again); if the bytes then fail the hash (here
+ *   or in edge_slots_finish()) after such a change, the download starts
+ *   over (at most EDGE_FSM_MAX_RESTARTS times). A 5.03 waits its Max-Age
+ *   plus jitter; 4.04 and 5.xx back off exponentially (retry_min_ms ..
+ *   retry_max_ms, jittered, one step per wait); other 4.xx fail with
+ *   `protocol`. An answer that is not the block asked for (no Block2, SZX
+ *   7, another number, a larger size, a payload of the wrong length, a code
+ *   that is no answer) is asked for again after a pause, and fails the
+ *   release with `protocol`, naming what was wrong, after
+ *   EDGE_FSM_MAX_BAD_ANSWERS in a row for one block; a smaller size at the
+ *   offset asked for is followed (RFC 7959). Size2, or an end of the
+ *   artifact, that disagrees with the manifest fails with `size-mismatch`.
+ *   No answer: the window's timer asks again, backing off while the
+ *   gateway is silent, for as long as the manifest is valid: every answer
+ *   and every timer checks expiry and ends the download with `expired`.
+ *   The same release offered again during the download cuts a backoff
+ *   short. Blocks that arrive in order from offset 0 are hashed on the way;
+ *   at the end a mismatch there fails the release at once, and
+ *   edge_slots_finish() re-hashes the slot anyway.
+ * - Every checkpoint_bytes received the slot is synced and the job saved
+ *   with the first missing block, the bitmap of the blocks after it
+ *   (edge_window.h: 256 of them, so the record has a fixed size), the ETag
+ *   and the image's digest: a restart resumes at the first missing block
+ *   and asks for none that was durable.
  * - A newer release that arrives before the install starts replaces the
  *   one under way (reported failed, "superseded"); one that arrives during
  *   the install and trial waits for the next poll.
@@ -66,13 +86,15 @@
  * lost costs a repeat, not the install). A failure of any other action
  * stops the batch there; the caller reports it with edge_fsm_failed().
  * GET_BLOCK, RUN_BUSY, RUN_HEALTH, REBOOT and TIMER are answered later by
- * their own call (edge_fsm_block() / edge_fsm_block_failed(),
- * edge_fsm_busy(), edge_fsm_health(), edge_fsm_booted(), edge_fsm_timer()),
- * never from inside the call that asked for them. */
+ * their own call (edge_fsm_block(), edge_fsm_busy(), edge_fsm_health(),
+ * edge_fsm_booted(), edge_fsm_timer()), never from inside the call that
+ * asked for them; a GET_BLOCK that could not be sent is simply not
+ * answered (its deadline asks again). */
 #ifndef FERRY_EDGE_FSM_H
 #define FERRY_EDGE_FSM_H
 
 #include "edge_boot.h"
+#include "edge_window.h"
 #include "ferry_err.h"
 #include "ferry_keyring.h"
 #include "ferry_manifest.h"
@@ -82,12 +104,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EDGE_FSM_MAX_ACTIONS   16
-#define EDGE_FSM_REJECT_MEMORY 8
-#define EDGE_FSM_MAX_RESTARTS  3 /* ETag changes before giving up */
-#define EDGE_FSM_CLOCK_SKEW    300
-#define EDGE_FSM_ETAG_MAX      8
-#define EDGE_FSM_SAVED_LEN     640 /* edge_fsm_saved_encode() output */
+#define EDGE_FSM_MAX_ACTIONS     24
+#define EDGE_FSM_BURST           8                   /* GET_BLOCKs in one batch at most */
+#define EDGE_FSM_MAX_BAD_ANSWERS 4                   /* in a row for one block, then `protocol` */
+#define EDGE_FSM_MAX_BLOCKS      (UINT64_C(1) << 20) /* Block2 NUM has 20 bits */
+#define EDGE_FSM_REJECT_MEMORY   8
+#define EDGE_FSM_MAX_RESTARTS    3 /* downloads started over after a hash failure */
+#define EDGE_FSM_CLOCK_SKEW      300
+#define EDGE_FSM_ETAG_MAX        8
+#define EDGE_FSM_SAVED_LEN       640 /* edge_fsm_saved_encode() output */
 
 struct edge_clock {
     int64_t wall;     /* unix seconds: windows, expiry, record timestamps */
@@ -108,6 +133,8 @@ struct edge_fsm_config {
     uint64_t checkpoint_bytes;           /* >= block_size */
     uint32_t progress_ms;                /* downloading record at most this often */
     uint32_t retry_min_ms, retry_max_ms; /* backoff bounds, 1 <= min <= max */
+    unsigned max_window;                 /* block requests out at most, 0..EDGE_WINDOW_MAX;
+                                            0: EDGE_WINDOW_MAX */
     uint64_t seed;                       /* jitter PRNG */
 };
 
@@ -129,6 +156,10 @@ struct edge_job {
     struct ferry_constraints constraints;
     int64_t expires_at;
     uint64_t written; /* DOWNLOADING: contiguous bytes synced to the slot */
+    /* DOWNLOADING: bit i (LSB first) set when block written / have_unit + i
+     * is synced too; have_unit 0: no bitmap (all zero). */
+    uint8_t have[EDGE_WINDOW_BITMAP_BYTES];
+    uint16_t have_unit; /* block size of the bitmap, 16..1024 */
     uint8_t etag[EDGE_FSM_ETAG_MAX];
     uint8_t etag_len;         /* 0: none seen yet */
     int64_t deferred_since;   /* wall time of the first busy answer, 0: none */
@@ -167,7 +198,8 @@ enum edge_act_kind {
     EDGE_ACT_REBOOT,     /* edge_slots_boot(), then edge_fsm_booted() */
     EDGE_ACT_CONFIRM,    /* edge_slots_confirm(.slot) */
     EDGE_ACT_ROLLBACK,   /* edge_slots_rollback() */
-    EDGE_ACT_GET_BLOCK,  /* GET artifact .img.sha256, Block2 of .len bytes at .off */
+    EDGE_ACT_GET_BLOCK,  /* GET artifact .img.sha256, Block2 of .len bytes at .off,
+                            request id .req (to come back with the answer) */
     EDGE_ACT_RUN_BUSY,   /* run the busy command, then edge_fsm_busy() */
     EDGE_ACT_RUN_HEALTH, /* run the health command for .img.version in .slot */
     EDGE_ACT_TIMER,      /* (re)arm the FSM's one timer: .delay_ms */
@@ -184,6 +216,7 @@ struct edge_action {
     enum edge_slot slot;
     unsigned attempts;
     uint64_t delay_ms;
+    uint32_t req;
 };
 
 struct edge_actions {
@@ -219,6 +252,8 @@ enum edge_phase edge_fsm_phase(const struct edge_fsm *f);
 const struct edge_fsm_saved *edge_fsm_saved(const struct edge_fsm *f);
 /* The image the node runs now (valid false: unknown, a factory state). */
 const struct edge_slot_info *edge_fsm_running(const struct edge_fsm *f);
+/* The download's window, for logs and benchmarks; valid while f lives. */
+const struct edge_window *edge_fsm_window(const struct edge_fsm *f);
 
 /* What the boot decision at start saw and did. */
 struct edge_fsm_boot {
@@ -241,18 +276,21 @@ void edge_fsm_start(struct edge_fsm *f, const struct edge_clock *clk,
 void edge_fsm_manifest(struct edge_fsm *f, const struct edge_clock *clk, const uint8_t *env,
                        size_t len, struct edge_actions *out);
 
-/* A 2.05 answer to GET_BLOCK. One for a block already written (a late or
- * duplicated answer) is dropped; one for another block than asked counts as
- * a failed request (the caller, who matches tokens, should also pass an
- * answer to its request that names an earlier block as failed). Without a Block2
- * option (has_block false) the body is the whole artifact. etag_len 0: the
- * answer carried none. A Size2 other than the manifest's size fails the
- * release with size-mismatch at once. The WRITE action points into b->data: perform the
- * actions before that memory goes. */
+/* An answer to a GET_BLOCK, matched by .req (see the model above for what
+ * each kind of answer does). Answers to requests that are done, or that
+ * belong to an earlier download, produce no actions. code: class * 100 +
+ * detail (205, 404, 503). Without a Block2 option (has_block false) the
+ * body counts only as the whole of an artifact of at most one block.
+ * etag_len 0: the answer carried none. The WRITE action points into
+ * b->data: perform the actions before that memory goes. */
 struct edge_block {
+    uint32_t req; /* the GET_BLOCK's .req */
+    unsigned code;
+    bool has_max_age;
+    uint32_t max_age_s;
     bool has_block;
     uint32_t num;
-    unsigned szx; /* block size 16 << szx */
+    unsigned szx; /* block size 16 << szx; 7 is reserved (BERT) */
     bool more;
     const uint8_t *data;
     size_t len;
@@ -263,12 +301,6 @@ struct edge_block {
 };
 void edge_fsm_block(struct edge_fsm *f, const struct edge_clock *clk, const struct edge_block *b,
                     struct edge_actions *out);
-
-/* Any other outcome of GET_BLOCK: code is the CoAP code as class * 100 +
- * detail (404, 503), or 0 when no answer came (timeout, reset, send
- * failure). max_age_s is meaningful when has_max_age. */
-void edge_fsm_block_failed(struct edge_fsm *f, const struct edge_clock *clk, unsigned code,
-                           bool has_max_age, uint32_t max_age_s, struct edge_actions *out);
 
 /* The busy command's verdict (the daemon counts a command that cannot run
  * or times out as busy: never install when unsure). */

@@ -126,11 +126,35 @@ static void resume_is_refused_where_begin_would_be(void)
     teardown(&fx);
 }
 
+/* A window of requests writes blocks in any order; the checkpoint lists the
+ * first missing block and the ones after it that are in. After a restart
+ * only the missing blocks are written, and the slot hashes right. */
+static void out_of_order_blocks_resume_at_the_first_missing_one(void)
+{
+    struct fixture fx;
+    setup(&fx);
+    CU_ASSERT_EQUAL_FATAL(edge_slots_begin(fx.s, &fx.img, NULL), FERRY_OK);
+    static const size_t first[] = {1, 0, 3, 5, 4, 7, 5}; /* 2 and 6 lost, 5 twice */
+    for (size_t i = 0; i < sizeof(first) / sizeof(first[0]); i++)
+        write_blocks(&fx, first[i] * BLOCK, (first[i] + 1) * BLOCK);
+    CU_ASSERT_EQUAL(edge_slots_sync(fx.s, NULL), FERRY_OK);
+    reopen(&fx);
+    CU_ASSERT_EQUAL_FATAL(edge_slots_resume(fx.s, &fx.img, 2 * BLOCK, NULL), FERRY_OK);
+    write_blocks(&fx, 6 * BLOCK, 7 * BLOCK);
+    write_blocks(&fx, 2 * BLOCK, 3 * BLOCK);
+    write_blocks(&fx, 8 * BLOCK, sizeof(image));
+    CU_ASSERT_EQUAL(edge_slots_finish(fx.s, NULL), FERRY_OK);
+    CU_ASSERT_TRUE(edge_slots_state(fx.s)->slot[EDGE_SLOT_B].valid);
+    teardown(&fx);
+}
+
 const char *const ferry_suite_name = "edge_resume";
 const struct ferry_test_case ferry_tests[] = {
     {"resumed install keeps what was written", resumed_install_keeps_what_was_written},
     {"resume of another image fails the final check",
      resume_of_another_image_fails_the_final_check},
     {"resume is refused where begin would be", resume_is_refused_where_begin_would_be},
+    {"out-of-order blocks resume at the first missing one",
+     out_of_order_blocks_resume_at_the_first_missing_one},
     {NULL, NULL},
 };
