@@ -2,6 +2,7 @@
 
 #include "ferry_cfgfile.h"
 #include "gw_outbox.h"
+#include "gw_pacer.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -32,10 +33,10 @@ static const struct ferry_opt gw_opts[] = {
     OPT("cert-file", FERRY_OPT_STR, cert_file, "FILE", "TLS: this gateway's client certificate", 0),
     OPT("key-file", FERRY_OPT_STR, key_file, "FILE", "TLS: the client certificate's private key",
         0),
-    OPT("cache-quota-mb", FERRY_OPT_U64, cache_quota_mb, "MB", "cache quota in MiB (default 1024)",
-        0),
+    OPT("cache-quota-mb", FERRY_OPT_U64, cache_quota_mb, "MB",
+        "cache quota in MiB, 1..16777216 (default 1024)", 0),
     OPT("max-downloads", FERRY_OPT_U64, max_downloads, "N",
-        "nodes served at once; others get 5.03 (default 8)", 0),
+        "nodes served at once, 1..1024; others get 5.03 (default 8)", 0),
     OPT("busy-max-age", FERRY_OPT_U64, busy_max_age, "SECONDS",
         "Max-Age of the 5.03 a node gets beyond --max-downloads, jittered (default 10)", 0),
     OPT("psk-file", FERRY_OPT_STR, psk_file, "FILE",
@@ -81,8 +82,15 @@ enum ferry_err gw_config_parse(struct gw_config *cfg, int argc, char **argv, boo
     if (cfg->busy_max_age == 0 || cfg->busy_max_age > 3600)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--busy-max-age: expected 1..3600, got %llu",
                           (unsigned long long)cfg->busy_max_age);
-    if (cfg->max_downloads == 0)
-        return ferry_fail(d, FERRY_E_INVALID_ARG, "--max-downloads: expected at least 1");
+    /* Both are converted later (MiB to bytes, and to the CoAP server's
+     * 32-bit count): a value past these bounds would wrap, not fail. */
+    if (cfg->cache_quota_mb == 0 || cfg->cache_quota_mb > GW_CONFIG_CACHE_QUOTA_MB_MAX)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--cache-quota-mb: expected 1..%llu, got %llu",
+                          (unsigned long long)GW_CONFIG_CACHE_QUOTA_MB_MAX,
+                          (unsigned long long)cfg->cache_quota_mb);
+    if (cfg->max_downloads == 0 || cfg->max_downloads > GW_PACER_MAX_TRANSFERS)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--max-downloads: expected 1..%d, got %llu",
+                          GW_PACER_MAX_TRANSFERS, (unsigned long long)cfg->max_downloads);
     return FERRY_OK;
 }
 
