@@ -47,6 +47,22 @@ bool ferry_state_is_final(enum ferry_state s)
            s == FERRY_STATE_REJECTED;
 }
 
+bool ferry_status_seq_in_window(uint64_t last, uint64_t seq)
+{
+    return seq <= last || seq - last <= FERRY_STATUS_SEQ_WINDOW;
+}
+
+/* Compares up to the NUL, within the field: bytes after it are not part of
+ * the record. */
+#define SAME_TEXT(a, b, f) (strncmp((a)->f, (b)->f, sizeof((a)->f)) == 0)
+
+bool ferry_status_same(const struct ferry_status *a, const struct ferry_status *b)
+{
+    return SAME_TEXT(a, b, node) && SAME_TEXT(a, b, release_id) && SAME_TEXT(a, b, version) &&
+           a->state == b->state && a->bytes == b->bytes && a->total == b->total &&
+           a->error == b->error && SAME_TEXT(a, b, message) && a->seq == b->seq && a->ts == b->ts;
+}
+
 /* A fixed-size field must hold its NUL: a caller-filled struct may not. */
 #define TEXT_LEN(st, field)  strnlen((st)->field, sizeof((st)->field))
 #define TEXT_FITS(st, field) (TEXT_LEN(st, field) < sizeof((st)->field))
