@@ -16,9 +16,10 @@ static enum ferry_err parse(struct gw_config *cfg, const char *const *extra, str
     char *argv[MAX_ARGS];
     int argc = 0;
     static const char *const base[] = {
-        "ferry-gateway", "--broker",    "mqtt://127.0.0.1:1883", "--fleet",
-        "f1",            "--id",        "gw-1",                  "--cache-dir",
-        "/tmp/c",        "--state-dir", "/tmp/s",                "--trust",
+        "ferry-gateway", "--broker",    "mqtt://127.0.0.1:1883",
+        "--fleet",       "f1",          "--id",
+        "gw-1",          "--cache-dir", "/tmp/c",
+        "--state-dir",   "/tmp/s",      "--trust",
         "/tmp/k.pub",    NULL,
     };
     for (size_t i = 0; base[i]; i++)
@@ -58,8 +59,7 @@ static void cache_quota_that_would_wrap_is_refused(void)
     CU_ASSERT_EQUAL(parse_one("--cache-quota-mb", "17592186044416", &d), FERRY_E_INVALID_ARG);
     CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "--cache-quota-mb"));
     CU_ASSERT_EQUAL(parse_one("--cache-quota-mb", "17592186044417", &d), FERRY_E_INVALID_ARG);
-    CU_ASSERT_EQUAL(parse_one("--cache-quota-mb", "18446744073709551615", &d),
-                    FERRY_E_INVALID_ARG);
+    CU_ASSERT_EQUAL(parse_one("--cache-quota-mb", "18446744073709551615", &d), FERRY_E_INVALID_ARG);
     CU_ASSERT_EQUAL(parse_one("--cache-quota-mb", "0", &d), FERRY_E_INVALID_ARG);
     CU_ASSERT_EQUAL(parse_one("--cache-quota-mb", "16777216", &d), FERRY_OK);
     CU_ASSERT_EQUAL(parse_one("--cache-quota-mb", "16777217", &d), FERRY_E_INVALID_ARG);
