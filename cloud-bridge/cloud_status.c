@@ -229,10 +229,94 @@ static void utc_clock(int64_t t, bool with_date, char *buf, size_t cap)
         snprintf(buf, cap, "?");
 }
 
+/* ---- node-supplied text ------------------------------------------------------ */
+
+/* A record's version and message are whatever a node (or whoever speaks for
+ * it) wrote. Printed raw, a control sequence in them would drive the
+ * operator's terminal: move the cursor, rewrite the lines above, set the
+ * window title, hide a failure. So everything that is not plain printable
+ * text is shown escaped: C0 controls and DEL as \xHH, C1 controls and the
+ * bidirectional controls (which reorder what is displayed) as \u{HHHH},
+ * bytes that are not UTF-8 as \xHH, and the backslash itself as \\, so no
+ * escape can be forged. --json leaves the text to the JSON encoder. */
+#define SAFE_LEN(field) (sizeof(field) * 4 + 1) /* at worst "\xHH" for every byte */
+
+/* The length of the UTF-8 sequence at p (1..4) and its code point, or 0
+ * when p does not start a well-formed one. */
+static size_t utf8_next(const unsigned char *p, uint32_t *cp)
+{
+    size_t n = p[0] < 0x80                    ? 1
+               : p[0] >= 0xC2 && p[0] <= 0xDF ? 2
+               : p[0] >= 0xE0 && p[0] <= 0xEF ? 3
+               : p[0] >= 0xF0 && p[0] <= 0xF4 ? 4
+                                              : 0;
+    uint32_t v = n == 1 ? p[0] : n == 2 ? p[0] & 0x1Fu : n == 3 ? p[0] & 0x0Fu : p[0] & 0x07u;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        v = (v << 6) | (p[i] & 0x3Fu);
+    }
+    *cp = v;
+    return n;
+}
+
+static bool needs_escape(uint32_t cp)
+{
+    return cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F) || cp == 0x200E || cp == 0x200F ||
+           (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/* in (a NUL-terminated field) made safe to print into out (cap bytes); cut
+ * at a whole character or escape when out is too small. */
+static void safe_text(const char *in, char *out, size_t cap)
+{
+    const unsigned char *p = (const unsigned char *)in;
+    size_t used = 0;
+    out[0] = 0;
+    while (*p) {
+        char esc[16];
+        uint32_t cp = 0;
+        size_t n = utf8_next(p, &cp);
+        const char *piece = (const char *)p;
+        size_t len = n;
+        if (n == 0) {
+            snprintf(esc, sizeof(esc), "\\x%02X", p[0]);
+            n = 1;
+        } else if (cp == '\\') {
+            snprintf(esc, sizeof(esc), "\\\\");
+        } else if (needs_escape(cp)) {
+            snprintf(esc, sizeof(esc), cp < 0x80 ? "\\x%02X" : "\\u{%04X}", (unsigned)cp);
+        } else {
+            esc[0] = 0;
+        }
+        if (esc[0]) {
+            piece = esc;
+            len = strlen(esc);
+        }
+        if (used + len + 1 > cap)
+            break;
+        memcpy(out + used, piece, len);
+        used += len;
+        out[used] = 0;
+        p += n;
+    }
+}
+
 static void error_text(const struct ferry_status *st, char *buf, size_t cap)
 {
+    char message[SAFE_LEN(st->message)];
+    safe_text(st->message, message, sizeof(message));
     snprintf(buf, cap, "%s%s%s", st->error ? ferry_err_name(st->error) : "",
-             st->error && st->message[0] ? ": " : "", st->message);
+             st->error && message[0] ? ": " : "", message);
+}
+
+/* The version column: "-" when the record has none. */
+static void version_text(const struct ferry_status *st, char *buf, size_t cap)
+{
+    if (st->version[0])
+        safe_text(st->version, buf, cap);
+    else
+        snprintf(buf, cap, "-");
 }
 
 static enum ferry_err print_json_row(struct walker *w, const struct ferry_inventory_row *row)
@@ -259,7 +343,9 @@ static void print_table_header(FILE *out)
 static void print_table_row(FILE *out, const struct ferry_inventory_row *row)
 {
     const struct ferry_status *st = &row->st;
-    char progress[48] = "-", updated[32], error[FERRY_STATUS_MESSAGE_MAX + 64];
+    char progress[48] = "-", updated[32], error[SAFE_LEN(st->message) + 32];
+    char version[SAFE_LEN(st->version)];
+    version_text(st, version, sizeof(version));
     if (st->total > 0)
         snprintf(progress, sizeof(progress), "%llu/%llu", (unsigned long long)st->bytes,
                  (unsigned long long)st->total);
@@ -268,8 +354,8 @@ static void print_table_row(FILE *out, const struct ferry_inventory_row *row)
     char seq[24];
     snprintf(seq, sizeof(seq), "%llu", (unsigned long long)st->seq);
     fprintf(out, TABLE_FMT, st->node, st->gateway[0] ? st->gateway : "-",
-            st->release_id[0] ? st->release_id : "-", st->version[0] ? st->version : "-",
-            ferry_state_name(st->state), progress, seq, updated, error[0] ? " " : "", error);
+            st->release_id[0] ? st->release_id : "-", version, ferry_state_name(st->state),
+            progress, seq, updated, error[0] ? " " : "", error);
 }
 
 /* Percent of the release written, -1 when the record says nothing of it. */
@@ -308,7 +394,9 @@ static const char *state_color(enum ferry_state s)
 static void print_frame_row(struct walker *w, const struct ferry_inventory_row *row)
 {
     const struct ferry_status *st = &row->st;
-    char bar[BAR_WIDTH + 16] = "", error[FERRY_STATUS_MESSAGE_MAX + 64];
+    char bar[BAR_WIDTH + 16] = "", error[SAFE_LEN(st->message) + 32];
+    char version[SAFE_LEN(st->version)];
+    version_text(st, version, sizeof(version));
     int pct = progress_pct(st);
     if (pct >= 0) {
         int full = pct * BAR_WIDTH / 100;
@@ -321,14 +409,15 @@ static void print_frame_row(struct walker *w, const struct ferry_inventory_row *
     const char *on = w->color ? state_color(st->state) : "";
     /* \033[K clears what the previous frame left to the right. */
     fprintf(w->out, FRAME_FMT "\033[K\n", st->node, on, ferry_state_name(st->state),
-            on[0] ? "\033[0m" : "", bar, st->version[0] ? st->version : "-",
-            st->gateway[0] ? st->gateway : "-", error);
+            on[0] ? "\033[0m" : "", bar, version, st->gateway[0] ? st->gateway : "-", error);
 }
 
 static void print_change(struct walker *w, const struct ferry_inventory_row *row)
 {
     const struct ferry_status *st = &row->st;
-    char when[16], error[FERRY_STATUS_MESSAGE_MAX + 64], progress[64] = "";
+    char when[16], error[SAFE_LEN(st->message) + 32], progress[64] = "";
+    char version[SAFE_LEN(st->version)];
+    version_text(st, version, sizeof(version));
     utc_clock(row->updated_at, false, when, sizeof(when));
     int pct = progress_pct(st);
     if (pct >= 0)
@@ -336,7 +425,7 @@ static void print_change(struct walker *w, const struct ferry_inventory_row *row
                  (unsigned long long)st->bytes, (unsigned long long)st->total);
     error_text(st, error, sizeof(error));
     fprintf(w->out, "%s %s %s%s version=%s release=%s gateway=%s%s%s\n", when, st->node,
-            ferry_state_name(st->state), progress, st->version[0] ? st->version : "-",
+            ferry_state_name(st->state), progress, version,
             st->release_id[0] ? st->release_id : "-", st->gateway[0] ? st->gateway : "-",
             error[0] ? " error=" : "", error);
 }

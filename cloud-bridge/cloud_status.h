@@ -28,6 +28,11 @@
  * CLOUD_STATUS_EXIT_UNSUCCESSFUL, or CLOUD_STATUS_EXIT_TIMEOUT, or 128 plus
  * the signal when interrupted.
  *
+ * A record's version and message are the node's own text: every view but
+ * --json prints them with control characters (C0, DEL, C1), bidirectional
+ * controls, bytes that are not UTF-8 and the backslash escaped (\xHH,
+ * \u{HHHH}, \\), so a node cannot drive the operator's terminal.
+ *
  * argv[0] is "status"; returns the exit status. */
 int cloud_cmd_status(int argc, char **argv);
 

@@ -184,4 +184,50 @@ check "... with a progress bar" grep -qF "[#####...............]  25%" "$TEST_TM
 check "... and the final frame" grep -qF "[####################] 100%" "$TEST_TMP/tty.out"
 check "... and the verdict" grep -q "all 3 targeted nodes succeeded" "$TEST_TMP/tty.out"
 
+# --- node-supplied text cannot drive the operator's terminal --------------------------
+# The version and message of a record carry a screen clear, a window title, a
+# bell, a C1 CSI and a bidi override; every view but --json shows them escaped.
+evil=$(python3 -c '
+import json, time
+print(json.dumps({"format": 1, "node": "e1", "gateway": "gw-c", "release": "r9",
+                  "version": "1.0\x1b[2J", "state": "failed", "bytes": 0, "total": 0,
+                  "error": "io", "message": "ok\x1b]0;pwned\x07 \x9b31m \u202egnp.exe \\x41",
+                  "seq": 1, "ts": int(time.time())}))')
+send gw-c "$evil"
+wait_until 10 has_row e1:failed:1 || die "the record with escapes was not ingested"
+# raw_free FILE: FILE holds no ESC, BEL, C1 CSI or RLO byte sequence.
+raw_free() {
+    python3 -c '
+import sys
+data = open(sys.argv[1], "rb").read()
+bad = [b"\x1b", b"\x07", b"\xc2\x9b", b"\xe2\x80\xae"]
+sys.exit(1 if any(b in data for b in bad) else 0)' "$1"
+}
+expect_status 0 "the table lists a record with control characters" status --release r9
+keep escaped
+check "... with none of them raw" raw_free "$TEST_TMP/escaped.out"
+check "... but escaped, the backslash too" grep -qF \
+    '1.0\x1B[2J' "$TEST_TMP/escaped.out"
+check "... every one of them" grep -qF \
+    'io: ok\x1B]0;pwned\x07 \u{009B}31m \u{202E}gnp.exe \\x41' "$TEST_TMP/escaped.out"
+"$CLOUD" status --db "$DB" --watch --gateway gw-c --interval 200ms >"$TEST_TMP/watch-esc.out" 2>&1 &
+watch_pid=$!
+kill_at_exit "$watch_pid"
+wait_until 5 grep -q " e1 failed" "$TEST_TMP/watch-esc.out"
+kill -INT "$watch_pid"
+wait "$watch_pid"
+check "--watch without a terminal escapes them" raw_free "$TEST_TMP/watch-esc.out"
+script -qec "stty rows 30 cols 200; '$CLOUD' status --db '$DB' --gateway gw-c \
+    --watch --wait --interval 200ms --timeout 5" /dev/null >"$TEST_TMP/tty-esc.out" 2>&1
+check "--watch on a terminal shows the escaped text" grep -qF 'io: ok\x1B]0;pwned' "$TEST_TMP/tty-esc.out"
+check "... and never the raw title sequence" python3 -c '
+import sys
+sys.exit(1 if b"\x1b]0;" in open(sys.argv[1], "rb").read() else 0)' "$TEST_TMP/tty-esc.out"
+check "--json keeps the text as the node sent it" python3 -c '
+import json, subprocess, sys
+rows = json.loads(subprocess.run(sys.argv[1:], capture_output=True, check=True).stdout)
+assert rows[0]["version"] == "1.0\x1b[2J", rows
+assert rows[0]["message"].startswith("ok\x1b]0;pwned\x07"), rows
+' "$CLOUD" status --db "$DB" --json --release r9
+
 finish
