@@ -276,6 +276,7 @@ static void handle_status(struct server *s, const char *gateway, const uint8_t *
         return;
     }
     memcpy(s->ack->id, b->id, sizeof(s->ack->id));
+    s->ack->nrefused = 0;
     LOG_DEBUG("status batch %s from %s: %zu record(s) stored", b->id, gateway, b->n);
     send_ack(s, gateway);
 }
