@@ -1,8 +1,10 @@
 #include "gw_config.h"
 
 #include "ferry_cfgfile.h"
+#include "gw_nodes.h"
 #include "gw_outbox.h"
 #include "gw_pacer.h"
+#include "gw_relay.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -44,9 +46,15 @@ static const struct ferry_opt gw_opts[] = {
     OPT("chunk-size", FERRY_OPT_U64, chunk_size, "BYTES",
         "MQTT stream chunk, 16384..65536 (default 65536)", 0),
     OPT("outbox-max-records", FERRY_OPT_U64, outbox_max_records, "N",
-        "status records held while the uplink is down (default 100000)", 0),
+        "status records held while the uplink is down, shared evenly by --max-nodes "
+        "(default 100000)",
+        0),
     OPT("outbox-max-mb", FERRY_OPT_U64, outbox_max_mb, "MB",
         "disk the status outbox may use, 1..64 (default 64)", 0),
+    OPT("max-nodes", FERRY_OPT_U64, max_nodes, "N",
+        "nodes whose status is relayed at once, each with an equal share of the outbox "
+        "(default 1000)",
+        0),
     OPT("log-level", FERRY_OPT_LOGLEVEL, log_level, "LEVEL", "error, warn, info or debug", 0),
 };
 #define N_OPTS (sizeof(gw_opts) / sizeof(gw_opts[0]))
@@ -61,6 +69,7 @@ enum ferry_err gw_config_parse(struct gw_config *cfg, int argc, char **argv, boo
     cfg->chunk_size = 65536;
     cfg->outbox_max_records = 100000;
     cfg->outbox_max_mb = 64;
+    cfg->max_nodes = GW_NODES_DEFAULT_MAX;
     cfg->log_level = FERRY_LOG_INFO;
     enum ferry_err err =
         ferry_opts_parse(gw_opts, N_OPTS, cfg, argc, argv, 1, ferry_cfgfile_load, help, d);
@@ -78,6 +87,18 @@ enum ferry_err gw_config_parse(struct gw_config *cfg, int argc, char **argv, boo
     if (cfg->outbox_max_mb == 0 || cfg->outbox_max_mb > (GW_OUTBOX_BYTES_LIMIT >> 20))
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--outbox-max-mb: expected 1..%llu, got %llu",
                           (unsigned long long)(GW_OUTBOX_BYTES_LIMIT >> 20),
+                          (unsigned long long)cfg->outbox_max_mb);
+    if (cfg->max_nodes == 0 || cfg->max_nodes > GW_NODES_LIMIT)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--max-nodes: expected 1..%d, got %llu",
+                          GW_NODES_LIMIT, (unsigned long long)cfg->max_nodes);
+    if (!gw_relay_share_ok((size_t)cfg->max_nodes, (size_t)cfg->outbox_max_records,
+                           cfg->outbox_max_mb << 20))
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          "--max-nodes %llu leaves a node less than one record of the outbox "
+                          "(%llu records, %llu MiB): lower it or raise --outbox-max-records and "
+                          "--outbox-max-mb",
+                          (unsigned long long)cfg->max_nodes,
+                          (unsigned long long)cfg->outbox_max_records,
                           (unsigned long long)cfg->outbox_max_mb);
     if (cfg->busy_max_age == 0 || cfg->busy_max_age > 3600)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--busy-max-age: expected 1..3600, got %llu",

@@ -33,6 +33,7 @@ struct gw_config {
     uint64_t chunk_size;         /* bytes per MQTT stream chunk */
     uint64_t outbox_max_records; /* pending status records kept while the uplink is down */
     uint64_t outbox_max_mb;
+    uint64_t max_nodes; /* nodes whose status is relayed at once; each gets an equal outbox share */
     enum ferry_log_level log_level;
 };
 

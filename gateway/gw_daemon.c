@@ -491,6 +491,11 @@ static enum ferry_err hook_status(void *arg, const struct ferry_status *st,
     if (err == FERRY_OK)
         LOG_DEBUG("status: node %s seq %llu %s", st->node, (unsigned long long)st->seq,
                   ferry_state_name(st->state));
+    else if (err == FERRY_E_BUSY)
+        /* A node over its rate, or no place for a new one: expected under
+         * a flood, and each would be a line. */
+        LOG_DEBUG("status: node %s seq %llu not now: %s", st->node, (unsigned long long)st->seq,
+                  ferry_diag_str(d, err));
     else
         LOG_WARN("status: node %s seq %llu not stored: %s", st->node, (unsigned long long)st->seq,
                  ferry_diag_str(d, err));
@@ -584,7 +589,12 @@ static enum ferry_err gw_start(struct gw *g, struct ferry_diag *d)
         .max_records = (size_t)cfg->outbox_max_records,
         .max_bytes = cfg->outbox_max_mb << 20,
     };
-    struct gw_relay_opts rlo = {.outbox = &oo, .publish = relay_publish, .publish_arg = g};
+    struct gw_relay_opts rlo = {
+        .outbox = &oo,
+        .max_nodes = (size_t)cfg->max_nodes,
+        .publish = relay_publish,
+        .publish_arg = g,
+    };
     err = gw_relay_new(g->loop, &rlo, &g->relay, d);
     if (err != FERRY_OK)
         return err;

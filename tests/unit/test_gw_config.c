@@ -78,10 +78,28 @@ static void max_downloads_that_would_wrap_is_refused(void)
     CU_ASSERT_EQUAL(parse_one("--max-downloads", "1025", &d), FERRY_E_INVALID_ARG);
 }
 
+/* Each of --max-nodes gets an equal share of the outbox: a share smaller
+ * than one record is refused, naming the flags to change. */
+static void max_nodes_must_leave_each_a_record(void)
+{
+    struct ferry_diag d = {""};
+    CU_ASSERT_EQUAL(parse_one("--max-nodes", "0", &d), FERRY_E_INVALID_ARG);
+    CU_ASSERT_EQUAL(parse_one("--max-nodes", "100001", &d), FERRY_E_INVALID_ARG);
+    CU_ASSERT_EQUAL(parse_one("--max-nodes", "64000", &d), FERRY_OK);
+    CU_ASSERT_EQUAL(parse_one("--max-nodes", "65000", &d), FERRY_E_INVALID_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "--outbox-max-mb"));
+    struct gw_config cfg;
+    const char *const small[] = {"--max-nodes", "50", "--outbox-max-records", "49", NULL};
+    CU_ASSERT_EQUAL(parse(&cfg, small, &d), FERRY_E_INVALID_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "--outbox-max-records"));
+    gw_config_free(&cfg);
+}
+
 const char *const ferry_suite_name = "gw_config";
 const struct ferry_test_case ferry_tests[] = {
     {"defaults_parse", defaults_parse},
     {"cache_quota_that_would_wrap_is_refused", cache_quota_that_would_wrap_is_refused},
     {"max_downloads_that_would_wrap_is_refused", max_downloads_that_would_wrap_is_refused},
+    {"max_nodes_must_leave_each_a_record", max_nodes_must_leave_each_a_record},
     {NULL, NULL},
 };
