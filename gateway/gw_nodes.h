@@ -45,12 +45,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GW_NODES_LIMIT          100000
-#define GW_NODES_DEFAULT_MAX    1000
-#define GW_NODES_RATE_PER_S     10
-#define GW_NODES_BURST          256
-#define GW_NODES_IDLE_MS        600000u /* 10 min */
-#define GW_NODES_MEMORY_MS      600000u
+#define GW_NODES_LIMIT       100000
+#define GW_NODES_DEFAULT_MAX 1000
+#define GW_NODES_RATE_PER_S  10
+#define GW_NODES_BURST       256
+#define GW_NODES_IDLE_MS     600000u /* 10 min */
+#define GW_NODES_MEMORY_MS   600000u
 
 struct gw_nodes_opts {
     size_t max_nodes;    /* 1..GW_NODES_LIMIT */

@@ -41,6 +41,7 @@ static struct gw {
     char *envelope; /* NULL: no release */
     size_t envelope_len;
     enum ferry_err status_ret; /* what the status hook answers */
+    uint64_t taken_seq;        /* a forged record holds this seq: 4.09 for ours */
     struct ferry_status rec[MAX_RECS];
     size_t nrec;
     size_t stop_at_bytes;            /* stop the loop at a downloading record this far */
@@ -84,6 +85,9 @@ static enum ferry_err gw_status(void *arg, const struct ferry_status *st, const 
     snprintf(G.identity, sizeof(G.identity), "%s", identity ? identity : "");
     if (G.status_ret != FERRY_OK)
         return ferry_fail(d, G.status_ret, "test: not now");
+    if (G.taken_seq && st->seq <= G.taken_seq)
+        return ferry_fail(d, FERRY_E_CONFLICT, "test: another record holds seq %llu",
+                          (unsigned long long)st->seq);
     /* The gateway de-duplicates by (node, seq); so does this fake. */
     for (size_t i = 0; i < G.nrec; i++) {
         if (G.rec[i].seq == st->seq)
@@ -484,6 +488,28 @@ static void records_wait_out_an_outage_and_a_restart(void)
     teardown();
 }
 
+/* Forged records took the node's next seqs at the gateway first (4.09 for
+ * its own): the node renumbers its pending records and every one of them
+ * arrives, in order; before, it resent the same seq for ever. */
+static void conflicting_seq_is_renumbered_and_nothing_lost(void)
+{
+    setup(ART_SMALL);
+    G.taken_seq = 3;
+    start_node();
+    publish(HW);
+    CU_ASSERT_TRUE_FATAL(run_until(got_final, WAIT_MS));
+    CU_ASSERT_TRUE(run_until(journal_empty, WAIT_MS));
+    CU_ASSERT_EQUAL(count_state(FERRY_STATE_SUCCESS), 1);
+    CU_ASSERT_EQUAL(count_state(FERRY_STATE_IDLE), 1);
+    CU_ASSERT_FATAL(G.nrec >= 3);
+    CU_ASSERT(G.rec[0].seq > 3);
+    CU_ASSERT_EQUAL(G.rec[0].state, FERRY_STATE_IDLE);
+    for (size_t i = 1; i < G.nrec; i++)
+        CU_ASSERT(G.rec[i].seq > G.rec[i - 1].seq);
+    CU_ASSERT_EQUAL(G.rec[G.nrec - 1].state, FERRY_STATE_SUCCESS);
+    teardown();
+}
+
 static void restart_resumes_the_download(void)
 {
     setup(ART_BIG);
@@ -602,6 +628,8 @@ const struct ferry_test_case ferry_tests[] = {
     {"unhealthy image is rolled back", unhealthy_image_is_rolled_back},
     {"busy device installs once idle", busy_device_installs_once_idle},
     {"records wait out an outage and a restart", records_wait_out_an_outage_and_a_restart},
+    {"conflicting seq is renumbered and nothing lost",
+     conflicting_seq_is_renumbered_and_nothing_lost},
     {"restart resumes the download", restart_resumes_the_download},
     {"crash during the trial rolls back", crash_during_the_trial_rolls_back},
     {"observed release starts without waiting for a poll",

@@ -81,8 +81,7 @@ static void seq_jump_is_refused_while_remembered(void)
     CU_ASSERT_EQUAL(put(t, &edge, 2000), GW_NODES_ADMIT);
     /* Knowledge older than memory_ms does not judge a jump: the node may
      * have reported elsewhere since. The cloud decides then. */
-    CU_ASSERT_EQUAL(gw_nodes_admit(t, &far, 2000 + GW_NODES_MEMORY_MS, NULL, NULL),
-                    GW_NODES_ADMIT);
+    CU_ASSERT_EQUAL(gw_nodes_admit(t, &far, 2000 + GW_NODES_MEMORY_MS, NULL, NULL), GW_NODES_ADMIT);
     /* A node never heard of cannot be judged either. */
     struct ferry_status fresh = rec("node-8", UINT64_C(1) << 40, FERRY_STATE_IDLE);
     CU_ASSERT_EQUAL(gw_nodes_admit(t, &fresh, 3000, NULL, NULL), GW_NODES_ADMIT);
