@@ -443,8 +443,8 @@ static enum ferry_err slot_action(struct edge_daemon *dm, const struct edge_acti
     }
 }
 
-/* One action; errors of STATUS and SAVE are logged here and do not stop
- * the batch (edge_fsm.h). */
+/* One action; errors of STATUS are logged here and do not stop the batch,
+ * those of SAVE do (edge_fsm.h). */
 static enum ferry_err do_action(struct edge_daemon *dm, const struct edge_action *a,
                                 struct ferry_diag *d)
 {
@@ -453,9 +453,7 @@ static enum ferry_err do_action(struct edge_daemon *dm, const struct edge_action
         journal_status(dm, &a->status);
         return FERRY_OK;
     case EDGE_ACT_SAVE:
-        if (save_job(dm, d) != FERRY_OK)
-            LOG_WARN("job record not saved: %s", d->msg);
-        return FERRY_OK;
+        return save_job(dm, d);
     case EDGE_ACT_REBOOT:
         return reboot(dm, d);
     case EDGE_ACT_GET_BLOCK:

@@ -510,6 +510,35 @@ static void conflicting_seq_is_renumbered_and_nothing_lost(void)
     teardown();
 }
 
+/* The job record cannot be saved (job.rec is a folder): the node used to
+ * log it and install anyway, a job it could not have resumed or
+ * recognised after a restart. Now the job fails with io, and nothing is
+ * installed. */
+static void unsaved_job_fails_instead_of_installing(void)
+{
+    setup(ART_SMALL);
+    start_node();
+    CU_ASSERT_TRUE_FATAL(run_until(got_idle, WAIT_MS));
+    char job[PATH_MAX + 16];
+    snprintf(job, sizeof(job), "%s/" EDGE_JOB_FILE, X.state);
+    unlink(job);
+    CU_ASSERT_EQUAL_FATAL(mkdir(job, 0700), 0);
+    publish(HW);
+    CU_ASSERT_TRUE_FATAL(run_until(got_final, WAIT_MS));
+    CU_ASSERT_EQUAL(count_state(FERRY_STATE_SUCCESS), 0);
+    CU_ASSERT_EQUAL(count_state(FERRY_STATE_INSTALLING), 0);
+    CU_ASSERT_EQUAL_FATAL(count_state(FERRY_STATE_FAILED), 1);
+    const struct ferry_status *last = &G.rec[G.nrec - 1];
+    CU_ASSERT_EQUAL(last->state, FERRY_STATE_FAILED);
+    CU_ASSERT_EQUAL(last->error, FERRY_E_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(last->message, "job record"));
+    struct edge_boot_state st = stored_state();
+    CU_ASSERT_EQUAL(st.active, EDGE_SLOT_A);
+    CU_ASSERT_EQUAL(st.trial, EDGE_SLOT_NONE);
+    CU_ASSERT_EQUAL(edge_daemon_phase(X.dm), EDGE_PHASE_IDLE);
+    teardown();
+}
+
 static void restart_resumes_the_download(void)
 {
     setup(ART_BIG);
@@ -630,6 +659,7 @@ const struct ferry_test_case ferry_tests[] = {
     {"records wait out an outage and a restart", records_wait_out_an_outage_and_a_restart},
     {"conflicting seq is renumbered and nothing lost",
      conflicting_seq_is_renumbered_and_nothing_lost},
+    {"unsaved job fails instead of installing", unsaved_job_fails_instead_of_installing},
     {"restart resumes the download", restart_resumes_the_download},
     {"crash during the trial rolls back", crash_during_the_trial_rolls_back},
     {"observed release starts without waiting for a poll",
