@@ -118,9 +118,12 @@ out:
     return err;
 }
 
-/* A record inside a batch is checked by the same code as a lone record: it is
- * printed back to text and handed to ferry_status_from_json(). Duplicate keys,
- * UTF-8 and depth were already refused for the whole batch. */
+/* A record inside a batch is checked by the same code as a lone record,
+ * from the parsed object (duplicate keys, UTF-8 and depth were refused for
+ * the whole batch). Its own cap is checked on the record printed back to
+ * text; the fields are not read from that text, since cJSON prints a number
+ * near 2^53 to 15 significant digits when that compares equal within its
+ * epsilon: seq 2^53 would come back as 9007199254740990. */
 static enum ferry_err decode_record(const cJSON *item, size_t i, struct ferry_status *out,
                                     struct ferry_diag *d)
 {
@@ -131,13 +134,14 @@ static enum ferry_err decode_record(const cJSON *item, size_t i, struct ferry_st
     char *text = cJSON_PrintUnformatted(item);
     if (!text)
         return ferry_fail(d, FERRY_E_NOMEM, "%s: out of memory", where);
-    enum ferry_err err = ferry_status_from_json((const uint8_t *)text, strlen(text), out, d);
+    size_t len = strlen(text);
     free(text);
-    if (err != FERRY_OK) {
-        if (err == FERRY_E_TOO_LARGE)
-            err = FERRY_E_MALFORMED; /* the batch fits; one record in it does not */
+    enum ferry_err err = len > FERRY_STATUS_MAX_BYTES
+                             ? ferry_fail(d, FERRY_E_MALFORMED, "status: %zu bytes, the cap is %d",
+                                          len, FERRY_STATUS_MAX_BYTES)
+                             : ferry_status_from_cjson(item, out, d);
+    if (err != FERRY_OK)
         ferry_diag_prefix(d, where);
-    }
     return err;
 }
 
@@ -377,6 +381,32 @@ out:
 
 /* ---- inventory row ------------------------------------------------------- */
 
+/* The record's fields, as a row shows them; false when out of memory. */
+static bool add_record_fields(cJSON *o, const struct ferry_status *st)
+{
+    return cJSON_AddStringToObject(o, "node", st->node) &&
+           cJSON_AddStringToObject(o, "gateway", st->gateway) &&
+           cJSON_AddStringToObject(o, "release", st->release_id) &&
+           cJSON_AddStringToObject(o, "version", st->version) &&
+           cJSON_AddStringToObject(o, "state", ferry_state_name(st->state)) &&
+           add_int(o, "bytes", (int64_t)st->bytes) && add_int(o, "total", (int64_t)st->total) &&
+           cJSON_AddStringToObject(o, "error",
+                                   st->error == FERRY_OK ? "" : ferry_err_name(st->error)) &&
+           cJSON_AddStringToObject(o, "message", st->message) &&
+           add_int(o, "seq", (int64_t)st->seq) && add_int(o, "ts", st->ts);
+}
+
+/* Prints o (consumed) into *out, or fails naming what. */
+static enum ferry_err print_row(cJSON *o, bool ok, const char *what, char **out, size_t *len,
+                                struct ferry_diag *d)
+{
+    enum ferry_err err =
+        ok ? ferry_json_print(o, out, len, d)
+           : ferry_fail(d, FERRY_E_NOMEM, "%s: out of memory while encoding", what);
+    cJSON_Delete(o);
+    return err;
+}
+
 enum ferry_err ferry_inventory_row_json(const struct ferry_inventory_row *row, char **out,
                                         size_t *len, struct ferry_diag *d)
 {
@@ -387,23 +417,43 @@ enum ferry_err ferry_inventory_row_json(const struct ferry_inventory_row *row, c
         ferry_diag_prefix(d, WHAT_ROW);
         return err;
     }
-    const struct ferry_status *st = &row->st;
     cJSON *o = cJSON_CreateObject();
-    bool ok = o && cJSON_AddStringToObject(o, "node", st->node) &&
-              cJSON_AddStringToObject(o, "gateway", st->gateway) &&
-              cJSON_AddStringToObject(o, "release", st->release_id) &&
-              cJSON_AddStringToObject(o, "version", st->version) &&
-              cJSON_AddStringToObject(o, "state", ferry_state_name(st->state)) &&
-              add_int(o, "bytes", (int64_t)st->bytes) && add_int(o, "total", (int64_t)st->total) &&
-              cJSON_AddStringToObject(o, "error",
-                                      st->error == FERRY_OK ? "" : ferry_err_name(st->error)) &&
-              cJSON_AddStringToObject(o, "message", st->message) &&
-              add_int(o, "seq", (int64_t)st->seq) && add_int(o, "ts", st->ts) &&
-              add_int(o, "updated_at", row->updated_at);
-    if (ok)
-        err = ferry_json_print(o, out, len, d);
-    else
-        err = ferry_fail(d, FERRY_E_NOMEM, WHAT_ROW ": out of memory while encoding");
-    cJSON_Delete(o);
-    return err;
+    bool ok = o && add_record_fields(o, &row->st) && add_int(o, "updated_at", row->updated_at) &&
+              add_int(o, "refused", (int64_t)row->refused);
+    return print_row(o, ok, WHAT_ROW, out, len, d);
+}
+
+enum ferry_err ferry_refused_row_json(const struct ferry_refused_row *row, char **out, size_t *len,
+                                      struct ferry_diag *d)
+{
+    enum ferry_err err = ferry_status_check(&row->st, FERRY_E_INVALID_ARG, d);
+    if (err == FERRY_OK && (row->reason == FERRY_OK || (unsigned)row->reason >= FERRY_E__COUNT))
+        err = ferry_fail(d, FERRY_E_INVALID_ARG, "field 'reason' must name an error");
+    if (err == FERRY_OK &&
+        !ferry_utf8_valid((const uint8_t *)row->detail, strnlen(row->detail, sizeof(row->detail))))
+        err = ferry_fail(d, FERRY_E_INVALID_ARG, "field 'detail' must be UTF-8");
+    if (err != FERRY_OK) {
+        ferry_diag_prefix(d, "refused row");
+        return err;
+    }
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o && add_record_fields(o, &row->st) && add_int(o, "received_at", row->received_at) &&
+              cJSON_AddStringToObject(o, "reason", ferry_err_name(row->reason)) &&
+              cJSON_AddStringToObject(o, "detail", row->detail);
+    return print_row(o, ok, "refused row", out, len, d);
+}
+
+enum ferry_err ferry_event_row_json(const struct ferry_event_row *row, char **out, size_t *len,
+                                    struct ferry_diag *d)
+{
+    if (!ferry_id_valid(row->node) ||
+        !ferry_utf8_valid((const uint8_t *)row->detail,
+                          strnlen(row->detail, sizeof(row->detail))) ||
+        !ferry_utf8_valid((const uint8_t *)row->kind, strnlen(row->kind, sizeof(row->kind))))
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "event row: invalid node, kind or detail");
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o && add_int(o, "at", row->at) && cJSON_AddStringToObject(o, "kind", row->kind) &&
+              cJSON_AddStringToObject(o, "node", row->node) &&
+              cJSON_AddStringToObject(o, "detail", row->detail);
+    return print_row(o, ok, "event row", out, len, d);
 }

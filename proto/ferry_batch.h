@@ -91,19 +91,50 @@ enum ferry_err ferry_batch_decode(const uint8_t *buf, size_t len, struct ferry_b
 enum ferry_err ferry_batch_ack_decode(const uint8_t *buf, size_t len, struct ferry_batch_ack *out,
                                       struct ferry_diag *d) FERRY_MUST_CHECK;
 
-/* One node's latest record in the cloud's inventory, and when the cloud
- * stored it (unix seconds, cloud clock). */
+/* One node's latest record in the cloud's inventory, when the cloud stored
+ * it (unix seconds, cloud clock), and how many of the node's records the
+ * cloud refused since then (a conflict, a wrong gateway, a seq jump: a sign
+ * that someone else speaks for the node; its latest record may not be its
+ * own). */
 struct ferry_inventory_row {
     struct ferry_status st;
     int64_t updated_at;
+    uint64_t refused;
 };
 
 /* One JSON object: the status record's fields (node, gateway, release,
- * version, state, bytes, total, error, message, seq, ts) plus updated_at.
- * Unlike a status record on the wire, gateway, release, version, error and
- * message are always present ("" when empty), so a reader of many rows sees
- * one shape. *out is malloc'd and NUL-terminated. */
+ * version, state, bytes, total, error, message, seq, ts) plus updated_at
+ * and refused. Unlike a status record on the wire, gateway, release,
+ * version, error and message are always present ("" when empty), so a
+ * reader of many rows sees one shape. *out is malloc'd and NUL-terminated. */
 enum ferry_err ferry_inventory_row_json(const struct ferry_inventory_row *row, char **out,
                                         size_t *len, struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* A record the cloud refused for good and kept aside: the record as it
+ * came (gateway is the one that relayed it), when, and why. */
+struct ferry_refused_row {
+    struct ferry_status st;
+    int64_t received_at;
+    enum ferry_err reason; /* FERRY_E_CONFLICT, _WRONG_GATEWAY, _SEQ_RANGE */
+    char detail[FERRY_DIAG_MAX];
+};
+
+/* The record's fields as for an inventory row, plus received_at, reason
+ * (an error name) and detail. */
+enum ferry_err ferry_refused_row_json(const struct ferry_refused_row *row, char **out, size_t *len,
+                                      struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* An event in the inventory's log: a node bound to a gateway by its first
+ * record ("bound"), or by the operator ("bind"), or moved ("move"). */
+struct ferry_event_row {
+    int64_t at;
+    char kind[16];
+    char node[FERRY_ID_MAX + 1];
+    char detail[FERRY_DIAG_MAX];
+};
+
+/* {"at":..,"kind":..,"node":..,"detail":..} */
+enum ferry_err ferry_event_row_json(const struct ferry_event_row *row, char **out, size_t *len,
+                                    struct ferry_diag *d) FERRY_MUST_CHECK;
 
 #endif

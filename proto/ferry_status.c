@@ -292,13 +292,21 @@ enum ferry_err ferry_status_from_json(const uint8_t *buf, size_t len, struct fer
                                       struct ferry_diag *d)
 {
     cJSON *root = NULL;
-    struct ferry_status st;
-    memset(&st, 0, sizeof(st));
     enum ferry_err err = ferry_json_parse(buf, len, FERRY_STATUS_MAX_BYTES, WHAT, &root, d);
     if (err != FERRY_OK)
         return err;
+    err = ferry_status_from_cjson(root, out, d);
+    cJSON_Delete(root);
+    return err;
+}
+
+enum ferry_err ferry_status_from_cjson(const cJSON *root, struct ferry_status *out,
+                                       struct ferry_diag *d)
+{
+    struct ferry_status st;
+    memset(&st, 0, sizeof(st));
     /* "x-" keys are extensions from newer nodes; this reader ignores them. */
-    err = ferry_json_only_keys(root, json_keys, true, WHAT, d);
+    enum ferry_err err = ferry_json_only_keys(root, json_keys, true, WHAT, d);
     if (err == FERRY_OK)
         err = json_numbers(root, &st, d);
     if (err == FERRY_OK)
@@ -311,6 +319,5 @@ enum ferry_err ferry_status_from_json(const uint8_t *buf, size_t len, struct fer
         err = ferry_status_check(&st, FERRY_E_MALFORMED, d);
     if (err == FERRY_OK)
         *out = st;
-    cJSON_Delete(root);
     return err;
 }

@@ -437,6 +437,27 @@ static void ack_format_2_refuses_bad_shapes(void)
     free(a);
 }
 
+/* A record's seq near 2^53 used to come back rounded (cJSON prints such a
+ * number with 15 digits), which changes the record's identity. */
+static void batch_records_keep_exact_large_seqs(void)
+{
+    static const char text[] =
+        "{\"format\":1,\"batch\":\"b\",\"records\":["
+        "{\"format\":1,\"node\":\"n\",\"state\":\"idle\",\"bytes\":0,\"total\":0,"
+        "\"seq\":9007199254740992,\"ts\":1},"
+        "{\"format\":1,\"node\":\"n\",\"state\":\"idle\",\"bytes\":9007199254740991,"
+        "\"total\":9007199254740992,\"seq\":9007199254740991,\"ts\":-9007199254740991}]}";
+    struct ferry_batch *b = calloc(1, sizeof(*b));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    struct ferry_diag d = {{0}};
+    CU_ASSERT_EQUAL_FATAL(ferry_batch_decode((const uint8_t *)text, strlen(text), b, &d), FERRY_OK);
+    CU_ASSERT_EQUAL(b->records[0].seq, UINT64_C(9007199254740992));
+    CU_ASSERT_EQUAL(b->records[1].seq, UINT64_C(9007199254740991));
+    CU_ASSERT_EQUAL(b->records[1].bytes, UINT64_C(9007199254740991));
+    CU_ASSERT_EQUAL(b->records[1].ts, -INT64_C(9007199254740991));
+    free(b);
+}
+
 static const char *str_field(const cJSON *o, const char *key)
 {
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -503,6 +524,7 @@ const struct ferry_test_case ferry_tests[] = {
     {"ack encode refuses bad entries", ack_encode_refuses_bad_entries},
     {"ack with refusals round-trips as format 2", ack_with_refusals_round_trips_as_format_2},
     {"ack format 2 refuses bad shapes", ack_format_2_refuses_bad_shapes},
+    {"batch records keep exact large seqs", batch_records_keep_exact_large_seqs},
     {"inventory row JSON has one shape", inventory_row_json_has_one_shape},
     {NULL, NULL},
 };
