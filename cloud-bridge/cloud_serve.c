@@ -269,15 +269,18 @@ static void handle_status(struct server *s, const char *gateway, const uint8_t *
         LOG_WARN("status batch from %s dropped: %s", gateway, ferry_diag_str(&d, err));
         return;
     }
-    err = cloud_inventory_ingest(s->inv, b->records, b->n, s->ack->acked, &s->ack->n, &d);
+    struct cloud_ingest_out out = {.stored = s->ack->acked, .refused = s->ack->refused};
+    err = cloud_inventory_ingest(s->inv, b->records, b->n, true, &out, &d);
     if (err != FERRY_OK) {
         LOG_ERR("status batch %s from %s not stored (not acknowledged): %s", b->id, gateway,
                 ferry_diag_str(&d, err));
         return;
     }
     memcpy(s->ack->id, b->id, sizeof(s->ack->id));
-    s->ack->nrefused = 0;
-    LOG_DEBUG("status batch %s from %s: %zu record(s) stored", b->id, gateway, b->n);
+    s->ack->n = out.nstored;
+    s->ack->nrefused = out.nrefused;
+    LOG_DEBUG("status batch %s from %s: %zu record(s) stored, %zu refused", b->id, gateway,
+              out.nstored, out.nrefused);
     send_ack(s, gateway);
 }
 
@@ -308,12 +311,15 @@ static void handle_node_state(struct server *s, const char *rest, const uint8_t 
     struct ferry_diag d = {{0}};
     struct ferry_status st;
     struct ferry_record_id id;
-    size_t nid = 0;
+    struct ferry_record_refusal refusal;
+    struct cloud_ingest_out out = {.stored = &id, .refused = &refusal};
     if (len == 0)
         return; /* a retained state being cleared */
     enum ferry_err err = parse_node_state(rest, payload, len, &st, &d);
+    /* A twin copies a record its batch brings: a refused one is kept aside
+     * from the batch, not twice. */
     if (err == FERRY_OK)
-        err = cloud_inventory_ingest(s->inv, &st, 1, &id, &nid, &d);
+        err = cloud_inventory_ingest(s->inv, &st, 1, false, &out, &d);
     if (err != FERRY_OK)
         LOG_WARN("node state %.140s dropped: %s", rest, ferry_diag_str(&d, err));
 }

@@ -30,6 +30,8 @@ struct status_cfg {
     bool watch;
     char *interval;
     bool wait;
+    bool refused;    /* list the records refused for good instead of the nodes */
+    bool events;     /* list the event log instead */
     int64_t timeout; /* seconds; -1 when not given */
     uint64_t expect; /* 0 when not given */
     enum ferry_log_level log_level;
@@ -56,13 +58,20 @@ static const struct ferry_opt status_opts[] = {
               "--wait: give up after this long, e.g. 10m (default: never)", 0),
     CLOUD_OPT(status_cfg, "expect", FERRY_OPT_U64, expect, "N",
               "--wait: also wait until at least N nodes are targeted (default 1)", 0),
+    CLOUD_OPT(status_cfg, "refused", FERRY_OPT_BOOL, refused, NULL,
+              "list the records refused for good (conflict, wrong-gateway, seq-range), with "
+              "--release, --gateway and --state applied to them",
+              0),
+    CLOUD_OPT(status_cfg, "events", FERRY_OPT_BOOL, events, NULL,
+              "list the event log: nodes bound to a gateway, and moves", 0),
     CLOUD_OPT_LOG_LEVEL(status_cfg),
 };
 
 static const struct cloud_subcmd status_cmd = {
     "status",
     "--db FILE [--json] [--release ID] [--gateway ID] [--state STATE]\n"
-    "                          [--watch] [--interval TIME] [--wait [--timeout T] [--expect N]]",
+    "                          [--watch] [--interval TIME] [--wait [--timeout T] [--expect N]]\n"
+    "                          [--refused | --events]",
     "Lists every node's latest reported state from the fleet inventory.\n"
     "\n"
     "--watch shows a live view: redrawn in place on a terminal, otherwise one line\n"
@@ -73,7 +82,9 @@ static const struct cloud_subcmd status_cmd = {
     "match --release, --gateway and --state, judged by each node's latest record; a\n"
     "node that has not reported on --release yet is not targeted, so give --expect\n"
     "with the number of nodes the release is meant for. Without --watch the listing\n"
-    "is printed once settled. A one-line verdict goes to stderr.\n"
+    "is printed once settled. A one-line verdict goes to stderr. A node whose\n"
+    "records were refused (see --refused) since its latest one was stored does not\n"
+    "count as succeeded: someone else may be speaking for it.\n"
     "\n"
     "Exit status: 0 done (with --wait: every targeted node succeeded); 1 the\n"
     "inventory could not be read; 2 bad usage; with --wait, 3 settled but some node\n"
@@ -85,6 +96,7 @@ static const struct cloud_subcmd status_cmd = {
 struct note {
     char node[FERRY_ID_MAX + 1];
     enum ferry_state state;
+    uint64_t refused; /* records of it refused since its latest one */
 };
 
 /* What one walk of the inventory saw. */
@@ -95,26 +107,34 @@ struct tally {
     size_t npending;
     struct note unhappy[NOTE_MAX]; /* the first final, unsuccessful ones */
     size_t nunhappy;
+    size_t unhappy_total; /* final and not (clearly) successful */
 };
 
-static void note_add(struct note *notes, size_t *n, const struct ferry_status *st)
+static void note_add(struct note *notes, size_t *n, const struct ferry_inventory_row *row)
 {
     if (*n >= NOTE_MAX)
         return;
-    snprintf(notes[*n].node, sizeof(notes[*n].node), "%s", st->node);
-    notes[*n].state = st->state;
+    snprintf(notes[*n].node, sizeof(notes[*n].node), "%s", row->st.node);
+    notes[*n].state = row->st.state;
+    notes[*n].refused = row->refused;
     (*n)++;
 }
 
-static void tally_add(struct tally *t, const struct ferry_status *st)
+/* A success is only a success when no record of the node was refused since:
+ * a refused conflict or seq jump means someone else speaks for the node, and
+ * the success on record may not be its own. */
+static void tally_add(struct tally *t, const struct ferry_inventory_row *row)
 {
+    const struct ferry_status *st = &row->st;
     t->rows++;
     if ((unsigned)st->state < FERRY_STATE__COUNT)
         t->by_state[st->state]++;
-    if (!ferry_state_is_final(st->state))
-        note_add(t->pending, &t->npending, st);
-    else if (st->state != FERRY_STATE_SUCCESS)
-        note_add(t->unhappy, &t->nunhappy, st);
+    if (!ferry_state_is_final(st->state)) {
+        note_add(t->pending, &t->npending, row);
+    } else if (st->state != FERRY_STATE_SUCCESS || row->refused) {
+        t->unhappy_total++;
+        note_add(t->unhappy, &t->nunhappy, row);
+    }
 }
 
 static size_t tally_final(const struct tally *t)
@@ -145,9 +165,14 @@ static void notes_format(const struct note *notes, size_t n, size_t total, char 
 {
     size_t used = 0;
     buf[0] = 0;
-    for (size_t i = 0; i < n && used < cap; i++)
-        used += (size_t)snprintf(buf + used, cap - used, "%s%s %s", i ? ", " : "", notes[i].node,
-                                 ferry_state_name(notes[i].state));
+    for (size_t i = 0; i < n && used < cap; i++) {
+        char refused[48] = "";
+        if (notes[i].refused)
+            snprintf(refused, sizeof(refused), " (%llu record%s refused since)",
+                     (unsigned long long)notes[i].refused, notes[i].refused == 1 ? "" : "s");
+        used += (size_t)snprintf(buf + used, cap - used, "%s%s %s%s", i ? ", " : "", notes[i].node,
+                                 ferry_state_name(notes[i].state), refused);
+    }
     if (total > n && used < cap)
         snprintf(buf + used, cap - used, ", ...");
 }
@@ -351,6 +376,11 @@ static void print_table_row(FILE *out, const struct ferry_inventory_row *row)
                  (unsigned long long)st->total);
     utc_clock(row->updated_at, true, updated, sizeof(updated));
     error_text(st, error, sizeof(error));
+    if (row->refused) {
+        size_t used = strlen(error);
+        snprintf(error + used, sizeof(error) - used, "%s[%llu refused since: see --refused]",
+                 used ? " " : "", (unsigned long long)row->refused);
+    }
     char seq[24];
     snprintf(seq, sizeof(seq), "%llu", (unsigned long long)st->seq);
     fprintf(out, TABLE_FMT, st->node, st->gateway[0] ? st->gateway : "-",
@@ -452,7 +482,7 @@ static enum ferry_err on_row(void *arg, const struct ferry_inventory_row *row)
         break;
     }
     if (err == FERRY_OK)
-        tally_add(&w->tally, &row->st);
+        tally_add(&w->tally, row);
     return err;
 }
 
@@ -669,7 +699,7 @@ static int verdict(const struct loop *l, const struct tally *t, bool timed_out)
         }
         return CLOUD_STATUS_EXIT_TIMEOUT;
     }
-    size_t unhappy = t->rows - t->by_state[FERRY_STATE_SUCCESS];
+    size_t unhappy = t->unhappy_total;
     if (unhappy == 0) {
         if (t->rows == 1)
             fprintf(stderr, "ferry-cloud status: the one targeted node succeeded\n");
@@ -785,6 +815,13 @@ static int check_flags(const struct status_cfg *cfg, enum ferry_state *state, ui
                    cfg->state);
     else if (cfg->watch && cfg->json)
         ferry_fail(&d, err, "--watch draws for people; poll --json for a program instead");
+    else if (cfg->refused && cfg->events)
+        ferry_fail(&d, err, "--refused and --events are two listings: ask for one");
+    else if ((cfg->refused || cfg->events) && (cfg->watch || cfg->wait))
+        ferry_fail(&d, err, "--%s lists once: it takes no --watch or --wait",
+                   cfg->refused ? "refused" : "events");
+    else if (cfg->events && (cfg->release || cfg->gateway || cfg->state))
+        ferry_fail(&d, err, "--events lists the whole log: it takes no filter");
     else if (!cfg->wait && (cfg->timeout >= 0 || cfg->expect))
         ferry_fail(&d, err, "--timeout and --expect need --wait");
     else if (cfg->wait && cfg->timeout == 0)
@@ -794,6 +831,84 @@ static int check_flags(const struct status_cfg *cfg, enum ferry_state *state, ui
     else if (!cfg->interval || parse_interval(cfg->interval, interval_ms, &d) == FERRY_OK)
         return -1;
     return cloud_subcmd_report(&status_cmd, &d, err, CLOUD_EXIT_USAGE);
+}
+
+/* ---- --refused and --events ----------------------------------------------------- */
+
+struct lister {
+    bool json;
+    size_t rows;
+    struct ferry_diag *d;
+};
+
+#define REFUSED_FMT "%-20s %-20s %-14s %16s %-14s %-13s %s\n"
+
+static enum ferry_err print_refused(void *arg, const struct ferry_refused_row *row)
+{
+    struct lister *l = arg;
+    if (l->json) {
+        char *text = NULL;
+        size_t len;
+        enum ferry_err err = ferry_refused_row_json(row, &text, &len, l->d);
+        if (err != FERRY_OK)
+            return err;
+        printf("%s%s", l->rows++ ? ",\n" : "\n", text);
+        free(text);
+        return FERRY_OK;
+    }
+    char when[32], seq[24], error[SAFE_LEN(row->st.message) + 32], detail[SAFE_LEN(row->detail)];
+    utc_clock(row->received_at, true, when, sizeof(when));
+    snprintf(seq, sizeof(seq), "%llu", (unsigned long long)row->st.seq);
+    error_text(&row->st, error, sizeof(error));
+    safe_text(row->detail, detail, sizeof(detail));
+    printf(REFUSED_FMT, when, row->st.node, row->st.gateway[0] ? row->st.gateway : "-", seq,
+           ferry_state_name(row->st.state), ferry_err_name(row->reason), detail);
+    l->rows++;
+    return FERRY_OK;
+}
+
+static enum ferry_err print_event(void *arg, const struct ferry_event_row *row)
+{
+    struct lister *l = arg;
+    if (l->json) {
+        char *text = NULL;
+        size_t len;
+        enum ferry_err err = ferry_event_row_json(row, &text, &len, l->d);
+        if (err != FERRY_OK)
+            return err;
+        printf("%s%s", l->rows++ ? ",\n" : "\n", text);
+        free(text);
+        return FERRY_OK;
+    }
+    char when[32], kind[SAFE_LEN(row->kind)], detail[SAFE_LEN(row->detail)];
+    utc_clock(row->at, true, when, sizeof(when));
+    safe_text(row->kind, kind, sizeof(kind));
+    safe_text(row->detail, detail, sizeof(detail));
+    printf("%-20s %-6s %-20s %s\n", when, kind, row->node, detail);
+    l->rows++;
+    return FERRY_OK;
+}
+
+static int list_aside(const struct status_cfg *cfg, struct cloud_inventory *inv,
+                      const struct cloud_inventory_filter *filter, struct ferry_diag *d)
+{
+    struct lister l = {.json = cfg->json, .d = d};
+    if (cfg->json)
+        printf("[");
+    else if (cfg->refused)
+        printf(REFUSED_FMT, "RECEIVED", "NODE", "GATEWAY", "SEQ", "STATE", "REASON", "DETAIL");
+    else
+        printf("%-20s %-6s %-20s %s\n", "AT", "KIND", "NODE", "DETAIL");
+    enum ferry_err err = cfg->refused
+                             ? cloud_inventory_each_refused(inv, filter, print_refused, &l, d)
+                             : cloud_inventory_each_event(inv, print_event, &l, d);
+    if (cfg->json)
+        printf("%s]\n", l.rows ? "\n" : "");
+    if (err == FERRY_OK && (fflush(stdout) != 0 || ferror(stdout)))
+        err = ferry_fail(d, FERRY_E_IO, "writing to stdout failed");
+    if (err != FERRY_OK)
+        return cloud_subcmd_report(&status_cmd, d, err, CLOUD_EXIT_FAILED);
+    return 0;
 }
 
 static int status_once(const struct status_cfg *cfg, struct cloud_inventory *inv,
@@ -818,6 +933,11 @@ static int status_run(const struct status_cfg *cfg, const enum ferry_state *stat
     enum ferry_err err = cloud_inventory_open(cfg->db, false, &inv, &d);
     if (err != FERRY_OK)
         return cloud_subcmd_report(&status_cmd, &d, err, CLOUD_EXIT_FAILED);
+    if (cfg->refused || cfg->events) {
+        int status = list_aside(cfg, inv, &filter, &d);
+        cloud_inventory_close(inv);
+        return status;
+    }
     if (!cfg->watch && !cfg->wait) {
         int status = status_once(cfg, inv, &filter, &d);
         cloud_inventory_close(inv);
