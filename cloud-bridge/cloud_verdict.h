@@ -49,9 +49,9 @@
 
 /* What the inventory holds that bears on one record. */
 struct cloud_facts {
-    uint64_t last_seq;         /* the node's highest stored seq, 0: none */
-    bool have_seq;             /* a record with the incoming (node, seq) is stored */
-    struct ferry_status same;  /* ... that record, when have_seq */
+    uint64_t last_seq;        /* the node's highest stored seq, 0: none */
+    bool have_seq;            /* a record with the incoming (node, seq) is stored */
+    struct ferry_status same; /* ... that record, when have_seq */
     /* bound[i]: the parent path[i] is bound to, "" when unbound; for
      * i < npath - 1. */
     char bound[CLOUD_PATH_MAX][FERRY_ID_MAX + 1];
