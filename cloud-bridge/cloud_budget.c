@@ -23,8 +23,7 @@ struct cloud_budget {
 enum ferry_err cloud_budget_new(const struct cloud_budget_opts *o, struct cloud_budget **out,
                                 struct ferry_diag *d)
 {
-    if (o->quantum < 1 || o->max_gateways < 1 ||
-        (o->rate && o->burst < FERRY_STREAM_MAX_CHUNK))
+    if (o->quantum < 1 || o->max_gateways < 1 || (o->rate && o->burst < FERRY_STREAM_MAX_CHUNK))
         return ferry_fail(d, FERRY_E_INVALID_ARG,
                           "budget: quantum and max_gateways must be at least 1, and the burst at "
                           "least one chunk (%d bytes)",
