@@ -4,11 +4,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Requests a gateway may have waiting: a window's worth is at most this
+ * many (the gateway refills its window half at a time), with room for a
+ * re-request after a timeout. */
+#define QUEUE_MAX 8
+
 struct entry {
     char id[FERRY_ID_MAX + 1];
-    bool waiting;
-    struct ferry_stream_req req; /* what is still to send, when waiting */
-    uint64_t tokens;             /* bytes */
+    bool waiting;                         /* qn > 0 */
+    struct ferry_stream_req q[QUEUE_MAX]; /* waiting, oldest first, from qhead */
+    size_t qhead, qn;
+    uint32_t chunks; /* waiting in all */
+    uint64_t tokens; /* bytes */
     uint64_t refilled_ms;
 };
 
@@ -86,6 +93,32 @@ static struct entry *place(struct cloud_budget *b, uint64_t now_ms)
     return NULL;
 }
 
+static struct ferry_stream_req *front(struct entry *e)
+{
+    return &e->q[e->qhead];
+}
+
+static void drop_front(struct cloud_budget *b, struct entry *e)
+{
+    e->chunks -= front(e)->count;
+    e->qhead = (e->qhead + 1) % QUEUE_MAX;
+    if (--e->qn == 0) {
+        e->waiting = false;
+        b->waiting--;
+    }
+}
+
+static void push_back(struct cloud_budget *b, struct entry *e, const struct ferry_stream_req *r)
+{
+    if (!e->waiting) {
+        e->waiting = true;
+        b->waiting++;
+    }
+    e->q[(e->qhead + e->qn) % QUEUE_MAX] = *r;
+    e->qn++;
+    e->chunks += r->count;
+}
+
 enum ferry_err cloud_budget_request(struct cloud_budget *b, const char *gateway,
                                     const struct ferry_stream_req *req, uint64_t now_ms,
                                     struct ferry_diag *d)
@@ -102,21 +135,23 @@ enum ferry_err cloud_budget_request(struct cloud_budget *b, const char *gateway,
         e->tokens = b->o.burst;
         e->refilled_ms = now_ms;
     }
-    if (!e->waiting)
-        b->waiting++;
-    e->waiting = req->count > 0;
-    if (!e->waiting)
-        b->waiting--;
-    e->req = *req;
+    if (req->count == 0)
+        return FERRY_OK;
+    /* The newest requests say what the gateway lacks now: the oldest go. */
+    while (e->qn > 0 && (e->qn == QUEUE_MAX || e->chunks + req->count > FERRY_STREAM_MAX_WINDOW))
+        drop_front(b, e);
+    push_back(b, e, req);
     return FERRY_OK;
 }
 
-/* Chunks e may send now: what it asks, the quantum, and its tokens. */
-static uint32_t affordable(const struct cloud_budget *b, const struct entry *e)
+/* Chunks e may send now of the request r at its front: what r asks, the
+ * quantum, and its tokens. */
+static uint32_t affordable(const struct cloud_budget *b, const struct entry *e,
+                           const struct ferry_stream_req *r)
 {
-    uint32_t n = e->req.count < b->o.quantum ? e->req.count : b->o.quantum;
-    if (b->o.rate && e->tokens / e->req.chunk < n)
-        n = (uint32_t)(e->tokens / e->req.chunk);
+    uint32_t n = r->count < b->o.quantum ? r->count : b->o.quantum;
+    if (b->o.rate && e->tokens / r->chunk < n)
+        n = (uint32_t)(e->tokens / r->chunk);
     return n;
 }
 
@@ -130,26 +165,26 @@ bool cloud_budget_next(struct cloud_budget *b, uint64_t now_ms, struct cloud_tur
         if (!e->waiting)
             continue;
         refill(b, e, now_ms);
-        uint32_t n = affordable(b, e);
+        struct ferry_stream_req *r = front(e);
+        uint32_t n = affordable(b, e, r);
         if (n == 0) {
             /* b->o.rate is set: tokens are short of one chunk. */
-            uint64_t need = e->req.chunk - e->tokens;
+            uint64_t need = r->chunk - e->tokens;
             uint64_t at = now_ms + (need * 1000 + b->o.rate - 1) / b->o.rate;
             if (at < wake)
                 wake = at;
             continue;
         }
         snprintf(turn->gateway, sizeof(turn->gateway), "%s", e->id);
-        turn->req = e->req;
+        turn->req = *r;
         turn->req.count = n;
         if (b->o.rate)
-            e->tokens -= (uint64_t)n * e->req.chunk;
-        e->req.offset += (uint64_t)n * e->req.chunk;
-        e->req.count -= n;
-        if (e->req.count == 0) {
-            e->waiting = false;
-            b->waiting--;
-        }
+            e->tokens -= (uint64_t)n * r->chunk;
+        r->offset += (uint64_t)n * r->chunk;
+        r->count -= n;
+        e->chunks -= n;
+        if (r->count == 0)
+            drop_front(b, e);
         b->cursor = (i + 1) % b->n;
         return true;
     }
@@ -168,24 +203,19 @@ void cloud_budget_unsent(struct cloud_budget *b, const struct cloud_turn *turn, 
         uint64_t back = (uint64_t)unsent * turn->req.chunk;
         e->tokens = b->o.burst - e->tokens < back ? b->o.burst : e->tokens + back;
     }
-    if (done)
-        return;
-    uint64_t resume = turn->req.offset + (uint64_t)sent * turn->req.chunk;
-    uint64_t after = turn->req.offset + (uint64_t)turn->req.count * turn->req.chunk;
+    if (done || e->qn == QUEUE_MAX)
+        return; /* a full queue: the gateway asks again on its timeout */
+    struct ferry_stream_req rest = turn->req;
+    rest.offset += (uint64_t)sent * turn->req.chunk;
+    rest.count = unsent;
     if (!e->waiting) {
-        e->req = turn->req;
-        e->req.offset = resume;
-        e->req.count = unsent;
         e->waiting = true;
         b->waiting++;
-    } else if (memcmp(e->req.sha256, turn->req.sha256, sizeof(e->req.sha256)) == 0 &&
-               e->req.chunk == turn->req.chunk && e->req.offset == after) {
-        /* The rest of the same request: the unsent chunks go in front. */
-        e->req.offset = resume;
-        e->req.count += unsent;
     }
-    /* Otherwise a newer request replaced it: that one is what the gateway
-     * wants now. */
+    e->qhead = (e->qhead + QUEUE_MAX - 1) % QUEUE_MAX;
+    e->q[e->qhead] = rest;
+    e->qn++;
+    e->chunks += unsent;
 }
 
 size_t cloud_budget_waiting(const struct cloud_budget *b)

@@ -3,17 +3,21 @@
  * requests: a 100-byte request asks for up to 2 MiB. Pure: no clock (times
  * are arguments), no I/O; serve does the sending.
  *
- * Model. Each gateway has at most one request waiting: the newest it sent
- * (a gateway asks again for whatever it still lacks, so a newer request
- * supersedes an older one, and a flood of requests costs what the last one
- * asks). Each gateway also has a bucket of bytes, `burst` deep, refilled at
- * `rate` bytes a second (0: no rate, only turns).
+ * Model. Each gateway has a queue of requests waiting, served in order: a
+ * gateway keeps several requests out at once (its window, at most
+ * FERRY_STREAM_MAX_WINDOW chunks in all), and asks again for whatever it
+ * still lacks. So the queue holds at most that many chunks: a request that
+ * would make it hold more pushes the oldest ones out, and a flood of
+ * requests costs what the last window's worth asks. Each gateway also has
+ * a bucket of bytes, `burst` deep, refilled at `rate` bytes a second (0: no
+ * rate, only turns).
  *
  * Turns. cloud_budget_next() gives the next turn to the next gateway, in
  * round-robin order, that has a request waiting and tokens for at least
  * one chunk: at most `quantum` chunks of its request, and no more than its
- * tokens pay for (each chunk is charged at the request's chunk size). The
- * rest of the request stays waiting for a later turn. So every gateway with
+ * tokens pay for (each chunk is charged at the request's chunk size), from
+ * the request at the front of its queue. The rest stays waiting for a later
+ * turn. So every gateway with
  * work gets a turn in each round whatever the others ask, and one gateway
  * gets at most `rate` bytes a second beyond its burst.
  *
@@ -61,8 +65,9 @@ enum ferry_err cloud_budget_new(const struct cloud_budget_opts *o, struct cloud_
                                 struct ferry_diag *d) FERRY_MUST_CHECK;
 void cloud_budget_free(struct cloud_budget *b); /* NULL is fine */
 
-/* A request from gateway (a valid id); it replaces the one waiting, if
- * any. FERRY_E_BUSY (d names the gateway) when no place is free. */
+/* A request from gateway (a valid id), queued behind its others (pushing
+ * the oldest out past FERRY_STREAM_MAX_WINDOW chunks). FERRY_E_BUSY (d
+ * names the gateway) when no place is free for a new gateway. */
 enum ferry_err cloud_budget_request(struct cloud_budget *b, const char *gateway,
                                     const struct ferry_stream_req *req, uint64_t now_ms,
                                     struct ferry_diag *d) FERRY_MUST_CHECK;
@@ -75,8 +80,8 @@ bool cloud_budget_next(struct cloud_budget *b, uint64_t now_ms, struct cloud_tur
 
 /* The server sent only `sent` chunks of the turn it was given (the MQTT
  * client was full, or the artifact ended): the unsent chunks are refunded
- * and, unless the artifact ended (done) or a newer request arrived since,
- * put back in front of the gateway's request for its next turn. */
+ * and, unless the artifact ended (done), put back at the front of the
+ * gateway's queue for its next turn. */
 void cloud_budget_unsent(struct cloud_budget *b, const struct cloud_turn *turn, uint32_t sent,
                          bool done);
 
