@@ -55,20 +55,22 @@ static void schedule_drain(struct gw_relay *r)
         r->drain_timer = ferry_loop_timer(r->loop, 0, on_drain_timer, r);
 }
 
+static void flush_twin(struct gw_relay *r, struct gw_node_info *in)
+{
+    char *json = NULL;
+    size_t len = 0;
+    if (!r->up || !in->twin_dirty || ferry_status_to_json(&in->last, &json, &len, NULL) != FERRY_OK)
+        return;
+    if (r->publish(r->publish_arg, true, in->last.node, json, len, true) == FERRY_OK)
+        in->twin_dirty = false;
+    free(json);
+}
+
+/* Every twin that lags (after a reconnect). */
 static void flush_twins(struct gw_relay *r)
 {
-    for (size_t i = 0; i < gw_nodes_count(r->nodes) && r->up; i++) {
-        struct gw_node_info *in = gw_nodes_at(r->nodes, i);
-        if (!in->twin_dirty)
-            continue;
-        char *json = NULL;
-        size_t len = 0;
-        if (ferry_status_to_json(&in->last, &json, &len, NULL) != FERRY_OK)
-            continue;
-        if (r->publish(r->publish_arg, true, in->last.node, json, len, true) == FERRY_OK)
-            in->twin_dirty = false;
-        free(json);
-    }
+    for (size_t i = 0; i < gw_nodes_count(r->nodes) && r->up; i++)
+        flush_twin(r, gw_nodes_at(r->nodes, i));
 }
 
 static void drain(struct gw_relay *r)
@@ -238,8 +240,9 @@ enum ferry_err gw_relay_submit(struct gw_relay *r, const struct ferry_status *st
     if (err != FERRY_OK)
         return err;
     gw_nodes_stored(r->nodes, st, now);
-    if (r->up)
-        flush_twins(r);
+    struct gw_node_info *in = gw_nodes_find(r->nodes, st->node);
+    if (in)
+        flush_twin(r, in);
     schedule_drain(r);
     return FERRY_OK;
 }
