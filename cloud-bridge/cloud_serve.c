@@ -66,7 +66,8 @@ static const struct cloud_subcmd serve_cmd = {
     "Streams artifacts to gateways and records their nodes' status in the\n"
     "inventory, until SIGINT or SIGTERM. Run several with the same --fleet to\n"
     "share the load. Gateways take turns, each at most --gateway-rate-mib, and\n"
-    "only a gateway's newest request waits: none can take all of the streaming.",
+    "a gateway's waiting requests are capped at a window's worth: none can take\n"
+    "all of the streaming.",
     serve_opts, sizeof(serve_opts) / sizeof(serve_opts[0])};
 
 struct server {
@@ -278,8 +279,8 @@ static void pump(void *arg)
     schedule_pump(s, 0);
 }
 
-/* A request waits for its gateway's turn: its newest request replaces the
- * one waiting (it asks again for what it still lacks). */
+/* A request waits in its gateway's queue for the gateway's turn
+ * (cloud_budget.h: at most a window's worth waits). */
 static void handle_stream_req(struct server *s, const char *gateway, const uint8_t *payload,
                               size_t len)
 {
