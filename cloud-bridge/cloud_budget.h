@@ -38,9 +38,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CLOUD_BUDGET_DEFAULT_RATE    (UINT64_C(64) << 20) /* bytes a second */
-#define CLOUD_BUDGET_DEFAULT_BURST   (UINT64_C(16) << 20)
-#define CLOUD_BUDGET_DEFAULT_QUANTUM 4 /* chunks a turn */
+#define CLOUD_BUDGET_DEFAULT_RATE    (UINT64_C(128) << 20) /* bytes a second: about 1 Gbit/s */
+#define CLOUD_BUDGET_DEFAULT_QUANTUM 4                     /* chunks a turn */
 #define CLOUD_BUDGET_DEFAULT_MAX_GW  4096
 /* deadline when nothing waits */
 #define CLOUD_BUDGET_NEVER UINT64_MAX

@@ -56,7 +56,7 @@ static const struct ferry_opt serve_opts[] = {
     CLOUD_OPT(serve_cfg, "gateway-rate-mib", FERRY_OPT_U64, gateway_rate_mib, "N",
               "artifact bytes one gateway may be sent, in MiB a second beyond a burst of a "
               "quarter of that (at least 2 MiB); gateways take turns whatever this is; 0: no "
-              "rate (default 64)",
+              "rate (default 128, about 1 Gbit/s)",
               0),
     CLOUD_OPT_LOG_LEVEL(serve_cfg),
 };
