@@ -42,13 +42,15 @@ kill -TERM "$SERVE_EMPTY"
 wait "$SERVE_EMPTY" 2>/dev/null
 
 # --- a gateway flooding serve with requests ----------------------------------------------
-# serve at 8 MiB/s per gateway (burst 2 MiB). "gw-evil" asks 200 times for the
-# whole 4 MiB artifact in 2 MiB requests; no gateway listens on its data topic.
+# serve at 1 MiB/s per gateway (burst 2 MiB). "gw-evil" asks 200 times for the
+# whole 4 MiB artifact in 2 MiB requests (400 MiB); no gateway listens on its
+# data topic. Before, serve answered every request it could (about 40 MiB in
+# 6 s here, bounded only by its MQTT client's buffer).
 kill -TERM "$SERVE_PID"
 wait "$SERVE_PID" 2>/dev/null
-start_serve fair --gateway-rate-mib 8
+start_serve fair --gateway-rate-mib 1
 serve_subscribed || die "serve (fair) never subscribed"
-head -c $((8 * MIB)) /dev/urandom >"$TEST_TMP/a2.bin"
+head -c $((4 * MIB)) /dev/urandom >"$TEST_TMP/a2.bin"
 SHA2=$(sha_of "$TEST_TMP/a2.bin")
 publish "$TEST_TMP/a2.bin" 2 >/dev/null || die "publish 2 failed"
 for i in $(seq 1 200); do
@@ -61,7 +63,7 @@ mosquitto_pub -p "$MOSQ_PORT" -q 1 -t "ferry/v1/$FLEET/stream/req/gw-evil" -l <"
 SECONDS=0
 start_gateway gw2
 if wait_until 60 cached gw2 "$SHA2"; then
-    pass "another gateway's 8 MiB download completed during the flood (${SECONDS}s)"
+    pass "another gateway's 4 MiB download completed during the flood (${SECONDS}s)"
 else
     fail "the other gateway's download did not complete during the flood"
 fi
@@ -73,10 +75,10 @@ sent_to() {
         awk '{s += $(NF - 1)} END {print s + 0}'
 }
 evil=$(sent_to gw-evil)
-limit=$(((8 * elapsed + 2) * MIB))
+limit=$(((elapsed + 2) * MIB))
 echo "sent to gw-evil: $evil bytes in about ${elapsed}s (limit $limit); asked for $((200 * 2 * MIB))"
 check "the flooding gateway got no more than its rate" test "$evil" -le "$limit"
 check "... though it got some" test "$evil" -gt 0
-check "the other gateway got its artifact whole" test "$(sent_to gw2)" -ge $((8 * MIB))
+check "the other gateway got its artifact whole" test "$(sent_to gw2)" -ge $((4 * MIB))
 
 finish
