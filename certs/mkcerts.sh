@@ -7,18 +7,20 @@ set -euo pipefail
 usage() {
     cat <<'EOF'
 Usage: certs/mkcerts.sh OUT_DIR [--fleet F] [--gateway GW ...] [--days N]
-                        [--expired] [--force]
+                        [--server-name NAME ...] [--expired] [--force]
 
   OUT_DIR        where to write (created, mode 0700)
   --fleet F      fleet named in the client certificates' OU (default: dev)
   --gateway GW   make gw-GW.crt/.key with CN=GW (repeatable; default: gw1)
   --days N       validity of every certificate (default: 365)
+  --server-name NAME  also name NAME in the broker's certificate (a DNS name
+                 the programs reach it by, e.g. a compose service; repeatable)
   --expired      also make expired.crt/.key, a client certificate that
                  expired yesterday (CN=expired-client), for rejection tests
   --force        replace existing certificates (the release key is kept)
 
 Writes ca.crt/ca.key, server.crt/server.key (CN and SAN localhost,
-IP 127.0.0.1 and ::1), gw-<GW>.crt/.key, cloud.crt/cloud.key (CN ferry-cloud)
+IP 127.0.0.1 and ::1, and each --server-name), gw-<GW>.crt/.key, cloud.crt/cloud.key (CN ferry-cloud)
 and a release-signing key release-<kid>.key/.pub made by `ferry-cloud keygen`
 ($FERRY_CLOUD, else ./build/cloud-bridge/ferry-cloud); without that binary,
 release-signing.key/.pub from openssl (no key id is computed then).
@@ -38,6 +40,7 @@ is_id() {
 OUT=
 FLEET=dev
 GATEWAYS=()
+SERVER_NAMES=()
 DAYS=365
 EXPIRED=0
 FORCE=0
@@ -55,6 +58,13 @@ while [ $# -gt 0 ]; do
     --gateway)
         [ $# -ge 2 ] || die "--gateway needs a value"
         GATEWAYS+=("$2")
+        shift 2
+        ;;
+    --server-name)
+        [ $# -ge 2 ] || die "--server-name needs a value"
+        [[ "$2" =~ ^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$ ]] ||
+            die "--server-name: not a DNS name: '$2'"
+        SERVER_NAMES+=("$2")
         shift 2
         ;;
     --days)
@@ -141,6 +151,9 @@ extendedKeyUsage = clientAuth
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 EOF
+for name in "${SERVER_NAMES[@]+"${SERVER_NAMES[@]}"}"; do
+    sed -i "/^subjectAltName = DNS:localhost/s/\$/, DNS:$name/" "$WORK/ext.cnf"
+done
 
 serial() {
     echo "0x$(openssl rand -hex 16)"

@@ -1,11 +1,24 @@
-/* The fleet inventory: every status record the cloud has accepted, and each
- * node's latest one, in an SQLite file (`--db FILE`).
+/* The fleet inventory: every status record the cloud has accepted, each
+ * node's latest one, the gateway each node is bound to, and the records it
+ * refused, in an SQLite file (`--db FILE`). All of Ferry's SQL is in
+ * cloud_inventory.c, and it is plain SQL, so another backend (PostgreSQL)
+ * can take the same statements.
  *
- * Two tables:
- *   records  every record, PRIMARY KEY (node, seq): a record that arrives
- *            twice (a gateway resends after a lost ack) is stored once;
- *   nodes    one row per node, replaced only by a record with a greater seq,
- *            so records that arrive out of order never move a node back.
+ * Tables (schema version 2; a version 1 file is upgraded on open):
+ *   records   every stored record, PRIMARY KEY (node, seq);
+ *   nodes     one row per node, replaced only by a record with a greater
+ *             seq, so records that arrive out of order never move a node
+ *             back;
+ *   bindings  each node (and, in a cascade, each child gateway) and the one
+ *             parent it reports through: made by its first record (trust on
+ *             first use) or by the operator (cloud_inventory_bind());
+ *   refused   records refused for good (cloud_verdict.h: a conflicting
+ *             duplicate, a wrong gateway, a seq jump), kept for the
+ *             operator: the newest 100 per node and 100,000 in all;
+ *   events    bindings made and moves, with when and why.
+ * What happens to each incoming record is decided by cloud_judge()
+ * (cloud_verdict.h) from what these tables hold.
+ *
  * The file runs in WAL mode with synchronous=FULL: when an ingest returns,
  * its records survive a power cut, which is what lets the cloud acknowledge
  * them and a gateway forget them. Several processes may share the file
@@ -32,18 +45,40 @@ enum ferry_err cloud_inventory_open(const char *path, bool create, struct cloud_
                                     struct ferry_diag *d) FERRY_MUST_CHECK;
 void cloud_inventory_close(struct cloud_inventory *inv); /* NULL is fine */
 
-/* Stores n records (n >= 1) in one transaction, as described above, stamped
- * with the cloud's clock. On FERRY_OK every record is durably stored and
- * stored[0..*nstored) (capacity n) lists their (node, seq) once each, in
- * first-seen order, including those that were already present: exactly
- * what an ack may name. On failure nothing is stored (the transaction is
- * rolled back) and stored is untouched. FERRY_E_INVALID_ARG when a record's
- * node, gateway, seq, state or error is out of range, FERRY_E_NOSPACE when
- * the disk is full, FERRY_E_BUSY when another process held the lock too
- * long. */
+/* What an ingest did, as an ack reports it; the caller gives both arrays
+ * room for n entries. */
+struct cloud_ingest_out {
+    struct ferry_record_id *stored; /* stored now or before */
+    size_t nstored;
+    struct ferry_record_refusal *refused; /* refused for good, and why */
+    size_t nrefused;
+};
+
+/* Judges and stores n records (n >= 1) in one transaction, stamped with the
+ * cloud's clock; each record's gateway field is the gateway it came
+ * through. Stored records also make the bindings their first record makes;
+ * refused ones are kept in `refused` when keep is set (a batch) and only
+ * logged otherwise (a node's retained twin, a copy of what a batch
+ * brings). On FERRY_OK out lists each (node, seq) once: stored ones (now or
+ * before) in first-seen order, then refused ones, never one in both:
+ * exactly what an ack may name. On failure nothing is stored (the
+ * transaction is rolled back) and out is untouched. FERRY_E_INVALID_ARG
+ * when a record's node, gateway, seq, state or error is out of range,
+ * FERRY_E_NOSPACE when the disk is full, FERRY_E_BUSY when another process
+ * held the lock too long. */
 enum ferry_err cloud_inventory_ingest(struct cloud_inventory *inv, const struct ferry_status *recs,
-                                      size_t n, struct ferry_record_id *stored, size_t *nstored,
+                                      size_t n, bool keep, struct cloud_ingest_out *out,
                                       struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* The operator binds node to gateway: a first binding, or a move from the
+ * gateway it was bound to (*previous, may be NULL, gets it; "" when none).
+ * Records from the new gateway are accepted from now on, and those from the
+ * old one refused (wrong-gateway). Logged in `events` with reason (may be
+ * NULL). */
+enum ferry_err cloud_inventory_bind(struct cloud_inventory *inv, const char *node,
+                                    const char *gateway, const char *reason,
+                                    char previous[FERRY_ID_MAX + 1],
+                                    struct ferry_diag *d) FERRY_MUST_CHECK;
 
 /* Which nodes to list; a NULL field matches every node. */
 struct cloud_inventory_filter {
@@ -63,5 +98,20 @@ enum ferry_err cloud_inventory_each_node(struct cloud_inventory *inv,
                                          const struct cloud_inventory_filter *filter,
                                          cloud_inventory_row_cb cb, void *arg,
                                          struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* The refused records matching filter (on the refused record's own
+ * release, gateway and state), oldest first, as cloud_inventory_each_node()
+ * walks nodes. */
+typedef enum ferry_err (*cloud_inventory_refused_cb)(void *arg,
+                                                     const struct ferry_refused_row *row);
+enum ferry_err cloud_inventory_each_refused(struct cloud_inventory *inv,
+                                            const struct cloud_inventory_filter *filter,
+                                            cloud_inventory_refused_cb cb, void *arg,
+                                            struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* The event log, oldest first. */
+typedef enum ferry_err (*cloud_inventory_event_cb)(void *arg, const struct ferry_event_row *row);
+enum ferry_err cloud_inventory_each_event(struct cloud_inventory *inv, cloud_inventory_event_cb cb,
+                                          void *arg, struct ferry_diag *d) FERRY_MUST_CHECK;
 
 #endif

@@ -1,5 +1,6 @@
 #include "cloud_serve.h"
 
+#include "cloud_budget.h"
 #include "cloud_inventory.h"
 #include "cloud_store.h"
 #include "cloud_subcmd.h"
@@ -24,6 +25,12 @@
 #define RESUBSCRIBE_MS      5000
 #define SERVED_REPORT_BYTES (UINT64_C(64) << 20)
 #define SUBSCRIPTIONS       3
+/* Turns sent per pass of the pump before the loop takes other events
+ * (status batches, other gateways' requests): at most 16 x 4 chunks. */
+#define PUMP_TURNS 16
+/* How long the pump waits when the MQTT client's buffer is full. */
+#define PUMP_BUSY_MS     20
+#define GATEWAY_RATE_MAX (UINT64_C(1) << 20) /* MiB/s: the flag's upper bound */
 
 struct serve_cfg {
     struct cloud_mqtt_cfg mqtt;
@@ -31,6 +38,7 @@ struct serve_cfg {
     char *store;
     char *db;
     char *instance;
+    uint64_t gateway_rate_mib; /* per gateway, MiB/s; 0: turns only */
     enum ferry_log_level log_level;
 };
 
@@ -45,6 +53,11 @@ static const struct ferry_opt serve_opts[] = {
               "stable name for this instance: MQTT client id ferry-cloud-serve-NAME "
               "(default ferry-cloud-serve-<pid>)",
               0),
+    CLOUD_OPT(serve_cfg, "gateway-rate-mib", FERRY_OPT_U64, gateway_rate_mib, "N",
+              "artifact bytes one gateway may be sent, in MiB a second beyond a burst of a "
+              "quarter of that (at least 2 MiB); gateways take turns whatever this is; 0: no "
+              "rate (default 128, about 1 Gbit/s)",
+              0),
     CLOUD_OPT_LOG_LEVEL(serve_cfg),
 };
 
@@ -52,7 +65,9 @@ static const struct cloud_subcmd serve_cmd = {
     "serve", "--broker URL --fleet ID --store DIR --db FILE [--instance NAME]",
     "Streams artifacts to gateways and records their nodes' status in the\n"
     "inventory, until SIGINT or SIGTERM. Run several with the same --fleet to\n"
-    "share the load.",
+    "share the load. Gateways take turns, each at most --gateway-rate-mib, and\n"
+    "a gateway's waiting requests are capped at a window's worth: none can take\n"
+    "all of the streaming.",
     serve_opts, sizeof(serve_opts) / sizeof(serve_opts[0])};
 
 struct server {
@@ -74,6 +89,8 @@ struct server {
     uint8_t *chunk; /* header + one chunk, reused for every message */
     struct ferry_batch *batch;
     struct ferry_batch_ack *ack;
+    struct cloud_budget *budget;
+    uint64_t pump_timer;
     uint64_t served_bytes;
     uint64_t next_report;
 };
@@ -151,73 +168,133 @@ static void count_served(struct server *s, const char *gateway, const struct fer
     }
 }
 
-/* Sends the chunks of r that exist in the open entry fd. A full client
- * buffer ends the batch: the gateway re-requests what it lacks on timeout,
- * so waiting here would only stall every other gateway. */
+/* What one turn sent. */
+struct turn_result {
+    uint32_t sent; /* chunks published */
+    bool done;     /* the artifact ended, or an error chunk ended the request */
+    bool busy;     /* the MQTT client's buffer is full: wait before the next turn */
+};
+
+/* Sends the chunks of r that exist in the open entry fd. */
 static void send_chunks(struct server *s, const char *topic, const char *gateway,
-                        const struct ferry_stream_req *r, int fd, uint64_t size)
+                        const struct ferry_stream_req *r, int fd, uint64_t size,
+                        struct turn_result *res)
 {
     uint64_t bytes = 0;
-    unsigned sent = 0;
-    for (; sent < r->count; sent++) {
-        uint64_t off = r->offset + (uint64_t)sent * r->chunk;
-        if (off >= size)
+    for (; res->sent < r->count; res->sent++) {
+        uint64_t off = r->offset + (uint64_t)res->sent * r->chunk;
+        if (off >= size) {
+            res->done = true;
             break;
+        }
         uint32_t len = size - off < r->chunk ? (uint32_t)(size - off) : r->chunk;
         ssize_t got = pread(fd, s->chunk + FERRY_STREAM_HEADER_LEN, len, (off_t)off);
         if (got != (ssize_t)len) {
             LOG_ERR("stream: reading the store at offset %" PRIu64 " failed: %s", off,
                     got < 0 ? strerror(errno) : "short read");
             send_error_chunk(s, topic, gateway, r, size, FERRY_E_IO, "the store could not be read");
+            res->done = true;
             break;
         }
         enum ferry_err err = publish_chunk(s, topic, FERRY_CHUNK_DATA, r, off, size, len);
         if (err != FERRY_OK) {
-            LOG_DEBUG("stream: %s: stopping after %u chunks (%s)", gateway, sent,
+            LOG_DEBUG("stream: %s: pausing after %u chunks (%s)", gateway, res->sent,
                       ferry_strerror(err));
+            res->busy = true;
             break;
         }
         bytes += len;
     }
-    count_served(s, gateway, r, sent, bytes);
+    count_served(s, gateway, r, res->sent, bytes);
 }
 
+/* Sends one turn (cloud_budget.h): a few chunks of one gateway's request. */
+static void serve_turn(struct server *s, const struct cloud_turn *t, struct turn_result *res)
+{
+    struct ferry_diag d = {{0}};
+    const struct ferry_stream_req *r = &t->req;
+    char topic[FERRY_TOPIC_MAX];
+    memset(res, 0, sizeof(*res));
+    if (ferry_topic(topic, sizeof(topic), FERRY_TOPIC_STREAM_DATA, s->cfg->fleet, t->gateway,
+                    NULL) != FERRY_OK) {
+        LOG_ERR("stream: no data topic for gateway %s", t->gateway); /* both ids were checked */
+        res->done = true;
+        return;
+    }
+    int fd = -1;
+    uint64_t size = 0;
+    enum ferry_err err = cloud_store_open_entry(s->store, r->sha256, &fd, &size, &d);
+    if (err != FERRY_OK) {
+        /* The store's own trouble is for our log, not for the gateway. */
+        if (err != FERRY_E_NOT_FOUND)
+            LOG_ERR("stream: %s", ferry_diag_str(&d, err));
+        send_error_chunk(s, topic, t->gateway, r, 0, err,
+                         err == FERRY_E_NOT_FOUND ? d.msg : "the artifact cannot be read");
+        res->done = true;
+        return;
+    }
+    if (r->offset >= size) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "offset %" PRIu64 " is beyond the artifact's %" PRIu64 " bytes",
+                 r->offset, size);
+        send_error_chunk(s, topic, t->gateway, r, size, FERRY_E_INVALID_ARG, msg);
+        res->done = true;
+    } else {
+        send_chunks(s, topic, t->gateway, r, fd, size, res);
+    }
+    close(fd);
+}
+
+static void pump(void *arg);
+
+static void schedule_pump(struct server *s, uint64_t delay_ms)
+{
+    if (s->pump_timer)
+        ferry_loop_cancel(s->loop, s->pump_timer);
+    s->pump_timer = ferry_loop_timer(s->loop, delay_ms, pump, s);
+}
+
+/* Sends turns until PUMP_TURNS are done, nothing may be sent now, or the
+ * client's buffer is full; then comes back when there is more to do. */
+static void pump(void *arg)
+{
+    struct server *s = arg;
+    s->pump_timer = 0;
+    for (int i = 0; i < PUMP_TURNS; i++) {
+        struct cloud_turn t;
+        uint64_t now = ferry_now_ms(), wake = CLOUD_BUDGET_NEVER;
+        if (!cloud_budget_next(s->budget, now, &t, &wake)) {
+            if (wake != CLOUD_BUDGET_NEVER)
+                schedule_pump(s, wake > now ? wake - now : 0);
+            return;
+        }
+        struct turn_result res;
+        serve_turn(s, &t, &res);
+        cloud_budget_unsent(s->budget, &t, res.sent, res.done);
+        if (res.busy) {
+            schedule_pump(s, PUMP_BUSY_MS);
+            return;
+        }
+    }
+    schedule_pump(s, 0);
+}
+
+/* A request waits in its gateway's queue for the gateway's turn
+ * (cloud_budget.h: at most a window's worth waits). */
 static void handle_stream_req(struct server *s, const char *gateway, const uint8_t *payload,
                               size_t len)
 {
     struct ferry_diag d = {{0}};
     struct ferry_stream_req r;
-    char topic[FERRY_TOPIC_MAX];
     enum ferry_err err = ferry_stream_req_decode(payload, len, &r, &d);
+    if (err == FERRY_OK)
+        err = cloud_budget_request(s->budget, gateway, &r, ferry_now_ms(), &d);
     if (err != FERRY_OK) {
         LOG_WARN("stream request from %s dropped: %s", gateway, ferry_diag_str(&d, err));
         return;
     }
-    if (ferry_topic(topic, sizeof(topic), FERRY_TOPIC_STREAM_DATA, s->cfg->fleet, gateway, NULL) !=
-        FERRY_OK) {
-        LOG_ERR("stream: no data topic for gateway %s", gateway); /* both ids were checked */
-        return;
-    }
-    int fd = -1;
-    uint64_t size = 0;
-    err = cloud_store_open_entry(s->store, r.sha256, &fd, &size, &d);
-    if (err != FERRY_OK) {
-        /* The store's own trouble is for our log, not for the gateway. */
-        if (err != FERRY_E_NOT_FOUND)
-            LOG_ERR("stream: %s", ferry_diag_str(&d, err));
-        send_error_chunk(s, topic, gateway, &r, 0, err,
-                         err == FERRY_E_NOT_FOUND ? d.msg : "the artifact cannot be read");
-        return;
-    }
-    if (r.offset >= size) {
-        char msg[96];
-        snprintf(msg, sizeof(msg), "offset %" PRIu64 " is beyond the artifact's %" PRIu64 " bytes",
-                 r.offset, size);
-        send_error_chunk(s, topic, gateway, &r, size, FERRY_E_INVALID_ARG, msg);
-    } else {
-        send_chunks(s, topic, gateway, &r, fd, size);
-    }
-    close(fd);
+    if (!s->pump_timer)
+        schedule_pump(s, 0);
 }
 
 /* ---- status -------------------------------------------------------------- */
@@ -269,14 +346,18 @@ static void handle_status(struct server *s, const char *gateway, const uint8_t *
         LOG_WARN("status batch from %s dropped: %s", gateway, ferry_diag_str(&d, err));
         return;
     }
-    err = cloud_inventory_ingest(s->inv, b->records, b->n, s->ack->acked, &s->ack->n, &d);
+    struct cloud_ingest_out out = {.stored = s->ack->acked, .refused = s->ack->refused};
+    err = cloud_inventory_ingest(s->inv, b->records, b->n, true, &out, &d);
     if (err != FERRY_OK) {
         LOG_ERR("status batch %s from %s not stored (not acknowledged): %s", b->id, gateway,
                 ferry_diag_str(&d, err));
         return;
     }
     memcpy(s->ack->id, b->id, sizeof(s->ack->id));
-    LOG_DEBUG("status batch %s from %s: %zu record(s) stored", b->id, gateway, b->n);
+    s->ack->n = out.nstored;
+    s->ack->nrefused = out.nrefused;
+    LOG_DEBUG("status batch %s from %s: %zu record(s) stored, %zu refused", b->id, gateway,
+              out.nstored, out.nrefused);
     send_ack(s, gateway);
 }
 
@@ -307,12 +388,15 @@ static void handle_node_state(struct server *s, const char *rest, const uint8_t 
     struct ferry_diag d = {{0}};
     struct ferry_status st;
     struct ferry_record_id id;
-    size_t nid = 0;
+    struct ferry_record_refusal refusal;
+    struct cloud_ingest_out out = {.stored = &id, .refused = &refusal};
     if (len == 0)
         return; /* a retained state being cleared */
     enum ferry_err err = parse_node_state(rest, payload, len, &st, &d);
+    /* A twin copies a record its batch brings: a refused one is kept aside
+     * from the batch, not twice. */
     if (err == FERRY_OK)
-        err = cloud_inventory_ingest(s->inv, &st, 1, &id, &nid, &d);
+        err = cloud_inventory_ingest(s->inv, &st, 1, false, &out, &d);
     if (err != FERRY_OK)
         LOG_WARN("node state %.140s dropped: %s", rest, ferry_diag_str(&d, err));
 }
@@ -440,6 +524,15 @@ static enum ferry_err open_mqtt(struct server *s, struct ferry_diag *d)
      * and nothing here needs the broker to hold messages: gateways re-request
      * chunks and resend unacknowledged batches. */
     cloud_mqtt_cfg_apply(&c->mqtt, client_id, &o);
+    /* Everything serve receives is retried or can be done without: stream
+     * requests are repeated, batches resent until acknowledged, and twins
+     * copy what batches bring. So a flood is dropped, not queued. */
+    char req[FERRY_TOPIC_MAX], status[FERRY_TOPIC_MAX];
+    const char *droppable[] = {req, status, s->filters[2], NULL};
+    if (ferry_topic(req, sizeof(req), FERRY_TOPIC_STREAM_REQ, c->fleet, "+", NULL) != FERRY_OK ||
+        ferry_topic(status, sizeof(status), FERRY_TOPIC_STATUS, c->fleet, "+", NULL) != FERRY_OK)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "no topics for fleet '%.80s'", c->fleet);
+    o.droppable = droppable;
     enum ferry_err err = ferry_mqtt_new(&o, &s->mqtt, d);
     if (err == FERRY_OK)
         err = ferry_loop_add_fd(s->loop, ferry_mqtt_fd(s->mqtt), EPOLLIN, on_mqtt_fd, s);
@@ -455,7 +548,17 @@ static enum ferry_err server_open(struct server *s, struct ferry_diag *d)
         return ferry_fail(d, FERRY_E_NOMEM, "out of memory");
     s->backoff = (struct ferry_backoff){.min_ms = RECONNECT_MIN_MS, .max_ms = RECONNECT_MAX_MS};
     s->next_report = SERVED_REPORT_BYTES;
-    enum ferry_err err = build_topics(s, d);
+    uint64_t rate = s->cfg->gateway_rate_mib << 20;
+    uint64_t burst = FERRY_STREAM_MAX_CHUNK * (uint64_t)FERRY_STREAM_MAX_WINDOW;
+    struct cloud_budget_opts bo = {
+        .rate = rate,
+        .burst = rate / 4 > burst ? rate / 4 : burst,
+        .quantum = CLOUD_BUDGET_DEFAULT_QUANTUM,
+        .max_gateways = CLOUD_BUDGET_DEFAULT_MAX_GW,
+    };
+    enum ferry_err err = cloud_budget_new(&bo, &s->budget, d);
+    if (err == FERRY_OK)
+        err = build_topics(s, d);
     if (err == FERRY_OK)
         err = cloud_store_open(s->cfg->store, &s->store, d);
     if (err == FERRY_OK)
@@ -472,7 +575,10 @@ static void server_close(struct server *s)
     if (s->mqtt && s->loop)
         ferry_loop_del_fd(s->loop, ferry_mqtt_fd(s->mqtt));
     ferry_mqtt_free(s->mqtt);
+    if (s->pump_timer)
+        ferry_loop_cancel(s->loop, s->pump_timer);
     ferry_loop_free(s->loop);
+    cloud_budget_free(s->budget);
     cloud_inventory_close(s->inv);
     cloud_store_free(s->store);
     free(s->chunk);
@@ -490,6 +596,10 @@ static enum ferry_err check_args(const struct serve_cfg *c, struct ferry_diag *d
     if (c->instance && !ferry_id_valid(c->instance))
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--instance '%.80s' is not a valid id",
                           c->instance);
+    if (c->gateway_rate_mib > GATEWAY_RATE_MAX)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--gateway-rate-mib: expected 0..%llu, got %llu",
+                          (unsigned long long)GATEWAY_RATE_MAX,
+                          (unsigned long long)c->gateway_rate_mib);
     return FERRY_OK;
 }
 
@@ -517,7 +627,8 @@ static int serve_run(const struct serve_cfg *cfg)
 
 int cloud_cmd_serve(int argc, char **argv)
 {
-    struct serve_cfg cfg = {.log_level = FERRY_LOG_INFO};
+    struct serve_cfg cfg = {.log_level = FERRY_LOG_INFO,
+                            .gateway_rate_mib = CLOUD_BUDGET_DEFAULT_RATE >> 20};
     int status = cloud_subcmd_parse(&serve_cmd, &cfg, &cfg.log_level, argc, argv);
     if (status < 0)
         status = serve_run(&cfg);

@@ -30,6 +30,8 @@ struct status_cfg {
     bool watch;
     char *interval;
     bool wait;
+    bool refused;    /* list the records refused for good instead of the nodes */
+    bool events;     /* list the event log instead */
     int64_t timeout; /* seconds; -1 when not given */
     uint64_t expect; /* 0 when not given */
     enum ferry_log_level log_level;
@@ -56,13 +58,20 @@ static const struct ferry_opt status_opts[] = {
               "--wait: give up after this long, e.g. 10m (default: never)", 0),
     CLOUD_OPT(status_cfg, "expect", FERRY_OPT_U64, expect, "N",
               "--wait: also wait until at least N nodes are targeted (default 1)", 0),
+    CLOUD_OPT(status_cfg, "refused", FERRY_OPT_BOOL, refused, NULL,
+              "list the records refused for good (conflict, wrong-gateway, seq-range), with "
+              "--release, --gateway and --state applied to them",
+              0),
+    CLOUD_OPT(status_cfg, "events", FERRY_OPT_BOOL, events, NULL,
+              "list the event log: nodes bound to a gateway, and moves", 0),
     CLOUD_OPT_LOG_LEVEL(status_cfg),
 };
 
 static const struct cloud_subcmd status_cmd = {
     "status",
     "--db FILE [--json] [--release ID] [--gateway ID] [--state STATE]\n"
-    "                          [--watch] [--interval TIME] [--wait [--timeout T] [--expect N]]",
+    "                          [--watch] [--interval TIME] [--wait [--timeout T] [--expect N]]\n"
+    "                          [--refused | --events]",
     "Lists every node's latest reported state from the fleet inventory.\n"
     "\n"
     "--watch shows a live view: redrawn in place on a terminal, otherwise one line\n"
@@ -73,7 +82,9 @@ static const struct cloud_subcmd status_cmd = {
     "match --release, --gateway and --state, judged by each node's latest record; a\n"
     "node that has not reported on --release yet is not targeted, so give --expect\n"
     "with the number of nodes the release is meant for. Without --watch the listing\n"
-    "is printed once settled. A one-line verdict goes to stderr.\n"
+    "is printed once settled. A one-line verdict goes to stderr. A node whose\n"
+    "records were refused (see --refused) since its latest one was stored does not\n"
+    "count as succeeded: someone else may be speaking for it.\n"
     "\n"
     "Exit status: 0 done (with --wait: every targeted node succeeded); 1 the\n"
     "inventory could not be read; 2 bad usage; with --wait, 3 settled but some node\n"
@@ -85,6 +96,7 @@ static const struct cloud_subcmd status_cmd = {
 struct note {
     char node[FERRY_ID_MAX + 1];
     enum ferry_state state;
+    uint64_t refused; /* records of it refused since its latest one */
 };
 
 /* What one walk of the inventory saw. */
@@ -95,26 +107,34 @@ struct tally {
     size_t npending;
     struct note unhappy[NOTE_MAX]; /* the first final, unsuccessful ones */
     size_t nunhappy;
+    size_t unhappy_total; /* final and not (clearly) successful */
 };
 
-static void note_add(struct note *notes, size_t *n, const struct ferry_status *st)
+static void note_add(struct note *notes, size_t *n, const struct ferry_inventory_row *row)
 {
     if (*n >= NOTE_MAX)
         return;
-    snprintf(notes[*n].node, sizeof(notes[*n].node), "%s", st->node);
-    notes[*n].state = st->state;
+    snprintf(notes[*n].node, sizeof(notes[*n].node), "%s", row->st.node);
+    notes[*n].state = row->st.state;
+    notes[*n].refused = row->refused;
     (*n)++;
 }
 
-static void tally_add(struct tally *t, const struct ferry_status *st)
+/* A success is only a success when no record of the node was refused since:
+ * a refused conflict or seq jump means someone else speaks for the node, and
+ * the success on record may not be its own. */
+static void tally_add(struct tally *t, const struct ferry_inventory_row *row)
 {
+    const struct ferry_status *st = &row->st;
     t->rows++;
     if ((unsigned)st->state < FERRY_STATE__COUNT)
         t->by_state[st->state]++;
-    if (!ferry_state_is_final(st->state))
-        note_add(t->pending, &t->npending, st);
-    else if (st->state != FERRY_STATE_SUCCESS)
-        note_add(t->unhappy, &t->nunhappy, st);
+    if (!ferry_state_is_final(st->state)) {
+        note_add(t->pending, &t->npending, row);
+    } else if (st->state != FERRY_STATE_SUCCESS || row->refused) {
+        t->unhappy_total++;
+        note_add(t->unhappy, &t->nunhappy, row);
+    }
 }
 
 static size_t tally_final(const struct tally *t)
@@ -145,9 +165,14 @@ static void notes_format(const struct note *notes, size_t n, size_t total, char 
 {
     size_t used = 0;
     buf[0] = 0;
-    for (size_t i = 0; i < n && used < cap; i++)
-        used += (size_t)snprintf(buf + used, cap - used, "%s%s %s", i ? ", " : "", notes[i].node,
-                                 ferry_state_name(notes[i].state));
+    for (size_t i = 0; i < n && used < cap; i++) {
+        char refused[48] = "";
+        if (notes[i].refused)
+            snprintf(refused, sizeof(refused), " (%llu record%s refused since)",
+                     (unsigned long long)notes[i].refused, notes[i].refused == 1 ? "" : "s");
+        used += (size_t)snprintf(buf + used, cap - used, "%s%s %s%s", i ? ", " : "", notes[i].node,
+                                 ferry_state_name(notes[i].state), refused);
+    }
     if (total > n && used < cap)
         snprintf(buf + used, cap - used, ", ...");
 }
@@ -229,10 +254,94 @@ static void utc_clock(int64_t t, bool with_date, char *buf, size_t cap)
         snprintf(buf, cap, "?");
 }
 
+/* ---- node-supplied text ------------------------------------------------------ */
+
+/* A record's version and message are whatever a node (or whoever speaks for
+ * it) wrote. Printed raw, a control sequence in them would drive the
+ * operator's terminal: move the cursor, rewrite the lines above, set the
+ * window title, hide a failure. So everything that is not plain printable
+ * text is shown escaped: C0 controls and DEL as \xHH, C1 controls and the
+ * bidirectional controls (which reorder what is displayed) as \u{HHHH},
+ * bytes that are not UTF-8 as \xHH, and the backslash itself as \\, so no
+ * escape can be forged. --json leaves the text to the JSON encoder. */
+#define SAFE_LEN(field) (sizeof(field) * 4 + 1) /* at worst "\xHH" for every byte */
+
+/* The length of the UTF-8 sequence at p (1..4) and its code point, or 0
+ * when p does not start a well-formed one. */
+static size_t utf8_next(const unsigned char *p, uint32_t *cp)
+{
+    size_t n = p[0] < 0x80                    ? 1
+               : p[0] >= 0xC2 && p[0] <= 0xDF ? 2
+               : p[0] >= 0xE0 && p[0] <= 0xEF ? 3
+               : p[0] >= 0xF0 && p[0] <= 0xF4 ? 4
+                                              : 0;
+    uint32_t v = n == 1 ? p[0] : n == 2 ? p[0] & 0x1Fu : n == 3 ? p[0] & 0x0Fu : p[0] & 0x07u;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        v = (v << 6) | (p[i] & 0x3Fu);
+    }
+    *cp = v;
+    return n;
+}
+
+static bool needs_escape(uint32_t cp)
+{
+    return cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F) || cp == 0x200E || cp == 0x200F ||
+           (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/* in (a NUL-terminated field) made safe to print into out (cap bytes); cut
+ * at a whole character or escape when out is too small. */
+static void safe_text(const char *in, char *out, size_t cap)
+{
+    const unsigned char *p = (const unsigned char *)in;
+    size_t used = 0;
+    out[0] = 0;
+    while (*p) {
+        char esc[16];
+        uint32_t cp = 0;
+        size_t n = utf8_next(p, &cp);
+        const char *piece = (const char *)p;
+        size_t len = n;
+        if (n == 0) {
+            snprintf(esc, sizeof(esc), "\\x%02X", p[0]);
+            n = 1;
+        } else if (cp == '\\') {
+            snprintf(esc, sizeof(esc), "\\\\");
+        } else if (needs_escape(cp)) {
+            snprintf(esc, sizeof(esc), cp < 0x80 ? "\\x%02X" : "\\u{%04X}", (unsigned)cp);
+        } else {
+            esc[0] = 0;
+        }
+        if (esc[0]) {
+            piece = esc;
+            len = strlen(esc);
+        }
+        if (used + len + 1 > cap)
+            break;
+        memcpy(out + used, piece, len);
+        used += len;
+        out[used] = 0;
+        p += n;
+    }
+}
+
 static void error_text(const struct ferry_status *st, char *buf, size_t cap)
 {
+    char message[SAFE_LEN(st->message)];
+    safe_text(st->message, message, sizeof(message));
     snprintf(buf, cap, "%s%s%s", st->error ? ferry_err_name(st->error) : "",
-             st->error && st->message[0] ? ": " : "", st->message);
+             st->error && message[0] ? ": " : "", message);
+}
+
+/* The version column: "-" when the record has none. */
+static void version_text(const struct ferry_status *st, char *buf, size_t cap)
+{
+    if (st->version[0])
+        safe_text(st->version, buf, cap);
+    else
+        snprintf(buf, cap, "-");
 }
 
 static enum ferry_err print_json_row(struct walker *w, const struct ferry_inventory_row *row)
@@ -259,17 +368,24 @@ static void print_table_header(FILE *out)
 static void print_table_row(FILE *out, const struct ferry_inventory_row *row)
 {
     const struct ferry_status *st = &row->st;
-    char progress[48] = "-", updated[32], error[FERRY_STATUS_MESSAGE_MAX + 64];
+    char progress[48] = "-", updated[32], error[SAFE_LEN(st->message) + 32];
+    char version[SAFE_LEN(st->version)];
+    version_text(st, version, sizeof(version));
     if (st->total > 0)
         snprintf(progress, sizeof(progress), "%llu/%llu", (unsigned long long)st->bytes,
                  (unsigned long long)st->total);
     utc_clock(row->updated_at, true, updated, sizeof(updated));
     error_text(st, error, sizeof(error));
+    if (row->refused) {
+        size_t used = strlen(error);
+        snprintf(error + used, sizeof(error) - used, "%s[%llu refused since: see --refused]",
+                 used ? " " : "", (unsigned long long)row->refused);
+    }
     char seq[24];
     snprintf(seq, sizeof(seq), "%llu", (unsigned long long)st->seq);
     fprintf(out, TABLE_FMT, st->node, st->gateway[0] ? st->gateway : "-",
-            st->release_id[0] ? st->release_id : "-", st->version[0] ? st->version : "-",
-            ferry_state_name(st->state), progress, seq, updated, error[0] ? " " : "", error);
+            st->release_id[0] ? st->release_id : "-", version, ferry_state_name(st->state),
+            progress, seq, updated, error[0] ? " " : "", error);
 }
 
 /* Percent of the release written, -1 when the record says nothing of it. */
@@ -308,7 +424,9 @@ static const char *state_color(enum ferry_state s)
 static void print_frame_row(struct walker *w, const struct ferry_inventory_row *row)
 {
     const struct ferry_status *st = &row->st;
-    char bar[BAR_WIDTH + 16] = "", error[FERRY_STATUS_MESSAGE_MAX + 64];
+    char bar[BAR_WIDTH + 16] = "", error[SAFE_LEN(st->message) + 32];
+    char version[SAFE_LEN(st->version)];
+    version_text(st, version, sizeof(version));
     int pct = progress_pct(st);
     if (pct >= 0) {
         int full = pct * BAR_WIDTH / 100;
@@ -321,14 +439,15 @@ static void print_frame_row(struct walker *w, const struct ferry_inventory_row *
     const char *on = w->color ? state_color(st->state) : "";
     /* \033[K clears what the previous frame left to the right. */
     fprintf(w->out, FRAME_FMT "\033[K\n", st->node, on, ferry_state_name(st->state),
-            on[0] ? "\033[0m" : "", bar, st->version[0] ? st->version : "-",
-            st->gateway[0] ? st->gateway : "-", error);
+            on[0] ? "\033[0m" : "", bar, version, st->gateway[0] ? st->gateway : "-", error);
 }
 
 static void print_change(struct walker *w, const struct ferry_inventory_row *row)
 {
     const struct ferry_status *st = &row->st;
-    char when[16], error[FERRY_STATUS_MESSAGE_MAX + 64], progress[64] = "";
+    char when[16], error[SAFE_LEN(st->message) + 32], progress[64] = "";
+    char version[SAFE_LEN(st->version)];
+    version_text(st, version, sizeof(version));
     utc_clock(row->updated_at, false, when, sizeof(when));
     int pct = progress_pct(st);
     if (pct >= 0)
@@ -336,7 +455,7 @@ static void print_change(struct walker *w, const struct ferry_inventory_row *row
                  (unsigned long long)st->bytes, (unsigned long long)st->total);
     error_text(st, error, sizeof(error));
     fprintf(w->out, "%s %s %s%s version=%s release=%s gateway=%s%s%s\n", when, st->node,
-            ferry_state_name(st->state), progress, st->version[0] ? st->version : "-",
+            ferry_state_name(st->state), progress, version,
             st->release_id[0] ? st->release_id : "-", st->gateway[0] ? st->gateway : "-",
             error[0] ? " error=" : "", error);
 }
@@ -363,7 +482,7 @@ static enum ferry_err on_row(void *arg, const struct ferry_inventory_row *row)
         break;
     }
     if (err == FERRY_OK)
-        tally_add(&w->tally, &row->st);
+        tally_add(&w->tally, row);
     return err;
 }
 
@@ -580,7 +699,7 @@ static int verdict(const struct loop *l, const struct tally *t, bool timed_out)
         }
         return CLOUD_STATUS_EXIT_TIMEOUT;
     }
-    size_t unhappy = t->rows - t->by_state[FERRY_STATE_SUCCESS];
+    size_t unhappy = t->unhappy_total;
     if (unhappy == 0) {
         if (t->rows == 1)
             fprintf(stderr, "ferry-cloud status: the one targeted node succeeded\n");
@@ -696,6 +815,13 @@ static int check_flags(const struct status_cfg *cfg, enum ferry_state *state, ui
                    cfg->state);
     else if (cfg->watch && cfg->json)
         ferry_fail(&d, err, "--watch draws for people; poll --json for a program instead");
+    else if (cfg->refused && cfg->events)
+        ferry_fail(&d, err, "--refused and --events are two listings: ask for one");
+    else if ((cfg->refused || cfg->events) && (cfg->watch || cfg->wait))
+        ferry_fail(&d, err, "--%s lists once: it takes no --watch or --wait",
+                   cfg->refused ? "refused" : "events");
+    else if (cfg->events && (cfg->release || cfg->gateway || cfg->state))
+        ferry_fail(&d, err, "--events lists the whole log: it takes no filter");
     else if (!cfg->wait && (cfg->timeout >= 0 || cfg->expect))
         ferry_fail(&d, err, "--timeout and --expect need --wait");
     else if (cfg->wait && cfg->timeout == 0)
@@ -705,6 +831,84 @@ static int check_flags(const struct status_cfg *cfg, enum ferry_state *state, ui
     else if (!cfg->interval || parse_interval(cfg->interval, interval_ms, &d) == FERRY_OK)
         return -1;
     return cloud_subcmd_report(&status_cmd, &d, err, CLOUD_EXIT_USAGE);
+}
+
+/* ---- --refused and --events ----------------------------------------------------- */
+
+struct lister {
+    bool json;
+    size_t rows;
+    struct ferry_diag *d;
+};
+
+#define REFUSED_FMT "%-20s %-20s %-14s %16s %-14s %-13s %s\n"
+
+static enum ferry_err print_refused(void *arg, const struct ferry_refused_row *row)
+{
+    struct lister *l = arg;
+    if (l->json) {
+        char *text = NULL;
+        size_t len;
+        enum ferry_err err = ferry_refused_row_json(row, &text, &len, l->d);
+        if (err != FERRY_OK)
+            return err;
+        printf("%s%s", l->rows++ ? ",\n" : "\n", text);
+        free(text);
+        return FERRY_OK;
+    }
+    char when[32], seq[24], error[SAFE_LEN(row->st.message) + 32], detail[SAFE_LEN(row->detail)];
+    utc_clock(row->received_at, true, when, sizeof(when));
+    snprintf(seq, sizeof(seq), "%llu", (unsigned long long)row->st.seq);
+    error_text(&row->st, error, sizeof(error));
+    safe_text(row->detail, detail, sizeof(detail));
+    printf(REFUSED_FMT, when, row->st.node, row->st.gateway[0] ? row->st.gateway : "-", seq,
+           ferry_state_name(row->st.state), ferry_err_name(row->reason), detail);
+    l->rows++;
+    return FERRY_OK;
+}
+
+static enum ferry_err print_event(void *arg, const struct ferry_event_row *row)
+{
+    struct lister *l = arg;
+    if (l->json) {
+        char *text = NULL;
+        size_t len;
+        enum ferry_err err = ferry_event_row_json(row, &text, &len, l->d);
+        if (err != FERRY_OK)
+            return err;
+        printf("%s%s", l->rows++ ? ",\n" : "\n", text);
+        free(text);
+        return FERRY_OK;
+    }
+    char when[32], kind[SAFE_LEN(row->kind)], detail[SAFE_LEN(row->detail)];
+    utc_clock(row->at, true, when, sizeof(when));
+    safe_text(row->kind, kind, sizeof(kind));
+    safe_text(row->detail, detail, sizeof(detail));
+    printf("%-20s %-6s %-20s %s\n", when, kind, row->node, detail);
+    l->rows++;
+    return FERRY_OK;
+}
+
+static int list_aside(const struct status_cfg *cfg, struct cloud_inventory *inv,
+                      const struct cloud_inventory_filter *filter, struct ferry_diag *d)
+{
+    struct lister l = {.json = cfg->json, .d = d};
+    if (cfg->json)
+        printf("[");
+    else if (cfg->refused)
+        printf(REFUSED_FMT, "RECEIVED", "NODE", "GATEWAY", "SEQ", "STATE", "REASON", "DETAIL");
+    else
+        printf("%-20s %-6s %-20s %s\n", "AT", "KIND", "NODE", "DETAIL");
+    enum ferry_err err = cfg->refused
+                             ? cloud_inventory_each_refused(inv, filter, print_refused, &l, d)
+                             : cloud_inventory_each_event(inv, print_event, &l, d);
+    if (cfg->json)
+        printf("%s]\n", l.rows ? "\n" : "");
+    if (err == FERRY_OK && (fflush(stdout) != 0 || ferror(stdout)))
+        err = ferry_fail(d, FERRY_E_IO, "writing to stdout failed");
+    if (err != FERRY_OK)
+        return cloud_subcmd_report(&status_cmd, d, err, CLOUD_EXIT_FAILED);
+    return 0;
 }
 
 static int status_once(const struct status_cfg *cfg, struct cloud_inventory *inv,
@@ -729,6 +933,11 @@ static int status_run(const struct status_cfg *cfg, const enum ferry_state *stat
     enum ferry_err err = cloud_inventory_open(cfg->db, false, &inv, &d);
     if (err != FERRY_OK)
         return cloud_subcmd_report(&status_cmd, &d, err, CLOUD_EXIT_FAILED);
+    if (cfg->refused || cfg->events) {
+        int status = list_aside(cfg, inv, &filter, &d);
+        cloud_inventory_close(inv);
+        return status;
+    }
     if (!cfg->watch && !cfg->wait) {
         int status = status_once(cfg, inv, &filter, &d);
         cloud_inventory_close(inv);

@@ -9,10 +9,17 @@
 
 /* status --db FILE [--json] [--release R] [--gateway G] [--state S]
  *        [--watch] [--interval T] [--wait [--timeout T] [--expect N]]
+ *        [--refused | --events]
  *
  * Once: prints one line per node (a table, or with --json a JSON array of
  * objects with node, gateway, release, version, state, bytes, total, error,
- * message, seq, ts and updated_at) on stdout.
+ * message, seq, ts, updated_at and refused) on stdout. `refused` counts the
+ * node's records the cloud refused for good since its latest one was
+ * stored; the table marks such a node.
+ *
+ * --refused lists those refused records instead (the filters apply to
+ * them), and --events the inventory's event log (bindings and moves), each
+ * once, as a table or with --json as an array (ferry_batch.h).
  *
  * --watch: a live view, read again every --interval. On a terminal it is
  * redrawn in place with ANSI sequences (colour unless NO_COLOR is set);
@@ -24,9 +31,15 @@
  * and at least --expect of them, default 1) has reached a final state
  * (success, failed, rolled-back, rejected). Without --watch it then prints
  * the listing of the pass that settled it. A one-line verdict goes to
- * stderr; the exit status is 0 when every targeted node succeeded, else
+ * stderr; a success with records refused since does not count as one. The
+ * exit status is 0 when every targeted node succeeded, else
  * CLOUD_STATUS_EXIT_UNSUCCESSFUL, or CLOUD_STATUS_EXIT_TIMEOUT, or 128 plus
  * the signal when interrupted.
+ *
+ * A record's version and message are the node's own text: every view but
+ * --json prints them with control characters (C0, DEL, C1), bidirectional
+ * controls, bytes that are not UTF-8 and the backslash escaped (\xHH,
+ * \u{HHHH}, \\), so a node cannot drive the operator's terminal.
  *
  * argv[0] is "status"; returns the exit status. */
 int cloud_cmd_status(int argc, char **argv);

@@ -1,4 +1,5 @@
 /* ferry-cloud: pick the subcommand and hand over. */
+#include "cloud_bind.h"
 #include "cloud_cli.h"
 #include "cloud_publish.h"
 #include "cloud_serve.h"
@@ -20,6 +21,7 @@ static const struct subcommand subcommands[] = {
     {"publish", "store an artifact and publish its signed release", cloud_cmd_publish},
     {"serve", "stream artifacts to gateways and ingest their status", cloud_cmd_serve},
     {"status", "show the fleet inventory", cloud_cmd_status},
+    {"bind", "bind a node to its gateway, or move it to another", cloud_cmd_bind},
 };
 #define N_SUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))
 

@@ -32,6 +32,9 @@ static const struct err_desc descs[FERRY_E__COUNT] = {
     [FERRY_E_PROTOCOL] = {"protocol", "protocol violation"},
     [FERRY_E_CORRUPT] = {"corrupt", "stored state is corrupt"},
     [FERRY_E_WRONG_PRODUCT] = {"wrong-product", "release of another product"},
+    [FERRY_E_CONFLICT] = {"conflict", "another record holds this node and seq"},
+    [FERRY_E_WRONG_GATEWAY] = {"wrong-gateway", "node bound to another gateway"},
+    [FERRY_E_SEQ_RANGE] = {"seq-range", "seq too far beyond the node's last"},
 };
 
 const char *ferry_strerror(enum ferry_err err)

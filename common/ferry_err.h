@@ -40,6 +40,9 @@ enum ferry_err {
     FERRY_E_PROTOCOL,           /* a peer broke the protocol */
     FERRY_E_CORRUPT,            /* stored state failed its CRC or hash */
     FERRY_E_WRONG_PRODUCT,      /* manifest of a product line the device does not run */
+    FERRY_E_CONFLICT,           /* another status record holds this (node, seq) */
+    FERRY_E_WRONG_GATEWAY,      /* status of a node bound to another gateway */
+    FERRY_E_SEQ_RANGE,          /* status seq beyond the node's sequence window */
     FERRY_E__COUNT
 };
 

@@ -140,11 +140,14 @@ enum ferry_err ferry_fsync_dir(const char *path)
 enum ferry_err ferry_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
                                   struct ferry_diag *d)
 {
+    /* An unpredictable name, created with O_EXCL (mkostemp): a name known in
+     * advance could be taken first by a symbolic link to another file, which
+     * a plain open() would follow and truncate. */
     char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp))
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp))
         return ferry_fail(d, FERRY_E_INVALID_ARG, "%s: path too long", path);
 
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
         return ferry_fail(d, errno_to_err(errno), "%s: %s", tmp, strerror(errno));
     enum ferry_err err = ferry_write_all(fd, data, len);
@@ -169,6 +172,22 @@ enum ferry_err ferry_write_atomic(const char *path, const void *data, size_t len
     return FERRY_OK;
 }
 
+/* fsyncs the folder that holds the entry buf names (buf is modified and
+ * restored): a new folder survives a power cut only once its parent's
+ * entry for it is on disk. */
+static enum ferry_err fsync_parent(char *buf)
+{
+    char *slash = strrchr(buf, '/');
+    if (!slash)
+        return ferry_fsync_dir(".");
+    if (slash == buf)
+        return ferry_fsync_dir("/");
+    *slash = 0;
+    enum ferry_err err = ferry_fsync_dir(buf);
+    *slash = '/';
+    return err;
+}
+
 enum ferry_err ferry_mkdir_p(const char *path, mode_t mode, struct ferry_diag *d)
 {
     char buf[PATH_MAX];
@@ -178,7 +197,11 @@ enum ferry_err ferry_mkdir_p(const char *path, mode_t mode, struct ferry_diag *d
         if (*p == '/' || *p == 0) {
             char c = *p;
             *p = 0;
-            if (mkdir(buf, mode) != 0) {
+            if (mkdir(buf, mode) == 0) {
+                enum ferry_err err = fsync_parent(buf);
+                if (err != FERRY_OK)
+                    return ferry_fail(d, err, "%s: fsync of the folder holding it failed", buf);
+            } else {
                 struct stat st;
                 if (errno != EEXIST)
                     return ferry_fail(d, errno_to_err(errno), "%s: %s", buf, strerror(errno));

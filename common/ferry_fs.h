@@ -3,7 +3,9 @@
  * ferry_write_atomic() is the only way Ferry replaces a state file: it writes
  * a temporary file beside the target, fsyncs it, renames it over the target
  * and fsyncs the folder, so after a crash the target holds either the old or
- * the new bytes, never a mix. */
+ * the new bytes, never a mix. The temporary file has an unpredictable name
+ * and is created exclusively, so nothing placed there in advance (a
+ * symbolic link, say) is followed or overwritten. */
 #ifndef FERRY_FS_H
 #define FERRY_FS_H
 
@@ -28,7 +30,8 @@ enum ferry_err ferry_write_atomic(const char *path, const void *data, size_t len
 /* fsyncs the folder that holds path (or path itself when it is a folder). */
 enum ferry_err ferry_fsync_dir(const char *dir) FERRY_MUST_CHECK;
 
-/* mkdir -p; existing folders are fine. */
+/* mkdir -p; existing folders are fine. Each folder it creates is made
+ * durable: the folder holding it is fsync'd. */
 enum ferry_err ferry_mkdir_p(const char *path, mode_t mode, struct ferry_diag *d) FERRY_MUST_CHECK;
 
 /* write(2) until done or failed; maps ENOSPC/EDQUOT to FERRY_E_NOSPACE. */

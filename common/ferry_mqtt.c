@@ -58,6 +58,8 @@ struct ferry_mqtt {
     bool clean_start;
     uint32_t session_expiry;
     int keepalive;
+    char *droppable[FERRY_MQTT_DROPPABLE_MAX + 1]; /* NULL-terminated */
+    size_t queue_max;
 
     /* Loop thread only. */
     bool connected, connecting;
@@ -67,9 +69,11 @@ struct ferry_mqtt {
     struct ev_node *head, *tail;
     size_t queued_bytes;
     enum link_state link;
-    char tls_err[96]; /* last OpenSSL error of the current attempt */
-    bool over_cap;    /* warned that the queue passed its cap; rearmed below half */
-    bool disc_done;   /* the free-time disconnect has completed */
+    char tls_err[96];         /* last OpenSSL error of the current attempt */
+    bool over_cap;            /* warned that the queue passed its cap; rearmed below half */
+    uint64_t dropped;         /* messages dropped while the queue was full */
+    uint64_t dropped_episode; /* ... in the current episode (over_cap) */
+    bool disc_done;           /* the free-time disconnect has completed */
 };
 
 /* Paho's text for a return code; never NULL. */
@@ -298,11 +302,43 @@ static struct ev_node *message_node(const char *topic, size_t tlen, const MQTTAs
     return n;
 }
 
-/* Every message is queued, even past FERRY_MQTT_QUEUE_MAX_BYTES: Paho
- * 1.3.12 has already sent the PUBACK and keeps a refused message in its own
- * unbounded list, offering it again only when the next packet arrives for
- * this client (one keepalive later when the link is idle). Refusing would
- * stall delivery and save no memory, so the cap only raises a warning. */
+bool ferry_mqtt_topic_matches(const char *filter, const char *topic)
+{
+    const char *f = filter, *t = topic;
+    for (;;) {
+        size_t fl = strcspn(f, "/"), tl = strcspn(t, "/");
+        if (fl == 1 && f[0] == '#')
+            return true;
+        if (!(fl == 1 && f[0] == '+') && (fl != tl || memcmp(f, t, fl) != 0))
+            return false;
+        f += fl;
+        t += tl;
+        if (!*f && !*t)
+            return true;
+        if (!*t)
+            return strcmp(f, "/#") == 0; /* "a/#" also matches "a" */
+        if (!*f)
+            return false;
+        f++;
+        t++;
+    }
+}
+
+static bool droppable(const struct ferry_mqtt *m, const char *topic)
+{
+    for (size_t i = 0; m->droppable[i]; i++) {
+        if (ferry_mqtt_topic_matches(m->droppable[i], topic))
+            return true;
+    }
+    return false;
+}
+
+/* A message is queued whatever the queue holds, except one on a droppable
+ * topic while the queue is full (see the header): Paho 1.3.12 has already
+ * sent the PUBACK and keeps a refused message in its own unbounded list,
+ * offering it again only when the next packet arrives for this client (one
+ * keepalive later when the link is idle). Refusing would stall delivery
+ * and save no memory; dropping what the protocol retries does. */
 static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *msg)
 {
     struct ferry_mqtt *m = ctx;
@@ -320,6 +356,19 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
         goto consumed;
     }
 
+    pthread_mutex_lock(&m->mu);
+    if (m->queued_bytes >= m->queue_max && droppable(m, topic)) {
+        m->dropped++;
+        if (m->dropped_episode++ == 0)
+            LOG_WARN("mqtt %s: %zu bytes of events wait for the loop (cap %zu): dropping "
+                     "messages its protocol retries, from '%.64s' on",
+                     m->client_id, m->queued_bytes, m->queue_max, topic);
+        m->over_cap = true;
+        pthread_mutex_unlock(&m->mu);
+        goto consumed;
+    }
+    pthread_mutex_unlock(&m->mu);
+
     struct ev_node *n = message_node(topic, tlen, msg, plen);
     if (!n) {
         /* Paho keeps it and offers it again later: late beats lost. */
@@ -328,10 +377,11 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
     }
     pthread_mutex_lock(&m->mu);
     push_locked(m, n);
-    if (m->queued_bytes > FERRY_MQTT_QUEUE_MAX_BYTES && !m->over_cap) {
+    if (m->queued_bytes > m->queue_max && !m->over_cap) {
         m->over_cap = true;
-        LOG_WARN("mqtt %s: %zu bytes of events wait for the loop (cap %u): the sender outruns us",
-                 m->client_id, m->queued_bytes, FERRY_MQTT_QUEUE_MAX_BYTES);
+        LOG_WARN("mqtt %s: %zu bytes of events wait for the loop (cap %zu) on topics it may not "
+                 "drop: the sender outruns us",
+                 m->client_id, m->queued_bytes, m->queue_max);
     }
     pthread_mutex_unlock(&m->mu);
 
@@ -505,6 +555,13 @@ static enum ferry_err check_opts(const struct ferry_mqtt_opts *o, struct ferry_d
         return ferry_fail(d, FERRY_E_INVALID_ARG,
                           "mqtt: client '%s': a persistent session needs session_expiry > 0",
                           o->client_id);
+    size_t ndrop = 0;
+    for (; o->droppable && o->droppable[ndrop]; ndrop++) {
+        if (ndrop == FERRY_MQTT_DROPPABLE_MAX || !topic_filter_ok(o->droppable[ndrop]))
+            return ferry_fail(d, FERRY_E_INVALID_ARG,
+                              "mqtt: droppable filters must be at most %d valid filters",
+                              FERRY_MQTT_DROPPABLE_MAX);
+    }
     if (o->keepalive < 0 || o->keepalive > 65535)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "mqtt: keepalive %d is outside 0..65535",
                           o->keepalive);
@@ -580,6 +637,11 @@ static enum ferry_err copy_opts(struct ferry_mqtt *m, const struct ferry_mqtt_op
     m->clean_start = o->clean_start;
     m->session_expiry = o->session_expiry;
     m->keepalive = o->keepalive ? o->keepalive : DEFAULT_KEEPALIVE_S;
+    m->queue_max = o->queue_max ? o->queue_max : FERRY_MQTT_QUEUE_MAX_BYTES;
+    for (size_t i = 0; o->droppable && o->droppable[i]; i++) {
+        if (dup_opt(o->droppable[i], &m->droppable[i]) != FERRY_OK)
+            return FERRY_E_NOMEM;
+    }
     return FERRY_OK;
 }
 
@@ -732,10 +794,20 @@ void ferry_mqtt_free(struct ferry_mqtt *m)
     free(m->username);
     free(m->will_topic);
     free(m->will_payload);
+    for (size_t i = 0; m->droppable[i]; i++)
+        free(m->droppable[i]);
     free(m);
 }
 
 /* ---- loop-thread API -------------------------------------------------- */
+
+uint64_t ferry_mqtt_dropped(struct ferry_mqtt *m)
+{
+    pthread_mutex_lock(&m->mu);
+    uint64_t n = m->dropped;
+    pthread_mutex_unlock(&m->mu);
+    return n;
+}
 
 int ferry_mqtt_fd(const struct ferry_mqtt *m)
 {
@@ -837,9 +909,16 @@ enum ferry_err ferry_mqtt_next(struct ferry_mqtt *m, struct ferry_mqtt_ev **out)
     if (!m->head)
         m->tail = NULL;
     m->queued_bytes -= n->cost;
-    if (m->queued_bytes < FERRY_MQTT_QUEUE_MAX_BYTES / 2)
+    uint64_t episode = 0;
+    if (m->over_cap && m->queued_bytes < m->queue_max / 2) {
         m->over_cap = false;
+        episode = m->dropped_episode;
+        m->dropped_episode = 0;
+    }
     pthread_mutex_unlock(&m->mu);
+    if (episode)
+        LOG_WARN("mqtt %s: the queue drained; %llu messages were dropped while it was full",
+                 m->client_id, (unsigned long long)episode);
 
     switch (n->ev.type) {
     case FERRY_MQTT_EV_CONNECTED:

@@ -7,9 +7,20 @@
  * broker: Paho 1.3.12 acknowledges a QoS 1 message when it reads it, and a
  * message refused by the callback stays in Paho's own unbounded list until
  * the next packet for the client arrives (a keepalive later on an idle
- * link). So every message is queued; past FERRY_MQTT_QUEUE_MAX_BYTES a
- * warning is logged, and memory is bounded only by the protocol above
- * (requests that cap what is in flight).
+ * link), so refusing would stall delivery and save no memory.
+ *
+ * What bounds the queue instead is dropping: the caller names
+ * (opts.droppable) the topic filters whose messages its protocol already
+ * retries or can do without: chunks a gateway asks for again on its
+ * timeout, stream requests a gateway repeats, status batches resent until
+ * acknowledged, acks whose batch is then resent, twins that are copies.
+ * While the queue holds queue_max bytes or more, a message on such a topic
+ * is dropped on arrival (counted, and logged once per episode) instead of
+ * queued. Other messages (releases, connection events) are always queued:
+ * they are few and bounded by the protocol (one retained release per
+ * product). The gateway also pauses what it asks for (its chunk window),
+ * so in normal running nothing is dropped; dropping is what holds memory
+ * when a peer floods.
  *
  * Reconnection is the loop's decision, not Paho's: after FERRY_MQTT_EV_LOST
  * or FERRY_MQTT_EV_CONNECT_FAILED the caller waits ferry_backoff_next() and
@@ -28,7 +39,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FERRY_MQTT_QUEUE_MAX_BYTES (8u << 20) /* warning threshold, see above */
+#define FERRY_MQTT_QUEUE_MAX_BYTES (8u << 20) /* default queue_max, see above */
+#define FERRY_MQTT_DROPPABLE_MAX   8          /* filters in opts.droppable */
 #define FERRY_MQTT_MAX_PAYLOAD     (1u << 20) /* larger incoming messages are dropped and logged */
 
 struct ferry_mqtt_opts {
@@ -46,6 +58,11 @@ struct ferry_mqtt_opts {
     const void *will_payload;
     size_t will_len;
     bool will_retain;
+    /* Topic filters (MQTT wildcards allowed) whose messages may be dropped
+     * while the queue is full; NULL-terminated, at most
+     * FERRY_MQTT_DROPPABLE_MAX; NULL: none. Copied. */
+    const char *const *droppable;
+    size_t queue_max; /* bytes; 0: FERRY_MQTT_QUEUE_MAX_BYTES */
 };
 
 enum ferry_mqtt_ev_type {
@@ -101,6 +118,12 @@ void ferry_mqtt_ev_free(struct ferry_mqtt_ev *ev);
  * FERRY_MQTT_MAX_PAYLOAD (the peer would drop it). */
 enum ferry_err ferry_mqtt_publish(struct ferry_mqtt *m, const char *topic, const void *payload,
                                   size_t len, int qos, bool retain, int *token) FERRY_MUST_CHECK;
+
+/* Messages dropped because the queue was full, since the client was made. */
+uint64_t ferry_mqtt_dropped(struct ferry_mqtt *m);
+
+/* Whether topic matches filter ('+' one level, '#' the rest). */
+bool ferry_mqtt_topic_matches(const char *filter, const char *topic);
 
 /* Subscribes (MQTT v5, no-local off). Outcome arrives as an event. */
 enum ferry_err ferry_mqtt_subscribe(struct ferry_mqtt *m, const char *filter, int qos,

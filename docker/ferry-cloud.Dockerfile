@@ -25,12 +25,14 @@ COPY deploy deploy
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
  && cmake --build /build -j"$(nproc)" --target ferry-cloud
 
-# ---- runtime: the shared libraries ferry-cloud links against, nothing else.
+# ---- runtime: the shared libraries ferry-cloud links against, and openssl
+# with the certificate scripts for compose's one-shot `pki` service.
 FROM debian:12-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libpaho-mqtt1.3 libssl3 libmbedcrypto7 libcjson1 libsqlite3-0 ca-certificates \
+        libpaho-mqtt1.3 libssl3 libmbedcrypto7 libcjson1 libsqlite3-0 ca-certificates openssl \
  && rm -rf /var/lib/apt/lists/*
+COPY certs/mkcerts.sh certs/mkacl.sh /usr/local/share/ferry/certs/
 # The same uid in every Ferry image, so volumes they share (the release key)
 # have one owner; the directories exist here so that new volumes take it.
 RUN groupadd --system --gid 10001 ferry \

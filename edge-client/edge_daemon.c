@@ -149,6 +149,26 @@ static void send_next(struct edge_daemon *dm)
     dm->sending_seq = seq;
 }
 
+/* 4.09: the gateway holds another record under the head's (node, seq),
+ * one that is not ours (or a record of ours from before our journal was
+ * lost). Resending could never succeed and dropping would lose the record:
+ * every pending record gets a fresh seq, in order, and is sent again after
+ * a back-off (so a gateway that keeps answering 4.09 is not hammered). */
+static void renumber(struct edge_daemon *dm)
+{
+    struct ferry_diag d = {{0}};
+    uint64_t first = 0;
+    if (edge_journal_renumber(dm->journal, &first, &d) != FERRY_OK)
+        LOG_WARN("status %" PRIu64 ": the gateway holds another record under its seq (4.09), "
+                 "and renumbering failed: %s",
+                 dm->sending_seq, d.msg);
+    else
+        LOG_WARN("status %" PRIu64 ": the gateway holds another record under its seq (4.09); "
+                 "%zu pending records renumbered from %" PRIu64,
+                 dm->sending_seq, edge_journal_pending(dm->journal), first);
+    send_later(dm, 0);
+}
+
 static void on_status_answer(void *arg, const struct edge_coap_answer *a)
 {
     struct edge_daemon *dm = arg;
@@ -168,6 +188,9 @@ static void on_status_answer(void *arg, const struct edge_coap_answer *a)
                  dm->sending_seq, a->code / 100, a->code % 100);
         drop_head(dm, dm->sending_seq);
         send_next(dm);
+        return;
+    case 409:
+        renumber(dm);
         return;
     case 503:
         send_later(dm, a->has_max_age && a->max_age ? a->max_age : 0);
@@ -427,8 +450,8 @@ static enum ferry_err slot_action(struct edge_daemon *dm, const struct edge_acti
     }
 }
 
-/* One action; errors of STATUS and SAVE are logged here and do not stop
- * the batch (edge_fsm.h). */
+/* One action; errors of STATUS are logged here and do not stop the batch,
+ * those of SAVE do (edge_fsm.h). */
 static enum ferry_err do_action(struct edge_daemon *dm, const struct edge_action *a,
                                 struct ferry_diag *d)
 {
@@ -437,9 +460,7 @@ static enum ferry_err do_action(struct edge_daemon *dm, const struct edge_action
         journal_status(dm, &a->status);
         return FERRY_OK;
     case EDGE_ACT_SAVE:
-        if (save_job(dm, d) != FERRY_OK)
-            LOG_WARN("job record not saved: %s", d->msg);
-        return FERRY_OK;
+        return save_job(dm, d);
     case EDGE_ACT_REBOOT:
         return reboot(dm, d);
     case EDGE_ACT_GET_BLOCK:

@@ -1103,9 +1103,22 @@ void edge_fsm_failed(struct edge_fsm *f, const struct edge_clock *clk, enum edge
     case EDGE_ACT_RUN_HEALTH:
         edge_fsm_health(f, clk, false, why, out);
         break;
+    case EDGE_ACT_SAVE: {
+        /* A job whose record cannot be saved must not go on as if it could:
+         * after a restart the node would not know where it was (resuming a
+         * download it did not record, or booting a trial it never noted).
+         * It ends failed before anything more is written or installed.
+         * Outside a job a lost save costs only a repeated report. */
+        char text[FERRY_DIAG_MAX];
+        snprintf(text, sizeof(text), "the job record cannot be saved: %s", why);
+        if (f->phase == EDGE_PHASE_DOWNLOADING)
+            fail_download(f, clk, out, err, text);
+        else if (f->phase == EDGE_PHASE_GATE || f->phase == EDGE_PHASE_REBOOTING)
+            finish_job(f, clk, out, FERRY_STATE_FAILED, err, "%s", text);
+        break;
+    }
     case EDGE_ACT_GET_BLOCK: /* its deadline asks again (plan()) */
     case EDGE_ACT_STATUS:
-    case EDGE_ACT_SAVE:
     case EDGE_ACT_ABORT:
     case EDGE_ACT_TIMER:
     case EDGE_ACT_CANCEL_TIMER:

@@ -81,10 +81,13 @@
  * a trial boot. When nothing is under way it reports idle with the running
  * version, once.
  *
- * Performing actions: in order. A failure of STATUS or SAVE is the caller's
- * to log, and the rest of the batch still runs (a record or a checkpoint
- * lost costs a repeat, not the install). A failure of any other action
- * stops the batch there; the caller reports it with edge_fsm_failed().
+ * Performing actions: in order. A failure of STATUS is the caller's to
+ * log, and the rest of the batch still runs (a record lost costs a repeat,
+ * not the install). A failure of any other action, SAVE included, stops
+ * the batch there; the caller reports it with edge_fsm_failed(). A SAVE
+ * that fails while a job is under way fails the job (`io`, "the job record
+ * cannot be saved"): a job the node cannot persist does not go on as if it
+ * could, so nothing more is written to the slot and no install starts.
  * GET_BLOCK, RUN_BUSY, RUN_HEALTH, REBOOT and TIMER are answered later by
  * their own call (edge_fsm_block(), edge_fsm_busy(), edge_fsm_health(),
  * edge_fsm_booted(), edge_fsm_timer()), never from inside the call that

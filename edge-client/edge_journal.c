@@ -20,6 +20,10 @@
 #define SEQ_FILE_LEN 12
 #define ENTRY_MAX    (HDR_LEN + FERRY_STATUS_MAX_BYTES)
 
+/* A node never jumps further than the receivers allow (edge_journal.h). */
+_Static_assert(2 * EDGE_JOURNAL_MAX_PENDING + EDGE_JOURNAL_SEQ_BLOCK < FERRY_STATUS_SEQ_WINDOW,
+               "the journal may skip past the status sequence window");
+
 struct pending {
     uint64_t off; /* of the entry's header */
     uint32_t len; /* of its payload */
@@ -240,8 +244,11 @@ enum ferry_err edge_journal_open(const char *dir, struct edge_journal **out, str
         return err;
     }
     read_reservation(j);
-    /* A cut may have dropped records that were sent: never reuse their seqs. */
-    if (j->repaired && j->reserved > j->last_seq + 1)
+    /* A cut may have dropped records that were sent, and a journal that is
+     * gone or empty (lost, or recreated) says nothing of the seqs handed
+     * out before: never reuse them. For a new node there is no reservation
+     * and this changes nothing. */
+    if ((j->repaired || j->size == 0) && j->reserved > j->last_seq + 1)
         j->last_seq = j->reserved - 1;
     *out = j;
     return FERRY_OK;
@@ -385,6 +392,78 @@ enum ferry_err edge_journal_ack(struct edge_journal *j, uint64_t seq, struct fer
     if (j->head == j->n && j->size > EDGE_JOURNAL_COMPACT_BYTES)
         compact(j);
     return FERRY_OK;
+}
+
+/* Appends to buf (room for ENTRY_MAX) the pending record p renumbered as
+ * seq; returns the entry's length, or 0 when p no longer reads back. */
+static size_t renumbered_entry(struct edge_journal *j, const struct pending *p, uint64_t seq,
+                               uint8_t *buf)
+{
+    uint8_t hdr[HDR_LEN];
+    uint8_t payload[FERRY_STATUS_MAX_BYTES];
+    size_t n = 0, len = 0;
+    struct ferry_status st;
+    if (read_entry(j->fd, p->off, hdr, payload, &n) != FERRY_OK || hdr[0] != KIND_RECORD ||
+        ferry_status_from_cbor(payload, n, &st, NULL) != FERRY_OK)
+        return 0;
+    st.seq = seq;
+    if (ferry_status_to_cbor(&st, buf + HDR_LEN, FERRY_STATUS_MAX_BYTES, &len, NULL) != FERRY_OK)
+        return 0;
+    return make_entry(buf, KIND_RECORD, len);
+}
+
+enum ferry_err edge_journal_renumber(struct edge_journal *j, uint64_t *first, struct ferry_diag *d)
+{
+    size_t m = edge_journal_pending(j);
+    if (m == 0)
+        return ferry_fail(d, FERRY_E_NOT_FOUND, "journal: nothing pending");
+    enum ferry_err err = reopen(j, d);
+    if (err != FERRY_OK)
+        return err;
+    uint8_t *buf = malloc(m * ENTRY_MAX + HDR_LEN + ACK_LEN);
+    struct pending *fresh = malloc(m * sizeof(*fresh));
+    if (!buf || !fresh) {
+        err = ferry_fail(d, FERRY_E_NOMEM, "journal: out of memory");
+        goto out;
+    }
+    /* The copies first, then one ack entry that retires the originals, in
+     * one durable append: a power cut inside it leaves at worst both (the
+     * copies are then sent as well), never neither. */
+    size_t used = 0, k = 0;
+    uint64_t seq = j->last_seq;
+    for (size_t i = j->head; i < j->n; i++) {
+        size_t len = renumbered_entry(j, &j->q[i], seq + 1, buf + used);
+        if (len == 0)
+            continue; /* damaged on storage: it could never be sent */
+        seq++;
+        fresh[k++] =
+            (struct pending){.off = j->size + used, .len = (uint32_t)(len - HDR_LEN), .seq = seq};
+        used += len;
+    }
+    put_le(buf + used + HDR_LEN, j->q[j->n - 1].seq, ACK_LEN);
+    used += make_entry(buf + used, KIND_ACK, ACK_LEN);
+    if (seq >= j->reserved) {
+        err = write_reservation(j, seq + EDGE_JOURNAL_SEQ_BLOCK, d);
+        if (err != FERRY_OK)
+            goto out;
+    }
+    err = append_entry(j, buf, used, true, d);
+    if (err != FERRY_OK)
+        goto out;
+    j->head = j->n = 0;
+    for (size_t i = 0; i < k; i++)
+        if (push(j, fresh[i].off, fresh[i].len, fresh[i].seq) != FERRY_OK) {
+            /* Cannot happen: the queue held m >= k entries already. */
+            err = ferry_fail(d, FERRY_E_NOMEM, "journal: out of memory");
+            goto out;
+        }
+    j->last_seq = seq;
+    if (first)
+        *first = k ? fresh[0].seq : 0;
+out:
+    free(buf);
+    free(fresh);
+    return err;
 }
 
 uint64_t edge_journal_head_seq(const struct edge_journal *j)

@@ -20,8 +20,17 @@
  *
  * Opening reads the journal up to the first damaged entry (a torn append
  * after a power cut, or media damage) and cuts it there. A cut may have lost
- * records the gateway already stored, so after one the next seq is taken
- * from the reservation: seqs may skip, never repeat.
+ * records the gateway already stored, so after one (and when the journal is
+ * missing or empty while status.seq survives) the next seq is taken from
+ * the reservation: seqs may skip, never repeat.
+ *
+ * How far a seq may skip (PROTOCOL.md, "Status record": the gateway and the
+ * cloud refuse a record more than FERRY_STATUS_SEQ_WINDOW beyond the last
+ * one they hold for the node): past the last record the gateway stored,
+ * the node holds at most EDGE_JOURNAL_MAX_PENDING more, a cut skips at most
+ * EDGE_JOURNAL_SEQ_BLOCK beyond the last handed out, and a renumbering at
+ * most EDGE_JOURNAL_MAX_PENDING. The sum stays inside the window (checked
+ * at compile time in edge_journal.c).
  *
  * Memory: three integers per pending record, and never more than
  * EDGE_JOURNAL_MAX_PENDING pending records. One thread. */
@@ -69,6 +78,14 @@ enum ferry_err edge_journal_head(struct edge_journal *j, uint8_t *buf, size_t ca
  * head's. */
 enum ferry_err edge_journal_ack(struct edge_journal *j, uint64_t seq,
                                 struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* The gateway holds another record under the head's (node, seq) (CoAP
+ * 4.09: PROTOCOL.md, "ferry/status"): gives every pending record, in order,
+ * a fresh seq after the last one handed out, so none of them is lost and
+ * their order is kept. One durable append; *first (may be NULL) gets the
+ * head's new seq. FERRY_E_NOT_FOUND when nothing is pending. */
+enum ferry_err edge_journal_renumber(struct edge_journal *j, uint64_t *first,
+                                     struct ferry_diag *d) FERRY_MUST_CHECK;
 
 /* The seq of the oldest pending record, 0 when none: lets a caller drop a
  * head that edge_journal_head() found corrupt. */

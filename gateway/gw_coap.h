@@ -165,8 +165,11 @@ struct gw_coap_hooks {
      * the node follows the return value:
      *   FERRY_OK                          2.04 Changed: only once the record
      *                                     is stored durably (or was already);
-     *   FERRY_E_NOSPACE, FERRY_E_BUSY     5.03 + Max-Age: retry later;
+     *   FERRY_E_NOSPACE, FERRY_E_BUSY,
+     *   FERRY_E_SEQ_RANGE                 5.03 + Max-Age: retry later;
      *   FERRY_E_PROTOCOL                  4.03 Forbidden (not this node's);
+     *   FERRY_E_CONFLICT                  4.09 Conflict (another record has
+     *                                     this node and seq: renumber);
      *   FERRY_E_MALFORMED, FERRY_E_INVALID_ARG, FERRY_E_TOO_LARGE
      *                                     4.00 Bad Request;
      *   anything else                     5.00.

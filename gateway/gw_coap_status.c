@@ -60,9 +60,12 @@ static coap_pdu_code_t status_code_for(enum ferry_err err)
         return COAP_RESPONSE_CODE_CHANGED;
     case FERRY_E_NOSPACE:
     case FERRY_E_BUSY:
+    case FERRY_E_SEQ_RANGE:
         return COAP_RESPONSE_CODE_SERVICE_UNAVAILABLE;
     case FERRY_E_PROTOCOL:
         return COAP_RESPONSE_CODE_FORBIDDEN;
+    case FERRY_E_CONFLICT:
+        return COAP_RESPONSE_CODE_CONFLICT;
     case FERRY_E_MALFORMED:
     case FERRY_E_INVALID_ARG:
     case FERRY_E_TOO_LARGE:

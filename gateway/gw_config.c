@@ -2,7 +2,10 @@
 
 #include "ferry_cfgfile.h"
 #include "gw_budget.h"
+#include "gw_nodes.h"
 #include "gw_outbox.h"
+#include "gw_pacer.h"
+#include "gw_relay.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -33,10 +36,10 @@ static const struct ferry_opt gw_opts[] = {
     OPT("cert-file", FERRY_OPT_STR, cert_file, "FILE", "TLS: this gateway's client certificate", 0),
     OPT("key-file", FERRY_OPT_STR, key_file, "FILE", "TLS: the client certificate's private key",
         0),
-    OPT("cache-quota-mb", FERRY_OPT_U64, cache_quota_mb, "MB", "cache quota in MiB (default 1024)",
-        0),
+    OPT("cache-quota-mb", FERRY_OPT_U64, cache_quota_mb, "MB",
+        "cache quota in MiB, 1..16777216 (default 1024)", 0),
     OPT("max-downloads", FERRY_OPT_U64, max_downloads, "N",
-        "nodes served at once; others get 5.03 (default 8)", 0),
+        "nodes served at once, 1..1024; others get 5.03 (default 8)", 0),
     OPT("busy-max-age", FERRY_OPT_U64, busy_max_age, "SECONDS",
         "Max-Age of the 5.03 a node gets beyond --max-downloads, jittered (default 10)", 0),
     OPT("psk-file", FERRY_OPT_STR, psk_file, "FILE",
@@ -44,7 +47,9 @@ static const struct ferry_opt gw_opts[] = {
     OPT("chunk-size", FERRY_OPT_U64, chunk_size, "BYTES",
         "MQTT stream chunk, 16384..65536 (default 65536)", 0),
     OPT("outbox-max-records", FERRY_OPT_U64, outbox_max_records, "N",
-        "status records held while the uplink is down (default 100000)", 0),
+        "status records held while the uplink is down, shared evenly by --max-nodes "
+        "(default 100000)",
+        0),
     OPT("outbox-max-mb", FERRY_OPT_U64, outbox_max_mb, "MB",
         "disk the status outbox may use, 1..64 (default 64)", 0),
     OPT("link-rate", FERRY_OPT_U64, link_rate, "BYTES/S",
@@ -54,6 +59,10 @@ static const struct ferry_opt gw_opts[] = {
     OPT("node-rate", FERRY_OPT_U64, node_rate, "BYTES/S",
         "at most this many bytes per second to any one node (default: its fair share of "
         "--link-rate)",
+        0),
+    OPT("max-nodes", FERRY_OPT_U64, max_nodes, "N",
+        "nodes whose status is relayed at once, each with an equal share of the outbox "
+        "(default 1000)",
         0),
     OPT("log-level", FERRY_OPT_LOGLEVEL, log_level, "LEVEL", "error, warn, info or debug", 0),
 };
@@ -69,6 +78,7 @@ enum ferry_err gw_config_parse(struct gw_config *cfg, int argc, char **argv, boo
     cfg->chunk_size = 65536;
     cfg->outbox_max_records = 100000;
     cfg->outbox_max_mb = 64;
+    cfg->max_nodes = GW_NODES_DEFAULT_MAX;
     cfg->log_level = FERRY_LOG_INFO;
     enum ferry_err err =
         ferry_opts_parse(gw_opts, N_OPTS, cfg, argc, argv, 1, ferry_cfgfile_load, help, d);
@@ -87,11 +97,21 @@ enum ferry_err gw_config_parse(struct gw_config *cfg, int argc, char **argv, boo
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--outbox-max-mb: expected 1..%llu, got %llu",
                           (unsigned long long)(GW_OUTBOX_BYTES_LIMIT >> 20),
                           (unsigned long long)cfg->outbox_max_mb);
+    if (cfg->max_nodes == 0 || cfg->max_nodes > GW_NODES_LIMIT)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--max-nodes: expected 1..%d, got %llu",
+                          GW_NODES_LIMIT, (unsigned long long)cfg->max_nodes);
+    if (!gw_relay_share_ok((size_t)cfg->max_nodes, (size_t)cfg->outbox_max_records,
+                           cfg->outbox_max_mb << 20))
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          "--max-nodes %llu leaves a node less than one record of the outbox "
+                          "(%llu records, %llu MiB): lower it or raise --outbox-max-records and "
+                          "--outbox-max-mb",
+                          (unsigned long long)cfg->max_nodes,
+                          (unsigned long long)cfg->outbox_max_records,
+                          (unsigned long long)cfg->outbox_max_mb);
     if (cfg->busy_max_age == 0 || cfg->busy_max_age > 3600)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--busy-max-age: expected 1..3600, got %llu",
                           (unsigned long long)cfg->busy_max_age);
-    if (cfg->max_downloads == 0)
-        return ferry_fail(d, FERRY_E_INVALID_ARG, "--max-downloads: expected at least 1");
     if (cfg->link_rate &&
         (cfg->link_rate < GW_BUDGET_MIN_RATE || cfg->link_rate > GW_BUDGET_MAX_RATE))
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--link-rate: expected 0 or %d..%llu, got %llu",
@@ -104,6 +124,15 @@ enum ferry_err gw_config_parse(struct gw_config *cfg, int argc, char **argv, boo
                           "--node-rate: expected %d..%llu (the --link-rate), got %llu",
                           GW_BUDGET_MIN_RATE, (unsigned long long)cfg->link_rate,
                           (unsigned long long)cfg->node_rate);
+    /* Both are converted later (MiB to bytes, and to the CoAP server's
+     * 32-bit count): a value past these bounds would wrap, not fail. */
+    if (cfg->cache_quota_mb == 0 || cfg->cache_quota_mb > GW_CONFIG_CACHE_QUOTA_MB_MAX)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--cache-quota-mb: expected 1..%llu, got %llu",
+                          (unsigned long long)GW_CONFIG_CACHE_QUOTA_MB_MAX,
+                          (unsigned long long)cfg->cache_quota_mb);
+    if (cfg->max_downloads == 0 || cfg->max_downloads > GW_PACER_MAX_TRANSFERS)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--max-downloads: expected 1..%d, got %llu",
+                          GW_PACER_MAX_TRANSFERS, (unsigned long long)cfg->max_downloads);
     return FERRY_OK;
 }
 

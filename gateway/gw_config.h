@@ -11,6 +11,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* 16 TiB: far above any cache, far below where MiB -> bytes overflows. */
+#define GW_CONFIG_CACHE_QUOTA_MB_MAX (UINT64_C(1) << 24)
+
 struct gw_config {
     char *broker; /* mqtt://host:port or mqtts://host:port */
     char *fleet;
@@ -32,12 +35,15 @@ struct gw_config {
     uint64_t outbox_max_mb;
     uint64_t link_rate; /* bytes/s to all nodes together; 0: no budget */
     uint64_t node_rate; /* bytes/s to one node at most; 0: its fair share */
+    uint64_t max_nodes; /* nodes whose status is relayed at once; each gets an equal outbox share */
     enum ferry_log_level log_level;
 };
 
 /* Parses argv into cfg (zero it first). *help is set for --help. Strings are
  * owned by cfg: release them with gw_config_free(). Defaults for unset
- * optional settings are applied here. */
+ * optional settings are applied here, and every number is checked against
+ * the range its later conversion can hold (FERRY_E_INVALID_ARG naming the
+ * flag). */
 enum ferry_err gw_config_parse(struct gw_config *cfg, int argc, char **argv, bool *help,
                                struct ferry_diag *d) FERRY_MUST_CHECK;
 void gw_config_free(struct gw_config *cfg);

@@ -21,15 +21,20 @@
  * staying far below mosquitto's default queue limits. */
 #define FETCH_WINDOW 16
 /* After a failed download (hash mismatch, disk full), wait before trying
- * the same artifact again, doubling up to the cap. */
-#define RETRY_MIN_MS 5000u
-#define RETRY_MAX_MS 600000u
-#define MAX_FAILURES 16
+ * the same artifact again, doubling up to the cap. When the cloud only
+ * answered errors (gw_fetch_failed(): the file not in its store yet, say),
+ * nothing is wrong with the artifact: the cap is much lower, and the first
+ * chunk that arrives forgets the failure. */
+#define RETRY_MIN_MS       5000u
+#define RETRY_MAX_MS       600000u
+#define RETRY_ERROR_MAX_MS 60000u
+#define MAX_FAILURES       16
 
 struct fetch_failure {
     uint8_t sha256[FERRY_SHA256_LEN];
     uint64_t retry_at_ms;
     uint32_t delay_ms;
+    bool errors_only; /* every failure so far was the cloud's error chunks */
 };
 
 struct gw {
@@ -74,7 +79,15 @@ static struct fetch_failure *failure_find(struct gw *g, const uint8_t sha[FERRY_
     return NULL;
 }
 
-static void failure_note(struct gw *g, const uint8_t sha[FERRY_SHA256_LEN])
+static void failure_clear(struct gw *g, const uint8_t sha[FERRY_SHA256_LEN])
+{
+    struct fetch_failure *f = failure_find(g, sha);
+    if (f)
+        *f = g->failures[--g->nfailures];
+}
+
+/* errors_only: this failure is the cloud's error chunks, nothing else. */
+static void failure_note(struct gw *g, const uint8_t sha[FERRY_SHA256_LEN], bool errors_only)
 {
     struct fetch_failure *f = failure_find(g, sha);
     if (!f) {
@@ -83,18 +96,22 @@ static void failure_note(struct gw *g, const uint8_t sha[FERRY_SHA256_LEN])
         f = g->nfailures < MAX_FAILURES ? &g->failures[g->nfailures++] : &g->failures[0];
         memcpy(f->sha256, sha, FERRY_SHA256_LEN);
         f->delay_ms = RETRY_MIN_MS;
+        f->errors_only = errors_only;
     } else {
-        f->delay_ms = f->delay_ms >= RETRY_MAX_MS / 2 ? RETRY_MAX_MS : f->delay_ms * 2;
+        f->errors_only = f->errors_only && errors_only;
+        uint32_t cap = f->errors_only ? RETRY_ERROR_MAX_MS : RETRY_MAX_MS;
+        f->delay_ms = f->delay_ms >= cap / 2 ? cap : f->delay_ms * 2;
     }
     f->retry_at_ms = ferry_now_ms() + f->delay_ms;
     LOG_INFO("fetch: will try again in %u s", f->delay_ms / 1000);
 }
 
-static void failure_clear(struct gw *g, const uint8_t sha[FERRY_SHA256_LEN])
+/* A chunk arrived: whatever errors the cloud answered before are over. */
+static void failure_progress(struct gw *g, const uint8_t sha[FERRY_SHA256_LEN])
 {
-    struct fetch_failure *f = failure_find(g, sha);
-    if (f)
-        *f = g->failures[--g->nfailures];
+    const struct fetch_failure *f = failure_find(g, sha);
+    if (f && f->errors_only)
+        failure_clear(g, sha);
 }
 
 static void notify_releases_of(struct gw *g, const uint8_t sha[FERRY_SHA256_LEN]);
@@ -178,7 +195,7 @@ static void fetch_finish(struct gw *g)
         notify_releases_of(g, sha);
     } else {
         LOG_ERR("cache: artifact %s rejected: %s", g->fetch_hex, ferry_diag_str(&d, err));
-        failure_note(g, sha);
+        failure_note(g, sha, false);
     }
     schedule_pick(g, 0);
 }
@@ -220,26 +237,34 @@ static void on_chunk(void *arg, const uint8_t *buf, size_t len)
                   (unsigned long long)c.offset);
         return;
     }
-    if (c.kind == FERRY_CHUNK_ERROR && memcmp(c.sha256, g->fetch_sha, FERRY_SHA256_LEN) == 0) {
-        LOG_ERR("fetch: the cloud cannot serve %s: %.*s", g->fetch_hex, (int)c.len,
-                (const char *)c.payload);
-        failure_note(g, g->fetch_sha);
-        fetch_stop(g);
-        schedule_pick(g, 0);
-        return;
-    }
     struct gw_fetch_actions act;
     enum gw_fetch_verdict v = gw_fetch_chunk(g->fetch, &c, ferry_now_ms(), &act);
     LOG_DEBUG("fetch: received chunk offset=%llu len=%u verdict=%d", (unsigned long long)c.offset,
               c.len, (int)v);
+    if (v == GW_FETCH_ERROR) {
+        /* An answer, not a verdict on the artifact: asked again shortly
+         * (gw_fetch.h); only errors that go on stop this fetch, and not for
+         * long. */
+        LOG_WARN("fetch: the cloud could not serve %s at %llu: %.*s", g->fetch_hex,
+                 (unsigned long long)c.offset, (int)c.len, (const char *)c.payload);
+        if (gw_fetch_failed(g->fetch)) {
+            LOG_ERR("fetch: %s: the cloud keeps answering errors; trying other artifacts first",
+                    g->fetch_hex);
+            failure_note(g, g->fetch_sha, true);
+            fetch_stop(g);
+            schedule_pick(g, 0);
+            return;
+        }
+    }
     if (v == GW_FETCH_NEXT) {
+        failure_progress(g, g->fetch_sha);
         bool written = false;
         err = gw_cache_part_write(g->part, c.offset, c.payload, c.len, &written, &d);
         if (err != FERRY_OK || !written) {
             LOG_ERR("cache: writing %s at %llu failed: %s", g->fetch_hex,
                     (unsigned long long)c.offset,
                     err != FERRY_OK ? ferry_diag_str(&d, err) : "cache and fetcher disagree");
-            failure_note(g, g->fetch_sha);
+            failure_note(g, g->fetch_sha, false);
             fetch_stop(g);
             schedule_pick(g, 0);
             return;
@@ -271,7 +296,7 @@ static enum ferry_err fetch_start(struct gw *g, const struct ferry_manifest *m)
     if (err != FERRY_OK) {
         LOG_ERR("cache: cannot start %s for release %s: %s", g->fetch_hex, m->release_id,
                 ferry_diag_str(&d, err));
-        failure_note(g, m->sha256);
+        failure_note(g, m->sha256, false);
         return err;
     }
     struct gw_fetch_params p = {
@@ -499,6 +524,11 @@ static enum ferry_err hook_status(void *arg, const struct ferry_status *st,
     if (err == FERRY_OK)
         LOG_DEBUG("status: node %s seq %llu %s", st->node, (unsigned long long)st->seq,
                   ferry_state_name(st->state));
+    else if (err == FERRY_E_BUSY)
+        /* A node over its rate, or no place for a new one: expected under
+         * a flood, and each would be a line. */
+        LOG_DEBUG("status: node %s seq %llu not now: %s", st->node, (unsigned long long)st->seq,
+                  ferry_diag_str(d, err));
     else
         LOG_WARN("status: node %s seq %llu not stored: %s", st->node, (unsigned long long)st->seq,
                  ferry_diag_str(d, err));
@@ -595,7 +625,12 @@ static enum ferry_err gw_start(struct gw *g, struct ferry_diag *d)
         .max_records = (size_t)cfg->outbox_max_records,
         .max_bytes = cfg->outbox_max_mb << 20,
     };
-    struct gw_relay_opts rlo = {.outbox = &oo, .publish = relay_publish, .publish_arg = g};
+    struct gw_relay_opts rlo = {
+        .outbox = &oo,
+        .max_nodes = (size_t)cfg->max_nodes,
+        .publish = relay_publish,
+        .publish_arg = g,
+    };
     err = gw_relay_new(g->loop, &rlo, &g->relay, d);
     if (err != FERRY_OK)
         return err;

@@ -18,6 +18,7 @@ struct gw_fetch {
     uint32_t max_timeout_ms;
     uint32_t timeout_ms;  /* current, after backoff */
     uint64_t timer_start; /* last progress, request after a timeout, or link up */
+    uint32_t errors;      /* error chunks since the last progress */
     struct gw_fetch_stats stats;
 };
 
@@ -121,7 +122,15 @@ static uint64_t chunk_len(const struct gw_fetch *f, uint64_t index)
 
 static enum gw_fetch_verdict classify(struct gw_fetch *f, const struct ferry_chunk *c)
 {
-    if (memcmp(c->sha256, f->sha256, sizeof(f->sha256)) != 0 || c->total != f->total)
+    if (memcmp(c->sha256, f->sha256, sizeof(f->sha256)) != 0)
+        return GW_FETCH_FOREIGN;
+    /* An error chunk may not know the total (the cloud may lack the file):
+     * its digest and offset say which request it answers. */
+    if (c->kind == FERRY_CHUNK_ERROR)
+        return c->offset >= f->end * f->chunk && c->offset < f->requested * f->chunk
+                   ? GW_FETCH_ERROR
+                   : GW_FETCH_DUPLICATE;
+    if (c->total != f->total)
         return GW_FETCH_FOREIGN;
     if (c->kind != FERRY_CHUNK_DATA || c->offset % f->chunk != 0 || c->offset >= f->total)
         return GW_FETCH_INVALID;
@@ -141,6 +150,22 @@ static void count(struct gw_fetch *f, enum gw_fetch_verdict v)
         f->stats.out_of_order++;
     else if (v == GW_FETCH_INVALID)
         f->stats.invalid++;
+    else if (v == GW_FETCH_ERROR)
+        f->stats.errors++;
+}
+
+/* The request was answered with an error: nothing of it is coming. Ask
+ * again after a short delay that doubles with each error in a row. */
+static void on_error(struct gw_fetch *f, uint64_t now_ms, struct gw_fetch_actions *act)
+{
+    uint64_t delay = GW_FETCH_ERROR_DELAY_MS;
+    for (uint32_t i = 0; i < f->errors && delay < f->max_timeout_ms; i++)
+        delay *= 2;
+    f->errors++;
+    f->timeout_ms = delay < f->max_timeout_ms ? (uint32_t)delay : f->max_timeout_ms;
+    f->timer_start = now_ms;
+    f->requested = f->end;
+    no_action(f, act);
 }
 
 enum gw_fetch_verdict gw_fetch_chunk(struct gw_fetch *f, const struct ferry_chunk *c,
@@ -150,11 +175,16 @@ enum gw_fetch_verdict gw_fetch_chunk(struct gw_fetch *f, const struct ferry_chun
     if (v != GW_FETCH_FOREIGN && c->kind == FERRY_CHUNK_DATA)
         f->stats.bytes_received += c->len;
     count(f, v);
+    if (v == GW_FETCH_ERROR) {
+        on_error(f, now_ms, act);
+        return v;
+    }
     if (v != GW_FETCH_NEXT) {
         no_action(f, act);
         return v;
     }
     f->end++;
+    f->errors = 0;
     /* A chunk nobody asked for in this run (an answer to a request from
      * before a restart, or one that arrives while the link is down) can
      * still be the next one; requested never lags behind end. */
@@ -204,6 +234,11 @@ void gw_fetch_link(struct gw_fetch *f, bool up, uint64_t now_ms, struct gw_fetch
 bool gw_fetch_done(const struct gw_fetch *f)
 {
     return f->end == f->nchunks;
+}
+
+bool gw_fetch_failed(const struct gw_fetch *f)
+{
+    return f->errors >= GW_FETCH_MAX_ERRORS;
 }
 
 uint64_t gw_fetch_end(const struct gw_fetch *f)

@@ -25,6 +25,19 @@
  *     when loss is first seen are useless anyway, and re-asking at once would
  *     put more than `window` chunks on the wire, past the broker limits the
  *     window is sized for.
+ *   - Errors: an error chunk for this artifact (the cloud could not serve a
+ *     request: not in its store yet, a read error, a serve instance
+ *     without the file) answers the request early rather than losing it.
+ *     Nothing outstanding is waited for: end..end+window is asked for again
+ *     after GW_FETCH_ERROR_DELAY_MS, doubling with each further error and
+ *     capped at max_timeout_ms; a chunk at the end resets it. So an error
+ *     never stalls a fetch for longer than a lost chunk would. After
+ *     GW_FETCH_MAX_ERRORS errors in a row with no progress the fetch has
+ *     failed (gw_fetch_failed()): the caller may try other artifacts and
+ *     come back to this one. The cloud echoes the request's offset: an
+ *     error for a range that is not outstanding (held already, or from a
+ *     request the fetch has given up on, as after an error) is stale and
+ *     ignored like a duplicate, so the errors of one round count once.
  *   - Link: while the MQTT link is down nothing is requested and there is no
  *     deadline; when it comes back, end..end+window is asked for at once and
  *     the timeout is reset.
@@ -54,6 +67,8 @@
 
 #define GW_FETCH_DEFAULT_TIMEOUT_MS     3000
 #define GW_FETCH_DEFAULT_MAX_TIMEOUT_MS 30000
+#define GW_FETCH_ERROR_DELAY_MS         500
+#define GW_FETCH_MAX_ERRORS             5
 /* deadline_ms when no timer is needed (done, or link down). */
 #define GW_FETCH_NO_DEADLINE UINT64_MAX
 
@@ -82,7 +97,8 @@ enum gw_fetch_verdict {
     GW_FETCH_DUPLICATE, /* a chunk already held: drop it */
     GW_FETCH_AHEAD,     /* beyond the end: drop it; it will be asked for again */
     GW_FETCH_FOREIGN,   /* another artifact (SHA-256 or total differs): not ours */
-    GW_FETCH_INVALID,   /* ours, but an error chunk, or misaligned, or wrong length */
+    GW_FETCH_INVALID,   /* ours, but misaligned, or of the wrong length */
+    GW_FETCH_ERROR,     /* an error chunk for ours: asked again soon (see Errors) */
 };
 
 /* Counters for logs and tests, for this run only (since gw_fetch_start). */
@@ -94,6 +110,7 @@ struct gw_fetch_stats {
     uint64_t duplicates;     /* GW_FETCH_DUPLICATE verdicts */
     uint64_t out_of_order;   /* GW_FETCH_AHEAD verdicts */
     uint64_t invalid;        /* GW_FETCH_INVALID verdicts */
+    uint64_t errors;         /* GW_FETCH_ERROR verdicts */
 };
 
 struct gw_fetch;
@@ -119,6 +136,9 @@ void gw_fetch_link(struct gw_fetch *f, bool up, uint64_t now_ms, struct gw_fetch
 
 /* True once every chunk is held. */
 bool gw_fetch_done(const struct gw_fetch *f);
+
+/* True after GW_FETCH_MAX_ERRORS error chunks in a row without progress. */
+bool gw_fetch_failed(const struct gw_fetch *f);
 
 /* Bytes held from offset 0: the contiguous end as a byte offset. */
 uint64_t gw_fetch_end(const struct gw_fetch *f);

@@ -31,6 +31,7 @@
 #define ACK_LEN     20u
 #define PAYLOAD_MAX FERRY_STATUS_MAX_BYTES
 #define REC_MAX     (REC_HDR + PAYLOAD_MAX)
+_Static_assert(REC_MAX == GW_OUTBOX_RECORD_MAX, "gw_outbox.h states the largest record");
 /* Files are mapped at open, not copied: this cap only refuses absurd ones. */
 #define OPEN_FILE_MAX (UINT64_C(1) << 30)
 #define COPY_CHUNK    (64u * 1024u)
@@ -61,17 +62,36 @@ struct ack {
     uint32_t crc;
 };
 
+/* What one node has pending. Kept in an open-addressing table keyed by the
+ * node id; a tally whose count drops to zero stays until the table is next
+ * rebuilt, which keeps only live ones (so the table is at most four times
+ * the nodes with pending records, plus what arrived since). */
+struct tally {
+    char node[FERRY_ID_MAX + 1]; /* "" for a free slot */
+    size_t records;
+    uint64_t bytes;
+};
+
+struct tallies {
+    struct tally *slots;
+    size_t cap;  /* a power of two, or 0 */
+    size_t used; /* slots taken, live or not */
+};
+
 struct gw_outbox {
     const struct gw_outbox_ops *ops;
     char gateway[FERRY_ID_MAX + 1];
     size_t max_records;
     uint64_t max_bytes;
+    size_t max_node_records; /* 0: no share per node */
+    uint64_t max_node_bytes;
     char dir[PATH_MAX], journal[PATH_MAX], acks[PATH_MAX], tmp[PATH_MAX], lock[PATH_MAX];
     int lock_fd, jfd, afd;
     struct entry *e; /* journal order; acked ones stay until compaction */
     size_t n, cap_e;
     size_t head; /* no pending entry before this one */
     struct index ix;
+    struct tallies tallies;
     size_t count;   /* pending entries */
     uint64_t bytes; /* their journal bytes */
     uint64_t dead;  /* journal bytes of acked, duplicate or corrupt records */
@@ -400,6 +420,58 @@ static enum ferry_err ix_reserve(struct index *ix, const struct entry *arr, size
     return FERRY_OK;
 }
 
+/* ---- per-node tallies ------------------------------------------------------ */
+
+static struct tally *tally_find(const struct tallies *t, const char *node)
+{
+    if (t->cap == 0)
+        return NULL;
+    size_t mask = t->cap - 1;
+    for (size_t s = key_hash(node, 0) & mask; t->slots[s].node[0]; s = (s + 1) & mask) {
+        if (strcmp(t->slots[s].node, node) == 0)
+            return &t->slots[s];
+    }
+    return NULL;
+}
+
+/* Takes a free slot for node; the table must have room (tally_reserve). */
+static struct tally *tally_add(struct tallies *t, const char *node)
+{
+    size_t mask = t->cap - 1;
+    size_t s = key_hash(node, 0) & mask;
+    while (t->slots[s].node[0])
+        s = (s + 1) & mask;
+    snprintf(t->slots[s].node, sizeof(t->slots[s].node), "%s", node);
+    t->slots[s].records = 0;
+    t->slots[s].bytes = 0;
+    t->used++;
+    return &t->slots[s];
+}
+
+/* Room for one more tally, rebuilding with only the live ones when full. */
+static enum ferry_err tally_reserve(struct tallies *t, struct ferry_diag *d)
+{
+    if (t->cap > 0 && 2 * (t->used + 1) <= t->cap)
+        return FERRY_OK;
+    size_t live = 0;
+    for (size_t i = 0; i < t->cap; i++)
+        live += t->slots[i].node[0] && t->slots[i].records > 0;
+    size_t cap = 16;
+    while (cap < 4 * (live + 1))
+        cap *= 2;
+    struct tallies nt = {calloc(cap, sizeof(struct tally)), cap, 0};
+    if (!nt.slots)
+        return ferry_fail(d, FERRY_E_NOMEM, WHAT ": out of memory for %zu node tallies", cap);
+    for (size_t i = 0; i < t->cap; i++) {
+        const struct tally *o = &t->slots[i];
+        if (o->node[0] && o->records > 0)
+            *tally_add(&nt, o->node) = *o;
+    }
+    free(t->slots);
+    *t = nt;
+    return FERRY_OK;
+}
+
 /* ---- in-memory state ------------------------------------------------------- */
 
 static uint64_t entry_size(const struct entry *e)
@@ -419,11 +491,19 @@ static enum ferry_err reserve_one(struct gw_outbox *ob, struct ferry_diag *d)
         ob->e = e;
         ob->cap_e = cap;
     }
+    enum ferry_err err = tally_reserve(&ob->tallies, d);
+    if (err != FERRY_OK)
+        return err;
     return ix_reserve(&ob->ix, ob->e, ob->n, ob->count + 1, d);
 }
 
 static void add_pending(struct gw_outbox *ob, const struct entry *e)
 {
+    struct tally *t = tally_find(&ob->tallies, e->node);
+    if (!t)
+        t = tally_add(&ob->tallies, e->node); /* reserve_one made room */
+    t->records++;
+    t->bytes += entry_size(e);
     ob->e[ob->n] = *e;
     ix_put(&ob->ix, ob->e, ob->n);
     ob->n++;
@@ -434,6 +514,11 @@ static void add_pending(struct gw_outbox *ob, const struct entry *e)
 static void retire(struct gw_outbox *ob, size_t i, enum entry_state state)
 {
     struct entry *e = &ob->e[i];
+    struct tally *t = tally_find(&ob->tallies, e->node);
+    if (t) { /* always: a pending entry was tallied */
+        t->records--;
+        t->bytes -= entry_size(e);
+    }
     ix_del(&ob->ix, ob->e, i);
     e->state = (uint8_t)state;
     ob->count--;
@@ -869,6 +954,14 @@ static enum ferry_err check_opts(const struct gw_outbox_opts *o, struct ferry_di
         return ferry_fail(d, FERRY_E_INVALID_ARG,
                           WHAT ": max bytes must be %u..%" PRIu64 ", got %" PRIu64, REC_MAX,
                           GW_OUTBOX_BYTES_LIMIT, o->max_bytes);
+    if (o->max_node_records > o->max_records)
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          WHAT ": a node's share of %zu records exceeds the %zu of the outbox",
+                          o->max_node_records, o->max_records);
+    if (o->max_node_bytes && (o->max_node_bytes < REC_MAX || o->max_node_bytes > o->max_bytes))
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          WHAT ": a node's share must be %u..%" PRIu64 " bytes, got %" PRIu64,
+                          REC_MAX, o->max_bytes, o->max_node_bytes);
     return FERRY_OK;
 }
 
@@ -925,6 +1018,8 @@ enum ferry_err gw_outbox_open(const struct gw_outbox_opts *opts, struct gw_outbo
     snprintf(ob->gateway, sizeof(ob->gateway), "%s", opts->gateway_id);
     ob->max_records = opts->max_records;
     ob->max_bytes = opts->max_bytes;
+    ob->max_node_records = opts->max_node_records;
+    ob->max_node_bytes = opts->max_node_bytes;
     err = set_paths(ob, opts->state_dir, d);
     if (err == FERRY_OK)
         err = ferry_mkdir_p(ob->dir, 0700, d);
@@ -957,6 +1052,7 @@ void gw_outbox_close(struct gw_outbox *ob)
         close(ob->lock_fd);
     free(ob->e);
     free(ob->ix.slots);
+    free(ob->tallies.slots);
     free(ob);
 }
 
@@ -970,8 +1066,18 @@ static uint64_t journal_cap(const struct gw_outbox *ob)
     return FILE_HDR + 2 * ob->max_bytes + GW_OUTBOX_COMPACT_MIN_BYTES;
 }
 
-static enum ferry_err check_room(struct gw_outbox *ob, uint64_t size, struct ferry_diag *d)
+static enum ferry_err check_room(struct gw_outbox *ob, const char *node, uint64_t size,
+                                 struct ferry_diag *d)
 {
+    const struct tally *t = tally_find(&ob->tallies, node);
+    size_t have = t ? t->records : 0;
+    uint64_t have_bytes = t ? t->bytes : 0;
+    if ((ob->max_node_records && have + 1 > ob->max_node_records) ||
+        (ob->max_node_bytes && have_bytes + size > ob->max_node_bytes))
+        return ferry_fail(d, FERRY_E_NOSPACE,
+                          WHAT ": node %s has its share waiting: %zu records, %" PRIu64
+                               " bytes (a node may hold %zu, %" PRIu64 ")",
+                          node, have, have_bytes, ob->max_node_records, ob->max_node_bytes);
     if (ob->count + 1 > ob->max_records || ob->bytes + size > ob->max_bytes)
         return ferry_fail(d, FERRY_E_NOSPACE,
                           WHAT ": full: %zu records, %" PRIu64 " bytes pending (limits %zu, "
@@ -987,6 +1093,23 @@ static enum ferry_err check_room(struct gw_outbox *ob, uint64_t size, struct fer
                               ob->journal, ob->jsize, ferry_diag_str(&cd, err));
     }
     return FERRY_OK;
+}
+
+/* Whether the pending entry i holds exactly json. FERRY_E_CORRUPT when it
+ * no longer reads back (it is dropped then), FERRY_E_IO on a read error. */
+static enum ferry_err same_as_pending(struct gw_outbox *ob, size_t i, const char *json, size_t len,
+                                      bool *same, struct ferry_diag *d)
+{
+    uint8_t buf[REC_MAX];
+    enum ferry_err err = read_record(ob, &ob->e[i], buf, d);
+    if (err == FERRY_E_CORRUPT) {
+        retire(ob, i, ENTRY_DEAD);
+        advance_head(ob);
+        return err;
+    }
+    if (err == FERRY_OK)
+        *same = ob->e[i].len == len && memcmp(buf + REC_HDR, json, len) == 0;
+    return err;
 }
 
 enum ferry_err gw_outbox_append(struct gw_outbox *ob, const struct ferry_status *st,
@@ -1008,12 +1131,25 @@ enum ferry_err gw_outbox_append(struct gw_outbox *ob, const struct ferry_status 
                          rec.node, rec.seq, len, PAYLOAD_MAX);
         goto out;
     }
-    if (ix_find(&ob->ix, ob->e, rec.node, rec.seq) != SIZE_MAX) {
-        if (duplicate)
-            *duplicate = true;
-        goto out;
+    size_t pending = ix_find(&ob->ix, ob->e, rec.node, rec.seq);
+    if (pending != SIZE_MAX) {
+        bool same = false;
+        err = same_as_pending(ob, pending, json, len, &same, d);
+        if (err == FERRY_OK && same) {
+            if (duplicate)
+                *duplicate = true;
+            goto out;
+        }
+        if (err == FERRY_OK)
+            err = ferry_fail(d, FERRY_E_CONFLICT,
+                             WHAT ": node %s seq %" PRIu64 " differs from the record waiting "
+                                  "under that seq (conflict); renumber it",
+                             rec.node, rec.seq);
+        if (err != FERRY_E_CORRUPT)
+            goto out;
+        err = FERRY_OK; /* that one is dropped: this one takes its place */
     }
-    err = check_room(ob, REC_HDR + len, d);
+    err = check_room(ob, rec.node, REC_HDR + len, d);
     if (err == FERRY_OK)
         err = reserve_one(ob, d);
     if (err != FERRY_OK)
@@ -1121,6 +1257,23 @@ out:
     free(hit);
     free(buf);
     return err;
+}
+
+size_t gw_outbox_node_pending(const struct gw_outbox *ob, const char *node, uint64_t *bytes)
+{
+    const struct tally *t = tally_find(&ob->tallies, node);
+    if (bytes)
+        *bytes = t ? t->bytes : 0;
+    return t ? t->records : 0;
+}
+
+void gw_outbox_each_node(const struct gw_outbox *ob, gw_outbox_node_cb cb, void *arg)
+{
+    for (size_t i = 0; i < ob->tallies.cap; i++) {
+        const struct tally *t = &ob->tallies.slots[i];
+        if (t->node[0] && t->records > 0)
+            cb(arg, t->node, t->records);
+    }
 }
 
 size_t gw_outbox_count(const struct gw_outbox *ob)

@@ -44,6 +44,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* The journal bytes of the largest record (header and JSON). */
+#define GW_OUTBOX_RECORD_MAX (20u + FERRY_STATUS_MAX_BYTES)
+
 /* Upper bounds on the configured limits, so memory and open-time reads
  * stay bounded. */
 #define GW_OUTBOX_RECORDS_LIMIT 1000000
@@ -67,11 +70,17 @@ struct gw_outbox_ops {
 };
 
 struct gw_outbox_opts {
-    const char *state_dir;           /* the outbox lives in <state_dir>/outbox */
-    const char *gateway_id;          /* written into every record's gateway field */
-    size_t max_records;              /* 1..GW_OUTBOX_RECORDS_LIMIT pending records */
-    uint64_t max_bytes;              /* pending journal bytes, at least one full
-                                        record and at most GW_OUTBOX_BYTES_LIMIT */
+    const char *state_dir;  /* the outbox lives in <state_dir>/outbox */
+    const char *gateway_id; /* written into every record's gateway field */
+    size_t max_records;     /* 1..GW_OUTBOX_RECORDS_LIMIT pending records */
+    uint64_t max_bytes;     /* pending journal bytes, at least one full
+                               record and at most GW_OUTBOX_BYTES_LIMIT */
+    /* One node's share: at most this many of the pending records and bytes
+     * may be its own (0: no share, the node may fill the outbox). With
+     * shares of max/N, N nodes can each always store their share, whatever
+     * the others send. Bytes: 0, or GW_OUTBOX_RECORD_MAX..max_bytes. */
+    size_t max_node_records;
+    uint64_t max_node_bytes;
     const struct gw_outbox_ops *ops; /* NULL: the real system calls */
 };
 
@@ -97,14 +106,17 @@ void gw_outbox_close(struct gw_outbox *ob);
 
 /* Appends a copy of st, with its gateway field set to this gateway, and
  * fsyncs it. FERRY_OK means the record is durable (answer the node now).
- * If a record with the same (node, seq) is already pending, nothing is
- * written, FERRY_OK is returned and *duplicate (may be NULL) is set: the
- * node retried its POST. Errors: FERRY_E_INVALID_ARG if st does not encode
+ * If the same record (same JSON) is already pending, nothing is written,
+ * FERRY_OK is returned and *duplicate (may be NULL) is set: the node
+ * retried its POST. Errors: FERRY_E_CONFLICT if another record is pending
+ * under st's (node, seq) (nothing is written: one of the two is not the
+ * node's); FERRY_E_INVALID_ARG if st does not encode
  * (ferry_status_to_json), FERRY_E_TOO_LARGE if its JSON exceeds
- * FERRY_STATUS_MAX_BYTES, FERRY_E_NOSPACE if the outbox is at its limits or
- * the disk is full, FERRY_E_IO on a write or fsync failure. On any error
- * the outbox is as before and nothing partial is left in the journal (it is
- * truncated back; if even that fails, recovery drops the torn tail). */
+ * FERRY_STATUS_MAX_BYTES, FERRY_E_NOSPACE if the node's share or the
+ * outbox is at its limits or the disk is full, FERRY_E_IO on a write or
+ * fsync failure. On any error the outbox is as before and nothing partial
+ * is left in the journal (it is truncated back; if even that fails,
+ * recovery drops the torn tail). */
 enum ferry_err gw_outbox_append(struct gw_outbox *ob, const struct ferry_status *st,
                                 bool *duplicate, struct ferry_diag *d) FERRY_MUST_CHECK;
 
@@ -129,6 +141,15 @@ enum ferry_err gw_outbox_ack(struct gw_outbox *ob, const struct ferry_record_id 
  * journal (see above). Normally run by gw_outbox_ack(); public for tests
  * and tools. On an error the outbox stays usable and consistent. */
 enum ferry_err gw_outbox_compact(struct gw_outbox *ob, struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* The records of node pending now, and (bytes, may be NULL) their journal
+ * bytes; 0 for a node with none. */
+size_t gw_outbox_node_pending(const struct gw_outbox *ob, const char *node, uint64_t *bytes);
+
+/* Calls cb once for every node with records pending, in no order. cb must
+ * not change the outbox. */
+typedef void (*gw_outbox_node_cb)(void *arg, const char *node, size_t records);
+void gw_outbox_each_node(const struct gw_outbox *ob, gw_outbox_node_cb cb, void *arg);
 
 /* Pending records, and their bytes in the journal (headers included). */
 size_t gw_outbox_count(const struct gw_outbox *ob);

@@ -205,6 +205,9 @@ enum ferry_err gw_uplink_new(struct ferry_loop *loop, const struct gw_uplink_opt
     char client_id[FERRY_TOPIC_MAX];
     snprintf(client_id, sizeof(client_id), "ferry-gw-%s-%s", u->fleet, u->id);
     static const char offline[] = "offline";
+    /* Chunks are asked for again on a timeout, and an unacknowledged batch
+     * is resent: those two may be dropped under a flood (ferry_mqtt.h). */
+    const char *droppable[] = {u->t_data, u->t_ack, NULL};
     struct ferry_mqtt_opts mo = {
         .url = opts->broker,
         .client_id = client_id,
@@ -218,6 +221,7 @@ enum ferry_err gw_uplink_new(struct ferry_loop *loop, const struct gw_uplink_opt
         .will_payload = offline,
         .will_len = sizeof(offline) - 1,
         .will_retain = true,
+        .droppable = droppable,
     };
     err = ferry_mqtt_new(&mo, &u->mqtt, d);
     if (err != FERRY_OK)

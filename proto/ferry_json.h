@@ -51,6 +51,13 @@ enum ferry_err ferry_json_int(const cJSON *obj, const char *key, bool required, 
 enum ferry_err ferry_json_bool(const cJSON *obj, const char *key, bool required, bool *out,
                                const char *what, struct ferry_diag *d) FERRY_MUST_CHECK;
 
+/* One status record from an object ferry_json_parse() already checked (a
+ * record inside a batch), with every rule of ferry_status_from_json() but
+ * the byte cap (ferry_status.c). */
+struct ferry_status;
+enum ferry_err ferry_status_from_cjson(const cJSON *obj, struct ferry_status *out,
+                                       struct ferry_diag *d) FERRY_MUST_CHECK;
+
 /* Prints compactly; the caller frees *out with free(). */
 enum ferry_err ferry_json_print(const cJSON *obj, char **out, size_t *len,
                                 struct ferry_diag *d) FERRY_MUST_CHECK;

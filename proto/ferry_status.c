@@ -47,6 +47,22 @@ bool ferry_state_is_final(enum ferry_state s)
            s == FERRY_STATE_REJECTED;
 }
 
+bool ferry_status_seq_in_window(uint64_t last, uint64_t seq)
+{
+    return seq <= last || seq - last <= FERRY_STATUS_SEQ_WINDOW;
+}
+
+/* Compares up to the NUL, within the field: bytes after it are not part of
+ * the record. */
+#define SAME_TEXT(a, b, f) (strncmp((a)->f, (b)->f, sizeof((a)->f)) == 0)
+
+bool ferry_status_same(const struct ferry_status *a, const struct ferry_status *b)
+{
+    return SAME_TEXT(a, b, node) && SAME_TEXT(a, b, release_id) && SAME_TEXT(a, b, version) &&
+           a->state == b->state && a->bytes == b->bytes && a->total == b->total &&
+           a->error == b->error && SAME_TEXT(a, b, message) && a->seq == b->seq && a->ts == b->ts;
+}
+
 /* A fixed-size field must hold its NUL: a caller-filled struct may not. */
 #define TEXT_LEN(st, field)  strnlen((st)->field, sizeof((st)->field))
 #define TEXT_FITS(st, field) (TEXT_LEN(st, field) < sizeof((st)->field))
@@ -276,13 +292,21 @@ enum ferry_err ferry_status_from_json(const uint8_t *buf, size_t len, struct fer
                                       struct ferry_diag *d)
 {
     cJSON *root = NULL;
-    struct ferry_status st;
-    memset(&st, 0, sizeof(st));
     enum ferry_err err = ferry_json_parse(buf, len, FERRY_STATUS_MAX_BYTES, WHAT, &root, d);
     if (err != FERRY_OK)
         return err;
+    err = ferry_status_from_cjson(root, out, d);
+    cJSON_Delete(root);
+    return err;
+}
+
+enum ferry_err ferry_status_from_cjson(const cJSON *root, struct ferry_status *out,
+                                       struct ferry_diag *d)
+{
+    struct ferry_status st;
+    memset(&st, 0, sizeof(st));
     /* "x-" keys are extensions from newer nodes; this reader ignores them. */
-    err = ferry_json_only_keys(root, json_keys, true, WHAT, d);
+    enum ferry_err err = ferry_json_only_keys(root, json_keys, true, WHAT, d);
     if (err == FERRY_OK)
         err = json_numbers(root, &st, d);
     if (err == FERRY_OK)
@@ -295,6 +319,5 @@ enum ferry_err ferry_status_from_json(const uint8_t *buf, size_t len, struct fer
         err = ferry_status_check(&st, FERRY_E_MALFORMED, d);
     if (err == FERRY_OK)
         *out = st;
-    cJSON_Delete(root);
     return err;
 }

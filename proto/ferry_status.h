@@ -17,6 +17,13 @@
 #define FERRY_STATUS_MESSAGE_MAX 200
 #define FERRY_STATUS_MAX_BYTES   1024 /* one encoded record, either encoding */
 
+/* The sequence window (PROTOCOL.md, "Status record"): a receiver that holds
+ * records of a node up to seq `last` (0: none) refuses one whose seq is
+ * more than this beyond it. A node never skips that far (edge_journal.h
+ * says why), so only a forged or broken record can; without the rule, one
+ * record with a seq near 2^53 would sit above every real one for good. */
+#define FERRY_STATUS_SEQ_WINDOW 8192
+
 /* The documented set of states (PROTOCOL.md, "Status"). Values are stable on
  * the wire (CBOR) and must never be renumbered. */
 enum ferry_state {
@@ -47,6 +54,16 @@ struct ferry_status {
     uint64_t seq; /* per node, >= 1 */
     int64_t ts;   /* unix seconds at the node */
 };
+
+/* True when seq is within FERRY_STATUS_SEQ_WINDOW of last (see above). */
+bool ferry_status_seq_in_window(uint64_t last, uint64_t seq);
+
+/* True when a and b say the same thing: every field a node writes (node,
+ * release, version, state, bytes, total, error, message, seq, ts). The
+ * gateway field is left out: a node's record relayed by two gateways is
+ * still one record. Two records with one (node, seq) that are not the same
+ * are a conflict: one of them is not the node's. */
+bool ferry_status_same(const struct ferry_status *a, const struct ferry_status *b);
 
 const char *ferry_state_name(enum ferry_state s); /* "pending-reboot"; static */
 enum ferry_err ferry_state_from_name(const char *name, enum ferry_state *out) FERRY_MUST_CHECK;

@@ -87,7 +87,7 @@ import json, sys
 rows = json.load(open(sys.argv[1]))
 assert [r["node"] for r in rows] == ["a1", "a2", "a3", "b1", "b2", "b3"], rows
 keys = {"node", "gateway", "release", "version", "state", "bytes", "total", "error",
-        "message", "seq", "ts", "updated_at"}
+        "message", "seq", "ts", "updated_at", "refused"}
 assert all(set(r) == keys for r in rows), rows
 a2 = rows[1]
 assert (a2["state"], a2["bytes"], a2["total"], a2["release"]) == ("downloading", 40, 100, "r1")
@@ -183,5 +183,112 @@ check "... redrawing in place" test "$(grep -c $'\033\\[H' "$TEST_TMP/tty.out")"
 check "... with a progress bar" grep -qF "[#####...............]  25%" "$TEST_TMP/tty.out"
 check "... and the final frame" grep -qF "[####################] 100%" "$TEST_TMP/tty.out"
 check "... and the verdict" grep -q "all 3 targeted nodes succeeded" "$TEST_TMP/tty.out"
+
+# --- status that cannot be forged into a frozen node -------------------------------------
+# One record with a seq near 2^53 used to sit above every later real one (the
+# inventory keeps the highest seq per node), and --wait then saw a success for
+# a node that failed. It is refused now, and the real records go on.
+send gw-b "$(record f1 gw-b r3 downloading 10 100 4)"
+wait_until 10 has_row f1:downloading:4 || die "f1's first record was not ingested"
+send gw-b "$(record f1 gw-b r3 success 100 100 9007199254740992)"
+wait_until 10 grep -q "refused node f1 seq 9007199254740992 from gateway gw-b (seq-range)" \
+    "$TEST_TMP/serve-s1.log" || die "the forged record was not refused: $(summary)"
+send gw-b "$(record f1 gw-b r3 failed 50 100 5 hash-mismatch 'artifact: SHA-256 differs')"
+wait_until 10 has_row f1:failed:5
+check "a record far ahead is refused and the real ones go on" has_row f1:failed:5
+expect_status 3 "--wait reports the node that failed, not the forged success" \
+    status --wait --release r3 --timeout 10
+expect_output stderr "did not succeed: f1 failed" "... naming it"
+expect_status 0 "--refused lists the refused record" status --refused --json
+keep refused
+check "... with its reason" python3 -c '
+import json, sys
+rows = [r for r in json.load(open(sys.argv[1])) if r["node"] == "f1"]
+assert len(rows) == 1 and rows[0]["reason"] == "seq-range", rows
+assert rows[0]["seq"] == 9007199254740992 and rows[0]["gateway"] == "gw-b", rows
+' "$TEST_TMP/refused.out"
+
+# A conflicting duplicate: the first record of (f2, 3) is a forged success;
+# the node's own failure under the same seq is refused as a conflict and kept,
+# and --wait does not take the forged success for one.
+send gw-b "$(record f2 gw-b r4 success 100 100 3)"
+wait_until 10 has_row f2:success:3 || die "f2's record was not ingested"
+send gw-b "$(record f2 gw-b r4 failed 0 100 3 io 'health check failed')"
+wait_until 10 grep -q "refused node f2 seq 3 from gateway gw-b (conflict)" "$TEST_TMP/serve-s1.log"
+check "a conflicting duplicate is refused and logged as a conflict" test $? -eq 0
+expect_status 3 "--wait does not count a success with a refused conflict since" \
+    status --wait --release r4 --timeout 10
+expect_output stderr "f2 success (1 record refused since)" "... and says why"
+expect_status 0 "the table marks the node" status --release r4
+expect_output stdout "[1 refused since: see --refused]" "... pointing at --refused"
+
+# Bound to gw-b by its first record, f2 cannot be written by gw-a; the
+# operator's move makes gw-a its gateway, logged as an event.
+send gw-a "$(record f2 gw-a r4 idle 0 0 4)"
+wait_until 10 grep -q "refused node f2 seq 4 from gateway gw-a (wrong-gateway)" \
+    "$TEST_TMP/serve-s1.log"
+check "another gateway cannot write a bound node's state" test $? -eq 0
+check "... which stays as it was" has_row f2:success:3
+expect_status 0 "the operator moves the node" "$CLOUD" bind --db "$DB" --node f2 --gateway gw-a \
+    --reason "moved to hall 2"
+expect_output stdout "node f2: moved from gateway gw-b to gw-a" "... and is told so"
+send gw-a "$(record f2 gw-a r4 idle 0 0 5)"
+wait_until 10 has_row f2:idle:5
+check "after the move its records through the new gateway are taken" has_row f2:idle:5
+send gw-b "$(record f2 gw-b r4 idle 0 0 6)"
+wait_until 10 grep -q "refused node f2 seq 6 from gateway gw-b (wrong-gateway)" \
+    "$TEST_TMP/serve-s1.log"
+check "... and those through the old one refused" test $? -eq 0
+expect_status 0 "--events lists the move" status --events
+expect_output stdout "moved from gateway gw-b to gw-a by the operator: moved to hall 2" \
+    "... with who, where and why"
+expect_status 2 "--events takes no filter" status --events --gateway gw-a
+expect_status 2 "--refused lists once" status --refused --wait
+
+# --- node-supplied text cannot drive the operator's terminal --------------------------
+# The version and message of a record carry a screen clear, a window title, a
+# bell, a C1 CSI and a bidi override; every view but --json shows them escaped.
+evil=$(python3 -c '
+import json, time
+print(json.dumps({"format": 1, "node": "e1", "gateway": "gw-c", "release": "r9",
+                  "version": "1.0\x1b[2J", "state": "failed", "bytes": 0, "total": 0,
+                  "error": "io", "message": "ok\x1b]0;pwned\x07 \x9b31m \u202egnp.exe \\x41",
+                  "seq": 1, "ts": int(time.time())}))')
+send gw-c "$evil"
+wait_until 10 has_row e1:failed:1 || die "the record with escapes was not ingested"
+# raw_free FILE: FILE holds no ESC, BEL, C1 CSI or RLO byte sequence.
+raw_free() {
+    python3 -c '
+import sys
+data = open(sys.argv[1], "rb").read()
+bad = [b"\x1b", b"\x07", b"\xc2\x9b", b"\xe2\x80\xae"]
+sys.exit(1 if any(b in data for b in bad) else 0)' "$1"
+}
+expect_status 0 "the table lists a record with control characters" status --release r9
+keep escaped
+check "... with none of them raw" raw_free "$TEST_TMP/escaped.out"
+check "... but escaped, the backslash too" grep -qF \
+    '1.0\x1B[2J' "$TEST_TMP/escaped.out"
+check "... every one of them" grep -qF \
+    'io: ok\x1B]0;pwned\x07 \u{009B}31m \u{202E}gnp.exe \\x41' "$TEST_TMP/escaped.out"
+"$CLOUD" status --db "$DB" --watch --gateway gw-c --interval 200ms >"$TEST_TMP/watch-esc.out" 2>&1 &
+watch_pid=$!
+kill_at_exit "$watch_pid"
+wait_until 5 grep -q " e1 failed" "$TEST_TMP/watch-esc.out"
+kill -INT "$watch_pid"
+wait "$watch_pid"
+check "--watch without a terminal escapes them" raw_free "$TEST_TMP/watch-esc.out"
+script -qec "stty rows 30 cols 200; '$CLOUD' status --db '$DB' --gateway gw-c \
+    --watch --wait --interval 200ms --timeout 5" /dev/null >"$TEST_TMP/tty-esc.out" 2>&1
+check "--watch on a terminal shows the escaped text" grep -qF 'io: ok\x1B]0;pwned' "$TEST_TMP/tty-esc.out"
+check "... and never the raw title sequence" python3 -c '
+import sys
+sys.exit(1 if b"\x1b]0;" in open(sys.argv[1], "rb").read() else 0)' "$TEST_TMP/tty-esc.out"
+check "--json keeps the text as the node sent it" python3 -c '
+import json, subprocess, sys
+rows = json.loads(subprocess.run(sys.argv[1:], capture_output=True, check=True).stdout)
+assert rows[0]["version"] == "1.0\x1b[2J", rows
+assert rows[0]["message"].startswith("ok\x1b]0;pwned\x07"), rows
+' "$CLOUD" status --db "$DB" --json --release r9
 
 finish

@@ -310,6 +310,154 @@ static void ack_encode_refuses_bad_entries(void)
     free(a);
 }
 
+/* A refusal needs format 2; an ack with none stays format 1, readable by a
+ * gateway that knows only that one. */
+static void ack_with_refusals_round_trips_as_format_2(void)
+{
+    struct ferry_batch_ack *a = calloc(1, sizeof(*a));
+    struct ferry_batch_ack *got = calloc(1, sizeof(*got));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(got);
+    snprintf(a->id, sizeof(a->id), "gw-1:9:4");
+    snprintf(a->acked[0].node, sizeof(a->acked[0].node), "node-7");
+    a->acked[0].seq = 12;
+    a->n = 1;
+    snprintf(a->refused[0].id.node, sizeof(a->refused[0].id.node), "node-8");
+    a->refused[0].id.seq = 3;
+    a->refused[0].reason = FERRY_E_CONFLICT;
+    snprintf(a->refused[1].id.node, sizeof(a->refused[1].id.node), "node-9");
+    a->refused[1].id.seq = 9007199254740992u;
+    a->refused[1].reason = FERRY_E_SEQ_RANGE;
+    a->nrefused = 2;
+    char *json = NULL;
+    size_t len;
+    CU_ASSERT_EQUAL_FATAL(ferry_batch_ack_encode(a, &json, &len, NULL), FERRY_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"format\":2"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"error\":\"conflict\""));
+    CU_ASSERT_EQUAL_FATAL(ferry_batch_ack_decode((const uint8_t *)json, len, got, NULL), FERRY_OK);
+    free(json);
+    CU_ASSERT_EQUAL(got->n, 1);
+    CU_ASSERT_EQUAL_FATAL(got->nrefused, 2);
+    CU_ASSERT_STRING_EQUAL(got->refused[0].id.node, "node-8");
+    CU_ASSERT_EQUAL(got->refused[0].id.seq, 3);
+    CU_ASSERT_EQUAL(got->refused[0].reason, FERRY_E_CONFLICT);
+    CU_ASSERT_EQUAL(got->refused[1].reason, FERRY_E_SEQ_RANGE);
+    CU_ASSERT_EQUAL(got->refused[1].id.seq, 9007199254740992u);
+
+    /* Only refusals. */
+    a->n = 0;
+    CU_ASSERT_EQUAL_FATAL(ferry_batch_ack_encode(a, &json, &len, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(ferry_batch_ack_decode((const uint8_t *)json, len, got, NULL), FERRY_OK);
+    free(json);
+    CU_ASSERT_EQUAL(got->n, 0);
+    CU_ASSERT_EQUAL(got->nrefused, 2);
+
+    /* Nothing refused: format 1. */
+    a->n = 1;
+    a->nrefused = 0;
+    CU_ASSERT_EQUAL_FATAL(ferry_batch_ack_encode(a, &json, &len, NULL), FERRY_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"format\":1"));
+    CU_ASSERT_PTR_NULL(strstr(json, "refused"));
+    free(json);
+
+    /* 64 entries in all, refused ones with the longest names, fit the cap. */
+    a->n = 0;
+    a->nrefused = FERRY_BATCH_MAX_RECORDS;
+    for (size_t i = 0; i < a->nrefused; i++) {
+        memset(a->refused[i].id.node, 'n', FERRY_ID_MAX);
+        a->refused[i].id.node[FERRY_ID_MAX] = 0;
+        a->refused[i].id.seq = 9007199254740992u;
+        a->refused[i].reason = FERRY_E_ARTIFACT_TOO_LARGE;
+    }
+    CU_ASSERT_EQUAL_FATAL(ferry_batch_ack_encode(a, &json, &len, NULL), FERRY_OK);
+    CU_ASSERT(len <= FERRY_BATCH_ACK_MAX_BYTES);
+    CU_ASSERT_EQUAL(ferry_batch_ack_decode((const uint8_t *)json, len, got, NULL), FERRY_OK);
+    free(json);
+    a->n = 1;
+    struct ferry_diag d = {{0}};
+    CU_ASSERT_EQUAL(ferry_batch_ack_encode(a, &json, &len, &d), FERRY_E_INVALID_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "together"));
+    a->n = 0;
+    a->nrefused = 1;
+    a->refused[0].reason = FERRY_OK;
+    CU_ASSERT_EQUAL(ferry_batch_ack_encode(a, &json, &len, &d), FERRY_E_INVALID_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "'error'"));
+    free(got);
+    free(a);
+}
+
+static void ack_format_2_refuses_bad_shapes(void)
+{
+    static const struct {
+        const char *text, *needle;
+    } cases[] = {
+        /* A gateway of format 1 would not know what "refused" means. */
+        {"{\"format\":1,\"batch\":\"b\",\"acked\":[{\"node\":\"n\",\"seq\":1}],"
+         "\"refused\":[]}",
+         "'refused'"},
+        {"{\"format\":2,\"batch\":\"b\",\"acked\":[],\"refused\":[]}", "together"},
+        {"{\"format\":2,\"batch\":\"b\"}", "together"},
+        {"{\"format\":2,\"batch\":\"b\",\"refused\":[{\"node\":\"n\",\"seq\":1}]}", "'error'"},
+        {"{\"format\":2,\"batch\":\"b\",\"refused\":[{\"node\":\"n\",\"seq\":1,"
+         "\"error\":\"ok\"}]}",
+         "'error'"},
+        {"{\"format\":2,\"batch\":\"b\",\"refused\":[{\"node\":\"n\",\"seq\":1,"
+         "\"error\":\"nope\"}]}",
+         "'error'"},
+        {"{\"format\":2,\"batch\":\"b\",\"acked\":[{\"node\":\"n\",\"seq\":1,"
+         "\"error\":\"conflict\"}]}",
+         "'error'"},
+        {"{\"format\":2,\"batch\":\"b\",\"refused\":{}}", "'refused'"},
+        {"{\"format\":3,\"batch\":\"b\",\"acked\":[{\"node\":\"n\",\"seq\":1}]}", "'format'"},
+    };
+    struct ferry_batch_ack *a = calloc(1, sizeof(*a));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct ferry_diag d = {{0}};
+        CU_ASSERT_EQUAL(decode_ack_text(cases[i].text, a, &d), FERRY_E_MALFORMED);
+        if (!strstr(d.msg, cases[i].needle))
+            fprintf(stderr, "case %zu: '%s' lacks '%s'\n", i, d.msg, cases[i].needle);
+        CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, cases[i].needle));
+    }
+    /* More than 64 entries together. */
+    char *text = malloc(16384);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    size_t used = (size_t)sprintf(text, "{\"format\":2,\"batch\":\"b\",\"acked\":[");
+    for (int i = 0; i < 40; i++)
+        used += (size_t)sprintf(text + used, "%s{\"node\":\"n\",\"seq\":%d}", i ? "," : "", i + 1);
+    used += (size_t)sprintf(text + used, "],\"refused\":[");
+    for (int i = 0; i < 40; i++)
+        used += (size_t)sprintf(text + used, "%s{\"node\":\"m\",\"seq\":%d,\"error\":\"conflict\"}",
+                                i ? "," : "", i + 1);
+    sprintf(text + used, "]}");
+    struct ferry_diag d = {{0}};
+    CU_ASSERT_EQUAL(decode_ack_text(text, a, &d), FERRY_E_MALFORMED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "together"));
+    free(text);
+    free(a);
+}
+
+/* A record's seq near 2^53 used to come back rounded (cJSON prints such a
+ * number with 15 digits), which changes the record's identity. */
+static void batch_records_keep_exact_large_seqs(void)
+{
+    static const char text[] =
+        "{\"format\":1,\"batch\":\"b\",\"records\":["
+        "{\"format\":1,\"node\":\"n\",\"state\":\"idle\",\"bytes\":0,\"total\":0,"
+        "\"seq\":9007199254740992,\"ts\":1},"
+        "{\"format\":1,\"node\":\"n\",\"state\":\"idle\",\"bytes\":9007199254740991,"
+        "\"total\":9007199254740992,\"seq\":9007199254740991,\"ts\":-9007199254740991}]}";
+    struct ferry_batch *b = calloc(1, sizeof(*b));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    struct ferry_diag d = {{0}};
+    CU_ASSERT_EQUAL_FATAL(ferry_batch_decode((const uint8_t *)text, strlen(text), b, &d), FERRY_OK);
+    CU_ASSERT_EQUAL(b->records[0].seq, UINT64_C(9007199254740992));
+    CU_ASSERT_EQUAL(b->records[1].seq, UINT64_C(9007199254740991));
+    CU_ASSERT_EQUAL(b->records[1].bytes, UINT64_C(9007199254740991));
+    CU_ASSERT_EQUAL(b->records[1].ts, -INT64_C(9007199254740991));
+    free(b);
+}
+
 static const char *str_field(const cJSON *o, const char *key)
 {
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -374,6 +522,9 @@ const struct ferry_test_case ferry_tests[] = {
     {"ack round-trips with an exact 2^53 seq", ack_round_trips_with_exact_large_seq},
     {"ack refuses bad shapes and names the field", ack_refuses_bad_shapes},
     {"ack encode refuses bad entries", ack_encode_refuses_bad_entries},
+    {"ack with refusals round-trips as format 2", ack_with_refusals_round_trips_as_format_2},
+    {"ack format 2 refuses bad shapes", ack_format_2_refuses_bad_shapes},
+    {"batch records keep exact large seqs", batch_records_keep_exact_large_seqs},
     {"inventory row JSON has one shape", inventory_row_json_has_one_shape},
     {NULL, NULL},
 };

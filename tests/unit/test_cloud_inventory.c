@@ -44,16 +44,41 @@ static struct cloud_inventory *open_db(const char *path)
     return inv;
 }
 
-static void ingest_ok(struct cloud_inventory *inv, const struct ferry_status *recs, size_t n)
+/* What one ingest said. */
+struct outcome {
+    struct ferry_record_id stored[16];
+    struct ferry_record_refusal refused[16];
+    struct cloud_ingest_out out;
+};
+
+static enum ferry_err ingest(struct cloud_inventory *inv, const struct ferry_status *recs, size_t n,
+                             struct outcome *o, struct ferry_diag *d)
 {
-    struct ferry_record_id ids[16];
-    size_t nids = 0;
-    struct ferry_diag d = {{0}};
+    memset(o, 0, sizeof(*o));
+    o->out.stored = o->stored;
+    o->out.refused = o->refused;
     CU_ASSERT_FATAL(n <= 16);
-    enum ferry_err err = cloud_inventory_ingest(inv, recs, n, ids, &nids, &d);
+    return cloud_inventory_ingest(inv, recs, n, true, &o->out, d);
+}
+
+static struct outcome ingest_ok(struct cloud_inventory *inv, const struct ferry_status *recs,
+                                size_t n)
+{
+    struct outcome o;
+    struct ferry_diag d = {{0}};
+    enum ferry_err err = ingest(inv, recs, n, &o, &d);
     if (err != FERRY_OK)
         fprintf(stderr, "ingest: %s\n", d.msg);
     CU_ASSERT_EQUAL_FATAL(err, FERRY_OK);
+    return o;
+}
+
+/* The one record ingested was refused for reason. */
+static void expect_refused(const struct outcome *o, enum ferry_err reason)
+{
+    CU_ASSERT_EQUAL(o->out.nstored, 0);
+    CU_ASSERT_EQUAL_FATAL(o->out.nrefused, 1);
+    CU_ASSERT_EQUAL(o->refused[0].reason, reason);
 }
 
 /* The nodes a query returns, as "node:seq:state" joined by spaces. */
@@ -108,10 +133,15 @@ static void duplicate_records_are_stored_once(void)
     struct ferry_status first = rec("n1", "gw-1", "r1", 4, FERRY_STATE_DOWNLOADING);
     struct ferry_status again = first;
     again.bytes = 999; /* same (node, seq), other content: the first one stays */
-    ingest_ok(inv, &first, 1);
-    ingest_ok(inv, &again, 1);
-    ingest_ok(inv, &first, 1);
+    CU_ASSERT_EQUAL(ingest_ok(inv, &first, 1).out.nstored, 1);
+    /* It used to be acknowledged as stored and silently dropped. */
+    expect_refused((struct outcome[]){ingest_ok(inv, &again, 1)}, FERRY_E_CONFLICT);
+    struct outcome o = ingest_ok(inv, &first, 1);
+    CU_ASSERT_EQUAL(o.out.nstored, 1);
+    CU_ASSERT_EQUAL(o.out.nrefused, 0);
     CU_ASSERT_EQUAL(scalar(path, "SELECT count(*) FROM records"), 1);
+    CU_ASSERT_EQUAL(scalar(path, "SELECT count(*) FROM refused WHERE reason = 'conflict'"), 1);
+    CU_ASSERT_EQUAL(scalar(path, "SELECT bytes FROM refused"), 999);
     CU_ASSERT_EQUAL(scalar(path, "SELECT bytes FROM records WHERE node='n1' AND seq=4"),
                     (long long)first.bytes);
     struct listing l = list(inv, NULL);
@@ -126,7 +156,7 @@ static void node_row_follows_seq_not_arrival_order(void)
     struct cloud_inventory *inv = open_db(path);
     struct ferry_status s5 = rec("n1", "gw-1", "r1", 5, FERRY_STATE_VERIFYING);
     struct ferry_status s3 = rec("n1", "gw-1", "r1", 3, FERRY_STATE_DOWNLOADING);
-    struct ferry_status s7 = rec("n1", "gw-2", "r1", 7, FERRY_STATE_SUCCESS);
+    struct ferry_status s7 = rec("n1", "gw-1", "r1", 7, FERRY_STATE_SUCCESS);
     ingest_ok(inv, &s5, 1);
     ingest_ok(inv, &s3, 1); /* late: stored, but the node does not go back */
     struct listing l = list(inv, NULL);
@@ -135,7 +165,7 @@ static void node_row_follows_seq_not_arrival_order(void)
     ingest_ok(inv, &s7, 1);
     l = list(inv, NULL);
     CU_ASSERT_STRING_EQUAL(l.text, "n1:7:success");
-    CU_ASSERT_STRING_EQUAL(l.last.st.gateway, "gw-2");
+    CU_ASSERT_STRING_EQUAL(l.last.st.gateway, "gw-1");
     CU_ASSERT_EQUAL(scalar(path, "SELECT count(*) FROM records"), 3);
 
     /* Out of order inside one batch too. */
@@ -226,10 +256,10 @@ static void ingest_returns_each_stored_id_once_in_order(void)
         rec("n1", "gw-1", "r1", 2, FERRY_STATE_DOWNLOADING), /* twice in the batch */
         rec("n1", "gw-1", "r1", 3, FERRY_STATE_VERIFYING),
     };
-    struct ferry_record_id ids[4];
-    size_t nids = 0;
-    CU_ASSERT_EQUAL_FATAL(cloud_inventory_ingest(inv, recs, 4, ids, &nids, NULL), FERRY_OK);
-    CU_ASSERT_EQUAL_FATAL(nids, 3);
+    struct outcome o = ingest_ok(inv, recs, 4);
+    const struct ferry_record_id *ids = o.stored;
+    CU_ASSERT_EQUAL_FATAL(o.out.nstored, 3);
+    CU_ASSERT_EQUAL(o.out.nrefused, 0);
     CU_ASSERT_STRING_EQUAL(ids[0].node, "n1");
     CU_ASSERT_EQUAL(ids[0].seq, 2);
     CU_ASSERT_STRING_EQUAL(ids[1].node, "n2");
@@ -247,19 +277,18 @@ static void a_bad_record_stores_nothing_of_its_batch(void)
         rec("good", "gw-1", "r1", 1, FERRY_STATE_IDLE),
         rec("bad/node", "gw-1", "r1", 1, FERRY_STATE_IDLE),
     };
-    struct ferry_record_id ids[2];
-    size_t nids = 42;
+    struct outcome o;
     struct ferry_diag d = {{0}};
-    CU_ASSERT_EQUAL(cloud_inventory_ingest(inv, recs, 2, ids, &nids, &d), FERRY_E_INVALID_ARG);
+    CU_ASSERT_EQUAL(ingest(inv, recs, 2, &o, &d), FERRY_E_INVALID_ARG);
     CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "record 1"));
-    CU_ASSERT_EQUAL(nids, 42);
+    CU_ASSERT_EQUAL(o.out.nstored, 0);
     recs[1] = rec("fine", "gw-1", "r1", 0, FERRY_STATE_IDLE); /* seq starts at 1 */
-    CU_ASSERT_EQUAL(cloud_inventory_ingest(inv, recs, 2, ids, &nids, &d), FERRY_E_INVALID_ARG);
+    CU_ASSERT_EQUAL(ingest(inv, recs, 2, &o, &d), FERRY_E_INVALID_ARG);
     recs[1] = rec("fine", "gw/1", "r1", 1, FERRY_STATE_IDLE);
-    CU_ASSERT_EQUAL(cloud_inventory_ingest(inv, recs, 2, ids, &nids, &d), FERRY_E_INVALID_ARG);
+    CU_ASSERT_EQUAL(ingest(inv, recs, 2, &o, &d), FERRY_E_INVALID_ARG);
     recs[1] = rec("fine", "gw-1", "r1", 1, (enum ferry_state)99);
-    CU_ASSERT_EQUAL(cloud_inventory_ingest(inv, recs, 2, ids, &nids, &d), FERRY_E_INVALID_ARG);
-    CU_ASSERT_EQUAL(cloud_inventory_ingest(inv, recs, 0, ids, &nids, &d), FERRY_E_INVALID_ARG);
+    CU_ASSERT_EQUAL(ingest(inv, recs, 2, &o, &d), FERRY_E_INVALID_ARG);
+    CU_ASSERT_EQUAL(ingest(inv, recs, 0, &o, &d), FERRY_E_INVALID_ARG);
     CU_ASSERT_EQUAL(scalar(path, "SELECT count(*) FROM records"), 0);
     CU_ASSERT_EQUAL(list(inv, NULL).n, 0);
     cloud_inventory_close(inv);
@@ -272,7 +301,7 @@ static void data_survives_close_and_reopen(void)
     struct ferry_status st = rec("n1", "gw-1", "r1", 6, FERRY_STATE_PENDING_REBOOT);
     ingest_ok(inv, &st, 1);
     cloud_inventory_close(inv);
-    CU_ASSERT_EQUAL(scalar(path, "PRAGMA user_version"), 1);
+    CU_ASSERT_EQUAL(scalar(path, "PRAGMA user_version"), 2);
 
     inv = NULL;
     CU_ASSERT_EQUAL_FATAL(cloud_inventory_open(path, false, &inv, NULL), FERRY_OK);
@@ -357,6 +386,199 @@ static void callback_error_stops_the_walk(void)
     cloud_inventory_close(inv);
 }
 
+/* The record that used to hide a node for good: seq 2^53, once. It is
+ * refused and kept aside, the node's real records go on being its latest,
+ * and the node row says a record of it was refused since. */
+static void seq_far_ahead_is_refused_and_hides_nothing(void)
+{
+    const char *path = db_path("window");
+    struct cloud_inventory *inv = open_db(path);
+    struct ferry_status s12 = rec("n1", "gw-1", "r1", 12, FERRY_STATE_DOWNLOADING);
+    ingest_ok(inv, &s12, 1);
+    struct ferry_status forged = rec("n1", "gw-1", "r1", UINT64_C(1) << 53, FERRY_STATE_SUCCESS);
+    forged.bytes = forged.total;
+    expect_refused((struct outcome[]){ingest_ok(inv, &forged, 1)}, FERRY_E_SEQ_RANGE);
+    struct listing l = list(inv, NULL);
+    CU_ASSERT_STRING_EQUAL(l.text, "n1:12:downloading");
+    CU_ASSERT_EQUAL(l.last.refused, 1);
+    struct ferry_status s13 = rec("n1", "gw-1", "r1", 13, FERRY_STATE_FAILED);
+    ingest_ok(inv, &s13, 1);
+    l = list(inv, NULL);
+    CU_ASSERT_STRING_EQUAL(l.text, "n1:13:failed");
+    /* Refused before its latest record was stored: not counted now (the
+     * same second counts, to err on the side of saying so). */
+    CU_ASSERT(l.last.refused <= 1);
+    /* The window's edge, and a node never heard of. */
+    struct ferry_status edge =
+        rec("n1", "gw-1", "r1", 13 + FERRY_STATUS_SEQ_WINDOW, FERRY_STATE_IDLE);
+    CU_ASSERT_EQUAL(ingest_ok(inv, &edge, 1).out.nstored, 1);
+    struct ferry_status fresh =
+        rec("n9", "gw-1", "r1", FERRY_STATUS_SEQ_WINDOW + 1, FERRY_STATE_IDLE);
+    expect_refused((struct outcome[]){ingest_ok(inv, &fresh, 1)}, FERRY_E_SEQ_RANGE);
+    CU_ASSERT_EQUAL(scalar(path, "SELECT count(*) FROM refused WHERE reason = 'seq-range'"), 2);
+    cloud_inventory_close(inv);
+}
+
+/* A node is bound to the gateway of its first record; another gateway
+ * writing its state is refused (it used to be able to), until the operator
+ * moves the node; then the old gateway is the wrong one. */
+static void nodes_are_bound_to_their_gateway_and_moved_by_the_operator(void)
+{
+    const char *path = db_path("binding");
+    struct cloud_inventory *inv = open_db(path);
+    struct ferry_status a1 = rec("n1", "gw-a", "r1", 1, FERRY_STATE_IDLE);
+    ingest_ok(inv, &a1, 1);
+    CU_ASSERT_EQUAL(scalar(path, "SELECT count(*) FROM bindings WHERE child = 'n1' AND parent = "
+                                 "'gw-a' AND how = 'first-record'"),
+                    1);
+    struct ferry_status b2 = rec("n1", "gw-b", "r1", 2, FERRY_STATE_SUCCESS);
+    expect_refused((struct outcome[]){ingest_ok(inv, &b2, 1)}, FERRY_E_WRONG_GATEWAY);
+    CU_ASSERT_STRING_EQUAL(list(inv, NULL).text, "n1:1:idle");
+    /* The very record the old gateway delivered, resent through another, is
+     * a copy: acknowledged, nothing changes. */
+    struct ferry_status copy = a1;
+    snprintf(copy.gateway, sizeof(copy.gateway), "gw-b");
+    CU_ASSERT_EQUAL(ingest_ok(inv, &copy, 1).out.nstored, 1);
+
+    char was[FERRY_ID_MAX + 1] = "x";
+    struct ferry_diag d = {{0}};
+    CU_ASSERT_EQUAL_FATAL(cloud_inventory_bind(inv, "n1", "gw-b", "moved to hall 2", was, &d),
+                          FERRY_OK);
+    CU_ASSERT_STRING_EQUAL(was, "gw-a");
+    CU_ASSERT_EQUAL(ingest_ok(inv, &b2, 1).out.nstored, 1);
+    CU_ASSERT_STRING_EQUAL(list(inv, NULL).text, "n1:2:success");
+    struct ferry_status a3 = rec("n1", "gw-a", "r1", 3, FERRY_STATE_FAILED);
+    expect_refused((struct outcome[]){ingest_ok(inv, &a3, 1)}, FERRY_E_WRONG_GATEWAY);
+    /* Binding a node not heard of yet. */
+    CU_ASSERT_EQUAL(cloud_inventory_bind(inv, "n2", "gw-c", NULL, was, &d), FERRY_OK);
+    CU_ASSERT_STRING_EQUAL(was, "");
+    struct ferry_status c1 = rec("n2", "gw-a", "r1", 1, FERRY_STATE_IDLE);
+    expect_refused((struct outcome[]){ingest_ok(inv, &c1, 1)}, FERRY_E_WRONG_GATEWAY);
+    CU_ASSERT_EQUAL(cloud_inventory_bind(inv, "n/2", "gw-c", NULL, NULL, &d), FERRY_E_INVALID_ARG);
+    /* Every binding and move is in the event log. */
+    CU_ASSERT_EQUAL(scalar(path, "SELECT count(*) FROM events"), 3);
+    CU_ASSERT_EQUAL(scalar(path, "SELECT count(*) FROM events WHERE kind = 'move' AND node = 'n1' "
+                                 "AND detail LIKE '%gw-a to gw-b%hall 2%'"),
+                    1);
+    cloud_inventory_close(inv);
+}
+
+struct collected {
+    size_t n;
+    struct ferry_refused_row last;
+    struct ferry_event_row event;
+};
+
+static enum ferry_err on_refused(void *arg, const struct ferry_refused_row *row)
+{
+    struct collected *c = arg;
+    c->n++;
+    c->last = *row;
+    return FERRY_OK;
+}
+
+static enum ferry_err on_event(void *arg, const struct ferry_event_row *row)
+{
+    struct collected *c = arg;
+    c->n++;
+    c->event = *row;
+    return FERRY_OK;
+}
+
+/* Refused records can be listed (with the filters) and stay bounded; a
+ * twin's refusal is not kept. */
+static void refused_records_are_listed_and_bounded(void)
+{
+    const char *path = db_path("refused");
+    struct cloud_inventory *inv = open_db(path);
+    struct ferry_status first = rec("n1", "gw-1", "r1", 1, FERRY_STATE_IDLE);
+    ingest_ok(inv, &first, 1);
+    for (uint64_t i = 0; i < 130; i++) {
+        struct ferry_status other = first;
+        other.bytes = 1000 + i;
+        ingest_ok(inv, &other, 1);
+    }
+    CU_ASSERT_EQUAL(scalar(path, "SELECT count(*) FROM refused WHERE node = 'n1'"), 100);
+    struct collected c;
+    memset(&c, 0, sizeof(c));
+    CU_ASSERT_EQUAL(cloud_inventory_each_refused(inv, NULL, on_refused, &c, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL(c.n, 100);
+    CU_ASSERT_EQUAL(c.last.st.bytes, 1129);
+    CU_ASSERT_EQUAL(c.last.reason, FERRY_E_CONFLICT);
+    CU_ASSERT_STRING_EQUAL(c.last.st.gateway, "gw-1");
+    CU_ASSERT_PTR_NOT_NULL(strstr(c.last.detail, "n1"));
+    struct cloud_inventory_filter f = {.gateway = "gw-9"};
+    memset(&c, 0, sizeof(c));
+    CU_ASSERT_EQUAL(cloud_inventory_each_refused(inv, &f, on_refused, &c, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL(c.n, 0);
+    memset(&c, 0, sizeof(c));
+    CU_ASSERT_EQUAL(cloud_inventory_each_event(inv, on_event, &c, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL(c.n, 1);
+    CU_ASSERT_STRING_EQUAL(c.event.kind, "bound");
+    CU_ASSERT_STRING_EQUAL(c.event.node, "n1");
+
+    struct ferry_status twin = first;
+    twin.bytes = 5;
+    struct ferry_record_id id;
+    struct ferry_record_refusal refusal;
+    struct cloud_ingest_out out = {.stored = &id, .refused = &refusal};
+    CU_ASSERT_EQUAL(cloud_inventory_ingest(inv, &twin, 1, false, &out, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL(out.nrefused, 1);
+    CU_ASSERT_EQUAL(scalar(path, "SELECT count(*) FROM refused WHERE bytes = 5"), 0);
+    cloud_inventory_close(inv);
+}
+
+/* A version 1 inventory is upgraded in place: every node is bound to the
+ * gateway of its latest record. */
+static void version_1_inventory_is_upgraded(void)
+{
+    const char *path = db_path("v1");
+    sqlite3 *db = NULL;
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+    const char *v1 =
+        "CREATE TABLE records (node TEXT NOT NULL, seq INTEGER NOT NULL, gateway TEXT NOT NULL,"
+        " release TEXT NOT NULL, version TEXT NOT NULL, state TEXT NOT NULL,"
+        " bytes INTEGER NOT NULL, total INTEGER NOT NULL, error TEXT NOT NULL,"
+        " message TEXT NOT NULL, ts INTEGER NOT NULL, received_at INTEGER NOT NULL,"
+        " PRIMARY KEY (node, seq)) WITHOUT ROWID;"
+        "CREATE TABLE nodes (node TEXT PRIMARY KEY NOT NULL, gateway TEXT NOT NULL,"
+        " release TEXT NOT NULL, version TEXT NOT NULL, state TEXT NOT NULL,"
+        " bytes INTEGER NOT NULL, total INTEGER NOT NULL, error TEXT NOT NULL,"
+        " message TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL,"
+        " updated_at INTEGER NOT NULL);"
+        "CREATE INDEX nodes_release ON nodes (release);"
+        "CREATE INDEX nodes_gateway ON nodes (gateway);"
+        "INSERT INTO records VALUES ('old', 3, 'gw-1', 'r1', '1.0', 'success', 1, 1, '', '', 5, 6);"
+        "INSERT INTO nodes VALUES ('old', 'gw-1', 'r1', '1.0', 'success', 1, 1, '', '', 3, 5, 6);"
+        "PRAGMA user_version = 1;";
+    CU_ASSERT_EQUAL_FATAL(sqlite3_exec(db, v1, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    struct cloud_inventory *inv = NULL;
+    struct ferry_diag d = {{0}};
+    CU_ASSERT_EQUAL_FATAL(cloud_inventory_open(path, false, &inv, &d), FERRY_OK);
+    CU_ASSERT_EQUAL(scalar(path, "PRAGMA user_version"), 2);
+    CU_ASSERT_STRING_EQUAL(list(inv, NULL).text, "old:3:success");
+    struct ferry_status other = rec("old", "gw-2", "r1", 4, FERRY_STATE_IDLE);
+    expect_refused((struct outcome[]){ingest_ok(inv, &other, 1)}, FERRY_E_WRONG_GATEWAY);
+    struct ferry_status mine = rec("old", "gw-1", "r1", 4, FERRY_STATE_IDLE);
+    CU_ASSERT_EQUAL(ingest_ok(inv, &mine, 1).out.nstored, 1);
+    cloud_inventory_close(inv);
+}
+
+/* A batch may carry one (node, seq) twice with different content: the
+ * first is stored, and the pair is listed once, as stored. */
+static void a_pair_is_never_both_stored_and_refused(void)
+{
+    struct cloud_inventory *inv = open_db(db_path("pair"));
+    struct ferry_status recs[] = {rec("n1", "gw-1", "r1", 1, FERRY_STATE_IDLE),
+                                  rec("n1", "gw-1", "r1", 1, FERRY_STATE_FAILED),
+                                  rec("n1", "gw-1", "r1", 2, FERRY_STATE_IDLE)};
+    struct outcome o = ingest_ok(inv, recs, 3);
+    CU_ASSERT_EQUAL(o.out.nstored, 2);
+    CU_ASSERT_EQUAL(o.out.nrefused, 0);
+    cloud_inventory_close(inv);
+}
+
 const char *const ferry_suite_name = "cloud_inventory";
 const struct ferry_test_case ferry_tests[] = {
     {"duplicate records are stored once", duplicate_records_are_stored_once},
@@ -370,5 +592,11 @@ const struct ferry_test_case ferry_tests[] = {
     {"open refuses missing and foreign files", open_refuses_missing_and_foreign_files},
     {"the file is in WAL mode", file_is_in_wal_mode},
     {"a callback error stops the walk", callback_error_stops_the_walk},
+    {"a seq far ahead is refused and hides nothing", seq_far_ahead_is_refused_and_hides_nothing},
+    {"nodes are bound to their gateway and moved by the operator",
+     nodes_are_bound_to_their_gateway_and_moved_by_the_operator},
+    {"refused records are listed and bounded", refused_records_are_listed_and_bounded},
+    {"a version 1 inventory is upgraded", version_1_inventory_is_upgraded},
+    {"a pair is never both stored and refused", a_pair_is_never_both_stored_and_refused},
     {NULL, NULL},
 };

@@ -41,6 +41,7 @@ static struct gw {
     char *envelope; /* NULL: no release */
     size_t envelope_len;
     enum ferry_err status_ret; /* what the status hook answers */
+    uint64_t taken_seq;        /* a forged record holds this seq: 4.09 for ours */
     struct ferry_status rec[MAX_RECS];
     size_t nrec;
     size_t stop_at_bytes;            /* stop the loop at a downloading record this far */
@@ -97,6 +98,9 @@ static enum ferry_err gw_status(void *arg, const struct ferry_status *st, const 
     snprintf(G.identity, sizeof(G.identity), "%s", identity ? identity : "");
     if (G.status_ret != FERRY_OK)
         return ferry_fail(d, G.status_ret, "test: not now");
+    if (G.taken_seq && st->seq <= G.taken_seq)
+        return ferry_fail(d, FERRY_E_CONFLICT, "test: another record holds seq %llu",
+                          (unsigned long long)st->seq);
     /* The gateway de-duplicates by (node, seq); so does this fake. */
     for (size_t i = 0; i < G.nrec; i++) {
         if (G.rec[i].seq == st->seq)
@@ -498,6 +502,57 @@ static void records_wait_out_an_outage_and_a_restart(void)
     teardown();
 }
 
+/* Forged records took the node's next seqs at the gateway first (4.09 for
+ * its own): the node renumbers its pending records and every one of them
+ * arrives, in order; before, it resent the same seq for ever. */
+static void conflicting_seq_is_renumbered_and_nothing_lost(void)
+{
+    setup(ART_SMALL);
+    G.taken_seq = 3;
+    start_node();
+    publish(HW);
+    CU_ASSERT_TRUE_FATAL(run_until(got_final, WAIT_MS));
+    CU_ASSERT_TRUE(run_until(journal_empty, WAIT_MS));
+    CU_ASSERT_EQUAL(count_state(FERRY_STATE_SUCCESS), 1);
+    CU_ASSERT_EQUAL(count_state(FERRY_STATE_IDLE), 1);
+    CU_ASSERT_FATAL(G.nrec >= 3);
+    CU_ASSERT(G.rec[0].seq > 3);
+    CU_ASSERT_EQUAL(G.rec[0].state, FERRY_STATE_IDLE);
+    for (size_t i = 1; i < G.nrec; i++)
+        CU_ASSERT(G.rec[i].seq > G.rec[i - 1].seq);
+    CU_ASSERT_EQUAL(G.rec[G.nrec - 1].state, FERRY_STATE_SUCCESS);
+    teardown();
+}
+
+/* The job record cannot be saved (job.rec is a folder): the node used to
+ * log it and install anyway, a job it could not have resumed or
+ * recognised after a restart. Now the job fails with io, and nothing is
+ * installed. */
+static void unsaved_job_fails_instead_of_installing(void)
+{
+    setup(ART_SMALL);
+    start_node();
+    CU_ASSERT_TRUE_FATAL(run_until(got_idle, WAIT_MS));
+    char job[PATH_MAX + 16];
+    snprintf(job, sizeof(job), "%s/" EDGE_JOB_FILE, X.state);
+    unlink(job);
+    CU_ASSERT_EQUAL_FATAL(mkdir(job, 0700), 0);
+    publish(HW);
+    CU_ASSERT_TRUE_FATAL(run_until(got_final, WAIT_MS));
+    CU_ASSERT_EQUAL(count_state(FERRY_STATE_SUCCESS), 0);
+    CU_ASSERT_EQUAL(count_state(FERRY_STATE_INSTALLING), 0);
+    CU_ASSERT_EQUAL_FATAL(count_state(FERRY_STATE_FAILED), 1);
+    const struct ferry_status *last = &G.rec[G.nrec - 1];
+    CU_ASSERT_EQUAL(last->state, FERRY_STATE_FAILED);
+    CU_ASSERT_EQUAL(last->error, FERRY_E_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(last->message, "job record"));
+    struct edge_boot_state st = stored_state();
+    CU_ASSERT_EQUAL(st.active, EDGE_SLOT_A);
+    CU_ASSERT_EQUAL(st.trial, EDGE_SLOT_NONE);
+    CU_ASSERT_EQUAL(edge_daemon_phase(X.dm), EDGE_PHASE_IDLE);
+    teardown();
+}
+
 static void restart_resumes_the_download(void)
 {
     setup(ART_BIG);
@@ -616,6 +671,9 @@ const struct ferry_test_case ferry_tests[] = {
     {"unhealthy image is rolled back", unhealthy_image_is_rolled_back},
     {"busy device installs once idle", busy_device_installs_once_idle},
     {"records wait out an outage and a restart", records_wait_out_an_outage_and_a_restart},
+    {"conflicting seq is renumbered and nothing lost",
+     conflicting_seq_is_renumbered_and_nothing_lost},
+    {"unsaved job fails instead of installing", unsaved_job_fails_instead_of_installing},
     {"restart resumes the download", restart_resumes_the_download},
     {"crash during the trial rolls back", crash_during_the_trial_rolls_back},
     {"observed release starts without waiting for a poll",

@@ -1435,6 +1435,43 @@ static void storage_failure_fails_the_download(void)
     world_free(&w);
 }
 
+/* A job the node cannot record does not go on: failed with io, the slot
+ * write aborted, and no install once the image is ready. Outside a job a
+ * failed save changes nothing. */
+static void failed_save_ends_the_job(void)
+{
+    struct world w;
+    world_init(&w);
+    struct edge_boot_state st = running_old();
+    start(&w, &st, NULL);
+    send_manifest(&w, &w.m);
+    answer_block(&w, w.art, w.art_len, w.sha);
+    edge_fsm_failed(w.f, &w.clk, EDGE_ACT_SAVE, FERRY_E_IO, "job.rec: disk full", &w.out);
+    CU_ASSERT_EQUAL(last_status(&w)->state, FERRY_STATE_FAILED);
+    CU_ASSERT_EQUAL(last_status(&w)->error, FERRY_E_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(last_status(&w)->message, "job record cannot be saved"));
+    CU_ASSERT_EQUAL(count(&w, EDGE_ACT_ABORT), 1);
+    CU_ASSERT_EQUAL(count(&w, EDGE_ACT_GET_BLOCK), 0);
+    CU_ASSERT_EQUAL(edge_fsm_phase(w.f), EDGE_PHASE_IDLE);
+    edge_fsm_failed(w.f, &w.clk, EDGE_ACT_SAVE, FERRY_E_IO, "again", &w.out);
+    CU_ASSERT_EQUAL(w.out.n, 0);
+    world_free(&w);
+
+    /* The save before the trial is set. */
+    world_init(&w);
+    to_gate(&w);
+    busy(&w, false);
+    CU_ASSERT_EQUAL_FATAL(count(&w, EDGE_ACT_TRIAL), 1);
+    CU_ASSERT(index_of(&w, EDGE_ACT_SAVE) < index_of(&w, EDGE_ACT_TRIAL));
+    edge_fsm_failed(w.f, &w.clk, EDGE_ACT_SAVE, FERRY_E_NOSPACE, "job.rec: disk full", &w.out);
+    CU_ASSERT_EQUAL(last_status(&w)->state, FERRY_STATE_FAILED);
+    CU_ASSERT_EQUAL(last_status(&w)->error, FERRY_E_NOSPACE);
+    CU_ASSERT_EQUAL(count(&w, EDGE_ACT_TRIAL), 0);
+    CU_ASSERT_EQUAL(count(&w, EDGE_ACT_REBOOT), 0);
+    CU_ASSERT_EQUAL(edge_fsm_phase(w.f), EDGE_PHASE_IDLE);
+    world_free(&w);
+}
+
 static void newer_release_supersedes_the_download(void)
 {
     struct world w;
@@ -1937,6 +1974,7 @@ const struct ferry_test_case ferry_tests[] = {
     {"wrong bytes fail before the slot is checked", wrong_bytes_fail_before_the_slot_is_checked},
     {"slot hash mismatch fails", slot_hash_mismatch_fails},
     {"storage failure fails the download", storage_failure_fails_the_download},
+    {"failed save ends the job", failed_save_ends_the_job},
     {"newer release supersedes the download", newer_release_supersedes_the_download},
     {"failed health check rolls back", failed_health_check_rolls_back},
     {"health command that cannot run rolls back", health_command_that_cannot_run_rolls_back},

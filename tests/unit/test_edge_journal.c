@@ -275,6 +275,70 @@ static void intact_journal_needs_no_reservation(void)
     edge_journal_free(j);
 }
 
+/* status.journal lost (or left empty) while status.seq survives: the node
+ * used to start again at seq 1, under which the gateway and the cloud
+ * already hold other records. */
+static void lost_journal_never_reuses_a_seq(void)
+{
+    for (int how = 0; how < 2; how++) {
+        char dir[DIR_MAX], path[PATH_MAX];
+        fresh_dir(dir);
+        struct edge_journal *j = open_ok(dir);
+        for (unsigned i = 0; i < 5; i++)
+            append_ok(j, i);
+        CU_ASSERT_EQUAL(edge_journal_ack(j, 1, NULL), FERRY_OK);
+        edge_journal_free(j);
+        file_in(dir, "status.journal", path);
+        int rc = how == 0 ? unlink(path) : truncate(path, 0);
+        CU_ASSERT_EQUAL_FATAL(rc, 0);
+
+        j = open_ok(dir);
+        CU_ASSERT_EQUAL(edge_journal_pending(j), 0);
+        uint64_t seq = append_ok(j, 9);
+        CU_ASSERT(seq > 5);
+        /* ... but not further than the sequence window allows. */
+        CU_ASSERT(ferry_status_seq_in_window(5, seq));
+        edge_journal_free(j);
+    }
+}
+
+/* 4.09: the gateway holds another record under the head's seq. Every
+ * pending record gets a new seq, in the same order, and keeps its content,
+ * also across a restart; later records follow on. */
+static void renumber_keeps_order_and_content(void)
+{
+    char dir[DIR_MAX];
+    fresh_dir(dir);
+    struct edge_journal *j = open_ok(dir);
+    for (unsigned i = 0; i < 4; i++)
+        append_ok(j, i);
+    CU_ASSERT_EQUAL(edge_journal_ack(j, 1, NULL), FERRY_OK);
+    uint64_t first = 0;
+    struct ferry_diag d = {{0}};
+    CU_ASSERT_EQUAL_FATAL(edge_journal_renumber(j, &first, &d), FERRY_OK);
+    CU_ASSERT_EQUAL(first, 5);
+    CU_ASSERT_EQUAL(edge_journal_pending(j), 3);
+    CU_ASSERT_EQUAL(edge_journal_last_seq(j), 7);
+    expect_head(j, 1, 5);
+    CU_ASSERT_EQUAL(edge_journal_ack(j, 5, NULL), FERRY_OK);
+    edge_journal_free(j);
+
+    j = open_ok(dir);
+    CU_ASSERT_FALSE(edge_journal_repaired(j));
+    CU_ASSERT_EQUAL(edge_journal_pending(j), 2);
+    expect_head(j, 2, 6);
+    CU_ASSERT_EQUAL(edge_journal_ack(j, 6, NULL), FERRY_OK);
+    expect_head(j, 3, 7);
+    CU_ASSERT_EQUAL(append_ok(j, 8), 8);
+    edge_journal_free(j);
+
+    /* Nothing pending: nothing to renumber. */
+    fresh_dir(dir);
+    j = open_ok(dir);
+    CU_ASSERT_EQUAL(edge_journal_renumber(j, &first, &d), FERRY_E_NOT_FOUND);
+    edge_journal_free(j);
+}
+
 static void full_journal_refuses_without_using_a_seq(void)
 {
     char dir[DIR_MAX];
@@ -347,6 +411,8 @@ const struct ferry_test_case ferry_tests[] = {
     {"damage in the middle keeps what came before", damage_in_the_middle_keeps_what_came_before},
     {"seq survives compaction and restarts", seq_survives_compaction_and_restarts},
     {"intact journal needs no reservation", intact_journal_needs_no_reservation},
+    {"lost journal never reuses a seq", lost_journal_never_reuses_a_seq},
+    {"renumber keeps order and content", renumber_keeps_order_and_content},
     {"full journal refuses without using a seq", full_journal_refuses_without_using_a_seq},
     {"invalid record is refused without using a seq",
      invalid_record_is_refused_without_using_a_seq},

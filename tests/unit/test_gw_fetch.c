@@ -462,15 +462,100 @@ static void foreign_and_invalid_chunks_change_nothing(void)
     c = chunk_msg(&s, 4);
     c.len = CHUNK; /* the last chunk is 10 bytes long */
     CU_ASSERT_EQUAL(gw_fetch_chunk(s.f, &c, s.now, &a), GW_FETCH_INVALID);
-    c = chunk_msg(&s, 0);
-    c.kind = FERRY_CHUNK_ERROR;
-    CU_ASSERT_EQUAL(gw_fetch_chunk(s.f, &c, s.now, &a), GW_FETCH_INVALID);
     CU_ASSERT_FALSE(a.send);
     CU_ASSERT_EQUAL(gw_fetch_end(s.f), 0);
     struct gw_fetch_stats st = stats_of(&s);
-    CU_ASSERT_EQUAL(st.invalid, 4);
+    CU_ASSERT_EQUAL(st.invalid, 3);
     CU_ASSERT_EQUAL(st.bytes_kept, 0);
     CU_ASSERT(run(&s, 1000));
+    gw_fetch_free(s.f);
+}
+
+static struct ferry_chunk error_msg(const struct sim *s, uint64_t index)
+{
+    struct ferry_chunk c = chunk_msg(s, index);
+    c.kind = FERRY_CHUNK_ERROR;
+    c.total = 0; /* the cloud that lacks the file does not know its size */
+    c.len = 9;
+    return c;
+}
+
+/* An error chunk used to end the fetch and hold the artifact back for a
+ * back-off that grew to 10 minutes. It is an answer now: the range is asked
+ * for again after half a second, then one, two... never longer than a lost
+ * chunk's timeout; a chunk resets it; only errors that go on fail it. */
+static void error_chunk_is_asked_again_soon(void)
+{
+    struct sim s;
+    sim_start(&s, 40 * CHUNK, 0, 8, NULL);
+    s.qlen = 0; /* the cloud answers with errors instead */
+    struct gw_fetch_actions a;
+    uint64_t expect[] = {500, 1000, 2000, 4000};
+    for (size_t i = 0; i < 4; i++) {
+        struct ferry_chunk c = error_msg(&s, 0);
+        s.now += 10;
+        CU_ASSERT_EQUAL(gw_fetch_chunk(s.f, &c, s.now, &a), GW_FETCH_ERROR);
+        CU_ASSERT_FALSE(a.send);
+        CU_ASSERT_EQUAL(a.deadline_ms, s.now + expect[i]);
+        CU_ASSERT_FALSE(gw_fetch_failed(s.f));
+        s.now = a.deadline_ms;
+        gw_fetch_tick(s.f, s.now, &a);
+        CU_ASSERT_TRUE_FATAL(a.send);
+        CU_ASSERT_EQUAL(a.req.offset, 0);
+        CU_ASSERT_EQUAL(a.req.count, 8);
+    }
+    /* An error for a range no longer outstanding (given up on after the
+     * last error, or asked for by a request before it) is stale: it
+     * neither counts nor delays. */
+    struct ferry_chunk stale = error_msg(&s, 8);
+    CU_ASSERT_EQUAL(gw_fetch_chunk(s.f, &stale, s.now, &a), GW_FETCH_DUPLICATE);
+    /* The file is there now: a chunk resets the errors. */
+    transmit(&s, &s.reqs[s.nreq - 1]);
+    CU_ASSERT_EQUAL(deliver_one(&s), GW_FETCH_NEXT);
+    stale = error_msg(&s, 0);
+    CU_ASSERT_EQUAL(gw_fetch_chunk(s.f, &stale, s.now, &a), GW_FETCH_DUPLICATE);
+    s.qlen = 0;
+    s.now = s.deadline;
+    gw_fetch_tick(s.f, s.now, &a);
+    CU_ASSERT_TRUE_FATAL(a.send);
+    CU_ASSERT_EQUAL(a.req.offset, CHUNK);
+    for (int i = 0; i < GW_FETCH_MAX_ERRORS; i++) {
+        struct ferry_chunk c = error_msg(&s, 1);
+        s.now += 10;
+        CU_ASSERT_EQUAL(gw_fetch_chunk(s.f, &c, s.now, &a), GW_FETCH_ERROR);
+        CU_ASSERT(a.deadline_ms - s.now <= GW_FETCH_DEFAULT_MAX_TIMEOUT_MS);
+        CU_ASSERT_EQUAL(gw_fetch_failed(s.f), i == GW_FETCH_MAX_ERRORS - 1);
+        s.now = a.deadline_ms;
+        gw_fetch_tick(s.f, s.now, &a);
+    }
+    CU_ASSERT_EQUAL(stats_of(&s).errors, 4 + GW_FETCH_MAX_ERRORS);
+    /* An error for another artifact is none of its business. */
+    struct ferry_chunk other = error_msg(&s, 1);
+    other.sha256[0] ^= 1;
+    CU_ASSERT_EQUAL(gw_fetch_chunk(s.f, &other, s.now, &a), GW_FETCH_FOREIGN);
+    gw_fetch_free(s.f);
+}
+
+/* Many errors in a row never wait longer than the timeout's cap. */
+static void error_delay_is_capped(void)
+{
+    struct sim s;
+    sim_start(&s, 4 * CHUNK, 0, 4, NULL);
+    s.qlen = 0;
+    struct gw_fetch_actions a;
+    for (int i = 0; i < 12; i++) {
+        struct ferry_chunk c = error_msg(&s, 0);
+        CU_ASSERT_EQUAL(gw_fetch_chunk(s.f, &c, s.now, &a), GW_FETCH_ERROR);
+        CU_ASSERT(a.deadline_ms - s.now <= GW_FETCH_DEFAULT_MAX_TIMEOUT_MS);
+        /* Further errors of the same round are stale. */
+        CU_ASSERT_EQUAL(gw_fetch_chunk(s.f, &c, s.now, &a), GW_FETCH_DUPLICATE);
+        if (i < 11) {
+            s.now += GW_FETCH_DEFAULT_MAX_TIMEOUT_MS;
+            gw_fetch_tick(s.f, s.now, &a);
+            CU_ASSERT_TRUE(a.send);
+        }
+    }
+    CU_ASSERT_EQUAL(a.deadline_ms - s.now, GW_FETCH_DEFAULT_MAX_TIMEOUT_MS);
     gw_fetch_free(s.f);
 }
 
@@ -555,6 +640,8 @@ const struct ferry_test_case ferry_tests[] = {
     {"timeout_doubles_up_to_the_cap_and_resets_on_progress",
      timeout_doubles_up_to_the_cap_and_resets_on_progress},
     {"foreign_and_invalid_chunks_change_nothing", foreign_and_invalid_chunks_change_nothing},
+    {"error chunk is asked again soon", error_chunk_is_asked_again_soon},
+    {"error delay is capped", error_delay_is_capped},
     {"bad_parameters_are_refused_by_name", bad_parameters_are_refused_by_name},
     {"random_loss_duplication_and_reordering_converge",
      random_loss_duplication_and_reordering_converge},

@@ -1154,6 +1154,139 @@ static void duplicates_on_append(void)
     gw_outbox_close(ob);
 }
 
+/* Same (node, seq), other content: the genuine record that used to be
+ * acknowledged and silently dropped is refused instead, and nothing is
+ * written; the first one stays pending as it was. */
+static void conflicting_duplicate_is_refused(void)
+{
+    char dir[PATH_MAX];
+    struct gw_outbox *ob = open_dir(fresh_dir(dir));
+    struct ferry_status first = mk_status("node-7", 13), other = first;
+    other.state = FERRY_STATE_FAILED;
+    snprintf(other.message, sizeof(other.message), "health check failed");
+    struct ferry_diag d = {{0}};
+    bool dup = true;
+    CU_ASSERT_EQUAL(gw_outbox_append(ob, &first, &dup, &d), FERRY_OK);
+    long long size = file_size(dir, "journal");
+    CU_ASSERT_EQUAL(gw_outbox_append(ob, &other, &dup, &d), FERRY_E_CONFLICT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "node-7"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "conflict"));
+    CU_ASSERT_EQUAL(file_size(dir, "journal"), size);
+    CU_ASSERT_EQUAL(gw_outbox_count(ob), 1);
+    /* A record differing only in the gateway it names is the same record. */
+    snprintf(first.gateway, sizeof(first.gateway), "gw-elsewhere");
+    CU_ASSERT_EQUAL(gw_outbox_append(ob, &first, &dup, &d), FERRY_OK);
+    CU_ASSERT(dup);
+    gw_outbox_close(ob);
+    ob = open_dir(dir);
+    CU_ASSERT_EQUAL(gw_outbox_append(ob, &other, &dup, &d), FERRY_E_CONFLICT);
+    size_t n = 0;
+    struct gw_outbox_item *items = pending(ob, &n);
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    CU_ASSERT_EQUAL(items[0].st.state, first.state);
+    free(items);
+    gw_outbox_close(ob);
+}
+
+static struct gw_outbox *open_shared(const char *dir, size_t node_records, uint64_t node_bytes)
+{
+    struct gw_outbox_opts o = {
+        .state_dir = dir,
+        .gateway_id = GW,
+        .max_records = 40,
+        .max_bytes = BIG_BYTES,
+        .max_node_records = node_records,
+        .max_node_bytes = node_bytes,
+    };
+    struct gw_outbox *ob = NULL;
+    struct ferry_diag d = {{0}};
+    CU_ASSERT_EQUAL_FATAL(gw_outbox_open(&o, &ob, &d), FERRY_OK);
+    return ob;
+}
+
+/* Four nodes' shares of ten records each: a node that floods gets no more
+ * than its share, and every other node can still store all of its own. */
+static void flooding_node_keeps_to_its_share(void)
+{
+    char dir[PATH_MAX];
+    struct gw_outbox *ob = open_shared(fresh_dir(dir), 10, 0);
+    struct ferry_diag d = {{0}};
+    size_t stored = 0, refused = 0;
+    for (uint64_t seq = 1; seq <= 1000; seq++) {
+        struct ferry_status st = mk_status("flood", seq);
+        enum ferry_err err = gw_outbox_append(ob, &st, NULL, &d);
+        stored += err == FERRY_OK;
+        refused += err == FERRY_E_NOSPACE;
+    }
+    CU_ASSERT_EQUAL(stored, 10);
+    CU_ASSERT_EQUAL(refused, 990);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "flood"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "share"));
+    for (int node = 0; node < 3; node++) {
+        char id[16];
+        snprintf(id, sizeof(id), "quiet-%d", node);
+        for (uint64_t seq = 1; seq <= 10; seq++) {
+            struct ferry_status st = mk_status(id, seq);
+            CU_ASSERT_EQUAL(gw_outbox_append(ob, &st, NULL, &d), FERRY_OK);
+        }
+        CU_ASSERT_EQUAL(gw_outbox_node_pending(ob, id, NULL), 10);
+    }
+    CU_ASSERT_EQUAL(gw_outbox_node_pending(ob, "flood", NULL), 10);
+    CU_ASSERT_EQUAL(gw_outbox_node_pending(ob, "nobody", NULL), 0);
+    /* Acked, the flooding node's records make room for its next ones. */
+    struct ferry_record_id ids[2] = {{"flood", 1}, {"flood", 2}};
+    size_t acked = 0;
+    CU_ASSERT_EQUAL(gw_outbox_ack(ob, ids, 2, &acked, &d), FERRY_OK);
+    CU_ASSERT_EQUAL(acked, 2);
+    struct ferry_status next = mk_status("flood", 2000);
+    CU_ASSERT_EQUAL(gw_outbox_append(ob, &next, NULL, &d), FERRY_OK);
+    gw_outbox_close(ob);
+
+    /* The shares are counted again from the journal after a restart. */
+    ob = open_shared(dir, 10, 0);
+    CU_ASSERT_EQUAL(gw_outbox_node_pending(ob, "flood", NULL), 9);
+    CU_ASSERT_EQUAL(gw_outbox_node_pending(ob, "quiet-1", NULL), 10);
+    struct ferry_status more = mk_status("flood", 2001);
+    CU_ASSERT_EQUAL(gw_outbox_append(ob, &more, NULL, &d), FERRY_OK);
+    more.seq = 2002;
+    CU_ASSERT_EQUAL(gw_outbox_append(ob, &more, NULL, &d), FERRY_E_NOSPACE);
+    gw_outbox_close(ob);
+}
+
+/* Many node ids, each with one record, churning through acks: the tallies
+ * stay small and right. */
+static void node_shares_by_bytes_and_churn(void)
+{
+    char dir[PATH_MAX];
+    struct gw_outbox *ob = open_shared(fresh_dir(dir), 0, 2 * GW_OUTBOX_RECORD_MAX);
+    struct ferry_diag d = {{0}};
+    struct ferry_status st = mk_status("big", 1);
+    memset(st.message, 'm', FERRY_STATUS_MESSAGE_MAX);
+    st.message[FERRY_STATUS_MESSAGE_MAX] = 0;
+    uint64_t seq = 1;
+    size_t stored = 0;
+    for (; seq <= 20; seq++) {
+        st.seq = seq;
+        stored += gw_outbox_append(ob, &st, NULL, &d) == FERRY_OK;
+    }
+    uint64_t bytes = 0;
+    CU_ASSERT_EQUAL(gw_outbox_node_pending(ob, "big", &bytes), stored);
+    CU_ASSERT(bytes <= 2 * GW_OUTBOX_RECORD_MAX);
+    CU_ASSERT(stored >= 2 && stored < 20);
+    for (int k = 0; k < 2000; k++) {
+        char id[16];
+        snprintf(id, sizeof(id), "n%d", k);
+        struct ferry_status one = mk_status(id, 1);
+        CU_ASSERT_EQUAL_FATAL(gw_outbox_append(ob, &one, NULL, &d), FERRY_OK);
+        struct ferry_record_id rid = {{0}, 1};
+        snprintf(rid.node, sizeof(rid.node), "%s", id);
+        CU_ASSERT_EQUAL_FATAL(gw_outbox_ack(ob, &rid, 1, NULL, &d), FERRY_OK);
+    }
+    CU_ASSERT_EQUAL(gw_outbox_node_pending(ob, "n5", NULL), 0);
+    CU_ASSERT_EQUAL(gw_outbox_node_pending(ob, "big", NULL), stored);
+    gw_outbox_close(ob);
+}
+
 static void refuses_bad_input(void)
 {
     char dir[PATH_MAX], path[PATH_MAX];
@@ -1200,6 +1333,9 @@ const struct ferry_test_case ferry_tests[] = {
     {"enospc_leaves_journal_consistent", enospc_leaves_journal_consistent},
     {"eio_fails_cleanly", eio_fails_cleanly},
     {"duplicates_on_append", duplicates_on_append},
+    {"conflicting_duplicate_is_refused", conflicting_duplicate_is_refused},
+    {"flooding_node_keeps_to_its_share", flooding_node_keeps_to_its_share},
+    {"node_shares_by_bytes_and_churn", node_shares_by_bytes_and_churn},
     {"refuses_bad_input", refuses_bad_input},
     {"crash_on_first_open", crash_on_first_open},
     {"crash_during_append", crash_during_append},

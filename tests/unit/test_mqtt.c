@@ -971,6 +971,104 @@ static void mqtt_backlog_over_cap_arrives_once_in_order(void)
     ferry_mqtt_free(sub);
 }
 
+/* A peer floods droppable topics while the loop is not draining: the
+ * queue stops growing at its cap (what is dropped, the protocol retries),
+ * and every message on a topic that may not be dropped still arrives, once,
+ * in order. Before, everything was queued and only a warning said so. */
+static void mqtt_flood_on_droppable_topics_is_bounded(void)
+{
+    CU_ASSERT_FATAL(broker_up());
+    char base[96], drop[128], keep[128], filter[128];
+    test_topic(base, sizeof(base), "bounded");
+    snprintf(drop, sizeof(drop), "%s/chunks/gw-1", base);
+    snprintf(keep, sizeof(keep), "%s/release/fw", base);
+    snprintf(filter, sizeof(filter), "%s/chunks/+", base);
+    const char *droppable[] = {filter, NULL};
+    struct tclient sc, pc;
+    tclient_init(&sc, "flood-sub");
+    tclient_init(&pc, "flood-pub");
+    sc.o.droppable = droppable;
+    sc.o.queue_max = 256 * 1024;
+    struct ferry_mqtt *sub = client_new(&sc);
+    struct ferry_mqtt *pub = client_new(&pc);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sub);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pub);
+    CU_ASSERT_FATAL(connect_ok(sub, NULL));
+    char all[160];
+    snprintf(all, sizeof(all), "%s/#", base);
+    CU_ASSERT_FATAL(subscribe_ok(sub, all, 1));
+    CU_ASSERT_FATAL(connect_ok(pub, NULL));
+
+    enum { N = 64, SIZE = 32 * 1024 };
+    uint8_t *buf = calloc(1, SIZE);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+    int tokens[N];
+    for (int i = 0; i < N; i++) {
+        buf[0] = (uint8_t)i;
+        CU_ASSERT_EQUAL_FATAL(
+            ferry_mqtt_publish(pub, i % 4 ? drop : keep, buf, SIZE, 1, false, &tokens[i]),
+            FERRY_OK);
+    }
+    for (int i = 0; i < N; i++) {
+        struct ferry_mqtt_ev *ev = expect_ev(pub, FERRY_MQTT_EV_PUBLISHED);
+        CU_ASSERT_PTR_NOT_NULL(ev);
+        ferry_mqtt_ev_free(ev);
+    }
+    /* Everything has reached the subscriber by now: drain. */
+    int kept = 0, chunks = 0, last_kept = -1;
+    for (;;) {
+        struct ferry_mqtt_ev *ev = NULL;
+        struct timespec start;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        while (ferry_mqtt_next(sub, &ev) != FERRY_OK && elapsed_ms(&start) < 1000) {
+            struct pollfd p = {.fd = ferry_mqtt_fd(sub), .events = POLLIN};
+            poll(&p, 1, 100);
+        }
+        if (!ev)
+            break;
+        if (ev->type == FERRY_MQTT_EV_MESSAGE && strcmp(ev->topic, keep) == 0) {
+            CU_ASSERT(ev->payload[0] > last_kept);
+            last_kept = ev->payload[0];
+            kept++;
+        } else if (ev->type == FERRY_MQTT_EV_MESSAGE) {
+            chunks++;
+        }
+        ferry_mqtt_ev_free(ev);
+    }
+    CU_ASSERT_EQUAL(kept, N / 4);
+    /* The queue holds at most its cap of droppable messages at a time. */
+    CU_ASSERT(chunks <= (int)(sc.o.queue_max / SIZE) + 1);
+    CU_ASSERT(chunks >= 1);
+    CU_ASSERT_EQUAL(ferry_mqtt_dropped(sub), (uint64_t)(N - N / 4 - chunks));
+    free(buf);
+    ferry_mqtt_free(pub);
+    ferry_mqtt_free(sub);
+}
+
+static void topic_filters_match_as_mqtt_says(void)
+{
+    static const struct {
+        const char *filter, *topic;
+        bool match;
+    } cases[] = {
+        {"a/b", "a/b", true},      {"a/b", "a/c", false},
+        {"a/+", "a/b", true},      {"a/+", "a/b/c", false},
+        {"a/+", "a", false},       {"a/+", "a/", true},
+        {"a/#", "a", true},        {"a/#", "a/b/c", true},
+        {"#", "a/b", true},        {"+/+", "a/b", true},
+        {"+", "a/b", false},       {"a/+/c", "a/x/c", true},
+        {"a/+/c", "a/x/d", false}, {"ab", "a", false},
+        {"a", "ab", false},        {"f/stream/req/+", "f/stream/req/gw-1", true},
+        {"a/b/#", "a/bc", false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        bool got = ferry_mqtt_topic_matches(cases[i].filter, cases[i].topic);
+        if (got != cases[i].match)
+            fprintf(stderr, "'%s' vs '%s': got %d\n", cases[i].filter, cases[i].topic, got);
+        CU_ASSERT_EQUAL(got, cases[i].match);
+    }
+}
+
 /* mosquitto_pub stands in for a peer that ignores our size cap. */
 static bool external_publish(const char *topic, size_t len, const char *fill)
 {
@@ -1222,6 +1320,8 @@ const struct ferry_test_case ferry_tests[] = {
     {"mqtt_connect_refused_reports_reason", mqtt_connect_refused_reports_reason},
     {"mqtt_persistent_session_keeps_qos1_messages", mqtt_persistent_session_keeps_qos1_messages},
     {"mqtt_backlog_over_cap_arrives_once_in_order", mqtt_backlog_over_cap_arrives_once_in_order},
+    {"mqtt_flood_on_droppable_topics_is_bounded", mqtt_flood_on_droppable_topics_is_bounded},
+    {"topic_filters_match_as_mqtt_says", topic_filters_match_as_mqtt_says},
     {"mqtt_oversized_message_is_dropped", mqtt_oversized_message_is_dropped},
     {"mqtt_acl_denied_publish_fails", mqtt_acl_denied_publish_fails},
     {"mqtt_connack_refusal_is_connect_failed", mqtt_connack_refusal_is_connect_failed},

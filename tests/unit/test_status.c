@@ -882,6 +882,47 @@ static void cbor_message_at_limit(void)
     CU_ASSERT_TRUE(status_equal(&st, &back));
 }
 
+/* ---- sequence window and sameness ------------------------------------------ */
+
+static void seq_window_bounds_a_jump_ahead_only(void)
+{
+    CU_ASSERT_TRUE(ferry_status_seq_in_window(0, 1));
+    CU_ASSERT_TRUE(ferry_status_seq_in_window(0, FERRY_STATUS_SEQ_WINDOW));
+    CU_ASSERT_FALSE(ferry_status_seq_in_window(0, FERRY_STATUS_SEQ_WINDOW + 1));
+    CU_ASSERT_TRUE(ferry_status_seq_in_window(100, 100 + FERRY_STATUS_SEQ_WINDOW));
+    CU_ASSERT_FALSE(ferry_status_seq_in_window(100, 101 + FERRY_STATUS_SEQ_WINDOW));
+    /* The record that hid a node for good: seq 2^53 after seq 12. */
+    CU_ASSERT_FALSE(ferry_status_seq_in_window(12, UINT64_C(1) << 53));
+    /* Behind the last one is never a jump (records may arrive late). */
+    CU_ASSERT_TRUE(ferry_status_seq_in_window(UINT64_C(1) << 53, 1));
+    CU_ASSERT_TRUE(ferry_status_seq_in_window(7, 7));
+}
+
+static void same_ignores_gateway_and_bytes_past_the_nul(void)
+{
+    struct ferry_status a = sample(FERRY_STATE_FAILED), b = a;
+    CU_ASSERT_TRUE(ferry_status_same(&a, &b));
+    strcpy(b.gateway, "gw2");
+    CU_ASSERT_TRUE(ferry_status_same(&a, &b));
+    b.message[sizeof(b.message) - 1] = 'x'; /* after the NUL: not part of it */
+    CU_ASSERT_TRUE(ferry_status_same(&a, &b));
+    struct ferry_status c = a;
+    c.state = FERRY_STATE_SUCCESS;
+    CU_ASSERT_FALSE(ferry_status_same(&a, &c));
+    c = a;
+    strcpy(c.message, "other");
+    CU_ASSERT_FALSE(ferry_status_same(&a, &c));
+    c = a;
+    c.ts++;
+    CU_ASSERT_FALSE(ferry_status_same(&a, &c));
+    c = a;
+    c.error = FERRY_OK;
+    CU_ASSERT_FALSE(ferry_status_same(&a, &c));
+    c = a;
+    strcpy(c.version, "9.9.9");
+    CU_ASSERT_FALSE(ferry_status_same(&a, &c));
+}
+
 const char *const ferry_suite_name = "status";
 const struct ferry_test_case ferry_tests[] = {
     {"state_names_round_trip", state_names_round_trip},
@@ -903,5 +944,7 @@ const struct ferry_test_case ferry_tests[] = {
     {"cbor_rejects_each_rule", cbor_rejects_each_rule},
     {"cbor_rejects_bad_utf8_and_size", cbor_rejects_bad_utf8_and_size},
     {"cbor_message_at_limit", cbor_message_at_limit},
+    {"seq_window_bounds_a_jump_ahead_only", seq_window_bounds_a_jump_ahead_only},
+    {"same_ignores_gateway_and_bytes_past_the_nul", same_ignores_gateway_and_bytes_past_the_nul},
     {NULL, NULL},
 };
