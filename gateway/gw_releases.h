@@ -10,8 +10,12 @@
  * are never removed, only superseded.
  *
  * On disk, each written with ferry_write_atomic():
- *   STATE/releases/<product>.env       the current envelope, exact bytes
- *   STATE/releases/<product>.prev.env  the previous one
+ *   STATE/releases/<product>.env           the current envelope, exact bytes
+ *   STATE/releases/previous/<product>.env  the previous one
+ * (two folders, so that no product name, "P.prev" included, can name another
+ * product's file). A "<X>.prev.env" beside the current files that holds a
+ * release of product X is X's previous release from an older gateway: it is
+ * read as such and moved to previous/.
  * On open every file is verified again against the keyring (a key revoked
  * since, a flipped bit, a file edited by hand); what fails is logged and
  * skipped, never served. A current release that has merely expired is not

@@ -492,6 +492,65 @@ static void every_product_has_its_own_current_release(void)
     test_key_free(&k);
 }
 
+/* Product "P.prev" is a valid identifier: its current release must not share
+ * a file with the previous release of product "P". */
+static void a_product_named_like_a_previous_file_keeps_its_own(void)
+{
+    struct test_key k;
+    test_key_init(&k, 12);
+    struct ferry_keyring *kr = test_keyring_of(&k, false);
+    const char *dir = fresh_dir();
+    struct gw_releases *r = open_rel(dir, kr, 0, NOW);
+    accept_ok(r, &k, &(struct spec){.product = "P", .seq = 1});
+    accept_ok(r, &k, &(struct spec){.product = "P", .seq = 2});
+    accept_ok(r, &k, &(struct spec){.product = "P.prev", .seq = 9});
+    CU_ASSERT_EQUAL(gw_releases_previous(r, "P")->manifest.seq, 1);
+    gw_releases_free(r);
+
+    r = open_rel(dir, kr, 0, NOW);
+    CU_ASSERT_EQUAL(current_seq(r, "P"), 2);
+    const struct gw_release *prev = gw_releases_previous(r, "P");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(prev);
+    CU_ASSERT_EQUAL(prev->manifest.seq, 1);
+    CU_ASSERT_STRING_EQUAL(prev->manifest.product, "P");
+    CU_ASSERT_EQUAL(current_seq(r, "P.prev"), 9);
+    CU_ASSERT_PTR_NULL(gw_releases_previous(r, "P.prev"));
+    gw_releases_free(r);
+    ferry_keyring_free(kr);
+    test_key_free(&k);
+}
+
+/* State written before previous releases got their own folder: "X.prev.env"
+ * holding a release of product X is X's previous one. */
+static void a_legacy_previous_file_is_read_as_the_previous_release(void)
+{
+    struct test_key k;
+    test_key_init(&k, 13);
+    struct ferry_keyring *kr = test_keyring_of(&k, false);
+    const char *dir = fresh_dir();
+    char path[PATH_MAX];
+    pathf(path, "%s/releases", dir);
+    CU_ASSERT_EQUAL_FATAL(ferry_mkdir_p(path, 0755, NULL), FERRY_OK);
+    size_t len = 0;
+    char *old = make_env(&k, &(struct spec){.product = "meter", .seq = 4}, &len);
+    pathf(path, "%s/releases/meter.prev.env", dir);
+    CU_ASSERT_FATAL(ferry_write_atomic(path, old, len, 0644, NULL) == FERRY_OK);
+    free(old);
+    char *cur = make_env(&k, &(struct spec){.product = "meter", .seq = 5}, &len);
+    pathf(path, "%s/releases/meter.env", dir);
+    CU_ASSERT_FATAL(ferry_write_atomic(path, cur, len, 0644, NULL) == FERRY_OK);
+    free(cur);
+
+    struct gw_releases *r = open_rel(dir, kr, 0, NOW);
+    CU_ASSERT_EQUAL(current_seq(r, "meter"), 5);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(gw_releases_previous(r, "meter"));
+    CU_ASSERT_EQUAL(gw_releases_previous(r, "meter")->manifest.seq, 4);
+    CU_ASSERT_PTR_NULL(gw_releases_current(r, "meter.prev"));
+    gw_releases_free(r);
+    ferry_keyring_free(kr);
+    test_key_free(&k);
+}
+
 const char *const ferry_suite_name = "gw_releases";
 const struct ferry_test_case ferry_tests[] = {
     {"new_release_is_persisted_and_same_bytes_are_a_no_op",
@@ -508,5 +567,9 @@ const struct ferry_test_case ferry_tests[] = {
     {"expired_and_revoked_files_are_not_served_after_restart",
      expired_and_revoked_files_are_not_served_after_restart},
     {"every_product_has_its_own_current_release", every_product_has_its_own_current_release},
+    {"a_product_named_like_a_previous_file_keeps_its_own",
+     a_product_named_like_a_previous_file_keeps_its_own},
+    {"a_legacy_previous_file_is_read_as_the_previous_release",
+     a_legacy_previous_file_is_read_as_the_previous_release},
     {NULL, NULL},
 };
