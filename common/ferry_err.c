@@ -32,6 +32,11 @@ static const struct err_desc descs[FERRY_E__COUNT] = {
     [FERRY_E_PROTOCOL] = {"protocol", "protocol violation"},
     [FERRY_E_CORRUPT] = {"corrupt", "stored state is corrupt"},
     [FERRY_E_WRONG_PRODUCT] = {"wrong-product", "release of another product"},
+    [FERRY_E_WITHDRAWN] = {"withdrawn", "release withdrawn"},
+    [FERRY_E_STALE] = {"stale", "trust metadata missing, expired or outdated"},
+    [FERRY_E_THRESHOLD] = {"threshold", "not enough valid signatures"},
+    [FERRY_E_SEQ_JUMP] = {"seq-jump", "sequence jumps too far ahead"},
+    [FERRY_E_LIFETIME] = {"lifetime-too-long", "manifest valid for too long"},
 };
 
 const char *ferry_strerror(enum ferry_err err)

@@ -40,6 +40,11 @@ enum ferry_err {
     FERRY_E_PROTOCOL,           /* a peer broke the protocol */
     FERRY_E_CORRUPT,            /* stored state failed its CRC or hash */
     FERRY_E_WRONG_PRODUCT,      /* manifest of a product line the device does not run */
+    FERRY_E_WITHDRAWN,          /* the release was withdrawn by a signed timestamp */
+    FERRY_E_STALE,              /* trust metadata missing, expired or older than held */
+    FERRY_E_THRESHOLD,          /* fewer valid signatures than the role's threshold */
+    FERRY_E_SEQ_JUMP,           /* seq further above the installed one than allowed */
+    FERRY_E_LIFETIME,           /* manifest valid for longer than allowed */
     FERRY_E__COUNT
 };
 

@@ -230,6 +230,12 @@ static enum ferry_err check_policy(const struct ferry_manifest *m,
     if (pol->now >= m->expires_at)
         return ferry_fail(d, FERRY_E_EXPIRED, "manifest: expired at %" PRId64 ", now is %" PRId64,
                           m->expires_at, pol->now);
+    if (pol->max_lifetime > 0 && m->expires_at - m->issued_at > pol->max_lifetime)
+        return ferry_fail(d, FERRY_E_LIFETIME,
+                          "manifest: valid for %" PRId64 " s (issued %" PRId64 ", expires %" PRId64
+                          "), this device takes at most %" PRId64 " s",
+                          m->expires_at - m->issued_at, m->issued_at, m->expires_at,
+                          pol->max_lifetime);
     if (pol->product && strcmp(m->product, pol->product) != 0)
         return ferry_fail(d, FERRY_E_WRONG_PRODUCT,
                           "manifest: release %s is for product '%s', this device runs '%s'",
@@ -243,6 +249,12 @@ static enum ferry_err check_policy(const struct ferry_manifest *m,
         return ferry_fail(d, FERRY_E_DOWNGRADE,
                           "manifest: seq %" PRIu64 " is below the minimum %" PRIu64, m->seq,
                           pol->min_seq);
+    /* Subtraction, not seq_base + step: no overflow whatever the two are. */
+    if (pol->max_seq_step > 0 && m->seq > pol->seq_base &&
+        m->seq - pol->seq_base > pol->max_seq_step)
+        return ferry_fail(d, FERRY_E_SEQ_JUMP,
+                          "manifest: seq %" PRIu64 " is more than %" PRIu64 " above %" PRIu64,
+                          m->seq, pol->max_seq_step, pol->seq_base);
     if (m->size > cap)
         return ferry_fail(d, FERRY_E_ARTIFACT_TOO_LARGE,
                           "manifest: artifact of %" PRIu64
