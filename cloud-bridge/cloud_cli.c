@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 /* Tolerance for a signer whose clock runs ahead of ours. */
@@ -29,19 +30,23 @@ static int usage_error(const struct cloud_subcmd *c, const char *msg)
 
 struct keygen_cfg {
     char *out_dir;
+    char *role;
     enum ferry_log_level log_level;
 };
 
 static const struct ferry_opt keygen_opts[] = {
     CLOUD_OPT(keygen_cfg, "out-dir", FERRY_OPT_STR, out_dir, "DIR",
-              "folder for release-<kid>.key (0600) and release-<kid>.pub", FERRY_OPT_REQUIRED),
+              "folder for <role>-<kid>.key (0600) and <role>-<kid>.pub", FERRY_OPT_REQUIRED),
+    CLOUD_OPT(keygen_cfg, "role", FERRY_OPT_STR, role, "ROLE",
+              "what the key will sign: release (default), root or timestamp", 0),
     CLOUD_OPT_LOG_LEVEL(keygen_cfg),
 };
 
 static const struct cloud_subcmd keygen_spec = {
-    "keygen", "--out-dir DIR",
-    "Generates an ECDSA P-256 release-signing key and prints its key id.\n"
-    "The .pub file is a one-key keyring for gateways and nodes (--trust).",
+    "keygen", "--out-dir DIR [--role release|root|timestamp]",
+    "Generates an ECDSA P-256 signing key and prints its key id. A release\n"
+    "key's .pub file is a one-key keyring for gateways and nodes (--trust);\n"
+    "root and timestamp keys go into root documents ('ferry-cloud root init').",
     keygen_opts, sizeof(keygen_opts) / sizeof(keygen_opts[0])};
 
 int cloud_cmd_keygen(int argc, char **argv)
@@ -52,14 +57,20 @@ int cloud_cmd_keygen(int argc, char **argv)
     int status = cloud_subcmd_parse(&keygen_spec, &cfg, &cfg.log_level, argc, argv);
     if (status >= 0)
         goto out;
+    if (cfg.role && strcmp(cfg.role, "release") != 0 && strcmp(cfg.role, "root") != 0 &&
+        strcmp(cfg.role, "timestamp") != 0) {
+        status = usage_error(&keygen_spec, "--role: expected release, root or timestamp");
+        goto out;
+    }
     enum ferry_err err = cloud_key_generate(&k, &d);
     if (err == FERRY_OK)
-        err = cloud_key_save(k, cfg.out_dir, &d);
+        err = cloud_key_save_as(k, cfg.out_dir, cfg.role ? cfg.role : "release", &d);
     if (err != FERRY_OK) {
         status = cloud_subcmd_report(&keygen_spec, &d, err, CLOUD_EXIT_FAILED);
         goto out;
     }
-    LOG_INFO("wrote %s/release-%s.key and .pub", cfg.out_dir, cloud_key_kid(k));
+    LOG_INFO("wrote %s/%s-%s.key and .pub", cfg.out_dir, cfg.role ? cfg.role : "release",
+             cloud_key_kid(k));
     printf("%s\n", cloud_key_kid(k));
     status = 0;
 out:
