@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum ferry_err ferry_b64_decode(const char *text, size_t max, enum ferry_err over,
-                                const char *what, const char *field, uint8_t **out,
-                                size_t *out_len, struct ferry_diag *d)
+enum ferry_err ferry_b64_decode(const char *text, size_t max, enum ferry_err over, const char *what,
+                                const char *field, uint8_t **out, size_t *out_len,
+                                struct ferry_diag *d)
 {
     enum ferry_err err = FERRY_OK;
     uint8_t *bin = NULL;

@@ -19,9 +19,9 @@
 /* Decodes text into a new buffer (the caller frees *out). Empty or
  * non-canonical text is FERRY_E_MALFORMED; more than max bytes is `over`.
  * Messages read "<what>: field '<field>' ...". */
-enum ferry_err ferry_b64_decode(const char *text, size_t max, enum ferry_err over,
-                                const char *what, const char *field, uint8_t **out,
-                                size_t *out_len, struct ferry_diag *d) FERRY_MUST_CHECK;
+enum ferry_err ferry_b64_decode(const char *text, size_t max, enum ferry_err over, const char *what,
+                                const char *field, uint8_t **out, size_t *out_len,
+                                struct ferry_diag *d) FERRY_MUST_CHECK;
 
 /* Encodes len bytes into a new NUL-terminated string, or NULL when out of
  * memory. The caller frees it. */

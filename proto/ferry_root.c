@@ -87,8 +87,8 @@ static enum ferry_err validate_role(const struct ferry_root *r, enum ferry_role 
                               name, ro->kids[i]);
         for (size_t j = 0; j < i; j++) {
             if (strcmp(ro->kids[i], ro->kids[j]) == 0)
-                return ferry_fail(d, FERRY_E_MALFORMED, WHAT ": role '%s' lists key %s twice",
-                                  name, ro->kids[i]);
+                return ferry_fail(d, FERRY_E_MALFORMED, WHAT ": role '%s' lists key %s twice", name,
+                                  ro->kids[i]);
         }
     }
     return FERRY_OK;
@@ -123,8 +123,8 @@ static enum ferry_err validate(const struct ferry_root *r, struct ferry_diag *d)
         for (int role = 0; role < FERRY_ROLE__COUNT; role++) {
             if (role_lists(&r->roles[role], r->revoked[i]))
                 return ferry_fail(d, FERRY_E_MALFORMED,
-                                  WHAT ": key %s is revoked but role '%s' lists it",
-                                  r->revoked[i], ferry_role_name((enum ferry_role)role));
+                                  WHAT ": key %s is revoked but role '%s' lists it", r->revoked[i],
+                                  ferry_role_name((enum ferry_role)role));
         }
     }
     if (r->max_seq_step > (uint64_t)JSON_INT_MAX || r->max_manifest_lifetime < 0 ||
@@ -140,8 +140,7 @@ static const cJSON *member(const cJSON *o, const char *key)
     return cJSON_GetObjectItemCaseSensitive(o, key);
 }
 
-static enum ferry_err read_key(const cJSON *e, size_t i, struct ferry_root *r,
-                               struct ferry_diag *d)
+static enum ferry_err read_key(const cJSON *e, size_t i, struct ferry_root *r, struct ferry_diag *d)
 {
     static const char *const keys[] = {"kid", "public_key", NULL};
     char what[FIELD_MAX], pem[PEM_MAX + 1];
@@ -164,7 +163,8 @@ static enum ferry_err read_keys(const cJSON *root, struct ferry_root *r, struct 
     const cJSON *arr = member(root, "keys");
     int n = cJSON_GetArraySize(arr);
     if (!cJSON_IsArray(arr) || n < 1 || n > FERRY_ROOT_MAX_KEYS)
-        return ferry_fail(d, FERRY_E_MALFORMED, WHAT ": field 'keys' must be an array of 1..%d keys",
+        return ferry_fail(d, FERRY_E_MALFORMED,
+                          WHAT ": field 'keys' must be an array of 1..%d keys",
                           FERRY_ROOT_MAX_KEYS);
     enum ferry_err err = FERRY_OK;
     for (const cJSON *e = arr->child; e && err == FERRY_OK; e = e->next)
@@ -184,9 +184,8 @@ static enum ferry_err read_kids(const cJSON *arr, const char *what, size_t max,
     for (const cJSON *e = arr->child; e; e = e->next) {
         const char *s = cJSON_GetStringValue(e);
         if (!s || !ferry_kid_valid(s))
-            return ferry_fail(d, FERRY_E_MALFORMED,
-                              "%s[%zu] must be %d lower-case hex digits", what, *n,
-                              FERRY_KID_LEN);
+            return ferry_fail(d, FERRY_E_MALFORMED, "%s[%zu] must be %d lower-case hex digits",
+                              what, *n, FERRY_KID_LEN);
         memcpy(kids[(*n)++], s, FERRY_KID_LEN + 1);
     }
     return FERRY_OK;
@@ -256,8 +255,8 @@ static enum ferry_err read_policy(const cJSON *root, struct ferry_root *r, struc
 
 static enum ferry_err read_top(const cJSON *root, struct ferry_root *r, struct ferry_diag *d)
 {
-    static const char *const keys[] = {"format", "type",  "version", "issued_at", "keys",
-                                       "roles",  "revoked", "policy", NULL};
+    static const char *const keys[] = {"format", "type",    "version", "issued_at", "keys",
+                                       "roles",  "revoked", "policy",  NULL};
     int64_t format = 0, version = 0;
     char type[16];
     enum ferry_err err = ferry_json_only_keys(root, keys, true, WHAT, d);
@@ -269,8 +268,8 @@ static enum ferry_err read_top(const cJSON *root, struct ferry_root *r, struct f
     if (err == FERRY_OK)
         err = ferry_json_str(root, "type", true, sizeof(type) - 1, type, WHAT, d);
     if (err == FERRY_OK && strcmp(type, "root") != 0)
-        err = ferry_fail(d, FERRY_E_MALFORMED, WHAT ": field 'type' must be 'root', got '%s'",
-                         type);
+        err =
+            ferry_fail(d, FERRY_E_MALFORMED, WHAT ": field 'type' must be 'root', got '%s'", type);
     if (err == FERRY_OK)
         err = ferry_json_int(root, "version", true, 1, JSON_INT_MAX, &version, WHAT, d);
     if (err == FERRY_OK)

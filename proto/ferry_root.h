@@ -42,12 +42,7 @@
 #define FERRY_ROOT_MAX_KEYS  16
 #define FERRY_ROLE_MAX_KEYS  8
 
-enum ferry_role {
-    FERRY_ROLE_ROOT,
-    FERRY_ROLE_RELEASE,
-    FERRY_ROLE_TIMESTAMP,
-    FERRY_ROLE__COUNT
-};
+enum ferry_role { FERRY_ROLE_ROOT, FERRY_ROLE_RELEASE, FERRY_ROLE_TIMESTAMP, FERRY_ROLE__COUNT };
 
 const char *ferry_role_name(enum ferry_role role); /* "root", static */
 

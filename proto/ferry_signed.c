@@ -29,11 +29,11 @@ static enum ferry_err read_signature(const cJSON *e, size_t i, const char *what,
                          ewhat, FERRY_KID_LEN);
     if (err == FERRY_OK)
         err = ferry_b64_decode(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "sig")),
-                               FERRY_ES256_SIG_LEN, FERRY_E_MALFORMED, ewhat, "sig", &raw,
-                               &raw_len, d);
+                               FERRY_ES256_SIG_LEN, FERRY_E_MALFORMED, ewhat, "sig", &raw, &raw_len,
+                               d);
     if (err == FERRY_OK && raw_len != FERRY_ES256_SIG_LEN)
-        err = ferry_fail(d, FERRY_E_MALFORMED, "%s: field 'sig' must hold %d bytes, got %zu",
-                         ewhat, FERRY_ES256_SIG_LEN, raw_len);
+        err = ferry_fail(d, FERRY_E_MALFORMED, "%s: field 'sig' must hold %d bytes, got %zu", ewhat,
+                         FERRY_ES256_SIG_LEN, raw_len);
     if (err == FERRY_OK)
         memcpy(sig->sig, raw, FERRY_ES256_SIG_LEN);
     free(raw);
@@ -53,8 +53,8 @@ static enum ferry_err read_doc(const cJSON *root, size_t max_body, const char *w
     if (err == FERRY_OK)
         err = ferry_json_int(root, "format", true, 0, INT32_MAX, &format, what, d);
     if (err == FERRY_OK && format != FERRY_SIGNED_FORMAT)
-        return ferry_fail(d, FERRY_E_MALFORMED, "%s: field 'format' must be %d, got %" PRId64,
-                          what, FERRY_SIGNED_FORMAT, format);
+        return ferry_fail(d, FERRY_E_MALFORMED, "%s: field 'format' must be %d, got %" PRId64, what,
+                          FERRY_SIGNED_FORMAT, format);
     const cJSON *body = cJSON_GetObjectItemCaseSensitive(root, "signed");
     if (err == FERRY_OK && !body)
         err = ferry_fail(d, FERRY_E_MALFORMED, "%s: missing field 'signed'", what);
@@ -76,9 +76,8 @@ static enum ferry_err read_doc(const cJSON *root, size_t max_body, const char *w
     return err;
 }
 
-enum ferry_err ferry_signed_parse(const uint8_t *buf, size_t len, size_t max_body,
-                                  const char *what, struct ferry_signed **out,
-                                  struct ferry_diag *d)
+enum ferry_err ferry_signed_parse(const uint8_t *buf, size_t len, size_t max_body, const char *what,
+                                  struct ferry_signed **out, struct ferry_diag *d)
 {
     cJSON *root = NULL;
     enum ferry_err err = ferry_json_parse(buf, len, FERRY_SIGNED_MAX_BYTES, what, &root, d);
@@ -133,8 +132,8 @@ enum ferry_err ferry_signed_encode(const uint8_t *body, size_t body_len,
                               i);
         for (size_t j = 0; j < i; j++) {
             if (strcmp(sigs[i].kid, sigs[j].kid) == 0)
-                return ferry_fail(d, FERRY_E_INVALID_ARG,
-                                  "signed document: key %s signs twice", sigs[i].kid);
+                return ferry_fail(d, FERRY_E_INVALID_ARG, "signed document: key %s signs twice",
+                                  sigs[i].kid);
         }
     }
     enum ferry_err err = FERRY_OK;

@@ -42,9 +42,8 @@ struct ferry_signed {
 /* Parses the carrier (no crypto); the signed bytes may hold at most
  * max_body bytes (FERRY_E_TOO_LARGE). `what` ("root") prefixes messages.
  * Free with ferry_signed_free(). */
-enum ferry_err ferry_signed_parse(const uint8_t *buf, size_t len, size_t max_body,
-                                  const char *what, struct ferry_signed **out,
-                                  struct ferry_diag *d) FERRY_MUST_CHECK;
+enum ferry_err ferry_signed_parse(const uint8_t *buf, size_t len, size_t max_body, const char *what,
+                                  struct ferry_signed **out, struct ferry_diag *d) FERRY_MUST_CHECK;
 void ferry_signed_free(struct ferry_signed *s); /* NULL is fine */
 
 /* Encodes body and its signatures (1..FERRY_SIGNED_MAX_SIGS, distinct key

@@ -30,8 +30,8 @@ static enum ferry_err validate(const struct ferry_timestamp *t, struct ferry_dia
                           WHAT ": field 'expires_at' must be after issued_at (%" PRId64
                                "), got %" PRId64,
                           t->issued_at, t->expires_at);
-    if (t->has_current && (!ferry_id_valid(t->current_release) ||
-                           t->current_seq > (uint64_t)JSON_INT_MAX))
+    if (t->has_current &&
+        (!ferry_id_valid(t->current_release) || t->current_seq > (uint64_t)JSON_INT_MAX))
         return bad(d, "current", "must name a release id and a seq in 0..2^53");
     if (t->nwithdrawn > FERRY_TIMESTAMP_MAX_WITHDRAWN)
         return bad(d, "withdrawn", "holds too many release ids");
@@ -124,8 +124,8 @@ enum ferry_err ferry_timestamp_parse(const uint8_t *buf, size_t len, struct ferr
     if (err == FERRY_OK)
         err = ferry_json_str(root, "type", true, sizeof(type) - 1, type, WHAT, d);
     if (err == FERRY_OK && strcmp(type, "timestamp") != 0)
-        err = ferry_fail(d, FERRY_E_MALFORMED,
-                         WHAT ": field 'type' must be 'timestamp', got '%s'", type);
+        err = ferry_fail(d, FERRY_E_MALFORMED, WHAT ": field 'type' must be 'timestamp', got '%s'",
+                         type);
     if (err == FERRY_OK)
         err = ferry_json_str(root, "product", true, FERRY_NAME_MAX, t->product, WHAT, d);
     if (err == FERRY_OK)

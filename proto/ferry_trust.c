@@ -95,8 +95,8 @@ static enum ferry_err candidate_of(const struct ferry_signed *s, struct candidat
         char what[64];
         snprintf(what, sizeof(what), "root version %" PRIu64 ": its own root keys",
                  c->root.version);
-        err = ferry_signed_check(s, c->root_keys, c->root.roles[FERRY_ROLE_ROOT].threshold, what,
-                                 d);
+        err =
+            ferry_signed_check(s, c->root_keys, c->root.roles[FERRY_ROLE_ROOT].threshold, what, d);
     }
     return err;
 }
@@ -108,8 +108,8 @@ static enum ferry_err adopt(struct ferry_trust *t, struct candidate *c, const ui
     uint8_t *copy = dup_bytes(doc, doc_len);
     if (!copy)
         return ferry_fail(d, FERRY_E_NOMEM, "root: out of memory");
-    const struct ferry_root_role *old_ts = t->has_root ? &t->root.roles[FERRY_ROLE_TIMESTAMP]
-                                                       : NULL;
+    const struct ferry_root_role *old_ts =
+        t->has_root ? &t->root.roles[FERRY_ROLE_TIMESTAMP] : NULL;
     if (!old_ts || !ferry_root_role_equal(old_ts, &c->root.roles[FERRY_ROLE_TIMESTAMP]))
         drop_timestamps(t);
     free(t->root_doc);
@@ -248,10 +248,9 @@ static enum ferry_err check_version(const struct ferry_trust *t, const struct ca
     uint64_t held = ferry_trust_version(t);
     if (c->root.version > held)
         return FERRY_OK;
-    return ferry_fail(d, FERRY_E_STALE,
-                      "root: version %" PRIu64 " is not above the version held (%" PRIu64 ")%s",
-                      c->root.version, held,
-                      c->root.version == held ? ", and its bytes differ" : "");
+    return ferry_fail(
+        d, FERRY_E_STALE, "root: version %" PRIu64 " is not above the version held (%" PRIu64 ")%s",
+        c->root.version, held, c->root.version == held ? ", and its bytes differ" : "");
 }
 
 enum ferry_err ferry_trust_update_root(struct ferry_trust *t, const uint8_t *buf, size_t len,
@@ -342,8 +341,8 @@ static enum ferry_err check_ts(const struct ferry_trust *t, const struct ferry_t
 }
 
 enum ferry_err ferry_trust_update_timestamp(struct ferry_trust *t, const uint8_t *buf, size_t len,
-                                            int64_t now, int64_t skew, bool restore,
-                                            bool *changed, struct ferry_diag *d)
+                                            int64_t now, int64_t skew, bool restore, bool *changed,
+                                            struct ferry_diag *d)
 {
     *changed = false;
     if (!t->ts_role)
@@ -357,8 +356,8 @@ enum ferry_err ferry_trust_update_timestamp(struct ferry_trust *t, const uint8_t
     enum ferry_err err =
         ferry_signed_parse(buf, len, FERRY_TIMESTAMP_MAX_BYTES, "timestamp", &s, d);
     if (err == FERRY_OK)
-        err = ferry_signed_check(s, t->ts_keys, t->ts_threshold, "timestamp: the timestamp keys",
-                                 d);
+        err =
+            ferry_signed_check(s, t->ts_keys, t->ts_threshold, "timestamp: the timestamp keys", d);
     if (err == FERRY_OK)
         err = ferry_timestamp_parse(s->body, s->body_len, ts, d);
     struct ts_entry *held = err == FERRY_OK ? find_ts(t, ts->product) : NULL;
@@ -414,9 +413,8 @@ const struct ferry_timestamp *ferry_trust_timestamp_at(const struct ferry_trust 
 }
 
 enum ferry_err ferry_trust_verdict(const struct ferry_trust *t, const char *product,
-                                   const char *release_id,
-                                   const uint8_t digest[FERRY_SHA256_LEN], int64_t now,
-                                   struct ferry_diag *d)
+                                   const char *release_id, const uint8_t digest[FERRY_SHA256_LEN],
+                                   int64_t now, struct ferry_diag *d)
 {
     if (!t->ts_role)
         return FERRY_OK;

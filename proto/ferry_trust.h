@@ -97,8 +97,8 @@ enum ferry_err ferry_trust_restore_root(struct ferry_trust *t, const uint8_t *bu
 /* A timestamp document (rules above); restore skips the time checks.
  * *changed says whether it became the product's timestamp. */
 enum ferry_err ferry_trust_update_timestamp(struct ferry_trust *t, const uint8_t *buf, size_t len,
-                                            int64_t now, int64_t skew, bool restore,
-                                            bool *changed, struct ferry_diag *d) FERRY_MUST_CHECK;
+                                            int64_t now, int64_t skew, bool restore, bool *changed,
+                                            struct ferry_diag *d) FERRY_MUST_CHECK;
 
 /* The timestamp held for product and its signed document, or NULL. */
 const struct ferry_timestamp *ferry_trust_timestamp(const struct ferry_trust *t,
@@ -113,8 +113,7 @@ const struct ferry_timestamp *ferry_trust_timestamp_at(const struct ferry_trust 
 /* The verdict on a verified release of product (rules above): digest is
  * the SHA-256 of its signed manifest bytes. */
 enum ferry_err ferry_trust_verdict(const struct ferry_trust *t, const char *product,
-                                   const char *release_id,
-                                   const uint8_t digest[FERRY_SHA256_LEN], int64_t now,
-                                   struct ferry_diag *d) FERRY_MUST_CHECK;
+                                   const char *release_id, const uint8_t digest[FERRY_SHA256_LEN],
+                                   int64_t now, struct ferry_diag *d) FERRY_MUST_CHECK;
 
 #endif

@@ -10,8 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static enum ferry_err parse_root_text(const char *text, struct ferry_root *r,
-                                      struct ferry_diag *d)
+static enum ferry_err parse_root_text(const char *text, struct ferry_root *r, struct ferry_diag *d)
 {
     return ferry_root_parse((const uint8_t *)text, strlen(text), r, d);
 }
@@ -238,9 +237,9 @@ static void the_signed_carrier_is_strict(void)
         "{\"format\":1,\"signed\":\"e30=\",\"signatures\":[],\"x-extra\":1}",
     };
     for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++) {
-        CU_ASSERT_EQUAL(ferry_signed_parse((const uint8_t *)broken[i], strlen(broken[i]), 64,
-                                           "doc", &s, &d),
-                        FERRY_E_MALFORMED);
+        CU_ASSERT_EQUAL(
+            ferry_signed_parse((const uint8_t *)broken[i], strlen(broken[i]), 64, "doc", &s, &d),
+            FERRY_E_MALFORMED);
     }
     test_key_free(&a);
 }
@@ -288,10 +287,12 @@ static void a_bundle_carries_documents_unchanged(void)
     CU_ASSERT_TRUE(out_len <= FERRY_META_MAX_BYTES);
     free(out);
 
-    static const char *const broken[] = {
-        "{\"format\":1,\"roots\":{}}", "{\"format\":1,\"roots\":[1]}",
-        "{\"format\":1,\"timestamp\":null}", "{\"format\":2}", "{\"format\":1,\"x\":1}",
-        "{\"format\":1,\"roots\":[{},{},{},{},{},{},{},{},{}]}"};
+    static const char *const broken[] = {"{\"format\":1,\"roots\":{}}",
+                                         "{\"format\":1,\"roots\":[1]}",
+                                         "{\"format\":1,\"timestamp\":null}",
+                                         "{\"format\":2}",
+                                         "{\"format\":1,\"x\":1}",
+                                         "{\"format\":1,\"roots\":[{},{},{},{},{},{},{},{},{}]}"};
     for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++) {
         m = NULL;
         CU_ASSERT_EQUAL(ferry_meta_parse((const uint8_t *)broken[i], strlen(broken[i]), &m, &d),

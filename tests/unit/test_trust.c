@@ -218,8 +218,8 @@ static void a_threshold_counts_distinct_valid_root_keys(void)
     CU_ASSERT_FATAL(sig != NULL);
     size_t sig_len = strlen(sig + 1) - 2; /* the object, without "]}" */
     char *twice = malloc(len + sig_len + 2);
-    int n = sprintf(twice, "%.*s%.*s,%s", (int)(sig + 1 - doc), doc, (int)sig_len, sig + 1,
-                    sig + 1);
+    int n =
+        sprintf(twice, "%.*s%.*s,%s", (int)(sig + 1 - doc), doc, (int)sig_len, sig + 1, sig + 1);
     CU_ASSERT_EQUAL(ferry_trust_new((const uint8_t *)twice, (size_t)n, 1, &t, &d),
                     FERRY_E_MALFORMED);
     CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "twice"));
@@ -379,8 +379,7 @@ static void a_keyring_is_root_version_zero(void)
     }
     esc[n] = '\0';
     snprintf(json, sizeof(json),
-             "{\"keys\":[{\"kid\":\"%s\",\"public_key\":\"%s\",\"revoked\":true}]}", k.k1.kid,
-             esc);
+             "{\"keys\":[{\"kid\":\"%s\",\"public_key\":\"%s\",\"revoked\":true}]}", k.k1.kid, esc);
     t = trust_of(json, strlen(json), 1);
     doc = test_signed_doc(body, blen, &len, 2, &k.k1, &k.r1);
     CU_ASSERT_EQUAL(update_root(t, doc, len, &changed, &d), FERRY_E_THRESHOLD);
@@ -538,8 +537,7 @@ static void verdicts_follow_the_timestamp(void)
     free(doc);
     CU_ASSERT_EQUAL(ferry_trust_verdict(t, "meter", "meter-3", cur, NOW, &d), FERRY_E_STALE);
     CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "no current"));
-    CU_ASSERT_EQUAL(ferry_trust_verdict(t, "meter", "meter-2", other, NOW, &d),
-                    FERRY_E_WITHDRAWN);
+    CU_ASSERT_EQUAL(ferry_trust_verdict(t, "meter", "meter-2", other, NOW, &d), FERRY_E_WITHDRAWN);
     CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "meter-2"));
 
     test_ts_init(&ts, "meter", 2, NOW - 10, DAY);
@@ -650,7 +648,11 @@ static void garbage_changes_nothing(void)
     keys_init(&k);
     struct ferry_trust *t = trust_v1(&k);
     static const char *const junk[] = {
-        "", "{}", "[]", "{\"format\":1}", "{\"format\":1,\"signed\":\"\",\"signatures\":[]}",
+        "",
+        "{}",
+        "[]",
+        "{\"format\":1}",
+        "{\"format\":1,\"signed\":\"\",\"signatures\":[]}",
         "{\"format\":1,\"signed\":\"e30=\",\"signatures\":[{\"kid\":\"0011223344556677\","
         "\"sig\":\"AA==\"}]}",
         "-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n"};
@@ -663,8 +665,8 @@ static void garbage_changes_nothing(void)
                             FERRY_OK);
         CU_ASSERT_FALSE(changed);
         struct ferry_trust *none = NULL;
-        CU_ASSERT_NOT_EQUAL(ferry_trust_new((const uint8_t *)junk[i], strlen(junk[i]), 1, &none, &d),
-                            FERRY_OK);
+        CU_ASSERT_NOT_EQUAL(
+            ferry_trust_new((const uint8_t *)junk[i], strlen(junk[i]), 1, &none, &d), FERRY_OK);
         CU_ASSERT_PTR_NULL(none);
     }
     CU_ASSERT_EQUAL(ferry_trust_version(t), 1);
