@@ -63,8 +63,8 @@ static enum ferry_err open_doc(const uint8_t *in, size_t len, uint8_t **body, si
     return err;
 }
 
-enum ferry_err cloud_root_sign(const uint8_t *in, size_t len, const struct cloud_key *k,
-                               char **out, size_t *out_len, struct ferry_diag *d)
+enum ferry_err cloud_root_sign(const uint8_t *in, size_t len, const struct cloud_key *k, char **out,
+                               size_t *out_len, struct ferry_diag *d)
 {
     struct ferry_signature sigs[FERRY_SIGNED_MAX_SIGS];
     uint8_t *body = NULL;
@@ -363,8 +363,8 @@ static enum ferry_err check_root(const struct check_cfg *c, uint8_t **doc, size_
         if (err == FERRY_OK)
             err = ferry_trust_update_root(cur, *doc, *len, &changed, d);
         if (err == FERRY_OK && !changed)
-            err = ferry_fail(d, FERRY_E_STALE, "%s is the root %s holds already", c->root,
-                             c->trust);
+            err =
+                ferry_fail(d, FERRY_E_STALE, "%s is the root %s holds already", c->root, c->trust);
     }
     if (err == FERRY_OK)
         *version = ferry_trust_version(self);
@@ -387,8 +387,8 @@ static int cmd_check(const struct cloud_subcmd *spec, bool publish, int argc, ch
     if (publish) {
         enum ferry_err err = cloud_mqtt_cfg_check(&cfg.mqtt, &d);
         if (err == FERRY_OK && !ferry_id_valid(cfg.fleet))
-            err = ferry_fail(&d, FERRY_E_INVALID_ARG, "--fleet '%.80s' is not a valid id",
-                             cfg.fleet);
+            err =
+                ferry_fail(&d, FERRY_E_INVALID_ARG, "--fleet '%.80s' is not a valid id", cfg.fleet);
         if (err != FERRY_OK) {
             status = cloud_subcmd_report(spec, &d, err, CLOUD_EXIT_USAGE);
             goto out;
@@ -401,8 +401,8 @@ static int cmd_check(const struct cloud_subcmd *spec, bool publish, int argc, ch
             FERRY_OK)
             err = ferry_fail(&d, FERRY_E_INVALID_ARG, "no root topic for fleet '%s'", cfg.fleet);
         if (err == FERRY_OK)
-            err = cloud_publish_retained(&cfg.mqtt, cfg.client_id, cfg.timeout, topic, doc, len,
-                                         &d);
+            err =
+                cloud_publish_retained(&cfg.mqtt, cfg.client_id, cfg.timeout, topic, doc, len, &d);
     }
     if (err != FERRY_OK) {
         status = cloud_subcmd_report(spec, &d, err, CLOUD_EXIT_FAILED);

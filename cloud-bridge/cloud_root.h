@@ -29,8 +29,8 @@
  * writes) or of a signed one. The document must parse as a root; a key
  * that already signed it is FERRY_E_INVALID_ARG. The caller frees *out, a
  * signed document. */
-enum ferry_err cloud_root_sign(const uint8_t *in, size_t len, const struct cloud_key *k,
-                               char **out, size_t *out_len, struct ferry_diag *d) FERRY_MUST_CHECK;
+enum ferry_err cloud_root_sign(const uint8_t *in, size_t len, const struct cloud_key *k, char **out,
+                               size_t *out_len, struct ferry_diag *d) FERRY_MUST_CHECK;
 
 /* argv[0] is "root"; argv[1] the action. Returns the exit status. */
 int cloud_cmd_root(int argc, char **argv);

@@ -105,8 +105,7 @@ static enum ferry_err state_path(const char *store_dir, const char *sub, const c
 }
 
 static enum ferry_err save_state(const char *store_dir, const char *sub, const char *product,
-                                 const char *ext, const void *buf, size_t len,
-                                 struct ferry_diag *d)
+                                 const char *ext, const void *buf, size_t len, struct ferry_diag *d)
 {
     char dir[PATH_MAX], path[PATH_MAX];
     snprintf(dir, sizeof(dir), "%s/%s", store_dir, sub);
@@ -139,8 +138,8 @@ static enum ferry_err load_state(const char *store_dir, const char *sub, const c
 #define RELEASES_SUB  "releases"
 #define TIMESTAMP_SUB "meta/timestamp"
 
-enum ferry_err cloud_release_record(const char *store_dir, const char *product,
-                                    const uint8_t *env, size_t len, struct ferry_diag *d)
+enum ferry_err cloud_release_record(const char *store_dir, const char *product, const uint8_t *env,
+                                    size_t len, struct ferry_diag *d)
 {
     return save_state(store_dir, RELEASES_SUB, product, ".env", env, len, d);
 }
@@ -148,8 +147,7 @@ enum ferry_err cloud_release_record(const char *store_dir, const char *product,
 /* The last timestamp signed for product, read back from the store (our own
  * file: its signature is not checked here, the devices check it). */
 static enum ferry_err load_previous(const char *store_dir, const char *product,
-                                    struct ferry_timestamp *prev, bool *have,
-                                    struct ferry_diag *d)
+                                    struct ferry_timestamp *prev, bool *have, struct ferry_diag *d)
 {
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -310,8 +308,8 @@ static enum ferry_err check_under_root(const char *root_path, const char *doc, s
     if (err == FERRY_OK)
         err = ferry_trust_new(buf, blen, 1, &t, d);
     if (err == FERRY_OK)
-        err = ferry_trust_update_timestamp(t, (const uint8_t *)doc, len, now, 0, false, &changed,
-                                           d);
+        err =
+            ferry_trust_update_timestamp(t, (const uint8_t *)doc, len, now, 0, false, &changed, d);
     if (err != FERRY_OK)
         ferry_diag_prefix(d, root_path);
     ferry_trust_free(t);

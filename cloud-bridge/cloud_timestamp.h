@@ -57,9 +57,8 @@ enum ferry_err cloud_timestamp_issue(const char *store_dir, const char *product,
 
 /* Records env as the current release of product in the store (publish does
  * this once the broker acknowledged it). */
-enum ferry_err cloud_release_record(const char *store_dir, const char *product,
-                                    const uint8_t *env, size_t len,
-                                    struct ferry_diag *d) FERRY_MUST_CHECK;
+enum ferry_err cloud_release_record(const char *store_dir, const char *product, const uint8_t *env,
+                                    size_t len, struct ferry_diag *d) FERRY_MUST_CHECK;
 
 /* argv[0] is "timestamp" / "withdraw"; return the exit status. */
 int cloud_cmd_timestamp(int argc, char **argv);

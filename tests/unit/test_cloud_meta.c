@@ -65,8 +65,7 @@ static void the_next_timestamp_carries_state_forward(void)
     /* Same second, or a clock behind: the version still grows. */
     struct one o;
     CU_ASSERT_EQUAL_FATAL(cloud_timestamp_next("meter", &t1, (const uint8_t *)env, len,
-                                               one_of(&o, "meter-1"),
-                                               NOW - 5, 3600, &t2, &d),
+                                               one_of(&o, "meter-1"), NOW - 5, 3600, &t2, &d),
                           FERRY_OK);
     CU_ASSERT_EQUAL(t2.version, (uint64_t)NOW + 1);
     CU_ASSERT_TRUE(ferry_timestamp_withdraws(&t2, "meter-1"));
@@ -75,8 +74,7 @@ static void the_next_timestamp_carries_state_forward(void)
     /* Withdrawing the current release leaves nothing current; the list
      * carries over. */
     CU_ASSERT_EQUAL_FATAL(cloud_timestamp_next("meter", &t2, (const uint8_t *)env, len,
-                                               one_of(&o, "meter-2"),
-                                               NOW + 60, 3600, &t3, &d),
+                                               one_of(&o, "meter-2"), NOW + 60, 3600, &t3, &d),
                           FERRY_OK);
     CU_ASSERT_FALSE(t3.has_current);
     CU_ASSERT_TRUE(ferry_timestamp_withdraws(&t3, "meter-1"));
@@ -91,9 +89,9 @@ static void the_next_timestamp_carries_state_forward(void)
         FERRY_E_INVALID_ARG);
     CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "valve"));
     free(env);
-    CU_ASSERT_EQUAL(cloud_timestamp_next("meter", NULL, NULL, 0, one_of(&o, "../x"), NOW, 3600,
-                                         &t1, &d),
-                    FERRY_E_INVALID_ARG);
+    CU_ASSERT_EQUAL(
+        cloud_timestamp_next("meter", NULL, NULL, 0, one_of(&o, "../x"), NOW, 3600, &t1, &d),
+        FERRY_E_INVALID_ARG);
     CU_ASSERT_EQUAL(cloud_timestamp_next("meter", NULL, NULL, 0, NULL, NOW, 0, &t1, &d),
                     FERRY_E_INVALID_ARG);
     test_key_free(&k);
@@ -110,7 +108,7 @@ static void the_withdrawn_list_keeps_the_newest(void)
     struct one o;
     CU_ASSERT_EQUAL_FATAL(
         cloud_timestamp_next("meter", &t, NULL, 0, one_of(&o, "newest"), NOW, 60, &next, &d),
-                          FERRY_OK);
+        FERRY_OK);
     CU_ASSERT_EQUAL(next.nwithdrawn, FERRY_TIMESTAMP_MAX_WITHDRAWN);
     CU_ASSERT_FALSE(ferry_timestamp_withdraws(&next, "old-0"));
     CU_ASSERT_TRUE(ferry_timestamp_withdraws(&next, "old-1"));
@@ -135,8 +133,8 @@ static void issued_timestamps_verify_and_are_saved(void)
 
     size_t env_len = 0;
     char *env = release_env(&rel, "meter", "meter-7", 7, &env_len);
-    CU_ASSERT_EQUAL_FATAL(
-        cloud_release_record(store, "meter", (const uint8_t *)env, env_len, &d), FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(cloud_release_record(store, "meter", (const uint8_t *)env, env_len, &d),
+                          FERRY_OK);
     char *doc = NULL;
     size_t len = 0;
     struct ferry_timestamp ts;
@@ -168,9 +166,9 @@ static void issued_timestamps_verify_and_are_saved(void)
     CU_ASSERT_EQUAL_FATAL(ferry_trust_new((const uint8_t *)signed_root, root_len, 1, &t, &d),
                           FERRY_OK);
     bool changed = false;
-    CU_ASSERT_EQUAL(ferry_trust_update_timestamp(t, (const uint8_t *)doc, len, NOW + 1, 0, false,
-                                                 &changed, &d),
-                    FERRY_OK);
+    CU_ASSERT_EQUAL(
+        ferry_trust_update_timestamp(t, (const uint8_t *)doc, len, NOW + 1, 0, false, &changed, &d),
+        FERRY_OK);
     struct ferry_envelope *e = NULL;
     CU_ASSERT_FATAL(ferry_envelope_parse((const uint8_t *)env, env_len, &e, NULL) == FERRY_OK);
     uint8_t digest[FERRY_SHA256_LEN];
@@ -188,14 +186,14 @@ static void issued_timestamps_verify_and_are_saved(void)
     free(saved);
     free(doc);
     struct one o;
-    CU_ASSERT_EQUAL_FATAL(cloud_timestamp_issue(store, "meter", keys, 1, one_of(&o, "meter-7"),
-                                                NOW, 600, &doc, &len, &ts, &d),
-        FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(cloud_timestamp_issue(store, "meter", keys, 1, one_of(&o, "meter-7"), NOW,
+                                                600, &doc, &len, &ts, &d),
+                          FERRY_OK);
     CU_ASSERT_EQUAL(ts.version, (uint64_t)NOW + 1);
     CU_ASSERT_FALSE(ts.has_current);
-    CU_ASSERT_EQUAL(ferry_trust_update_timestamp(t, (const uint8_t *)doc, len, NOW + 1, 0, false,
-                                                 &changed, &d),
-                    FERRY_OK);
+    CU_ASSERT_EQUAL(
+        ferry_trust_update_timestamp(t, (const uint8_t *)doc, len, NOW + 1, 0, false, &changed, &d),
+        FERRY_OK);
     CU_ASSERT_EQUAL(ferry_trust_verdict(t, "meter", "meter-7", digest, NOW + 1, &d),
                     FERRY_E_WITHDRAWN);
     free(doc);
@@ -239,8 +237,7 @@ static void root_signatures_accumulate(void)
     size_t blen = 0, l1 = 0, l2 = 0, l3 = 0;
     char *body = test_root_body(&r, &blen);
     char *one = NULL, *two = NULL, *again = NULL;
-    CU_ASSERT_EQUAL_FATAL(cloud_root_sign((const uint8_t *)body, blen, a, &one, &l1, &d),
-                          FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(cloud_root_sign((const uint8_t *)body, blen, a, &one, &l1, &d), FERRY_OK);
     struct ferry_trust *t = NULL;
     CU_ASSERT_EQUAL(ferry_trust_new((const uint8_t *)one, l1, 1, &t, &d), FERRY_E_THRESHOLD);
     CU_ASSERT_EQUAL(cloud_root_sign((const uint8_t *)one, l1, a, &again, &l3, &d),
@@ -252,9 +249,9 @@ static void root_signatures_accumulate(void)
     ferry_trust_free(t);
     /* Something that is not a root is not signed. */
     static const char not_root[] = "{\"format\":1,\"type\":\"timestamp\"}";
-    CU_ASSERT_EQUAL(cloud_root_sign((const uint8_t *)not_root, strlen(not_root), a, &again, &l3,
-                                    &d),
-                    FERRY_E_MALFORMED);
+    CU_ASSERT_EQUAL(
+        cloud_root_sign((const uint8_t *)not_root, strlen(not_root), a, &again, &l3, &d),
+        FERRY_E_MALFORMED);
     free(one);
     free(two);
     free(body);
