@@ -4,6 +4,7 @@
 #include "ferry_hex.h"
 #include "ferry_log.h"
 #include "ferry_names.h"
+#include "gw_coap_meta.h"
 #include "gw_pacer.h"
 #include "gw_psk.h"
 
@@ -68,6 +69,7 @@ struct gw_coap {
     struct gw_coap_hooks hooks;
     uint32_t manifest_max_age, busy_max_age, fetching_max_age;
     struct gw_pacer *pacer;
+    struct gw_coap_meta *meta; /* ferry/meta/<product>, when hooks.meta is set */
     struct gw_psk *psk;
     coap_bin_const_t psk_reply; /* what the identity callback returns */
     struct art *arts;
@@ -866,7 +868,9 @@ static void on_unknown(coap_resource_t *r, coap_session_t *ses, const coap_pdu_t
     struct gw_coap *s = coap_resource_get_userdata(r);
     coap_string_t *path = coap_get_uri_path(req);
     char tail[FERRY_SHA256_HEX_LEN + 2];
-    if (path && tail_after(path, FERRY_COAP_ARTIFACT, tail, sizeof(tail)))
+    if (gw_coap_meta_unknown(s->meta, path, ses, req, q, resp))
+        ; /* answered */
+    else if (path && tail_after(path, FERRY_COAP_ARTIFACT, tail, sizeof(tail)))
         unknown_artifact(s, tail, ses, req, resp);
     else if (path && tail_after(path, FERRY_COAP_MANIFEST, tail, sizeof(tail)))
         unknown_manifest(s, tail, ses, req, q, resp);
@@ -1054,6 +1058,9 @@ static enum ferry_err start(struct gw_coap *s, const struct gw_coap_opts *o, str
     s->port = bound_port(ep, o->port);
     if ((err = add_fixed_resources(s, d)) != FERRY_OK)
         return err;
+    if (s->hooks.meta &&
+        !(s->meta = gw_coap_meta_new(s->ctx, s->hooks.meta, s->hooks.arg, s->manifest_max_age)))
+        return ferry_fail(d, FERRY_E_NOMEM, "coap: out of memory");
     s->fd = coap_context_get_coap_fd(s->ctx);
     if (s->fd < 0)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "coap: libcoap was built without epoll");
@@ -1108,6 +1115,7 @@ void gw_coap_free(struct gw_coap *s)
     /* Frees every session and every resource (and the manifest copies). */
     if (s->ctx)
         coap_free_context(s->ctx);
+    gw_coap_meta_free(s->meta);
     while (s->arts) {
         struct art *a = s->arts;
         s->arts = a->next;
@@ -1141,6 +1149,12 @@ enum ferry_err gw_coap_manifest_changed(struct gw_coap *s, const char *product)
     coap_resource_notify_observers(m->res, NULL);
     kick(s);
     return FERRY_OK;
+}
+
+void gw_coap_meta_changed(struct gw_coap *s, const char *product)
+{
+    gw_coap_meta_notify(s->meta, product);
+    kick(s);
 }
 
 enum ferry_err gw_coap_artifact_added(struct gw_coap *s, const uint8_t sha256[FERRY_SHA256_LEN],

@@ -30,6 +30,8 @@ struct gw_config {
     uint64_t chunk_size;         /* bytes per MQTT stream chunk */
     uint64_t outbox_max_records; /* pending status records kept while the uplink is down */
     uint64_t outbox_max_mb;
+    uint64_t max_seq_step;         /* how far one release may move a product's seq */
+    int64_t max_manifest_lifetime; /* seconds a manifest may be valid, at most */
     enum ferry_log_level log_level;
 };
 

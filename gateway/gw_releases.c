@@ -29,6 +29,7 @@ struct slot {
 struct gw_releases {
     char dir[DIR_MAX];
     const struct ferry_keyring *kr;
+    struct gw_releases_limits limits;
     uint64_t max_artifact_size;
     int64_t skew;
     struct slot slots[GW_RELEASES_MAX_PRODUCTS];
@@ -57,6 +58,11 @@ static struct gw_release *release_new(const uint8_t *env, size_t len,
     memcpy(rel->envelope, env, len);
     rel->envelope_len = len;
     rel->manifest = *m;
+    /* It verified before it got here, so it parses. */
+    struct ferry_envelope *e = NULL;
+    if (ferry_envelope_parse(env, len, &e, NULL) == FERRY_OK)
+        ferry_sha256(e->manifest, e->manifest_len, rel->manifest_digest);
+    ferry_envelope_free(e);
     return rel;
 }
 
@@ -122,8 +128,10 @@ static void env_path(const struct gw_releases *r, const char *product, bool prev
     snprintf(out, PATH_MAX, "%s/%s%s.env", r->dir, prev ? PREV_DIR "/" : "", product);
 }
 
+/* held: the newest seq held for the product, or NULL when none is (then
+ * neither a floor nor a step applies). */
 static enum ferry_err verify(const struct gw_releases *r, const uint8_t *env, size_t len,
-                             int64_t now, uint64_t min_seq, struct ferry_manifest *m,
+                             int64_t now, const uint64_t *held, struct ferry_manifest *m,
                              struct ferry_diag *d)
 {
     struct ferry_verify_policy pol = {
@@ -131,8 +139,11 @@ static enum ferry_err verify(const struct gw_releases *r, const uint8_t *env, si
         .clock_skew = r->skew,
         .hw_model = NULL,
         .hw_revision = NULL,
-        .min_seq = min_seq,
+        .min_seq = held ? *held : 0,
         .max_artifact_size = r->max_artifact_size,
+        .max_lifetime = r->limits.max_lifetime,
+        .max_seq_step = held ? r->limits.max_seq_step : 0,
+        .seq_base = held ? *held : 0,
     };
     return ferry_envelope_verify(env, len, r->kr, &pol, m, d);
 }
@@ -209,7 +220,7 @@ static enum ferry_err load_one(struct gw_releases *r, const char *product, bool 
     env_path(r, product, prev, path);
     enum ferry_err err = ferry_read_file(path, FERRY_ENVELOPE_MAX_BYTES, &env, &len, &d);
     if (err == FERRY_OK)
-        err = verify(r, env, len, now, 0, &m, &d);
+        err = verify(r, env, len, now, NULL, &m, &d);
     if (err == FERRY_OK && !prev && strcmp(m.product, product) != 0 &&
         legacy_previous(product, &m, owner)) {
         legacy = prev = true;
@@ -325,6 +336,8 @@ enum ferry_err gw_releases_open(const struct gw_releases_opts *o, int64_t now,
         return ferry_fail(d, FERRY_E_NOMEM, "releases: out of memory");
     snprintf(r->dir, sizeof(r->dir), "%s/releases", o->state_dir);
     r->kr = o->keyring;
+    if (o->limits)
+        r->limits = *o->limits;
     r->max_artifact_size = o->max_artifact_size;
     r->skew = o->clock_skew;
     char prev_dir[PATH_MAX];
@@ -412,8 +425,8 @@ enum ferry_err gw_releases_accept(struct gw_releases *r, const char *product, co
     }
     uint64_t held = 0;
     struct ferry_manifest m;
-    (void)held_seq(s, &held);
-    enum ferry_err err = verify(r, env, env_len, now, held, &m, d);
+    bool any = held_seq(s, &held);
+    enum ferry_err err = verify(r, env, env_len, now, any ? &held : NULL, &m, d);
     if (err != FERRY_OK) {
         char prefix[FERRY_ID_MAX + 32];
         snprintf(prefix, sizeof(prefix), "release for product '%s'", product);
@@ -450,6 +463,48 @@ enum ferry_err gw_releases_accept(struct gw_releases *r, const char *product, co
              m.release_id);
     *outcome = GW_RELEASE_ACCEPTED;
     return FERRY_OK;
+}
+
+void gw_releases_set_limits(struct gw_releases *r, const struct gw_releases_limits *l)
+{
+    r->limits = *l;
+}
+
+/* A held release still verifies with the keyring as it is now (time is not
+ * judged again here: an expired one goes at the next open, as before). */
+static bool still_trusted(const struct gw_releases *r, const struct gw_release *rel, int64_t now)
+{
+    struct ferry_diag d = {{0}};
+    struct ferry_verify_policy pol = {.now = now, .clock_skew = INT64_MAX / 2};
+    enum ferry_err err =
+        ferry_envelope_verify(rel->envelope, rel->envelope_len, r->kr, &pol, NULL, &d);
+    if (err == FERRY_OK || err == FERRY_E_EXPIRED)
+        return true;
+    LOG_WARN("releases: %s (product %s) is no longer trusted: %s", rel->manifest.release_id,
+             rel->manifest.product, ferry_diag_str(&d, err));
+    return false;
+}
+
+size_t gw_releases_recheck(struct gw_releases *r, int64_t now)
+{
+    size_t dropped = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        struct slot *s = &r->slots[i];
+        struct gw_release **rels[] = {&s->cur, &s->prev};
+        for (size_t k = 0; k < 2; k++) {
+            struct gw_release *rel = *rels[k];
+            if (!rel || still_trusted(r, rel, now))
+                continue;
+            /* Its seq keeps barring older releases of the product. */
+            if (!s->has_floor || rel->manifest.seq > s->floor)
+                s->floor = rel->manifest.seq;
+            s->has_floor = true;
+            release_free(rel);
+            *rels[k] = NULL;
+            dropped++;
+        }
+    }
+    return dropped;
 }
 
 /* ---- queries ---- */

@@ -47,6 +47,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The devices' own limits when neither flags nor the root's policy set
+ * them: a million releases past the installed one (a leaked key cannot
+ * move the counter near 2^53 in fewer than 9 billion installs), and the
+ * validity `ferry-cloud sign` gives a manifest by default. */
+#define FERRY_TRUST_DEFAULT_MAX_SEQ_STEP UINT64_C(1000000)
+#define FERRY_TRUST_DEFAULT_MAX_LIFETIME (30 * 86400)
+
 /* Limits on releases, from the root's policy or else the device's own. */
 struct ferry_trust_limits {
     uint64_t max_seq_step;         /* 0: no cap */

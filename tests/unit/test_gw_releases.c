@@ -551,6 +551,85 @@ static void a_legacy_previous_file_is_read_as_the_previous_release(void)
     test_key_free(&k);
 }
 
+/* A leaked key cannot move a product's seq arbitrarily far past what the
+ * gateway holds, nor get a manifest valid for longer than allowed through. */
+static void limits_bound_the_seq_step_and_the_lifetime(void)
+{
+    struct test_key k;
+    test_key_init(&k, 14);
+    struct ferry_keyring *kr = test_keyring_of(&k, false);
+    struct gw_releases_limits lim = {.max_lifetime = LIFETIME, .max_seq_step = 10};
+    struct gw_releases_opts o = {
+        .state_dir = fresh_dir(), .keyring = kr, .clock_skew = SKEW, .limits = &lim};
+    struct gw_releases *r = NULL;
+    struct ferry_diag d = {{0}};
+    CU_ASSERT_EQUAL_FATAL(gw_releases_open(&o, NOW, &r, &d), FERRY_OK);
+    enum gw_release_outcome out;
+    /* The first release of a product: no step to count from. */
+    accept_ok(r, &k, &(struct spec){.product = "meter", .seq = 1000});
+    CU_ASSERT_EQUAL(
+        accept_spec(r, &k, "meter", &(struct spec){.product = "meter", .seq = 1011}, NOW, &out, &d),
+        FERRY_E_SEQ_JUMP);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "1011"));
+    CU_ASSERT_EQUAL(current_seq(r, "meter"), 1000);
+    accept_ok(r, &k, &(struct spec){.product = "meter", .seq = 1010});
+    /* Going further takes steps. */
+    accept_ok(r, &k, &(struct spec){.product = "meter", .seq = 1020});
+
+    lim.max_lifetime = LIFETIME - 1;
+    gw_releases_set_limits(r, &lim);
+    CU_ASSERT_EQUAL(
+        accept_spec(r, &k, "meter", &(struct spec){.product = "meter", .seq = 1021}, NOW, &out, &d),
+        FERRY_E_LIFETIME);
+    lim.max_seq_step = 0;
+    lim.max_lifetime = 0;
+    gw_releases_set_limits(r, &lim);
+    accept_ok(r, &k, &(struct spec){.product = "meter", .seq = UINT64_C(1) << 40});
+    gw_releases_free(r);
+    ferry_keyring_free(kr);
+    test_key_free(&k);
+}
+
+/* After a root revokes the key, what it signed is no longer held, and its
+ * seq still bars older releases. */
+static void a_recheck_drops_releases_of_revoked_keys(void)
+{
+    struct test_key k, k2;
+    test_key_init(&k, 15);
+    test_key_init(&k2, 16);
+    struct ferry_keyring *kr = test_keyring_of(&k, false);
+    CU_ASSERT_FATAL(ferry_keyring_add(kr, k2.point, false, NULL) == FERRY_OK);
+    struct gw_releases *r = open_rel(fresh_dir(), kr, 0, NOW);
+    accept_ok(r, &k2, &(struct spec){.product = "valve", .seq = 3});
+    accept_ok(r, &k, &(struct spec){.product = "meter", .seq = 5});
+    accept_ok(r, &k, &(struct spec){.product = "meter", .seq = 6});
+    CU_ASSERT_EQUAL(gw_releases_recheck(r, NOW), 0);
+    const struct gw_release *cur = gw_releases_current(r, "meter");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cur);
+    struct ferry_envelope *e = NULL;
+    CU_ASSERT_FATAL(ferry_envelope_parse(cur->envelope, cur->envelope_len, &e, NULL) == FERRY_OK);
+    uint8_t digest[FERRY_SHA256_LEN];
+    ferry_sha256(e->manifest, e->manifest_len, digest);
+    ferry_envelope_free(e);
+    CU_ASSERT_EQUAL(memcmp(cur->manifest_digest, digest, sizeof(digest)), 0);
+
+    CU_ASSERT_FATAL(ferry_keyring_revoke_id(kr, k.kid, NULL) == FERRY_OK);
+    CU_ASSERT_EQUAL(gw_releases_recheck(r, NOW), 2);
+    CU_ASSERT_PTR_NULL(gw_releases_current(r, "meter"));
+    CU_ASSERT_PTR_NULL(gw_releases_previous(r, "meter"));
+    CU_ASSERT_EQUAL(current_seq(r, "valve"), 3);
+    enum gw_release_outcome out;
+    struct ferry_diag d = {{0}};
+    CU_ASSERT_EQUAL(
+        accept_spec(r, &k2, "meter", &(struct spec){.product = "meter", .seq = 6}, NOW, &out, &d),
+        FERRY_E_DOWNGRADE);
+    accept_ok(r, &k2, &(struct spec){.product = "meter", .seq = 7});
+    gw_releases_free(r);
+    ferry_keyring_free(kr);
+    test_key_free(&k);
+    test_key_free(&k2);
+}
+
 const char *const ferry_suite_name = "gw_releases";
 const struct ferry_test_case ferry_tests[] = {
     {"new_release_is_persisted_and_same_bytes_are_a_no_op",
@@ -571,5 +650,7 @@ const struct ferry_test_case ferry_tests[] = {
      a_product_named_like_a_previous_file_keeps_its_own},
     {"a_legacy_previous_file_is_read_as_the_previous_release",
      a_legacy_previous_file_is_read_as_the_previous_release},
+    {"limits_bound_the_seq_step_and_the_lifetime", limits_bound_the_seq_step_and_the_lifetime},
+    {"a_recheck_drops_releases_of_revoked_keys", a_recheck_drops_releases_of_revoked_keys},
     {NULL, NULL},
 };
