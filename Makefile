@@ -32,7 +32,7 @@ demo: build
 
 fuzz: deps
 	CC=clang cmake -S . -B build-fuzz -DFERRY_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
-	cmake --build build-fuzz -j $(JOBS) --target fuzz_envelope fuzz_status
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_envelope fuzz_status fuzz_meta
 	scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
 
 format:

@@ -20,7 +20,7 @@ esac
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 failed=()
-for target in envelope status; do
+for target in envelope status meta; do
     bin=$build/tests/fuzz/fuzz_$target
     if [ ! -x "$bin" ]; then
         echo "fuzz: $bin is not built" >&2
