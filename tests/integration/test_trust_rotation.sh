@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Rotating the release key and revoking the old one, with real processes:
-# mosquitto, ferry-cloud serve, ferry-gateway and ferry-edge, all starting
-# from root version 1 (root key R1, release key K1, timestamp key T1).
+# Moving from a keyring to root documents, then rotating the release key and
+# revoking the old one, with real processes: mosquitto, ferry-cloud serve,
+# ferry-gateway and ferry-edge. The gateway and the node start from a plain
+# keyring: release key K1's PEM (root version 0).
 #
-#   1. The node installs a release signed by K1.
+#   1. The node installs a release signed by K1. Root version 1 (root key R1,
+#      release key K1, timestamp key T1), signed by R1 and K1, is published:
+#      the gateway and the node take it over the air.
 #   2. Root version 2 (root key R2, release key K2, K1 revoked), signed by R1
 #      and R2, is published; the gateway takes it and the node learns it
 #      through the gateway's ferry/meta resource.
@@ -26,7 +29,7 @@ K2_PUB=$NEW_PUB
 new_key r2 root
 R2_KEY=$NEW_KEY
 R2_PUB=$NEW_PUB
-PUB=$ROOT1 # the gateways' and the node's --trust
+KEYRING=$PUB # the gateway's and the node's --trust: root version 0
 for v in 1 2 3; do
     head -c "$IMAGE_BYTES" /dev/urandom >"$TEST_TMP/r$v.bin"
 done
@@ -37,14 +40,21 @@ start_gw_as gw1 "$COAP_PORT"
 GW1=$GW_PID
 wait_until 30 grep -q "coap: serving on" "$TEST_TMP/gw1.log" || die "the gateway did not start"
 
-# --- 1. a release signed by K1 ---------------------------------------------------------
-release "$TEST_TMP/r1.bin" 1.0.1 1 --hw-model m1 --timestamp-key "$T1_KEY" >/dev/null ||
-    die "publishing 1.0.1 failed"
+# --- 1. a release signed by K1, then the move to root version 1 -------------------------
+release "$TEST_TMP/r1.bin" 1.0.1 1 --hw-model m1 >/dev/null || die "publishing 1.0.1 failed"
 start_node n1 m1
 if wait_fleet 60 success 1.0.1 n1; then
-    pass "the node installs 1.0.1, signed by K1 under root version 1"
+    pass "the node installs 1.0.1, signed by K1, trusting the keyring"
 else
     fail "the node did not install 1.0.1: $FLEET_OFF"
+fi
+expect_status 0 "root version 1, signed by R1 and by K1, chains from the keyring and is published" \
+    "$CLOUD" root publish --broker "$BROKER" --fleet "$FLEET" --root "$ROOT1" --trust "$KEYRING"
+if wait_until 30 grep -q "meta: root version 1 taken" "$TEST_TMP/gw1.log" &&
+    wait_until 30 grep -q "trust: root version 1 taken" "$NODES_DIR/n1.log"; then
+    pass "the gateway and then the node move from the keyring to root version 1"
+else
+    fail "the keyring-only gateway or node did not take root version 1"
 fi
 
 # --- 2. root version 2: K2 in, K1 revoked ---------------------------------------------
@@ -69,6 +79,11 @@ else
 fi
 
 # --- 3. releases signed by the revoked key ----------------------------------------------
+"$CLOUD" sign --key "$KEY" --artifact "$TEST_TMP/r2.bin" --version 1.0.2 --seq 2 --hw-model m1 \
+    --out "$TEST_TMP/k1.env" >/dev/null || die "sign failed"
+expect_status 1 "ferry-cloud verify refuses K1's release under root version 2" \
+    "$CLOUD" verify --trust "$ROOT2" --manifest "$TEST_TMP/k1.env" --artifact "$TEST_TMP/r2.bin"
+expect_output stderr "revoked" "... as revoked"
 release "$TEST_TMP/r2.bin" 1.0.2 2 --hw-model m1 --timestamp-key "$T1_KEY" >/dev/null ||
     die "publishing 1.0.2 failed"
 if wait_until 30 grep -q "release: rejected on product 'firmware'.*revoked-key" "$TEST_TMP/gw1.log"
@@ -82,7 +97,7 @@ fi
 ROGUE_PORT=$(free_port udp)
 FLEET=rogue STORE="$TEST_TMP/store-rogue" DB="$TEST_TMP/rogue.db" start_serve rogue
 ROGUE_SERVE=$SERVE_PID
-FLEET=rogue start_gw_as rogue "$ROGUE_PORT"
+PUB=$ROOT1 FLEET=rogue start_gw_as rogue "$ROGUE_PORT"
 ROGUE_GW=$GW_PID
 wait_until 30 grep -q "coap: serving on" "$TEST_TMP/rogue.log" || die "the rogue did not start"
 ROGUE_REL=$(FLEET=rogue STORE="$TEST_TMP/store-rogue" release "$TEST_TMP/r2.bin" 1.0.2 2 \
@@ -107,6 +122,10 @@ check "... and still runs 1.0.1" test "$(slot_holding n1 "$TEST_TMP/r1.bin")" = 
 stop_node n1
 NODE_GATEWAY[n1]="coap://127.0.0.1:$COAP_PORT"
 start_node n1 m1
+# The rogue fleet's timestamp came from another store with the same
+# timestamp key, and versions are unix seconds at least: within the same
+# second the next one would not be newer, and the node would rightly wait.
+sleep 1
 KEY=$K2_KEY release "$TEST_TMP/r3.bin" 1.0.3 3 --hw-model m1 --timestamp-key "$T1_KEY" \
     >/dev/null || die "publishing 1.0.3 failed"
 if wait_fleet 60 success 1.0.3 n1; then

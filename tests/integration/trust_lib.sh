@@ -5,7 +5,8 @@
 # after relay_lib.sh.
 #
 #   ROOT1                 root v1: root key R1, release key $KEY, timestamp T1,
-#                         signed by R1
+#                         signed by R1 and by $KEY (so that devices whose trust
+#                         is the keyring $PUB, root version 0, take it)
 #   R1_KEY, T1_KEY        their private keys (R1_PUB, T1_PUB the public ones)
 #   new_key NAME ROLE     a fresh key in $TEST_TMP/keys-NAME; sets NEW_KEY, NEW_PUB
 #   make_root OUT VERSION "SIGNER..." [root init flags...]
@@ -36,4 +37,5 @@ new_key t1 timestamp
 T1_KEY=$NEW_KEY
 T1_PUB=$NEW_PUB
 ROOT1="$TEST_TMP/root-1.json"
-make_root "$ROOT1" 1 "$R1_KEY" --root-key "$R1_PUB" --release-key "$PUB" --timestamp-key "$T1_PUB"
+make_root "$ROOT1" 1 "$R1_KEY $KEY" --root-key "$R1_PUB" --release-key "$PUB" \
+    --timestamp-key "$T1_PUB"
