@@ -472,6 +472,8 @@ static enum ferry_err publish_timestamp(const struct publish_cfg *c, const char 
         err = cloud_timestamp_issue(c->store, product, keys, c->timestamp_keys.n, NULL,
                                     (int64_t)time(NULL), c->timestamp_expires, &doc, &len, NULL, d);
     if (err == FERRY_OK)
+        err = cloud_timestamp_record(c->store, product, doc, len, d);
+    if (err == FERRY_OK)
         err = cloud_publish_retained(&c->mqtt, c->client_id, c->timeout, topic,
                                      (const uint8_t *)doc, len, d);
     if (err == FERRY_OK)

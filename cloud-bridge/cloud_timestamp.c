@@ -211,16 +211,15 @@ enum ferry_err cloud_timestamp_issue(const char *store_dir, const char *product,
     free(env);
     if (err == FERRY_OK)
         err = sign_doc(&next, keys, nkeys, doc, len, d);
-    /* Saved before it is published: a withdrawal is never lost. */
-    if (err == FERRY_OK)
-        err = save_state(store_dir, TIMESTAMP_SUB, product, ".json", *doc, *len, d);
-    if (err != FERRY_OK && *doc) {
-        free(*doc);
-        *doc = NULL;
-    }
     if (err == FERRY_OK && ts)
         *ts = next;
     return err;
+}
+
+enum ferry_err cloud_timestamp_record(const char *store_dir, const char *product, const char *doc,
+                                      size_t len, struct ferry_diag *d)
+{
+    return save_state(store_dir, TIMESTAMP_SUB, product, ".json", doc, len, d);
 }
 
 /* ---- the commands ---------------------------------------------------------- */
@@ -367,6 +366,9 @@ static int run(const struct cloud_subcmd *cmd, struct ts_cfg *c)
                                     &ts, &d);
     if (err == FERRY_OK && c->trust)
         err = check_under_root(c->trust, doc, len, now, &d);
+    /* Recorded before it is published: a withdrawal is never lost. */
+    if (err == FERRY_OK)
+        err = cloud_timestamp_record(c->store, product, doc, len, &d);
     if (err == FERRY_OK)
         err = cloud_publish_retained(&c->mqtt, c->client_id, c->timeout, topic,
                                      (const uint8_t *)doc, len, &d);

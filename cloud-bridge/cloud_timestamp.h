@@ -17,8 +17,9 @@
  *                                        current release
  *   DIR/meta/timestamp/<product>.json    the last timestamp signed for it
  * The next timestamp takes the current release from the first and carries
- * the withdrawn list over from the second. It is saved before it is
- * published, so a crash in between never loses a withdrawal. */
+ * the withdrawn list over from the second. It is recorded (once it checked
+ * out) before it is published, so a crash in between never loses a
+ * withdrawal. */
 #ifndef FERRY_CLOUD_TIMESTAMP_H
 #define FERRY_CLOUD_TIMESTAMP_H
 
@@ -46,14 +47,20 @@ enum ferry_err cloud_timestamp_next(const char *product, const struct ferry_time
                                     struct ferry_diag *d) FERRY_MUST_CHECK;
 
 /* Reads the store's state for product, builds the next timestamp, signs it
- * with the nkeys keys, saves it as the store's state and returns the signed
- * document (the caller frees *doc) and, if ts is not NULL, its content. */
+ * with the nkeys keys and returns the signed document (the caller frees
+ * *doc) and, if ts is not NULL, its content. Nothing is saved: record it
+ * with cloud_timestamp_record() before publishing it. */
 enum ferry_err cloud_timestamp_issue(const char *store_dir, const char *product,
                                      struct cloud_key *const *keys, size_t nkeys,
                                      const struct ferry_strlist *withdraw, int64_t now,
                                      int64_t lifetime, char **doc, size_t *len,
                                      struct ferry_timestamp *ts,
                                      struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* Records doc as the last timestamp signed for product, which the next one
+ * builds on. */
+enum ferry_err cloud_timestamp_record(const char *store_dir, const char *product, const char *doc,
+                                      size_t len, struct ferry_diag *d) FERRY_MUST_CHECK;
 
 /* Records env as the current release of product in the store (publish does
  * this once the broker acknowledged it). */

@@ -644,7 +644,7 @@ static enum ferry_err gw_start(struct gw *g, struct ferry_diag *d)
         return err;
     struct gw_meta_opts mo = {
         .state_dir = cfg->state_dir, .trust_path = cfg->trust, .clock_skew = CLOCK_SKEW_S};
-    err = gw_meta_open(&mo, wall_now(), &g->meta, d);
+    err = gw_meta_open(&mo, &g->meta, d);
     if (err != FERRY_OK) {
         ferry_diag_prefix(d, "--trust");
         return err;

@@ -357,10 +357,9 @@ static void load_timestamps(struct gw_meta *m)
     closedir(dir);
 }
 
-enum ferry_err gw_meta_open(const struct gw_meta_opts *o, int64_t now, struct gw_meta **out,
+enum ferry_err gw_meta_open(const struct gw_meta_opts *o, struct gw_meta **out,
                             struct ferry_diag *d)
 {
-    (void)now;
     if (!o->state_dir || !o->trust_path)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "meta: no state folder or --trust given");
     if (strlen(o->state_dir) + sizeof("/meta") >= DIR_MAX)

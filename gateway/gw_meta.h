@@ -51,7 +51,7 @@ struct gw_meta;
 /* Loads --trust and what STATE/meta holds (see above). Errors: --trust
  * unreadable or neither a root nor a keyring, the folder unusable, no
  * memory; a stored file that fails is logged and skipped. */
-enum ferry_err gw_meta_open(const struct gw_meta_opts *o, int64_t now, struct gw_meta **out,
+enum ferry_err gw_meta_open(const struct gw_meta_opts *o, struct gw_meta **out,
                             struct ferry_diag *d) FERRY_MUST_CHECK;
 void gw_meta_free(struct gw_meta *m); /* NULL is fine */
 

@@ -143,6 +143,7 @@ static void issued_timestamps_verify_and_are_saved(void)
         cloud_timestamp_issue(store, "meter", keys, 1, NULL, NOW, 600, &doc, &len, &ts, &d),
         FERRY_OK);
     CU_ASSERT_STRING_EQUAL(ts.current_release, "meter-7");
+    CU_ASSERT_EQUAL_FATAL(cloud_timestamp_record(store, "meter", doc, len, &d), FERRY_OK);
 
     /* What a root naming this key as the timestamp key accepts. */
     struct ferry_root r;
@@ -196,6 +197,13 @@ static void issued_timestamps_verify_and_are_saved(void)
         FERRY_OK);
     CU_ASSERT_EQUAL(ferry_trust_verdict(t, "meter", "meter-7", digest, NOW + 1, &d),
                     FERRY_E_WITHDRAWN);
+    free(doc);
+    /* Not recorded, it is not what the next one builds on. */
+    CU_ASSERT_EQUAL_FATAL(
+        cloud_timestamp_issue(store, "meter", keys, 1, NULL, NOW, 600, &doc, &len, &ts, &d),
+        FERRY_OK);
+    CU_ASSERT_EQUAL(ts.version, (uint64_t)NOW + 1);
+    CU_ASSERT_TRUE(ts.has_current);
     free(doc);
     doc = NULL;
     /* A corrupt state file stops it, naming the file. */

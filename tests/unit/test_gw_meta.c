@@ -76,7 +76,7 @@ static struct gw_meta *open_meta(const struct world *w)
     struct gw_meta_opts o = {.state_dir = w->dir, .trust_path = w->trust, .clock_skew = 300};
     struct gw_meta *m = NULL;
     struct ferry_diag d = {{0}};
-    enum ferry_err err = gw_meta_open(&o, NOW, &m, &d);
+    enum ferry_err err = gw_meta_open(&o, &m, &d);
     if (err != FERRY_OK)
         fprintf(stderr, "open_meta: %s\n", d.msg);
     CU_ASSERT_FATAL(err == FERRY_OK);
