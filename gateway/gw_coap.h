@@ -16,7 +16,10 @@
  *       + Max-Age while it is still being fetched or while max_downloads
  *       transfers run (gw_pacer.h: a transfer starts on its first block
  *       request and ends when its last block is served); 4.04 if unknown.
- *   ferry/meta/<product>      GET, Observe: trust metadata (gw_coap_meta.h).
+ *   ferry/meta/<product>      GET, Observe, with hooks.meta: the trust metadata
+ *       bundle for a node holding root version r (query "r=<n>"), content-
+ *       format 50, Max-Age manifest_max_age_s, ETag from the bundle
+ *       (gw_coap_meta.c has the rules).
  *   ferry/status               POST a status record, JSON (50) or CBOR (60),
  *       at most FERRY_STATUS_MAX_BYTES (Block1 is reassembled up to that).
  *       2.04 only once hooks.status stored it (see there for the others).
@@ -108,7 +111,7 @@ struct gw_coap_hooks {
     enum ferry_err (*status)(void *arg, const struct ferry_status *st, const char *psk_identity,
                              struct ferry_diag *d);
 
-    /* Optional (NULL: no ferry/meta resource, gw_coap_meta.h): the trust
+    /* Optional (NULL: no ferry/meta resource, gw_coap_meta.c): the trust
      * metadata bundle of product for a node holding root version `have`,
      * in a new buffer the server frees; *known says whether the gateway
      * holds a timestamp of the product. */
