@@ -73,8 +73,7 @@ void gw_coap_artifact_free_all(struct gw_coap *s)
     }
 }
 
-struct artifact_entry *gw_coap_artifact_find(struct gw_coap *s,
-                                             const uint8_t sha[FERRY_SHA256_LEN])
+struct artifact_entry *gw_coap_artifact_find(struct gw_coap *s, const uint8_t sha[FERRY_SHA256_LEN])
 {
     for (struct artifact_entry *a = s->arts; a; a = a->next)
         if (memcmp(a->sha, sha, FERRY_SHA256_LEN) == 0)
