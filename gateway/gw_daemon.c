@@ -437,7 +437,7 @@ static void on_root(void *arg, const char *level, const uint8_t *buf, size_t len
     struct gw *g = arg;
     struct ferry_diag d = {{0}};
     size_t taken = 0;
-    enum ferry_err err = gw_meta_root(g->meta, level, buf, len, &taken, &d);
+    enum ferry_err err = gw_meta_root(g->meta, level, buf, len, wall_now(), &taken, &d);
     if (err != FERRY_OK) {
         LOG_WARN("root: version %s refused: %s (%s); keeping version %llu", level,
                  ferry_diag_str(&d, err), ferry_err_name(err),

@@ -25,6 +25,13 @@ struct doc {
     size_t len;
 };
 
+/* A timestamp the root held could not check yet. */
+struct pending_ts {
+    char product[FERRY_ID_MAX + 1];
+    uint8_t *buf;
+    size_t len;
+};
+
 struct gw_meta {
     char dir[DIR_MAX];
     int64_t skew;
@@ -33,6 +40,8 @@ struct gw_meta {
     size_t nroots;
     struct doc pending[GW_META_MAX_PENDING]; /* waiting for an earlier root */
     size_t npending;
+    struct pending_ts pending_ts[GW_META_MAX_PENDING]; /* waiting for a root */
+    size_t npending_ts;
 };
 
 static void doc_free(struct doc *d)
@@ -49,6 +58,8 @@ void gw_meta_free(struct gw_meta *m)
         doc_free(&m->roots[i]);
     for (size_t i = 0; i < m->npending; i++)
         doc_free(&m->pending[i]);
+    for (size_t i = 0; i < m->npending_ts; i++)
+        free(m->pending_ts[i].buf);
     ferry_trust_free(m->trust);
     free(m);
 }
@@ -169,8 +180,10 @@ static enum ferry_err set_aside(struct gw_meta *m, uint64_t version, const uint8
     return FERRY_OK;
 }
 
+static void retry_timestamps(struct gw_meta *m, int64_t now);
+
 enum ferry_err gw_meta_root(struct gw_meta *m, const char *level, const uint8_t *buf, size_t len,
-                            size_t *roots_taken, struct ferry_diag *d)
+                            int64_t now, size_t *roots_taken, struct ferry_diag *d)
 {
     uint64_t version = 0;
     *roots_taken = 0;
@@ -207,10 +220,50 @@ enum ferry_err gw_meta_root(struct gw_meta *m, const char *level, const uint8_t 
     if (err != FERRY_OK)
         return err;
     *roots_taken = (changed ? 1 : 0) + retry_pending(m);
+    if (*roots_taken)
+        retry_timestamps(m, now);
     return FERRY_OK;
 }
 
 /* ---- timestamps ------------------------------------------------------------- */
+
+static void store_timestamp(const struct gw_meta *m, const char *product, const uint8_t *buf,
+                            size_t len)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/" TS_SUB "/%.*s.json", m->dir, FERRY_ID_MAX, product);
+    struct ferry_diag sd = {{0}};
+    if (ferry_write_atomic(path, buf, len, 0644, &sd) != FERRY_OK)
+        LOG_WARN("meta: timestamp of '%s' taken but not stored: %s", product, sd.msg);
+}
+
+/* The last timestamp of product the root held could not check (best
+ * effort: out of memory or room, it waits for the next one instead). */
+static void set_aside_timestamp(struct gw_meta *m, const char *product, const uint8_t *buf,
+                                size_t len)
+{
+    uint8_t *copy = malloc(len ? len : 1);
+    if (!copy)
+        return;
+    memcpy(copy, buf, len);
+    size_t i = 0;
+    while (i < m->npending_ts && strcmp(m->pending_ts[i].product, product) != 0)
+        i++;
+    if (i == m->npending_ts) {
+        if (m->npending_ts == GW_META_MAX_PENDING) {
+            free(copy);
+            return;
+        }
+        m->npending_ts++;
+    } else {
+        free(m->pending_ts[i].buf);
+    }
+    snprintf(m->pending_ts[i].product, sizeof(m->pending_ts[i].product), "%.*s", FERRY_ID_MAX,
+             product);
+    m->pending_ts[i].buf = copy;
+    m->pending_ts[i].len = len;
+    LOG_INFO("meta: the timestamp of '%s' waits for a root that can check it", product);
+}
 
 enum ferry_err gw_meta_timestamp(struct gw_meta *m, const char *product, const uint8_t *buf,
                                  size_t len, int64_t now, bool *changed, struct ferry_diag *d)
@@ -236,14 +289,35 @@ enum ferry_err gw_meta_timestamp(struct gw_meta *m, const char *product, const u
     free(ts);
     if (err == FERRY_OK)
         err = ferry_trust_update_timestamp(m->trust, buf, len, now, m->skew, false, changed, d);
+    if (err == FERRY_E_UNKNOWN_KEY || err == FERRY_E_THRESHOLD)
+        set_aside_timestamp(m, product, buf, len);
     if (err != FERRY_OK || !*changed)
         return err;
-    char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/" TS_SUB "/%s.json", m->dir, product);
-    struct ferry_diag sd = {{0}};
-    if (ferry_write_atomic(path, buf, len, 0644, &sd) != FERRY_OK)
-        LOG_WARN("meta: timestamp of '%s' taken but not stored: %s", product, sd.msg);
+    store_timestamp(m, product, buf, len);
     return FERRY_OK;
+}
+
+static void retry_timestamps(struct gw_meta *m, int64_t now)
+{
+    for (size_t i = 0; i < m->npending_ts;) {
+        struct pending_ts *p = &m->pending_ts[i];
+        bool changed = false;
+        struct ferry_diag d = {{0}};
+        enum ferry_err err = ferry_trust_update_timestamp(m->trust, p->buf, p->len, now, m->skew,
+                                                          false, &changed, &d);
+        if (err == FERRY_E_UNKNOWN_KEY || err == FERRY_E_THRESHOLD) {
+            i++; /* still not checkable: perhaps after the next root */
+            continue;
+        }
+        if (err == FERRY_OK && changed) {
+            LOG_INFO("meta: the timestamp of '%s' kept aside is taken", p->product);
+            store_timestamp(m, p->product, p->buf, p->len);
+        } else if (err != FERRY_OK) {
+            LOG_WARN("meta: the timestamp of '%s' kept aside is refused: %s", p->product, d.msg);
+        }
+        free(p->buf);
+        *p = m->pending_ts[--m->npending_ts];
+    }
 }
 
 /* ---- serving ------------------------------------------------------------------- */

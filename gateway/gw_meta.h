@@ -7,8 +7,12 @@
  * in whatever order the broker keeps them, and are taken only by the chain
  * rule; one that does not chain yet (an older one may still be on its way)
  * is kept aside, at most GW_META_MAX_PENDING, and tried again after every
- * root taken. Timestamps arrive retained on ferry/v1/<fleet>/timestamp/<p>.
- * Nothing is served before it verified.
+ * root taken. Timestamps arrive retained on ferry/v1/<fleet>/timestamp/<p>;
+ * one that the root held cannot check (no timestamp role yet, or keys a
+ * newer root brings) is kept aside too, the last one per product, at most
+ * GW_META_MAX_PENDING products, and tried again after every root taken: a
+ * retained message is not sent again. Nothing is served before it
+ * verified.
  *
  * On disk (STATE/meta/), each written with ferry_write_atomic():
  *   root-<version>.json         every root taken, as received: nodes that
@@ -59,15 +63,17 @@ void gw_meta_free(struct gw_meta *m); /* NULL is fine */
  * object's life; its content follows what is taken. */
 const struct ferry_trust *gw_meta_trust(const struct gw_meta *m);
 
-/* A root document from topic level `level` (its version in decimal). On
- * FERRY_OK, *roots_taken counts the roots that became current (this one and
- * any kept aside that chain after it): 0 when it was held already or was
- * kept aside to wait for an earlier one (FERRY_OK too, logged). Errors: the
+/* A root document from topic level `level` (its version in decimal), at
+ * time now (for the timestamps kept aside). On FERRY_OK, *roots_taken
+ * counts the roots that became current (this one and any kept aside that
+ * chain after it): 0 when it was held already or was kept aside to wait for
+ * an earlier one (FERRY_OK too, logged). Errors: the
  * document does not verify, or names another version than its topic
  * (FERRY_E_PROTOCOL), FERRY_E_STALE for an old one, FERRY_E_IO/NOSPACE when
  * it cannot be stored (then it is not taken either). */
 enum ferry_err gw_meta_root(struct gw_meta *m, const char *level, const uint8_t *buf, size_t len,
-                            size_t *roots_taken, struct ferry_diag *d) FERRY_MUST_CHECK;
+                            int64_t now, size_t *roots_taken,
+                            struct ferry_diag *d) FERRY_MUST_CHECK;
 
 /* A timestamp document from the topic of `product`. *changed says whether
  * it became the product's timestamp. Errors: those of
