@@ -8,7 +8,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 # Every libFuzzer target in tests/fuzz/ (without the fuzz_ prefix).
-FUZZ_TARGETS := envelope status gw_coap edge_answers
+FUZZ_TARGETS := envelope status gw_coap edge_answers meta
 
 ifeq ($(SANITIZE),1)
 BUILD := build-asan

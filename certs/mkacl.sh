@@ -80,6 +80,8 @@ cat <<EOF
 
 user $CLOUD
 topic readwrite $T/release/+
+topic readwrite $T/root/+
+topic readwrite $T/timestamp/+
 topic read $T/stream/req/+
 topic write $T/stream/data/+
 topic read $T/status/+
@@ -93,6 +95,8 @@ for gw in "${GATEWAYS[@]}"; do
 
 user $gw
 topic read $T/release/+
+topic read $T/root/+
+topic read $T/timestamp/+
 topic read $T/stream/data/$gw
 topic write $T/stream/req/$gw
 topic write $T/status/$gw

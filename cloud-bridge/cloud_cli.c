@@ -6,12 +6,17 @@
 #include "cloud_verify.h"
 #include "ferry_cfgfile.h"
 #include "ferry_envelope.h"
+#include "ferry_fs.h"
 #include "ferry_log.h"
 #include "ferry_opts.h"
+#include "ferry_signed.h"
+#include "ferry_trust.h"
 
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 /* Tolerance for a signer whose clock runs ahead of ours. */
@@ -29,19 +34,23 @@ static int usage_error(const struct cloud_subcmd *c, const char *msg)
 
 struct keygen_cfg {
     char *out_dir;
+    char *role;
     enum ferry_log_level log_level;
 };
 
 static const struct ferry_opt keygen_opts[] = {
     CLOUD_OPT(keygen_cfg, "out-dir", FERRY_OPT_STR, out_dir, "DIR",
-              "folder for release-<kid>.key (0600) and release-<kid>.pub", FERRY_OPT_REQUIRED),
+              "folder for <role>-<kid>.key (0600) and <role>-<kid>.pub", FERRY_OPT_REQUIRED),
+    CLOUD_OPT(keygen_cfg, "role", FERRY_OPT_STR, role, "ROLE",
+              "what the key will sign: release (default), root or timestamp", 0),
     CLOUD_OPT_LOG_LEVEL(keygen_cfg),
 };
 
 static const struct cloud_subcmd keygen_spec = {
-    "keygen", "--out-dir DIR",
-    "Generates an ECDSA P-256 release-signing key and prints its key id.\n"
-    "The .pub file is a one-key keyring for gateways and nodes (--trust).",
+    "keygen", "--out-dir DIR [--role release|root|timestamp]",
+    "Generates an ECDSA P-256 signing key and prints its key id. A release\n"
+    "key's .pub file is a one-key keyring for gateways and nodes (--trust);\n"
+    "root and timestamp keys go into root documents ('ferry-cloud root init').",
     keygen_opts, sizeof(keygen_opts) / sizeof(keygen_opts[0])};
 
 int cloud_cmd_keygen(int argc, char **argv)
@@ -52,14 +61,20 @@ int cloud_cmd_keygen(int argc, char **argv)
     int status = cloud_subcmd_parse(&keygen_spec, &cfg, &cfg.log_level, argc, argv);
     if (status >= 0)
         goto out;
+    if (cfg.role && strcmp(cfg.role, "release") != 0 && strcmp(cfg.role, "root") != 0 &&
+        strcmp(cfg.role, "timestamp") != 0) {
+        status = usage_error(&keygen_spec, "--role: expected release, root or timestamp");
+        goto out;
+    }
     enum ferry_err err = cloud_key_generate(&k, &d);
     if (err == FERRY_OK)
-        err = cloud_key_save(k, cfg.out_dir, &d);
+        err = cloud_key_save_as(k, cfg.out_dir, cfg.role ? cfg.role : "release", &d);
     if (err != FERRY_OK) {
         status = cloud_subcmd_report(&keygen_spec, &d, err, CLOUD_EXIT_FAILED);
         goto out;
     }
-    LOG_INFO("wrote %s/release-%s.key and .pub", cfg.out_dir, cloud_key_kid(k));
+    LOG_INFO("wrote %s/%s-%s.key and .pub", cfg.out_dir, cfg.role ? cfg.role : "release",
+             cloud_key_kid(k));
     printf("%s\n", cloud_key_kid(k));
     status = 0;
 out:
@@ -168,8 +183,9 @@ struct verify_cfg {
 };
 
 static const struct ferry_opt verify_opts[] = {
-    CLOUD_OPT(verify_cfg, "trust", FERRY_OPT_STR, trust, "KEYRING",
-              "PEM public key or JSON keyring of trusted release keys", FERRY_OPT_REQUIRED),
+    CLOUD_OPT(verify_cfg, "trust", FERRY_OPT_STR, trust, "TRUST",
+              "root document, or PEM public key or JSON keyring of trusted release keys",
+              FERRY_OPT_REQUIRED),
     CLOUD_OPT(verify_cfg, "manifest", FERRY_OPT_STR, manifest, "FILE",
               "signed envelope written by 'ferry-cloud sign'", FERRY_OPT_REQUIRED),
     CLOUD_OPT(verify_cfg, "artifact", FERRY_OPT_STR, artifact, "FILE", "the artifact to check",
@@ -183,7 +199,7 @@ static const struct ferry_opt verify_opts[] = {
 };
 
 static const struct cloud_subcmd verify_spec = {
-    "verify", "--trust KEYRING --manifest FILE --artifact FILE [options]",
+    "verify", "--trust TRUST --manifest FILE --artifact FILE [options]",
     "Checks a signed envelope as a device would (trusted key, signature,\n"
     "validity period, hardware, sequence) and that the artifact matches it.",
     verify_opts, sizeof(verify_opts) / sizeof(verify_opts[0])};
@@ -191,7 +207,7 @@ static const struct cloud_subcmd verify_spec = {
 static int verify_run(const struct verify_cfg *cfg)
 {
     struct ferry_diag d = {{0}};
-    struct ferry_keyring *kr = NULL;
+    struct ferry_trust *t = NULL;
     struct ferry_manifest m;
     struct ferry_verify_policy pol = {
         .now = (int64_t)time(NULL),
@@ -200,10 +216,26 @@ static int verify_run(const struct verify_cfg *cfg)
         .hw_revision = cfg->hw_revision,
         .min_seq = cfg->min_seq,
     };
-    enum ferry_err err = ferry_keyring_load(cfg->trust, &kr, &d);
+    /* The root's policy applies as it would on a device; the devices' own
+     * limits are theirs to set. */
+    struct ferry_trust_limits none = {0}, lim;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    enum ferry_err err = ferry_read_file(cfg->trust, FERRY_SIGNED_MAX_BYTES, &buf, &len, &d);
     if (err == FERRY_OK)
-        err = cloud_verify_release(cfg->manifest, cfg->artifact, kr, &pol, &m, &d);
-    ferry_keyring_free(kr);
+        err = ferry_trust_new(buf, len, 1, &t, &d);
+    free(buf);
+    if (err != FERRY_OK) {
+        ferry_diag_prefix(&d, cfg->trust);
+    } else {
+        ferry_trust_limits(t, &none, &lim);
+        pol.max_lifetime = lim.max_manifest_lifetime;
+        pol.max_seq_step = cfg->min_seq ? lim.max_seq_step : 0;
+        pol.seq_base = cfg->min_seq ? cfg->min_seq - 1 : 0;
+        err = cloud_verify_release(cfg->manifest, cfg->artifact, ferry_trust_release_keys(t), &pol,
+                                   &m, &d);
+    }
+    ferry_trust_free(t);
     if (err != FERRY_OK)
         return cloud_subcmd_report(&verify_spec, &d, err, CLOUD_EXIT_FAILED);
     printf("ok: release %s version %s seq %" PRIu64 "\n", m.release_id, m.version, m.seq);

@@ -206,10 +206,10 @@ out:
     return err;
 }
 
-static enum ferry_err key_path(char *out, size_t cap, const char *dir, const char *kid,
-                               const char *ext, struct ferry_diag *d)
+static enum ferry_err key_path(char *out, size_t cap, const char *dir, const char *role,
+                               const char *kid, const char *ext, struct ferry_diag *d)
 {
-    int n = snprintf(out, cap, "%s/release-%s.%s", dir, kid, ext);
+    int n = snprintf(out, cap, "%s/%s-%s.%s", dir, role, kid, ext);
     if (n < 0 || (size_t)n >= cap)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "%s: path too long", dir);
     return FERRY_OK;
@@ -228,11 +228,20 @@ static enum ferry_err refuse_existing(const char *path, struct ferry_diag *d)
 
 enum ferry_err cloud_key_save(const struct cloud_key *k, const char *dir, struct ferry_diag *d)
 {
+    return cloud_key_save_as(k, dir, "release", d);
+}
+
+enum ferry_err cloud_key_save_as(const struct cloud_key *k, const char *dir, const char *role,
+                                 struct ferry_diag *d)
+{
     char pub_path[PATH_MAX], key_path_buf[PATH_MAX];
     unsigned char pem[PEM_BUF_LEN];
-    enum ferry_err err = key_path(pub_path, sizeof(pub_path), dir, k->kid, "pub", d);
+    if (strcmp(role, "release") != 0 && strcmp(role, "root") != 0 && strcmp(role, "timestamp") != 0)
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          "key role must be release, root or timestamp, got '%.32s'", role);
+    enum ferry_err err = key_path(pub_path, sizeof(pub_path), dir, role, k->kid, "pub", d);
     if (err == FERRY_OK)
-        err = key_path(key_path_buf, sizeof(key_path_buf), dir, k->kid, "key", d);
+        err = key_path(key_path_buf, sizeof(key_path_buf), dir, role, k->kid, "key", d);
     if (err == FERRY_OK)
         err = ferry_mkdir_p(dir, 0700, d);
     if (err == FERRY_OK)

@@ -46,6 +46,12 @@ void cloud_key_point(const struct cloud_key *k, uint8_t point[FERRY_P256_POINT_L
 enum ferry_err cloud_key_save(const struct cloud_key *k, const char *dir,
                               struct ferry_diag *d) FERRY_MUST_CHECK;
 
+/* The same as DIR/<role>-<kid>.pub and .key, role being "release", "root"
+ * or "timestamp" (what the key will sign; the key itself is the same kind).
+ * FERRY_E_INVALID_ARG for another role. */
+enum ferry_err cloud_key_save_as(const struct cloud_key *k, const char *dir, const char *role,
+                                 struct ferry_diag *d) FERRY_MUST_CHECK;
+
 /* ES256 over msg (SHA-256, then deterministic ECDSA as in RFC 6979), written
  * as raw r || s, the form ferry_envelope_encode() and ferry_keyring_verify()
  * take. */

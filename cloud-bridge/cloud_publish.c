@@ -4,6 +4,7 @@
 #include "cloud_sign.h"
 #include "cloud_store.h"
 #include "cloud_subcmd.h"
+#include "cloud_timestamp.h"
 #include "ferry_envelope.h"
 #include "ferry_fs.h"
 #include "ferry_hex.h"
@@ -11,6 +12,7 @@
 #include "ferry_manifest.h"
 #include "ferry_mqtt.h"
 #include "ferry_names.h"
+#include "ferry_signed.h"
 
 #include <inttypes.h>
 #include <limits.h>
@@ -53,6 +55,8 @@ struct publish_cfg {
     uint64_t window_end;
     int64_t max_deferral;
     char *release;
+    struct ferry_strlist timestamp_keys;
+    int64_t timestamp_expires;
     enum ferry_log_level log_level;
 };
 
@@ -73,6 +77,12 @@ static const struct ferry_opt publish_opts[] = {
     CLOUD_OPT(publish_cfg, "out", FERRY_OPT_STR, out, "FILE",
               "also keep the signed envelope in FILE", 0),
     CLOUD_OPT_RELEASE(publish_cfg, 0),
+    CLOUD_OPT(publish_cfg, "timestamp-key", FERRY_OPT_STRLIST, timestamp_keys, "KEY",
+              "then sign and publish the product's timestamp naming this release current "
+              "(as 'ferry-cloud timestamp' would)",
+              0),
+    CLOUD_OPT(publish_cfg, "timestamp-expires", FERRY_OPT_DURATION, timestamp_expires, "DURATION",
+              "with --timestamp-key: the timestamp's validity (default 1d)", 0),
     CLOUD_OPT_LOG_LEVEL(publish_cfg),
 };
 
@@ -83,8 +93,10 @@ static const struct cloud_subcmd publish_cmd = {
     "| --manifest FILE)",
     "Imports the artifact into the store, signs its release (or checks a signed\n"
     "envelope given with --manifest) and publishes the envelope, retained, on\n"
-    "ferry/v1/<fleet>/release/<product>. Prints the release id once the broker\n"
-    "has acknowledged it.",
+    "ferry/v1/<fleet>/release/<product>. Once the broker has acknowledged it,\n"
+    "records it in the store as the product's current release (for 'ferry-cloud\n"
+    "timestamp'), publishes the timestamp with --timestamp-key, and prints the\n"
+    "release id.",
     publish_opts, sizeof(publish_opts) / sizeof(publish_opts[0])};
 
 /* ---- arguments ----------------------------------------------------------- */
@@ -295,7 +307,7 @@ static void send_release(void *arg)
     enum ferry_err err =
         ferry_mqtt_publish(s->mqtt, s->topic, s->payload, s->len, 1, true, &s->token);
     if (err == FERRY_OK) {
-        LOG_DEBUG("release sent to %s, waiting for the broker's acknowledgement", s->topic);
+        LOG_DEBUG("sent to %s, waiting for the broker's acknowledgement", s->topic);
     } else if (err == FERRY_E_BUSY) {
         s->token = -1;
         if (ferry_mqtt_is_connected(s->mqtt))
@@ -344,7 +356,7 @@ static void on_event(struct sender *s, const struct ferry_mqtt_ev *ev)
         break;
     case FERRY_MQTT_EV_PUBLISH_FAILED:
         if (ev->token == s->token) {
-            snprintf(s->last_error, sizeof(s->last_error), "the broker refused the release: %s",
+            snprintf(s->last_error, sizeof(s->last_error), "the broker refused it: %s",
                      ev->reason[0] ? ev->reason : "no reason given");
             LOG_WARN("%s; retrying", s->last_error);
             s->token = -1;
@@ -376,7 +388,7 @@ static void on_timeout(void *arg)
 
 /* Runs the loop until the retained publish is acknowledged, a fatal error,
  * the timeout or a signal. */
-static enum ferry_err run_sender(struct sender *s, const struct publish_cfg *c,
+static enum ferry_err run_sender(struct sender *s, const char *broker, int64_t timeout,
                                  struct ferry_diag *d)
 {
     enum ferry_err err = ferry_loop_add_fd(s->loop, ferry_mqtt_fd(s->mqtt), EPOLLIN, on_mqtt_fd, s);
@@ -384,7 +396,7 @@ static enum ferry_err run_sender(struct sender *s, const struct publish_cfg *c,
         return ferry_fail(d, err, "cannot watch the MQTT client");
     snprintf(s->last_error, sizeof(s->last_error), "no answer from the broker");
     reconnect(s);
-    uint64_t timer = ferry_loop_timer(s->loop, (uint64_t)c->timeout * 1000u, on_timeout, s);
+    uint64_t timer = ferry_loop_timer(s->loop, (uint64_t)timeout * 1000u, on_timeout, s);
     int sig = ferry_loop_run(s->loop);
     ferry_loop_cancel(s->loop, timer);
     ferry_loop_cancel(s->loop, s->retry_timer);
@@ -396,24 +408,20 @@ static enum ferry_err run_sender(struct sender *s, const struct publish_cfg *c,
                           sig);
     if (s->fatal)
         return ferry_fail(d, FERRY_E_IO, "%s", s->last_error);
-    return ferry_fail(d, FERRY_E_BUSY,
-                      "%s did not acknowledge the release within %" PRId64 "s (%s)", c->mqtt.broker,
-                      c->timeout, s->last_error);
+    return ferry_fail(d, FERRY_E_BUSY, "%s did not acknowledge %s within %" PRId64 "s (%s)", broker,
+                      s->topic, timeout, s->last_error);
 }
 
-static enum ferry_err publish_envelope(const struct publish_cfg *c, const struct ferry_manifest *m,
-                                       const uint8_t *env, size_t len, struct ferry_diag *d)
+enum ferry_err cloud_publish_retained(const struct cloud_mqtt_cfg *mqtt, const char *client_id,
+                                      int64_t timeout, const char *topic, const uint8_t *payload,
+                                      size_t len, struct ferry_diag *d)
 {
-    char topic[FERRY_TOPIC_MAX], client_id[64];
-    if (ferry_topic(topic, sizeof(topic), FERRY_TOPIC_RELEASE, c->fleet, m->product, NULL) !=
-        FERRY_OK)
-        return ferry_fail(d, FERRY_E_INVALID_ARG, "no release topic for fleet '%s', product '%s'",
-                          c->fleet, m->product);
-    snprintf(client_id, sizeof(client_id), "ferry-cloud-publish-%ld", (long)getpid());
+    char default_id[64];
+    snprintf(default_id, sizeof(default_id), "ferry-cloud-publish-%ld", (long)getpid());
     struct ferry_mqtt_opts o;
-    cloud_mqtt_cfg_apply(&c->mqtt, c->client_id ? c->client_id : client_id, &o);
+    cloud_mqtt_cfg_apply(mqtt, client_id ? client_id : default_id, &o);
     struct sender s = {.topic = topic,
-                       .payload = env,
+                       .payload = payload,
                        .len = len,
                        .token = -1,
                        .backoff = {.min_ms = RETRY_MIN_MS, .max_ms = RETRY_MAX_MS}};
@@ -421,12 +429,60 @@ static enum ferry_err publish_envelope(const struct publish_cfg *c, const struct
     if (err == FERRY_OK)
         err = ferry_mqtt_new(&o, &s.mqtt, d);
     if (err == FERRY_OK)
-        err = run_sender(&s, c, d);
+        err = run_sender(&s, mqtt->broker, timeout, d);
     ferry_mqtt_free(s.mqtt);
     ferry_loop_free(s.loop);
+    return err;
+}
+
+static enum ferry_err publish_envelope(const struct publish_cfg *c, const struct ferry_manifest *m,
+                                       const uint8_t *env, size_t len, struct ferry_diag *d)
+{
+    char topic[FERRY_TOPIC_MAX];
+    if (ferry_topic(topic, sizeof(topic), FERRY_TOPIC_RELEASE, c->fleet, m->product, NULL) !=
+        FERRY_OK)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "no release topic for fleet '%s', product '%s'",
+                          c->fleet, m->product);
+    enum ferry_err err =
+        cloud_publish_retained(&c->mqtt, c->client_id, c->timeout, topic, env, len, d);
     if (err == FERRY_OK)
         LOG_INFO("published release %s (version %s, seq %" PRIu64 ") on %s", m->release_id,
                  m->version, m->seq, topic);
+    return err;
+}
+
+/* The product's timestamp, now naming the release just published. */
+static enum ferry_err publish_timestamp(const struct publish_cfg *c, const char *product,
+                                        struct ferry_diag *d)
+{
+    struct cloud_key *keys[FERRY_SIGNED_MAX_SIGS] = {0};
+    char topic[FERRY_TOPIC_MAX];
+    char *doc = NULL;
+    size_t len = 0;
+    enum ferry_err err = FERRY_OK;
+    if (c->timestamp_keys.n > FERRY_SIGNED_MAX_SIGS)
+        err = ferry_fail(d, FERRY_E_INVALID_ARG, "--timestamp-key: at most %d",
+                         FERRY_SIGNED_MAX_SIGS);
+    for (size_t i = 0; err == FERRY_OK && i < c->timestamp_keys.n; i++)
+        err = cloud_key_load(c->timestamp_keys.v[i], &keys[i], d);
+    if (err == FERRY_OK && ferry_topic(topic, sizeof(topic), FERRY_TOPIC_META_TIMESTAMP, c->fleet,
+                                       product, NULL) != FERRY_OK)
+        err = ferry_fail(d, FERRY_E_INVALID_ARG, "no timestamp topic for product '%s'", product);
+    if (err == FERRY_OK)
+        err = cloud_timestamp_issue(c->store, product, keys, c->timestamp_keys.n, NULL,
+                                    (int64_t)time(NULL), c->timestamp_expires, &doc, &len, NULL, d);
+    if (err == FERRY_OK)
+        err = cloud_timestamp_record(c->store, product, doc, len, d);
+    if (err == FERRY_OK)
+        err = cloud_publish_retained(&c->mqtt, c->client_id, c->timeout, topic,
+                                     (const uint8_t *)doc, len, d);
+    if (err == FERRY_OK)
+        LOG_INFO("published the timestamp of product %s on %s", product, topic);
+    else
+        ferry_diag_prefix(d, "the release is out, its timestamp is not");
+    for (size_t i = 0; i < FERRY_SIGNED_MAX_SIGS; i++)
+        cloud_key_free(keys[i]);
+    free(doc);
     return err;
 }
 
@@ -451,6 +507,10 @@ static int publish_run(const struct publish_cfg *c)
     cloud_store_free(store);
     if (err == FERRY_OK)
         err = publish_envelope(c, &m, env, env_len, &d);
+    if (err == FERRY_OK)
+        err = cloud_release_record(c->store, m.product, env, env_len, &d);
+    if (err == FERRY_OK && c->timestamp_keys.n)
+        err = publish_timestamp(c, m.product, &d);
     free(env);
     if (err != FERRY_OK)
         return cloud_subcmd_report(&publish_cmd, &d, err, CLOUD_EXIT_FAILED);
@@ -464,6 +524,7 @@ int cloud_cmd_publish(int argc, char **argv)
         .timeout = DEFAULT_TIMEOUT_S,
         .seq = SEQ_UNSET,
         .expires = DEFAULT_LIFETIME,
+        .timestamp_expires = CLOUD_TIMESTAMP_DEFAULT_LIFETIME,
         .log_level = FERRY_LOG_WARN,
     };
     struct ferry_diag d = {{0}};

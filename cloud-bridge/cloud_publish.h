@@ -13,7 +13,23 @@
 #ifndef FERRY_CLOUD_PUBLISH_H
 #define FERRY_CLOUD_PUBLISH_H
 
+#include "cloud_subcmd.h"
+#include "ferry_err.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
 /* argv[0] is "publish"; returns the exit status (cloud_subcmd.h). */
 int cloud_cmd_publish(int argc, char **argv);
+
+/* Connects (client_id NULL: ferry-cloud-publish-<pid>), publishes payload
+ * retained at QoS 1 on topic and returns once the broker acknowledged it;
+ * reconnects and retries with backoff until then. FERRY_E_BUSY after
+ * timeout seconds without an acknowledgement, FERRY_E_IO for a failure that
+ * retrying cannot mend or a signal. The one way the cloud's commands put
+ * retained documents (releases, roots, timestamps) on the broker. */
+enum ferry_err cloud_publish_retained(const struct cloud_mqtt_cfg *mqtt, const char *client_id,
+                                      int64_t timeout, const char *topic, const uint8_t *payload,
+                                      size_t len, struct ferry_diag *d) FERRY_MUST_CHECK;
 
 #endif

@@ -42,7 +42,9 @@
         CLOUD_OPT(cfgtype, "media-type", FERRY_OPT_STR, media_type, "TYPE",                        \
                   "artifact media type (default " CLOUD_DEFAULT_MEDIA_TYPE ")", 0),                \
         CLOUD_OPT(cfgtype, "expires", FERRY_OPT_DURATION, expires, "DURATION",                     \
-                  "validity from now, e.g. 12h or 90d (default 30d)", 0),                          \
+                  "validity from now, e.g. 12h or 7d (default 30d, the longest devices take "      \
+                  "unless told otherwise)",                                                        \
+                  0),                                                                              \
         CLOUD_OPT(cfgtype, "must-be-idle", FERRY_OPT_BOOL, must_be_idle, NULL,                     \
                   "never install while a device reports busy", 0),                                 \
         CLOUD_OPT(cfgtype, "window-start", FERRY_OPT_U64, window_start, "UNIX",                    \

@@ -2,8 +2,10 @@
 #include "cloud_bind.h"
 #include "cloud_cli.h"
 #include "cloud_publish.h"
+#include "cloud_root.h"
 #include "cloud_serve.h"
 #include "cloud_status.h"
+#include "cloud_timestamp.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -22,6 +24,9 @@ static const struct subcommand subcommands[] = {
     {"serve", "stream artifacts to gateways and ingest their status", cloud_cmd_serve},
     {"status", "show the fleet inventory", cloud_cmd_status},
     {"bind", "bind a node to its gateway, or move it to another", cloud_cmd_bind},
+    {"root", "make, sign, check and publish root documents (keys)", cloud_cmd_root},
+    {"timestamp", "sign and publish a product line's timestamp", cloud_cmd_timestamp},
+    {"withdraw", "withdraw a release through a new timestamp", cloud_cmd_withdraw},
 };
 #define N_SUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))
 

@@ -35,6 +35,11 @@ static const struct err_desc descs[FERRY_E__COUNT] = {
     [FERRY_E_CONFLICT] = {"conflict", "another record holds this node and seq"},
     [FERRY_E_WRONG_GATEWAY] = {"wrong-gateway", "node bound to another gateway"},
     [FERRY_E_SEQ_RANGE] = {"seq-range", "seq too far beyond the node's last"},
+    [FERRY_E_WITHDRAWN] = {"withdrawn", "release withdrawn"},
+    [FERRY_E_STALE] = {"stale", "trust metadata missing, expired or outdated"},
+    [FERRY_E_THRESHOLD] = {"threshold", "not enough valid signatures"},
+    [FERRY_E_SEQ_JUMP] = {"seq-jump", "sequence jumps too far ahead"},
+    [FERRY_E_LIFETIME] = {"lifetime-too-long", "manifest valid for too long"},
 };
 
 const char *ferry_strerror(enum ferry_err err)

@@ -43,6 +43,11 @@ enum ferry_err {
     FERRY_E_CONFLICT,           /* another status record holds this (node, seq) */
     FERRY_E_WRONG_GATEWAY,      /* status of a node bound to another gateway */
     FERRY_E_SEQ_RANGE,          /* status seq beyond the node's sequence window */
+    FERRY_E_WITHDRAWN,          /* the release was withdrawn by a signed timestamp */
+    FERRY_E_STALE,              /* trust metadata missing, expired or older than held */
+    FERRY_E_THRESHOLD,          /* fewer valid signatures than the role's threshold */
+    FERRY_E_SEQ_JUMP,           /* seq further above the installed one than allowed */
+    FERRY_E_LIFETIME,           /* manifest valid for longer than allowed */
     FERRY_E__COUNT
 };
 

@@ -4,6 +4,7 @@
 #include "ferry_envelope.h"
 #include "ferry_hex.h"
 #include "ferry_log.h"
+#include "ferry_meta.h"
 #include "ferry_names.h"
 #include "ferry_status.h"
 
@@ -51,6 +52,19 @@ struct envelope_xfer {
     unsigned szx;
 };
 
+/* The trust metadata bundle: its own observation, and its blocks. */
+struct meta_xfer {
+    struct request observe; /* token kept while the query stays the same */
+    struct request blk;
+    char path[sizeof(FERRY_COAP_META) + FERRY_ID_MAX + 2];
+    char query[32]; /* "r=<version>" */
+    uint8_t buf[FERRY_META_MAX_BYTES];
+    size_t len;
+    uint8_t etag[TOKEN_MAX];
+    size_t etag_len;
+    unsigned szx;
+};
+
 struct edge_coap {
     struct ferry_loop *loop;
     struct edge_coap_hooks hooks;
@@ -71,6 +85,7 @@ struct edge_coap {
      * the caller's request id, and every answer goes to the block hook. */
     uint8_t block_prefix[BLOCK_PREFIX_LEN];
     char query[sizeof(NODE_QUERY_PREFIX) + FERRY_ID_MAX]; /* "n=<node id>"; "" without an id */
+    struct meta_xfer meta;
 };
 
 /* ---- small helpers ---------------------------------------------------------- */
@@ -311,12 +326,160 @@ static void send_envelope_block(struct edge_coap *c, uint32_t num)
     }
 }
 
+/* ---- trust metadata: GET ferry/meta/<product>?r=<v>, Observe, Block2 ---- */
+
+static coap_pdu_t *meta_request(struct edge_coap *c, struct request *r, bool fresh_token)
+{
+    struct meta_xfer *x = &c->meta;
+    coap_pdu_t *pdu = new_request(c, r, COAP_REQUEST_CODE_GET, x->path, fresh_token, true);
+    if (pdu &&
+        !coap_add_option(pdu, COAP_OPTION_URI_QUERY, strlen(x->query), (const uint8_t *)x->query)) {
+        coap_delete_pdu(pdu);
+        pdu = NULL;
+    }
+    return pdu;
+}
+
+static void send_meta_observe(struct edge_coap *c, bool fresh_token)
+{
+    if (!c->hooks.meta)
+        return;
+    coap_pdu_t *pdu = meta_request(c, &c->meta.observe, fresh_token);
+    uint8_t zero = 0;
+    struct ferry_diag d = {{0}};
+    if (!pdu || !coap_add_option(pdu, COAP_OPTION_OBSERVE, 0, &zero)) {
+        coap_delete_pdu(pdu);
+        LOG_WARN("coap: cannot build the trust metadata request");
+        return;
+    }
+    if (send_request(c, &c->meta.observe, pdu, NULL, &d) != FERRY_OK)
+        LOG_WARN("%s", d.msg);
+}
+
+static void meta_deadline(void *arg)
+{
+    struct edge_coap *c = arg;
+    c->meta.blk.timer = 0;
+    c->meta.blk.out = false;
+}
+
+static void send_meta_block(struct edge_coap *c, uint32_t num)
+{
+    struct meta_xfer *x = &c->meta;
+    coap_pdu_t *pdu = meta_request(c, &x->blk, true);
+    struct ferry_diag d = {{0}};
+    if (!pdu || !add_block2(pdu, num, x->szx)) {
+        coap_delete_pdu(pdu);
+        forget(c, &x->blk);
+        return;
+    }
+    if (send_request(c, &x->blk, pdu, meta_deadline, &d) != FERRY_OK) {
+        LOG_WARN("%s", d.msg);
+        forget(c, &x->blk);
+    }
+}
+
+/* Ends the registration under the current token and query (Observe: 1),
+ * best effort: the gateway counts registrations per session, and a lost
+ * deregistration costs only a reset at the old one's next notification. */
+static void end_meta_observe(struct edge_coap *c)
+{
+    struct request *r = &c->meta.observe;
+    if (r->token_len == 0)
+        return;
+    coap_pdu_t *pdu = new_pdu(c, COAP_MESSAGE_NON, COAP_REQUEST_CODE_GET, r->token, r->token_len,
+                              c->meta.path, true);
+    uint8_t one = 1;
+    if (!pdu || !coap_add_option(pdu, COAP_OPTION_OBSERVE, 1, &one) ||
+        !coap_add_option(pdu, COAP_OPTION_URI_QUERY, strlen(c->meta.query),
+                         (const uint8_t *)c->meta.query)) {
+        coap_delete_pdu(pdu);
+        return;
+    }
+    if (coap_send(c->session, pdu) == COAP_INVALID_MID)
+        LOG_DEBUG("coap: could not end the trust metadata observation");
+}
+
+void edge_coap_meta_now(struct edge_coap *c, uint64_t have)
+{
+    char query[sizeof(c->meta.query)];
+    snprintf(query, sizeof(query), "r=%llu", (unsigned long long)have);
+    bool changed = strcmp(query, c->meta.query) != 0;
+    /* Another query is another registration: the old one is ended first and
+     * the new one gets a fresh token. */
+    if (changed)
+        end_meta_observe(c);
+    memcpy(c->meta.query, query, sizeof(query));
+    send_meta_observe(c, changed);
+}
+
+/* The first answer for the metadata (to a GET or as a notification), or the
+ * next block of a long bundle. */
+static void meta_answer(struct edge_coap *c, const struct edge_coap_answer *a, bool first)
+{
+    struct meta_xfer *x = &c->meta;
+    if (!first)
+        forget(c, &x->blk);
+    if (first && a->code == 429) {
+        /* The gateway keeps no more observations for us: fetch the bundle
+         * with plain GETs, block by block, and observe again at the next
+         * poll. */
+        x->len = 0;
+        x->szx = MAX_SZX;
+        x->etag_len = 0;
+        send_meta_block(c, 0);
+        return;
+    }
+    if (a->code != 205) {
+        LOG_DEBUG("coap: trust metadata answered %u.%02u", a->code / 100, a->code % 100);
+        return;
+    }
+    if (first) {
+        if (!a->has_block || !a->more) {
+            if (a->len > 0 && a->len <= FERRY_META_MAX_BYTES)
+                c->hooks.meta(c->hooks.arg, a->data, a->len);
+            return;
+        }
+        if (a->num != 0 || a->szx > MAX_SZX || a->len != (16u << a->szx))
+            return;
+        x->len = 0;
+        x->szx = a->szx;
+        x->etag_len = a->etag_len;
+        if (a->etag_len)
+            memcpy(x->etag, a->etag, a->etag_len);
+    } else {
+        if (x->len == 0 && x->etag_len == 0 && a->etag_len <= sizeof(x->etag)) {
+            /* The first block of a plain GET (after a 4.29): its ETag is
+             * the one the other blocks must carry. */
+            x->etag_len = a->etag_len;
+            if (a->etag_len)
+                memcpy(x->etag, a->etag, a->etag_len);
+        }
+        bool same_etag = a->etag_len == 0 ||
+                         (a->etag_len == x->etag_len && !memcmp(a->etag, x->etag, a->etag_len));
+        if (!a->has_block || a->szx != x->szx || (uint64_t)a->num * (16u << x->szx) != x->len ||
+            !same_etag || (a->more && a->len != (16u << x->szx))) {
+            LOG_DEBUG("coap: trust metadata broke off at %zu bytes; next poll retries", x->len);
+            return;
+        }
+    }
+    if (a->len > FERRY_META_MAX_BYTES - x->len)
+        return;
+    memcpy(x->buf + x->len, a->data, a->len);
+    x->len += a->len;
+    if (a->more)
+        send_meta_block(c, a->num + 1);
+    else
+        c->hooks.meta(c->hooks.arg, x->buf, x->len);
+}
+
 static void poll_timer(void *arg)
 {
     struct edge_coap *c = arg;
     c->poll_timer = ferry_loop_timer(c->loop, jittered(c, c->poll_ms), poll_timer, c);
     c->reobserved = false;
     send_observe(c);
+    send_meta_observe(c, false);
 }
 
 static void reobserve_timer(void *arg)
@@ -426,6 +589,10 @@ static coap_response_t on_response(coap_session_t *session, const coap_pdu_t *se
         envelope_block(c, &a);
     } else if (token_is(&c->status, tok)) {
         deliver_status(c, &a);
+    } else if (token_is(&c->meta.observe, tok)) {
+        meta_answer(c, &a, true);
+    } else if (token_is(&c->meta.blk, tok)) {
+        meta_answer(c, &a, false);
     } else if (block_req(c, tok, &req)) {
         /* Every answer, duplicates and late ones too: the caller's window
          * tells them apart. */
@@ -449,6 +616,8 @@ static void on_nack(coap_session_t *session, const coap_pdu_t *sent,
         deliver_status(c, &none);
     else if (c->env.req.out && c->env.req.mid == mid)
         forget(c, &c->env.req);
+    else if (c->meta.blk.out && c->meta.blk.mid == mid)
+        forget(c, &c->meta.blk);
 }
 
 /* ---- set-up ---------------------------------------------------------------------- */
@@ -563,6 +732,8 @@ enum ferry_err edge_coap_new(struct ferry_loop *loop, const struct edge_coap_opt
     uint64_t prefix = rnd(c);
     for (int i = 0; i < BLOCK_PREFIX_LEN; i++)
         c->block_prefix[i] = (uint8_t)(prefix >> (8 * i));
+    snprintf(c->meta.path, sizeof(c->meta.path), "%s/%s", FERRY_COAP_META, opts->product);
+    snprintf(c->meta.query, sizeof(c->meta.query), "r=%llu", (unsigned long long)opts->meta_have);
     coap_startup();
     coap_set_log_handler(log_bridge);
     coap_set_log_level(ferry_log_enabled(FERRY_LOG_DEBUG) ? COAP_LEVEL_INFO : COAP_LEVEL_WARNING);
@@ -603,6 +774,8 @@ void edge_coap_free(struct edge_coap *c)
     forget(c, &c->observe);
     forget(c, &c->env.req);
     forget(c, &c->status);
+    forget(c, &c->meta.observe);
+    forget(c, &c->meta.blk);
     if (c->poll_timer)
         ferry_loop_cancel(c->loop, c->poll_timer);
     if (c->reobserve_timer)

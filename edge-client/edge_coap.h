@@ -20,6 +20,11 @@
  *             (field notes), and driving it here bounds memory by one block
  *             and lets a download resume at any offset.
  *   Status    POST ferry/status, one record as CBOR (content-format 60).
+ *   Meta      GET ferry/meta/<product>?r=<root version held> with Observe,
+ *             sent again every poll period and on edge_coap_meta_now(); the
+ *             trust metadata bundle (ferry_meta.h), fetched block by block
+ *             like a long envelope, up to FERRY_META_MAX_BYTES, and handed
+ *             over whole. A new root version is a new query, so a new token.
  *
  * The node names itself (n=<node id>, PROTOCOL.md) in the query of its
  * manifest and artifact requests, the same on every one, so a gateway can
@@ -91,6 +96,9 @@ struct edge_coap_hooks {
     void (*block)(void *arg, uint32_t req, const struct edge_coap_answer *a);
     /* The answer to the latest edge_coap_post_status(); 204 means stored. */
     void (*status)(void *arg, const struct edge_coap_answer *a);
+    /* Optional (NULL: no Meta exchange): a whole trust metadata bundle. The
+     * same bundle comes again at every poll: the caller de-duplicates. */
+    void (*meta)(void *arg, const uint8_t *buf, size_t len);
 };
 
 struct edge_coap_opts {
@@ -102,6 +110,7 @@ struct edge_coap_opts {
     uint64_t poll_ms;            /* manifest poll period (jittered +-20%), >= 1 */
     uint64_t request_timeout_ms; /* 0: EDGE_COAP_DEFAULT_TIMEOUT_MS */
     uint64_t ack_timeout_ms;     /* CoAP ACK_TIMEOUT; 0: EDGE_COAP_DEFAULT_ACK_TIMEOUT_MS */
+    uint64_t meta_have;          /* root version held, for the first Meta GET */
     uint64_t seed;               /* poll jitter */
 };
 
@@ -136,5 +145,9 @@ enum ferry_err edge_coap_post_status(struct edge_coap *c, const uint8_t *cbor, s
 
 /* Sends the manifest GET now instead of at the next poll. */
 void edge_coap_poll_now(struct edge_coap *c);
+
+/* Sends the Meta GET (and registration) now, for a node that holds root
+ * version `have` from now on. Nothing without a meta hook. */
+void edge_coap_meta_now(struct edge_coap *c, uint64_t have);
 
 #endif

@@ -8,6 +8,7 @@
 #include "ferry_fs.h"
 #include "ferry_manifest.h"
 #include "ferry_names.h"
+#include "ferry_trust.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -28,8 +29,10 @@ static const struct ferry_opt edge_opts[] = {
     OPT("hw-revision", FERRY_OPT_STR, hw_revision, "REV", "this node's hardware revision", 0),
     OPT("state-dir", FERRY_OPT_STR, state_dir, "DIR", "slots, boot state and status journal",
         FERRY_OPT_REQUIRED),
-    OPT("trust", FERRY_OPT_STR, trust, "KEYRING",
-        "PEM public key or JSON keyring of release keys (required unless in node.cfg)", 0),
+    OPT("trust", FERRY_OPT_STR, trust, "TRUST",
+        "initial trust: a root document, or a PEM key or JSON keyring of release keys "
+        "(required unless in node.cfg)",
+        0),
     OPT("health-cmd", FERRY_OPT_STR, health_cmd, "CMD",
         "health check of a trial boot; exit 0 = healthy (none: always healthy)", 0),
     OPT("busy-cmd", FERRY_OPT_STR, busy_cmd, "CMD",
@@ -57,6 +60,14 @@ static const struct ferry_opt edge_opts[] = {
         0),
     OPT("psk-file", FERRY_OPT_STR, psk_file, "FILE",
         "for coaps://: the node's pre-shared key in hex (identity = --id)", 0),
+    OPT("max-seq-step", FERRY_OPT_U64, max_seq_step, "N",
+        "refuse a release whose seq is more than N above the installed one, unless the root's "
+        "policy says otherwise (default 1000000)",
+        0),
+    OPT("max-manifest-lifetime", FERRY_OPT_DURATION, max_manifest_lifetime, "DURATION",
+        "refuse a manifest valid for longer, unless the root's policy says otherwise "
+        "(default 30d)",
+        0),
     OPT("log-level", FERRY_OPT_LOGLEVEL, log_level, "LEVEL", "error, warn, info or debug", 0),
 };
 #define N_OPTS (sizeof(edge_opts) / sizeof(edge_opts[0]))
@@ -171,6 +182,11 @@ static enum ferry_err check(const struct edge_config *cfg, struct ferry_diag *d)
                           EDGE_COAP_MIN_ACK_TIMEOUT_MS, EDGE_COAP_MAX_ACK_TIMEOUT_MS,
                           (unsigned long long)cfg->ack_timeout_ms);
     /* A day is far beyond any sensible value and keeps milliseconds small. */
+    if (cfg->max_seq_step < 1 || cfg->max_seq_step > (UINT64_C(1) << 53))
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--max-seq-step: must be 1..2^53, got %llu",
+                          (unsigned long long)cfg->max_seq_step);
+    if (cfg->max_manifest_lifetime < 1)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--max-manifest-lifetime: at least 1s");
     if (!in_range(cfg->poll_interval, 1, 86400) || !in_range(cfg->busy_retry, 1, 86400) ||
         !in_range(cfg->cmd_timeout, 1, 86400) || !in_range(cfg->request_timeout, 1, 86400))
         return ferry_fail(d, FERRY_E_INVALID_ARG,
@@ -191,6 +207,8 @@ enum ferry_err edge_config_parse(struct edge_config *cfg, int argc, char **argv,
     cfg->block_size = 1024;
     cfg->max_window = EDGE_WINDOW_MAX;
     cfg->trial_attempts = 1;
+    cfg->max_seq_step = FERRY_TRUST_DEFAULT_MAX_SEQ_STEP;
+    cfg->max_manifest_lifetime = FERRY_TRUST_DEFAULT_MAX_LIFETIME;
     cfg->log_level = FERRY_LOG_INFO;
     enum ferry_err err =
         ferry_opts_parse(edge_opts, N_OPTS, cfg, argc, argv, 1, ferry_cfgfile_load, help, d);
@@ -216,7 +234,8 @@ void edge_config_usage(FILE *out)
     ferry_opts_usage(out, edge_opts, N_OPTS);
     fprintf(out, "\nState folder: slot-a.img, slot-b.img and boot.* (the A/B slots and boot\n"
                  "state), job.rec (the release under way), status.journal and status.seq\n"
-                 "(status records not yet stored by the gateway). The commands run with\n"
+                 "(status records not yet stored by the gateway), trust/ (the newest root\n"
+                 "and timestamp learned from the gateway). The commands run with\n"
                  "/bin/sh -c and get FERRY_NODE, FERRY_VERSION and FERRY_SLOT (the slot's\n"
                  "image file) in their environment. SIGTERM or SIGINT stop it cleanly.\n");
 }

@@ -31,6 +31,8 @@ struct edge_config {
     uint64_t block_size;     /* Block2 size in bytes */
     uint64_t max_window;     /* block requests in flight at most */
     uint64_t trial_attempts;
+    uint64_t max_seq_step;         /* how far one release may move the installed seq */
+    int64_t max_manifest_lifetime; /* seconds a manifest may be valid, at most */
     enum ferry_log_level log_level;
 };
 

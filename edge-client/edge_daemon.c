@@ -2,11 +2,11 @@
 
 #include "edge_coap.h"
 #include "edge_journal.h"
+#include "edge_meta.h"
 #include "edge_slots.h"
 #include "ferry_backoff.h"
 #include "ferry_fs.h"
 #include "ferry_hex.h"
-#include "ferry_keyring.h"
 #include "ferry_log.h"
 
 #include <ctype.h>
@@ -54,7 +54,7 @@ struct edge_daemon {
     char *health_cmd;
     int64_t cmd_timeout_s;
 
-    struct ferry_keyring *keyring;
+    struct edge_meta *meta; /* the trust: --trust and what the gateway taught */
     struct edge_slots_backend *backend;
     struct edge_slots *slots;
     struct edge_journal *journal;
@@ -469,6 +469,10 @@ static enum ferry_err do_action(struct edge_daemon *dm, const struct edge_action
         return run_busy(dm, d);
     case EDGE_ACT_RUN_HEALTH:
         return run_health(dm, a, d);
+    case EDGE_ACT_FETCH_META:
+        LOG_INFO("trust: asking the gateway for metadata (%s)", a->status.message);
+        edge_coap_meta_now(dm->coap, ferry_trust_version(edge_meta_trust(dm->meta)));
+        return FERRY_OK;
     case EDGE_ACT_TIMER:
     case EDGE_ACT_CANCEL_TIMER:
         if (dm->fsm_timer)
@@ -520,6 +524,29 @@ static void on_manifest(void *arg, const uint8_t *env, size_t len)
     LOG_DEBUG("manifest: %zu bytes from the gateway", len);
     edge_fsm_manifest(dm->fsm, &clk, env, len, &dm->acts[0]);
     perform(dm, 0);
+}
+
+static void on_meta(void *arg, const uint8_t *buf, size_t len)
+{
+    struct edge_daemon *dm = arg;
+    struct edge_clock clk = now_clock();
+    struct ferry_diag d = {{0}};
+    bool changed = false;
+    uint64_t before = ferry_trust_version(edge_meta_trust(dm->meta));
+    enum ferry_err err = edge_meta_apply(dm->meta, buf, len, clk.wall, &changed, &d);
+    if (err != FERRY_OK) {
+        LOG_WARN("trust: metadata from the gateway dropped: %s", ferry_diag_str(&d, err));
+        return;
+    }
+    if (!changed)
+        return;
+    edge_fsm_trust_changed(dm->fsm, &clk, &dm->acts[0]);
+    perform(dm, 0);
+    uint64_t after = ferry_trust_version(edge_meta_trust(dm->meta));
+    if (after != before)
+        edge_coap_meta_now(dm->coap, after);
+    /* The release on offer is judged again under what was just learned. */
+    edge_coap_poll_now(dm->coap);
 }
 
 static void on_no_manifest(void *arg)
@@ -634,12 +661,16 @@ static const struct edge_fsm_saved *load_job(struct edge_daemon *dm, struct edge
 static enum ferry_err make_fsm(struct edge_daemon *dm, const struct edge_config *cfg,
                                struct ferry_diag *d)
 {
+    const struct ferry_trust *trust = edge_meta_trust(dm->meta);
     struct edge_fsm_config fc = {
         .node_id = cfg->id,
         .product = cfg->product,
         .hw_model = cfg->hw_model,
         .hw_revision = cfg->hw_revision,
-        .keyring = dm->keyring,
+        .keyring = ferry_trust_release_keys(trust),
+        .trust = trust,
+        .max_seq_step = cfg->max_seq_step,
+        .max_lifetime = cfg->max_manifest_lifetime,
         .max_image_size = cfg->max_image_mb * MIB,
         .block_size = (uint32_t)cfg->block_size,
         .trial_attempts = (unsigned)cfg->trial_attempts,
@@ -672,6 +703,7 @@ static enum ferry_err make_coap(struct edge_daemon *dm, const struct edge_config
         .poll_ms = (uint64_t)cfg->poll_interval * 1000,
         .request_timeout_ms = (uint64_t)cfg->request_timeout * 1000,
         .ack_timeout_ms = cfg->ack_timeout_ms,
+        .meta_have = ferry_trust_version(edge_meta_trust(dm->meta)),
         .seed = rnd(dm),
     };
     struct edge_coap_hooks hooks = {
@@ -680,6 +712,7 @@ static enum ferry_err make_coap(struct edge_daemon *dm, const struct edge_config
         .no_manifest = on_no_manifest,
         .block = on_block,
         .status = on_status_answer,
+        .meta = on_meta,
     };
     if (err == FERRY_OK)
         err = edge_coap_new(dm->loop, &co, &hooks, &dm->coap, d);
@@ -719,7 +752,10 @@ enum ferry_err edge_daemon_new(struct ferry_loop *loop, const struct edge_config
     struct edge_fsm_saved saved;
     enum ferry_err err = copy_settings(dm, cfg, d);
     if (err == FERRY_OK)
-        err = ferry_keyring_load(cfg->trust, &dm->keyring, d);
+        err = ferry_mkdir_p(cfg->state_dir, 0700, d);
+    if (err == FERRY_OK)
+        err = edge_meta_open(cfg->state_dir, cfg->trust, cfg->product, EDGE_FSM_CLOCK_SKEW,
+                             &dm->meta, d);
     if (err == FERRY_OK)
         err = open_storage(dm, cfg, &boot, d);
     if (err == FERRY_OK)
@@ -754,7 +790,7 @@ void edge_daemon_free(struct edge_daemon *dm)
     edge_journal_free(dm->journal);
     edge_slots_free(dm->slots);
     edge_slots_file_free(dm->backend);
-    ferry_keyring_free(dm->keyring);
+    edge_meta_free(dm->meta);
     free(dm->busy_cmd);
     free(dm->health_cmd);
     free(dm);

@@ -1,5 +1,8 @@
 /* ferry-edge's process: wires the event loop, the CoAP client
- * (edge_coap.h), the install state machine (edge_fsm.h), the A/B slots
+ * (edge_coap.h), the install state machine (edge_fsm.h), the trust it
+ * verifies releases with (edge_meta.h: --trust and the roots and timestamps
+ * the gateway passes on, which go to the state machine as they change and
+ * make the manifest on offer be fetched again), the A/B slots
  * (edge_slots.h, file backend in the state folder), the status journal
  * (edge_journal.h) and the node's two commands.
  *
@@ -42,7 +45,7 @@
 
 struct edge_daemon;
 
-/* Creates the state folder if needed, loads the keyring, opens the slots and
+/* Creates the state folder if needed, loads the trust, opens the slots and
  * takes the boot decision, opens the journal, starts the state machine and
  * the CoAP client. cfg must hold checked values (edge_config_parse()) and
  * may be freed afterwards. Errors name what failed (keyring, state folder,

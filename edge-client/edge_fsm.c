@@ -16,11 +16,13 @@
 #define JITTER_PCT     20
 #define WINDOW_SPREAD  60000 /* ms: nodes waiting for a window do not all wake at once */
 #define MAX_AGE_SPREAD 1000  /* ms added at least on top of a 5.03's Max-Age */
+#define META_WAIT_MS   60000 /* a gate waiting for metadata looks again this often */
 
 enum defer_reason {
     DEFER_NONE,
     DEFER_WINDOW,
     DEFER_BUSY,
+    DEFER_META, /* waiting for a fresh timestamp naming the release current */
 };
 
 struct edge_fsm {
@@ -53,6 +55,11 @@ struct edge_fsm {
     struct ferry_backoff retry; /* waits after 4.04 and 5.xx */
     unsigned restarts;          /* downloads started over after a failed hash */
     bool etag_moved;            /* the gateway's ETag changed during this download */
+
+    /* Trust. */
+    uint64_t trust_version; /* the root version rejections were judged under */
+    bool meta_asked;
+    uint64_t meta_asked_ms;
 
     /* Gate and trial. */
     enum defer_reason deferred;
@@ -155,6 +162,53 @@ static void save(struct edge_actions *out)
 static void timer(struct edge_actions *out, uint64_t delay_ms)
 {
     push(out, EDGE_ACT_TIMER)->delay_ms = delay_ms;
+}
+
+/* ---- trust ----------------------------------------------------------------- */
+
+static const struct ferry_keyring *release_keys(const struct edge_fsm *f)
+{
+    return f->cfg.trust ? ferry_trust_release_keys(f->cfg.trust) : f->cfg.keyring;
+}
+
+static void limits(const struct edge_fsm *f, struct ferry_trust_limits *out)
+{
+    struct ferry_trust_limits local = {.max_seq_step = f->cfg.max_seq_step,
+                                       .max_manifest_lifetime = f->cfg.max_lifetime};
+    if (f->cfg.trust)
+        ferry_trust_limits(f->cfg.trust, &local, out);
+    else
+        *out = local;
+}
+
+/* Asks the gateway for trust metadata, at most every EDGE_FSM_META_RETRY_MS. */
+static void ask_meta(struct edge_fsm *f, const struct edge_clock *clk, struct edge_actions *out,
+                     const char *why)
+{
+    if (f->meta_asked && clk->mono_ms - f->meta_asked_ms < EDGE_FSM_META_RETRY_MS)
+        return;
+    f->meta_asked = true;
+    f->meta_asked_ms = clk->mono_ms;
+    copy_message(push(out, EDGE_ACT_FETCH_META)->status.message, why);
+}
+
+/* What the trust says now about the job's release: its signing key still
+ * trusted, and (with a timestamp role) the verdict. */
+static enum ferry_err job_trust(const struct edge_fsm *f, const struct edge_clock *clk,
+                                struct ferry_diag *d)
+{
+    const struct edge_job *job = &f->saved.job;
+    if (job->kid[0]) {
+        enum ferry_err err = ferry_keyring_lookup(release_keys(f), job->kid);
+        if (err != FERRY_OK)
+            return ferry_fail(d, err, "release %s: its signing key %s is %s now", job->release_id,
+                              job->kid,
+                              err == FERRY_E_REVOKED_KEY ? "revoked" : "no longer trusted");
+    }
+    if (!f->cfg.trust)
+        return FERRY_OK;
+    return ferry_trust_verdict(f->cfg.trust, f->product, job->release_id, job->digest, clk->wall,
+                               d);
 }
 
 static bool same_image(const struct edge_image *a, const struct edge_image *b)
@@ -650,10 +704,31 @@ static void install(struct edge_fsm *f, const struct edge_clock *clk, struct edg
     f->deferred = DEFER_NONE;
 }
 
-/* Window first (it does not depend on the device), then the busy check. */
+/* Trust first (a withdrawal or a revoked key ends the job; stale metadata
+ * waits for fresh), then the window (it does not depend on the device),
+ * then the busy check. */
 static void gate_check(struct edge_fsm *f, const struct edge_clock *clk, struct edge_actions *out)
 {
     const struct ferry_constraints *c = &f->saved.job.constraints;
+    struct ferry_diag d = {{0}};
+    enum ferry_err trust = job_trust(f, clk, &d);
+    if (trust == FERRY_E_STALE && job_expired(f, clk)) {
+        finish_job(f, clk, out, FERRY_STATE_FAILED, FERRY_E_EXPIRED,
+                   "manifest: expired while waiting for fresh trust metadata (%s)", d.msg);
+        return;
+    }
+    if (trust == FERRY_E_STALE) {
+        char msg[FERRY_DIAG_MAX];
+        snprintf(msg, sizeof(msg), "waiting for fresh trust metadata: %s", d.msg);
+        defer(f, clk, out, DEFER_META, msg);
+        ask_meta(f, clk, out, msg);
+        timer(out, jittered(f, META_WAIT_MS));
+        return;
+    }
+    if (trust != FERRY_OK) {
+        finish_job(f, clk, out, FERRY_STATE_FAILED, trust, "%s", d.msg);
+        return;
+    }
     if (c->window_end && clk->wall >= c->window_end) {
         finish_job(f, clk, out, FERRY_STATE_FAILED, FERRY_E_EXPIRED,
                    "install window closed at %" PRId64, c->window_end);
@@ -810,8 +885,10 @@ static bool signed_manifest(enum ferry_err verdict, const uint8_t *env, size_t l
                             struct ferry_manifest *m)
 {
     if (verdict != FERRY_E_NOT_YET_VALID && verdict != FERRY_E_EXPIRED &&
-        verdict != FERRY_E_WRONG_PRODUCT && verdict != FERRY_E_INCOMPATIBLE_HW &&
-        verdict != FERRY_E_DOWNGRADE && verdict != FERRY_E_ARTIFACT_TOO_LARGE)
+        verdict != FERRY_E_LIFETIME && verdict != FERRY_E_WRONG_PRODUCT &&
+        verdict != FERRY_E_INCOMPATIBLE_HW && verdict != FERRY_E_DOWNGRADE &&
+        verdict != FERRY_E_SEQ_JUMP && verdict != FERRY_E_ARTIFACT_TOO_LARGE &&
+        verdict != FERRY_E_WITHDRAWN)
         return false;
     struct ferry_envelope *e = NULL;
     if (ferry_envelope_parse(env, len, &e, NULL) != FERRY_OK)
@@ -870,6 +947,9 @@ static void accept(struct edge_fsm *f, const struct edge_clock *clk, const struc
     job->constraints = m->constraints;
     job->expires_at = m->expires_at;
     job->outcome = FERRY_STATE_IDLE;
+    /* A verified manifest's key_id is FERRY_KID_LEN hex digits. */
+    memcpy(job->kid, m->key_id, FERRY_KID_LEN);
+    job->kid[FERRY_KID_LEN] = '\0';
     f->restarts = 0;
     job_status(f, clk, out, FERRY_STATE_AVAILABLE, 0, FERRY_OK, NULL);
     start_download(f, clk, out, true, NULL);
@@ -936,6 +1016,8 @@ void edge_fsm_manifest(struct edge_fsm *f, const struct edge_clock *clk, const u
             offered_again(f, clk, out);
         return;
     }
+    struct ferry_trust_limits lim;
+    limits(f, &lim);
     struct ferry_verify_policy pol = {
         .now = clk->wall,
         .clock_skew = EDGE_FSM_CLOCK_SKEW,
@@ -944,14 +1026,55 @@ void edge_fsm_manifest(struct edge_fsm *f, const struct edge_clock *clk, const u
         .hw_revision = f->hw_revision[0] ? f->hw_revision : NULL,
         .min_seq = f->floor_seq + 1,
         .max_artifact_size = f->cfg.max_image_size,
+        .max_lifetime = lim.max_manifest_lifetime,
+        .max_seq_step = lim.max_seq_step,
+        .seq_base = f->floor_seq,
     };
     struct ferry_manifest m;
     struct ferry_diag d = {{0}};
-    enum ferry_err err = ferry_envelope_verify(env, len, f->cfg.keyring, &pol, &m, &d);
+    enum ferry_err err = ferry_envelope_verify(env, len, release_keys(f), &pol, &m, &d);
+    if (err == FERRY_OK && f->cfg.trust)
+        err = ferry_trust_verdict(f->cfg.trust, f->product, m.release_id, digest, clk->wall, &d);
+    if (err == FERRY_E_STALE) {
+        /* No verdict on the release: judged again once metadata is fresh. */
+        ask_meta(f, clk, out, ferry_diag_str(&d, err));
+        return;
+    }
+    if (err == FERRY_E_UNKNOWN_KEY)
+        ask_meta(f, clk, out, ferry_diag_str(&d, err));
     if (err != FERRY_OK)
         rejected(f, clk, env, len, digest, err, &d, out);
     else
         verified(f, clk, &m, digest, out);
+}
+
+void edge_fsm_trust_changed(struct edge_fsm *f, const struct edge_clock *clk,
+                            struct edge_actions *out)
+{
+    out->n = 0;
+    if (f->phase == EDGE_PHASE_START || !f->cfg.trust)
+        return;
+    uint64_t v = ferry_trust_version(f->cfg.trust);
+    if (v != f->trust_version) {
+        /* New keys or limits: what was refused may pass now, once. */
+        f->trust_version = v;
+        f->saved.nrejected = 0;
+        f->saved.next_reject = 0;
+        save(out);
+    }
+    if (!job_active(f))
+        return;
+    struct ferry_diag d = {{0}};
+    enum ferry_err err = job_trust(f, clk, &d);
+    if (err != FERRY_OK && err != FERRY_E_STALE) {
+        /* Not installing yet: the release goes. */
+        if (f->phase == EDGE_PHASE_DOWNLOADING)
+            push(out, EDGE_ACT_ABORT);
+        finish_job(f, clk, out, FERRY_STATE_FAILED, err, "%s", d.msg);
+        return;
+    }
+    if (f->phase == EDGE_PHASE_GATE && f->deferred == DEFER_META && !f->busy_pending)
+        gate_check(f, clk, out);
 }
 
 /* ---- start ------------------------------------------------------------------ */
@@ -1041,6 +1164,7 @@ void edge_fsm_start(struct edge_fsm *f, const struct edge_clock *clk,
     f->running = boot->after.slot[boot->booted];
     f->running_slot = boot->booted;
     f->floor_seq = floor_of(&boot->after);
+    f->trust_version = f->cfg.trust ? ferry_trust_version(f->cfg.trust) : 0;
     f->phase = EDGE_PHASE_IDLE;
     if (boot->before.trial != EDGE_SLOT_NONE) {
         start_in_trial(f, clk, boot, out);
@@ -1122,6 +1246,7 @@ void edge_fsm_failed(struct edge_fsm *f, const struct edge_clock *clk, enum edge
     case EDGE_ACT_ABORT:
     case EDGE_ACT_TIMER:
     case EDGE_ACT_CANCEL_TIMER:
+    case EDGE_ACT_FETCH_META:
         break;
     }
 }
@@ -1144,8 +1269,8 @@ static enum ferry_err check_config(const struct edge_fsm_config *c, struct ferry
     if (c->hw_revision && strlen(c->hw_revision) > FERRY_REVISION_MAX)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "edge: hardware revision longer than %d bytes",
                           FERRY_REVISION_MAX);
-    if (!c->keyring)
-        return ferry_fail(d, FERRY_E_INVALID_ARG, "edge: no keyring");
+    if (!c->keyring && !c->trust)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "edge: no keyring or trust");
     if (c->max_image_size == 0)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "edge: largest image size must be above 0");
     if (c->block_size < 16 || c->block_size > 1024 || !is_pow2(c->block_size))
@@ -1229,7 +1354,7 @@ const char *edge_act_name(enum edge_act_kind kind)
     static const char *const names[] = {
         "status",    "save",     "begin",      "resume", "write",        "sync",
         "finish",    "abort",    "trial",      "reboot", "confirm",      "rollback",
-        "get-block", "run-busy", "run-health", "timer",  "cancel-timer",
+        "get-block", "run-busy", "run-health", "timer",  "cancel-timer", "fetch-meta",
     };
     return (unsigned)kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "unknown";
 }
@@ -1337,6 +1462,7 @@ enum ferry_err edge_fsm_saved_encode(const struct edge_fsm_saved *s,
     put_bytes(&c, j->have, sizeof(j->have));
     put_u8(&c, j->have_unit & 0xff);
     put_u8(&c, j->have_unit >> 8);
+    put_bytes(&c, j->kid, sizeof(j->kid));
     uint32_t crc = ferry_crc32(0, out, EDGE_FSM_SAVED_LEN - 4);
     c.off = EDGE_FSM_SAVED_LEN - 4;
     for (int i = 0; i < 4; i++)
@@ -1388,10 +1514,13 @@ enum ferry_err edge_fsm_saved_decode(const uint8_t *buf, size_t len, struct edge
     j->have_unit |= (uint16_t)(get_u8(&c) << 8);
     if (!have_ok(j))
         return ferry_fail(d, FERRY_E_CORRUPT, "edge: job record's block bitmap is out of range");
+    /* Zeros in records written before the key id was kept: "" (unknown). */
+    get_bytes(&c, j->kid, sizeof(j->kid));
     if ((unsigned)j->phase > EDGE_JOB_DONE || (unsigned)j->outcome >= FERRY_STATE__COUNT ||
         j->etag_len > EDGE_FSM_ETAG_MAX || s.nrejected > EDGE_FSM_REJECT_MEMORY ||
         s.next_reject >= EDGE_FSM_REJECT_MEMORY || !text_ok(j->release_id) ||
-        !text_ok(j->img.version) || j->written > j->img.size ||
+        !memchr(j->kid, '\0', sizeof(j->kid)) || !text_ok(j->img.version) ||
+        j->written > j->img.size ||
         (j->phase != EDGE_JOB_NONE && edge_image_check(&j->img, NULL) != FERRY_OK))
         return ferry_fail(d, FERRY_E_CORRUPT, "edge: job record holds values out of range");
     *out = s;

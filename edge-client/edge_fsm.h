@@ -16,9 +16,30 @@
  * repeats while progress is made, at most every 10% or progress_ms.
  *
  * Decisions worth knowing:
- * - Verification uses the node's own keyring and policy: its hardware,
+ * - Verification uses the node's own trust and policy: its hardware,
  *   min_seq = installed seq + 1 (the highest of the boot state's counter and
- *   the running image's seq), max_artifact_size = config, skew 300 s.
+ *   the running image's seq), at most max_seq_step above the installed seq,
+ *   a lifetime (expires_at - issued_at) of at most max_lifetime (both from
+ *   the root's policy when it sets them), max_artifact_size = config, skew
+ *   300 s. With trust (ferry_trust.h) the keys are the root's release keys
+ *   and the release must pass ferry_trust_verdict(): withdrawn is a
+ *   rejection like the others; stale (no fresh timestamp, or one naming
+ *   another release current) is no verdict on the release at all, so
+ *   nothing is recorded or remembered: the node asks for metadata
+ *   (EDGE_ACT_FETCH_META, at most every EDGE_FSM_META_RETRY_MS) and the
+ *   release is judged again when the gateway offers it next. An unknown key
+ *   also asks for metadata (the keys may have been rotated).
+ * - Trust changes (edge_fsm_trust_changed()): a new root forgets the
+ *   rejections remembered (new keys and limits may change them). A job not
+ *   yet installing (downloading, or verified at the gate) whose release is
+ *   now withdrawn, or whose signing key is now revoked or unknown, ends
+ *   failed with that error (the download is aborted). An install that has
+ *   begun (trial set, rebooting, health check) finishes on its own terms:
+ *   a second reboot mid-trial would add risk, and a bad release is
+ *   replaced by rolling forward. The gate checks the same before every
+ *   install and, with a timestamp role, also waits (deferred) for a fresh
+ *   timestamp naming the release current, failing with `expired` once the
+ *   manifest expires. A download carries on meanwhile.
  *   A rejection is reported once per distinct envelope (the last
  *   EDGE_FSM_REJECT_MEMORY of them are remembered, also across restarts;
  *   the same manifest signed again counts as the same envelope);
@@ -102,6 +123,7 @@
 #include "ferry_keyring.h"
 #include "ferry_manifest.h"
 #include "ferry_status.h"
+#include "ferry_trust.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -115,7 +137,8 @@
 #define EDGE_FSM_MAX_RESTARTS    3 /* downloads started over after a hash failure */
 #define EDGE_FSM_CLOCK_SKEW      300
 #define EDGE_FSM_ETAG_MAX        8
-#define EDGE_FSM_SAVED_LEN       640 /* edge_fsm_saved_encode() output */
+#define EDGE_FSM_SAVED_LEN       640   /* edge_fsm_saved_encode() output */
+#define EDGE_FSM_META_RETRY_MS   10000 /* least time between two EDGE_ACT_FETCH_META */
 
 struct edge_clock {
     int64_t wall;     /* unix seconds: windows, expiry, record timestamps */
@@ -127,7 +150,11 @@ struct edge_fsm_config {
     const char *product;                 /* copied; the product line followed */
     const char *hw_model;                /* copied */
     const char *hw_revision;             /* copied; NULL or "" when the node has none */
-    const struct ferry_keyring *keyring; /* borrowed, must outlive the FSM */
+    const struct ferry_keyring *keyring; /* borrowed, must outlive the FSM; unused with trust */
+    const struct ferry_trust *trust;     /* borrowed, may be NULL (keyring alone); the caller
+                                            calls edge_fsm_trust_changed() after changing it */
+    uint64_t max_seq_step;               /* 0: no cap (the root's policy may set one) */
+    int64_t max_lifetime;                /* seconds; 0: no cap (likewise) */
     uint64_t max_image_size;             /* bytes, >= 1 */
     uint32_t block_size;                 /* 16..1024, a power of two */
     unsigned trial_attempts;             /* 1..EDGE_BOOT_MAX_ATTEMPTS */
@@ -164,9 +191,10 @@ struct edge_job {
     uint8_t have[EDGE_WINDOW_BITMAP_BYTES];
     uint16_t have_unit; /* block size of the bitmap, 16..1024 */
     uint8_t etag[EDGE_FSM_ETAG_MAX];
-    uint8_t etag_len;         /* 0: none seen yet */
-    int64_t deferred_since;   /* wall time of the first busy answer, 0: none */
-    enum ferry_state outcome; /* DONE: the final state */
+    uint8_t etag_len;            /* 0: none seen yet */
+    int64_t deferred_since;      /* wall time of the first busy answer, 0: none */
+    enum ferry_state outcome;    /* DONE: the final state */
+    char kid[FERRY_KID_LEN + 1]; /* key that signed the release, "" if unknown */
 };
 
 struct edge_fsm_saved {
@@ -207,6 +235,7 @@ enum edge_act_kind {
     EDGE_ACT_RUN_HEALTH, /* run the health command for .img.version in .slot */
     EDGE_ACT_TIMER,      /* (re)arm the FSM's one timer: .delay_ms */
     EDGE_ACT_CANCEL_TIMER,
+    EDGE_ACT_FETCH_META, /* ask the gateway for trust metadata now; .status.message says why */
 };
 
 struct edge_action {
@@ -320,6 +349,10 @@ void edge_fsm_booted(struct edge_fsm *f, const struct edge_clock *clk, enum edge
 
 /* The FSM's timer (EDGE_ACT_TIMER) fired. */
 void edge_fsm_timer(struct edge_fsm *f, const struct edge_clock *clk, struct edge_actions *out);
+
+/* The trust (edge_fsm_config.trust) took a new root or timestamp. */
+void edge_fsm_trust_changed(struct edge_fsm *f, const struct edge_clock *clk,
+                            struct edge_actions *out);
 
 /* An action of kind `kind` failed with err; msg (may be NULL) says why. */
 void edge_fsm_failed(struct edge_fsm *f, const struct edge_clock *clk, enum edge_act_kind kind,

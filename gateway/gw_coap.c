@@ -235,7 +235,7 @@ void gw_coap_schedule_expiry(struct gw_coap *s)
 static void after_pass(void *arg)
 {
     gw_coap_artifact_sweep(arg);
-    gw_coap_manifest_after_pass(arg);
+    gw_coap_observer_after_pass(arg);
 }
 
 /* ---- paths without a resource yet ----------------------------------------- */
@@ -267,7 +267,11 @@ static void on_unknown(coap_resource_t *r, coap_session_t *ses, const coap_pdu_t
     struct gw_coap_requester who;
     bool artifact = path && tail_after(path, FERRY_COAP_ARTIFACT, tail, sizeof(tail));
     bool manifest = !artifact && path && tail_after(path, FERRY_COAP_MANIFEST, tail, sizeof(tail));
-    if (!artifact && !manifest) {
+    bool meta = !artifact && !manifest && path && s->hooks.meta &&
+                tail_after(path, FERRY_COAP_META, tail, sizeof(tail));
+    if (meta) {
+        gw_coap_meta_unknown(s, tail, ses, req, q, resp);
+    } else if (!artifact && !manifest) {
         gw_coap_answer(resp, COAP_RESPONSE_CODE_NOT_FOUND, 0, NULL);
     } else if (gw_coap_who(ses, req, &who, resp)) {
         if (artifact)
@@ -287,7 +291,7 @@ static int on_event(coap_session_t *ses, const coap_event_t ev)
         return 0;
     if (ev == COAP_EVENT_SERVER_SESSION_DEL) {
         gw_coap_status_session_gone(s, ses);
-        gw_coap_manifest_session_gone(s, ses);
+        gw_coap_observer_session_gone(s, ses);
     }
     return 0;
 }
@@ -617,6 +621,7 @@ void gw_coap_free(struct gw_coap *s)
         coap_free_context(s->ctx);
     gw_coap_artifact_free_all(s);
     gw_coap_manifest_free_all(s);
+    gw_coap_meta_free_all(s);
     gw_pacer_free(s->pacer);
     gw_budget_free(s->budget);
     free(s->pending);

@@ -30,6 +30,11 @@
  *       CON block request is never answered late (libcoap's own Block2
  *       client breaks on separate answers) and gets 5.03 with a Max-Age of
  *       the seconds until its share allows another block.
+ *   ferry/meta/<product>      GET, Observe, with hooks.meta: the trust metadata
+ *       bundle for a node holding root version r (query "r=<n>"), content-
+ *       format 50, Max-Age manifest_max_age_s, ETag from the bundle
+ *       (gw_coap_meta.c has the rules); observers are counted
+ *       and capped with the manifest's.
  *   ferry/status               POST a status record, JSON (50) or CBOR (60),
  *       at most FERRY_STATUS_MAX_BYTES (Block1 is reassembled up to that).
  *       2.04 only once hooks.status stored it (see there for the others).
@@ -74,6 +79,7 @@
 #include "ferry_sha256.h"
 #include "ferry_status.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -177,6 +183,13 @@ struct gw_coap_hooks {
      * error answer. */
     enum ferry_err (*status)(void *arg, const struct ferry_status *st, const char *psk_identity,
                              struct ferry_diag *d);
+
+    /* Optional (NULL: no ferry/meta resource, gw_coap_meta.c): the trust
+     * metadata bundle of product for a node holding root version `have`,
+     * in a new buffer the server frees; *known says whether the gateway
+     * holds a timestamp of the product. */
+    enum ferry_err (*meta)(void *arg, const char *product, uint64_t have, uint8_t **out,
+                           size_t *len, bool *known);
 };
 
 struct gw_coap_opts {
@@ -223,6 +236,10 @@ uint16_t gw_coap_port(const struct gw_coap *s);
  * was withdrawn): creates the manifest resource if needed and notifies its
  * observers. FERRY_E_INVALID_ARG if product is not an identifier. */
 enum ferry_err gw_coap_manifest_changed(struct gw_coap *s, const char *product) FERRY_MUST_CHECK;
+
+/* The trust metadata of product (NULL: of every product) changed: notifies
+ * the observers of ferry/meta/<product>. */
+void gw_coap_meta_changed(struct gw_coap *s, const char *product);
 
 /* An artifact became complete: creates its resource so .well-known/core
  * lists it (sz = size). Adding one that exists changes nothing. */

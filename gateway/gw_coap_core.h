@@ -9,6 +9,8 @@
  *   gw_coap_artifact.c  ferry/artifact/<sha256>: Block2 served from the
  *                       hooks' answer, admission (gw_pacer.h);
  *   gw_coap_manifest.c  ferry/manifest/<product>: GET and Observe;
+ *   gw_coap_meta.c      ferry/meta/<product>: the trust metadata bundle, GET
+ *                       and Observe (only with hooks.meta);
  *   gw_coap_status.c    ferry/status: POST, Block1 reassembly, the hook's
  *                       answer mapped to a response code.
  *
@@ -97,8 +99,16 @@ struct observer_entry {
     size_t token_len;
     char key[GW_PACER_ID_MAX + 1]; /* whose (gw_coap_admission_key()) */
     bool anonymous;
-    struct manifest_entry *m;
+    const void *owner; /* the resource entry observed (manifest_entry, meta_entry) */
     uint64_t since_ms;
+};
+
+/* One ferry/meta/<product> resource. */
+struct meta_entry {
+    struct meta_entry *next;
+    struct gw_coap *srv;
+    char product[FERRY_ID_MAX + 1];
+    coap_resource_t *res;
 };
 
 /* A status record put together from Block1 pieces. */
@@ -131,6 +141,8 @@ struct gw_coap {
     struct observer_entry *observers; /* max_observers of them */
     size_t max_observers, nobservers;
     bool observers_ending; /* some entries are `ending` */
+    struct meta_entry *metas;
+    size_t waiting_metas; /* meta resources for products without a timestamp */
     struct status_part parts[GW_COAP_STATUS_PARTS];
     uint64_t idle_ms; /* pacer idle time, also the life of an unused mapping */
     uint64_t expiry_timer, expiry_at;
@@ -229,6 +241,23 @@ void gw_coap_artifact_free_all(struct gw_coap *s);
  * before the context goes. */
 void gw_coap_artifact_drop_pending(struct gw_coap *s);
 
+/* ---- Observe registrations (gw_coap_observe.c) -------------------------------- */
+
+/* Counts the registration (Observe: 0) libcoap has just made for this GET of
+ * the resource entry `owner`; a registration already counted (same session
+ * and token: a notification, or a re-registration) is fine. False when it
+ * must end: resp is then 4.29 with Max-Age, which ends it (the node polls). */
+bool gw_coap_observer_count(struct gw_coap *s, const void *owner, coap_session_t *ses,
+                            const coap_pdu_t *req, const struct gw_coap_requester *who,
+                            coap_pdu_t *resp);
+/* A deregistration (Observe: 1), or a registration answered with an error. */
+void gw_coap_observer_uncount(struct gw_coap *s, coap_session_t *ses, const coap_pdu_t *req);
+/* The session is gone: its observer entries go. */
+void gw_coap_observer_session_gone(struct gw_coap *s, const coap_session_t *ses);
+/* After a pass: disconnects the sessions of the registrations ended to make
+ * room (their observers go with them). */
+void gw_coap_observer_after_pass(struct gw_coap *s);
+
 /* ---- ferry/manifest/<product> (gw_coap_manifest.c) -------------------------- */
 
 /* A request for ferry/manifest/<product> with no resource yet. */
@@ -236,17 +265,23 @@ void gw_coap_manifest_unknown(struct gw_coap *s, const char *product, coap_sessi
                               const coap_pdu_t *req, const coap_string_t *q,
                               const struct gw_coap_requester *who, coap_pdu_t *resp);
 void gw_coap_manifest_free_all(struct gw_coap *s);
-/* The session is gone: its observer entries go. */
-void gw_coap_manifest_session_gone(struct gw_coap *s, const coap_session_t *ses);
-/* After a pass: disconnects the sessions of the registrations ended to make
- * room (their observers go with them). */
-void gw_coap_manifest_after_pass(struct gw_coap *s);
 /* Deletes the resources of waiting products nobody observes or asked for
  * since waiting_linger_ms (never inside a pass). */
 void gw_coap_manifest_expire(struct gw_coap *s, uint64_t now_ms);
 /* When gw_coap_manifest_expire() could next delete one, or
  * GW_PACER_NO_EXPIRY. */
 uint64_t gw_coap_manifest_next_expiry(const struct gw_coap *s);
+
+/* ---- ferry/meta/<product> (gw_coap_meta.c) ---------------------------------- */
+
+/* Meta resources made for products the gateway holds no timestamp of,
+ * because a node asked (any node may name any product). */
+#define GW_COAP_MAX_WAITING_METAS 16
+
+/* A request for ferry/meta/<product> with no resource yet (hooks.meta set). */
+void gw_coap_meta_unknown(struct gw_coap *s, const char *product, coap_session_t *ses,
+                          const coap_pdu_t *req, const coap_string_t *q, coap_pdu_t *resp);
+void gw_coap_meta_free_all(struct gw_coap *s);
 
 /* ---- ferry/status (gw_coap_status.c) ---------------------------------------- */
 

@@ -105,139 +105,10 @@ static void serve_manifest(struct gw_coap *s, struct manifest_entry *m, const co
         gw_coap_answer(resp, COAP_RESPONSE_CODE_INTERNAL_ERROR, 0, "manifest does not fit");
 }
 
-/* ---- Observe registrations, counted and capped ------------------------------- */
-
-static bool same_token(const struct observer_entry *e, coap_bin_const_t token)
-{
-    return e->token_len == token.length &&
-           (token.length == 0 || memcmp(e->token, token.s, token.length) == 0);
-}
-
-static void drop_observer(struct gw_coap *s, struct observer_entry *e)
-{
-    memset(e, 0, sizeof(*e));
-    s->nobservers--;
-}
-
-void gw_coap_manifest_session_gone(struct gw_coap *s, const coap_session_t *ses)
-{
-    for (size_t i = 0; i < s->max_observers; i++)
-        if (s->observers[i].used && s->observers[i].session == ses)
-            drop_observer(s, &s->observers[i]);
-}
-
-/* Ends every registration of e's session: after the pass, libcoap's are
- * ended with the session (gw_coap_manifest_after_pass()). */
-static void end_session_of(struct gw_coap *s, const struct observer_entry *e)
-{
-    for (size_t i = 0; i < s->max_observers; i++)
-        if (s->observers[i].used && s->observers[i].session_id == e->session_id)
-            s->observers[i].ending = true;
-    s->observers_ending = true;
-}
-
-void gw_coap_manifest_after_pass(struct gw_coap *s)
-{
-    if (!s->observers_ending)
-        return;
-    s->observers_ending = false;
-    for (size_t i = 0; i < s->max_observers; i++) {
-        struct observer_entry *e = &s->observers[i];
-        if (!e->used || !e->ending)
-            continue;
-        coap_session_t *ses = e->session;
-        LOG_INFO("coap: %s: %s registered elsewhere, its older session is closed",
-                 coap_session_str(ses), e->key);
-        /* Frees the session's observers, so libcoap may let it go idle. */
-        gw_coap_manifest_session_gone(s, ses);
-        coap_session_disconnected(ses, COAP_NACK_RST);
-    }
-}
-
-/* Counts a registration (Observe: 0) libcoap has just made for this GET.
- * False when it must end (resp is then 4.29, which ends it). */
-static bool count_observer(struct gw_coap *s, struct manifest_entry *m, coap_session_t *ses,
-                           const coap_pdu_t *req, const struct gw_coap_requester *who,
-                           coap_pdu_t *resp)
-{
-    uint64_t id = gw_coap_session_id(s, ses);
-    coap_bin_const_t token = coap_pdu_get_token(req);
-    char key[GW_PACER_ID_MAX + 1];
-    gw_coap_admission_key(who, key);
-    bool anonymous = who->kind == GW_COAP_REQUESTER_ANONYMOUS;
-    size_t per_key_cap = anonymous ? GW_COAP_OBSERVERS_PER_ANON_HOST : GW_COAP_OBSERVERS_PER_NODE;
-    size_t in_session = 0, of_key = 0;
-    struct observer_entry *oldest_elsewhere = NULL, *free_slot = NULL;
-    for (size_t i = 0; i < s->max_observers; i++) {
-        struct observer_entry *e = &s->observers[i];
-        if (!e->used) {
-            free_slot = free_slot ? free_slot : e;
-            continue;
-        }
-        if (e->ending)
-            continue;
-        if (e->session_id == id && same_token(e, token))
-            return true; /* known: a notification, or registered again */
-        in_session += e->session_id == id;
-        if (strcmp(e->key, key) == 0) {
-            of_key++;
-            if (e->session_id != id &&
-                (!oldest_elsewhere || e->since_ms < oldest_elsewhere->since_ms))
-                oldest_elsewhere = e;
-        }
-    }
-    const char *refused = NULL;
-    if (in_session >= GW_COAP_OBSERVERS_PER_SESSION)
-        refused = "observations per session";
-    else if (of_key >= per_key_cap && !oldest_elsewhere)
-        refused = "observations per node";
-    else if (!free_slot && !(of_key >= per_key_cap))
-        refused = "observations on this gateway";
-    if (refused) {
-        gw_coap_answerf(resp, COAP_RESPONSE_CODE_TOO_MANY_REQUESTS, s->manifest_max_age,
-                        "too many %s, poll instead", refused);
-        LOG_DEBUG("coap: %s: %s: observation refused, too many %s", coap_session_str(ses), key,
-                  refused);
-        return false;
-    }
-    if (of_key >= per_key_cap) {
-        /* The node registered from another session (it restarted, or
-         * moved): its oldest registration and that session end. */
-        end_session_of(s, oldest_elsewhere);
-        if (!free_slot)
-            free_slot = oldest_elsewhere;
-    }
-    if (free_slot->used)
-        drop_observer(s, free_slot);
-    struct observer_entry *e = free_slot;
-    e->used = true;
-    e->session_id = id;
-    e->session = ses;
-    e->token_len = token.length <= sizeof(e->token) ? token.length : sizeof(e->token);
-    memcpy(e->token, token.s, e->token_len);
-    memcpy(e->key, key, strlen(key) + 1);
-    e->anonymous = anonymous;
-    e->m = m;
-    e->since_ms = ferry_now_ms();
-    s->nobservers++;
-    return true;
-}
-
-static void uncount_observer(struct gw_coap *s, coap_session_t *ses, const coap_pdu_t *req)
-{
-    uint64_t id = gw_coap_session_id(s, ses);
-    coap_bin_const_t token = coap_pdu_get_token(req);
-    for (size_t i = 0; i < s->max_observers; i++) {
-        struct observer_entry *e = &s->observers[i];
-        if (e->used && e->session_id == id && same_token(e, token))
-            drop_observer(s, e);
-    }
-}
-
 static bool has_observers(const struct gw_coap *s, const struct manifest_entry *m)
 {
     for (size_t i = 0; i < s->max_observers; i++)
-        if (s->observers[i].used && s->observers[i].m == m)
+        if (s->observers[i].used && s->observers[i].owner == m)
             return true;
     return false;
 }
@@ -292,15 +163,15 @@ static void on_manifest_get(coap_resource_t *r, coap_session_t *ses, const coap_
     if (ferry_coapglue_get_uint(req, COAP_OPTION_OBSERVE, 3, &present, &observe, NULL) ==
             FERRY_OK &&
         present) {
-        if (observe == 0 && !count_observer(s, m, ses, req, &who, resp))
+        if (observe == 0 && !gw_coap_observer_count(s, m, ses, req, &who, resp))
             return;
         if (observe == 1)
-            uncount_observer(s, ses, req);
+            gw_coap_observer_uncount(s, ses, req);
     }
     serve_manifest(s, m, req, &who, resp);
     /* An error ends the registration (RFC 7641): libcoap drops it. */
     if (present && observe == 0 && COAP_RESPONSE_CLASS(coap_pdu_get_code(resp)) > 2)
-        uncount_observer(s, ses, req);
+        gw_coap_observer_uncount(s, ses, req);
 }
 
 void gw_coap_manifest_unknown(struct gw_coap *s, const char *product, coap_session_t *ses,

@@ -3,6 +3,7 @@
 #include "ferry_cfgfile.h"
 #include "gw_budget.h"
 #include "gw_nodes.h"
+#include "ferry_trust.h"
 #include "gw_outbox.h"
 #include "gw_pacer.h"
 #include "gw_relay.h"
@@ -26,7 +27,8 @@ static const struct ferry_opt gw_opts[] = {
         FERRY_OPT_REQUIRED),
     OPT("state-dir", FERRY_OPT_STR, state_dir, "DIR", "durable state (outbox, releases)",
         FERRY_OPT_REQUIRED),
-    OPT("trust", FERRY_OPT_STR, trust, "KEYRING", "PEM public key or JSON keyring of release keys",
+    OPT("trust", FERRY_OPT_STR, trust, "TRUST",
+        "initial trust: a root document, or a PEM key or JSON keyring of release keys",
         FERRY_OPT_REQUIRED),
     OPT("coap-port", FERRY_OPT_U64, coap_port, "PORT", "UDP port for nodes (default 5683)", 0),
     OPT("coap-addr", FERRY_OPT_STR, coap_addr, "ADDR",
@@ -64,6 +66,14 @@ static const struct ferry_opt gw_opts[] = {
         "nodes whose status is relayed at once, each with an equal share of the outbox "
         "(default 1000)",
         0),
+    OPT("max-seq-step", FERRY_OPT_U64, max_seq_step, "N",
+        "refuse a release whose seq is more than N above the product's held one, unless the "
+        "root's policy says otherwise (default 1000000)",
+        0),
+    OPT("max-manifest-lifetime", FERRY_OPT_DURATION, max_manifest_lifetime, "DURATION",
+        "refuse a manifest valid for longer, unless the root's policy says otherwise "
+        "(default 30d)",
+        0),
     OPT("log-level", FERRY_OPT_LOGLEVEL, log_level, "LEVEL", "error, warn, info or debug", 0),
 };
 #define N_OPTS (sizeof(gw_opts) / sizeof(gw_opts[0]))
@@ -79,6 +89,8 @@ enum ferry_err gw_config_parse(struct gw_config *cfg, int argc, char **argv, boo
     cfg->outbox_max_records = 100000;
     cfg->outbox_max_mb = 64;
     cfg->max_nodes = GW_NODES_DEFAULT_MAX;
+    cfg->max_seq_step = FERRY_TRUST_DEFAULT_MAX_SEQ_STEP;
+    cfg->max_manifest_lifetime = FERRY_TRUST_DEFAULT_MAX_LIFETIME;
     cfg->log_level = FERRY_LOG_INFO;
     enum ferry_err err =
         ferry_opts_parse(gw_opts, N_OPTS, cfg, argc, argv, 1, ferry_cfgfile_load, help, d);
@@ -133,6 +145,11 @@ enum ferry_err gw_config_parse(struct gw_config *cfg, int argc, char **argv, boo
     if (cfg->max_downloads == 0 || cfg->max_downloads > GW_PACER_MAX_TRANSFERS)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--max-downloads: expected 1..%d, got %llu",
                           GW_PACER_MAX_TRANSFERS, (unsigned long long)cfg->max_downloads);
+    if (cfg->max_seq_step < 1 || cfg->max_seq_step > (UINT64_C(1) << 53))
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--max-seq-step: expected 1..2^53, got %llu",
+                          (unsigned long long)cfg->max_seq_step);
+    if (cfg->max_manifest_lifetime < 1)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--max-manifest-lifetime: at least 1s");
     return FERRY_OK;
 }
 

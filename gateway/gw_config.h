@@ -36,6 +36,8 @@ struct gw_config {
     uint64_t link_rate; /* bytes/s to all nodes together; 0: no budget */
     uint64_t node_rate; /* bytes/s to one node at most; 0: its fair share */
     uint64_t max_nodes; /* nodes whose status is relayed at once; each gets an equal outbox share */
+    uint64_t max_seq_step;         /* how far one release may move a product's seq */
+    int64_t max_manifest_lifetime; /* seconds a manifest may be valid, at most */
     enum ferry_log_level log_level;
 };
 

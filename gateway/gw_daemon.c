@@ -1,13 +1,13 @@
 #include "gw_daemon.h"
 
 #include "ferry_hex.h"
-#include "ferry_keyring.h"
 #include "ferry_log.h"
 #include "ferry_loop.h"
 #include "ferry_stream.h"
 #include "gw_cache.h"
 #include "gw_coap.h"
 #include "gw_fetch.h"
+#include "gw_meta.h"
 #include "gw_relay.h"
 #include "gw_releases.h"
 #include "gw_uplink.h"
@@ -40,7 +40,7 @@ struct fetch_failure {
 struct gw {
     const struct gw_config *cfg;
     struct ferry_loop *loop;
-    struct ferry_keyring *keyring;
+    struct gw_meta *meta; /* the trust: roots, timestamps */
     struct gw_releases *releases;
     struct gw_cache *cache;
     struct gw_uplink *uplink;
@@ -67,6 +67,15 @@ static int64_t wall_now(void)
 }
 
 static void schedule_pick(struct gw *g, uint64_t delay_ms);
+
+/* The trust's verdict on a held release (ferry_trust.h): withdrawn, stale
+ * or fine. */
+static enum ferry_err verdict_of(const struct gw *g, const struct gw_release *r,
+                                 struct ferry_diag *d)
+{
+    return ferry_trust_verdict(gw_meta_trust(g->meta), r->manifest.product, r->manifest.release_id,
+                               r->manifest_digest, wall_now(), d);
+}
 
 /* ---- failures: when may an artifact be tried again ---------------------- */
 
@@ -333,8 +342,10 @@ static void pick_next(struct gw *g)
     uint64_t now = ferry_now_ms();
     uint64_t soonest = UINT64_MAX;
     for (size_t i = 0; i < gw_releases_count(g->releases); i++) {
-        const struct ferry_manifest *m = &gw_releases_at(g->releases, i)->manifest;
-        if (gw_cache_has(g->cache, m->sha256, NULL))
+        const struct gw_release *rel = gw_releases_at(g->releases, i);
+        const struct ferry_manifest *m = &rel->manifest;
+        if (gw_cache_has(g->cache, m->sha256, NULL) ||
+            verdict_of(g, rel, NULL) == FERRY_E_WITHDRAWN)
             continue;
         const struct fetch_failure *f = failure_find(g, m->sha256);
         if (f && f->retry_at_ms > now) {
@@ -434,6 +445,75 @@ static void on_release(void *arg, const char *product, const uint8_t *buf, size_
     schedule_pick(g, 0);
 }
 
+/* The limits that apply now: the root's policy, else the flags. */
+static void apply_limits(struct gw *g)
+{
+    struct ferry_trust_limits local = {.max_seq_step = g->cfg->max_seq_step,
+                                       .max_manifest_lifetime = g->cfg->max_manifest_lifetime};
+    struct ferry_trust_limits tl;
+    ferry_trust_limits(gw_meta_trust(g->meta), &local, &tl);
+    struct gw_releases_limits rl = {.max_lifetime = tl.max_manifest_lifetime,
+                                    .max_seq_step = tl.max_seq_step};
+    gw_releases_set_limits(g->releases, &rl);
+}
+
+static void on_root(void *arg, const char *level, const uint8_t *buf, size_t len)
+{
+    struct gw *g = arg;
+    struct ferry_diag d = {{0}};
+    size_t taken = 0;
+    enum ferry_err err = gw_meta_root(g->meta, level, buf, len, wall_now(), &taken, &d);
+    if (err != FERRY_OK) {
+        LOG_WARN("root: version %s refused: %s (%s); keeping version %llu", level,
+                 ferry_diag_str(&d, err), ferry_err_name(err),
+                 (unsigned long long)ferry_trust_version(gw_meta_trust(g->meta)));
+        return;
+    }
+    if (!taken)
+        return;
+    /* New release keys, revoked ones, new limits: what is held is checked
+     * again, and every product's observers hear of it. */
+    char products[GW_RELEASES_MAX_PRODUCTS][FERRY_ID_MAX + 1];
+    size_t n = 0;
+    for (size_t i = 0; i < gw_releases_count(g->releases) && n < GW_RELEASES_MAX_PRODUCTS; i++)
+        snprintf(products[n++], sizeof(products[0]), "%s",
+                 gw_releases_at(g->releases, i)->manifest.product);
+    apply_limits(g);
+    size_t dropped = gw_releases_recheck(g->releases, wall_now());
+    LOG_INFO("root: now at version %llu; %zu release(s) no longer trusted",
+             (unsigned long long)ferry_trust_version(gw_meta_trust(g->meta)), dropped);
+    for (size_t i = 0; i < n; i++)
+        if (gw_coap_manifest_changed(g->coap, products[i]) != FERRY_OK)
+            LOG_WARN("coap: cannot notify observers of product %s", products[i]);
+    gw_coap_meta_changed(g->coap, NULL);
+    schedule_pick(g, 0);
+}
+
+static void on_timestamp(void *arg, const char *product, const uint8_t *buf, size_t len)
+{
+    struct gw *g = arg;
+    struct ferry_diag d = {{0}};
+    bool changed = false;
+    enum ferry_err err = gw_meta_timestamp(g->meta, product, buf, len, wall_now(), &changed, &d);
+    if (err != FERRY_OK) {
+        LOG_WARN("timestamp: refused on product '%s': %s (%s)", product, ferry_diag_str(&d, err),
+                 ferry_err_name(err));
+        return;
+    }
+    if (!changed)
+        return;
+    const struct ferry_timestamp *ts =
+        ferry_trust_timestamp(gw_meta_trust(g->meta), product, NULL, NULL);
+    LOG_INFO("timestamp: product %s at version %llu, current %s, %zu withdrawn", product,
+             (unsigned long long)ts->version, ts->has_current ? ts->current_release : "(none)",
+             ts->nwithdrawn);
+    /* What is offered may have changed (a withdrawal, a new current one). */
+    gw_coap_meta_changed(g->coap, product);
+    if (gw_coap_manifest_changed(g->coap, product) != FERRY_OK)
+        LOG_WARN("coap: cannot notify observers of product %s", product);
+    schedule_pick(g, 0);
+}
+
 static void on_status_ack(void *arg, const uint8_t *buf, size_t len)
 {
     struct gw *g = arg;
@@ -453,22 +533,37 @@ static enum ferry_err relay_publish(void *arg, bool twin, const char *node, cons
 /* Nodes are offered a release only once its artifact is cached: offered
  * earlier, a node would ask for the artifact, get 5.03 and wait out a
  * Max-Age while the file was ready moments later. Meanwhile they keep the
- * product's previous release, if it is still cached. */
+ * product's previous release, if it is still cached. And only a release
+ * the trust has nothing against: with a timestamp role, the one the
+ * product's fresh timestamp names current (never a withdrawn one). */
 static const uint8_t *hook_manifest(void *arg, const char *product,
                                     const struct gw_coap_requester *who, size_t *len)
 {
     (void)who; /* every node of a product line is offered the same release */
     struct gw *g = arg;
-    const struct gw_release *r = gw_releases_current(g->releases, product);
-    if (r && !gw_cache_has(g->cache, r->manifest.sha256, NULL)) {
-        r = gw_releases_previous(g->releases, product);
-        if (r && !gw_cache_has(g->cache, r->manifest.sha256, NULL))
-            r = NULL;
+    const struct gw_release *cands[] = {gw_releases_current(g->releases, product),
+                                        gw_releases_previous(g->releases, product)};
+    for (size_t i = 0; i < sizeof(cands) / sizeof(cands[0]); i++) {
+        const struct gw_release *r = cands[i];
+        if (!r || !gw_cache_has(g->cache, r->manifest.sha256, NULL) ||
+            verdict_of(g, r, NULL) != FERRY_OK)
+            continue;
+        *len = r->envelope_len;
+        return r->envelope;
     }
-    if (!r)
-        return NULL;
-    *len = r->envelope_len;
-    return r->envelope;
+    return NULL;
+}
+
+static enum ferry_err hook_meta(void *arg, const char *product, uint64_t have, uint8_t **out,
+                                size_t *len, bool *known)
+{
+    struct gw *g = arg;
+    struct ferry_diag d = {{0}};
+    *known = ferry_trust_timestamp(gw_meta_trust(g->meta), product, NULL, NULL) != NULL;
+    enum ferry_err err = gw_meta_bundle(g->meta, product, have, out, len, &d);
+    if (err != FERRY_OK)
+        LOG_ERR("meta: no bundle for product %s: %s", product, ferry_diag_str(&d, err));
+    return err;
 }
 
 static bool release_refers_to(const struct gw *g, const uint8_t sha[FERRY_SHA256_LEN])
@@ -554,6 +649,7 @@ static enum ferry_err start_coap(struct gw *g, struct ferry_diag *d)
         .artifact_map = hook_artifact_map,
         .artifact_release = hook_artifact_release,
         .status = hook_status,
+        .meta = hook_meta,
     };
     enum ferry_err err = gw_coap_new(g->loop, &co, &hooks, &g->coap, d);
     if (err != FERRY_OK) {
@@ -587,15 +683,24 @@ static enum ferry_err gw_start(struct gw *g, struct ferry_diag *d)
     enum ferry_err err = ferry_loop_new(&g->loop, d);
     if (err != FERRY_OK)
         return err;
-    err = ferry_keyring_load(cfg->trust, &g->keyring, d);
+    struct gw_meta_opts mo = {
+        .state_dir = cfg->state_dir, .trust_path = cfg->trust, .clock_skew = CLOCK_SKEW_S};
+    err = gw_meta_open(&mo, &g->meta, d);
     if (err != FERRY_OK) {
         ferry_diag_prefix(d, "--trust");
         return err;
     }
     uint64_t quota = cfg->cache_quota_mb << 20;
+    struct ferry_trust_limits local = {.max_seq_step = cfg->max_seq_step,
+                                       .max_manifest_lifetime = cfg->max_manifest_lifetime};
+    struct ferry_trust_limits tl;
+    ferry_trust_limits(gw_meta_trust(g->meta), &local, &tl);
+    struct gw_releases_limits rl = {.max_lifetime = tl.max_manifest_lifetime,
+                                    .max_seq_step = tl.max_seq_step};
     struct gw_releases_opts ro = {
+        .limits = &rl,
         .state_dir = cfg->state_dir,
-        .keyring = g->keyring,
+        .keyring = ferry_trust_release_keys(gw_meta_trust(g->meta)),
         .max_artifact_size = quota,
         .clock_skew = CLOCK_SKEW_S,
     };
@@ -650,6 +755,8 @@ static enum ferry_err gw_start(struct gw *g, struct ferry_diag *d)
         .on_up = on_up,
         .on_down = on_down,
         .on_release = on_release,
+        .on_root = on_root,
+        .on_timestamp = on_timestamp,
         .on_chunk = on_chunk,
         .on_status_ack = on_status_ack,
     };
@@ -674,7 +781,7 @@ static void gw_stop(struct gw *g)
     gw_relay_free(g->relay);
     gw_cache_free(g->cache);
     gw_releases_free(g->releases);
-    ferry_keyring_free(g->keyring);
+    gw_meta_free(g->meta);
     ferry_loop_free(g->loop);
 }
 

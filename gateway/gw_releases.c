@@ -14,8 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Folder names leave room for "/<64-character product>.prev.env.tmp.<pid>". */
-#define DIR_MAX (PATH_MAX - 128)
+/* Folder names leave room for "/previous/<64-character product>.env.tmp.<pid>". */
+#define DIR_MAX  (PATH_MAX - 128)
+#define PREV_DIR "previous"
 
 struct slot {
     char product[FERRY_ID_MAX + 1];
@@ -28,6 +29,7 @@ struct slot {
 struct gw_releases {
     char dir[DIR_MAX];
     const struct ferry_keyring *kr;
+    struct gw_releases_limits limits;
     uint64_t max_artifact_size;
     int64_t skew;
     struct slot slots[GW_RELEASES_MAX_PRODUCTS];
@@ -56,6 +58,11 @@ static struct gw_release *release_new(const uint8_t *env, size_t len,
     memcpy(rel->envelope, env, len);
     rel->envelope_len = len;
     rel->manifest = *m;
+    /* It verified before it got here, so it parses. */
+    struct ferry_envelope *e = NULL;
+    if (ferry_envelope_parse(env, len, &e, NULL) == FERRY_OK)
+        ferry_sha256(e->manifest, e->manifest_len, rel->manifest_digest);
+    ferry_envelope_free(e);
     return rel;
 }
 
@@ -113,14 +120,18 @@ static bool held_seq(const struct slot *s, uint64_t *seq)
     return any;
 }
 
+/* Current releases and previous ones live in separate folders, so that no
+ * product name ("P.prev" is one) can reach another product's file. */
 static void env_path(const struct gw_releases *r, const char *product, bool prev,
                      char out[PATH_MAX])
 {
-    snprintf(out, PATH_MAX, "%s/%s%s", r->dir, product, prev ? ".prev.env" : ".env");
+    snprintf(out, PATH_MAX, "%s/%s%s.env", r->dir, prev ? PREV_DIR "/" : "", product);
 }
 
+/* held: the newest seq held for the product, or NULL when none is (then
+ * neither a floor nor a step applies). */
 static enum ferry_err verify(const struct gw_releases *r, const uint8_t *env, size_t len,
-                             int64_t now, uint64_t min_seq, struct ferry_manifest *m,
+                             int64_t now, const uint64_t *held, struct ferry_manifest *m,
                              struct ferry_diag *d)
 {
     struct ferry_verify_policy pol = {
@@ -128,8 +139,11 @@ static enum ferry_err verify(const struct gw_releases *r, const uint8_t *env, si
         .clock_skew = r->skew,
         .hw_model = NULL,
         .hw_revision = NULL,
-        .min_seq = min_seq,
+        .min_seq = held ? *held : 0,
         .max_artifact_size = r->max_artifact_size,
+        .max_lifetime = r->limits.max_lifetime,
+        .max_seq_step = held ? r->limits.max_seq_step : 0,
+        .seq_base = held ? *held : 0,
     };
     return ferry_envelope_verify(env, len, r->kr, &pol, m, d);
 }
@@ -164,19 +178,54 @@ static void remember_floor(struct gw_releases *r, const char *product, const uin
     s->has_floor = true;
 }
 
+/* A file "<X>.prev.env" in the folder of current releases that holds a
+ * release of product X (not of product "X.prev") was written before
+ * previous releases had their own folder: it is X's previous release. */
+static bool legacy_previous(const char *product, const struct ferry_manifest *m,
+                            char owner[FERRY_ID_MAX + 1])
+{
+    size_t plen = strlen(product), slen = strlen(".prev");
+    if (plen <= slen || strcmp(product + plen - slen, ".prev") != 0 ||
+        strncmp(m->product, product, plen - slen) != 0 || m->product[plen - slen] != '\0')
+        return false;
+    snprintf(owner, FERRY_ID_MAX + 1, "%s", m->product);
+    return true;
+}
+
+/* Moves a legacy previous file to where it belongs now (best effort: if it
+ * fails, the legacy file is read again at the next start). */
+static void migrate_previous(const struct gw_releases *r, const char *owner, const char *legacy,
+                             const struct gw_release *rel)
+{
+    char path[PATH_MAX];
+    struct ferry_diag d = {{0}};
+    env_path(r, owner, true, path);
+    if (ferry_write_atomic(path, rel->envelope, rel->envelope_len, 0644, &d) == FERRY_OK &&
+        unlink(legacy) == 0)
+        LOG_INFO("releases: moved %s to %s", legacy, path);
+    else
+        LOG_WARN("releases: cannot move %s to %s: %s", legacy, path, d.msg[0] ? d.msg : "unlink");
+}
+
 /* Loads one stored envelope. Whatever is wrong with the file is logged and
  * skipped; only FERRY_E_NOMEM is returned. */
 static enum ferry_err load_one(struct gw_releases *r, const char *product, bool prev, int64_t now)
 {
-    char path[PATH_MAX];
+    char path[PATH_MAX], owner[FERRY_ID_MAX + 1];
     struct ferry_diag d = {{0}};
     struct ferry_manifest m;
     uint8_t *env = NULL;
     size_t len = 0;
+    bool legacy = false;
     env_path(r, product, prev, path);
     enum ferry_err err = ferry_read_file(path, FERRY_ENVELOPE_MAX_BYTES, &env, &len, &d);
     if (err == FERRY_OK)
-        err = verify(r, env, len, now, 0, &m, &d);
+        err = verify(r, env, len, now, NULL, &m, &d);
+    if (err == FERRY_OK && !prev && strcmp(m.product, product) != 0 &&
+        legacy_previous(product, &m, owner)) {
+        legacy = prev = true;
+        product = owner;
+    }
     if (err == FERRY_E_EXPIRED && !prev)
         remember_floor(r, product, env, len);
     if (err == FERRY_OK && strcmp(m.product, product) != 0)
@@ -185,6 +234,9 @@ static enum ferry_err load_one(struct gw_releases *r, const char *product, bool 
     struct gw_release *rel = NULL;
     if (err == FERRY_OK && !(s = find_slot(r, product)) && !(s = add_slot(r, product)))
         err = ferry_fail(&d, FERRY_E_TOO_LARGE, "more than %d products", GW_RELEASES_MAX_PRODUCTS);
+    if (err == FERRY_OK && legacy && s && s->prev)
+        err = ferry_fail(&d, FERRY_E_PROTOCOL, "product '%s' has a previous release already",
+                         product);
     if (err == FERRY_OK && !(rel = release_new(env, len, &m)))
         err = FERRY_E_NOMEM;
     free(env);
@@ -194,6 +246,8 @@ static enum ferry_err load_one(struct gw_releases *r, const char *product, bool 
         LOG_ERR("releases: %s skipped: %s", path, ferry_diag_str(&d, err));
         return FERRY_OK;
     }
+    if (legacy)
+        migrate_previous(r, product, path, rel);
     if (prev)
         s->prev = rel;
     else
@@ -201,24 +255,14 @@ static enum ferry_err load_one(struct gw_releases *r, const char *product, bool 
     return FERRY_OK;
 }
 
-/* "<product>.env" or "<product>.prev.env"; false for any other name. */
-static bool parse_name(const char *name, char product[FERRY_ID_MAX + 1], bool *prev)
+/* "<product>.env"; false for any other name. */
+static bool parse_name(const char *name, char product[FERRY_ID_MAX + 1])
 {
     size_t len = strlen(name);
-    size_t plen;
-    if (len > 9 && strcmp(name + len - 9, ".prev.env") == 0) {
-        plen = len - 9;
-        *prev = true;
-    } else if (len > 4 && strcmp(name + len - 4, ".env") == 0) {
-        plen = len - 4;
-        *prev = false;
-    } else {
+    if (len <= 4 || strcmp(name + len - 4, ".env") != 0 || len - 4 > FERRY_ID_MAX)
         return false;
-    }
-    if (plen > FERRY_ID_MAX)
-        return false;
-    memcpy(product, name, plen);
-    product[plen] = 0;
+    memcpy(product, name, len - 4);
+    product[len - 4] = 0;
     return ferry_id_valid(product);
 }
 
@@ -229,8 +273,9 @@ static void check_order(struct gw_releases *r)
     for (size_t i = 0; i < r->n; i++) {
         struct slot *s = &r->slots[i];
         if (s->cur && s->prev && s->prev->manifest.seq > s->cur->manifest.seq) {
-            LOG_ERR("releases: %s.prev.env (seq %llu) is newer than %s.env (seq %llu): skipped",
-                    s->product, (unsigned long long)s->prev->manifest.seq, s->product,
+            LOG_ERR("releases: the previous release of %s (seq %llu) is newer than its current one "
+                    "(seq %llu): skipped",
+                    s->product, (unsigned long long)s->prev->manifest.seq,
                     (unsigned long long)s->cur->manifest.seq);
             release_free(s->prev);
             s->prev = NULL;
@@ -238,31 +283,44 @@ static void check_order(struct gw_releases *r)
     }
 }
 
-static enum ferry_err load_all(struct gw_releases *r, int64_t now, struct ferry_diag *d)
+/* Loads every "<product>.env" of one folder (current or previous ones). */
+static enum ferry_err load_dir(struct gw_releases *r, bool prev, int64_t now, struct ferry_diag *d)
 {
-    DIR *dir = opendir(r->dir);
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s%s", r->dir, prev ? "/" PREV_DIR : "");
+    DIR *dir = opendir(path);
     if (!dir)
-        return ferry_fail(d, FERRY_E_IO, "releases: %s: %s", r->dir, strerror(errno));
+        return ferry_fail(d, FERRY_E_IO, "releases: %s: %s", path, strerror(errno));
     enum ferry_err err = FERRY_OK;
     struct dirent *de;
     while (err == FERRY_OK && (de = readdir(dir)) != NULL) {
         char product[FERRY_ID_MAX + 1];
-        bool prev;
         if (strstr(de->d_name, ".env.tmp.")) {
             /* Left by a write_atomic interrupted before its rename. */
             if (unlinkat(dirfd(dir), de->d_name, 0) != 0)
-                LOG_WARN("releases: cannot remove %s/%s", r->dir, de->d_name);
-        } else if (parse_name(de->d_name, product, &prev)) {
+                LOG_WARN("releases: cannot remove %s/%s", path, de->d_name);
+        } else if (parse_name(de->d_name, product)) {
             err = load_one(r, product, prev, now);
-        } else if (de->d_name[0] != '.') {
-            LOG_WARN("releases: ignoring %s/%s", r->dir, de->d_name);
+        } else if (de->d_name[0] != '.' && (prev || strcmp(de->d_name, PREV_DIR) != 0)) {
+            LOG_WARN("releases: ignoring %s/%s", path, de->d_name);
         }
     }
     closedir(dir);
     if (err != FERRY_OK)
-        return ferry_fail(d, err, "releases: out of memory while loading %s", r->dir);
-    check_order(r);
+        return ferry_fail(d, err, "releases: out of memory while loading %s", path);
     return FERRY_OK;
+}
+
+static enum ferry_err load_all(struct gw_releases *r, int64_t now, struct ferry_diag *d)
+{
+    /* Previous releases first, so a legacy "<X>.prev.env" among the current
+     * ones only fills a place the new folder left empty. */
+    enum ferry_err err = load_dir(r, true, now, d);
+    if (err == FERRY_OK)
+        err = load_dir(r, false, now, d);
+    if (err == FERRY_OK)
+        check_order(r);
+    return err;
 }
 
 enum ferry_err gw_releases_open(const struct gw_releases_opts *o, int64_t now,
@@ -270,7 +328,7 @@ enum ferry_err gw_releases_open(const struct gw_releases_opts *o, int64_t now,
 {
     if (!o->state_dir || !o->state_dir[0] || !o->keyring)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "releases: no state folder or keyring given");
-    if (strlen(o->state_dir) + 9 >= DIR_MAX)
+    if (strlen(o->state_dir) + sizeof("/releases") >= DIR_MAX)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "releases: folder name too long: %s",
                           o->state_dir);
     struct gw_releases *r = calloc(1, sizeof(*r));
@@ -278,9 +336,13 @@ enum ferry_err gw_releases_open(const struct gw_releases_opts *o, int64_t now,
         return ferry_fail(d, FERRY_E_NOMEM, "releases: out of memory");
     snprintf(r->dir, sizeof(r->dir), "%s/releases", o->state_dir);
     r->kr = o->keyring;
+    if (o->limits)
+        r->limits = *o->limits;
     r->max_artifact_size = o->max_artifact_size;
     r->skew = o->clock_skew;
-    enum ferry_err err = ferry_mkdir_p(r->dir, 0755, d);
+    char prev_dir[PATH_MAX];
+    snprintf(prev_dir, sizeof(prev_dir), "%s/" PREV_DIR, r->dir);
+    enum ferry_err err = ferry_mkdir_p(prev_dir, 0755, d);
     if (err == FERRY_OK)
         err = load_all(r, now, d);
     if (err != FERRY_OK) {
@@ -363,8 +425,8 @@ enum ferry_err gw_releases_accept(struct gw_releases *r, const char *product, co
     }
     uint64_t held = 0;
     struct ferry_manifest m;
-    (void)held_seq(s, &held);
-    enum ferry_err err = verify(r, env, env_len, now, held, &m, d);
+    bool any = held_seq(s, &held);
+    enum ferry_err err = verify(r, env, env_len, now, any ? &held : NULL, &m, d);
     if (err != FERRY_OK) {
         char prefix[FERRY_ID_MAX + 32];
         snprintf(prefix, sizeof(prefix), "release for product '%s'", product);
@@ -401,6 +463,48 @@ enum ferry_err gw_releases_accept(struct gw_releases *r, const char *product, co
              m.release_id);
     *outcome = GW_RELEASE_ACCEPTED;
     return FERRY_OK;
+}
+
+void gw_releases_set_limits(struct gw_releases *r, const struct gw_releases_limits *l)
+{
+    r->limits = *l;
+}
+
+/* A held release still verifies with the keyring as it is now (time is not
+ * judged again here: an expired one goes at the next open, as before). */
+static bool still_trusted(const struct gw_releases *r, const struct gw_release *rel, int64_t now)
+{
+    struct ferry_diag d = {{0}};
+    struct ferry_verify_policy pol = {.now = now, .clock_skew = INT64_MAX / 2};
+    enum ferry_err err =
+        ferry_envelope_verify(rel->envelope, rel->envelope_len, r->kr, &pol, NULL, &d);
+    if (err == FERRY_OK || err == FERRY_E_EXPIRED)
+        return true;
+    LOG_WARN("releases: %s (product %s) is no longer trusted: %s", rel->manifest.release_id,
+             rel->manifest.product, ferry_diag_str(&d, err));
+    return false;
+}
+
+size_t gw_releases_recheck(struct gw_releases *r, int64_t now)
+{
+    size_t dropped = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        struct slot *s = &r->slots[i];
+        struct gw_release **rels[] = {&s->cur, &s->prev};
+        for (size_t k = 0; k < 2; k++) {
+            struct gw_release *rel = *rels[k];
+            if (!rel || still_trusted(r, rel, now))
+                continue;
+            /* Its seq keeps barring older releases of the product. */
+            if (!s->has_floor || rel->manifest.seq > s->floor)
+                s->floor = rel->manifest.seq;
+            s->has_floor = true;
+            release_free(rel);
+            *rels[k] = NULL;
+            dropped++;
+        }
+    }
+    return dropped;
 }
 
 /* ---- queries ---- */

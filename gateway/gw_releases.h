@@ -10,8 +10,12 @@
  * are never removed, only superseded.
  *
  * On disk, each written with ferry_write_atomic():
- *   STATE/releases/<product>.env       the current envelope, exact bytes
- *   STATE/releases/<product>.prev.env  the previous one
+ *   STATE/releases/<product>.env           the current envelope, exact bytes
+ *   STATE/releases/previous/<product>.env  the previous one
+ * (two folders, so that no product name, "P.prev" included, can name another
+ * product's file). A "<X>.prev.env" beside the current files that holds a
+ * release of product X is X's previous release from an older gateway: it is
+ * read as such and moved to previous/.
  * On open every file is verified again against the keyring (a key revoked
  * since, a flipped bit, a file edited by hand); what fails is logged and
  * skipped, never served. A current release that has merely expired is not
@@ -32,11 +36,23 @@
 /* Digests gw_releases_refs() can return: current + previous per product. */
 #define GW_RELEASES_MAX_REFS (2 * GW_RELEASES_MAX_PRODUCTS)
 
+/* Limits on the releases taken (ferry_envelope.h): a manifest valid for
+ * longer than max_lifetime is refused (lifetime-too-long), and so is one
+ * whose seq is more than max_seq_step above the newest one held for its
+ * product (seq-jump; the first release of a product is bounded by the
+ * nodes alone). 0: no limit. */
+struct gw_releases_limits {
+    int64_t max_lifetime;
+    uint64_t max_seq_step;
+};
+
 struct gw_releases_opts {
-    const char *state_dir;               /* STATE; releases/ is created in it */
-    const struct ferry_keyring *keyring; /* borrowed; must outlive the object */
-    uint64_t max_artifact_size;          /* 0: only FERRY_ARTIFACT_MAX_SIZE */
-    int64_t clock_skew;                  /* seconds of tolerance on issued_at */
+    const struct gw_releases_limits *limits; /* NULL: none; see gw_releases_set_limits() */
+    const char *state_dir;                   /* STATE; releases/ is created in it */
+    const struct ferry_keyring *keyring;     /* borrowed; must outlive the object; its content
+                                                may change (gw_releases_recheck()) */
+    uint64_t max_artifact_size;              /* 0: only FERRY_ARTIFACT_MAX_SIZE */
+    int64_t clock_skew;                      /* seconds of tolerance on issued_at */
 };
 
 /* One held release. Owned by the gw_releases object. */
@@ -44,6 +60,7 @@ struct gw_release {
     struct ferry_manifest manifest; /* as verified */
     uint8_t *envelope;              /* the exact bytes received, to serve unchanged */
     size_t envelope_len;
+    uint8_t manifest_digest[FERRY_SHA256_LEN]; /* SHA-256 of the signed manifest bytes */
 };
 
 enum gw_release_outcome {
@@ -81,8 +98,17 @@ enum ferry_err gw_releases_accept(struct gw_releases *r, const char *product, co
                                   size_t env_len, int64_t now, enum gw_release_outcome *outcome,
                                   struct ferry_diag *d) FERRY_MUST_CHECK;
 
-/* Pointers returned below stay valid until the next gw_releases_accept() or
- * gw_releases_free(). */
+/* Replaces the limits (they follow the root's policy, ferry_trust.h). */
+void gw_releases_set_limits(struct gw_releases *r, const struct gw_releases_limits *l);
+
+/* Verifies every held release again with the keyring as it is now (after
+ * a new root revoked or removed keys) and drops, in memory, those that no
+ * longer verify; their seq still bars older releases. Returns how many were
+ * dropped. Their files stay, and are skipped at the next open. */
+size_t gw_releases_recheck(struct gw_releases *r, int64_t now);
+
+/* Pointers returned below stay valid until the next gw_releases_accept(),
+ * gw_releases_recheck() or gw_releases_free(). */
 
 /* The current (or previous) release of a product, or NULL. */
 const struct gw_release *gw_releases_current(const struct gw_releases *r, const char *product);

@@ -19,6 +19,8 @@ struct gw_uplink {
     char *fleet;
     char *id;
     char t_release[FERRY_TOPIC_MAX]; /* filter: release/+ */
+    char t_root[FERRY_TOPIC_MAX];    /* filter: root/+ */
+    char t_ts[FERRY_TOPIC_MAX];      /* filter: timestamp/+ */
     char t_data[FERRY_TOPIC_MAX];
     char t_ack[FERRY_TOPIC_MAX];
     char t_presence[FERRY_TOPIC_MAX];
@@ -72,7 +74,7 @@ static void subscribe_all(struct gw_uplink *u)
     const struct {
         const char *filter;
         int qos;
-    } subs[] = {{u->t_release, 1}, {u->t_data, 0}, {u->t_ack, 1}};
+    } subs[] = {{u->t_release, 1}, {u->t_data, 0}, {u->t_ack, 1}, {u->t_root, 1}, {u->t_ts, 1}};
     u->pending_subs = 0;
     for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
         if (ferry_mqtt_subscribe(u->mqtt, subs[i].filter, subs[i].qos, NULL) == FERRY_OK)
@@ -95,6 +97,16 @@ static void on_connected(struct gw_uplink *u, bool session_present)
     subscribe_all(u);
 }
 
+/* True if topic matches filter "…/+" with an identifier as its last level,
+ * copied into level. */
+static bool under(const char *topic, const char *filter, char level[FERRY_ID_MAX + 1])
+{
+    size_t prefix = strlen(filter) - 1; /* "…/" without the '+' */
+    return strncmp(topic, filter, prefix) == 0 && !strchr(topic + prefix, '/') &&
+           ferry_topic_last_level(topic, level, FERRY_ID_MAX + 1) == FERRY_OK &&
+           ferry_id_valid(level);
+}
+
 static void on_message(struct gw_uplink *u, const struct ferry_mqtt_ev *ev)
 {
     if (strcmp(ev->topic, u->t_data) == 0) {
@@ -107,13 +119,20 @@ static void on_message(struct gw_uplink *u, const struct ferry_mqtt_ev *ev)
             u->h.on_status_ack(u->h.arg, ev->payload, ev->len);
         return;
     }
-    char product[FERRY_ID_MAX + 1];
-    size_t prefix = strlen(u->t_release) - 1; /* "…/release/" without the '+' */
-    if (strncmp(ev->topic, u->t_release, prefix) == 0 &&
-        ferry_topic_last_level(ev->topic, product, sizeof(product)) == FERRY_OK &&
-        ferry_id_valid(product)) {
+    char level[FERRY_ID_MAX + 1];
+    if (under(ev->topic, u->t_release, level)) {
         if (u->h.on_release)
-            u->h.on_release(u->h.arg, product, ev->payload, ev->len);
+            u->h.on_release(u->h.arg, level, ev->payload, ev->len);
+        return;
+    }
+    if (under(ev->topic, u->t_root, level)) {
+        if (u->h.on_root)
+            u->h.on_root(u->h.arg, level, ev->payload, ev->len);
+        return;
+    }
+    if (under(ev->topic, u->t_ts, level)) {
+        if (u->h.on_timestamp)
+            u->h.on_timestamp(u->h.arg, level, ev->payload, ev->len);
         return;
     }
     LOG_WARN("uplink: message on unexpected topic '%s' ignored", ev->topic);
@@ -196,7 +215,11 @@ enum ferry_err gw_uplink_new(struct ferry_loop *loop, const struct gw_uplink_opt
         ferry_topic(u->t_ack, sizeof(u->t_ack), FERRY_TOPIC_STATUS_ACK, u->fleet, u->id, NULL) !=
             FERRY_OK ||
         ferry_topic(u->t_presence, sizeof(u->t_presence), FERRY_TOPIC_PRESENCE, u->fleet, u->id,
-                    NULL) != FERRY_OK) {
+                    NULL) != FERRY_OK ||
+        ferry_topic(u->t_root, sizeof(u->t_root), FERRY_TOPIC_META_ROOT, u->fleet, "+", NULL) !=
+            FERRY_OK ||
+        ferry_topic(u->t_ts, sizeof(u->t_ts), FERRY_TOPIC_META_TIMESTAMP, u->fleet, "+", NULL) !=
+            FERRY_OK) {
         err = ferry_fail(d, FERRY_E_INVALID_ARG,
                          "uplink: fleet '%s' or gateway id '%s' is not a valid identifier",
                          opts->fleet, opts->gateway_id);

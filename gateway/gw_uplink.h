@@ -23,6 +23,10 @@ struct gw_uplink_handlers {
     void (*on_down)(void *arg);
     /* A message on ferry/v1/<fleet>/release/<product>. */
     void (*on_release)(void *arg, const char *product, const uint8_t *buf, size_t len);
+    /* A message on ferry/v1/<fleet>/root/<version> (level: the version text). */
+    void (*on_root)(void *arg, const char *level, const uint8_t *buf, size_t len);
+    /* A message on ferry/v1/<fleet>/timestamp/<product>. */
+    void (*on_timestamp)(void *arg, const char *product, const uint8_t *buf, size_t len);
     /* A message on this gateway's stream data topic. */
     void (*on_chunk)(void *arg, const uint8_t *buf, size_t len);
     /* A message on this gateway's status-ack topic. */

@@ -1,77 +1,25 @@
 #include "ferry_envelope.h"
 
+#include "ferry_b64.h"
 #include "ferry_json.h"
 
 #include <inttypes.h>
-#include <mbedtls/base64.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define WHAT       "envelope"
-#define ALG        "ES256"
-#define ALG_MAX    32
-#define B64_LEN(n) (4 * (((n) + 2) / 3))
+#define WHAT    "envelope"
+#define ALG     "ES256"
+#define ALG_MAX 32
 
-static bool lower_hex_kid(const char *s)
-{
-    if (strnlen(s, FERRY_KID_LEN + 1) != FERRY_KID_LEN)
-        return false;
-    for (size_t i = 0; i < FERRY_KID_LEN; i++) {
-        if (!(s[i] >= '0' && s[i] <= '9') && !(s[i] >= 'a' && s[i] <= 'f'))
-            return false;
-    }
-    return true;
-}
-
-/* Only the one canonical spelling of some bytes is accepted (no white space
- * or line breaks, no stray bits in the padding), so an envelope's text is
- * determined by its content and relays may compare envelopes by bytes.
- * More than max bytes fails with `over`. *out (malloc'd) is written only on
+/* A base64 member of the envelope; *out (malloc'd) is written only on
  * success. */
 static enum ferry_err decode_b64(const cJSON *obj, const char *key, size_t max, enum ferry_err over,
                                  uint8_t **out, size_t *out_len, struct ferry_diag *d)
 {
-    enum ferry_err err = FERRY_OK;
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(obj, key);
-    uint8_t *bin = NULL;
-    char *again = NULL;
-    size_t need = 0, n = 0, again_len = 0;
     if (!f)
         return ferry_fail(d, FERRY_E_MALFORMED, WHAT ": missing field '%s'", key);
-    const char *text = cJSON_GetStringValue(f);
-    size_t text_len = text ? strlen(text) : 0;
-    if (text_len > B64_LEN(max))
-        return ferry_fail(d, over, WHAT ": field '%s' holds more than %zu bytes", key, max);
-    /* With no room, mbedTLS validates the text and reports the size needed;
-     * empty or blank text comes back as 0 and is refused with the rest. */
-    const unsigned char *src = (const unsigned char *)text;
-    if (text_len == 0 ||
-        mbedtls_base64_decode(NULL, 0, &need, src, text_len) != MBEDTLS_ERR_BASE64_BUFFER_TOO_SMALL)
-        return ferry_fail(d, FERRY_E_MALFORMED, WHAT ": field '%s' must be a base64 string", key);
-    bin = malloc(need);
-    again = malloc(text_len + 1);
-    if (!bin || !again) {
-        err = ferry_fail(d, FERRY_E_NOMEM, WHAT ": out of memory");
-        goto out;
-    }
-    if (mbedtls_base64_decode(bin, need, &n, src, text_len) != 0 ||
-        mbedtls_base64_encode((unsigned char *)again, text_len + 1, &again_len, bin, n) != 0 ||
-        again_len != text_len || memcmp(again, text, text_len) != 0) {
-        err = ferry_fail(d, FERRY_E_MALFORMED, WHAT ": field '%s' must be canonical base64", key);
-        goto out;
-    }
-    if (n > max) {
-        err =
-            ferry_fail(d, over, WHAT ": field '%s' holds %zu bytes, the limit is %zu", key, n, max);
-        goto out;
-    }
-    *out = bin;
-    *out_len = n;
-    bin = NULL;
-out:
-    free(again);
-    free(bin);
-    return err;
+    return ferry_b64_decode(cJSON_GetStringValue(f), max, over, WHAT, key, out, out_len, d);
 }
 
 static enum ferry_err read_header(const cJSON *root, struct ferry_envelope *env,
@@ -94,7 +42,7 @@ static enum ferry_err read_header(const cJSON *root, struct ferry_envelope *env,
             ferry_fail(d, FERRY_E_MALFORMED, WHAT ": field 'alg' must be '" ALG "', got '%s'", alg);
     if (err == FERRY_OK)
         err = ferry_json_str(root, "kid", true, FERRY_KID_LEN, env->kid, WHAT, d);
-    if (err == FERRY_OK && !lower_hex_kid(env->kid))
+    if (err == FERRY_OK && !ferry_kid_valid(env->kid))
         err = ferry_fail(d, FERRY_E_MALFORMED,
                          WHAT ": field 'kid' must be %d lower-case hex digits, got '%s'",
                          FERRY_KID_LEN, env->kid);
@@ -153,17 +101,6 @@ void ferry_envelope_free(struct ferry_envelope *env)
     }
 }
 
-static char *to_b64(const uint8_t *bin, size_t len)
-{
-    size_t cap = B64_LEN(len) + 1, n = 0;
-    char *text = malloc(cap);
-    if (text && mbedtls_base64_encode((unsigned char *)text, cap, &n, bin, len) != 0) {
-        free(text);
-        text = NULL;
-    }
-    return text;
-}
-
 enum ferry_err ferry_envelope_encode(const uint8_t *manifest, size_t manifest_len, const char *kid,
                                      const uint8_t sig[FERRY_ES256_SIG_LEN], char **out,
                                      size_t *out_len, struct ferry_diag *d)
@@ -172,13 +109,13 @@ enum ferry_err ferry_envelope_encode(const uint8_t *manifest, size_t manifest_le
         return ferry_fail(d, manifest_len ? FERRY_E_TOO_LARGE : FERRY_E_INVALID_ARG,
                           WHAT ": manifest of %zu bytes, it must hold 1..%d", manifest_len,
                           FERRY_MANIFEST_MAX_BYTES);
-    if (!lower_hex_kid(kid))
+    if (!ferry_kid_valid(kid))
         return ferry_fail(d, FERRY_E_INVALID_ARG,
                           WHAT ": kid must be %d lower-case hex digits, got '%.*s'", FERRY_KID_LEN,
                           FERRY_NAME_MAX, kid);
     enum ferry_err err = FERRY_OK;
-    char *m64 = to_b64(manifest, manifest_len);
-    char *s64 = to_b64(sig, FERRY_ES256_SIG_LEN);
+    char *m64 = ferry_b64_encode(manifest, manifest_len);
+    char *s64 = ferry_b64_encode(sig, FERRY_ES256_SIG_LEN);
     cJSON *root = cJSON_CreateObject();
     if (!m64 || !s64 || !root || !cJSON_AddRawToObject(root, "format", "1") ||
         !cJSON_AddStringToObject(root, "alg", ALG) || !cJSON_AddStringToObject(root, "kid", kid) ||
@@ -230,6 +167,12 @@ static enum ferry_err check_policy(const struct ferry_manifest *m,
     if (pol->now >= m->expires_at)
         return ferry_fail(d, FERRY_E_EXPIRED, "manifest: expired at %" PRId64 ", now is %" PRId64,
                           m->expires_at, pol->now);
+    if (pol->max_lifetime > 0 && m->expires_at - m->issued_at > pol->max_lifetime)
+        return ferry_fail(d, FERRY_E_LIFETIME,
+                          "manifest: valid for %" PRId64 " s (issued %" PRId64 ", expires %" PRId64
+                          "), this device takes at most %" PRId64 " s",
+                          m->expires_at - m->issued_at, m->issued_at, m->expires_at,
+                          pol->max_lifetime);
     if (pol->product && strcmp(m->product, pol->product) != 0)
         return ferry_fail(d, FERRY_E_WRONG_PRODUCT,
                           "manifest: release %s is for product '%s', this device runs '%s'",
@@ -243,6 +186,12 @@ static enum ferry_err check_policy(const struct ferry_manifest *m,
         return ferry_fail(d, FERRY_E_DOWNGRADE,
                           "manifest: seq %" PRIu64 " is below the minimum %" PRIu64, m->seq,
                           pol->min_seq);
+    /* Subtraction, not seq_base + step: no overflow whatever the two are. */
+    if (pol->max_seq_step > 0 && m->seq > pol->seq_base &&
+        m->seq - pol->seq_base > pol->max_seq_step)
+        return ferry_fail(d, FERRY_E_SEQ_JUMP,
+                          "manifest: seq %" PRIu64 " is more than %" PRIu64 " above %" PRIu64,
+                          m->seq, pol->max_seq_step, pol->seq_base);
     if (m->size > cap)
         return ferry_fail(d, FERRY_E_ARTIFACT_TOO_LARGE,
                           "manifest: artifact of %" PRIu64

@@ -14,9 +14,12 @@
  *   FERRY_E_MALFORMED                        manifest shape, or its key_id
  *                                            differs from the envelope's kid
  *   FERRY_E_NOT_YET_VALID, FERRY_E_EXPIRED   issued_at / expires_at vs now
+ *   FERRY_E_LIFETIME                         expires_at - issued_at above policy
+ *                                            max_lifetime
  *   FERRY_E_WRONG_PRODUCT                    policy product
  *   FERRY_E_INCOMPATIBLE_HW                  policy hw_model / hw_revision
  *   FERRY_E_DOWNGRADE                        seq below policy min_seq
+ *   FERRY_E_SEQ_JUMP                         seq above seq_base + max_seq_step
  *   FERRY_E_ARTIFACT_TOO_LARGE               size above policy max_artifact_size
  * Nothing in the manifest is looked at before the signature holds. */
 #ifndef FERRY_ENVELOPE_H
@@ -41,6 +44,12 @@ struct ferry_verify_policy {
     const char *hw_revision;    /* NULL: the device has no revision */
     uint64_t min_seq;           /* reject seq < min_seq (edge: installed + 1) */
     uint64_t max_artifact_size; /* 0: only FERRY_ARTIFACT_MAX_SIZE applies */
+    int64_t max_lifetime;       /* > 0: reject expires_at - issued_at above it (a
+                                   manifest cannot stay replayable for longer) */
+    uint64_t max_seq_step;      /* > 0: reject seq > seq_base + max_seq_step, so
+                                   one release (a leaked key's, say) cannot move
+                                   the anti-rollback counter arbitrarily far */
+    uint64_t seq_base;          /* what the step counts from (edge: installed seq) */
 };
 
 /* A parsed but not yet verified envelope. Owns a copy of the manifest bytes. */

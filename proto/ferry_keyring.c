@@ -45,6 +45,28 @@ size_t ferry_keyring_count(const struct ferry_keyring *kr)
     return kr->n;
 }
 
+void ferry_keyring_clear(struct ferry_keyring *kr)
+{
+    memset(kr, 0, sizeof(*kr));
+}
+
+void ferry_keyring_copy(struct ferry_keyring *dst, const struct ferry_keyring *src)
+{
+    if (dst != src)
+        memcpy(dst, src, sizeof(*dst));
+}
+
+bool ferry_kid_valid(const char *kid)
+{
+    if (strnlen(kid, FERRY_KID_LEN + 1) != FERRY_KID_LEN)
+        return false;
+    for (size_t i = 0; i < FERRY_KID_LEN; i++) {
+        if (!(kid[i] >= '0' && kid[i] <= '9') && !(kid[i] >= 'a' && kid[i] <= 'f'))
+            return false;
+    }
+    return true;
+}
+
 void ferry_kid_of_point(const uint8_t point[FERRY_P256_POINT_LEN], char kid[FERRY_KID_LEN + 1])
 {
     uint8_t digest[FERRY_SHA256_LEN];
@@ -119,6 +141,36 @@ static const struct key *find_key(const struct ferry_keyring *kr, const char *ki
     return NULL;
 }
 
+enum ferry_err ferry_keyring_lookup(const struct ferry_keyring *kr, const char *kid)
+{
+    const struct key *k = find_key(kr, kid);
+    if (!k)
+        return FERRY_E_UNKNOWN_KEY;
+    return k->revoked ? FERRY_E_REVOKED_KEY : FERRY_OK;
+}
+
+enum ferry_err ferry_keyring_revoke_id(struct ferry_keyring *kr, const char *kid,
+                                       struct ferry_diag *d)
+{
+    if (!ferry_kid_valid(kid))
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          WHAT ": key id must be %d lower-case hex digits, got '%.*s'",
+                          FERRY_KID_LEN, FERRY_KID_LEN + 1, kid);
+    for (size_t i = 0; i < kr->n; i++) {
+        if (strcmp(kr->keys[i].kid, kid) == 0) {
+            kr->keys[i].revoked = true;
+            return FERRY_OK;
+        }
+    }
+    if (kr->n >= FERRY_KEYRING_MAX_KEYS)
+        return ferry_fail(d, FERRY_E_TOO_LARGE, WHAT ": more than %d keys", FERRY_KEYRING_MAX_KEYS);
+    /* No point: a revoked entry is never used to verify. */
+    struct key k = {.revoked = true};
+    memcpy(k.kid, kid, FERRY_KID_LEN + 1);
+    kr->keys[kr->n++] = k;
+    return FERRY_OK;
+}
+
 enum ferry_err ferry_keyring_verify(const struct ferry_keyring *kr, const char *kid,
                                     const uint8_t *msg, size_t msg_len,
                                     const uint8_t sig[FERRY_ES256_SIG_LEN])
@@ -180,10 +232,8 @@ static bool one_pem_block(const char *s, size_t len)
     return strstr(s + blen, "-----BEGIN") == NULL;
 }
 
-/* Reads one PEM SubjectPublicKeyInfo holding a P-256 key into an
- * uncompressed point; `what` names the key in messages. */
-static enum ferry_err pem_to_point(const uint8_t *buf, size_t len, const char *what,
-                                   uint8_t point[FERRY_P256_POINT_LEN], struct ferry_diag *d)
+enum ferry_err ferry_pem_to_point(const uint8_t *buf, size_t len, const char *what,
+                                  uint8_t point[FERRY_P256_POINT_LEN], struct ferry_diag *d)
 {
     enum ferry_err err = FERRY_OK;
     mbedtls_pk_context pk;
@@ -240,7 +290,7 @@ static enum ferry_err read_entry(const cJSON *e, const char *what, struct ferry_
     if (err == FERRY_OK)
         err = ferry_json_bool(e, "revoked", false, &revoked, what, d);
     if (err == FERRY_OK)
-        err = pem_to_point((const uint8_t *)pem, strlen(pem), what, point, d);
+        err = ferry_pem_to_point((const uint8_t *)pem, strlen(pem), what, point, d);
     if (err != FERRY_OK)
         return err;
     ferry_kid_of_point(point, actual);
@@ -296,7 +346,7 @@ enum ferry_err ferry_keyring_parse(const uint8_t *buf, size_t len, struct ferry_
     if (i < len && buf[i] == '{') {
         err = parse_json(buf, len, kr, d);
     } else {
-        err = pem_to_point(buf, len, WHAT, point, d);
+        err = ferry_pem_to_point(buf, len, WHAT, point, d);
         if (err == FERRY_OK)
             err = ferry_keyring_add(kr, point, false, d);
     }

@@ -45,7 +45,34 @@ enum ferry_err ferry_keyring_add(struct ferry_keyring *kr,
                                  const uint8_t point[FERRY_P256_POINT_LEN], bool revoked,
                                  struct ferry_diag *d) FERRY_MUST_CHECK;
 
+/* Adds key id kid as revoked without its public key (a root document lists
+ * revoked keys by id), or marks a key already held revoked. A signature by
+ * it is then FERRY_E_REVOKED_KEY. FERRY_E_INVALID_ARG for a malformed id,
+ * FERRY_E_TOO_LARGE when the keyring is full. */
+enum ferry_err ferry_keyring_revoke_id(struct ferry_keyring *kr, const char *kid,
+                                       struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* Empties kr, or makes dst a copy of src; the object itself stays, so
+ * pointers to it stay valid. */
+void ferry_keyring_clear(struct ferry_keyring *kr);
+void ferry_keyring_copy(struct ferry_keyring *dst, const struct ferry_keyring *src);
+
 size_t ferry_keyring_count(const struct ferry_keyring *kr);
+
+/* What the keyring says about key id kid: FERRY_OK (trusted),
+ * FERRY_E_UNKNOWN_KEY or FERRY_E_REVOKED_KEY. */
+enum ferry_err ferry_keyring_lookup(const struct ferry_keyring *kr,
+                                    const char *kid) FERRY_MUST_CHECK;
+
+/* True if kid is FERRY_KID_LEN lower-case hex digits. */
+bool ferry_kid_valid(const char *kid);
+
+/* Reads exactly one PEM SubjectPublicKeyInfo holding a P-256 key (what
+ * `ferry-cloud keygen` writes) into an uncompressed point. `what` names the
+ * key in messages. FERRY_E_MALFORMED for anything else. */
+enum ferry_err ferry_pem_to_point(const uint8_t *pem, size_t len, const char *what,
+                                  uint8_t point[FERRY_P256_POINT_LEN],
+                                  struct ferry_diag *d) FERRY_MUST_CHECK;
 
 /* Computes the key id of an uncompressed point into kid (17 bytes with NUL). */
 void ferry_kid_of_point(const uint8_t point[FERRY_P256_POINT_LEN], char kid[FERRY_KID_LEN + 1]);

@@ -46,6 +46,10 @@ static const char *topic_kind(enum ferry_topic which)
         return "presence";
     case FERRY_TOPIC_NODE:
         return "node";
+    case FERRY_TOPIC_META_ROOT:
+        return "root";
+    case FERRY_TOPIC_META_TIMESTAMP:
+        return "timestamp";
     }
     return NULL;
 }

@@ -30,20 +30,24 @@
 #define FERRY_COAP_MANIFEST    "ferry/manifest" /* + "/<hw-model>", observable */
 #define FERRY_COAP_ARTIFACT    "ferry/artifact" /* + "/<sha256-hex>", Block2 */
 #define FERRY_COAP_STATUS      "ferry/status"   /* POST status records */
+#define FERRY_COAP_META        "ferry/meta"     /* + "/<product>", observable */
 #define FERRY_COAP_RT_MANIFEST "ferry.manifest"
 #define FERRY_COAP_RT_ARTIFACT "ferry.artifact"
 #define FERRY_COAP_RT_STATUS   "ferry.status"
+#define FERRY_COAP_RT_META     "ferry.meta"
 
 bool ferry_id_valid(const char *id);
 
 enum ferry_topic {
-    FERRY_TOPIC_RELEASE,     /* <fleet>/release/<product>: retained envelope */
-    FERRY_TOPIC_STREAM_REQ,  /* <fleet>/stream/req/<gateway>: chunk requests */
-    FERRY_TOPIC_STREAM_DATA, /* <fleet>/stream/data/<gateway>: chunks */
-    FERRY_TOPIC_STATUS,      /* <fleet>/status/<gateway>: status batches */
-    FERRY_TOPIC_STATUS_ACK,  /* <fleet>/status-ack/<gateway>: ingestion acks */
-    FERRY_TOPIC_PRESENCE,    /* <fleet>/presence/<gateway>: retained online/offline */
-    FERRY_TOPIC_NODE,        /* <fleet>/node/<gateway>/<node>: retained reported state */
+    FERRY_TOPIC_RELEASE,        /* <fleet>/release/<product>: retained envelope */
+    FERRY_TOPIC_STREAM_REQ,     /* <fleet>/stream/req/<gateway>: chunk requests */
+    FERRY_TOPIC_STREAM_DATA,    /* <fleet>/stream/data/<gateway>: chunks */
+    FERRY_TOPIC_STATUS,         /* <fleet>/status/<gateway>: status batches */
+    FERRY_TOPIC_STATUS_ACK,     /* <fleet>/status-ack/<gateway>: ingestion acks */
+    FERRY_TOPIC_PRESENCE,       /* <fleet>/presence/<gateway>: retained online/offline */
+    FERRY_TOPIC_NODE,           /* <fleet>/node/<gateway>/<node>: retained reported state */
+    FERRY_TOPIC_META_ROOT,      /* <fleet>/root/<version>: retained signed root document */
+    FERRY_TOPIC_META_TIMESTAMP, /* <fleet>/timestamp/<product>: retained signed timestamp */
 };
 
 /* Builds a topic. `sub` is the last variable level (product, gateway) and

@@ -28,6 +28,9 @@ expect_status 1 "ferry-cloud publish takes its example config" \
     "$CLOUD" publish --config "$EXAMPLES/ferry-cloud-publish.json.example" \
     --artifact "$PUB" --version 1.0.0 --seq 1
 expect_output stderr "/etc/ferry/keys/release-signing.key" "... and fails only on the signing key"
+expect_status 1 "ferry-cloud timestamp takes its example config" \
+    "$CLOUD" timestamp --config "$EXAMPLES/ferry-cloud-timestamp.json.example"
+expect_output stderr "/etc/ferry/keys/timestamp.key" "... and fails only on the timestamp key"
 expect_status 1 "ferry-edge takes its example config" "$EDGE" --config "$EXAMPLES/ferry-edge.json.example"
 expect_output stderr "/etc/ferry/release-keys.pub" "... and fails only on a file the example names"
 
@@ -96,8 +99,13 @@ if command -v systemd-analyze >/dev/null; then
         >"$TEST_TMP/units/ferry-gateway.service"
     sed "s|^ExecStart=ferry-cloud|ExecStart=$CLOUD|" "$UNITS/ferry-cloud-serve.service" \
         >"$TEST_TMP/units/ferry-cloud-serve.service"
+    sed "s|^ExecStart=ferry-cloud|ExecStart=$CLOUD|" "$UNITS/ferry-cloud-timestamp@.service" \
+        >"$TEST_TMP/units/ferry-cloud-timestamp@.service"
+    cp "$UNITS/ferry-cloud-timestamp@.timer" "$TEST_TMP/units/"
     check "systemd-analyze verify accepts both units" systemd-analyze verify \
         "$TEST_TMP/units/ferry-gateway.service" "$TEST_TMP/units/ferry-cloud-serve.service"
+    check "... and the timestamp timer with its service" systemd-analyze verify \
+        "$TEST_TMP/units/ferry-cloud-timestamp@firmware.timer"
 else
     echo "SKIP: no systemd-analyze"
 fi
@@ -108,6 +116,9 @@ check "cmake --install into a prefix" cmake --install "$FERRY_BUILD_DIR" --prefi
 missing=""
 for f in bin/ferry-cloud bin/ferry-gateway bin/ferry-edge \
     lib/systemd/system/ferry-gateway.service lib/systemd/system/ferry-cloud-serve.service \
+    lib/systemd/system/ferry-cloud-timestamp@.service \
+    lib/systemd/system/ferry-cloud-timestamp@.timer \
+    share/doc/ferry/examples/ferry-cloud-timestamp.json.example \
     lib/sysusers.d/ferry.conf share/doc/ferry/examples/README.md \
     share/doc/ferry/examples/ferry-gateway.json.example \
     share/doc/ferry/examples/ferry-cloud-serve.json.example \

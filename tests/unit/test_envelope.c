@@ -403,6 +403,61 @@ static void envelope_check_order(void)
     fixture_free(&f);
 }
 
+/* The sample is valid for 30 days: a device that takes at most that accepts
+ * it, one that takes a second less refuses it, after the signature and the
+ * time checks and before the product. */
+static void envelope_lifetime_cap(void)
+{
+    struct fixture f;
+    fixture_init(&f);
+    struct ferry_verify_policy pol = device_policy(&f.m);
+    struct ferry_diag d = {""};
+    int64_t lifetime = f.m.expires_at - f.m.issued_at;
+    pol.max_lifetime = lifetime;
+    CU_ASSERT_EQUAL(verify_text(f.env, f.kr, &pol, &d), FERRY_OK);
+    pol.max_lifetime = lifetime - 1;
+    CU_ASSERT_EQUAL(verify_text(f.env, f.kr, &pol, &d), FERRY_E_LIFETIME);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "2592000"));
+    pol.product = "valve";
+    CU_ASSERT_EQUAL(verify_text(f.env, f.kr, &pol, &d), FERRY_E_LIFETIME);
+    pol.now = f.m.expires_at;
+    CU_ASSERT_EQUAL(verify_text(f.env, f.kr, &pol, &d), FERRY_E_EXPIRED);
+    pol = device_policy(&f.m);
+    pol.max_lifetime = 0; /* no cap */
+    CU_ASSERT_EQUAL(verify_text(f.env, f.kr, &pol, &d), FERRY_OK);
+    fixture_free(&f);
+}
+
+/* seq 42 against an installed seq: at most max_seq_step above it. */
+static void envelope_seq_step_cap(void)
+{
+    struct fixture f;
+    fixture_init(&f);
+    struct ferry_verify_policy pol = device_policy(&f.m);
+    struct ferry_diag d = {""};
+    pol.min_seq = 11;
+    pol.seq_base = 10;
+    pol.max_seq_step = 32;
+    CU_ASSERT_EQUAL(verify_text(f.env, f.kr, &pol, &d), FERRY_OK);
+    pol.max_seq_step = 31;
+    CU_ASSERT_EQUAL(verify_text(f.env, f.kr, &pol, &d), FERRY_E_SEQ_JUMP);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "42"));
+    /* A downgrade is named as such, before the step. */
+    pol.min_seq = 43;
+    CU_ASSERT_EQUAL(verify_text(f.env, f.kr, &pol, &d), FERRY_E_DOWNGRADE);
+    /* No overflow near the top of the range. */
+    pol.min_seq = 0;
+    pol.seq_base = UINT64_MAX - 1;
+    pol.max_seq_step = UINT64_MAX;
+    CU_ASSERT_EQUAL(verify_text(f.env, f.kr, &pol, &d), FERRY_OK);
+    pol.seq_base = 0;
+    pol.max_seq_step = 1;
+    CU_ASSERT_EQUAL(verify_text(f.env, f.kr, &pol, &d), FERRY_E_SEQ_JUMP);
+    pol.max_seq_step = 0; /* no cap */
+    CU_ASSERT_EQUAL(verify_text(f.env, f.kr, &pol, &d), FERRY_OK);
+    fixture_free(&f);
+}
+
 /* f's envelope with `key` set to raw JSON (removed when raw is NULL). */
 static char *env_mutated(const struct fixture *f, const char *key, const char *raw)
 {
@@ -649,6 +704,8 @@ const struct ferry_test_case ferry_tests[] = {
     {"envelope_time_window", envelope_time_window},
     {"envelope_device_policy", envelope_device_policy},
     {"envelope_check_order", envelope_check_order},
+    {"envelope_lifetime_cap", envelope_lifetime_cap},
+    {"envelope_seq_step_cap", envelope_seq_step_cap},
     {"envelope_shape_rules", envelope_shape_rules},
     {"envelope_duplicate_keys", envelope_duplicate_keys},
     {"envelope_truncated_everywhere", envelope_truncated_everywhere},

@@ -492,6 +492,144 @@ static void every_product_has_its_own_current_release(void)
     test_key_free(&k);
 }
 
+/* Product "P.prev" is a valid identifier: its current release must not share
+ * a file with the previous release of product "P". */
+static void a_product_named_like_a_previous_file_keeps_its_own(void)
+{
+    struct test_key k;
+    test_key_init(&k, 12);
+    struct ferry_keyring *kr = test_keyring_of(&k, false);
+    const char *dir = fresh_dir();
+    struct gw_releases *r = open_rel(dir, kr, 0, NOW);
+    accept_ok(r, &k, &(struct spec){.product = "P", .seq = 1});
+    accept_ok(r, &k, &(struct spec){.product = "P", .seq = 2});
+    accept_ok(r, &k, &(struct spec){.product = "P.prev", .seq = 9});
+    CU_ASSERT_EQUAL(gw_releases_previous(r, "P")->manifest.seq, 1);
+    gw_releases_free(r);
+
+    r = open_rel(dir, kr, 0, NOW);
+    CU_ASSERT_EQUAL(current_seq(r, "P"), 2);
+    const struct gw_release *prev = gw_releases_previous(r, "P");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(prev);
+    CU_ASSERT_EQUAL(prev->manifest.seq, 1);
+    CU_ASSERT_STRING_EQUAL(prev->manifest.product, "P");
+    CU_ASSERT_EQUAL(current_seq(r, "P.prev"), 9);
+    CU_ASSERT_PTR_NULL(gw_releases_previous(r, "P.prev"));
+    gw_releases_free(r);
+    ferry_keyring_free(kr);
+    test_key_free(&k);
+}
+
+/* State written before previous releases got their own folder: "X.prev.env"
+ * holding a release of product X is X's previous one. */
+static void a_legacy_previous_file_is_read_as_the_previous_release(void)
+{
+    struct test_key k;
+    test_key_init(&k, 13);
+    struct ferry_keyring *kr = test_keyring_of(&k, false);
+    const char *dir = fresh_dir();
+    char path[PATH_MAX];
+    pathf(path, "%s/releases", dir);
+    CU_ASSERT_EQUAL_FATAL(ferry_mkdir_p(path, 0755, NULL), FERRY_OK);
+    size_t len = 0;
+    char *old = make_env(&k, &(struct spec){.product = "meter", .seq = 4}, &len);
+    pathf(path, "%s/releases/meter.prev.env", dir);
+    CU_ASSERT_FATAL(ferry_write_atomic(path, old, len, 0644, NULL) == FERRY_OK);
+    free(old);
+    char *cur = make_env(&k, &(struct spec){.product = "meter", .seq = 5}, &len);
+    pathf(path, "%s/releases/meter.env", dir);
+    CU_ASSERT_FATAL(ferry_write_atomic(path, cur, len, 0644, NULL) == FERRY_OK);
+    free(cur);
+
+    struct gw_releases *r = open_rel(dir, kr, 0, NOW);
+    CU_ASSERT_EQUAL(current_seq(r, "meter"), 5);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(gw_releases_previous(r, "meter"));
+    CU_ASSERT_EQUAL(gw_releases_previous(r, "meter")->manifest.seq, 4);
+    CU_ASSERT_PTR_NULL(gw_releases_current(r, "meter.prev"));
+    gw_releases_free(r);
+    ferry_keyring_free(kr);
+    test_key_free(&k);
+}
+
+/* A leaked key cannot move a product's seq arbitrarily far past what the
+ * gateway holds, nor get a manifest valid for longer than allowed through. */
+static void limits_bound_the_seq_step_and_the_lifetime(void)
+{
+    struct test_key k;
+    test_key_init(&k, 14);
+    struct ferry_keyring *kr = test_keyring_of(&k, false);
+    struct gw_releases_limits lim = {.max_lifetime = LIFETIME, .max_seq_step = 10};
+    struct gw_releases_opts o = {
+        .state_dir = fresh_dir(), .keyring = kr, .clock_skew = SKEW, .limits = &lim};
+    struct gw_releases *r = NULL;
+    struct ferry_diag d = {{0}};
+    CU_ASSERT_EQUAL_FATAL(gw_releases_open(&o, NOW, &r, &d), FERRY_OK);
+    enum gw_release_outcome out;
+    /* The first release of a product: no step to count from. */
+    accept_ok(r, &k, &(struct spec){.product = "meter", .seq = 1000});
+    CU_ASSERT_EQUAL(
+        accept_spec(r, &k, "meter", &(struct spec){.product = "meter", .seq = 1011}, NOW, &out, &d),
+        FERRY_E_SEQ_JUMP);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "1011"));
+    CU_ASSERT_EQUAL(current_seq(r, "meter"), 1000);
+    accept_ok(r, &k, &(struct spec){.product = "meter", .seq = 1010});
+    /* Going further takes steps. */
+    accept_ok(r, &k, &(struct spec){.product = "meter", .seq = 1020});
+
+    lim.max_lifetime = LIFETIME - 1;
+    gw_releases_set_limits(r, &lim);
+    CU_ASSERT_EQUAL(
+        accept_spec(r, &k, "meter", &(struct spec){.product = "meter", .seq = 1021}, NOW, &out, &d),
+        FERRY_E_LIFETIME);
+    lim.max_seq_step = 0;
+    lim.max_lifetime = 0;
+    gw_releases_set_limits(r, &lim);
+    accept_ok(r, &k, &(struct spec){.product = "meter", .seq = UINT64_C(1) << 40});
+    gw_releases_free(r);
+    ferry_keyring_free(kr);
+    test_key_free(&k);
+}
+
+/* After a root revokes the key, what it signed is no longer held, and its
+ * seq still bars older releases. */
+static void a_recheck_drops_releases_of_revoked_keys(void)
+{
+    struct test_key k, k2;
+    test_key_init(&k, 15);
+    test_key_init(&k2, 16);
+    struct ferry_keyring *kr = test_keyring_of(&k, false);
+    CU_ASSERT_FATAL(ferry_keyring_add(kr, k2.point, false, NULL) == FERRY_OK);
+    struct gw_releases *r = open_rel(fresh_dir(), kr, 0, NOW);
+    accept_ok(r, &k2, &(struct spec){.product = "valve", .seq = 3});
+    accept_ok(r, &k, &(struct spec){.product = "meter", .seq = 5});
+    accept_ok(r, &k, &(struct spec){.product = "meter", .seq = 6});
+    CU_ASSERT_EQUAL(gw_releases_recheck(r, NOW), 0);
+    const struct gw_release *cur = gw_releases_current(r, "meter");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cur);
+    struct ferry_envelope *e = NULL;
+    CU_ASSERT_FATAL(ferry_envelope_parse(cur->envelope, cur->envelope_len, &e, NULL) == FERRY_OK);
+    uint8_t digest[FERRY_SHA256_LEN];
+    ferry_sha256(e->manifest, e->manifest_len, digest);
+    ferry_envelope_free(e);
+    CU_ASSERT_EQUAL(memcmp(cur->manifest_digest, digest, sizeof(digest)), 0);
+
+    CU_ASSERT_FATAL(ferry_keyring_revoke_id(kr, k.kid, NULL) == FERRY_OK);
+    CU_ASSERT_EQUAL(gw_releases_recheck(r, NOW), 2);
+    CU_ASSERT_PTR_NULL(gw_releases_current(r, "meter"));
+    CU_ASSERT_PTR_NULL(gw_releases_previous(r, "meter"));
+    CU_ASSERT_EQUAL(current_seq(r, "valve"), 3);
+    enum gw_release_outcome out;
+    struct ferry_diag d = {{0}};
+    CU_ASSERT_EQUAL(
+        accept_spec(r, &k2, "meter", &(struct spec){.product = "meter", .seq = 6}, NOW, &out, &d),
+        FERRY_E_DOWNGRADE);
+    accept_ok(r, &k2, &(struct spec){.product = "meter", .seq = 7});
+    gw_releases_free(r);
+    ferry_keyring_free(kr);
+    test_key_free(&k);
+    test_key_free(&k2);
+}
+
 const char *const ferry_suite_name = "gw_releases";
 const struct ferry_test_case ferry_tests[] = {
     {"new_release_is_persisted_and_same_bytes_are_a_no_op",
@@ -508,5 +646,11 @@ const struct ferry_test_case ferry_tests[] = {
     {"expired_and_revoked_files_are_not_served_after_restart",
      expired_and_revoked_files_are_not_served_after_restart},
     {"every_product_has_its_own_current_release", every_product_has_its_own_current_release},
+    {"a_product_named_like_a_previous_file_keeps_its_own",
+     a_product_named_like_a_previous_file_keeps_its_own},
+    {"a_legacy_previous_file_is_read_as_the_previous_release",
+     a_legacy_previous_file_is_read_as_the_previous_release},
+    {"limits_bound_the_seq_step_and_the_lifetime", limits_bound_the_seq_step_and_the_lifetime},
+    {"a_recheck_drops_releases_of_revoked_keys", a_recheck_drops_releases_of_revoked_keys},
     {NULL, NULL},
 };

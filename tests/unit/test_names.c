@@ -47,6 +47,9 @@ static void topic_builds_every_kind(void)
         {FERRY_TOPIC_STATUS, "+", NULL, "ferry/v1/f1/status/+"},
         {FERRY_TOPIC_NODE, "+", "+", "ferry/v1/f1/node/+/+"},
         {FERRY_TOPIC_NODE, "gw1", "+", "ferry/v1/f1/node/gw1/+"},
+        {FERRY_TOPIC_META_ROOT, "3", NULL, "ferry/v1/f1/root/3"},
+        {FERRY_TOPIC_META_TIMESTAMP, "meter", NULL, "ferry/v1/f1/timestamp/meter"},
+        {FERRY_TOPIC_META_TIMESTAMP, "+", NULL, "ferry/v1/f1/timestamp/+"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char out[FERRY_TOPIC_MAX];

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Withdrawing a release mid-rollout, with real processes: mosquitto,
+# ferry-cloud serve, one ferry-gateway and four ferry-edge nodes that trust a
+# root document with a timestamp role.
+#
+#   early    installs 1.0.2 before the withdrawal and keeps it;
+#   busy1/2  download 1.0.2 but wait at the gate (busy) when it is withdrawn:
+#            they drop it (failed, withdrawn) and never install it;
+#   late     is down during 1.0.2; started after the withdrawal, it is never
+#            offered 1.0.2.
+# Then 1.0.3 rolls forward to everyone.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+start_mosquitto
+source "$(dirname "${BASH_SOURCE[0]}")/relay_lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/fleet_lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/trust_lib.sh"
+
+IMAGE_BYTES=$((32 * 1024))
+BUSY_FLAG="$TEST_TMP/busy.flag"
+ALL=(early busy1 busy2 late)
+PUB=$ROOT1 # gateways and nodes start from root version 1
+
+for v in 1 2 3; do
+    head -c "$IMAGE_BYTES" /dev/urandom >"$TEST_TMP/r$v.bin"
+done
+
+start_serve s1
+start_gw_as gw1 "$COAP_PORT"
+wait_until 30 grep -q "coap: serving on" "$TEST_TMP/gw1.log" || die "the gateway did not start"
+
+# --- 1.0.1 with its timestamp reaches everyone ------------------------------------
+release "$TEST_TMP/r1.bin" 1.0.1 1 --hw-model m1 --timestamp-key "$T1_KEY" >/dev/null ||
+    die "publishing 1.0.1 failed"
+start_node early m1
+# shellcheck disable=SC2016 # the node's shell expands it
+start_node busy1 m1 --busy-cmd "test -e '$BUSY_FLAG'"
+start_node busy2 m1 --busy-cmd "test -e '$BUSY_FLAG'"
+start_node late m1
+if wait_fleet 60 success 1.0.1 "${ALL[@]}"; then
+    pass "every node installs 1.0.1, named current by its timestamp"
+else
+    fail "not every node reports success with 1.0.1: $FLEET_OFF"
+fi
+
+# --- 1.0.2: one node installs it, two wait at the gate, one is down ----------------
+stop_node late
+touch "$BUSY_FLAG"
+REL2=$(release "$TEST_TMP/r2.bin" 1.0.2 2 --hw-model m1 --timestamp-key "$T1_KEY") ||
+    die "publishing 1.0.2 failed"
+if wait_fleet 60 success 1.0.2 early && wait_fleet 60 deferred 1.0.2 busy1 busy2; then
+    pass "mid-rollout: early installed 1.0.2, busy1 and busy2 downloaded it and wait"
+else
+    fail "the rollout of 1.0.2 did not reach its midpoint: $FLEET_OFF"
+fi
+
+# --- the withdrawal ---------------------------------------------------------------------
+expect_status 0 "ferry-cloud withdraw $REL2" "$CLOUD" withdraw --broker "$BROKER" --fleet "$FLEET" \
+    --store "$STORE" --key "$T1_KEY" --release "$REL2" --trust "$ROOT1"
+expect_output stdout "withdrawn $REL2" "... and its timestamp lists it as withdrawn"
+expect_output stdout "current (none)" "... and names nothing current"
+if wait_fleet 30 failed:withdrawn 1.0.2 busy1 busy2; then
+    pass "the nodes that had not started installing 1.0.2 drop it (failed, withdrawn)"
+else
+    fail "the waiting nodes did not drop 1.0.2: $FLEET_OFF"
+fi
+rm -f "$BUSY_FLAG"
+start_node late m1
+if wait_fleet 30 idle 1.0.1 late; then
+    pass "the node that was down comes back on 1.0.1"
+else
+    fail "the late node does not report idle 1.0.1: $FLEET_OFF"
+fi
+sleep 5 # a few polls, with the busy flag gone
+check "busy1, busy2 and late never installed 1.0.2 (one reboot each: 1.0.1's)" \
+    test "$(cat "$NODES_DIR"/{busy1,busy2,late}.log | grep -c 'simulated reboot')" -eq 3
+check "late was never offered 1.0.2" \
+    test "$(grep -c "release $REL2" "$NODES_DIR/late.log")" -eq 0
+check "early keeps running 1.0.2 (an install that happened is not undone)" \
+    test "$(slot_holding early "$TEST_TMP/r2.bin")" = slot-a.img
+run coap-client-notls -B 5 -m get "coap://127.0.0.1:$COAP_PORT/ferry/manifest/firmware"
+check "the gateway offers nothing of the product now (an empty 2.05)" \
+    test "$RUN_RC" -eq 0 -a ! -s "$RUN_STDOUT"
+run coap-client-notls -B 5 -m get "coap://127.0.0.1:$COAP_PORT/ferry/meta/firmware?r=1"
+expect_output stdout '"timestamp":{"format":1,"signed":' \
+    "a stock CoAP client gets the trust metadata bundle from ferry/meta/firmware"
+
+# --- rolling forward ----------------------------------------------------------------------
+release "$TEST_TMP/r3.bin" 1.0.3 3 --hw-model m1 --timestamp-key "$T1_KEY" >/dev/null ||
+    die "publishing 1.0.3 failed"
+if wait_fleet 60 success 1.0.3 "${ALL[@]}"; then
+    pass "1.0.3 rolls forward to every node"
+else
+    fail "not every node reports success with 1.0.3: $FLEET_OFF"
+fi
+
+stop_all "${NODE_PID[@]}" "$GW_PID" "$SERVE_PID"
+check "every node, the gateway and the cloud stop cleanly${STOP_BAD:+ (not: $STOP_BAD)}" \
+    test -z "$STOP_BAD"
+check "no sanitizer report in any log" no_sanitizer_reports
+
+finish

@@ -1,0 +1,277 @@
+/* The cloud's side of trust metadata: the next timestamp (cloud_timestamp.h)
+ * and signing root documents (cloud_root.h). */
+#include "cunit_main.h"
+#include "test_meta.h"
+
+#include "cloud_keys.h"
+#include "cloud_root.h"
+#include "cloud_timestamp.h"
+#include "ferry_fs.h"
+#include "ferry_trust.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NOW INT64_C(1700000000)
+
+/* A one-entry list of a copy of s (ferry_strlist holds mutable strings). */
+struct one {
+    char text[FERRY_NAME_MAX + 1];
+    char *v[1];
+    struct ferry_strlist l;
+};
+
+static const struct ferry_strlist *one_of(struct one *o, const char *s)
+{
+    snprintf(o->text, sizeof(o->text), "%s", s);
+    o->v[0] = o->text;
+    o->l.v = o->v;
+    o->l.n = 1;
+    return &o->l;
+}
+
+static char *release_env(struct test_key *k, const char *product, const char *release, uint64_t seq,
+                         size_t *len)
+{
+    struct ferry_manifest m;
+    test_manifest_sample(&m, k->kid, NULL, 100);
+    snprintf(m.product, sizeof(m.product), "%s", product);
+    snprintf(m.release_id, sizeof(m.release_id), "%s", release);
+    m.seq = seq;
+    return test_envelope_of(k, &m, len);
+}
+
+static void the_next_timestamp_carries_state_forward(void)
+{
+    struct test_key k;
+    test_key_init(&k, 1);
+    struct ferry_timestamp t1, t2, t3;
+    struct ferry_diag d = {{0}};
+    size_t len = 0;
+    char *env = release_env(&k, "meter", "meter-2", 2, &len);
+
+    CU_ASSERT_EQUAL_FATAL(
+        cloud_timestamp_next("meter", NULL, (const uint8_t *)env, len, NULL, NOW, 3600, &t1, &d),
+        FERRY_OK);
+    CU_ASSERT_EQUAL(t1.version, (uint64_t)NOW);
+    CU_ASSERT_EQUAL(t1.expires_at, NOW + 3600);
+    CU_ASSERT_TRUE(t1.has_current);
+    CU_ASSERT_STRING_EQUAL(t1.current_release, "meter-2");
+    CU_ASSERT_EQUAL(t1.current_seq, 2);
+    CU_ASSERT_EQUAL(t1.nwithdrawn, 0);
+
+    /* Same second, or a clock behind: the version still grows. */
+    struct one o;
+    CU_ASSERT_EQUAL_FATAL(cloud_timestamp_next("meter", &t1, (const uint8_t *)env, len,
+                                               one_of(&o, "meter-1"), NOW - 5, 3600, &t2, &d),
+                          FERRY_OK);
+    CU_ASSERT_EQUAL(t2.version, (uint64_t)NOW + 1);
+    CU_ASSERT_TRUE(ferry_timestamp_withdraws(&t2, "meter-1"));
+    CU_ASSERT_TRUE(t2.has_current);
+
+    /* Withdrawing the current release leaves nothing current; the list
+     * carries over. */
+    CU_ASSERT_EQUAL_FATAL(cloud_timestamp_next("meter", &t2, (const uint8_t *)env, len,
+                                               one_of(&o, "meter-2"), NOW + 60, 3600, &t3, &d),
+                          FERRY_OK);
+    CU_ASSERT_FALSE(t3.has_current);
+    CU_ASSERT_TRUE(ferry_timestamp_withdraws(&t3, "meter-1"));
+    CU_ASSERT_TRUE(ferry_timestamp_withdraws(&t3, "meter-2"));
+    CU_ASSERT_EQUAL(t3.version, (uint64_t)NOW + 60);
+    free(env);
+
+    /* The recorded release must be of the product. */
+    env = release_env(&k, "valve", "valve-1", 1, &len);
+    CU_ASSERT_EQUAL(
+        cloud_timestamp_next("meter", NULL, (const uint8_t *)env, len, NULL, NOW, 3600, &t1, &d),
+        FERRY_E_INVALID_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "valve"));
+    free(env);
+    CU_ASSERT_EQUAL(
+        cloud_timestamp_next("meter", NULL, NULL, 0, one_of(&o, "../x"), NOW, 3600, &t1, &d),
+        FERRY_E_INVALID_ARG);
+    CU_ASSERT_EQUAL(cloud_timestamp_next("meter", NULL, NULL, 0, NULL, NOW, 0, &t1, &d),
+                    FERRY_E_INVALID_ARG);
+    test_key_free(&k);
+}
+
+/* Beyond the cap the oldest withdrawal falls off. */
+static void the_withdrawn_list_keeps_the_newest(void)
+{
+    struct ferry_timestamp t, next;
+    struct ferry_diag d = {{0}};
+    test_ts_init(&t, "meter", 1, NOW, 60);
+    for (size_t i = 0; i < FERRY_TIMESTAMP_MAX_WITHDRAWN; i++)
+        snprintf(t.withdrawn[t.nwithdrawn++], sizeof(t.withdrawn[0]), "old-%zu", i);
+    struct one o;
+    CU_ASSERT_EQUAL_FATAL(
+        cloud_timestamp_next("meter", &t, NULL, 0, one_of(&o, "newest"), NOW, 60, &next, &d),
+        FERRY_OK);
+    CU_ASSERT_EQUAL(next.nwithdrawn, FERRY_TIMESTAMP_MAX_WITHDRAWN);
+    CU_ASSERT_FALSE(ferry_timestamp_withdraws(&next, "old-0"));
+    CU_ASSERT_TRUE(ferry_timestamp_withdraws(&next, "old-1"));
+    CU_ASSERT_TRUE(ferry_timestamp_withdraws(&next, "newest"));
+    char *text = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL(ferry_timestamp_encode(&next, &text, &len, &d), FERRY_OK);
+    free(text);
+}
+
+/* issue: reads the store, signs, saves; a node's trust takes the result. */
+static void issued_timestamps_verify_and_are_saved(void)
+{
+    struct cloud_key *ts_key = NULL, *root_key = NULL;
+    struct test_key rel;
+    struct ferry_diag d = {{0}};
+    CU_ASSERT_EQUAL_FATAL(cloud_key_generate(&ts_key, &d), FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(cloud_key_generate(&root_key, &d), FERRY_OK);
+    test_key_init(&rel, 2);
+    char store[PATH_MAX];
+    snprintf(store, sizeof(store), "%s/store", ferry_test_tmpdir());
+
+    size_t env_len = 0;
+    char *env = release_env(&rel, "meter", "meter-7", 7, &env_len);
+    CU_ASSERT_EQUAL_FATAL(cloud_release_record(store, "meter", (const uint8_t *)env, env_len, &d),
+                          FERRY_OK);
+    char *doc = NULL;
+    size_t len = 0;
+    struct ferry_timestamp ts;
+    struct cloud_key *keys[] = {ts_key};
+    CU_ASSERT_EQUAL_FATAL(
+        cloud_timestamp_issue(store, "meter", keys, 1, NULL, NOW, 600, &doc, &len, &ts, &d),
+        FERRY_OK);
+    CU_ASSERT_STRING_EQUAL(ts.current_release, "meter-7");
+    CU_ASSERT_EQUAL_FATAL(cloud_timestamp_record(store, "meter", doc, len, &d), FERRY_OK);
+
+    /* What a root naming this key as the timestamp key accepts. */
+    struct ferry_root r;
+    test_root_init(&r, 1);
+    struct test_key as_test;
+    memset(&as_test, 0, sizeof(as_test));
+    cloud_key_point(root_key, as_test.point);
+    snprintf(as_test.kid, sizeof(as_test.kid), "%s", cloud_key_kid(root_key));
+    test_root_add(&r, &as_test, FERRY_ROLE_ROOT);
+    test_root_add(&r, &rel, FERRY_ROLE_RELEASE);
+    cloud_key_point(ts_key, as_test.point);
+    snprintf(as_test.kid, sizeof(as_test.kid), "%s", cloud_key_kid(ts_key));
+    test_root_add(&r, &as_test, FERRY_ROLE_TIMESTAMP);
+    size_t blen = 0, root_len = 0;
+    char *body = test_root_body(&r, &blen);
+    char *signed_root = NULL;
+    CU_ASSERT_EQUAL_FATAL(
+        cloud_root_sign((const uint8_t *)body, blen, root_key, &signed_root, &root_len, &d),
+        FERRY_OK);
+    struct ferry_trust *t = NULL;
+    CU_ASSERT_EQUAL_FATAL(ferry_trust_new((const uint8_t *)signed_root, root_len, 1, &t, &d),
+                          FERRY_OK);
+    bool changed = false;
+    CU_ASSERT_EQUAL(
+        ferry_trust_update_timestamp(t, (const uint8_t *)doc, len, NOW + 1, 0, false, &changed, &d),
+        FERRY_OK);
+    struct ferry_envelope *e = NULL;
+    CU_ASSERT_FATAL(ferry_envelope_parse((const uint8_t *)env, env_len, &e, NULL) == FERRY_OK);
+    uint8_t digest[FERRY_SHA256_LEN];
+    ferry_sha256(e->manifest, e->manifest_len, digest);
+    ferry_envelope_free(e);
+    CU_ASSERT_EQUAL(ferry_trust_verdict(t, "meter", "meter-7", digest, NOW + 1, &d), FERRY_OK);
+
+    /* The state was saved: a withdrawal after a restart builds on it. */
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/meta/timestamp/meter.json", store);
+    uint8_t *saved = NULL;
+    size_t saved_len = 0;
+    CU_ASSERT_EQUAL_FATAL(ferry_read_file(path, 1 << 16, &saved, &saved_len, NULL), FERRY_OK);
+    CU_ASSERT_TRUE(saved_len == len && memcmp(saved, doc, len) == 0);
+    free(saved);
+    free(doc);
+    struct one o;
+    CU_ASSERT_EQUAL_FATAL(cloud_timestamp_issue(store, "meter", keys, 1, one_of(&o, "meter-7"), NOW,
+                                                600, &doc, &len, &ts, &d),
+                          FERRY_OK);
+    CU_ASSERT_EQUAL(ts.version, (uint64_t)NOW + 1);
+    CU_ASSERT_FALSE(ts.has_current);
+    CU_ASSERT_EQUAL(
+        ferry_trust_update_timestamp(t, (const uint8_t *)doc, len, NOW + 1, 0, false, &changed, &d),
+        FERRY_OK);
+    CU_ASSERT_EQUAL(ferry_trust_verdict(t, "meter", "meter-7", digest, NOW + 1, &d),
+                    FERRY_E_WITHDRAWN);
+    free(doc);
+    /* Not recorded, it is not what the next one builds on. */
+    CU_ASSERT_EQUAL_FATAL(
+        cloud_timestamp_issue(store, "meter", keys, 1, NULL, NOW, 600, &doc, &len, &ts, &d),
+        FERRY_OK);
+    CU_ASSERT_EQUAL(ts.version, (uint64_t)NOW + 1);
+    CU_ASSERT_TRUE(ts.has_current);
+    free(doc);
+    doc = NULL;
+    /* A corrupt state file stops it, naming the file. */
+    CU_ASSERT_EQUAL_FATAL(ferry_write_atomic(path, "{", 1, 0644, NULL), FERRY_OK);
+    CU_ASSERT_NOT_EQUAL(
+        cloud_timestamp_issue(store, "meter", keys, 1, NULL, NOW, 600, &doc, &len, &ts, &d),
+        FERRY_OK);
+    CU_ASSERT_PTR_NULL(doc);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "last timestamp"));
+
+    ferry_trust_free(t);
+    free(signed_root);
+    free(body);
+    free(env);
+    cloud_key_free(ts_key);
+    cloud_key_free(root_key);
+    test_key_free(&rel);
+}
+
+static void root_signatures_accumulate(void)
+{
+    struct cloud_key *a = NULL, *b = NULL;
+    struct ferry_diag d = {{0}};
+    CU_ASSERT_EQUAL_FATAL(cloud_key_generate(&a, &d), FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(cloud_key_generate(&b, &d), FERRY_OK);
+    struct ferry_root r;
+    test_root_init(&r, 1);
+    struct test_key ka, kb;
+    memset(&ka, 0, sizeof(ka));
+    memset(&kb, 0, sizeof(kb));
+    cloud_key_point(a, ka.point);
+    snprintf(ka.kid, sizeof(ka.kid), "%s", cloud_key_kid(a));
+    cloud_key_point(b, kb.point);
+    snprintf(kb.kid, sizeof(kb.kid), "%s", cloud_key_kid(b));
+    test_root_add(&r, &ka, FERRY_ROLE_ROOT);
+    test_root_add(&r, &kb, FERRY_ROLE_ROOT);
+    r.roles[FERRY_ROLE_ROOT].threshold = 2;
+    test_root_add(&r, &ka, FERRY_ROLE_RELEASE);
+    size_t blen = 0, l1 = 0, l2 = 0, l3 = 0;
+    char *body = test_root_body(&r, &blen);
+    char *one = NULL, *two = NULL, *again = NULL;
+    CU_ASSERT_EQUAL_FATAL(cloud_root_sign((const uint8_t *)body, blen, a, &one, &l1, &d), FERRY_OK);
+    struct ferry_trust *t = NULL;
+    CU_ASSERT_EQUAL(ferry_trust_new((const uint8_t *)one, l1, 1, &t, &d), FERRY_E_THRESHOLD);
+    CU_ASSERT_EQUAL(cloud_root_sign((const uint8_t *)one, l1, a, &again, &l3, &d),
+                    FERRY_E_INVALID_ARG);
+    CU_ASSERT_PTR_NULL(again);
+    CU_ASSERT_EQUAL_FATAL(cloud_root_sign((const uint8_t *)one, l1, b, &two, &l2, &d), FERRY_OK);
+    CU_ASSERT_EQUAL(ferry_trust_new((const uint8_t *)two, l2, 1, &t, &d), FERRY_OK);
+    CU_ASSERT_EQUAL(ferry_trust_version(t), 1);
+    ferry_trust_free(t);
+    /* Something that is not a root is not signed. */
+    static const char not_root[] = "{\"format\":1,\"type\":\"timestamp\"}";
+    CU_ASSERT_EQUAL(
+        cloud_root_sign((const uint8_t *)not_root, strlen(not_root), a, &again, &l3, &d),
+        FERRY_E_MALFORMED);
+    free(one);
+    free(two);
+    free(body);
+    cloud_key_free(a);
+    cloud_key_free(b);
+}
+
+const char *const ferry_suite_name = "cloud_meta";
+const struct ferry_test_case ferry_tests[] = {
+    {"the_next_timestamp_carries_state_forward", the_next_timestamp_carries_state_forward},
+    {"the_withdrawn_list_keeps_the_newest", the_withdrawn_list_keeps_the_newest},
+    {"issued_timestamps_verify_and_are_saved", issued_timestamps_verify_and_are_saved},
+    {"root_signatures_accumulate", root_signatures_accumulate},
+    {NULL, NULL},
+};
