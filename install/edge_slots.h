@@ -202,14 +202,16 @@ enum ferry_err edge_slots_adopt(struct edge_slots *s, enum edge_slot slot,
                                 const struct edge_image *img,
                                 struct ferry_diag *d) FERRY_MUST_CHECK;
 
-/* ---- File backend (edge_slots_file.c): Linux devices, tests, demo ----
+/* ---- File backend (edge_slots_file.c): the simulated node, tests, demo ----
  *
+ * Slots by path (inst_slots_path.h) with everything in one folder:
  * DIR/slot-a.img, DIR/slot-b.img: the images, written in place with
  * pwrite, fsync on sync; open_write and mark_invalid truncate and fsync.
  * DIR/boot.0, DIR/boot.1, DIR/boot.lkg: the records, each replaced
  * atomically (temp file, fsync, rename, fsync folder: ferry_write_atomic),
  * so a record is never torn here (the logic would cope if it were).
- * DIR must exist. `capacity` caps each slot. */
+ * DIR must exist. `capacity` caps each slot. A real device names its
+ * partitions with inst_slots_path_new() instead. */
 enum ferry_err edge_slots_file_new(const char *dir, uint64_t capacity,
                                    struct edge_slots_backend **out,
                                    struct ferry_diag *d) FERRY_MUST_CHECK;
