@@ -245,5 +245,13 @@ const struct edge_slots_backend *edge_slots_faulty_backend(const struct edge_slo
 uint64_t edge_slots_faulty_ops(const struct edge_slots_faulty *f);
 /* True once the power has been cut. */
 bool edge_slots_faulty_is_cut(const struct edge_slots_faulty *f);
+/* For a wrapper of another store on the same power supply (the
+ * bootloader's environment, inst_bootenv.h): counts one mutating operation
+ * of that store in the same numbering. FERRY_OK when it may go ahead;
+ * FERRY_E_IO ("power cut") for the cut operation and everything after it.
+ * *at_cut is set when this very operation is the one cut (the wrapper may
+ * then leave its store torn). */
+enum ferry_err edge_slots_faulty_step(struct edge_slots_faulty *f, bool *at_cut,
+                                      struct ferry_diag *d) FERRY_MUST_CHECK;
 
 #endif

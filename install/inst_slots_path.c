@@ -85,8 +85,8 @@ static enum ferry_err device_writer(struct path_backend *pb, struct slot *s, str
         return err;
     int fd = open(s->path, O_RDWR | O_EXCL | O_CLOEXEC);
     if (fd < 0)
-        return fail_errno(s, errno == EBUSY ? "open for writing (device in use or mounted)" : "open",
-                          errno, d);
+        return fail_errno(
+            s, errno == EBUSY ? "open for writing (device in use or mounted)" : "open", errno, d);
     s->wfd = fd;
     return FERRY_OK;
 }

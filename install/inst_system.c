@@ -50,8 +50,8 @@ static void unescape(const char *s, size_t n, char *out, size_t cap)
 {
     size_t o = 0;
     for (size_t i = 0; i < n && o + 1 < cap; i++) {
-        if (s[i] == '\\' && i + 3 < n && s[i + 1] >= '0' && s[i + 1] <= '3' &&
-            s[i + 2] >= '0' && s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
+        if (s[i] == '\\' && i + 3 < n && s[i + 1] >= '0' && s[i + 1] <= '3' && s[i + 2] >= '0' &&
+            s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
             out[o++] = (char)((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
             i += 3;
         } else {
@@ -109,8 +109,8 @@ static bool parse_line(const char *line, size_t len, unsigned *maj, unsigned *mi
     return true;
 }
 
-bool inst_mountinfo_find(const char *text, size_t len, dev_t rdev, const char *source,
-                         char *where, size_t cap)
+bool inst_mountinfo_find(const char *text, size_t len, dev_t rdev, const char *source, char *where,
+                         size_t cap)
 {
     bool found = false;
     size_t pos = 0;

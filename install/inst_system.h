@@ -41,8 +41,8 @@ enum ferry_err inst_cmdline_slot(const char *text, size_t len, enum edge_slot *o
  * mounted, per mountinfo text of len bytes: true and the first mount
  * point in where (cap bytes, cut to fit), root "/" preferred; false when
  * not mounted. Lines that do not parse are skipped. */
-bool inst_mountinfo_find(const char *text, size_t len, dev_t rdev, const char *source,
-                         char *where, size_t cap);
+bool inst_mountinfo_find(const char *text, size_t len, dev_t rdev, const char *source, char *where,
+                         size_t cap);
 
 /* Reads cmdline_path and returns its slot as inst_cmdline_slot() does;
  * FERRY_E_IO (or NOT_FOUND) when the file cannot be read. */

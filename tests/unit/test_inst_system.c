@@ -60,19 +60,22 @@ static void mountinfo_finds_a_device_by_number_or_source(void)
 {
     char where[PATH_MAX];
     size_t len = strlen(MOUNTINFO);
-    CU_ASSERT_TRUE(inst_mountinfo_find(MOUNTINFO, len, makedev(179, 2), NULL, where, sizeof(where)));
+    CU_ASSERT_TRUE(
+        inst_mountinfo_find(MOUNTINFO, len, makedev(179, 2), NULL, where, sizeof(where)));
     CU_ASSERT_STRING_EQUAL(where, "/");
-    CU_ASSERT_TRUE(inst_mountinfo_find(MOUNTINFO, len, makedev(179, 1), NULL, where, sizeof(where)));
+    CU_ASSERT_TRUE(
+        inst_mountinfo_find(MOUNTINFO, len, makedev(179, 1), NULL, where, sizeof(where)));
     CU_ASSERT_STRING_EQUAL(where, "/boot");
     /* btrfs reports an anonymous device: the source names it; \040 is a space. */
-    CU_ASSERT_TRUE(inst_mountinfo_find(MOUNTINFO, len, makedev(8, 17), "/dev/sdb1", where,
-                                       sizeof(where)));
+    CU_ASSERT_TRUE(
+        inst_mountinfo_find(MOUNTINFO, len, makedev(8, 17), "/dev/sdb1", where, sizeof(where)));
     CU_ASSERT_STRING_EQUAL(where, "/mnt/my data");
     CU_ASSERT_FALSE(inst_mountinfo_find(MOUNTINFO, len, makedev(179, 3), "/dev/mmcblk0p3", where,
                                         sizeof(where)));
     /* A mount point longer than the buffer is cut, never overrun. */
     char small[4];
-    CU_ASSERT_TRUE(inst_mountinfo_find(MOUNTINFO, len, makedev(179, 1), NULL, small, sizeof(small)));
+    CU_ASSERT_TRUE(
+        inst_mountinfo_find(MOUNTINFO, len, makedev(179, 1), NULL, small, sizeof(small)));
     CU_ASSERT_STRING_EQUAL(small, "/bo");
 }
 
@@ -107,8 +110,8 @@ static void system_files_are_read_from_injected_paths(void)
         fprintf(stderr, "SKIP: no block device to stand in for a slot\n");
         return;
     }
-    snprintf(line, sizeof(line), "26 1 %u:%u / / rw - ext4 /dev/whatever rw\n",
-             major(st.st_rdev), minor(st.st_rdev));
+    snprintf(line, sizeof(line), "26 1 %u:%u / / rw - ext4 /dev/whatever rw\n", major(st.st_rdev),
+             minor(st.st_rdev));
     write_text(mi, line);
     CU_ASSERT_EQUAL(inst_system_check_unmounted(mi, dev, &d), FERRY_E_BUSY);
     CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "mounted at /"));
@@ -236,8 +239,7 @@ static void block_device_slot_is_written_in_place_and_never_while_mounted(void)
     CU_ASSERT_FATAL(excl >= 0);
     CU_ASSERT_EQUAL(be->ops->open_write(be->ctx, EDGE_SLOT_B, 5000, &d), FERRY_E_BUSY);
     close(excl);
-    CU_ASSERT_EQUAL(be->ops->open_write(be->ctx, EDGE_SLOT_B, DEV_SIZE + 1, NULL),
-                    FERRY_E_NOSPACE);
+    CU_ASSERT_EQUAL(be->ops->open_write(be->ctx, EDGE_SLOT_B, DEV_SIZE + 1, NULL), FERRY_E_NOSPACE);
     inst_slots_path_free(be);
 
     /* The same device twice is not two slots. */
