@@ -180,6 +180,12 @@ enum ferry_err edge_slots_set_trial(struct edge_slots *s, unsigned attempts,
 enum ferry_err edge_slots_boot(struct edge_slots *s, enum edge_slot *slot,
                                struct ferry_diag *d) FERRY_MUST_CHECK;
 
+/* Stores `next`, a state a boot decision made from the current one
+ * (inst_boot.h): it must pass edge_boot_check(). When it ends a trial, the
+ * dropped slot is then marked invalid on the platform, as by a rollback. */
+enum ferry_err edge_slots_replace(struct edge_slots *s, const struct edge_boot_state *next,
+                                  struct ferry_diag *d) FERRY_MUST_CHECK;
+
 /* After a passed health check on `running` (edge_boot_confirm()); then
  * rewrites the LKG record. */
 enum ferry_err edge_slots_confirm(struct edge_slots *s, enum edge_slot running,

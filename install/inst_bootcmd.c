@@ -22,8 +22,8 @@ static const char *slot_word(enum edge_slot s)
 }
 
 /* Runs PATH VERB [ARG1 [ARG2]]; the first line of its output in answer. */
-static enum ferry_err run(struct inst_bootcmd *b, const char *verb, const char *a1,
-                          const char *a2, char answer[ANSWER_MAX], struct ferry_diag *d)
+static enum ferry_err run(struct inst_bootcmd *b, const char *verb, const char *a1, const char *a2,
+                          char answer[ANSWER_MAX], struct ferry_diag *d)
 {
     char v[32], x1[32], x2[32];
     snprintf(v, sizeof(v), "%s", verb);
@@ -44,8 +44,8 @@ static enum ferry_err run(struct inst_bootcmd *b, const char *verb, const char *
     return FERRY_OK;
 }
 
-static enum ferry_err bad_answer(const struct inst_bootcmd *b, const char *verb,
-                                 const char *answer, const char *expected, struct ferry_diag *d)
+static enum ferry_err bad_answer(const struct inst_bootcmd *b, const char *verb, const char *answer,
+                                 const char *expected, struct ferry_diag *d)
 {
     return ferry_fail(d, FERRY_E_PROTOCOL, "custom bootloader: %s %s answered '%.32s', expected %s",
                       b->path, verb, answer, expected);
@@ -95,8 +95,7 @@ static enum ferry_err bc_set_primary(void *ctx, enum edge_slot slot, unsigned at
     return run(b, "set-primary", slot_word(slot), n, ans, d);
 }
 
-static enum ferry_err bc_get_state(void *ctx, enum edge_slot slot, bool *good,
-                                   struct ferry_diag *d)
+static enum ferry_err bc_get_state(void *ctx, enum edge_slot slot, bool *good, struct ferry_diag *d)
 {
     struct inst_bootcmd *b = ctx;
     char ans[ANSWER_MAX];
@@ -109,8 +108,7 @@ static enum ferry_err bc_get_state(void *ctx, enum edge_slot slot, bool *good,
     return FERRY_OK;
 }
 
-static enum ferry_err bc_set_state(void *ctx, enum edge_slot slot, bool good,
-                                   struct ferry_diag *d)
+static enum ferry_err bc_set_state(void *ctx, enum edge_slot slot, bool good, struct ferry_diag *d)
 {
     struct inst_bootcmd *b = ctx;
     char ans[ANSWER_MAX];

@@ -75,8 +75,8 @@ void inst_bootenv_from_vars(const struct inst_env_vars *vars, struct inst_booten
     else
         default_order(out);
     for (int s = 0; s < 2; s++)
-        out->left[s] = vars->set[V_LEFT_A + s] ? parse_left(vars->val[V_LEFT_A + s])
-                                               : INST_BOOT_GOOD_ATTEMPTS;
+        out->left[s] =
+            vars->set[V_LEFT_A + s] ? parse_left(vars->val[V_LEFT_A + s]) : INST_BOOT_GOOD_ATTEMPTS;
 }
 
 void inst_bootenv_to_vars(const struct inst_bootenv *env, struct inst_env_vars *out)
@@ -350,8 +350,7 @@ static enum ferry_err be_set_primary(void *ctx, enum edge_slot slot, unsigned at
     return save(b, &before, &env, d);
 }
 
-static enum ferry_err be_get_state(void *ctx, enum edge_slot slot, bool *good,
-                                   struct ferry_diag *d)
+static enum ferry_err be_get_state(void *ctx, enum edge_slot slot, bool *good, struct ferry_diag *d)
 {
     struct inst_bootenv_bl *b = ctx;
     struct inst_bootenv env;
@@ -363,8 +362,7 @@ static enum ferry_err be_get_state(void *ctx, enum edge_slot slot, bool *good,
     return err;
 }
 
-static enum ferry_err be_set_state(void *ctx, enum edge_slot slot, bool good,
-                                   struct ferry_diag *d)
+static enum ferry_err be_set_state(void *ctx, enum edge_slot slot, bool good, struct ferry_diag *d)
 {
     struct inst_bootenv_bl *b = ctx;
     struct inst_bootenv before, env;

@@ -45,9 +45,8 @@ static void kill_and_reap(pid_t pid, int *status)
     }
 }
 
-enum ferry_err inst_exec_run(char *const argv[], char *const env[], uint64_t timeout_ms,
-                             char *out, size_t cap, struct inst_exec_result *res,
-                             struct ferry_diag *d)
+enum ferry_err inst_exec_run(char *const argv[], char *const env[], uint64_t timeout_ms, char *out,
+                             size_t cap, struct inst_exec_result *res, struct ferry_diag *d)
 {
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0)

@@ -27,8 +27,8 @@ struct inst_exec_result {
 /* FERRY_OK when the program ran (whatever its exit status: see *res);
  * FERRY_E_IO when it could not be started. `out` (cap >= 1) receives its
  * stdout, NUL-terminated; out may be NULL with cap 0. */
-enum ferry_err inst_exec_run(char *const argv[], char *const env[], uint64_t timeout_ms,
-                             char *out, size_t cap, struct inst_exec_result *res,
+enum ferry_err inst_exec_run(char *const argv[], char *const env[], uint64_t timeout_ms, char *out,
+                             size_t cap, struct inst_exec_result *res,
                              struct ferry_diag *d) FERRY_MUST_CHECK;
 
 /* "exit 3", "killed by signal 9", "timed out after 30 s": for messages. */

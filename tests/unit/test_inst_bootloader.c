@@ -259,8 +259,8 @@ static void make_uboot_env(const char *name, bool redundant, char config[PATH_MA
     snprintf(config, PATH_MAX, "%s/%s.config", tmp, name);
     sh("truncate -s 16K '%s/%s.env0' '%s/%s.env1'", tmp, name, tmp, name);
     char text[1024];
-    int n = snprintf(text, sizeof(text), "# a file stands in for the flash\n%s/%s.env0 0x0 0x4000\n",
-                     tmp, name);
+    int n = snprintf(text, sizeof(text),
+                     "# a file stands in for the flash\n%s/%s.env0 0x0 0x4000\n", tmp, name);
     if (redundant)
         snprintf(text + n, sizeof(text) - (size_t)n, "%s/%s.env1 0x0 0x4000\n", tmp, name);
     CU_ASSERT_EQUAL_FATAL(ferry_write_atomic(config, text, strlen(text), 0644, NULL), FERRY_OK);
