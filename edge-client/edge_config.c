@@ -3,6 +3,7 @@
 #include "edge_boot.h"
 #include "edge_coap.h"
 #include "edge_nodecfg.h"
+#include "inst_bootloader.h"
 #include "ferry_cfgfile.h"
 #include "ferry_fs.h"
 #include "ferry_manifest.h"
@@ -52,6 +53,24 @@ static const struct ferry_opt edge_opts[] = {
         0),
     OPT("psk-file", FERRY_OPT_STR, psk_file, "FILE",
         "for coaps://: the node's pre-shared key in hex (identity = --id)", 0),
+    OPT("slot-a", FERRY_OPT_STR, slot_a, "PATH",
+        "slot A: a block device (/dev/mmcblk0p2) or a file (default STATE/slot-a.img)", 0),
+    OPT("slot-b", FERRY_OPT_STR, slot_b, "PATH", "slot B, as --slot-a; give both or neither", 0),
+    OPT("bootloader", FERRY_OPT_STR, bootloader, "NAME",
+        "who decides what boots: uboot, grub, custom, or sim (default: simulated in STATE)", 0),
+    OPT("uboot-env-config", FERRY_OPT_STR, uboot_env_config, "FILE",
+        "uboot: where the environment lives, as fw_printenv reads it (default /etc/fw_env.config)",
+        0),
+    OPT("grub-env", FERRY_OPT_STR, grub_env, "FILE",
+        "grub: the environment block (default /boot/grub/grubenv)", 0),
+    OPT("bootloader-cmd", FERRY_OPT_STR, bootloader_cmd, "PATH",
+        "custom: the executable answering the bootloader verbs (README, board integration)", 0),
+    OPT("reboot-cmd", FERRY_OPT_STR, reboot_cmd, "CMD",
+        "reboots the device into a new image, e.g. 'systemctl reboot' (required unless sim)", 0),
+    OPT("mountinfo", FERRY_OPT_STR, mountinfo, "FILE",
+        "mount table read before a device is written (default /proc/self/mountinfo; for tests)", 0),
+    OPT("kernel-cmdline", FERRY_OPT_STR, kernel_cmdline, "FILE",
+        "where ferry.slot= says which slot booted (default /proc/cmdline; for tests)", 0),
     OPT("log-level", FERRY_OPT_LOGLEVEL, log_level, "LEVEL", "error, warn, info or debug", 0),
 };
 #define N_OPTS (sizeof(edge_opts) / sizeof(edge_opts[0]))
@@ -162,6 +181,23 @@ static enum ferry_err check(const struct edge_config *cfg, struct ferry_diag *d)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--ack-timeout-ms: must be %d..%d, got %llu",
                           EDGE_COAP_MIN_ACK_TIMEOUT_MS, EDGE_COAP_MAX_ACK_TIMEOUT_MS,
                           (unsigned long long)cfg->ack_timeout_ms);
+    if (!cfg->slot_a != !cfg->slot_b)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--slot-a and --slot-b: give both or neither");
+    enum inst_bootloader_kind kind = INST_BOOTLOADER_SIM;
+    if (cfg->bootloader && inst_bootloader_kind_parse(cfg->bootloader, &kind) != FERRY_OK)
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          "--bootloader: expected uboot, grub, custom or sim, got '%s'",
+                          cfg->bootloader);
+    if (kind == INST_BOOTLOADER_CUSTOM && !cfg->bootloader_cmd)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--bootloader custom needs --bootloader-cmd");
+    if (kind != INST_BOOTLOADER_SIM && !cfg->reboot_cmd)
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          "--bootloader %s needs --reboot-cmd (e.g. 'systemctl reboot')",
+                          cfg->bootloader);
+    if (kind != INST_BOOTLOADER_SIM && !cfg->slot_a)
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          "--bootloader %s needs --slot-a and --slot-b (the partitions it boots)",
+                          cfg->bootloader);
     /* A day is far beyond any sensible value and keeps milliseconds small. */
     if (!in_range(cfg->poll_interval, 1, 86400) || !in_range(cfg->busy_retry, 1, 86400) ||
         !in_range(cfg->cmd_timeout, 1, 86400) || !in_range(cfg->request_timeout, 1, 86400))
@@ -205,9 +241,13 @@ void edge_config_usage(FILE *out)
                  "rolls back, reporting every step to the gateway.\n\n"
                  "Options:\n");
     ferry_opts_usage(out, edge_opts, N_OPTS);
-    fprintf(out, "\nState folder: slot-a.img, slot-b.img and boot.* (the A/B slots and boot\n"
-                 "state), job.rec (the release under way), status.journal and status.seq\n"
-                 "(status records not yet stored by the gateway). The commands run with\n"
-                 "/bin/sh -c and get FERRY_NODE, FERRY_VERSION and FERRY_SLOT (the slot's\n"
-                 "image file) in their environment. SIGTERM or SIGINT stop it cleanly.\n");
+    fprintf(out, "\nState folder: boot.* (the A/B boot state), slot-a.img and slot-b.img (the\n"
+                 "slots unless --slot-a/--slot-b name partitions), bootenv (the simulated\n"
+                 "bootloader's environment), job.rec (the release under way),\n"
+                 "status.journal and status.seq (status records not yet stored by the\n"
+                 "gateway). The commands run with /bin/sh -c and get FERRY_NODE,\n"
+                 "FERRY_VERSION and FERRY_SLOT (the slot's path) in their environment.\n"
+                 "Boot scripts for U-Boot and GRUB, and the custom bootloader's verbs, are\n"
+                 "in deploy/ and README (board integration). SIGTERM or SIGINT stop it\n"
+                 "cleanly.\n");
 }

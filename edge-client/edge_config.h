@@ -22,6 +22,15 @@ struct edge_config {
     char *health_cmd; /* exit 0 = healthy */
     char *busy_cmd;   /* exit 0 = busy */
     char *psk_file;   /* coaps:// only: the node's pre-shared key, hex */
+    char *slot_a;     /* NULL: STATE/slot-a.img (with slot_b) */
+    char *slot_b;
+    char *bootloader; /* sim, uboot, grub, custom (checked) */
+    char *uboot_env_config;
+    char *grub_env;
+    char *bootloader_cmd;
+    char *reboot_cmd; /* NULL: a simulated, in-process reboot (sim only) */
+    char *mountinfo;  /* for tests and benches */
+    char *kernel_cmdline;
     uint64_t max_image_mb;
     int64_t poll_interval;   /* seconds */
     int64_t busy_retry;      /* seconds */

@@ -3,6 +3,12 @@
 #include "edge_coap.h"
 #include "edge_journal.h"
 #include "edge_slots.h"
+#include "inst_bootcmd.h"
+#include "inst_bootenv.h"
+#include "inst_engine.h"
+#include "inst_grubenv.h"
+#include "inst_slots_path.h"
+#include "inst_uboot.h"
 #include "ferry_backoff.h"
 #include "ferry_fs.h"
 #include "ferry_hex.h"
@@ -30,10 +36,16 @@
 #define RETRY_MIN_MS     1000
 #define RETRY_MAX_MS     60000
 #define PSK_FILE_MAX     1024
+#define REBOOT_DRAIN_MS  5000  /* records get this long to reach the gateway first */
+#define REBOOT_RETRY_MS  60000 /* a reboot that must happen, tried again after this */
+#define SIM_ENV_FILE     "bootenv"
+#define DEFAULT_FW_ENV   "/etc/fw_env.config"
+#define DEFAULT_GRUBENV  "/boot/grub/grubenv"
 
 enum child_kind {
     CHILD_BUSY,
     CHILD_HEALTH,
+    CHILD_REBOOT,
 };
 
 /* The one command running, if any. */
@@ -55,8 +67,19 @@ struct edge_daemon {
     int64_t cmd_timeout_s;
 
     struct ferry_keyring *keyring;
-    struct edge_slots_backend *backend;
-    struct edge_slots *slots;
+    struct edge_slots_backend *backend; /* slots by path, or the state folder's files */
+    enum inst_bootloader_kind kind;
+    struct inst_grubenv *grubenv; /* sim and grub */
+    struct inst_uboot *uboot;
+    struct inst_bootenv_bl *bootenv; /* sim, uboot and grub */
+    struct inst_bootcmd *bootcmd;    /* custom */
+    const struct inst_bootloader *bl;
+    struct inst_engine *engine;
+    char *reboot_cmd;     /* NULL: the simulator reboots in process */
+    bool reboot_due;      /* the running slot must not stay: reboot once the batch is done */
+    bool rebooting;       /* waiting for the reboot (or its command) */
+    uint64_t drain_until; /* monotonic ms: the journal may delay the reboot until then */
+    uint64_t reboot_timer;
     struct edge_journal *journal;
     struct edge_fsm *fsm;
     struct edge_coap *coap;
@@ -228,6 +251,8 @@ static void describe_exit(const struct child *c, int status, int64_t timeout_s, 
         snprintf(out, cap, "ended with status %d", status);
 }
 
+static void reboot_command_ended(struct edge_daemon *dm, bool ok, const char *why);
+
 static void on_child_exit(void *arg, uint32_t events)
 {
     (void)events;
@@ -246,6 +271,10 @@ static void on_child_exit(void *arg, uint32_t events)
     char why[64];
     describe_exit(&c, status, dm->cmd_timeout_s, why, sizeof(why));
     struct edge_clock clk = now_clock();
+    if (c.kind == CHILD_REBOOT) {
+        reboot_command_ended(dm, ok, why);
+        return;
+    }
     if (c.kind == CHILD_BUSY) {
         /* Exit 0 means busy; a command that did not finish counts as busy. */
         bool busy = ok || c.timed_out || !WIFEXITED(status);
@@ -293,10 +322,9 @@ static void exec_command(const char *cmd, const char *node, const char *version,
 static enum ferry_err start_child(struct edge_daemon *dm, enum child_kind kind, const char *cmd,
                                   const char *version, enum edge_slot slot, struct ferry_diag *d)
 {
-    char slot_path[PATH_MAX + 16];
+    char slot_path[PATH_MAX];
     if (slot != EDGE_SLOT_NONE)
-        snprintf(slot_path, sizeof(slot_path), "%s/%s", dm->state_dir,
-                 slot == EDGE_SLOT_A ? "slot-a.img" : "slot-b.img");
+        snprintf(slot_path, sizeof(slot_path), "%s", inst_slots_path_of(dm->backend, slot));
     stop_child(dm);
     pid_t pid = fork();
     if (pid < 0)
@@ -366,15 +394,124 @@ static enum ferry_err save_job(struct edge_daemon *dm, struct ferry_diag *d)
     return err;
 }
 
+/* The simulator plays the bootloader: its boot script on the environment
+ * in the state folder, then the boot step, until no reboot is asked for. */
+static enum ferry_err sim_power_on(struct edge_daemon *dm, struct inst_engine_start *first,
+                                   struct inst_engine_start *last, struct ferry_diag *d)
+{
+    for (int i = 0; i < 3; i++) {
+        enum edge_slot booted = EDGE_SLOT_NONE;
+        enum ferry_err err = inst_bootenv_boot(dm->bootenv, &booted, d);
+        if (err == FERRY_OK)
+            err = inst_engine_start(dm->engine, i == 0 ? first : last, d);
+        if (err != FERRY_OK)
+            return err;
+        if (i == 0)
+            *last = *first;
+        if (!last->reboot)
+            return FERRY_OK;
+        LOG_INFO("simulated reboot: slot %s must not stay running", edge_slot_name(booted));
+    }
+    return ferry_fail(d, FERRY_E_IO, "boot: three reboots in a row did not settle");
+}
+
+static bool in_process_reboot(const struct edge_daemon *dm)
+{
+    return dm->kind == INST_BOOTLOADER_SIM && !dm->reboot_cmd;
+}
+
+static void log_boot(const struct inst_engine_start *st)
+{
+    const struct edge_slot_info *run = &st->after.slot[st->booted];
+    LOG_INFO("boot: slot %s (%s), %s", edge_slot_name(st->booted),
+             run->valid ? run->img.version : "unknown image", inst_boot_verdict_name(st->verdict));
+    if (st->verdict == INST_BOOT_FOREIGN)
+        LOG_WARN("boot: slot %s booted although slot %s was the active one; following the "
+                 "bootloader (the next release goes to slot %s)",
+                 edge_slot_name(st->booted), edge_slot_name(st->before.active),
+                 edge_slot_name(edge_slot_other(st->booted)));
+}
+
+static void start_reboot(struct edge_daemon *dm);
+
+static void reboot_retry(void *arg)
+{
+    struct edge_daemon *dm = arg;
+    dm->reboot_timer = 0;
+    start_reboot(dm);
+}
+
+/* Runs the reboot command once the records have had their chance to
+ * reach the gateway (they survive the reboot anyway: the journal). */
+static void start_reboot(struct edge_daemon *dm)
+{
+    dm->rebooting = true;
+    if (dm->child.pid || dm->reboot_timer)
+        return;
+    if (edge_journal_pending(dm->journal) > 0 && ferry_now_ms() < dm->drain_until) {
+        dm->reboot_timer = ferry_loop_timer(dm->loop, 100, reboot_retry, dm);
+        return;
+    }
+    LOG_INFO("reboot: running '%s'", dm->reboot_cmd);
+    struct ferry_diag d = {{0}};
+    if (start_child(dm, CHILD_REBOOT, dm->reboot_cmd, NULL, EDGE_SLOT_NONE, &d) != FERRY_OK)
+        reboot_command_ended(dm, false, d.msg);
+}
+
+static void reboot_command_ended(struct edge_daemon *dm, bool ok, const char *why)
+{
+    if (ok) {
+        LOG_INFO("reboot: '%s' done; waiting to be stopped", dm->reboot_cmd);
+        return;
+    }
+    LOG_ERR("reboot: '%s' failed (%s)", dm->reboot_cmd, why);
+    dm->rebooting = false;
+    if (edge_fsm_phase(dm->fsm) == EDGE_PHASE_REBOOTING) {
+        struct edge_clock clk = now_clock();
+        edge_fsm_failed(dm->fsm, &clk, EDGE_ACT_REBOOT, FERRY_E_IO, why, &dm->acts[0]);
+        perform(dm, 0);
+        return;
+    }
+    /* The running slot must not stay (a trial rolled back): try again. */
+    dm->reboot_due = true;
+    dm->rebooting = true;
+    dm->reboot_timer = ferry_loop_timer(dm->loop, REBOOT_RETRY_MS, reboot_retry, dm);
+}
+
+/* EDGE_ACT_REBOOT: the bootloader is armed for the trial slot. */
 static enum ferry_err reboot(struct edge_daemon *dm, struct ferry_diag *d)
 {
-    enum ferry_err err = edge_slots_boot(dm->slots, &dm->booted, d);
+    if (!in_process_reboot(dm)) {
+        dm->drain_until = ferry_now_ms() + REBOOT_DRAIN_MS;
+        start_reboot(dm);
+        return FERRY_OK;
+    }
+    struct inst_engine_start first, last;
+    enum ferry_err err = sim_power_on(dm, &first, &last, d);
     if (err != FERRY_OK)
         return err;
-    const struct edge_slot_info *si = &edge_slots_state(dm->slots)->slot[dm->booted];
-    LOG_INFO("simulated reboot: slot %s boots (%s)", edge_slot_name(dm->booted),
-             si->valid ? si->img.version : "unknown image");
+    dm->booted = last.booted;
+    LOG_INFO("simulated reboot:");
+    log_boot(&last);
     return next_turn(dm, on_rebooted, d);
+}
+
+/* After a rollback the dropped trial slot may still be the one running. */
+static enum ferry_err after_rollback(struct edge_daemon *dm, struct ferry_diag *d)
+{
+    if (inst_engine_booted(dm->engine) == inst_engine_state(dm->engine)->active)
+        return FERRY_OK;
+    if (!in_process_reboot(dm)) {
+        dm->reboot_due = true;
+        return FERRY_OK;
+    }
+    struct inst_engine_start first, last;
+    enum ferry_err err = sim_power_on(dm, &first, &last, d);
+    if (err == FERRY_OK) {
+        LOG_INFO("simulated reboot after the rollback:");
+        log_boot(&last);
+    }
+    return err;
 }
 
 static enum ferry_err run_health(struct edge_daemon *dm, const struct edge_action *a,
@@ -397,25 +534,26 @@ static enum ferry_err slot_action(struct edge_daemon *dm, const struct edge_acti
 {
     switch (a->kind) {
     case EDGE_ACT_BEGIN:
-        return edge_slots_begin(dm->slots, &a->img, d);
+        return inst_engine_begin(dm->engine, &a->img, d);
     case EDGE_ACT_RESUME:
-        return edge_slots_resume(dm->slots, &a->img, a->off, d);
+        return inst_engine_resume(dm->engine, &a->img, a->off, d);
     case EDGE_ACT_WRITE:
-        return edge_slots_write(dm->slots, a->off, a->data, a->len, d);
+        return inst_engine_write(dm->engine, a->off, a->data, a->len, d);
     case EDGE_ACT_SYNC:
-        return edge_slots_sync(dm->slots, d);
+        return inst_engine_sync(dm->engine, d);
     case EDGE_ACT_FINISH:
-        return edge_slots_finish(dm->slots, d);
+        return inst_engine_finish(dm->engine, d);
     case EDGE_ACT_TRIAL:
-        return edge_slots_set_trial(dm->slots, a->attempts, d);
+        return inst_engine_set_trial(dm->engine, a->attempts, d);
     case EDGE_ACT_CONFIRM:
-        return edge_slots_confirm(dm->slots, a->slot, d);
+        return inst_engine_confirm(dm->engine, a->slot, d);
     case EDGE_ACT_ROLLBACK: {
         enum edge_slot to;
-        return edge_slots_rollback(dm->slots, &to, d);
+        enum ferry_err err = inst_engine_rollback(dm->engine, &to, d);
+        return err == FERRY_OK ? after_rollback(dm, d) : err;
     }
     default:
-        edge_slots_abort(dm->slots);
+        inst_engine_abort(dm->engine);
         return FERRY_OK;
     }
 }
@@ -481,6 +619,10 @@ static void perform(struct edge_daemon *dm, size_t which)
         edge_fsm_failed(dm->fsm, &clk, kind, err, ferry_diag_str(&d, err), &dm->acts[which]);
     }
     dm->performing = false;
+    if (dm->reboot_due && !dm->rebooting) {
+        dm->drain_until = ferry_now_ms() + REBOOT_DRAIN_MS;
+        start_reboot(dm);
+    }
 }
 
 /* ---- CoAP hooks ------------------------------------------------------------------- */
@@ -489,6 +631,10 @@ static void on_manifest(void *arg, const uint8_t *env, size_t len)
 {
     struct edge_daemon *dm = arg;
     struct edge_clock clk = now_clock();
+    if (dm->rebooting || dm->reboot_due) {
+        LOG_DEBUG("manifest: ignored while a reboot is due");
+        return;
+    }
     LOG_DEBUG("manifest: %zu bytes from the gateway", len);
     edge_fsm_manifest(dm->fsm, &clk, env, len, &dm->acts[0]);
     perform(dm, 0);
@@ -559,28 +705,102 @@ static enum ferry_err read_psk(const char *path, uint8_t *key, size_t *key_len,
     return FERRY_OK;
 }
 
+static enum ferry_err open_slots(struct edge_daemon *dm, const struct edge_config *cfg,
+                                 struct ferry_diag *d)
+{
+    if (!cfg->slot_a)
+        return edge_slots_file_new(cfg->state_dir, cfg->max_image_mb * MIB, &dm->backend, d);
+    struct inst_slots_path_opts o = {
+        .records_dir = cfg->state_dir,
+        .slot = {cfg->slot_a, cfg->slot_b},
+        .max_bytes = cfg->max_image_mb * MIB,
+        .mountinfo = cfg->mountinfo,
+    };
+    return inst_slots_path_new(&o, &dm->backend, d);
+}
+
+/* The bootloader --bootloader names, over its store. */
+static enum ferry_err open_bootloader(struct edge_daemon *dm, const struct edge_config *cfg,
+                                      struct ferry_diag *d)
+{
+    enum ferry_err err = FERRY_OK;
+    char sim_env[PATH_MAX + 16];
+    const struct inst_env_store *store = NULL;
+    switch (dm->kind) {
+    case INST_BOOTLOADER_CUSTOM:
+        err = inst_bootcmd_new(cfg->bootloader_cmd, (uint64_t)cfg->cmd_timeout * 1000, &dm->bootcmd,
+                               d);
+        if (err == FERRY_OK)
+            dm->bl = inst_bootcmd_bootloader(dm->bootcmd);
+        return err;
+    case INST_BOOTLOADER_UBOOT:
+        err = inst_uboot_open(cfg->uboot_env_config ? cfg->uboot_env_config : DEFAULT_FW_ENV,
+                              &dm->uboot, d);
+        if (err == FERRY_OK)
+            store = inst_uboot_store(dm->uboot);
+        break;
+    case INST_BOOTLOADER_GRUB:
+        err = inst_grubenv_open(cfg->grub_env ? cfg->grub_env : DEFAULT_GRUBENV, false,
+                                &dm->grubenv, d);
+        if (err == FERRY_OK)
+            store = inst_grubenv_store(dm->grubenv);
+        break;
+    case INST_BOOTLOADER_SIM:
+        snprintf(sim_env, sizeof(sim_env), "%s/%s", dm->state_dir, SIM_ENV_FILE);
+        err = inst_grubenv_open(sim_env, true, &dm->grubenv, d);
+        if (err == FERRY_OK)
+            store = inst_grubenv_store(dm->grubenv);
+        break;
+    }
+    struct inst_bootenv_opts o = {
+        .name = inst_bootloader_kind_name(dm->kind),
+        .cmdline = cfg->kernel_cmdline,
+        .mountinfo = cfg->mountinfo,
+        .slot = {cfg->slot_a, cfg->slot_b},
+    };
+    if (err == FERRY_OK)
+        err = inst_bootenv_new(store, &o, &dm->bootenv, d);
+    if (err == FERRY_OK)
+        dm->bl = inst_bootenv_bootloader(dm->bootenv);
+    return err;
+}
+
+/* Slots, bootloader and engine; then the boot step, as after a power-on:
+ * the simulator plays its bootloader first, a real one already has. */
 static enum ferry_err open_storage(struct edge_daemon *dm, const struct edge_config *cfg,
                                    struct edge_fsm_boot *boot, struct ferry_diag *d)
 {
     enum ferry_err err = ferry_mkdir_p(cfg->state_dir, 0700, d);
     if (err == FERRY_OK)
-        err = edge_slots_file_new(cfg->state_dir, cfg->max_image_mb * MIB, &dm->backend, d);
+        err = open_slots(dm, cfg, d);
     if (err == FERRY_OK)
-        err = edge_slots_open(dm->backend, &dm->slots, d);
+        err = open_bootloader(dm, cfg, d);
+    struct inst_engine_opts eo = {
+        .slots = dm->backend,
+        .boot = dm->bl,
+        .mountinfo = cfg->mountinfo,
+        .slot_path = {cfg->slot_a, cfg->slot_b},
+    };
+    if (err == FERRY_OK)
+        err = inst_engine_open(&eo, &dm->engine, d);
+    struct inst_engine_start first, last;
+    if (err == FERRY_OK && dm->kind == INST_BOOTLOADER_SIM) {
+        err = sim_power_on(dm, &first, &last, d);
+    } else if (err == FERRY_OK) {
+        err = inst_engine_start(dm->engine, &first, d);
+        last = first;
+    }
     if (err != FERRY_OK)
         return err;
-    /* The boot decision comes first, as in a bootloader. */
-    boot->before = *edge_slots_state(dm->slots);
-    err = edge_slots_boot(dm->slots, &boot->booted, d);
-    if (err != FERRY_OK)
-        return err;
-    boot->after = *edge_slots_state(dm->slots);
-    const struct edge_slot_info *run = &boot->after.slot[boot->booted];
-    LOG_INFO("boot: slot %s (%s)%s", edge_slot_name(boot->booted),
-             run->valid ? run->img.version : "unknown image",
-             boot->before.trial != EDGE_SLOT_NONE && boot->after.trial == EDGE_SLOT_NONE
-                 ? ", the trial ran out of attempts and was rolled back"
-                 : "");
+    log_boot(&first);
+    if (last.booted != first.booted)
+        log_boot(&last);
+    memset(boot, 0, sizeof(*boot));
+    boot->before = first.before;
+    boot->after = last.after;
+    boot->booted = last.booted;
+    boot->fell_back = first.verdict == INST_BOOT_FELL_BACK;
+    dm->reboot_due = last.reboot;
     return edge_journal_open(cfg->state_dir, &dm->journal, d);
 }
 
@@ -669,8 +889,13 @@ static enum ferry_err copy_settings(struct edge_daemon *dm, const struct edge_co
     dm->cmd_timeout_s = cfg->cmd_timeout;
     dm->busy_cmd = cfg->busy_cmd ? strdup(cfg->busy_cmd) : NULL;
     dm->health_cmd = cfg->health_cmd ? strdup(cfg->health_cmd) : NULL;
-    if ((cfg->busy_cmd && !dm->busy_cmd) || (cfg->health_cmd && !dm->health_cmd))
+    dm->reboot_cmd = cfg->reboot_cmd ? strdup(cfg->reboot_cmd) : NULL;
+    if ((cfg->busy_cmd && !dm->busy_cmd) || (cfg->health_cmd && !dm->health_cmd) ||
+        (cfg->reboot_cmd && !dm->reboot_cmd))
         return ferry_fail(d, FERRY_E_NOMEM, "out of memory");
+    dm->kind = INST_BOOTLOADER_SIM;
+    if (cfg->bootloader && inst_bootloader_kind_parse(cfg->bootloader, &dm->kind) != FERRY_OK)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--bootloader: unknown '%s'", cfg->bootloader);
     return FERRY_OK;
 }
 
@@ -720,14 +945,21 @@ void edge_daemon_free(struct edge_daemon *dm)
         ferry_loop_cancel(dm->loop, dm->event_timer);
     if (dm->send_timer)
         ferry_loop_cancel(dm->loop, dm->send_timer);
+    if (dm->reboot_timer)
+        ferry_loop_cancel(dm->loop, dm->reboot_timer);
     edge_coap_free(dm->coap);
     edge_fsm_free(dm->fsm);
     edge_journal_free(dm->journal);
-    edge_slots_free(dm->slots);
-    edge_slots_file_free(dm->backend);
+    inst_engine_free(dm->engine);
+    inst_bootenv_free(dm->bootenv);
+    inst_bootcmd_free(dm->bootcmd);
+    inst_grubenv_free(dm->grubenv);
+    inst_uboot_free(dm->uboot);
+    inst_slots_path_free(dm->backend);
     ferry_keyring_free(dm->keyring);
     free(dm->busy_cmd);
     free(dm->health_cmd);
+    free(dm->reboot_cmd);
     free(dm);
 }
 

@@ -800,9 +800,15 @@ static void start_in_trial(struct edge_fsm *f, const struct edge_clock *clk,
     job->phase = EDGE_JOB_TRIAL;
     if (boot->after.trial == EDGE_SLOT_NONE) {
         f->phase = EDGE_PHASE_IDLE;
-        finish_job(f, clk, out, FERRY_STATE_ROLLED_BACK, FERRY_OK,
-                   "trial boot of %s was not confirmed before its boot attempts ran out",
-                   timg->version);
+        if (boot->fell_back)
+            finish_job(f, clk, out, FERRY_STATE_ROLLED_BACK, FERRY_OK,
+                       "the bootloader fell back to slot %s: %s in slot %s did not start "
+                       "ferry-edge within its boot attempts",
+                       edge_slot_name(boot->booted), timg->version, edge_slot_name(t));
+        else
+            finish_job(f, clk, out, FERRY_STATE_ROLLED_BACK, FERRY_OK,
+                       "trial boot of %s was not confirmed before its boot attempts ran out",
+                       timg->version);
         idle_status(f, clk, out);
         return;
     }
@@ -896,12 +902,20 @@ void edge_fsm_failed(struct edge_fsm *f, const struct edge_clock *clk, enum edge
         edge_fsm_block_failed(f, clk, 0, false, 0, out);
         break;
     case EDGE_ACT_FINISH:
-    case EDGE_ACT_TRIAL:
-    case EDGE_ACT_REBOOT:
-        /* FINISH and TRIAL run before the batch moves past them; the install
-         * they began is over (the slot stays invalid or unbooted). */
+        /* The slot stays invalid: the install it began is over. */
         if (f->phase == EDGE_PHASE_GATE || f->phase == EDGE_PHASE_REBOOTING)
             finish_job(f, clk, out, FERRY_STATE_FAILED, err, "%s", why);
+        break;
+    case EDGE_ACT_TRIAL:
+    case EDGE_ACT_REBOOT:
+        /* The trial may be armed, in Ferry's state or the bootloader's:
+         * disarm it, so no later boot becomes an unannounced trial (after
+         * the record, which must not wait on a second failure). */
+        if (f->phase == EDGE_PHASE_GATE || f->phase == EDGE_PHASE_REBOOTING) {
+            finish_job(f, clk, out, FERRY_STATE_FAILED, err, "%s%s",
+                       kind == EDGE_ACT_REBOOT ? "reboot into the new image failed: " : "", why);
+            push(out, EDGE_ACT_ROLLBACK);
+        }
         break;
     case EDGE_ACT_CONFIRM:
         /* Unconfirmed, the trial would roll back at the next boot anyway. */

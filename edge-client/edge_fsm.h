@@ -53,13 +53,23 @@
  *   the install and trial waits for the next poll.
  * - Health check failed or could not run -> rollback -> rolled-back.
  *
- * Restart (edge_fsm_start()): the daemon runs the boot decision first, as a
- * bootloader would, and passes the state before and after it plus the saved
- * job. From those the FSM reports what the last run could not (a trial that
- * rolled back on its own, an install confirmed just before the crash) and
- * carries on: resumes the download, goes back to the gate, or health-checks
- * a trial boot. When nothing is under way it reports idle with the running
- * version, once.
+ * Restart (edge_fsm_start()): the daemon runs the boot step first
+ * (inst_engine.h: the bootloader says which slot booted, Ferry's state
+ * follows) and passes the state before and after it plus the saved job.
+ * From those the FSM reports what the last run could not (a trial that
+ * rolled back on its own: its attempts ran out, or the bootloader fell back
+ * to the old slot; an install confirmed just before the crash) and carries
+ * on: resumes the download, goes back to the gate, or health-checks a trial
+ * boot. When nothing is under way it reports idle with the running version,
+ * once.
+ *
+ * Rebooting (EDGE_ACT_REBOOT, after TRIAL armed the bootloader): on a real
+ * device the daemon runs the reboot command and the process ends; the next
+ * process's edge_fsm_start() carries on (health check, or the report of a
+ * fallback). A simulated node reboots in process and answers with
+ * edge_fsm_booted(). A reboot command that fails, like a TRIAL that fails,
+ * reports the release failed and disarms the trial (ROLLBACK), so the next
+ * boot, whenever it comes, is not an unannounced trial.
  *
  * Performing actions: in order. A failure of STATUS or SAVE is the caller's
  * to log, and the rest of the batch still runs (a record or a checkpoint
@@ -164,7 +174,7 @@ enum edge_act_kind {
     EDGE_ACT_FINISH,     /* edge_slots_finish() */
     EDGE_ACT_ABORT,      /* edge_slots_abort() */
     EDGE_ACT_TRIAL,      /* edge_slots_set_trial(.attempts) */
-    EDGE_ACT_REBOOT,     /* edge_slots_boot(), then edge_fsm_booted() */
+    EDGE_ACT_REBOOT,     /* boot the trial slot: see "Rebooting" above */
     EDGE_ACT_CONFIRM,    /* edge_slots_confirm(.slot) */
     EDGE_ACT_ROLLBACK,   /* edge_slots_rollback() */
     EDGE_ACT_GET_BLOCK,  /* GET artifact .img.sha256, Block2 of .len bytes at .off */
@@ -220,11 +230,14 @@ const struct edge_fsm_saved *edge_fsm_saved(const struct edge_fsm *f);
 /* The image the node runs now (valid false: unknown, a factory state). */
 const struct edge_slot_info *edge_fsm_running(const struct edge_fsm *f);
 
-/* What the boot decision at start saw and did. */
+/* What the boot step at start saw and did (inst_engine_start()). */
 struct edge_fsm_boot {
     struct edge_boot_state before; /* as loaded */
-    struct edge_boot_state after;  /* after edge_slots_boot() */
-    enum edge_slot booted;
+    struct edge_boot_state after;  /* after the boot decision */
+    enum edge_slot booted;         /* the slot running now */
+    /* A trial was pending and the bootloader booted the old slot: the new
+     * image never got as far as ferry-edge within its boot attempts. */
+    bool fell_back;
 };
 
 /* Every call below fills *out (cleared first) with the actions to perform.
@@ -279,7 +292,7 @@ void edge_fsm_busy(struct edge_fsm *f, const struct edge_clock *clk, bool busy,
 void edge_fsm_health(struct edge_fsm *f, const struct edge_clock *clk, bool healthy,
                      const char *why, struct edge_actions *out);
 
-/* The slot the simulated reboot (EDGE_ACT_REBOOT) came up in. */
+/* The slot a simulated reboot (EDGE_ACT_REBOOT) came up in. */
 void edge_fsm_booted(struct edge_fsm *f, const struct edge_clock *clk, enum edge_slot slot,
                      struct edge_actions *out);
 

@@ -73,8 +73,7 @@ static enum ferry_err bl_primary(struct inst_engine *e, enum edge_slot slot, uns
 }
 
 /* The bootloader's answer against the root file system actually mounted. */
-static enum ferry_err check_root(struct inst_engine *e, enum edge_slot booted,
-                                 struct ferry_diag *d)
+static enum ferry_err check_root(struct inst_engine *e, enum edge_slot booted, struct ferry_diag *d)
 {
     if (!e->check_root)
         return FERRY_OK;
@@ -181,8 +180,7 @@ void inst_engine_abort(struct inst_engine *e)
     edge_slots_abort(e->slots);
 }
 
-enum ferry_err inst_engine_set_trial(struct inst_engine *e, unsigned attempts,
-                                     struct ferry_diag *d)
+enum ferry_err inst_engine_set_trial(struct inst_engine *e, unsigned attempts, struct ferry_diag *d)
 {
     enum ferry_err err = edge_slots_set_trial(e->slots, attempts, d);
     if (err != FERRY_OK)

@@ -42,8 +42,8 @@ enum scenario {
     DIES_ON_TRIAL,    /* it reaches user space, never its health check, boot after boot */
 };
 
-static const char *const NAMES[] = {"update confirmed", "health check failed",
-                                    "image never boots", "dies before its health check"};
+static const char *const NAMES[] = {"update confirmed", "health check failed", "image never boots",
+                                    "dies before its health check"};
 static const char *const FILES[] = {"slot-a.img", "slot-b.img", "boot.0", "boot.1", "boot.lkg"};
 
 static uint8_t image_byte(uint32_t seed, uint64_t pos)
@@ -334,10 +334,9 @@ static void check_restart(struct world *w, uint64_t k, unsigned flags, struct ta
     bool is_old = running == SEED_OLD, is_new = running == SEED_NEW;
     CU_ASSERT_TRUE(is_old || is_new);
     if (!is_old && !is_new)
-        fprintf(stderr, "%s (%s, %s env), cut at %llu: slot %s runs %d, verdict %s\n",
-                NAMES[w->sc], devices ? "partitions" : "files", flags ? "torn" : "atomic",
-                (unsigned long long)k, edge_slot_name(booted), running,
-                inst_boot_verdict_name(dv.start.verdict));
+        fprintf(stderr, "%s (%s, %s env), cut at %llu: slot %s runs %d, verdict %s\n", NAMES[w->sc],
+                devices ? "partitions" : "files", flags ? "torn" : "atomic", (unsigned long long)k,
+                edge_slot_name(booted), running, inst_boot_verdict_name(dv.start.verdict));
     t->old += is_old;
     t->new_ += is_new;
     /* The new image runs on trial, or confirmed in the one scenario that
