@@ -190,6 +190,11 @@ static enum ferry_err check(const struct edge_config *cfg, struct ferry_diag *d)
                           cfg->bootloader);
     if (kind == INST_BOOTLOADER_CUSTOM && !cfg->bootloader_cmd)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--bootloader custom needs --bootloader-cmd");
+    /* U-Boot's setexpr counts in hex: the script's decimal tests agree below 10. */
+    if (kind == INST_BOOTLOADER_UBOOT && cfg->trial_attempts > 9)
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          "--trial-attempts: at most 9 with --bootloader uboot (its boot script "
+                          "counts with setexpr, in hex)");
     if (kind != INST_BOOTLOADER_SIM && !cfg->reboot_cmd)
         return ferry_fail(d, FERRY_E_INVALID_ARG,
                           "--bootloader %s needs --reboot-cmd (e.g. 'systemctl reboot')",
