@@ -13,6 +13,7 @@
 #define FERRY_MANIFEST_H
 
 #include "ferry_err.h"
+#include "ferry_module.h"
 #include "ferry_sha256.h"
 
 #include <stdbool.h>
@@ -65,6 +66,7 @@ struct ferry_manifest {
     int64_t issued_at;  /* unix seconds */
     int64_t expires_at; /* unix seconds, > issued_at */
     struct ferry_constraints constraints;
+    struct ferry_module_args module; /* present only for a module's release */
     char key_id[FERRY_NAME_MAX + 1];
 };
 

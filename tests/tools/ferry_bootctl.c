@@ -35,8 +35,8 @@ static bool slot_arg(const char *s, enum edge_slot *out)
     return false;
 }
 
-static enum ferry_err verb(const struct inst_bootloader *bl, struct inst_bootenv_bl *env,
-                           int argc, char **argv, bool *bad_usage, struct ferry_diag *d)
+static enum ferry_err verb(const struct inst_bootloader *bl, struct inst_bootenv_bl *env, int argc,
+                           char **argv, bool *bad_usage, struct ferry_diag *d)
 {
     enum edge_slot slot = EDGE_SLOT_NONE;
     enum ferry_err err = FERRY_OK;
