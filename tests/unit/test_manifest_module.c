@@ -34,7 +34,8 @@ static void module_release_round_trips(void)
     char *text = NULL;
     size_t len = 0;
     CU_ASSERT_EQUAL_FATAL(ferry_manifest_encode(&m, &text, &len, NULL), FERRY_OK);
-    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"module\":{\"path\":\"/etc/app/app.conf\",\"mode\":\"0640\"}"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(text, "\"module\":{\"path\":\"/etc/app/app.conf\",\"mode\":\"0640\"}"));
     CU_ASSERT_EQUAL(parse_text(text, &back, NULL), FERRY_OK);
     CU_ASSERT_TRUE(test_manifest_equal(&m, &back));
     CU_ASSERT_TRUE(back.module.present);
@@ -113,8 +114,9 @@ static void module_fields_come_together(void)
     expect_malformed("\"mode\":\"0640\"", "\"mode\":\"\"", "module.mode");
     expect_malformed("\"mode\":\"0640\"", "\"mode\":\"a\\nb\"", "module.mode");
     expect_malformed("\"mode\":\"0640\"", "\"mode\":640", "module.mode");
-    expect_malformed("\"module\":{", "\"module\":{\"a\":\"1\",\"b\":\"1\",\"c\":\"1\",\"d\":\"1\","
-                                     "\"e\":\"1\",\"f\":\"1\",\"g\":\"1\",",
+    expect_malformed("\"module\":{",
+                     "\"module\":{\"a\":\"1\",\"b\":\"1\",\"c\":\"1\",\"d\":\"1\","
+                     "\"e\":\"1\",\"f\":\"1\",\"g\":\"1\",",
                      "at most 8");
     expect_malformed("\"module\":{\"path\":\"/etc/app/app.conf\",\"mode\":\"0640\"}",
                      "\"module\":[]", "must be an object");
