@@ -71,6 +71,12 @@ static const struct ferry_opt edge_opts[] = {
         "mount table read before a device is written (default /proc/self/mountinfo; for tests)", 0),
     OPT("kernel-cmdline", FERRY_OPT_STR, kernel_cmdline, "FILE",
         "where ferry.slot= says which slot booted (default /proc/cmdline; for tests)", 0),
+    OPT("module-dir", FERRY_OPT_STR, module_dir, "DIR",
+        "update modules: DIR/NAME installs releases of media type "
+        "application/vnd.ferry.module.NAME (README)",
+        0),
+    OPT("module-timeout", FERRY_OPT_DURATION, module_timeout, "DURATION",
+        "longest run of one update module verb (default 5m)", 0),
     OPT("log-level", FERRY_OPT_LOGLEVEL, log_level, "LEVEL", "error, warn, info or debug", 0),
 };
 #define N_OPTS (sizeof(edge_opts) / sizeof(edge_opts[0]))
@@ -205,10 +211,11 @@ static enum ferry_err check(const struct edge_config *cfg, struct ferry_diag *d)
                           cfg->bootloader);
     /* A day is far beyond any sensible value and keeps milliseconds small. */
     if (!in_range(cfg->poll_interval, 1, 86400) || !in_range(cfg->busy_retry, 1, 86400) ||
-        !in_range(cfg->cmd_timeout, 1, 86400) || !in_range(cfg->request_timeout, 1, 86400))
+        !in_range(cfg->cmd_timeout, 1, 86400) || !in_range(cfg->request_timeout, 1, 86400) ||
+        !in_range(cfg->module_timeout, 1, 86400))
         return ferry_fail(d, FERRY_E_INVALID_ARG,
-                          "--poll-interval, --busy-retry, --cmd-timeout and --request-timeout "
-                          "must be 1s..1d");
+                          "--poll-interval, --busy-retry, --cmd-timeout, --request-timeout and "
+                          "--module-timeout must be 1s..1d");
     return FERRY_OK;
 }
 
@@ -223,6 +230,7 @@ enum ferry_err edge_config_parse(struct edge_config *cfg, int argc, char **argv,
     cfg->ack_timeout_ms = EDGE_COAP_DEFAULT_ACK_TIMEOUT_MS;
     cfg->block_size = 1024;
     cfg->trial_attempts = 1;
+    cfg->module_timeout = 300;
     cfg->log_level = FERRY_LOG_INFO;
     enum ferry_err err =
         ferry_opts_parse(edge_opts, N_OPTS, cfg, argc, argv, 1, ferry_cfgfile_load, help, d);

@@ -31,6 +31,8 @@ struct edge_config {
     char *reboot_cmd; /* NULL: a simulated, in-process reboot (sim only) */
     char *mountinfo;  /* for tests and benches */
     char *kernel_cmdline;
+    char *module_dir;       /* update modules; NULL: none */
+    int64_t module_timeout; /* seconds per module verb */
     uint64_t max_image_mb;
     int64_t poll_interval;   /* seconds */
     int64_t busy_retry;      /* seconds */

@@ -7,9 +7,11 @@
 #include "inst_bootenv.h"
 #include "inst_engine.h"
 #include "inst_grubenv.h"
+#include "inst_module.h"
 #include "inst_slots_path.h"
 #include "inst_uboot.h"
 #include "ferry_backoff.h"
+#include "ferry_envelope.h"
 #include "ferry_fs.h"
 #include "ferry_hex.h"
 #include "ferry_keyring.h"
@@ -75,6 +77,12 @@ struct edge_daemon {
     struct inst_bootcmd *bootcmd;    /* custom */
     const struct inst_bootloader *bl;
     struct inst_engine *engine;
+    struct inst_modules *modules;
+    enum inst_module_outcome module_outcome; /* found at start */
+    /* The envelope being handed to the state machine, while its actions
+     * run: a BEGIN among them is for that release (on_manifest()). */
+    const uint8_t *manifest_env;
+    size_t manifest_len;
     char *reboot_cmd;     /* NULL: the simulator reboots in process */
     bool reboot_due;      /* the running slot must not stay: reboot once the batch is done */
     bool rebooting;       /* waiting for the reboot (or its command) */
@@ -220,6 +228,12 @@ static void journal_status(struct edge_daemon *dm, const struct ferry_status *st
 
 /* ---- commands ---------------------------------------------------------------- */
 
+/* The release under way is an update module's (inst_module.h). */
+static bool module_job(const struct edge_daemon *dm)
+{
+    return dm->modules && inst_modules_owns(dm->modules, edge_fsm_saved(dm->fsm)->job.digest);
+}
+
 static void perform(struct edge_daemon *dm, size_t which);
 
 static void stop_child(struct edge_daemon *dm)
@@ -297,7 +311,7 @@ static void on_child_timeout(void *arg)
 
 /* In the child: a clean slate for a shell command, then exec. */
 static void exec_command(const char *cmd, const char *node, const char *version,
-                         const char *slot_path)
+                         const char *slot_path, char **extra, size_t nextra)
 {
     sigset_t none;
     sigemptyset(&none);
@@ -315,6 +329,8 @@ static void exec_command(const char *cmd, const char *node, const char *version,
         setenv("FERRY_VERSION", version, 1);
     if (slot_path)
         setenv("FERRY_SLOT", slot_path, 1);
+    for (size_t i = 0; i < nextra; i++)
+        putenv(extra[i]);
     execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
     _exit(127);
 }
@@ -323,14 +339,20 @@ static enum ferry_err start_child(struct edge_daemon *dm, enum child_kind kind, 
                                   const char *version, enum edge_slot slot, struct ferry_diag *d)
 {
     char slot_path[PATH_MAX];
+    char *extra[16];
+    char extra_buf[4096];
+    size_t nextra = 0;
     if (slot != EDGE_SLOT_NONE)
         snprintf(slot_path, sizeof(slot_path), "%s", inst_slots_path_of(dm->backend, slot));
+    else if (kind == CHILD_HEALTH && module_job(dm))
+        nextra = inst_modules_env(dm->modules, extra, 16, extra_buf, sizeof(extra_buf));
     stop_child(dm);
     pid_t pid = fork();
     if (pid < 0)
         return ferry_fail(d, FERRY_E_IO, "cannot start '%s': %s", cmd, strerror(errno));
     if (pid == 0)
-        exec_command(cmd, dm->node_id, version, slot != EDGE_SLOT_NONE ? slot_path : NULL);
+        exec_command(cmd, dm->node_id, version, slot != EDGE_SLOT_NONE ? slot_path : NULL, extra,
+                     nextra);
     setpgid(pid, pid); /* also here, so the timeout can kill the group at once */
     int fd = pidfd_open(pid, 0);
     if (fd < 0 || ferry_loop_add_fd(dm->loop, fd, EPOLLIN, on_child_exit, dm) != FERRY_OK) {
@@ -365,6 +387,15 @@ static void on_rebooted(void *arg)
     struct edge_clock clk = now_clock();
     dm->event_timer = 0;
     edge_fsm_booted(dm->fsm, &clk, dm->booted, &dm->acts[0]);
+    perform(dm, 0);
+}
+
+static void on_installed(void *arg)
+{
+    struct edge_daemon *dm = arg;
+    struct edge_clock clk = now_clock();
+    dm->event_timer = 0;
+    edge_fsm_installed(dm->fsm, &clk, &dm->acts[0]);
     perform(dm, 0);
 }
 
@@ -478,9 +509,20 @@ static void reboot_command_ended(struct edge_daemon *dm, bool ok, const char *wh
     dm->reboot_timer = ferry_loop_timer(dm->loop, REBOOT_RETRY_MS, reboot_retry, dm);
 }
 
-/* EDGE_ACT_REBOOT: the bootloader is armed for the trial slot. */
+/* EDGE_ACT_REBOOT: the bootloader is armed for the trial slot, or a
+ * module installed the release in place (a reboot only if it asked). */
 static enum ferry_err reboot(struct edge_daemon *dm, struct ferry_diag *d)
 {
+    if (module_job(dm)) {
+        if (!inst_modules_job(dm->modules)->needs_reboot || in_process_reboot(dm))
+            return next_turn(dm, on_installed, d);
+        enum ferry_err err = inst_modules_rebooting(dm->modules, d);
+        if (err != FERRY_OK)
+            return err;
+        dm->drain_until = ferry_now_ms() + REBOOT_DRAIN_MS;
+        start_reboot(dm);
+        return FERRY_OK;
+    }
     if (!in_process_reboot(dm)) {
         dm->drain_until = ferry_now_ms() + REBOOT_DRAIN_MS;
         start_reboot(dm);
@@ -529,9 +571,72 @@ static enum ferry_err run_busy(struct edge_daemon *dm, struct ferry_diag *d)
                        d);
 }
 
+/* A BEGIN for the envelope on_manifest() is handing over: the release the
+ * state machine just accepted. The module record is written (a module's
+ * release) before any byte is downloaded. */
+static enum ferry_err prepare_release(struct edge_daemon *dm, struct ferry_diag *d)
+{
+    if (!dm->manifest_env || !dm->modules)
+        return FERRY_OK;
+    struct ferry_envelope *e = NULL;
+    struct ferry_manifest m;
+    uint8_t digest[FERRY_SHA256_LEN];
+    enum ferry_err err = ferry_envelope_parse(dm->manifest_env, dm->manifest_len, &e, d);
+    if (err == FERRY_OK) {
+        ferry_sha256(e->manifest, e->manifest_len, digest);
+        err = ferry_manifest_parse(e->manifest, e->manifest_len, &m, d);
+    }
+    ferry_envelope_free(e);
+    if (err != FERRY_OK)
+        return err;
+    /* The state machine verified these bytes a moment ago; the digest
+     * proves it is the release it started. */
+    if (memcmp(digest, edge_fsm_saved(dm->fsm)->job.digest, sizeof(digest)) != 0)
+        return FERRY_OK;
+    return inst_modules_prepare(dm->modules, digest, &m, d);
+}
+
+static enum ferry_err module_action(struct edge_daemon *dm, const struct edge_action *a,
+                                    struct ferry_diag *d)
+{
+    switch (a->kind) {
+    case EDGE_ACT_BEGIN:
+        return inst_modules_begin(dm->modules, &a->img, d);
+    case EDGE_ACT_RESUME:
+        return inst_modules_resume(dm->modules, &a->img, a->off, d);
+    case EDGE_ACT_WRITE:
+        return inst_modules_write(dm->modules, a->off, a->data, a->len, d);
+    case EDGE_ACT_SYNC:
+        return inst_modules_sync(dm->modules, d);
+    case EDGE_ACT_FINISH:
+        return inst_modules_finish(dm->modules, d);
+    case EDGE_ACT_TRIAL:
+        return inst_modules_install(dm->modules, d);
+    case EDGE_ACT_CONFIRM:
+        return inst_modules_commit(dm->modules, d);
+    case EDGE_ACT_ROLLBACK: {
+        bool rebooted = inst_modules_job(dm->modules)->phase == INST_MOD_REBOOTING;
+        enum ferry_err err = inst_modules_rollback(dm->modules, d);
+        /* The old software comes back the way the new one came. */
+        if (err == FERRY_OK && rebooted && !in_process_reboot(dm))
+            dm->reboot_due = true;
+        return err;
+    }
+    default:
+        return FERRY_OK; /* ABORT: the artifact stays until the next release */
+    }
+}
+
 static enum ferry_err slot_action(struct edge_daemon *dm, const struct edge_action *a,
                                   struct ferry_diag *d)
 {
+    if (a->kind == EDGE_ACT_BEGIN) {
+        enum ferry_err err = prepare_release(dm, d);
+        if (err != FERRY_OK)
+            return err;
+    }
+    if (module_job(dm))
+        return module_action(dm, a, d);
     switch (a->kind) {
     case EDGE_ACT_BEGIN:
         return inst_engine_begin(dm->engine, &a->img, d);
@@ -637,7 +742,11 @@ static void on_manifest(void *arg, const uint8_t *env, size_t len)
     }
     LOG_DEBUG("manifest: %zu bytes from the gateway", len);
     edge_fsm_manifest(dm->fsm, &clk, env, len, &dm->acts[0]);
+    dm->manifest_env = env;
+    dm->manifest_len = len;
     perform(dm, 0);
+    dm->manifest_env = NULL;
+    dm->manifest_len = 0;
 }
 
 static void on_no_manifest(void *arg)
@@ -783,6 +892,17 @@ static enum ferry_err open_storage(struct edge_daemon *dm, const struct edge_con
     };
     if (err == FERRY_OK)
         err = inst_engine_open(&eo, &dm->engine, d);
+    struct inst_modules_opts mo = {
+        .state_dir = cfg->state_dir,
+        .module_dir = cfg->module_dir,
+        .node_id = cfg->id,
+        .timeout_ms = (uint64_t)cfg->module_timeout * 1000,
+    };
+    if (err == FERRY_OK)
+        err = inst_modules_open(&mo, &dm->modules, d);
+    /* A module install a restart cut short ends here, old or new. */
+    if (err == FERRY_OK)
+        err = inst_modules_recover(dm->modules, &dm->module_outcome, d);
     struct inst_engine_start first, last;
     if (err == FERRY_OK && dm->kind == INST_BOOTLOADER_SIM) {
         err = sim_power_on(dm, &first, &last, d);
@@ -802,6 +922,26 @@ static enum ferry_err open_storage(struct edge_daemon *dm, const struct edge_con
     boot->fell_back = first.verdict == INST_BOOT_FELL_BACK;
     dm->reboot_due = last.reboot;
     return edge_journal_open(cfg->state_dir, &dm->journal, d);
+}
+
+/* What the state machine hears of a module's install the last run left. */
+static void module_boot(const struct edge_daemon *dm, const struct edge_fsm_saved *saved,
+                        struct edge_fsm_boot *boot)
+{
+    const struct inst_module_job *job = inst_modules_job(dm->modules);
+    boot->module_floor = job->committed_seq;
+    if (!saved || !inst_modules_owns(dm->modules, saved->job.digest))
+        return;
+    static const enum edge_fsm_module map[] = {
+        [INST_MODULE_NOTHING] = EDGE_FSM_MODULE_NONE,
+        [INST_MODULE_TRIAL] = EDGE_FSM_MODULE_TRIAL,
+        [INST_MODULE_COMMITTED] = EDGE_FSM_MODULE_COMMITTED,
+        [INST_MODULE_ROLLED_BACK] = EDGE_FSM_MODULE_ROLLED_BACK,
+    };
+    boot->module = map[dm->module_outcome];
+    if (dm->module_outcome != INST_MODULE_NOTHING)
+        LOG_INFO("module %s: release %s %s at this start", job->name, job->release_id,
+                 inst_module_phase_name(job->phase));
 }
 
 /* The saved job, or NULL (nothing saved, or unreadable: logged). */
@@ -927,7 +1067,9 @@ enum ferry_err edge_daemon_new(struct ferry_loop *loop, const struct edge_config
         return err;
     }
     struct edge_clock clk = now_clock();
-    edge_fsm_start(dm->fsm, &clk, &boot, load_job(dm, &saved), &dm->acts[0]);
+    const struct edge_fsm_saved *sv = load_job(dm, &saved);
+    module_boot(dm, sv, &boot);
+    edge_fsm_start(dm->fsm, &clk, &boot, sv, &dm->acts[0]);
     perform(dm, 0);
     send_next(dm);
     *out = dm;
@@ -951,6 +1093,7 @@ void edge_daemon_free(struct edge_daemon *dm)
     edge_fsm_free(dm->fsm);
     edge_journal_free(dm->journal);
     inst_engine_free(dm->engine);
+    inst_modules_free(dm->modules);
     inst_bootenv_free(dm->bootenv);
     inst_bootcmd_free(dm->bootcmd);
     inst_grubenv_free(dm->grubenv);

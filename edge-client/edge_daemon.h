@@ -25,9 +25,18 @@
  * answer or 5.xx backs off (1 s .. 60 s, jittered); 4.00, 4.03, 4.13 and
  * 4.15 (the gateway will never take it) drop it with a warning.
  *
+ * Update modules (--module-dir, inst_module.h): a release for a module is
+ * recorded (STATE/module/job.rec) before its download begins, downloaded
+ * into STATE/module/artifact instead of a slot, installed by the module
+ * when the state machine asks for the trial, and health-checked in place
+ * (edge_fsm_installed()), with a reboot only when the module asks for one.
+ * Module verbs run to completion on the loop thread (--module-timeout): the
+ * node has nothing else to do while its software changes.
+ *
  * --busy-cmd and --health-cmd run as `/bin/sh -c CMD` in their own process
  * group with FERRY_NODE, FERRY_VERSION and FERRY_SLOT (the slot's path)
- * set, stdin from /dev/null. The loop watches them through a pidfd and kills
+ * set (for a module's release: FERRY_MODULE_NAME and FERRY_ARG_* instead of
+ * FERRY_SLOT), stdin from /dev/null. The loop watches them through a pidfd and kills
  * the group after --cmd-timeout, so a command never blocks the loop. A busy
  * command that fails to run or times out counts as busy; a health command,
  * as unhealthy. Without a busy command the node is never busy; without a

@@ -575,6 +575,20 @@ void edge_fsm_booted(struct edge_fsm *f, const struct edge_clock *clk, enum edge
     a->slot = slot;
 }
 
+void edge_fsm_installed(struct edge_fsm *f, const struct edge_clock *clk, struct edge_actions *out)
+{
+    (void)clk;
+    out->n = 0;
+    if (f->phase != EDGE_PHASE_REBOOTING)
+        return;
+    f->prev_running = f->running;
+    f->prev_slot = f->running_slot;
+    f->phase = EDGE_PHASE_HEALTH;
+    struct edge_action *a = push(out, EDGE_ACT_RUN_HEALTH);
+    a->img = f->saved.job.img;
+    a->slot = EDGE_SLOT_NONE;
+}
+
 static void back_to_previous(struct edge_fsm *f)
 {
     f->running = f->prev_running;
@@ -859,6 +873,35 @@ static bool resume_job(struct edge_fsm *f, const struct edge_clock *clk,
     return false;
 }
 
+/* A module's job that was installing when the last run ended; false when
+ * the saved job is not one. */
+static bool start_module_job(struct edge_fsm *f, const struct edge_clock *clk,
+                             const struct edge_fsm_boot *boot, struct edge_actions *out)
+{
+    struct edge_job *job = &f->saved.job;
+    if (job->phase != EDGE_JOB_TRIAL || boot->module == EDGE_FSM_MODULE_NONE)
+        return false;
+    switch (boot->module) {
+    case EDGE_FSM_MODULE_TRIAL:
+        f->phase = EDGE_PHASE_REBOOTING;
+        edge_fsm_installed(f, clk, out);
+        return true;
+    case EDGE_FSM_MODULE_COMMITTED:
+        if (job->img.seq > f->floor_seq)
+            f->floor_seq = job->img.seq;
+        finish_job(f, clk, out, FERRY_STATE_SUCCESS, FERRY_OK, NULL);
+        break;
+    case EDGE_FSM_MODULE_ROLLED_BACK:
+    case EDGE_FSM_MODULE_NONE:
+        finish_job(f, clk, out, FERRY_STATE_ROLLED_BACK, FERRY_OK,
+                   "the install of %s ended while ferry-edge was down: rolled back",
+                   job->img.version);
+        break;
+    }
+    idle_status(f, clk, out);
+    return true;
+}
+
 void edge_fsm_start(struct edge_fsm *f, const struct edge_clock *clk,
                     const struct edge_fsm_boot *boot, const struct edge_fsm_saved *saved,
                     struct edge_actions *out)
@@ -871,11 +914,15 @@ void edge_fsm_start(struct edge_fsm *f, const struct edge_clock *clk,
     f->running = boot->after.slot[boot->booted];
     f->running_slot = boot->booted;
     f->floor_seq = floor_of(&boot->after);
+    if (boot->module_floor > f->floor_seq)
+        f->floor_seq = boot->module_floor;
     f->phase = EDGE_PHASE_IDLE;
     if (boot->before.trial != EDGE_SLOT_NONE) {
         start_in_trial(f, clk, boot, out);
         return;
     }
+    if (start_module_job(f, clk, boot, out))
+        return;
     if (!resume_job(f, clk, boot, out))
         idle_status(f, clk, out);
 }

@@ -230,6 +230,13 @@ const struct edge_fsm_saved *edge_fsm_saved(const struct edge_fsm *f);
 /* The image the node runs now (valid false: unknown, a factory state). */
 const struct edge_slot_info *edge_fsm_running(const struct edge_fsm *f);
 
+enum edge_fsm_module {
+    EDGE_FSM_MODULE_NONE,        /* not a module's job, or nothing installed yet */
+    EDGE_FSM_MODULE_TRIAL,       /* installed and rebooted as asked: health check */
+    EDGE_FSM_MODULE_COMMITTED,   /* confirmed before the restart */
+    EDGE_FSM_MODULE_ROLLED_BACK, /* rolled back (the restart cut the install short) */
+};
+
 /* What the boot step at start saw and did (inst_engine_start()). */
 struct edge_fsm_boot {
     struct edge_boot_state before; /* as loaded */
@@ -238,6 +245,11 @@ struct edge_fsm_boot {
     /* A trial was pending and the bootloader booted the old slot: the new
      * image never got as far as ferry-edge within its boot attempts. */
     bool fell_back;
+    /* The saved job is an update module's (inst_module.h): where its
+     * install stood at this start, and the highest seq a module committed
+     * (a floor for new releases, like the boot state's counter). */
+    enum edge_fsm_module module;
+    uint64_t module_floor;
 };
 
 /* Every call below fills *out (cleared first) with the actions to perform.
@@ -295,6 +307,13 @@ void edge_fsm_health(struct edge_fsm *f, const struct edge_clock *clk, bool heal
 /* The slot a simulated reboot (EDGE_ACT_REBOOT) came up in. */
 void edge_fsm_booted(struct edge_fsm *f, const struct edge_clock *clk, enum edge_slot slot,
                      struct edge_actions *out);
+
+/* Instead of edge_fsm_booted() for a release installed in place by an
+ * update module (TRIAL ran its install, REBOOT needed none or it is done):
+ * the health check follows, with RUN_HEALTH's slot NONE, and the running
+ * slot and image stay what they were (idle records keep the image's
+ * version; the release's own records carry its version). */
+void edge_fsm_installed(struct edge_fsm *f, const struct edge_clock *clk, struct edge_actions *out);
 
 /* The FSM's timer (EDGE_ACT_TIMER) fired. */
 void edge_fsm_timer(struct edge_fsm *f, const struct edge_clock *clk, struct edge_actions *out);

@@ -41,8 +41,8 @@ struct inst_modules {
 const char *inst_module_phase_name(enum inst_module_phase p)
 {
     static const char *const names[] = {
-        "none",       "staging",   "staged",       "installing",  "installed",
-        "rebooting",  "committing", "committed",   "rolling-back", "rolled-back",
+        "none",      "staging",    "staged",    "installing",   "installed",
+        "rebooting", "committing", "committed", "rolling-back", "rolled-back",
     };
     return (unsigned)p < sizeof(names) / sizeof(names[0]) ? names[p] : "unknown";
 }
@@ -371,8 +371,7 @@ const struct inst_module_job *inst_modules_job(const struct inst_modules *m)
 
 bool inst_modules_owns(const struct inst_modules *m, const uint8_t digest[FERRY_SHA256_LEN])
 {
-    return m->job.phase != INST_MOD_NONE &&
-           memcmp(m->job.digest, digest, FERRY_SHA256_LEN) == 0;
+    return m->job.phase != INST_MOD_NONE && memcmp(m->job.digest, digest, FERRY_SHA256_LEN) == 0;
 }
 
 static bool under_way(const struct inst_modules *m)
@@ -394,8 +393,8 @@ enum ferry_err inst_modules_prepare(struct inst_modules *m, const uint8_t digest
 {
     char name[FERRY_MODULE_NAME_MAX + 1];
     if (under_way(m))
-        return ferry_fail(d, FERRY_E_BUSY, "modules: the install by module %s is %s",
-                          m->job.name, inst_module_phase_name(m->job.phase));
+        return ferry_fail(d, FERRY_E_BUSY, "modules: the install by module %s is %s", m->job.name,
+                          inst_module_phase_name(m->job.phase));
     close_artifact(m);
     if (!ferry_module_name(mf->media_type, name)) {
         if (m->job.phase == INST_MOD_NONE)
@@ -434,7 +433,8 @@ static enum ferry_err downloading(const struct inst_modules *m, const struct edg
                                   struct ferry_diag *d)
 {
     if (m->job.phase != INST_MOD_STAGING && m->job.phase != INST_MOD_STAGED)
-        return ferry_fail(d, FERRY_E_INVALID_ARG, "modules: no download for a module under way (%s)",
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          "modules: no download for a module under way (%s)",
                           inst_module_phase_name(m->job.phase));
     if (img && (img->size != m->job.img.size ||
                 memcmp(img->sha256, m->job.img.sha256, FERRY_SHA256_LEN) != 0))
@@ -466,8 +466,8 @@ enum ferry_err inst_modules_resume(struct inst_modules *m, const struct edge_ima
     return err;
 }
 
-enum ferry_err inst_modules_write(struct inst_modules *m, uint64_t off, const void *buf,
-                                  size_t len, struct ferry_diag *d)
+enum ferry_err inst_modules_write(struct inst_modules *m, uint64_t off, const void *buf, size_t len,
+                                  struct ferry_diag *d)
 {
     if (m->fd < 0)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "modules: no download under way");

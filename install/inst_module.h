@@ -128,8 +128,8 @@ enum ferry_err inst_modules_begin(struct inst_modules *m, const struct edge_imag
                                   struct ferry_diag *d) FERRY_MUST_CHECK;
 enum ferry_err inst_modules_resume(struct inst_modules *m, const struct edge_image *img,
                                    uint64_t written, struct ferry_diag *d) FERRY_MUST_CHECK;
-enum ferry_err inst_modules_write(struct inst_modules *m, uint64_t off, const void *buf,
-                                  size_t len, struct ferry_diag *d) FERRY_MUST_CHECK;
+enum ferry_err inst_modules_write(struct inst_modules *m, uint64_t off, const void *buf, size_t len,
+                                  struct ferry_diag *d) FERRY_MUST_CHECK;
 enum ferry_err inst_modules_sync(struct inst_modules *m, struct ferry_diag *d) FERRY_MUST_CHECK;
 enum ferry_err inst_modules_finish(struct inst_modules *m, struct ferry_diag *d) FERRY_MUST_CHECK;
 
@@ -138,7 +138,8 @@ enum ferry_err inst_modules_finish(struct inst_modules *m, struct ferry_diag *d)
  * ("module file: install: exit 1"). */
 enum ferry_err inst_modules_install(struct inst_modules *m, struct ferry_diag *d) FERRY_MUST_CHECK;
 /* The reboot the module asked for is about to happen. */
-enum ferry_err inst_modules_rebooting(struct inst_modules *m, struct ferry_diag *d) FERRY_MUST_CHECK;
+enum ferry_err inst_modules_rebooting(struct inst_modules *m,
+                                      struct ferry_diag *d) FERRY_MUST_CHECK;
 /* commit then cleanup; then the floor moves to the job's seq. */
 enum ferry_err inst_modules_commit(struct inst_modules *m, struct ferry_diag *d) FERRY_MUST_CHECK;
 /* rollback then cleanup; a no-op when nothing was installed. */

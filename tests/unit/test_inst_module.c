@@ -426,7 +426,7 @@ static const char *what_is_there(const struct world *w, bool dir_kind)
     if (!dir_kind)
         return strcmp(content(w->target), OLD_TEXT) == 0   ? "old"
                : strcmp(content(w->target), NEW_TEXT) == 0 ? "new"
-                                                            : content(w->target);
+                                                           : content(w->target);
     snprintf(f, sizeof(f), "%s/old", w->target);
     bool old = exists(f);
     snprintf(f, sizeof(f), "%s/a", w->target);
