@@ -45,6 +45,8 @@
                   0),                                                                              \
         CLOUD_OPT(cfgtype, "module-arg", FERRY_OPT_STRLIST, module_args, "KEY=VALUE",              \
                   "a parameter of the update module, e.g. path=/etc/app.conf (repeatable)", 0),    \
+        CLOUD_OPT(cfgtype, "node", FERRY_OPT_STRLIST, nodes, "NODE",                               \
+                  "only this node installs the release (repeatable; default: every node)", 0),     \
         CLOUD_OPT(cfgtype, "expires", FERRY_OPT_DURATION, expires, "DURATION",                     \
                   "validity from now, e.g. 12h or 90d (default 30d)", 0),                          \
         CLOUD_OPT(cfgtype, "must-be-idle", FERRY_OPT_BOOL, must_be_idle, NULL,                     \
@@ -70,6 +72,7 @@ struct cloud_release {
     const char *component;
     const char *media_type;
     const struct ferry_strlist *module_args; /* KEY=VALUE; may be NULL */
+    const struct ferry_strlist *nodes;       /* targets; NULL or empty: every node */
     const char *release_id;
     int64_t issued_at; /* unix seconds */
     int64_t lifetime;  /* seconds from issued_at to expires_at, > 0 */

@@ -726,6 +726,8 @@ static void verified(struct edge_fsm *f, const struct edge_clock *clk,
                      struct edge_actions *out)
 {
     struct edge_job *job = &f->saved.job;
+    if (!ferry_targets_include(&m->nodes, f->node_id))
+        return; /* meant for other nodes of the line: as if there were none */
     if (job->phase != EDGE_JOB_NONE && manifest_is(m, &job->img))
         return; /* the same release, perhaps signed anew */
     if (f->phase == EDGE_PHASE_REBOOTING || f->phase == EDGE_PHASE_HEALTH)

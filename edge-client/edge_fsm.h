@@ -48,6 +48,8 @@
  *   release at once, and edge_slots_finish() re-hashes the slot anyway.
  * - Every checkpoint_bytes the slot is synced and the job saved with the
  *   offset reached, the ETag and the image's digest, so a restart resumes.
+ * - A release whose manifest names nodes (`nodes`) and not this one is
+ *   passed over without a record, as if the line had no release.
  * - A newer release that arrives before the install starts replaces the
  *   one under way (reported failed, "superseded"); one that arrives during
  *   the install and trial waits for the next poll.

@@ -15,6 +15,7 @@
 #include "ferry_err.h"
 #include "ferry_module.h"
 #include "ferry_sha256.h"
+#include "ferry_targets.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -67,6 +68,7 @@ struct ferry_manifest {
     int64_t expires_at; /* unix seconds, > issued_at */
     struct ferry_constraints constraints;
     struct ferry_module_args module; /* present only for a module's release */
+    struct ferry_targets nodes;      /* n 0: every node of the product line */
     char key_id[FERRY_NAME_MAX + 1];
 };
 

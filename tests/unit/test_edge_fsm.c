@@ -1458,6 +1458,22 @@ static void module_floor_refuses_older_releases(void)
     world_free(&w);
 }
 
+static void release_for_other_nodes_is_passed_over(void)
+{
+    struct world w;
+    world_init(&w);
+    struct edge_boot_state st = running_old();
+    start(&w, &st, NULL);
+    struct ferry_manifest m2 = w.m;
+    CU_ASSERT_EQUAL_FATAL(ferry_targets_add(&m2.nodes, "someone-else", NULL), FERRY_OK);
+    send_manifest(&w, &m2);
+    CU_ASSERT_EQUAL(w.out.n, 0); /* no record, no download */
+    CU_ASSERT_EQUAL_FATAL(ferry_targets_add(&m2.nodes, w.cfg.node_id, NULL), FERRY_OK);
+    send_manifest(&w, &m2);
+    CU_ASSERT_EQUAL(count(&w, EDGE_ACT_BEGIN), 1);
+    world_free(&w);
+}
+
 static void restart_after_confirm_reports_success(void)
 {
     struct world w;
@@ -1623,6 +1639,7 @@ const struct ferry_test_case ferry_tests[] = {
     {"module release is health-checked in place", module_release_is_health_checked_in_place},
     {"module failing its health check rolls back", module_failing_its_health_check_rolls_back},
     {"restart carries a module job on", restart_carries_a_module_job_on},
+    {"release for other nodes is passed over", release_for_other_nodes_is_passed_over},
     {"module floor refuses older releases", module_floor_refuses_older_releases},
     {"bootloader fallback is reported as such", bootloader_fallback_is_reported_as_such},
     {"busy command that cannot run counts as busy", busy_command_that_cannot_run_counts_as_busy},

@@ -1,7 +1,8 @@
 /* The manifest's update-module fields (ferry_module.h): a module release
  * round-trips with its parameters, and the media type and the `module`
  * object only ever come together, which is what makes a node that predates
- * modules refuse a module's release instead of installing it as an image. */
+ * modules refuse a module's release instead of installing it as an image.
+ * And its target nodes (ferry_targets.h). */
 #include "cunit_main.h"
 #include "test_keys.h"
 
@@ -131,9 +132,51 @@ static void module_fields_come_together(void)
     CU_ASSERT_STRING_EQUAL(ferry_module_arg(&a, "x"), "a=b");
 }
 
+static void release_names_its_nodes(void)
+{
+    struct ferry_manifest m, back;
+    module_release(&m);
+    CU_ASSERT_EQUAL_FATAL(ferry_targets_add(&m.nodes, "node-7", NULL), FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(ferry_targets_add(&m.nodes, "node-9", NULL), FERRY_OK);
+    char *text = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL_FATAL(ferry_manifest_encode(&m, &text, &len, NULL), FERRY_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"nodes\":[\"node-7\",\"node-9\"]"));
+    CU_ASSERT_EQUAL(parse_text(text, &back, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL(back.nodes.n, 2);
+    CU_ASSERT_TRUE(ferry_targets_include(&back.nodes, "node-9"));
+    CU_ASSERT_FALSE(ferry_targets_include(&back.nodes, "node-8"));
+    free(text);
+    struct ferry_targets every = {0};
+    CU_ASSERT_TRUE(ferry_targets_include(&every, "anyone"));
+    /* Malformed target lists. */
+    static const char *const bad[][2] = {
+        {"\"nodes\":[\"node-7\",\"node-9\"]", "\"nodes\":[]"},
+        {"\"nodes\":[\"node-7\",\"node-9\"]", "\"nodes\":\"node-7\""},
+        {"\"nodes\":[\"node-7\",\"node-9\"]", "\"nodes\":[\"node-7\",\"node-7\"]"},
+        {"\"nodes\":[\"node-7\",\"node-9\"]", "\"nodes\":[\"no de\"]"},
+        {"\"nodes\":[\"node-7\",\"node-9\"]", "\"nodes\":[7]"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CU_ASSERT_EQUAL_FATAL(ferry_manifest_encode(&m, &text, &len, NULL), FERRY_OK);
+        char *at = strstr(text, bad[i][0]);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+        char edited_text[8192];
+        snprintf(edited_text, sizeof(edited_text), "%.*s%s%s", (int)(at - text), text, bad[i][1],
+                 at + strlen(bad[i][0]));
+        struct ferry_diag d = {{0}};
+        CU_ASSERT_EQUAL(parse_text(edited_text, &back, &d), FERRY_E_MALFORMED);
+        CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "nodes"));
+        free(text);
+    }
+    struct ferry_targets t = {0};
+    CU_ASSERT_EQUAL(ferry_targets_add(&t, "bad id", NULL), FERRY_E_INVALID_ARG);
+}
+
 const char *const ferry_suite_name = "manifest_module";
 const struct ferry_test_case ferry_tests[] = {
     {"module release round trips", module_release_round_trips},
     {"module fields come together", module_fields_come_together},
+    {"release names its nodes", release_names_its_nodes},
     {NULL, NULL},
 };
