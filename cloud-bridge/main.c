@@ -1,5 +1,6 @@
 /* ferry-cloud: pick the subcommand and hand over. */
 #include "cloud_cli.h"
+#include "cloud_config.h"
 #include "cloud_publish.h"
 #include "cloud_serve.h"
 #include "cloud_status.h"
@@ -20,6 +21,9 @@ static const struct subcommand subcommands[] = {
     {"publish", "store an artifact and publish its signed release", cloud_cmd_publish},
     {"serve", "stream artifacts to gateways and ingest their status", cloud_cmd_serve},
     {"status", "show the fleet inventory", cloud_cmd_status},
+    {"config", "print a node's last healthy properties file", cloud_cmd_config},
+    {"restore-config", "publish a node's last healthy properties file back to it",
+     cloud_cmd_restore_config},
 };
 #define N_SUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))
 
@@ -30,7 +34,7 @@ static void usage(FILE *out)
                  "and the fleet inventory.\n\n"
                  "Subcommands:\n");
     for (size_t i = 0; i < N_SUBCOMMANDS; i++)
-        fprintf(out, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
+        fprintf(out, "  %-15s %s\n", subcommands[i].name, subcommands[i].summary);
     fprintf(out, "\n'ferry-cloud SUBCOMMAND --help' describes each one's options.\n");
 }
 

@@ -110,7 +110,12 @@ static enum ferry_err merge_nodecfg(struct edge_config *cfg, struct ferry_diag *
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--state-dir: path too long");
     struct edge_nodecfg *nc = NULL;
     enum ferry_err err = edge_nodecfg_load(path, &nc, d);
-    if (err == FERRY_E_NOT_FOUND) {
+    bool damaged = err == FERRY_E_CORRUPT || err == FERRY_E_MALFORMED || err == FERRY_E_TOO_LARGE;
+    if (damaged)
+        snprintf(cfg->nodecfg_damage, sizeof(cfg->nodecfg_damage), "%s", d ? d->msg : "damaged");
+    if (err == FERRY_E_NOT_FOUND || damaged) {
+        /* Damaged: the flags stand in, and the file stays as it is until a
+         * restore (README, "Configuration kept upstream") replaces it. */
         nc = edge_nodecfg_new();
         err = nc ? FERRY_OK : ferry_fail(d, FERRY_E_NOMEM, "node.cfg: out of memory");
     } else if (err != FERRY_OK) {
@@ -132,7 +137,12 @@ static enum ferry_err merge_nodecfg(struct edge_config *cfg, struct ferry_diag *
                 {"--gateway", cfg->gateway},
                 {"--trust", cfg->trust}};
     for (size_t i = 0; err == FERRY_OK && i < sizeof(need) / sizeof(need[0]); i++) {
-        if (!need[i].value)
+        if (!need[i].value && damaged)
+            err = ferry_fail(d, FERRY_E_CORRUPT,
+                             "%s is damaged (%.100s) and %s was not given: give the node's flags "
+                             "or restore the file",
+                             path, cfg->nodecfg_damage, need[i].flag);
+        else if (!need[i].value)
             err = ferry_fail(d, FERRY_E_INVALID_ARG,
                              "missing required option %s (not in %s either)", need[i].flag, path);
     }
@@ -148,7 +158,7 @@ static enum ferry_err merge_nodecfg(struct edge_config *cfg, struct ferry_diag *
         snprintf(nc->trust, sizeof(nc->trust), "%s", cfg->trust);
         err = ferry_mkdir_p(cfg->state_dir, 0700, d);
     }
-    if (err == FERRY_OK)
+    if (err == FERRY_OK && !damaged)
         err = edge_nodecfg_save(nc, path, d);
     edge_nodecfg_free(nc);
     return err;

@@ -42,6 +42,9 @@ struct edge_config {
     uint64_t block_size;     /* Block2 size in bytes */
     uint64_t trial_attempts;
     enum ferry_log_level log_level;
+    /* STATE/node.cfg was damaged: what was wrong ("" when it was fine). The
+     * flags stood in for it and it was left as it is, for a restore. */
+    char nodecfg_damage[FERRY_DIAG_MAX];
 };
 
 /* Parses argv into cfg (zero it first) and checks the values (ids are

@@ -2,6 +2,7 @@
 
 #include "edge_coap.h"
 #include "edge_journal.h"
+#include "edge_report.h"
 #include "edge_slots.h"
 #include "inst_bootcmd.h"
 #include "inst_bootenv.h"
@@ -91,6 +92,7 @@ struct edge_daemon {
     struct edge_journal *journal;
     struct edge_fsm *fsm;
     struct edge_coap *coap;
+    struct edge_report *report; /* the properties file, upstream */
 
     /* Two batches: the state machine's answer to a failure is written into
      * the one not being performed. */
@@ -227,6 +229,14 @@ static void journal_status(struct edge_daemon *dm, const struct ferry_status *st
 }
 
 /* ---- commands ---------------------------------------------------------------- */
+
+/* A module's install is between its install verb and its end. */
+static bool module_job_open(const struct edge_daemon *dm)
+{
+    enum inst_module_phase p = inst_modules_job(dm->modules)->phase;
+    return p == INST_MOD_INSTALLING || p == INST_MOD_INSTALLED || p == INST_MOD_REBOOTING ||
+           p == INST_MOD_COMMITTING || p == INST_MOD_ROLLING_BACK;
+}
 
 /* The release under way is an update module's (inst_module.h). */
 static bool module_job(const struct edge_daemon *dm)
@@ -724,6 +734,9 @@ static void perform(struct edge_daemon *dm, size_t which)
         edge_fsm_failed(dm->fsm, &clk, kind, err, ferry_diag_str(&d, err), &dm->acts[which]);
     }
     dm->performing = false;
+    if (edge_fsm_phase(dm->fsm) == EDGE_PHASE_IDLE && !dm->reboot_due && !dm->rebooting)
+        edge_report_poke(dm->report, inst_engine_state(dm->engine)->trial == EDGE_SLOT_NONE &&
+                                         !module_job_open(dm));
     if (dm->reboot_due && !dm->rebooting) {
         dm->drain_until = ferry_now_ms() + REBOOT_DRAIN_MS;
         start_reboot(dm);
@@ -986,6 +999,23 @@ static enum ferry_err make_fsm(struct edge_daemon *dm, const struct edge_config 
     return edge_fsm_new(&fc, &dm->fsm, d);
 }
 
+static void on_config_answer(void *arg, const struct edge_coap_answer *a)
+{
+    struct edge_daemon *dm = arg;
+    edge_report_answer(dm->report, a);
+}
+
+/* The properties file's absolute path, for the report (what a restore
+ * replaces). */
+static enum ferry_err make_report(struct edge_daemon *dm, struct ferry_diag *d)
+{
+    char dir[PATH_MAX], path[PATH_MAX + 16];
+    if (!realpath(dm->state_dir, dir))
+        return ferry_fail(d, FERRY_E_IO, "%s: %s", dm->state_dir, strerror(errno));
+    snprintf(path, sizeof(path), "%s/node.cfg", dir);
+    return edge_report_new(dm->loop, dm->coap, dm->node_id, path, rnd(dm), &dm->report, d);
+}
+
 static enum ferry_err make_coap(struct edge_daemon *dm, const struct edge_config *cfg,
                                 struct ferry_diag *d)
 {
@@ -1011,6 +1041,7 @@ static enum ferry_err make_coap(struct edge_daemon *dm, const struct edge_config
         .no_manifest = on_no_manifest,
         .block = on_block,
         .status = on_status_answer,
+        .config = on_config_answer,
     };
     if (err == FERRY_OK)
         err = edge_coap_new(dm->loop, &co, &hooks, &dm->coap, d);
@@ -1062,6 +1093,8 @@ enum ferry_err edge_daemon_new(struct ferry_loop *loop, const struct edge_config
         err = make_fsm(dm, cfg, d);
     if (err == FERRY_OK)
         err = make_coap(dm, cfg, d);
+    if (err == FERRY_OK)
+        err = make_report(dm, d);
     if (err != FERRY_OK) {
         edge_daemon_free(dm);
         return err;
@@ -1089,6 +1122,7 @@ void edge_daemon_free(struct edge_daemon *dm)
         ferry_loop_cancel(dm->loop, dm->send_timer);
     if (dm->reboot_timer)
         ferry_loop_cancel(dm->loop, dm->reboot_timer);
+    edge_report_free(dm->report);
     edge_coap_free(dm->coap);
     edge_fsm_free(dm->fsm);
     edge_journal_free(dm->journal);

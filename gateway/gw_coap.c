@@ -785,6 +785,49 @@ static void on_status_post(coap_resource_t *r, coap_session_t *ses, const coap_p
     store_status(s, ses, cf, p->buf, p->len, resp);
 }
 
+/* POST ferry/config: a node's configuration report, in one datagram. */
+static void on_config_post(coap_resource_t *r, coap_session_t *ses, const coap_pdu_t *req,
+                           const coap_string_t *q, coap_pdu_t *resp)
+{
+    (void)q;
+    struct gw_coap *s = coap_resource_get_userdata(r);
+    uint16_t cf = 0;
+    if (!content_format(req, &cf) || cf != COAP_MEDIATYPE_APPLICATION_JSON) {
+        answer(resp, COAP_RESPONSE_CODE_UNSUPPORTED_CONTENT_FORMAT, 0,
+               "configuration reports are JSON (50)");
+        return;
+    }
+    size_t len = 0, offset = 0, total = 0;
+    const uint8_t *data = NULL;
+    if (!coap_get_data_large(req, &len, &data, &offset, &total) || len == 0 || offset != 0 ||
+        total != len) {
+        answer(resp, COAP_RESPONSE_CODE_BAD_REQUEST, 0,
+               "a configuration report comes whole, in one datagram");
+        return;
+    }
+    struct ferry_config_report rep;
+    struct ferry_diag d = {{0}};
+    enum ferry_err err = ferry_config_report_decode(data, len, &rep, &d);
+    if (err != FERRY_OK) {
+        answer(resp,
+               err == FERRY_E_TOO_LARGE ? COAP_RESPONSE_CODE_REQUEST_TOO_LARGE
+                                        : COAP_RESPONSE_CODE_BAD_REQUEST,
+               0, ferry_diag_str(&d, err));
+        return;
+    }
+    char idbuf[FERRY_ID_MAX + 1];
+    d.msg[0] = '\0';
+    err = s->hooks.config ? s->hooks.config(s->hooks.arg, &rep, identity_of(ses, idbuf), &d)
+                          : FERRY_E_BUSY;
+    coap_pdu_code_t code = status_code_for(err);
+    if (err == FERRY_OK)
+        coap_pdu_set_code(resp, code);
+    else
+        answer(resp, code,
+               code == COAP_RESPONSE_CODE_SERVICE_UNAVAILABLE ? jittered(s->busy_max_age) : 0,
+               d.msg[0] ? d.msg : ferry_strerror(err));
+}
+
 /* ---- paths without a resource yet ----------------------------------------- */
 
 /* Copies the path segment after `prefix/` into out if the path has that
@@ -995,6 +1038,12 @@ static enum ferry_err add_fixed_resources(struct gw_coap *s, struct ferry_diag *
     coap_register_request_handler(st, COAP_REQUEST_POST, on_status_post);
     coap_resource_set_userdata(st, s);
     coap_add_resource(s->ctx, st);
+    coap_resource_t *cfg = new_resource(FERRY_COAP_CONFIG, 0, "\"" FERRY_COAP_RT_CONFIG "\"");
+    if (!cfg)
+        return ferry_fail(d, FERRY_E_NOMEM, "coap: out of memory");
+    coap_register_request_handler(cfg, COAP_REQUEST_POST, on_config_post);
+    coap_resource_set_userdata(cfg, s);
+    coap_add_resource(s->ctx, cfg);
     coap_resource_t *unk = coap_resource_unknown_init2(on_unknown, 0);
     if (!unk)
         return ferry_fail(d, FERRY_E_NOMEM, "coap: out of memory");

@@ -45,6 +45,7 @@
 #ifndef FERRY_GW_COAP_H
 #define FERRY_GW_COAP_H
 
+#include "ferry_config_report.h"
 #include "ferry_err.h"
 #include "ferry_loop.h"
 #include "ferry_sha256.h"
@@ -105,6 +106,13 @@ struct gw_coap_hooks {
      * error answer. */
     enum ferry_err (*status)(void *arg, const struct ferry_status *st, const char *psk_identity,
                              struct ferry_diag *d);
+
+    /* A node's configuration report (POST ferry/config, JSON, decoded and
+     * checked; its gateway field as the node sent it). Answered as status
+     * records are: FERRY_OK 2.04 once it is on its way upstream. May be
+     * NULL: the resource then answers 5.03. */
+    enum ferry_err (*config)(void *arg, const struct ferry_config_report *r,
+                             const char *psk_identity, struct ferry_diag *d);
 };
 
 struct gw_coap_opts {

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WHAT          "configuration report"
-#define JSON_INT_MAX  ((int64_t)1 << 53)
+#define WHAT         "configuration report"
+#define JSON_INT_MAX ((int64_t)1 << 53)
 
 static enum ferry_err check(const struct ferry_config_report *r, struct ferry_diag *d)
 {
@@ -75,8 +75,7 @@ enum ferry_err ferry_config_report_decode(const uint8_t *buf, size_t len,
     memset(&r, 0, sizeof(r));
     cJSON *root = NULL;
     int64_t format = 0;
-    enum ferry_err err =
-        ferry_json_parse(buf, len, FERRY_CONFIG_REPORT_MAX_BYTES, WHAT, &root, d);
+    enum ferry_err err = ferry_json_parse(buf, len, FERRY_CONFIG_REPORT_MAX_BYTES, WHAT, &root, d);
     if (err == FERRY_OK)
         err = ferry_json_only_keys(root, keys, true, WHAT, d);
     if (err == FERRY_OK)
