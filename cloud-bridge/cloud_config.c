@@ -198,16 +198,17 @@ int cloud_cmd_config(int argc, char **argv)
 
 static void restore_usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: ferry-cloud restore-config --db FILE --node NODE [--path PATH] PUBLISH-FLAGS\n\n"
-            "Publishes the properties file NODE last reported while healthy back to that node,\n"
-            "as a release for the `file` update module that replaces PATH (default: the path\n"
-            "the node reported) on NODE alone (the manifest names it in `nodes`). The node\n"
-            "needs --module-dir with the file module. PUBLISH-FLAGS are those of 'ferry-cloud\n"
-            "publish' (--broker, --fleet, --store, --key, --version, --seq, --hw-model,\n"
-            "--product...; see its --help); --artifact, --media-type, --module-arg and --node\n"
-            "are set here. The release becomes the current one of its product line: publish\n"
-            "the line's image release again once the node has taken it.\n");
+    fprintf(
+        out,
+        "Usage: ferry-cloud restore-config --db FILE --node NODE [--path PATH] PUBLISH-FLAGS\n\n"
+        "Publishes the properties file NODE last reported while healthy back to that node,\n"
+        "as a release for the `file` update module that replaces PATH (default: the path\n"
+        "the node reported) on NODE alone (the manifest names it in `nodes`). The node\n"
+        "needs --module-dir with the file module. PUBLISH-FLAGS are those of 'ferry-cloud\n"
+        "publish' (--broker, --fleet, --store, --key, --version, --seq, --hw-model,\n"
+        "--product...; see its --help); --artifact, --media-type, --module-arg and --node\n"
+        "are set here. The release becomes the current one of its product line: publish\n"
+        "the line's image release again once the node has taken it.\n");
 }
 
 /* Takes "--name value" or "--name=value" at argv[*i]; true when it did. */
@@ -243,7 +244,8 @@ int cloud_cmd_restore_config(int argc, char **argv)
             free(pub);
             return 0;
         }
-        if (!take_flag(argc, argv, &i, "--db", &db) && !take_flag(argc, argv, &i, "--node", &node) &&
+        if (!take_flag(argc, argv, &i, "--db", &db) &&
+            !take_flag(argc, argv, &i, "--node", &node) &&
             !take_flag(argc, argv, &i, "--path", &path))
             pub[np++] = argv[i];
     }
@@ -273,12 +275,13 @@ int cloud_cmd_restore_config(int argc, char **argv)
     }
     /* What publish gets besides the operator's flags. */
     char extra[10][FERRY_CONFIG_PATH_MAX + 32];
-    const char *const words[10] = {"--artifact",   artifact,   "--media-type",
-                                   FERRY_MODULE_MEDIA_PREFIX "file",
-                                   "--module-arg", "path=",    "--module-arg",
-                                   "mode=0644",    "--node",   node};
+    const char *const words[10] = {
+        "--artifact",   artifact, "--media-type", FERRY_MODULE_MEDIA_PREFIX "file",
+        "--module-arg", "path=",  "--module-arg", "mode=0644",
+        "--node",       node};
     for (size_t i = 0; i < 10; i++) {
-        snprintf(extra[i], sizeof(extra[i]), "%s%s", words[i], i == 5 ? (path ? path : r.path) : "");
+        snprintf(extra[i], sizeof(extra[i]), "%s%s", words[i],
+                 i == 5 ? (path ? path : r.path) : "");
         pub[np++] = extra[i];
     }
     pub[np] = NULL;

@@ -24,8 +24,8 @@ struct edge_report {
     struct ferry_backoff backoff;
     uint64_t rng;
     uint64_t timer;
-    bool out;          /* a report waits for its answer */
-    bool accepted;     /* the gateway took one in this process */
+    bool out;      /* a report waits for its answer */
+    bool accepted; /* the gateway took one in this process */
     uint32_t accepted_crc;
     uint32_t sent_crc; /* of the report out */
     uint32_t refused_crc;
@@ -132,9 +132,9 @@ void edge_report_answer(struct edge_report *r, const struct edge_coap_answer *a)
     }
 }
 
-enum ferry_err edge_report_new(struct ferry_loop *loop, struct edge_coap *coap,
-                               const char *node_id, const char *path, uint64_t seed,
-                               struct edge_report **out, struct ferry_diag *d)
+enum ferry_err edge_report_new(struct ferry_loop *loop, struct edge_coap *coap, const char *node_id,
+                               const char *path, uint64_t seed, struct edge_report **out,
+                               struct ferry_diag *d)
 {
     if (!path || path[0] != '/' || strlen(path) > FERRY_CONFIG_PATH_MAX)
         return ferry_fail(d, FERRY_E_INVALID_ARG,

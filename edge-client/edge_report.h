@@ -26,9 +26,9 @@
 struct edge_report;
 
 /* coap is borrowed (may be NULL: nothing is sent); path is copied. */
-enum ferry_err edge_report_new(struct ferry_loop *loop, struct edge_coap *coap,
-                               const char *node_id, const char *path, uint64_t seed,
-                               struct edge_report **out, struct ferry_diag *d) FERRY_MUST_CHECK;
+enum ferry_err edge_report_new(struct ferry_loop *loop, struct edge_coap *coap, const char *node_id,
+                               const char *path, uint64_t seed, struct edge_report **out,
+                               struct ferry_diag *d) FERRY_MUST_CHECK;
 void edge_report_free(struct edge_report *r); /* NULL is fine */
 
 void edge_report_poke(struct edge_report *r, bool healthy);

@@ -52,17 +52,21 @@ static void report_round_trips_and_is_checked(void)
         r.properties[i] = '\n'; /* escapes make it grow past the cap */
     CU_ASSERT_EQUAL(ferry_config_report_encode(&r, &json, &len, &d), FERRY_E_TOO_LARGE);
     static const char *const bad[] = {
-        "{\"format\":2,\"node\":\"n\",\"healthy\":true,\"ts\":1,\"path\":\"/a\",\"properties\":\"x\"}",
-        "{\"format\":1,\"node\":\"n n\",\"healthy\":true,\"ts\":1,\"path\":\"/a\",\"properties\":\"x\"}",
+        "{\"format\":2,\"node\":\"n\",\"healthy\":true,\"ts\":1,\"path\":\"/"
+        "a\",\"properties\":\"x\"}",
+        "{\"format\":1,\"node\":\"n "
+        "n\",\"healthy\":true,\"ts\":1,\"path\":\"/a\",\"properties\":\"x\"}",
         "{\"format\":1,\"node\":\"n\",\"healthy\":1,\"ts\":1,\"path\":\"/a\",\"properties\":\"x\"}",
-        "{\"format\":1,\"node\":\"n\",\"healthy\":true,\"ts\":1,\"path\":\"/a\",\"properties\":\"x\","
+        "{\"format\":1,\"node\":\"n\",\"healthy\":true,\"ts\":1,\"path\":\"/"
+        "a\",\"properties\":\"x\","
         "\"extra\":1}",
-        "{\"format\":1,\"node\":\"n\",\"healthy\":true,\"ts\":1,\"path\":\"a\",\"properties\":\"x\"}",
+        "{\"format\":1,\"node\":\"n\",\"healthy\":true,\"ts\":1,\"path\":\"a\",\"properties\":"
+        "\"x\"}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        CU_ASSERT_EQUAL(ferry_config_report_decode((const uint8_t *)bad[i], strlen(bad[i]), &back,
-                                                   NULL),
-                        FERRY_E_MALFORMED);
+        CU_ASSERT_EQUAL(
+            ferry_config_report_decode((const uint8_t *)bad[i], strlen(bad[i]), &back, NULL),
+            FERRY_E_MALFORMED);
     const char *ext = "{\"format\":1,\"node\":\"n\",\"healthy\":true,\"ts\":1,\"path\":\"/a\","
                       "\"properties\":\"x\",\"x-later\":1}";
     CU_ASSERT_EQUAL(ferry_config_report_decode((const uint8_t *)ext, strlen(ext), &back, NULL),
