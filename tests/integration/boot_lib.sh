@@ -192,12 +192,14 @@ run_boot_scenarios() {
         fail "no reboot back into slot B"
     fi
     check "slot B still holds release 1.0.1" slot_holds "$SLOT_B" "$TEST_TMP/r1.bin"
-    env_is B 0 3
+    # Idle comes from the process started after the reboot, once its boot
+    # step renewed B's attempts.
     if wait_until 30 node_is idle 1.0.1; then
         pass "the node runs 1.0.1 again"
     else
         fail "the node does not report 1.0.1: $(node_row)"
     fi
+    env_is B 0 3
 
     # --- an image that never reaches user space ------------------------------------------
     release 3 FERRY-TEST-NEVER-BOOTS
