@@ -79,7 +79,8 @@
  * stops the batch there; the caller reports it with edge_fsm_failed().
  * GET_BLOCK, RUN_BUSY, RUN_HEALTH, REBOOT and TIMER are answered later by
  * their own call (edge_fsm_block() / edge_fsm_block_failed(),
- * edge_fsm_busy(), edge_fsm_health(), edge_fsm_booted(), edge_fsm_timer()),
+ * edge_fsm_busy(), edge_fsm_health(), edge_fsm_booted() or, for an update
+ * module's release, edge_fsm_installed(), edge_fsm_timer()),
  * never from inside the call that asked for them. */
 #ifndef FERRY_EDGE_FSM_H
 #define FERRY_EDGE_FSM_H
