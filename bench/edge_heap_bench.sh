@@ -143,7 +143,7 @@ summarise() {
 # frame in Ferry's own code (a source line in one of the repository's .c
 # files), named with the library it called into.
 peak_by_site() {
-    find "$SRC/edge-client" "$SRC/common" "$SRC/proto" -name '*.c' -printf '%f\n' >"$WORK/sources"
+    find "$SRC/edge-client" "$SRC/install" "$SRC/common" "$SRC/proto" -name '*.c' -printf '%f\n' >"$WORK/sources"
     python3 - "$1" "$WORK/sources" <<'PY'
 import re, sys
 lines = open(sys.argv[1]).read().splitlines()

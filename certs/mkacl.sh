@@ -87,6 +87,7 @@ topic write $T/stream/data/+
 topic read $T/status/+
 topic write $T/status-ack/+
 topic read $T/node/+/+
+topic read $T/config/+/+
 topic read $T/presence/+
 EOF
 
@@ -103,5 +104,6 @@ topic write $T/status/$gw
 topic read $T/status-ack/$gw
 topic readwrite $T/presence/$gw
 topic write $T/node/$gw/+
+topic write $T/config/$gw/+
 EOF
 done

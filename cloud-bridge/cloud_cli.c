@@ -95,6 +95,8 @@ struct sign_cfg {
     char *product;
     char *component;
     char *media_type;
+    struct ferry_strlist module_args;
+    struct ferry_strlist nodes;
     int64_t expires;
     bool must_be_idle;
     uint64_t window_start;
@@ -136,6 +138,8 @@ static int sign_run(const struct sign_cfg *cfg)
         .product = cfg->product,
         .component = cfg->component,
         .media_type = cfg->media_type,
+        .module_args = &cfg->module_args,
+        .nodes = &cfg->nodes,
         .release_id = cfg->release,
         .issued_at = (int64_t)time(NULL),
         .lifetime = cfg->expires,

@@ -49,6 +49,8 @@ struct publish_cfg {
     char *product;
     char *component;
     char *media_type;
+    struct ferry_strlist module_args;
+    struct ferry_strlist nodes;
     int64_t expires;
     bool must_be_idle;
     uint64_t window_start;
@@ -104,9 +106,9 @@ static const struct cloud_subcmd publish_cmd = {
 static bool any_sign_option(const struct publish_cfg *c)
 {
     return c->key || c->version || c->seq != SEQ_UNSET || c->hw_models.n || c->hw_revisions.n ||
-           c->product || c->component || c->media_type || c->release || c->must_be_idle ||
-           c->window_start || c->window_end || c->max_deferral || c->out ||
-           c->expires != DEFAULT_LIFETIME;
+           c->product || c->component || c->media_type || c->module_args.n || c->nodes.n ||
+           c->release || c->must_be_idle || c->window_start || c->window_end || c->max_deferral ||
+           c->out || c->expires != DEFAULT_LIFETIME;
 }
 
 static enum ferry_err check_args(const struct publish_cfg *c, struct ferry_diag *d)
@@ -213,6 +215,8 @@ static enum ferry_err sign_envelope(const struct publish_cfg *c, const struct st
         .product = c->product,
         .component = c->component,
         .media_type = c->media_type,
+        .module_args = &c->module_args,
+        .nodes = &c->nodes,
         .release_id = c->release,
         .issued_at = (int64_t)time(NULL),
         .lifetime = c->expires,

@@ -1,6 +1,7 @@
 #include "cloud_serve.h"
 
 #include "cloud_budget.h"
+#include "cloud_config.h"
 #include "cloud_inventory.h"
 #include "cloud_store.h"
 #include "cloud_subcmd.h"
@@ -24,7 +25,7 @@
 #define RECONNECT_MAX_MS    30000
 #define RESUBSCRIBE_MS      5000
 #define SERVED_REPORT_BYTES (UINT64_C(64) << 20)
-#define SUBSCRIPTIONS       3
+#define SUBSCRIPTIONS       4
 /* Turns sent per pass of the pump before the loop takes other events
  * (status batches, other gateways' requests): at most 16 x 4 chunks. */
 #define PUMP_TURNS 16
@@ -86,7 +87,9 @@ struct server {
     char req_prefix[FERRY_TOPIC_MAX];
     char status_prefix[FERRY_TOPIC_MAX];
     char node_prefix[FERRY_TOPIC_MAX];
-    uint8_t *chunk; /* header + one chunk, reused for every message */
+    char config_prefix[FERRY_TOPIC_MAX];
+    struct cloud_config *configs; /* reported properties files (cloud_config.h) */
+    uint8_t *chunk;               /* header + one chunk, reused for every message */
     struct ferry_batch *batch;
     struct ferry_batch_ack *ack;
     struct cloud_budget *budget;
@@ -110,6 +113,8 @@ static enum ferry_err build_topics(struct server *s, struct ferry_diag *d)
         ferry_topic(status, sizeof(status), FERRY_TOPIC_STATUS, fleet, "+", NULL) == FERRY_OK &&
         ferry_topic(s->filters[2], FERRY_TOPIC_MAX, FERRY_TOPIC_NODE, fleet, "+", "+") ==
             FERRY_OK &&
+        ferry_topic(s->filters[3], FERRY_TOPIC_MAX, FERRY_TOPIC_CONFIG, fleet, "+", "+") ==
+            FERRY_OK &&
         ferry_topic_shared(s->filters[0], FERRY_TOPIC_MAX, req) == FERRY_OK &&
         ferry_topic_shared(s->filters[1], FERRY_TOPIC_MAX, status) == FERRY_OK;
     if (!ok)
@@ -119,6 +124,8 @@ static enum ferry_err build_topics(struct server *s, struct ferry_diag *d)
     snprintf(s->status_prefix, FERRY_TOPIC_MAX, "%.*s", (int)strlen(status) - 1, status);
     snprintf(s->node_prefix, FERRY_TOPIC_MAX, "%.*s", (int)strlen(s->filters[2]) - 3,
              s->filters[2]);
+    snprintf(s->config_prefix, FERRY_TOPIC_MAX, "%.*s", (int)strlen(s->filters[3]) - 3,
+             s->filters[3]);
     return FERRY_OK;
 }
 
@@ -401,11 +408,41 @@ static void handle_node_state(struct server *s, const char *rest, const uint8_t 
         LOG_WARN("node state %.140s dropped: %s", rest, ferry_diag_str(&d, err));
 }
 
+/* rest is "<gateway>/<node>" from ferry/v1/<fleet>/config/<gateway>/<node>:
+ * that node's report, relayed by that gateway (retained, like the twin). */
+static void handle_config(struct server *s, const char *rest, const uint8_t *payload, size_t len)
+{
+    struct ferry_diag d = {{0}};
+    struct ferry_config_report r;
+    const char *slash = strchr(rest, '/');
+    bool kept = false;
+    if (len == 0)
+        return;
+    enum ferry_err err = ferry_config_report_decode(payload, len, &r, &d);
+    if (err == FERRY_OK && (!slash || strncmp(rest, r.gateway, (size_t)(slash - rest)) != 0 ||
+                            r.gateway[slash - rest] != '\0' || strcmp(slash + 1, r.node) != 0))
+        err = ferry_fail(&d, FERRY_E_PROTOCOL, "the report is node %s's through %s", r.node,
+                         r.gateway);
+    if (err == FERRY_OK)
+        err = cloud_config_ingest(s->configs, &r, &kept, &d);
+    if (err != FERRY_OK)
+        LOG_WARN("configuration report %.140s dropped: %s", rest, ferry_diag_str(&d, err));
+    else if (kept)
+        LOG_INFO("configuration of node %s kept (reported through %s)", r.node, r.gateway);
+    else
+        LOG_INFO("configuration of node %s not kept: %s", r.node,
+                 r.healthy ? "older than the one kept" : "the node was not healthy");
+}
+
 static void handle_message(struct server *s, const struct ferry_mqtt_ev *ev)
 {
     const char *rest;
     if ((rest = after_prefix(ev->topic, s->node_prefix))) {
         handle_node_state(s, rest, ev->payload, ev->len);
+        return;
+    }
+    if ((rest = after_prefix(ev->topic, s->config_prefix))) {
+        handle_config(s, rest, ev->payload, ev->len);
         return;
     }
     bool req = (rest = after_prefix(ev->topic, s->req_prefix)) != NULL;
@@ -564,6 +601,8 @@ static enum ferry_err server_open(struct server *s, struct ferry_diag *d)
     if (err == FERRY_OK)
         err = cloud_inventory_open(s->cfg->db, true, &s->inv, d);
     if (err == FERRY_OK)
+        err = cloud_config_open(s->cfg->db, true, &s->configs, d);
+    if (err == FERRY_OK)
         err = ferry_loop_new(&s->loop, d);
     if (err == FERRY_OK)
         err = open_mqtt(s, d);
@@ -580,6 +619,7 @@ static void server_close(struct server *s)
     ferry_loop_free(s->loop);
     cloud_budget_free(s->budget);
     cloud_inventory_close(s->inv);
+    cloud_config_close(s->configs);
     cloud_store_free(s->store);
     free(s->chunk);
     free(s->batch);

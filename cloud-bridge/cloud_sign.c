@@ -144,7 +144,21 @@ static enum ferry_err fill_artifact(struct ferry_manifest *m, const struct cloud
         return ferry_fail(d, FERRY_E_TOO_LARGE, "%s: %" PRIu64 " bytes, the limit is %" PRIu64,
                           rel->artifact, size, (uint64_t)FERRY_ARTIFACT_MAX_SIZE);
     m->size = size;
-    return FERRY_OK;
+    /* A module's release always carries `module`, even without parameters:
+     * that is what a node that predates modules refuses. */
+    char name[FERRY_MODULE_NAME_MAX + 1];
+    m->module.present = ferry_module_name(m->media_type, name);
+    for (size_t i = 0; rel->module_args && i < rel->module_args->n && err == FERRY_OK; i++)
+        err = ferry_module_add_arg(&m->module, rel->module_args->v[i], d);
+    for (size_t i = 0; rel->nodes && i < rel->nodes->n && err == FERRY_OK; i++) {
+        err = ferry_targets_add(&m->nodes, rel->nodes->v[i], d);
+        if (err != FERRY_OK)
+            ferry_diag_prefix(d, "--node");
+    }
+    if (err == FERRY_OK && m->module.present && !ferry_module_name(m->media_type, name))
+        err = ferry_fail(d, FERRY_E_INVALID_ARG,
+                         "--module-arg: only for --media-type " FERRY_MODULE_MEDIA_PREFIX "NAME");
+    return err;
 }
 
 enum ferry_err cloud_manifest_build(const struct cloud_release *rel, const char *kid,

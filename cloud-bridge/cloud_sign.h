@@ -40,7 +40,13 @@
         CLOUD_OPT(cfgtype, "component", FERRY_OPT_STR, component, "NAME",                          \
                   "component (default " CLOUD_DEFAULT_COMPONENT ")", 0),                           \
         CLOUD_OPT(cfgtype, "media-type", FERRY_OPT_STR, media_type, "TYPE",                        \
-                  "artifact media type (default " CLOUD_DEFAULT_MEDIA_TYPE ")", 0),                \
+                  "artifact media type (default " CLOUD_DEFAULT_MEDIA_TYPE                         \
+                  "; " FERRY_MODULE_MEDIA_PREFIX "NAME: for update module NAME)",                  \
+                  0),                                                                              \
+        CLOUD_OPT(cfgtype, "module-arg", FERRY_OPT_STRLIST, module_args, "KEY=VALUE",              \
+                  "a parameter of the update module, e.g. path=/etc/app.conf (repeatable)", 0),    \
+        CLOUD_OPT(cfgtype, "node", FERRY_OPT_STRLIST, nodes, "NODE",                               \
+                  "only this node installs the release (repeatable; default: every node)", 0),     \
         CLOUD_OPT(cfgtype, "expires", FERRY_OPT_DURATION, expires, "DURATION",                     \
                   "validity from now, e.g. 12h or 7d (default 30d, the longest devices take "      \
                   "unless told otherwise)",                                                        \
@@ -67,6 +73,8 @@ struct cloud_release {
     const char *product;
     const char *component;
     const char *media_type;
+    const struct ferry_strlist *module_args; /* KEY=VALUE; may be NULL */
+    const struct ferry_strlist *nodes;       /* targets; NULL or empty: every node */
     const char *release_id;
     int64_t issued_at; /* unix seconds */
     int64_t lifetime;  /* seconds from issued_at to expires_at, > 0 */

@@ -1,6 +1,7 @@
 /* ferry-cloud: pick the subcommand and hand over. */
 #include "cloud_bind.h"
 #include "cloud_cli.h"
+#include "cloud_config.h"
 #include "cloud_publish.h"
 #include "cloud_root.h"
 #include "cloud_serve.h"
@@ -27,6 +28,9 @@ static const struct subcommand subcommands[] = {
     {"root", "make, sign, check and publish root documents (keys)", cloud_cmd_root},
     {"timestamp", "sign and publish a product line's timestamp", cloud_cmd_timestamp},
     {"withdraw", "withdraw a release through a new timestamp", cloud_cmd_withdraw},
+    {"config", "print a node's last healthy properties file", cloud_cmd_config},
+    {"restore-config", "publish a node's last healthy properties file back to it",
+     cloud_cmd_restore_config},
 };
 #define N_SUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))
 
@@ -37,7 +41,7 @@ static void usage(FILE *out)
                  "and the fleet inventory.\n\n"
                  "Subcommands:\n");
     for (size_t i = 0; i < N_SUBCOMMANDS; i++)
-        fprintf(out, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
+        fprintf(out, "  %-15s %s\n", subcommands[i].name, subcommands[i].summary);
     fprintf(out, "\n'ferry-cloud SUBCOMMAND --help' describes each one's options.\n");
 }
 

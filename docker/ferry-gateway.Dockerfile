@@ -18,6 +18,7 @@ COPY common common
 COPY proto proto
 COPY cloud-bridge cloud-bridge
 COPY gateway gateway
+COPY install install
 COPY edge-client edge-client
 COPY tests tests
 COPY deploy deploy

@@ -1,6 +1,7 @@
 #include "edge_coap.h"
 
 #include "ferry_backoff.h"
+#include "ferry_config_report.h"
 #include "ferry_envelope.h"
 #include "ferry_hex.h"
 #include "ferry_log.h"
@@ -86,6 +87,7 @@ struct edge_coap {
     uint8_t block_prefix[BLOCK_PREFIX_LEN];
     char query[sizeof(NODE_QUERY_PREFIX) + FERRY_ID_MAX]; /* "n=<node id>"; "" without an id */
     struct meta_xfer meta;
+    struct request config;
 };
 
 /* ---- small helpers ---------------------------------------------------------- */
@@ -291,6 +293,33 @@ enum ferry_err edge_coap_post_status(struct edge_coap *c, const uint8_t *cbor, s
         return ferry_fail(d, FERRY_E_NOMEM, "coap: cannot build the status request");
     }
     return send_request(c, &c->status, pdu, status_deadline, d);
+}
+
+static void deliver_config(struct edge_coap *c, const struct edge_coap_answer *a);
+
+static void config_deadline(void *arg)
+{
+    struct edge_coap *c = arg;
+    struct edge_coap_answer none = {0};
+    c->config.timer = 0;
+    deliver_config(c, &none);
+}
+
+enum ferry_err edge_coap_post_config(struct edge_coap *c, const char *json, size_t len,
+                                     struct ferry_diag *d)
+{
+    if (len == 0 || len > FERRY_CONFIG_REPORT_MAX_BYTES)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "coap: configuration report of %zu bytes", len);
+    coap_pdu_t *pdu =
+        new_request(c, &c->config, COAP_REQUEST_CODE_POST, FERRY_COAP_CONFIG, true, false);
+    uint8_t cf[2];
+    unsigned n = coap_encode_var_safe(cf, sizeof(cf), COAP_MEDIATYPE_APPLICATION_JSON);
+    if (!pdu || !coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT, n, cf) ||
+        !coap_add_data(pdu, len, (const uint8_t *)json)) {
+        coap_delete_pdu(pdu);
+        return ferry_fail(d, FERRY_E_NOMEM, "coap: cannot build the configuration report");
+    }
+    return send_request(c, &c->config, pdu, config_deadline, d);
 }
 
 /* The observing GET (block 0), always with the process's one observe token. */
@@ -504,6 +533,13 @@ static void deliver_status(struct edge_coap *c, const struct edge_coap_answer *a
     c->hooks.status(c->hooks.arg, a);
 }
 
+static void deliver_config(struct edge_coap *c, const struct edge_coap_answer *a)
+{
+    forget(c, &c->config);
+    if (c->hooks.config)
+        c->hooks.config(c->hooks.arg, a);
+}
+
 /* The first answer for the manifest (to a GET or as a notification). */
 static void manifest_answer(struct edge_coap *c, const struct edge_coap_answer *a, bool observed)
 {
@@ -589,6 +625,8 @@ static coap_response_t on_response(coap_session_t *session, const coap_pdu_t *se
         envelope_block(c, &a);
     } else if (token_is(&c->status, tok)) {
         deliver_status(c, &a);
+    } else if (token_is(&c->config, tok)) {
+        deliver_config(c, &a);
     } else if (token_is(&c->meta.observe, tok)) {
         meta_answer(c, &a, true);
     } else if (token_is(&c->meta.blk, tok)) {
@@ -614,6 +652,8 @@ static void on_nack(coap_session_t *session, const coap_pdu_t *sent,
     LOG_DEBUG("coap: message %d undelivered (reason %d)", (int)mid, (int)reason);
     if (c->status.out && c->status.mid == mid)
         deliver_status(c, &none);
+    else if (c->config.out && c->config.mid == mid)
+        deliver_config(c, &none);
     else if (c->env.req.out && c->env.req.mid == mid)
         forget(c, &c->env.req);
     else if (c->meta.blk.out && c->meta.blk.mid == mid)
@@ -776,6 +816,7 @@ void edge_coap_free(struct edge_coap *c)
     forget(c, &c->status);
     forget(c, &c->meta.observe);
     forget(c, &c->meta.blk);
+    forget(c, &c->config);
     if (c->poll_timer)
         ferry_loop_cancel(c->loop, c->poll_timer);
     if (c->reobserve_timer)

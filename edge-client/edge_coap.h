@@ -99,6 +99,8 @@ struct edge_coap_hooks {
     /* Optional (NULL: no Meta exchange): a whole trust metadata bundle. The
      * same bundle comes again at every poll: the caller de-duplicates. */
     void (*meta)(void *arg, const uint8_t *buf, size_t len);
+    /* The answer to the latest edge_coap_post_config(); may be NULL. */
+    void (*config)(void *arg, const struct edge_coap_answer *a);
 };
 
 struct edge_coap_opts {
@@ -141,6 +143,12 @@ enum ferry_err edge_coap_get_block(struct edge_coap *c, const uint8_t sha256[FER
 /* Posts one CBOR status record (at most FERRY_STATUS_MAX_BYTES). FERRY_E_IO
  * when it cannot be sent; the status hook does not run then. */
 enum ferry_err edge_coap_post_status(struct edge_coap *c, const uint8_t *cbor, size_t len,
+                                     struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* Posts one configuration report (JSON, at most
+ * FERRY_CONFIG_REPORT_MAX_BYTES), confirmable, to ferry/config. As
+ * edge_coap_post_status(), with the config hook. */
+enum ferry_err edge_coap_post_config(struct edge_coap *c, const char *json, size_t len,
                                      struct ferry_diag *d) FERRY_MUST_CHECK;
 
 /* Sends the manifest GET now instead of at the next poll. */

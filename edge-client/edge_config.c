@@ -4,6 +4,7 @@
 #include "edge_coap.h"
 #include "edge_nodecfg.h"
 #include "edge_window.h"
+#include "inst_bootloader.h"
 #include "ferry_cfgfile.h"
 #include "ferry_fs.h"
 #include "ferry_manifest.h"
@@ -68,6 +69,30 @@ static const struct ferry_opt edge_opts[] = {
         "refuse a manifest valid for longer, unless the root's policy says otherwise "
         "(default 30d)",
         0),
+    OPT("slot-a", FERRY_OPT_STR, slot_a, "PATH",
+        "slot A: a block device (/dev/mmcblk0p2) or a file (default STATE/slot-a.img)", 0),
+    OPT("slot-b", FERRY_OPT_STR, slot_b, "PATH", "slot B, as --slot-a; give both or neither", 0),
+    OPT("bootloader", FERRY_OPT_STR, bootloader, "NAME",
+        "who decides what boots: uboot, grub, custom, or sim (default: simulated in STATE)", 0),
+    OPT("uboot-env-config", FERRY_OPT_STR, uboot_env_config, "FILE",
+        "uboot: where the environment lives, as fw_printenv reads it (default /etc/fw_env.config)",
+        0),
+    OPT("grub-env", FERRY_OPT_STR, grub_env, "FILE",
+        "grub: the environment block (default /boot/grub/grubenv)", 0),
+    OPT("bootloader-cmd", FERRY_OPT_STR, bootloader_cmd, "PATH",
+        "custom: the executable answering the bootloader verbs (README, board integration)", 0),
+    OPT("reboot-cmd", FERRY_OPT_STR, reboot_cmd, "CMD",
+        "reboots the device into a new image, e.g. 'systemctl reboot' (required unless sim)", 0),
+    OPT("mountinfo", FERRY_OPT_STR, mountinfo, "FILE",
+        "mount table read before a device is written (default /proc/self/mountinfo; for tests)", 0),
+    OPT("kernel-cmdline", FERRY_OPT_STR, kernel_cmdline, "FILE",
+        "where ferry.slot= says which slot booted (default /proc/cmdline; for tests)", 0),
+    OPT("module-dir", FERRY_OPT_STR, module_dir, "DIR",
+        "update modules: DIR/NAME installs releases of media type "
+        "application/vnd.ferry.module.NAME (README)",
+        0),
+    OPT("module-timeout", FERRY_OPT_DURATION, module_timeout, "DURATION",
+        "longest run of one update module verb (default 5m)", 0),
     OPT("log-level", FERRY_OPT_LOGLEVEL, log_level, "LEVEL", "error, warn, info or debug", 0),
 };
 #define N_OPTS (sizeof(edge_opts) / sizeof(edge_opts[0]))
@@ -101,7 +126,12 @@ static enum ferry_err merge_nodecfg(struct edge_config *cfg, struct ferry_diag *
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--state-dir: path too long");
     struct edge_nodecfg *nc = NULL;
     enum ferry_err err = edge_nodecfg_load(path, &nc, d);
-    if (err == FERRY_E_NOT_FOUND) {
+    bool damaged = err == FERRY_E_CORRUPT || err == FERRY_E_MALFORMED || err == FERRY_E_TOO_LARGE;
+    if (damaged)
+        snprintf(cfg->nodecfg_damage, sizeof(cfg->nodecfg_damage), "%s", d ? d->msg : "damaged");
+    if (err == FERRY_E_NOT_FOUND || damaged) {
+        /* Damaged: the flags stand in, and the file stays as it is until a
+         * restore (README, "Configuration kept upstream") replaces it. */
         nc = edge_nodecfg_new();
         err = nc ? FERRY_OK : ferry_fail(d, FERRY_E_NOMEM, "node.cfg: out of memory");
     } else if (err != FERRY_OK) {
@@ -123,7 +153,12 @@ static enum ferry_err merge_nodecfg(struct edge_config *cfg, struct ferry_diag *
                 {"--gateway", cfg->gateway},
                 {"--trust", cfg->trust}};
     for (size_t i = 0; err == FERRY_OK && i < sizeof(need) / sizeof(need[0]); i++) {
-        if (!need[i].value)
+        if (!need[i].value && damaged)
+            err = ferry_fail(d, FERRY_E_CORRUPT,
+                             "%s is damaged (%.100s) and %s was not given: give the node's flags "
+                             "or restore the file",
+                             path, cfg->nodecfg_damage, need[i].flag);
+        else if (!need[i].value)
             err = ferry_fail(d, FERRY_E_INVALID_ARG,
                              "missing required option %s (not in %s either)", need[i].flag, path);
     }
@@ -139,7 +174,7 @@ static enum ferry_err merge_nodecfg(struct edge_config *cfg, struct ferry_diag *
         snprintf(nc->trust, sizeof(nc->trust), "%s", cfg->trust);
         err = ferry_mkdir_p(cfg->state_dir, 0700, d);
     }
-    if (err == FERRY_OK)
+    if (err == FERRY_OK && !damaged)
         err = edge_nodecfg_save(nc, path, d);
     edge_nodecfg_free(nc);
     return err;
@@ -181,6 +216,28 @@ static enum ferry_err check(const struct edge_config *cfg, struct ferry_diag *d)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--ack-timeout-ms: must be %d..%d, got %llu",
                           EDGE_COAP_MIN_ACK_TIMEOUT_MS, EDGE_COAP_MAX_ACK_TIMEOUT_MS,
                           (unsigned long long)cfg->ack_timeout_ms);
+    if (!cfg->slot_a != !cfg->slot_b)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--slot-a and --slot-b: give both or neither");
+    enum inst_bootloader_kind kind = INST_BOOTLOADER_SIM;
+    if (cfg->bootloader && inst_bootloader_kind_parse(cfg->bootloader, &kind) != FERRY_OK)
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          "--bootloader: expected uboot, grub, custom or sim, got '%s'",
+                          cfg->bootloader);
+    if (kind == INST_BOOTLOADER_CUSTOM && !cfg->bootloader_cmd)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--bootloader custom needs --bootloader-cmd");
+    /* U-Boot's setexpr counts in hex: the script's decimal tests agree below 10. */
+    if (kind == INST_BOOTLOADER_UBOOT && cfg->trial_attempts > 9)
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          "--trial-attempts: at most 9 with --bootloader uboot (its boot script "
+                          "counts with setexpr, in hex)");
+    if (kind != INST_BOOTLOADER_SIM && !cfg->reboot_cmd)
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          "--bootloader %s needs --reboot-cmd (e.g. 'systemctl reboot')",
+                          cfg->bootloader);
+    if (kind != INST_BOOTLOADER_SIM && !cfg->slot_a)
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          "--bootloader %s needs --slot-a and --slot-b (the partitions it boots)",
+                          cfg->bootloader);
     /* A day is far beyond any sensible value and keeps milliseconds small. */
     if (cfg->max_seq_step < 1 || cfg->max_seq_step > (UINT64_C(1) << 53))
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--max-seq-step: must be 1..2^53, got %llu",
@@ -188,10 +245,11 @@ static enum ferry_err check(const struct edge_config *cfg, struct ferry_diag *d)
     if (cfg->max_manifest_lifetime < 1)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--max-manifest-lifetime: at least 1s");
     if (!in_range(cfg->poll_interval, 1, 86400) || !in_range(cfg->busy_retry, 1, 86400) ||
-        !in_range(cfg->cmd_timeout, 1, 86400) || !in_range(cfg->request_timeout, 1, 86400))
+        !in_range(cfg->cmd_timeout, 1, 86400) || !in_range(cfg->request_timeout, 1, 86400) ||
+        !in_range(cfg->module_timeout, 1, 86400))
         return ferry_fail(d, FERRY_E_INVALID_ARG,
-                          "--poll-interval, --busy-retry, --cmd-timeout and --request-timeout "
-                          "must be 1s..1d");
+                          "--poll-interval, --busy-retry, --cmd-timeout, --request-timeout and "
+                          "--module-timeout must be 1s..1d");
     return FERRY_OK;
 }
 
@@ -209,6 +267,7 @@ enum ferry_err edge_config_parse(struct edge_config *cfg, int argc, char **argv,
     cfg->trial_attempts = 1;
     cfg->max_seq_step = FERRY_TRUST_DEFAULT_MAX_SEQ_STEP;
     cfg->max_manifest_lifetime = FERRY_TRUST_DEFAULT_MAX_LIFETIME;
+    cfg->module_timeout = 300;
     cfg->log_level = FERRY_LOG_INFO;
     enum ferry_err err =
         ferry_opts_parse(edge_opts, N_OPTS, cfg, argc, argv, 1, ferry_cfgfile_load, help, d);
@@ -232,10 +291,14 @@ void edge_config_usage(FILE *out)
                  "rolls back, reporting every step to the gateway.\n\n"
                  "Options:\n");
     ferry_opts_usage(out, edge_opts, N_OPTS);
-    fprintf(out, "\nState folder: slot-a.img, slot-b.img and boot.* (the A/B slots and boot\n"
-                 "state), job.rec (the release under way), status.journal and status.seq\n"
-                 "(status records not yet stored by the gateway), trust/ (the newest root\n"
-                 "and timestamp learned from the gateway). The commands run with\n"
-                 "/bin/sh -c and get FERRY_NODE, FERRY_VERSION and FERRY_SLOT (the slot's\n"
-                 "image file) in their environment. SIGTERM or SIGINT stop it cleanly.\n");
+    fprintf(out, "\nState folder: boot.* (the A/B boot state), slot-a.img and slot-b.img (the\n"
+                 "slots unless --slot-a/--slot-b name partitions), bootenv (the simulated\n"
+                 "bootloader's environment), job.rec (the release under way),\n"
+                 "status.journal and status.seq (status records not yet stored by the\n"
+                 "gateway), trust/ (the newest root and timestamp learned from the\n"
+                 "gateway). The commands run with /bin/sh -c and get FERRY_NODE,\n"
+                 "FERRY_VERSION and FERRY_SLOT (the slot's path) in their environment.\n"
+                 "Boot scripts for U-Boot and GRUB, and the custom bootloader's verbs, are\n"
+                 "in deploy/ and README (board integration). SIGTERM or SIGINT stop it\n"
+                 "cleanly.\n");
 }

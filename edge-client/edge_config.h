@@ -22,6 +22,17 @@ struct edge_config {
     char *health_cmd; /* exit 0 = healthy */
     char *busy_cmd;   /* exit 0 = busy */
     char *psk_file;   /* coaps:// only: the node's pre-shared key, hex */
+    char *slot_a;     /* NULL: STATE/slot-a.img (with slot_b) */
+    char *slot_b;
+    char *bootloader; /* sim, uboot, grub, custom (checked) */
+    char *uboot_env_config;
+    char *grub_env;
+    char *bootloader_cmd;
+    char *reboot_cmd; /* NULL: a simulated, in-process reboot (sim only) */
+    char *mountinfo;  /* for tests and benches */
+    char *kernel_cmdline;
+    char *module_dir;       /* update modules; NULL: none */
+    int64_t module_timeout; /* seconds per module verb */
     uint64_t max_image_mb;
     int64_t poll_interval;   /* seconds */
     int64_t busy_retry;      /* seconds */
@@ -34,6 +45,9 @@ struct edge_config {
     uint64_t max_seq_step;         /* how far one release may move the installed seq */
     int64_t max_manifest_lifetime; /* seconds a manifest may be valid, at most */
     enum ferry_log_level log_level;
+    /* STATE/node.cfg was damaged: what was wrong ("" when it was fine). The
+     * flags stood in for it and it was left as it is, for a restore. */
+    char nodecfg_damage[FERRY_DIAG_MAX];
 };
 
 /* Parses argv into cfg (zero it first) and checks the values (ids are

@@ -3,8 +3,17 @@
 #include "edge_coap.h"
 #include "edge_journal.h"
 #include "edge_meta.h"
+#include "edge_report.h"
 #include "edge_slots.h"
+#include "inst_bootcmd.h"
+#include "inst_bootenv.h"
+#include "inst_engine.h"
+#include "inst_grubenv.h"
+#include "inst_module.h"
+#include "inst_slots_path.h"
+#include "inst_uboot.h"
 #include "ferry_backoff.h"
+#include "ferry_envelope.h"
 #include "ferry_fs.h"
 #include "ferry_hex.h"
 #include "ferry_log.h"
@@ -30,10 +39,16 @@
 #define RETRY_MIN_MS     1000
 #define RETRY_MAX_MS     60000
 #define PSK_FILE_MAX     1024
+#define REBOOT_DRAIN_MS  5000  /* records get this long to reach the gateway first */
+#define REBOOT_RETRY_MS  60000 /* a reboot that must happen, tried again after this */
+#define SIM_ENV_FILE     "bootenv"
+#define DEFAULT_FW_ENV   "/etc/fw_env.config"
+#define DEFAULT_GRUBENV  "/boot/grub/grubenv"
 
 enum child_kind {
     CHILD_BUSY,
     CHILD_HEALTH,
+    CHILD_REBOOT,
 };
 
 /* The one command running, if any. */
@@ -54,12 +69,30 @@ struct edge_daemon {
     char *health_cmd;
     int64_t cmd_timeout_s;
 
-    struct edge_meta *meta; /* the trust: --trust and what the gateway taught */
-    struct edge_slots_backend *backend;
-    struct edge_slots *slots;
+    struct edge_meta *meta;             /* the trust: --trust and what the gateway taught */
+    struct edge_slots_backend *backend; /* slots by path, or the state folder's files */
+    enum inst_bootloader_kind kind;
+    struct inst_grubenv *grubenv; /* sim and grub */
+    struct inst_uboot *uboot;
+    struct inst_bootenv_bl *bootenv; /* sim, uboot and grub */
+    struct inst_bootcmd *bootcmd;    /* custom */
+    const struct inst_bootloader *bl;
+    struct inst_engine *engine;
+    struct inst_modules *modules;
+    enum inst_module_outcome module_outcome; /* found at start */
+    /* The envelope being handed to the state machine, while its actions
+     * run: a BEGIN among them is for that release (on_manifest()). */
+    const uint8_t *manifest_env;
+    size_t manifest_len;
+    char *reboot_cmd;     /* NULL: the simulator reboots in process */
+    bool reboot_due;      /* the running slot must not stay: reboot once the batch is done */
+    bool rebooting;       /* waiting for the reboot (or its command) */
+    uint64_t drain_until; /* monotonic ms: the journal may delay the reboot until then */
+    uint64_t reboot_timer;
     struct edge_journal *journal;
     struct edge_fsm *fsm;
     struct edge_coap *coap;
+    struct edge_report *report; /* the properties file, upstream */
 
     /* Two batches: the state machine's answer to a failure is written into
      * the one not being performed. */
@@ -220,6 +253,20 @@ static void journal_status(struct edge_daemon *dm, const struct ferry_status *st
 
 /* ---- commands ---------------------------------------------------------------- */
 
+/* A module's install is between its install verb and its end. */
+static bool module_job_open(const struct edge_daemon *dm)
+{
+    enum inst_module_phase p = inst_modules_job(dm->modules)->phase;
+    return p == INST_MOD_INSTALLING || p == INST_MOD_INSTALLED || p == INST_MOD_REBOOTING ||
+           p == INST_MOD_COMMITTING || p == INST_MOD_ROLLING_BACK;
+}
+
+/* The release under way is an update module's (inst_module.h). */
+static bool module_job(const struct edge_daemon *dm)
+{
+    return dm->modules && inst_modules_owns(dm->modules, edge_fsm_saved(dm->fsm)->job.digest);
+}
+
 static void perform(struct edge_daemon *dm, size_t which);
 
 static void stop_child(struct edge_daemon *dm)
@@ -251,6 +298,8 @@ static void describe_exit(const struct child *c, int status, int64_t timeout_s, 
         snprintf(out, cap, "ended with status %d", status);
 }
 
+static void reboot_command_ended(struct edge_daemon *dm, bool ok, const char *why);
+
 static void on_child_exit(void *arg, uint32_t events)
 {
     (void)events;
@@ -269,6 +318,10 @@ static void on_child_exit(void *arg, uint32_t events)
     char why[64];
     describe_exit(&c, status, dm->cmd_timeout_s, why, sizeof(why));
     struct edge_clock clk = now_clock();
+    if (c.kind == CHILD_REBOOT) {
+        reboot_command_ended(dm, ok, why);
+        return;
+    }
     if (c.kind == CHILD_BUSY) {
         /* Exit 0 means busy; a command that did not finish counts as busy. */
         bool busy = ok || c.timed_out || !WIFEXITED(status);
@@ -291,7 +344,7 @@ static void on_child_timeout(void *arg)
 
 /* In the child: a clean slate for a shell command, then exec. */
 static void exec_command(const char *cmd, const char *node, const char *version,
-                         const char *slot_path)
+                         const char *slot_path, char **extra, size_t nextra)
 {
     sigset_t none;
     sigemptyset(&none);
@@ -309,6 +362,8 @@ static void exec_command(const char *cmd, const char *node, const char *version,
         setenv("FERRY_VERSION", version, 1);
     if (slot_path)
         setenv("FERRY_SLOT", slot_path, 1);
+    for (size_t i = 0; i < nextra; i++)
+        putenv(extra[i]);
     execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
     _exit(127);
 }
@@ -316,16 +371,21 @@ static void exec_command(const char *cmd, const char *node, const char *version,
 static enum ferry_err start_child(struct edge_daemon *dm, enum child_kind kind, const char *cmd,
                                   const char *version, enum edge_slot slot, struct ferry_diag *d)
 {
-    char slot_path[PATH_MAX + 16];
+    char slot_path[PATH_MAX];
+    char *extra[16];
+    char extra_buf[4096];
+    size_t nextra = 0;
     if (slot != EDGE_SLOT_NONE)
-        snprintf(slot_path, sizeof(slot_path), "%s/%s", dm->state_dir,
-                 slot == EDGE_SLOT_A ? "slot-a.img" : "slot-b.img");
+        snprintf(slot_path, sizeof(slot_path), "%s", inst_slots_path_of(dm->backend, slot));
+    else if (kind == CHILD_HEALTH && module_job(dm))
+        nextra = inst_modules_env(dm->modules, extra, 16, extra_buf, sizeof(extra_buf));
     stop_child(dm);
     pid_t pid = fork();
     if (pid < 0)
         return ferry_fail(d, FERRY_E_IO, "cannot start '%s': %s", cmd, strerror(errno));
     if (pid == 0)
-        exec_command(cmd, dm->node_id, version, slot != EDGE_SLOT_NONE ? slot_path : NULL);
+        exec_command(cmd, dm->node_id, version, slot != EDGE_SLOT_NONE ? slot_path : NULL, extra,
+                     nextra);
     setpgid(pid, pid); /* also here, so the timeout can kill the group at once */
     int fd = pidfd_open(pid, 0);
     if (fd < 0 || ferry_loop_add_fd(dm->loop, fd, EPOLLIN, on_child_exit, dm) != FERRY_OK) {
@@ -370,6 +430,15 @@ static void on_rebooted(void *arg)
     perform(dm, 0);
 }
 
+static void on_installed(void *arg)
+{
+    struct edge_daemon *dm = arg;
+    struct edge_clock clk = now_clock();
+    dm->event_timer = 0;
+    edge_fsm_installed(dm->fsm, &clk, &dm->acts[0]);
+    perform(dm, 0);
+}
+
 static void on_healthy_without_cmd(void *arg)
 {
     struct edge_daemon *dm = arg;
@@ -396,15 +465,135 @@ static enum ferry_err save_job(struct edge_daemon *dm, struct ferry_diag *d)
     return err;
 }
 
+/* The simulator plays the bootloader: its boot script on the environment
+ * in the state folder, then the boot step, until no reboot is asked for. */
+static enum ferry_err sim_power_on(struct edge_daemon *dm, struct inst_engine_start *first,
+                                   struct inst_engine_start *last, struct ferry_diag *d)
+{
+    for (int i = 0; i < 3; i++) {
+        enum edge_slot booted = EDGE_SLOT_NONE;
+        enum ferry_err err = inst_bootenv_boot(dm->bootenv, &booted, d);
+        if (err == FERRY_OK)
+            err = inst_engine_start(dm->engine, i == 0 ? first : last, d);
+        if (err != FERRY_OK)
+            return err;
+        if (i == 0)
+            *last = *first;
+        if (!last->reboot)
+            return FERRY_OK;
+        LOG_INFO("simulated reboot: slot %s must not stay running", edge_slot_name(booted));
+    }
+    return ferry_fail(d, FERRY_E_IO, "boot: three reboots in a row did not settle");
+}
+
+static bool in_process_reboot(const struct edge_daemon *dm)
+{
+    return dm->kind == INST_BOOTLOADER_SIM && !dm->reboot_cmd;
+}
+
+static void log_boot(const struct inst_engine_start *st)
+{
+    const struct edge_slot_info *run = &st->after.slot[st->booted];
+    LOG_INFO("boot: slot %s (%s), %s", edge_slot_name(st->booted),
+             run->valid ? run->img.version : "unknown image", inst_boot_verdict_name(st->verdict));
+    if (st->verdict == INST_BOOT_FOREIGN)
+        LOG_WARN("boot: slot %s booted although slot %s was the active one; following the "
+                 "bootloader (the next release goes to slot %s)",
+                 edge_slot_name(st->booted), edge_slot_name(st->before.active),
+                 edge_slot_name(edge_slot_other(st->booted)));
+}
+
+static void start_reboot(struct edge_daemon *dm);
+
+static void reboot_retry(void *arg)
+{
+    struct edge_daemon *dm = arg;
+    dm->reboot_timer = 0;
+    start_reboot(dm);
+}
+
+/* Runs the reboot command once the records have had their chance to
+ * reach the gateway (they survive the reboot anyway: the journal). */
+static void start_reboot(struct edge_daemon *dm)
+{
+    dm->rebooting = true;
+    if (dm->child.pid || dm->reboot_timer)
+        return;
+    if (edge_journal_pending(dm->journal) > 0 && ferry_now_ms() < dm->drain_until) {
+        dm->reboot_timer = ferry_loop_timer(dm->loop, 100, reboot_retry, dm);
+        return;
+    }
+    LOG_INFO("reboot: running '%s'", dm->reboot_cmd);
+    struct ferry_diag d = {{0}};
+    if (start_child(dm, CHILD_REBOOT, dm->reboot_cmd, NULL, EDGE_SLOT_NONE, &d) != FERRY_OK)
+        reboot_command_ended(dm, false, d.msg);
+}
+
+static void reboot_command_ended(struct edge_daemon *dm, bool ok, const char *why)
+{
+    if (ok) {
+        LOG_INFO("reboot: '%s' done; waiting to be stopped", dm->reboot_cmd);
+        return;
+    }
+    LOG_ERR("reboot: '%s' failed (%s)", dm->reboot_cmd, why);
+    dm->rebooting = false;
+    if (edge_fsm_phase(dm->fsm) == EDGE_PHASE_REBOOTING) {
+        struct edge_clock clk = now_clock();
+        edge_fsm_failed(dm->fsm, &clk, EDGE_ACT_REBOOT, FERRY_E_IO, why, &dm->acts[0]);
+        perform(dm, 0);
+        return;
+    }
+    /* The running slot must not stay (a trial rolled back): try again. */
+    dm->reboot_due = true;
+    dm->rebooting = true;
+    dm->reboot_timer = ferry_loop_timer(dm->loop, REBOOT_RETRY_MS, reboot_retry, dm);
+}
+
+/* EDGE_ACT_REBOOT: the bootloader is armed for the trial slot, or a
+ * module installed the release in place (a reboot only if it asked). */
 static enum ferry_err reboot(struct edge_daemon *dm, struct ferry_diag *d)
 {
-    enum ferry_err err = edge_slots_boot(dm->slots, &dm->booted, d);
+    if (module_job(dm)) {
+        if (!inst_modules_job(dm->modules)->needs_reboot || in_process_reboot(dm))
+            return next_turn(dm, on_installed, d);
+        enum ferry_err err = inst_modules_rebooting(dm->modules, d);
+        if (err != FERRY_OK)
+            return err;
+        dm->drain_until = ferry_now_ms() + REBOOT_DRAIN_MS;
+        start_reboot(dm);
+        return FERRY_OK;
+    }
+    if (!in_process_reboot(dm)) {
+        dm->drain_until = ferry_now_ms() + REBOOT_DRAIN_MS;
+        start_reboot(dm);
+        return FERRY_OK;
+    }
+    struct inst_engine_start first, last;
+    enum ferry_err err = sim_power_on(dm, &first, &last, d);
     if (err != FERRY_OK)
         return err;
-    const struct edge_slot_info *si = &edge_slots_state(dm->slots)->slot[dm->booted];
-    LOG_INFO("simulated reboot: slot %s boots (%s)", edge_slot_name(dm->booted),
-             si->valid ? si->img.version : "unknown image");
+    dm->booted = last.booted;
+    LOG_INFO("simulated reboot:");
+    log_boot(&last);
     return next_turn(dm, on_rebooted, d);
+}
+
+/* After a rollback the dropped trial slot may still be the one running. */
+static enum ferry_err after_rollback(struct edge_daemon *dm, struct ferry_diag *d)
+{
+    if (inst_engine_booted(dm->engine) == inst_engine_state(dm->engine)->active)
+        return FERRY_OK;
+    if (!in_process_reboot(dm)) {
+        dm->reboot_due = true;
+        return FERRY_OK;
+    }
+    struct inst_engine_start first, last;
+    enum ferry_err err = sim_power_on(dm, &first, &last, d);
+    if (err == FERRY_OK) {
+        LOG_INFO("simulated reboot after the rollback:");
+        log_boot(&last);
+    }
+    return err;
 }
 
 static enum ferry_err run_health(struct edge_daemon *dm, const struct edge_action *a,
@@ -422,30 +611,94 @@ static enum ferry_err run_busy(struct edge_daemon *dm, struct ferry_diag *d)
                        d);
 }
 
-static enum ferry_err slot_action(struct edge_daemon *dm, const struct edge_action *a,
-                                  struct ferry_diag *d)
+/* A BEGIN for the envelope on_manifest() is handing over: the release the
+ * state machine just accepted. The module record is written (a module's
+ * release) before any byte is downloaded. */
+static enum ferry_err prepare_release(struct edge_daemon *dm, struct ferry_diag *d)
+{
+    if (!dm->manifest_env || !dm->modules)
+        return FERRY_OK;
+    struct ferry_envelope *e = NULL;
+    struct ferry_manifest m;
+    uint8_t digest[FERRY_SHA256_LEN];
+    enum ferry_err err = ferry_envelope_parse(dm->manifest_env, dm->manifest_len, &e, d);
+    if (err == FERRY_OK) {
+        ferry_sha256(e->manifest, e->manifest_len, digest);
+        err = ferry_manifest_parse(e->manifest, e->manifest_len, &m, d);
+    }
+    ferry_envelope_free(e);
+    if (err != FERRY_OK)
+        return err;
+    /* The state machine verified these bytes a moment ago; the digest
+     * proves it is the release it started. */
+    if (memcmp(digest, edge_fsm_saved(dm->fsm)->job.digest, sizeof(digest)) != 0)
+        return FERRY_OK;
+    return inst_modules_prepare(dm->modules, digest, &m, d);
+}
+
+static enum ferry_err module_action(struct edge_daemon *dm, const struct edge_action *a,
+                                    struct ferry_diag *d)
 {
     switch (a->kind) {
     case EDGE_ACT_BEGIN:
-        return edge_slots_begin(dm->slots, &a->img, d);
+        return inst_modules_begin(dm->modules, &a->img, d);
     case EDGE_ACT_RESUME:
-        return edge_slots_resume(dm->slots, &a->img, a->off, d);
+        return inst_modules_resume(dm->modules, &a->img, a->off, d);
     case EDGE_ACT_WRITE:
-        return edge_slots_write(dm->slots, a->off, a->data, a->len, d);
+        return inst_modules_write(dm->modules, a->off, a->data, a->len, d);
     case EDGE_ACT_SYNC:
-        return edge_slots_sync(dm->slots, d);
+        return inst_modules_sync(dm->modules, d);
     case EDGE_ACT_FINISH:
-        return edge_slots_finish(dm->slots, d);
+        return inst_modules_finish(dm->modules, d);
     case EDGE_ACT_TRIAL:
-        return edge_slots_set_trial(dm->slots, a->attempts, d);
+        return inst_modules_install(dm->modules, d);
     case EDGE_ACT_CONFIRM:
-        return edge_slots_confirm(dm->slots, a->slot, d);
+        return inst_modules_commit(dm->modules, d);
     case EDGE_ACT_ROLLBACK: {
-        enum edge_slot to;
-        return edge_slots_rollback(dm->slots, &to, d);
+        bool rebooted = inst_modules_job(dm->modules)->phase == INST_MOD_REBOOTING;
+        enum ferry_err err = inst_modules_rollback(dm->modules, d);
+        /* The old software comes back the way the new one came. */
+        if (err == FERRY_OK && rebooted && !in_process_reboot(dm))
+            dm->reboot_due = true;
+        return err;
     }
     default:
-        edge_slots_abort(dm->slots);
+        return FERRY_OK; /* ABORT: the artifact stays until the next release */
+    }
+}
+
+static enum ferry_err slot_action(struct edge_daemon *dm, const struct edge_action *a,
+                                  struct ferry_diag *d)
+{
+    if (a->kind == EDGE_ACT_BEGIN) {
+        enum ferry_err err = prepare_release(dm, d);
+        if (err != FERRY_OK)
+            return err;
+    }
+    if (module_job(dm))
+        return module_action(dm, a, d);
+    switch (a->kind) {
+    case EDGE_ACT_BEGIN:
+        return inst_engine_begin(dm->engine, &a->img, d);
+    case EDGE_ACT_RESUME:
+        return inst_engine_resume(dm->engine, &a->img, a->off, d);
+    case EDGE_ACT_WRITE:
+        return inst_engine_write(dm->engine, a->off, a->data, a->len, d);
+    case EDGE_ACT_SYNC:
+        return inst_engine_sync(dm->engine, d);
+    case EDGE_ACT_FINISH:
+        return inst_engine_finish(dm->engine, d);
+    case EDGE_ACT_TRIAL:
+        return inst_engine_set_trial(dm->engine, a->attempts, d);
+    case EDGE_ACT_CONFIRM:
+        return inst_engine_confirm(dm->engine, a->slot, d);
+    case EDGE_ACT_ROLLBACK: {
+        enum edge_slot to;
+        enum ferry_err err = inst_engine_rollback(dm->engine, &to, d);
+        return err == FERRY_OK ? after_rollback(dm, d) : err;
+    }
+    default:
+        inst_engine_abort(dm->engine);
         return FERRY_OK;
     }
 }
@@ -513,6 +766,13 @@ static void perform(struct edge_daemon *dm, size_t which)
         edge_fsm_failed(dm->fsm, &clk, kind, err, ferry_diag_str(&d, err), &dm->acts[which]);
     }
     dm->performing = false;
+    if (edge_fsm_phase(dm->fsm) == EDGE_PHASE_IDLE && !dm->reboot_due && !dm->rebooting)
+        edge_report_poke(dm->report, inst_engine_state(dm->engine)->trial == EDGE_SLOT_NONE &&
+                                         !module_job_open(dm));
+    if (dm->reboot_due && !dm->rebooting) {
+        dm->drain_until = ferry_now_ms() + REBOOT_DRAIN_MS;
+        start_reboot(dm);
+    }
 }
 
 /* ---- CoAP hooks ------------------------------------------------------------------- */
@@ -521,9 +781,17 @@ static void on_manifest(void *arg, const uint8_t *env, size_t len)
 {
     struct edge_daemon *dm = arg;
     struct edge_clock clk = now_clock();
+    if (dm->rebooting || dm->reboot_due) {
+        LOG_DEBUG("manifest: ignored while a reboot is due");
+        return;
+    }
     LOG_DEBUG("manifest: %zu bytes from the gateway", len);
     edge_fsm_manifest(dm->fsm, &clk, env, len, &dm->acts[0]);
+    dm->manifest_env = env;
+    dm->manifest_len = len;
     perform(dm, 0);
+    dm->manifest_env = NULL;
+    dm->manifest_len = 0;
 }
 
 static void on_meta(void *arg, const uint8_t *buf, size_t len)
@@ -614,29 +882,134 @@ static enum ferry_err read_psk(const char *path, uint8_t *key, size_t *key_len,
     return FERRY_OK;
 }
 
+static enum ferry_err open_slots(struct edge_daemon *dm, const struct edge_config *cfg,
+                                 struct ferry_diag *d)
+{
+    if (!cfg->slot_a)
+        return edge_slots_file_new(cfg->state_dir, cfg->max_image_mb * MIB, &dm->backend, d);
+    struct inst_slots_path_opts o = {
+        .records_dir = cfg->state_dir,
+        .slot = {cfg->slot_a, cfg->slot_b},
+        .max_bytes = cfg->max_image_mb * MIB,
+        .mountinfo = cfg->mountinfo,
+    };
+    return inst_slots_path_new(&o, &dm->backend, d);
+}
+
+/* The bootloader --bootloader names, over its store. */
+static enum ferry_err open_bootloader(struct edge_daemon *dm, const struct edge_config *cfg,
+                                      struct ferry_diag *d)
+{
+    enum ferry_err err = FERRY_OK;
+    char sim_env[PATH_MAX + 16];
+    const struct inst_env_store *store = NULL;
+    switch (dm->kind) {
+    case INST_BOOTLOADER_CUSTOM:
+        err = inst_bootcmd_new(cfg->bootloader_cmd, (uint64_t)cfg->cmd_timeout * 1000, &dm->bootcmd,
+                               d);
+        if (err == FERRY_OK)
+            dm->bl = inst_bootcmd_bootloader(dm->bootcmd);
+        return err;
+    case INST_BOOTLOADER_UBOOT:
+        err = inst_uboot_open(cfg->uboot_env_config ? cfg->uboot_env_config : DEFAULT_FW_ENV,
+                              &dm->uboot, d);
+        if (err == FERRY_OK)
+            store = inst_uboot_store(dm->uboot);
+        break;
+    case INST_BOOTLOADER_GRUB:
+        err = inst_grubenv_open(cfg->grub_env ? cfg->grub_env : DEFAULT_GRUBENV, false,
+                                &dm->grubenv, d);
+        if (err == FERRY_OK)
+            store = inst_grubenv_store(dm->grubenv);
+        break;
+    case INST_BOOTLOADER_SIM:
+        snprintf(sim_env, sizeof(sim_env), "%s/%s", dm->state_dir, SIM_ENV_FILE);
+        err = inst_grubenv_open(sim_env, true, &dm->grubenv, d);
+        if (err == FERRY_OK)
+            store = inst_grubenv_store(dm->grubenv);
+        break;
+    }
+    struct inst_bootenv_opts o = {
+        .name = inst_bootloader_kind_name(dm->kind),
+        .cmdline = cfg->kernel_cmdline,
+        .mountinfo = cfg->mountinfo,
+        .slot = {cfg->slot_a, cfg->slot_b},
+    };
+    if (err == FERRY_OK)
+        err = inst_bootenv_new(store, &o, &dm->bootenv, d);
+    if (err == FERRY_OK)
+        dm->bl = inst_bootenv_bootloader(dm->bootenv);
+    return err;
+}
+
+/* Slots, bootloader and engine; then the boot step, as after a power-on:
+ * the simulator plays its bootloader first, a real one already has. */
 static enum ferry_err open_storage(struct edge_daemon *dm, const struct edge_config *cfg,
                                    struct edge_fsm_boot *boot, struct ferry_diag *d)
 {
     enum ferry_err err = ferry_mkdir_p(cfg->state_dir, 0700, d);
     if (err == FERRY_OK)
-        err = edge_slots_file_new(cfg->state_dir, cfg->max_image_mb * MIB, &dm->backend, d);
+        err = open_slots(dm, cfg, d);
     if (err == FERRY_OK)
-        err = edge_slots_open(dm->backend, &dm->slots, d);
+        err = open_bootloader(dm, cfg, d);
+    struct inst_engine_opts eo = {
+        .slots = dm->backend,
+        .boot = dm->bl,
+        .mountinfo = cfg->mountinfo,
+        .slot_path = {cfg->slot_a, cfg->slot_b},
+    };
+    if (err == FERRY_OK)
+        err = inst_engine_open(&eo, &dm->engine, d);
+    struct inst_modules_opts mo = {
+        .state_dir = cfg->state_dir,
+        .module_dir = cfg->module_dir,
+        .node_id = cfg->id,
+        .timeout_ms = (uint64_t)cfg->module_timeout * 1000,
+    };
+    if (err == FERRY_OK)
+        err = inst_modules_open(&mo, &dm->modules, d);
+    /* A module install a restart cut short ends here, old or new. */
+    if (err == FERRY_OK)
+        err = inst_modules_recover(dm->modules, &dm->module_outcome, d);
+    struct inst_engine_start first, last;
+    if (err == FERRY_OK && dm->kind == INST_BOOTLOADER_SIM) {
+        err = sim_power_on(dm, &first, &last, d);
+    } else if (err == FERRY_OK) {
+        err = inst_engine_start(dm->engine, &first, d);
+        last = first;
+    }
     if (err != FERRY_OK)
         return err;
-    /* The boot decision comes first, as in a bootloader. */
-    boot->before = *edge_slots_state(dm->slots);
-    err = edge_slots_boot(dm->slots, &boot->booted, d);
-    if (err != FERRY_OK)
-        return err;
-    boot->after = *edge_slots_state(dm->slots);
-    const struct edge_slot_info *run = &boot->after.slot[boot->booted];
-    LOG_INFO("boot: slot %s (%s)%s", edge_slot_name(boot->booted),
-             run->valid ? run->img.version : "unknown image",
-             boot->before.trial != EDGE_SLOT_NONE && boot->after.trial == EDGE_SLOT_NONE
-                 ? ", the trial ran out of attempts and was rolled back"
-                 : "");
+    log_boot(&first);
+    if (last.booted != first.booted)
+        log_boot(&last);
+    memset(boot, 0, sizeof(*boot));
+    boot->before = first.before;
+    boot->after = last.after;
+    boot->booted = last.booted;
+    boot->fell_back = first.verdict == INST_BOOT_FELL_BACK;
+    dm->reboot_due = last.reboot;
     return edge_journal_open(cfg->state_dir, &dm->journal, d);
+}
+
+/* What the state machine hears of a module's install the last run left. */
+static void module_boot(const struct edge_daemon *dm, const struct edge_fsm_saved *saved,
+                        struct edge_fsm_boot *boot)
+{
+    const struct inst_module_job *job = inst_modules_job(dm->modules);
+    boot->module_floor = job->committed_seq;
+    if (!saved || !inst_modules_owns(dm->modules, saved->job.digest))
+        return;
+    static const enum edge_fsm_module map[] = {
+        [INST_MODULE_NOTHING] = EDGE_FSM_MODULE_NONE,
+        [INST_MODULE_TRIAL] = EDGE_FSM_MODULE_TRIAL,
+        [INST_MODULE_COMMITTED] = EDGE_FSM_MODULE_COMMITTED,
+        [INST_MODULE_ROLLED_BACK] = EDGE_FSM_MODULE_ROLLED_BACK,
+    };
+    boot->module = map[dm->module_outcome];
+    if (dm->module_outcome != INST_MODULE_NOTHING)
+        LOG_INFO("module %s: release %s %s at this start", job->name, job->release_id,
+                 inst_module_phase_name(job->phase));
 }
 
 /* The saved job, or NULL (nothing saved, or unreadable: logged). */
@@ -686,6 +1059,23 @@ static enum ferry_err make_fsm(struct edge_daemon *dm, const struct edge_config 
     return edge_fsm_new(&fc, &dm->fsm, d);
 }
 
+static void on_config_answer(void *arg, const struct edge_coap_answer *a)
+{
+    struct edge_daemon *dm = arg;
+    edge_report_answer(dm->report, a);
+}
+
+/* The properties file's absolute path, for the report (what a restore
+ * replaces). */
+static enum ferry_err make_report(struct edge_daemon *dm, struct ferry_diag *d)
+{
+    char dir[PATH_MAX], path[PATH_MAX + 16];
+    if (!realpath(dm->state_dir, dir))
+        return ferry_fail(d, FERRY_E_IO, "%s: %s", dm->state_dir, strerror(errno));
+    snprintf(path, sizeof(path), "%s/node.cfg", dir);
+    return edge_report_new(dm->loop, dm->coap, dm->node_id, path, rnd(dm), &dm->report, d);
+}
+
 static enum ferry_err make_coap(struct edge_daemon *dm, const struct edge_config *cfg,
                                 struct ferry_diag *d)
 {
@@ -713,6 +1103,7 @@ static enum ferry_err make_coap(struct edge_daemon *dm, const struct edge_config
         .block = on_block,
         .status = on_status_answer,
         .meta = on_meta,
+        .config = on_config_answer,
     };
     if (err == FERRY_OK)
         err = edge_coap_new(dm->loop, &co, &hooks, &dm->coap, d);
@@ -731,8 +1122,13 @@ static enum ferry_err copy_settings(struct edge_daemon *dm, const struct edge_co
     dm->cmd_timeout_s = cfg->cmd_timeout;
     dm->busy_cmd = cfg->busy_cmd ? strdup(cfg->busy_cmd) : NULL;
     dm->health_cmd = cfg->health_cmd ? strdup(cfg->health_cmd) : NULL;
-    if ((cfg->busy_cmd && !dm->busy_cmd) || (cfg->health_cmd && !dm->health_cmd))
+    dm->reboot_cmd = cfg->reboot_cmd ? strdup(cfg->reboot_cmd) : NULL;
+    if ((cfg->busy_cmd && !dm->busy_cmd) || (cfg->health_cmd && !dm->health_cmd) ||
+        (cfg->reboot_cmd && !dm->reboot_cmd))
         return ferry_fail(d, FERRY_E_NOMEM, "out of memory");
+    dm->kind = INST_BOOTLOADER_SIM;
+    if (cfg->bootloader && inst_bootloader_kind_parse(cfg->bootloader, &dm->kind) != FERRY_OK)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--bootloader: unknown '%s'", cfg->bootloader);
     return FERRY_OK;
 }
 
@@ -762,12 +1158,16 @@ enum ferry_err edge_daemon_new(struct ferry_loop *loop, const struct edge_config
         err = make_fsm(dm, cfg, d);
     if (err == FERRY_OK)
         err = make_coap(dm, cfg, d);
+    if (err == FERRY_OK)
+        err = make_report(dm, d);
     if (err != FERRY_OK) {
         edge_daemon_free(dm);
         return err;
     }
     struct edge_clock clk = now_clock();
-    edge_fsm_start(dm->fsm, &clk, &boot, load_job(dm, &saved), &dm->acts[0]);
+    const struct edge_fsm_saved *sv = load_job(dm, &saved);
+    module_boot(dm, sv, &boot);
+    edge_fsm_start(dm->fsm, &clk, &boot, sv, &dm->acts[0]);
     perform(dm, 0);
     send_next(dm);
     *out = dm;
@@ -785,14 +1185,23 @@ void edge_daemon_free(struct edge_daemon *dm)
         ferry_loop_cancel(dm->loop, dm->event_timer);
     if (dm->send_timer)
         ferry_loop_cancel(dm->loop, dm->send_timer);
+    if (dm->reboot_timer)
+        ferry_loop_cancel(dm->loop, dm->reboot_timer);
+    edge_report_free(dm->report);
     edge_coap_free(dm->coap);
     edge_fsm_free(dm->fsm);
     edge_journal_free(dm->journal);
-    edge_slots_free(dm->slots);
-    edge_slots_file_free(dm->backend);
+    inst_engine_free(dm->engine);
+    inst_modules_free(dm->modules);
+    inst_bootenv_free(dm->bootenv);
+    inst_bootcmd_free(dm->bootcmd);
+    inst_grubenv_free(dm->grubenv);
+    inst_uboot_free(dm->uboot);
+    inst_slots_path_free(dm->backend);
     edge_meta_free(dm->meta);
     free(dm->busy_cmd);
     free(dm->health_cmd);
+    free(dm->reboot_cmd);
     free(dm);
 }
 

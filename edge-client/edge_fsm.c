@@ -816,6 +816,20 @@ void edge_fsm_booted(struct edge_fsm *f, const struct edge_clock *clk, enum edge
     a->slot = slot;
 }
 
+void edge_fsm_installed(struct edge_fsm *f, const struct edge_clock *clk, struct edge_actions *out)
+{
+    (void)clk;
+    out->n = 0;
+    if (f->phase != EDGE_PHASE_REBOOTING)
+        return;
+    f->prev_running = f->running;
+    f->prev_slot = f->running_slot;
+    f->phase = EDGE_PHASE_HEALTH;
+    struct edge_action *a = push(out, EDGE_ACT_RUN_HEALTH);
+    a->img = f->saved.job.img;
+    a->slot = EDGE_SLOT_NONE;
+}
+
 static void back_to_previous(struct edge_fsm *f)
 {
     f->running = f->prev_running;
@@ -960,6 +974,8 @@ static void verified(struct edge_fsm *f, const struct edge_clock *clk,
                      struct edge_actions *out)
 {
     struct edge_job *job = &f->saved.job;
+    if (!ferry_targets_include(&m->nodes, f->node_id))
+        return; /* meant for other nodes of the line: as if there were none */
     if (job->phase != EDGE_JOB_NONE && manifest_is(m, &job->img)) {
         if (f->phase == EDGE_PHASE_DOWNLOADING)
             offered_again(f, clk, out); /* the same release, perhaps signed anew */
@@ -1097,9 +1113,15 @@ static void start_in_trial(struct edge_fsm *f, const struct edge_clock *clk,
     job->phase = EDGE_JOB_TRIAL;
     if (boot->after.trial == EDGE_SLOT_NONE) {
         f->phase = EDGE_PHASE_IDLE;
-        finish_job(f, clk, out, FERRY_STATE_ROLLED_BACK, FERRY_OK,
-                   "trial boot of %s was not confirmed before its boot attempts ran out",
-                   timg->version);
+        if (boot->fell_back)
+            finish_job(f, clk, out, FERRY_STATE_ROLLED_BACK, FERRY_OK,
+                       "the bootloader fell back to slot %s: %s in slot %s did not start "
+                       "ferry-edge within its boot attempts",
+                       edge_slot_name(boot->booted), timg->version, edge_slot_name(t));
+        else
+            finish_job(f, clk, out, FERRY_STATE_ROLLED_BACK, FERRY_OK,
+                       "trial boot of %s was not confirmed before its boot attempts ran out",
+                       timg->version);
         idle_status(f, clk, out);
         return;
     }
@@ -1152,6 +1174,35 @@ static bool resume_job(struct edge_fsm *f, const struct edge_clock *clk,
     return false;
 }
 
+/* A module's job that was installing when the last run ended; false when
+ * the saved job is not one. */
+static bool start_module_job(struct edge_fsm *f, const struct edge_clock *clk,
+                             const struct edge_fsm_boot *boot, struct edge_actions *out)
+{
+    struct edge_job *job = &f->saved.job;
+    if (job->phase != EDGE_JOB_TRIAL || boot->module == EDGE_FSM_MODULE_NONE)
+        return false;
+    switch (boot->module) {
+    case EDGE_FSM_MODULE_TRIAL:
+        f->phase = EDGE_PHASE_REBOOTING;
+        edge_fsm_installed(f, clk, out);
+        return true;
+    case EDGE_FSM_MODULE_COMMITTED:
+        if (job->img.seq > f->floor_seq)
+            f->floor_seq = job->img.seq;
+        finish_job(f, clk, out, FERRY_STATE_SUCCESS, FERRY_OK, NULL);
+        break;
+    case EDGE_FSM_MODULE_ROLLED_BACK:
+    case EDGE_FSM_MODULE_NONE:
+        finish_job(f, clk, out, FERRY_STATE_ROLLED_BACK, FERRY_OK,
+                   "the install of %s ended while ferry-edge was down: rolled back",
+                   job->img.version);
+        break;
+    }
+    idle_status(f, clk, out);
+    return true;
+}
+
 void edge_fsm_start(struct edge_fsm *f, const struct edge_clock *clk,
                     const struct edge_fsm_boot *boot, const struct edge_fsm_saved *saved,
                     struct edge_actions *out)
@@ -1165,11 +1216,15 @@ void edge_fsm_start(struct edge_fsm *f, const struct edge_clock *clk,
     f->running_slot = boot->booted;
     f->floor_seq = floor_of(&boot->after);
     f->trust_version = f->cfg.trust ? ferry_trust_version(f->cfg.trust) : 0;
+    if (boot->module_floor > f->floor_seq)
+        f->floor_seq = boot->module_floor;
     f->phase = EDGE_PHASE_IDLE;
     if (boot->before.trial != EDGE_SLOT_NONE) {
         start_in_trial(f, clk, boot, out);
         return;
     }
+    if (start_module_job(f, clk, boot, out))
+        return;
     if (!resume_job(f, clk, boot, out))
         idle_status(f, clk, out);
 }
@@ -1193,19 +1248,26 @@ void edge_fsm_failed(struct edge_fsm *f, const struct edge_clock *clk, enum edge
             fail_download(f, clk, out, err, why);
         break;
     case EDGE_ACT_FINISH:
-    case EDGE_ACT_TRIAL:
-    case EDGE_ACT_REBOOT:
-        /* FINISH and TRIAL run before the batch moves past them; the install
-         * they began is over (the slot stays invalid or unbooted). A slot
-         * whose bytes do not hash after the gateway's ETag changed is
-         * fetched again instead. */
+        /* FINISH runs before the batch moves past it; the install it began
+         * is over (the slot stays invalid). A slot whose bytes do not hash
+         * after the gateway's ETag changed is fetched again instead. */
         if (f->phase != EDGE_PHASE_GATE && f->phase != EDGE_PHASE_REBOOTING)
             break;
-        if (kind == EDGE_ACT_FINISH &&
-            (err == FERRY_E_HASH_MISMATCH || err == FERRY_E_SIZE_MISMATCH) &&
+        if ((err == FERRY_E_HASH_MISMATCH || err == FERRY_E_SIZE_MISMATCH) &&
             start_over_after_hash(f, clk, out))
             break;
         finish_job(f, clk, out, FERRY_STATE_FAILED, err, "%s", why);
+        break;
+    case EDGE_ACT_TRIAL:
+    case EDGE_ACT_REBOOT:
+        /* The trial may be armed, in Ferry's state or the bootloader's:
+         * disarm it, so no later boot becomes an unannounced trial (after
+         * the record, which must not wait on a second failure). */
+        if (f->phase == EDGE_PHASE_GATE || f->phase == EDGE_PHASE_REBOOTING) {
+            finish_job(f, clk, out, FERRY_STATE_FAILED, err, "%s%s",
+                       kind == EDGE_ACT_REBOOT ? "reboot into the new image failed: " : "", why);
+            push(out, EDGE_ACT_ROLLBACK);
+        }
         break;
     case EDGE_ACT_CONFIRM:
         /* Unconfirmed, the trial would roll back at the next boot anyway. */

@@ -89,18 +89,30 @@
  *   (edge_window.h: 256 of them, so the record has a fixed size), the ETag
  *   and the image's digest: a restart resumes at the first missing block
  *   and asks for none that was durable.
+ * - A release whose manifest names nodes (`nodes`) and not this one is
+ *   passed over without a record, as if the line had no release.
  * - A newer release that arrives before the install starts replaces the
  *   one under way (reported failed, "superseded"); one that arrives during
  *   the install and trial waits for the next poll.
  * - Health check failed or could not run -> rollback -> rolled-back.
  *
- * Restart (edge_fsm_start()): the daemon runs the boot decision first, as a
- * bootloader would, and passes the state before and after it plus the saved
- * job. From those the FSM reports what the last run could not (a trial that
- * rolled back on its own, an install confirmed just before the crash) and
- * carries on: resumes the download, goes back to the gate, or health-checks
- * a trial boot. When nothing is under way it reports idle with the running
- * version, once.
+ * Restart (edge_fsm_start()): the daemon runs the boot step first
+ * (inst_engine.h: the bootloader says which slot booted, Ferry's state
+ * follows) and passes the state before and after it plus the saved job.
+ * From those the FSM reports what the last run could not (a trial that
+ * rolled back on its own: its attempts ran out, or the bootloader fell back
+ * to the old slot; an install confirmed just before the crash) and carries
+ * on: resumes the download, goes back to the gate, or health-checks a trial
+ * boot. When nothing is under way it reports idle with the running version,
+ * once.
+ *
+ * Rebooting (EDGE_ACT_REBOOT, after TRIAL armed the bootloader): on a real
+ * device the daemon runs the reboot command and the process ends; the next
+ * process's edge_fsm_start() carries on (health check, or the report of a
+ * fallback). A simulated node reboots in process and answers with
+ * edge_fsm_booted(). A reboot command that fails, like a TRIAL that fails,
+ * reports the release failed and disarms the trial (ROLLBACK), so the next
+ * boot, whenever it comes, is not an unannounced trial.
  *
  * Performing actions: in order. A failure of STATUS is the caller's to
  * log, and the rest of the batch still runs (a record lost costs a repeat,
@@ -111,9 +123,10 @@
  * could, so nothing more is written to the slot and no install starts.
  * GET_BLOCK, RUN_BUSY, RUN_HEALTH, REBOOT and TIMER are answered later by
  * their own call (edge_fsm_block(), edge_fsm_busy(), edge_fsm_health(),
- * edge_fsm_booted(), edge_fsm_timer()), never from inside the call that
- * asked for them; a GET_BLOCK that could not be sent is simply not
- * answered (its deadline asks again). */
+ * edge_fsm_booted() or, for an update module's release, edge_fsm_installed(),
+ * edge_fsm_timer()), never from inside the call that asked for them; a
+ * GET_BLOCK that could not be sent is simply not answered (its deadline
+ * asks again). */
 #ifndef FERRY_EDGE_FSM_H
 #define FERRY_EDGE_FSM_H
 
@@ -226,7 +239,7 @@ enum edge_act_kind {
     EDGE_ACT_FINISH,     /* edge_slots_finish() */
     EDGE_ACT_ABORT,      /* edge_slots_abort() */
     EDGE_ACT_TRIAL,      /* edge_slots_set_trial(.attempts) */
-    EDGE_ACT_REBOOT,     /* edge_slots_boot(), then edge_fsm_booted() */
+    EDGE_ACT_REBOOT,     /* boot the trial slot: see "Rebooting" above */
     EDGE_ACT_CONFIRM,    /* edge_slots_confirm(.slot) */
     EDGE_ACT_ROLLBACK,   /* edge_slots_rollback() */
     EDGE_ACT_GET_BLOCK,  /* GET artifact .img.sha256, Block2 of .len bytes at .off,
@@ -287,11 +300,26 @@ const struct edge_slot_info *edge_fsm_running(const struct edge_fsm *f);
 /* The download's window, for logs and benchmarks; valid while f lives. */
 const struct edge_window *edge_fsm_window(const struct edge_fsm *f);
 
-/* What the boot decision at start saw and did. */
+enum edge_fsm_module {
+    EDGE_FSM_MODULE_NONE,        /* not a module's job, or nothing installed yet */
+    EDGE_FSM_MODULE_TRIAL,       /* installed and rebooted as asked: health check */
+    EDGE_FSM_MODULE_COMMITTED,   /* confirmed before the restart */
+    EDGE_FSM_MODULE_ROLLED_BACK, /* rolled back (the restart cut the install short) */
+};
+
+/* What the boot step at start saw and did (inst_engine_start()). */
 struct edge_fsm_boot {
     struct edge_boot_state before; /* as loaded */
-    struct edge_boot_state after;  /* after edge_slots_boot() */
-    enum edge_slot booted;
+    struct edge_boot_state after;  /* after the boot decision */
+    enum edge_slot booted;         /* the slot running now */
+    /* A trial was pending and the bootloader booted the old slot: the new
+     * image never got as far as ferry-edge within its boot attempts. */
+    bool fell_back;
+    /* The saved job is an update module's (inst_module.h): where its
+     * install stood at this start, and the highest seq a module committed
+     * (a floor for new releases, like the boot state's counter). */
+    enum edge_fsm_module module;
+    uint64_t module_floor;
 };
 
 /* Every call below fills *out (cleared first) with the actions to perform.
@@ -343,9 +371,16 @@ void edge_fsm_busy(struct edge_fsm *f, const struct edge_clock *clk, bool busy,
 void edge_fsm_health(struct edge_fsm *f, const struct edge_clock *clk, bool healthy,
                      const char *why, struct edge_actions *out);
 
-/* The slot the simulated reboot (EDGE_ACT_REBOOT) came up in. */
+/* The slot a simulated reboot (EDGE_ACT_REBOOT) came up in. */
 void edge_fsm_booted(struct edge_fsm *f, const struct edge_clock *clk, enum edge_slot slot,
                      struct edge_actions *out);
+
+/* Instead of edge_fsm_booted() for a release installed in place by an
+ * update module (TRIAL ran its install, REBOOT needed none or it is done):
+ * the health check follows, with RUN_HEALTH's slot NONE, and the running
+ * slot and image stay what they were (idle records keep the image's
+ * version; the release's own records carry its version). */
+void edge_fsm_installed(struct edge_fsm *f, const struct edge_clock *clk, struct edge_actions *out);
 
 /* The FSM's timer (EDGE_ACT_TIMER) fired. */
 void edge_fsm_timer(struct edge_fsm *f, const struct edge_clock *clk, struct edge_actions *out);

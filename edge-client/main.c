@@ -24,6 +24,10 @@ int main(int argc, char **argv)
         return 2;
     }
     ferry_log_init("ferry-edge", cfg.log_level);
+    if (cfg.nodecfg_damage[0])
+        LOG_WARN("%s/node.cfg is damaged (%s): running on the flags given, the file left as it "
+                 "is for a restore",
+                 cfg.state_dir, cfg.nodecfg_damage);
     LOG_INFO("node %s, model %s%s%s, gateway %s, state in %s", cfg.id, cfg.hw_model,
              cfg.hw_revision ? " revision " : "", cfg.hw_revision ? cfg.hw_revision : "",
              cfg.gateway, cfg.state_dir);

@@ -459,7 +459,12 @@ static void on_wellknown(coap_resource_t *r, coap_session_t *ses, const coap_pdu
     bool ok = true;
     if (passes(s->status_res, q))
         ok = append_link(s->status_res, &doc, &len, &cap);
+    if (ok && passes(s->config_res, q))
+        ok = append_link(s->config_res, &doc, &len, &cap);
     for (const struct manifest_entry *m = s->mans; ok && m; m = m->next)
+        if (passes(m->res, q))
+            ok = append_link(m->res, &doc, &len, &cap);
+    for (const struct meta_entry *m = s->metas; ok && m; m = m->next)
         if (passes(m->res, q))
             ok = append_link(m->res, &doc, &len, &cap);
     for (const struct artifact_entry *a = s->arts; ok && a; a = a->next)

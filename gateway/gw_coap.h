@@ -38,10 +38,13 @@
  *   ferry/status               POST a status record, JSON (50) or CBOR (60),
  *       at most FERRY_STATUS_MAX_BYTES (Block1 is reassembled up to that).
  *       2.04 only once hooks.status stored it (see there for the others).
+ *   ferry/config               POST a node's configuration report, JSON (50),
+ *       in one datagram (hooks.config), answered as a status record is.
  *
- * .well-known/core lists the status resource and every manifest and artifact
- * resource that exists, with rt="ferry.manifest" / "ferry.artifact" /
- * "ferry.status" (and sz= for artifacts). Manifest and artifact resources
+ * .well-known/core lists the status and config resources and every
+ * manifest, meta and artifact resource that exists, with rt="ferry.manifest"
+ * / "ferry.meta" / "ferry.artifact" / "ferry.status" / "ferry.config" (and
+ * sz= for artifacts). Manifest and artifact resources
  * are created by gw_coap_manifest_changed() and gw_coap_artifact_added(),
  * or on the first GET: a manifest resource for any product (up to
  * GW_COAP_MAX_WAITING_PRODUCTS without a release), an artifact resource
@@ -74,6 +77,7 @@
 #ifndef FERRY_GW_COAP_H
 #define FERRY_GW_COAP_H
 
+#include "ferry_config_report.h"
 #include "ferry_err.h"
 #include "ferry_loop.h"
 #include "ferry_sha256.h"
@@ -190,6 +194,13 @@ struct gw_coap_hooks {
      * holds a timestamp of the product. */
     enum ferry_err (*meta)(void *arg, const char *product, uint64_t have, uint8_t **out,
                            size_t *len, bool *known);
+
+    /* A node's configuration report (POST ferry/config, JSON, decoded and
+     * checked; its gateway field as the node sent it). Answered as status
+     * records are: FERRY_OK 2.04 once it is on its way upstream. May be
+     * NULL: the resource then answers 5.03. */
+    enum ferry_err (*config)(void *arg, const struct ferry_config_report *r,
+                             const char *psk_identity, struct ferry_diag *d);
 };
 
 struct gw_coap_opts {

@@ -134,6 +134,7 @@ struct gw_coap {
     struct gw_psk *psk;
     coap_bin_const_t psk_reply;  /* what the identity callback returns */
     coap_resource_t *status_res; /* owned by the context */
+    coap_resource_t *config_res; /* owned by the context */
     struct artifact_entry *arts;
     struct manifest_entry *mans;
     size_t waiting_products; /* manifests created for a node's GET with no release yet */

@@ -215,6 +215,55 @@ static void on_status_post(coap_resource_t *r, coap_session_t *ses, const coap_p
         echo_block1(resp, &b, false);
 }
 
+/* POST ferry/config: a node's configuration report (its properties file),
+ * JSON in one datagram, answered as a status record is. */
+static void on_config_post(coap_resource_t *r, coap_session_t *ses, const coap_pdu_t *req,
+                           const coap_string_t *q, coap_pdu_t *resp)
+{
+    (void)q;
+    struct gw_coap *s = coap_resource_get_userdata(r);
+    struct gw_coap_requester who;
+    if (!gw_coap_who(ses, req, &who, resp))
+        return;
+    uint16_t cf = 0;
+    if (!content_format(req, &cf) || cf != COAP_MEDIATYPE_APPLICATION_JSON) {
+        gw_coap_answer(resp, COAP_RESPONSE_CODE_UNSUPPORTED_CONTENT_FORMAT, 0,
+                       "configuration reports are JSON (50)");
+        return;
+    }
+    size_t len = 0;
+    const uint8_t *data = NULL;
+    coap_opt_iterator_t it;
+    if (coap_check_option(req, COAP_OPTION_BLOCK1, &it) || !coap_get_data(req, &len, &data) ||
+        len == 0) {
+        gw_coap_answer(resp, COAP_RESPONSE_CODE_BAD_REQUEST, 0,
+                       "a configuration report comes whole, in one datagram");
+        return;
+    }
+    struct ferry_config_report rep;
+    struct ferry_diag d = {{0}};
+    enum ferry_err err = ferry_config_report_decode(data, len, &rep, &d);
+    if (err != FERRY_OK) {
+        gw_coap_answer(resp,
+                       err == FERRY_E_TOO_LARGE ? COAP_RESPONSE_CODE_REQUEST_TOO_LARGE
+                                                : COAP_RESPONSE_CODE_BAD_REQUEST,
+                       0, ferry_diag_str(&d, err));
+        return;
+    }
+    d.msg[0] = '\0';
+    err = s->hooks.config ? s->hooks.config(s->hooks.arg, &rep,
+                                            who.kind == GW_COAP_REQUESTER_PSK ? who.id : NULL, &d)
+                          : FERRY_E_BUSY;
+    coap_pdu_code_t code = status_code_for(err);
+    if (err == FERRY_OK)
+        coap_pdu_set_code(resp, code);
+    else
+        gw_coap_answer(
+            resp, code,
+            code == COAP_RESPONSE_CODE_SERVICE_UNAVAILABLE ? gw_coap_jittered(s->busy_max_age) : 0,
+            d.msg[0] ? d.msg : ferry_strerror(err));
+}
+
 enum ferry_err gw_coap_status_register(struct gw_coap *s, struct ferry_diag *d)
 {
     /* Handed to the context at once, which frees it in the end. */
@@ -226,5 +275,13 @@ enum ferry_err gw_coap_status_register(struct gw_coap *s, struct ferry_diag *d)
     coap_resource_set_userdata(st, s);
     coap_add_resource(s->ctx, st);
     s->status_res = st;
+    coap_resource_t *cfg =
+        gw_coap_new_resource(FERRY_COAP_CONFIG, 0, "\"" FERRY_COAP_RT_CONFIG "\"");
+    if (!cfg)
+        return ferry_fail(d, FERRY_E_NOMEM, "coap: out of memory");
+    coap_register_request_handler(cfg, COAP_REQUEST_POST, on_config_post);
+    coap_resource_set_userdata(cfg, s);
+    coap_add_resource(s->ctx, cfg);
+    s->config_res = cfg;
     return FERRY_OK;
 }

@@ -530,6 +530,33 @@ static enum ferry_err relay_publish(void *arg, bool twin, const char *node, cons
 
 /* ---- CoAP hooks: what nodes see ----------------------------------------- */
 
+/* A node's configuration report goes up retained, as part of its twin
+ * (ferry_config_report.h); like a twin it is best effort: the node sends
+ * it again at its next start or change, and until the broker has it the
+ * answer is 5.03. */
+static enum ferry_err hook_config(void *arg, const struct ferry_config_report *r,
+                                  const char *psk_identity, struct ferry_diag *d)
+{
+    struct gw *g = arg;
+    if (psk_identity && strcmp(psk_identity, r->node) != 0)
+        return ferry_fail(d, FERRY_E_PROTOCOL, "config: node '%s' may not report for '%s'",
+                          psk_identity, r->node);
+    struct ferry_config_report up = *r;
+    snprintf(up.gateway, sizeof(up.gateway), "%s", g->cfg->id);
+    char *json = NULL;
+    size_t len = 0;
+    enum ferry_err err = ferry_config_report_encode(&up, &json, &len, d);
+    if (err == FERRY_OK)
+        err = gw_uplink_publish(g->uplink, FERRY_TOPIC_CONFIG, r->node, json, len, 1, true, NULL);
+    free(json);
+    if (err == FERRY_OK)
+        LOG_INFO("config: node %s reported its properties (%s)", r->node,
+                 r->healthy ? "healthy" : "not healthy");
+    else
+        LOG_WARN("config: node %s's report not relayed: %s", r->node, ferry_diag_str(d, err));
+    return err;
+}
+
 /* Nodes are offered a release only once its artifact is cached: offered
  * earlier, a node would ask for the artifact, get 5.03 and wait out a
  * Max-Age while the file was ready moments later. Meanwhile they keep the
@@ -650,6 +677,7 @@ static enum ferry_err start_coap(struct gw *g, struct ferry_diag *d)
         .artifact_release = hook_artifact_release,
         .status = hook_status,
         .meta = hook_meta,
+        .config = hook_config,
     };
     enum ferry_err err = gw_coap_new(g->loop, &co, &hooks, &g->coap, d);
     if (err != FERRY_OK) {

@@ -2,6 +2,8 @@
 
 #include "ferry_hex.h"
 #include "ferry_json.h"
+#include "ferry_module_json.h"
+#include "ferry_targets_json.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -362,6 +364,10 @@ static enum ferry_err validate(const struct ferry_manifest *m, struct ferry_diag
         return bad_field(d, "artifact", "media_type", "must be 'type/subtype', got '%.*s'",
                          FERRY_MEDIA_TYPE_MAX, m->media_type);
     err = validate_times(m, d);
+    if (err == FERRY_OK)
+        err = ferry_module_check(m->media_type, &m->module, d);
+    if (err == FERRY_OK)
+        err = ferry_targets_check(&m->nodes, d);
     if (err != FERRY_OK)
         return err;
     if (!lower_hex(m->key_id, 16))
@@ -534,9 +540,10 @@ static enum ferry_err read_top(const cJSON *root, struct ferry_manifest *m, stru
 enum ferry_err ferry_manifest_parse(const uint8_t *buf, size_t len, struct ferry_manifest *out,
                                     struct ferry_diag *d)
 {
-    static const char *const keys[] = {
-        "format",   "release",   "product",    "component",   "version", "seq", "hardware",
-        "artifact", "issued_at", "expires_at", "constraints", "key_id",  NULL};
+    static const char *const keys[] = {"format",    "release",    "product",     "component",
+                                       "version",   "seq",        "hardware",    "artifact",
+                                       "issued_at", "expires_at", "constraints", "key_id",
+                                       "module",    "nodes",      NULL};
     struct ferry_manifest m = {0};
     cJSON *root = NULL;
     enum ferry_err err = ferry_json_parse(buf, len, FERRY_MANIFEST_MAX_BYTES, WHAT, &root, d);
@@ -550,6 +557,10 @@ enum ferry_err ferry_manifest_parse(const uint8_t *buf, size_t len, struct ferry
         err = read_artifact(root, &m, d);
     if (err == FERRY_OK)
         err = read_constraints(root, &m, d);
+    if (err == FERRY_OK)
+        err = ferry_module_read(root, &m.module, d);
+    if (err == FERRY_OK)
+        err = ferry_targets_read(root, &m.nodes, d);
     if (err == FERRY_OK)
         err = validate(&m, d);
     if (err == FERRY_OK)
@@ -631,7 +642,8 @@ static bool build(cJSON *root, const struct ferry_manifest *m)
            cJSON_AddStringToObject(root, "version", m->version) &&
            add_int(root, "seq", (int64_t)m->seq) && add_hw(root, m) && add_artifact(root, m) &&
            add_int(root, "issued_at", m->issued_at) && add_int(root, "expires_at", m->expires_at) &&
-           add_constraints(root, &m->constraints) &&
+           add_constraints(root, &m->constraints) && ferry_module_write(root, &m->module) &&
+           ferry_targets_write(root, &m->nodes) &&
            cJSON_AddStringToObject(root, "key_id", m->key_id);
 }
 

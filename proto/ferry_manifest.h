@@ -13,7 +13,9 @@
 #define FERRY_MANIFEST_H
 
 #include "ferry_err.h"
+#include "ferry_module.h"
 #include "ferry_sha256.h"
+#include "ferry_targets.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -65,6 +67,8 @@ struct ferry_manifest {
     int64_t issued_at;  /* unix seconds */
     int64_t expires_at; /* unix seconds, > issued_at */
     struct ferry_constraints constraints;
+    struct ferry_module_args module; /* present only for a module's release */
+    struct ferry_targets nodes;      /* n 0: every node of the product line */
     char key_id[FERRY_NAME_MAX + 1];
 };
 

@@ -31,10 +31,12 @@
 #define FERRY_COAP_ARTIFACT    "ferry/artifact" /* + "/<sha256-hex>", Block2 */
 #define FERRY_COAP_STATUS      "ferry/status"   /* POST status records */
 #define FERRY_COAP_META        "ferry/meta"     /* + "/<product>", observable */
+#define FERRY_COAP_CONFIG      "ferry/config"   /* POST configuration reports */
 #define FERRY_COAP_RT_MANIFEST "ferry.manifest"
 #define FERRY_COAP_RT_ARTIFACT "ferry.artifact"
 #define FERRY_COAP_RT_STATUS   "ferry.status"
 #define FERRY_COAP_RT_META     "ferry.meta"
+#define FERRY_COAP_RT_CONFIG   "ferry.config"
 
 bool ferry_id_valid(const char *id);
 
@@ -48,11 +50,12 @@ enum ferry_topic {
     FERRY_TOPIC_NODE,           /* <fleet>/node/<gateway>/<node>: retained reported state */
     FERRY_TOPIC_META_ROOT,      /* <fleet>/root/<version>: retained signed root document */
     FERRY_TOPIC_META_TIMESTAMP, /* <fleet>/timestamp/<product>: retained signed timestamp */
+    FERRY_TOPIC_CONFIG,         /* <fleet>/config/<gateway>/<node>: retained configuration */
 };
 
 /* Builds a topic. `sub` is the last variable level (product, gateway) and
- * `node` is used only by FERRY_TOPIC_NODE. Pass "+" for sub (or node) to get a
- * subscription filter. */
+ * `node` is used only by FERRY_TOPIC_NODE and FERRY_TOPIC_CONFIG. Pass "+" for sub (or node) to get
+ * a subscription filter. */
 enum ferry_err ferry_topic(char *out, size_t cap, enum ferry_topic which, const char *fleet,
                            const char *sub, const char *node) FERRY_MUST_CHECK;
 

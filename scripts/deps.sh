@@ -8,6 +8,7 @@ PKGS=(
     libpaho-mqtt-dev libssl-dev mosquitto mosquitto-clients
     libmbedtls-dev libcjson-dev libcoap3-dev libcoap3-bin
     libcunit1-dev libsqlite3-dev zlib1g-dev openssl python3 iproute2 procps
+    libubootenv-dev libubootenv-tool grub-common u-boot-tools u-boot-qemu qemu-system-arm
 )
 
 missing=()

@@ -33,6 +33,9 @@ expect_status 1 "ferry-cloud timestamp takes its example config" \
 expect_output stderr "/etc/ferry/keys/timestamp.key" "... and fails only on the timestamp key"
 expect_status 1 "ferry-edge takes its example config" "$EDGE" --config "$EXAMPLES/ferry-edge.json.example"
 expect_output stderr "/etc/ferry/release-keys.pub" "... and fails only on a file the example names"
+expect_status 1 "ferry-edge takes its example config for a U-Boot board" \
+    "$EDGE" --config "$EXAMPLES/ferry-edge-uboot.json.example"
+expect_output stderr "/etc/ferry/release-keys.pub" "... and fails only on a file the example names"
 
 # Strictness is what makes the checks above mean something.
 python3 - "$EXAMPLES/ferry-gateway.json.example" "$TEST_TMP/typo.json" <<'EOF'
@@ -123,7 +126,11 @@ for f in bin/ferry-cloud bin/ferry-gateway bin/ferry-edge \
     share/doc/ferry/examples/ferry-gateway.json.example \
     share/doc/ferry/examples/ferry-cloud-serve.json.example \
     share/doc/ferry/examples/ferry-cloud-publish.json.example \
-    share/doc/ferry/examples/ferry-edge.json.example; do
+    share/doc/ferry/examples/ferry-edge.json.example \
+    share/doc/ferry/examples/ferry-edge-uboot.json.example share/doc/ferry/examples/uboot/boot.cmd \
+    share/doc/ferry/examples/grub/ferry.cfg \
+    share/doc/ferry/examples/custom/ferry-bootloader-example lib/ferry/modules/file \
+    lib/ferry/modules/script; do
     [ -e "$INST/$f" ] || missing="$missing $f"
 done
 check "... binaries in bin/, units, sysusers and examples in place (missing:${missing:- none})" \

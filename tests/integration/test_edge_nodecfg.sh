@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ferry-edge keeps its identity in STATE/node.cfg: written from the flags on
 # first start, read back when a later start (another version, a factory
-# image) gives only --state-dir, and never allowed to override a flag.
+# image) gives only --state-dir, and never allowed to override a flag. A
+# damaged file stops a start without flags, and is left alone by one with.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 EDGE=$(ferry_bin ferry-edge)
 CLOUD=$(ferry_bin ferry-cloud)
@@ -42,6 +43,15 @@ check "a flag still overrides the file" grep -qx "gateway=coap://127.0.0.1:$((PO
 printf 'x' >>"$STATE/node.cfg"
 expect_status 2 "a damaged node.cfg is refused" "$EDGE" --state-dir "$STATE"
 expect_output stderr "node.cfg" "the error names node.cfg"
+expect_output stderr "restore the file" "... and says how to go on"
+# With the node's flags it runs, and leaves the damaged file for a restore.
+cp "$STATE/node.cfg" "$TEST_TMP/damaged.cfg"
+: >"$TEST_TMP/edge.log"
+run_edge 1 --state-dir "$STATE" --gateway "coap://127.0.0.1:$PORT" --id node-7 \
+    --hw-model meter-v2 --trust "$PUB"
+check "a damaged node.cfg with the node's flags runs" test $? -eq 0
+check "it warns that node.cfg is damaged" grep -q "node.cfg is damaged" "$TEST_TMP/edge.log"
+check "the damaged file is left as it was" cmp -s "$STATE/node.cfg" "$TEST_TMP/damaged.cfg"
 expect_status 2 "without node.cfg or flags, --id is required" "$EDGE" \
     --state-dir "$TEST_TMP/empty"
 expect_output stderr "--id" "the error names --id"

@@ -210,6 +210,7 @@ static struct edge_boot_state running_old(void)
 static struct edge_fsm_boot boot_of(const struct edge_boot_state *before)
 {
     struct edge_fsm_boot b;
+    memset(&b, 0, sizeof(b));
     b.before = *before;
     edge_boot_decide(before, &b.after, &b.booted);
     return b;
@@ -1560,6 +1561,35 @@ static void confirm_that_fails_rolls_back(void)
     world_free(&w);
 }
 
+static void failed_reboot_disarms_the_trial(void)
+{
+    for (int which = 0; which < 2; which++) {
+        struct world w;
+        world_init(&w);
+        to_gate(&w);
+        busy(&w, false);
+        CU_ASSERT_EQUAL_FATAL(count(&w, EDGE_ACT_REBOOT), 1);
+        enum edge_act_kind kind = which ? EDGE_ACT_REBOOT : EDGE_ACT_TRIAL;
+        edge_fsm_failed(w.f, &w.clk, kind, FERRY_E_IO, "exit 1", &w.out);
+        record(&w);
+        static const enum ferry_state failed[] = {FERRY_STATE_FAILED};
+        expect_states(&w, failed, 1);
+        /* Disarmed, after the record and the saved job. */
+        CU_ASSERT_EQUAL(count(&w, EDGE_ACT_ROLLBACK), 1);
+        CU_ASSERT(index_of(&w, EDGE_ACT_STATUS) < index_of(&w, EDGE_ACT_ROLLBACK));
+        CU_ASSERT(index_of(&w, EDGE_ACT_SAVE) < index_of(&w, EDGE_ACT_ROLLBACK));
+        if (which)
+            CU_ASSERT_PTR_NOT_NULL(strstr(last_status(&w)->message, "reboot into the new image"));
+        CU_ASSERT_EQUAL(edge_fsm_phase(w.f), EDGE_PHASE_IDLE);
+        /* The release is over; a newer one is taken. */
+        struct ferry_manifest m2 = w.m;
+        m2.seq = NEW_SEQ + 1;
+        send_manifest(&w, &m2);
+        CU_ASSERT_EQUAL(count(&w, EDGE_ACT_BEGIN), 1);
+        world_free(&w);
+    }
+}
+
 static void busy_command_that_cannot_run_counts_as_busy(void)
 {
     struct world w;
@@ -1789,6 +1819,162 @@ static void crashed_trial_rolls_back_at_the_next_start(void)
     world_free(&w);
 }
 
+static void bootloader_fallback_is_reported_as_such(void)
+{
+    struct world w;
+    world_init(&w);
+    to_gate(&w);
+    busy(&w, false);
+    /* Armed, rebooted: B never reached ferry-edge; the bootloader booted A. */
+    struct edge_boot_state st = running_old();
+    struct edge_image img = new_image(&w);
+    CU_ASSERT_EQUAL_FATAL(edge_boot_installed(&st, EDGE_SLOT_B, &img, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(edge_boot_set_trial(&st, 1, NULL), FERRY_OK);
+    uint8_t buf[EDGE_FSM_SAVED_LEN];
+    struct edge_fsm_saved saved;
+    CU_ASSERT_EQUAL_FATAL(edge_fsm_saved_encode(edge_fsm_saved(w.f), buf, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(edge_fsm_saved_decode(buf, sizeof(buf), &saved, NULL), FERRY_OK);
+    edge_fsm_free(w.f);
+    CU_ASSERT_EQUAL_FATAL(edge_fsm_new(&w.cfg, &w.f, NULL), FERRY_OK);
+    struct edge_fsm_boot b;
+    memset(&b, 0, sizeof(b));
+    b.before = st;
+    b.after = st;
+    enum edge_slot to;
+    CU_ASSERT_EQUAL_FATAL(edge_boot_rollback(&b.after, &to, NULL), FERRY_OK);
+    b.booted = EDGE_SLOT_A;
+    b.fell_back = true;
+    edge_fsm_start(w.f, &w.clk, &b, &saved, &w.out);
+    record(&w);
+    static const enum ferry_state rb[] = {FERRY_STATE_ROLLED_BACK, FERRY_STATE_IDLE};
+    expect_states(&w, rb, 2);
+    const struct ferry_status *s = &w.out.v[index_of(&w, EDGE_ACT_STATUS)].status;
+    CU_ASSERT_PTR_NOT_NULL(strstr(s->message, "the bootloader fell back to slot A"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s->message, "boot attempts"));
+    CU_ASSERT_STRING_EQUAL(s->release_id, w.m.release_id);
+    CU_ASSERT_EQUAL(count(&w, EDGE_ACT_RUN_HEALTH), 0);
+    world_free(&w);
+}
+
+static void module_release_is_health_checked_in_place(void)
+{
+    struct world w;
+    world_init(&w);
+    to_gate(&w);
+    busy(&w, false);
+    CU_ASSERT_EQUAL_FATAL(count(&w, EDGE_ACT_REBOOT), 1);
+    edge_fsm_installed(w.f, &w.clk, &w.out);
+    record(&w);
+    const struct edge_action *h = find(&w, EDGE_ACT_RUN_HEALTH);
+    CU_ASSERT_EQUAL(h->slot, EDGE_SLOT_NONE);
+    CU_ASSERT_STRING_EQUAL(h->img.version, w.m.version);
+    edge_fsm_health(w.f, &w.clk, true, NULL, &w.out);
+    record(&w);
+    CU_ASSERT_EQUAL(find(&w, EDGE_ACT_CONFIRM)->slot, EDGE_SLOT_A); /* the running slot */
+    CU_ASSERT_EQUAL(last_status(&w)->state, FERRY_STATE_SUCCESS);
+    CU_ASSERT_STRING_EQUAL(last_status(&w)->version, w.m.version);
+    /* The image still runs; its version is what idle reports. */
+    CU_ASSERT_STRING_EQUAL(edge_fsm_running(w.f)->img.version, "1.0.0");
+    /* The release's seq is the floor now. */
+    struct ferry_manifest m2 = w.m;
+    send_manifest(&w, &m2);
+    CU_ASSERT_EQUAL(count(&w, EDGE_ACT_BEGIN), 0);
+    world_free(&w);
+}
+
+static void module_failing_its_health_check_rolls_back(void)
+{
+    struct world w;
+    world_init(&w);
+    to_gate(&w);
+    busy(&w, false);
+    edge_fsm_installed(w.f, &w.clk, &w.out);
+    edge_fsm_health(w.f, &w.clk, false, "exit 2", &w.out);
+    record(&w);
+    CU_ASSERT_EQUAL(count(&w, EDGE_ACT_ROLLBACK), 1);
+    CU_ASSERT_EQUAL(last_status(&w)->state, FERRY_STATE_ROLLED_BACK);
+    CU_ASSERT_STRING_EQUAL(edge_fsm_running(w.f)->img.version, "1.0.0");
+    world_free(&w);
+}
+
+/* A restart with the saved job on trial and the module record's outcome. */
+static void restart_module_job(struct world *w, enum edge_fsm_module module, uint64_t floor)
+{
+    to_gate(w);
+    busy(w, false);
+    uint8_t buf[EDGE_FSM_SAVED_LEN];
+    struct edge_fsm_saved saved;
+    CU_ASSERT_EQUAL_FATAL(edge_fsm_saved_encode(edge_fsm_saved(w->f), buf, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(edge_fsm_saved_decode(buf, sizeof(buf), &saved, NULL), FERRY_OK);
+    edge_fsm_free(w->f);
+    CU_ASSERT_EQUAL_FATAL(edge_fsm_new(&w->cfg, &w->f, NULL), FERRY_OK);
+    struct edge_boot_state st = running_old();
+    struct edge_fsm_boot b = boot_of(&st);
+    b.module = module;
+    b.module_floor = floor;
+    edge_fsm_start(w->f, &w->clk, &b, &saved, &w->out);
+    record(w);
+}
+
+static void restart_carries_a_module_job_on(void)
+{
+    struct world w;
+    world_init(&w);
+    restart_module_job(&w, EDGE_FSM_MODULE_TRIAL, 0);
+    CU_ASSERT_EQUAL(find(&w, EDGE_ACT_RUN_HEALTH)->slot, EDGE_SLOT_NONE);
+    CU_ASSERT_EQUAL(count(&w, EDGE_ACT_STATUS), 0);
+    edge_fsm_health(w.f, &w.clk, true, NULL, &w.out);
+    record(&w);
+    CU_ASSERT_EQUAL(last_status(&w)->state, FERRY_STATE_SUCCESS);
+    world_free(&w);
+
+    world_init(&w);
+    restart_module_job(&w, EDGE_FSM_MODULE_COMMITTED, 0);
+    static const enum ferry_state ok[] = {FERRY_STATE_SUCCESS, FERRY_STATE_IDLE};
+    expect_states(&w, ok, 2);
+    CU_ASSERT_STRING_EQUAL(last_status(&w)->version, "1.0.0");
+    world_free(&w);
+
+    world_init(&w);
+    restart_module_job(&w, EDGE_FSM_MODULE_ROLLED_BACK, 0);
+    static const enum ferry_state rb[] = {FERRY_STATE_ROLLED_BACK, FERRY_STATE_IDLE};
+    expect_states(&w, rb, 2);
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(w.out.v[index_of(&w, EDGE_ACT_STATUS)].status.message, "ended while ferry-edge"));
+    world_free(&w);
+}
+
+static void module_floor_refuses_older_releases(void)
+{
+    struct world w;
+    world_init(&w);
+    struct edge_boot_state st = running_old();
+    struct edge_fsm_boot b = boot_of(&st);
+    b.module_floor = NEW_SEQ;
+    edge_fsm_start(w.f, &w.clk, &b, NULL, &w.out);
+    record(&w);
+    send_manifest(&w, &w.m); /* seq NEW_SEQ: not above the floor */
+    CU_ASSERT_EQUAL(count(&w, EDGE_ACT_BEGIN), 0);
+    CU_ASSERT_EQUAL(last_status(&w)->error, FERRY_E_DOWNGRADE);
+    world_free(&w);
+}
+
+static void release_for_other_nodes_is_passed_over(void)
+{
+    struct world w;
+    world_init(&w);
+    struct edge_boot_state st = running_old();
+    start(&w, &st, NULL);
+    struct ferry_manifest m2 = w.m;
+    CU_ASSERT_EQUAL_FATAL(ferry_targets_add(&m2.nodes, "someone-else", NULL), FERRY_OK);
+    send_manifest(&w, &m2);
+    CU_ASSERT_EQUAL(w.out.n, 0); /* no record, no download */
+    CU_ASSERT_EQUAL_FATAL(ferry_targets_add(&m2.nodes, w.cfg.node_id, NULL), FERRY_OK);
+    send_manifest(&w, &m2);
+    CU_ASSERT_EQUAL(count(&w, EDGE_ACT_BEGIN), 1);
+    world_free(&w);
+}
+
 static void restart_after_confirm_reports_success(void)
 {
     struct world w;
@@ -1979,6 +2165,13 @@ const struct ferry_test_case ferry_tests[] = {
     {"failed health check rolls back", failed_health_check_rolls_back},
     {"health command that cannot run rolls back", health_command_that_cannot_run_rolls_back},
     {"confirm that fails rolls back", confirm_that_fails_rolls_back},
+    {"failed reboot disarms the trial", failed_reboot_disarms_the_trial},
+    {"module release is health-checked in place", module_release_is_health_checked_in_place},
+    {"module failing its health check rolls back", module_failing_its_health_check_rolls_back},
+    {"restart carries a module job on", restart_carries_a_module_job_on},
+    {"release for other nodes is passed over", release_for_other_nodes_is_passed_over},
+    {"module floor refuses older releases", module_floor_refuses_older_releases},
+    {"bootloader fallback is reported as such", bootloader_fallback_is_reported_as_such},
     {"busy command that cannot run counts as busy", busy_command_that_cannot_run_counts_as_busy},
     {"manifests wait during the trial", manifests_wait_during_the_trial},
     {"restart resumes the download", restart_resumes_the_download},

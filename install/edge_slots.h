@@ -180,6 +180,12 @@ enum ferry_err edge_slots_set_trial(struct edge_slots *s, unsigned attempts,
 enum ferry_err edge_slots_boot(struct edge_slots *s, enum edge_slot *slot,
                                struct ferry_diag *d) FERRY_MUST_CHECK;
 
+/* Stores `next`, a state a boot decision made from the current one
+ * (inst_boot.h): it must pass edge_boot_check(). When it ends a trial, the
+ * dropped slot is then marked invalid on the platform, as by a rollback. */
+enum ferry_err edge_slots_replace(struct edge_slots *s, const struct edge_boot_state *next,
+                                  struct ferry_diag *d) FERRY_MUST_CHECK;
+
 /* After a passed health check on `running` (edge_boot_confirm()); then
  * rewrites the LKG record. */
 enum ferry_err edge_slots_confirm(struct edge_slots *s, enum edge_slot running,
@@ -202,14 +208,16 @@ enum ferry_err edge_slots_adopt(struct edge_slots *s, enum edge_slot slot,
                                 const struct edge_image *img,
                                 struct ferry_diag *d) FERRY_MUST_CHECK;
 
-/* ---- File backend (edge_slots_file.c): Linux devices, tests, demo ----
+/* ---- File backend (edge_slots_file.c): the simulated node, tests, demo ----
  *
+ * Slots by path (inst_slots_path.h) with everything in one folder:
  * DIR/slot-a.img, DIR/slot-b.img: the images, written in place with
  * pwrite, fsync on sync; open_write and mark_invalid truncate and fsync.
  * DIR/boot.0, DIR/boot.1, DIR/boot.lkg: the records, each replaced
  * atomically (temp file, fsync, rename, fsync folder: ferry_write_atomic),
  * so a record is never torn here (the logic would cope if it were).
- * DIR must exist. `capacity` caps each slot. */
+ * DIR must exist. `capacity` caps each slot. A real device names its
+ * partitions with inst_slots_path_new() instead. */
 enum ferry_err edge_slots_file_new(const char *dir, uint64_t capacity,
                                    struct edge_slots_backend **out,
                                    struct ferry_diag *d) FERRY_MUST_CHECK;
@@ -243,5 +251,13 @@ const struct edge_slots_backend *edge_slots_faulty_backend(const struct edge_slo
 uint64_t edge_slots_faulty_ops(const struct edge_slots_faulty *f);
 /* True once the power has been cut. */
 bool edge_slots_faulty_is_cut(const struct edge_slots_faulty *f);
+/* For a wrapper of another store on the same power supply (the
+ * bootloader's environment, inst_bootenv.h): counts one mutating operation
+ * of that store in the same numbering. FERRY_OK when it may go ahead;
+ * FERRY_E_IO ("power cut") for the cut operation and everything after it.
+ * *at_cut is set when this very operation is the one cut (the wrapper may
+ * then leave its store torn). */
+enum ferry_err edge_slots_faulty_step(struct edge_slots_faulty *f, bool *at_cut,
+                                      struct ferry_diag *d) FERRY_MUST_CHECK;
 
 #endif

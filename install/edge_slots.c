@@ -337,6 +337,17 @@ enum ferry_err edge_slots_boot(struct edge_slots *s, enum edge_slot *slot, struc
     return FERRY_OK;
 }
 
+enum ferry_err edge_slots_replace(struct edge_slots *s, const struct edge_boot_state *next,
+                                  struct ferry_diag *d)
+{
+    enum ferry_err err = edge_boot_check(next, d);
+    if (err != FERRY_OK)
+        return err;
+    if (s->st.trial != EDGE_SLOT_NONE && next->trial == EDGE_SLOT_NONE)
+        return store_rollback(s, next, d);
+    return store(s, next, d);
+}
+
 /* Both states are valid (they pass edge_boot_check()), so their encodings
  * compare without struct padding in the way. */
 static bool same_state(const struct edge_boot_state *a, const struct edge_boot_state *b)

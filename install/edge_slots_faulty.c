@@ -95,7 +95,7 @@ static enum ferry_err dead(struct ferry_diag *d)
     return ferry_fail(d, FERRY_E_IO, "faulty storage: power cut");
 }
 
-static bool at_cut(const struct edge_slots_faulty *f)
+static bool at_cut_now(const struct edge_slots_faulty *f)
 {
     return !f->cut && f->ops == f->cut_at;
 }
@@ -140,7 +140,7 @@ static enum ferry_err fy_write(void *ctx, enum edge_slot slot, uint64_t off, con
     enum ferry_err err = reserve_dirty(&f->dirty[slot], d);
     if (err != FERRY_OK)
         return err;
-    if (at_cut(f))
+    if (at_cut_now(f))
         add_dirty(&f->dirty[slot], off, len); /* the write in flight is torn too */
     err = step(f, d);
     if (err == FERRY_OK)
@@ -204,7 +204,7 @@ static enum ferry_err fy_record_write(void *ctx, enum edge_boot_rec rec, const v
                                       size_t len, struct ferry_diag *d)
 {
     struct edge_slots_faulty *f = ctx;
-    if (at_cut(f) && (f->flags & EDGE_FAULTY_TEAR_RECORDS))
+    if (at_cut_now(f) && (f->flags & EDGE_FAULTY_TEAR_RECORDS))
         tear_record(f, rec, buf, len);
     enum ferry_err err = step(f, d);
     if (err == FERRY_OK)
@@ -263,4 +263,11 @@ uint64_t edge_slots_faulty_ops(const struct edge_slots_faulty *f)
 bool edge_slots_faulty_is_cut(const struct edge_slots_faulty *f)
 {
     return f->cut;
+}
+
+enum ferry_err edge_slots_faulty_step(struct edge_slots_faulty *f, bool *at_cut,
+                                      struct ferry_diag *d)
+{
+    *at_cut = at_cut_now(f);
+    return step(f, d);
 }
