@@ -37,18 +37,22 @@
 bool ferry_id_valid(const char *id);
 
 enum ferry_topic {
-    FERRY_TOPIC_RELEASE,     /* <fleet>/release/<product>: retained envelope */
-    FERRY_TOPIC_STREAM_REQ,  /* <fleet>/stream/req/<gateway>: chunk requests */
-    FERRY_TOPIC_STREAM_DATA, /* <fleet>/stream/data/<gateway>: chunks */
-    FERRY_TOPIC_STATUS,      /* <fleet>/status/<gateway>: status batches */
-    FERRY_TOPIC_STATUS_ACK,  /* <fleet>/status-ack/<gateway>: ingestion acks */
-    FERRY_TOPIC_PRESENCE,    /* <fleet>/presence/<gateway>: retained online/offline */
-    FERRY_TOPIC_NODE,        /* <fleet>/node/<gateway>/<node>: retained reported state */
+    FERRY_TOPIC_RELEASE,        /* <fleet>/release/<product>: retained envelope */
+    FERRY_TOPIC_STREAM_REQ,     /* <fleet>/stream/req/<gateway>: chunk requests */
+    FERRY_TOPIC_STREAM_DATA,    /* <fleet>/stream/data/<gateway>: chunks */
+    FERRY_TOPIC_STATUS,         /* <fleet>/status/<gateway>: status batches */
+    FERRY_TOPIC_STATUS_ACK,     /* <fleet>/status-ack/<gateway>: ingestion acks */
+    FERRY_TOPIC_PRESENCE,       /* <fleet>/presence/<gateway>: retained online/offline */
+    FERRY_TOPIC_NODE,           /* <fleet>/node/<gateway>/<node>: retained reported state */
+    FERRY_TOPIC_NODE_INFO,      /* <fleet>/node-info/<gateway>/<node>: retained description */
+    FERRY_TOPIC_ROLLOUT,        /* <fleet>/rollout/<gateway>/<product>: retained rollout */
+    FERRY_TOPIC_ROLLOUT_REPORT, /* <fleet>/rollout-report/<gateway>: retained enforcement */
 };
 
-/* Builds a topic. `sub` is the last variable level (product, gateway) and
- * `node` is used only by FERRY_TOPIC_NODE. Pass "+" for sub (or node) to get a
- * subscription filter. */
+/* Builds a topic. `sub` is the first variable level (product, gateway) and
+ * `node` the second, used only by the topics with two (FERRY_TOPIC_NODE and
+ * FERRY_TOPIC_NODE_INFO: the node; FERRY_TOPIC_ROLLOUT: the product). Pass
+ * "+" for sub (or node) to get a subscription filter. */
 enum ferry_err ferry_topic(char *out, size_t cap, enum ferry_topic which, const char *fleet,
                            const char *sub, const char *node) FERRY_MUST_CHECK;
 

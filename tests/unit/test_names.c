@@ -47,6 +47,10 @@ static void topic_builds_every_kind(void)
         {FERRY_TOPIC_STATUS, "+", NULL, "ferry/v1/f1/status/+"},
         {FERRY_TOPIC_NODE, "+", "+", "ferry/v1/f1/node/+/+"},
         {FERRY_TOPIC_NODE, "gw1", "+", "ferry/v1/f1/node/gw1/+"},
+        {FERRY_TOPIC_NODE_INFO, "gw1", "n1", "ferry/v1/f1/node-info/gw1/n1"},
+        {FERRY_TOPIC_ROLLOUT, "gw1", "firmware", "ferry/v1/f1/rollout/gw1/firmware"},
+        {FERRY_TOPIC_ROLLOUT, "gw1", "+", "ferry/v1/f1/rollout/gw1/+"},
+        {FERRY_TOPIC_ROLLOUT_REPORT, "gw1", NULL, "ferry/v1/f1/rollout-report/gw1"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char out[FERRY_TOPIC_MAX];
