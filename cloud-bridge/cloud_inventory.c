@@ -1,5 +1,6 @@
 #include "cloud_inventory.h"
 
+#include "cloud_inventory_priv.h"
 #include "ferry_names.h"
 
 #include <inttypes.h>
@@ -166,6 +167,8 @@ static enum ferry_err configure(struct cloud_inventory *inv, bool create, struct
     if (err == FERRY_OK)
         err = check_schema(inv, create, d);
     if (err == FERRY_OK)
+        err = cloud_inventory_rollout_schema(inv, d);
+    if (err == FERRY_OK)
         err = prepare(inv, insert_record_sql, &inv->insert_record, d);
     if (err == FERRY_OK)
         err = prepare(inv, upsert_node_sql, &inv->upsert_node, d);
@@ -206,6 +209,19 @@ void cloud_inventory_close(struct cloud_inventory *inv)
     sqlite3_close(inv->db); /* NULL is fine; all statements are finalised */
     free(inv->path);
     free(inv);
+}
+
+/* ---- for the rollout tables (cloud_inventory_priv.h) ---------------------- */
+
+sqlite3 *cloud_inventory_sqlite(struct cloud_inventory *inv)
+{
+    return inv->db;
+}
+
+enum ferry_err cloud_inventory_fail(const struct cloud_inventory *inv, int rc, const char *doing,
+                                    struct ferry_diag *d)
+{
+    return db_fail(inv, rc, doing, d);
 }
 
 /* ---- ingest -------------------------------------------------------------- */
@@ -361,8 +377,8 @@ static bool column_names(sqlite3_stmt *s, struct ferry_status *st)
     return !error[0] || (ferry_err_from_name(error, &st->error) == FERRY_OK);
 }
 
-static enum ferry_err read_row(const struct cloud_inventory *inv, sqlite3_stmt *s,
-                               struct ferry_inventory_row *row, struct ferry_diag *d)
+enum ferry_err cloud_inventory_read_node(const struct cloud_inventory *inv, sqlite3_stmt *s,
+                                         struct ferry_inventory_row *row, struct ferry_diag *d)
 {
     struct ferry_status *st = &row->st;
     memset(row, 0, sizeof(*row));
@@ -411,7 +427,7 @@ enum ferry_err cloud_inventory_each_node(struct cloud_inventory *inv,
     struct ferry_inventory_row row;
     enum ferry_err err = FERRY_OK;
     while (err == FERRY_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        err = read_row(inv, s, &row, d);
+        err = cloud_inventory_read_node(inv, s, &row, d);
         if (err == FERRY_OK)
             err = cb(arg, &row);
     }

@@ -1,6 +1,7 @@
 /* ferry-cloud: pick the subcommand and hand over. */
 #include "cloud_cli.h"
 #include "cloud_publish.h"
+#include "cloud_rollout_cli.h"
 #include "cloud_serve.h"
 #include "cloud_status.h"
 
@@ -20,6 +21,8 @@ static const struct subcommand subcommands[] = {
     {"publish", "store an artifact and publish its signed release", cloud_cmd_publish},
     {"serve", "stream artifacts to gateways and ingest their status", cloud_cmd_serve},
     {"status", "show the fleet inventory", cloud_cmd_status},
+    {"rollout", "progressive rollouts: create, list, show, pause, resume, ...", cloud_cmd_rollout},
+    {"fleet", "the fleet's configuration (require rollouts)", cloud_cmd_fleet},
 };
 #define N_SUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))
 

@@ -832,3 +832,182 @@ enum ferry_err ferry_rollout_report_from_json(const uint8_t *buf, size_t len,
     free(r);
     return err;
 }
+
+/* ---- fleet configuration ------------------------------------------------------------ */
+
+enum ferry_err ferry_fleet_config_to_json(const struct ferry_fleet_config *c, char **out,
+                                          size_t *len, struct ferry_diag *d)
+{
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o && cJSON_AddNumberToObject(o, "format", FERRY_ROLLOUT_FORMAT) &&
+              cJSON_AddBoolToObject(o, "require_rollout", c->require_rollout);
+    enum ferry_err err = ok ? ferry_json_print(o, out, len, d)
+                            : ferry_fail(d, FERRY_E_NOMEM, "fleet config: out of memory");
+    cJSON_Delete(o);
+    return err;
+}
+
+enum ferry_err ferry_fleet_config_from_json(const uint8_t *buf, size_t len,
+                                            struct ferry_fleet_config *out, struct ferry_diag *d)
+{
+    static const char *const keys[] = {"format", "require_rollout", NULL};
+    static const char what[] = "fleet config";
+    cJSON *o = NULL;
+    int64_t format = 0;
+    struct ferry_fleet_config c = {false};
+    enum ferry_err err = ferry_json_parse(buf, len, FERRY_FLEET_CONFIG_MAX, what, &o, d);
+    if (err == FERRY_OK)
+        err = ferry_json_only_keys(o, keys, true, what, d);
+    if (err == FERRY_OK)
+        err = ferry_json_int(o, "format", true, 1, FERRY_ROLLOUT_FORMAT, &format, what, d);
+    if (err == FERRY_OK)
+        err = ferry_json_bool(o, "require_rollout", false, &c.require_rollout, what, d);
+    cJSON_Delete(o);
+    if (err == FERRY_OK)
+        *out = c;
+    return err;
+}
+
+/* ---- view ----------------------------------------------------------------------------- */
+
+static bool add_states(cJSON *o, const char *key, const uint64_t *by_state)
+{
+    cJSON *st = cJSON_AddObjectToObject(o, key);
+    for (int s = 0; st && s < FERRY_STATE__COUNT; s++)
+        if (by_state[s] && !cJSON_AddNumberToObject(st, ferry_state_name((enum ferry_state)s),
+                                                    (double)by_state[s]))
+            return false;
+    return st != NULL;
+}
+
+static cJSON *rules_json(const struct ferry_rollout_plan *p)
+{
+    cJSON *o = cJSON_CreateObject(), *waves = NULL, *windows = NULL;
+    bool ok = o && add_sel(o, "select", &p->select) &&
+              (waves = cJSON_AddArrayToObject(o, "waves")) != NULL &&
+              cJSON_AddNumberToObject(o, "success", p->success_pct) &&
+              cJSON_AddNumberToObject(o, "min_final", p->min_final) &&
+              cJSON_AddNumberToObject(o, "soak", (double)p->soak_s) &&
+              cJSON_AddNumberToObject(o, "halt", p->halt_pct) &&
+              cJSON_AddNumberToObject(o, "rate", p->rate_per_min) &&
+              (windows = cJSON_AddArrayToObject(o, "windows")) != NULL;
+    for (size_t i = 0; ok && i < p->nwaves; i++) {
+        char item[FERRY_SEL_KEY_MAX + FERRY_SEL_VALUE_MAX + 2];
+        if (p->waves[i].group)
+            snprintf(item, sizeof(item), "%s=%s", p->waves[i].sel.key, p->waves[i].sel.value);
+        else
+            ferry_share_format(p->waves[i].share_bp, item);
+        cJSON *str = cJSON_CreateString(item);
+        ok = str && cJSON_AddItemToArray(waves, str);
+        if (!ok)
+            cJSON_Delete(str);
+    }
+    for (size_t i = 0; ok && i < p->nwindows; i++) {
+        char text[FERRY_WINDOW_TEXT_MAX], sel[FERRY_SEL_TEXT_MAX],
+            item[FERRY_WINDOW_TEXT_MAX + FERRY_SEL_TEXT_MAX + 4];
+        ferry_window_format(&p->windows[i].w, text);
+        ferry_sel_format(&p->windows[i].sel, sel);
+        snprintf(item, sizeof(item), "%s%s%s", sel, sel[0] ? ": " : "", text);
+        cJSON *str = cJSON_CreateString(item);
+        ok = str && cJSON_AddItemToArray(windows, str);
+        if (!ok)
+            cJSON_Delete(str);
+    }
+    if (!ok) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+static bool view_waves(cJSON *o, const struct ferry_rollout_view *v)
+{
+    cJSON *waves = cJSON_AddArrayToObject(o, "waves");
+    uint64_t targets = 0, totals[FERRY_STATE__COUNT] = {0};
+    bool ok = waves != NULL;
+    for (size_t i = 0; ok && i < v->plan->nwaves; i++) {
+        const struct ferry_rollout_view_wave *w = &v->waves[i];
+        char spec[FERRY_SEL_KEY_MAX + FERRY_SEL_VALUE_MAX + 2];
+        if (v->plan->waves[i].group)
+            snprintf(spec, sizeof(spec), "%s=%s", v->plan->waves[i].sel.key,
+                     v->plan->waves[i].sel.value);
+        else
+            ferry_share_format(v->plan->waves[i].share_bp, spec);
+        cJSON *e = cJSON_CreateObject();
+        ok = e && cJSON_AddItemToArray(waves, e);
+        if (!ok) {
+            cJSON_Delete(e);
+            break;
+        }
+        uint64_t reported = 0;
+        for (int s = 0; s < FERRY_STATE__COUNT; s++) {
+            reported += w->by_state[s];
+            totals[s] += w->by_state[s];
+        }
+        targets += w->targets;
+        ok = cJSON_AddNumberToObject(e, "wave", (double)(i + 1)) &&
+             cJSON_AddStringToObject(e, "spec", spec) &&
+             cJSON_AddBoolToObject(e, "open", w->open) &&
+             cJSON_AddNumberToObject(e, "opened_at", (double)w->opened_at) &&
+             cJSON_AddNumberToObject(e, "targets", (double)w->targets) &&
+             cJSON_AddNumberToObject(e, "silent",
+                                     (double)(w->targets > reported ? w->targets - reported : 0)) &&
+             add_states(e, "states", w->by_state) &&
+             cJSON_AddNumberToObject(e, "last_success_at", (double)w->last_success_at);
+    }
+    cJSON *t = ok ? cJSON_AddObjectToObject(o, "totals") : NULL;
+    return t && cJSON_AddNumberToObject(t, "targets", (double)targets) &&
+           add_states(t, "states", totals);
+}
+
+enum ferry_err ferry_rollout_view_to_json(const struct ferry_rollout_view *v, char **out,
+                                          size_t *len, struct ferry_diag *d)
+{
+    cJSON *o = cJSON_CreateObject(), *rules = v->plan ? rules_json(v->plan) : NULL, *halt = NULL;
+    bool ok = o && rules && cJSON_AddNumberToObject(o, "id", (double)v->id) &&
+              cJSON_AddStringToObject(o, "product", v->product) &&
+              cJSON_AddStringToObject(o, "release", v->release) &&
+              cJSON_AddStringToObject(o, "version", v->version) &&
+              cJSON_AddNumberToObject(o, "seq", (double)v->seq);
+    if (ok && v->revert_release[0]) {
+        cJSON *r = cJSON_AddObjectToObject(o, "revert");
+        ok = r && cJSON_AddStringToObject(r, "release", v->revert_release) &&
+             cJSON_AddNumberToObject(r, "seq", (double)v->revert_seq);
+    } else if (ok) {
+        ok = cJSON_AddNullToObject(o, "revert") != NULL;
+    }
+    ok = ok && cJSON_AddStringToObject(o, "state", ferry_rollout_state_name(v->state)) &&
+         cJSON_AddNumberToObject(o, "state_at", (double)v->state_at) &&
+         cJSON_AddNumberToObject(o, "created_at", (double)v->created_at) &&
+         cJSON_AddStringToObject(o, "created_by", v->created_by) &&
+         cJSON_AddNumberToObject(o, "start_at", (double)v->start_at) &&
+         cJSON_AddNumberToObject(o, "revision", (double)v->revision) &&
+         cJSON_AddItemToObject(o, "rules", rules);
+    if (!ok && rules && (!o || !cJSON_GetObjectItemCaseSensitive(o, "rules")))
+        cJSON_Delete(rules);
+    ok = ok && cJSON_AddNumberToObject(o, "open_waves", v->open_waves) && view_waves(o, v) &&
+         (halt = cJSON_AddObjectToObject(o, "halt")) != NULL &&
+         cJSON_AddNumberToObject(halt, "finals", (double)v->halt_finals) &&
+         cJSON_AddNumberToObject(halt, "failed", (double)v->halt_failed) &&
+         cJSON_AddStringToObject(o, "waiting", v->waiting);
+    if (ok && v->log) {
+        cJSON *log = cJSON_AddArrayToObject(o, "log");
+        ok = log != NULL;
+        for (size_t i = 0; ok && i < v->nlog; i++) {
+            cJSON *e = cJSON_CreateObject();
+            ok = e && cJSON_AddItemToArray(log, e);
+            if (!ok) {
+                cJSON_Delete(e);
+                break;
+            }
+            ok = cJSON_AddNumberToObject(e, "at", (double)v->log[i].at) &&
+                 cJSON_AddStringToObject(e, "actor", v->log[i].actor) &&
+                 cJSON_AddStringToObject(e, "action", v->log[i].action) &&
+                 cJSON_AddStringToObject(e, "reason", v->log[i].reason);
+        }
+    }
+    enum ferry_err err = ok ? ferry_json_print(o, out, len, d)
+                            : ferry_fail(d, FERRY_E_NOMEM, "rollout view: out of memory");
+    cJSON_Delete(o);
+    return err;
+}

@@ -201,4 +201,63 @@ enum ferry_err ferry_rollout_report_from_json(const uint8_t *buf, size_t len,
                                               struct ferry_rollout_report *out,
                                               struct ferry_diag *d) FERRY_MUST_CHECK;
 
+/* ---- what `rollout show --json` prints (and an HTTP API would serve) ---------------- */
+
+#define FERRY_ROLLOUT_ACTOR_MAX 80
+
+struct ferry_rollout_view_wave {
+    bool open;
+    int64_t opened_at; /* 0: not yet */
+    uint64_t targets;
+    uint64_t by_state[FERRY_STATE__COUNT]; /* latest state for the release */
+    int64_t last_success_at;
+};
+
+struct ferry_rollout_view_log {
+    int64_t at;
+    char actor[FERRY_ROLLOUT_ACTOR_MAX + 1];
+    char action[32];
+    char reason[256];
+};
+
+struct ferry_rollout_view {
+    uint64_t id;
+    char product[FERRY_ID_MAX + 1];
+    char release[FERRY_NAME_MAX + 1];
+    char version[FERRY_VERSION_MAX + 1];
+    uint64_t seq;
+    char revert_release[FERRY_NAME_MAX + 1]; /* "" without */
+    uint64_t revert_seq;
+    enum ferry_rollout_state state;
+    const struct ferry_rollout_plan *plan; /* borrowed */
+    uint32_t open_waves;
+    int64_t created_at, start_at, state_at;
+    uint64_t revision;
+    char created_by[FERRY_ROLLOUT_ACTOR_MAX + 1];
+    char waiting[256]; /* why it waits, or the last decision */
+    struct ferry_rollout_view_wave waves[FERRY_ROLLOUT_MAX_WAVES]; /* plan->nwaves */
+    uint64_t halt_finals, halt_failed;                             /* since the last retry */
+    const struct ferry_rollout_view_log *log; /* borrowed; NULL: leave it out */
+    size_t nlog;
+};
+
+/* One JSON object (PROTOCOL.md, "Rollouts": the operator's view). */
+enum ferry_err ferry_rollout_view_to_json(const struct ferry_rollout_view *v, char **out,
+                                          size_t *len, struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* ---- the fleet's configuration --------------------------------------------------- */
+
+#define FERRY_FLEET_CONFIG_MAX 4096
+
+/* {"format":1,"require_rollout":true}: kept in the cloud's store. */
+struct ferry_fleet_config {
+    bool require_rollout; /* `publish` stages releases; only a rollout offers them */
+};
+
+enum ferry_err ferry_fleet_config_to_json(const struct ferry_fleet_config *c, char **out,
+                                          size_t *len, struct ferry_diag *d) FERRY_MUST_CHECK;
+enum ferry_err ferry_fleet_config_from_json(const uint8_t *buf, size_t len,
+                                            struct ferry_fleet_config *out,
+                                            struct ferry_diag *d) FERRY_MUST_CHECK;
+
 #endif
