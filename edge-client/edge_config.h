@@ -5,6 +5,7 @@
 
 #include "ferry_err.h"
 #include "ferry_log.h"
+#include "ferry_nodeinfo.h"
 #include "ferry_opts.h"
 
 #include <stdbool.h>
@@ -30,7 +31,11 @@ struct edge_config {
     uint64_t ack_timeout_ms; /* CoAP ACK_TIMEOUT */
     uint64_t block_size;     /* Block2 size in bytes */
     uint64_t trial_attempts;
+    struct ferry_strlist tag; /* --tag k=v as given; k= removes k */
     enum ferry_log_level log_level;
+    /* After parsing: node.cfg's tags with --tag applied, sorted by key. */
+    struct ferry_tag tags[FERRY_NODE_MAX_TAGS];
+    size_t ntags;
 };
 
 /* Parses argv into cfg (zero it first) and checks the values (ids are
