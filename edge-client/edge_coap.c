@@ -5,6 +5,7 @@
 #include "ferry_hex.h"
 #include "ferry_log.h"
 #include "ferry_names.h"
+#include "ferry_nodeinfo.h"
 #include "ferry_status.h"
 
 #include <coap3/coap.h>
@@ -51,6 +52,9 @@ struct envelope_xfer {
 struct edge_coap {
     struct ferry_loop *loop;
     struct edge_coap_hooks hooks;
+    char (*mquery)[FERRY_NODEINFO_ITEM_MAX]; /* manifest Uri-Query items */
+    size_t nmquery;
+    char node_query[2 + FERRY_ID_MAX + 1]; /* "n=<node>", "" when none */
     char manifest_path[sizeof(FERRY_COAP_MANIFEST) + FERRY_ID_MAX + 2];
     uint64_t poll_ms, timeout_ms;
     uint64_t rng;
@@ -107,6 +111,9 @@ static void decode_answer(const coap_session_t *s, const coap_pdu_t *pdu,
     uint64_t max_age = opt_uint(pdu, COAP_OPTION_MAXAGE, &a->has_max_age);
     a->max_age = max_age > UINT32_MAX ? UINT32_MAX : (uint32_t)max_age;
     a->size2 = opt_uint(pdu, COAP_OPTION_SIZE2, &a->has_size2);
+    bool has_hold = false;
+    uint64_t hold = opt_uint(pdu, FERRY_COAP_OPTION_HOLD, &has_hold);
+    a->hold_s = hold > UINT32_MAX ? UINT32_MAX : (uint32_t)hold;
     coap_opt_iterator_t it;
     coap_opt_t *etag = coap_check_option(pdu, COAP_OPTION_ETAG, &it);
     if (etag && coap_opt_length(etag) <= TOKEN_MAX) {
@@ -160,6 +167,21 @@ static coap_pdu_t *new_request(struct edge_coap *c, struct request *r, coap_pdu_
 fail:
     coap_delete_pdu(pdu);
     return NULL;
+}
+
+static bool add_query(coap_pdu_t *pdu, const char *item)
+{
+    return !item[0] ||
+           coap_add_option(pdu, COAP_OPTION_URI_QUERY, strlen(item), (const uint8_t *)item) != 0;
+}
+
+/* The node's description on a manifest request. */
+static bool add_manifest_query(const struct edge_coap *c, coap_pdu_t *pdu)
+{
+    for (size_t i = 0; i < c->nmquery; i++)
+        if (!add_query(pdu, c->mquery[i]))
+            return false;
+    return true;
 }
 
 static bool add_block2(coap_pdu_t *pdu, uint32_t num, unsigned szx)
@@ -231,7 +253,7 @@ enum ferry_err edge_coap_get_block(struct edge_coap *c, const uint8_t sha256[FER
     ferry_hex_encode(sha256, FERRY_SHA256_LEN, hex);
     snprintf(path, sizeof(path), "%s/%s", FERRY_COAP_ARTIFACT, hex);
     coap_pdu_t *pdu = new_request(c, &c->block, COAP_REQUEST_CODE_GET, path, true);
-    if (!pdu || !add_block2(pdu, (uint32_t)(off / size), szx)) {
+    if (!pdu || !add_query(pdu, c->node_query) || !add_block2(pdu, (uint32_t)(off / size), szx)) {
         coap_delete_pdu(pdu);
         return ferry_fail(d, FERRY_E_NOMEM, "coap: cannot build the block request");
     }
@@ -260,7 +282,8 @@ static void send_observe(struct edge_coap *c)
 {
     coap_pdu_t *pdu = new_request(c, &c->observe, COAP_REQUEST_CODE_GET, c->manifest_path, false);
     uint8_t zero = 0;
-    if (!pdu || !coap_add_option(pdu, COAP_OPTION_OBSERVE, 0, &zero)) {
+    if (!pdu || !add_manifest_query(c, pdu) ||
+        !coap_add_option(pdu, COAP_OPTION_OBSERVE, 0, &zero)) {
         coap_delete_pdu(pdu);
         LOG_WARN("coap: cannot build the manifest request");
         return;
@@ -275,7 +298,7 @@ static void send_envelope_block(struct edge_coap *c, uint32_t num)
     struct envelope_xfer *x = &c->env;
     LOG_DEBUG("coap: asking for block %u of the manifest", num);
     coap_pdu_t *pdu = new_request(c, &x->req, COAP_REQUEST_CODE_GET, c->manifest_path, true);
-    if (!pdu || !add_block2(pdu, num, x->szx)) {
+    if (!pdu || !add_manifest_query(c, pdu) || !add_block2(pdu, num, x->szx)) {
         coap_delete_pdu(pdu);
         forget(c, &x->req);
         return;
@@ -326,6 +349,8 @@ static void deliver_status(struct edge_coap *c, const struct edge_coap_answer *a
 /* The first answer for the manifest (to a GET or as a notification). */
 static void manifest_answer(struct edge_coap *c, const struct edge_coap_answer *a, bool observed)
 {
+    if (c->hooks.hold && (a->code == 205 || a->code == 404))
+        c->hooks.hold(c->hooks.arg, a->hold_s);
     if (a->code == 205 && !observed && !c->reobserved && !c->reobserve_timer) {
         /* Not registered (the product was new to the gateway): once more soon. */
         c->reobserved = true;
@@ -542,6 +567,14 @@ enum ferry_err edge_coap_new(struct ferry_loop *loop, const struct edge_coap_opt
     c->rng = opts->seed ? opts->seed : UINT64_C(0x2545f4914f6cdd1d);
     snprintf(c->manifest_path, sizeof(c->manifest_path), "%s/%s", FERRY_COAP_MANIFEST,
              opts->product);
+    if (opts->node_id && ferry_id_valid(opts->node_id))
+        snprintf(c->node_query, sizeof(c->node_query), "n=%s", opts->node_id);
+    if (opts->nmanifest_query && !(c->mquery = calloc(opts->nmanifest_query, sizeof(*c->mquery)))) {
+        free(c);
+        return ferry_fail(d, FERRY_E_NOMEM, "coap: out of memory");
+    }
+    for (size_t i = 0; i < opts->nmanifest_query; i++)
+        snprintf(c->mquery[c->nmquery++], FERRY_NODEINFO_ITEM_MAX, "%s", opts->manifest_query[i]);
     coap_startup();
     coap_set_log_handler(log_bridge);
     coap_set_log_level(ferry_log_enabled(FERRY_LOG_DEBUG) ? COAP_LEVEL_INFO : COAP_LEVEL_WARNING);
@@ -593,5 +626,6 @@ void edge_coap_free(struct edge_coap *c)
         coap_session_release(c->session);
     if (c->ctx)
         coap_free_context(c->ctx);
+    free(c->mquery);
     free(c);
 }

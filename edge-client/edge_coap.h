@@ -8,8 +8,10 @@
  *             one datagram is fetched block by block (Block2, same ETag) up
  *             to FERRY_ENVELOPE_MAX_BYTES and handed over whole. An empty 2.05
  *             (observation kept) or 4.04 means there is no release in the
- *             product line.
- *   Artifact  GET ferry/artifact/<sha256-hex> with an explicit Block2
+ *             product line. Every request carries the node's description
+ *             as Uri-Query items (opts.manifest_query: n=, hw=, rev=, tag=),
+ *             and every answer's Ferry-Hold option goes to hooks.hold.
+ *   Artifact  GET ferry/artifact/<sha256-hex>?n=<node> with an explicit Block2
  *             option for one block: the caller drives the transfer block by
  *             block. libcoap's own block-wise client (COAP_BLOCK_USE_LIBCOAP)
  *             is never enabled: it aborts any transfer 93 s after it starts
@@ -64,6 +66,7 @@ struct edge_coap_answer {
     bool more;
     bool has_size2;
     uint64_t size2;
+    uint32_t hold_s; /* Ferry-Hold, 0 when absent */
     const uint8_t *data;
     size_t len;
 };
@@ -75,6 +78,9 @@ struct edge_coap_hooks {
     void (*manifest)(void *arg, const uint8_t *env, size_t len);
     /* The gateway offers no release for our product (an empty 2.05, or 4.04). */
     void (*no_manifest)(void *arg);
+    /* Before manifest or no_manifest: the answer's Ferry-Hold (0 when it
+     * has none). May be NULL. */
+    void (*hold)(void *arg, uint32_t seconds);
     /* The answer to the latest edge_coap_get_block(). An answer naming
      * another block than asked for arrives as code 0. */
     void (*block)(void *arg, const struct edge_coap_answer *a);
@@ -85,8 +91,12 @@ struct edge_coap_hooks {
 struct edge_coap_opts {
     const char *uri;     /* coap://HOST:PORT or coaps://HOST:PORT (HOST may be a name) */
     const char *product; /* for the manifest path */
-    const char *node_id; /* the PSK identity over DTLS */
-    const uint8_t *psk;  /* coaps:// only: 16..EDGE_COAP_PSK_MAX bytes */
+    const char *node_id; /* the PSK identity over DTLS; n= on artifact requests */
+    /* Uri-Query items of every manifest request (copied): the node's
+     * description, proto/ferry_nodeinfo.h. */
+    const char *const *manifest_query;
+    size_t nmanifest_query;
+    const uint8_t *psk; /* coaps:// only: 16..EDGE_COAP_PSK_MAX bytes */
     size_t psk_len;
     uint64_t poll_ms;            /* manifest poll period (jittered +-20%), >= 1 */
     uint64_t request_timeout_ms; /* 0: EDGE_COAP_DEFAULT_TIMEOUT_MS */

@@ -33,6 +33,9 @@
 #define FERRY_COAP_RT_MANIFEST "ferry.manifest"
 #define FERRY_COAP_RT_ARTIFACT "ferry.artifact"
 #define FERRY_COAP_RT_STATUS   "ferry.status"
+/* Ferry-Hold, in a manifest answer: do not start installing for this many
+ * seconds (uint). From CoAP's experimental range; elective, safe to forward. */
+#define FERRY_COAP_OPTION_HOLD 65000
 
 bool ferry_id_valid(const char *id);
 
