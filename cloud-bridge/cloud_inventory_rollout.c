@@ -439,11 +439,10 @@ enum ferry_err cloud_rollout_tally(struct cloud_inventory *inv, const struct clo
     size_t nw = r->plan.nwaves;
     memset(waves, 0, nw * sizeof(*waves));
     memset(halt, 0, sizeof(*halt));
+    /* One pass in the key's order, counted here: a GROUP BY would sort. */
     sqlite3_stmt *st = NULL;
-    enum ferry_err err = prep(inv,
-                              "SELECT wave, state, COUNT(*), MAX(final_at) FROM rollout_targets"
-                              " WHERE rollout = ?1 GROUP BY wave, state",
-                              &st, d);
+    enum ferry_err err =
+        prep(inv, "SELECT wave, state, final_at FROM rollout_targets WHERE rollout = ?1", &st, d);
     if (err != FERRY_OK)
         return err;
     sqlite3_bind_int64(st, 1, r->id);
@@ -451,14 +450,19 @@ enum ferry_err cloud_rollout_tally(struct cloud_inventory *inv, const struct clo
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t w = sqlite3_column_int64(st, 0);
         int s = state_index(sqlite3_column_text(st, 1));
-        uint64_t n = (uint64_t)sqlite3_column_int64(st, 2);
+        int64_t final_at = sqlite3_column_int64(st, 2);
         if (w < 0 || (size_t)w >= nw)
             continue;
-        waves[w].targets += n;
-        if (s >= 0)
-            waves[w].by_state[s] += n;
-        if (s == FERRY_STATE_SUCCESS)
-            waves[w].last_success_at = sqlite3_column_int64(st, 3);
+        waves[w].targets++;
+        if (s < 0)
+            continue;
+        waves[w].by_state[s]++;
+        if (s == FERRY_STATE_SUCCESS && final_at > waves[w].last_success_at)
+            waves[w].last_success_at = final_at;
+        if (final_at > 0 && final_at >= r->retry_at) {
+            halt->finals++;
+            halt->failed += s == FERRY_STATE_FAILED || s == FERRY_STATE_ROLLED_BACK;
+        }
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
@@ -473,38 +477,24 @@ enum ferry_err cloud_rollout_tally(struct cloud_inventory *inv, const struct clo
             waves[w].opened_at = sqlite3_column_int64(st, 1);
     }
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return cloud_inventory_fail(inv, rc, "reading waves", d);
-    err = prep(inv,
-               "SELECT COUNT(*), COALESCE(SUM(state IN ('failed','rolled-back')), 0)"
-               " FROM rollout_targets WHERE rollout = ?1 AND final_at > 0 AND final_at >= ?2",
-               &st, d);
-    if (err != FERRY_OK)
-        return err;
-    sqlite3_bind_int64(st, 1, r->id);
-    sqlite3_bind_int64(st, 2, r->retry_at);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        halt->finals = (uint64_t)sqlite3_column_int64(st, 0);
-        halt->failed = (uint64_t)sqlite3_column_int64(st, 1);
-    }
-    sqlite3_finalize(st);
-    return rc == SQLITE_ROW ? FERRY_OK : cloud_inventory_fail(inv, rc, "counting final states", d);
+    return rc == SQLITE_DONE ? FERRY_OK : cloud_inventory_fail(inv, rc, "reading waves", d);
 }
 
 /* ---- targets --------------------------------------------------------------------------------- */
 
-/* Described since, or reported since: the two halves each use an index. */
+/* Described since, or reported since, and not a target under the same
+ * gateway already: the two halves each read an index from `since` on
+ * (CROSS JOIN fixes SQLite's join order: nodes first, by updated_at). */
 static const char candidates_sql[] =
     "SELECT i.node, i.gateway, i.doc, COALESCE(n.version, ''), t.wave, t.gateway"
     " FROM node_info i LEFT JOIN nodes n ON n.node = i.node"
     " LEFT JOIN rollout_targets t ON t.rollout = ?1 AND t.node = i.node"
-    " WHERE i.product = ?2 AND i.updated_at >= ?3"
+    " WHERE i.product = ?2 AND i.updated_at >= ?3 AND (t.node IS NULL OR t.gateway != i.gateway)"
     " UNION "
     "SELECT i.node, i.gateway, i.doc, n.version, t.wave, t.gateway"
-    " FROM nodes n JOIN node_info i ON i.node = n.node"
+    " FROM nodes n CROSS JOIN node_info i ON i.node = n.node"
     " LEFT JOIN rollout_targets t ON t.rollout = ?1 AND t.node = i.node"
-    " WHERE n.updated_at >= ?3 AND i.product = ?2";
+    " WHERE n.updated_at >= ?3 AND i.product = ?2 AND (t.node IS NULL OR t.gateway != i.gateway)";
 
 enum ferry_err cloud_rollout_candidates(struct cloud_inventory *inv, const struct cloud_rollout *r,
                                         int64_t since, cloud_rollout_candidate_cb cb, void *arg,
@@ -585,22 +575,30 @@ static enum ferry_err refresh_one(struct cloud_inventory *inv, const char *sql, 
 enum ferry_err cloud_rollout_refresh(struct cloud_inventory *inv, const struct cloud_rollout *r,
                                      int64_t since, uint64_t *changed, struct ferry_diag *d)
 {
+    /* The nodes that reported since `since` (by the updated_at index: the
+     * unary + keeps SQLite from preferring the release index, which holds
+     * every node that ever reported on the release), then each target by
+     * its key. */
     char sql[1024];
     *changed = 0;
     snprintf(sql, sizeof(sql),
-             "UPDATE rollout_targets SET state = n.state, seq = n.seq, state_at = n.updated_at,"
-             " final_at = CASE WHEN n.state IN %s THEN n.updated_at ELSE 0 END"
-             " FROM nodes AS n WHERE rollout_targets.rollout = ?1 AND n.node = rollout_targets.node"
-             " AND n.updated_at >= ?2 AND n.release = ?3 AND n.seq > rollout_targets.seq",
+             "UPDATE rollout_targets SET (state, seq, state_at, final_at) ="
+             " (SELECT n.state, n.seq, n.updated_at,"
+             " CASE WHEN n.state IN %s THEN n.updated_at ELSE 0 END"
+             " FROM nodes n WHERE n.node = rollout_targets.node)"
+             " WHERE rollout = ?1 AND node IN (SELECT node FROM nodes WHERE updated_at >= ?2"
+             " AND +release = ?3) AND seq < (SELECT seq FROM nodes n WHERE n.node = "
+             "rollout_targets.node)",
              FINAL_STATES_SQL);
     enum ferry_err err = refresh_one(inv, sql, r->id, r->release, since, changed, d);
     if (err != FERRY_OK || !r->revert_release[0])
         return err;
     return refresh_one(inv,
-                       "UPDATE rollout_targets SET revert_state = n.state, revert_seq = n.seq"
-                       " FROM nodes AS n WHERE rollout_targets.rollout = ?1"
-                       " AND n.node = rollout_targets.node AND n.updated_at >= ?2"
-                       " AND n.release = ?3 AND n.seq > rollout_targets.revert_seq",
+                       "UPDATE rollout_targets SET (revert_state, revert_seq) ="
+                       " (SELECT n.state, n.seq FROM nodes n WHERE n.node = rollout_targets.node)"
+                       " WHERE rollout = ?1 AND node IN (SELECT node FROM nodes"
+                       " WHERE updated_at >= ?2 AND +release = ?3) AND revert_seq <"
+                       " (SELECT seq FROM nodes n WHERE n.node = rollout_targets.node)",
                        r->id, r->revert_release, since, changed, d);
 }
 

@@ -19,6 +19,11 @@
  * record stamped before the watermark (the cloud's clock stepped back) is
  * taken in all the same. */
 #define FULL_SCAN_TICKS 60
+/* New targets a tick takes at most: the first tick of a rollout over a big
+ * fleet is spread over several, so the transaction (and the inventory's
+ * write lock, which status ingestion waits for) stays short. Until every
+ * node is targeted the rollout only halts; it opens no wave. */
+#define TARGET_BATCH 20000
 /* A rollout the operator cancelled (or that completed) is published for
  * this long after, by whichever instance sees it first. */
 #define FINAL_PUBLISH_S 120
@@ -33,6 +38,12 @@ struct tracked {
     int64_t id;
     int64_t since; /* watermark: 0 reads everything */
     unsigned ticks;
+    bool backlog; /* nodes left to target: read everything again */
+    /* The counts, kept while nothing they depend on changed. */
+    bool tally_ok;
+    uint64_t tally_rev;
+    struct cloud_wave_tally waves[FERRY_ROLLOUT_MAX_WAVES];
+    struct cloud_halt_tally halt;
     uint64_t published;                 /* revision of the documents last sent; 0: none */
     char (*gateways)[FERRY_ID_MAX + 1]; /* those that got a document */
     size_t ngateways;
@@ -231,7 +242,8 @@ struct targeting {
     const struct cloud_rollout *r;
     struct new_target *v;
     size_t n, cap;
-    bool oom;
+    size_t fresh; /* new targets among v */
+    bool oom, full;
 };
 
 /* Collected first and written after the walk: SQLite leaves undefined what
@@ -249,6 +261,9 @@ static enum ferry_err on_candidate(void *arg, const struct cloud_rollout_candida
             return FERRY_OK;
         nt.wave = cand->wave; /* moved: only its gateway changes */
         nt.window = -2;
+    } else if (t->fresh == TARGET_BATCH) {
+        t->full = true;
+        return FERRY_E_BUSY; /* ends the walk: the rest at the next tick */
     } else {
         struct ferry_sel_subject who = {ni->node,        cand->gateway, ni->hw_model,
                                         ni->hw_revision, cand->version, ni};
@@ -256,6 +271,7 @@ static enum ferry_err on_candidate(void *arg, const struct cloud_rollout_candida
             return FERRY_OK;
         nt.wave = cloud_rollout_wave(&t->r->plan, (uint64_t)t->r->id, &who);
         nt.window = cloud_rollout_window(&t->r->plan, &who);
+        t->fresh++;
     }
     if (!grow((void **)&t->v, &t->cap, t->n + 1, sizeof(*t->v))) {
         t->oom = true;
@@ -265,12 +281,16 @@ static enum ferry_err on_candidate(void *arg, const struct cloud_rollout_candida
     return FERRY_OK;
 }
 
-/* New targets and moved ones; *bump when one of them is in an open wave. */
+/* New targets and moved ones; *bump when one of them is in an open wave,
+ * *backlog when more are left than one tick takes. */
 static enum ferry_err target(struct cloud_rollout_ctl *c, const struct cloud_rollout *r,
-                             int64_t since, bool *bump, struct ferry_diag *d)
+                             int64_t since, bool *bump, bool *backlog, struct ferry_diag *d)
 {
     struct targeting t = {.r = r};
     enum ferry_err err = cloud_rollout_candidates(c->inv, r, since, on_candidate, &t, d);
+    *backlog = t.full;
+    if (t.full && err == FERRY_E_BUSY)
+        err = FERRY_OK;
     if (t.oom)
         err = ferry_fail(d, FERRY_E_NOMEM, "rollout %" PRId64 ": out of memory for targets", r->id);
     for (size_t i = 0; err == FERRY_OK && i < t.n; i++) {
@@ -350,8 +370,10 @@ static enum ferry_err decide_one(struct cloud_rollout_ctl *c, int64_t id, int64_
     uint64_t changed = 0;
     char old_reason[CLOUD_REASON_MAX];
     snprintf(old_reason, sizeof(old_reason), "%s", r.reason);
-    int64_t since = ++t->ticks % FULL_SCAN_TICKS == 0 ? 0 : t->since;
-    err = target(c, &r, since, &bump, d);
+    bool full = ++t->ticks % FULL_SCAN_TICKS == 0;
+    int64_t since = full || t->backlog ? 0 : t->since;
+    size_t targeted = c->stats.targeted;
+    err = target(c, &r, since, &bump, &t->backlog, d);
     if (err == FERRY_OK)
         err = cloud_rollout_refresh(c->inv, &r, since, &changed, d);
     c->stats.refreshed += changed;
@@ -359,8 +381,13 @@ static enum ferry_err decide_one(struct cloud_rollout_ctl *c, int64_t id, int64_
      * the rollout is halted they revert or hold by it. */
     if (changed && r.state == FERRY_ROLLOUT_HALTED)
         bump = true;
-    if (err == FERRY_OK)
-        err = cloud_rollout_tally(c->inv, &r, waves, &halt, d);
+    if (err == FERRY_OK && (!t->tally_ok || full || changed || t->tally_rev != r.revision ||
+                            c->stats.targeted != targeted))
+        err = cloud_rollout_tally(c->inv, &r, t->waves, &t->halt, d);
+    t->tally_ok = err == FERRY_OK;
+    t->tally_rev = r.revision;
+    memcpy(waves, t->waves, sizeof(waves));
+    halt = t->halt;
     struct cloud_decision dec = {0};
     if (err == FERRY_OK) {
         struct cloud_rollout_rules rules = {r.plan.success_pct, r.plan.min_final, r.plan.halt_pct,
@@ -368,6 +395,13 @@ static enum ferry_err decide_one(struct cloud_rollout_ctl *c, int64_t id, int64_
         struct cloud_rollout_view v = {
             r.state, (uint32_t)r.plan.nwaves, r.open_waves, r.start_at, waves, halt};
         cloud_rollout_decide(&rules, &v, now, &dec);
+        if (t->backlog && dec.step != CLOUD_STEP_HALT && r.state != FERRY_ROLLOUT_SCHEDULED) {
+            dec.step = CLOUD_STEP_NONE;
+            dec.wait = CLOUD_WAIT_NO_TARGETS;
+            snprintf(dec.reason, sizeof(dec.reason),
+                     "targeting the product's nodes (%zu more this tick)",
+                     c->stats.targeted - targeted);
+        }
         uint64_t before = r.revision;
         err = step(c, &r, &dec, now, promote, d);
         bump = bump && r.revision == before;
@@ -659,7 +693,7 @@ void cloud_rollout_ctl_tick(struct cloud_rollout_ctl *c, int64_t now)
     c->republish = false;
     for (size_t i = 0; i < nids; i++) {
         struct tracked *t = track(c, ids[i]);
-        if (t)
+        if (t && !t->backlog)
             t->since = now - WATERMARK_SLACK;
     }
     c->stats.decide_us = (ferry_now_ms() - t0) * 1000;
