@@ -1,9 +1,10 @@
-#include "gw_coap.h"
+/* The core of the gateway's CoAP server (gw_coap_core.h): libcoap's context
+ * and the loop, session numbering, DTLS, paths without a resource, expiry,
+ * set-up and tear-down. The resources live in gw_coap_artifact.c,
+ * gw_coap_manifest.c and gw_coap_status.c. */
+#include "gw_coap_core.h"
 
-#include "ferry_envelope.h"
-#include "ferry_hex.h"
 #include "ferry_log.h"
-#include "ferry_names.h"
 #include "gw_pacer.h"
 #include "gw_psk.h"
 
@@ -19,68 +20,6 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-/* The largest block served (SZX 6): 1024 bytes fit one datagram with room
- * for the header and options, also over DTLS. */
-#define BLOCK_SZX_MAX 6
-
-/* Status records arriving in Block1 pieces, reassembled one per session; the
- * oldest is dropped when more senders than this are half-way. */
-#define STATUS_PARTS 8
-
-/* One ferry/artifact/<hex> resource and, while nodes fetch it, the hooks'
- * answer for it (data, len, ref): taken on the first request, so a file is
- * mapped once however many blocks and nodes it serves, and released after
- * idle_ms without a request, on eviction and in gw_coap_free(). */
-struct art {
-    struct art *next;
-    struct gw_coap *srv;
-    uint8_t sha[FERRY_SHA256_LEN];
-    coap_resource_t *res;
-    bool mapped;
-    const uint8_t *data;
-    size_t len;
-    void *ref;
-    uint64_t last_ms; /* the last request that used the mapping */
-    bool removed;     /* evicted: resource and mapping go after the pass */
-};
-
-struct man {
-    struct man *next;
-    struct gw_coap *srv;
-    char product[FERRY_ID_MAX + 1];
-    coap_resource_t *res;
-};
-
-struct status_part {
-    coap_session_t *session; /* NULL: slot free */
-    uint64_t started_ms;
-    uint16_t cf;
-    size_t len;
-    uint8_t buf[FERRY_STATUS_MAX_BYTES];
-};
-
-struct gw_coap {
-    struct ferry_loop *loop;
-    coap_context_t *ctx;
-    int fd;
-    uint16_t port;
-    struct gw_coap_hooks hooks;
-    uint32_t manifest_max_age, busy_max_age, fetching_max_age;
-    struct gw_pacer *pacer;
-    struct gw_psk *psk;
-    coap_bin_const_t psk_reply; /* what the identity callback returns */
-    struct art *arts;
-    struct man *mans;
-    size_t waiting_products; /* mans created for a node's GET with no release yet */
-    struct status_part parts[STATUS_PARTS];
-    uint64_t idle_ms; /* pacer idle time, also the life of an unused mapping */
-    uint64_t kick_timer;
-    uint64_t expiry_timer, expiry_at;
-    uint64_t last_session_id;
-    bool processing; /* inside coap_io_process(): handlers, hooks may run */
-    bool closing;
-};
 
 static unsigned coap_users; /* servers alive: coap_startup() once */
 
@@ -122,9 +61,7 @@ static struct gw_coap *srv_of(const coap_session_t *ses)
     return coap_get_app_data(coap_session_get_context(ses));
 }
 
-/* A number for the session that no later session reuses, unlike its
- * address, which libcoap may give a new session once it freed the old. */
-static uint64_t session_id(struct gw_coap *s, coap_session_t *ses)
+uint64_t gw_coap_session_id(struct gw_coap *s, coap_session_t *ses)
 {
     uintptr_t id = (uintptr_t)coap_session_get_app_data(ses);
     if (id == 0) {
@@ -134,7 +71,7 @@ static uint64_t session_id(struct gw_coap *s, coap_session_t *ses)
     return id;
 }
 
-static uint32_t jittered(uint32_t base_s)
+uint32_t gw_coap_jittered(uint32_t base_s)
 {
     uint32_t rnd = 0;
     if (!coap_prng(&rnd, sizeof(rnd)))
@@ -142,39 +79,33 @@ static uint32_t jittered(uint32_t base_s)
     return gw_pacer_jitter(base_s, rnd);
 }
 
-static void add_uint_option(coap_pdu_t *pdu, coap_option_num_t num, uint64_t v)
+void gw_coap_add_uint_option(coap_pdu_t *pdu, coap_option_num_t num, uint64_t v)
 {
     uint8_t buf[8];
     coap_add_option(pdu, num, coap_encode_var_safe8(buf, sizeof(buf), v), buf);
 }
 
-/* An answer without a body: the code and a diagnostic payload (RFC 7252
- * 5.5.2). max_age_s > 0 adds Max-Age first, options precede the payload. */
-static void answer(coap_pdu_t *resp, coap_pdu_code_t code, uint32_t max_age_s, const char *diag)
+void gw_coap_answer(coap_pdu_t *resp, coap_pdu_code_t code, uint32_t max_age_s, const char *diag)
 {
     coap_pdu_set_code(resp, code);
     if (max_age_s > 0)
-        add_uint_option(resp, COAP_OPTION_MAXAGE, max_age_s);
+        gw_coap_add_uint_option(resp, COAP_OPTION_MAXAGE, max_age_s);
     if (diag && diag[0])
         coap_add_data(resp, strlen(diag), (const uint8_t *)diag);
 }
 
-static void answerf(coap_pdu_t *resp, coap_pdu_code_t code, uint32_t max_age_s, const char *fmt,
-                    ...) FERRY_PRINTF(4, 5);
-static void answerf(coap_pdu_t *resp, coap_pdu_code_t code, uint32_t max_age_s, const char *fmt,
-                    ...)
+void gw_coap_answerf(coap_pdu_t *resp, coap_pdu_code_t code, uint32_t max_age_s, const char *fmt,
+                     ...)
 {
     char diag[FERRY_DIAG_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(diag, sizeof(diag), fmt, ap);
     va_end(ap);
-    answer(resp, code, max_age_s, diag);
+    gw_coap_answer(resp, code, max_age_s, diag);
 }
 
-/* The stable ETag of a body: its first 8 SHA-256 bytes as a number, never 0
- * (libcoap takes 0 for "make one up per call"). */
-static uint64_t etag_of(const uint8_t sha[FERRY_SHA256_LEN])
+uint64_t gw_coap_etag_of(const uint8_t sha[FERRY_SHA256_LEN])
 {
     uint64_t v = 0;
     for (int i = 0; i < 8; i++)
@@ -182,7 +113,7 @@ static uint64_t etag_of(const uint8_t sha[FERRY_SHA256_LEN])
     return v ? v : 1;
 }
 
-static coap_resource_t *new_resource(const char *path, uint16_t ct, const char *rt)
+coap_resource_t *gw_coap_new_resource(const char *path, uint16_t ct, const char *rt)
 {
     coap_str_const_t *uri = coap_new_str_const((const uint8_t *)path, strlen(path));
     if (!uri)
@@ -205,39 +136,14 @@ static coap_resource_t *new_resource(const char *path, uint16_t ct, const char *
 
 static void process(struct gw_coap *s);
 
-/* Gives the hooks' answer for an artifact back (artifact_release()). */
-static void unmap(struct gw_coap *s, struct art *a)
-{
-    if (!a->mapped)
-        return;
-    s->hooks.artifact_release(s->hooks.arg, a->ref);
-    a->mapped = false;
-    a->data = NULL;
-    a->len = 0;
-    a->ref = NULL;
-}
-
-static bool idle_for(uint64_t since, uint64_t span, uint64_t now)
-{
-    return now >= since && now - since >= span;
-}
-
 /* The first moment something may age out: a transfer in the pacer or an
  * artifact's mapping. GW_PACER_NO_EXPIRY when nothing can. */
 static uint64_t next_expiry(const struct gw_coap *s)
 {
     uint64_t next = gw_pacer_next_expiry(s->pacer);
-    for (const struct art *a = s->arts; a; a = a->next) {
-        if (!a->mapped)
-            continue;
-        uint64_t at = a->last_ms > UINT64_MAX - s->idle_ms ? UINT64_MAX : a->last_ms + s->idle_ms;
-        if (at < next)
-            next = at;
-    }
-    return next;
+    uint64_t art = gw_coap_artifact_next_expiry(s);
+    return art < next ? art : next;
 }
-
-static void schedule_expiry(struct gw_coap *s);
 
 static void on_expiry(void *arg)
 {
@@ -248,14 +154,11 @@ static void on_expiry(void *arg)
     if (n)
         LOG_DEBUG("coap: %zu idle download(s) ended", n);
     /* From a timer, never inside a request: no answer is using a mapping. */
-    for (struct art *a = s->arts; a; a = a->next)
-        if (a->mapped && idle_for(a->last_ms, s->idle_ms, now))
-            unmap(s, a);
-    schedule_expiry(s);
+    gw_coap_artifact_expire(s, now);
+    gw_coap_schedule_expiry(s);
 }
 
-/* Keeps one timer armed for the next possible expiry. */
-static void schedule_expiry(struct gw_coap *s)
+void gw_coap_schedule_expiry(struct gw_coap *s)
 {
     if (s->closing)
         return;
@@ -272,25 +175,6 @@ static void schedule_expiry(struct gw_coap *s)
     s->expiry_timer = ferry_loop_timer(s->loop, next > now ? next - now : 0, on_expiry, s);
 }
 
-/* Evicted artifacts: their mapping and their resource go, outside any
- * request (libcoap may be inside the resource's handler during a pass). */
-static void sweep_removed(struct gw_coap *s)
-{
-    for (struct art **p = &s->arts; *p;) {
-        struct art *a = *p;
-        if (a->removed) {
-            *p = a->next;
-            unmap(s, a);
-            coap_delete_resource(s->ctx, a->res);
-            free(a);
-        } else {
-            p = &a->next;
-        }
-    }
-}
-
-/* A pass of libcoap soon, so that notifications go out now rather than at
- * the next packet. */
 static void on_kick(void *arg)
 {
     struct gw_coap *s = arg;
@@ -298,7 +182,7 @@ static void on_kick(void *arg)
     process(s);
 }
 
-static void kick(struct gw_coap *s)
+void gw_coap_kick(struct gw_coap *s)
 {
     if (!s->closing && !s->kick_timer)
         s->kick_timer = ferry_loop_timer(s->loop, 0, on_kick, s);
@@ -309,480 +193,13 @@ static void process(struct gw_coap *s)
     s->processing = true;
     coap_io_process(s->ctx, COAP_IO_NO_WAIT);
     s->processing = false;
-    sweep_removed(s);
+    gw_coap_artifact_sweep(s);
 }
 
 static void on_coap_fd(void *arg, uint32_t events)
 {
     (void)events;
     process(arg);
-}
-
-/* ---- artifacts ------------------------------------------------------------ */
-
-static struct art *find_art(struct gw_coap *s, const uint8_t sha[FERRY_SHA256_LEN])
-{
-    for (struct art *a = s->arts; a; a = a->next)
-        if (memcmp(a->sha, sha, FERRY_SHA256_LEN) == 0)
-            return a;
-    return NULL;
-}
-
-static void on_artifact_get(coap_resource_t *r, coap_session_t *ses, const coap_pdu_t *req,
-                            const coap_string_t *q, coap_pdu_t *resp);
-
-static struct art *add_art(struct gw_coap *s, const uint8_t sha[FERRY_SHA256_LEN], uint64_t size)
-{
-    struct art *a = find_art(s, sha);
-    if (a) {
-        a->removed = false;
-        return a;
-    }
-    a = calloc(1, sizeof(*a));
-    if (!a)
-        return NULL;
-    char path[sizeof(FERRY_COAP_ARTIFACT) + 1 + FERRY_SHA256_HEX_LEN];
-    memcpy(path, FERRY_COAP_ARTIFACT "/", sizeof(FERRY_COAP_ARTIFACT));
-    ferry_hex_encode(sha, FERRY_SHA256_LEN, path + sizeof(FERRY_COAP_ARTIFACT));
-    a->res = new_resource(path, COAP_MEDIATYPE_APPLICATION_OCTET_STREAM,
-                          "\"" FERRY_COAP_RT_ARTIFACT "\"");
-    if (!a->res) {
-        free(a);
-        return NULL;
-    }
-    char sz[24];
-    snprintf(sz, sizeof(sz), "%" PRIu64, size);
-    coap_add_attr(a->res, coap_make_str_const("sz"), coap_make_str_const(sz), 0);
-    coap_register_request_handler(a->res, COAP_REQUEST_GET, on_artifact_get);
-    coap_resource_set_userdata(a->res, a);
-    coap_add_resource(s->ctx, a->res);
-    a->srv = s;
-    memcpy(a->sha, sha, FERRY_SHA256_LEN);
-    a->next = s->arts;
-    s->arts = a;
-    return a;
-}
-
-/* What a request's Block2 option asks for, checked on the raw option:
- * libcoap 4.3.1 would read SZX 7 over UDP, or a block number over 20 bits,
- * as something else. */
-struct block2 {
-    bool present;
-    uint32_t num;
-    unsigned szx;
-};
-
-static bool parse_block2(const coap_pdu_t *req, struct block2 *b, coap_pdu_t *resp)
-{
-    coap_opt_iterator_t it;
-    coap_opt_t *o = coap_check_option(req, COAP_OPTION_BLOCK2, &it);
-    memset(b, 0, sizeof(*b));
-    if (!o)
-        return true;
-    uint32_t len = coap_opt_length(o);
-    if (len > 3) {
-        answer(resp, COAP_RESPONSE_CODE_BAD_OPTION, 0, "Block2: longer than 3 bytes");
-        return false;
-    }
-    unsigned v = coap_decode_var_bytes(coap_opt_value(o), len);
-    b->present = true;
-    b->num = v >> 4;
-    b->szx = v & 7;
-    if (b->szx == 7) {
-        answer(resp, COAP_RESPONSE_CODE_BAD_REQUEST, 0, "Block2: SZX 7 (BERT) is for TCP only");
-        return false;
-    }
-    return true;
-}
-
-/* The bytes one answer carries. */
-struct piece {
-    bool block2; /* answer with a Block2 option */
-    uint32_t num;
-    unsigned szx;
-    size_t off, len;
-    bool more;
-};
-
-/* The block request b asks for in an artifact of `size` bytes, at the size
- * asked for (SZX 7 was refused, so every size asked for is one we serve), or
- * block 0 of the largest size when b is absent; then, if that is the whole
- * artifact, the answer carries no Block2 option at all, as RFC 7959 clients
- * expect. False when the block starts at or beyond the end. */
-static bool pick_piece(const struct block2 *b, size_t size, struct piece *pc)
-{
-    pc->szx = b->present ? b->szx : BLOCK_SZX_MAX;
-    uint64_t off = (uint64_t)b->num << (pc->szx + 4);
-    if (b->num > 0 && off >= size)
-        return false;
-    size_t block = (size_t)1 << (pc->szx + 4);
-    pc->num = b->num;
-    pc->off = (size_t)off;
-    pc->len = size - pc->off < block ? size - pc->off : block;
-    pc->more = pc->off + pc->len < size;
-    pc->block2 = b->present || pc->more;
-    return true;
-}
-
-/* 2.05 with one piece of the artifact: the only copy of its bytes the
- * server makes, into the datagram. The ETag and Size2 come with every
- * block, so a node may start or resume anywhere. */
-static bool add_piece(const struct art *a, const struct piece *pc, coap_pdu_t *resp)
-{
-    coap_pdu_set_code(resp, COAP_RESPONSE_CODE_CONTENT);
-    add_uint_option(resp, COAP_OPTION_ETAG, etag_of(a->sha));
-    add_uint_option(resp, COAP_OPTION_CONTENT_FORMAT, COAP_MEDIATYPE_APPLICATION_OCTET_STREAM);
-    if (pc->block2)
-        add_uint_option(resp, COAP_OPTION_BLOCK2,
-                        (uint64_t)pc->num << 4 | (pc->more ? 8u : 0u) | pc->szx);
-    add_uint_option(resp, COAP_OPTION_SIZE2, a->len);
-    return pc->len == 0 || coap_add_data(resp, pc->len, a->data + pc->off);
-}
-
-/* The artifact with the hooks' answer at hand: `a` as it is when it holds
- * one, else whatever the hooks answer now. NULL when there is nothing to
- * serve; resp then says why. */
-static struct art *mapped_art(struct gw_coap *s, const uint8_t sha[FERRY_SHA256_LEN], struct art *a,
-                              coap_pdu_t *resp)
-{
-    if (a && a->mapped && !a->removed)
-        return a;
-    const uint8_t *data = NULL;
-    size_t len = 0;
-    void *ref = NULL;
-    switch (s->hooks.artifact(s->hooks.arg, sha, &data, &len, &ref)) {
-    case GW_ARTIFACT_COMPLETE:
-        break;
-    case GW_ARTIFACT_FETCHING:
-        answer(resp, COAP_RESPONSE_CODE_SERVICE_UNAVAILABLE, jittered(s->fetching_max_age),
-               "artifact is still being fetched");
-        return NULL;
-    default:
-        answer(resp, COAP_RESPONSE_CODE_NOT_FOUND, 0, "no such artifact on this gateway");
-        return NULL;
-    }
-    /* Also brings back one evicted during this pass, with the new answer. */
-    a = add_art(s, sha, len);
-    if (!a) {
-        s->hooks.artifact_release(s->hooks.arg, ref);
-        answer(resp, COAP_RESPONSE_CODE_INTERNAL_ERROR, 0, "out of memory");
-        return NULL;
-    }
-    unmap(s, a);
-    a->mapped = true;
-    a->data = data;
-    a->len = len;
-    a->ref = ref;
-    return a;
-}
-
-/* One block for one node, if the pacer lets its transfer run. */
-static void serve_block(struct gw_coap *s, struct art *a, const struct block2 *b,
-                        coap_session_t *ses, coap_pdu_t *resp)
-{
-    struct piece pc;
-    if (!pick_piece(b, a->len, &pc)) {
-        answerf(resp, COAP_RESPONSE_CODE_BAD_OPTION, 0,
-                "Block2: block %" PRIu32 " of size %u starts beyond the %zu bytes", b->num,
-                1u << (b->szx + 4), a->len);
-        return;
-    }
-    struct gw_pacer_key key = {.session = session_id(s, ses)};
-    memcpy(key.sha256, a->sha, FERRY_SHA256_LEN);
-    enum gw_pacer_admission how = GW_PACER_CONTINUED;
-    if (gw_pacer_admit(s->pacer, &key, a->last_ms, &how) != FERRY_OK) {
-        answer(resp, COAP_RESPONSE_CODE_SERVICE_UNAVAILABLE, jittered(s->busy_max_age),
-               "too many downloads, retry later");
-        LOG_DEBUG("coap: %s: download refused, %zu running", coap_session_str(ses),
-                  gw_pacer_active(s->pacer));
-        return;
-    }
-    if (how == GW_PACER_STARTED)
-        LOG_DEBUG("coap: %s: download admitted, %zu running", coap_session_str(ses),
-                  gw_pacer_active(s->pacer));
-    if (!add_piece(a, &pc, resp)) {
-        LOG_WARN("coap: %s: a block of %zu bytes does not fit the datagram", coap_session_str(ses),
-                 pc.len);
-        answer(resp, COAP_RESPONSE_CODE_INTERNAL_ERROR, 0, "block does not fit, ask smaller");
-        return;
-    }
-    if (!pc.more && how != GW_PACER_GRACE) {
-        gw_pacer_finish(s->pacer, &key, a->last_ms);
-        LOG_DEBUG("coap: %s: download finished, %zu running", coap_session_str(ses),
-                  gw_pacer_active(s->pacer));
-    }
-}
-
-/* GET ferry/artifact/<hex>, one block per request; `a` is NULL when the
- * resource does not exist yet. */
-static void serve_artifact(struct gw_coap *s, const uint8_t sha[FERRY_SHA256_LEN], struct art *a,
-                           coap_session_t *ses, const coap_pdu_t *req, coap_pdu_t *resp)
-{
-    struct block2 b;
-    if (!parse_block2(req, &b, resp))
-        return;
-    a = mapped_art(s, sha, a, resp);
-    if (!a)
-        return;
-    a->last_ms = ferry_now_ms();
-    serve_block(s, a, &b, ses, resp);
-    schedule_expiry(s);
-}
-
-static void on_artifact_get(coap_resource_t *r, coap_session_t *ses, const coap_pdu_t *req,
-                            const coap_string_t *q, coap_pdu_t *resp)
-{
-    (void)q;
-    struct art *a = coap_resource_get_userdata(r);
-    serve_artifact(a->srv, a->sha, a, ses, req, resp);
-}
-
-/* ---- manifests ------------------------------------------------------------ */
-
-static struct man *find_man(struct gw_coap *s, const char *product)
-{
-    for (struct man *m = s->mans; m; m = m->next)
-        if (strcmp(m->product, product) == 0)
-            return m;
-    return NULL;
-}
-
-static void on_manifest_get(coap_resource_t *r, coap_session_t *ses, const coap_pdu_t *req,
-                            const coap_string_t *q, coap_pdu_t *resp);
-
-static struct man *add_man(struct gw_coap *s, const char *product)
-{
-    struct man *m = find_man(s, product);
-    if (m)
-        return m;
-    m = calloc(1, sizeof(*m));
-    if (!m)
-        return NULL;
-    char path[sizeof(FERRY_COAP_MANIFEST) + 1 + FERRY_ID_MAX];
-    snprintf(path, sizeof(path), "%s/%s", FERRY_COAP_MANIFEST, product);
-    m->res = new_resource(path, COAP_MEDIATYPE_APPLICATION_JSON, "\"" FERRY_COAP_RT_MANIFEST "\"");
-    if (!m->res) {
-        free(m);
-        return NULL;
-    }
-    /* Confirmable notifications: a node must not miss a new release, and
-     * libcoap drops observers that stop acknowledging. */
-    coap_resource_set_mode(m->res, COAP_RESOURCE_FLAGS_NOTIFY_CON);
-    coap_resource_set_get_observable(m->res, 1);
-    coap_register_request_handler(m->res, COAP_REQUEST_GET, on_manifest_get);
-    coap_resource_set_userdata(m->res, m);
-    coap_add_resource(s->ctx, m->res);
-    m->srv = s;
-    snprintf(m->product, sizeof(m->product), "%s", product);
-    m->next = s->mans;
-    s->mans = m;
-    return m;
-}
-
-static void free_copy(coap_session_t *ses, void *app_ptr)
-{
-    (void)ses;
-    free(app_ptr);
-}
-
-/* GET ferry/manifest/<product>. The envelope is copied: a new release may replace
- * the caller's bytes while libcoap still serves blocks of this one. */
-static void serve_manifest(struct gw_coap *s, struct man *m, coap_session_t *ses,
-                           const coap_pdu_t *req, const coap_string_t *q, coap_pdu_t *resp)
-{
-    size_t len = 0;
-    const uint8_t *env = s->hooks.manifest(s->hooks.arg, m->product, &len);
-    if (!env) {
-        /* "Nothing offered": a 2.05 keeps an observation alive (any error
-         * would end it), so the node hears of the product's first release. */
-        answer(resp, COAP_RESPONSE_CODE_CONTENT, s->manifest_max_age, NULL);
-        return;
-    }
-    uint8_t *copy = len > 0 && len <= FERRY_ENVELOPE_MAX_BYTES ? malloc(len) : NULL;
-    if (!copy) {
-        LOG_ERR("coap: manifest for '%s' is %zu bytes, cannot serve it", m->product, len);
-        answer(resp, COAP_RESPONSE_CODE_INTERNAL_ERROR, 0, "manifest unavailable");
-        return;
-    }
-    memcpy(copy, env, len);
-    uint8_t sha[FERRY_SHA256_LEN];
-    ferry_sha256(copy, len, sha);
-    /* libcoap adds an ETag only to bodies that need blocks. */
-    add_uint_option(resp, COAP_OPTION_ETAG, etag_of(sha));
-    coap_pdu_set_code(resp, COAP_RESPONSE_CODE_CONTENT);
-    if (!coap_add_data_large_response(m->res, ses, req, resp, q, COAP_MEDIATYPE_APPLICATION_JSON,
-                                      (int)s->manifest_max_age, etag_of(sha), len, copy, free_copy,
-                                      copy))
-        LOG_WARN("coap: could not queue the manifest for %s", coap_session_str(ses));
-}
-
-static void on_manifest_get(coap_resource_t *r, coap_session_t *ses, const coap_pdu_t *req,
-                            const coap_string_t *q, coap_pdu_t *resp)
-{
-    struct man *m = coap_resource_get_userdata(r);
-    serve_manifest(m->srv, m, ses, req, q, resp);
-}
-
-/* ---- status records ------------------------------------------------------- */
-
-static void drop_part(struct gw_coap *s, const coap_session_t *ses)
-{
-    for (size_t i = 0; i < STATUS_PARTS; i++)
-        if (s->parts[i].session == ses)
-            s->parts[i].session = NULL;
-}
-
-/* The slot for a record that starts now: this session's, a free one, or the
- * oldest one. */
-static struct status_part *start_part(struct gw_coap *s, coap_session_t *ses, uint16_t cf)
-{
-    struct status_part *p = &s->parts[0];
-    for (size_t i = 0; i < STATUS_PARTS; i++) {
-        struct status_part *c = &s->parts[i];
-        if (c->session == ses || !c->session) {
-            p = c;
-            break;
-        }
-        if (c->started_ms < p->started_ms)
-            p = c;
-    }
-    p->session = ses;
-    p->started_ms = ferry_now_ms();
-    p->cf = cf;
-    p->len = 0;
-    return p;
-}
-
-static struct status_part *find_part(struct gw_coap *s, const coap_session_t *ses)
-{
-    for (size_t i = 0; i < STATUS_PARTS; i++)
-        if (s->parts[i].session == ses)
-            return &s->parts[i];
-    return NULL;
-}
-
-/* The authenticated identity of a DTLS session, or NULL over plain CoAP. */
-static const char *identity_of(const coap_session_t *ses, char out[FERRY_ID_MAX + 1])
-{
-    if (coap_session_get_proto(ses) != COAP_PROTO_DTLS)
-        return NULL;
-    const coap_bin_const_t *id = coap_session_get_psk_identity(ses);
-    if (!id || id->length == 0 || id->length > FERRY_ID_MAX)
-        return "";
-    memcpy(out, id->s, id->length);
-    out[id->length] = '\0';
-    return out;
-}
-
-static coap_pdu_code_t status_code_for(enum ferry_err err)
-{
-    switch (err) {
-    case FERRY_OK:
-        return COAP_RESPONSE_CODE_CHANGED;
-    case FERRY_E_NOSPACE:
-    case FERRY_E_BUSY:
-        return COAP_RESPONSE_CODE_SERVICE_UNAVAILABLE;
-    case FERRY_E_PROTOCOL:
-        return COAP_RESPONSE_CODE_FORBIDDEN;
-    case FERRY_E_MALFORMED:
-    case FERRY_E_INVALID_ARG:
-    case FERRY_E_TOO_LARGE:
-        return COAP_RESPONSE_CODE_BAD_REQUEST;
-    default:
-        return COAP_RESPONSE_CODE_INTERNAL_ERROR;
-    }
-}
-
-static void store_status(struct gw_coap *s, coap_session_t *ses, uint16_t cf, const uint8_t *buf,
-                         size_t len, coap_pdu_t *resp)
-{
-    struct ferry_status st;
-    struct ferry_diag d = {{0}};
-    enum ferry_err err = cf == COAP_MEDIATYPE_APPLICATION_JSON
-                             ? ferry_status_from_json(buf, len, &st, &d)
-                             : ferry_status_from_cbor(buf, len, &st, &d);
-    if (err != FERRY_OK) {
-        answer(resp, COAP_RESPONSE_CODE_BAD_REQUEST, 0, ferry_diag_str(&d, err));
-        return;
-    }
-    char idbuf[FERRY_ID_MAX + 1];
-    d.msg[0] = '\0';
-    err = s->hooks.status(s->hooks.arg, &st, identity_of(ses, idbuf), &d);
-    coap_pdu_code_t code = status_code_for(err);
-    if (err == FERRY_OK)
-        coap_pdu_set_code(resp, code);
-    else
-        answer(resp, code,
-               code == COAP_RESPONSE_CODE_SERVICE_UNAVAILABLE ? jittered(s->busy_max_age) : 0,
-               d.msg[0] ? d.msg : ferry_strerror(err));
-}
-
-static void too_large(coap_pdu_t *resp)
-{
-    coap_pdu_set_code(resp, COAP_RESPONSE_CODE_REQUEST_TOO_LARGE);
-    add_uint_option(resp, COAP_OPTION_SIZE1, FERRY_STATUS_MAX_BYTES);
-    char diag[64];
-    snprintf(diag, sizeof(diag), "status records are at most %d bytes", FERRY_STATUS_MAX_BYTES);
-    coap_add_data(resp, strlen(diag), (const uint8_t *)diag);
-}
-
-static bool content_format(const coap_pdu_t *req, uint16_t *cf)
-{
-    coap_opt_iterator_t it;
-    coap_opt_t *o = coap_check_option(req, COAP_OPTION_CONTENT_FORMAT, &it);
-    if (!o || coap_opt_length(o) > 2)
-        return false;
-    *cf = (uint16_t)coap_decode_var_bytes(coap_opt_value(o), coap_opt_length(o));
-    return *cf == COAP_MEDIATYPE_APPLICATION_JSON || *cf == COAP_MEDIATYPE_APPLICATION_CBOR;
-}
-
-/* POST ferry/status. Without COAP_BLOCK_SINGLE_BODY libcoap hands over each
- * Block1 piece as it comes (with it, it would allocate whatever Size1 a peer
- * claims), so pieces are put together here, never beyond the cap. */
-static void on_status_post(coap_resource_t *r, coap_session_t *ses, const coap_pdu_t *req,
-                           const coap_string_t *q, coap_pdu_t *resp)
-{
-    (void)q;
-    struct gw_coap *s = coap_resource_get_userdata(r);
-    uint16_t cf = 0;
-    if (!content_format(req, &cf)) {
-        answer(resp, COAP_RESPONSE_CODE_UNSUPPORTED_CONTENT_FORMAT, 0,
-               "status records are JSON (50) or CBOR (60)");
-        return;
-    }
-    size_t len = 0, offset = 0, total = 0;
-    const uint8_t *data = NULL;
-    if (!coap_get_data_large(req, &len, &data, &offset, &total) || len == 0) {
-        answer(resp, COAP_RESPONSE_CODE_BAD_REQUEST, 0, "empty status record");
-        return;
-    }
-    if (offset > FERRY_STATUS_MAX_BYTES || len > FERRY_STATUS_MAX_BYTES - offset ||
-        total > FERRY_STATUS_MAX_BYTES) {
-        drop_part(s, ses);
-        too_large(resp);
-        return;
-    }
-    if (offset == 0 && total == len) {
-        drop_part(s, ses);
-        store_status(s, ses, cf, data, len, resp);
-        return;
-    }
-    struct status_part *p = offset == 0 ? start_part(s, ses, cf) : find_part(s, ses);
-    if (!p || p->cf != cf || offset > p->len) {
-        drop_part(s, ses);
-        answer(resp, COAP_RESPONSE_CODE_INCOMPLETE, 0,
-               "Block1: a piece before this one is missing");
-        return;
-    }
-    memcpy(p->buf + offset, data, len);
-    if (offset + len > p->len)
-        p->len = offset + len;
-    if (offset + len < total) {
-        coap_pdu_set_code(resp, COAP_RESPONSE_CODE_CONTINUE);
-        return;
-    }
-    p->session = NULL;
-    store_status(s, ses, cf, p->buf, p->len, resp);
 }
 
 /* ---- paths without a resource yet ----------------------------------------- */
@@ -803,61 +220,6 @@ static bool tail_after(const coap_string_t *path, const char *prefix, char *out,
     return true;
 }
 
-static bool lower_hex_digest(const char *hex, uint8_t sha[FERRY_SHA256_LEN])
-{
-    if (strlen(hex) != FERRY_SHA256_HEX_LEN || strspn(hex, "0123456789abcdef") != strlen(hex))
-        return false;
-    return ferry_hex_decode(hex, sha, FERRY_SHA256_LEN) == FERRY_OK;
-}
-
-static void unknown_artifact(struct gw_coap *s, const char *tail, coap_session_t *ses,
-                             const coap_pdu_t *req, coap_pdu_t *resp)
-{
-    uint8_t sha[FERRY_SHA256_LEN];
-    if (!lower_hex_digest(tail, sha)) {
-        answer(resp, COAP_RESPONSE_CODE_NOT_FOUND, 0,
-               "artifacts are named by their SHA-256 in 64 lower-case hex digits");
-        return;
-    }
-    if (coap_pdu_get_code(req) != COAP_REQUEST_CODE_GET) {
-        answer(resp, COAP_RESPONSE_CODE_NOT_ALLOWED, 0, NULL);
-        return;
-    }
-    serve_artifact(s, sha, find_art(s, sha), ses, req, resp);
-}
-
-static void unknown_manifest(struct gw_coap *s, const char *product, coap_session_t *ses,
-                             const coap_pdu_t *req, const coap_string_t *q, coap_pdu_t *resp)
-{
-    if (!ferry_id_valid(product)) {
-        answer(resp, COAP_RESPONSE_CODE_NOT_FOUND, 0, "not a product identifier");
-        return;
-    }
-    if (coap_pdu_get_code(req) != COAP_REQUEST_CODE_GET) {
-        answer(resp, COAP_RESPONSE_CODE_NOT_ALLOWED, 0, NULL);
-        return;
-    }
-    size_t len = 0;
-    bool released = s->hooks.manifest(s->hooks.arg, product, &len) != NULL;
-    /* Any node may name any product: the resources made for those with no
-     * release are capped, and beyond the cap such nodes poll. */
-    if (!released && s->waiting_products >= GW_COAP_MAX_WAITING_PRODUCTS) {
-        answerf(resp, COAP_RESPONSE_CODE_NOT_FOUND, s->manifest_max_age,
-                "no release for product '%s'", product);
-        return;
-    }
-    /* Observable from now on; this answer itself registers no observer (the
-     * request reached no resource), so it carries no Observe option. */
-    struct man *m = add_man(s, product);
-    if (!m) {
-        answer(resp, COAP_RESPONSE_CODE_INTERNAL_ERROR, 0, "out of memory");
-        return;
-    }
-    if (!released)
-        s->waiting_products++;
-    serve_manifest(s, m, ses, req, q, resp);
-}
-
 /* Every method on every path that has no resource. Registered for all of
  * them because libcoap would otherwise answer DELETE with 2.02. */
 static void on_unknown(coap_resource_t *r, coap_session_t *ses, const coap_pdu_t *req,
@@ -867,11 +229,11 @@ static void on_unknown(coap_resource_t *r, coap_session_t *ses, const coap_pdu_t
     coap_string_t *path = coap_get_uri_path(req);
     char tail[FERRY_SHA256_HEX_LEN + 2];
     if (path && tail_after(path, FERRY_COAP_ARTIFACT, tail, sizeof(tail)))
-        unknown_artifact(s, tail, ses, req, resp);
+        gw_coap_artifact_unknown(s, tail, ses, req, resp);
     else if (path && tail_after(path, FERRY_COAP_MANIFEST, tail, sizeof(tail)))
-        unknown_manifest(s, tail, ses, req, q, resp);
+        gw_coap_manifest_unknown(s, tail, ses, req, q, resp);
     else
-        answer(resp, COAP_RESPONSE_CODE_NOT_FOUND, 0, NULL);
+        gw_coap_answer(resp, COAP_RESPONSE_CODE_NOT_FOUND, 0, NULL);
     coap_delete_string(path);
 }
 
@@ -883,8 +245,8 @@ static int on_event(coap_session_t *ses, const coap_event_t ev)
     if (!s)
         return 0;
     if (ev == COAP_EVENT_SERVER_SESSION_DEL) {
-        gw_pacer_end_session(s->pacer, session_id(s, ses));
-        drop_part(s, ses);
+        gw_pacer_end_session(s->pacer, gw_coap_session_id(s, ses));
+        gw_coap_status_session_gone(s, ses);
     }
     return 0;
 }
@@ -988,13 +350,10 @@ static uint16_t bound_port(const coap_endpoint_t *ep, uint16_t asked)
 
 static enum ferry_err add_fixed_resources(struct gw_coap *s, struct ferry_diag *d)
 {
-    /* Each is handed to the context at once, which frees it in the end. */
-    coap_resource_t *st = new_resource(FERRY_COAP_STATUS, 0, "\"" FERRY_COAP_RT_STATUS "\"");
-    if (!st)
-        return ferry_fail(d, FERRY_E_NOMEM, "coap: out of memory");
-    coap_register_request_handler(st, COAP_REQUEST_POST, on_status_post);
-    coap_resource_set_userdata(st, s);
-    coap_add_resource(s->ctx, st);
+    enum ferry_err err = gw_coap_status_register(s, d);
+    if (err != FERRY_OK)
+        return err;
+    /* Handed to the context at once, which frees it in the end. */
     coap_resource_t *unk = coap_resource_unknown_init2(on_unknown, 0);
     if (!unk)
         return ferry_fail(d, FERRY_E_NOMEM, "coap: out of memory");
@@ -1108,20 +467,11 @@ void gw_coap_free(struct gw_coap *s)
     /* Frees every session and every resource (and the manifest copies). */
     if (s->ctx)
         coap_free_context(s->ctx);
-    while (s->arts) {
-        struct art *a = s->arts;
-        s->arts = a->next;
-        unmap(s, a);
-        free(a);
-    }
-    while (s->mans) {
-        struct man *m = s->mans;
-        s->mans = m->next;
-        free(m);
-    }
+    gw_coap_artifact_free_all(s);
+    gw_coap_manifest_free_all(s);
     gw_pacer_free(s->pacer);
     gw_psk_free(s->psk);
-    explicit_bzero(s->parts, sizeof(s->parts));
+    gw_coap_status_free_all(s);
     free(s);
     library_down();
 }
@@ -1129,35 +479,6 @@ void gw_coap_free(struct gw_coap *s)
 uint16_t gw_coap_port(const struct gw_coap *s)
 {
     return s->port;
-}
-
-enum ferry_err gw_coap_manifest_changed(struct gw_coap *s, const char *product)
-{
-    if (!ferry_id_valid(product))
-        return FERRY_E_INVALID_ARG;
-    struct man *m = add_man(s, product);
-    if (!m)
-        return FERRY_E_NOMEM;
-    coap_resource_notify_observers(m->res, NULL);
-    kick(s);
-    return FERRY_OK;
-}
-
-enum ferry_err gw_coap_artifact_added(struct gw_coap *s, const uint8_t sha256[FERRY_SHA256_LEN],
-                                      uint64_t size)
-{
-    return add_art(s, sha256, size) ? FERRY_OK : FERRY_E_NOMEM;
-}
-
-void gw_coap_artifact_removed(struct gw_coap *s, const uint8_t sha256[FERRY_SHA256_LEN])
-{
-    struct art *a = find_art(s, sha256);
-    if (!a)
-        return;
-    a->removed = true;
-    /* From a hook, libcoap may be inside this very resource: after the pass. */
-    if (!s->processing)
-        sweep_removed(s);
 }
 
 size_t gw_coap_active_downloads(const struct gw_coap *s)
