@@ -182,6 +182,46 @@ static void on_kick(void *arg)
     process(s);
 }
 
+bool gw_coap_peer_of(const coap_session_t *ses, const coap_pdu_t *req, struct gw_coap_peer *who,
+                     struct gw_coap_peer_buf *buf)
+{
+    memset(who, 0, sizeof(*who));
+    coap_opt_iterator_t it;
+    coap_opt_filter_t f;
+    coap_option_filter_clear(&f);
+    coap_option_filter_set(&f, COAP_OPTION_URI_QUERY);
+    coap_option_iterator_init(req, &it, &f);
+    coap_opt_t *o;
+    size_t n = 0;
+    buf->declared[0] = 0;
+    while ((o = coap_option_next(&it)) && n < GW_COAP_PEER_QUERY_MAX) {
+        const char *v = (const char *)coap_opt_value(o);
+        size_t len = coap_opt_length(o);
+        buf->items[n] = v;
+        buf->lens[n++] = len;
+        if (len > 2 && len - 2 <= FERRY_ID_MAX && memcmp(v, "n=", 2) == 0 && !buf->declared[0]) {
+            memcpy(buf->declared, v + 2, len - 2);
+            buf->declared[len - 2] = 0;
+        }
+    }
+    who->query = buf->items;
+    who->query_len = buf->lens;
+    who->nquery = n;
+    if (buf->declared[0] && !ferry_id_valid(buf->declared))
+        buf->declared[0] = 0;
+    const coap_bin_const_t *id =
+        coap_session_get_proto(ses) == COAP_PROTO_DTLS ? coap_session_get_psk_identity(ses) : NULL;
+    if (id && id->length > 0 && id->length <= FERRY_ID_MAX) {
+        memcpy(buf->id, id->s, id->length);
+        buf->id[id->length] = 0;
+        who->node = buf->id;
+        who->authenticated = true;
+        return !buf->declared[0] || strcmp(buf->declared, buf->id) == 0;
+    }
+    who->node = buf->declared[0] ? buf->declared : NULL;
+    return true;
+}
+
 void gw_coap_kick(struct gw_coap *s)
 {
     if (!s->closing && !s->kick_timer)

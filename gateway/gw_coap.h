@@ -62,6 +62,32 @@
 /* UDP sessions libcoap keeps for idle nodes; beyond that it drops the oldest. */
 #define GW_COAP_MAX_IDLE_SESSIONS 1000
 
+/* Who asks (DECISIONS D1), as the server tells it for one request: over DTLS
+ * the PSK identity (authenticated; an n= query that names another node is
+ * refused with 4.03 before any hook runs); over plain CoAP the node id the
+ * request declares in its n= query, which is only as strong as the link;
+ * without either, nobody (an anonymous client, still served). */
+struct gw_coap_peer {
+    const char *node; /* NULL: anonymous */
+    bool authenticated;
+    const char *const *query; /* the Uri-Query items, query_len[i] bytes each */
+    const size_t *query_len;
+    size_t nquery;
+};
+
+/* What a node is offered on ferry/manifest/<product>. */
+struct gw_coap_offer {
+    const uint8_t *env; /* NULL: nothing (an empty 2.05); valid during the call */
+    size_t len;
+    uint32_t hold_s; /* > 0: sent as Ferry-Hold (PROTOCOL.md): do not install yet */
+};
+
+enum gw_coap_admit {
+    GW_COAP_ADMIT_SERVE,
+    GW_COAP_ADMIT_STALL,  /* 5.03 with the Max-Age given */
+    GW_COAP_ADMIT_REFUSE, /* 4.03 with the reason given */
+};
+
 enum gw_artifact_state {
     GW_ARTIFACT_UNKNOWN = 0, /* not held and not being fetched: 4.04 */
     GW_ARTIFACT_FETCHING,    /* on its way from the cloud: 5.03 + Max-Age */
@@ -105,6 +131,17 @@ struct gw_coap_hooks {
      * error answer. */
     enum ferry_err (*status)(void *arg, const struct ferry_status *st, const char *psk_identity,
                              struct ferry_diag *d);
+
+    /* Optional, per node (a rollout's policy). When set, manifest_for
+     * answers every GET and notification of ferry/manifest/<product> in
+     * place of manifest (which still says whether a product has a release
+     * at all), knowing who asks; admit is asked before every artifact block
+     * is served. Both run once per request, inside libcoap's handling. */
+    void (*manifest_for)(void *arg, const char *product, const struct gw_coap_peer *who,
+                         struct gw_coap_offer *out);
+    enum gw_coap_admit (*admit)(void *arg, const uint8_t sha256[FERRY_SHA256_LEN],
+                                const struct gw_coap_peer *who, uint32_t *max_age_s, char *why,
+                                size_t why_cap);
 };
 
 struct gw_coap_opts {

@@ -73,8 +73,7 @@ void gw_coap_artifact_free_all(struct gw_coap *s)
     }
 }
 
-struct artifact_entry *gw_coap_artifact_find(struct gw_coap *s,
-                                             const uint8_t sha[FERRY_SHA256_LEN])
+struct artifact_entry *gw_coap_artifact_find(struct gw_coap *s, const uint8_t sha[FERRY_SHA256_LEN])
 {
     for (struct artifact_entry *a = s->arts; a; a = a->next)
         if (memcmp(a->sha, sha, FERRY_SHA256_LEN) == 0)
@@ -280,6 +279,26 @@ static void serve_artifact(struct gw_coap *s, const uint8_t sha[FERRY_SHA256_LEN
     struct block2 b;
     if (!parse_block2(req, &b, resp))
         return;
+    if (s->hooks.admit) {
+        struct gw_coap_peer who;
+        struct gw_coap_peer_buf buf;
+        uint32_t max_age = 0;
+        char why[128] = "";
+        if (!gw_coap_peer_of(ses, req, &who, &buf)) {
+            gw_coap_answer(resp, COAP_RESPONSE_CODE_FORBIDDEN, 0, "n= is not your DTLS identity");
+            return;
+        }
+        switch (s->hooks.admit(s->hooks.arg, sha, &who, &max_age, why, sizeof(why))) {
+        case GW_COAP_ADMIT_SERVE:
+            break;
+        case GW_COAP_ADMIT_STALL:
+            gw_coap_answer(resp, COAP_RESPONSE_CODE_SERVICE_UNAVAILABLE, max_age, why);
+            return;
+        case GW_COAP_ADMIT_REFUSE:
+            gw_coap_answer(resp, COAP_RESPONSE_CODE_FORBIDDEN, 0, why);
+            return;
+        }
+    }
     a = mapped_art(s, sha, a, resp);
     if (!a)
         return;

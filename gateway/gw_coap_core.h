@@ -122,6 +122,19 @@ uint64_t gw_coap_etag_of(const uint8_t sha[FERRY_SHA256_LEN]);
  * registers handlers and adds it to the context. NULL when out of memory. */
 coap_resource_t *gw_coap_new_resource(const char *path, uint16_t ct, const char *rt);
 
+/* Who asks (gw_coap_peer): the request's Uri-Query items go into items/lens
+ * (at most GW_COAP_PEER_QUERY_MAX), the DTLS identity into idbuf. False when
+ * the request's n= names another node than its DTLS identity (answer 4.03). */
+#define GW_COAP_PEER_QUERY_MAX 32
+struct gw_coap_peer_buf {
+    const char *items[GW_COAP_PEER_QUERY_MAX];
+    size_t lens[GW_COAP_PEER_QUERY_MAX];
+    char id[FERRY_ID_MAX + 1];
+    char declared[FERRY_ID_MAX + 1];
+};
+bool gw_coap_peer_of(const coap_session_t *ses, const coap_pdu_t *req, struct gw_coap_peer *who,
+                     struct gw_coap_peer_buf *buf);
+
 /* A pass of libcoap soon, so that notifications go out now rather than at
  * the next packet. */
 void gw_coap_kick(struct gw_coap *s);

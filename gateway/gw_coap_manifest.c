@@ -71,7 +71,23 @@ static void serve_manifest(struct gw_coap *s, struct manifest_entry *m, coap_ses
                            const coap_pdu_t *req, const coap_string_t *q, coap_pdu_t *resp)
 {
     size_t len = 0;
-    const uint8_t *env = s->hooks.manifest(s->hooks.arg, m->product, &len);
+    const uint8_t *env = NULL;
+    uint32_t hold = 0;
+    if (s->hooks.manifest_for) {
+        struct gw_coap_peer who;
+        struct gw_coap_peer_buf buf;
+        if (!gw_coap_peer_of(ses, req, &who, &buf)) {
+            gw_coap_answer(resp, COAP_RESPONSE_CODE_FORBIDDEN, 0, "n= is not your DTLS identity");
+            return;
+        }
+        struct gw_coap_offer offer = {0};
+        s->hooks.manifest_for(s->hooks.arg, m->product, &who, &offer);
+        env = offer.env;
+        len = offer.len;
+        hold = offer.hold_s;
+    } else {
+        env = s->hooks.manifest(s->hooks.arg, m->product, &len);
+    }
     if (!env) {
         /* "Nothing offered": a 2.05 keeps an observation alive (any error
          * would end it), so the node hears of the product's first release. */
@@ -89,6 +105,8 @@ static void serve_manifest(struct gw_coap *s, struct manifest_entry *m, coap_ses
     ferry_sha256(copy, len, sha);
     /* libcoap adds an ETag only to bodies that need blocks. */
     gw_coap_add_uint_option(resp, COAP_OPTION_ETAG, gw_coap_etag_of(sha));
+    if (hold)
+        gw_coap_add_uint_option(resp, FERRY_COAP_OPTION_HOLD, hold);
     coap_pdu_set_code(resp, COAP_RESPONSE_CODE_CONTENT);
     if (!coap_add_data_large_response(m->res, ses, req, resp, q, COAP_MEDIATYPE_APPLICATION_JSON,
                                       (int)s->manifest_max_age, gw_coap_etag_of(sha), len, copy,

@@ -643,28 +643,18 @@ bool gw_policy_wants(const struct gw_policy *p, const uint8_t sha[FERRY_SHA256_L
     return false;
 }
 
-static size_t add_unique(uint8_t (*out)[FERRY_SHA256_LEN], size_t n, size_t cap,
-                         const uint8_t sha[FERRY_SHA256_LEN])
-{
-    for (size_t i = 0; i < n; i++)
-        if (memcmp(out[i], sha, FERRY_SHA256_LEN) == 0)
-            return n;
-    if (n < cap)
-        memcpy(out[n++], sha, FERRY_SHA256_LEN);
-    return n;
-}
-
-size_t gw_policy_rollout_artifacts(const struct gw_policy *p, uint8_t (*out)[FERRY_SHA256_LEN],
-                                   size_t cap)
+size_t gw_policy_rollout_releases(const struct gw_policy *p, const struct ferry_manifest **out,
+                                  size_t cap)
 {
     size_t n = 0;
     for (size_t i = 0; i < p->n; i++) {
         const struct rollout *ro = p->products[i].ro;
         if (!ro || ferry_rollout_state_is_final(ro->doc->state))
             continue;
-        n = add_unique(out, n, cap, ro->rel.sha256);
-        if (ro->has_rev)
-            n = add_unique(out, n, cap, ro->rev.sha256);
+        if (n < cap)
+            out[n++] = &ro->rel;
+        if (ro->has_rev && n < cap)
+            out[n++] = &ro->rev;
     }
     return n;
 }

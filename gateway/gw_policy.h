@@ -157,10 +157,11 @@ enum gw_admit gw_policy_admit(struct gw_policy *p, const uint8_t sha[FERRY_SHA25
  * artifacts to fetch and keep). */
 bool gw_policy_wants(const struct gw_policy *p, const uint8_t sha[FERRY_SHA256_LEN]);
 
-/* The artifacts the rollouts need (release and revert), for fetching and
- * for the cache to keep; up to cap digests, returns how many. */
-size_t gw_policy_rollout_artifacts(const struct gw_policy *p, uint8_t (*out)[FERRY_SHA256_LEN],
-                                   size_t cap);
+/* The releases the rollouts not cancelled or completed need (release and
+ * revert), whose artifacts the gateway must fetch and keep: up to cap
+ * manifests (valid until the next gw_policy_rollout()), returns how many. */
+size_t gw_policy_rollout_releases(const struct gw_policy *p, const struct ferry_manifest **out,
+                                  size_t cap);
 
 /* ---- time --------------------------------------------------------------------------- */
 

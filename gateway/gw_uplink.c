@@ -22,6 +22,7 @@ struct gw_uplink {
     char t_data[FERRY_TOPIC_MAX];
     char t_ack[FERRY_TOPIC_MAX];
     char t_presence[FERRY_TOPIC_MAX];
+    char t_rollout[FERRY_TOPIC_MAX]; /* filter: rollout/<id>/+ */
     struct ferry_backoff backoff;
     uint64_t reconnect_timer;
     int pending_subs;
@@ -72,7 +73,7 @@ static void subscribe_all(struct gw_uplink *u)
     const struct {
         const char *filter;
         int qos;
-    } subs[] = {{u->t_release, 1}, {u->t_data, 0}, {u->t_ack, 1}};
+    } subs[] = {{u->t_release, 1}, {u->t_data, 0}, {u->t_ack, 1}, {u->t_rollout, 1}};
     u->pending_subs = 0;
     for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
         if (ferry_mqtt_subscribe(u->mqtt, subs[i].filter, subs[i].qos, NULL) == FERRY_OK)
@@ -108,6 +109,14 @@ static void on_message(struct gw_uplink *u, const struct ferry_mqtt_ev *ev)
         return;
     }
     char product[FERRY_ID_MAX + 1];
+    size_t rprefix = strlen(u->t_rollout) - 1; /* "…/rollout/<id>/" */
+    if (strncmp(ev->topic, u->t_rollout, rprefix) == 0 &&
+        ferry_topic_last_level(ev->topic, product, sizeof(product)) == FERRY_OK &&
+        strlen(ev->topic) == rprefix + strlen(product)) {
+        if (u->h.on_rollout)
+            u->h.on_rollout(u->h.arg, product, ev->payload, ev->len);
+        return;
+    }
     size_t prefix = strlen(u->t_release) - 1; /* "…/release/" without the '+' */
     if (strncmp(ev->topic, u->t_release, prefix) == 0 &&
         ferry_topic_last_level(ev->topic, product, sizeof(product)) == FERRY_OK &&
@@ -196,7 +205,9 @@ enum ferry_err gw_uplink_new(struct ferry_loop *loop, const struct gw_uplink_opt
         ferry_topic(u->t_ack, sizeof(u->t_ack), FERRY_TOPIC_STATUS_ACK, u->fleet, u->id, NULL) !=
             FERRY_OK ||
         ferry_topic(u->t_presence, sizeof(u->t_presence), FERRY_TOPIC_PRESENCE, u->fleet, u->id,
-                    NULL) != FERRY_OK) {
+                    NULL) != FERRY_OK ||
+        ferry_topic(u->t_rollout, sizeof(u->t_rollout), FERRY_TOPIC_ROLLOUT, u->fleet, u->id,
+                    "+") != FERRY_OK) {
         err = ferry_fail(d, FERRY_E_INVALID_ARG,
                          "uplink: fleet '%s' or gateway id '%s' is not a valid identifier",
                          opts->fleet, opts->gateway_id);

@@ -177,6 +177,9 @@ static void only_open_waves_are_offered_the_release(void)
     CU_ASSERT_EQUAL(gw_policy_admit(p, m_rel.sha256, NULL, &age, why), GW_ADMIT_SERVE);
     CU_ASSERT_EQUAL(gw_policy_admit(p, m_cur.sha256, "stranger", &age, why), GW_ADMIT_SERVE);
     CU_ASSERT_TRUE(gw_policy_wants(p, m_rel.sha256));
+    const struct ferry_manifest *rels[4];
+    CU_ASSERT_EQUAL(gw_policy_rollout_releases(p, rels, 4), 2); /* release and revert */
+    CU_ASSERT_STRING_EQUAL(rels[0]->release_id, "fw-2");
     /* Wave 2 opens (revision 2): n1 gets it. */
     set_doc(p, doc(2, FERRY_ROLLOUT_RUNNING, 3, 2, 9, false), true, NULL);
     CU_ASSERT_EQUAL(kind(p, "n1"), GW_OFFER_ROLLOUT);
@@ -357,8 +360,8 @@ static void the_clouds_halt_and_cancel(void)
     CU_ASSERT_EQUAL(gw_policy_admit(p, m_rel.sha256, "n1", &age, NULL), GW_ADMIT_REFUSE);
     CU_ASSERT_EQUAL(gw_policy_admit(p, m_rel.sha256, NULL, &age, NULL), GW_ADMIT_REFUSE);
     /* A cancelled rollout's artifacts need no fetching. */
-    uint8_t arts[4][FERRY_SHA256_LEN];
-    CU_ASSERT_EQUAL(gw_policy_rollout_artifacts(p, arts, 4), 0);
+    const struct ferry_manifest *rels[4];
+    CU_ASSERT_EQUAL(gw_policy_rollout_releases(p, rels, 4), 0);
     gw_policy_free(p);
 }
 
