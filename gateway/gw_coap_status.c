@@ -104,11 +104,10 @@ static void store_status(struct gw_coap *s, coap_session_t *ses, uint16_t cf, co
     if (err == FERRY_OK)
         coap_pdu_set_code(resp, code);
     else
-        gw_coap_answer(resp, code,
-                       code == COAP_RESPONSE_CODE_SERVICE_UNAVAILABLE
-                           ? gw_coap_jittered(s->busy_max_age)
-                           : 0,
-                       d.msg[0] ? d.msg : ferry_strerror(err));
+        gw_coap_answer(
+            resp, code,
+            code == COAP_RESPONSE_CODE_SERVICE_UNAVAILABLE ? gw_coap_jittered(s->busy_max_age) : 0,
+            d.msg[0] ? d.msg : ferry_strerror(err));
 }
 
 static void too_large(coap_pdu_t *resp)
