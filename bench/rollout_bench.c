@@ -307,14 +307,14 @@ static int bench_admission(size_t nodes, size_t rounds)
         for (int k = 0; k < REQUESTS; k++) {
             uint32_t age;
             x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            sink += gw_policy_admit(p, rel.sha256, ids[x % nodes], &age, NULL);
+            sink += gw_policy_admit(p, rel.sha256, ids[x % nodes], &age, NULL, NULL);
         }
         admit_ns[r] = (now_ns() - t0) / REQUESTS;
         t0 = now_ns();
         for (int k = 0; k < REQUESTS; k++) {
             uint32_t age;
             x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            sink += gw_policy_admit(p, rel.sha256, ids[nodes + x % 1000], &age, NULL);
+            sink += gw_policy_admit(p, rel.sha256, ids[nodes + x % 1000], &age, NULL, NULL);
         }
         unknown_ns[r] = (now_ns() - t0) / REQUESTS;
         t0 = now_ns();

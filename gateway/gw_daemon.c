@@ -685,10 +685,13 @@ static enum gw_coap_admit hook_admit(void *arg, const uint8_t sha[FERRY_SHA256_L
 {
     struct gw *g = arg;
     char reason[96] = "";
-    enum gw_admit v = gw_policy_admit(g->policy, sha, who->node, max_age_s, reason);
+    bool first = false;
+    enum gw_admit v = gw_policy_admit(g->policy, sha, who->node, max_age_s, reason, &first);
     snprintf(why, why_cap, "%s", reason);
     switch (v) {
     case GW_ADMIT_SERVE:
+        if (first) /* which nodes fetch a rollout's release, once each */
+            LOG_INFO("rollouts: node %s fetches the rollout's release", who->node);
         return GW_COAP_ADMIT_SERVE;
     case GW_ADMIT_STALL:
         LOG_DEBUG("rollouts: block for %s stalled: %s", who->node ? who->node : "(anonymous)",

@@ -20,6 +20,7 @@ struct target_rt {
     int8_t state; /* its latest record for the release, -1: none relayed */
     bool started; /* offered the release, or reported on it */
     bool counted; /* its final state counts toward the local halt */
+    bool fetched; /* it asked for a block of the release */
 };
 
 /* A window's state, valid from `from` until `until`. */
@@ -561,7 +562,7 @@ static bool held_refers(const struct gw_policy *p, const uint8_t sha[FERRY_SHA25
 }
 
 static enum gw_admit admit_one(struct gw_policy *p, struct rollout *ro, const char *node,
-                               uint32_t *max_age, char why[96])
+                               uint32_t *max_age, char why[96], bool *first)
 {
     const struct ferry_rollout_doc *doc = ro->doc;
     enum ferry_rollout_state s = doc->state;
@@ -583,12 +584,14 @@ static enum gw_admit admit_one(struct gw_policy *p, struct rollout *ro, const ch
     if (!node)
         return GW_ADMIT_SERVE;
     const struct ferry_rollout_target *t = &doc->targets[i];
-    if (ro->rt[i].started || target_state(ro, i) >= 0)
-        return GW_ADMIT_SERVE;
     /* In an open wave, asking before its offer was counted (the gateway
      * restarted under it): let it go on. */
-    if (t->wave < doc->open_waves && s != FERRY_ROLLOUT_PAUSED) {
+    bool may = ro->rt[i].started || target_state(ro, i) >= 0 ||
+               (t->wave < doc->open_waves && s != FERRY_ROLLOUT_PAUSED);
+    if (may) {
         ro->rt[i].started = true;
+        *first = !ro->rt[i].fetched;
+        ro->rt[i].fetched = true;
         return GW_ADMIT_SERVE;
     }
     snprintf(why, 96, "node %.40s is not in an open wave of rollout %" PRIu64, node, doc->rollout);
@@ -597,11 +600,15 @@ static enum gw_admit admit_one(struct gw_policy *p, struct rollout *ro, const ch
 }
 
 enum gw_admit gw_policy_admit(struct gw_policy *p, const uint8_t sha[FERRY_SHA256_LEN],
-                              const char *node, uint32_t *max_age_s, char why[96])
+                              const char *node, uint32_t *max_age_s, char why[96], bool *first)
 {
     char scratch[96];
+    bool first_scratch = false;
     if (!why)
         why = scratch;
+    if (!first)
+        first = &first_scratch;
+    *first = false;
     why[0] = 0;
     *max_age_s = 0;
     enum gw_admit verdict = GW_ADMIT_SERVE;
@@ -615,7 +622,7 @@ enum gw_admit gw_policy_admit(struct gw_policy *p, const uint8_t sha[FERRY_SHA25
                 return GW_ADMIT_SERVE; /* the old image: harmless to anyone */
             if (memcmp(ro->rel.sha256, sha, FERRY_SHA256_LEN) != 0)
                 continue;
-            enum gw_admit v = admit_one(p, ro, node, max_age_s, why);
+            enum gw_admit v = admit_one(p, ro, node, max_age_s, why, first);
             if (!any || v < verdict)
                 verdict = v;
             any = true;

@@ -149,9 +149,10 @@ enum gw_admit {
 };
 
 /* Whether node (NULL: anonymous) may fetch a block of artifact sha; why
- * (may be NULL, 96 bytes) says why not. */
+ * (may be NULL, 96 bytes) says why not. *first (may be NULL) tells the
+ * first block a target fetches of a rollout's release, for the log. */
 enum gw_admit gw_policy_admit(struct gw_policy *p, const uint8_t sha[FERRY_SHA256_LEN],
-                              const char *node, uint32_t *max_age_s, char why[96]);
+                              const char *node, uint32_t *max_age_s, char why[96], bool *first);
 
 /* Whether a held release or a rollout of any product refers to sha (the
  * artifacts to fetch and keep). */

@@ -169,13 +169,17 @@ static void only_open_waves_are_offered_the_release(void)
     /* Blocks: targets in the open wave, and anonymous clients, may fetch. */
     uint32_t age;
     char why[96];
-    CU_ASSERT_EQUAL(gw_policy_admit(p, m_rel.sha256, "n0", &age, why), GW_ADMIT_SERVE);
-    CU_ASSERT_EQUAL(gw_policy_admit(p, m_rel.sha256, "n1", &age, why), GW_ADMIT_REFUSE);
+    bool first = false;
+    CU_ASSERT_EQUAL(gw_policy_admit(p, m_rel.sha256, "n0", &age, why, &first), GW_ADMIT_SERVE);
+    CU_ASSERT_TRUE(first);
+    CU_ASSERT_EQUAL(gw_policy_admit(p, m_rel.sha256, "n0", &age, why, &first), GW_ADMIT_SERVE);
+    CU_ASSERT_FALSE(first);
+    CU_ASSERT_EQUAL(gw_policy_admit(p, m_rel.sha256, "n1", &age, why, NULL), GW_ADMIT_REFUSE);
     CU_ASSERT_PTR_NOT_NULL(strstr(why, "not in an open wave"));
-    CU_ASSERT_EQUAL(gw_policy_admit(p, m_rel.sha256, "stranger", &age, why), GW_ADMIT_REFUSE);
+    CU_ASSERT_EQUAL(gw_policy_admit(p, m_rel.sha256, "stranger", &age, why, NULL), GW_ADMIT_REFUSE);
     CU_ASSERT_PTR_NOT_NULL(strstr(why, "not a target"));
-    CU_ASSERT_EQUAL(gw_policy_admit(p, m_rel.sha256, NULL, &age, why), GW_ADMIT_SERVE);
-    CU_ASSERT_EQUAL(gw_policy_admit(p, m_cur.sha256, "stranger", &age, why), GW_ADMIT_SERVE);
+    CU_ASSERT_EQUAL(gw_policy_admit(p, m_rel.sha256, NULL, &age, why, NULL), GW_ADMIT_SERVE);
+    CU_ASSERT_EQUAL(gw_policy_admit(p, m_cur.sha256, "stranger", &age, why, NULL), GW_ADMIT_SERVE);
     CU_ASSERT_TRUE(gw_policy_wants(p, m_rel.sha256));
     const struct ferry_manifest *rels[4];
     CU_ASSERT_EQUAL(gw_policy_rollout_releases(p, rels, 4), 2); /* release and revert */
@@ -201,14 +205,14 @@ static void scheduled_and_paused(void)
     set_doc(p, doc(1, FERRY_ROLLOUT_SCHEDULED, 1, 0, 4, false), true, NULL);
     CU_ASSERT_EQUAL(kind(p, "n0"), GW_OFFER_BASELINE);
     uint32_t age;
-    CU_ASSERT_EQUAL(gw_policy_admit(p, m_rel.sha256, "n0", &age, NULL), GW_ADMIT_REFUSE);
+    CU_ASSERT_EQUAL(gw_policy_admit(p, m_rel.sha256, "n0", &age, NULL, NULL), GW_ADMIT_REFUSE);
     set_doc(p, doc(2, FERRY_ROLLOUT_RUNNING, 1, 1, 4, false), true, NULL);
     CU_ASSERT_EQUAL(kind(p, "n0"), GW_OFFER_ROLLOUT); /* n0 starts */
     set_doc(p, doc(3, FERRY_ROLLOUT_PAUSED, 1, 1, 4, false), true, NULL);
     CU_ASSERT_EQUAL(kind(p, "n0"), GW_OFFER_ROLLOUT);  /* it goes on */
     CU_ASSERT_EQUAL(kind(p, "n1"), GW_OFFER_BASELINE); /* nobody new starts */
-    CU_ASSERT_EQUAL(gw_policy_admit(p, m_rel.sha256, "n0", &age, NULL), GW_ADMIT_SERVE);
-    CU_ASSERT_EQUAL(gw_policy_admit(p, m_rel.sha256, "n1", &age, NULL), GW_ADMIT_REFUSE);
+    CU_ASSERT_EQUAL(gw_policy_admit(p, m_rel.sha256, "n0", &age, NULL, NULL), GW_ADMIT_SERVE);
+    CU_ASSERT_EQUAL(gw_policy_admit(p, m_rel.sha256, "n1", &age, NULL, NULL), GW_ADMIT_REFUSE);
     set_doc(p, doc(4, FERRY_ROLLOUT_RUNNING, 1, 1, 4, false), true, NULL);
     CU_ASSERT_EQUAL(kind(p, "n1"), GW_OFFER_ROLLOUT);
     gw_policy_free(p);
@@ -305,11 +309,11 @@ static void own_failures_halt_and_revert_those_that_installed(void)
     CU_ASSERT_EQUAL(kind(p, "n7"), GW_OFFER_BASELINE);
     uint32_t age = 0;
     char why[96];
-    CU_ASSERT_EQUAL(gw_policy_admit(p, m_rel.sha256, "n2", &age, why), GW_ADMIT_STALL);
+    CU_ASSERT_EQUAL(gw_policy_admit(p, m_rel.sha256, "n2", &age, why, NULL), GW_ADMIT_STALL);
     CU_ASSERT_EQUAL(age, GW_POLICY_STALL_S);
     CU_ASSERT_PTR_NOT_NULL(strstr(why, "halted"));
-    CU_ASSERT_EQUAL(gw_policy_admit(p, m_rel.sha256, NULL, &age, why), GW_ADMIT_STALL);
-    CU_ASSERT_EQUAL(gw_policy_admit(p, m_rev.sha256, "n0", &age, why), GW_ADMIT_SERVE);
+    CU_ASSERT_EQUAL(gw_policy_admit(p, m_rel.sha256, NULL, &age, why, NULL), GW_ADMIT_STALL);
+    CU_ASSERT_EQUAL(gw_policy_admit(p, m_rev.sha256, "n0", &age, why, NULL), GW_ADMIT_SERVE);
     /* Back online: it says so again. */
     memset(&fx, 0, sizeof(fx));
     gw_policy_link(p, true, &fx);
@@ -324,7 +328,7 @@ static void own_failures_halt_and_revert_those_that_installed(void)
     memset(&fx, 0, sizeof(fx));
     set_doc(p, d, true, &fx);
     CU_ASSERT_TRUE(fx.report);
-    CU_ASSERT_EQUAL(gw_policy_admit(p, m_rel.sha256, "n2", &age, why), GW_ADMIT_SERVE);
+    CU_ASSERT_EQUAL(gw_policy_admit(p, m_rel.sha256, "n2", &age, why, NULL), GW_ADMIT_SERVE);
     CU_ASSERT_EQUAL(offer(p, "n2", WALL, MONO).hold_s, 0);
     gw_policy_report(p, "gw1", WALL, &rep);
     CU_ASSERT_FALSE(rep.items[0].halted);
@@ -357,8 +361,8 @@ static void the_clouds_halt_and_cancel(void)
     CU_ASSERT_EQUAL(offer(p, "n1", WALL, MONO).hold_s, GW_POLICY_HALT_HOLD_S);
     CU_ASSERT_EQUAL(kind(p, "n2"), GW_OFFER_BASELINE);
     uint32_t age;
-    CU_ASSERT_EQUAL(gw_policy_admit(p, m_rel.sha256, "n1", &age, NULL), GW_ADMIT_REFUSE);
-    CU_ASSERT_EQUAL(gw_policy_admit(p, m_rel.sha256, NULL, &age, NULL), GW_ADMIT_REFUSE);
+    CU_ASSERT_EQUAL(gw_policy_admit(p, m_rel.sha256, "n1", &age, NULL, NULL), GW_ADMIT_REFUSE);
+    CU_ASSERT_EQUAL(gw_policy_admit(p, m_rel.sha256, NULL, &age, NULL, NULL), GW_ADMIT_REFUSE);
     /* A cancelled rollout's artifacts need no fetching. */
     const struct ferry_manifest *rels[4];
     CU_ASSERT_EQUAL(gw_policy_rollout_releases(p, rels, 4), 0);
