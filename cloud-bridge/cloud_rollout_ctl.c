@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define ACTOR "controller"
 /* Records and descriptions are stamped in whole seconds: look one back. */
@@ -441,8 +442,13 @@ static enum ferry_err gateway_halt(struct cloud_rollout_ctl *c, const char *gate
     if (err == FERRY_OK && first) {
         char actor[CLOUD_ACTOR_MAX + 1], reason[CLOUD_REASON_MAX];
         snprintf(actor, sizeof(actor), "gateway:%s", gateway);
-        snprintf(reason, sizeof(reason), "halted on its own nodes%s at %" PRId64 ": %s",
-                 it->offline ? " while its uplink was down" : "", it->halted_at, it->reason);
+        char at[32];
+        time_t tt = (time_t)it->halted_at;
+        struct tm tm;
+        if (!gmtime_r(&tt, &tm) || !strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", &tm))
+            snprintf(at, sizeof(at), "%" PRId64, it->halted_at);
+        snprintf(reason, sizeof(reason), "halted on its own nodes%s at %s: %s",
+                 it->offline ? " while its uplink was down" : "", at, it->reason);
         bool halt = r.state != FERRY_ROLLOUT_HALTED;
         LOG_WARN("rollout %" PRId64 ": gateway %s %s", r.id, gateway, reason);
         err = cloud_rollout_log(c->inv, r.id, now, actor, halt ? "halted" : "gateway-halted",

@@ -430,6 +430,12 @@ static void publish_report(struct gw *g)
     char *json = NULL;
     size_t len = 0;
     gw_policy_report(g->policy, g->cfg->id, wall_now(), &rep);
+    for (size_t i = 0; i < rep.n; i++)
+        if (rep.items[i].halted)
+            LOG_WARN("rollouts: rollout %llu is halted on this gateway%s: %s",
+                     (unsigned long long)rep.items[i].rollout,
+                     rep.items[i].offline ? " (decided while the uplink was down)" : "",
+                     rep.items[i].reason);
     enum ferry_err err = gw_rollouts_store_report(&g->ro, &rep, &d);
     if (err != FERRY_OK)
         LOG_ERR("rollouts: report not kept: %s", ferry_diag_str(&d, err));
