@@ -86,6 +86,9 @@ topic read $T/status/+
 topic write $T/status-ack/+
 topic read $T/node/+/+
 topic read $T/presence/+
+topic write $T/rollout/+/+
+topic read $T/node-info/+/+
+topic read $T/rollout-report/+
 EOF
 
 for gw in "${GATEWAYS[@]}"; do
@@ -99,5 +102,8 @@ topic write $T/status/$gw
 topic read $T/status-ack/$gw
 topic readwrite $T/presence/$gw
 topic write $T/node/$gw/+
+topic read $T/rollout/$gw/+
+topic write $T/node-info/$gw/+
+topic write $T/rollout-report/$gw
 EOF
 done
