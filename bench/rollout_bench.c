@@ -185,8 +185,8 @@ static int64_t create_rollout(struct cloud_inventory *inv)
 static int bench_controller(const char *db, size_t nodes, size_t gateways, size_t rounds)
 {
     struct ferry_diag d = {{0}};
-    uint64_t first[64], idle[64], step[64], full[64], pub[64];
-    size_t docs = 0, bytes = 0;
+    uint64_t first[64], first_max[64], idle[64], step[64], full[64], pub[64];
+    size_t docs = 0, bytes = 0, first_ticks = 0;
     for (size_t r = 0; r < rounds; r++) {
         unlink(db);
         char wal[4200];
@@ -203,13 +203,26 @@ static int bench_controller(const char *db, size_t nodes, size_t gateways, size_
         struct counter cnt = {0};
         struct cloud_rollout_ctl_io io = {.arg = &cnt, .publish = count_publish};
         struct cloud_rollout_ctl *ctl = NULL;
+        pub[r] = 0;
         if ((err = cloud_rollout_ctl_new(inv, "bench", &io, &ctl, &d)) != FERRY_OK)
             die("controller", &d, err);
         int64_t now = (int64_t)time(NULL) + 1;
-        uint64_t t0 = now_ns();
-        cloud_rollout_ctl_tick(ctl, now);
+        /* Targeting: as many ticks as it takes (at most 20,000 new targets
+         * a tick), each one a transaction of its own. */
+        uint64_t t0 = now_ns(), longest = 0;
+        size_t targeted = 0, ticks = 0;
+        do {
+            uint64_t t = now_ns();
+            cloud_rollout_ctl_tick(ctl, now);
+            t = now_ns() - t;
+            longest = t > longest ? t : longest;
+            targeted = cloud_rollout_ctl_stats(ctl)->targeted;
+            pub[r] += cloud_rollout_ctl_stats(ctl)->publish_us * 1000;
+            ticks++;
+        } while (targeted > 0 && ticks < 1000);
         first[r] = now_ns() - t0;
-        pub[r] = cloud_rollout_ctl_stats(ctl)->publish_us * 1000;
+        first_max[r] = longest;
+        first_ticks = ticks;
         docs = cnt.docs;
         bytes = cnt.bytes;
         t0 = now_ns();
@@ -219,20 +232,21 @@ static int bench_controller(const char *db, size_t nodes, size_t gateways, size_
         t0 = now_ns();
         cloud_rollout_ctl_tick(ctl, now + 2);
         step[r] = now_ns() - t0;
-        /* Ticks up to the periodic full scan. */
-        for (int k = 3; k < 59; k++)
-            cloud_rollout_ctl_tick(ctl, now + k);
+        /* Ticks up to the periodic full scan, the 60th of the rollout. */
+        for (size_t k = ticks + 2; k < 59; k++)
+            cloud_rollout_ctl_tick(ctl, now + 3);
         t0 = now_ns();
-        cloud_rollout_ctl_tick(ctl, now + 59);
+        cloud_rollout_ctl_tick(ctl, now + 3);
         full[r] = now_ns() - t0;
         cloud_rollout_ctl_free(ctl);
         cloud_inventory_close(inv);
     }
-    printf("controller: %zu nodes on %zu gateways, %zu rounds; first tick published %zu "
-           "documents, %zu bytes\n",
-           nodes, gateways, rounds, docs, bytes);
-    report("first tick (targets every node, publishes)", "ms", first, rounds, 1e6);
-    report("  of which building and publishing documents", "ms", pub, rounds, 1e6);
+    printf("controller: %zu nodes on %zu gateways, %zu rounds; targeting took %zu ticks and "
+           "published %zu documents, %zu bytes\n",
+           nodes, gateways, rounds, first_ticks, docs, bytes);
+    report("targeting every node (all its ticks)", "ms", first, rounds, 1e6);
+    report("  the longest of those ticks", "ms", first_max, rounds, 1e6);
+    report("  building and publishing documents", "ms", pub, rounds, 1e6);
     report("tick with nothing new", "ms", idle, rounds, 1e6);
     report("tick after 1% of the nodes reported", "ms", step, rounds, 1e6);
     report("periodic full scan (every 60th tick)", "ms", full, rounds, 1e6);

@@ -55,7 +55,9 @@ static const struct cloud_subcmd serve_cmd = {
     "serve", "--broker URL --fleet ID --store DIR --db FILE [--instance NAME]",
     "Streams artifacts to gateways and records their nodes' status in the\n"
     "inventory, until SIGINT or SIGTERM. Run several with the same --fleet to\n"
-    "share the load.",
+    "share the load. Every second it also advances the fleet's rollouts\n"
+    "('ferry-cloud rollout'): targets the nodes their gateways describe, opens\n"
+    "waves, halts and completes them, and sends each gateway its part.",
     serve_opts, sizeof(serve_opts) / sizeof(serve_opts[0])};
 
 struct server {
