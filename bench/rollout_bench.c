@@ -299,7 +299,7 @@ static int bench_admission(size_t nodes, size_t rounds)
     struct ferry_idmap *bare = NULL;
     if (ferry_idmap_new(nodes, 1, &bare, &d) != FERRY_OK)
         die("map", &d, FERRY_E_NOMEM);
-    char(*ids)[24] = calloc(nodes + 1000, sizeof(*ids));
+    char(*ids)[32] = calloc(nodes + 1000, sizeof(*ids));
     for (size_t i = 0; i < nodes + 1000; i++) {
         snprintf(ids[i], sizeof(ids[i]), "node-%07zu", i); /* the last 1000 are unknown */
         if (i < nodes && ferry_idmap_put(bare, ids[i], (uint32_t)i) != FERRY_OK)

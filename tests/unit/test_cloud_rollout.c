@@ -189,7 +189,7 @@ static unsigned wave_of(int64_t id, int i, const char *waves)
     struct ferry_rollout_plan p;
     memset(&p, 0, sizeof(p));
     CU_ASSERT_FATAL(ferry_waves_parse(waves, &p, NULL) == FERRY_OK);
-    char node[8];
+    char node[16];
     snprintf(node, sizeof(node), "n%02d", i);
     struct ferry_sel_subject who = {.node = node};
     return cloud_rollout_wave(&p, (uint64_t)id, &who);
