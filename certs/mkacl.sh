@@ -89,6 +89,9 @@ topic write $T/status-ack/+
 topic read $T/node/+/+
 topic read $T/config/+/+
 topic read $T/presence/+
+topic write $T/rollout/+/+
+topic read $T/node-info/+/+
+topic read $T/rollout-report/+
 EOF
 
 for gw in "${GATEWAYS[@]}"; do
@@ -105,5 +108,8 @@ topic read $T/status-ack/$gw
 topic readwrite $T/presence/$gw
 topic write $T/node/$gw/+
 topic write $T/config/$gw/+
+topic read $T/rollout/$gw/+
+topic write $T/node-info/$gw/+
+topic write $T/rollout-report/$gw
 EOF
 done

@@ -1,5 +1,6 @@
 #include "cloud_inventory.h"
 
+#include "cloud_inventory_priv.h"
 #include "cloud_verdict.h"
 #include "ferry_log.h"
 #include "ferry_names.h"
@@ -251,6 +252,8 @@ static enum ferry_err configure(struct cloud_inventory *inv, bool create, struct
         err = exec(inv, "PRAGMA synchronous = FULL", "setting synchronous", d);
     if (err == FERRY_OK)
         err = check_schema(inv, create, d);
+    if (err == FERRY_OK)
+        err = cloud_inventory_rollout_schema(inv, d);
 #define PREPARE(name)                                                                              \
     if (err == FERRY_OK)                                                                           \
         err = prepare(inv, name##_sql, &inv->name, d);
@@ -706,8 +709,21 @@ enum ferry_err cloud_inventory_bind(struct cloud_inventory *inv, const char *nod
 
 /* ---- query --------------------------------------------------------------- */
 
-static enum ferry_err read_row(const struct cloud_inventory *inv, sqlite3_stmt *s,
-                               struct ferry_inventory_row *row, struct ferry_diag *d)
+/* ---- for the rollout tables (cloud_inventory_priv.h) ---------------------- */
+
+sqlite3 *cloud_inventory_sqlite(struct cloud_inventory *inv)
+{
+    return inv->db;
+}
+
+enum ferry_err cloud_inventory_fail(const struct cloud_inventory *inv, int rc, const char *doing,
+                                    struct ferry_diag *d)
+{
+    return db_fail(inv, rc, doing, d);
+}
+
+enum ferry_err cloud_inventory_read_node(const struct cloud_inventory *inv, sqlite3_stmt *s,
+                                         struct ferry_inventory_row *row, struct ferry_diag *d)
 {
     struct ferry_status *st = &row->st;
     memset(row, 0, sizeof(*row));
@@ -715,8 +731,10 @@ static enum ferry_err read_row(const struct cloud_inventory *inv, sqlite3_stmt *
     if (!ok)
         return ferry_fail(d, FERRY_E_CORRUPT, "inventory %s: a node row has an invalid node id",
                           inv->path);
+    /* The count of refused records is a 13th column where the query has one. */
     ok = column_record(s, 1, st) && column_count(s, 9, &st->seq) && column_int(s, 10, &st->ts) &&
-         column_int(s, 11, &row->updated_at) && column_count(s, 12, &row->refused);
+         column_int(s, 11, &row->updated_at) &&
+         (sqlite3_column_count(s) <= 12 || column_count(s, 12, &row->refused));
     if (!ok)
         return ferry_fail(d, FERRY_E_CORRUPT,
                           "inventory %s: the row of node '%s' holds a value ingestion never writes",
@@ -749,7 +767,7 @@ enum ferry_err cloud_inventory_each_node(struct cloud_inventory *inv,
     struct ferry_inventory_row row;
     enum ferry_err err = FERRY_OK;
     while (err == FERRY_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        err = read_row(inv, s, &row, d);
+        err = cloud_inventory_read_node(inv, s, &row, d);
         if (err == FERRY_OK)
             err = cb(arg, &row);
     }

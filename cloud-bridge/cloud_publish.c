@@ -40,6 +40,7 @@ struct publish_cfg {
     char *client_id;
     int64_t timeout;
     char *out;
+    bool stage;
     /* The sign options, as `ferry-cloud sign` takes them. */
     char *key;
     char *version;
@@ -78,6 +79,8 @@ static const struct ferry_opt publish_opts[] = {
               "give up when the broker has not acknowledged by then (default 30s)", 0),
     CLOUD_OPT(publish_cfg, "out", FERRY_OPT_STR, out, "FILE",
               "also keep the signed envelope in FILE", 0),
+    CLOUD_OPT(publish_cfg, "stage", FERRY_OPT_BOOL, stage, NULL,
+              "store and sign only: a rollout ('ferry-cloud rollout create') offers it", 0),
     CLOUD_OPT_RELEASE(publish_cfg, 0),
     CLOUD_OPT(publish_cfg, "timestamp-key", FERRY_OPT_STRLIST, timestamp_keys, "KEY",
               "then sign and publish the product's timestamp naming this release current "
@@ -94,11 +97,16 @@ static const struct cloud_subcmd publish_cmd = {
     "                           (--key KEY --version SEMVER --seq N --hw-model MODEL ... "
     "| --manifest FILE)",
     "Imports the artifact into the store, signs its release (or checks a signed\n"
-    "envelope given with --manifest) and publishes the envelope, retained, on\n"
-    "ferry/v1/<fleet>/release/<product>. Once the broker has acknowledged it,\n"
-    "records it in the store as the product's current release (for 'ferry-cloud\n"
-    "timestamp'), publishes the timestamp with --timestamp-key, and prints the\n"
-    "release id.",
+    "envelope given with --manifest), keeps the envelope in the store's release\n"
+    "catalogue and publishes it, retained, on ferry/v1/<fleet>/release/<product>:\n"
+    "every node of the product line is offered it at once. Once the broker has\n"
+    "acknowledged it, records it in the store as the product's current release\n"
+    "(for 'ferry-cloud timestamp'), publishes the timestamp with --timestamp-key,\n"
+    "and prints the release id.\n"
+    "\n"
+    "With --stage, or when the fleet's configuration requires rollouts\n"
+    "('ferry-cloud fleet --require-rollout yes'), it is only stored and signed;\n"
+    "'ferry-cloud rollout create --release ID' then offers it wave by wave.",
     publish_opts, sizeof(publish_opts) / sizeof(publish_opts[0])};
 
 /* ---- arguments ----------------------------------------------------------- */
@@ -508,16 +516,30 @@ static int publish_run(const struct publish_cfg *c)
     if (err == FERRY_OK)
         err = c->manifest ? check_artifact(&m, &st, c->manifest, c->artifact, &d)
                           : sign_envelope(c, &st, &env, &env_len, &m, &d);
+    struct ferry_fleet_config fleet = {false};
+    if (err == FERRY_OK)
+        err = cloud_store_put_release(store, m.release_id, env, env_len, &d);
+    if (err == FERRY_OK)
+        err = cloud_store_get_fleet(store, c->fleet, &fleet, &d);
     cloud_store_free(store);
-    if (err == FERRY_OK)
+    bool stage = c->stage || fleet.require_rollout;
+    /* A staged release is nobody's current release yet: its rollout offers
+     * it, and a timestamp naming it current comes with 'ferry-cloud
+     * timestamp' once the operator wants it so. */
+    if (err == FERRY_OK && !stage)
         err = publish_envelope(c, &m, env, env_len, &d);
-    if (err == FERRY_OK)
+    if (err == FERRY_OK && !stage)
         err = cloud_release_record(c->store, m.product, env, env_len, &d);
-    if (err == FERRY_OK && c->timestamp_keys.n)
+    if (err == FERRY_OK && !stage && c->timestamp_keys.n)
         err = publish_timestamp(c, m.product, &d);
     free(env);
     if (err != FERRY_OK)
         return cloud_subcmd_report(&publish_cmd, &d, err, CLOUD_EXIT_FAILED);
+    if (stage)
+        fprintf(stderr,
+                "ferry-cloud publish: release %s is staged, not offered to any node%s; offer it "
+                "with 'ferry-cloud rollout create --release %s ...'\n",
+                m.release_id, c->stage ? "" : " (the fleet requires a rollout)", m.release_id);
     printf("%s\n", m.release_id);
     return fflush(stdout) == 0 ? 0 : CLOUD_EXIT_FAILED;
 }

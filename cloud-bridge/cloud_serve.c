@@ -3,6 +3,7 @@
 #include "cloud_budget.h"
 #include "cloud_config.h"
 #include "cloud_inventory.h"
+#include "cloud_rollout_ctl.h"
 #include "cloud_store.h"
 #include "cloud_subcmd.h"
 #include "ferry_batch.h"
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RECONNECT_MIN_MS    500
@@ -32,6 +34,7 @@
 /* How long the pump waits when the MQTT client's buffer is full. */
 #define PUMP_BUSY_MS     20
 #define GATEWAY_RATE_MAX (UINT64_C(1) << 20) /* MiB/s: the flag's upper bound */
+#define ROLLOUT_TICK_MS  1000
 
 struct serve_cfg {
     struct cloud_mqtt_cfg mqtt;
@@ -68,7 +71,9 @@ static const struct cloud_subcmd serve_cmd = {
     "inventory, until SIGINT or SIGTERM. Run several with the same --fleet to\n"
     "share the load. Gateways take turns, each at most --gateway-rate-mib, and\n"
     "a gateway's waiting requests are capped at a window's worth: none can take\n"
-    "all of the streaming.",
+    "all of the streaming. Every second it also advances the fleet's rollouts\n"
+    "('ferry-cloud rollout'): targets the nodes their gateways describe, opens\n"
+    "waves, halts and completes them, and sends each gateway its part.",
     serve_opts, sizeof(serve_opts) / sizeof(serve_opts[0])};
 
 struct server {
@@ -77,6 +82,8 @@ struct server {
     struct ferry_mqtt *mqtt;
     struct cloud_store *store;
     struct cloud_inventory *inv;
+    struct cloud_rollout_ctl *rollouts;
+    uint64_t rollout_timer;
     struct ferry_backoff backoff;
     uint64_t reconnect_timer;
     uint64_t resubscribe_timer;
@@ -437,6 +444,8 @@ static void handle_config(struct server *s, const char *rest, const uint8_t *pay
 static void handle_message(struct server *s, const struct ferry_mqtt_ev *ev)
 {
     const char *rest;
+    if (cloud_rollout_ctl_message(s->rollouts, ev->topic, ev->payload, ev->len))
+        return;
     if ((rest = after_prefix(ev->topic, s->node_prefix))) {
         handle_node_state(s, rest, ev->payload, ev->len);
         return;
@@ -492,6 +501,11 @@ static void subscribe_all(void *arg)
         if (err != FERRY_OK)
             LOG_WARN("subscribing to %s failed: %s", s->filters[i], ferry_strerror(err));
     }
+    for (size_t i = 0; i < CLOUD_ROLLOUT_CTL_FILTERS; i++) {
+        const char *f = cloud_rollout_ctl_filter(s->rollouts, i);
+        if (ferry_mqtt_subscribe(s->mqtt, f, 1, NULL) != FERRY_OK)
+            LOG_WARN("subscribing to %s failed", f);
+    }
 }
 
 static void on_event(struct server *s, const struct ferry_mqtt_ev *ev)
@@ -504,6 +518,7 @@ static void on_event(struct server *s, const struct ferry_mqtt_ev *ev)
         LOG_INFO("connected to %s", s->cfg->mqtt.broker);
         ferry_backoff_reset(&s->backoff);
         subscribe_all(s); /* every time: a clean session has none */
+        cloud_rollout_ctl_connected(s->rollouts);
         break;
     case FERRY_MQTT_EV_CONNECT_FAILED:
     case FERRY_MQTT_EV_LOST:
@@ -515,8 +530,9 @@ static void on_event(struct server *s, const struct ferry_mqtt_ev *ev)
         break;
     case FERRY_MQTT_EV_SUBSCRIBED:
         /* Operators (and the tests) learn here that requests now reach us. */
-        if (++s->granted == SUBSCRIPTIONS)
-            LOG_INFO("subscribed to all %d topic filters", SUBSCRIPTIONS);
+        if (++s->granted == SUBSCRIPTIONS + CLOUD_ROLLOUT_CTL_FILTERS)
+            LOG_INFO("subscribed to all %d topic filters",
+                     SUBSCRIPTIONS + CLOUD_ROLLOUT_CTL_FILTERS);
         break;
     case FERRY_MQTT_EV_SUBSCRIBE_FAILED:
         LOG_ERR("the broker refused a subscription (%s); retrying in %d s",
@@ -542,6 +558,26 @@ static void on_mqtt_fd(void *arg, uint32_t events)
         on_event(s, ev);
         ferry_mqtt_ev_free(ev);
     }
+}
+
+/* ---- rollouts ------------------------------------------------------------ */
+
+static enum ferry_err rollout_publish(void *arg, const char *topic, const void *buf, size_t len,
+                                      bool retain)
+{
+    struct server *s = arg;
+    if (!ferry_mqtt_is_connected(s->mqtt))
+        return FERRY_E_BUSY;
+    return ferry_mqtt_publish(s->mqtt, topic, buf, len, 1, retain, NULL);
+}
+
+/* The rollout controller's tick (cloud_rollout_ctl.h); while disconnected
+ * it only decides, and publishes everything again once connected. */
+static void on_rollout_tick(void *arg)
+{
+    struct server *s = arg;
+    cloud_rollout_ctl_tick(s->rollouts, (int64_t)time(NULL));
+    s->rollout_timer = ferry_loop_timer(s->loop, ROLLOUT_TICK_MS, on_rollout_tick, s);
 }
 
 /* ---- start-up ------------------------------------------------------------ */
@@ -600,6 +636,9 @@ static enum ferry_err server_open(struct server *s, struct ferry_diag *d)
         err = cloud_store_open(s->cfg->store, &s->store, d);
     if (err == FERRY_OK)
         err = cloud_inventory_open(s->cfg->db, true, &s->inv, d);
+    struct cloud_rollout_ctl_io io = {.arg = s, .publish = rollout_publish};
+    if (err == FERRY_OK)
+        err = cloud_rollout_ctl_new(s->inv, s->cfg->fleet, &io, &s->rollouts, d);
     if (err == FERRY_OK)
         err = cloud_config_open(s->cfg->db, true, &s->configs, d);
     if (err == FERRY_OK)
@@ -618,6 +657,7 @@ static void server_close(struct server *s)
         ferry_loop_cancel(s->loop, s->pump_timer);
     ferry_loop_free(s->loop);
     cloud_budget_free(s->budget);
+    cloud_rollout_ctl_free(s->rollouts);
     cloud_inventory_close(s->inv);
     cloud_config_close(s->configs);
     cloud_store_free(s->store);
@@ -659,6 +699,7 @@ static int serve_run(const struct serve_cfg *cfg)
     }
     LOG_INFO("serving fleet %s from %s, inventory %s", cfg->fleet, cfg->store, cfg->db);
     connect_now(&s);
+    on_rollout_tick(&s);
     int sig = ferry_loop_run(s.loop);
     LOG_INFO("stopping (signal %d); %" PRIu64 " bytes served", sig, s.served_bytes);
     server_close(&s);

@@ -10,7 +10,9 @@
  *   - commits status batches (status/<gateway>) to the inventory in one
  *     transaction and only then acknowledges them on status-ack/<gateway>;
  *   - records the nodes' retained reported state (node/<gateway>/<node>)
- *     under the same (node, seq) rules.
+ *     under the same (node, seq) rules;
+ *   - runs the rollout controller (cloud_rollout_ctl.h) once a second, and
+ *     hands it the node descriptions and gateway reports it subscribes to.
  * Requests and batches come through the shared subscription group
  * "ferry-cloud", so several instances split one fleet's work. Sessions are
  * always clean (the broker holds nothing for an instance that is down);

@@ -1,6 +1,8 @@
 #include "cloud_status.h"
 
 #include "cloud_inventory.h"
+#include "cloud_inventory_rollout.h"
+#include "cloud_rollout_calc.h"
 #include "cloud_subcmd.h"
 #include "ferry_batch.h"
 #include "ferry_names.h"
@@ -30,10 +32,11 @@ struct status_cfg {
     bool watch;
     char *interval;
     bool wait;
-    bool refused;    /* list the records refused for good instead of the nodes */
-    bool events;     /* list the event log instead */
-    int64_t timeout; /* seconds; -1 when not given */
-    uint64_t expect; /* 0 when not given */
+    bool refused;     /* list the records refused for good instead of the nodes */
+    bool events;      /* list the event log instead */
+    int64_t timeout;  /* seconds; -1 when not given */
+    uint64_t expect;  /* 0 when not given */
+    uint64_t rollout; /* 0 when not given */
     enum ferry_log_level log_level;
 };
 
@@ -64,12 +67,14 @@ static const struct ferry_opt status_opts[] = {
               0),
     CLOUD_OPT(status_cfg, "events", FERRY_OPT_BOOL, events, NULL,
               "list the event log: nodes bound to a gateway, and moves", 0),
+    CLOUD_OPT(status_cfg, "rollout", FERRY_OPT_U64, rollout, "ID",
+              "the nodes a rollout targets; --wait then waits for the rollout to end", 0),
     CLOUD_OPT_LOG_LEVEL(status_cfg),
 };
 
 static const struct cloud_subcmd status_cmd = {
     "status",
-    "--db FILE [--json] [--release ID] [--gateway ID] [--state STATE]\n"
+    "--db FILE [--json] [--release ID] [--gateway ID] [--state STATE] [--rollout ID]\n"
     "                          [--watch] [--interval TIME] [--wait [--timeout T] [--expect N]]\n"
     "                          [--refused | --events]",
     "Lists every node's latest reported state from the fleet inventory.\n"
@@ -85,6 +90,10 @@ static const struct cloud_subcmd status_cmd = {
     "is printed once settled. A one-line verdict goes to stderr. A node whose\n"
     "records were refused (see --refused) since its latest one was stored does not\n"
     "count as succeeded: someone else may be speaking for it.\n"
+    "\n"
+    "--rollout ID lists the nodes a rollout targets; with --wait it returns when\n"
+    "the rollout has ended: 0 when it completed and every target succeeded, 3 when\n"
+    "it halted, was cancelled or completed with failures.\n"
     "\n"
     "Exit status: 0 done (with --wait: every targeted node succeeded); 1 the\n"
     "inventory could not be read; 2 bad usage; with --wait, 3 settled but some node\n"
@@ -232,6 +241,7 @@ enum view {
 
 /* One walk of the inventory: where its rows go and what it saw. */
 struct walker {
+    int64_t rollout; /* 0: the nodes table through the filter */
     enum view view;
     FILE *out;
     bool color;
@@ -496,7 +506,8 @@ static enum ferry_err walk(struct cloud_inventory *inv, const struct cloud_inven
         fprintf(w->out, "[");
     else if (w->view == VIEW_TABLE)
         print_table_header(w->out);
-    enum ferry_err err = cloud_inventory_each_node(inv, f, on_row, w, w->d);
+    enum ferry_err err = w->rollout ? cloud_rollout_each_node(inv, w->rollout, on_row, w, w->d)
+                                    : cloud_inventory_each_node(inv, f, on_row, w, w->d);
     if (w->view == VIEW_JSON)
         fprintf(w->out, "%s]\n", w->tally.rows ? "\n" : "");
     return err;
@@ -671,10 +682,57 @@ static enum ferry_err changes_pass(struct loop *l, struct walker *w)
     return emit(NULL, 0, l->d);
 }
 
+/* For --rollout: the rollout's state and counts decide, not its nodes'. */
+struct rollout_verdict {
+    enum cloud_settle settle;
+    enum ferry_rollout_state state;
+    uint64_t targets, successes;
+    char reason[CLOUD_REASON_MAX];
+};
+
+static enum ferry_err judge_rollout(struct loop *l, struct rollout_verdict *v)
+{
+    struct cloud_rollout r;
+    struct cloud_wave_tally waves[FERRY_ROLLOUT_MAX_WAVES];
+    struct cloud_halt_tally halt;
+    enum ferry_err err = cloud_rollout_load(l->inv, (int64_t)l->cfg->rollout, &r, l->d);
+    if (err != FERRY_OK)
+        return err;
+    err = cloud_rollout_tally(l->inv, &r, waves, &halt, l->d);
+    memset(v, 0, sizeof(*v));
+    for (size_t i = 0; err == FERRY_OK && i < r.plan.nwaves; i++) {
+        v->targets += waves[i].targets;
+        v->successes += waves[i].by_state[FERRY_STATE_SUCCESS];
+    }
+    v->state = r.state;
+    v->settle = cloud_settle_rollout(r.state, v->targets, v->successes);
+    snprintf(v->reason, sizeof(v->reason), "%s", r.reason);
+    cloud_rollout_clear(&r);
+    return err;
+}
+
 static bool settled(const struct loop *l, const struct tally *t)
 {
-    uint64_t need = l->cfg->expect ? l->cfg->expect : 1;
-    return t->rows >= need && t->npending == 0;
+    return cloud_settle_nodes(t->rows, tally_final(t), t->by_state[FERRY_STATE_SUCCESS],
+                              l->cfg->expect) != CLOUD_SETTLE_PENDING;
+}
+
+/* The verdict of a --wait --rollout; returns the exit status. */
+static int rollout_verdict(const struct loop *l, const struct rollout_verdict *v, bool timed_out)
+{
+    unsigned long long id = (unsigned long long)l->cfg->rollout;
+    if (timed_out) {
+        fprintf(stderr,
+                "ferry-cloud status: timed out after %llds: rollout %llu is %s, %llu of %llu "
+                "targets succeeded (%s)\n",
+                (long long)l->cfg->timeout, id, ferry_rollout_state_name(v->state),
+                (unsigned long long)v->successes, (unsigned long long)v->targets, v->reason);
+        return CLOUD_STATUS_EXIT_TIMEOUT;
+    }
+    fprintf(stderr, "ferry-cloud status: rollout %llu %s: %llu of %llu targets succeeded (%s)\n",
+            id, ferry_rollout_state_name(v->state), (unsigned long long)v->successes,
+            (unsigned long long)v->targets, v->reason);
+    return v->settle == CLOUD_SETTLE_SUCCESS ? 0 : CLOUD_STATUS_EXIT_UNSUCCESSFUL;
 }
 
 /* The verdict of a --wait on the pass t; returns the exit status. */
@@ -699,8 +757,10 @@ static int verdict(const struct loop *l, const struct tally *t, bool timed_out)
         }
         return CLOUD_STATUS_EXIT_TIMEOUT;
     }
+    /* Successes with a refused record since do not count (tally_add()). */
     size_t unhappy = t->unhappy_total;
-    if (unhappy == 0) {
+    if (cloud_settle_nodes(t->rows, tally_final(t), tally_final(t) - unhappy, l->cfg->expect) ==
+        CLOUD_SETTLE_SUCCESS) {
         if (t->rows == 1)
             fprintf(stderr, "ferry-cloud status: the one targeted node succeeded\n");
         else
@@ -729,7 +789,11 @@ static enum ferry_err loop_pass(struct loop *l, struct walker *w, char **listing
 static int loop_run(struct loop *l, enum view view)
 {
     const struct status_cfg *cfg = l->cfg;
-    struct walker w = {.view = view, .color = l->tty && !getenv("NO_COLOR"), .d = l->d};
+    struct walker w = {.rollout = (int64_t)cfg->rollout,
+                       .view = view,
+                       .color = l->tty && !getenv("NO_COLOR"),
+                       .d = l->d};
+    struct rollout_verdict rv = {0};
     char *listing = NULL;
     size_t len = 0;
     int status = 0;
@@ -741,7 +805,14 @@ static int loop_run(struct loop *l, enum view view)
             status = cloud_subcmd_report(&status_cmd, l->d, err, CLOUD_EXIT_FAILED);
             goto out;
         }
-        bool done = cfg->wait && settled(l, &w.tally);
+        if (cfg->rollout && cfg->wait)
+            err = judge_rollout(l, &rv);
+        if (err != FERRY_OK) {
+            status = cloud_subcmd_report(&status_cmd, l->d, err, CLOUD_EXIT_FAILED);
+            goto out;
+        }
+        bool done =
+            cfg->wait && (cfg->rollout ? rv.settle != CLOUD_SETTLE_PENDING : settled(l, &w.tally));
         timed_out = !done && l->deadline_ms && now_ms() >= l->deadline_ms;
         if (done || timed_out || stop_signal)
             break;
@@ -764,6 +835,8 @@ static int loop_run(struct loop *l, enum view view)
         status = 128 + stop_signal;
     } else if (stop_signal)
         status = 0;
+    else if (cfg->rollout)
+        status = rollout_verdict(l, &rv, timed_out);
     else
         status = verdict(l, &w.tally, timed_out);
 out:
@@ -822,6 +895,13 @@ static int check_flags(const struct status_cfg *cfg, enum ferry_state *state, ui
                    cfg->refused ? "refused" : "events");
     else if (cfg->events && (cfg->release || cfg->gateway || cfg->state))
         ferry_fail(&d, err, "--events lists the whole log: it takes no filter");
+    else if (cfg->rollout && (cfg->refused || cfg->events))
+        ferry_fail(&d, err,
+                   "--rollout lists a rollout's targets: no --refused or --events with it");
+    else if (cfg->rollout && (cfg->release || cfg->gateway || cfg->state || cfg->expect))
+        ferry_fail(&d, err,
+                   "--rollout lists the rollout's targets: no --release, --gateway, "
+                   "--state or --expect with it");
     else if (!cfg->wait && (cfg->timeout >= 0 || cfg->expect))
         ferry_fail(&d, err, "--timeout and --expect need --wait");
     else if (cfg->wait && cfg->timeout == 0)
@@ -914,7 +994,10 @@ static int list_aside(const struct status_cfg *cfg, struct cloud_inventory *inv,
 static int status_once(const struct status_cfg *cfg, struct cloud_inventory *inv,
                        const struct cloud_inventory_filter *filter, struct ferry_diag *d)
 {
-    struct walker w = {.view = cfg->json ? VIEW_JSON : VIEW_TABLE, .out = stdout, .d = d};
+    struct walker w = {.rollout = (int64_t)cfg->rollout,
+                       .view = cfg->json ? VIEW_JSON : VIEW_TABLE,
+                       .out = stdout,
+                       .d = d};
     enum ferry_err err = walk(inv, filter, &w);
     if (err == FERRY_OK && (fflush(stdout) != 0 || ferror(stdout)))
         err = ferry_fail(d, FERRY_E_IO, "writing to stdout failed");

@@ -1,8 +1,10 @@
 #include "cloud_store.h"
 
+#include "ferry_envelope.h"
 #include "ferry_fs.h"
 #include "ferry_hex.h"
 #include "ferry_manifest.h"
+#include "ferry_names.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -304,5 +306,88 @@ out:
         close(im.tmp);
     if (im.tmp_path[0])
         unlink(im.tmp_path);
+    return err;
+}
+
+/* ---- catalogues ------------------------------------------------------------ */
+
+#define RELEASES_DIR "releases"
+#define FLEETS_DIR   "fleets"
+
+/* DIR/<sub>/<id><suffix>, after checking id. */
+static enum ferry_err catalogue_path(const struct cloud_store *s, const char *sub, const char *id,
+                                     const char *suffix, char out[PATH_MAX], struct ferry_diag *d)
+{
+    if (!ferry_id_valid(id))
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "store: '%.80s' is not a valid id", id ? id : "");
+    if (snprintf(out, PATH_MAX, "%s/%s/%s%s", s->dir, sub, id, suffix) >= PATH_MAX)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "store %s: path too long", s->dir);
+    return FERRY_OK;
+}
+
+static enum ferry_err catalogue_put(struct cloud_store *s, const char *sub, const char *id,
+                                    const char *suffix, const void *buf, size_t len,
+                                    struct ferry_diag *d)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s/%s", s->dir, sub);
+    enum ferry_err err = catalogue_path(s, sub, id, suffix, path, d);
+    if (err == FERRY_OK)
+        err = ferry_mkdir_p(dir, 0755, d);
+    if (err == FERRY_OK)
+        err = ferry_write_atomic(path, buf, len, 0644, d);
+    return err;
+}
+
+enum ferry_err cloud_store_put_release(struct cloud_store *s, const char *release_id,
+                                       const uint8_t *env, size_t len, struct ferry_diag *d)
+{
+    return catalogue_put(s, RELEASES_DIR, release_id, ".env", env, len, d);
+}
+
+enum ferry_err cloud_store_get_release(const struct cloud_store *s, const char *release_id,
+                                       uint8_t **env, size_t *len, struct ferry_diag *d)
+{
+    char path[PATH_MAX];
+    enum ferry_err err = catalogue_path(s, RELEASES_DIR, release_id, ".env", path, d);
+    if (err == FERRY_OK)
+        err = ferry_read_file(path, FERRY_ENVELOPE_MAX_BYTES, env, len, d);
+    if (err == FERRY_E_NOT_FOUND)
+        return ferry_fail(d, err,
+                          "store %s has no release %s ('ferry-cloud publish' puts it there)",
+                          s->dir, release_id);
+    return err;
+}
+
+enum ferry_err cloud_store_get_fleet(const struct cloud_store *s, const char *fleet,
+                                     struct ferry_fleet_config *out, struct ferry_diag *d)
+{
+    char path[PATH_MAX];
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    enum ferry_err err = catalogue_path(s, FLEETS_DIR, fleet, ".json", path, d);
+    if (err == FERRY_OK)
+        err = ferry_read_file(path, FERRY_FLEET_CONFIG_MAX, &buf, &len, d);
+    if (err == FERRY_E_NOT_FOUND) {
+        memset(out, 0, sizeof(*out));
+        return FERRY_OK;
+    }
+    if (err == FERRY_OK)
+        err = ferry_fleet_config_from_json(buf, len, out, d);
+    if (err != FERRY_OK)
+        ferry_diag_prefix(d, path);
+    free(buf);
+    return err;
+}
+
+enum ferry_err cloud_store_put_fleet(struct cloud_store *s, const char *fleet,
+                                     const struct ferry_fleet_config *cfg, struct ferry_diag *d)
+{
+    char *json = NULL;
+    size_t len = 0;
+    enum ferry_err err = ferry_fleet_config_to_json(cfg, &json, &len, d);
+    if (err == FERRY_OK)
+        err = catalogue_put(s, FLEETS_DIR, fleet, ".json", json, len, d);
+    free(json);
     return err;
 }

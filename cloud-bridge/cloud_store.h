@@ -8,11 +8,21 @@
  * whole or absent. Importing bytes already present changes nothing.
  *
  * Entries are named only from binary digests that this module encodes
- * itself, so no caller-supplied text ever becomes part of a path. */
+ * itself, or from identifiers (ferry_id_valid: no '/', never starting with
+ * '.'), so no other caller-supplied text ever becomes part of a path.
+ *
+ * Beside the artifacts, two small catalogues, each file written atomically:
+ *   DIR/releases/<release id>.env  the signed envelope of every release
+ *                                  `publish` signed or checked, so a rollout
+ *                                  can name a release by its id;
+ *   DIR/fleets/<fleet>.json        the fleet's configuration
+ *                                  (proto/ferry_rollout.h, struct
+ *                                  ferry_fleet_config), read by `publish`. */
 #ifndef FERRY_CLOUD_STORE_H
 #define FERRY_CLOUD_STORE_H
 
 #include "ferry_err.h"
+#include "ferry_rollout.h"
 #include "ferry_sha256.h"
 
 #include <stddef.h>
@@ -53,6 +63,25 @@ enum ferry_err cloud_store_open_entry(const struct cloud_store *s,
 /* The entry's size without opening it; same errors as open_entry. */
 enum ferry_err cloud_store_size(const struct cloud_store *s, const uint8_t sha256[FERRY_SHA256_LEN],
                                 uint64_t *size, struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* Keeps env as release_id's envelope (replacing an older one). */
+enum ferry_err cloud_store_put_release(struct cloud_store *s, const char *release_id,
+                                       const uint8_t *env, size_t len,
+                                       struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* The envelope kept for release_id into a new buffer (free() it).
+ * FERRY_E_NOT_FOUND when `publish` never put it there. */
+enum ferry_err cloud_store_get_release(const struct cloud_store *s, const char *release_id,
+                                       uint8_t **env, size_t *len,
+                                       struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* The fleet's configuration; the defaults when none was ever written. */
+enum ferry_err cloud_store_get_fleet(const struct cloud_store *s, const char *fleet,
+                                     struct ferry_fleet_config *out,
+                                     struct ferry_diag *d) FERRY_MUST_CHECK;
+enum ferry_err cloud_store_put_fleet(struct cloud_store *s, const char *fleet,
+                                     const struct ferry_fleet_config *cfg,
+                                     struct ferry_diag *d) FERRY_MUST_CHECK;
 
 /* The entry's path, for tools that take a file name (e.g. the signer, which
  * then hashes exactly the stored bytes). FERRY_E_TOO_LARGE if cap is short. */

@@ -4,6 +4,7 @@
 #include "cloud_config.h"
 #include "cloud_publish.h"
 #include "cloud_root.h"
+#include "cloud_rollout_cli.h"
 #include "cloud_serve.h"
 #include "cloud_status.h"
 #include "cloud_timestamp.h"
@@ -31,6 +32,8 @@ static const struct subcommand subcommands[] = {
     {"config", "print a node's last healthy properties file", cloud_cmd_config},
     {"restore-config", "publish a node's last healthy properties file back to it",
      cloud_cmd_restore_config},
+    {"rollout", "progressive rollouts: create, list, show, pause, resume, ...", cloud_cmd_rollout},
+    {"fleet", "the fleet's configuration (require rollouts)", cloud_cmd_fleet},
 };
 #define N_SUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))
 

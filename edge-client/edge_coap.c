@@ -7,6 +7,7 @@
 #include "ferry_log.h"
 #include "ferry_meta.h"
 #include "ferry_names.h"
+#include "ferry_nodeinfo.h"
 #include "ferry_status.h"
 
 #include <coap3/coap.h>
@@ -69,6 +70,8 @@ struct meta_xfer {
 struct edge_coap {
     struct ferry_loop *loop;
     struct edge_coap_hooks hooks;
+    char (*mquery)[FERRY_NODEINFO_ITEM_MAX]; /* manifest Uri-Query items */
+    size_t nmquery;
     char manifest_path[sizeof(FERRY_COAP_MANIFEST) + FERRY_ID_MAX + 2];
     uint64_t poll_ms, timeout_ms;
     uint64_t rng;
@@ -133,6 +136,9 @@ static void decode_answer(const coap_pdu_t *pdu, struct edge_coap_answer *a)
     uint64_t max_age = opt_uint(pdu, COAP_OPTION_MAXAGE, &a->has_max_age);
     a->max_age = max_age > UINT32_MAX ? UINT32_MAX : (uint32_t)max_age;
     a->size2 = opt_uint(pdu, COAP_OPTION_SIZE2, &a->has_size2);
+    bool has_hold = false;
+    uint64_t hold = opt_uint(pdu, FERRY_COAP_OPTION_HOLD, &has_hold);
+    a->hold_s = hold > UINT32_MAX ? UINT32_MAX : (uint32_t)hold;
     coap_opt_iterator_t it;
     coap_opt_t *etag = coap_check_option(pdu, COAP_OPTION_ETAG, &it);
     if (etag && coap_opt_length(etag) <= TOKEN_MAX) {
@@ -201,6 +207,22 @@ static coap_pdu_t *new_request(struct edge_coap *c, struct request *r, coap_pdu_
     if (fresh_token || r->token_len == 0)
         coap_session_new_token(c->session, &r->token_len, r->token);
     return new_pdu(c, COAP_MESSAGE_CON, code, r->token, r->token_len, path, named);
+}
+
+static bool add_query(coap_pdu_t *pdu, const char *item)
+{
+    return !item[0] ||
+           coap_add_option(pdu, COAP_OPTION_URI_QUERY, strlen(item), (const uint8_t *)item) != 0;
+}
+
+/* The node's description on a manifest request (its n= among the items:
+ * such a request is built without the plain n= of new_pdu()). */
+static bool add_manifest_query(const struct edge_coap *c, coap_pdu_t *pdu)
+{
+    for (size_t i = 0; i < c->nmquery; i++)
+        if (!add_query(pdu, c->mquery[i]))
+            return false;
+    return true;
 }
 
 static bool add_block2(coap_pdu_t *pdu, uint32_t num, unsigned szx)
@@ -325,10 +347,11 @@ enum ferry_err edge_coap_post_config(struct edge_coap *c, const char *json, size
 /* The observing GET (block 0), always with the process's one observe token. */
 static void send_observe(struct edge_coap *c)
 {
-    coap_pdu_t *pdu =
-        new_request(c, &c->observe, COAP_REQUEST_CODE_GET, c->manifest_path, false, true);
+    coap_pdu_t *pdu = new_request(c, &c->observe, COAP_REQUEST_CODE_GET, c->manifest_path, false,
+                                  c->nmquery == 0);
     uint8_t zero = 0;
-    if (!pdu || !coap_add_option(pdu, COAP_OPTION_OBSERVE, 0, &zero)) {
+    if (!pdu || !add_manifest_query(c, pdu) ||
+        !coap_add_option(pdu, COAP_OPTION_OBSERVE, 0, &zero)) {
         coap_delete_pdu(pdu);
         LOG_WARN("coap: cannot build the manifest request");
         return;
@@ -342,8 +365,9 @@ static void send_envelope_block(struct edge_coap *c, uint32_t num)
 {
     struct envelope_xfer *x = &c->env;
     LOG_DEBUG("coap: asking for block %u of the manifest", num);
-    coap_pdu_t *pdu = new_request(c, &x->req, COAP_REQUEST_CODE_GET, c->manifest_path, true, true);
-    if (!pdu || !add_block2(pdu, num, x->szx)) {
+    coap_pdu_t *pdu =
+        new_request(c, &x->req, COAP_REQUEST_CODE_GET, c->manifest_path, true, c->nmquery == 0);
+    if (!pdu || !add_manifest_query(c, pdu) || !add_block2(pdu, num, x->szx)) {
         coap_delete_pdu(pdu);
         forget(c, &x->req);
         return;
@@ -543,6 +567,8 @@ static void deliver_config(struct edge_coap *c, const struct edge_coap_answer *a
 /* The first answer for the manifest (to a GET or as a notification). */
 static void manifest_answer(struct edge_coap *c, const struct edge_coap_answer *a, bool observed)
 {
+    if (c->hooks.hold && (a->code == 205 || a->code == 404))
+        c->hooks.hold(c->hooks.arg, a->hold_s);
     if (a->code == 205 && !observed && !c->reobserved && !c->reobserve_timer) {
         /* Not registered (the product was new to the gateway): once more soon. */
         c->reobserved = true;
@@ -774,6 +800,12 @@ enum ferry_err edge_coap_new(struct ferry_loop *loop, const struct edge_coap_opt
         c->block_prefix[i] = (uint8_t)(prefix >> (8 * i));
     snprintf(c->meta.path, sizeof(c->meta.path), "%s/%s", FERRY_COAP_META, opts->product);
     snprintf(c->meta.query, sizeof(c->meta.query), "r=%llu", (unsigned long long)opts->meta_have);
+    if (opts->nmanifest_query && !(c->mquery = calloc(opts->nmanifest_query, sizeof(*c->mquery)))) {
+        free(c);
+        return ferry_fail(d, FERRY_E_NOMEM, "coap: out of memory");
+    }
+    for (size_t i = 0; i < opts->nmanifest_query; i++)
+        snprintf(c->mquery[c->nmquery++], FERRY_NODEINFO_ITEM_MAX, "%s", opts->manifest_query[i]);
     coap_startup();
     coap_set_log_handler(log_bridge);
     coap_set_log_level(ferry_log_enabled(FERRY_LOG_DEBUG) ? COAP_LEVEL_INFO : COAP_LEVEL_WARNING);
@@ -827,5 +859,6 @@ void edge_coap_free(struct edge_coap *c)
         coap_session_release(c->session);
     if (c->ctx)
         coap_free_context(c->ctx);
+    free(c->mquery);
     free(c);
 }

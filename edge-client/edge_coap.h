@@ -8,7 +8,9 @@
  *             one datagram is fetched block by block (Block2, same ETag) up
  *             to FERRY_ENVELOPE_MAX_BYTES and handed over whole. An empty 2.05
  *             (observation kept) or 4.04 means there is no release in the
- *             product line.
+ *             product line. Every request carries the node's description
+ *             as Uri-Query items (opts.manifest_query: n=, hw=, rev=, tag=),
+ *             and every answer's Ferry-Hold option goes to hooks.hold.
  *   Artifact  GET ferry/artifact/<sha256-hex>?n=<node>, non-confirmable,
  *             with an explicit Block2 option for one block and a token of
  *             its own that carries the caller's request id: the caller
@@ -79,6 +81,7 @@ struct edge_coap_answer {
     bool more;
     bool has_size2;
     uint64_t size2;
+    uint32_t hold_s; /* Ferry-Hold, 0 when absent */
     const uint8_t *data;
     size_t len;
 };
@@ -90,6 +93,9 @@ struct edge_coap_hooks {
     void (*manifest)(void *arg, const uint8_t *env, size_t len);
     /* The gateway offers no release for our product (an empty 2.05, or 4.04). */
     void (*no_manifest)(void *arg);
+    /* Before manifest or no_manifest: the answer's Ferry-Hold (0 when it
+     * has none). May be NULL. */
+    void (*hold)(void *arg, uint32_t seconds);
     /* An answer to the block request with id req (every copy that
      * arrives; code is never 0 here: a request nobody answers just gets no
      * call). */
@@ -107,7 +113,11 @@ struct edge_coap_opts {
     const char *uri;     /* coap://HOST:PORT or coaps://HOST:PORT (HOST may be a name) */
     const char *product; /* for the manifest path */
     const char *node_id; /* n=<node_id> in requests; the PSK identity over DTLS */
-    const uint8_t *psk;  /* coaps:// only: 16..EDGE_COAP_PSK_MAX bytes */
+    /* Uri-Query items of every manifest request (copied), in place of the
+     * plain n=: the node's description, proto/ferry_nodeinfo.h. */
+    const char *const *manifest_query;
+    size_t nmanifest_query;
+    const uint8_t *psk; /* coaps:// only: 16..EDGE_COAP_PSK_MAX bytes */
     size_t psk_len;
     uint64_t poll_ms;            /* manifest poll period (jittered +-20%), >= 1 */
     uint64_t request_timeout_ms; /* 0: EDGE_COAP_DEFAULT_TIMEOUT_MS */

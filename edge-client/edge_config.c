@@ -93,6 +93,10 @@ static const struct ferry_opt edge_opts[] = {
         0),
     OPT("module-timeout", FERRY_OPT_DURATION, module_timeout, "DURATION",
         "longest run of one update module verb (default 5m)", 0),
+    OPT("tag", FERRY_OPT_STRLIST, tag, "KEY=VALUE",
+        "a tag rollouts may select this node by (e.g. ring=canary), kept in node.cfg; "
+        "repeat; KEY= removes one",
+        0),
     OPT("log-level", FERRY_OPT_LOGLEVEL, log_level, "LEVEL", "error, warn, info or debug", 0),
 };
 #define N_OPTS (sizeof(edge_opts) / sizeof(edge_opts[0]))
@@ -114,6 +118,32 @@ static enum ferry_err take(char **field, const char *from_file)
         return FERRY_OK;
     *field = strdup(from_file);
     return *field ? FERRY_OK : FERRY_E_NOMEM;
+}
+
+/* --tag on top of node.cfg's tags: a flag sets or (with an empty value)
+ * removes one tag, the others stay. */
+static enum ferry_err apply_tags(struct edge_config *cfg, struct edge_nodecfg *nc,
+                                 struct ferry_diag *d)
+{
+    struct ferry_nodeinfo ni;
+    memset(&ni, 0, sizeof(ni));
+    memcpy(ni.tags, nc->tags, sizeof(ni.tags));
+    ni.ntags = nc->ntags;
+    for (size_t i = 0; i < cfg->tag.n; i++) {
+        struct ferry_tag t;
+        enum ferry_err err = ferry_tag_parse(cfg->tag.v[i], &t, d);
+        if (err == FERRY_OK)
+            err = ferry_nodeinfo_set_tag(&ni, t.key, t.value, d);
+        if (err != FERRY_OK) {
+            ferry_diag_prefix(d, "--tag");
+            return err;
+        }
+    }
+    memcpy(nc->tags, ni.tags, sizeof(nc->tags));
+    nc->ntags = ni.ntags;
+    memcpy(cfg->tags, ni.tags, sizeof(cfg->tags));
+    cfg->ntags = ni.ntags;
+    return FERRY_OK;
 }
 
 /* The node's identity file (edge_nodecfg.h): read it for what the flags
@@ -172,8 +202,10 @@ static enum ferry_err merge_nodecfg(struct edge_config *cfg, struct ferry_diag *
                  cfg->hw_revision ? cfg->hw_revision : "");
         snprintf(nc->gateway, sizeof(nc->gateway), "%s", cfg->gateway);
         snprintf(nc->trust, sizeof(nc->trust), "%s", cfg->trust);
-        err = ferry_mkdir_p(cfg->state_dir, 0700, d);
+        err = apply_tags(cfg, nc, d);
     }
+    if (err == FERRY_OK && !damaged)
+        err = ferry_mkdir_p(cfg->state_dir, 0700, d);
     if (err == FERRY_OK && !damaged)
         err = edge_nodecfg_save(nc, path, d);
     edge_nodecfg_free(nc);

@@ -5,6 +5,7 @@
 
 #include "ferry_err.h"
 #include "ferry_log.h"
+#include "ferry_nodeinfo.h"
 #include "ferry_opts.h"
 
 #include <stdbool.h>
@@ -48,6 +49,10 @@ struct edge_config {
     /* STATE/node.cfg was damaged: what was wrong ("" when it was fine). The
      * flags stood in for it and it was left as it is, for a restore. */
     char nodecfg_damage[FERRY_DIAG_MAX];
+    struct ferry_strlist tag; /* --tag k=v as given; k= removes k */
+    /* After parsing: node.cfg's tags with --tag applied, sorted by key. */
+    struct ferry_tag tags[FERRY_NODE_MAX_TAGS];
+    size_t ntags;
 };
 
 /* Parses argv into cfg (zero it first) and checks the values (ids are

@@ -17,6 +17,7 @@
 #include "ferry_fs.h"
 #include "ferry_hex.h"
 #include "ferry_log.h"
+#include "ferry_nodeinfo.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -817,6 +818,16 @@ static void on_meta(void *arg, const uint8_t *buf, size_t len)
     edge_coap_poll_now(dm->coap);
 }
 
+static void on_hold(void *arg, uint32_t seconds)
+{
+    struct edge_daemon *dm = arg;
+    struct edge_clock clk = now_clock();
+    if (seconds)
+        LOG_DEBUG("manifest: the gateway holds installs for %u s", seconds);
+    edge_fsm_hold(dm->fsm, &clk, seconds, &dm->acts[0]);
+    perform(dm, 0);
+}
+
 static void on_no_manifest(void *arg)
 {
     (void)arg;
@@ -1055,6 +1066,7 @@ static enum ferry_err make_fsm(struct edge_daemon *dm, const struct edge_config 
         .retry_max_ms = RETRY_MAX_MS,
         .max_window = (unsigned)cfg->max_window,
         .seed = dm->rng,
+        .await_hold = true,
     };
     return edge_fsm_new(&fc, &dm->fsm, d);
 }
@@ -1084,6 +1096,24 @@ static enum ferry_err make_coap(struct edge_daemon *dm, const struct edge_config
     enum ferry_err err = FERRY_OK;
     if (cfg->psk_file)
         err = read_psk(cfg->psk_file, psk, &psk_len, d);
+    /* Who this node is, for the gateway to report and rollouts to select
+     * by (PROTOCOL.md, "Node descriptions"). */
+    struct ferry_nodeinfo ni;
+    char items[FERRY_NODEINFO_QUERY_MAX][FERRY_NODEINFO_ITEM_MAX];
+    const char *query[FERRY_NODEINFO_QUERY_MAX];
+    size_t nquery = 0;
+    memset(&ni, 0, sizeof(ni));
+    snprintf(ni.node, sizeof(ni.node), "%s", cfg->id);
+    snprintf(ni.product, sizeof(ni.product), "%s", cfg->product);
+    snprintf(ni.hw_model, sizeof(ni.hw_model), "%s", cfg->hw_model);
+    snprintf(ni.hw_revision, sizeof(ni.hw_revision), "%s",
+             cfg->hw_revision ? cfg->hw_revision : "");
+    memcpy(ni.tags, cfg->tags, sizeof(ni.tags));
+    ni.ntags = cfg->ntags;
+    if (err == FERRY_OK)
+        err = ferry_nodeinfo_to_query(&ni, items, &nquery, d);
+    for (size_t i = 0; i < nquery; i++)
+        query[i] = items[i];
     struct edge_coap_opts co = {
         .uri = cfg->gateway,
         .product = cfg->product,
@@ -1095,11 +1125,14 @@ static enum ferry_err make_coap(struct edge_daemon *dm, const struct edge_config
         .ack_timeout_ms = cfg->ack_timeout_ms,
         .meta_have = ferry_trust_version(edge_meta_trust(dm->meta)),
         .seed = rnd(dm),
+        .manifest_query = query,
+        .nmanifest_query = nquery,
     };
     struct edge_coap_hooks hooks = {
         .arg = dm,
         .manifest = on_manifest,
         .no_manifest = on_no_manifest,
+        .hold = on_hold,
         .block = on_block,
         .status = on_status_answer,
         .meta = on_meta,

@@ -22,7 +22,9 @@ enum defer_reason {
     DEFER_NONE,
     DEFER_WINDOW,
     DEFER_BUSY,
-    DEFER_META, /* waiting for a fresh timestamp naming the release current */
+    DEFER_META,      /* waiting for a fresh timestamp naming the release current */
+    DEFER_HOLD,      /* the gateway's hold */
+    DEFER_HOLD_WAIT, /* for the gateway's first answer (no record) */
 };
 
 struct edge_fsm {
@@ -62,6 +64,8 @@ struct edge_fsm {
     uint64_t meta_asked_ms;
 
     /* Gate and trial. */
+    int64_t hold_until; /* wall time; 0: no hold */
+    bool hold_known;    /* a manifest answer said what the hold is */
     enum defer_reason deferred;
     bool busy_pending;
     enum edge_slot trial_slot;
@@ -743,6 +747,20 @@ static void gate_check(struct edge_fsm *f, const struct edge_clock *clk, struct 
         timer(out, wait + rnd_upto(f, WINDOW_SPREAD));
         return;
     }
+    if (f->cfg.await_hold && !f->hold_known) {
+        f->deferred = DEFER_HOLD_WAIT; /* edge_fsm_hold() looks again */
+        return;
+    }
+    if (f->hold_until > clk->wall) {
+        char msg[FERRY_DIAG_MAX];
+        snprintf(msg, sizeof(msg),
+                 "the gateway holds the install for %" PRId64 " s (a rollout's maintenance "
+                 "window, or a halted rollout)",
+                 f->hold_until - clk->wall);
+        defer(f, clk, out, DEFER_HOLD, msg);
+        timer(out, (uint64_t)(f->hold_until - clk->wall) * 1000 + rnd_upto(f, WINDOW_SPREAD));
+        return;
+    }
     if (!f->cfg.has_busy_cmd) {
         install(f, clk, out, NULL);
         return;
@@ -855,6 +873,21 @@ void edge_fsm_health(struct edge_fsm *f, const struct edge_clock *clk, bool heal
     back_to_previous(f);
     finish_job(f, clk, out, FERRY_STATE_ROLLED_BACK, FERRY_OK, "health check of %s failed: %s",
                f->saved.job.img.version, why ? why : "unhealthy");
+}
+
+void edge_fsm_hold(struct edge_fsm *f, const struct edge_clock *clk, uint32_t seconds,
+                   struct edge_actions *out)
+{
+    out->n = 0;
+    int64_t until = seconds ? clk->wall + (int64_t)seconds : 0;
+    int64_t moved = until > f->hold_until ? until - f->hold_until : f->hold_until - until;
+    /* The same hold, told again at the next poll, is no news (a few seconds
+     * of drift are the answer's age). */
+    bool news = !f->hold_known || (until == 0) != (f->hold_until == 0) || moved > 2;
+    f->hold_known = true;
+    f->hold_until = until;
+    if (news && f->phase == EDGE_PHASE_GATE && !f->busy_pending)
+        gate_check(f, clk, out);
 }
 
 void edge_fsm_timer(struct edge_fsm *f, const struct edge_clock *clk, struct edge_actions *out)

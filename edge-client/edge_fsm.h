@@ -50,6 +50,13 @@
  *   waits for its window with the image in place installs as soon as it
  *   opens. An envelope whose window has already closed is failed with
  *   `expired` before anything is downloaded.
+ * - The gateway's hold (PROTOCOL.md, "Ferry-Hold"): every manifest answer
+ *   may tell the node not to install for some seconds (a rollout's
+ *   maintenance window is closed, or the rollout halted); the gate then
+ *   reports deferred and waits that long, or until an answer without a hold
+ *   (edge_fsm_hold()). With await_hold, a node that restarts with an image
+ *   ready waits for the gateway's first answer before it installs, so a hold
+ *   is never forgotten across a restart.
  * - Constraints (PROTOCOL.md): outside [window_start, window_end) the node
  *   reports deferred and waits for the window; after window_end it fails
  *   with expired. Busy: deferred, asked again every busy_retry_ms (+-20%).
@@ -179,6 +186,7 @@ struct edge_fsm_config {
     unsigned max_window;                 /* block requests out at most, 0..EDGE_WINDOW_MAX;
                                             0: EDGE_WINDOW_MAX */
     uint64_t seed;                       /* jitter PRNG */
+    bool await_hold;                     /* install only after a first edge_fsm_hold() */
 };
 
 /* ---- What survives a restart (the daemon stores it atomically) ---------- */
@@ -381,6 +389,10 @@ void edge_fsm_booted(struct edge_fsm *f, const struct edge_clock *clk, enum edge
  * slot and image stay what they were (idle records keep the image's
  * version; the release's own records carry its version). */
 void edge_fsm_installed(struct edge_fsm *f, const struct edge_clock *clk, struct edge_actions *out);
+/* The gateway's hold from a manifest answer (0: none, or no option): do not
+ * start installing for this many seconds. Call it for every answer. */
+void edge_fsm_hold(struct edge_fsm *f, const struct edge_clock *clk, uint32_t seconds,
+                   struct edge_actions *out);
 
 /* The FSM's timer (EDGE_ACT_TIMER) fired. */
 void edge_fsm_timer(struct edge_fsm *f, const struct edge_clock *clk, struct edge_actions *out);

@@ -69,9 +69,48 @@ static int known_index(const char *k, size_t n)
     return -1;
 }
 
+#define TAG_PREFIX "tag."
+
+static bool is_tag(const char *k, size_t n)
+{
+    return n > 4 && memcmp(k, TAG_PREFIX, 4) == 0;
+}
+
 static bool is_reserved(const char *k, size_t n)
 {
-    return known_index(k, n) >= 0 || (n == 5 && memcmp(k, "crc32", 5) == 0);
+    return known_index(k, n) >= 0 || (n == 5 && memcmp(k, "crc32", 5) == 0) || is_tag(k, n);
+}
+
+/* A "tag.<key>=<value>" line. */
+static enum ferry_err add_tag(struct edge_nodecfg *cfg, const char *k, size_t kn, const char *v,
+                              size_t vn, struct ferry_diag *d)
+{
+    char key[FERRY_TAG_KEY_MAX + 1], value[FERRY_TAG_VALUE_MAX + 1];
+    if (kn - 4 > FERRY_TAG_KEY_MAX || vn > FERRY_TAG_VALUE_MAX)
+        return ferry_fail(d, FERRY_E_MALFORMED, "node config: tag '%.*s' is too long", (int)kn, k);
+    memcpy(key, k + 4, kn - 4);
+    key[kn - 4] = 0;
+    memcpy(value, v, vn);
+    value[vn] = 0;
+    struct ferry_nodeinfo ni;
+    memset(&ni, 0, sizeof(ni));
+    memcpy(ni.tags, cfg->tags, sizeof(ni.tags));
+    ni.ntags = cfg->ntags;
+    if (ferry_nodeinfo_tag(&ni, key))
+        return ferry_fail(d, FERRY_E_MALFORMED, "node config: key '%.*s' appears twice", (int)kn,
+                          k);
+    if (!vn || !ferry_tag_key_valid(key) || !ferry_id_valid(value))
+        return ferry_fail(d, FERRY_E_MALFORMED,
+                          "node config: tag '%.*s' needs a key of [a-z0-9_.-] and an identifier "
+                          "as its value",
+                          (int)kn, k);
+    enum ferry_err err = ferry_nodeinfo_set_tag(&ni, key, value, d);
+    if (err != FERRY_OK)
+        return ferry_fail(d, FERRY_E_TOO_LARGE, "node config: more than %d tags",
+                          FERRY_NODE_MAX_TAGS);
+    memcpy(cfg->tags, ni.tags, sizeof(cfg->tags));
+    cfg->ntags = ni.ntags;
+    return FERRY_OK;
 }
 
 /* The checks both parse and format apply to the known fields. */
@@ -97,6 +136,18 @@ static enum ferry_err check_fields(const struct edge_nodecfg *cfg, struct ferry_
                           cfg->gateway);
     if (!cfg->trust[0])
         return ferry_fail(d, FERRY_E_MALFORMED, "node config: key 'trust' must not be empty");
+    if (cfg->ntags > FERRY_NODE_MAX_TAGS)
+        return ferry_fail(d, FERRY_E_MALFORMED, "node config: more than %d tags",
+                          FERRY_NODE_MAX_TAGS);
+    for (size_t i = 0; i < cfg->ntags; i++) {
+        const struct ferry_tag *t = &cfg->tags[i];
+        if (!ferry_tag_key_valid(t->key) || !ferry_id_valid(t->value) ||
+            (i > 0 && strcmp(cfg->tags[i - 1].key, t->key) >= 0))
+            return ferry_fail(d, FERRY_E_MALFORMED,
+                              "node config: tag %zu is invalid or out of "
+                              "order",
+                              i);
+    }
     const char *strs[] = {cfg->gateway, cfg->trust};
     for (size_t i = 0; i < 2; i++) {
         if (!value_ok(strs[i], strnlen(strs[i], EDGE_NODECFG_VALUE_MAX + 1)))
@@ -224,6 +275,8 @@ static enum ferry_err parse_line(struct edge_nodecfg *cfg, const char *line, siz
     if (kn == 5 && memcmp(line, "crc32", 5) == 0)
         return ferry_fail(d, FERRY_E_MALFORMED, "node config: line %u: crc32 must be the last line",
                           lineno);
+    if (is_tag(line, kn))
+        return add_tag(cfg, line, kn, v, vn, d);
     int k = known_index(line, kn);
     if (k < 0)
         return add_extra(cfg, line, kn, v, vn, d);
@@ -341,6 +394,8 @@ enum ferry_err edge_nodecfg_format(const struct edge_nodecfg *cfg, char **out, s
         put_kv(f, "hw_revision", cfg->hw_revision);
     put_kv(f, "gateway", cfg->gateway);
     put_kv(f, "trust", cfg->trust);
+    for (size_t i = 0; i < cfg->ntags; i++)
+        fprintf(f, TAG_PREFIX "%s=%s\n", cfg->tags[i].key, cfg->tags[i].value);
     for (size_t i = 0; i < cfg->nextra; i++)
         put_kv(f, cfg->extra[i].key, cfg->extra[i].value);
     bool ok = fflush(f) == 0;

@@ -11,6 +11,9 @@
  *   hw_revision=B                      (optional)
  *   gateway=coap://[fd00::1]:5683
  *   trust=/etc/ferry/trust.json        (the operator's keyring file)
+ *   tag.ring=canary                    (optional, one line per tag: what a
+ *                                       rollout may select the node by,
+ *                                       set with ferry-edge --tag ring=canary)
  *   x-anything=kept as it is
  *   crc32=1c291ca3
  *
@@ -29,6 +32,7 @@
 #include "ferry_err.h"
 #include "ferry_manifest.h"
 #include "ferry_names.h"
+#include "ferry_nodeinfo.h"
 
 #include <stddef.h>
 
@@ -45,13 +49,15 @@ struct edge_nodecfg_kv {
 };
 
 struct edge_nodecfg {
-    char id[FERRY_ID_MAX + 1];                /* required, ferry_id_valid() */
-    char product[FERRY_ID_MAX + 1];           /* "" when absent (the default line) */
-    char hw_model[FERRY_ID_MAX + 1];          /* required, ferry_id_valid() */
-    char hw_revision[FERRY_REVISION_MAX + 1]; /* "" when absent */
-    char gateway[EDGE_NODECFG_VALUE_MAX + 1]; /* required, coap:// or coaps:// */
-    char trust[EDGE_NODECFG_VALUE_MAX + 1];   /* required, keyring path */
-    struct edge_nodecfg_kv *extra;            /* owned; in file order */
+    char id[FERRY_ID_MAX + 1];                  /* required, ferry_id_valid() */
+    char product[FERRY_ID_MAX + 1];             /* "" when absent (the default line) */
+    char hw_model[FERRY_ID_MAX + 1];            /* required, ferry_id_valid() */
+    char hw_revision[FERRY_REVISION_MAX + 1];   /* "" when absent */
+    char gateway[EDGE_NODECFG_VALUE_MAX + 1];   /* required, coap:// or coaps:// */
+    char trust[EDGE_NODECFG_VALUE_MAX + 1];     /* required, keyring path */
+    struct ferry_tag tags[FERRY_NODE_MAX_TAGS]; /* "tag.<key>" lines, sorted by key */
+    size_t ntags;
+    struct edge_nodecfg_kv *extra; /* owned; in file order */
     size_t nextra;
 };
 

@@ -119,9 +119,16 @@ bool gw_coap_pick_piece(const struct gw_coap_block2 *b, size_t size, struct gw_c
 bool gw_coap_add_piece(coap_pdu_t *resp, const struct gw_coap_piece *pc, const uint8_t *body,
                        size_t size)
 {
+    return gw_coap_add_piece_with(resp, pc, body, size, 0, 0);
+}
+
+bool gw_coap_add_piece_with(coap_pdu_t *resp, const struct gw_coap_piece *pc, const uint8_t *body,
+                            size_t size, coap_option_num_t opt, uint64_t v)
+{
     struct ferry_coapglue_block blk = {.num = pc->num, .szx = pc->szx, .more = pc->more};
     return (!pc->block2 || ferry_coapglue_add_block(resp, COAP_OPTION_BLOCK2, &blk)) &&
            ferry_coapglue_add_uint(resp, COAP_OPTION_SIZE2, size) &&
+           (opt == 0 || ferry_coapglue_add_uint(resp, opt, v)) &&
            (pc->len == 0 || coap_add_data(resp, pc->len, body + pc->off));
 }
 
@@ -138,6 +145,16 @@ bool gw_coap_who(const coap_session_t *ses, const coap_pdu_t *req, struct gw_coa
         return false;
     }
     memset(who, 0, sizeof(*who));
+    coap_opt_iterator_t it;
+    coap_opt_filter_t f;
+    coap_option_filter_clear(&f);
+    coap_option_filter_set(&f, COAP_OPTION_URI_QUERY);
+    coap_option_iterator_init(req, &it, &f);
+    coap_opt_t *o;
+    while (who->nquery < GW_COAP_QUERY_MAX && (o = coap_option_next(&it))) {
+        who->query[who->nquery] = (const char *)coap_opt_value(o);
+        who->query_len[who->nquery++] = coap_opt_length(o);
+    }
     if (coap_session_get_proto(ses) == COAP_PROTO_DTLS) {
         /* The handshake checked the identity against the key file, so it is
          * a known node id (gw_psk.h). */

@@ -113,6 +113,19 @@
  * UDP headers (28), the CoAP header, token and options (about 36). */
 #define GW_COAP_BLOCK_OVERHEAD 64
 
+/* What a node is offered on ferry/manifest/<product>. */
+struct gw_coap_offer {
+    const uint8_t *env; /* NULL: nothing (an empty 2.05); valid during the call */
+    size_t len;
+    uint32_t hold_s; /* > 0: sent as Ferry-Hold (PROTOCOL.md): do not install yet */
+};
+
+enum gw_coap_admit {
+    GW_COAP_ADMIT_SERVE,
+    GW_COAP_ADMIT_STALL,  /* 5.03 with the Max-Age given */
+    GW_COAP_ADMIT_REFUSE, /* 4.03 with the reason given */
+};
+
 enum gw_artifact_state {
     GW_ARTIFACT_UNKNOWN = 0, /* not held and not being fetched: 4.04 */
     GW_ARTIFACT_FETCHING,    /* on its way from the cloud: 5.03 + Max-Age */
@@ -131,9 +144,18 @@ enum gw_coap_requester_kind {
 
 /* Who sent a request. Node ids (PSK, DECLARED) are ferry_id_valid(); an
  * anonymous id contains a ':' and so never equals a node id. */
+/* Uri-Query items a hook sees, at most; further ones are ignored. */
+#define GW_COAP_QUERY_MAX 32
+
 struct gw_coap_requester {
     enum gw_coap_requester_kind kind;
     char id[GW_COAP_REQUESTER_MAX + 1];
+    /* The request's Uri-Query items (n=, and what a node says of itself for
+     * a rollout's selection: hw=, rev=, tag=; PROTOCOL.md), query_len[i]
+     * bytes each, pointing into the request: valid during the hook call. */
+    const char *query[GW_COAP_QUERY_MAX];
+    size_t query_len[GW_COAP_QUERY_MAX];
+    size_t nquery;
 };
 
 struct gw_coap_hooks {
@@ -201,6 +223,18 @@ struct gw_coap_hooks {
      * NULL: the resource then answers 5.03. */
     enum ferry_err (*config)(void *arg, const struct ferry_config_report *r,
                              const char *psk_identity, struct ferry_diag *d);
+
+    /* Optional, per node (a rollout's policy). When set, manifest_for
+     * answers every GET and notification of ferry/manifest/<product> in
+     * place of manifest (which still says whether a product has a release
+     * at all), and may hold the node back (Ferry-Hold); admit is asked
+     * before every artifact block is served, after artifact(). Both run
+     * once per request, inside libcoap's handling. */
+    void (*manifest_for)(void *arg, const char *product, const struct gw_coap_requester *who,
+                         struct gw_coap_offer *out);
+    enum gw_coap_admit (*admit)(void *arg, const uint8_t sha256[FERRY_SHA256_LEN],
+                                const struct gw_coap_requester *who, uint32_t *max_age_s, char *why,
+                                size_t why_cap);
 };
 
 struct gw_coap_opts {

@@ -352,6 +352,20 @@ static void serve_artifact(struct gw_coap *s, const uint8_t sha[FERRY_SHA256_LEN
     if (!gw_coap_parse_block2(req, &b, resp))
         return;
     a = mapped_art(s, sha, a, who, resp);
+    if (a && s->hooks.admit) {
+        uint32_t max_age = 0;
+        char why[128] = "";
+        switch (s->hooks.admit(s->hooks.arg, sha, who, &max_age, why, sizeof(why))) {
+        case GW_COAP_ADMIT_SERVE:
+            break;
+        case GW_COAP_ADMIT_STALL:
+            gw_coap_answer(resp, COAP_RESPONSE_CODE_SERVICE_UNAVAILABLE, max_age, why);
+            return;
+        case GW_COAP_ADMIT_REFUSE:
+            gw_coap_answer(resp, COAP_RESPONSE_CODE_FORBIDDEN, 0, why);
+            return;
+        }
+    }
     if (!a)
         return;
     a->last_ms = ferry_now_ms();

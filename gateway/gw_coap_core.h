@@ -220,6 +220,10 @@ bool gw_coap_pick_piece(const struct gw_coap_block2 *b, size_t size, struct gw_c
 /* Adds Block2 (when pc says so), Size2 = size and the piece of body. */
 bool gw_coap_add_piece(coap_pdu_t *resp, const struct gw_coap_piece *pc, const uint8_t *body,
                        size_t size);
+/* The same, with one more uint option after Size2 (a number above 28,
+ * Size2's: Ferry-Hold); opt 0 adds none. */
+bool gw_coap_add_piece_with(coap_pdu_t *resp, const struct gw_coap_piece *pc, const uint8_t *body,
+                            size_t size, coap_option_num_t opt, uint64_t v);
 
 /* ---- ferry/artifact/<sha256> (gw_coap_artifact.c) --------------------------- */
 

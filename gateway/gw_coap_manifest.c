@@ -72,7 +72,17 @@ static void serve_manifest(struct gw_coap *s, struct manifest_entry *m, const co
         return;
     m->last_ms = ferry_now_ms();
     size_t len = 0;
-    const uint8_t *env = s->hooks.manifest(s->hooks.arg, m->product, who, &len);
+    const uint8_t *env = NULL;
+    uint32_t hold = 0;
+    if (s->hooks.manifest_for) {
+        struct gw_coap_offer offer = {0};
+        s->hooks.manifest_for(s->hooks.arg, m->product, who, &offer);
+        env = offer.env;
+        len = offer.len;
+        hold = offer.hold_s;
+    } else {
+        env = s->hooks.manifest(s->hooks.arg, m->product, who, &len);
+    }
     if (!env) {
         /* "Nothing offered": a 2.05 keeps an observation alive (any error
          * would end it), so the node hears of the product's first release. */
@@ -101,7 +111,7 @@ static void serve_manifest(struct gw_coap *s, struct manifest_entry *m, const co
         !ferry_coapglue_add_uint(resp, COAP_OPTION_CONTENT_FORMAT,
                                  COAP_MEDIATYPE_APPLICATION_JSON) ||
         !ferry_coapglue_add_uint(resp, COAP_OPTION_MAXAGE, s->manifest_max_age) ||
-        !gw_coap_add_piece(resp, &pc, env, len))
+        !gw_coap_add_piece_with(resp, &pc, env, len, hold ? FERRY_COAP_OPTION_HOLD : 0, hold))
         gw_coap_answer(resp, COAP_RESPONSE_CODE_INTERNAL_ERROR, 0, "manifest does not fit");
 }
 

@@ -3,13 +3,16 @@
 #include "ferry_hex.h"
 #include "ferry_log.h"
 #include "ferry_loop.h"
+#include "ferry_nodeinfo.h"
 #include "ferry_stream.h"
 #include "gw_cache.h"
 #include "gw_coap.h"
 #include "gw_fetch.h"
 #include "gw_meta.h"
+#include "gw_policy.h"
 #include "gw_relay.h"
 #include "gw_releases.h"
+#include "gw_rollouts.h"
 #include "gw_uplink.h"
 
 #include <stdlib.h>
@@ -29,6 +32,12 @@
 #define RETRY_MAX_MS       600000u
 #define RETRY_ERROR_MAX_MS 60000u
 #define MAX_FAILURES       16
+/* The rollouts' artifacts, besides the releases', that the cache keeps. */
+#define MAX_ROLLOUT_REFS (2 * GW_POLICY_MAX_PRODUCTS)
+/* Node descriptions waiting for the uplink. */
+#define MAX_PENDING_DESCRIPTIONS 100000
+/* The policy looks at the time at least this often (windows, rate cap). */
+#define POLICY_TICK_MAX_MS 3600000u
 
 struct fetch_failure {
     uint8_t sha256[FERRY_SHA256_LEN];
@@ -59,6 +68,14 @@ struct gw {
     uint64_t pick_timer;
     struct fetch_failure failures[MAX_FAILURES];
     size_t nfailures;
+
+    /* Rollouts: what to offer whom (gw_policy.h), the documents on disk
+     * (gw_rollouts.h), and node descriptions not yet sent upstream. */
+    struct gw_policy *policy;
+    struct gw_rollouts_opts ro;
+    uint64_t policy_timer;
+    struct ferry_nodeinfo *pending;
+    size_t npending, cap_pending;
 };
 
 static int64_t wall_now(void)
@@ -67,6 +84,8 @@ static int64_t wall_now(void)
 }
 
 static void schedule_pick(struct gw *g, uint64_t delay_ms);
+static void apply_policy(struct gw *g, const struct gw_policy_effects *fx);
+static void policy_cached(struct gw *g, const uint8_t sha[FERRY_SHA256_LEN], bool cached);
 
 /* The trust's verdict on a held release (ferry_trust.h): withdrawn, stale
  * or fine. */
@@ -122,8 +141,6 @@ static void failure_progress(struct gw *g, const uint8_t sha[FERRY_SHA256_LEN])
     if (f && f->errors_only)
         failure_clear(g, sha);
 }
-
-static void notify_releases_of(struct gw *g, const uint8_t sha[FERRY_SHA256_LEN]);
 
 /* ---- the download in progress ------------------------------------------ */
 
@@ -201,7 +218,7 @@ static void fetch_finish(struct gw *g)
         failure_clear(g, sha);
         if (gw_coap_artifact_added(g->coap, sha, g->fetch_size) != FERRY_OK)
             LOG_WARN("coap: could not list artifact %s", g->fetch_hex);
-        notify_releases_of(g, sha);
+        policy_cached(g, sha, true);
     } else {
         LOG_ERR("cache: artifact %s rejected: %s", g->fetch_hex, ferry_diag_str(&d, err));
         failure_note(g, sha, false);
@@ -295,8 +312,16 @@ static enum ferry_err fetch_start(struct gw *g, const struct ferry_manifest *m)
     enum ferry_err err = gw_releases_refs(g->releases, refs_buf, GW_RELEASES_MAX_REFS, &nrefs);
     if (err != FERRY_OK)
         return err;
-    struct gw_cache_refs refs = {.sha256 = (const uint8_t(*)[FERRY_SHA256_LEN])refs_buf,
-                                 .n = nrefs};
+    /* The rollouts' artifacts are kept too: a node outside the open waves
+     * may be offered them later. */
+    const struct ferry_manifest *rels[MAX_ROLLOUT_REFS];
+    size_t nrels = gw_policy_rollout_releases(g->policy, rels, MAX_ROLLOUT_REFS);
+    uint8_t all[GW_RELEASES_MAX_REFS + MAX_ROLLOUT_REFS][FERRY_SHA256_LEN];
+    memcpy(all, refs_buf, nrefs * FERRY_SHA256_LEN);
+    for (size_t i = 0; i < nrels; i++)
+        memcpy(all[nrefs + i], rels[i]->sha256, FERRY_SHA256_LEN);
+    struct gw_cache_refs refs = {.sha256 = (const uint8_t(*)[FERRY_SHA256_LEN])all,
+                                 .n = nrefs + nrels};
     memcpy(g->fetch_sha, m->sha256, FERRY_SHA256_LEN);
     ferry_hex_encode(m->sha256, FERRY_SHA256_LEN, g->fetch_hex);
     g->fetch_size = m->size;
@@ -341,11 +366,19 @@ static void pick_next(struct gw *g)
         return;
     uint64_t now = ferry_now_ms();
     uint64_t soonest = UINT64_MAX;
+    /* The held releases first (but not a withdrawn one: it is not fetched),
+     * then the rollouts' (release and revert). */
+    const struct ferry_manifest *want[GW_RELEASES_MAX_PRODUCTS + MAX_ROLLOUT_REFS];
+    size_t n = 0;
     for (size_t i = 0; i < gw_releases_count(g->releases); i++) {
         const struct gw_release *rel = gw_releases_at(g->releases, i);
-        const struct ferry_manifest *m = &rel->manifest;
-        if (gw_cache_has(g->cache, m->sha256, NULL) ||
-            verdict_of(g, rel, NULL) == FERRY_E_WITHDRAWN)
+        if (verdict_of(g, rel, NULL) != FERRY_E_WITHDRAWN)
+            want[n++] = &rel->manifest;
+    }
+    n += gw_policy_rollout_releases(g->policy, want + n, MAX_ROLLOUT_REFS);
+    for (size_t i = 0; i < n; i++) {
+        const struct ferry_manifest *m = want[i];
+        if (gw_cache_has(g->cache, m->sha256, NULL))
             continue;
         const struct fetch_failure *f = failure_find(g, m->sha256);
         if (f && f->retry_at_ms > now) {
@@ -374,6 +407,207 @@ static void schedule_pick(struct gw *g, uint64_t delay_ms)
     g->pick_timer = ferry_loop_timer(g->loop, delay_ms, on_pick_timer, g);
 }
 
+/* ---- rollouts: the policy's effects ----------------------------------- */
+
+static void publish_description(struct gw *g, const struct ferry_nodeinfo *ni);
+
+/* Node descriptions that could not go upstream (the link was down). */
+static void pending_add(struct gw *g, const struct ferry_nodeinfo *ni)
+{
+    for (size_t i = 0; i < g->npending; i++)
+        if (strcmp(g->pending[i].node, ni->node) == 0) {
+            g->pending[i] = *ni;
+            return;
+        }
+    if (g->npending == MAX_PENDING_DESCRIPTIONS)
+        return; /* the node describes itself again at its next poll */
+    if (g->npending == g->cap_pending) {
+        size_t cap = g->cap_pending ? g->cap_pending * 2 : 64;
+        struct ferry_nodeinfo *v = realloc(g->pending, cap * sizeof(*v));
+        if (!v)
+            return;
+        g->pending = v;
+        g->cap_pending = cap;
+    }
+    g->pending[g->npending++] = *ni;
+}
+
+static void pending_flush(struct gw *g)
+{
+    size_t n = g->npending;
+    g->npending = 0;
+    for (size_t i = 0; i < n; i++)
+        publish_description(g, &g->pending[i]);
+}
+
+/* Retained on ferry/v1/<fleet>/node-info/<gw>/<node>: what a rollout may
+ * select the node by. */
+static void publish_description(struct gw *g, const struct ferry_nodeinfo *ni)
+{
+    char *json = NULL;
+    size_t len = 0;
+    struct ferry_diag d = {{0}};
+    enum ferry_err err = ferry_nodeinfo_to_json(ni, &json, &len, &d);
+    if (err == FERRY_OK)
+        err = g->uplink ? gw_uplink_publish(g->uplink, FERRY_TOPIC_NODE_INFO, ni->node, json, len,
+                                            1, true, NULL)
+                        : FERRY_E_BUSY;
+    free(json);
+    if (err == FERRY_E_BUSY)
+        pending_add(g, ni);
+    else if (err != FERRY_OK)
+        LOG_WARN("rollouts: description of node %s not sent: %s", ni->node,
+                 ferry_diag_str(&d, err));
+}
+
+/* The gateway's own halts, kept on disk and retained upstream. */
+static void publish_report(struct gw *g)
+{
+    struct ferry_rollout_report rep;
+    struct ferry_diag d = {{0}};
+    char *json = NULL;
+    size_t len = 0;
+    gw_policy_report(g->policy, g->cfg->id, wall_now(), &rep);
+    for (size_t i = 0; i < rep.n; i++)
+        if (rep.items[i].halted)
+            LOG_WARN("rollouts: rollout %llu is halted on this gateway%s: %s",
+                     (unsigned long long)rep.items[i].rollout,
+                     rep.items[i].offline ? " (decided while the uplink was down)" : "",
+                     rep.items[i].reason);
+    enum ferry_err err = gw_rollouts_store_report(&g->ro, &rep, &d);
+    if (err != FERRY_OK)
+        LOG_ERR("rollouts: report not kept: %s", ferry_diag_str(&d, err));
+    err = ferry_rollout_report_to_json(&rep, &json, &len, &d);
+    if (err == FERRY_OK)
+        err = g->uplink ? gw_uplink_publish(g->uplink, FERRY_TOPIC_ROLLOUT_REPORT, NULL, json, len,
+                                            1, true, NULL)
+                        : FERRY_E_BUSY;
+    free(json);
+    if (err == FERRY_OK)
+        LOG_INFO("rollouts: report sent to the cloud");
+    else /* sent again when the link comes up (gw_policy_link) */
+        LOG_INFO("rollouts: report not sent now (%s)", ferry_strerror(err));
+}
+
+static void on_policy_timer(void *arg)
+{
+    struct gw *g = arg;
+    struct gw_policy_effects fx = {0};
+    g->policy_timer = 0;
+    gw_policy_tick(g->policy, wall_now(), ferry_now_ms(), &fx);
+    apply_policy(g, &fx);
+}
+
+/* One timer for the next moment something changes by itself. */
+static void schedule_policy(struct gw *g)
+{
+    int64_t wall = wall_now(), wall_at;
+    uint64_t mono = ferry_now_ms(), mono_at, delay = POLICY_TICK_MAX_MS;
+    gw_policy_next(g->policy, wall, mono, &wall_at, &mono_at);
+    if (wall_at != INT64_MAX && (uint64_t)(wall_at - wall) * 1000 < delay)
+        delay = wall_at > wall ? (uint64_t)(wall_at - wall) * 1000 : 0;
+    if (mono_at != UINT64_MAX && mono_at - mono < delay)
+        delay = mono_at > mono ? mono_at - mono : 0;
+    if (g->policy_timer)
+        ferry_loop_cancel(g->loop, g->policy_timer);
+    g->policy_timer = ferry_loop_timer(g->loop, delay, on_policy_timer, g);
+}
+
+static void apply_policy(struct gw *g, const struct gw_policy_effects *fx)
+{
+    for (size_t i = 0; g->coap && i < fx->nnotify; i++)
+        if (gw_coap_manifest_changed(g->coap, fx->notify[i]) != FERRY_OK)
+            LOG_WARN("coap: cannot notify observers of product %s", fx->notify[i]);
+    if (fx->report)
+        publish_report(g);
+    if (g->loop)
+        schedule_policy(g);
+}
+
+/* What the policy may offer of a held release: nothing when the trust has
+ * something against it (with a timestamp role, a release the product's
+ * fresh timestamp does not name current, or withdraws). */
+static struct gw_policy_release held_of(struct gw *g, const struct gw_release *r)
+{
+    struct gw_policy_release out = {0};
+    if (r && verdict_of(g, r, NULL) == FERRY_OK) {
+        out.env = r->envelope;
+        out.len = r->envelope_len;
+        out.m = &r->manifest;
+        out.cached = gw_cache_has(g->cache, r->manifest.sha256, NULL);
+    }
+    return out;
+}
+
+/* The policy learns what the gateway holds for product. */
+static void sync_held(struct gw *g, const char *product, struct gw_policy_effects *fx)
+{
+    struct gw_policy_release cur = held_of(g, gw_releases_current(g->releases, product));
+    struct gw_policy_release prev = held_of(g, gw_releases_previous(g->releases, product));
+    if (gw_policy_held(g->policy, product, &cur, &prev, fx) != FERRY_OK)
+        LOG_ERR("rollouts: cannot hold product %s's releases (out of memory or products)", product);
+}
+
+/* An artifact became servable (or went): every release or rollout that
+ * uses it may be offered now (or no longer). */
+static void policy_cached(struct gw *g, const uint8_t sha[FERRY_SHA256_LEN], bool cached)
+{
+    struct gw_policy_effects fx = {0};
+    gw_policy_cached(g->policy, sha, cached, &fx);
+    apply_policy(g, &fx);
+}
+
+/* A verified document goes to the policy, with its artifacts' state. */
+static enum ferry_err take_rollout(struct gw *g, struct gw_rollout_in *in)
+{
+    struct gw_policy_effects fx = {0};
+    const struct ferry_rollout_doc *doc = in->doc;
+    LOG_INFO("rollouts: rollout %llu revision %llu for product %s: %s, %u of %u waves open, %zu "
+             "targets here",
+             (unsigned long long)doc->rollout, (unsigned long long)doc->revision, doc->product,
+             ferry_rollout_state_name(doc->state), doc->open_waves, doc->nwaves, doc->ntargets);
+    uint8_t rel[FERRY_SHA256_LEN], rev[FERRY_SHA256_LEN];
+    memcpy(rel, in->rel.sha256, sizeof(rel));
+    memcpy(rev, in->rev.sha256, sizeof(rev));
+    bool has_rev = in->has_rev;
+    enum ferry_err err = gw_policy_rollout(g->policy, in->doc, &in->rel,
+                                           in->has_rev ? &in->rev : NULL, wall_now(), &fx);
+    in->doc = NULL; /* the policy's now, also on error */
+    if (err != FERRY_OK)
+        return err;
+    gw_policy_cached(g->policy, rel, gw_cache_has(g->cache, rel, NULL), &fx);
+    if (has_rev)
+        gw_policy_cached(g->policy, rev, gw_cache_has(g->cache, rev, NULL), &fx);
+    apply_policy(g, &fx);
+    return FERRY_OK;
+}
+
+static void on_rollout(void *arg, const char *product, const uint8_t *buf, size_t len)
+{
+    struct gw *g = arg;
+    struct ferry_diag d = {{0}};
+    struct gw_rollout_in in;
+    if (len == 0)
+        return; /* a retained document being cleared: keep enforcing what is held */
+    enum ferry_err err = gw_rollouts_accept(&g->ro, product, buf, len, wall_now(), &in, &d);
+    if (err != FERRY_OK) {
+        LOG_WARN("rollouts: %s (%s); keeping what is held", ferry_diag_str(&d, err),
+                 ferry_err_name(err));
+        return;
+    }
+    /* Kept before it takes effect: a gateway that restarts without its
+     * uplink enforces it all the same. */
+    err = gw_rollouts_store(&g->ro, product, buf, len, &d);
+    if (err != FERRY_OK)
+        LOG_ERR("rollouts: document for product %s not kept: %s", product, ferry_diag_str(&d, err));
+    err = take_rollout(g, &in);
+    if (err == FERRY_E_DOWNGRADE)
+        LOG_INFO("rollouts: an older document for product %s ignored", product);
+    else if (err != FERRY_OK)
+        LOG_ERR("rollouts: document for product %s not taken: %s", product, ferry_strerror(err));
+    schedule_pick(g, 0);
+}
+
 /* ---- uplink events ------------------------------------------------------ */
 
 static void on_up(void *arg)
@@ -385,6 +619,10 @@ static void on_up(void *arg)
         gw_fetch_link(g->fetch, true, ferry_now_ms(), &act);
         apply_actions(g, &act);
     }
+    struct gw_policy_effects fx = {0};
+    gw_policy_link(g->policy, true, &fx);
+    apply_policy(g, &fx);
+    pending_flush(g);
     schedule_pick(g, 0);
 }
 
@@ -397,23 +635,9 @@ static void on_down(void *arg)
         gw_fetch_link(g->fetch, false, ferry_now_ms(), &act);
         apply_actions(g, &act);
     }
-}
-
-/* Tells the observers of a release's product that their manifest changed. */
-static void notify_product(struct gw *g, const struct ferry_manifest *m)
-{
-    if (gw_coap_manifest_changed(g->coap, m->product) != FERRY_OK)
-        LOG_WARN("coap: cannot notify observers of product %s", m->product);
-}
-
-/* An artifact became servable: every release that uses it can be offered. */
-static void notify_releases_of(struct gw *g, const uint8_t sha[FERRY_SHA256_LEN])
-{
-    for (size_t i = 0; i < gw_releases_count(g->releases); i++) {
-        const struct ferry_manifest *m = &gw_releases_at(g->releases, i)->manifest;
-        if (memcmp(m->sha256, sha, FERRY_SHA256_LEN) == 0)
-            notify_product(g, m);
-    }
+    struct gw_policy_effects fx = {0};
+    gw_policy_link(g->policy, false, &fx);
+    apply_policy(g, &fx);
 }
 
 static void on_release(void *arg, const char *product, const uint8_t *buf, size_t len)
@@ -439,9 +663,10 @@ static void on_release(void *arg, const char *product, const uint8_t *buf, size_
              r->manifest.release_id, product, r->manifest.version,
              (unsigned long long)r->manifest.seq, hex, (unsigned long long)r->manifest.size);
     /* Observers hear of it once its artifact is cached (fetch_finish), or
-     * now if it already is. */
-    if (gw_cache_has(g->cache, r->manifest.sha256, NULL))
-        notify_product(g, &r->manifest);
+     * now if it already is (the policy decides: gw_policy.h). */
+    struct gw_policy_effects fx = {0};
+    sync_held(g, product, &fx);
+    apply_policy(g, &fx);
     schedule_pick(g, 0);
 }
 
@@ -482,9 +707,12 @@ static void on_root(void *arg, const char *level, const uint8_t *buf, size_t len
     size_t dropped = gw_releases_recheck(g->releases, wall_now());
     LOG_INFO("root: now at version %llu; %zu release(s) no longer trusted",
              (unsigned long long)ferry_trust_version(gw_meta_trust(g->meta)), dropped);
+    /* The policy offers only what the trust has nothing against (held_of());
+     * it notifies the products whose offer changed. */
+    struct gw_policy_effects fx = {0};
     for (size_t i = 0; i < n; i++)
-        if (gw_coap_manifest_changed(g->coap, products[i]) != FERRY_OK)
-            LOG_WARN("coap: cannot notify observers of product %s", products[i]);
+        sync_held(g, products[i], &fx);
+    apply_policy(g, &fx);
     gw_coap_meta_changed(g->coap, NULL);
     schedule_pick(g, 0);
 }
@@ -509,6 +737,9 @@ static void on_timestamp(void *arg, const char *product, const uint8_t *buf, siz
              ts->nwithdrawn);
     /* What is offered may have changed (a withdrawal, a new current one). */
     gw_coap_meta_changed(g->coap, product);
+    struct gw_policy_effects fx = {0};
+    sync_held(g, product, &fx);
+    apply_policy(g, &fx);
     if (gw_coap_manifest_changed(g->coap, product) != FERRY_OK)
         LOG_WARN("coap: cannot notify observers of product %s", product);
     schedule_pick(g, 0);
@@ -557,28 +788,18 @@ static enum ferry_err hook_config(void *arg, const struct ferry_config_report *r
     return err;
 }
 
-/* Nodes are offered a release only once its artifact is cached: offered
- * earlier, a node would ask for the artifact, get 5.03 and wait out a
- * Max-Age while the file was ready moments later. Meanwhile they keep the
- * product's previous release, if it is still cached. And only a release
- * the trust has nothing against: with a timestamp role, the one the
- * product's fresh timestamp names current (never a withdrawn one). */
+/* The product's baseline, for anyone (gw_policy.h): its current release once
+ * the artifact is cached, else the previous one if cached; a release the
+ * trust has something against is not held (held_of()). */
 static const uint8_t *hook_manifest(void *arg, const char *product,
                                     const struct gw_coap_requester *who, size_t *len)
 {
-    (void)who; /* every node of a product line is offered the same release */
+    (void)who; /* the baseline is the same for every node; manifest_for is per node */
     struct gw *g = arg;
-    const struct gw_release *cands[] = {gw_releases_current(g->releases, product),
-                                        gw_releases_previous(g->releases, product)};
-    for (size_t i = 0; i < sizeof(cands) / sizeof(cands[0]); i++) {
-        const struct gw_release *r = cands[i];
-        if (!r || !gw_cache_has(g->cache, r->manifest.sha256, NULL) ||
-            verdict_of(g, r, NULL) != FERRY_OK)
-            continue;
-        *len = r->envelope_len;
-        return r->envelope;
-    }
-    return NULL;
+    struct gw_offer o;
+    gw_policy_offer(g->policy, product, NULL, wall_now(), ferry_now_ms(), &o);
+    *len = o.len;
+    return o.env;
 }
 
 static enum ferry_err hook_meta(void *arg, const char *product, uint64_t have, uint8_t **out,
@@ -593,13 +814,65 @@ static enum ferry_err hook_meta(void *arg, const char *product, uint64_t have, u
     return err;
 }
 
-static bool release_refers_to(const struct gw *g, const uint8_t sha[FERRY_SHA256_LEN])
+/* What this node is offered, and who it says it is. */
+/* The node a request names, or NULL for an anonymous client. */
+static const char *node_of(const struct gw_coap_requester *who)
 {
-    for (size_t i = 0; i < gw_releases_count(g->releases); i++) {
-        if (memcmp(gw_releases_at(g->releases, i)->manifest.sha256, sha, FERRY_SHA256_LEN) == 0)
-            return true;
+    return who->kind == GW_COAP_REQUESTER_ANONYMOUS ? NULL : who->id;
+}
+
+static void hook_manifest_for(void *arg, const char *product,
+                              const struct gw_coap_requester *requester, struct gw_coap_offer *out)
+{
+    struct gw *g = arg;
+    const char *node = node_of(requester);
+    struct ferry_nodeinfo ni;
+    struct ferry_diag d = {{0}};
+    enum ferry_err err = ferry_nodeinfo_from_query(requester->query, requester->query_len,
+                                                   requester->nquery, &ni, &d);
+    if (err == FERRY_OK && node) {
+        bool changed = false;
+        snprintf(ni.node, sizeof(ni.node), "%s", node);
+        snprintf(ni.product, sizeof(ni.product), "%s", product);
+        if (gw_policy_describe(g->policy, &ni, &changed) == FERRY_OK && changed)
+            publish_description(g, &ni);
+    } else if (err == FERRY_E_INVALID_ARG) {
+        LOG_DEBUG("coap: node %s: %s", node ? node : "(anonymous)", d.msg);
     }
-    return false;
+    struct gw_offer o;
+    gw_policy_offer(g->policy, product, node, wall_now(), ferry_now_ms(), &o);
+    out->env = o.env;
+    out->len = o.len;
+    out->hold_s = o.hold_s;
+    if (o.kind == GW_OFFER_ROLLOUT || o.kind == GW_OFFER_REVERT)
+        LOG_DEBUG("rollouts: node %s offered the %s release%s", node,
+                  o.kind == GW_OFFER_REVERT ? "revert" : "rollout's",
+                  o.hold_s ? " with a hold" : "");
+}
+
+static enum gw_coap_admit hook_admit(void *arg, const uint8_t sha[FERRY_SHA256_LEN],
+                                     const struct gw_coap_requester *who, uint32_t *max_age_s,
+                                     char *why, size_t why_cap)
+{
+    struct gw *g = arg;
+    const char *node = node_of(who);
+    char reason[96] = "";
+    bool first = false;
+    enum gw_admit v = gw_policy_admit(g->policy, sha, node, max_age_s, reason, &first);
+    snprintf(why, why_cap, "%s", reason);
+    switch (v) {
+    case GW_ADMIT_SERVE:
+        if (first) /* which nodes fetch a rollout's release, once each */
+            LOG_INFO("rollouts: node %s fetches the rollout's release", node);
+        return GW_COAP_ADMIT_SERVE;
+    case GW_ADMIT_STALL:
+        LOG_DEBUG("rollouts: block for %s stalled: %s", node ? node : "(anonymous)", reason);
+        return GW_COAP_ADMIT_STALL;
+    case GW_ADMIT_REFUSE:
+        break;
+    }
+    LOG_INFO("rollouts: block refused to %s: %s", node ? node : "(anonymous)", reason);
+    return GW_COAP_ADMIT_REFUSE;
 }
 
 static enum gw_artifact_state hook_artifact(void *arg, const uint8_t sha[FERRY_SHA256_LEN],
@@ -610,8 +883,8 @@ static enum gw_artifact_state hook_artifact(void *arg, const uint8_t sha[FERRY_S
     if (gw_cache_has(g->cache, sha, NULL))
         return GW_ARTIFACT_COMPLETE;
     /* Only complete, verified files are served: anything a held release
-     * still waits for is "come back later". */
-    return release_refers_to(g, sha) ? GW_ARTIFACT_FETCHING : GW_ARTIFACT_UNKNOWN;
+     * or a rollout still waits for is "come back later". */
+    return gw_policy_wants(g->policy, sha) ? GW_ARTIFACT_FETCHING : GW_ARTIFACT_UNKNOWN;
 }
 
 static enum ferry_err hook_artifact_map(void *arg, const uint8_t sha[FERRY_SHA256_LEN],
@@ -654,6 +927,11 @@ static enum ferry_err hook_status(void *arg, const struct ferry_status *st,
     else
         LOG_WARN("status: node %s seq %llu not stored: %s", st->node, (unsigned long long)st->seq,
                  ferry_diag_str(d, err));
+    if (err == FERRY_OK) { /* the rollout's halt rule counts what it relayed */
+        struct gw_policy_effects fx = {0};
+        gw_policy_status(g->policy, st, wall_now(), &fx);
+        apply_policy(g, &fx);
+    }
     return err;
 }
 
@@ -678,6 +956,8 @@ static enum ferry_err start_coap(struct gw *g, struct ferry_diag *d)
         .status = hook_status,
         .meta = hook_meta,
         .config = hook_config,
+        .manifest_for = hook_manifest_for,
+        .admit = hook_admit,
     };
     enum ferry_err err = gw_coap_new(g->loop, &co, &hooks, &g->coap, d);
     if (err != FERRY_OK) {
@@ -685,14 +965,57 @@ static enum ferry_err start_coap(struct gw *g, struct ferry_diag *d)
         return err;
     }
     /* List what is already cached and tell (future) observers what is held. */
-    for (size_t i = 0; i < gw_releases_count(g->releases); i++) {
-        const struct ferry_manifest *m = &gw_releases_at(g->releases, i)->manifest;
+    const struct ferry_manifest *want[GW_RELEASES_MAX_PRODUCTS + MAX_ROLLOUT_REFS];
+    size_t n = 0;
+    for (size_t i = 0; i < gw_releases_count(g->releases); i++)
+        want[n++] = &gw_releases_at(g->releases, i)->manifest;
+    n += gw_policy_rollout_releases(g->policy, want + n, MAX_ROLLOUT_REFS);
+    for (size_t i = 0; i < n; i++) {
         uint64_t size = 0;
-        if (gw_cache_has(g->cache, m->sha256, &size) &&
-            gw_coap_artifact_added(g->coap, m->sha256, size) != FERRY_OK)
+        if (gw_cache_has(g->cache, want[i]->sha256, &size) &&
+            gw_coap_artifact_added(g->coap, want[i]->sha256, size) != FERRY_OK)
             LOG_WARN("coap: could not list a cached artifact");
-        notify_product(g, m);
+        if (gw_coap_manifest_changed(g->coap, want[i]->product) != FERRY_OK)
+            LOG_WARN("coap: cannot notify observers of product %s", want[i]->product);
     }
+    return FERRY_OK;
+}
+
+/* The policy at start: the held releases, then the rollout documents and
+ * the halts kept on disk. */
+static enum ferry_err load_rollout(void *arg, struct gw_rollout_in *in)
+{
+    struct gw *g = arg;
+    enum ferry_err err = take_rollout(g, in);
+    if (err != FERRY_OK && err != FERRY_E_DOWNGRADE)
+        return err;
+    return FERRY_OK;
+}
+
+static enum ferry_err start_policy(struct gw *g, uint64_t quota, struct ferry_diag *d)
+{
+    uint64_t seed = (uint64_t)wall_now() ^ (ferry_now_ms() << 20) ^ (uint64_t)(uintptr_t)g;
+    enum ferry_err err = gw_policy_new(seed, &g->policy, d);
+    if (err != FERRY_OK)
+        return err;
+    g->ro = (struct gw_rollouts_opts){.state_dir = g->cfg->state_dir,
+                                      .gateway_id = g->cfg->id,
+                                      .trust = gw_meta_trust(g->meta),
+                                      .max_artifact_size = quota,
+                                      .clock_skew = CLOCK_SKEW_S};
+    struct gw_policy_effects fx = {0};
+    for (size_t i = 0; i < gw_releases_count(g->releases); i++)
+        sync_held(g, gw_releases_at(g->releases, i)->manifest.product, &fx);
+    err = gw_rollouts_load(&g->ro, wall_now(), load_rollout, g, d);
+    if (err != FERRY_OK)
+        return err;
+    struct ferry_rollout_report rep;
+    struct ferry_diag rd = {{0}};
+    enum ferry_err rerr = gw_rollouts_load_report(&g->ro, &rep, &rd);
+    if (rerr == FERRY_OK)
+        gw_policy_restore(g->policy, &rep);
+    else if (rerr != FERRY_E_NOT_FOUND)
+        LOG_WARN("rollouts: %s", ferry_diag_str(&rd, rerr));
     return FERRY_OK;
 }
 
@@ -701,6 +1024,8 @@ static void on_evict(void *arg, const uint8_t sha[FERRY_SHA256_LEN])
     struct gw *g = arg;
     if (g->coap)
         gw_coap_artifact_removed(g->coap, sha);
+    if (g->policy)
+        policy_cached(g, sha, false);
 }
 
 /* ---- start-up and shut-down -------------------------------------------- */
@@ -767,6 +1092,9 @@ static enum ferry_err gw_start(struct gw *g, struct ferry_diag *d)
     err = gw_relay_new(g->loop, &rlo, &g->relay, d);
     if (err != FERRY_OK)
         return err;
+    err = start_policy(g, quota, d);
+    if (err != FERRY_OK)
+        return err;
     err = start_coap(g, d);
     if (err != FERRY_OK)
         return err;
@@ -787,6 +1115,7 @@ static enum ferry_err gw_start(struct gw *g, struct ferry_diag *d)
         .on_timestamp = on_timestamp,
         .on_chunk = on_chunk,
         .on_status_ack = on_status_ack,
+        .on_rollout = on_rollout,
     };
     err = gw_uplink_new(g->loop, &uo, &h, &g->uplink, d);
     if (err != FERRY_OK)
@@ -805,11 +1134,15 @@ static void gw_stop(struct gw *g)
     fetch_stop(g);
     /* CoAP first: it releases its mappings back into the cache. */
     gw_coap_free(g->coap);
+    g->coap = NULL;
     gw_uplink_free(g->uplink);
     gw_relay_free(g->relay);
+    gw_policy_free(g->policy); /* before the cache: evictions ask nothing of it then */
+    g->policy = NULL;
     gw_cache_free(g->cache);
     gw_releases_free(g->releases);
     gw_meta_free(g->meta);
+    free(g->pending);
     ferry_loop_free(g->loop);
 }
 

@@ -24,6 +24,7 @@ struct gw_uplink {
     char t_data[FERRY_TOPIC_MAX];
     char t_ack[FERRY_TOPIC_MAX];
     char t_presence[FERRY_TOPIC_MAX];
+    char t_rollout[FERRY_TOPIC_MAX]; /* filter: rollout/<id>/+ */
     struct ferry_backoff backoff;
     uint64_t reconnect_timer;
     int pending_subs;
@@ -74,7 +75,8 @@ static void subscribe_all(struct gw_uplink *u)
     const struct {
         const char *filter;
         int qos;
-    } subs[] = {{u->t_release, 1}, {u->t_data, 0}, {u->t_ack, 1}, {u->t_root, 1}, {u->t_ts, 1}};
+    } subs[] = {{u->t_release, 1}, {u->t_data, 0}, {u->t_ack, 1},
+                {u->t_root, 1},    {u->t_ts, 1},   {u->t_rollout, 1}};
     u->pending_subs = 0;
     for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
         if (ferry_mqtt_subscribe(u->mqtt, subs[i].filter, subs[i].qos, NULL) == FERRY_OK)
@@ -120,6 +122,11 @@ static void on_message(struct gw_uplink *u, const struct ferry_mqtt_ev *ev)
         return;
     }
     char level[FERRY_ID_MAX + 1];
+    if (under(ev->topic, u->t_rollout, level)) {
+        if (u->h.on_rollout)
+            u->h.on_rollout(u->h.arg, level, ev->payload, ev->len);
+        return;
+    }
     if (under(ev->topic, u->t_release, level)) {
         if (u->h.on_release)
             u->h.on_release(u->h.arg, level, ev->payload, ev->len);
@@ -219,7 +226,9 @@ enum ferry_err gw_uplink_new(struct ferry_loop *loop, const struct gw_uplink_opt
         ferry_topic(u->t_root, sizeof(u->t_root), FERRY_TOPIC_META_ROOT, u->fleet, "+", NULL) !=
             FERRY_OK ||
         ferry_topic(u->t_ts, sizeof(u->t_ts), FERRY_TOPIC_META_TIMESTAMP, u->fleet, "+", NULL) !=
-            FERRY_OK) {
+            FERRY_OK ||
+        ferry_topic(u->t_rollout, sizeof(u->t_rollout), FERRY_TOPIC_ROLLOUT, u->fleet, u->id,
+                    "+") != FERRY_OK) {
         err = ferry_fail(d, FERRY_E_INVALID_ARG,
                          "uplink: fleet '%s' or gateway id '%s' is not a valid identifier",
                          opts->fleet, opts->gateway_id);

@@ -31,6 +31,8 @@ struct gw_uplink_handlers {
     void (*on_chunk)(void *arg, const uint8_t *buf, size_t len);
     /* A message on this gateway's status-ack topic. */
     void (*on_status_ack)(void *arg, const uint8_t *buf, size_t len);
+    /* A message on ferry/v1/<fleet>/rollout/<this gateway>/<product>. */
+    void (*on_rollout)(void *arg, const char *product, const uint8_t *buf, size_t len);
     /* A QoS 1 publish finished: ok, or failed (the caller retries). */
     void (*on_published)(void *arg, int token, bool ok);
 };
@@ -54,7 +56,8 @@ void gw_uplink_free(struct gw_uplink *u);
 bool gw_uplink_is_up(const struct gw_uplink *u);
 
 /* Publishes on one of this gateway's topics (stream request, status batch,
- * node state). FERRY_E_BUSY when the link is down or Paho's buffer is full. */
+ * node state, node description, rollout report). FERRY_E_BUSY when the link
+ * is down or Paho's buffer is full. */
 enum ferry_err gw_uplink_publish(struct gw_uplink *u, enum ferry_topic which, const char *node,
                                  const void *buf, size_t len, int qos, bool retain,
                                  int *token) FERRY_MUST_CHECK;

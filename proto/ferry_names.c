@@ -52,6 +52,12 @@ static const char *topic_kind(enum ferry_topic which)
         return "timestamp";
     case FERRY_TOPIC_CONFIG:
         return "config";
+    case FERRY_TOPIC_NODE_INFO:
+        return "node-info";
+    case FERRY_TOPIC_ROLLOUT:
+        return "rollout";
+    case FERRY_TOPIC_ROLLOUT_REPORT:
+        return "rollout-report";
     }
     return NULL;
 }
@@ -79,7 +85,8 @@ enum ferry_err ferry_topic(char *out, size_t cap, enum ferry_topic which, const 
     const char *kind = topic_kind(which);
     if (!out || !kind || !ferry_id_valid(fleet) || !level_valid(sub))
         return FERRY_E_INVALID_ARG;
-    if (which != FERRY_TOPIC_NODE && which != FERRY_TOPIC_CONFIG)
+    if (which != FERRY_TOPIC_NODE && which != FERRY_TOPIC_CONFIG &&
+        which != FERRY_TOPIC_NODE_INFO && which != FERRY_TOPIC_ROLLOUT)
         return emit(out, cap, FERRY_TOPIC_ROOT "/%s/%s/%s", fleet, kind, sub);
     if (!level_valid(node))
         return FERRY_E_INVALID_ARG;

@@ -37,6 +37,9 @@
 #define FERRY_COAP_RT_STATUS   "ferry.status"
 #define FERRY_COAP_RT_META     "ferry.meta"
 #define FERRY_COAP_RT_CONFIG   "ferry.config"
+/* Ferry-Hold, in a manifest answer: do not start installing for this many
+ * seconds (uint). From CoAP's experimental range; elective, safe to forward. */
+#define FERRY_COAP_OPTION_HOLD 65000
 
 bool ferry_id_valid(const char *id);
 
@@ -51,11 +54,15 @@ enum ferry_topic {
     FERRY_TOPIC_META_ROOT,      /* <fleet>/root/<version>: retained signed root document */
     FERRY_TOPIC_META_TIMESTAMP, /* <fleet>/timestamp/<product>: retained signed timestamp */
     FERRY_TOPIC_CONFIG,         /* <fleet>/config/<gateway>/<node>: retained configuration */
+    FERRY_TOPIC_NODE_INFO,      /* <fleet>/node-info/<gateway>/<node>: retained description */
+    FERRY_TOPIC_ROLLOUT,        /* <fleet>/rollout/<gateway>/<product>: retained rollout */
+    FERRY_TOPIC_ROLLOUT_REPORT, /* <fleet>/rollout-report/<gateway>: retained enforcement */
 };
 
-/* Builds a topic. `sub` is the last variable level (product, gateway) and
- * `node` is used only by FERRY_TOPIC_NODE and FERRY_TOPIC_CONFIG. Pass "+" for sub (or node) to get
- * a subscription filter. */
+/* Builds a topic. `sub` is the first variable level (product, gateway) and
+ * `node` the second, used only by the topics with two (FERRY_TOPIC_NODE,
+ * FERRY_TOPIC_CONFIG and FERRY_TOPIC_NODE_INFO: the node; FERRY_TOPIC_ROLLOUT:
+ * the product). Pass "+" for sub (or node) to get a subscription filter. */
 enum ferry_err ferry_topic(char *out, size_t cap, enum ferry_topic which, const char *fleet,
                            const char *sub, const char *node) FERRY_MUST_CHECK;
 

@@ -50,6 +50,10 @@ static void topic_builds_every_kind(void)
         {FERRY_TOPIC_META_ROOT, "3", NULL, "ferry/v1/f1/root/3"},
         {FERRY_TOPIC_META_TIMESTAMP, "meter", NULL, "ferry/v1/f1/timestamp/meter"},
         {FERRY_TOPIC_META_TIMESTAMP, "+", NULL, "ferry/v1/f1/timestamp/+"},
+        {FERRY_TOPIC_NODE_INFO, "gw1", "n1", "ferry/v1/f1/node-info/gw1/n1"},
+        {FERRY_TOPIC_ROLLOUT, "gw1", "firmware", "ferry/v1/f1/rollout/gw1/firmware"},
+        {FERRY_TOPIC_ROLLOUT, "gw1", "+", "ferry/v1/f1/rollout/gw1/+"},
+        {FERRY_TOPIC_ROLLOUT_REPORT, "gw1", NULL, "ferry/v1/f1/rollout-report/gw1"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char out[FERRY_TOPIC_MAX];

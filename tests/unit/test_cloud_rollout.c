@@ -1,0 +1,536 @@
+/* The rollout controller against a real SQLite inventory, with the MQTT
+ * side replaced by a list of what it published. */
+#include "cunit_main.h"
+
+#include "cloud_inventory.h"
+#include "cloud_inventory_rollout.h"
+#include "cloud_rollout_assign.h"
+#include "cloud_rollout_ctl.h"
+#include "ferry_rollout.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FLEET    "f1"
+#define ENVELOPE "{\"format\":1,\"fake\":\"the controller never verifies\"}"
+
+/* The inventory stamps records with the real clock, and the controller
+ * compares those stamps with the time of its tick: the tests tick at the
+ * real time (NOW), and wait for a soak to pass. */
+static int64_t T0;
+#define NOW ((int64_t)time(NULL))
+
+struct sent {
+    char topic[FERRY_TOPIC_MAX];
+    char *payload;
+    size_t len;
+};
+
+struct wire {
+    struct sent v[4096];
+    size_t n;
+    bool down;
+};
+
+static enum ferry_err fake_publish(void *arg, const char *topic, const void *buf, size_t len,
+                                   bool retain)
+{
+    struct wire *w = arg;
+    CU_ASSERT_TRUE(retain);
+    if (w->down)
+        return FERRY_E_BUSY;
+    CU_ASSERT_FATAL(w->n < sizeof(w->v) / sizeof(w->v[0]));
+    struct sent *s = &w->v[w->n++];
+    snprintf(s->topic, sizeof(s->topic), "%s", topic);
+    s->payload = malloc(len + 1);
+    memcpy(s->payload, buf, len);
+    s->payload[len] = 0;
+    s->len = len;
+    return FERRY_OK;
+}
+
+static void wire_clear(struct wire *w)
+{
+    for (size_t i = 0; i < w->n; i++)
+        free(w->v[i].payload);
+    w->n = 0;
+}
+
+/* The last document sent for gateway gw, decoded (free it). */
+static struct ferry_rollout_doc *last_doc(const struct wire *w, const char *gw)
+{
+    char topic[FERRY_TOPIC_MAX];
+    CU_ASSERT_FATAL(ferry_topic(topic, sizeof(topic), FERRY_TOPIC_ROLLOUT, FLEET, gw, "fw") ==
+                    FERRY_OK);
+    for (size_t i = w->n; i-- > 0;) {
+        if (strcmp(w->v[i].topic, topic) != 0)
+            continue;
+        struct ferry_rollout_doc *doc = NULL;
+        struct ferry_diag d = {{0}};
+        enum ferry_err err =
+            ferry_rollout_doc_from_json((uint8_t *)w->v[i].payload, w->v[i].len, &doc, &d);
+        if (err != FERRY_OK)
+            fprintf(stderr, "%s\n", d.msg);
+        CU_ASSERT_FATAL(err == FERRY_OK);
+        return doc;
+    }
+    return NULL;
+}
+
+struct world {
+    char path[PATH_MAX];
+    struct cloud_inventory *inv;
+    struct cloud_rollout_ctl *ctl;
+    struct wire wire;
+    uint64_t seq[64];
+};
+
+static void world_open(struct world *x, const char *name)
+{
+    T0 = (int64_t)time(NULL);
+    snprintf(x->path, sizeof(x->path), "%s/%s.db", ferry_test_tmpdir(), name);
+    struct ferry_diag d = {{0}};
+    CU_ASSERT_FATAL(cloud_inventory_open(x->path, true, &x->inv, &d) == FERRY_OK);
+    struct cloud_rollout_ctl_io io = {.arg = &x->wire, .publish = fake_publish};
+    CU_ASSERT_FATAL(cloud_rollout_ctl_new(x->inv, FLEET, &io, &x->ctl, &d) == FERRY_OK);
+}
+
+static void world_close(struct world *x)
+{
+    cloud_rollout_ctl_free(x->ctl);
+    cloud_inventory_close(x->inv);
+    wire_clear(&x->wire);
+}
+
+/* Node n<i> on gateway gw<i % 2>, described as its gateway would. */
+static void describe(struct world *x, int i, const char *tag)
+{
+    struct ferry_nodeinfo ni;
+    memset(&ni, 0, sizeof(ni));
+    snprintf(ni.node, sizeof(ni.node), "n%02d", i);
+    snprintf(ni.product, sizeof(ni.product), "fw");
+    snprintf(ni.hw_model, sizeof(ni.hw_model), "m1");
+    if (tag)
+        CU_ASSERT_FATAL(ferry_nodeinfo_set_tag(&ni, "ring", tag, NULL) == FERRY_OK);
+    char *json = NULL, topic[FERRY_TOPIC_MAX], gw[8];
+    size_t len = 0;
+    snprintf(gw, sizeof(gw), "gw%d", i % 2);
+    CU_ASSERT_FATAL(ferry_nodeinfo_to_json(&ni, &json, &len, NULL) == FERRY_OK);
+    CU_ASSERT_FATAL(ferry_topic(topic, sizeof(topic), FERRY_TOPIC_NODE_INFO, FLEET, gw, ni.node) ==
+                    FERRY_OK);
+    CU_ASSERT_TRUE(cloud_rollout_ctl_message(x->ctl, topic, (uint8_t *)json, len));
+    free(json);
+}
+
+static void report(struct world *x, int i, const char *release, enum ferry_state s)
+{
+    struct ferry_status st;
+    memset(&st, 0, sizeof(st));
+    snprintf(st.node, sizeof(st.node), "n%02d", i);
+    snprintf(st.gateway, sizeof(st.gateway), "gw%d", i % 2);
+    snprintf(st.release_id, sizeof(st.release_id), "%s", release);
+    snprintf(st.version, sizeof(st.version), "2.0.0");
+    st.state = s;
+    st.seq = ++x->seq[i];
+    st.ts = T0;
+    struct ferry_record_id ids[1];
+    struct ferry_record_refusal refused[1];
+    struct cloud_ingest_out out = {.stored = ids, .refused = refused};
+    CU_ASSERT_FATAL(cloud_inventory_ingest(x->inv, &st, 1, true, &out, NULL) == FERRY_OK);
+    CU_ASSERT_EQUAL(out.nstored, 1);
+}
+
+static int64_t create(struct world *x, const char *waves, uint32_t min_final, int64_t soak,
+                      bool revert)
+{
+    struct cloud_rollout r;
+    memset(&r, 0, sizeof(r));
+    snprintf(r.product, sizeof(r.product), "fw");
+    snprintf(r.release, sizeof(r.release), "fw-2");
+    snprintf(r.version, sizeof(r.version), "2.0.0");
+    r.seq = 2;
+    r.envelope = (uint8_t *)strdup(ENVELOPE);
+    r.envelope_len = strlen(ENVELOPE);
+    if (revert) {
+        snprintf(r.revert_release, sizeof(r.revert_release), "fw-1r");
+        r.revert_seq = 3;
+        r.revert_envelope = (uint8_t *)strdup(ENVELOPE);
+        r.revert_len = strlen(ENVELOPE);
+    }
+    CU_ASSERT_FATAL(ferry_waves_parse(waves, &r.plan, NULL) == FERRY_OK);
+    r.plan.success_pct = 100;
+    r.plan.min_final = min_final;
+    r.plan.soak_s = soak;
+    r.plan.halt_pct = 30;
+    r.state = FERRY_ROLLOUT_SCHEDULED;
+    r.created_at = r.state_at = r.start_at = T0;
+    r.revision = 1;
+    snprintf(r.created_by, sizeof(r.created_by), "operator:test");
+    struct ferry_diag d = {{0}};
+    CU_ASSERT_FATAL(cloud_rollouts_begin(x->inv, &d) == FERRY_OK);
+    CU_ASSERT_FATAL(cloud_rollout_insert(x->inv, &r, "operator:test", &d) == FERRY_OK);
+    CU_ASSERT_FATAL(cloud_rollouts_commit(x->inv, &d) == FERRY_OK);
+    int64_t id = r.id;
+    cloud_rollout_clear(&r);
+    return id;
+}
+
+static struct cloud_rollout load(struct world *x, int64_t id)
+{
+    struct cloud_rollout r;
+    CU_ASSERT_FATAL(cloud_rollout_load(x->inv, id, &r, NULL) == FERRY_OK);
+    return r;
+}
+
+static unsigned wave_of(int64_t id, int i, const char *waves)
+{
+    struct ferry_rollout_plan p;
+    memset(&p, 0, sizeof(p));
+    CU_ASSERT_FATAL(ferry_waves_parse(waves, &p, NULL) == FERRY_OK);
+    char node[16];
+    snprintf(node, sizeof(node), "n%02d", i);
+    struct ferry_sel_subject who = {.node = node};
+    return cloud_rollout_wave(&p, (uint64_t)id, &who);
+}
+
+struct log_count {
+    const char *action;
+    int n;
+};
+
+static enum ferry_err count_log(void *arg, const struct cloud_rollout_log_entry *e)
+{
+    struct log_count *c = arg;
+    if (strcmp(e->action, c->action) == 0)
+        c->n++;
+    return FERRY_OK;
+}
+
+static int logged(struct world *x, int64_t id, const char *action)
+{
+    struct log_count c = {action, 0};
+    CU_ASSERT_FATAL(cloud_rollout_each_log(x->inv, id, count_log, &c, NULL) == FERRY_OK);
+    return c.n;
+}
+
+/* ---- the tests ----------------------------------------------------------------------- */
+
+static void waves_open_as_gates_pass_and_docs_follow(void)
+{
+    struct world x;
+    memset(&x, 0, sizeof(x));
+    world_open(&x, "waves");
+    const char *waves = "ring=canary,50,100";
+    int64_t id = create(&x, waves, 2, 2, false);
+    /* Nothing described yet: it starts, but waits for targets. */
+    cloud_rollout_ctl_tick(x.ctl, NOW);
+    cloud_rollout_ctl_tick(x.ctl, NOW);
+    struct cloud_rollout r = load(&x, id);
+    CU_ASSERT_EQUAL(r.state, FERRY_ROLLOUT_RUNNING);
+    CU_ASSERT_EQUAL(r.open_waves, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.reason, "no node matches"));
+    cloud_rollout_clear(&r);
+    /* Twenty nodes, two of them canaries. */
+    for (int i = 0; i < 20; i++)
+        describe(&x, i, i < 2 ? "canary" : NULL);
+    cloud_rollout_ctl_tick(x.ctl, NOW);
+    struct ferry_rollout_doc *doc = last_doc(&x.wire, "gw0");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+    CU_ASSERT_EQUAL(doc->ntargets, 10);
+    CU_ASSERT_EQUAL(doc->open_waves, 1);
+    CU_ASSERT_EQUAL(doc->state, FERRY_ROLLOUT_RUNNING);
+    CU_ASSERT_EQUAL(doc->targets[0].wave, 0); /* n00, a canary */
+    CU_ASSERT_STRING_EQUAL(doc->targets[0].node, "n00");
+    ferry_rollout_doc_free(doc);
+    /* One canary succeeds: the gate needs both (min_final 2). */
+    report(&x, 0, "fw-2", FERRY_STATE_SUCCESS);
+    cloud_rollout_ctl_tick(x.ctl, NOW);
+    r = load(&x, id);
+    CU_ASSERT_EQUAL(r.open_waves, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.reason, "1 of 2 targets final"));
+    cloud_rollout_clear(&r);
+    /* A record of another release does not count. */
+    report(&x, 1, "fw-other", FERRY_STATE_SUCCESS);
+    cloud_rollout_ctl_tick(x.ctl, NOW);
+    r = load(&x, id);
+    CU_ASSERT_EQUAL(r.open_waves, 1);
+    cloud_rollout_clear(&r);
+    report(&x, 1, "fw-2", FERRY_STATE_SUCCESS);
+    cloud_rollout_ctl_tick(x.ctl, NOW);
+    r = load(&x, id);
+    CU_ASSERT_EQUAL(r.open_waves, 1); /* soaking */
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.reason, "soaking"));
+    cloud_rollout_clear(&r);
+    size_t sent = x.wire.n;
+    sleep(3); /* the soak */
+    cloud_rollout_ctl_tick(x.ctl, NOW);
+    r = load(&x, id);
+    CU_ASSERT_EQUAL(r.open_waves, 2);
+    cloud_rollout_clear(&r);
+    CU_ASSERT(x.wire.n > sent); /* both gateways hear of the open wave */
+    doc = last_doc(&x.wire, "gw1");
+    CU_ASSERT_EQUAL(doc->open_waves, 2);
+    ferry_rollout_doc_free(doc);
+    /* Nothing changes: nothing is sent again. */
+    sent = x.wire.n;
+    cloud_rollout_ctl_tick(x.ctl, NOW);
+    CU_ASSERT_EQUAL(x.wire.n, sent);
+    /* Every target of wave 2 succeeds; then wave 3 opens and, once all are
+     * final, the rollout completes and the release becomes the product's. */
+    for (int i = 2; i < 20; i++)
+        if (wave_of(id, i, waves) == 1)
+            report(&x, i, "fw-2", FERRY_STATE_SUCCESS);
+    cloud_rollout_ctl_tick(x.ctl, NOW);
+    sleep(3);
+    cloud_rollout_ctl_tick(x.ctl, NOW);
+    r = load(&x, id);
+    CU_ASSERT_EQUAL(r.open_waves, 3);
+    cloud_rollout_clear(&r);
+    for (int i = 2; i < 20; i++)
+        if (wave_of(id, i, waves) == 2)
+            report(&x, i, "fw-2", FERRY_STATE_SUCCESS);
+    cloud_rollout_ctl_tick(x.ctl, NOW);
+    r = load(&x, id);
+    CU_ASSERT_EQUAL(r.state, FERRY_ROLLOUT_COMPLETED);
+    CU_ASSERT_TRUE(r.promoted);
+    cloud_rollout_clear(&r);
+    CU_ASSERT_STRING_EQUAL(x.wire.v[x.wire.n - 1].topic, "ferry/v1/f1/release/fw");
+    CU_ASSERT_STRING_EQUAL(x.wire.v[x.wire.n - 1].payload, ENVELOPE);
+    CU_ASSERT_EQUAL(logged(&x, id, "started"), 1);
+    CU_ASSERT_EQUAL(logged(&x, id, "wave-opened"), 2);
+    CU_ASSERT_EQUAL(logged(&x, id, "completed"), 1);
+    world_close(&x);
+}
+
+static void halts_on_failures_and_gateways_learn_who_installed(void)
+{
+    struct world x;
+    memset(&x, 0, sizeof(x));
+    world_open(&x, "halt");
+    int64_t id = create(&x, "100", 3, 0, true);
+    for (int i = 0; i < 10; i++)
+        describe(&x, i, NULL);
+    cloud_rollout_ctl_tick(x.ctl, NOW);
+    report(&x, 0, "fw-2", FERRY_STATE_SUCCESS);
+    report(&x, 2, "fw-2", FERRY_STATE_ROLLED_BACK);
+    report(&x, 4, "fw-2", FERRY_STATE_DOWNLOADING);
+    cloud_rollout_ctl_tick(x.ctl, NOW);
+    struct cloud_rollout r = load(&x, id);
+    CU_ASSERT_EQUAL(r.state, FERRY_ROLLOUT_RUNNING); /* 2 final < min_final 3 */
+    cloud_rollout_clear(&r);
+    report(&x, 6, "fw-2", FERRY_STATE_FAILED);
+    cloud_rollout_ctl_tick(x.ctl, NOW);
+    r = load(&x, id);
+    CU_ASSERT_EQUAL(r.state, FERRY_ROLLOUT_HALTED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.reason, "2 of 3 final states failed or rolled back"));
+    cloud_rollout_clear(&r);
+    struct ferry_rollout_doc *doc = last_doc(&x.wire, "gw0");
+    CU_ASSERT_EQUAL(doc->state, FERRY_ROLLOUT_HALTED);
+    CU_ASSERT_EQUAL(doc->revert_len, strlen(ENVELOPE));
+    CU_ASSERT_EQUAL(doc->targets[0].state, FERRY_STATE_SUCCESS);     /* n00 */
+    CU_ASSERT_EQUAL(doc->targets[1].state, FERRY_STATE_ROLLED_BACK); /* n02 */
+    CU_ASSERT_EQUAL(doc->targets[2].state, FERRY_STATE_DOWNLOADING); /* n04 */
+    CU_ASSERT_EQUAL(doc->targets[4].state, -1);                      /* n08 */
+    uint64_t rev = doc->revision;
+    ferry_rollout_doc_free(doc);
+    /* While halted, every state change reaches the gateways. */
+    report(&x, 4, "fw-2", FERRY_STATE_SUCCESS);
+    cloud_rollout_ctl_tick(x.ctl, NOW);
+    doc = last_doc(&x.wire, "gw0");
+    CU_ASSERT(doc->revision > rev);
+    CU_ASSERT_EQUAL(doc->targets[2].state, FERRY_STATE_SUCCESS);
+    ferry_rollout_doc_free(doc);
+    /* The revert release's records are kept apart. */
+    report(&x, 0, "fw-1r", FERRY_STATE_SUCCESS);
+    cloud_rollout_ctl_tick(x.ctl, NOW);
+    r = load(&x, id);
+    CU_ASSERT_EQUAL(r.state, FERRY_ROLLOUT_HALTED);
+    cloud_rollout_clear(&r);
+    CU_ASSERT_EQUAL(logged(&x, id, "halted"), 1);
+    world_close(&x);
+}
+
+static void a_gateways_own_halt_halts_once(void)
+{
+    struct world x;
+    memset(&x, 0, sizeof(x));
+    world_open(&x, "gwhalt");
+    int64_t id = create(&x, "100", 3, 0, false);
+    describe(&x, 1, NULL);
+    cloud_rollout_ctl_tick(x.ctl, NOW);
+    struct ferry_rollout_report rep;
+    memset(&rep, 0, sizeof(rep));
+    snprintf(rep.gateway, sizeof(rep.gateway), "gw1");
+    rep.at = T0 + 5;
+    rep.n = 1;
+    rep.items[0] = (struct ferry_rollout_report_item){.rollout = (uint64_t)id,
+                                                      .revision = 2,
+                                                      .resume = 0,
+                                                      .halted = true,
+                                                      .halted_at = T0 + 4,
+                                                      .offline = true,
+                                                      .finals = 3,
+                                                      .failed = 2};
+    snprintf(rep.items[0].product, sizeof(rep.items[0].product), "fw");
+    snprintf(rep.items[0].reason, sizeof(rep.items[0].reason), "2 of 3 failed");
+    char *json = NULL;
+    size_t len = 0;
+    CU_ASSERT_FATAL(ferry_rollout_report_to_json(&rep, &json, &len, NULL) == FERRY_OK);
+    /* A report on another gateway's topic is not taken. */
+    CU_ASSERT_TRUE(
+        cloud_rollout_ctl_message(x.ctl, "ferry/v1/f1/rollout-report/gw0", (uint8_t *)json, len));
+    cloud_rollout_ctl_tick(x.ctl, NOW);
+    struct cloud_rollout r = load(&x, id);
+    CU_ASSERT_EQUAL(r.state, FERRY_ROLLOUT_RUNNING);
+    cloud_rollout_clear(&r);
+    for (int k = 0; k < 2; k++) { /* the retained report arrives twice */
+        CU_ASSERT_TRUE(cloud_rollout_ctl_message(x.ctl, "ferry/v1/f1/rollout-report/gw1",
+                                                 (uint8_t *)json, len));
+        cloud_rollout_ctl_tick(x.ctl, NOW);
+    }
+    r = load(&x, id);
+    CU_ASSERT_EQUAL(r.state, FERRY_ROLLOUT_HALTED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.reason, "gw1"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.reason, "uplink was down"));
+    cloud_rollout_clear(&r);
+    CU_ASSERT_EQUAL(logged(&x, id, "halted"), 1);
+    /* After a retry (resume 1) the same old report changes nothing. */
+    r = load(&x, id);
+    r.state = FERRY_ROLLOUT_RUNNING;
+    r.resume = 1;
+    CU_ASSERT_FATAL(cloud_rollout_save(x.inv, &r, NULL) == FERRY_OK);
+    cloud_rollout_clear(&r);
+    CU_ASSERT_TRUE(
+        cloud_rollout_ctl_message(x.ctl, "ferry/v1/f1/rollout-report/gw1", (uint8_t *)json, len));
+    cloud_rollout_ctl_tick(x.ctl, NOW);
+    r = load(&x, id);
+    CU_ASSERT_EQUAL(r.state, FERRY_ROLLOUT_RUNNING);
+    cloud_rollout_clear(&r);
+    free(json);
+    world_close(&x);
+}
+
+/* Two serve instances on one inventory: each tick is one transaction, so a
+ * wave opens once, whoever ticks. */
+static void two_instances_decide_once(void)
+{
+    struct world a, b;
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    world_open(&a, "shared");
+    world_open(&b, "shared");
+    int64_t id = create(&a, "50,100", 1, 0, false);
+    for (int i = 0; i < 10; i++)
+        describe(&a, i, NULL);
+    cloud_rollout_ctl_tick(b.ctl, NOW);
+    cloud_rollout_ctl_tick(a.ctl, NOW);
+    for (int i = 0; i < 10; i++)
+        if (wave_of(id, i, "50,100") == 0)
+            report(&a, i, "fw-2", FERRY_STATE_SUCCESS);
+    for (int k = 0; k < 3; k++) {
+        cloud_rollout_ctl_tick(a.ctl, NOW);
+        cloud_rollout_ctl_tick(b.ctl, NOW);
+    }
+    struct cloud_rollout r = load(&a, id);
+    CU_ASSERT_EQUAL(r.open_waves, 2);
+    cloud_rollout_clear(&r);
+    CU_ASSERT_EQUAL(logged(&a, id, "started"), 1);
+    CU_ASSERT_EQUAL(logged(&a, id, "wave-opened"), 1);
+    /* Both publish the same latest revision. */
+    struct ferry_rollout_doc *da = last_doc(&a.wire, "gw0"), *db = last_doc(&b.wire, "gw0");
+    CU_ASSERT_EQUAL(da->revision, db->revision);
+    CU_ASSERT_EQUAL(da->open_waves, 2);
+    ferry_rollout_doc_free(da);
+    ferry_rollout_doc_free(db);
+    world_close(&b);
+    world_close(&a);
+}
+
+/* A controller that starts fresh (serve restarted) publishes every
+ * product's latest rollout again and goes on where the inventory says. */
+static void a_restart_goes_on_where_it_was(void)
+{
+    struct world x;
+    memset(&x, 0, sizeof(x));
+    world_open(&x, "restart");
+    int64_t id = create(&x, "50,100", 1, 0, false);
+    for (int i = 0; i < 6; i++)
+        describe(&x, i, NULL);
+    x.wire.down = true; /* nothing gets out before the "crash" */
+    cloud_rollout_ctl_tick(x.ctl, NOW);
+    cloud_rollout_ctl_free(x.ctl);
+    x.wire.down = false;
+    struct cloud_rollout_ctl_io io = {.arg = &x.wire, .publish = fake_publish};
+    CU_ASSERT_FATAL(cloud_rollout_ctl_new(x.inv, FLEET, &io, &x.ctl, NULL) == FERRY_OK);
+    cloud_rollout_ctl_tick(x.ctl, NOW);
+    struct ferry_rollout_doc *doc = last_doc(&x.wire, "gw0");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+    CU_ASSERT_EQUAL(doc->open_waves, 1);
+    CU_ASSERT_EQUAL(doc->ntargets, 3);
+    ferry_rollout_doc_free(doc);
+    CU_ASSERT_EQUAL(logged(&x, id, "started"), 1);
+    world_close(&x);
+}
+
+static void moved_and_late_nodes(void)
+{
+    struct world x;
+    memset(&x, 0, sizeof(x));
+    world_open(&x, "moves");
+    create(&x, "100", 1, 0, false);
+    describe(&x, 0, NULL);
+    cloud_rollout_ctl_tick(x.ctl, NOW);
+    struct ferry_rollout_doc *doc = last_doc(&x.wire, "gw0");
+    CU_ASSERT_EQUAL(doc->ntargets, 1);
+    ferry_rollout_doc_free(doc);
+    /* n00 moves to gw1 (its description comes from there now). */
+    struct ferry_nodeinfo ni;
+    memset(&ni, 0, sizeof(ni));
+    snprintf(ni.node, sizeof(ni.node), "n00");
+    snprintf(ni.product, sizeof(ni.product), "fw");
+    snprintf(ni.hw_model, sizeof(ni.hw_model), "m1");
+    char *json = NULL;
+    size_t len = 0;
+    CU_ASSERT_FATAL(ferry_nodeinfo_to_json(&ni, &json, &len, NULL) == FERRY_OK);
+    CU_ASSERT_TRUE(
+        cloud_rollout_ctl_message(x.ctl, "ferry/v1/f1/node-info/gw1/n00", (uint8_t *)json, len));
+    free(json);
+    /* A late node appears. */
+    describe(&x, 2, NULL);
+    cloud_rollout_ctl_tick(x.ctl, NOW);
+    doc = last_doc(&x.wire, "gw1");
+    CU_ASSERT_EQUAL(doc->ntargets, 1);
+    CU_ASSERT_STRING_EQUAL(doc->targets[0].node, "n00");
+    ferry_rollout_doc_free(doc);
+    doc = last_doc(&x.wire, "gw0");
+    CU_ASSERT_EQUAL(doc->ntargets, 1);
+    CU_ASSERT_STRING_EQUAL(doc->targets[0].node, "n02");
+    ferry_rollout_doc_free(doc);
+    /* Bad descriptions are dropped, not stored. */
+    CU_ASSERT_TRUE(cloud_rollout_ctl_message(x.ctl, "ferry/v1/f1/node-info/gw1/n09",
+                                             (const uint8_t *)"{}", 2));
+    CU_ASSERT_TRUE(cloud_rollout_ctl_message(x.ctl, "ferry/v1/f1/node-info/gw1/n07",
+                                             (const uint8_t *)"{\"format\":1}", 12));
+    CU_ASSERT_FALSE(
+        cloud_rollout_ctl_message(x.ctl, "ferry/v1/f1/status/gw1", (const uint8_t *)"{}", 2));
+    cloud_rollout_ctl_tick(x.ctl, NOW);
+    char gw[FERRY_ID_MAX + 1];
+    CU_ASSERT_EQUAL(cloud_nodeinfo_get(x.inv, "n09", &ni, gw, NULL), FERRY_E_NOT_FOUND);
+    world_close(&x);
+}
+
+const char *const ferry_suite_name = "cloud_rollout";
+const struct ferry_test_case ferry_tests[] = {
+    {"waves_open_as_gates_pass_and_docs_follow", waves_open_as_gates_pass_and_docs_follow},
+    {"halts_on_failures_and_gateways_learn_who_installed",
+     halts_on_failures_and_gateways_learn_who_installed},
+    {"a_gateways_own_halt_halts_once", a_gateways_own_halt_halts_once},
+    {"two_instances_decide_once", two_instances_decide_once},
+    {"a_restart_goes_on_where_it_was", a_restart_goes_on_where_it_was},
+    {"moved_and_late_nodes", moved_and_late_nodes},
+    {NULL, NULL},
+};
