@@ -16,25 +16,32 @@ PUB=$(ls "$TEST_TMP"/keys/release-*.pub)
 FERRY_CLOUD="$CLOUD" bash "$FERRY_SOURCE_DIR/certs/mkcerts.sh" "$TEST_TMP/pki" \
     --fleet plant-a --gateway gw-1 >/dev/null 2>&1 || die "mkcerts.sh failed"
 PKI="$TEST_TMP/pki"
+SYSTEM_STATE_BEFORE=$(ls -d /var/lib/ferry-* /var/cache/ferry-* 2>/dev/null)
 
 # --- as written, each example parses and then fails on its first missing file ----------
 expect_status 1 "ferry-gateway takes its example config" \
-    "$GATEWAY" --config "$EXAMPLES/ferry-gateway.json.example"
+    "$GATEWAY" --config "$EXAMPLES/ferry-gateway.json.example" \
+    --state-dir "$TEST_TMP/ex/gw-state" --cache-dir "$TEST_TMP/ex/gw-cache"
 expect_output stderr "/etc/ferry/" "... and fails only on a file the example names"
+# The state each example names lives under /var/lib; a test must not touch
+# the machine's real state, so those folders point into TEST_TMP. What is
+# checked is the parse and the first missing file the example names.
 expect_status 1 "ferry-cloud serve takes its example config" \
-    "$CLOUD" serve --config "$EXAMPLES/ferry-cloud-serve.json.example"
+    "$CLOUD" serve --config "$EXAMPLES/ferry-cloud-serve.json.example" \
+    --store "$TEST_TMP/ex/store" --db "$TEST_TMP/ex/inventory.db"
 expect_output stderr "/etc/ferry/tls/ca.crt" "... and fails only on a file the example names"
 expect_status 1 "ferry-cloud publish takes its example config" \
     "$CLOUD" publish --config "$EXAMPLES/ferry-cloud-publish.json.example" \
-    --artifact "$PUB" --version 1.0.0 --seq 1
+    --store "$TEST_TMP/ex/store" --artifact "$PUB" --version 1.0.0 --seq 1
 expect_output stderr "/etc/ferry/keys/release-signing.key" "... and fails only on the signing key"
 expect_status 1 "ferry-cloud timestamp takes its example config" \
     "$CLOUD" timestamp --config "$EXAMPLES/ferry-cloud-timestamp.json.example"
 expect_output stderr "/etc/ferry/keys/timestamp.key" "... and fails only on the timestamp key"
-expect_status 1 "ferry-edge takes its example config" "$EDGE" --config "$EXAMPLES/ferry-edge.json.example"
+expect_status 1 "ferry-edge takes its example config" "$EDGE" --config "$EXAMPLES/ferry-edge.json.example" \
+    --state-dir "$TEST_TMP/ex/edge-state"
 expect_output stderr "/etc/ferry/release-keys.pub" "... and fails only on a file the example names"
 expect_status 1 "ferry-edge takes its example config for a U-Boot board" \
-    "$EDGE" --config "$EXAMPLES/ferry-edge-uboot.json.example"
+    "$EDGE" --config "$EXAMPLES/ferry-edge-uboot.json.example" --state-dir "$TEST_TMP/ex/edge-uboot"
 expect_output stderr "/etc/ferry/release-keys.pub" "... and fails only on a file the example names"
 
 # Strictness is what makes the checks above mean something.
@@ -156,5 +163,8 @@ if [ ${#COMPOSE[@]} -gt 0 ]; then
 else
     echo "SKIP: neither 'docker compose' nor docker-compose"
 fi
+
+check "no example run made state under the machine's /var/lib or /var/cache" \
+    test "$(ls -d /var/lib/ferry-* /var/cache/ferry-* 2>/dev/null)" = "$SYSTEM_STATE_BEFORE"
 
 finish
