@@ -1,6 +1,7 @@
 #include "edge_coap.h"
 
 #include "ferry_backoff.h"
+#include "ferry_coapglue.h"
 #include "ferry_config_report.h"
 #include "ferry_envelope.h"
 #include "ferry_hex.h"
@@ -15,21 +16,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 
 #define TOKEN_MAX        8
 #define BLOCK_PREFIX_LEN 4 /* + 4 bytes of request id: an 8-byte token */
-/* D1: the node names itself in its manifest and artifact requests. */
-#define NODE_QUERY_PREFIX "n="
-#define MAX_SZX           6
-#define PATH_MAX_LEN      (sizeof(FERRY_COAP_ARTIFACT) + FERRY_SHA256_HEX_LEN + 2)
-#define MAX_RETRANSMIT    3
-#define POLL_JITTER_PCT   20
-/* libcoap takes syslog levels; ferry_log.h's LOG_INFO() hides syslog's name. */
-#define COAP_LEVEL_ERR     3
-#define COAP_LEVEL_WARNING 4
-#define COAP_LEVEL_INFO    6
+#define MAX_SZX          FERRY_COAPGLUE_SZX_MAX
+#define PATH_MAX_LEN     (sizeof(FERRY_COAP_ARTIFACT) + FERRY_SHA256_HEX_LEN + 2)
+#define MAX_RETRANSMIT   3
+#define POLL_JITTER_PCT  20
 /* After a 2.05 without Observe (the gateway did not register us), ask again
  * this soon rather than at the next poll. */
 #define REOBSERVE_MS 1000
@@ -77,7 +71,8 @@ struct edge_coap {
     uint64_t rng;
     coap_context_t *ctx;
     coap_session_t *session;
-    int fd;
+    struct ferry_coapglue_io io;
+    bool glue_up; /* ferry_coapglue_up() called: one _down() owed */
     uint64_t poll_timer;
 
     struct request observe; /* token fixed for the process; never times out */
@@ -88,7 +83,8 @@ struct edge_coap {
     /* Block requests are not tracked here: each token is this prefix and
      * the caller's request id, and every answer goes to the block hook. */
     uint8_t block_prefix[BLOCK_PREFIX_LEN];
-    char query[sizeof(NODE_QUERY_PREFIX) + FERRY_ID_MAX]; /* "n=<node id>"; "" without an id */
+    /* D1: the node names itself (n=) in its artifact requests; "" without an id. */
+    char node_id[FERRY_ID_MAX + 1];
     struct meta_xfer meta;
     struct request config;
 };
@@ -191,8 +187,7 @@ static coap_pdu_t *new_pdu(struct edge_coap *c, coap_pdu_type_t type, coap_pdu_c
             goto fail;
         seg += n + (end ? 1 : 0);
     }
-    if (named && c->query[0] &&
-        !coap_add_option(pdu, COAP_OPTION_URI_QUERY, strlen(c->query), (const uint8_t *)c->query))
+    if (named && c->node_id[0] && !ferry_coapglue_add_node_query(pdu, c->node_id))
         goto fail;
     return pdu;
 fail:
@@ -227,9 +222,8 @@ static bool add_manifest_query(const struct edge_coap *c, coap_pdu_t *pdu)
 
 static bool add_block2(coap_pdu_t *pdu, uint32_t num, unsigned szx)
 {
-    uint8_t buf[4];
-    unsigned n = coap_encode_var_safe(buf, sizeof(buf), (num << 4) | szx);
-    return coap_add_option(pdu, COAP_OPTION_BLOCK2, n, buf) != 0;
+    struct ferry_coapglue_block b = {.num = num, .szx = szx};
+    return ferry_coapglue_add_block(pdu, COAP_OPTION_BLOCK2, &b);
 }
 
 /* deadline: the timer callback for the request's own deadline, or NULL. */
@@ -307,9 +301,9 @@ enum ferry_err edge_coap_post_status(struct edge_coap *c, const uint8_t *cbor, s
         return ferry_fail(d, FERRY_E_INVALID_ARG, "coap: status record of %zu bytes", len);
     coap_pdu_t *pdu =
         new_request(c, &c->status, COAP_REQUEST_CODE_POST, FERRY_COAP_STATUS, true, false);
-    uint8_t cf[2];
-    unsigned n = coap_encode_var_safe(cf, sizeof(cf), COAP_MEDIATYPE_APPLICATION_CBOR);
-    if (!pdu || !coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT, n, cf) ||
+    if (!pdu ||
+        !ferry_coapglue_add_uint(pdu, COAP_OPTION_CONTENT_FORMAT,
+                                 COAP_MEDIATYPE_APPLICATION_CBOR) ||
         !coap_add_data(pdu, len, cbor)) {
         coap_delete_pdu(pdu);
         return ferry_fail(d, FERRY_E_NOMEM, "coap: cannot build the status request");
@@ -334,9 +328,9 @@ enum ferry_err edge_coap_post_config(struct edge_coap *c, const char *json, size
         return ferry_fail(d, FERRY_E_INVALID_ARG, "coap: configuration report of %zu bytes", len);
     coap_pdu_t *pdu =
         new_request(c, &c->config, COAP_REQUEST_CODE_POST, FERRY_COAP_CONFIG, true, false);
-    uint8_t cf[2];
-    unsigned n = coap_encode_var_safe(cf, sizeof(cf), COAP_MEDIATYPE_APPLICATION_JSON);
-    if (!pdu || !coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT, n, cf) ||
+    if (!pdu ||
+        !ferry_coapglue_add_uint(pdu, COAP_OPTION_CONTENT_FORMAT,
+                                 COAP_MEDIATYPE_APPLICATION_JSON) ||
         !coap_add_data(pdu, len, (const uint8_t *)json)) {
         coap_delete_pdu(pdu);
         return ferry_fail(d, FERRY_E_NOMEM, "coap: cannot build the configuration report");
@@ -688,25 +682,6 @@ static void on_nack(coap_session_t *session, const coap_pdu_t *sent,
 
 /* ---- set-up ---------------------------------------------------------------------- */
 
-static void log_bridge(coap_log_t level, const char *message)
-{
-    enum ferry_log_level l = level <= COAP_LEVEL_ERR       ? FERRY_LOG_ERROR
-                             : level == COAP_LEVEL_WARNING ? FERRY_LOG_WARN
-                             : level <= COAP_LEVEL_INFO    ? FERRY_LOG_INFO
-                                                           : FERRY_LOG_DEBUG;
-    size_t n = strlen(message);
-    while (n > 0 && (message[n - 1] == '\n' || message[n - 1] == '\r'))
-        n--;
-    ferry_log(l, "coap: %.*s", (int)n, message);
-}
-
-static void on_coap_fd(void *arg, uint32_t events)
-{
-    (void)events;
-    struct edge_coap *c = arg;
-    coap_io_process(c->ctx, COAP_IO_NO_WAIT);
-}
-
 static enum ferry_err resolve(const coap_uri_t *uri, coap_address_t *dst, struct ferry_diag *d)
 {
     char host[256];
@@ -784,7 +759,6 @@ enum ferry_err edge_coap_new(struct ferry_loop *loop, const struct edge_coap_opt
         return ferry_fail(d, FERRY_E_NOMEM, "coap: out of memory");
     c->loop = loop;
     c->hooks = *hooks;
-    c->fd = -1;
     c->poll_ms = opts->poll_ms;
     c->timeout_ms =
         opts->request_timeout_ms ? opts->request_timeout_ms : EDGE_COAP_DEFAULT_TIMEOUT_MS;
@@ -792,7 +766,7 @@ enum ferry_err edge_coap_new(struct ferry_loop *loop, const struct edge_coap_opt
     snprintf(c->manifest_path, sizeof(c->manifest_path), "%s/%s", FERRY_COAP_MANIFEST,
              opts->product);
     if (opts->node_id && ferry_id_valid(opts->node_id))
-        snprintf(c->query, sizeof(c->query), "%s%s", NODE_QUERY_PREFIX, opts->node_id);
+        snprintf(c->node_id, sizeof(c->node_id), "%s", opts->node_id);
     /* A prefix of this run's own: answers to an earlier run's requests
      * (the seed differs) are not taken for blocks. */
     uint64_t prefix = rnd(c);
@@ -806,9 +780,8 @@ enum ferry_err edge_coap_new(struct ferry_loop *loop, const struct edge_coap_opt
     }
     for (size_t i = 0; i < opts->nmanifest_query; i++)
         snprintf(c->mquery[c->nmquery++], FERRY_NODEINFO_ITEM_MAX, "%s", opts->manifest_query[i]);
-    coap_startup();
-    coap_set_log_handler(log_bridge);
-    coap_set_log_level(ferry_log_enabled(FERRY_LOG_DEBUG) ? COAP_LEVEL_INFO : COAP_LEVEL_WARNING);
+    ferry_coapglue_up();
+    c->glue_up = true;
     enum ferry_err err = FERRY_OK;
     c->ctx = coap_new_context(NULL);
     if (!c->ctx)
@@ -819,13 +792,8 @@ enum ferry_err edge_coap_new(struct ferry_loop *loop, const struct edge_coap_opt
         coap_register_nack_handler(c->ctx, on_nack);
         err = open_session(c, opts, d);
     }
-    if (err == FERRY_OK) {
-        c->fd = coap_context_get_coap_fd(c->ctx);
-        if (c->fd < 0 || ferry_loop_add_fd(loop, c->fd, EPOLLIN, on_coap_fd, c) != FERRY_OK) {
-            c->fd = -1;
-            err = ferry_fail(d, FERRY_E_IO, "coap: cannot watch libcoap's descriptor");
-        }
-    }
+    if (err == FERRY_OK)
+        err = ferry_coapglue_io_start(&c->io, loop, c->ctx, NULL, NULL, d);
     if (err == FERRY_OK) {
         c->poll_timer = ferry_loop_timer(loop, 0, poll_timer, c);
         if (!c->poll_timer)
@@ -853,12 +821,13 @@ void edge_coap_free(struct edge_coap *c)
         ferry_loop_cancel(c->loop, c->poll_timer);
     if (c->reobserve_timer)
         ferry_loop_cancel(c->loop, c->reobserve_timer);
-    if (c->fd >= 0)
-        ferry_loop_del_fd(c->loop, c->fd);
+    ferry_coapglue_io_stop(&c->io);
     if (c->session)
         coap_session_release(c->session);
     if (c->ctx)
         coap_free_context(c->ctx);
+    if (c->glue_up)
+        ferry_coapglue_down();
     free(c->mquery);
     free(c);
 }
