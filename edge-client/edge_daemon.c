@@ -412,11 +412,11 @@ static void on_fsm_timer(void *arg)
     struct edge_clock clk = now_clock();
     dm->fsm_timer = 0;
     if (edge_fsm_phase(dm->fsm) == EDGE_PHASE_DOWNLOADING) {
-        const struct edge_window *w = edge_fsm_window(dm->fsm);
+        const struct ferry_blockwin *w = edge_fsm_window(dm->fsm);
         LOG_DEBUG("download: timer; window %u, %u in flight, RTO %" PRIu32 " ms, %" PRIu64
                   " blocks in",
-                  edge_window_cwnd(w), edge_window_inflight(w), edge_window_rto_ms(w),
-                  edge_window_received(w));
+                  ferry_blockwin_cwnd(w), ferry_blockwin_inflight(w), ferry_blockwin_rto_ms(w),
+                  ferry_blockwin_received(w));
     }
     edge_fsm_timer(dm->fsm, &clk, &dm->acts[0]);
     perform(dm, 0);
