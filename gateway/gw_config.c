@@ -19,7 +19,21 @@
 
 static const struct ferry_opt gw_opts[] = {
     OPT("broker", FERRY_OPT_STR, broker, "URL",
-        "MQTT broker, mqtt://HOST:PORT or mqtts://HOST:PORT", FERRY_OPT_REQUIRED),
+        "MQTT broker, mqtt://HOST:PORT or mqtts://HOST:PORT (or --upstream)", 0),
+    OPT("upstream", FERRY_OPT_STR, upstream, "URL",
+        "a parent gateway instead of the broker (a cascade), coap://HOST:PORT or "
+        "coaps://HOST:PORT; this gateway is a client of it named by --id",
+        0),
+    OPT("upstream-psk-file", FERRY_OPT_STR, upstream_psk_file, "FILE",
+        "for a coaps:// --upstream: this gateway's pre-shared key in hex (identity = --id)", 0),
+    OPT("upstream-poll", FERRY_OPT_DURATION, upstream_poll, "DURATION",
+        "how often the parent is asked again for each product line's manifest and metadata "
+        "(Observe re-registration; default 60s)",
+        0),
+    OPT("upstream-product", FERRY_OPT_STRLIST, upstream_products, "PRODUCT",
+        "a product line to follow from the parent from the start (repeatable); the lines its "
+        "nodes ask for and the releases it holds are followed anyway",
+        0),
     OPT("fleet", FERRY_OPT_STR, fleet, "FLEET", "fleet whose releases this gateway serves",
         FERRY_OPT_REQUIRED),
     OPT("id", FERRY_OPT_STR, id, "GW", "this gateway's id", FERRY_OPT_REQUIRED),
@@ -96,6 +110,25 @@ enum ferry_err gw_config_parse(struct gw_config *cfg, int argc, char **argv, boo
         ferry_opts_parse(gw_opts, N_OPTS, cfg, argc, argv, 1, ferry_cfgfile_load, help, d);
     if (err != FERRY_OK || *help)
         return err;
+    if (!cfg->broker == !cfg->upstream)
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          "give either --broker (the cloud) or --upstream (a parent gateway)");
+    if (cfg->upstream && (cfg->ca_file || cfg->cert_file || cfg->key_file))
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          "--ca-file, --cert-file and --key-file are for --broker; a parent over "
+                          "coaps:// takes --upstream-psk-file");
+    if (cfg->upstream_psk_file && !cfg->upstream)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--upstream-psk-file: needs --upstream");
+    if (!cfg->upstream_poll)
+        cfg->upstream_poll = 60;
+    if (cfg->upstream_poll < 1 || cfg->upstream_poll > 3600)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--upstream-poll: expected 1s..1h, got %lld s",
+                          (long long)cfg->upstream_poll);
+    for (size_t i = 0; i < cfg->upstream_products.n; i++)
+        if (!ferry_id_valid(cfg->upstream_products.v[i]))
+            return ferry_fail(d, FERRY_E_INVALID_ARG,
+                              "--upstream-product: '%.64s' is not a product id",
+                              cfg->upstream_products.v[i]);
     if (cfg->coap_port == 0 || cfg->coap_port > 65535)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--coap-port: expected 1..65535, got %llu",
                           (unsigned long long)cfg->coap_port);
@@ -160,9 +193,11 @@ void gw_config_free(struct gw_config *cfg)
 
 void gw_config_usage(FILE *out)
 {
-    fprintf(out, "Usage: ferry-gateway --broker URL --fleet F --id GW --cache-dir DIR\n"
-                 "                     --state-dir DIR --trust KEYRING [options]\n\n"
-                 "Relays signed releases from the cloud (MQTT) to edge nodes (CoAP).\n\n"
-                 "Options:\n");
+    fprintf(out,
+            "Usage: ferry-gateway (--broker URL | --upstream URL) --fleet F --id GW\n"
+            "                     --cache-dir DIR --state-dir DIR --trust KEYRING [options]\n\n"
+            "Relays signed releases from the cloud (MQTT), or from a parent gateway (CoAP),\n"
+            "to edge nodes and child gateways (CoAP).\n\n"
+            "Options:\n");
     ferry_opts_usage(out, gw_opts, N_OPTS);
 }

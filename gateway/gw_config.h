@@ -15,7 +15,11 @@
 #define GW_CONFIG_CACHE_QUOTA_MB_MAX (UINT64_C(1) << 24)
 
 struct gw_config {
-    char *broker; /* mqtt://host:port or mqtts://host:port */
+    char *broker;   /* mqtt://host:port or mqtts://host:port; or: */
+    char *upstream; /* coap://host:port or coaps://host:port: a parent gateway */
+    char *upstream_psk_file;
+    int64_t upstream_poll;                  /* seconds between asks of the parent */
+    struct ferry_strlist upstream_products; /* followed from the start */
     char *fleet;
     char *id;
     char *cache_dir;
