@@ -1,5 +1,7 @@
 #include "edge_fsm.h"
 
+#include "inst_trial.h"
+
 #include "ferry_blockwin.h"
 #include "ferry_backoff.h"
 #include "ferry_crc32.h"
@@ -1144,17 +1146,12 @@ static void start_in_trial(struct edge_fsm *f, const struct edge_clock *clk,
         job->expires_at = INT64_MAX;
     }
     job->phase = EDGE_JOB_TRIAL;
+    /* The same judgement as a gateway's of its own trial (inst_trial.h). */
+    struct inst_trial tr;
+    inst_trial_after_boot(&boot->before, &boot->after, boot->booted, boot->fell_back, &tr);
     if (boot->after.trial == EDGE_SLOT_NONE) {
         f->phase = EDGE_PHASE_IDLE;
-        if (boot->fell_back)
-            finish_job(f, clk, out, FERRY_STATE_ROLLED_BACK, FERRY_OK,
-                       "the bootloader fell back to slot %s: %s in slot %s did not start "
-                       "ferry-edge within its boot attempts",
-                       edge_slot_name(boot->booted), timg->version, edge_slot_name(t));
-        else
-            finish_job(f, clk, out, FERRY_STATE_ROLLED_BACK, FERRY_OK,
-                       "trial boot of %s was not confirmed before its boot attempts ran out",
-                       timg->version);
+        finish_job(f, clk, out, FERRY_STATE_ROLLED_BACK, FERRY_OK, "%s", tr.why);
         idle_status(f, clk, out);
         return;
     }

@@ -17,8 +17,8 @@ bool gw_upstream_is_up(const struct gw_upstream *u)
     return u->ops->is_up(u->impl);
 }
 
-enum ferry_err gw_upstream_publish(struct gw_upstream *u, enum ferry_topic which,
-                                   const char *node, const void *buf, size_t len, bool retain)
+enum ferry_err gw_upstream_publish(struct gw_upstream *u, enum ferry_topic which, const char *node,
+                                   const void *buf, size_t len, bool retain)
 {
     return u->ops->publish(u->impl, which, node, buf, len, retain);
 }

@@ -51,8 +51,8 @@ typedef struct gw_uplink_handlers gw_upstream_handlers;
 
 struct gw_upstream_ops {
     bool (*is_up)(const void *impl);
-    enum ferry_err (*publish)(void *impl, enum ferry_topic which, const char *node,
-                              const void *buf, size_t len, bool retain);
+    enum ferry_err (*publish)(void *impl, enum ferry_topic which, const char *node, const void *buf,
+                              size_t len, bool retain);
     void (*want)(void *impl, const char *product);
     void (*free)(void *impl);
 };
@@ -77,9 +77,8 @@ bool gw_upstream_is_up(const struct gw_upstream *u);
  * something): a stream request, a status batch, a node's twin, a node
  * description, a configuration report, a rollout report. FERRY_E_BUSY
  * while the link is down or its queue is full: the caller tries again. */
-enum ferry_err gw_upstream_publish(struct gw_upstream *u, enum ferry_topic which,
-                                   const char *node, const void *buf, size_t len,
-                                   bool retain) FERRY_MUST_CHECK;
+enum ferry_err gw_upstream_publish(struct gw_upstream *u, enum ferry_topic which, const char *node,
+                                   const void *buf, size_t len, bool retain) FERRY_MUST_CHECK;
 
 /* The gateway needs product's releases (a node asked for the line, or it
  * is the gateway's own). The MQTT link hears of every product anyway; a

@@ -224,8 +224,8 @@ static coap_pdu_t *new_request(struct up *u, coap_pdu_type_t type, coap_pdu_code
 {
     if (!ensure_session(u))
         return NULL;
-    coap_pdu_t *pdu = coap_pdu_init(type, code, coap_new_message_id(u->ses),
-                                    coap_session_max_pdu_size(u->ses));
+    coap_pdu_t *pdu =
+        coap_pdu_init(type, code, coap_new_message_id(u->ses), coap_session_max_pdu_size(u->ses));
     uint8_t tok[TOKEN_LEN];
     make_token(u, kind, value, tok);
     if (!pdu || !coap_add_token(pdu, sizeof(tok), tok))
@@ -377,8 +377,7 @@ static bool read_answer(const coap_pdu_t *pdu, struct answer *a)
     }
     bool present = false;
     struct ferry_diag d = {{0}};
-    if (ferry_coapglue_get_block(pdu, COAP_OPTION_BLOCK2, &a->has_block, &a->block, &d) !=
-        FERRY_OK)
+    if (ferry_coapglue_get_block(pdu, COAP_OPTION_BLOCK2, &a->has_block, &a->block, &d) != FERRY_OK)
         return false;
     if (ferry_coapglue_get_uint(pdu, COAP_OPTION_MAXAGE, FERRY_COAPGLUE_MAX_AGE_BYTES, &present,
                                 &a->max_age, &d) != FERRY_OK)
@@ -486,8 +485,8 @@ static void on_poll(void *arg)
     /* Without anything to observe, a probe keeps the link's state known. */
     if (u->nw == 0) {
         const char *query[] = {NULL};
-        send_pdu(u, new_request(u, COAP_MESSAGE_CON, COAP_REQUEST_CODE_GET, TK_MANIFEST,
-                                UINT32_MAX, ".well-known/core", query));
+        send_pdu(u, new_request(u, COAP_MESSAGE_CON, COAP_REQUEST_CODE_GET, TK_MANIFEST, UINT32_MAX,
+                                ".well-known/core", query));
     }
     uint32_t jitter = (uint32_t)(rnd(u) % (u->poll_ms / 5 + 1));
     u->poll_timer = ferry_loop_timer(u->loop, u->poll_ms - u->poll_ms / 10 + jitter, on_poll, u);
@@ -553,8 +552,8 @@ static void art_pump(struct up *u)
     const char *query[] = {nq, NULL};
     while (ferry_blockwin_next(&a->win, now, &s)) {
         /* Non-confirmable (D2): the window times and resends them. */
-        coap_pdu_t *pdu = new_request(u, COAP_MESSAGE_NON, COAP_REQUEST_CODE_GET, TK_BLOCK, s.req,
-                                      path, query);
+        coap_pdu_t *pdu =
+            new_request(u, COAP_MESSAGE_NON, COAP_REQUEST_CODE_GET, TK_BLOCK, s.req, path, query);
         struct ferry_coapglue_block blk = {.num = (uint32_t)s.block, .szx = BLOCK_SZX};
         if (pdu && !ferry_coapglue_add_block(pdu, COAP_OPTION_BLOCK2, &blk)) {
             coap_delete_pdu(pdu);
@@ -796,8 +795,8 @@ static void status_pump(struct up *u)
     free(json);
     if (!ok) {
         coap_delete_pdu(pdu);
-        LOG_WARN("upstream: the record of node %s seq %" PRIu64 " cannot be posted now",
-                 rec->node, rec->seq);
+        LOG_WARN("upstream: the record of node %s seq %" PRIu64 " cannot be posted now", rec->node,
+                 rec->seq);
         status_end(u, STATUS_PAUSE_MS);
         return;
     }
@@ -840,8 +839,8 @@ static void status_answer(struct up *u, uint32_t value, const struct answer *a)
         return;
     default:
         LOG_ERR("upstream: the parent refuses node %s's record seq %" PRIu64 " with %d.%02d: %.*s",
-                rec->node, rec->seq, a->code >> 5, a->code & 31,
-                (int)(a->len < 120 ? a->len : 120), (const char *)a->data);
+                rec->node, rec->seq, a->code >> 5, a->code & 31, (int)(a->len < 120 ? a->len : 120),
+                (const char *)a->data);
         status_end(u, STATUS_PAUSE_MS);
         return;
     }
