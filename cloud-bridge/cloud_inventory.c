@@ -668,12 +668,14 @@ static void log_outcomes(const struct ferry_status *recs, size_t n, const struct
 }
 
 /* node, gateway, via...: at most CLOUD_PATH_MAX hops (FERRY_STATUS_VIA_MAX
- * leaves room for node and gateway). */
+ * leaves room for node and gateway). A gateway's record of its own update
+ * names it as node and gateway: one hop, so it is bound to its parent, not
+ * to itself. */
 static size_t record_path(const struct ferry_status *st, const char *path[CLOUD_PATH_MAX])
 {
     size_t n = 0;
     path[n++] = st->node;
-    if (st->gateway[0])
+    if (st->gateway[0] && strcmp(st->gateway, st->node) != 0)
         path[n++] = st->gateway;
     for (size_t i = 0; i < st->nvia && n < CLOUD_PATH_MAX; i++)
         path[n++] = st->via[i];

@@ -585,6 +585,32 @@ const char *const ferry_suite_name = "cloud_inventory";
  * next on first use; the path is kept with the record; a record of the
  * same node by another parent, or of the child through another parent,
  * is refused. */
+/* A gateway's record of its own update names it as node and gateway: one
+ * hop, not a gateway bound to itself, so a child gateway's own records and
+ * its nodes' agree on its one parent. */
+static void a_gateways_own_record_binds_it_to_its_parent(void)
+{
+    const char *db = db_path("selfrec");
+    struct cloud_inventory *inv = open_db(db);
+    struct ferry_status node = rec("n1", "gw-b", "r1", 1, FERRY_STATE_DOWNLOADING);
+    snprintf(node.via[0], sizeof(node.via[0]), "gw-a");
+    node.nvia = 1;
+    CU_ASSERT_EQUAL(ingest_ok(inv, &node, 1).out.nstored, 1);
+    struct ferry_status own = rec("gw-b", "gw-b", "gw-fw-2", 1, FERRY_STATE_INSTALLING);
+    snprintf(own.via[0], sizeof(own.via[0]), "gw-a");
+    own.nvia = 1;
+    CU_ASSERT_EQUAL(ingest_ok(inv, &own, 1).out.nstored, 1);
+    CU_ASSERT_EQUAL(scalar(db, "SELECT count(*) FROM bindings WHERE child = 'gw-b' AND "
+                               "parent = 'gw-a'"),
+                    1);
+    CU_ASSERT_EQUAL(scalar(db, "SELECT count(*) FROM bindings WHERE child = parent"), 0);
+    /* The top gateway's own record: no binding at all. */
+    struct ferry_status top = rec("gw-a", "gw-a", "gw-fw-2", 1, FERRY_STATE_SUCCESS);
+    CU_ASSERT_EQUAL(ingest_ok(inv, &top, 1).out.nstored, 1);
+    CU_ASSERT_EQUAL(scalar(db, "SELECT count(*) FROM bindings WHERE child = 'gw-a'"), 0);
+    cloud_inventory_close(inv);
+}
+
 static void a_cascade_binds_every_hop_and_keeps_the_path(void)
 {
     struct cloud_inventory *inv = open_db(db_path("cascade"));
@@ -641,5 +667,6 @@ const struct ferry_test_case ferry_tests[] = {
     {"a version 1 inventory is upgraded", version_1_inventory_is_upgraded},
     {"a pair is never both stored and refused", a_pair_is_never_both_stored_and_refused},
     {"a cascade binds every hop and keeps the path", a_cascade_binds_every_hop_and_keeps_the_path},
+    {"a gateway's own record binds it to its parent", a_gateways_own_record_binds_it_to_its_parent},
     {NULL, NULL},
 };

@@ -62,7 +62,8 @@ static struct inst_device *open_sim(const char *dir)
 {
     struct inst_device *dev = NULL;
     struct ferry_diag d = {{0}};
-    struct inst_device_opts o = {.state_dir = dir, .max_bytes = 1 << 20, .kind = INST_BOOTLOADER_SIM};
+    struct inst_device_opts o = {
+        .state_dir = dir, .max_bytes = 1 << 20, .kind = INST_BOOTLOADER_SIM};
     enum ferry_err err = inst_device_open(&o, &dev, &d);
     if (err != FERRY_OK)
         fprintf(stderr, "open: %s\n", d.msg);
