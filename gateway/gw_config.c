@@ -89,6 +89,42 @@ static const struct ferry_opt gw_opts[] = {
         "(default 30d)",
         0),
     OPT("log-level", FERRY_OPT_LOGLEVEL, log_level, "LEVEL", "error, warn, info or debug", 0),
+    OPT("self-product", FERRY_OPT_STR, self_product, "PRODUCT",
+        "update this gateway itself from that product line (after its nodes: README, "
+        "\"Gateway self-update\"); needs --self-hw-model",
+        0),
+    OPT("self-hw-model", FERRY_OPT_STR, self_hw_model, "MODEL",
+        "this gateway's hardware model, as its releases list it", 0),
+    OPT("self-hw-revision", FERRY_OPT_STR, self_hw_revision, "REV",
+        "this gateway's hardware revision", 0),
+    OPT("self-bootloader", FERRY_OPT_STR, self_bootloader, "KIND",
+        "sim (default: slots are files in STATE/self, the gateway restarts itself), uboot, grub "
+        "or custom, as ferry-edge's --bootloader",
+        0),
+    OPT("self-slot-a", FERRY_OPT_STR, self_slot_a, "PATH",
+        "slot A of this gateway's own image (a block device or file; with --self-slot-b)", 0),
+    OPT("self-slot-b", FERRY_OPT_STR, self_slot_b, "PATH", "slot B", 0),
+    OPT("self-max-image-mb", FERRY_OPT_U64, self_max_image_mb, "MB",
+        "capacity of a file slot (default 256)", 0),
+    OPT("self-uboot-env-config", FERRY_OPT_STR, self_uboot_env_config, "FILE",
+        "uboot: the fw_env.config naming the environment (default /etc/fw_env.config)", 0),
+    OPT("self-grub-env", FERRY_OPT_STR, self_grub_env, "FILE",
+        "grub: the grubenv file (default /boot/grub/grubenv)", 0),
+    OPT("self-bootloader-cmd", FERRY_OPT_STR, self_bootloader_cmd, "PROGRAM",
+        "custom: the bootloader program (deploy/custom)", 0),
+    OPT("self-health-cmd", FERRY_OPT_STR, self_health_cmd, "CMD",
+        "after booting a new version of itself, once its upstream is up: a shell command that "
+        "exits 0 when healthy (FERRY_VERSION, FERRY_SLOT, FERRY_SLOT_PATH set); without it the "
+        "upstream coming up is the check",
+        0),
+    OPT("self-health-timeout", FERRY_OPT_DURATION, self_health_timeout, "DURATION",
+        "how long a new version of itself has to bring its upstream up and pass its check "
+        "(default 5m)",
+        0),
+    OPT("self-reboot-cmd", FERRY_OPT_STR, self_reboot_cmd, "CMD",
+        "how to boot the other slot (e.g. 'systemctl reboot'); without it the gateway restarts "
+        "its own process (the sim bootloader only)",
+        0),
 };
 #define N_OPTS (sizeof(gw_opts) / sizeof(gw_opts[0]))
 
@@ -129,6 +165,21 @@ enum ferry_err gw_config_parse(struct gw_config *cfg, int argc, char **argv, boo
             return ferry_fail(d, FERRY_E_INVALID_ARG,
                               "--upstream-product: '%.64s' is not a product id",
                               cfg->upstream_products.v[i]);
+    if (cfg->self_product && (!ferry_id_valid(cfg->self_product) || !cfg->self_hw_model))
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          "--self-product: needs a product id and --self-hw-model");
+    if (!cfg->self_product && (cfg->self_hw_model || cfg->self_bootloader || cfg->self_slot_a ||
+                               cfg->self_health_cmd || cfg->self_reboot_cmd))
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "the --self-* settings need --self-product");
+    if (!cfg->self_max_image_mb)
+        cfg->self_max_image_mb = 256;
+    if (cfg->self_max_image_mb > GW_CONFIG_CACHE_QUOTA_MB_MAX)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--self-max-image-mb: at most %llu",
+                          (unsigned long long)GW_CONFIG_CACHE_QUOTA_MB_MAX);
+    if (!cfg->self_health_timeout)
+        cfg->self_health_timeout = 300;
+    if (cfg->self_health_timeout < 1)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--self-health-timeout: at least 1s");
     if (cfg->coap_port == 0 || cfg->coap_port > 65535)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--coap-port: expected 1..65535, got %llu",
                           (unsigned long long)cfg->coap_port);

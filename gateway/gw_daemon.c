@@ -13,6 +13,8 @@
 #include "gw_relay.h"
 #include "gw_releases.h"
 #include "gw_rollouts.h"
+#include "gw_self.h"
+#include "gw_selfupd.h"
 #include "gw_upstream.h"
 #include "gw_upstream_coap.h"
 
@@ -77,6 +79,10 @@ struct gw {
     uint64_t policy_timer;
     struct ferry_nodeinfo *pending;
     size_t npending, cap_pending;
+
+    /* Its own update (--self-product), and whether it asked to restart. */
+    struct gw_self *self;
+    bool restart;
 };
 
 static int64_t wall_now(void)
@@ -220,6 +226,7 @@ static void fetch_finish(struct gw *g)
         if (gw_coap_artifact_added(g->coap, sha, g->fetch_size) != FERRY_OK)
             LOG_WARN("coap: could not list artifact %s", g->fetch_hex);
         policy_cached(g, sha, true);
+        gw_self_kick(g->self);
     } else {
         LOG_ERR("cache: artifact %s rejected: %s", g->fetch_hex, ferry_diag_str(&d, err));
         failure_note(g, sha, false);
@@ -625,6 +632,7 @@ static void on_up(void *arg)
     apply_policy(g, &fx);
     pending_flush(g);
     schedule_pick(g, 0);
+    gw_self_kick(g->self);
 }
 
 static void on_down(void *arg)
@@ -669,6 +677,7 @@ static void on_release(void *arg, const char *product, const uint8_t *buf, size_
     sync_held(g, product, &fx);
     apply_policy(g, &fx);
     schedule_pick(g, 0);
+    gw_self_kick(g->self);
 }
 
 /* The limits that apply now: the root's policy, else the flags. */
@@ -957,6 +966,8 @@ static enum ferry_err hook_status(void *arg, const struct ferry_status *st,
     else
         LOG_WARN("status: node %s seq %llu not stored: %s", st->node, (unsigned long long)st->seq,
                  ferry_diag_str(d, err));
+    if (err == FERRY_OK) /* a node's step may be what its gateway waits for */
+        gw_self_kick(g->self);
     if (err == FERRY_OK) { /* the rollout's halt rule counts what it relayed */
         struct gw_policy_effects fx = {0};
         gw_policy_status(g->policy, st, wall_now(), &fx);
@@ -1060,6 +1071,112 @@ static void on_evict(void *arg, const uint8_t sha[FERRY_SHA256_LEN])
 
 /* ---- start-up and shut-down -------------------------------------------- */
 
+/* ---- its own update (gw_self.h) ---------------------------------------- */
+
+/* The self product's held release, unless the trust withdrew it or its
+ * timestamp is stale: what the gateway would offer a node of its own. */
+static const struct ferry_manifest *self_release(void *arg, bool *cached)
+{
+    struct gw *g = arg;
+    const struct gw_release *r = gw_releases_current(g->releases, g->cfg->self_product);
+    if (!r || verdict_of(g, r, NULL) != FERRY_OK)
+        return NULL;
+    *cached = gw_cache_has(g->cache, r->manifest.sha256, NULL);
+    return &r->manifest;
+}
+
+/* Its nodes (and child gateways) busy downloading or installing, by their
+ * newest records, plus whoever holds a download place now; its own records
+ * (it is in its node table too) do not count. */
+static size_t self_busy(void *arg, uint64_t now_ms)
+{
+    struct gw *g = arg;
+    size_t busy = gw_coap_active_downloads(g->coap);
+    for (size_t i = 0; i < gw_relay_nodes(g->relay); i++) {
+        const struct gw_node_info *ni = gw_relay_node_at(g->relay, i);
+        if (strcmp(ni->last.node, g->cfg->id) != 0 &&
+            gw_selfupd_node_busy(&ni->last, ni->stored_ms, now_ms))
+            busy++;
+    }
+    return busy;
+}
+
+static enum ferry_err self_report(void *arg, const struct ferry_status *st, struct ferry_diag *d)
+{
+    struct gw *g = arg;
+    return gw_relay_submit(g->relay, st, d);
+}
+
+static void self_unmap(void *arg, void *ref)
+{
+    (void)arg;
+    gw_cache_unmap(ref);
+}
+
+static bool self_link_up(void *arg)
+{
+    const struct gw *g = arg;
+    return g->uplink && gw_upstream_is_up(g->uplink);
+}
+
+static void self_restart(void *arg)
+{
+    struct gw *g = arg;
+    g->restart = true;
+    ferry_loop_stop(g->loop);
+}
+
+static enum ferry_err start_self(struct gw *g, struct ferry_diag *d)
+{
+    const struct gw_config *cfg = g->cfg;
+    if (!cfg->self_product)
+        return FERRY_OK;
+    char dir[4096];
+    if ((size_t)snprintf(dir, sizeof(dir), "%s/self", cfg->state_dir) >= sizeof(dir))
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--state-dir: path too long");
+    struct gw_self_opts o = {
+        .gateway_id = cfg->id,
+        .product = cfg->self_product,
+        .hw_model = cfg->self_hw_model,
+        .hw_revision = cfg->self_hw_revision,
+        .dir = dir,
+        .device =
+            {
+                .slot = {cfg->self_slot_a, cfg->self_slot_b},
+                .max_bytes = cfg->self_max_image_mb << 20,
+                .uboot_env_config = cfg->self_uboot_env_config,
+                .grub_env = cfg->self_grub_env,
+                .bootloader_cmd = cfg->self_bootloader_cmd,
+                .cmd_timeout_ms = 60000,
+            },
+        .health_cmd = cfg->self_health_cmd,
+        .health_timeout_ms = (uint64_t)cfg->self_health_timeout * 1000u,
+        .reboot_cmd = cfg->self_reboot_cmd,
+    };
+    enum ferry_err err = FERRY_OK;
+    if (cfg->self_bootloader &&
+        inst_bootloader_kind_parse(cfg->self_bootloader, &o.device.kind) != FERRY_OK)
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          "--self-bootloader: '%.32s' is not sim, uboot, grub or custom",
+                          cfg->self_bootloader);
+    struct gw_self_hooks h = {
+        .arg = g,
+        .release = self_release,
+        .busy = self_busy,
+        .report = self_report,
+        .map = hook_artifact_map,
+        .unmap = self_unmap,
+        .link_up = self_link_up,
+        .restart = self_restart,
+    };
+    err = gw_self_open(g->loop, &o, &h, &g->self, d);
+    if (err == FERRY_OK)
+        LOG_INFO("self: following product %s as hardware %s, running %s", cfg->self_product,
+                 cfg->self_hw_model,
+                 gw_self_version(g->self)[0] ? gw_self_version(g->self) : "an unknown image");
+    return err;
+}
+
 static uint64_t root_version(void *arg)
 {
     const struct gw *g = arg;
@@ -1109,6 +1226,8 @@ static enum ferry_err start_upstream(struct gw *g, struct ferry_diag *d)
         return err;
     for (size_t i = 0; i < cfg->upstream_products.n; i++)
         gw_upstream_want(g->uplink, cfg->upstream_products.v[i]);
+    if (cfg->self_product)
+        gw_upstream_want(g->uplink, cfg->self_product);
     for (size_t i = 0; i < gw_releases_count(g->releases); i++)
         gw_upstream_want(g->uplink, gw_releases_at(g->releases, i)->manifest.product);
     return FERRY_OK;
@@ -1185,6 +1304,9 @@ static enum ferry_err gw_start(struct gw *g, struct ferry_diag *d)
     err = start_upstream(g, d);
     if (err != FERRY_OK)
         return err;
+    err = start_self(g, d);
+    if (err != FERRY_OK)
+        return err;
     LOG_INFO("gateway %s of fleet %s started (upstream: %s): %zu releases held, cache %llu of %llu "
              "bytes used",
              cfg->id, cfg->fleet, cfg->upstream ? cfg->upstream : cfg->broker,
@@ -1199,6 +1321,8 @@ static void gw_stop(struct gw *g)
     if (g->fetch)
         fetch_log_stats(g, "paused");
     fetch_stop(g);
+    gw_self_free(g->self); /* it may hold a mapping of the cache */
+    g->self = NULL;
     /* CoAP first: it releases its mappings back into the cache. */
     gw_coap_free(g->coap);
     g->coap = NULL;
@@ -1214,14 +1338,18 @@ static void gw_stop(struct gw *g)
     ferry_loop_free(g->loop);
 }
 
-enum ferry_err gw_daemon_run(const struct gw_config *cfg, struct ferry_diag *d)
+enum ferry_err gw_daemon_run(const struct gw_config *cfg, bool *restart, struct ferry_diag *d)
 {
     struct gw g = {.cfg = cfg};
     enum ferry_err err = gw_start(&g, d);
     if (err == FERRY_OK) {
         int sig = ferry_loop_run(g.loop);
-        LOG_INFO("stopping on signal %d", sig);
+        if (g.restart)
+            LOG_INFO("stopping to restart into the slot the boot step chooses");
+        else
+            LOG_INFO("stopping on signal %d", sig);
     }
     gw_stop(&g);
+    *restart = err == FERRY_OK && g.restart;
     return err;
 }
