@@ -168,8 +168,10 @@ enum ferry_err gw_config_parse(struct gw_config *cfg, int argc, char **argv, boo
     if (cfg->self_product && (!ferry_id_valid(cfg->self_product) || !cfg->self_hw_model))
         return ferry_fail(d, FERRY_E_INVALID_ARG,
                           "--self-product: needs a product id and --self-hw-model");
-    if (!cfg->self_product && (cfg->self_hw_model || cfg->self_bootloader || cfg->self_slot_a ||
-                               cfg->self_health_cmd || cfg->self_reboot_cmd))
+    if (!cfg->self_product &&
+        (cfg->self_hw_model || cfg->self_hw_revision || cfg->self_bootloader || cfg->self_slot_a ||
+         cfg->self_slot_b || cfg->self_uboot_env_config || cfg->self_grub_env ||
+         cfg->self_bootloader_cmd || cfg->self_health_cmd || cfg->self_reboot_cmd))
         return ferry_fail(d, FERRY_E_INVALID_ARG, "the --self-* settings need --self-product");
     if (!cfg->self_max_image_mb)
         cfg->self_max_image_mb = 256;
