@@ -17,7 +17,9 @@
  *                again (the simulator plays the bootloader at its start);
  *   after boot   inst_trial.h judges: HEALTH -> once the upstream link is
  *                up (within --self-health-timeout) the --self-health-cmd
- *                runs (no command: the link coming up is the check);
+ *                runs (no command: the link coming up is the check),
+ *                on the loop: the gateway answers nobody while it runs,
+ *                so it must be short (--self-health-timeout bounds it);
  *                healthy -> confirm, record `success`; not -> roll back,
  *                record `rolled-back`, and restart into the old slot;
  *                ROLLED_BACK (the bootloader fell back) -> record it.
