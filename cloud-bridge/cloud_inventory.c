@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 /* How long a writer waits for another process's transaction. */
 #define BUSY_TIMEOUT_MS 5000
 #define INT_MAX53       (INT64_C(1) << 53)
@@ -21,7 +21,8 @@
 #define REFUSED_PER_NODE 100
 #define REFUSED_MAX      100000
 
-/* The status columns, in the order bind_record() fills ?1..?12. */
+/* The status columns, in the order bind_record() fills ?1..?12; it fills
+ * ?15 with the path's parents (`via`), after the refused table's ?13, ?14. */
 #define RECORD_COLUMNS                                                                             \
     "node, seq, gateway, release, version, state, bytes, total, error, message, ts"
 
@@ -60,22 +61,31 @@ static const char schema_v2_sql[] =
     " SELECT node, gateway, updated_at, 'upgrade' FROM nodes WHERE gateway != '';"
     "PRAGMA user_version = 2;";
 
+/* Version 3: the parents a record came through in a cascade (its `via`,
+ * comma-separated, "" without one), on records, nodes and refused ones.
+ * The one place this column is made; a version 2 file gets it empty. */
+static const char schema_v3_sql[] = "ALTER TABLE records ADD COLUMN via TEXT NOT NULL DEFAULT '';"
+                                    "ALTER TABLE nodes ADD COLUMN via TEXT NOT NULL DEFAULT '';"
+                                    "ALTER TABLE refused ADD COLUMN via TEXT NOT NULL DEFAULT '';"
+                                    "PRAGMA user_version = 3;";
+
 static const char insert_record_sql[] =
-    "INSERT OR IGNORE INTO records (" RECORD_COLUMNS ", received_at)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+    "INSERT OR IGNORE INTO records (" RECORD_COLUMNS ", received_at, via)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?15)";
 
 static const char upsert_node_sql[] =
-    "INSERT INTO nodes (" RECORD_COLUMNS ", updated_at)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    "INSERT INTO nodes (" RECORD_COLUMNS ", updated_at, via)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?15)"
     " ON CONFLICT (node) DO UPDATE SET seq = excluded.seq, gateway = excluded.gateway,"
+    " via = excluded.via,"
     " release = excluded.release, version = excluded.version, state = excluded.state,"
     " bytes = excluded.bytes, total = excluded.total, error = excluded.error,"
     " message = excluded.message, ts = excluded.ts, updated_at = excluded.updated_at"
     " WHERE excluded.seq > nodes.seq";
 
 static const char insert_refused_sql[] =
-    "INSERT INTO refused (" RECORD_COLUMNS ", received_at, reason, detail)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+    "INSERT INTO refused (" RECORD_COLUMNS ", received_at, reason, detail, via)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
 
 static const char trim_refused_sql[] =
     "DELETE FROM refused WHERE (node = ?1 AND id NOT IN"
@@ -102,8 +112,8 @@ static const char insert_event_sql[] =
 static const char select_nodes_sql[] =
     "SELECT n.node, n.gateway, n.release, n.version, n.state, n.bytes, n.total, n.error,"
     " n.message, n.seq, n.ts, n.updated_at,"
-    " (SELECT count(*) FROM refused r WHERE r.node = n.node AND r.received_at >= n.updated_at)"
-    " FROM nodes n WHERE (?1 IS NULL OR n.release = ?1) AND (?2 IS NULL OR n.gateway = ?2)"
+    " (SELECT count(*) FROM refused r WHERE r.node = n.node AND r.received_at >= n.updated_at),"
+    " n.via FROM nodes n WHERE (?1 IS NULL OR n.release = ?1) AND (?2 IS NULL OR n.gateway = ?2)"
     " AND (?3 IS NULL OR n.state = ?3) ORDER BY n.node";
 
 static const char select_refused_sql[] =
@@ -222,7 +232,11 @@ static enum ferry_err check_schema(struct cloud_inventory *inv, bool create, str
     }
     if (err == FERRY_OK && version == 1) {
         err = exec(inv, schema_v2_sql, "upgrading the schema to version 2", d);
-        version = SCHEMA_VERSION;
+        version = 2;
+    }
+    if (err == FERRY_OK && version == 2) {
+        err = exec(inv, schema_v3_sql, "upgrading the schema to version 3", d);
+        version = 3;
     }
     if (err == FERRY_OK && version != SCHEMA_VERSION)
         err = ferry_fail(d, FERRY_E_CORRUPT,
@@ -322,9 +336,39 @@ static enum ferry_err check_record(const struct ferry_status *st, size_t i, stru
     return FERRY_OK;
 }
 
+_Static_assert(FERRY_STATUS_VIA_MAX + 2 <= CLOUD_PATH_MAX, "a record's path fits a verdict's");
+
+/* A record's via as one column: "gw-b,gw-a" (ids hold no comma). */
+#define VIA_TEXT_MAX (FERRY_STATUS_VIA_MAX * (FERRY_ID_MAX + 1))
+
+static void via_text(const struct ferry_status *st, char out[VIA_TEXT_MAX])
+{
+    size_t used = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < st->nvia; i++)
+        used += (size_t)snprintf(out + used, VIA_TEXT_MAX - used, "%s%s", i ? "," : "", st->via[i]);
+}
+
+static bool via_parse(const char *text, struct ferry_status *st)
+{
+    st->nvia = 0;
+    while (*text) {
+        size_t n = strcspn(text, ",");
+        if (st->nvia == FERRY_STATUS_VIA_MAX || n == 0 || n > FERRY_ID_MAX)
+            return false;
+        snprintf(st->via[st->nvia], sizeof(st->via[0]), "%.*s", (int)n, text);
+        if (!ferry_id_valid(st->via[st->nvia++]))
+            return false;
+        text += n + (text[n] == ',');
+    }
+    return true;
+}
+
 static int bind_record(sqlite3_stmt *s, const struct ferry_status *st, int64_t now)
 {
     const char *error = st->error == FERRY_OK ? "" : ferry_err_name(st->error);
+    char via[VIA_TEXT_MAX];
+    via_text(st, via);
     int rc = sqlite3_reset(s);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_text(s, 1, st->node, -1, SQLITE_STATIC);
@@ -350,6 +394,8 @@ static int bind_record(sqlite3_stmt *s, const struct ferry_status *st, int64_t n
         rc = sqlite3_bind_int64(s, 11, st->ts);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(s, 12, now);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(s, 15, via, -1, SQLITE_TRANSIENT);
     return rc;
 }
 
@@ -621,6 +667,21 @@ static void log_outcomes(const struct ferry_status *recs, size_t n, const struct
     }
 }
 
+/* node, gateway, via...: at most CLOUD_PATH_MAX hops (FERRY_STATUS_VIA_MAX
+ * leaves room for node and gateway). A gateway's record of its own update
+ * names it as node and gateway: one hop, so it is bound to its parent, not
+ * to itself. */
+static size_t record_path(const struct ferry_status *st, const char *path[CLOUD_PATH_MAX])
+{
+    size_t n = 0;
+    path[n++] = st->node;
+    if (st->gateway[0] && strcmp(st->gateway, st->node) != 0)
+        path[n++] = st->gateway;
+    for (size_t i = 0; i < st->nvia && n < CLOUD_PATH_MAX; i++)
+        path[n++] = st->via[i];
+    return n;
+}
+
 enum ferry_err cloud_inventory_ingest(struct cloud_inventory *inv, const struct ferry_status *recs,
                                       size_t n, bool keep, struct cloud_ingest_out *out,
                                       struct ferry_diag *d)
@@ -642,9 +703,10 @@ enum ferry_err cloud_inventory_ingest(struct cloud_inventory *inv, const struct 
     if (err != FERRY_OK)
         goto out;
     for (size_t i = 0; i < n && err == FERRY_OK; i++) {
-        /* The path a record carries today: its node, and the gateway. */
-        const char *path[2] = {recs[i].node, recs[i].gateway};
-        size_t npath = recs[i].gateway[0] ? 2 : 1;
+        /* The path a record carries: its node, its gateway, and the
+         * parents it came through in a cascade. */
+        const char *path[CLOUD_PATH_MAX];
+        size_t npath = record_path(&recs[i], path);
         struct cloud_facts facts;
         err = gather_facts(inv, &recs[i], path, npath, &facts, d);
         if (err != FERRY_OK)
@@ -735,6 +797,10 @@ enum ferry_err cloud_inventory_read_node(const struct cloud_inventory *inv, sqli
     ok = column_record(s, 1, st) && column_count(s, 9, &st->seq) && column_int(s, 10, &st->ts) &&
          column_int(s, 11, &row->updated_at) &&
          (sqlite3_column_count(s) <= 12 || column_count(s, 12, &row->refused));
+    /* The path's parents are a 14th column where the query has one. */
+    char via[VIA_TEXT_MAX];
+    if (ok && sqlite3_column_count(s) > 13)
+        ok = column_text(s, 13, via, sizeof(via)) && via_parse(via, st);
     if (!ok)
         return ferry_fail(d, FERRY_E_CORRUPT,
                           "inventory %s: the row of node '%s' holds a value ingestion never writes",

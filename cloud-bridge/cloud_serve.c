@@ -322,10 +322,11 @@ static enum ferry_err own_gateway(struct ferry_status *st, const char *gateway,
         snprintf(st->gateway, sizeof(st->gateway), "%s", gateway);
         return FERRY_OK;
     }
-    if (strcmp(st->gateway, gateway) != 0)
+    /* In a cascade the sender is the last parent on the record's path. */
+    if (strcmp(ferry_status_last_hop(st), gateway) != 0)
         return ferry_fail(d, FERRY_E_PROTOCOL,
                           "record of node %s (seq %" PRIu64 ") names gateway '%s', not the sender",
-                          st->node, st->seq, st->gateway);
+                          st->node, st->seq, ferry_status_last_hop(st));
     return FERRY_OK;
 }
 

@@ -1,5 +1,12 @@
 #include "ferry_coapglue.h"
 
+#include "ferry_fs.h"
+#include "ferry_hex.h"
+
+#include <ctype.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 
@@ -267,5 +274,69 @@ enum ferry_err ferry_coapglue_get_node_query(const coap_pdu_t *pdu, char out[FER
     *present = found;
     if (found)
         memcpy(out, id, strlen(id) + 1);
+    return FERRY_OK;
+}
+
+/* ---- peers ------------------------------------------------------------------- */
+
+enum ferry_err ferry_coapglue_resolve(const char *uri, const char *what, coap_address_t *dst,
+                                      bool *dtls, struct ferry_diag *d)
+{
+    coap_uri_t u;
+    if (!uri || coap_split_uri((const uint8_t *)uri, strlen(uri), &u) < 0 ||
+        (u.scheme != COAP_URI_SCHEME_COAP && u.scheme != COAP_URI_SCHEME_COAPS))
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "%s: '%.200s' is not a coap:// or coaps:// URI",
+                          what, uri ? uri : "");
+    char host[256];
+    char port[8];
+    if (u.host.length == 0 || u.host.length >= sizeof(host))
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "%s: '%.200s' has no usable host", what, uri);
+    memcpy(host, u.host.s, u.host.length);
+    host[u.host.length] = '\0';
+    snprintf(port, sizeof(port), "%u", (unsigned)u.port);
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0 || !res)
+        return ferry_fail(d, FERRY_E_NOT_FOUND, "%s: cannot resolve '%s': %s", what, host,
+                          gai_strerror(rc));
+    coap_address_init(dst);
+    dst->size = res->ai_addrlen;
+    memcpy(&dst->addr, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    *dtls = u.scheme == COAP_URI_SCHEME_COAPS;
+    return FERRY_OK;
+}
+
+enum ferry_err ferry_coapglue_read_psk(const char *path, uint8_t *key, size_t *key_len,
+                                       struct ferry_diag *d)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    enum ferry_err err = ferry_read_file(path, 4096, &buf, &len, d);
+    if (err != FERRY_OK)
+        return err;
+    char hex[2 * FERRY_COAPGLUE_PSK_MAX + 1];
+    size_t n = 0;
+    for (size_t i = 0; i < len && err == FERRY_OK; i++) {
+        if (isspace(buf[i]))
+            continue;
+        if (n == sizeof(hex) - 1)
+            err = FERRY_E_INVALID_ARG;
+        else
+            hex[n++] = (char)buf[i];
+    }
+    hex[n] = '\0';
+    explicit_bzero(buf, len);
+    free(buf);
+    if (err == FERRY_OK &&
+        (n % 2 || n < 2 * FERRY_COAPGLUE_PSK_MIN || ferry_hex_decode(hex, key, n / 2) != FERRY_OK))
+        err = FERRY_E_INVALID_ARG;
+    explicit_bzero(hex, sizeof(hex));
+    if (err != FERRY_OK)
+        return ferry_fail(d, err, "%s: expected a key of %d..%d bytes in hex", path,
+                          FERRY_COAPGLUE_PSK_MIN, FERRY_COAPGLUE_PSK_MAX);
+    *key_len = n / 2;
     return FERRY_OK;
 }

@@ -145,4 +145,24 @@ bool ferry_coapglue_add_node_query(coap_pdu_t *pdu, const char *node);
 enum ferry_err ferry_coapglue_get_node_query(const coap_pdu_t *pdu, char out[FERRY_ID_MAX + 1],
                                              bool *present, struct ferry_diag *d) FERRY_MUST_CHECK;
 
+/* ---- peers: where a client connects, and with which key ------------------ */
+
+/* A pre-shared key for a DTLS client, at most this long (RFC 4279 allows
+ * more; Ferry's keys are 16..64 bytes). */
+#define FERRY_COAPGLUE_PSK_MIN 16
+#define FERRY_COAPGLUE_PSK_MAX 64
+
+/* Splits a coap:// or coaps:// URI and resolves its host (numeric or by
+ * name) into dst; *dtls says which scheme. FERRY_E_INVALID_ARG for another
+ * scheme or no host, FERRY_E_NOT_FOUND when the host does not resolve;
+ * what names the URI's role in messages ("--upstream"). */
+enum ferry_err ferry_coapglue_resolve(const char *uri, const char *what, coap_address_t *dst,
+                                      bool *dtls, struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* Reads a key file: the key in hex (white space ignored), 16..64 bytes,
+ * into key (FERRY_COAPGLUE_PSK_MAX bytes). FERRY_E_INVALID_ARG naming the
+ * file otherwise; the file's bytes are wiped from memory after use. */
+enum ferry_err ferry_coapglue_read_psk(const char *path, uint8_t *key, size_t *key_len,
+                                       struct ferry_diag *d) FERRY_MUST_CHECK;
+
 #endif

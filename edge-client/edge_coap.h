@@ -14,7 +14,7 @@
  *   Artifact  GET ferry/artifact/<sha256-hex>?n=<node>, non-confirmable,
  *             with an explicit Block2 option for one block and a token of
  *             its own that carries the caller's request id: the caller
- *             (edge_fsm.h, edge_window.h) keeps several in flight, times
+ *             (edge_fsm.h, ferry_blockwin.h) keeps several in flight, times
  *             and retransmits them itself, and gets every answer, the
  *             duplicated and late ones too, with the request id it named.
  *             libcoap's own block-wise client (COAP_BLOCK_USE_LIBCOAP) is

@@ -3,7 +3,7 @@
 #include "edge_boot.h"
 #include "edge_coap.h"
 #include "edge_nodecfg.h"
-#include "edge_window.h"
+#include "ferry_blockwin.h"
 #include "inst_bootloader.h"
 #include "ferry_cfgfile.h"
 #include "ferry_fs.h"
@@ -234,9 +234,9 @@ static enum ferry_err check(const struct edge_config *cfg, struct ferry_diag *d)
         return ferry_fail(d, FERRY_E_INVALID_ARG,
                           "--block-size: must be a power of two in 16..1024, got %llu",
                           (unsigned long long)cfg->block_size);
-    if (cfg->max_window < 1 || cfg->max_window > EDGE_WINDOW_MAX)
+    if (cfg->max_window < 1 || cfg->max_window > FERRY_BLOCKWIN_MAX)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--max-window: must be 1..%d, got %llu",
-                          EDGE_WINDOW_MAX, (unsigned long long)cfg->max_window);
+                          FERRY_BLOCKWIN_MAX, (unsigned long long)cfg->max_window);
     if (cfg->trial_attempts < 1 || cfg->trial_attempts > EDGE_BOOT_MAX_ATTEMPTS)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--trial-attempts: must be 1..%d",
                           EDGE_BOOT_MAX_ATTEMPTS);
@@ -295,7 +295,7 @@ enum ferry_err edge_config_parse(struct edge_config *cfg, int argc, char **argv,
     cfg->request_timeout = 60;
     cfg->ack_timeout_ms = EDGE_COAP_DEFAULT_ACK_TIMEOUT_MS;
     cfg->block_size = 1024;
-    cfg->max_window = EDGE_WINDOW_MAX;
+    cfg->max_window = FERRY_BLOCKWIN_MAX;
     cfg->trial_attempts = 1;
     cfg->max_seq_step = FERRY_TRUST_DEFAULT_MAX_SEQ_STEP;
     cfg->max_manifest_lifetime = FERRY_TRUST_DEFAULT_MAX_LIFETIME;

@@ -5,13 +5,9 @@
 #include "edge_meta.h"
 #include "edge_report.h"
 #include "edge_slots.h"
-#include "inst_bootcmd.h"
-#include "inst_bootenv.h"
+#include "inst_device.h"
 #include "inst_engine.h"
-#include "inst_grubenv.h"
 #include "inst_module.h"
-#include "inst_slots_path.h"
-#include "inst_uboot.h"
 #include "ferry_backoff.h"
 #include "ferry_envelope.h"
 #include "ferry_fs.h"
@@ -42,9 +38,6 @@
 #define PSK_FILE_MAX     1024
 #define REBOOT_DRAIN_MS  5000  /* records get this long to reach the gateway first */
 #define REBOOT_RETRY_MS  60000 /* a reboot that must happen, tried again after this */
-#define SIM_ENV_FILE     "bootenv"
-#define DEFAULT_FW_ENV   "/etc/fw_env.config"
-#define DEFAULT_GRUBENV  "/boot/grub/grubenv"
 
 enum child_kind {
     CHILD_BUSY,
@@ -70,15 +63,10 @@ struct edge_daemon {
     char *health_cmd;
     int64_t cmd_timeout_s;
 
-    struct edge_meta *meta;             /* the trust: --trust and what the gateway taught */
-    struct edge_slots_backend *backend; /* slots by path, or the state folder's files */
+    struct edge_meta *meta; /* the trust: --trust and what the gateway taught */
     enum inst_bootloader_kind kind;
-    struct inst_grubenv *grubenv; /* sim and grub */
-    struct inst_uboot *uboot;
-    struct inst_bootenv_bl *bootenv; /* sim, uboot and grub */
-    struct inst_bootcmd *bootcmd;    /* custom */
-    const struct inst_bootloader *bl;
-    struct inst_engine *engine;
+    struct inst_device *dev;    /* slots, bootloader and engine (install/) */
+    struct inst_engine *engine; /* dev's */
     struct inst_modules *modules;
     enum inst_module_outcome module_outcome; /* found at start */
     /* The envelope being handed to the state machine, while its actions
@@ -377,7 +365,7 @@ static enum ferry_err start_child(struct edge_daemon *dm, enum child_kind kind, 
     char extra_buf[4096];
     size_t nextra = 0;
     if (slot != EDGE_SLOT_NONE)
-        snprintf(slot_path, sizeof(slot_path), "%s", inst_slots_path_of(dm->backend, slot));
+        snprintf(slot_path, sizeof(slot_path), "%s", inst_device_slot_path(dm->dev, slot));
     else if (kind == CHILD_HEALTH && module_job(dm))
         nextra = inst_modules_env(dm->modules, extra, 16, extra_buf, sizeof(extra_buf));
     stop_child(dm);
@@ -412,11 +400,11 @@ static void on_fsm_timer(void *arg)
     struct edge_clock clk = now_clock();
     dm->fsm_timer = 0;
     if (edge_fsm_phase(dm->fsm) == EDGE_PHASE_DOWNLOADING) {
-        const struct edge_window *w = edge_fsm_window(dm->fsm);
+        const struct ferry_blockwin *w = edge_fsm_window(dm->fsm);
         LOG_DEBUG("download: timer; window %u, %u in flight, RTO %" PRIu32 " ms, %" PRIu64
                   " blocks in",
-                  edge_window_cwnd(w), edge_window_inflight(w), edge_window_rto_ms(w),
-                  edge_window_received(w));
+                  ferry_blockwin_cwnd(w), ferry_blockwin_inflight(w), ferry_blockwin_rto_ms(w),
+                  ferry_blockwin_received(w));
     }
     edge_fsm_timer(dm->fsm, &clk, &dm->acts[0]);
     perform(dm, 0);
@@ -464,27 +452,6 @@ static enum ferry_err save_job(struct edge_daemon *dm, struct ferry_diag *d)
     if (err == FERRY_OK)
         err = ferry_write_atomic(dm->job_path, buf, sizeof(buf), 0644, d);
     return err;
-}
-
-/* The simulator plays the bootloader: its boot script on the environment
- * in the state folder, then the boot step, until no reboot is asked for. */
-static enum ferry_err sim_power_on(struct edge_daemon *dm, struct inst_engine_start *first,
-                                   struct inst_engine_start *last, struct ferry_diag *d)
-{
-    for (int i = 0; i < 3; i++) {
-        enum edge_slot booted = EDGE_SLOT_NONE;
-        enum ferry_err err = inst_bootenv_boot(dm->bootenv, &booted, d);
-        if (err == FERRY_OK)
-            err = inst_engine_start(dm->engine, i == 0 ? first : last, d);
-        if (err != FERRY_OK)
-            return err;
-        if (i == 0)
-            *last = *first;
-        if (!last->reboot)
-            return FERRY_OK;
-        LOG_INFO("simulated reboot: slot %s must not stay running", edge_slot_name(booted));
-    }
-    return ferry_fail(d, FERRY_E_IO, "boot: three reboots in a row did not settle");
 }
 
 static bool in_process_reboot(const struct edge_daemon *dm)
@@ -570,7 +537,7 @@ static enum ferry_err reboot(struct edge_daemon *dm, struct ferry_diag *d)
         return FERRY_OK;
     }
     struct inst_engine_start first, last;
-    enum ferry_err err = sim_power_on(dm, &first, &last, d);
+    enum ferry_err err = inst_device_power_on(dm->dev, &first, &last, d);
     if (err != FERRY_OK)
         return err;
     dm->booted = last.booted;
@@ -589,7 +556,7 @@ static enum ferry_err after_rollback(struct edge_daemon *dm, struct ferry_diag *
         return FERRY_OK;
     }
     struct inst_engine_start first, last;
-    enum ferry_err err = sim_power_on(dm, &first, &last, d);
+    enum ferry_err err = inst_device_power_on(dm->dev, &first, &last, d);
     if (err == FERRY_OK) {
         LOG_INFO("simulated reboot after the rollback:");
         log_boot(&last);
@@ -893,84 +860,28 @@ static enum ferry_err read_psk(const char *path, uint8_t *key, size_t *key_len,
     return FERRY_OK;
 }
 
-static enum ferry_err open_slots(struct edge_daemon *dm, const struct edge_config *cfg,
-                                 struct ferry_diag *d)
-{
-    if (!cfg->slot_a)
-        return edge_slots_file_new(cfg->state_dir, cfg->max_image_mb * MIB, &dm->backend, d);
-    struct inst_slots_path_opts o = {
-        .records_dir = cfg->state_dir,
-        .slot = {cfg->slot_a, cfg->slot_b},
-        .max_bytes = cfg->max_image_mb * MIB,
-        .mountinfo = cfg->mountinfo,
-    };
-    return inst_slots_path_new(&o, &dm->backend, d);
-}
-
-/* The bootloader --bootloader names, over its store. */
-static enum ferry_err open_bootloader(struct edge_daemon *dm, const struct edge_config *cfg,
-                                      struct ferry_diag *d)
-{
-    enum ferry_err err = FERRY_OK;
-    char sim_env[PATH_MAX + 16];
-    const struct inst_env_store *store = NULL;
-    switch (dm->kind) {
-    case INST_BOOTLOADER_CUSTOM:
-        err = inst_bootcmd_new(cfg->bootloader_cmd, (uint64_t)cfg->cmd_timeout * 1000, &dm->bootcmd,
-                               d);
-        if (err == FERRY_OK)
-            dm->bl = inst_bootcmd_bootloader(dm->bootcmd);
-        return err;
-    case INST_BOOTLOADER_UBOOT:
-        err = inst_uboot_open(cfg->uboot_env_config ? cfg->uboot_env_config : DEFAULT_FW_ENV,
-                              &dm->uboot, d);
-        if (err == FERRY_OK)
-            store = inst_uboot_store(dm->uboot);
-        break;
-    case INST_BOOTLOADER_GRUB:
-        err = inst_grubenv_open(cfg->grub_env ? cfg->grub_env : DEFAULT_GRUBENV, false,
-                                &dm->grubenv, d);
-        if (err == FERRY_OK)
-            store = inst_grubenv_store(dm->grubenv);
-        break;
-    case INST_BOOTLOADER_SIM:
-        snprintf(sim_env, sizeof(sim_env), "%s/%s", dm->state_dir, SIM_ENV_FILE);
-        err = inst_grubenv_open(sim_env, true, &dm->grubenv, d);
-        if (err == FERRY_OK)
-            store = inst_grubenv_store(dm->grubenv);
-        break;
-    }
-    struct inst_bootenv_opts o = {
-        .name = inst_bootloader_kind_name(dm->kind),
-        .cmdline = cfg->kernel_cmdline,
-        .mountinfo = cfg->mountinfo,
-        .slot = {cfg->slot_a, cfg->slot_b},
-    };
-    if (err == FERRY_OK)
-        err = inst_bootenv_new(store, &o, &dm->bootenv, d);
-    if (err == FERRY_OK)
-        dm->bl = inst_bootenv_bootloader(dm->bootenv);
-    return err;
-}
-
 /* Slots, bootloader and engine; then the boot step, as after a power-on:
  * the simulator plays its bootloader first, a real one already has. */
 static enum ferry_err open_storage(struct edge_daemon *dm, const struct edge_config *cfg,
                                    struct edge_fsm_boot *boot, struct ferry_diag *d)
 {
     enum ferry_err err = ferry_mkdir_p(cfg->state_dir, 0700, d);
-    if (err == FERRY_OK)
-        err = open_slots(dm, cfg, d);
-    if (err == FERRY_OK)
-        err = open_bootloader(dm, cfg, d);
-    struct inst_engine_opts eo = {
-        .slots = dm->backend,
-        .boot = dm->bl,
+    struct inst_device_opts io = {
+        .state_dir = cfg->state_dir,
+        .slot = {cfg->slot_a, cfg->slot_b},
+        .max_bytes = cfg->max_image_mb * MIB,
+        .kind = dm->kind,
+        .uboot_env_config = cfg->uboot_env_config,
+        .grub_env = cfg->grub_env,
+        .bootloader_cmd = cfg->bootloader_cmd,
+        .cmd_timeout_ms = (uint64_t)cfg->cmd_timeout * 1000,
+        .kernel_cmdline = cfg->kernel_cmdline,
         .mountinfo = cfg->mountinfo,
-        .slot_path = {cfg->slot_a, cfg->slot_b},
     };
     if (err == FERRY_OK)
-        err = inst_engine_open(&eo, &dm->engine, d);
+        err = inst_device_open(&io, &dm->dev, d);
+    if (err == FERRY_OK)
+        dm->engine = inst_device_engine(dm->dev);
     struct inst_modules_opts mo = {
         .state_dir = cfg->state_dir,
         .module_dir = cfg->module_dir,
@@ -983,12 +894,8 @@ static enum ferry_err open_storage(struct edge_daemon *dm, const struct edge_con
     if (err == FERRY_OK)
         err = inst_modules_recover(dm->modules, &dm->module_outcome, d);
     struct inst_engine_start first, last;
-    if (err == FERRY_OK && dm->kind == INST_BOOTLOADER_SIM) {
-        err = sim_power_on(dm, &first, &last, d);
-    } else if (err == FERRY_OK) {
-        err = inst_engine_start(dm->engine, &first, d);
-        last = first;
-    }
+    if (err == FERRY_OK)
+        err = inst_device_power_on(dm->dev, &first, &last, d);
     if (err != FERRY_OK)
         return err;
     log_boot(&first);
@@ -1224,13 +1131,8 @@ void edge_daemon_free(struct edge_daemon *dm)
     edge_coap_free(dm->coap);
     edge_fsm_free(dm->fsm);
     edge_journal_free(dm->journal);
-    inst_engine_free(dm->engine);
     inst_modules_free(dm->modules);
-    inst_bootenv_free(dm->bootenv);
-    inst_bootcmd_free(dm->bootcmd);
-    inst_grubenv_free(dm->grubenv);
-    inst_uboot_free(dm->uboot);
-    inst_slots_path_free(dm->backend);
+    inst_device_free(dm->dev);
     edge_meta_free(dm->meta);
     free(dm->busy_cmd);
     free(dm->health_cmd);

@@ -1,6 +1,8 @@
 #include "edge_fsm.h"
 
-#include "edge_window.h"
+#include "inst_trial.h"
+
+#include "ferry_blockwin.h"
 #include "ferry_backoff.h"
 #include "ferry_crc32.h"
 #include "ferry_envelope.h"
@@ -46,7 +48,7 @@ struct edge_fsm {
     uint64_t prev_floor;
 
     /* Download. */
-    struct edge_window win;
+    struct ferry_blockwin win;
     uint32_t blk; /* block size of the download under way */
     bool hashing; /* blocks so far came in order from offset 0 */
     uint64_t hashed;
@@ -253,7 +255,7 @@ static uint64_t floor_of(const struct edge_boot_state *st)
 /* Bytes of the artifact in so far (the last block may be short). */
 static uint64_t bytes_in(const struct edge_fsm *f)
 {
-    uint64_t b = edge_window_received(&f->win) * f->blk;
+    uint64_t b = ferry_blockwin_received(&f->win) * f->blk;
     return b < f->saved.job.img.size ? b : f->saved.job.img.size;
 }
 
@@ -314,13 +316,13 @@ static uint64_t blocks_of(uint64_t size, uint32_t blk)
 static void plan(struct edge_fsm *f, const struct edge_clock *clk, struct edge_actions *out)
 {
     uint64_t now = clk->mono_ms;
-    struct edge_window_send s[EDGE_FSM_BURST];
+    struct ferry_blockwin_send s[EDGE_FSM_BURST];
     size_t n = 0;
-    while (n < EDGE_FSM_BURST && edge_window_next(&f->win, now, &s[n]))
+    while (n < EDGE_FSM_BURST && ferry_blockwin_next(&f->win, now, &s[n]))
         n++;
-    uint64_t due = edge_window_due(&f->win, now);
-    if (due == EDGE_WINDOW_NEVER)                /* cannot happen while blocks are missing; */
-        due = now + edge_window_rto_ms(&f->win); /* a spare wake-up beats a stall */
+    uint64_t due = ferry_blockwin_due(&f->win, now);
+    if (due == FERRY_BLOCKWIN_NEVER)                /* cannot happen while blocks are missing; */
+        due = now + ferry_blockwin_rto_ms(&f->win); /* a spare wake-up beats a stall */
     if (!f->timer_at || due < f->timer_at) {
         timer(out, due > now ? due - now : 0);
         f->timer_at = due > now ? due : now;
@@ -407,22 +409,22 @@ static void start_download(struct edge_fsm *f, const struct edge_clock *clk,
         fail_download(f, clk, out, FERRY_E_ARTIFACT_TOO_LARGE, msg);
         return;
     }
-    edge_window_begin(&f->win, nblocks, job->written / f->blk,
-                      !begin && job->have_unit ? job->have : NULL);
+    ferry_blockwin_begin(&f->win, nblocks, job->written / f->blk,
+                         !begin && job->have_unit ? job->have : NULL);
     stop_hashing(f);
-    f->hashing = edge_window_received(&f->win) == 0;
+    f->hashing = ferry_blockwin_received(&f->win) == 0;
     f->hashed = 0;
     if (f->hashing)
         ferry_sha256_init(&f->hash);
     f->progress_bytes = bytes_in(f);
     f->progress_ms = clk->mono_ms;
-    f->ckpt_received = edge_window_received(&f->win);
+    f->ckpt_received = ferry_blockwin_received(&f->win);
     f->timer_at = 0;
     f->etag_moved = false;
     ferry_backoff_reset(&f->retry);
     job_status(f, clk, out, FERRY_STATE_DOWNLOADING, f->progress_bytes, FERRY_OK, why ? "%s" : NULL,
                why);
-    if (edge_window_done(&f->win))
+    if (ferry_blockwin_done(&f->win))
         download_done(f, clk, out);
     else
         plan(f, clk, out);
@@ -500,13 +502,13 @@ static void maybe_progress(struct edge_fsm *f, const struct edge_clock *clk,
  * missing block and the bitmap after it saved, all of it durable. */
 static void maybe_checkpoint(struct edge_fsm *f, struct edge_actions *out)
 {
-    uint64_t got = edge_window_received(&f->win);
+    uint64_t got = ferry_blockwin_received(&f->win);
     if ((got - f->ckpt_received) * f->blk < f->cfg.checkpoint_bytes)
         return;
     struct edge_job *job = &f->saved.job;
     push(out, EDGE_ACT_SYNC);
-    job->written = edge_window_base(&f->win) * f->blk;
-    edge_window_bitmap(&f->win, job->have);
+    job->written = ferry_blockwin_base(&f->win) * f->blk;
+    ferry_blockwin_bitmap(&f->win, job->have);
     job->have_unit = (uint16_t)f->blk;
     save(out);
     f->ckpt_received = got;
@@ -518,7 +520,7 @@ static void FERRY_PRINTF(5, 6)
     bad_answer(struct edge_fsm *f, const struct edge_clock *clk, struct edge_actions *out,
                uint32_t req, const char *fmt, ...)
 {
-    unsigned n = edge_window_retry(&f->win, req, clk->mono_ms);
+    unsigned n = ferry_blockwin_retry(&f->win, req, clk->mono_ms);
     if (n >= EDGE_FSM_MAX_BAD_ANSWERS) {
         char what[FERRY_DIAG_MAX / 2], msg[FERRY_DIAG_MAX];
         va_list ap;
@@ -541,11 +543,11 @@ static void answer_code(struct edge_fsm *f, const struct edge_clock *clk,
     if (code == 503 && b->has_max_age) {
         uint64_t wait = (uint64_t)b->max_age_s * 1000;
         uint64_t spread = wait / 10 > MAX_AGE_SPREAD ? wait / 10 : MAX_AGE_SPREAD;
-        edge_window_hold(&f->win, b->req, now, now + wait + rnd_upto(f, spread), false);
+        ferry_blockwin_hold(&f->win, b->req, now, now + wait + rnd_upto(f, spread), false);
     } else if (code == 404 || (code >= 500 && code < 600)) {
         /* One backoff step per wait, not per answer in the window. */
-        uint64_t until = edge_window_holding(&f->win, now) ? 0 : now + backoff_ms(f);
-        edge_window_hold(&f->win, b->req, now, until, true);
+        uint64_t until = ferry_blockwin_holding(&f->win, now) ? 0 : now + backoff_ms(f);
+        ferry_blockwin_hold(&f->win, b->req, now, until, true);
     } else if (code >= 400 && code < 500) {
         char msg[FERRY_DIAG_MAX];
         snprintf(msg, sizeof(msg),
@@ -576,7 +578,7 @@ void edge_fsm_block(struct edge_fsm *f, const struct edge_clock *clk, const stru
 {
     out->n = 0;
     uint64_t block;
-    if (f->phase != EDGE_PHASE_DOWNLOADING || !edge_window_lookup(&f->win, b->req, &block))
+    if (f->phase != EDGE_PHASE_DOWNLOADING || !ferry_blockwin_lookup(&f->win, b->req, &block))
         return; /* a duplicate, a late answer, or one of an earlier download */
     if (job_expired(f, clk)) {
         fail_expired(f, clk, out);
@@ -645,7 +647,7 @@ void edge_fsm_block(struct edge_fsm *f, const struct edge_clock *clk, const stru
     if (size < f->blk) {
         /* RFC 7959: the server may pick a smaller size; follow it from
          * here on (the offset is the one asked for). */
-        edge_window_split(&f->win, log2_of(f->blk / size), blocks_of(total, size));
+        ferry_blockwin_split(&f->win, log2_of(f->blk / size), blocks_of(total, size));
         f->blk = size;
     }
     struct edge_action *w = push(out, EDGE_ACT_WRITE);
@@ -658,9 +660,9 @@ void edge_fsm_block(struct edge_fsm *f, const struct edge_clock *clk, const stru
     } else {
         stop_hashing(f); /* out of order: edge_slots_finish()'s hash decides */
     }
-    edge_window_got(&f->win, b->req, clk->mono_ms);
+    ferry_blockwin_got(&f->win, b->req, clk->mono_ms);
     ferry_backoff_reset(&f->retry);
-    if (edge_window_done(&f->win)) {
+    if (ferry_blockwin_done(&f->win)) {
         download_done(f, clk, out);
         return;
     }
@@ -678,7 +680,7 @@ static void offered_again(struct edge_fsm *f, const struct edge_clock *clk,
         fail_expired(f, clk, out);
         return;
     }
-    edge_window_kick(&f->win, clk->mono_ms);
+    ferry_blockwin_kick(&f->win, clk->mono_ms);
     plan(f, clk, out);
 }
 
@@ -899,7 +901,7 @@ void edge_fsm_timer(struct edge_fsm *f, const struct edge_clock *clk, struct edg
             fail_expired(f, clk, out);
             return;
         }
-        edge_window_expire(&f->win, clk->mono_ms);
+        ferry_blockwin_expire(&f->win, clk->mono_ms);
         plan(f, clk, out);
     } else if (f->phase == EDGE_PHASE_GATE && !f->busy_pending) {
         gate_check(f, clk, out);
@@ -1144,17 +1146,12 @@ static void start_in_trial(struct edge_fsm *f, const struct edge_clock *clk,
         job->expires_at = INT64_MAX;
     }
     job->phase = EDGE_JOB_TRIAL;
+    /* The same judgement as a gateway's of its own trial (inst_trial.h). */
+    struct inst_trial tr;
+    inst_trial_after_boot(&boot->before, &boot->after, boot->booted, boot->fell_back, &tr);
     if (boot->after.trial == EDGE_SLOT_NONE) {
         f->phase = EDGE_PHASE_IDLE;
-        if (boot->fell_back)
-            finish_job(f, clk, out, FERRY_STATE_ROLLED_BACK, FERRY_OK,
-                       "the bootloader fell back to slot %s: %s in slot %s did not start "
-                       "ferry-edge within its boot attempts",
-                       edge_slot_name(boot->booted), timg->version, edge_slot_name(t));
-        else
-            finish_job(f, clk, out, FERRY_STATE_ROLLED_BACK, FERRY_OK,
-                       "trial boot of %s was not confirmed before its boot attempts ran out",
-                       timg->version);
+        finish_job(f, clk, out, FERRY_STATE_ROLLED_BACK, FERRY_OK, "%s", tr.why);
         idle_status(f, clk, out);
         return;
     }
@@ -1381,9 +1378,9 @@ static enum ferry_err check_config(const struct edge_fsm_config *c, struct ferry
     if (c->checkpoint_bytes < c->block_size)
         return ferry_fail(d, FERRY_E_INVALID_ARG,
                           "edge: checkpoint interval must be at least one block");
-    if (c->max_window > EDGE_WINDOW_MAX)
+    if (c->max_window > FERRY_BLOCKWIN_MAX)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "edge: window must be 1..%d block requests",
-                          EDGE_WINDOW_MAX);
+                          FERRY_BLOCKWIN_MAX);
     return FERRY_OK;
 }
 
@@ -1407,7 +1404,7 @@ enum ferry_err edge_fsm_new(const struct edge_fsm_config *cfg, struct edge_fsm *
     f->cfg.hw_revision = f->hw_revision;
     f->rng = cfg->seed ? cfg->seed : UINT64_C(0x9e3779b97f4a7c15);
     f->retry = (struct ferry_backoff){.min_ms = cfg->retry_min_ms, .max_ms = cfg->retry_max_ms};
-    edge_window_init(&f->win, cfg->max_window ? cfg->max_window : EDGE_WINDOW_MAX, rnd(f));
+    ferry_blockwin_init(&f->win, cfg->max_window ? cfg->max_window : FERRY_BLOCKWIN_MAX, rnd(f));
     f->phase = EDGE_PHASE_START;
     f->running_slot = EDGE_SLOT_A;
     f->prev_slot = EDGE_SLOT_A;
@@ -1439,7 +1436,7 @@ const struct edge_slot_info *edge_fsm_running(const struct edge_fsm *f)
     return &f->running;
 }
 
-const struct edge_window *edge_fsm_window(const struct edge_fsm *f)
+const struct ferry_blockwin *edge_fsm_window(const struct edge_fsm *f)
 {
     return &f->win;
 }

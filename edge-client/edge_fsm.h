@@ -65,7 +65,7 @@
  *   installs otherwise. A deferred record is sent when the reason changes,
  *   not on every retry.
  * - Download: a window of Block2 requests, one block each, several in
- *   flight (edge_window.h: CoCoA's timer, an AIMD window, at most
+ *   flight (ferry_blockwin.h: CoCoA's timer, an AIMD window, at most
  *   max_window); each GET_BLOCK carries a request id the answer must come
  *   back with (the daemon puts it in the CoAP token), so duplicated, late
  *   and reordered answers are told apart from the block asked for. Blocks
@@ -93,7 +93,7 @@
  *   edge_slots_finish() re-hashes the slot anyway.
  * - Every checkpoint_bytes received the slot is synced and the job saved
  *   with the first missing block, the bitmap of the blocks after it
- *   (edge_window.h: 256 of them, so the record has a fixed size), the ETag
+ *   (ferry_blockwin.h: 256 of them, so the record has a fixed size), the ETag
  *   and the image's digest: a restart resumes at the first missing block
  *   and asks for none that was durable.
  * - A release whose manifest names nodes (`nodes`) and not this one is
@@ -138,7 +138,7 @@
 #define FERRY_EDGE_FSM_H
 
 #include "edge_boot.h"
-#include "edge_window.h"
+#include "ferry_blockwin.h"
 #include "ferry_err.h"
 #include "ferry_keyring.h"
 #include "ferry_manifest.h"
@@ -183,8 +183,8 @@ struct edge_fsm_config {
     uint64_t checkpoint_bytes;           /* >= block_size */
     uint32_t progress_ms;                /* downloading record at most this often */
     uint32_t retry_min_ms, retry_max_ms; /* backoff bounds, 1 <= min <= max */
-    unsigned max_window;                 /* block requests out at most, 0..EDGE_WINDOW_MAX;
-                                            0: EDGE_WINDOW_MAX */
+    unsigned max_window;                 /* block requests out at most, 0..FERRY_BLOCKWIN_MAX;
+                                            0: FERRY_BLOCKWIN_MAX */
     uint64_t seed;                       /* jitter PRNG */
     bool await_hold;                     /* install only after a first edge_fsm_hold() */
 };
@@ -209,7 +209,7 @@ struct edge_job {
     uint64_t written; /* DOWNLOADING: contiguous bytes synced to the slot */
     /* DOWNLOADING: bit i (LSB first) set when block written / have_unit + i
      * is synced too; have_unit 0: no bitmap (all zero). */
-    uint8_t have[EDGE_WINDOW_BITMAP_BYTES];
+    uint8_t have[FERRY_BLOCKWIN_BITMAP_BYTES];
     uint16_t have_unit; /* block size of the bitmap, 16..1024 */
     uint8_t etag[EDGE_FSM_ETAG_MAX];
     uint8_t etag_len;            /* 0: none seen yet */
@@ -306,7 +306,7 @@ const struct edge_fsm_saved *edge_fsm_saved(const struct edge_fsm *f);
 /* The image the node runs now (valid false: unknown, a factory state). */
 const struct edge_slot_info *edge_fsm_running(const struct edge_fsm *f);
 /* The download's window, for logs and benchmarks; valid while f lives. */
-const struct edge_window *edge_fsm_window(const struct edge_fsm *f);
+const struct ferry_blockwin *edge_fsm_window(const struct edge_fsm *f);
 
 enum edge_fsm_module {
     EDGE_FSM_MODULE_NONE,        /* not a module's job, or nothing installed yet */

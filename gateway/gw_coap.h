@@ -189,11 +189,13 @@ struct gw_coap_hooks {
                                    struct ferry_diag *d);
     void (*artifact_release)(void *arg, void *ref);
 
-    /* A status record from a node, decoded and schema-checked (its gateway
-     * field is whatever the node sent, usually ""). psk_identity is the
-     * node id the DTLS session authenticated (the requester's id when its
-     * kind is GW_COAP_REQUESTER_PSK), or NULL over plain CoAP; the hook
-     * should refuse a record whose node differs from it. The answer to
+    /* A status record from a node, or relayed by a child gateway in a
+     * cascade, decoded and schema-checked (its gateway field is whatever
+     * the sender wrote: "" from a node, the record's path from a child).
+     * who is the requester (a PSK identity, a declared n= or anonymous);
+     * the hook should refuse a record whose sender may not speak for it
+     * (over DTLS a node's record from another identity, a relayed record
+     * from anyone but its last hop). The answer to
      * the node follows the return value:
      *   FERRY_OK                          2.04 Changed: only once the record
      *                                     is stored durably (or was already);
@@ -207,8 +209,8 @@ struct gw_coap_hooks {
      *   anything else                     5.00.
      * A message the hook writes into d becomes the diagnostic payload of an
      * error answer. */
-    enum ferry_err (*status)(void *arg, const struct ferry_status *st, const char *psk_identity,
-                             struct ferry_diag *d);
+    enum ferry_err (*status)(void *arg, const struct ferry_status *st,
+                             const struct gw_coap_requester *who, struct ferry_diag *d);
 
     /* Optional (NULL: no ferry/meta resource, gw_coap_meta.c): the trust
      * metadata bundle of product for a node holding root version `have`,

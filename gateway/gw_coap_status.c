@@ -88,8 +88,7 @@ static void store_status(struct gw_coap *s, const struct gw_coap_requester *who,
         return;
     }
     d.msg[0] = '\0';
-    err =
-        s->hooks.status(s->hooks.arg, &st, who->kind == GW_COAP_REQUESTER_PSK ? who->id : NULL, &d);
+    err = s->hooks.status(s->hooks.arg, &st, who, &d);
     coap_pdu_code_t code = status_code_for(err);
     if (err == FERRY_OK)
         coap_pdu_set_code(resp, code);

@@ -19,7 +19,21 @@
 
 static const struct ferry_opt gw_opts[] = {
     OPT("broker", FERRY_OPT_STR, broker, "URL",
-        "MQTT broker, mqtt://HOST:PORT or mqtts://HOST:PORT", FERRY_OPT_REQUIRED),
+        "MQTT broker, mqtt://HOST:PORT or mqtts://HOST:PORT (or --upstream)", 0),
+    OPT("upstream", FERRY_OPT_STR, upstream, "URL",
+        "a parent gateway instead of the broker (a cascade), coap://HOST:PORT or "
+        "coaps://HOST:PORT; this gateway is a client of it named by --id",
+        0),
+    OPT("upstream-psk-file", FERRY_OPT_STR, upstream_psk_file, "FILE",
+        "for a coaps:// --upstream: this gateway's pre-shared key in hex (identity = --id)", 0),
+    OPT("upstream-poll", FERRY_OPT_DURATION, upstream_poll, "DURATION",
+        "how often the parent is asked again for each product line's manifest and metadata "
+        "(Observe re-registration; default 60s)",
+        0),
+    OPT("upstream-product", FERRY_OPT_STRLIST, upstream_products, "PRODUCT",
+        "a product line to follow from the parent from the start (repeatable); the lines its "
+        "nodes ask for and the releases it holds are followed anyway",
+        0),
     OPT("fleet", FERRY_OPT_STR, fleet, "FLEET", "fleet whose releases this gateway serves",
         FERRY_OPT_REQUIRED),
     OPT("id", FERRY_OPT_STR, id, "GW", "this gateway's id", FERRY_OPT_REQUIRED),
@@ -75,6 +89,42 @@ static const struct ferry_opt gw_opts[] = {
         "(default 30d)",
         0),
     OPT("log-level", FERRY_OPT_LOGLEVEL, log_level, "LEVEL", "error, warn, info or debug", 0),
+    OPT("self-product", FERRY_OPT_STR, self_product, "PRODUCT",
+        "update this gateway itself from that product line (after its nodes: README, "
+        "\"Gateway self-update\"); needs --self-hw-model",
+        0),
+    OPT("self-hw-model", FERRY_OPT_STR, self_hw_model, "MODEL",
+        "this gateway's hardware model, as its releases list it", 0),
+    OPT("self-hw-revision", FERRY_OPT_STR, self_hw_revision, "REV",
+        "this gateway's hardware revision", 0),
+    OPT("self-bootloader", FERRY_OPT_STR, self_bootloader, "KIND",
+        "sim (default: slots are files in STATE/self, the gateway restarts itself), uboot, grub "
+        "or custom, as ferry-edge's --bootloader",
+        0),
+    OPT("self-slot-a", FERRY_OPT_STR, self_slot_a, "PATH",
+        "slot A of this gateway's own image (a block device or file; with --self-slot-b)", 0),
+    OPT("self-slot-b", FERRY_OPT_STR, self_slot_b, "PATH", "slot B", 0),
+    OPT("self-max-image-mb", FERRY_OPT_U64, self_max_image_mb, "MB",
+        "capacity of a file slot (default 256)", 0),
+    OPT("self-uboot-env-config", FERRY_OPT_STR, self_uboot_env_config, "FILE",
+        "uboot: the fw_env.config naming the environment (default /etc/fw_env.config)", 0),
+    OPT("self-grub-env", FERRY_OPT_STR, self_grub_env, "FILE",
+        "grub: the grubenv file (default /boot/grub/grubenv)", 0),
+    OPT("self-bootloader-cmd", FERRY_OPT_STR, self_bootloader_cmd, "PROGRAM",
+        "custom: the bootloader program (deploy/custom)", 0),
+    OPT("self-health-cmd", FERRY_OPT_STR, self_health_cmd, "CMD",
+        "after booting a new version of itself, once its upstream is up: a shell command that "
+        "exits 0 when healthy (FERRY_VERSION, FERRY_SLOT, FERRY_SLOT_PATH set); without it the "
+        "upstream coming up is the check",
+        0),
+    OPT("self-health-timeout", FERRY_OPT_DURATION, self_health_timeout, "DURATION",
+        "how long a new version of itself has to bring its upstream up and pass its check "
+        "(default 5m)",
+        0),
+    OPT("self-reboot-cmd", FERRY_OPT_STR, self_reboot_cmd, "CMD",
+        "how to boot the other slot (e.g. 'systemctl reboot'); without it the gateway restarts "
+        "its own process (the sim bootloader only)",
+        0),
 };
 #define N_OPTS (sizeof(gw_opts) / sizeof(gw_opts[0]))
 
@@ -96,6 +146,42 @@ enum ferry_err gw_config_parse(struct gw_config *cfg, int argc, char **argv, boo
         ferry_opts_parse(gw_opts, N_OPTS, cfg, argc, argv, 1, ferry_cfgfile_load, help, d);
     if (err != FERRY_OK || *help)
         return err;
+    if (!cfg->broker == !cfg->upstream)
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          "give either --broker (the cloud) or --upstream (a parent gateway)");
+    if (cfg->upstream && (cfg->ca_file || cfg->cert_file || cfg->key_file))
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          "--ca-file, --cert-file and --key-file are for --broker; a parent over "
+                          "coaps:// takes --upstream-psk-file");
+    if (cfg->upstream_psk_file && !cfg->upstream)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--upstream-psk-file: needs --upstream");
+    if (!cfg->upstream_poll)
+        cfg->upstream_poll = 60;
+    if (cfg->upstream_poll < 1 || cfg->upstream_poll > 3600)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--upstream-poll: expected 1s..1h, got %lld s",
+                          (long long)cfg->upstream_poll);
+    for (size_t i = 0; i < cfg->upstream_products.n; i++)
+        if (!ferry_id_valid(cfg->upstream_products.v[i]))
+            return ferry_fail(d, FERRY_E_INVALID_ARG,
+                              "--upstream-product: '%.64s' is not a product id",
+                              cfg->upstream_products.v[i]);
+    if (cfg->self_product && (!ferry_id_valid(cfg->self_product) || !cfg->self_hw_model))
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          "--self-product: needs a product id and --self-hw-model");
+    if (!cfg->self_product &&
+        (cfg->self_hw_model || cfg->self_hw_revision || cfg->self_bootloader || cfg->self_slot_a ||
+         cfg->self_slot_b || cfg->self_uboot_env_config || cfg->self_grub_env ||
+         cfg->self_bootloader_cmd || cfg->self_health_cmd || cfg->self_reboot_cmd))
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "the --self-* settings need --self-product");
+    if (!cfg->self_max_image_mb)
+        cfg->self_max_image_mb = 256;
+    if (cfg->self_max_image_mb > GW_CONFIG_CACHE_QUOTA_MB_MAX)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--self-max-image-mb: at most %llu",
+                          (unsigned long long)GW_CONFIG_CACHE_QUOTA_MB_MAX);
+    if (!cfg->self_health_timeout)
+        cfg->self_health_timeout = 300;
+    if (cfg->self_health_timeout < 1)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--self-health-timeout: at least 1s");
     if (cfg->coap_port == 0 || cfg->coap_port > 65535)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--coap-port: expected 1..65535, got %llu",
                           (unsigned long long)cfg->coap_port);
@@ -160,9 +246,11 @@ void gw_config_free(struct gw_config *cfg)
 
 void gw_config_usage(FILE *out)
 {
-    fprintf(out, "Usage: ferry-gateway --broker URL --fleet F --id GW --cache-dir DIR\n"
-                 "                     --state-dir DIR --trust KEYRING [options]\n\n"
-                 "Relays signed releases from the cloud (MQTT) to edge nodes (CoAP).\n\n"
-                 "Options:\n");
+    fprintf(out,
+            "Usage: ferry-gateway (--broker URL | --upstream URL) --fleet F --id GW\n"
+            "                     --cache-dir DIR --state-dir DIR --trust KEYRING [options]\n\n"
+            "Relays signed releases from the cloud (MQTT), or from a parent gateway (CoAP),\n"
+            "to edge nodes and child gateways (CoAP).\n\n"
+            "Options:\n");
     ferry_opts_usage(out, gw_opts, N_OPTS);
 }

@@ -15,7 +15,11 @@
 #define GW_CONFIG_CACHE_QUOTA_MB_MAX (UINT64_C(1) << 24)
 
 struct gw_config {
-    char *broker; /* mqtt://host:port or mqtts://host:port */
+    char *broker;   /* mqtt://host:port or mqtts://host:port; or: */
+    char *upstream; /* coap://host:port or coaps://host:port: a parent gateway */
+    char *upstream_psk_file;
+    int64_t upstream_poll;                  /* seconds between asks of the parent */
+    struct ferry_strlist upstream_products; /* followed from the start */
     char *fleet;
     char *id;
     char *cache_dir;
@@ -39,6 +43,19 @@ struct gw_config {
     uint64_t max_seq_step;         /* how far one release may move a product's seq */
     int64_t max_manifest_lifetime; /* seconds a manifest may be valid, at most */
     enum ferry_log_level log_level;
+    /* Self-update (gw_self.h): the gateway's own product line and device. */
+    char *self_product;
+    char *self_hw_model;
+    char *self_hw_revision;
+    char *self_bootloader; /* sim (default), uboot, grub, custom */
+    char *self_slot_a, *self_slot_b;
+    uint64_t self_max_image_mb;
+    char *self_uboot_env_config;
+    char *self_grub_env;
+    char *self_bootloader_cmd;
+    char *self_health_cmd;
+    int64_t self_health_timeout;
+    char *self_reboot_cmd;
 };
 
 /* Parses argv into cfg (zero it first). *help is set for --help. Strings are

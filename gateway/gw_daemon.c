@@ -13,7 +13,10 @@
 #include "gw_relay.h"
 #include "gw_releases.h"
 #include "gw_rollouts.h"
-#include "gw_uplink.h"
+#include "gw_self.h"
+#include "gw_selfupd.h"
+#include "gw_upstream.h"
+#include "gw_upstream_coap.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +55,7 @@ struct gw {
     struct gw_meta *meta; /* the trust: roots, timestamps */
     struct gw_releases *releases;
     struct gw_cache *cache;
-    struct gw_uplink *uplink;
+    struct gw_upstream *uplink; /* the cloud over MQTT, or a parent over CoAP */
     struct gw_relay *relay;
     struct gw_coap *coap;
 
@@ -76,6 +79,10 @@ struct gw {
     uint64_t policy_timer;
     struct ferry_nodeinfo *pending;
     size_t npending, cap_pending;
+
+    /* Its own update (--self-product), and whether it asked to restart. */
+    struct gw_self *self;
+    bool restart;
 };
 
 static int64_t wall_now(void)
@@ -155,8 +162,8 @@ static void apply_actions(struct gw *g, const struct gw_fetch_actions *act)
         if (ferry_stream_req_encode(&act->req, &json, &len, &d) != FERRY_OK) {
             LOG_ERR("fetch: %s", d.msg);
         } else {
-            enum ferry_err err = gw_uplink_publish(g->uplink, FERRY_TOPIC_STREAM_REQ, NULL, json,
-                                                   len, 1, false, NULL);
+            enum ferry_err err =
+                gw_upstream_publish(g->uplink, FERRY_TOPIC_STREAM_REQ, NULL, json, len, false);
             if (err != FERRY_OK)
                 LOG_DEBUG("fetch: request not sent (%s); the timeout will ask again",
                           ferry_strerror(err));
@@ -219,6 +226,7 @@ static void fetch_finish(struct gw *g)
         if (gw_coap_artifact_added(g->coap, sha, g->fetch_size) != FERRY_OK)
             LOG_WARN("coap: could not list artifact %s", g->fetch_hex);
         policy_cached(g, sha, true);
+        gw_self_kick(g->self);
     } else {
         LOG_ERR("cache: artifact %s rejected: %s", g->fetch_hex, ferry_diag_str(&d, err));
         failure_note(g, sha, false);
@@ -341,7 +349,7 @@ static enum ferry_err fetch_start(struct gw *g, const struct ferry_manifest *m)
     };
     memcpy(p.sha256, m->sha256, FERRY_SHA256_LEN);
     struct gw_fetch_actions act;
-    err = gw_fetch_start(&p, ferry_now_ms(), gw_uplink_is_up(g->uplink), &g->fetch, &act, &d);
+    err = gw_fetch_start(&p, ferry_now_ms(), gw_upstream_is_up(g->uplink), &g->fetch, &act, &d);
     if (err != FERRY_OK) {
         LOG_ERR("fetch: %s", d.msg);
         gw_cache_part_close(g->part);
@@ -449,9 +457,9 @@ static void publish_description(struct gw *g, const struct ferry_nodeinfo *ni)
     struct ferry_diag d = {{0}};
     enum ferry_err err = ferry_nodeinfo_to_json(ni, &json, &len, &d);
     if (err == FERRY_OK)
-        err = g->uplink ? gw_uplink_publish(g->uplink, FERRY_TOPIC_NODE_INFO, ni->node, json, len,
-                                            1, true, NULL)
-                        : FERRY_E_BUSY;
+        err = g->uplink
+                  ? gw_upstream_publish(g->uplink, FERRY_TOPIC_NODE_INFO, ni->node, json, len, true)
+                  : FERRY_E_BUSY;
     free(json);
     if (err == FERRY_E_BUSY)
         pending_add(g, ni);
@@ -479,8 +487,8 @@ static void publish_report(struct gw *g)
         LOG_ERR("rollouts: report not kept: %s", ferry_diag_str(&d, err));
     err = ferry_rollout_report_to_json(&rep, &json, &len, &d);
     if (err == FERRY_OK)
-        err = g->uplink ? gw_uplink_publish(g->uplink, FERRY_TOPIC_ROLLOUT_REPORT, NULL, json, len,
-                                            1, true, NULL)
+        err = g->uplink ? gw_upstream_publish(g->uplink, FERRY_TOPIC_ROLLOUT_REPORT, NULL, json,
+                                              len, true)
                         : FERRY_E_BUSY;
     free(json);
     if (err == FERRY_OK)
@@ -624,6 +632,7 @@ static void on_up(void *arg)
     apply_policy(g, &fx);
     pending_flush(g);
     schedule_pick(g, 0);
+    gw_self_kick(g->self);
 }
 
 static void on_down(void *arg)
@@ -668,6 +677,7 @@ static void on_release(void *arg, const char *product, const uint8_t *buf, size_
     sync_held(g, product, &fx);
     apply_policy(g, &fx);
     schedule_pick(g, 0);
+    gw_self_kick(g->self);
 }
 
 /* The limits that apply now: the root's policy, else the flags. */
@@ -755,8 +765,10 @@ static enum ferry_err relay_publish(void *arg, bool twin, const char *node, cons
                                     size_t len, bool retain)
 {
     struct gw *g = arg;
-    return gw_uplink_publish(g->uplink, twin ? FERRY_TOPIC_NODE : FERRY_TOPIC_STATUS, node, buf,
-                             len, 1, retain, NULL);
+    if (!g->uplink) /* not started yet: the relay sends again once it is up */
+        return FERRY_E_BUSY;
+    return gw_upstream_publish(g->uplink, twin ? FERRY_TOPIC_NODE : FERRY_TOPIC_STATUS, node, buf,
+                               len, retain);
 }
 
 /* ---- CoAP hooks: what nodes see ----------------------------------------- */
@@ -778,7 +790,9 @@ static enum ferry_err hook_config(void *arg, const struct ferry_config_report *r
     size_t len = 0;
     enum ferry_err err = ferry_config_report_encode(&up, &json, &len, d);
     if (err == FERRY_OK)
-        err = gw_uplink_publish(g->uplink, FERRY_TOPIC_CONFIG, r->node, json, len, 1, true, NULL);
+        err = g->uplink
+                  ? gw_upstream_publish(g->uplink, FERRY_TOPIC_CONFIG, r->node, json, len, true)
+                  : FERRY_E_BUSY;
     free(json);
     if (err == FERRY_OK)
         LOG_INFO("config: node %s reported its properties (%s)", r->node,
@@ -796,6 +810,8 @@ static const uint8_t *hook_manifest(void *arg, const char *product,
 {
     (void)who; /* the baseline is the same for every node; manifest_for is per node */
     struct gw *g = arg;
+    if (g->uplink) /* a parent is asked for the lines the nodes follow */
+        gw_upstream_want(g->uplink, product);
     struct gw_offer o;
     gw_policy_offer(g->policy, product, NULL, wall_now(), ferry_now_ms(), &o);
     *len = o.len;
@@ -908,13 +924,36 @@ static void hook_artifact_release(void *arg, void *ref)
     gw_cache_unmap(ref);
 }
 
+/* Who may send st: a node's own record (no gateway yet, or this one) comes
+ * from that node (over DTLS, its identity); a record a child gateway
+ * relays (its last hop another gateway) comes from that child, named by
+ * its PSK identity or its n= (PROTOCOL.md, "Cascaded gateways"). */
+static enum ferry_err may_send(const struct gw *g, const struct ferry_status *st,
+                               const struct gw_coap_requester *who, struct ferry_diag *d)
+{
+    const char *hop = ferry_status_last_hop(st);
+    if (hop[0] && strcmp(hop, g->cfg->id) != 0) {
+        if (who->kind == GW_COAP_REQUESTER_ANONYMOUS || strcmp(who->id, hop) != 0)
+            return ferry_fail(
+                d, FERRY_E_PROTOCOL,
+                "status: a record relayed by gateway '%s' may come only from it, "
+                "not from '%s'",
+                hop, who->kind == GW_COAP_REQUESTER_ANONYMOUS ? "an anonymous client" : who->id);
+        return FERRY_OK;
+    }
+    if (who->kind == GW_COAP_REQUESTER_PSK && strcmp(who->id, st->node) != 0)
+        return ferry_fail(d, FERRY_E_PROTOCOL, "status: node '%s' may not report for '%s'", who->id,
+                          st->node);
+    return FERRY_OK;
+}
+
 static enum ferry_err hook_status(void *arg, const struct ferry_status *st,
-                                  const char *psk_identity, struct ferry_diag *d)
+                                  const struct gw_coap_requester *who, struct ferry_diag *d)
 {
     struct gw *g = arg;
-    if (psk_identity && strcmp(psk_identity, st->node) != 0)
-        return ferry_fail(d, FERRY_E_PROTOCOL, "status: node '%s' may not report for '%s'",
-                          psk_identity, st->node);
+    enum ferry_err perr = may_send(g, st, who, d);
+    if (perr != FERRY_OK)
+        return perr;
     enum ferry_err err = gw_relay_submit(g->relay, st, d);
     if (err == FERRY_OK)
         LOG_DEBUG("status: node %s seq %llu %s", st->node, (unsigned long long)st->seq,
@@ -927,6 +966,8 @@ static enum ferry_err hook_status(void *arg, const struct ferry_status *st,
     else
         LOG_WARN("status: node %s seq %llu not stored: %s", st->node, (unsigned long long)st->seq,
                  ferry_diag_str(d, err));
+    if (err == FERRY_OK) /* a node's step may be what its gateway waits for */
+        gw_self_kick(g->self);
     if (err == FERRY_OK) { /* the rollout's halt rule counts what it relayed */
         struct gw_policy_effects fx = {0};
         gw_policy_status(g->policy, st, wall_now(), &fx);
@@ -1030,6 +1071,168 @@ static void on_evict(void *arg, const uint8_t sha[FERRY_SHA256_LEN])
 
 /* ---- start-up and shut-down -------------------------------------------- */
 
+/* ---- its own update (gw_self.h) ---------------------------------------- */
+
+/* The self product's held release, unless the trust withdrew it or its
+ * timestamp is stale: what the gateway would offer a node of its own. */
+static const struct ferry_manifest *self_release(void *arg, bool *cached)
+{
+    struct gw *g = arg;
+    const struct gw_release *r = gw_releases_current(g->releases, g->cfg->self_product);
+    if (!r || verdict_of(g, r, NULL) != FERRY_OK)
+        return NULL;
+    *cached = gw_cache_has(g->cache, r->manifest.sha256, NULL);
+    return &r->manifest;
+}
+
+/* Its nodes (and child gateways) busy downloading or installing, by their
+ * newest records, plus whoever holds a download place now; its own records
+ * (it is in its node table too) do not count. */
+static size_t self_busy(void *arg, uint64_t now_ms)
+{
+    struct gw *g = arg;
+    size_t busy = gw_coap_active_downloads(g->coap);
+    for (size_t i = 0; i < gw_relay_nodes(g->relay); i++) {
+        const struct gw_node_info *ni = gw_relay_node_at(g->relay, i);
+        if (strcmp(ni->last.node, g->cfg->id) != 0 &&
+            gw_selfupd_node_busy(&ni->last, ni->stored_ms, now_ms))
+            busy++;
+    }
+    return busy;
+}
+
+static enum ferry_err self_report(void *arg, const struct ferry_status *st, struct ferry_diag *d)
+{
+    struct gw *g = arg;
+    return gw_relay_submit(g->relay, st, d);
+}
+
+static void self_unmap(void *arg, void *ref)
+{
+    (void)arg;
+    gw_cache_unmap(ref);
+}
+
+static bool self_link_up(void *arg)
+{
+    const struct gw *g = arg;
+    return g->uplink && gw_upstream_is_up(g->uplink);
+}
+
+static void self_restart(void *arg)
+{
+    struct gw *g = arg;
+    g->restart = true;
+    ferry_loop_stop(g->loop);
+}
+
+static enum ferry_err start_self(struct gw *g, struct ferry_diag *d)
+{
+    const struct gw_config *cfg = g->cfg;
+    if (!cfg->self_product)
+        return FERRY_OK;
+    char dir[4096];
+    if ((size_t)snprintf(dir, sizeof(dir), "%s/self", cfg->state_dir) >= sizeof(dir))
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--state-dir: path too long");
+    struct gw_self_opts o = {
+        .gateway_id = cfg->id,
+        .product = cfg->self_product,
+        .hw_model = cfg->self_hw_model,
+        .hw_revision = cfg->self_hw_revision,
+        .dir = dir,
+        .device =
+            {
+                .slot = {cfg->self_slot_a, cfg->self_slot_b},
+                .max_bytes = cfg->self_max_image_mb << 20,
+                .uboot_env_config = cfg->self_uboot_env_config,
+                .grub_env = cfg->self_grub_env,
+                .bootloader_cmd = cfg->self_bootloader_cmd,
+                .cmd_timeout_ms = 60000,
+            },
+        .health_cmd = cfg->self_health_cmd,
+        .health_timeout_ms = (uint64_t)cfg->self_health_timeout * 1000u,
+        .reboot_cmd = cfg->self_reboot_cmd,
+    };
+    enum ferry_err err = FERRY_OK;
+    if (cfg->self_bootloader &&
+        inst_bootloader_kind_parse(cfg->self_bootloader, &o.device.kind) != FERRY_OK)
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          "--self-bootloader: '%.32s' is not sim, uboot, grub or custom",
+                          cfg->self_bootloader);
+    struct gw_self_hooks h = {
+        .arg = g,
+        .release = self_release,
+        .busy = self_busy,
+        .report = self_report,
+        .map = hook_artifact_map,
+        .unmap = self_unmap,
+        .link_up = self_link_up,
+        .restart = self_restart,
+    };
+    err = gw_self_open(g->loop, &o, &h, &g->self, d);
+    if (err == FERRY_OK)
+        LOG_INFO("self: following product %s as hardware %s, running %s", cfg->self_product,
+                 cfg->self_hw_model,
+                 gw_self_version(g->self)[0] ? gw_self_version(g->self) : "an unknown image");
+    return err;
+}
+
+static uint64_t root_version(void *arg)
+{
+    const struct gw *g = arg;
+    return ferry_trust_version(gw_meta_trust(g->meta));
+}
+
+/* The cloud over MQTT, or a parent gateway over CoAP (gw_upstream.h); a
+ * parent is asked for the product lines held already and those named. */
+static enum ferry_err start_upstream(struct gw *g, struct ferry_diag *d)
+{
+    const struct gw_config *cfg = g->cfg;
+    gw_upstream_handlers h = {
+        .arg = g,
+        .on_up = on_up,
+        .on_down = on_down,
+        .on_release = on_release,
+        .on_root = on_root,
+        .on_timestamp = on_timestamp,
+        .on_chunk = on_chunk,
+        .on_status_ack = on_status_ack,
+        .on_rollout = on_rollout,
+    };
+    enum ferry_err err;
+    if (cfg->upstream) {
+        struct gw_upstream_coap_opts co = {
+            .uri = cfg->upstream,
+            .gateway_id = cfg->id,
+            .psk_file = cfg->upstream_psk_file,
+            .poll_s = (uint32_t)cfg->upstream_poll,
+            .root_version = root_version,
+            .root_arg = g,
+            .seed = (uint64_t)wall_now() ^ (ferry_now_ms() << 24) ^ (uint64_t)(uintptr_t)g,
+        };
+        err = gw_upstream_coap_new(g->loop, &co, &h, &g->uplink, d);
+    } else {
+        struct gw_uplink_opts uo = {
+            .broker = cfg->broker,
+            .fleet = cfg->fleet,
+            .gateway_id = cfg->id,
+            .ca_file = cfg->ca_file,
+            .cert_file = cfg->cert_file,
+            .key_file = cfg->key_file,
+        };
+        err = gw_upstream_mqtt_new(g->loop, &uo, &h, &g->uplink, d);
+    }
+    if (err != FERRY_OK)
+        return err;
+    for (size_t i = 0; i < cfg->upstream_products.n; i++)
+        gw_upstream_want(g->uplink, cfg->upstream_products.v[i]);
+    if (cfg->self_product)
+        gw_upstream_want(g->uplink, cfg->self_product);
+    for (size_t i = 0; i < gw_releases_count(g->releases); i++)
+        gw_upstream_want(g->uplink, gw_releases_at(g->releases, i)->manifest.product);
+    return FERRY_OK;
+}
+
 static enum ferry_err gw_start(struct gw *g, struct ferry_diag *d)
 {
     const struct gw_config *cfg = g->cfg;
@@ -1098,31 +1301,17 @@ static enum ferry_err gw_start(struct gw *g, struct ferry_diag *d)
     err = start_coap(g, d);
     if (err != FERRY_OK)
         return err;
-    struct gw_uplink_opts uo = {
-        .broker = cfg->broker,
-        .fleet = cfg->fleet,
-        .gateway_id = cfg->id,
-        .ca_file = cfg->ca_file,
-        .cert_file = cfg->cert_file,
-        .key_file = cfg->key_file,
-    };
-    struct gw_uplink_handlers h = {
-        .arg = g,
-        .on_up = on_up,
-        .on_down = on_down,
-        .on_release = on_release,
-        .on_root = on_root,
-        .on_timestamp = on_timestamp,
-        .on_chunk = on_chunk,
-        .on_status_ack = on_status_ack,
-        .on_rollout = on_rollout,
-    };
-    err = gw_uplink_new(g->loop, &uo, &h, &g->uplink, d);
+    err = start_upstream(g, d);
     if (err != FERRY_OK)
         return err;
-    LOG_INFO("gateway %s of fleet %s started: %zu releases held, cache %llu of %llu bytes used",
-             cfg->id, cfg->fleet, gw_releases_count(g->releases),
-             (unsigned long long)gw_cache_used(g->cache), (unsigned long long)quota);
+    err = start_self(g, d);
+    if (err != FERRY_OK)
+        return err;
+    LOG_INFO("gateway %s of fleet %s started (upstream: %s): %zu releases held, cache %llu of %llu "
+             "bytes used",
+             cfg->id, cfg->fleet, cfg->upstream ? cfg->upstream : cfg->broker,
+             gw_releases_count(g->releases), (unsigned long long)gw_cache_used(g->cache),
+             (unsigned long long)quota);
     schedule_pick(g, 0);
     return FERRY_OK;
 }
@@ -1132,10 +1321,13 @@ static void gw_stop(struct gw *g)
     if (g->fetch)
         fetch_log_stats(g, "paused");
     fetch_stop(g);
+    gw_self_free(g->self); /* it may hold a mapping of the cache */
+    g->self = NULL;
     /* CoAP first: it releases its mappings back into the cache. */
     gw_coap_free(g->coap);
     g->coap = NULL;
-    gw_uplink_free(g->uplink);
+    gw_upstream_free(g->uplink);
+    g->uplink = NULL;
     gw_relay_free(g->relay);
     gw_policy_free(g->policy); /* before the cache: evictions ask nothing of it then */
     g->policy = NULL;
@@ -1146,14 +1338,18 @@ static void gw_stop(struct gw *g)
     ferry_loop_free(g->loop);
 }
 
-enum ferry_err gw_daemon_run(const struct gw_config *cfg, struct ferry_diag *d)
+enum ferry_err gw_daemon_run(const struct gw_config *cfg, bool *restart, struct ferry_diag *d)
 {
     struct gw g = {.cfg = cfg};
     enum ferry_err err = gw_start(&g, d);
     if (err == FERRY_OK) {
         int sig = ferry_loop_run(g.loop);
-        LOG_INFO("stopping on signal %d", sig);
+        if (g.restart)
+            LOG_INFO("stopping to restart into the slot the boot step chooses");
+        else
+            LOG_INFO("stopping on signal %d", sig);
     }
     gw_stop(&g);
+    *restart = err == FERRY_OK && g.restart;
     return err;
 }

@@ -8,8 +8,14 @@
 #include "ferry_err.h"
 #include "gw_config.h"
 
-/* Runs until SIGINT or SIGTERM. cfg is borrowed. Returns FERRY_OK on a clean
- * stop, or the start-up error (with d naming it). */
-enum ferry_err gw_daemon_run(const struct gw_config *cfg, struct ferry_diag *d) FERRY_MUST_CHECK;
+#include <stdbool.h>
+
+/* Runs until SIGINT or SIGTERM, or until its own update asks for a restart
+ * (gw_self.h; *restart is then true and the caller starts the gateway
+ * again: the simulated bootloader plays at that start). cfg is borrowed.
+ * Returns FERRY_OK on a clean stop, or the start-up error (with d naming
+ * it). */
+enum ferry_err gw_daemon_run(const struct gw_config *cfg, bool *restart,
+                             struct ferry_diag *d) FERRY_MUST_CHECK;
 
 #endif

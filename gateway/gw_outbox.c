@@ -1095,9 +1095,13 @@ static enum ferry_err check_room(struct gw_outbox *ob, const char *node, uint64_
     return FERRY_OK;
 }
 
-/* Whether the pending entry i holds exactly json. FERRY_E_CORRUPT when it
- * no longer reads back (it is dropped then), FERRY_E_IO on a read error. */
-static enum ferry_err same_as_pending(struct gw_outbox *ob, size_t i, const char *json, size_t len,
+/* Whether the pending entry i holds the same record as rec (json):
+ * ferry_status_same(), so the path it came by does not count (a node that
+ * moved under a child gateway resends what it had sent here directly).
+ * FERRY_E_CORRUPT when it no longer reads back (it is dropped then),
+ * FERRY_E_IO on a read error. */
+static enum ferry_err same_as_pending(struct gw_outbox *ob, size_t i,
+                                      const struct ferry_status *rec, const char *json, size_t len,
                                       bool *same, struct ferry_diag *d)
 {
     uint8_t buf[REC_MAX];
@@ -1107,9 +1111,13 @@ static enum ferry_err same_as_pending(struct gw_outbox *ob, size_t i, const char
         advance_head(ob);
         return err;
     }
-    if (err == FERRY_OK)
-        *same = ob->e[i].len == len && memcmp(buf + REC_HDR, json, len) == 0;
-    return err;
+    if (err != FERRY_OK)
+        return err;
+    struct ferry_status held;
+    *same = (ob->e[i].len == len && memcmp(buf + REC_HDR, json, len) == 0) ||
+            (ferry_status_from_json(buf + REC_HDR, ob->e[i].len, &held, NULL) == FERRY_OK &&
+             ferry_status_same(&held, rec));
+    return FERRY_OK;
 }
 
 enum ferry_err gw_outbox_append(struct gw_outbox *ob, const struct ferry_status *st,
@@ -1119,8 +1127,13 @@ enum ferry_err gw_outbox_append(struct gw_outbox *ob, const struct ferry_status 
     char *json = NULL;
     uint8_t *buf = NULL;
     size_t len = 0;
-    snprintf(rec.gateway, sizeof(rec.gateway), "%s", ob->gateway);
-    enum ferry_err err = ferry_status_to_json(&rec, &json, &len, d);
+    /* A node's record gets this gateway as its gateway; one a child gateway
+     * relayed gets it on its path (PROTOCOL.md, "Cascaded gateways"). */
+    enum ferry_err err = FERRY_OK;
+    if (strcmp(ferry_status_last_hop(&rec), ob->gateway) != 0)
+        err = ferry_status_add_hop(&rec, ob->gateway, d);
+    if (err == FERRY_OK)
+        err = ferry_status_to_json(&rec, &json, &len, d);
     if (err != FERRY_OK) {
         ferry_diag_prefix(d, WHAT);
         return err;
@@ -1134,7 +1147,7 @@ enum ferry_err gw_outbox_append(struct gw_outbox *ob, const struct ferry_status 
     size_t pending = ix_find(&ob->ix, ob->e, rec.node, rec.seq);
     if (pending != SIZE_MAX) {
         bool same = false;
-        err = same_as_pending(ob, pending, json, len, &same, d);
+        err = same_as_pending(ob, pending, &rec, json, len, &same, d);
         if (err == FERRY_OK && same) {
             if (duplicate)
                 *duplicate = true;

@@ -104,8 +104,10 @@ enum ferry_err gw_outbox_open(const struct gw_outbox_opts *opts, struct gw_outbo
 /* Closes the files and frees; NULL is fine. Writes nothing. */
 void gw_outbox_close(struct gw_outbox *ob);
 
-/* Appends a copy of st, with its gateway field set to this gateway, and
- * fsyncs it. FERRY_OK means the record is durable (answer the node now).
+/* Appends a copy of st, with this gateway on its path, and fsyncs it: a
+ * record whose last hop is not this gateway gets it as its gateway (a
+ * node's record, gateway empty) or appended to its via (a child gateway's,
+ * ferry_status_add_hop()). FERRY_OK means the record is durable (answer the node now).
  * If the same record (same JSON) is already pending, nothing is written,
  * FERRY_OK is returned and *duplicate (may be NULL) is set: the node
  * retried its POST. Errors: FERRY_E_CONFLICT if another record is pending

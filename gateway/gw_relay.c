@@ -262,6 +262,16 @@ const struct gw_node_info *gw_relay_node(const struct gw_relay *r, const char *n
     return gw_nodes_find(r->nodes, node);
 }
 
+size_t gw_relay_nodes(const struct gw_relay *r)
+{
+    return gw_nodes_count(r->nodes);
+}
+
+const struct gw_node_info *gw_relay_node_at(const struct gw_relay *r, size_t i)
+{
+    return gw_nodes_at(r->nodes, i);
+}
+
 bool gw_relay_share_ok(size_t max_nodes, size_t max_records, uint64_t max_bytes)
 {
     return max_nodes >= 1 && max_records / max_nodes >= 1 &&

@@ -99,6 +99,11 @@ size_t gw_relay_pending(const struct gw_relay *r);
 /* The id of the batch in flight, or NULL. */
 const char *gw_relay_in_flight(const struct gw_relay *r);
 
+/* The nodes the table knows, and the i-th (0 <= i < count), in no order:
+ * valid until the next submit. */
+size_t gw_relay_nodes(const struct gw_relay *r);
+const struct gw_node_info *gw_relay_node_at(const struct gw_relay *r, size_t i);
+
 /* The node table's entry of a node, or NULL. Valid until the next submit. */
 const struct gw_node_info *gw_relay_node(const struct gw_relay *r, const char *node);
 

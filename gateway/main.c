@@ -4,7 +4,11 @@
 
 #include "ferry_log.h"
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 int main(int argc, char **argv)
 {
@@ -23,9 +27,19 @@ int main(int argc, char **argv)
         return 2;
     }
     ferry_log_init("ferry-gateway", cfg.log_level);
-    err = gw_daemon_run(&cfg, &d);
+    bool restart = false;
+    err = gw_daemon_run(&cfg, &restart, &d);
     if (err != FERRY_OK)
         LOG_ERR("%s", ferry_diag_str(&d, err));
     gw_config_free(&cfg);
+    if (restart) {
+        /* Its own update without a reboot command (the sim bootloader): the
+         * same program starts again, same pid, same arguments; the image it
+         * "runs" is the slot the boot step picks. */
+        fflush(NULL);
+        execv("/proc/self/exe", argv);
+        fprintf(stderr, "ferry-gateway: restarting itself failed: %s\n", strerror(errno));
+        return 1;
+    }
     return err == FERRY_OK ? 0 : 1;
 }

@@ -382,6 +382,19 @@ out:
 /* ---- inventory row ------------------------------------------------------- */
 
 /* The record's fields, as a row shows them; false when out of memory. */
+/* A row's via is always present ([] without a cascade): one shape. */
+static bool add_row_via(cJSON *o, const struct ferry_status *st)
+{
+    cJSON *arr = cJSON_AddArrayToObject(o, "via");
+    for (size_t i = 0; arr && i < st->nvia; i++) {
+        cJSON *s = cJSON_CreateString(st->via[i]);
+        if (!s)
+            return false;
+        cJSON_AddItemToArray(arr, s);
+    }
+    return arr != NULL;
+}
+
 static bool add_record_fields(cJSON *o, const struct ferry_status *st)
 {
     return cJSON_AddStringToObject(o, "node", st->node) &&
@@ -393,7 +406,7 @@ static bool add_record_fields(cJSON *o, const struct ferry_status *st)
            cJSON_AddStringToObject(o, "error",
                                    st->error == FERRY_OK ? "" : ferry_err_name(st->error)) &&
            cJSON_AddStringToObject(o, "message", st->message) &&
-           add_int(o, "seq", (int64_t)st->seq) && add_int(o, "ts", st->ts);
+           add_int(o, "seq", (int64_t)st->seq) && add_int(o, "ts", st->ts) && add_row_via(o, st);
 }
 
 /* Prints o (consumed) into *out, or fails naming what. */

@@ -103,10 +103,11 @@ struct ferry_inventory_row {
 };
 
 /* One JSON object: the status record's fields (node, gateway, release,
- * version, state, bytes, total, error, message, seq, ts) plus updated_at
- * and refused. Unlike a status record on the wire, gateway, release,
- * version, error and message are always present ("" when empty), so a
- * reader of many rows sees one shape. *out is malloc'd and NUL-terminated. */
+ * version, state, bytes, total, error, message, seq, ts, via) plus
+ * updated_at and refused. Unlike a status record on the wire, gateway,
+ * release, version, error and message are always present ("" when empty)
+ * and via too ([] without a cascade), so a reader of many rows sees one
+ * shape. *out is malloc'd and NUL-terminated. */
 enum ferry_err ferry_inventory_row_json(const struct ferry_inventory_row *row, char **out,
                                         size_t *len, struct ferry_diag *d) FERRY_MUST_CHECK;
 

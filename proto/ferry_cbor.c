@@ -148,6 +148,9 @@ static void put_status(struct cbor_out *o, const struct ferry_status *st)
 enum ferry_err ferry_status_to_cbor(const struct ferry_status *st, uint8_t *buf, size_t cap,
                                     size_t *len, struct ferry_diag *d)
 {
+    if (st->nvia)
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          "status: a record with 'via' travels as JSON, not CBOR");
     enum ferry_err err = ferry_status_check(st, FERRY_E_INVALID_ARG, d);
     if (err != FERRY_OK)
         return err;

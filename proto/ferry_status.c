@@ -63,6 +63,44 @@ bool ferry_status_same(const struct ferry_status *a, const struct ferry_status *
            a->error == b->error && SAME_TEXT(a, b, message) && a->seq == b->seq && a->ts == b->ts;
 }
 
+const char *ferry_status_last_hop(const struct ferry_status *st)
+{
+    return st->nvia ? st->via[st->nvia - 1] : st->gateway;
+}
+
+static bool on_path(const struct ferry_status *st, const char *gw)
+{
+    if (strcmp(st->node, gw) == 0 || strcmp(st->gateway, gw) == 0)
+        return true;
+    for (size_t i = 0; i < st->nvia; i++)
+        if (strcmp(st->via[i], gw) == 0)
+            return true;
+    return false;
+}
+
+enum ferry_err ferry_status_add_hop(struct ferry_status *st, const char *gw, struct ferry_diag *d)
+{
+    if (!gw || !ferry_id_valid(gw))
+        return ferry_fail(d, FERRY_E_INVALID_ARG, WHAT ": gateway id '%.64s' is not valid",
+                          gw ? gw : "");
+    if (!st->gateway[0]) {
+        snprintf(st->gateway, sizeof(st->gateway), "%s", gw);
+        return FERRY_OK;
+    }
+    if (on_path(st, gw))
+        return ferry_fail(d, FERRY_E_PROTOCOL,
+                          WHAT ": record of node %s (seq %" PRIu64
+                               ") came through gateway %s already: a loop in the cascade",
+                          st->node, st->seq, gw);
+    if (st->nvia >= FERRY_STATUS_VIA_MAX)
+        return ferry_fail(d, FERRY_E_TOO_LARGE,
+                          WHAT ": record of node %s (seq %" PRIu64
+                               ") has passed %d parent gateways, the most a path holds",
+                          st->node, st->seq, FERRY_STATUS_VIA_MAX);
+    snprintf(st->via[st->nvia++], sizeof(st->via[0]), "%s", gw);
+    return FERRY_OK;
+}
+
 /* A fixed-size field must hold its NUL: a caller-filled struct may not. */
 #define TEXT_LEN(st, field)  strnlen((st)->field, sizeof((st)->field))
 #define TEXT_FITS(st, field) (TEXT_LEN(st, field) < sizeof((st)->field))
@@ -75,6 +113,28 @@ static bool opt_id_ok(const char *s)
 static bool text_ok(const char *s, size_t len, size_t max)
 {
     return len <= max && ferry_utf8_valid((const uint8_t *)s, len);
+}
+
+/* Each parent an id, only after a gateway, and no hop twice (a loop). */
+static enum ferry_err check_via(const struct ferry_status *st, enum ferry_err code,
+                                struct ferry_diag *d)
+{
+    if (st->nvia > FERRY_STATUS_VIA_MAX)
+        return ferry_fail(d, code, WHAT ": field 'via' holds at most %d gateways",
+                          FERRY_STATUS_VIA_MAX);
+    if (st->nvia && !st->gateway[0])
+        return ferry_fail(d, code, WHAT ": field 'via' needs a 'gateway'");
+    for (size_t i = 0; i < st->nvia; i++) {
+        if (!TEXT_FITS(st, via[i]) || !ferry_id_valid(st->via[i]))
+            return ferry_fail(d, code, WHAT ": field 'via' entry %zu is not a gateway id", i);
+        bool repeat = strcmp(st->via[i], st->node) == 0 || strcmp(st->via[i], st->gateway) == 0;
+        for (size_t j = 0; j < i && !repeat; j++)
+            repeat = strcmp(st->via[i], st->via[j]) == 0;
+        if (repeat)
+            return ferry_fail(d, code, WHAT ": field 'via' names '%s' twice on the path",
+                              st->via[i]);
+    }
+    return FERRY_OK;
 }
 
 static enum ferry_err check_ids(const struct ferry_status *st, enum ferry_err code,
@@ -91,7 +151,7 @@ static enum ferry_err check_ids(const struct ferry_status *st, enum ferry_err co
     if (!TEXT_FITS(st, release_id) || !opt_id_ok(st->release_id))
         return ferry_fail(d, code, WHAT ": field 'release' must be empty or %s, got '%.*s'", rule,
                           FERRY_NAME_MAX, st->release_id);
-    return FERRY_OK;
+    return check_via(st, code, d);
 }
 
 static enum ferry_err check_numbers(const struct ferry_status *st, enum ferry_err code,
@@ -139,7 +199,7 @@ enum ferry_err ferry_status_check(const struct ferry_status *st, enum ferry_err 
 
 static const char *const json_keys[] = {
     "format", "node",  "gateway", "release", "version", "state", "bytes",
-    "total",  "error", "message", "seq",     "ts",      NULL,
+    "total",  "error", "message", "seq",     "ts",      "via",   NULL,
 };
 
 /* Digits as a raw JSON number: exact for every 64-bit value, where cJSON's
@@ -149,6 +209,21 @@ static bool add_int(cJSON *obj, const char *key, int64_t v)
     char num[24];
     snprintf(num, sizeof(num), "%" PRId64, v);
     return cJSON_AddRawToObject(obj, key, num) != NULL;
+}
+
+/* "via" only on a path through parents: absent, not [], otherwise. */
+static bool add_via(cJSON *obj, const struct ferry_status *st)
+{
+    if (!st->nvia)
+        return true;
+    cJSON *arr = cJSON_AddArrayToObject(obj, "via");
+    for (size_t i = 0; arr && i < st->nvia; i++) {
+        cJSON *s = cJSON_CreateString(st->via[i]);
+        if (!s)
+            return false;
+        cJSON_AddItemToArray(arr, s);
+    }
+    return arr != NULL;
 }
 
 /* Optional text is omitted when empty, as in CBOR. */
@@ -174,7 +249,7 @@ enum ferry_err ferry_status_to_json(const struct ferry_status *st, char **out, s
         add_int(obj, "bytes", (int64_t)st->bytes) && add_int(obj, "total", (int64_t)st->total) &&
         (st->error == FERRY_OK || add_text(obj, "error", ferry_err_name(st->error), true)) &&
         add_text(obj, "message", st->message, false) && add_int(obj, "seq", (int64_t)st->seq) &&
-        add_int(obj, "ts", st->ts);
+        add_int(obj, "ts", st->ts) && add_via(obj, st);
     if (!ok) {
         err = ferry_fail(d, FERRY_E_NOMEM, WHAT ": out of memory while encoding");
         goto out;
@@ -252,6 +327,29 @@ static enum ferry_err json_gateway(const cJSON *obj, struct ferry_status *st, st
     return ferry_json_str(obj, "gateway", false, FERRY_ID_MAX, st->gateway, WHAT, d);
 }
 
+static enum ferry_err json_via(const cJSON *obj, struct ferry_status *st, struct ferry_diag *d)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "via");
+    if (!v)
+        return FERRY_OK;
+    int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : -1;
+    if (n < 1 || n > FERRY_STATUS_VIA_MAX)
+        return ferry_fail(d, FERRY_E_MALFORMED,
+                          WHAT ": field 'via' must be an array of 1..%d gateway ids",
+                          FERRY_STATUS_VIA_MAX);
+    const cJSON *e;
+    size_t i = 0;
+    cJSON_ArrayForEach(e, v)
+    {
+        if (!cJSON_IsString(e) || !ferry_id_valid(e->valuestring))
+            return ferry_fail(d, FERRY_E_MALFORMED,
+                              WHAT ": field 'via' entry %zu must be a gateway id", i);
+        snprintf(st->via[i++], sizeof(st->via[0]), "%s", e->valuestring);
+    }
+    st->nvia = i;
+    return FERRY_OK;
+}
+
 static enum ferry_err json_texts(const cJSON *obj, struct ferry_status *st, struct ferry_diag *d)
 {
     enum ferry_err err = ferry_json_str(obj, "node", true, FERRY_ID_MAX, st->node, WHAT, d);
@@ -263,6 +361,8 @@ static enum ferry_err json_texts(const cJSON *obj, struct ferry_status *st, stru
         err = ferry_json_str(obj, "version", false, FERRY_VERSION_MAX, st->version, WHAT, d);
     if (err == FERRY_OK)
         err = ferry_json_str(obj, "message", false, FERRY_STATUS_MESSAGE_MAX, st->message, WHAT, d);
+    if (err == FERRY_OK)
+        err = json_via(obj, st, d);
     return err;
 }
 

@@ -24,6 +24,13 @@
  * record with a seq near 2^53 would sit above every real one for good. */
 #define FERRY_STATUS_SEQ_WINDOW 8192
 
+/* The path a record took above the gateway that took it from its node
+ * (PROTOCOL.md, "Cascaded gateways"): `gateway` is that gateway, and `via`
+ * lists each parent gateway it then passed through, nearest first, the last
+ * being the one that publishes it to the cloud. Node, gateway and six
+ * parents fill the cloud's CLOUD_PATH_MAX of eight hops. */
+#define FERRY_STATUS_VIA_MAX 6
+
 /* The documented set of states (PROTOCOL.md, "Status"). Values are stable on
  * the wire (CBOR) and must never be renumbered. */
 enum ferry_state {
@@ -53,7 +60,25 @@ struct ferry_status {
     char message[FERRY_STATUS_MESSAGE_MAX + 1];
     uint64_t seq; /* per node, >= 1 */
     int64_t ts;   /* unix seconds at the node */
+    /* The parents above `gateway`, nearest first (see FERRY_STATUS_VIA_MAX);
+     * nvia 0 without a cascade. Each an id, none twice on the path, and
+     * only with a gateway. Not part of what the node says: JSON only, and
+     * ferry_status_same() leaves it out. */
+    char via[FERRY_STATUS_VIA_MAX][FERRY_ID_MAX + 1];
+    size_t nvia;
 };
+
+/* The hop that relayed st last: via's last entry, else gateway ("" for a
+ * record straight from its node). */
+const char *ferry_status_last_hop(const struct ferry_status *st);
+
+/* gw takes st on its way up: a record straight from its node gets gw as its
+ * gateway; one relayed by a child gateway gets gw appended to via.
+ * FERRY_E_TOO_LARGE when via is full, FERRY_E_PROTOCOL when gw is on the
+ * path already (a loop), FERRY_E_INVALID_ARG for an invalid gw; st is
+ * unchanged then, and d names the record and the path. */
+enum ferry_err ferry_status_add_hop(struct ferry_status *st, const char *gw,
+                                    struct ferry_diag *d) FERRY_MUST_CHECK;
 
 /* True when seq is within FERRY_STATUS_SEQ_WINDOW of last (see above). */
 bool ferry_status_seq_in_window(uint64_t last, uint64_t seq);
@@ -78,7 +103,9 @@ enum ferry_err ferry_status_from_json(const uint8_t *buf, size_t len, struct fer
                                       struct ferry_diag *d) FERRY_MUST_CHECK;
 
 /* Compact CBOR (content-format 60) for the CoAP leg: a map with small integer
- * keys (PROTOCOL.md). Encodes into buf (cap bytes); *len gets the length. */
+ * keys (PROTOCOL.md). It carries no `via` (a node's own record has none;
+ * a child gateway sends JSON): encoding one with via is
+ * FERRY_E_INVALID_ARG. Encodes into buf (cap bytes); *len gets the length. */
 enum ferry_err ferry_status_to_cbor(const struct ferry_status *st, uint8_t *buf, size_t cap,
                                     size_t *len, struct ferry_diag *d) FERRY_MUST_CHECK;
 enum ferry_err ferry_status_from_cbor(const uint8_t *buf, size_t len, struct ferry_status *out,

@@ -1,5 +1,5 @@
 /* libFuzzer target for the edge's download: the install state machine
- * (edge_fsm.h) and its window (edge_window.h) fed arbitrary sequences of
+ * (edge_fsm.h) and its window (ferry_blockwin.h) fed arbitrary sequences of
  * answers to their block requests, timers, repeated and stale answers,
  * failed actions and garbage manifests, the way the daemon would deliver
  * them. The input is read as a small header (artifact size, block size,
@@ -274,7 +274,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     w.size = 1 + (u32(&in) % (4u << 20));
     uint32_t block = 16u << (byte(&in) % 7);
     uint64_t checkpoint = block * (1 + byte(&in) % 64);
-    unsigned window = byte(&in) % (EDGE_WINDOW_MAX + 1);
+    unsigned window = byte(&in) % (FERRY_BLOCKWIN_MAX + 1);
     uint64_t seed = 1 + byte(&in);
     struct edge_fsm_config cfg = {
         .node_id = "fuzz-node",

@@ -81,10 +81,10 @@ static void hook_release(void *arg, void *ref)
 }
 
 static enum ferry_err hook_status(void *arg, const struct ferry_status *st,
-                                  const char *psk_identity, struct ferry_diag *d)
+                                  const struct gw_coap_requester *who, struct ferry_diag *d)
 {
     (void)arg;
-    (void)psk_identity;
+    (void)who;
     /* Some answers of every kind the server maps to a code. */
     switch (st->seq % 4) {
     case 0:

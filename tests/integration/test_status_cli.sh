@@ -87,11 +87,12 @@ import json, sys
 rows = json.load(open(sys.argv[1]))
 assert [r["node"] for r in rows] == ["a1", "a2", "a3", "b1", "b2", "b3"], rows
 keys = {"node", "gateway", "release", "version", "state", "bytes", "total", "error",
-        "message", "seq", "ts", "updated_at", "refused"}
+        "message", "seq", "ts", "via", "updated_at", "refused"}
 assert all(set(r) == keys for r in rows), rows
 a2 = rows[1]
 assert (a2["state"], a2["bytes"], a2["total"], a2["release"]) == ("downloading", 40, 100, "r1")
 assert rows[2]["error"] == "io" and "health check" in rows[2]["message"]
+assert all(r["via"] == [] for r in rows)  # straight from their gateways
 ' "$TEST_TMP/json.out"
 
 check "--release picks the nodes whose latest record names it" \

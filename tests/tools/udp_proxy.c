@@ -16,6 +16,11 @@
  * The decisions come from one seeded PRNG per direction: a run's faults
  * depend only on --seed and the order in which datagrams arrive.
  *
+ * --rebind-every N plays a NAT whose mapping is renewed: after every N
+ * datagrams a client sends, its upstream socket is replaced by a new one,
+ * so the target sees the same client arrive from a new source port (what
+ * was sent on the old socket stays sent; answers to it are lost).
+ *
  * One thread: ferry_loop's epoll, with its timerfd releasing held datagrams.
  * Memory is bounded by --max-queued held datagrams (64 KiB at most each)
  * and --max-clients client addresses; what exceeds either is dropped and
@@ -55,6 +60,7 @@ struct proxy_cfg {
     uint64_t delay_ms, jitter_ms;
     uint64_t seed;
     uint64_t max_queued, max_clients;
+    uint64_t rebind_every;
     enum ferry_log_level log_level;
 };
 
@@ -82,6 +88,10 @@ static const struct ferry_opt proxy_opts[] = {
         "datagrams held at once; more are dropped (default 1024)", 0),
     OPT("max-clients", FERRY_OPT_U64, max_clients, "N",
         "client addresses served; new ones beyond are dropped (default 64)", 0),
+    OPT("rebind-every", FERRY_OPT_U64, rebind_every, "N",
+        "give a client a new source port towards the target after every N datagrams it sends "
+        "(a NAT rebinding; default 0: never)",
+        0),
     OPT("log-level", FERRY_OPT_LOGLEVEL, log_level, "LEVEL", "error, warn, info or debug", 0),
 };
 #define N_OPTS (sizeof(proxy_opts) / sizeof(proxy_opts[0]))
@@ -94,7 +104,8 @@ struct client {
     struct proxy *p;
     struct sockaddr_storage addr;
     socklen_t addrlen;
-    int fd; /* connected to the target */
+    int fd;        /* connected to the target */
+    uint64_t sent; /* datagrams from the client, for --rebind-every */
 };
 
 /* A datagram waiting for its timer; linked so shutdown can free it. */
@@ -120,6 +131,7 @@ struct proxy {
     uint64_t rng[2];
     struct counters count[2];
     uint64_t refused_clients;
+    uint64_t rebinds;
     uint8_t buf[MAX_DATAGRAM];
 };
 
@@ -380,6 +392,25 @@ out:
     return err;
 }
 
+/* --rebind-every: the client's datagrams go out from a new socket (a new
+ * source port) from now on; on failure it keeps the old one. */
+static void rebind(struct proxy *p, struct client *c)
+{
+    int fd = socket(p->target.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (const struct sockaddr *)&p->target, p->target_len) != 0 ||
+        ferry_loop_add_fd(p->loop, fd, EPOLLIN, on_upstream, c) != FERRY_OK) {
+        LOG_WARN("rebind: no new upstream socket (%s); keeping the old one", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    ferry_loop_del_fd(p->loop, c->fd);
+    close(c->fd);
+    c->fd = fd;
+    p->rebinds++;
+    LOG_INFO("rebind %" PRIu64 ": a client's datagrams now leave from a new port", p->rebinds);
+}
+
 /* The client for a source address, made on its first datagram; NULL when
  * the table is full or the socket cannot be made (the datagram is dropped). */
 static struct client *client_for(struct proxy *p, const struct sockaddr_storage *addr,
@@ -417,6 +448,8 @@ static void on_listen(void *arg, uint32_t events)
         if (n < 0)
             return;
         struct client *c = client_for(p, &from, len);
+        if (c && p->cfg->rebind_every && ++c->sent % p->cfg->rebind_every == 0)
+            rebind(p, c);
         if (c)
             forward(p, c, DIR_UP, p->buf, (size_t)n);
     }
@@ -503,6 +536,7 @@ static void print_counters(const struct proxy *p)
     }
     printf("clients: %zu served, %" PRIu64 " datagrams from refused clients, %zu still held\n",
            p->nclients, p->refused_clients, p->nheld);
+    printf("rebinds: %" PRIu64 "\n", p->rebinds);
     fflush(stdout);
 }
 

@@ -301,7 +301,7 @@ static void data_survives_close_and_reopen(void)
     struct ferry_status st = rec("n1", "gw-1", "r1", 6, FERRY_STATE_PENDING_REBOOT);
     ingest_ok(inv, &st, 1);
     cloud_inventory_close(inv);
-    CU_ASSERT_EQUAL(scalar(path, "PRAGMA user_version"), 2);
+    CU_ASSERT_EQUAL(scalar(path, "PRAGMA user_version"), 3);
 
     inv = NULL;
     CU_ASSERT_EQUAL_FATAL(cloud_inventory_open(path, false, &inv, NULL), FERRY_OK);
@@ -556,7 +556,7 @@ static void version_1_inventory_is_upgraded(void)
     struct cloud_inventory *inv = NULL;
     struct ferry_diag d = {{0}};
     CU_ASSERT_EQUAL_FATAL(cloud_inventory_open(path, false, &inv, &d), FERRY_OK);
-    CU_ASSERT_EQUAL(scalar(path, "PRAGMA user_version"), 2);
+    CU_ASSERT_EQUAL(scalar(path, "PRAGMA user_version"), 3);
     CU_ASSERT_STRING_EQUAL(list(inv, NULL).text, "old:3:success");
     struct ferry_status other = rec("old", "gw-2", "r1", 4, FERRY_STATE_IDLE);
     expect_refused((struct outcome[]){ingest_ok(inv, &other, 1)}, FERRY_E_WRONG_GATEWAY);
@@ -580,6 +580,74 @@ static void a_pair_is_never_both_stored_and_refused(void)
 }
 
 const char *const ferry_suite_name = "cloud_inventory";
+/* A record through a cascade: node n1 under gw-c, whose parent is gw-b,
+ * whose parent is gw-a (which published it). Every hop is bound to the
+ * next on first use; the path is kept with the record; a record of the
+ * same node by another parent, or of the child through another parent,
+ * is refused. */
+/* A gateway's record of its own update names it as node and gateway: one
+ * hop, not a gateway bound to itself, so a child gateway's own records and
+ * its nodes' agree on its one parent. */
+static void a_gateways_own_record_binds_it_to_its_parent(void)
+{
+    const char *db = db_path("selfrec");
+    struct cloud_inventory *inv = open_db(db);
+    struct ferry_status node = rec("n1", "gw-b", "r1", 1, FERRY_STATE_DOWNLOADING);
+    snprintf(node.via[0], sizeof(node.via[0]), "gw-a");
+    node.nvia = 1;
+    CU_ASSERT_EQUAL(ingest_ok(inv, &node, 1).out.nstored, 1);
+    struct ferry_status own = rec("gw-b", "gw-b", "gw-fw-2", 1, FERRY_STATE_INSTALLING);
+    snprintf(own.via[0], sizeof(own.via[0]), "gw-a");
+    own.nvia = 1;
+    CU_ASSERT_EQUAL(ingest_ok(inv, &own, 1).out.nstored, 1);
+    CU_ASSERT_EQUAL(scalar(db, "SELECT count(*) FROM bindings WHERE child = 'gw-b' AND "
+                               "parent = 'gw-a'"),
+                    1);
+    CU_ASSERT_EQUAL(scalar(db, "SELECT count(*) FROM bindings WHERE child = parent"), 0);
+    /* The top gateway's own record: no binding at all. */
+    struct ferry_status top = rec("gw-a", "gw-a", "gw-fw-2", 1, FERRY_STATE_SUCCESS);
+    CU_ASSERT_EQUAL(ingest_ok(inv, &top, 1).out.nstored, 1);
+    CU_ASSERT_EQUAL(scalar(db, "SELECT count(*) FROM bindings WHERE child = 'gw-a'"), 0);
+    cloud_inventory_close(inv);
+}
+
+static void a_cascade_binds_every_hop_and_keeps_the_path(void)
+{
+    struct cloud_inventory *inv = open_db(db_path("cascade"));
+    struct ferry_status st = rec("n1", "gw-c", "r1", 1, FERRY_STATE_DOWNLOADING);
+    snprintf(st.via[0], sizeof(st.via[0]), "gw-b");
+    snprintf(st.via[1], sizeof(st.via[1]), "gw-a");
+    st.nvia = 2;
+    CU_ASSERT_EQUAL(ingest_ok(inv, &st, 1).out.nstored, 1);
+    struct listing l = list(inv, NULL);
+    CU_ASSERT_EQUAL_FATAL(l.n, 1);
+    CU_ASSERT_STRING_EQUAL(l.last.st.gateway, "gw-c");
+    CU_ASSERT_EQUAL_FATAL(l.last.st.nvia, 2);
+    CU_ASSERT_STRING_EQUAL(l.last.st.via[0], "gw-b");
+    CU_ASSERT_STRING_EQUAL(l.last.st.via[1], "gw-a");
+    CU_ASSERT_EQUAL(scalar(db_path("cascade"), "SELECT count(*) FROM bindings"), 3);
+    CU_ASSERT_EQUAL(scalar(db_path("cascade"),
+                           "SELECT count(*) FROM records WHERE node = 'n1' AND via = 'gw-b,gw-a'"),
+                    1);
+    /* gw-c's records must come through gw-b: not through gw-x. */
+    struct ferry_status other = rec("n1", "gw-c", "r1", 2, FERRY_STATE_VERIFYING);
+    snprintf(other.via[0], sizeof(other.via[0]), "gw-x");
+    other.nvia = 1;
+    expect_refused((struct outcome[]){ingest_ok(inv, &other, 1)}, FERRY_E_WRONG_GATEWAY);
+    /* Nor may the parent speak for the node directly. */
+    struct ferry_status direct = rec("n1", "gw-b", "r1", 2, FERRY_STATE_VERIFYING);
+    expect_refused((struct outcome[]){ingest_ok(inv, &direct, 1)}, FERRY_E_WRONG_GATEWAY);
+    /* The same record again, by whatever path, is a duplicate. */
+    struct ferry_status again = st;
+    CU_ASSERT_EQUAL(ingest_ok(inv, &again, 1).out.nstored, 1);
+    struct ferry_status next = rec("n1", "gw-c", "r1", 2, FERRY_STATE_SUCCESS);
+    memcpy(next.via, st.via, sizeof(st.via));
+    next.nvia = 2;
+    CU_ASSERT_EQUAL(ingest_ok(inv, &next, 1).out.nstored, 1);
+    CU_ASSERT_STRING_EQUAL(list(inv, NULL).text, "n1:2:success");
+    cloud_inventory_close(inv);
+}
+
 const struct ferry_test_case ferry_tests[] = {
     {"duplicate records are stored once", duplicate_records_are_stored_once},
     {"node row follows seq, not arrival order", node_row_follows_seq_not_arrival_order},
@@ -598,5 +666,7 @@ const struct ferry_test_case ferry_tests[] = {
     {"refused records are listed and bounded", refused_records_are_listed_and_bounded},
     {"a version 1 inventory is upgraded", version_1_inventory_is_upgraded},
     {"a pair is never both stored and refused", a_pair_is_never_both_stored_and_refused},
+    {"a cascade binds every hop and keeps the path", a_cascade_binds_every_hop_and_keeps_the_path},
+    {"a gateway's own record binds it to its parent", a_gateways_own_record_binds_it_to_its_parent},
     {NULL, NULL},
 };

@@ -91,10 +91,11 @@ static void gw_release(void *arg, void *ref)
 static struct ferry_loop *loop;
 static struct gw_coap *srv;
 
-static enum ferry_err gw_status(void *arg, const struct ferry_status *st, const char *identity,
-                                struct ferry_diag *d)
+static enum ferry_err gw_status(void *arg, const struct ferry_status *st,
+                                const struct gw_coap_requester *who, struct ferry_diag *d)
 {
     (void)arg;
+    const char *identity = who->kind == GW_COAP_REQUESTER_PSK ? who->id : NULL;
     snprintf(G.identity, sizeof(G.identity), "%s", identity ? identity : "");
     if (G.status_ret != FERRY_OK)
         return ferry_fail(d, G.status_ret, "test: not now");

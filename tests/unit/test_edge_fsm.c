@@ -813,7 +813,7 @@ static void service_unavailable_waits_its_max_age(void)
     struct edge_boot_state st = running_old();
     start(&w, &st, NULL);
     send_manifest(&w, &w.m);
-    CU_ASSERT_EQUAL_FATAL(w.npend, EDGE_WINDOW_INITIAL);
+    CU_ASSERT_EQUAL_FATAL(w.npend, FERRY_BLOCKWIN_INITIAL);
     answer_code(&w, 503, 7);
     CU_ASSERT_EQUAL(count(&w, EDGE_ACT_GET_BLOCK), 0);
     answer_code(&w, 503, 7);
@@ -826,7 +826,7 @@ static void service_unavailable_waits_its_max_age(void)
     waited = wait_for_request(&w);
     CU_ASSERT(waited >= 100000 && waited <= 110000);
     /* It is no loss: the window did not shrink. */
-    CU_ASSERT_EQUAL(w.npend, EDGE_WINDOW_INITIAL);
+    CU_ASSERT_EQUAL(w.npend, FERRY_BLOCKWIN_INITIAL);
     world_free(&w);
 }
 

@@ -114,10 +114,11 @@ static void fake_release(void *arg, void *ref)
     F.released++;
 }
 
-static enum ferry_err fake_status(void *arg, const struct ferry_status *st, const char *identity,
-                                  struct ferry_diag *d)
+static enum ferry_err fake_status(void *arg, const struct ferry_status *st,
+                                  const struct gw_coap_requester *who, struct ferry_diag *d)
 {
     (void)arg;
+    const char *identity = who->kind == GW_COAP_REQUESTER_PSK ? who->id : NULL;
     F.status_calls++;
     F.last = *st;
     F.identity_null = identity == NULL;

@@ -95,9 +95,33 @@ static void max_nodes_must_leave_each_a_record(void)
     gw_config_free(&cfg);
 }
 
+/* The gateway's own update: its product needs its hardware model, and its
+ * device settings need its product. */
+static void self_update_settings_go_together(void)
+{
+    struct ferry_diag d = {""};
+    struct gw_config cfg;
+    const char *const ok[] = {"--self-product", "gateway-fw", "--self-hw-model", "m1", NULL};
+    CU_ASSERT_EQUAL_FATAL(parse(&cfg, ok, &d), FERRY_OK);
+    CU_ASSERT_EQUAL(cfg.self_max_image_mb, 256);
+    CU_ASSERT_EQUAL(cfg.self_health_timeout, 300);
+    gw_config_free(&cfg);
+    const char *const no_model[] = {"--self-product", "gateway-fw", NULL};
+    CU_ASSERT_EQUAL(parse(&cfg, no_model, &d), FERRY_E_INVALID_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "--self-hw-model"));
+    gw_config_free(&cfg);
+    const char *const bad_id[] = {"--self-product", "gw fw", "--self-hw-model", "m1", NULL};
+    CU_ASSERT_EQUAL(parse(&cfg, bad_id, &d), FERRY_E_INVALID_ARG);
+    gw_config_free(&cfg);
+    CU_ASSERT_EQUAL(parse_one("--self-slot-b", "/dev/sda3", &d), FERRY_E_INVALID_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "--self-product"));
+    CU_ASSERT_EQUAL(parse_one("--self-health-cmd", "true", &d), FERRY_E_INVALID_ARG);
+}
+
 const char *const ferry_suite_name = "gw_config";
 const struct ferry_test_case ferry_tests[] = {
     {"defaults_parse", defaults_parse},
+    {"self-update settings go together", self_update_settings_go_together},
     {"cache_quota_that_would_wrap_is_refused", cache_quota_that_would_wrap_is_refused},
     {"max_downloads_that_would_wrap_is_refused", max_downloads_that_would_wrap_is_refused},
     {"max_nodes_must_leave_each_a_record", max_nodes_must_leave_each_a_record},

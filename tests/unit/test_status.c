@@ -923,6 +923,78 @@ static void same_ignores_gateway_and_bytes_past_the_nul(void)
     CU_ASSERT_FALSE(ferry_status_same(&a, &c));
 }
 
+/* A cascade: each parent appends itself to via; the path survives JSON,
+ * never CBOR, and a loop or a seventh parent is refused. */
+static void via_records_the_path_through_parents(void)
+{
+    struct ferry_status st = sentinel();
+    struct ferry_diag d = {""};
+    st.gateway[0] = 0;
+    st.nvia = 0;
+    CU_ASSERT_STRING_EQUAL(ferry_status_last_hop(&st), "");
+    CU_ASSERT_EQUAL(ferry_status_add_hop(&st, "gw-c", &d), FERRY_OK);
+    CU_ASSERT_STRING_EQUAL(st.gateway, "gw-c");
+    CU_ASSERT_EQUAL(st.nvia, 0);
+    CU_ASSERT_EQUAL(ferry_status_add_hop(&st, "gw-b", &d), FERRY_OK);
+    CU_ASSERT_EQUAL(ferry_status_add_hop(&st, "gw-a", &d), FERRY_OK);
+    CU_ASSERT_STRING_EQUAL(ferry_status_last_hop(&st), "gw-a");
+    CU_ASSERT_EQUAL(ferry_status_add_hop(&st, "gw-b", &d), FERRY_E_PROTOCOL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "loop"));
+    CU_ASSERT_EQUAL(st.nvia, 2);
+    char *json = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL_FATAL(ferry_status_to_json(&st, &json, &len, &d), FERRY_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"via\":[\"gw-b\",\"gw-a\"]"));
+    struct ferry_status back;
+    CU_ASSERT_EQUAL(ferry_status_from_json((const uint8_t *)json, len, &back, &d), FERRY_OK);
+    free(json);
+    CU_ASSERT_EQUAL(back.nvia, 2);
+    CU_ASSERT_STRING_EQUAL(back.via[0], "gw-b");
+    CU_ASSERT_STRING_EQUAL(back.via[1], "gw-a");
+    CU_ASSERT(ferry_status_same(&st, &back));
+    uint8_t cbor[FERRY_STATUS_MAX_BYTES];
+    CU_ASSERT_EQUAL(ferry_status_to_cbor(&st, cbor, sizeof(cbor), &len, &d), FERRY_E_INVALID_ARG);
+    /* The same record by another path is still the same record. */
+    struct ferry_status direct = st;
+    direct.nvia = 0;
+    CU_ASSERT(ferry_status_same(&st, &direct));
+    char name[16];
+    for (int i = 2; i < FERRY_STATUS_VIA_MAX; i++) {
+        snprintf(name, sizeof(name), "gw-%d", i);
+        CU_ASSERT_EQUAL(ferry_status_add_hop(&st, name, &d), FERRY_OK);
+    }
+    CU_ASSERT_EQUAL(ferry_status_add_hop(&st, "gw-top", &d), FERRY_E_TOO_LARGE);
+    CU_ASSERT_EQUAL(st.nvia, FERRY_STATUS_VIA_MAX);
+}
+
+static void via_rules_are_checked(void)
+{
+#define VB "\"state\":\"idle\",\"bytes\":0,\"total\":0,\"seq\":1,\"ts\":5"
+    static const struct {
+        const char *json, *needle;
+    } bad[] = {
+        {"{\"format\":1,\"node\":\"n1\",\"via\":[\"gw-a\"]," VB "}", "needs a 'gateway'"},
+        {"{\"format\":1,\"node\":\"n1\",\"gateway\":\"g\",\"via\":[]," VB "}", "'via'"},
+        {"{\"format\":1,\"node\":\"n1\",\"gateway\":\"g\",\"via\":\"a\"," VB "}", "'via'"},
+        {"{\"format\":1,\"node\":\"n1\",\"gateway\":\"g\",\"via\":[\"a/b\"]," VB "}", "entry 0"},
+        {"{\"format\":1,\"node\":\"n1\",\"gateway\":\"g\",\"via\":[\"a\",\"g\"]," VB "}", "twice"},
+        {"{\"format\":1,\"node\":\"n1\",\"gateway\":\"g\",\"via\":[\"a\",\"b\",\"c\","
+         "\"d\",\"e\",\"f\",\"h\"]," VB "}",
+         "'via'"},
+    };
+#undef VB
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct ferry_status st;
+        struct ferry_diag d = {""};
+        enum ferry_err err =
+            ferry_status_from_json((const uint8_t *)bad[i].json, strlen(bad[i].json), &st, &d);
+        CU_ASSERT_EQUAL(err, FERRY_E_MALFORMED);
+        if (!strstr(d.msg, bad[i].needle))
+            fprintf(stderr, "case %zu: '%s' lacks '%s'\n", i, d.msg, bad[i].needle);
+        CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, bad[i].needle));
+    }
+}
+
 const char *const ferry_suite_name = "status";
 const struct ferry_test_case ferry_tests[] = {
     {"state_names_round_trip", state_names_round_trip},
@@ -946,5 +1018,7 @@ const struct ferry_test_case ferry_tests[] = {
     {"cbor_message_at_limit", cbor_message_at_limit},
     {"seq_window_bounds_a_jump_ahead_only", seq_window_bounds_a_jump_ahead_only},
     {"same_ignores_gateway_and_bytes_past_the_nul", same_ignores_gateway_and_bytes_past_the_nul},
+    {"via_records_the_path_through_parents", via_records_the_path_through_parents},
+    {"via_rules_are_checked", via_rules_are_checked},
     {NULL, NULL},
 };

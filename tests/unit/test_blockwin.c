@@ -1,11 +1,11 @@
-/* The download window (edge_window.h) on a simulated link: requests and
+/* The download window (ferry_blockwin.h) on a simulated link: requests and
  * answers travel as timed events with delay, jitter, loss, duplication and
  * reordering drawn from a seeded PRNG, and a gateway that answers every
  * request it receives (or none). Time is simulated, so hours of a silent
  * gateway take microseconds. */
 #include "cunit_main.h"
 
-#include "edge_window.h"
+#include "ferry_blockwin.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +31,7 @@ struct link {
 };
 
 struct sim {
-    struct edge_window w;
+    struct ferry_blockwin w;
     struct link l;
     uint64_t now;
     uint64_t rng;
@@ -70,8 +70,8 @@ static void sim_init(struct sim *s, uint64_t nblocks, const struct link *l, unsi
     s->losses = calloc(nblocks, sizeof(unsigned));
     CU_ASSERT_PTR_NOT_NULL_FATAL(s->sends);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s->losses);
-    edge_window_init(&s->w, max_window, seed * 7 + 1);
-    edge_window_begin(&s->w, nblocks, 0, NULL);
+    ferry_blockwin_init(&s->w, max_window, seed * 7 + 1);
+    ferry_blockwin_begin(&s->w, nblocks, 0, NULL);
 }
 
 static void sim_free(struct sim *s)
@@ -117,19 +117,19 @@ static size_t earliest(const struct sim *s)
 
 static void send_all(struct sim *s)
 {
-    struct edge_window_send snd;
-    while (edge_window_next(&s->w, s->now, &snd)) {
+    struct ferry_blockwin_send snd;
+    while (ferry_blockwin_next(&s->w, s->now, &snd)) {
         CU_ASSERT_FATAL(snd.block < s->nblocks);
         CU_ASSERT(snd.req != 0);
         s->sends[snd.block]++;
-        uint64_t ahead = snd.block - edge_window_base(&s->w);
+        uint64_t ahead = snd.block - ferry_blockwin_base(&s->w);
         if (ahead > s->max_block_ahead)
             s->max_block_ahead = ahead;
         send_dgram(s, EV_AT_GATEWAY, snd.req, snd.block);
     }
-    if (edge_window_inflight(&s->w) > s->max_inflight)
-        s->max_inflight = edge_window_inflight(&s->w);
-    CU_ASSERT(edge_window_inflight(&s->w) <= EDGE_WINDOW_MAX);
+    if (ferry_blockwin_inflight(&s->w) > s->max_inflight)
+        s->max_inflight = ferry_blockwin_inflight(&s->w);
+    CU_ASSERT(ferry_blockwin_inflight(&s->w) <= FERRY_BLOCKWIN_MAX);
 }
 
 static void deliver(struct sim *s, const struct ev *e)
@@ -140,24 +140,24 @@ static void deliver(struct sim *s, const struct ev *e)
         return;
     }
     uint64_t block;
-    if (!edge_window_lookup(&s->w, e->req, &block)) {
+    if (!ferry_blockwin_lookup(&s->w, e->req, &block)) {
         s->stale++; /* a duplicate, or the answer to a request already done */
         return;
     }
     CU_ASSERT_EQUAL(block, e->block);
     s->answers++;
-    edge_window_got(&s->w, e->req, s->now);
+    ferry_blockwin_got(&s->w, e->req, s->now);
 }
 
 /* Runs until the download is complete or `until` (simulated ms). Fails the
  * test if the window ever has nothing to wait for before it is done. */
 static void run(struct sim *s, uint64_t until)
 {
-    for (long step = 0; step < MAX_STEPS && !edge_window_done(&s->w); step++) {
+    for (long step = 0; step < MAX_STEPS && !ferry_blockwin_done(&s->w); step++) {
         send_all(s);
-        uint64_t due = edge_window_due(&s->w, s->now);
+        uint64_t due = ferry_blockwin_due(&s->w, s->now);
         size_t i = earliest(s);
-        if (due == EDGE_WINDOW_NEVER && i == s->nq) {
+        if (due == FERRY_BLOCKWIN_NEVER && i == s->nq) {
             CU_FAIL("the window stalled: nothing in flight, nothing due");
             return;
         }
@@ -171,7 +171,7 @@ static void run(struct sim *s, uint64_t until)
             s->q[i] = s->q[--s->nq];
             deliver(s, &e);
         } else {
-            edge_window_expire(&s->w, s->now);
+            ferry_blockwin_expire(&s->w, s->now);
         }
     }
 }
@@ -214,34 +214,34 @@ static const struct link clean_200ms = {.delay_ms = 100, .drop_block = UINT64_MA
 static void clean_link_asks_each_block_once_and_fills_the_window(void)
 {
     struct sim s;
-    sim_init(&s, 1024, &clean_200ms, EDGE_WINDOW_MAX, 1);
+    sim_init(&s, 1024, &clean_200ms, FERRY_BLOCKWIN_MAX, 1);
     uint64_t t0 = s.now;
     run(&s, UINT64_MAX);
-    CU_ASSERT_TRUE(edge_window_done(&s.w));
+    CU_ASSERT_TRUE(ferry_blockwin_done(&s.w));
     CU_ASSERT_EQUAL(total_sends(&s), 1024);
-    CU_ASSERT_EQUAL(edge_window_received(&s.w), 1024);
-    CU_ASSERT_EQUAL(s.max_inflight, EDGE_WINDOW_MAX);
-    CU_ASSERT_EQUAL(edge_window_cwnd(&s.w), EDGE_WINDOW_MAX);
+    CU_ASSERT_EQUAL(ferry_blockwin_received(&s.w), 1024);
+    CU_ASSERT_EQUAL(s.max_inflight, FERRY_BLOCKWIN_MAX);
+    CU_ASSERT_EQUAL(ferry_blockwin_cwnd(&s.w), FERRY_BLOCKWIN_MAX);
     uint64_t took = s.now - t0;
     /* Lockstep needs 1024 round trips of 200 ms. */
     CU_ASSERT(took * 8 < 1024 * 200);
     /* The strong estimator learned the 200 ms round trip. */
-    CU_ASSERT(edge_window_rto_ms(&s.w) >= 200 && edge_window_rto_ms(&s.w) < 400);
+    CU_ASSERT(ferry_blockwin_rto_ms(&s.w) >= 200 && ferry_blockwin_rto_ms(&s.w) < 400);
     sim_free(&s);
 }
 
 static void window_starts_small_and_doubles_per_round_trip(void)
 {
     struct sim s;
-    sim_init(&s, 4096, &clean_200ms, EDGE_WINDOW_MAX, 2);
+    sim_init(&s, 4096, &clean_200ms, FERRY_BLOCKWIN_MAX, 2);
     send_all(&s);
-    CU_ASSERT_EQUAL(edge_window_inflight(&s.w), EDGE_WINDOW_INITIAL);
+    CU_ASSERT_EQUAL(ferry_blockwin_inflight(&s.w), FERRY_BLOCKWIN_INITIAL);
     run(&s, s.now + 200);
     send_all(&s);
-    CU_ASSERT_EQUAL(edge_window_inflight(&s.w), 2 * EDGE_WINDOW_INITIAL);
+    CU_ASSERT_EQUAL(ferry_blockwin_inflight(&s.w), 2 * FERRY_BLOCKWIN_INITIAL);
     run(&s, s.now + 200);
     send_all(&s);
-    CU_ASSERT_EQUAL(edge_window_inflight(&s.w), 4 * EDGE_WINDOW_INITIAL);
+    CU_ASSERT_EQUAL(ferry_blockwin_inflight(&s.w), 4 * FERRY_BLOCKWIN_INITIAL);
     sim_free(&s);
 }
 
@@ -252,7 +252,7 @@ static void lockstep_window_of_one_never_has_two_out(void)
     struct sim s;
     sim_init(&s, 200, &l, 1, 3);
     run(&s, UINT64_MAX);
-    CU_ASSERT_TRUE(edge_window_done(&s.w));
+    CU_ASSERT_TRUE(ferry_blockwin_done(&s.w));
     CU_ASSERT_EQUAL(s.max_inflight, 1);
     sim_free(&s);
 }
@@ -262,9 +262,9 @@ static void reordering_and_duplicates_cost_no_request(void)
     struct link l = {
         .delay_ms = 20, .jitter_ms = 10, .dup = 10, .reorder = 10, .drop_block = UINT64_MAX};
     struct sim s;
-    sim_init(&s, 2048, &l, EDGE_WINDOW_MAX, 4);
+    sim_init(&s, 2048, &l, FERRY_BLOCKWIN_MAX, 4);
     run(&s, UINT64_MAX);
-    CU_ASSERT_TRUE(edge_window_done(&s.w));
+    CU_ASSERT_TRUE(ferry_blockwin_done(&s.w));
     CU_ASSERT_EQUAL(s.answers, 2048);
     CU_ASSERT(s.stale > 0); /* the duplicates were recognised and ignored */
     unsigned twice = 0;
@@ -293,15 +293,15 @@ static void loss_patterns_complete_and_beat_lockstep(void)
         struct link l = clean_200ms;
         l.loss_up = l.loss_down = loss[i];
         struct sim s;
-        sim_init(&s, 512, &l, EDGE_WINDOW_MAX, 10 + i);
+        sim_init(&s, 512, &l, FERRY_BLOCKWIN_MAX, 10 + i);
         uint64_t t0 = s.now;
         run(&s, UINT64_MAX);
-        CU_ASSERT_TRUE(edge_window_done(&s.w));
+        CU_ASSERT_TRUE(ferry_blockwin_done(&s.w));
         check_losses_explain_retransmissions(&s);
         uint64_t took = s.now - t0, base = lockstep_ms(512, &l, 10 + i);
         printf("\n    loss %u%% each way: %llu ms against %llu ms lockstep, window %u, rto %u ms",
-               loss[i], (unsigned long long)took, (unsigned long long)base, edge_window_cwnd(&s.w),
-               edge_window_rto_ms(&s.w));
+               loss[i], (unsigned long long)took, (unsigned long long)base,
+               ferry_blockwin_cwnd(&s.w), ferry_blockwin_rto_ms(&s.w));
         CU_ASSERT(took * 2 < base);
         sim_free(&s);
     }
@@ -310,22 +310,22 @@ static void loss_patterns_complete_and_beat_lockstep(void)
 static void burst_loss_halves_the_window_once(void)
 {
     struct sim s;
-    sim_init(&s, 4096, &clean_200ms, EDGE_WINDOW_MAX, 5);
+    sim_init(&s, 4096, &clean_200ms, FERRY_BLOCKWIN_MAX, 5);
     run(&s, s.now + 3000); /* grown to the maximum */
-    CU_ASSERT_EQUAL_FATAL(edge_window_cwnd(&s.w), EDGE_WINDOW_MAX);
+    CU_ASSERT_EQUAL_FATAL(ferry_blockwin_cwnd(&s.w), FERRY_BLOCKWIN_MAX);
     /* Everything in the link now is lost: one loss event. */
     s.nq = 0;
-    uint64_t out = edge_window_inflight(&s.w);
+    uint64_t out = ferry_blockwin_inflight(&s.w);
     CU_ASSERT(out > 1);
     s.now += 60000;
-    CU_ASSERT_EQUAL(edge_window_expire(&s.w, s.now), out);
-    CU_ASSERT_EQUAL(edge_window_cwnd(&s.w), EDGE_WINDOW_MAX / 2);
+    CU_ASSERT_EQUAL(ferry_blockwin_expire(&s.w, s.now), out);
+    CU_ASSERT_EQUAL(ferry_blockwin_cwnd(&s.w), FERRY_BLOCKWIN_MAX / 2);
     /* The next loss, of a request sent after the decrease, halves again. */
-    struct edge_window_send snd;
-    CU_ASSERT_TRUE(edge_window_next(&s.w, s.now, &snd));
+    struct ferry_blockwin_send snd;
+    CU_ASSERT_TRUE(ferry_blockwin_next(&s.w, s.now, &snd));
     s.now += 60000;
-    CU_ASSERT(edge_window_expire(&s.w, s.now) >= 1);
-    CU_ASSERT_EQUAL(edge_window_cwnd(&s.w), EDGE_WINDOW_MAX / 4);
+    CU_ASSERT(ferry_blockwin_expire(&s.w, s.now) >= 1);
+    CU_ASSERT_EQUAL(ferry_blockwin_cwnd(&s.w), FERRY_BLOCKWIN_MAX / 4);
     sim_free(&s);
 }
 
@@ -334,21 +334,21 @@ static void silent_gateway_backs_off_to_the_floor(void)
     struct link l = clean_200ms;
     l.silent = true;
     struct sim s;
-    sim_init(&s, 64, &l, EDGE_WINDOW_MAX, 6);
+    sim_init(&s, 64, &l, FERRY_BLOCKWIN_MAX, 6);
     uint64_t t0 = s.now;
     run(&s, t0 + 3600 * 1000); /* an hour */
-    CU_ASSERT_FALSE(edge_window_done(&s.w));
-    CU_ASSERT_EQUAL(edge_window_cwnd(&s.w), EDGE_WINDOW_FLOOR);
-    CU_ASSERT_EQUAL(edge_window_inflight(&s.w), EDGE_WINDOW_FLOOR);
+    CU_ASSERT_FALSE(ferry_blockwin_done(&s.w));
+    CU_ASSERT_EQUAL(ferry_blockwin_cwnd(&s.w), FERRY_BLOCKWIN_FLOOR);
+    CU_ASSERT_EQUAL(ferry_blockwin_inflight(&s.w), FERRY_BLOCKWIN_FLOOR);
     /* Backed off to the cap: about one request a minute each, never none. */
     unsigned n = total_sends(&s);
-    CU_ASSERT(n > 60 * EDGE_WINDOW_FLOOR && n < 120 * EDGE_WINDOW_FLOOR);
-    uint64_t due = edge_window_due(&s.w, s.now);
-    CU_ASSERT(due != EDGE_WINDOW_NEVER && due - s.now <= EDGE_WINDOW_MAX_RTO_MS);
+    CU_ASSERT(n > 60 * FERRY_BLOCKWIN_FLOOR && n < 120 * FERRY_BLOCKWIN_FLOOR);
+    uint64_t due = ferry_blockwin_due(&s.w, s.now);
+    CU_ASSERT(due != FERRY_BLOCKWIN_NEVER && due - s.now <= FERRY_BLOCKWIN_MAX_RTO_MS);
     /* The gateway comes back: the download completes. */
     s.l.silent = false;
     run(&s, UINT64_MAX);
-    CU_ASSERT_TRUE(edge_window_done(&s.w));
+    CU_ASSERT_TRUE(ferry_blockwin_done(&s.w));
     sim_free(&s);
 }
 
@@ -357,71 +357,71 @@ static void requests_stay_within_the_span_of_a_hole(void)
     struct link l = clean_200ms;
     l.drop_block = 3; /* its answers never arrive */
     struct sim s;
-    sim_init(&s, 4096, &l, EDGE_WINDOW_MAX, 7);
+    sim_init(&s, 4096, &l, FERRY_BLOCKWIN_MAX, 7);
     run(&s, s.now + 600 * 1000);
-    CU_ASSERT_EQUAL(edge_window_base(&s.w), 3);
-    CU_ASSERT_EQUAL(edge_window_received(&s.w), EDGE_WINDOW_SPAN - 1 + 3);
-    CU_ASSERT(s.max_block_ahead < EDGE_WINDOW_SPAN);
-    CU_ASSERT_FALSE(edge_window_has(&s.w, 3 + EDGE_WINDOW_SPAN));
+    CU_ASSERT_EQUAL(ferry_blockwin_base(&s.w), 3);
+    CU_ASSERT_EQUAL(ferry_blockwin_received(&s.w), FERRY_BLOCKWIN_SPAN - 1 + 3);
+    CU_ASSERT(s.max_block_ahead < FERRY_BLOCKWIN_SPAN);
+    CU_ASSERT_FALSE(ferry_blockwin_has(&s.w, 3 + FERRY_BLOCKWIN_SPAN));
     /* Only block 3 is still asked for. */
-    CU_ASSERT_EQUAL(edge_window_inflight(&s.w), 1);
+    CU_ASSERT_EQUAL(ferry_blockwin_inflight(&s.w), 1);
     s.l.drop_block = UINT64_MAX;
     run(&s, UINT64_MAX);
-    CU_ASSERT_TRUE(edge_window_done(&s.w));
+    CU_ASSERT_TRUE(ferry_blockwin_done(&s.w));
     sim_free(&s);
 }
 
 static void last_block_goes_with_the_final_window(void)
 {
     struct sim s;
-    sim_init(&s, 100, &clean_200ms, EDGE_WINDOW_MAX, 8);
-    struct edge_window_send snd;
+    sim_init(&s, 100, &clean_200ms, FERRY_BLOCKWIN_MAX, 8);
+    struct ferry_blockwin_send snd;
     /* Answer everything at once; when the last block goes out, no more
      * blocks may be missing than the window holds. */
-    for (int round = 0; round < 1000 && !edge_window_done(&s.w); round++) {
-        uint32_t reqs[EDGE_WINDOW_MAX];
+    for (int round = 0; round < 1000 && !ferry_blockwin_done(&s.w); round++) {
+        uint32_t reqs[FERRY_BLOCKWIN_MAX];
         unsigned n = 0;
-        while (edge_window_next(&s.w, s.now, &snd)) {
+        while (ferry_blockwin_next(&s.w, s.now, &snd)) {
             if (snd.block == 99)
-                CU_ASSERT(100 - edge_window_received(&s.w) <= edge_window_cwnd(&s.w));
+                CU_ASSERT(100 - ferry_blockwin_received(&s.w) <= ferry_blockwin_cwnd(&s.w));
             reqs[n++] = snd.req;
         }
         s.now += 100;
         for (unsigned i = 0; i < n; i++)
-            edge_window_got(&s.w, reqs[i], s.now);
+            ferry_blockwin_got(&s.w, reqs[i], s.now);
     }
-    CU_ASSERT_TRUE(edge_window_done(&s.w));
+    CU_ASSERT_TRUE(ferry_blockwin_done(&s.w));
     sim_free(&s);
 }
 
 static void a_single_block_artifact_is_asked_for(void)
 {
     struct sim s;
-    sim_init(&s, 1, &clean_200ms, EDGE_WINDOW_MAX, 9);
+    sim_init(&s, 1, &clean_200ms, FERRY_BLOCKWIN_MAX, 9);
     run(&s, UINT64_MAX);
-    CU_ASSERT_TRUE(edge_window_done(&s.w));
+    CU_ASSERT_TRUE(ferry_blockwin_done(&s.w));
     CU_ASSERT_EQUAL(total_sends(&s), 1);
     sim_free(&s);
 }
 
 static void resume_skips_the_blocks_already_in(void)
 {
-    uint8_t have[EDGE_WINDOW_BITMAP_BYTES] = {0};
+    uint8_t have[FERRY_BLOCKWIN_BITMAP_BYTES] = {0};
     have[0] = 0x0a; /* base + 1 and base + 3 */
     have[2] = 0x01; /* base + 16 */
     struct sim s;
-    sim_init(&s, 64, &clean_200ms, EDGE_WINDOW_MAX, 11);
-    edge_window_begin(&s.w, 64, 20, have);
-    CU_ASSERT_EQUAL(edge_window_base(&s.w), 20);
-    CU_ASSERT_EQUAL(edge_window_received(&s.w), 23);
-    CU_ASSERT_TRUE(edge_window_has(&s.w, 21));
-    CU_ASSERT_TRUE(edge_window_has(&s.w, 36));
-    CU_ASSERT_FALSE(edge_window_has(&s.w, 22));
-    uint8_t back[EDGE_WINDOW_BITMAP_BYTES];
-    edge_window_bitmap(&s.w, back);
+    sim_init(&s, 64, &clean_200ms, FERRY_BLOCKWIN_MAX, 11);
+    ferry_blockwin_begin(&s.w, 64, 20, have);
+    CU_ASSERT_EQUAL(ferry_blockwin_base(&s.w), 20);
+    CU_ASSERT_EQUAL(ferry_blockwin_received(&s.w), 23);
+    CU_ASSERT_TRUE(ferry_blockwin_has(&s.w, 21));
+    CU_ASSERT_TRUE(ferry_blockwin_has(&s.w, 36));
+    CU_ASSERT_FALSE(ferry_blockwin_has(&s.w, 22));
+    uint8_t back[FERRY_BLOCKWIN_BITMAP_BYTES];
+    ferry_blockwin_bitmap(&s.w, back);
     CU_ASSERT_EQUAL(memcmp(back, have, sizeof(have)), 0);
     run(&s, UINT64_MAX);
-    CU_ASSERT_TRUE(edge_window_done(&s.w));
+    CU_ASSERT_TRUE(ferry_blockwin_done(&s.w));
     for (uint64_t b = 0; b < 64; b++) {
         bool had = b < 20 || b == 21 || b == 23 || b == 36;
         CU_ASSERT_EQUAL(s.sends[b], had ? 0u : 1u);
@@ -429,256 +429,256 @@ static void resume_skips_the_blocks_already_in(void)
     /* A bitmap whose first bit is set moves the base at once. */
     memset(have, 0, sizeof(have));
     have[0] = 0x07;
-    edge_window_begin(&s.w, 64, 10, have);
-    CU_ASSERT_EQUAL(edge_window_base(&s.w), 13);
+    ferry_blockwin_begin(&s.w, 64, 10, have);
+    CU_ASSERT_EQUAL(ferry_blockwin_base(&s.w), 13);
     sim_free(&s);
 }
 
 static void wrong_answers_back_off_and_count(void)
 {
-    struct edge_window w;
-    edge_window_init(&w, 4, 12);
-    edge_window_begin(&w, 10, 0, NULL);
+    struct ferry_blockwin w;
+    ferry_blockwin_init(&w, 4, 12);
+    ferry_blockwin_begin(&w, 10, 0, NULL);
     uint64_t now = 5000;
-    struct edge_window_send a, b;
-    CU_ASSERT_TRUE_FATAL(edge_window_next(&w, now, &a));
-    CU_ASSERT_TRUE_FATAL(edge_window_next(&w, now, &b));
-    uint32_t rto = edge_window_rto_ms(&w);
-    CU_ASSERT_EQUAL(edge_window_retry(&w, a.req, now), 1);
+    struct ferry_blockwin_send a, b;
+    CU_ASSERT_TRUE_FATAL(ferry_blockwin_next(&w, now, &a));
+    CU_ASSERT_TRUE_FATAL(ferry_blockwin_next(&w, now, &b));
+    uint32_t rto = ferry_blockwin_rto_ms(&w);
+    CU_ASSERT_EQUAL(ferry_blockwin_retry(&w, a.req, now), 1);
     /* Not again before twice the RTO; the other block goes on. */
-    uint64_t due = edge_window_due(&w, now);
-    struct edge_window_send c;
-    CU_ASSERT_TRUE(edge_window_next(&w, now, &c)); /* a new block, window has room */
+    uint64_t due = ferry_blockwin_due(&w, now);
+    struct ferry_blockwin_send c;
+    CU_ASSERT_TRUE(ferry_blockwin_next(&w, now, &c)); /* a new block, window has room */
     CU_ASSERT_NOT_EQUAL(c.block, a.block);
     CU_ASSERT(due <= now + 2 * rto);
-    while (edge_window_next(&w, now + 2 * rto - 1, &c))
+    while (ferry_blockwin_next(&w, now + 2 * rto - 1, &c))
         CU_ASSERT_NOT_EQUAL(c.block, a.block);
     uint64_t block;
-    CU_ASSERT_TRUE(edge_window_lookup(&w, a.req, &block));
+    CU_ASSERT_TRUE(ferry_blockwin_lookup(&w, a.req, &block));
     CU_ASSERT_EQUAL(block, a.block);
-    edge_window_expire(&w, now + 2 * rto);
+    ferry_blockwin_expire(&w, now + 2 * rto);
     bool again = false;
-    for (int i = 0; i < 8 && edge_window_next(&w, now + 2 * rto, &c); i++)
+    for (int i = 0; i < 8 && ferry_blockwin_next(&w, now + 2 * rto, &c); i++)
         again |= c.req == a.req && c.block == a.block;
     CU_ASSERT_TRUE(again);
-    CU_ASSERT_EQUAL(edge_window_retry(&w, a.req, now + 2 * rto), 2);
-    edge_window_got(&w, a.req, now + 3 * rto);
-    CU_ASSERT_TRUE(edge_window_has(&w, a.block));
-    CU_ASSERT_EQUAL(edge_window_retry(&w, a.req, now), 0); /* done: unknown now */
-    CU_ASSERT_FALSE(edge_window_lookup(&w, a.req, &block));
+    CU_ASSERT_EQUAL(ferry_blockwin_retry(&w, a.req, now + 2 * rto), 2);
+    ferry_blockwin_got(&w, a.req, now + 3 * rto);
+    CU_ASSERT_TRUE(ferry_blockwin_has(&w, a.block));
+    CU_ASSERT_EQUAL(ferry_blockwin_retry(&w, a.req, now), 0); /* done: unknown now */
+    CU_ASSERT_FALSE(ferry_blockwin_lookup(&w, a.req, &block));
 }
 
 static void holds_wait_and_only_a_backoff_is_cut_short(void)
 {
-    struct edge_window w;
-    edge_window_init(&w, 8, 13);
-    edge_window_begin(&w, 10, 0, NULL);
+    struct ferry_blockwin w;
+    ferry_blockwin_init(&w, 8, 13);
+    ferry_blockwin_begin(&w, 10, 0, NULL);
     uint64_t now = 1000;
-    struct edge_window_send a, b;
-    CU_ASSERT_TRUE_FATAL(edge_window_next(&w, now, &a));
-    CU_ASSERT_TRUE_FATAL(edge_window_next(&w, now, &b));
+    struct ferry_blockwin_send a, b;
+    CU_ASSERT_TRUE_FATAL(ferry_blockwin_next(&w, now, &a));
+    CU_ASSERT_TRUE_FATAL(ferry_blockwin_next(&w, now, &b));
     /* 5.03 Max-Age 10: nothing goes out for 10 s, not even on a kick. */
-    edge_window_hold(&w, a.req, now, now + 10000, false);
-    CU_ASSERT_EQUAL(edge_window_cwnd(&w), EDGE_WINDOW_INITIAL); /* no loss */
-    struct edge_window_send c;
-    CU_ASSERT_FALSE(edge_window_next(&w, now + 9999, &c));
-    edge_window_kick(&w, now + 5000);
-    CU_ASSERT_FALSE(edge_window_next(&w, now + 9999, &c));
-    CU_ASSERT_TRUE(edge_window_holding(&w, now + 9999));
-    CU_ASSERT(edge_window_due(&w, now + 100) <= now + 10000);
-    CU_ASSERT_TRUE(edge_window_next(&w, now + 10000, &c));
+    ferry_blockwin_hold(&w, a.req, now, now + 10000, false);
+    CU_ASSERT_EQUAL(ferry_blockwin_cwnd(&w), FERRY_BLOCKWIN_INITIAL); /* no loss */
+    struct ferry_blockwin_send c;
+    CU_ASSERT_FALSE(ferry_blockwin_next(&w, now + 9999, &c));
+    ferry_blockwin_kick(&w, now + 5000);
+    CU_ASSERT_FALSE(ferry_blockwin_next(&w, now + 9999, &c));
+    CU_ASSERT_TRUE(ferry_blockwin_holding(&w, now + 9999));
+    CU_ASSERT(ferry_blockwin_due(&w, now + 100) <= now + 10000);
+    CU_ASSERT_TRUE(ferry_blockwin_next(&w, now + 10000, &c));
     CU_ASSERT_EQUAL(c.block, a.block);
     CU_ASSERT_EQUAL(c.req, a.req);
     CU_ASSERT_EQUAL(c.tries, 1); /* a fresh exchange: the wait is no round trip */
     /* A backoff of our own after a 5.00 ends when the release is offered again. */
     now += 20000;
-    edge_window_hold(&w, c.req, now, now + 60000, true);
-    CU_ASSERT_FALSE(edge_window_next(&w, now + 1, &c));
-    edge_window_kick(&w, now + 1);
-    CU_ASSERT_TRUE(edge_window_next(&w, now + 1, &c));
+    ferry_blockwin_hold(&w, c.req, now, now + 60000, true);
+    CU_ASSERT_FALSE(ferry_blockwin_next(&w, now + 1, &c));
+    ferry_blockwin_kick(&w, now + 1);
+    CU_ASSERT_TRUE(ferry_blockwin_next(&w, now + 1, &c));
 }
 
 static void smaller_blocks_split_the_window(void)
 {
-    struct edge_window w;
-    edge_window_init(&w, 4, 14);
-    edge_window_begin(&w, 10, 0, NULL); /* 10 blocks of 1024 */
+    struct ferry_blockwin w;
+    ferry_blockwin_init(&w, 4, 14);
+    ferry_blockwin_begin(&w, 10, 0, NULL); /* 10 blocks of 1024 */
     uint64_t now = 1000;
-    struct edge_window_send s0, s1, s2;
-    CU_ASSERT_TRUE_FATAL(edge_window_next(&w, now, &s0));
-    CU_ASSERT_TRUE_FATAL(edge_window_next(&w, now, &s1));
-    edge_window_got(&w, s0.req, now + 10); /* block 0 in */
-    CU_ASSERT_TRUE_FATAL(edge_window_next(&w, now + 10, &s2));
+    struct ferry_blockwin_send s0, s1, s2;
+    CU_ASSERT_TRUE_FATAL(ferry_blockwin_next(&w, now, &s0));
+    CU_ASSERT_TRUE_FATAL(ferry_blockwin_next(&w, now, &s1));
+    ferry_blockwin_got(&w, s0.req, now + 10); /* block 0 in */
+    CU_ASSERT_TRUE_FATAL(ferry_blockwin_next(&w, now + 10, &s2));
     CU_ASSERT_EQUAL(s2.block, 2);
     /* The gateway answers 256-byte blocks: four per old one. */
-    edge_window_split(&w, 2, 40);
-    CU_ASSERT_EQUAL(edge_window_base(&w), 4);
+    ferry_blockwin_split(&w, 2, 40);
+    CU_ASSERT_EQUAL(ferry_blockwin_base(&w), 4);
     uint64_t b;
-    CU_ASSERT_TRUE(edge_window_lookup(&w, s1.req, &b));
+    CU_ASSERT_TRUE(ferry_blockwin_lookup(&w, s1.req, &b));
     CU_ASSERT_EQUAL(b, 4);
-    CU_ASSERT_TRUE(edge_window_lookup(&w, s2.req, &b));
+    CU_ASSERT_TRUE(ferry_blockwin_lookup(&w, s2.req, &b));
     CU_ASSERT_EQUAL(b, 8);
-    edge_window_got(&w, s1.req, now + 20);
+    ferry_blockwin_got(&w, s1.req, now + 20);
     /* Blocks 5..7 are asked for next, then on. */
-    struct edge_window_send n;
-    CU_ASSERT_TRUE(edge_window_next(&w, now + 20, &n));
+    struct ferry_blockwin_send n;
+    CU_ASSERT_TRUE(ferry_blockwin_next(&w, now + 20, &n));
     CU_ASSERT_EQUAL(n.block, 5);
     unsigned sent = 1;
     uint32_t reqs[64] = {n.req, s2.req};
     unsigned nreq = 2;
-    while (!edge_window_done(&w) && sent < 200) {
+    while (!ferry_blockwin_done(&w) && sent < 200) {
         now += 10;
         for (unsigned i = 0; i < nreq; i++)
-            edge_window_got(&w, reqs[i], now);
+            ferry_blockwin_got(&w, reqs[i], now);
         nreq = 0;
-        while (edge_window_next(&w, now, &n) && nreq < 64) {
+        while (ferry_blockwin_next(&w, now, &n) && nreq < 64) {
             reqs[nreq++] = n.req;
             sent++;
         }
         if (nreq == 0)
-            edge_window_expire(&w, now + 100000);
+            ferry_blockwin_expire(&w, now + 100000);
     }
-    CU_ASSERT_TRUE(edge_window_done(&w));
-    CU_ASSERT_EQUAL(edge_window_received(&w), 40);
+    CU_ASSERT_TRUE(ferry_blockwin_done(&w));
+    CU_ASSERT_EQUAL(ferry_blockwin_received(&w), 40);
 }
 
 static void cocoa_timer_learns_and_backs_off_variably(void)
 {
-    struct edge_window w;
-    edge_window_init(&w, 1, 15);
-    edge_window_begin(&w, 1000, 0, NULL);
-    CU_ASSERT_EQUAL(edge_window_rto_ms(&w), EDGE_WINDOW_INITIAL_RTO_MS);
+    struct ferry_blockwin w;
+    ferry_blockwin_init(&w, 1, 15);
+    ferry_blockwin_begin(&w, 1000, 0, NULL);
+    CU_ASSERT_EQUAL(ferry_blockwin_rto_ms(&w), FERRY_BLOCKWIN_INITIAL_RTO_MS);
     uint64_t now = 100000;
-    struct edge_window_send s;
+    struct ferry_blockwin_send s;
     /* Strong samples of 600 ms pull the RTO towards 600 + 4 * RTTVAR. */
     for (int i = 0; i < 40; i++) {
-        CU_ASSERT_TRUE_FATAL(edge_window_next(&w, now, &s));
+        CU_ASSERT_TRUE_FATAL(ferry_blockwin_next(&w, now, &s));
         CU_ASSERT_EQUAL(s.tries, 1);
         now += 600;
-        edge_window_got(&w, s.req, now);
+        ferry_blockwin_got(&w, s.req, now);
     }
-    uint32_t rto = edge_window_rto_ms(&w);
+    uint32_t rto = ferry_blockwin_rto_ms(&w);
     CU_ASSERT(rto >= 600 && rto < 700);
     /* On a path silent for two RTOs (too short for aging), back-off below
      * 1 s is threefold; the first timeout is 1..1.5 RTO. */
     now += 2 * rto + 1;
-    CU_ASSERT_TRUE_FATAL(edge_window_next(&w, now, &s));
-    uint64_t first = edge_window_due(&w, now) - now;
+    CU_ASSERT_TRUE_FATAL(ferry_blockwin_next(&w, now, &s));
+    uint64_t first = ferry_blockwin_due(&w, now) - now;
     CU_ASSERT(first >= rto && first <= rto + rto / 2);
     now += first;
-    CU_ASSERT_EQUAL(edge_window_expire(&w, now), 1);
-    CU_ASSERT_TRUE_FATAL(edge_window_next(&w, now, &s));
+    CU_ASSERT_EQUAL(ferry_blockwin_expire(&w, now), 1);
+    CU_ASSERT_TRUE_FATAL(ferry_blockwin_next(&w, now, &s));
     CU_ASSERT_EQUAL(s.tries, 2);
-    uint64_t second = edge_window_due(&w, now) - now;
+    uint64_t second = ferry_blockwin_due(&w, now) - now;
     CU_ASSERT_EQUAL(second, first * 3);
     now += second;
-    edge_window_expire(&w, now);
-    CU_ASSERT_TRUE_FATAL(edge_window_next(&w, now, &s));
-    uint64_t third = edge_window_due(&w, now) - now; /* 1..3 s: twofold */
+    ferry_blockwin_expire(&w, now);
+    CU_ASSERT_TRUE_FATAL(ferry_blockwin_next(&w, now, &s));
+    uint64_t third = ferry_blockwin_due(&w, now) - now; /* 1..3 s: twofold */
     CU_ASSERT_EQUAL(third, second * 2);
     /* Answered after two retransmissions: a weak sample (time since the
      * first transmission, K = 1) pulls a quarter of the way. */
     now += 200;
     uint64_t sample = first + second + 200;
-    edge_window_got(&w, s.req, now);
+    ferry_blockwin_got(&w, s.req, now);
     uint64_t want = (3 * (uint64_t)rto + sample + sample / 2) / 4;
-    uint32_t after = edge_window_rto_ms(&w);
+    uint32_t after = ferry_blockwin_rto_ms(&w);
     CU_ASSERT(after + 1 >= want && after <= want + 1);
     /* Retransmissions back off by 3, 2 or 1.5 by the timeout's size, up to
      * the cap. */
-    now += 2 * (uint64_t)edge_window_rto_ms(&w) + 1;
-    CU_ASSERT_TRUE_FATAL(edge_window_next(&w, now, &s));
-    uint64_t prev = edge_window_due(&w, now) - now;
+    now += 2 * (uint64_t)ferry_blockwin_rto_ms(&w) + 1;
+    CU_ASSERT_TRUE_FATAL(ferry_blockwin_next(&w, now, &s));
+    uint64_t prev = ferry_blockwin_due(&w, now) - now;
     for (int i = 0; i < 20; i++) {
         now += prev;
-        edge_window_expire(&w, now);
-        CU_ASSERT_TRUE_FATAL(edge_window_next(&w, now, &s));
-        uint64_t t = edge_window_due(&w, now) - now;
+        ferry_blockwin_expire(&w, now);
+        CU_ASSERT_TRUE_FATAL(ferry_blockwin_next(&w, now, &s));
+        uint64_t t = ferry_blockwin_due(&w, now) - now;
         uint64_t f = prev < 1000 ? prev * 3 : prev > 3000 ? prev * 3 / 2 : prev * 2;
-        CU_ASSERT_EQUAL(t, f < EDGE_WINDOW_MAX_RTO_MS ? f : EDGE_WINDOW_MAX_RTO_MS);
+        CU_ASSERT_EQUAL(t, f < FERRY_BLOCKWIN_MAX_RTO_MS ? f : FERRY_BLOCKWIN_MAX_RTO_MS);
         prev = t;
     }
-    CU_ASSERT_EQUAL(prev, EDGE_WINDOW_MAX_RTO_MS);
+    CU_ASSERT_EQUAL(prev, FERRY_BLOCKWIN_MAX_RTO_MS);
 }
 
 static void retransmission_on_a_live_path_starts_afresh(void)
 {
-    struct edge_window w;
-    edge_window_init(&w, 4, 18);
-    edge_window_begin(&w, 1000, 0, NULL);
+    struct ferry_blockwin w;
+    ferry_blockwin_init(&w, 4, 18);
+    ferry_blockwin_begin(&w, 1000, 0, NULL);
     uint64_t now = 100000;
-    struct edge_window_send a, b;
+    struct ferry_blockwin_send a, b;
     for (int i = 0; i < 30; i++) { /* learn a 300 ms round trip */
-        CU_ASSERT_TRUE_FATAL(edge_window_next(&w, now, &a));
+        CU_ASSERT_TRUE_FATAL(ferry_blockwin_next(&w, now, &a));
         now += 300;
-        edge_window_got(&w, a.req, now);
+        ferry_blockwin_got(&w, a.req, now);
     }
-    uint32_t rto = edge_window_rto_ms(&w);
-    CU_ASSERT_TRUE_FATAL(edge_window_next(&w, now, &a));
-    CU_ASSERT_TRUE_FATAL(edge_window_next(&w, now, &b));
+    uint32_t rto = ferry_blockwin_rto_ms(&w);
+    CU_ASSERT_TRUE_FATAL(ferry_blockwin_next(&w, now, &a));
+    CU_ASSERT_TRUE_FATAL(ferry_blockwin_next(&w, now, &b));
     uint64_t deadline = 0;
     for (unsigned i = 0; i < w.n; i++)
         if (w.e[i].req == a.req)
             deadline = w.e[i].at_ms;
     /* b is answered, a is lost: a goes again with a fresh timeout. */
-    edge_window_got(&w, b.req, now + 300);
+    ferry_blockwin_got(&w, b.req, now + 300);
     now = deadline;
-    CU_ASSERT_EQUAL(edge_window_expire(&w, now), 1);
-    struct edge_window_send again;
+    CU_ASSERT_EQUAL(ferry_blockwin_expire(&w, now), 1);
+    struct ferry_blockwin_send again;
     bool found = false;
-    while (edge_window_next(&w, now, &again))
+    while (ferry_blockwin_next(&w, now, &again))
         found |= again.req == a.req;
     CU_ASSERT_TRUE_FATAL(found);
     uint64_t t = 0;
     for (unsigned i = 0; i < w.n; i++)
         if (w.e[i].req == a.req)
             t = w.e[i].timeout_ms;
-    CU_ASSERT(t >= edge_window_rto_ms(&w) && t <= edge_window_rto_ms(&w) * 3 / 2);
+    CU_ASSERT(t >= ferry_blockwin_rto_ms(&w) && t <= ferry_blockwin_rto_ms(&w) * 3 / 2);
     CU_ASSERT(t < 3 * rto);
 }
 
 static void idle_rto_ages_towards_the_default(void)
 {
-    struct edge_window w;
-    edge_window_init(&w, 1, 16);
-    edge_window_begin(&w, 1000, 0, NULL);
+    struct ferry_blockwin w;
+    ferry_blockwin_init(&w, 1, 16);
+    ferry_blockwin_begin(&w, 1000, 0, NULL);
     uint64_t now = 100000;
-    struct edge_window_send s;
+    struct ferry_blockwin_send s;
     for (int i = 0; i < 60; i++) {
-        CU_ASSERT_TRUE_FATAL(edge_window_next(&w, now, &s));
+        CU_ASSERT_TRUE_FATAL(ferry_blockwin_next(&w, now, &s));
         now += 100;
-        edge_window_got(&w, s.req, now);
+        ferry_blockwin_got(&w, s.req, now);
     }
-    uint32_t small = edge_window_rto_ms(&w);
+    uint32_t small = ferry_blockwin_rto_ms(&w);
     CU_ASSERT(small < 250);
     /* An hour later the estimate is stale: it has doubled, not more than
      * up to 1 s, by the time the next request goes out. */
     now += 3600 * 1000;
-    CU_ASSERT_TRUE_FATAL(edge_window_next(&w, now, &s));
-    CU_ASSERT_EQUAL(edge_window_rto_ms(&w), 2 * small);
+    CU_ASSERT_TRUE_FATAL(ferry_blockwin_next(&w, now, &s));
+    CU_ASSERT_EQUAL(ferry_blockwin_rto_ms(&w), 2 * small);
 }
 
 static void memory_is_the_same_for_any_size(void)
 {
     /* 32 MiB in 16-byte blocks is two million blocks; the window is the
      * same value as for one block, and a download of it progresses. */
-    struct edge_window w;
-    edge_window_init(&w, EDGE_WINDOW_MAX, 17);
-    edge_window_begin(&w, UINT64_C(2097152), 0, NULL);
+    struct ferry_blockwin w;
+    ferry_blockwin_init(&w, FERRY_BLOCKWIN_MAX, 17);
+    ferry_blockwin_begin(&w, UINT64_C(2097152), 0, NULL);
     uint64_t now = 0;
-    struct edge_window_send s;
+    struct ferry_blockwin_send s;
     for (int i = 0; i < 100000; i++) {
-        if (!edge_window_next(&w, now, &s)) {
+        if (!ferry_blockwin_next(&w, now, &s)) {
             CU_FAIL("nothing to send");
             break;
         }
-        edge_window_got(&w, s.req, ++now);
+        ferry_blockwin_got(&w, s.req, ++now);
     }
-    CU_ASSERT_EQUAL(edge_window_base(&w), 100000);
+    CU_ASSERT_EQUAL(ferry_blockwin_base(&w), 100000);
     CU_ASSERT(sizeof(w) < 4096);
 }
 
-const char *const ferry_suite_name = "edge_window";
+const char *const ferry_suite_name = "blockwin";
 const struct ferry_test_case ferry_tests[] = {
     {"clean link asks each block once and fills the window",
      clean_link_asks_each_block_once_and_fills_the_window},

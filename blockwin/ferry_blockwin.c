@@ -1,4 +1,4 @@
-#include "edge_window.h"
+#include "ferry_blockwin.h"
 
 #include <string.h>
 
@@ -15,7 +15,7 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static uint64_t rnd(struct edge_window *w)
+static uint64_t rnd(struct ferry_blockwin *w)
 {
     /* xorshift64*, as elsewhere in the edge: spreads timers, reproducible. */
     w->rng ^= w->rng >> 12;
@@ -26,10 +26,10 @@ static uint64_t rnd(struct edge_window *w)
 
 static uint32_t clamp_rto(uint64_t ms)
 {
-    if (ms < EDGE_WINDOW_MIN_RTO_MS)
-        return EDGE_WINDOW_MIN_RTO_MS;
-    if (ms > EDGE_WINDOW_MAX_RTO_MS)
-        return EDGE_WINDOW_MAX_RTO_MS;
+    if (ms < FERRY_BLOCKWIN_MIN_RTO_MS)
+        return FERRY_BLOCKWIN_MIN_RTO_MS;
+    if (ms > FERRY_BLOCKWIN_MAX_RTO_MS)
+        return FERRY_BLOCKWIN_MAX_RTO_MS;
     return (uint32_t)ms;
 }
 
@@ -43,21 +43,21 @@ static uint64_t max_u64(uint64_t a, uint64_t b)
     return a > b ? a : b;
 }
 
-static bool bit(const struct edge_window *w, uint64_t i)
+static bool bit(const struct ferry_blockwin *w, uint64_t i)
 {
     return (w->bits[i / 64] >> (i % 64)) & 1;
 }
 
-static void set_bit(struct edge_window *w, uint64_t i)
+static void set_bit(struct ferry_blockwin *w, uint64_t i)
 {
     w->bits[i / 64] |= UINT64_C(1) << (i % 64);
 }
 
 /* Drops the first k bits: bit i becomes bit i - k. */
-static void shift_bits(struct edge_window *w, unsigned k)
+static void shift_bits(struct ferry_blockwin *w, unsigned k)
 {
-    const unsigned nw = EDGE_WINDOW_SPAN / 64;
-    if (k >= EDGE_WINDOW_SPAN) {
+    const unsigned nw = FERRY_BLOCKWIN_SPAN / 64;
+    if (k >= FERRY_BLOCKWIN_SPAN) {
         memset(w->bits, 0, sizeof(w->bits));
         return;
     }
@@ -69,19 +69,19 @@ static void shift_bits(struct edge_window *w, unsigned k)
     }
 }
 
-static unsigned popcount(const struct edge_window *w)
+static unsigned popcount(const struct ferry_blockwin *w)
 {
     unsigned n = 0;
-    for (unsigned i = 0; i < EDGE_WINDOW_SPAN / 64; i++)
+    for (unsigned i = 0; i < FERRY_BLOCKWIN_SPAN / 64; i++)
         n += (unsigned)__builtin_popcountll(w->bits[i]);
     return n;
 }
 
 /* Moves base past the blocks that are in. */
-static void advance_base(struct edge_window *w)
+static void advance_base(struct ferry_blockwin *w)
 {
     unsigned k = 0;
-    while (k < EDGE_WINDOW_SPAN && w->base + k < w->nblocks && bit(w, k))
+    while (k < FERRY_BLOCKWIN_SPAN && w->base + k < w->nblocks && bit(w, k))
         k++;
     if (k) {
         shift_bits(w, k);
@@ -89,7 +89,7 @@ static void advance_base(struct edge_window *w)
     }
 }
 
-static struct edge_window_entry *entry_of(struct edge_window *w, uint32_t req)
+static struct ferry_blockwin_entry *entry_of(struct ferry_blockwin *w, uint32_t req)
 {
     for (unsigned i = 0; i < w->n; i++) {
         if (w->e[i].req == req)
@@ -98,7 +98,7 @@ static struct edge_window_entry *entry_of(struct edge_window *w, uint32_t req)
     return NULL;
 }
 
-static bool in_table(const struct edge_window *w, uint64_t block)
+static bool in_table(const struct ferry_blockwin *w, uint64_t block)
 {
     for (unsigned i = 0; i < w->n; i++) {
         if (w->e[i].block == block)
@@ -107,14 +107,14 @@ static bool in_table(const struct edge_window *w, uint64_t block)
     return false;
 }
 
-static void drop_entry(struct edge_window *w, struct edge_window_entry *e)
+static void drop_entry(struct ferry_blockwin *w, struct ferry_blockwin_entry *e)
 {
     if (e->inflight)
         w->inflight--;
     *e = w->e[--w->n];
 }
 
-static unsigned cwnd_whole(const struct edge_window *w)
+static unsigned cwnd_whole(const struct ferry_blockwin *w)
 {
     unsigned c = w->cwnd / FP;
     return c ? c : 1;
@@ -123,11 +123,11 @@ static unsigned cwnd_whole(const struct edge_window *w)
 /* The next new block to ask for, or false: the lowest block from next_new
  * on that is neither in nor asked for, within the span; the last block
  * only with the final window (no more blocks missing than may be out). */
-static bool candidate(const struct edge_window *w, uint64_t *out)
+static bool candidate(const struct ferry_blockwin *w, uint64_t *out)
 {
-    uint64_t limit = min_u64(w->nblocks, w->base + EDGE_WINDOW_SPAN);
+    uint64_t limit = min_u64(w->nblocks, w->base + FERRY_BLOCKWIN_SPAN);
     uint64_t b = max_u64(w->next_new, w->base);
-    while (b < limit && (edge_window_has(w, b) || in_table(w, b)))
+    while (b < limit && (ferry_blockwin_has(w, b) || in_table(w, b)))
         b++;
     if (b >= limit)
         return false;
@@ -140,7 +140,7 @@ static bool candidate(const struct edge_window *w, uint64_t *out)
 /* ---- CoCoA ------------------------------------------------------------------ */
 
 /* RFC 6298's estimator on one sample; returns SRTT + k * RTTVAR in ms. */
-static uint64_t estimate(struct edge_window_est *e, uint64_t sample_ms, unsigned k)
+static uint64_t estimate(struct ferry_blockwin_est *e, uint64_t sample_ms, unsigned k)
 {
     uint32_t r16 = (uint32_t)(min_u64(sample_ms, SAMPLE_CAP) * 16);
     if (!e->valid) {
@@ -156,7 +156,7 @@ static uint64_t estimate(struct edge_window_est *e, uint64_t sample_ms, unsigned
     return e->srtt16 / 16 + (var > GRANULARITY_MS ? var : GRANULARITY_MS);
 }
 
-static void measured(struct edge_window *w, uint64_t sample_ms, bool strong, uint64_t now)
+static void measured(struct ferry_blockwin *w, uint64_t sample_ms, bool strong, uint64_t now)
 {
     if (strong) {
         uint64_t x = estimate(&w->strong, sample_ms, K_STRONG);
@@ -169,7 +169,7 @@ static void measured(struct edge_window *w, uint64_t sample_ms, bool strong, uin
 }
 
 /* An estimate nobody refreshed drifts back towards CoAP's default. */
-static void age(struct edge_window *w, uint64_t now)
+static void age(struct ferry_blockwin *w, uint64_t now)
 {
     uint64_t idle = now > w->rto_updated_ms ? now - w->rto_updated_ms : 0;
     if (w->rto_ms < SMALL_RTO && idle >= 16 * (uint64_t)w->rto_ms) {
@@ -188,7 +188,7 @@ static uint32_t backed_off(uint32_t t)
     return clamp_rto(next);
 }
 
-static void transmit(struct edge_window *w, struct edge_window_entry *e, uint64_t now)
+static void transmit(struct ferry_blockwin *w, struct ferry_blockwin_entry *e, uint64_t now)
 {
     age(w, now);
     uint32_t t;
@@ -217,30 +217,30 @@ static void transmit(struct edge_window *w, struct edge_window_entry *e, uint64_
 
 /* ---- the interface ------------------------------------------------------------ */
 
-void edge_window_init(struct edge_window *w, unsigned max_window, uint64_t seed)
+void ferry_blockwin_init(struct ferry_blockwin *w, unsigned max_window, uint64_t seed)
 {
     memset(w, 0, sizeof(*w));
     if (max_window < 1)
         max_window = 1;
-    if (max_window > EDGE_WINDOW_MAX)
-        max_window = EDGE_WINDOW_MAX;
+    if (max_window > FERRY_BLOCKWIN_MAX)
+        max_window = FERRY_BLOCKWIN_MAX;
     w->max_window = max_window;
-    w->floor = (max_window < EDGE_WINDOW_FLOOR ? max_window : EDGE_WINDOW_FLOOR) * FP;
-    w->cwnd = (max_window < EDGE_WINDOW_INITIAL ? max_window : EDGE_WINDOW_INITIAL) * FP;
+    w->floor = (max_window < FERRY_BLOCKWIN_FLOOR ? max_window : FERRY_BLOCKWIN_FLOOR) * FP;
+    w->cwnd = (max_window < FERRY_BLOCKWIN_INITIAL ? max_window : FERRY_BLOCKWIN_INITIAL) * FP;
     w->ssthresh = max_window * FP;
-    w->rto_ms = EDGE_WINDOW_INITIAL_RTO_MS;
+    w->rto_ms = FERRY_BLOCKWIN_INITIAL_RTO_MS;
     w->next_req = 1;
     w->next_tx = 1;
     w->rng = seed ? seed : UINT64_C(0x9e3779b97f4a7c15);
 }
 
-void edge_window_begin(struct edge_window *w, uint64_t nblocks, uint64_t base,
-                       const uint8_t have[EDGE_WINDOW_BITMAP_BYTES])
+void ferry_blockwin_begin(struct ferry_blockwin *w, uint64_t nblocks, uint64_t base,
+                          const uint8_t have[FERRY_BLOCKWIN_BITMAP_BYTES])
 {
     w->nblocks = nblocks;
     w->base = min_u64(base, nblocks);
     memset(w->bits, 0, sizeof(w->bits));
-    for (unsigned i = 0; have && i < EDGE_WINDOW_SPAN && w->base + i < nblocks; i++) {
+    for (unsigned i = 0; have && i < FERRY_BLOCKWIN_SPAN && w->base + i < nblocks; i++) {
         if ((have[i / 8] >> (i % 8)) & 1)
             set_bit(w, i);
     }
@@ -253,19 +253,19 @@ void edge_window_begin(struct edge_window *w, uint64_t nblocks, uint64_t base,
     w->hold_is_backoff = false;
 }
 
-bool edge_window_next(struct edge_window *w, uint64_t now, struct edge_window_send *out)
+bool ferry_blockwin_next(struct ferry_blockwin *w, uint64_t now, struct ferry_blockwin_send *out)
 {
     if (w->nblocks == 0 || now < w->hold_until || w->inflight >= cwnd_whole(w))
         return false;
-    struct edge_window_entry *e = NULL;
+    struct ferry_blockwin_entry *e = NULL;
     for (unsigned i = 0; i < w->n; i++) {
-        struct edge_window_entry *c = &w->e[i];
+        struct ferry_blockwin_entry *c = &w->e[i];
         if (!c->inflight && c->at_ms <= now && (!e || c->block < e->block))
             e = c;
     }
     if (!e) {
         uint64_t b;
-        if (w->n >= EDGE_WINDOW_MAX || !candidate(w, &b))
+        if (w->n >= FERRY_BLOCKWIN_MAX || !candidate(w, &b))
             return false;
         e = &w->e[w->n++];
         memset(e, 0, sizeof(*e));
@@ -282,11 +282,11 @@ bool edge_window_next(struct edge_window *w, uint64_t now, struct edge_window_se
     return true;
 }
 
-uint64_t edge_window_due(const struct edge_window *w, uint64_t now)
+uint64_t ferry_blockwin_due(const struct ferry_blockwin *w, uint64_t now)
 {
     if (w->nblocks == 0)
-        return EDGE_WINDOW_NEVER;
-    uint64_t due = EDGE_WINDOW_NEVER;
+        return FERRY_BLOCKWIN_NEVER;
+    uint64_t due = FERRY_BLOCKWIN_NEVER;
     for (unsigned i = 0; i < w->n; i++) {
         if (w->e[i].inflight)
             due = min_u64(due, w->e[i].at_ms);
@@ -298,16 +298,16 @@ uint64_t edge_window_due(const struct edge_window *w, uint64_t now)
             due = min_u64(due, max_u64(w->e[i].at_ms, w->hold_until));
     }
     uint64_t b;
-    if (w->n < EDGE_WINDOW_MAX && candidate(w, &b))
+    if (w->n < FERRY_BLOCKWIN_MAX && candidate(w, &b))
         due = min_u64(due, max_u64(now, w->hold_until));
     return due;
 }
 
-unsigned edge_window_expire(struct edge_window *w, uint64_t now)
+unsigned ferry_blockwin_expire(struct ferry_blockwin *w, uint64_t now)
 {
     unsigned lost = 0;
     for (unsigned i = 0; i < w->n; i++) {
-        struct edge_window_entry *e = &w->e[i];
+        struct ferry_blockwin_entry *e = &w->e[i];
         if (!e->inflight || e->at_ms > now)
             continue;
         e->inflight = false;
@@ -325,7 +325,7 @@ unsigned edge_window_expire(struct edge_window *w, uint64_t now)
     return lost;
 }
 
-bool edge_window_lookup(const struct edge_window *w, uint32_t req, uint64_t *block)
+bool ferry_blockwin_lookup(const struct ferry_blockwin *w, uint32_t req, uint64_t *block)
 {
     for (unsigned i = 0; i < w->n; i++) {
         if (w->e[i].req == req) {
@@ -336,9 +336,9 @@ bool edge_window_lookup(const struct edge_window *w, uint32_t req, uint64_t *blo
     return false;
 }
 
-void edge_window_got(struct edge_window *w, uint32_t req, uint64_t now)
+void ferry_blockwin_got(struct ferry_blockwin *w, uint32_t req, uint64_t now)
 {
-    struct edge_window_entry *e = entry_of(w, req);
+    struct ferry_blockwin_entry *e = entry_of(w, req);
     if (!e)
         return;
     uint64_t since = now > e->first_ms ? now - e->first_ms : 0;
@@ -351,7 +351,7 @@ void edge_window_got(struct edge_window *w, uint32_t req, uint64_t now)
     drop_entry(w, e);
     w->answers++;
     w->last_answer_ms = now;
-    if (b >= w->base && b - w->base < EDGE_WINDOW_SPAN && !bit(w, b - w->base)) {
+    if (b >= w->base && b - w->base < FERRY_BLOCKWIN_SPAN && !bit(w, b - w->base)) {
         set_bit(w, b - w->base);
         w->received++;
         advance_base(w);
@@ -364,9 +364,9 @@ void edge_window_got(struct edge_window *w, uint32_t req, uint64_t now)
         w->cwnd = w->max_window * FP;
 }
 
-unsigned edge_window_retry(struct edge_window *w, uint32_t req, uint64_t now)
+unsigned ferry_blockwin_retry(struct ferry_blockwin *w, uint32_t req, uint64_t now)
 {
-    struct edge_window_entry *e = entry_of(w, req);
+    struct ferry_blockwin_entry *e = entry_of(w, req);
     if (!e)
         return 0;
     if (e->inflight) {
@@ -382,10 +382,10 @@ unsigned edge_window_retry(struct edge_window *w, uint32_t req, uint64_t now)
     return e->bad;
 }
 
-void edge_window_hold(struct edge_window *w, uint32_t req, uint64_t now, uint64_t until,
-                      bool backoff)
+void ferry_blockwin_hold(struct ferry_blockwin *w, uint32_t req, uint64_t now, uint64_t until,
+                         bool backoff)
 {
-    struct edge_window_entry *e = entry_of(w, req);
+    struct ferry_blockwin_entry *e = entry_of(w, req);
     if (e) {
         if (e->inflight) {
             e->inflight = false;
@@ -402,12 +402,12 @@ void edge_window_hold(struct edge_window *w, uint32_t req, uint64_t now, uint64_
     }
 }
 
-bool edge_window_holding(const struct edge_window *w, uint64_t now)
+bool ferry_blockwin_holding(const struct ferry_blockwin *w, uint64_t now)
 {
     return now < w->hold_until;
 }
 
-void edge_window_kick(struct edge_window *w, uint64_t now)
+void ferry_blockwin_kick(struct ferry_blockwin *w, uint64_t now)
 {
     if (w->hold_is_backoff && w->hold_until > now)
         w->hold_until = now;
@@ -417,14 +417,14 @@ void edge_window_kick(struct edge_window *w, uint64_t now)
     }
 }
 
-void edge_window_split(struct edge_window *w, unsigned shift, uint64_t new_nblocks)
+void ferry_blockwin_split(struct ferry_blockwin *w, unsigned shift, uint64_t new_nblocks)
 {
     if (shift == 0 || shift >= 32)
         return;
-    uint64_t old[EDGE_WINDOW_SPAN / 64];
+    uint64_t old[FERRY_BLOCKWIN_SPAN / 64];
     memcpy(old, w->bits, sizeof(old));
     memset(w->bits, 0, sizeof(w->bits));
-    for (unsigned j = 0; j < EDGE_WINDOW_SPAN; j++) {
+    for (unsigned j = 0; j < FERRY_BLOCKWIN_SPAN; j++) {
         unsigned i = j >> shift;
         if ((old[i / 64] >> (i % 64)) & 1)
             set_bit(w, j);
@@ -438,50 +438,50 @@ void edge_window_split(struct edge_window *w, unsigned shift, uint64_t new_nbloc
     w->next_new = w->base;
 }
 
-bool edge_window_has(const struct edge_window *w, uint64_t block)
+bool ferry_blockwin_has(const struct ferry_blockwin *w, uint64_t block)
 {
     if (block < w->base)
         return true;
-    if (block - w->base >= EDGE_WINDOW_SPAN)
+    if (block - w->base >= FERRY_BLOCKWIN_SPAN)
         return false;
     return bit(w, block - w->base);
 }
 
-bool edge_window_done(const struct edge_window *w)
+bool ferry_blockwin_done(const struct ferry_blockwin *w)
 {
     return w->nblocks > 0 && w->base >= w->nblocks;
 }
 
-uint64_t edge_window_base(const struct edge_window *w)
+uint64_t ferry_blockwin_base(const struct ferry_blockwin *w)
 {
     return w->base;
 }
 
-uint64_t edge_window_received(const struct edge_window *w)
+uint64_t ferry_blockwin_received(const struct ferry_blockwin *w)
 {
     return w->received;
 }
 
-void edge_window_bitmap(const struct edge_window *w, uint8_t out[EDGE_WINDOW_BITMAP_BYTES])
+void ferry_blockwin_bitmap(const struct ferry_blockwin *w, uint8_t out[FERRY_BLOCKWIN_BITMAP_BYTES])
 {
-    memset(out, 0, EDGE_WINDOW_BITMAP_BYTES);
-    for (unsigned i = 0; i < EDGE_WINDOW_SPAN; i++) {
+    memset(out, 0, FERRY_BLOCKWIN_BITMAP_BYTES);
+    for (unsigned i = 0; i < FERRY_BLOCKWIN_SPAN; i++) {
         if (bit(w, i))
             out[i / 8] |= (uint8_t)(1u << (i % 8));
     }
 }
 
-uint32_t edge_window_rto_ms(const struct edge_window *w)
+uint32_t ferry_blockwin_rto_ms(const struct ferry_blockwin *w)
 {
     return w->rto_ms;
 }
 
-unsigned edge_window_cwnd(const struct edge_window *w)
+unsigned ferry_blockwin_cwnd(const struct ferry_blockwin *w)
 {
     return cwnd_whole(w);
 }
 
-unsigned edge_window_inflight(const struct edge_window *w)
+unsigned ferry_blockwin_inflight(const struct ferry_blockwin *w)
 {
     return w->inflight;
 }
