@@ -20,11 +20,10 @@
 #define STREAM_QUEUE   6
 #define ROLLOUTS_SENT  20
 /* Records are stamped with the second their transaction began in; a tick
- * reads only seconds that ended at least a second ago, so a transaction
- * stamped late in one second and committed early in the next is not
- * missed. One that waited longer for the write lock can be: the nodes
- * event is a hint for the page, which reads its rows again on the next
- * summary. */
+ * reads the last SETTLE_S seconds again, so a transaction stamped late in
+ * one second and committed early in the next is not missed. One that
+ * waited longer for the write lock can be: the nodes event is a hint for
+ * the page, which reads its rows again on the next summary. */
 #define SETTLE_S 2
 
 /* One event as it goes on the wire, shared by the ring and the streams
@@ -204,12 +203,14 @@ static void send_doc(struct cloud_http_events *ev, const struct cloud_http_ctx *
     publish(ev, type, text, len, snap);
 }
 
-/* The nodes stored in [w->since, now - SETTLE_S). */
+/* The nodes whose latest record was stored in second w->since or later.
+ * The last SETTLE_S seconds are read again at the next tick, so a node may
+ * come twice; there is no upper bound, because a node that reports every
+ * second (a download) has its latest record always in the last second and
+ * would never be sent. */
 static void send_changed(struct cloud_http_events *ev, struct watch *w, int64_t now)
 {
-    int64_t until = now - SETTLE_S + 1;
-    if (until <= w->since)
-        return;
+    int64_t until = INT64_MAX;
     struct ferry_diag d = {{0}};
     struct cloud_json j;
     struct changed_acc a = {.out = &j};
@@ -227,7 +228,7 @@ static void send_changed(struct cloud_http_events *ev, struct watch *w, int64_t 
         cj_free(&j);
         return;
     }
-    w->since = until;
+    w->since = now - SETTLE_S + 1;
     size_t len = 0;
     char *text = a.n ? cj_take(&j, &len) : NULL;
     cj_free(&j);

@@ -105,13 +105,16 @@ function renderSummary(s) {
 
 // ---- rollouts ------------------------------------------------------------------------------
 
+// A rollout's counts name only the states its nodes are in.
+function count(states, k) { return states[k] || 0; }
+
 function rolloutParts(states, targets) {
   const active = ["available", "deferred", "downloading", "verifying", "installing",
-    "pending-reboot"].reduce((a, k) => a + states[k], 0);
-  const reported = STATES.reduce((a, k) => a + states[k], 0);
-  return [["s-success", states.success], ["s-failed", states.failed],
-    ["s-rolled-back", states["rolled-back"]], ["s-rejected", states.rejected],
-    ["s-active", active], ["s-idle", states.idle],
+    "pending-reboot"].reduce((a, k) => a + count(states, k), 0);
+  const reported = STATES.reduce((a, k) => a + count(states, k), 0);
+  return [["s-success", count(states, "success")], ["s-failed", count(states, "failed")],
+    ["s-rolled-back", count(states, "rolled-back")], ["s-rejected", count(states, "rejected")],
+    ["s-active", active], ["s-idle", count(states, "idle")],
     ["s-silent", Math.max(0, targets - reported)]];
 }
 
@@ -136,10 +139,10 @@ function renderRollout(r) {
     el("td", { class: "wave-state", text: w.open ? "open" : "waiting" }),
     el("td", { class: "num", text: String(w.targets) }),
     el("td", { class: "num", text: String(w.silent) }),
-    el("td", { class: "num", text: String(st.success) }),
-    el("td", { class: "num", text: String(st.failed) }),
-    el("td", { class: "num", text: String(st["rolled-back"]) }),
-    el("td", { class: "num", text: String(st.rejected) }),
+    el("td", { class: "num", text: String(count(st, "success")) }),
+    el("td", { class: "num", text: String(count(st, "failed")) }),
+    el("td", { class: "num", text: String(count(st, "rolled-back")) }),
+    el("td", { class: "num", text: String(count(st, "rejected")) }),
     el("td", {}, bar(rolloutParts(st, w.targets), w.targets))));
   }
   waves.append(body);
@@ -159,7 +162,7 @@ function renderRollout(r) {
         r.waves.length + " waves open, by " + r.created_by + " " + when(r.created_at) }),
       el("span", { class: "actions" }, ...buttons)),
     el("div", { class: "totals", "data-targets": r.totals.targets,
-      "data-success": r.totals.states.success }, bar(parts, r.totals.targets)),
+      "data-success": count(r.totals.states, "success") }, bar(parts, r.totals.targets)),
     legend(parts),
     el("p", { class: "waiting", text: r.waiting }),
     waves, log);
