@@ -102,6 +102,7 @@ try:
     # success; so are the percentages each node's download bar shows.
     until(60, lambda: rollout_box(driver).find_element(By.CSS_SELECTOR, ".totals")
           .get_attribute("data-success") == "2")
+    time.sleep(0.3)  # the sampler's next look
     samples = driver.execute_script("return window.ferrySamples")
     seen, pcts = samples["bars"], samples["pcts"]
     success = rollout_box(driver).find_element(By.CSS_SELECTOR, ".totals").get_attribute(
@@ -110,10 +111,11 @@ try:
     text = rollout_box(driver).text
     check("undefined" not in text and "NaN" not in text,
           "every count in the rollout's box is a number")
-    check(any("s-active" in b for b in seen),
-          "the bar showed the canaries busy before they finished")
-    # By state: silent targets, then the canaries busy, then success.
-    check(len(seen) >= 3, "the rollout's bar moved through %d drawings: %s" % (len(seen), seen))
+    # By state: the canaries busy (after silent targets, when the page saw
+    # the rollout before its first record), then success.
+    busy = [i for i, b in enumerate(seen) if "s-active" in b]
+    check(busy and seen[-1].startswith("s-success 2") and busy[0] < len(seen) - 1,
+          "the rollout's bar moved from the canaries busy to done: %s" % seen)
     moving = {n for n, v in pcts.items() if len(v) >= 3}
     check(moving == {"c1", "c2"}, "each canary's download bar moved in the node list: %s" % pcts)
     done = until(10, lambda: [r.get_attribute("data-node") for r in driver.find_elements(
