@@ -8,7 +8,9 @@
  * CLOUD_HTTP_EVENTS_RING events that every stream reads from; so the cost
  * of watching does not grow with the number of pages open, and a stream
  * never queries anything itself:
- *   nodes      the nodes whose latest record arrived since the last tick
+ *   nodes      the nodes whose latest record arrived since the last tick,
+ *              or in the two seconds before it (a record stamped late in a
+ *              second may commit after a tick: a node can come twice)
  *              ({"nodes":[...],"truncated":bool}, at most
  *              CLOUD_HTTP_EVENTS_NODES, each as GET /api/v1/nodes shows it);
  *   summary    GET /api/v1/summary's document, when nodes, rollouts or
