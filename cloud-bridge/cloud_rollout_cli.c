@@ -2,6 +2,7 @@
 
 #include "cloud_inventory_rollout.h"
 #include "cloud_rollout_calc.h"
+#include "cloud_rollout_ops.h"
 #include "cloud_store.h"
 #include "cloud_subcmd.h"
 #include "ferry_envelope.h"
@@ -423,55 +424,11 @@ static enum ferry_err on_log(void *arg, const struct cloud_rollout_log_entry *e)
     return FERRY_OK;
 }
 
-/* The view of rollout r: counts, the halt figures and why it waits, as the
- * controller would judge it now. */
+/* The view of rollout r as the controller would judge it now. */
 static enum ferry_err make_view(struct cloud_inventory *inv, const struct cloud_rollout *r,
                                 struct ferry_rollout_view *v, struct ferry_diag *d)
 {
-    struct cloud_wave_tally waves[FERRY_ROLLOUT_MAX_WAVES];
-    struct cloud_halt_tally halt;
-    memset(v, 0, sizeof(*v));
-    enum ferry_err err = cloud_rollout_tally(inv, r, waves, &halt, d);
-    if (err != FERRY_OK)
-        return err;
-    v->id = (uint64_t)r->id;
-    snprintf(v->product, sizeof(v->product), "%s", r->product);
-    snprintf(v->release, sizeof(v->release), "%s", r->release);
-    snprintf(v->version, sizeof(v->version), "%s", r->version);
-    v->seq = r->seq;
-    snprintf(v->revert_release, sizeof(v->revert_release), "%s", r->revert_release);
-    v->revert_seq = r->revert_seq;
-    v->state = r->state;
-    v->plan = &r->plan;
-    v->open_waves = r->open_waves;
-    v->created_at = r->created_at;
-    v->start_at = r->start_at;
-    v->state_at = r->state_at;
-    v->revision = r->revision;
-    snprintf(v->created_by, sizeof(v->created_by), "%s", r->created_by);
-    for (size_t i = 0; i < r->plan.nwaves; i++) {
-        v->waves[i].open = i < r->open_waves;
-        v->waves[i].opened_at = waves[i].opened_at;
-        v->waves[i].targets = waves[i].targets;
-        memcpy(v->waves[i].by_state, waves[i].by_state, sizeof(v->waves[i].by_state));
-        v->waves[i].last_success_at = waves[i].last_success_at;
-    }
-    v->halt_finals = halt.finals;
-    v->halt_failed = halt.failed;
-    struct cloud_rollout_rules rules = {r->plan.success_pct, r->plan.min_final, r->plan.halt_pct,
-                                        r->plan.soak_s};
-    struct cloud_rollout_view cv = {
-        r->state, (uint32_t)r->plan.nwaves, r->open_waves, r->start_at, waves, halt};
-    struct cloud_decision dec;
-    cloud_rollout_decide(&rules, &cv, (int64_t)time(NULL), &dec);
-    if (dec.wait == CLOUD_WAIT_HALTED || dec.wait == CLOUD_WAIT_PAUSED)
-        snprintf(v->waiting, sizeof(v->waiting), "%.150s (%.100s)", dec.reason, r->reason);
-    else if (dec.step == CLOUD_STEP_NONE)
-        snprintf(v->waiting, sizeof(v->waiting), "%s", dec.reason);
-    else
-        snprintf(v->waiting, sizeof(v->waiting), "'ferry-cloud serve' is about to act: %.200s",
-                 dec.reason);
-    return FERRY_OK;
+    return cloud_rollout_view_make(inv, r, (int64_t)time(NULL), v, d);
 }
 
 static void print_rules(const struct cloud_rollout *r)
@@ -675,8 +632,6 @@ static int list_run(const struct show_cfg *c)
 /* ---- the operator's actions
  * ---------------------------------------------------------------------- */
 
-enum action { ACT_PAUSE, ACT_RESUME, ACT_NEXT, ACT_CANCEL, ACT_RETRY };
-
 struct act_cfg {
     char *db, *reason, *by;
     enum ferry_log_level log_level;
@@ -696,116 +651,33 @@ static const struct ferry_opt act_opts[] = {
             sizeof(act_opts) / sizeof(act_opts[0])                                                 \
     }
 
+/* The rules per state are cloud_rollout_ops.h's. */
 static const struct cloud_subcmd act_cmds[] = {
-    [ACT_PAUSE] = ACT_CMD("pause", "Stops new nodes from starting; nodes already under way\n"
-                                   "finish. The gates wait. Gateways hear of it within seconds."),
-    [ACT_RESUME] = ACT_CMD("resume", "Resumes a paused rollout."),
-    [ACT_NEXT] = ACT_CMD("next", "Opens the next wave now, whatever its gate says (logged)."),
-    [ACT_CANCEL] =
+    [CLOUD_ACT_PAUSE] =
+        ACT_CMD("pause", "Stops new nodes from starting; nodes already under way\n"
+                         "finish. The gates wait. Gateways hear of it within seconds."),
+    [CLOUD_ACT_RESUME] = ACT_CMD("resume", "Resumes a paused rollout."),
+    [CLOUD_ACT_NEXT] = ACT_CMD("next", "Opens the next wave now, whatever its gate says (logged)."),
+    [CLOUD_ACT_CANCEL] =
         ACT_CMD("cancel", "Ends the rollout for good: no node starts any more, downloads\n"
                           "stop at their next block, nodes waiting to install keep waiting."),
-    [ACT_RETRY] =
+    [CLOUD_ACT_RETRY] =
         ACT_CMD("retry", "Goes on with a halted rollout: final states reported so far no\n"
                          "longer count toward the halt rule, and downloads stopped by the\n"
                          "halt resume where they were."),
 };
-static const char *const ACT_NAMES[] = {"paused", "resumed", "wave-opened", "cancelled", "retried"};
 
-/* The transition, or a message saying why not. */
-static enum ferry_err apply_action(struct cloud_inventory *inv, struct cloud_rollout *r,
-                                   enum action a, int64_t now, char *what, size_t cap,
-                                   struct ferry_diag *d)
-{
-    const char *state = ferry_rollout_state_name(r->state);
-    if (ferry_rollout_state_is_final(r->state))
-        return ferry_fail(d, FERRY_E_INVALID_ARG, "rollout %" PRId64 " is %s: nothing to change",
-                          r->id, state);
-    switch (a) {
-    case ACT_PAUSE:
-        if (r->state != FERRY_ROLLOUT_RUNNING && r->state != FERRY_ROLLOUT_SCHEDULED)
-            return ferry_fail(d, FERRY_E_INVALID_ARG, "rollout %" PRId64 " is %s, not running",
-                              r->id, state);
-        r->state = FERRY_ROLLOUT_PAUSED;
-        break;
-    case ACT_RESUME:
-        if (r->state == FERRY_ROLLOUT_HALTED)
-            return ferry_fail(d, FERRY_E_INVALID_ARG,
-                              "rollout %" PRId64 " halted on failures: 'rollout retry' goes on, "
-                              "'rollout cancel' ends it",
-                              r->id);
-        if (r->state != FERRY_ROLLOUT_PAUSED)
-            return ferry_fail(d, FERRY_E_INVALID_ARG, "rollout %" PRId64 " is %s, not paused",
-                              r->id, state);
-        r->state = r->open_waves ? FERRY_ROLLOUT_RUNNING : FERRY_ROLLOUT_SCHEDULED;
-        r->resume++;
-        break;
-    case ACT_NEXT: {
-        if (r->state != FERRY_ROLLOUT_RUNNING && r->state != FERRY_ROLLOUT_SCHEDULED)
-            return ferry_fail(d, FERRY_E_INVALID_ARG,
-                              "rollout %" PRId64 " is %s: resume or retry it first", r->id, state);
-        if (r->open_waves >= r->plan.nwaves)
-            return ferry_fail(d, FERRY_E_INVALID_ARG, "rollout %" PRId64 ": every wave is open",
-                              r->id);
-        enum ferry_err err = cloud_rollout_wave_opened(inv, r->id, r->open_waves, now, d);
-        if (err != FERRY_OK)
-            return err;
-        r->open_waves++;
-        r->state = FERRY_ROLLOUT_RUNNING;
-        snprintf(what, cap, "wave %u of %zu opened by hand", r->open_waves, r->plan.nwaves);
-        r->revision++;
-        return FERRY_OK;
-    }
-    case ACT_CANCEL:
-        r->state = FERRY_ROLLOUT_CANCELLED;
-        break;
-    case ACT_RETRY:
-        if (r->state != FERRY_ROLLOUT_HALTED)
-            return ferry_fail(d, FERRY_E_INVALID_ARG, "rollout %" PRId64 " is %s, not halted",
-                              r->id, state);
-        r->state = r->open_waves ? FERRY_ROLLOUT_RUNNING : FERRY_ROLLOUT_SCHEDULED;
-        r->retry_at = now;
-        r->resume++;
-        break;
-    }
-    snprintf(what, cap, "%s", ferry_rollout_state_name(r->state));
-    r->state_at = now;
-    r->revision++;
-    return FERRY_OK;
-}
-
-static int act_run(enum action a, int64_t id, const struct act_cfg *c)
+static int act_run(enum cloud_rollout_action a, int64_t id, const struct act_cfg *c)
 {
     const struct cloud_subcmd *cmd = &act_cmds[a];
     struct ferry_diag d = {{0}};
     struct cloud_inventory *inv = NULL;
-    struct cloud_rollout r;
-    memset(&r, 0, sizeof(r));
-    char actor[CLOUD_ACTOR_MAX + 1], what[128] = "";
+    char actor[CLOUD_ACTOR_MAX + 1], what[CLOUD_ACT_WHAT_MAX] = "";
     actor_of(c->by, actor);
-    int64_t now = (int64_t)time(NULL);
     enum ferry_err err = open_inventory(c->db, false, &inv, &d);
     if (err == FERRY_OK)
-        err = cloud_rollouts_begin(inv, &d);
-    if (err == FERRY_OK) {
-        err = cloud_rollout_load(inv, id, &r, &d);
-        if (err == FERRY_OK)
-            err = apply_action(inv, &r, a, now, what, sizeof(what), &d);
-        if (err == FERRY_OK) {
-            char reason[CLOUD_REASON_MAX];
-            snprintf(reason, sizeof(reason), "%s%s%.200s", what, c->reason ? ": " : "",
-                     c->reason ? c->reason : "");
-            snprintf(r.reason, sizeof(r.reason), "%.160s by %.80s", reason, actor);
-            err = cloud_rollout_log(inv, id, now, actor, ACT_NAMES[a], reason, &d);
-        }
-        if (err == FERRY_OK)
-            err = cloud_rollout_save(inv, &r, &d);
-        if (err == FERRY_OK)
-            err = cloud_rollouts_commit(inv, &d);
-        else
-            cloud_rollouts_rollback(inv);
-    }
+        err = cloud_rollout_act(inv, id, a, actor, c->reason, (int64_t)time(NULL), what, &d);
     cloud_inventory_close(inv);
-    cloud_rollout_clear(&r);
     if (err != FERRY_OK)
         return cloud_subcmd_report(cmd, &d, err, CLOUD_EXIT_FAILED);
     printf("rollout %" PRId64 ": %s\n", id, what);
@@ -850,7 +722,7 @@ static int run_show(int argc, char **argv, bool list)
     return status;
 }
 
-static int run_act(enum action a, int argc, char **argv)
+static int run_act(enum cloud_rollout_action a, int argc, char **argv)
 {
     const struct cloud_subcmd *cmd = &act_cmds[a];
     struct act_cfg cfg = {.log_level = FERRY_LOG_WARN};
@@ -898,10 +770,9 @@ int cloud_cmd_rollout(int argc, char **argv)
         return run_show(argc, argv, true);
     if (strcmp(a, "show") == 0)
         return run_show(argc, argv, false);
-    static const char *const acts[] = {"pause", "resume", "next", "cancel", "retry"};
-    for (int i = 0; i < 5; i++)
-        if (strcmp(a, acts[i]) == 0)
-            return run_act((enum action)i, argc, argv);
+    enum cloud_rollout_action act;
+    if (cloud_rollout_action_parse(a, &act) == FERRY_OK)
+        return run_act(act, argc, argv);
     fprintf(stderr, "ferry-cloud rollout: unknown action '%s' (see 'ferry-cloud rollout --help')\n",
             a);
     return CLOUD_EXIT_USAGE;

@@ -2,6 +2,7 @@
 
 #include "cloud_budget.h"
 #include "cloud_config.h"
+#include "cloud_http.h"
 #include "cloud_inventory.h"
 #include "cloud_rollout_ctl.h"
 #include "cloud_store.h"
@@ -42,7 +43,8 @@ struct serve_cfg {
     char *store;
     char *db;
     char *instance;
-    uint64_t gateway_rate_mib; /* per gateway, MiB/s; 0: turns only */
+    uint64_t gateway_rate_mib;  /* per gateway, MiB/s; 0: turns only */
+    struct cloud_http_cfg http; /* --http: the console (cloud_http.h) */
     enum ferry_log_level log_level;
 };
 
@@ -62,6 +64,7 @@ static const struct ferry_opt serve_opts[] = {
               "quarter of that (at least 2 MiB); gateways take turns whatever this is; 0: no "
               "rate (default 128, about 1 Gbit/s)",
               0),
+    CLOUD_OPT_HTTP(serve_cfg),
     CLOUD_OPT_LOG_LEVEL(serve_cfg),
 };
 
@@ -73,7 +76,8 @@ static const struct cloud_subcmd serve_cmd = {
     "a gateway's waiting requests are capped at a window's worth: none can take\n"
     "all of the streaming. Every second it also advances the fleet's rollouts\n"
     "('ferry-cloud rollout'): targets the nodes their gateways describe, opens\n"
-    "waves, halts and completes them, and sends each gateway its part.",
+    "waves, halts and completes them, and sends each gateway its part. With\n"
+    "--http it also serves the operator's console and its HTTP API (docs/api.md).",
     serve_opts, sizeof(serve_opts) / sizeof(serve_opts[0])};
 
 struct server {
@@ -83,6 +87,7 @@ struct server {
     struct cloud_store *store;
     struct cloud_inventory *inv;
     struct cloud_rollout_ctl *rollouts;
+    struct cloud_http *http; /* NULL without --http */
     uint64_t rollout_timer;
     struct ferry_backoff backoff;
     uint64_t reconnect_timer;
@@ -447,6 +452,8 @@ static void handle_message(struct server *s, const struct ferry_mqtt_ev *ev)
     const char *rest;
     if (cloud_rollout_ctl_message(s->rollouts, ev->topic, ev->payload, ev->len))
         return;
+    if (s->http && cloud_http_message(s->http, ev->topic, ev->payload, ev->len))
+        return;
     if ((rest = after_prefix(ev->topic, s->node_prefix))) {
         handle_node_state(s, rest, ev->payload, ev->len);
         return;
@@ -507,6 +514,9 @@ static void subscribe_all(void *arg)
         if (ferry_mqtt_subscribe(s->mqtt, f, 1, NULL) != FERRY_OK)
             LOG_WARN("subscribing to %s failed", f);
     }
+    if (s->http &&
+        ferry_mqtt_subscribe(s->mqtt, cloud_http_presence_filter(s->http), 1, NULL) != FERRY_OK)
+        LOG_WARN("subscribing to %s failed", cloud_http_presence_filter(s->http));
 }
 
 static void on_event(struct server *s, const struct ferry_mqtt_ev *ev)
@@ -531,9 +541,8 @@ static void on_event(struct server *s, const struct ferry_mqtt_ev *ev)
         break;
     case FERRY_MQTT_EV_SUBSCRIBED:
         /* Operators (and the tests) learn here that requests now reach us. */
-        if (++s->granted == SUBSCRIPTIONS + CLOUD_ROLLOUT_CTL_FILTERS)
-            LOG_INFO("subscribed to all %d topic filters",
-                     SUBSCRIPTIONS + CLOUD_ROLLOUT_CTL_FILTERS);
+        if (++s->granted == SUBSCRIPTIONS + CLOUD_ROLLOUT_CTL_FILTERS + (s->http != NULL))
+            LOG_INFO("subscribed to all %d topic filters", s->granted);
         break;
     case FERRY_MQTT_EV_SUBSCRIBE_FAILED:
         LOG_ERR("the broker refused a subscription (%s); retrying in %d s",
@@ -646,11 +655,16 @@ static enum ferry_err server_open(struct server *s, struct ferry_diag *d)
         err = ferry_loop_new(&s->loop, d);
     if (err == FERRY_OK)
         err = open_mqtt(s, d);
+    /* After the loop blocked the stop signals: its threads inherit that. */
+    if (err == FERRY_OK && s->cfg->http.listen)
+        err =
+            cloud_http_start(&s->cfg->http, s->cfg->db, s->cfg->store, s->cfg->fleet, &s->http, d);
     return err;
 }
 
 static void server_close(struct server *s)
 {
+    cloud_http_stop(s->http);
     if (s->mqtt && s->loop)
         ferry_loop_del_fd(s->loop, ferry_mqtt_fd(s->mqtt));
     ferry_mqtt_free(s->mqtt);
@@ -677,6 +691,8 @@ static enum ferry_err check_args(const struct serve_cfg *c, struct ferry_diag *d
     if (c->instance && !ferry_id_valid(c->instance))
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--instance '%.80s' is not a valid id",
                           c->instance);
+    if ((err = cloud_http_cfg_check(&c->http, d)) != FERRY_OK)
+        return err;
     if (c->gateway_rate_mib > GATEWAY_RATE_MAX)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--gateway-rate-mib: expected 0..%llu, got %llu",
                           (unsigned long long)GATEWAY_RATE_MAX,
@@ -710,7 +726,9 @@ static int serve_run(const struct serve_cfg *cfg)
 int cloud_cmd_serve(int argc, char **argv)
 {
     struct serve_cfg cfg = {.log_level = FERRY_LOG_INFO,
-                            .gateway_rate_mib = CLOUD_BUDGET_DEFAULT_RATE >> 20};
+                            .gateway_rate_mib = CLOUD_BUDGET_DEFAULT_RATE >> 20,
+                            .http = {.max_connections = CLOUD_HTTP_MAX_CONNECTIONS,
+                                     .max_streams = CLOUD_HTTP_MAX_STREAMS}};
     int status = cloud_subcmd_parse(&serve_cmd, &cfg, &cfg.log_level, argc, argv);
     if (status < 0)
         status = serve_run(&cfg);

@@ -6,6 +6,7 @@
 #include "ferry_manifest.h"
 #include "ferry_names.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -356,6 +357,34 @@ enum ferry_err cloud_store_get_release(const struct cloud_store *s, const char *
         return ferry_fail(d, err,
                           "store %s has no release %s ('ferry-cloud publish' puts it there)",
                           s->dir, release_id);
+    return err;
+}
+
+enum ferry_err cloud_store_each_release(const struct cloud_store *s, cloud_store_release_cb cb,
+                                        void *arg, struct ferry_diag *d)
+{
+    int fd = openat(s->dirfd, RELEASES_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT)
+        return FERRY_OK;
+    DIR *dir = fd < 0 ? NULL : fdopendir(fd);
+    if (!dir) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return ferry_fail(d, errno_err(e), "store %s: listing releases: %s", s->dir, strerror(e));
+    }
+    enum ferry_err err = FERRY_OK;
+    const struct dirent *ent;
+    while (err == FERRY_OK && (ent = readdir(dir)) != NULL) {
+        size_t len = strlen(ent->d_name);
+        char id[FERRY_NAME_MAX + 1];
+        if (len <= 4 || len - 4 > FERRY_NAME_MAX || strcmp(ent->d_name + len - 4, ".env") != 0)
+            continue;
+        snprintf(id, sizeof(id), "%.*s", (int)(len - 4), ent->d_name);
+        if (ferry_id_valid(id))
+            err = cb(arg, id);
+    }
+    closedir(dir);
     return err;
 }
 

@@ -75,6 +75,14 @@ enum ferry_err cloud_store_get_release(const struct cloud_store *s, const char *
                                        uint8_t **env, size_t *len,
                                        struct ferry_diag *d) FERRY_MUST_CHECK;
 
+/* Calls cb with the id of every release the catalogue keeps, in no order
+ * (temporary files and names that are not release ids are passed over). A
+ * non-FERRY_OK return from cb stops the walk and is passed on; a store
+ * without a catalogue yet has no release. */
+typedef enum ferry_err (*cloud_store_release_cb)(void *arg, const char *release_id);
+enum ferry_err cloud_store_each_release(const struct cloud_store *s, cloud_store_release_cb cb,
+                                        void *arg, struct ferry_diag *d) FERRY_MUST_CHECK;
+
 /* The fleet's configuration; the defaults when none was ever written. */
 enum ferry_err cloud_store_get_fleet(const struct cloud_store *s, const char *fleet,
                                      struct ferry_fleet_config *out,

@@ -9,6 +9,7 @@ PKGS=(
     libmbedtls-dev libcjson-dev libcoap3-dev libcoap3-bin
     libcunit1-dev libsqlite3-dev zlib1g-dev openssl python3 iproute2 procps tzdata
     libubootenv-dev libubootenv-tool grub-common u-boot-tools u-boot-qemu qemu-system-arm
+    libmicrohttpd-dev curl chromium chromium-driver python3-selenium
 )
 
 missing=()

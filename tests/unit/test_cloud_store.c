@@ -2,10 +2,12 @@
 
 #include "cloud_store.h"
 #include "ferry_hex.h"
+#include "ferry_manifest.h"
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,6 +279,55 @@ static void open_creates_the_folders(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "plain-file"));
 }
 
+struct seen_ids {
+    char ids[8][FERRY_NAME_MAX + 1];
+    size_t n;
+};
+
+static enum ferry_err collect_id(void *arg, const char *id)
+{
+    struct seen_ids *s = arg;
+    if (s->n < 8)
+        snprintf(s->ids[s->n], sizeof(s->ids[0]), "%s", id);
+    s->n++;
+    return FERRY_OK;
+}
+
+static bool seen(const struct seen_ids *s, const char *id)
+{
+    for (size_t i = 0; i < s->n && i < 8; i++)
+        if (strcmp(s->ids[i], id) == 0)
+            return true;
+    return false;
+}
+
+static void each_release_lists_the_catalogue(void)
+{
+    char dir[PATH_MAX], junk[PATH_MAX + 64];
+    snprintf(dir, sizeof(dir), "%s/listed", ferry_test_tmpdir());
+    struct cloud_store *s = NULL;
+    struct seen_ids got = {0};
+    CU_ASSERT_EQUAL_FATAL(cloud_store_open(dir, &s, NULL), FERRY_OK);
+    /* No catalogue yet: no release, no error. */
+    CU_ASSERT_EQUAL(cloud_store_each_release(s, collect_id, &got, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL(got.n, 0);
+    const uint8_t env[] = "{}";
+    CU_ASSERT_EQUAL(cloud_store_put_release(s, "fw-1.0.0-1", env, 2, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL(cloud_store_put_release(s, "fw-1.1.0-2", env, 2, NULL), FERRY_OK);
+    /* What is not "<id>.env" is passed over: a temporary file, another suffix. */
+    snprintf(junk, sizeof(junk), "%s/releases/.fw-2.env.tmp123", dir);
+    write_file(junk, 3, 1);
+    snprintf(junk, sizeof(junk), "%s/releases/notes.txt", dir);
+    write_file(junk, 3, 1);
+    snprintf(junk, sizeof(junk), "%s/releases/.env", dir);
+    write_file(junk, 3, 1);
+    CU_ASSERT_EQUAL(cloud_store_each_release(s, collect_id, &got, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL(got.n, 2);
+    CU_ASSERT(seen(&got, "fw-1.0.0-1"));
+    CU_ASSERT(seen(&got, "fw-1.1.0-2"));
+    cloud_store_free(s);
+}
+
 const char *const ferry_suite_name = "cloud_store";
 const struct ferry_test_case ferry_tests[] = {
     {"import stores bytes under their digest", import_stores_bytes_under_their_digest},
@@ -288,5 +339,6 @@ const struct ferry_test_case ferry_tests[] = {
      lookups_of_absent_and_foreign_entries_fail_cleanly},
     {"open_entry reads what was imported", open_entry_reads_what_was_imported},
     {"open creates the folders", open_creates_the_folders},
+    {"each_release lists the catalogue", each_release_lists_the_catalogue},
     {NULL, NULL},
 };
