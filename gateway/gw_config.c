@@ -18,8 +18,7 @@
     }
 
 static const struct ferry_opt gw_opts[] = {
-    OPT("broker", FERRY_OPT_STR, broker, "URL",
-        "MQTT broker, mqtt://HOST:PORT or mqtts://HOST:PORT", FERRY_OPT_REQUIRED),
+    FERRY_KEEPER_OPTS(gw_config, mqtt),
     OPT("fleet", FERRY_OPT_STR, fleet, "FLEET", "fleet whose releases this gateway serves",
         FERRY_OPT_REQUIRED),
     OPT("id", FERRY_OPT_STR, id, "GW", "this gateway's id", FERRY_OPT_REQUIRED),
@@ -33,11 +32,6 @@ static const struct ferry_opt gw_opts[] = {
     OPT("coap-port", FERRY_OPT_U64, coap_port, "PORT", "UDP port for nodes (default 5683)", 0),
     OPT("coap-addr", FERRY_OPT_STR, coap_addr, "ADDR",
         "numeric address to serve CoAP on (default ::)", 0),
-    OPT("ca-file", FERRY_OPT_STR, ca_file, "FILE", "TLS: CA certificate that signed the broker's",
-        0),
-    OPT("cert-file", FERRY_OPT_STR, cert_file, "FILE", "TLS: this gateway's client certificate", 0),
-    OPT("key-file", FERRY_OPT_STR, key_file, "FILE", "TLS: the client certificate's private key",
-        0),
     OPT("cache-quota-mb", FERRY_OPT_U64, cache_quota_mb, "MB",
         "cache quota in MiB, 1..16777216 (default 1024)", 0),
     OPT("max-downloads", FERRY_OPT_U64, max_downloads, "N",
@@ -95,6 +89,9 @@ enum ferry_err gw_config_parse(struct gw_config *cfg, int argc, char **argv, boo
     enum ferry_err err =
         ferry_opts_parse(gw_opts, N_OPTS, cfg, argc, argv, 1, ferry_cfgfile_load, help, d);
     if (err != FERRY_OK || *help)
+        return err;
+    err = ferry_keeper_conf_check(&cfg->mqtt, d);
+    if (err != FERRY_OK)
         return err;
     if (cfg->coap_port == 0 || cfg->coap_port > 65535)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--coap-port: expected 1..65535, got %llu",

@@ -1099,12 +1099,9 @@ static enum ferry_err gw_start(struct gw *g, struct ferry_diag *d)
     if (err != FERRY_OK)
         return err;
     struct gw_uplink_opts uo = {
-        .broker = cfg->broker,
+        .mqtt = &cfg->mqtt,
         .fleet = cfg->fleet,
         .gateway_id = cfg->id,
-        .ca_file = cfg->ca_file,
-        .cert_file = cfg->cert_file,
-        .key_file = cfg->key_file,
     };
     struct gw_uplink_handlers h = {
         .arg = g,
