@@ -31,14 +31,10 @@ enum ferry_err cloud_db_open(const char *target, bool create, struct cloud_db **
 {
     if (!target || !target[0])
         return ferry_fail(d, FERRY_E_INVALID_ARG, "inventory: no database given (--db)");
-    if (cloud_db_is_url(target))
-        return ferry_fail(d, FERRY_E_INVALID_ARG,
-                          "--db: a PostgreSQL URL, but this Ferry holds its inventory in an SQLite "
-                          "file only; give the file's path");
     struct cloud_db *db = calloc(1, sizeof(*db));
     if (!db)
         return ferry_fail(d, FERRY_E_NOMEM, "inventory: out of memory");
-    db->ops = &cloud_db_sqlite_ops;
+    db->ops = cloud_db_is_url(target) ? &cloud_db_pg_ops : &cloud_db_sqlite_ops;
     enum ferry_err err = db->ops->open(db, target, create, d);
     if (err != FERRY_OK) {
         cloud_db_close(db);

@@ -1,28 +1,49 @@
-/* The cloud's database, behind one interface.
+/* The cloud's database: one interface, two drivers.
  *
- *   --db /var/lib/ferry-cloud/inventory.db        an SQLite file on this host
+ *   --db /var/lib/ferry-cloud/inventory.db        SQLite, a file on this host (the default)
+ *   --db 'postgresql://ferry@db.example/ferry?sslmode=verify-full'
+ *                                                 PostgreSQL, shared by instances on several hosts
  *
- * The inventory (cloud_inventory.h) and the rollout tables
- * (cloud_inventory_rollout.h) speak to the database only through this
- * interface, and only by naming a query (enum cloud_q). A driver holds all
- * of its SQL in one place, a table from query to statement plus its schema
- * (cloud_sql_sqlite.c for the one driver today, cloud_db_sqlite.c). Adding
- * a query is one line in CLOUD_DB_QUERIES below and one statement per
- * driver; nothing above this interface knows which database it runs on, so
- * a second driver (PostgreSQL, for instances on several hosts) is one more
- * pair of files. A postgresql:// URL is refused today with a message that
- * says so.
+ * The inventory (cloud_inventory.h), the rollout tables
+ * (cloud_inventory_rollout.h) and the configuration reports
+ * (cloud_config.h) speak to the database only through this
+ * interface, and only by naming a query (enum cloud_q). Each driver holds
+ * all of its SQL in one place, a table from query to statement plus its
+ * schema: cloud_sql_sqlite.c and cloud_sql_pg.c. Adding a query is one line
+ * in CLOUD_DB_QUERIES below and one statement in each of those two files;
+ * nothing above this interface knows which database it runs on.
  *
- * SQLite: one file, WAL, synchronous=FULL (a commit survives a power cut
- * when it returns); writers take turns on the file lock (BEGIN IMMEDIATE,
- * with a busy timeout), so every write transaction excludes every other,
- * across the processes of one host. The two transaction kinds below say
- * what a caller needs; on SQLite both get the same exclusive lock.
+ * Both drivers hold the same schema (tables, columns, keys) and give the
+ * same answers; the unit tests of the inventory and the rollout tables run
+ * against both (tests/unit/db_fixture.h: unit.<test> on SQLite,
+ * unit.<test>.pg on a PostgreSQL server the test starts). What differs, and
+ * why:
+ *   - SQLite: one file, WAL, synchronous=FULL (a commit survives a power cut
+ *     when it returns); writers take turns on the file lock (BEGIN
+ *     IMMEDIATE, with a busy timeout), so every write transaction excludes
+ *     every other, across the processes of one host.
+ *   - PostgreSQL: libpq; a commit is durable by the server's settings
+ *     (synchronous_commit, replication). Instances on several hosts write at
+ *     once: a CLOUD_DB_WRITE transaction (status ingestion) takes a shared
+ *     advisory lock and then locks each node it touches (CLOUD_Q_LOCK_NODE),
+ *     so two batches about one node are judged one after the other, exactly
+ *     as on SQLite; a CLOUD_DB_EXCLUSIVE transaction (a rollout decision)
+ *     takes that advisory lock exclusively, so decisions stay single across
+ *     hosts and see no ingestion half done. A broken connection (a server
+ *     restart, a managed database failing over) is re-established at the
+ *     next call; the call that found it broken fails (FERRY_E_BUSY) and its
+ *     caller retries as for any failed write (an unacknowledged batch comes
+ *     again).
  *
- * Arguments are bound by position (?1 in the SQL), as struct cloud_db_arg
- * values; rows come to a callback one at a time (a query marked WALK may
- * return many rows and is never read whole into memory). A callback may run
+ * Arguments are bound by position (?1 / $1 in the SQL), as struct
+ * cloud_db_arg values; rows come to a callback one at a time (a query marked
+ * WALK streams: PostgreSQL reads it through a cursor in batches, so a walk
+ * over a million nodes holds a batch, not the fleet). A callback may run
  * other queries on the same connection.
+ *
+ * A password never goes in the URL (it would show in `ps` and in logs):
+ * libpq reads it from a password file (`passfile=` in the URL, PGPASSFILE,
+ * or ~/.pgpass). A URL with a password is refused.
  *
  * One struct cloud_db belongs to one thread. */
 #ifndef FERRY_CLOUD_DB_H
@@ -71,7 +92,10 @@
     X(ROLLOUT_EACH_NODE, CLOUD_DB_WALK)                                                            \
     X(ROLLOUT_GW_HALT, 0)                                                                          \
     X(NODEINFO_PUT, 0)                                                                             \
-    X(NODEINFO_GET, 0)
+    X(NODEINFO_GET, 0)                                                                             \
+    /* configuration reports (cloud_config.c) */                                                   \
+    X(CONFIG_UPSERT, 0)                                                                            \
+    X(CONFIG_GET, 0)
 
 enum cloud_q {
 #define CLOUD_Q_ENUM(name, flags) CLOUD_Q_##name,
@@ -83,7 +107,7 @@ enum cloud_q {
 /* A transaction's kind: what its caller needs from the database. */
 enum cloud_db_txn {
     CLOUD_DB_WRITE,     /* status ingestion: no other writer changes the nodes it touches */
-    CLOUD_DB_EXCLUSIVE, /* a rollout decision: alone, across every process */
+    CLOUD_DB_EXCLUSIVE, /* a rollout decision: alone, across every process and host */
 };
 
 /* One argument of a query. */
@@ -112,15 +136,17 @@ typedef enum ferry_err (*cloud_db_row_cb)(void *arg, const struct cloud_db_row *
 bool cloud_db_is_url(const char *target);
 
 /* Opens the database and makes sure it holds this Ferry's schema: created
- * with create (the file is created if missing), else FERRY_E_NOT_FOUND for
- * a missing file and FERRY_E_CORRUPT for a file without Ferry's schema. A
- * schema of a newer Ferry is FERRY_E_CORRUPT; an older one is upgraded. A
- * PostgreSQL URL is FERRY_E_INVALID_ARG (no driver for it yet). */
+ * with create (an SQLite file is created if missing; a PostgreSQL database
+ * must exist, its tables are created), else FERRY_E_NOT_FOUND for a missing
+ * file and FERRY_E_CORRUPT for a database without Ferry's schema. A schema
+ * of a newer Ferry is FERRY_E_CORRUPT; an older one is upgraded. A server
+ * that cannot be reached is FERRY_E_IO; a URL holding a password is
+ * FERRY_E_INVALID_ARG. */
 enum ferry_err cloud_db_open(const char *target, bool create, struct cloud_db **out,
                              struct ferry_diag *d) FERRY_MUST_CHECK;
 void cloud_db_close(struct cloud_db *db); /* NULL is fine */
 
-/* For messages: the file. */
+/* For messages: the file, or the URL (it holds no password). */
 const char *cloud_db_name(const struct cloud_db *db);
 
 /* Transactions; one at a time per connection. Outside one, each query
@@ -135,8 +161,8 @@ bool cloud_db_in_txn(const struct cloud_db *db);
  * ignored); a non-FERRY_OK return from cb stops the query and is returned.
  * *changed (may be NULL): rows the statement inserted, updated or deleted.
  * Errors: "inventory <name>: <doing>: <the database's reason>", mapped to
- * FERRY_E_BUSY (locked), FERRY_E_NOSPACE (disk full), FERRY_E_NOMEM,
- * FERRY_E_CORRUPT, FERRY_E_IO (anything else). */
+ * FERRY_E_BUSY (locked, deadlock, connection lost), FERRY_E_NOSPACE (disk
+ * full), FERRY_E_NOMEM, FERRY_E_CORRUPT, FERRY_E_IO (anything else). */
 enum ferry_err cloud_db_run(struct cloud_db *db, enum cloud_q q, const struct cloud_db_arg *args,
                             size_t nargs, cloud_db_row_cb cb, void *arg, uint64_t *changed,
                             const char *doing, struct ferry_diag *d) FERRY_MUST_CHECK;

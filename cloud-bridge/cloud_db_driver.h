@@ -1,6 +1,6 @@
-/* Inside cloud_db: what a driver implements (cloud_db_sqlite.c) and the SQL
- * it runs (cloud_sql_sqlite.c). Only cloud_db*.c and cloud_sql_*.c include
- * this. */
+/* Inside cloud_db: what a driver implements (cloud_db_sqlite.c,
+ * cloud_db_pg.c) and the SQL each one runs (cloud_sql_sqlite.c,
+ * cloud_sql_pg.c). Only cloud_db*.c and cloud_sql_*.c include this. */
 #ifndef FERRY_CLOUD_DB_DRIVER_H
 #define FERRY_CLOUD_DB_DRIVER_H
 
@@ -39,10 +39,12 @@ struct cloud_db_row {
 };
 
 extern const struct cloud_db_ops cloud_db_sqlite_ops;
+extern const struct cloud_db_ops cloud_db_pg_ops;
 
-/* A driver's SQL: one statement per query, NULL where the driver has
+/* Each driver's SQL: one statement per query, NULL where the driver has
  * nothing to run (its answer is then no rows); and its schema. */
 extern const char *const cloud_sql_sqlite[CLOUD_Q__COUNT];
+extern const char *const cloud_sql_pg[CLOUD_Q__COUNT];
 
 /* SQLite: the base tables of schema version 1 and the upgrade to 2 (with
  * PRAGMA user_version), then the rollout tables, made where missing on
@@ -51,6 +53,10 @@ extern const char cloud_sql_sqlite_schema_v1[];
 extern const char cloud_sql_sqlite_schema_v2[];
 extern const char cloud_sql_sqlite_parts[];
 #define CLOUD_SQLITE_SCHEMA_VERSION 2
+
+/* PostgreSQL: everything at once, versions in ferry_schema (the inventory
+ * at CLOUD_SQLITE_SCHEMA_VERSION, the rollout tables below). */
+extern const char cloud_sql_pg_schema[];
 
 /* The version the rollout tables are at, as both drivers record it. */
 #define CLOUD_SCHEMA_ROLLOUTS 1

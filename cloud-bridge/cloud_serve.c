@@ -48,8 +48,11 @@ static const struct ferry_opt serve_opts[] = {
     CLOUD_OPT(serve_cfg, "fleet", FERRY_OPT_STR, fleet, "ID", "fleet to serve", FERRY_OPT_REQUIRED),
     CLOUD_OPT(serve_cfg, "store", FERRY_OPT_STR, store, "DIR",
               "artifact store filled by 'ferry-cloud publish'", FERRY_OPT_REQUIRED),
-    CLOUD_OPT(serve_cfg, "db", FERRY_OPT_STR, db, "FILE",
-              "fleet inventory (SQLite), created if missing", FERRY_OPT_REQUIRED),
+    CLOUD_OPT(serve_cfg, "db", FERRY_OPT_STR, db, "DB",
+              "fleet inventory: an SQLite file, created if missing, or a postgresql:// URL "
+              "(the database must exist; its tables are created; the password comes from a "
+              "password file, never the URL)",
+              FERRY_OPT_REQUIRED),
     CLOUD_OPT(serve_cfg, "instance", FERRY_OPT_STR, instance, "NAME",
               "stable name for this instance: MQTT client id ferry-cloud-serve-NAME "
               "(default ferry-cloud-serve-<pid>)",
@@ -63,7 +66,7 @@ static const struct ferry_opt serve_opts[] = {
 };
 
 static const struct cloud_subcmd serve_cmd = {
-    "serve", "--broker URL --fleet ID --store DIR --db FILE [--instance NAME]",
+    "serve", "--broker URL --fleet ID --store DIR --db DB [--instance NAME]",
     "Streams artifacts to gateways and records their nodes' status in the\n"
     "inventory, until SIGINT or SIGTERM. Run several with the same --fleet to\n"
     "share the load. Gateways take turns, each at most --gateway-rate-mib, and\n"

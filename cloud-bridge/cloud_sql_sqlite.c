@@ -49,8 +49,9 @@ const char cloud_sql_sqlite_schema_v2[] =
     " SELECT node, gateway, updated_at, 'upgrade' FROM nodes WHERE gateway != '';"
     "PRAGMA user_version = 2;";
 
-/* The rollout tables, added since, created where missing on every open; a
- * row in inventory_parts says which version of them the file holds. The index on
+/* The rollout tables and the configuration reports, added since, created
+ * where missing on every open; a row in inventory_parts says which version
+ * of the rollout tables the file holds. The index on
  * nodes(updated_at) lets the rollout controller read only what changed. */
 const char cloud_sql_sqlite_parts[] =
     "CREATE TABLE IF NOT EXISTS inventory_parts (part TEXT PRIMARY KEY NOT NULL,"
@@ -83,7 +84,10 @@ const char cloud_sql_sqlite_parts[] =
     " updated_at INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS node_info_product ON node_info (product, updated_at);"
     "CREATE INDEX IF NOT EXISTS nodes_updated ON nodes (updated_at);"
-    "INSERT OR IGNORE INTO inventory_parts (part, version) VALUES ('rollouts', 1);";
+    "INSERT OR IGNORE INTO inventory_parts (part, version) VALUES ('rollouts', 1);"
+    "CREATE TABLE IF NOT EXISTS node_config ("
+    " node TEXT PRIMARY KEY, gateway TEXT NOT NULL, path TEXT NOT NULL,"
+    " properties TEXT NOT NULL, ts INTEGER NOT NULL, received_at INTEGER NOT NULL);";
 
 const char *const cloud_sql_sqlite[CLOUD_Q__COUNT] = {
     /* The file lock already keeps every other writer out. */
@@ -207,4 +211,11 @@ const char *const cloud_sql_sqlite[CLOUD_Q__COUNT] = {
         " OR node_info.doc != excluded.doc",
     [CLOUD_Q_NODEINFO_GET] = "SELECT doc, gateway FROM node_info WHERE node = ?1",
 
+    [CLOUD_Q_CONFIG_UPSERT] =
+        "INSERT INTO node_config (node, gateway, path, properties, ts, received_at)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (node) DO UPDATE SET"
+        " gateway = excluded.gateway, path = excluded.path, properties = excluded.properties,"
+        " ts = excluded.ts, received_at = excluded.received_at WHERE excluded.ts >= "
+        "node_config.ts",
+    [CLOUD_Q_CONFIG_GET] = "SELECT gateway, path, properties, ts FROM node_config WHERE node = ?1",
 };

@@ -1,24 +1,18 @@
 #include "cunit_main.h"
 
 #include "cloud_db.h"
+#include "db_fixture.h"
 
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
-static const char *db_path(const char *name)
-{
-    static char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/%s.db", ferry_test_tmpdir(), name);
-    return path;
-}
-
 static struct cloud_db *open_db(const char *name)
 {
     struct cloud_db *db = NULL;
     struct ferry_diag d = {{0}};
-    enum ferry_err err = cloud_db_open(db_path(name), true, &db, &d);
+    enum ferry_err err = cloud_db_open(ferry_test_db(name), true, &db, &d);
     if (err != FERRY_OK)
         fprintf(stderr, "open: %s\n", d.msg);
     CU_ASSERT_EQUAL_FATAL(err, FERRY_OK);
@@ -50,14 +44,18 @@ static int count_events(struct cloud_db *db)
     return n;
 }
 
-static void a_postgresql_url_is_refused_by_name(void)
+static void a_url_with_a_password_is_refused_unechoed(void)
 {
     struct cloud_db *db = NULL;
     struct ferry_diag d = {{0}};
-    CU_ASSERT_EQUAL(cloud_db_open("postgresql://ferry@db.example/ferry", true, &db, &d),
+    CU_ASSERT_EQUAL(cloud_db_open("postgresql://ferry:s3cret@db.example/ferry", true, &db, &d),
                     FERRY_E_INVALID_ARG);
     CU_ASSERT_PTR_NULL(db);
-    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "PostgreSQL"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "password file"));
+    CU_ASSERT_PTR_NULL(strstr(d.msg, "s3cret"));
+    CU_ASSERT_EQUAL(cloud_db_open("postgres://db.example/ferry?password=s3cret", true, &db, &d),
+                    FERRY_E_INVALID_ARG);
+    CU_ASSERT_PTR_NULL(strstr(d.msg, "s3cret"));
     struct stat st;
     CU_ASSERT_NOT_EQUAL(stat("postgresql:", &st), 0); /* nothing made of the URL */
     CU_ASSERT_EQUAL(cloud_db_open("", true, &db, &d), FERRY_E_INVALID_ARG);
@@ -173,7 +171,7 @@ static void a_callback_error_stops_the_query(void)
 
 const char *const ferry_suite_name = "cloud_db";
 const struct ferry_test_case ferry_tests[] = {
-    {"a PostgreSQL URL is refused by name", a_postgresql_url_is_refused_by_name},
+    {"a URL with a password is refused, unechoed", a_url_with_a_password_is_refused_unechoed},
     {"a callback may run the same query", a_callback_may_run_the_same_query},
     {"transactions commit, roll back and refuse misuse",
      transactions_commit_roll_back_and_refuse_misuse},

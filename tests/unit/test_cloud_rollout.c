@@ -6,6 +6,7 @@
 #include "cloud_inventory_rollout.h"
 #include "cloud_rollout_assign.h"
 #include "cloud_rollout_ctl.h"
+#include "db_fixture.h"
 #include "ferry_rollout.h"
 
 #include <limits.h>
@@ -82,7 +83,7 @@ static struct ferry_rollout_doc *last_doc(const struct wire *w, const char *gw)
 }
 
 struct world {
-    char path[PATH_MAX];
+    char path[PATH_MAX + 128];
     struct cloud_inventory *inv;
     struct cloud_rollout_ctl *ctl;
     struct wire wire;
@@ -92,7 +93,7 @@ struct world {
 static void world_open(struct world *x, const char *name)
 {
     T0 = (int64_t)time(NULL);
-    snprintf(x->path, sizeof(x->path), "%s/%s.db", ferry_test_tmpdir(), name);
+    snprintf(x->path, sizeof(x->path), "%s", ferry_test_db(name));
     struct ferry_diag d = {{0}};
     CU_ASSERT_FATAL(cloud_inventory_open(x->path, true, &x->inv, &d) == FERRY_OK);
     struct cloud_rollout_ctl_io io = {.arg = &x->wire, .publish = fake_publish};
