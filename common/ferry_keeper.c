@@ -527,7 +527,7 @@ static void on_link_down(struct ferry_keeper *k, const struct ferry_mqtt_ev *ev)
                            "the broker closed the link over it");
             }
         }
-        LOG_WARN("%s: lost %s: %s", k->name, k->urls[k->idx], reason);
+        LOG_WARN("%s: connection lost to %s: %s", k->name, k->urls[k->idx], reason);
     }
     for (size_t i = 0; i < k->nsubs; i++) {
         if (k->subs[i].state != SUB_UNSUPPORTED)
