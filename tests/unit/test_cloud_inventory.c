@@ -4,6 +4,7 @@
 #include "db_fixture.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -607,6 +608,95 @@ static void a_pair_is_never_both_stored_and_refused(void)
     cloud_inventory_close(inv);
 }
 
+/* Two writers (two serve instances: on PostgreSQL they may be on two
+ * hosts) ingest batches about the same nodes at once, each with its own
+ * connection, and disagree about every record. Each (node, seq) is stored
+ * once, by one of them; the other's copy is refused as a conflict; nothing
+ * is lost or judged twice. A writer told FERRY_E_BUSY sends its batch again,
+ * as a gateway does with a batch that was not acknowledged. */
+#define RACE_NODES   4
+#define RACE_BATCHES 60
+
+struct racer {
+    const char *target;
+    pthread_barrier_t *start; /* both connected before either writes */
+    enum ferry_state state;   /* what this writer claims every record says */
+    unsigned stored, refused_conflict, refused_other, retries, errors;
+    char error[FERRY_DIAG_MAX];
+};
+
+static void *race(void *arg)
+{
+    struct racer *r = arg;
+    struct cloud_inventory *inv = NULL;
+    struct ferry_diag d = {{0}};
+    bool opened = cloud_inventory_open(r->target, true, &inv, &d) == FERRY_OK;
+    pthread_barrier_wait(r->start);
+    if (!opened) {
+        r->errors++;
+        snprintf(r->error, sizeof(r->error), "%s", d.msg);
+        return NULL;
+    }
+    for (uint64_t seq = 1; seq <= RACE_BATCHES; seq++) {
+        struct ferry_status recs[RACE_NODES];
+        for (int i = 0; i < RACE_NODES; i++) {
+            char node[16];
+            snprintf(node, sizeof(node), "race-%d", i);
+            recs[i] = rec(node, "gw-1", "r1", seq, r->state);
+        }
+        struct ferry_record_id stored[RACE_NODES];
+        struct ferry_record_refusal refused[RACE_NODES];
+        struct cloud_ingest_out out = {.stored = stored, .refused = refused};
+        enum ferry_err err;
+        while ((err = cloud_inventory_ingest(inv, recs, RACE_NODES, true, &out, &d)) ==
+               FERRY_E_BUSY)
+            r->retries++;
+        if (err != FERRY_OK) {
+            r->errors++;
+            snprintf(r->error, sizeof(r->error), "%s", d.msg);
+            break;
+        }
+        r->stored += (unsigned)out.nstored;
+        for (size_t k = 0; k < out.nrefused; k++) {
+            if (refused[k].reason == FERRY_E_CONFLICT)
+                r->refused_conflict++;
+            else
+                r->refused_other++;
+        }
+    }
+    cloud_inventory_close(inv);
+    return NULL;
+}
+
+static void two_writers_at_once_store_each_record_once(void)
+{
+    const char *path = db_path("race");
+    cloud_inventory_close(open_db(path)); /* the schema, made once */
+    pthread_barrier_t start;
+    CU_ASSERT_EQUAL_FATAL(pthread_barrier_init(&start, NULL, 2), 0);
+    struct racer a = {.target = path, .start = &start, .state = FERRY_STATE_DOWNLOADING};
+    struct racer b = {.target = path, .start = &start, .state = FERRY_STATE_INSTALLING};
+    pthread_t ta, tb;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&ta, NULL, race, &a), 0);
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&tb, NULL, race, &b), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    pthread_barrier_destroy(&start);
+    if (a.errors || b.errors)
+        fprintf(stderr, "race: %s / %s\n", a.error, b.error);
+    CU_ASSERT_EQUAL(a.errors + b.errors, 0);
+    const unsigned total = RACE_NODES * RACE_BATCHES;
+    CU_ASSERT_EQUAL(a.stored + b.stored, total);
+    CU_ASSERT_EQUAL(a.refused_conflict + b.refused_conflict, total);
+    CU_ASSERT_EQUAL(a.refused_other + b.refused_other, 0);
+    printf("\n    race: stored %u + %u, retried %u + %u\n", a.stored, b.stored, a.retries,
+           b.retries);
+    CU_ASSERT_EQUAL(scalar(path, "SELECT count(*) FROM records"), total);
+    CU_ASSERT_EQUAL(scalar(path, "SELECT count(*) FROM refused WHERE reason = 'conflict'"), total);
+    CU_ASSERT_EQUAL(scalar(path, "SELECT count(*) FROM nodes WHERE seq = 60"), RACE_NODES);
+    CU_ASSERT_EQUAL(scalar(path, "SELECT count(*) FROM bindings"), RACE_NODES);
+}
+
 const char *const ferry_suite_name = "cloud_inventory";
 const struct ferry_test_case ferry_tests[] = {
     {"duplicate records are stored once", duplicate_records_are_stored_once},
@@ -626,5 +716,6 @@ const struct ferry_test_case ferry_tests[] = {
     {"refused records are listed and bounded", refused_records_are_listed_and_bounded},
     {"a version 1 inventory is upgraded", version_1_inventory_is_upgraded},
     {"a pair is never both stored and refused", a_pair_is_never_both_stored_and_refused},
+    {"two writers at once store each record once", two_writers_at_once_store_each_record_once},
     {NULL, NULL},
 };
