@@ -74,7 +74,9 @@ struct fx_fake {
     pthread_t thread;
 };
 
-/* Serves connections one after another until fx_fake_stop(). */
+/* Serves connections one after another until fx_fake_stop(). fb is zeroed
+ * by the caller (props and nprops are read as they are: set them, if at
+ * all, before this call). */
 bool fx_fake_start(struct fx_fake *fb, enum fx_script script);
 void fx_fake_stop(struct fx_fake *fb);
 

@@ -904,7 +904,7 @@ static void mqtt_acl_denied_publish_fails(void)
 
 static void mqtt_connack_refusal_is_connect_failed(void)
 {
-    struct fx_fake fb;
+    struct fx_fake fb = {0};
     CU_ASSERT_FATAL(fx_fake_start(&fb, FX_REFUSE_CONNECT));
     struct ferry_mqtt *m = fake_client(&fb);
     CU_ASSERT_PTR_NOT_NULL(m);
@@ -925,7 +925,7 @@ static void mqtt_connack_refusal_is_connect_failed(void)
 
 static void mqtt_suback_refusal_is_subscribe_failed(void)
 {
-    struct fx_fake fb;
+    struct fx_fake fb = {0};
     CU_ASSERT_FATAL(fx_fake_start(&fb, FX_DENY_SUBSCRIBE));
     struct ferry_mqtt *m = fake_client(&fb);
     CU_ASSERT_PTR_NOT_NULL(m);
@@ -947,7 +947,7 @@ static void mqtt_suback_refusal_is_subscribe_failed(void)
 
 static void mqtt_broker_disconnect_is_lost_with_reason(void)
 {
-    struct fx_fake fb;
+    struct fx_fake fb = {0};
     CU_ASSERT_FATAL(fx_fake_start(&fb, FX_KICK));
     struct ferry_mqtt *m = fake_client(&fb);
     CU_ASSERT_PTR_NOT_NULL(m);
@@ -970,7 +970,7 @@ static void mqtt_broker_disconnect_is_lost_with_reason(void)
 static void mqtt_free_while_connecting_is_clean(void)
 {
     for (int wait_for_connect = 0; wait_for_connect < 2; wait_for_connect++) {
-        struct fx_fake fb;
+        struct fx_fake fb = {0};
         CU_ASSERT_FATAL(fx_fake_start(&fb, FX_SILENT));
         struct ferry_mqtt *m = fake_client(&fb);
         CU_ASSERT_PTR_NOT_NULL(m);
