@@ -18,7 +18,7 @@ struct bind_cfg {
 };
 
 static const struct ferry_opt bind_opts[] = {
-    CLOUD_OPT(bind_cfg, "db", FERRY_OPT_STR, db, "FILE", "inventory written by 'ferry-cloud serve'",
+    CLOUD_OPT(bind_cfg, "db", FERRY_OPT_STR, db, "DB", "inventory written by 'ferry-cloud serve'",
               FERRY_OPT_REQUIRED),
     CLOUD_OPT(bind_cfg, "node", FERRY_OPT_STR, node, "ID", "the node to bind", FERRY_OPT_REQUIRED),
     CLOUD_OPT(bind_cfg, "gateway", FERRY_OPT_STR, gateway, "ID",
@@ -29,7 +29,7 @@ static const struct ferry_opt bind_opts[] = {
 };
 
 static const struct cloud_subcmd bind_cmd = {
-    "bind", "--db FILE --node ID --gateway ID [--reason TEXT]",
+    "bind", "--db DB --node ID --gateway ID [--reason TEXT]",
     "Binds a node to the gateway that serves it, or moves it there from another.\n"
     "A node is bound by its first record to the gateway that relayed it; records\n"
     "of it through any other gateway are refused and kept aside (status --refused).\n"

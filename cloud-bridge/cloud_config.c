@@ -1,5 +1,6 @@
 #include "cloud_config.h"
 
+#include "cloud_db.h"
 #include "cloud_publish.h"
 #include "cloud_subcmd.h"
 #include "ferry_fs.h"
@@ -7,64 +8,27 @@
 #include "ferry_module.h"
 
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#define BUSY_TIMEOUT_MS 5000
-
 struct cloud_config {
-    sqlite3 *db;
-    char *path;
+    struct cloud_db *db;
 };
 
-static const char schema_sql[] =
-    "CREATE TABLE IF NOT EXISTS node_config ("
-    " node TEXT PRIMARY KEY, gateway TEXT NOT NULL, path TEXT NOT NULL,"
-    " properties TEXT NOT NULL, ts INTEGER NOT NULL, received_at INTEGER NOT NULL)";
-
-static const char upsert_sql[] =
-    "INSERT INTO node_config (node, gateway, path, properties, ts, received_at)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (node) DO UPDATE SET"
-    " gateway = excluded.gateway, path = excluded.path, properties = excluded.properties,"
-    " ts = excluded.ts, received_at = excluded.received_at WHERE excluded.ts >= node_config.ts";
-
-static const char select_sql[] =
-    "SELECT gateway, path, properties, ts FROM node_config WHERE node = ?1";
-
-static enum ferry_err db_fail(const struct cloud_config *c, int rc, const char *doing,
-                              struct ferry_diag *d)
-{
-    return ferry_fail(d, rc == SQLITE_BUSY ? FERRY_E_BUSY : FERRY_E_IO, "inventory %s: %s: %s",
-                      c->path, doing, c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
-}
-
+/* The reports live beside the inventory, in the same database (cloud_db.h):
+ * the table is part of both drivers' schema, its SQL is theirs. */
 enum ferry_err cloud_config_open(const char *path, bool create, struct cloud_config **out,
                                  struct ferry_diag *d)
 {
-    struct stat st;
-    if (!create && stat(path, &st) != 0)
-        return ferry_fail(d, FERRY_E_NOT_FOUND, "inventory %s: no such file", path);
     struct cloud_config *c = calloc(1, sizeof(*c));
-    if (!c || !(c->path = strdup(path))) {
-        free(c);
+    if (!c)
         return ferry_fail(d, FERRY_E_NOMEM, "inventory %s: out of memory", path);
-    }
-    int rc = sqlite3_open_v2(path, &c->db,
-                             SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0), NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
-        rc = sqlite3_exec(c->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
-    }
-    if (rc == SQLITE_OK)
-        rc = sqlite3_exec(c->db, schema_sql, NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
-        enum ferry_err err = db_fail(c, rc, "opening the configuration table", d);
-        cloud_config_close(c);
+    enum ferry_err err = cloud_db_open(path, create, &c->db, d);
+    if (err != FERRY_OK) {
+        free(c);
         return err;
     }
     *out = c;
@@ -75,8 +39,7 @@ void cloud_config_close(struct cloud_config *c)
 {
     if (!c)
         return;
-    sqlite3_close(c->db);
-    free(c->path);
+    cloud_db_close(c->db);
     free(c);
 }
 
@@ -86,56 +49,57 @@ enum ferry_err cloud_config_ingest(struct cloud_config *c, const struct ferry_co
     *kept = false;
     if (!r->healthy)
         return FERRY_OK;
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(c->db, upsert_sql, -1, &s, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(s, 1, r->node, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, r->gateway, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 3, r->path, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 4, r->properties, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 5, r->ts);
-        sqlite3_bind_int64(s, 6, (sqlite3_int64)time(NULL));
-        rc = sqlite3_step(s);
-    }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE)
-        return db_fail(c, rc, "storing a configuration report", d);
-    *kept = sqlite3_changes(c->db) > 0;
-    return FERRY_OK;
+    uint64_t n = 0;
+    enum ferry_err err =
+        cloud_db_run(c->db, CLOUD_Q_CONFIG_UPSERT,
+                     DB_ARGS(DB_TEXT(r->node), DB_TEXT(r->gateway), DB_TEXT(r->path),
+                             DB_TEXT(r->properties), DB_INT(r->ts), DB_INT(time(NULL))),
+                     NULL, NULL, &n, "storing a configuration report", d);
+    *kept = err == FERRY_OK && n > 0;
+    return err;
 }
 
-static void copy_column(sqlite3_stmt *s, int col, char *out, size_t cap)
+/* A text column into out, "" when NULL, cut to fit. */
+static void copy_column(const struct cloud_db_row *r, int col, char *out, size_t cap)
 {
-    const unsigned char *v = sqlite3_column_text(s, col);
-    snprintf(out, cap, "%s", v ? (const char *)v : "");
+    const char *v = NULL;
+    size_t len = 0;
+    if (!cloud_db_text(r, col, &v, &len))
+        len = 0;
+    snprintf(out, cap, "%.*s", (int)(len < cap ? len : cap - 1), v ? v : "");
+}
+
+struct config_read {
+    struct ferry_config_report *out;
+    bool found;
+};
+
+static enum ferry_err on_config(void *arg, const struct cloud_db_row *r)
+{
+    struct config_read *x = arg;
+    struct ferry_config_report *out = x->out;
+    x->found = true;
+    copy_column(r, 0, out->gateway, sizeof(out->gateway));
+    copy_column(r, 1, out->path, sizeof(out->path));
+    copy_column(r, 2, out->properties, sizeof(out->properties));
+    int64_t ts = 0;
+    out->ts = cloud_db_int(r, 3, &ts) ? ts : 0;
+    out->healthy = true;
+    return FERRY_OK;
 }
 
 enum ferry_err cloud_config_get(struct cloud_config *c, const char *node,
                                 struct ferry_config_report *out, struct ferry_diag *d)
 {
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(c->db, select_sql, -1, &s, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(s, 1, node, -1, SQLITE_STATIC);
-        rc = sqlite3_step(s);
-    }
-    enum ferry_err err = FERRY_OK;
-    if (rc == SQLITE_ROW) {
-        memset(out, 0, sizeof(*out));
-        snprintf(out->node, sizeof(out->node), "%s", node);
-        copy_column(s, 0, out->gateway, sizeof(out->gateway));
-        copy_column(s, 1, out->path, sizeof(out->path));
-        copy_column(s, 2, out->properties, sizeof(out->properties));
-        out->ts = sqlite3_column_int64(s, 3);
-        out->healthy = true;
-    } else if (rc == SQLITE_DONE) {
+    memset(out, 0, sizeof(*out));
+    snprintf(out->node, sizeof(out->node), "%s", node);
+    struct config_read x = {out, false};
+    enum ferry_err err = cloud_db_run(c->db, CLOUD_Q_CONFIG_GET, DB_ARGS(DB_TEXT(node)), on_config,
+                                      &x, NULL, "reading a configuration", d);
+    if (err == FERRY_OK && !x.found)
         err = ferry_fail(d, FERRY_E_NOT_FOUND,
                          "inventory %s: node '%s' never reported its configuration while healthy",
-                         c->path, node);
-    } else {
-        err = db_fail(c, rc, "reading a configuration", d);
-    }
-    sqlite3_finalize(s);
+                         cloud_db_name(c->db), node);
     return err;
 }
 
@@ -148,15 +112,14 @@ struct config_cfg {
 };
 
 static const struct ferry_opt config_opts[] = {
-    CLOUD_OPT(config_cfg, "db", FERRY_OPT_STR, db, "FILE", "the fleet inventory",
-              FERRY_OPT_REQUIRED),
+    CLOUD_OPT(config_cfg, "db", FERRY_OPT_STR, db, "DB", "the fleet inventory", FERRY_OPT_REQUIRED),
     CLOUD_OPT(config_cfg, "node", FERRY_OPT_STR, node, "NODE", "the node", FERRY_OPT_REQUIRED),
     CLOUD_OPT_LOG_LEVEL(config_cfg),
 };
 
 static const struct cloud_subcmd config_cmd = {
     .name = "config",
-    .synopsis = "--db FILE --node NODE",
+    .synopsis = "--db DB --node NODE",
     .about = "Prints the properties file the node last reported while healthy (its node.cfg),\n"
              "with a comment line saying when, through which gateway, and from which path.",
     .opts = config_opts,
@@ -198,17 +161,16 @@ int cloud_cmd_config(int argc, char **argv)
 
 static void restore_usage(FILE *out)
 {
-    fprintf(
-        out,
-        "Usage: ferry-cloud restore-config --db FILE --node NODE [--path PATH] PUBLISH-FLAGS\n\n"
-        "Publishes the properties file NODE last reported while healthy back to that node,\n"
-        "as a release for the `file` update module that replaces PATH (default: the path\n"
-        "the node reported) on NODE alone (the manifest names it in `nodes`). The node\n"
-        "needs --module-dir with the file module. PUBLISH-FLAGS are those of 'ferry-cloud\n"
-        "publish' (--broker, --fleet, --store, --key, --version, --seq, --hw-model,\n"
-        "--product...; see its --help); --artifact, --media-type, --module-arg and --node\n"
-        "are set here. The release becomes the current one of its product line: publish\n"
-        "the line's image release again once the node has taken it.\n");
+    fprintf(out,
+            "Usage: ferry-cloud restore-config --db DB --node NODE [--path PATH] PUBLISH-FLAGS\n\n"
+            "Publishes the properties file NODE last reported while healthy back to that node,\n"
+            "as a release for the `file` update module that replaces PATH (default: the path\n"
+            "the node reported) on NODE alone (the manifest names it in `nodes`). The node\n"
+            "needs --module-dir with the file module. PUBLISH-FLAGS are those of 'ferry-cloud\n"
+            "publish' (--broker, --fleet, --store, --key, --version, --seq, --hw-model,\n"
+            "--product...; see its --help); --artifact, --media-type, --module-arg and --node\n"
+            "are set here. The release becomes the current one of its product line: publish\n"
+            "the line's image release again once the node has taken it.\n");
 }
 
 /* Takes "--name value" or "--name=value" at argv[*i]; true when it did. */

@@ -1,6 +1,6 @@
 /* The configuration each node last reported while healthy (configuration
- * reports, ferry_config_report.h), kept in the fleet inventory's SQLite
- * file, table node_config (one row per node), and what an operator does
+ * reports, ferry_config_report.h), kept in the fleet inventory's database
+ * (cloud_db.h), table node_config (one row per node), and what an operator does
  * with it:
  *
  *   ferry-cloud config --db DB --node N              prints the stored file
@@ -24,7 +24,8 @@
 
 struct cloud_config;
 
-/* Opens the table in the inventory file at path (created with create). */
+/* Opens the table in the inventory at path, a file or a PostgreSQL URL
+ * (cloud_db_open(): its schema created with create). */
 enum ferry_err cloud_config_open(const char *path, bool create, struct cloud_config **out,
                                  struct ferry_diag *d) FERRY_MUST_CHECK;
 void cloud_config_close(struct cloud_config *c); /* NULL is fine */

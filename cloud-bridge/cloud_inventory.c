@@ -1,297 +1,40 @@
 #include "cloud_inventory.h"
 
+#include "cloud_db.h"
 #include "cloud_inventory_priv.h"
 #include "cloud_verdict.h"
 #include "ferry_log.h"
 #include "ferry_names.h"
 
 #include <inttypes.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
-#define SCHEMA_VERSION 3
-/* How long a writer waits for another process's transaction. */
-#define BUSY_TIMEOUT_MS 5000
-#define INT_MAX53       (INT64_C(1) << 53)
+#define INT_MAX53 (INT64_C(1) << 53)
 /* Refused records kept per node, and in all: the newest ones. */
 #define REFUSED_PER_NODE 100
 #define REFUSED_MAX      100000
-
-/* The status columns, in the order bind_record() fills ?1..?12; it fills
- * ?15 with the path's parents (`via`), after the refused table's ?13, ?14. */
-#define RECORD_COLUMNS                                                                             \
-    "node, seq, gateway, release, version, state, bytes, total, error, message, ts"
-
-static const char schema_v1_sql[] =
-    "CREATE TABLE records ("
-    " node TEXT NOT NULL, seq INTEGER NOT NULL, gateway TEXT NOT NULL, release TEXT NOT NULL,"
-    " version TEXT NOT NULL, state TEXT NOT NULL, bytes INTEGER NOT NULL,"
-    " total INTEGER NOT NULL, error TEXT NOT NULL, message TEXT NOT NULL, ts INTEGER NOT NULL,"
-    " received_at INTEGER NOT NULL, PRIMARY KEY (node, seq)) WITHOUT ROWID;"
-    "CREATE TABLE nodes ("
-    " node TEXT PRIMARY KEY NOT NULL, gateway TEXT NOT NULL, release TEXT NOT NULL,"
-    " version TEXT NOT NULL, state TEXT NOT NULL, bytes INTEGER NOT NULL,"
-    " total INTEGER NOT NULL, error TEXT NOT NULL, message TEXT NOT NULL,"
-    " seq INTEGER NOT NULL, ts INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
-    "CREATE INDEX nodes_release ON nodes (release);"
-    "CREATE INDEX nodes_gateway ON nodes (gateway);";
-
-/* Version 2: bindings (each node, and later each child gateway of a
- * cascade, to its one parent), records refused for good, and the event
- * log. A version 1 file gets them, and every node is bound to the gateway
- * its latest record came through. */
-static const char schema_v2_sql[] =
-    "CREATE TABLE bindings ("
-    " child TEXT PRIMARY KEY NOT NULL, parent TEXT NOT NULL, since INTEGER NOT NULL,"
-    " how TEXT NOT NULL);"
-    "CREATE TABLE refused ("
-    " id INTEGER PRIMARY KEY, node TEXT NOT NULL, seq INTEGER NOT NULL, gateway TEXT NOT NULL,"
-    " release TEXT NOT NULL, version TEXT NOT NULL, state TEXT NOT NULL, bytes INTEGER NOT NULL,"
-    " total INTEGER NOT NULL, error TEXT NOT NULL, message TEXT NOT NULL, ts INTEGER NOT NULL,"
-    " received_at INTEGER NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL);"
-    "CREATE INDEX refused_node ON refused (node, received_at);"
-    "CREATE TABLE events ("
-    " id INTEGER PRIMARY KEY, at INTEGER NOT NULL, kind TEXT NOT NULL, node TEXT NOT NULL,"
-    " detail TEXT NOT NULL);"
-    "INSERT INTO bindings (child, parent, since, how)"
-    " SELECT node, gateway, updated_at, 'upgrade' FROM nodes WHERE gateway != '';"
-    "PRAGMA user_version = 2;";
-
-/* Version 3: the parents a record came through in a cascade (its `via`,
- * comma-separated, "" without one), on records, nodes and refused ones.
- * The one place this column is made; a version 2 file gets it empty. */
-static const char schema_v3_sql[] = "ALTER TABLE records ADD COLUMN via TEXT NOT NULL DEFAULT '';"
-                                    "ALTER TABLE nodes ADD COLUMN via TEXT NOT NULL DEFAULT '';"
-                                    "ALTER TABLE refused ADD COLUMN via TEXT NOT NULL DEFAULT '';"
-                                    "PRAGMA user_version = 3;";
-
-static const char insert_record_sql[] =
-    "INSERT OR IGNORE INTO records (" RECORD_COLUMNS ", received_at, via)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?15)";
-
-static const char upsert_node_sql[] =
-    "INSERT INTO nodes (" RECORD_COLUMNS ", updated_at, via)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?15)"
-    " ON CONFLICT (node) DO UPDATE SET seq = excluded.seq, gateway = excluded.gateway,"
-    " via = excluded.via,"
-    " release = excluded.release, version = excluded.version, state = excluded.state,"
-    " bytes = excluded.bytes, total = excluded.total, error = excluded.error,"
-    " message = excluded.message, ts = excluded.ts, updated_at = excluded.updated_at"
-    " WHERE excluded.seq > nodes.seq";
-
-static const char insert_refused_sql[] =
-    "INSERT INTO refused (" RECORD_COLUMNS ", received_at, reason, detail, via)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
-
-static const char trim_refused_sql[] =
-    "DELETE FROM refused WHERE (node = ?1 AND id NOT IN"
-    " (SELECT id FROM refused WHERE node = ?1 ORDER BY id DESC LIMIT ?2))"
-    " OR id <= (SELECT max(id) FROM refused) - ?3";
-
-static const char select_same_sql[] =
-    "SELECT gateway, release, version, state, bytes, total, error, message, ts FROM records"
-    " WHERE node = ?1 AND seq = ?2";
-
-static const char select_last_sql[] = "SELECT seq FROM nodes WHERE node = ?1";
-
-static const char select_binding_sql[] = "SELECT parent FROM bindings WHERE child = ?1";
-
-static const char upsert_binding_sql[] =
-    "INSERT INTO bindings (child, parent, since, how) VALUES (?1, ?2, ?3, ?4)"
-    " ON CONFLICT (child) DO UPDATE SET parent = excluded.parent, since = excluded.since,"
-    " how = excluded.how";
-
-static const char insert_event_sql[] =
-    "INSERT INTO events (at, kind, node, detail) VALUES (?1, ?2, ?3, ?4)";
-
-/* refused: the node's records refused since its latest one was stored. */
-static const char select_nodes_sql[] =
-    "SELECT n.node, n.gateway, n.release, n.version, n.state, n.bytes, n.total, n.error,"
-    " n.message, n.seq, n.ts, n.updated_at,"
-    " (SELECT count(*) FROM refused r WHERE r.node = n.node AND r.received_at >= n.updated_at),"
-    " n.via FROM nodes n WHERE (?1 IS NULL OR n.release = ?1) AND (?2 IS NULL OR n.gateway = ?2)"
-    " AND (?3 IS NULL OR n.state = ?3) ORDER BY n.node";
-
-static const char select_refused_sql[] =
-    "SELECT node, gateway, release, version, state, bytes, total, error, message, seq, ts,"
-    " received_at, reason, detail FROM refused WHERE (?1 IS NULL OR release = ?1)"
-    " AND (?2 IS NULL OR gateway = ?2) AND (?3 IS NULL OR state = ?3) ORDER BY id";
-
-static const char select_events_sql[] = "SELECT at, kind, node, detail FROM events ORDER BY id";
-
-/* The prepared statements, by name, and their text: prepared at open,
- * finalised at close. */
-#define STATEMENTS(X)                                                                              \
-    X(insert_record)                                                                               \
-    X(upsert_node)                                                                                 \
-    X(insert_refused)                                                                              \
-    X(trim_refused)                                                                                \
-    X(select_same)                                                                                 \
-    X(select_last)                                                                                 \
-    X(select_binding)                                                                              \
-    X(upsert_binding)                                                                              \
-    X(insert_event)                                                                                \
-    X(select_nodes)                                                                                \
-    X(select_refused)                                                                              \
-    X(select_events)
+/* The status columns of a record, and of a refused one. */
+#define RECORD_ARGS  13
+#define REFUSED_ARGS 15
 
 struct cloud_inventory {
-    char *path;
-    sqlite3 *db;
-#define FIELD(name) sqlite3_stmt *name;
-    STATEMENTS(FIELD)
-#undef FIELD
+    struct cloud_db *db;
 };
 
-static enum ferry_err sqlite_err(int rc)
-{
-    switch (rc & 0xff) {
-    case SQLITE_FULL:
-        return FERRY_E_NOSPACE;
-    case SQLITE_NOMEM:
-        return FERRY_E_NOMEM;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return FERRY_E_BUSY;
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-        return FERRY_E_CORRUPT;
-    case SQLITE_CANTOPEN:
-        return FERRY_E_NOT_FOUND;
-    default:
-        return FERRY_E_IO;
-    }
-}
+/* ---- open ---------------------------------------------------------------- */
 
-/* "inventory <path>: <doing>: <SQLite's reason>" */
-static enum ferry_err db_fail(const struct cloud_inventory *inv, int rc, const char *doing,
-                              struct ferry_diag *d)
-{
-    return ferry_fail(d, sqlite_err(rc), "inventory %s: %s: %s", inv->path, doing,
-                      inv->db ? sqlite3_errmsg(inv->db) : sqlite3_errstr(rc));
-}
-
-static enum ferry_err exec(struct cloud_inventory *inv, const char *sql, const char *doing,
-                           struct ferry_diag *d)
-{
-    int rc = sqlite3_exec(inv->db, sql, NULL, NULL, NULL);
-    return rc == SQLITE_OK ? FERRY_OK : db_fail(inv, rc, doing, d);
-}
-
-/* A pragma whose one-row answer says whether it took effect. */
-static enum ferry_err pragma_text(struct cloud_inventory *inv, const char *sql, const char *want,
-                                  struct ferry_diag *d)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(inv->db, sql, -1, &st, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    enum ferry_err err = FERRY_OK;
-    if (rc != SQLITE_ROW)
-        err = db_fail(inv, rc, sql, d);
-    else if (want && strcmp((const char *)sqlite3_column_text(st, 0), want) != 0)
-        err = ferry_fail(d, FERRY_E_IO, "inventory %s: %s gave '%s', expected '%s'", inv->path, sql,
-                         (const char *)sqlite3_column_text(st, 0), want);
-    sqlite3_finalize(st);
-    return err;
-}
-
-static enum ferry_err user_version(struct cloud_inventory *inv, int *out, struct ferry_diag *d)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(inv->db, "PRAGMA user_version", -1, &st, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    enum ferry_err err = FERRY_OK;
-    if (rc == SQLITE_ROW)
-        *out = sqlite3_column_int(st, 0);
-    else
-        err = db_fail(inv, rc, "reading the schema version", d);
-    sqlite3_finalize(st);
-    return err;
-}
-
-/* Creates the schema in an empty file, upgrades a version 1 file, or checks
- * that the file holds this version. */
-static enum ferry_err check_schema(struct cloud_inventory *inv, bool create, struct ferry_diag *d)
-{
-    int version = 0;
-    enum ferry_err err = exec(inv, "BEGIN IMMEDIATE", "locking for the schema check", d);
-    if (err == FERRY_OK)
-        err = user_version(inv, &version, d);
-    if (err == FERRY_OK && version == 0 && create) {
-        err = exec(inv, schema_v1_sql, "creating the schema", d);
-        version = 1;
-    } else if (err == FERRY_OK && version == 0) {
-        err = ferry_fail(d, FERRY_E_CORRUPT, "inventory %s: not a Ferry inventory (no schema)",
-                         inv->path);
-    }
-    if (err == FERRY_OK && version == 1) {
-        err = exec(inv, schema_v2_sql, "upgrading the schema to version 2", d);
-        version = 2;
-    }
-    if (err == FERRY_OK && version == 2) {
-        err = exec(inv, schema_v3_sql, "upgrading the schema to version 3", d);
-        version = 3;
-    }
-    if (err == FERRY_OK && version != SCHEMA_VERSION)
-        err = ferry_fail(d, FERRY_E_CORRUPT,
-                         "inventory %s: schema version %d, this Ferry reads version %d", inv->path,
-                         version, SCHEMA_VERSION);
-    if (err == FERRY_OK)
-        return exec(inv, "COMMIT", "committing the schema", d);
-    sqlite3_exec(inv->db, "ROLLBACK", NULL, NULL, NULL);
-    return err;
-}
-
-static enum ferry_err prepare(struct cloud_inventory *inv, const char *sql, sqlite3_stmt **st,
-                              struct ferry_diag *d)
-{
-    int rc = sqlite3_prepare_v3(inv->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
-    return rc == SQLITE_OK ? FERRY_OK : db_fail(inv, rc, "preparing a statement", d);
-}
-
-static enum ferry_err configure(struct cloud_inventory *inv, bool create, struct ferry_diag *d)
-{
-    sqlite3_extended_result_codes(inv->db, 1);
-    sqlite3_busy_timeout(inv->db, BUSY_TIMEOUT_MS);
-    /* WAL lets `status` read while `serve` writes; FULL makes each commit
-     * reach the disk before ingest returns. */
-    enum ferry_err err = pragma_text(inv, "PRAGMA journal_mode = WAL", "wal", d);
-    if (err == FERRY_OK)
-        err = exec(inv, "PRAGMA synchronous = FULL", "setting synchronous", d);
-    if (err == FERRY_OK)
-        err = check_schema(inv, create, d);
-    if (err == FERRY_OK)
-        err = cloud_inventory_rollout_schema(inv, d);
-#define PREPARE(name)                                                                              \
-    if (err == FERRY_OK)                                                                           \
-        err = prepare(inv, name##_sql, &inv->name, d);
-    STATEMENTS(PREPARE)
-#undef PREPARE
-    return err;
-}
-
-enum ferry_err cloud_inventory_open(const char *path, bool create, struct cloud_inventory **out,
+enum ferry_err cloud_inventory_open(const char *target, bool create, struct cloud_inventory **out,
                                     struct ferry_diag *d)
 {
-    struct stat st;
-    if (!create && stat(path, &st) != 0)
-        return ferry_fail(d, FERRY_E_NOT_FOUND, "inventory %s: no such file", path);
     struct cloud_inventory *inv = calloc(1, sizeof(*inv));
-    if (!inv || !(inv->path = strdup(path))) {
-        free(inv);
-        return ferry_fail(d, FERRY_E_NOMEM, "inventory %s: out of memory", path);
-    }
-    int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
-    int rc = sqlite3_open_v2(path, &inv->db, flags, NULL);
-    enum ferry_err err = rc == SQLITE_OK ? configure(inv, create, d) : db_fail(inv, rc, "open", d);
+    if (!inv)
+        return ferry_fail(d, FERRY_E_NOMEM, "inventory %s: out of memory", target);
+    enum ferry_err err = cloud_db_open(target, create, &inv->db, d);
     if (err != FERRY_OK) {
-        cloud_inventory_close(inv);
+        free(inv);
         return err;
     }
     *out = inv;
@@ -302,15 +45,16 @@ void cloud_inventory_close(struct cloud_inventory *inv)
 {
     if (!inv)
         return;
-#define FINALIZE(name) sqlite3_finalize(inv->name);
-    STATEMENTS(FINALIZE)
-#undef FINALIZE
-    sqlite3_close(inv->db); /* NULL is fine; all statements are finalised */
-    free(inv->path);
+    cloud_db_close(inv->db);
     free(inv);
 }
 
-/* ---- ingest -------------------------------------------------------------- */
+struct cloud_db *cloud_inventory_db(struct cloud_inventory *inv)
+{
+    return inv->db;
+}
+
+/* ---- records in and out --------------------------------------------------- */
 
 /* A caller-filled record need not hold its NULs. */
 #define FIELD_FITS(st, f) (strnlen((st)->f, sizeof((st)->f)) < sizeof((st)->f))
@@ -364,94 +108,44 @@ static bool via_parse(const char *text, struct ferry_status *st)
     return true;
 }
 
-static int bind_record(sqlite3_stmt *s, const struct ferry_status *st, int64_t now)
+/* The record's columns as ?1..?11 (RECORD_COLUMNS of cloud_sql_*.c), the
+ * time it arrived as ?12, its path's parents as ?13 (via_text() into via,
+ * which must outlive the query). */
+static void record_args(const struct ferry_status *st, int64_t now, char via[VIA_TEXT_MAX],
+                        struct cloud_db_arg a[RECORD_ARGS])
 {
-    const char *error = st->error == FERRY_OK ? "" : ferry_err_name(st->error);
-    char via[VIA_TEXT_MAX];
+    a[0] = DB_TEXT(st->node);
+    a[1] = DB_INT(st->seq);
+    a[2] = DB_TEXT(st->gateway);
+    a[3] = DB_TEXT(st->release_id);
+    a[4] = DB_TEXT(st->version);
+    a[5] = DB_TEXT(ferry_state_name(st->state));
+    a[6] = DB_INT(st->bytes);
+    a[7] = DB_INT(st->total);
+    a[8] = DB_TEXT(st->error == FERRY_OK ? "" : ferry_err_name(st->error));
+    a[9] = DB_TEXT(st->message);
+    a[10] = DB_INT(st->ts);
+    a[11] = DB_INT(now);
     via_text(st, via);
-    int rc = sqlite3_reset(s);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(s, 1, st->node, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(s, 2, (sqlite3_int64)st->seq);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(s, 3, st->gateway, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(s, 4, st->release_id, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(s, 5, st->version, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(s, 6, ferry_state_name(st->state), -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(s, 7, (sqlite3_int64)st->bytes);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(s, 8, (sqlite3_int64)st->total);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(s, 9, error, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(s, 10, st->message, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(s, 11, st->ts);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(s, 12, now);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(s, 15, via, -1, SQLITE_TRANSIENT);
-    return rc;
+    a[12] = DB_TEXT(via);
 }
 
-/* One statement run to completion (no row expected). */
-static enum ferry_err step_done(struct cloud_inventory *inv, sqlite3_stmt *s, int rc,
-                                const char *doing, struct ferry_diag *d)
+static bool column_count(const struct cloud_db_row *r, int col, uint64_t *out)
 {
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? FERRY_OK : db_fail(inv, rc, doing, d);
-}
-
-static enum ferry_err run_record(struct cloud_inventory *inv, sqlite3_stmt *s,
-                                 const struct ferry_status *st, int64_t now, struct ferry_diag *d)
-{
-    return step_done(inv, s, bind_record(s, st, now), "storing a record", d);
-}
-
-/* ---- reading columns ----------------------------------------------------- */
-
-/* Copies a text column into a fixed field; false if it does not fit. */
-static bool column_text(sqlite3_stmt *s, int col, char *out, size_t cap)
-{
-    const unsigned char *t = sqlite3_column_text(s, col);
-    int len = sqlite3_column_bytes(s, col);
-    if (!t || len < 0 || (size_t)len >= cap || memchr(t, 0, (size_t)len))
-        return false;
-    memcpy(out, t, (size_t)len);
-    out[len] = 0;
-    return true;
-}
-
-static bool column_count(sqlite3_stmt *s, int col, uint64_t *out)
-{
-    sqlite3_int64 v = sqlite3_column_int64(s, col);
-    if (sqlite3_column_type(s, col) != SQLITE_INTEGER || v < 0 || v > INT_MAX53)
+    int64_t v;
+    if (!cloud_db_int(r, col, &v) || v < 0 || v > INT_MAX53)
         return false;
     *out = (uint64_t)v;
     return true;
 }
 
-static bool column_int(sqlite3_stmt *s, int col, int64_t *out)
-{
-    if (sqlite3_column_type(s, col) != SQLITE_INTEGER)
-        return false;
-    *out = sqlite3_column_int64(s, col);
-    return true;
-}
-
 /* A state and an error name ("" for none) into st. */
-static bool column_names(sqlite3_stmt *s, int state_col, int error_col, struct ferry_status *st)
+static bool column_names(const struct cloud_db_row *r, int state_col, int error_col,
+                         struct ferry_status *st)
 {
     char state[32], error[32];
-    if (!column_text(s, state_col, state, sizeof(state)) ||
-        !column_text(s, error_col, error, sizeof(error)))
+    if (!cloud_db_text_copy(r, state_col, state, sizeof(state)) ||
+        !cloud_db_text_copy(r, error_col, error, sizeof(error)))
         return false;
     if (ferry_state_from_name(state, &st->state) != FERRY_OK)
         return false;
@@ -461,37 +155,68 @@ static bool column_names(sqlite3_stmt *s, int state_col, int error_col, struct f
 
 /* The status columns gateway, release, version, state, bytes, total, error,
  * message starting at column `at`. */
-static bool column_record(sqlite3_stmt *s, int at, struct ferry_status *st)
+static bool column_record(const struct cloud_db_row *r, int at, struct ferry_status *st)
 {
-    return column_text(s, at, st->gateway, sizeof(st->gateway)) &&
-           column_text(s, at + 1, st->release_id, sizeof(st->release_id)) &&
-           column_text(s, at + 2, st->version, sizeof(st->version)) &&
-           column_names(s, at + 3, at + 6, st) && column_count(s, at + 4, &st->bytes) &&
-           column_count(s, at + 5, &st->total) &&
-           column_text(s, at + 7, st->message, sizeof(st->message));
+    return cloud_db_text_copy(r, at, st->gateway, sizeof(st->gateway)) &&
+           cloud_db_text_copy(r, at + 1, st->release_id, sizeof(st->release_id)) &&
+           cloud_db_text_copy(r, at + 2, st->version, sizeof(st->version)) &&
+           column_names(r, at + 3, at + 6, st) && column_count(r, at + 4, &st->bytes) &&
+           column_count(r, at + 5, &st->total) &&
+           cloud_db_text_copy(r, at + 7, st->message, sizeof(st->message));
 }
 
 /* ---- ingest -------------------------------------------------------------- */
 
-/* A one-row, one-column lookup of a text by one text key; out "" when no
- * row. */
-static enum ferry_err lookup_text(struct cloud_inventory *inv, sqlite3_stmt *s, const char *key,
-                                  char *out, size_t cap, struct ferry_diag *d)
+struct text_out {
+    char *out;
+    size_t cap;
+    bool ok;
+};
+
+static enum ferry_err take_text(void *arg, const struct cloud_db_row *r)
 {
+    struct text_out *t = arg;
+    t->ok = cloud_db_text_copy(r, 0, t->out, t->cap);
+    return FERRY_OK;
+}
+
+/* A one-row, one-column lookup of a binding; out "" when none. */
+static enum ferry_err lookup_binding(struct cloud_inventory *inv, const char *child, char *out,
+                                     size_t cap, struct ferry_diag *d)
+{
+    struct text_out t = {out, cap, true};
     out[0] = 0;
-    int rc = sqlite3_reset(s);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(s);
-    enum ferry_err err = FERRY_OK;
-    if (rc == SQLITE_ROW && !column_text(s, 0, out, cap))
+    enum ferry_err err = cloud_db_run(inv->db, CLOUD_Q_SELECT_BINDING, DB_ARGS(DB_TEXT(child)),
+                                      take_text, &t, NULL, "reading a binding", d);
+    if (err == FERRY_OK && !t.ok)
         err = ferry_fail(d, FERRY_E_CORRUPT, "inventory %s: a binding of '%s' is damaged",
-                         inv->path, key);
-    else if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        err = db_fail(inv, rc, "reading a binding", d);
-    sqlite3_reset(s);
+                         cloud_db_name(inv->db), child);
     return err;
+}
+
+struct same_out {
+    struct cloud_facts *f;
+    bool ok;
+};
+
+static enum ferry_err take_same(void *arg, const struct cloud_db_row *r)
+{
+    struct same_out *o = arg;
+    o->f->have_seq = true;
+    o->ok = column_record(r, 0, &o->f->same) && cloud_db_int(r, 8, &o->f->same.ts);
+    return FERRY_OK;
+}
+
+struct last_out {
+    uint64_t *seq;
+    bool ok;
+};
+
+static enum ferry_err take_last(void *arg, const struct cloud_db_row *r)
+{
+    struct last_out *o = arg;
+    o->ok = column_count(r, 0, o->seq);
+    return FERRY_OK;
 }
 
 /* What the inventory holds about st's node and seq, and about the hops of
@@ -501,80 +226,55 @@ static enum ferry_err gather_facts(struct cloud_inventory *inv, const struct fer
                                    struct ferry_diag *d)
 {
     memset(f, 0, sizeof(*f));
-    sqlite3_stmt *s = inv->select_same;
-    int rc = sqlite3_reset(s);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(s, 1, st->node, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(s, 2, (sqlite3_int64)st->seq);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        f->have_seq = true;
-        f->same = *st;
-        if (!column_record(s, 0, &f->same) || !column_int(s, 8, &f->same.ts))
-            rc = SQLITE_CORRUPT;
-    }
-    sqlite3_reset(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return db_fail(inv, rc, "reading a stored record", d);
-    s = inv->select_last;
-    rc = sqlite3_reset(s);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(s, 1, st->node, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW && !column_count(s, 0, &f->last_seq))
-        rc = SQLITE_CORRUPT;
-    sqlite3_reset(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return db_fail(inv, rc, "reading a node", d);
-    enum ferry_err err = FERRY_OK;
+    f->same = *st;
+    struct same_out so = {f, true};
+    enum ferry_err err =
+        cloud_db_run(inv->db, CLOUD_Q_SELECT_SAME, DB_ARGS(DB_TEXT(st->node), DB_INT(st->seq)),
+                     take_same, &so, NULL, "reading a stored record", d);
+    if (err == FERRY_OK && !so.ok)
+        err = ferry_fail(d, FERRY_E_CORRUPT, "inventory %s: node %s seq %" PRIu64 " is damaged",
+                         cloud_db_name(inv->db), st->node, st->seq);
+    struct last_out lo = {&f->last_seq, true};
+    if (err == FERRY_OK)
+        err = cloud_db_run(inv->db, CLOUD_Q_SELECT_LAST, DB_ARGS(DB_TEXT(st->node)), take_last, &lo,
+                           NULL, "reading a node", d);
+    if (err == FERRY_OK && !lo.ok)
+        err = ferry_fail(d, FERRY_E_CORRUPT, "inventory %s: the row of node %s is damaged",
+                         cloud_db_name(inv->db), st->node);
     for (size_t i = 0; i + 1 < npath && err == FERRY_OK; i++)
-        err = lookup_text(inv, inv->select_binding, path[i], f->bound[i], sizeof(f->bound[i]), d);
+        err = lookup_binding(inv, path[i], f->bound[i], sizeof(f->bound[i]), d);
     return err;
 }
 
 static enum ferry_err log_event(struct cloud_inventory *inv, int64_t at, const char *kind,
                                 const char *node, const char *detail, struct ferry_diag *d)
 {
-    sqlite3_stmt *s = inv->insert_event;
-    int rc = sqlite3_reset(s);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(s, 1, at);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(s, 2, kind, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(s, 3, node, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(s, 4, detail, -1, SQLITE_TRANSIENT);
-    return step_done(inv, s, rc, "logging an event", d);
+    return cloud_db_run(inv->db, CLOUD_Q_INSERT_EVENT,
+                        DB_ARGS(DB_INT(at), DB_TEXT(kind), DB_TEXT(node), DB_TEXT(detail)), NULL,
+                        NULL, NULL, "logging an event", d);
 }
 
 static enum ferry_err put_binding(struct cloud_inventory *inv, const char *child,
                                   const char *parent, int64_t now, const char *how,
                                   struct ferry_diag *d)
 {
-    sqlite3_stmt *s = inv->upsert_binding;
-    int rc = sqlite3_reset(s);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(s, 1, child, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(s, 2, parent, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(s, 3, now);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(s, 4, how, -1, SQLITE_STATIC);
-    return step_done(inv, s, rc, "storing a binding", d);
+    return cloud_db_run(inv->db, CLOUD_Q_UPSERT_BINDING,
+                        DB_ARGS(DB_TEXT(child), DB_TEXT(parent), DB_INT(now), DB_TEXT(how)), NULL,
+                        NULL, NULL, "storing a binding", d);
 }
 
 static enum ferry_err store(struct cloud_inventory *inv, const struct ferry_status *st,
                             const char *const *path, size_t npath, const struct cloud_judgement *j,
                             int64_t now, struct ferry_diag *d)
 {
-    enum ferry_err err = run_record(inv, inv->insert_record, st, now, d);
+    struct cloud_db_arg a[RECORD_ARGS];
+    char via[VIA_TEXT_MAX];
+    record_args(st, now, via, a);
+    enum ferry_err err = cloud_db_run(inv->db, CLOUD_Q_INSERT_RECORD, a, RECORD_ARGS, NULL, NULL,
+                                      NULL, "storing a record", d);
     if (err == FERRY_OK)
-        err = run_record(inv, inv->upsert_node, st, now, d);
+        err = cloud_db_run(inv->db, CLOUD_Q_UPSERT_NODE, a, RECORD_ARGS, NULL, NULL, NULL,
+                           "storing a record", d);
     for (size_t i = 0; i + 1 < npath && err == FERRY_OK; i++) {
         if (!j->bind[i])
             continue;
@@ -592,24 +292,19 @@ static enum ferry_err keep_refused(struct cloud_inventory *inv, const struct fer
                                    const struct cloud_judgement *j, int64_t now,
                                    struct ferry_diag *d)
 {
-    sqlite3_stmt *s = inv->insert_refused;
-    int rc = bind_record(s, st, now);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(s, 13, ferry_err_name(j->reason), -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(s, 14, j->detail, -1, SQLITE_STATIC);
-    enum ferry_err err = step_done(inv, s, rc, "keeping a refused record", d);
-    if (err != FERRY_OK)
-        return err;
-    s = inv->trim_refused;
-    rc = sqlite3_reset(s);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(s, 1, st->node, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int(s, 2, REFUSED_PER_NODE);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int(s, 3, REFUSED_MAX);
-    return step_done(inv, s, rc, "trimming refused records", d);
+    struct cloud_db_arg a[REFUSED_ARGS];
+    char via[VIA_TEXT_MAX];
+    record_args(st, now, via, a);
+    a[13] = DB_TEXT(ferry_err_name(j->reason));
+    a[14] = DB_TEXT(j->detail);
+    enum ferry_err err = cloud_db_run(inv->db, CLOUD_Q_INSERT_REFUSED, a, REFUSED_ARGS, NULL, NULL,
+                                      NULL, "keeping a refused record", d);
+    if (err == FERRY_OK)
+        err =
+            cloud_db_run(inv->db, CLOUD_Q_TRIM_REFUSED,
+                         DB_ARGS(DB_TEXT(st->node), DB_INT(REFUSED_PER_NODE), DB_INT(REFUSED_MAX)),
+                         NULL, NULL, NULL, "trimming refused records", d);
+    return err;
 }
 
 static bool listed(const struct ferry_record_id *ids, size_t n, const struct ferry_status *st)
@@ -682,6 +377,32 @@ static size_t record_path(const struct ferry_status *st, const char *path[CLOUD_
     return n;
 }
 
+/* The nodes of the batch, each once, in one order: so two batches locking
+ * the same nodes never wait for each other in a circle. */
+static int cmp_nodes(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static enum ferry_err lock_nodes(struct cloud_inventory *inv, const struct ferry_status *recs,
+                                 size_t n, struct ferry_diag *d)
+{
+    const char **nodes = malloc(n * sizeof(*nodes));
+    if (!nodes)
+        return ferry_fail(d, FERRY_E_NOMEM, "inventory: out of memory");
+    for (size_t i = 0; i < n; i++)
+        nodes[i] = recs[i].node;
+    qsort(nodes, n, sizeof(*nodes), cmp_nodes);
+    enum ferry_err err = FERRY_OK;
+    for (size_t i = 0; i < n && err == FERRY_OK; i++) {
+        if (i == 0 || strcmp(nodes[i], nodes[i - 1]) != 0)
+            err = cloud_db_run(inv->db, CLOUD_Q_LOCK_NODE, DB_ARGS(DB_TEXT(nodes[i])), NULL, NULL,
+                               NULL, "locking a node", d);
+    }
+    free(nodes);
+    return err;
+}
+
 enum ferry_err cloud_inventory_ingest(struct cloud_inventory *inv, const struct ferry_status *recs,
                                       size_t n, bool keep, struct cloud_ingest_out *out,
                                       struct ferry_diag *d)
@@ -697,11 +418,9 @@ enum ferry_err cloud_inventory_ingest(struct cloud_inventory *inv, const struct 
     if (!j)
         return ferry_fail(d, FERRY_E_NOMEM, "inventory: out of memory for %zu records", n);
     const int64_t now = (int64_t)time(NULL);
-    /* IMMEDIATE takes the write lock now, so a concurrent writer makes this
-     * wait (busy timeout) instead of failing halfway through. */
-    enum ferry_err err = exec(inv, "BEGIN IMMEDIATE", "starting a transaction", d);
-    if (err != FERRY_OK)
-        goto out;
+    enum ferry_err err = cloud_db_begin(inv->db, CLOUD_DB_WRITE, d);
+    if (err == FERRY_OK)
+        err = lock_nodes(inv, recs, n, d);
     for (size_t i = 0; i < n && err == FERRY_OK; i++) {
         /* The path a record carries: its node, its gateway, and the
          * parents it came through in a cascade. */
@@ -718,9 +437,9 @@ enum ferry_err cloud_inventory_ingest(struct cloud_inventory *inv, const struct 
             err = keep_refused(inv, &recs[i], &j[i], now, d);
     }
     if (err == FERRY_OK)
-        err = exec(inv, "COMMIT", "committing", d);
+        err = cloud_db_commit(inv->db, d);
     if (err != FERRY_OK) {
-        sqlite3_exec(inv->db, "ROLLBACK", NULL, NULL, NULL);
+        cloud_db_rollback(inv->db);
         goto out;
     }
     log_outcomes(recs, n, j, keep);
@@ -742,10 +461,12 @@ enum ferry_err cloud_inventory_bind(struct cloud_inventory *inv, const char *nod
         return ferry_fail(d, FERRY_E_INVALID_ARG, "inventory: the reason must be UTF-8");
     char was[FERRY_ID_MAX + 1] = "";
     const int64_t now = (int64_t)time(NULL);
-    enum ferry_err err = exec(inv, "BEGIN IMMEDIATE", "starting a transaction", d);
-    if (err != FERRY_OK)
-        return err;
-    err = lookup_text(inv, inv->select_binding, node, was, sizeof(was), d);
+    enum ferry_err err = cloud_db_begin(inv->db, CLOUD_DB_WRITE, d);
+    if (err == FERRY_OK)
+        err = cloud_db_run(inv->db, CLOUD_Q_LOCK_NODE, DB_ARGS(DB_TEXT(node)), NULL, NULL, NULL,
+                           "locking a node", d);
+    if (err == FERRY_OK)
+        err = lookup_binding(inv, node, was, sizeof(was), d);
     if (err == FERRY_OK)
         err = put_binding(inv, node, gateway, now, "operator", d);
     if (err == FERRY_OK) {
@@ -759,9 +480,9 @@ enum ferry_err cloud_inventory_bind(struct cloud_inventory *inv, const char *nod
         err = log_event(inv, now, was[0] ? "move" : "bind", node, detail, d);
     }
     if (err == FERRY_OK)
-        err = exec(inv, "COMMIT", "committing", d);
+        err = cloud_db_commit(inv->db, d);
     if (err != FERRY_OK) {
-        sqlite3_exec(inv->db, "ROLLBACK", NULL, NULL, NULL);
+        cloud_db_rollback(inv->db);
         return err;
     }
     if (previous)
@@ -771,95 +492,89 @@ enum ferry_err cloud_inventory_bind(struct cloud_inventory *inv, const char *nod
 
 /* ---- query --------------------------------------------------------------- */
 
-/* ---- for the rollout tables (cloud_inventory_priv.h) ---------------------- */
-
-sqlite3 *cloud_inventory_sqlite(struct cloud_inventory *inv)
-{
-    return inv->db;
-}
-
-enum ferry_err cloud_inventory_fail(const struct cloud_inventory *inv, int rc, const char *doing,
-                                    struct ferry_diag *d)
-{
-    return db_fail(inv, rc, doing, d);
-}
-
-enum ferry_err cloud_inventory_read_node(const struct cloud_inventory *inv, sqlite3_stmt *s,
+enum ferry_err cloud_inventory_read_node(struct cloud_inventory *inv, const struct cloud_db_row *r,
                                          struct ferry_inventory_row *row, struct ferry_diag *d)
 {
     struct ferry_status *st = &row->st;
     memset(row, 0, sizeof(*row));
-    bool ok = column_text(s, 0, st->node, sizeof(st->node)) && ferry_id_valid(st->node);
+    bool ok = cloud_db_text_copy(r, 0, st->node, sizeof(st->node)) && ferry_id_valid(st->node);
     if (!ok)
         return ferry_fail(d, FERRY_E_CORRUPT, "inventory %s: a node row has an invalid node id",
-                          inv->path);
+                          cloud_db_name(inv->db));
     /* The count of refused records is a 13th column where the query has one. */
-    ok = column_record(s, 1, st) && column_count(s, 9, &st->seq) && column_int(s, 10, &st->ts) &&
-         column_int(s, 11, &row->updated_at) &&
-         (sqlite3_column_count(s) <= 12 || column_count(s, 12, &row->refused));
+    ok = column_record(r, 1, st) && column_count(r, 9, &st->seq) && cloud_db_int(r, 10, &st->ts) &&
+         cloud_db_int(r, 11, &row->updated_at) &&
+         (cloud_db_ncols(r) <= 12 || column_count(r, 12, &row->refused));
     /* The path's parents are a 14th column where the query has one. */
     char via[VIA_TEXT_MAX];
-    if (ok && sqlite3_column_count(s) > 13)
-        ok = column_text(s, 13, via, sizeof(via)) && via_parse(via, st);
+    if (ok && cloud_db_ncols(r) > 13)
+        ok = cloud_db_text_copy(r, 13, via, sizeof(via)) && via_parse(via, st);
     if (!ok)
         return ferry_fail(d, FERRY_E_CORRUPT,
                           "inventory %s: the row of node '%s' holds a value ingestion never writes",
-                          inv->path, st->node);
+                          cloud_db_name(inv->db), st->node);
     return FERRY_OK;
 }
 
-static int bind_filter(sqlite3_stmt *s, const struct cloud_inventory_filter *f)
+/* The filter as ?1 release, ?2 gateway, ?3 state; NULL matches all. */
+static void filter_args(const struct cloud_inventory_filter *f, struct cloud_db_arg a[3])
 {
-    int rc = sqlite3_reset(s);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_clear_bindings(s);
-    if (rc == SQLITE_OK && f && f->release)
-        rc = sqlite3_bind_text(s, 1, f->release, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK && f && f->gateway)
-        rc = sqlite3_bind_text(s, 2, f->gateway, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK && f && f->state)
-        rc = sqlite3_bind_text(s, 3, ferry_state_name(*f->state), -1, SQLITE_STATIC);
-    return rc;
+    a[0] = DB_TEXT_OR_NULL(f ? f->release : NULL);
+    a[1] = DB_TEXT_OR_NULL(f ? f->gateway : NULL);
+    a[2] = f && f->state ? DB_TEXT(ferry_state_name(*f->state)) : DB_NULL;
+}
+
+struct node_walk {
+    struct cloud_inventory *inv;
+    cloud_inventory_row_cb cb;
+    void *arg;
+    struct ferry_diag *d;
+};
+
+static enum ferry_err on_node_row(void *arg, const struct cloud_db_row *r)
+{
+    struct node_walk *w = arg;
+    struct ferry_inventory_row row;
+    enum ferry_err err = cloud_inventory_read_node(w->inv, r, &row, w->d);
+    return err == FERRY_OK ? w->cb(w->arg, &row) : err;
 }
 
 enum ferry_err cloud_inventory_each_node(struct cloud_inventory *inv,
                                          const struct cloud_inventory_filter *filter,
                                          cloud_inventory_row_cb cb, void *arg, struct ferry_diag *d)
 {
-    sqlite3_stmt *s = inv->select_nodes;
-    int rc = bind_filter(s, filter);
-    if (rc != SQLITE_OK)
-        return db_fail(inv, rc, "querying nodes", d);
-    struct ferry_inventory_row row;
-    enum ferry_err err = FERRY_OK;
-    while (err == FERRY_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        err = cloud_inventory_read_node(inv, s, &row, d);
-        if (err == FERRY_OK)
-            err = cb(arg, &row);
-    }
-    if (err == FERRY_OK && rc != SQLITE_DONE)
-        err = db_fail(inv, rc, "querying nodes", d);
-    sqlite3_reset(s);
-    return err;
+    struct cloud_db_arg a[3];
+    filter_args(filter, a);
+    struct node_walk w = {inv, cb, arg, d};
+    return cloud_db_run(inv->db, CLOUD_Q_SELECT_NODES, a, 3, on_node_row, &w, NULL,
+                        "querying nodes", d);
 }
 
-static enum ferry_err read_refused(const struct cloud_inventory *inv, sqlite3_stmt *s,
-                                   struct ferry_refused_row *row, struct ferry_diag *d)
+struct refused_walk {
+    struct cloud_inventory *inv;
+    cloud_inventory_refused_cb cb;
+    void *arg;
+    struct ferry_diag *d;
+};
+
+static enum ferry_err on_refused_row(void *arg, const struct cloud_db_row *r)
 {
-    struct ferry_status *st = &row->st;
+    struct refused_walk *w = arg;
+    struct ferry_refused_row row;
+    struct ferry_status *st = &row.st;
     char reason[32];
-    memset(row, 0, sizeof(*row));
-    bool ok = column_text(s, 0, st->node, sizeof(st->node)) && ferry_id_valid(st->node) &&
-              column_record(s, 1, st) && column_count(s, 9, &st->seq) &&
-              column_int(s, 10, &st->ts) && column_int(s, 11, &row->received_at) &&
-              column_text(s, 12, reason, sizeof(reason)) &&
-              ferry_err_from_name(reason, &row->reason) == FERRY_OK &&
-              column_text(s, 13, row->detail, sizeof(row->detail));
+    memset(&row, 0, sizeof(row));
+    bool ok = cloud_db_text_copy(r, 0, st->node, sizeof(st->node)) && ferry_id_valid(st->node) &&
+              column_record(r, 1, st) && column_count(r, 9, &st->seq) &&
+              cloud_db_int(r, 10, &st->ts) && cloud_db_int(r, 11, &row.received_at) &&
+              cloud_db_text_copy(r, 12, reason, sizeof(reason)) &&
+              ferry_err_from_name(reason, &row.reason) == FERRY_OK &&
+              cloud_db_text_copy(r, 13, row.detail, sizeof(row.detail));
     if (!ok)
-        return ferry_fail(d, FERRY_E_CORRUPT,
+        return ferry_fail(w->d, FERRY_E_CORRUPT,
                           "inventory %s: a refused record holds a value ingestion never writes",
-                          inv->path);
-    return FERRY_OK;
+                          cloud_db_name(w->inv->db));
+    return w->cb(w->arg, &row);
 }
 
 enum ferry_err cloud_inventory_each_refused(struct cloud_inventory *inv,
@@ -867,43 +582,37 @@ enum ferry_err cloud_inventory_each_refused(struct cloud_inventory *inv,
                                             cloud_inventory_refused_cb cb, void *arg,
                                             struct ferry_diag *d)
 {
-    sqlite3_stmt *s = inv->select_refused;
-    int rc = bind_filter(s, filter);
-    if (rc != SQLITE_OK)
-        return db_fail(inv, rc, "querying refused records", d);
-    struct ferry_refused_row row;
-    enum ferry_err err = FERRY_OK;
-    while (err == FERRY_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        err = read_refused(inv, s, &row, d);
-        if (err == FERRY_OK)
-            err = cb(arg, &row);
-    }
-    if (err == FERRY_OK && rc != SQLITE_DONE)
-        err = db_fail(inv, rc, "querying refused records", d);
-    sqlite3_reset(s);
-    return err;
+    struct cloud_db_arg a[3];
+    filter_args(filter, a);
+    struct refused_walk w = {inv, cb, arg, d};
+    return cloud_db_run(inv->db, CLOUD_Q_SELECT_REFUSED, a, 3, on_refused_row, &w, NULL,
+                        "querying refused records", d);
+}
+
+struct event_walk {
+    struct cloud_inventory *inv;
+    cloud_inventory_event_cb cb;
+    void *arg;
+    struct ferry_diag *d;
+};
+
+static enum ferry_err on_event_row(void *arg, const struct cloud_db_row *r)
+{
+    struct event_walk *w = arg;
+    struct ferry_event_row row;
+    memset(&row, 0, sizeof(row));
+    bool ok = cloud_db_int(r, 0, &row.at) && cloud_db_text_copy(r, 1, row.kind, sizeof(row.kind)) &&
+              cloud_db_text_copy(r, 2, row.node, sizeof(row.node)) &&
+              cloud_db_text_copy(r, 3, row.detail, sizeof(row.detail));
+    return ok ? w->cb(w->arg, &row)
+              : ferry_fail(w->d, FERRY_E_CORRUPT, "inventory %s: an event row is damaged",
+                           cloud_db_name(w->inv->db));
 }
 
 enum ferry_err cloud_inventory_each_event(struct cloud_inventory *inv, cloud_inventory_event_cb cb,
                                           void *arg, struct ferry_diag *d)
 {
-    sqlite3_stmt *s = inv->select_events;
-    int rc = sqlite3_reset(s);
-    if (rc != SQLITE_OK)
-        return db_fail(inv, rc, "querying events", d);
-    struct ferry_event_row row;
-    enum ferry_err err = FERRY_OK;
-    while (err == FERRY_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        memset(&row, 0, sizeof(row));
-        bool ok = column_int(s, 0, &row.at) && column_text(s, 1, row.kind, sizeof(row.kind)) &&
-                  column_text(s, 2, row.node, sizeof(row.node)) &&
-                  column_text(s, 3, row.detail, sizeof(row.detail));
-        err =
-            ok ? cb(arg, &row)
-               : ferry_fail(d, FERRY_E_CORRUPT, "inventory %s: an event row is damaged", inv->path);
-    }
-    if (err == FERRY_OK && rc != SQLITE_DONE)
-        err = db_fail(inv, rc, "querying events", d);
-    sqlite3_reset(s);
-    return err;
+    struct event_walk w = {inv, cb, arg, d};
+    return cloud_db_run(inv->db, CLOUD_Q_SELECT_EVENTS, NULL, 0, on_event_row, &w, NULL,
+                        "querying events", d);
 }

@@ -1,8 +1,8 @@
 /* The fleet inventory: every status record the cloud has accepted, each
  * node's latest one, the gateway each node is bound to, and the records it
- * refused, in an SQLite file (`--db FILE`). All of Ferry's SQL is in
- * cloud_inventory.c, and it is plain SQL, so another backend (PostgreSQL)
- * can take the same statements.
+ * refused, in the database of `--db` (cloud_db.h: an SQLite file). This
+ * file names the queries it runs; their SQL is the driver's
+ * (cloud_sql_sqlite.c).
  *
  * Tables (schema version 2; a version 1 file is upgraded on open):
  *   records   every stored record, PRIMARY KEY (node, seq);

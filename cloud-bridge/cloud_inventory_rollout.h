@@ -1,4 +1,4 @@
-/* The rollout tables of the fleet inventory: the same SQLite file and
+/* The rollout tables of the fleet inventory: the same database and
  * connection as cloud_inventory.h, created where missing on every open (a
  * row in inventory_parts says which version of them the file holds).
  *
@@ -19,9 +19,10 @@
  *                     its gateway last reported it.
  *
  * Everything a decision reads and writes happens inside one write
- * transaction (cloud_rollouts_begin(): BEGIN IMMEDIATE), so several `serve`
+ * transaction (cloud_rollouts_begin(): CLOUD_DB_EXCLUSIVE), so several `serve`
  * instances sharing the file take turns and never decide the same step
- * twice. All the rollout SQL is in cloud_inventory_rollout.c.
+ * twice. The rollout SQL is the driver's, beside the inventory's
+ * (cloud_sql_sqlite.c).
  *
  * Same threading rule as the inventory: one thread per connection. */
 #ifndef FERRY_CLOUD_INVENTORY_ROLLOUT_H
@@ -63,7 +64,7 @@ struct cloud_rollout {
 /* Frees the envelopes and zeroes r. */
 void cloud_rollout_clear(struct cloud_rollout *r);
 
-/* One write transaction (BEGIN IMMEDIATE: it waits for another process's). */
+/* One exclusive transaction (cloud_db.h: it waits for another process's). */
 enum ferry_err cloud_rollouts_begin(struct cloud_inventory *inv,
                                     struct ferry_diag *d) FERRY_MUST_CHECK;
 enum ferry_err cloud_rollouts_commit(struct cloud_inventory *inv,

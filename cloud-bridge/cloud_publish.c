@@ -10,7 +10,6 @@
 #include "ferry_hex.h"
 #include "ferry_loop.h"
 #include "ferry_manifest.h"
-#include "ferry_mqtt.h"
 #include "ferry_names.h"
 #include "ferry_signed.h"
 
@@ -32,7 +31,7 @@
 #define RETRY_MAX_MS       5000
 
 struct publish_cfg {
-    struct cloud_mqtt_cfg mqtt;
+    struct ferry_keeper_conf mqtt;
     char *fleet;
     char *store;
     char *artifact;
@@ -121,7 +120,7 @@ static bool any_sign_option(const struct publish_cfg *c)
 
 static enum ferry_err check_args(const struct publish_cfg *c, struct ferry_diag *d)
 {
-    enum ferry_err err = cloud_mqtt_cfg_check(&c->mqtt, d);
+    enum ferry_err err = ferry_keeper_conf_check(&c->mqtt, d);
     if (err != FERRY_OK)
         return err;
     if (!ferry_id_valid(c->fleet))
@@ -281,9 +280,12 @@ static enum ferry_err load_envelope(const struct publish_cfg *c, uint8_t **env, 
 
 /* ---- MQTT ---------------------------------------------------------------- */
 
+/* One retained publish through the session keeper, until the broker
+ * acknowledged it: the keeper connects (brokers in turn), and the publish
+ * goes out at every up until a PUBACK. */
 struct sender {
     struct ferry_loop *loop;
-    struct ferry_mqtt *mqtt;
+    struct ferry_keeper *keeper;
     const char *topic;
     const uint8_t *payload;
     size_t len;
@@ -296,13 +298,12 @@ struct sender {
 };
 
 static void send_release(void *arg);
-static void reconnect(void *arg);
 
-static void retry_later(struct sender *s, ferry_loop_timer_cb cb)
+static void retry_later(struct sender *s)
 {
     ferry_loop_cancel(s->loop, s->retry_timer);
     uint32_t ms = ferry_backoff_next(&s->backoff, cloud_random32());
-    s->retry_timer = ferry_loop_timer(s->loop, ms, cb, s);
+    s->retry_timer = ferry_loop_timer(s->loop, ms, send_release, s);
 }
 
 static void give_up(struct sender *s, const char *why)
@@ -316,80 +317,53 @@ static void send_release(void *arg)
 {
     struct sender *s = arg;
     s->retry_timer = 0;
+    if (!ferry_keeper_is_up(s->keeper))
+        return; /* the next on_up sends it */
     enum ferry_err err =
-        ferry_mqtt_publish(s->mqtt, s->topic, s->payload, s->len, 1, true, &s->token);
+        ferry_keeper_publish(s->keeper, s->topic, s->payload, s->len, 1, true, &s->token);
     if (err == FERRY_OK) {
         LOG_DEBUG("sent to %s, waiting for the broker's acknowledgement", s->topic);
     } else if (err == FERRY_E_BUSY) {
         s->token = -1;
-        if (ferry_mqtt_is_connected(s->mqtt))
-            retry_later(s, send_release); /* else the next CONNECTED sends it */
+        retry_later(s);
     } else {
         char why[FERRY_DIAG_MAX];
-        snprintf(why, sizeof(why), "publishing to %s failed: %s", s->topic, ferry_strerror(err));
+        snprintf(why, sizeof(why), "publishing %zu bytes to %s failed: %s", s->len, s->topic,
+                 ferry_strerror(err));
         give_up(s, why);
     }
 }
 
-static void reconnect(void *arg)
+static void on_up(void *arg, const struct ferry_keeper_link *link)
 {
     struct sender *s = arg;
-    struct ferry_diag d = {{0}};
-    s->retry_timer = 0;
-    enum ferry_err err = ferry_mqtt_connect(s->mqtt, &d);
-    if (err != FERRY_OK) {
-        snprintf(s->last_error, sizeof(s->last_error), "%s", ferry_diag_str(&d, err));
-        retry_later(s, reconnect);
-    }
+    LOG_INFO("connected to %s", link->url);
+    ferry_backoff_reset(&s->backoff);
+    send_release(s);
 }
 
-static void on_event(struct sender *s, const struct ferry_mqtt_ev *ev)
+static void on_down(void *arg, const char *reason)
 {
-    switch (ev->type) {
-    case FERRY_MQTT_EV_CONNECTED:
-        LOG_INFO("connected to the broker");
-        ferry_backoff_reset(&s->backoff);
-        send_release(s);
-        break;
-    case FERRY_MQTT_EV_CONNECT_FAILED:
-    case FERRY_MQTT_EV_LOST:
-        snprintf(s->last_error, sizeof(s->last_error), "%s: %s",
-                 ev->type == FERRY_MQTT_EV_LOST ? "connection lost" : "cannot connect",
-                 ev->reason[0] ? ev->reason : "no reason given");
-        LOG_WARN("%s; retrying", s->last_error);
-        s->token = -1;
-        retry_later(s, reconnect);
-        break;
-    case FERRY_MQTT_EV_PUBLISHED:
-        if (ev->token == s->token) {
-            s->acked = true;
-            ferry_loop_stop(s->loop);
-        }
-        break;
-    case FERRY_MQTT_EV_PUBLISH_FAILED:
-        if (ev->token == s->token) {
-            snprintf(s->last_error, sizeof(s->last_error), "the broker refused it: %s",
-                     ev->reason[0] ? ev->reason : "no reason given");
-            LOG_WARN("%s; retrying", s->last_error);
-            s->token = -1;
-            if (ferry_mqtt_is_connected(s->mqtt))
-                retry_later(s, send_release);
-        }
-        break;
-    default:
-        break;
-    }
-}
-
-static void on_mqtt_fd(void *arg, uint32_t events)
-{
-    (void)events;
     struct sender *s = arg;
-    struct ferry_mqtt_ev *ev = NULL;
-    while (!s->acked && !s->fatal && ferry_mqtt_next(s->mqtt, &ev) == FERRY_OK) {
-        on_event(s, ev);
-        ferry_mqtt_ev_free(ev);
+    snprintf(s->last_error, sizeof(s->last_error), "connection lost: %s", reason);
+    s->token = -1;
+}
+
+static void on_published(void *arg, int token, bool ok, const char *reason)
+{
+    struct sender *s = arg;
+    if (token != s->token)
+        return;
+    if (ok) {
+        s->acked = true;
+        ferry_loop_stop(s->loop);
+        return;
     }
+    snprintf(s->last_error, sizeof(s->last_error), "the broker refused it: %s",
+             reason[0] ? reason : "no reason given");
+    LOG_WARN("%s; retrying", s->last_error);
+    s->token = -1;
+    retry_later(s);
 }
 
 static void on_timeout(void *arg)
@@ -400,19 +374,14 @@ static void on_timeout(void *arg)
 
 /* Runs the loop until the retained publish is acknowledged, a fatal error,
  * the timeout or a signal. */
-static enum ferry_err run_sender(struct sender *s, const char *broker, int64_t timeout,
-                                 struct ferry_diag *d)
+static enum ferry_err run_sender(struct sender *s, int64_t timeout, struct ferry_diag *d)
 {
-    enum ferry_err err = ferry_loop_add_fd(s->loop, ferry_mqtt_fd(s->mqtt), EPOLLIN, on_mqtt_fd, s);
-    if (err != FERRY_OK)
-        return ferry_fail(d, err, "cannot watch the MQTT client");
-    snprintf(s->last_error, sizeof(s->last_error), "no answer from the broker");
-    reconnect(s);
+    snprintf(s->last_error, sizeof(s->last_error), "no answer from any broker");
+    ferry_keeper_start(s->keeper);
     uint64_t timer = ferry_loop_timer(s->loop, (uint64_t)timeout * 1000u, on_timeout, s);
     int sig = ferry_loop_run(s->loop);
     ferry_loop_cancel(s->loop, timer);
     ferry_loop_cancel(s->loop, s->retry_timer);
-    ferry_loop_del_fd(s->loop, ferry_mqtt_fd(s->mqtt));
     if (s->acked)
         return FERRY_OK;
     if (sig)
@@ -420,29 +389,39 @@ static enum ferry_err run_sender(struct sender *s, const char *broker, int64_t t
                           sig);
     if (s->fatal)
         return ferry_fail(d, FERRY_E_IO, "%s", s->last_error);
-    return ferry_fail(d, FERRY_E_BUSY, "%s did not acknowledge %s within %" PRId64 "s (%s)", broker,
+    return ferry_fail(d, FERRY_E_BUSY, "no broker acknowledged %s within %" PRId64 "s (%s)",
                       s->topic, timeout, s->last_error);
 }
 
-enum ferry_err cloud_publish_retained(const struct cloud_mqtt_cfg *mqtt, const char *client_id,
+enum ferry_err cloud_publish_retained(const struct ferry_keeper_conf *mqtt, const char *client_id,
                                       int64_t timeout, const char *topic, const uint8_t *payload,
                                       size_t len, struct ferry_diag *d)
 {
     char default_id[64];
     snprintf(default_id, sizeof(default_id), "ferry-cloud-publish-%ld", (long)getpid());
-    struct ferry_mqtt_opts o;
-    cloud_mqtt_cfg_apply(mqtt, client_id ? client_id : default_id, &o);
     struct sender s = {.topic = topic,
                        .payload = payload,
                        .len = len,
                        .token = -1,
                        .backoff = {.min_ms = RETRY_MIN_MS, .max_ms = RETRY_MAX_MS}};
+    /* A document nobody could fetch later is no use: the broker must keep
+     * retained messages and take this one whole. */
+    struct ferry_keeper_opts ko = {
+        .conf = mqtt,
+        .client_id = client_id ? client_id : default_id,
+        .name = "publish",
+        .needs = {.qos1 = true, .retain = true, .max_packet = ferry_mqtt_packet_size(topic, len)},
+        .backoff_min_ms = RETRY_MIN_MS,
+        .backoff_max_ms = RETRY_MAX_MS,
+    };
+    struct ferry_keeper_events ev = {
+        .arg = &s, .on_up = on_up, .on_down = on_down, .on_published = on_published};
     enum ferry_err err = ferry_loop_new(&s.loop, d);
     if (err == FERRY_OK)
-        err = ferry_mqtt_new(&o, &s.mqtt, d);
+        err = ferry_keeper_new(s.loop, &ko, &ev, &s.keeper, d);
     if (err == FERRY_OK)
-        err = run_sender(&s, mqtt->broker, timeout, d);
-    ferry_mqtt_free(s.mqtt);
+        err = run_sender(&s, timeout, d);
+    ferry_keeper_free(s.keeper);
     ferry_loop_free(s.loop);
     return err;
 }

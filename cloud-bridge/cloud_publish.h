@@ -22,13 +22,16 @@
 /* argv[0] is "publish"; returns the exit status (cloud_subcmd.h). */
 int cloud_cmd_publish(int argc, char **argv);
 
-/* Connects (client_id NULL: ferry-cloud-publish-<pid>), publishes payload
- * retained at QoS 1 on topic and returns once the broker acknowledged it;
- * reconnects and retries with backoff until then. FERRY_E_BUSY after
- * timeout seconds without an acknowledgement, FERRY_E_IO for a failure that
- * retrying cannot mend or a signal. The one way the cloud's commands put
- * retained documents (releases, roots, timestamps) on the broker. */
-enum ferry_err cloud_publish_retained(const struct cloud_mqtt_cfg *mqtt, const char *client_id,
+/* Connects through the session keeper (client_id NULL:
+ * ferry-cloud-publish-<pid>; the brokers of mqtt in turn), publishes payload
+ * retained at QoS 1 on topic and returns once a broker acknowledged it;
+ * reconnects and retries with backoff until then. A broker that keeps no
+ * retained messages or cannot take the payload is skipped as unfit
+ * (ferry_keeper.h). FERRY_E_BUSY after timeout seconds without an
+ * acknowledgement, FERRY_E_IO for a failure that retrying cannot mend or a
+ * signal. The one way the cloud's commands put retained documents
+ * (releases, roots, timestamps) on the broker. */
+enum ferry_err cloud_publish_retained(const struct ferry_keeper_conf *mqtt, const char *client_id,
                                       int64_t timeout, const char *topic, const uint8_t *payload,
                                       size_t len, struct ferry_diag *d) FERRY_MUST_CHECK;
 

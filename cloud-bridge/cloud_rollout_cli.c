@@ -114,7 +114,7 @@ struct create_cfg {
 };
 
 static const struct ferry_opt create_opts[] = {
-    CLOUD_OPT(create_cfg, "db", FERRY_OPT_STR, db, "FILE",
+    CLOUD_OPT(create_cfg, "db", FERRY_OPT_STR, db, "DB",
               "fleet inventory (the one 'ferry-cloud serve --db' uses)", FERRY_OPT_REQUIRED),
     CLOUD_OPT(create_cfg, "store", FERRY_OPT_STR, store, "DIR",
               "artifact store holding the release ('ferry-cloud publish --store')",
@@ -157,7 +157,7 @@ static const struct ferry_opt create_opts[] = {
 
 static const struct cloud_subcmd create_cmd = {
     "rollout create",
-    "--db FILE --store DIR --release ID --waves LIST [--success PCT] [--min-final N]\n"
+    "--db DB --store DIR --release ID --waves LIST [--success PCT] [--min-final N]\n"
     "                          [--soak T] [--halt PCT] [--rate N] [--select K=V ...]\n"
     "                          [--window SPEC ...] [--revert-manifest FILE] [--start-at T]",
     "Creates a progressive rollout of a release 'ferry-cloud publish --stage' put in\n"
@@ -558,19 +558,19 @@ struct show_cfg {
 };
 
 static const struct ferry_opt show_opts[] = {
-    CLOUD_OPT(show_cfg, "db", FERRY_OPT_STR, db, "FILE", "fleet inventory", FERRY_OPT_REQUIRED),
+    CLOUD_OPT(show_cfg, "db", FERRY_OPT_STR, db, "DB", "fleet inventory", FERRY_OPT_REQUIRED),
     CLOUD_OPT(show_cfg, "json", FERRY_OPT_BOOL, json, NULL, "print JSON", 0),
     CLOUD_OPT_LOG_LEVEL(show_cfg),
 };
 
 static const struct cloud_subcmd show_cmd = {
-    "rollout show", "ID --db FILE [--json]",
+    "rollout show", "ID --db DB [--json]",
     "Prints a rollout: its release, rules and windows, each wave with its targets\n"
     "and their states, the halt figures, why it waits, and its decision log.",
     show_opts, sizeof(show_opts) / sizeof(show_opts[0])};
 
 static const struct cloud_subcmd list_cmd = {
-    "rollout list", "--db FILE [--json]",
+    "rollout list", "--db DB [--json]",
     "Lists every rollout with its state, waves open and counts.", show_opts,
     sizeof(show_opts) / sizeof(show_opts[0])};
 
@@ -638,7 +638,7 @@ struct act_cfg {
 };
 
 static const struct ferry_opt act_opts[] = {
-    CLOUD_OPT(act_cfg, "db", FERRY_OPT_STR, db, "FILE", "fleet inventory", FERRY_OPT_REQUIRED),
+    CLOUD_OPT(act_cfg, "db", FERRY_OPT_STR, db, "DB", "fleet inventory", FERRY_OPT_REQUIRED),
     CLOUD_OPT(act_cfg, "reason", FERRY_OPT_STR, reason, "TEXT", "kept in the decision log", 0),
     CLOUD_OPT(act_cfg, "by", FERRY_OPT_STR, by, "NAME",
               "who does it, for the decision log (default $SUDO_USER or $USER)", 0),
@@ -647,7 +647,7 @@ static const struct ferry_opt act_opts[] = {
 
 #define ACT_CMD(name, about)                                                                       \
     {                                                                                              \
-        "rollout " name, "ID --db FILE [--reason TEXT] [--by NAME]", about, act_opts,              \
+        "rollout " name, "ID --db DB [--reason TEXT] [--by NAME]", about, act_opts,                \
             sizeof(act_opts) / sizeof(act_opts[0])                                                 \
     }
 

@@ -290,7 +290,7 @@ out:
 /* ---- verify and publish --------------------------------------------------------- */
 
 struct check_cfg {
-    struct cloud_mqtt_cfg mqtt;
+    struct ferry_keeper_conf mqtt;
     char *fleet;
     char *root;
     char *trust;
@@ -385,7 +385,7 @@ static int cmd_check(const struct cloud_subcmd *spec, bool publish, int argc, ch
     if (status >= 0)
         goto out;
     if (publish) {
-        enum ferry_err err = cloud_mqtt_cfg_check(&cfg.mqtt, &d);
+        enum ferry_err err = ferry_keeper_conf_check(&cfg.mqtt, &d);
         if (err == FERRY_OK && !ferry_id_valid(cfg.fleet))
             err =
                 ferry_fail(&d, FERRY_E_INVALID_ARG, "--fleet '%.80s' is not a valid id", cfg.fleet);

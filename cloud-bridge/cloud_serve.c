@@ -2,6 +2,7 @@
 
 #include "cloud_budget.h"
 #include "cloud_config.h"
+#include "cloud_db.h"
 #include "cloud_http.h"
 #include "cloud_inventory.h"
 #include "cloud_rollout_ctl.h"
@@ -10,7 +11,6 @@
 #include "ferry_batch.h"
 #include "ferry_hex.h"
 #include "ferry_loop.h"
-#include "ferry_mqtt.h"
 #include "ferry_names.h"
 #include "ferry_status.h"
 #include "ferry_stream.h"
@@ -26,9 +26,7 @@
 
 #define RECONNECT_MIN_MS    500
 #define RECONNECT_MAX_MS    30000
-#define RESUBSCRIBE_MS      5000
 #define SERVED_REPORT_BYTES (UINT64_C(64) << 20)
-#define SUBSCRIPTIONS       4
 /* Turns sent per pass of the pump before the loop takes other events
  * (status batches, other gateways' requests): at most 16 x 4 chunks. */
 #define PUMP_TURNS 16
@@ -38,7 +36,7 @@
 #define ROLLOUT_TICK_MS  1000
 
 struct serve_cfg {
-    struct cloud_mqtt_cfg mqtt;
+    struct ferry_keeper_conf mqtt;
     char *fleet;
     char *store;
     char *db;
@@ -53,8 +51,11 @@ static const struct ferry_opt serve_opts[] = {
     CLOUD_OPT(serve_cfg, "fleet", FERRY_OPT_STR, fleet, "ID", "fleet to serve", FERRY_OPT_REQUIRED),
     CLOUD_OPT(serve_cfg, "store", FERRY_OPT_STR, store, "DIR",
               "artifact store filled by 'ferry-cloud publish'", FERRY_OPT_REQUIRED),
-    CLOUD_OPT(serve_cfg, "db", FERRY_OPT_STR, db, "FILE",
-              "fleet inventory (SQLite), created if missing", FERRY_OPT_REQUIRED),
+    CLOUD_OPT(serve_cfg, "db", FERRY_OPT_STR, db, "DB",
+              "fleet inventory: an SQLite file, created if missing, or a postgresql:// URL "
+              "(the database must exist; its tables are created; the password comes from a "
+              "password file, never the URL)",
+              FERRY_OPT_REQUIRED),
     CLOUD_OPT(serve_cfg, "instance", FERRY_OPT_STR, instance, "NAME",
               "stable name for this instance: MQTT client id ferry-cloud-serve-NAME "
               "(default ferry-cloud-serve-<pid>)",
@@ -69,7 +70,7 @@ static const struct ferry_opt serve_opts[] = {
 };
 
 static const struct cloud_subcmd serve_cmd = {
-    "serve", "--broker URL --fleet ID --store DIR --db FILE [--instance NAME]",
+    "serve", "--broker URL --fleet ID --store DIR --db DB [--instance NAME]",
     "Streams artifacts to gateways and records their nodes' status in the\n"
     "inventory, until SIGINT or SIGTERM. Run several with the same --fleet to\n"
     "share the load. Gateways take turns, each at most --gateway-rate-mib, and\n"
@@ -80,21 +81,20 @@ static const struct cloud_subcmd serve_cmd = {
     "--http it also serves the operator's console and its HTTP API (docs/api.md).",
     serve_opts, sizeof(serve_opts) / sizeof(serve_opts[0])};
 
+/* The subscriptions, by kind. */
+enum serve_sub { SUB_REQ, SUB_STATUS, SUB_NODE, SUB_CONFIG, SUBSCRIPTIONS };
+
 struct server {
     const struct serve_cfg *cfg;
     struct ferry_loop *loop;
-    struct ferry_mqtt *mqtt;
+    struct ferry_keeper *keeper;
     struct cloud_store *store;
     struct cloud_inventory *inv;
     struct cloud_rollout_ctl *rollouts;
     struct cloud_http *http; /* NULL without --http */
     uint64_t rollout_timer;
-    struct ferry_backoff backoff;
-    uint64_t reconnect_timer;
-    uint64_t resubscribe_timer;
-    int granted; /* grants since subscribe_all() last asked for them all */
-    /* Topic filters, and the prefixes (the filter without its wildcards)
-     * that tell an arriving message's kind. */
+    /* Topic filters, and the prefixes (the filter without its wildcards and
+     * any $share/ group) that tell an arriving message's gateway. */
     char filters[SUBSCRIPTIONS][FERRY_TOPIC_MAX];
     char req_prefix[FERRY_TOPIC_MAX];
     char status_prefix[FERRY_TOPIC_MAX];
@@ -123,21 +123,21 @@ static enum ferry_err build_topics(struct server *s, struct ferry_diag *d)
     bool ok =
         ferry_topic(req, sizeof(req), FERRY_TOPIC_STREAM_REQ, fleet, "+", NULL) == FERRY_OK &&
         ferry_topic(status, sizeof(status), FERRY_TOPIC_STATUS, fleet, "+", NULL) == FERRY_OK &&
-        ferry_topic(s->filters[2], FERRY_TOPIC_MAX, FERRY_TOPIC_NODE, fleet, "+", "+") ==
+        ferry_topic(s->filters[SUB_NODE], FERRY_TOPIC_MAX, FERRY_TOPIC_NODE, fleet, "+", "+") ==
             FERRY_OK &&
-        ferry_topic(s->filters[3], FERRY_TOPIC_MAX, FERRY_TOPIC_CONFIG, fleet, "+", "+") ==
+        ferry_topic(s->filters[SUB_CONFIG], FERRY_TOPIC_MAX, FERRY_TOPIC_CONFIG, fleet, "+", "+") ==
             FERRY_OK &&
-        ferry_topic_shared(s->filters[0], FERRY_TOPIC_MAX, req) == FERRY_OK &&
-        ferry_topic_shared(s->filters[1], FERRY_TOPIC_MAX, status) == FERRY_OK;
+        ferry_topic_shared(s->filters[SUB_REQ], FERRY_TOPIC_MAX, req) == FERRY_OK &&
+        ferry_topic_shared(s->filters[SUB_STATUS], FERRY_TOPIC_MAX, status) == FERRY_OK;
     if (!ok)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "no topics for fleet '%.80s'", fleet);
     /* Each filter ends in "+" (the node filter in "+/+"). */
     snprintf(s->req_prefix, FERRY_TOPIC_MAX, "%.*s", (int)strlen(req) - 1, req);
     snprintf(s->status_prefix, FERRY_TOPIC_MAX, "%.*s", (int)strlen(status) - 1, status);
-    snprintf(s->node_prefix, FERRY_TOPIC_MAX, "%.*s", (int)strlen(s->filters[2]) - 3,
-             s->filters[2]);
-    snprintf(s->config_prefix, FERRY_TOPIC_MAX, "%.*s", (int)strlen(s->filters[3]) - 3,
-             s->filters[3]);
+    snprintf(s->node_prefix, FERRY_TOPIC_MAX, "%.*s", (int)strlen(s->filters[SUB_NODE]) - 3,
+             s->filters[SUB_NODE]);
+    snprintf(s->config_prefix, FERRY_TOPIC_MAX, "%.*s", (int)strlen(s->filters[SUB_CONFIG]) - 3,
+             s->filters[SUB_CONFIG]);
     return FERRY_OK;
 }
 
@@ -156,8 +156,8 @@ static enum ferry_err publish_chunk(struct server *s, const char *topic, enum fe
 {
     uint8_t *payload = s->chunk + FERRY_STREAM_HEADER_LEN;
     ferry_chunk_header(s->chunk, kind, r->sha256, offset, total, payload, len);
-    return ferry_mqtt_publish(s->mqtt, topic, s->chunk, FERRY_STREAM_HEADER_LEN + (size_t)len, 0,
-                              false, NULL);
+    return ferry_keeper_publish(s->keeper, topic, s->chunk, FERRY_STREAM_HEADER_LEN + (size_t)len,
+                                0, false, NULL);
 }
 
 /* One error chunk, "<error-name>: <message>", in place of the data. */
@@ -346,7 +346,7 @@ static void send_ack(struct server *s, const char *gateway)
     if (err == FERRY_OK)
         err = ferry_batch_ack_encode(s->ack, &json, &len, &d);
     if (err == FERRY_OK)
-        err = ferry_mqtt_publish(s->mqtt, topic, json, len, 1, false, NULL);
+        err = ferry_keeper_publish(s->keeper, topic, json, len, 1, false, NULL);
     free(json);
     /* Without the ack the gateway sends the batch again; the inventory
      * de-duplicates it and this acknowledges it then. */
@@ -447,127 +447,119 @@ static void handle_config(struct server *s, const char *rest, const uint8_t *pay
                  r.healthy ? "older than the one kept" : "the node was not healthy");
 }
 
-static void handle_message(struct server *s, const struct ferry_mqtt_ev *ev)
+/* ---- messages, by subscription -------------------------------------------- */
+
+/* The gateway a message on "<prefix><gateway>" comes from, or NULL (and a
+ * warning) when the rest is not one identifier. */
+static const char *topic_gateway(const char *topic, const char *prefix)
 {
-    const char *rest;
-    if (cloud_rollout_ctl_message(s->rollouts, ev->topic, ev->payload, ev->len))
-        return;
-    if (s->http && cloud_http_message(s->http, ev->topic, ev->payload, ev->len))
-        return;
-    if ((rest = after_prefix(ev->topic, s->node_prefix))) {
+    const char *rest = after_prefix(topic, prefix);
+    if (rest && ferry_id_valid(rest))
+        return rest;
+    LOG_WARN("message on unexpected topic '%.200s' dropped", topic);
+    return NULL;
+}
+
+static void on_req_message(void *arg, const struct ferry_mqtt_ev *ev)
+{
+    struct server *s = arg;
+    const char *gateway = topic_gateway(ev->topic, s->req_prefix);
+    if (gateway)
+        handle_stream_req(s, gateway, ev->payload, ev->len);
+}
+
+static void on_status_message(void *arg, const struct ferry_mqtt_ev *ev)
+{
+    struct server *s = arg;
+    const char *gateway = topic_gateway(ev->topic, s->status_prefix);
+    if (gateway)
+        handle_status(s, gateway, ev->payload, ev->len);
+}
+
+static void on_node_message(void *arg, const struct ferry_mqtt_ev *ev)
+{
+    struct server *s = arg;
+    const char *rest = after_prefix(ev->topic, s->node_prefix);
+    if (rest)
         handle_node_state(s, rest, ev->payload, ev->len);
-        return;
-    }
-    if ((rest = after_prefix(ev->topic, s->config_prefix))) {
+}
+
+static void on_config_message(void *arg, const struct ferry_mqtt_ev *ev)
+{
+    struct server *s = arg;
+    const char *rest = after_prefix(ev->topic, s->config_prefix);
+    if (rest)
         handle_config(s, rest, ev->payload, ev->len);
-        return;
-    }
-    bool req = (rest = after_prefix(ev->topic, s->req_prefix)) != NULL;
-    if (!req)
-        rest = after_prefix(ev->topic, s->status_prefix);
-    if (!rest || !ferry_id_valid(rest)) {
+}
+
+static void on_rollout_message(void *arg, const struct ferry_mqtt_ev *ev)
+{
+    struct server *s = arg;
+    if (!cloud_rollout_ctl_message(s->rollouts, ev->topic, ev->payload, ev->len))
         LOG_WARN("message on unexpected topic '%.200s' dropped", ev->topic);
-        return;
-    }
-    if (req)
-        handle_stream_req(s, rest, ev->payload, ev->len);
-    else
-        handle_status(s, rest, ev->payload, ev->len);
 }
 
-/* ---- connection ---------------------------------------------------------- */
-
-static void connect_now(void *arg);
-
-static void schedule_reconnect(struct server *s)
-{
-    ferry_loop_cancel(s->loop, s->reconnect_timer);
-    uint32_t ms = ferry_backoff_next(&s->backoff, cloud_random32());
-    LOG_INFO("reconnecting in %" PRIu32 " ms", ms);
-    s->reconnect_timer = ferry_loop_timer(s->loop, ms, connect_now, s);
-}
-
-static void connect_now(void *arg)
+static void on_presence_message(void *arg, const struct ferry_mqtt_ev *ev)
 {
     struct server *s = arg;
-    struct ferry_diag d = {{0}};
-    s->reconnect_timer = 0;
-    enum ferry_err err = ferry_mqtt_connect(s->mqtt, &d);
-    if (err != FERRY_OK) {
-        LOG_WARN("%s", ferry_diag_str(&d, err));
-        schedule_reconnect(s);
-    }
+    if (!cloud_http_message(s->http, ev->topic, ev->payload, ev->len))
+        LOG_WARN("message on unexpected topic '%.200s' dropped", ev->topic);
 }
 
-static void subscribe_all(void *arg)
+/* ---- the session (ferry_keeper.h) ------------------------------------------ */
+
+static void on_up(void *arg, const struct ferry_keeper_link *link)
 {
     struct server *s = arg;
-    s->resubscribe_timer = 0;
-    s->granted = 0;
-    for (int i = 0; i < SUBSCRIPTIONS; i++) {
-        enum ferry_err err = ferry_mqtt_subscribe(s->mqtt, s->filters[i], 1, NULL);
+    /* Operators (and the tests) learn here that requests now reach us. */
+    LOG_INFO("connected to %s; subscribed to all topic filters", link->url);
+    cloud_rollout_ctl_connected(s->rollouts);
+}
+
+static void on_down(void *arg, const char *reason)
+{
+    (void)arg;
+    (void)reason; /* the keeper logged it */
+}
+
+static void on_published(void *arg, int token, bool ok, const char *reason)
+{
+    (void)arg;
+    (void)token;
+    if (!ok)
+        LOG_WARN("a status ack or rollout document was not delivered (%s); the gateway will "
+                 "resend its batch, the controller its document",
+                 reason[0] ? reason : "no reason given");
+}
+
+static enum ferry_err subscribe_all(struct server *s, struct ferry_diag *d)
+{
+    const struct ferry_keeper_sub subs[] = {
+        {s->filters[SUB_REQ], 1, on_req_message, s},
+        {s->filters[SUB_STATUS], 1, on_status_message, s},
+        {s->filters[SUB_NODE], 1, on_node_message, s},
+        {s->filters[SUB_CONFIG], 1, on_config_message, s},
+    };
+    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+        enum ferry_err err = ferry_keeper_subscribe(s->keeper, &subs[i]);
         if (err != FERRY_OK)
-            LOG_WARN("subscribing to %s failed: %s", s->filters[i], ferry_strerror(err));
+            return ferry_fail(d, err, "cannot subscribe to %s", subs[i].filter);
     }
     for (size_t i = 0; i < CLOUD_ROLLOUT_CTL_FILTERS; i++) {
-        const char *f = cloud_rollout_ctl_filter(s->rollouts, i);
-        if (ferry_mqtt_subscribe(s->mqtt, f, 1, NULL) != FERRY_OK)
-            LOG_WARN("subscribing to %s failed", f);
+        struct ferry_keeper_sub sub = {cloud_rollout_ctl_filter(s->rollouts, i), 1,
+                                       on_rollout_message, s};
+        enum ferry_err err = ferry_keeper_subscribe(s->keeper, &sub);
+        if (err != FERRY_OK)
+            return ferry_fail(d, err, "cannot subscribe to %s", sub.filter);
     }
-    if (s->http &&
-        ferry_mqtt_subscribe(s->mqtt, cloud_http_presence_filter(s->http), 1, NULL) != FERRY_OK)
-        LOG_WARN("subscribing to %s failed", cloud_http_presence_filter(s->http));
-}
-
-static void on_event(struct server *s, const struct ferry_mqtt_ev *ev)
-{
-    switch (ev->type) {
-    case FERRY_MQTT_EV_MESSAGE:
-        handle_message(s, ev);
-        break;
-    case FERRY_MQTT_EV_CONNECTED:
-        LOG_INFO("connected to %s", s->cfg->mqtt.broker);
-        ferry_backoff_reset(&s->backoff);
-        subscribe_all(s); /* every time: a clean session has none */
-        cloud_rollout_ctl_connected(s->rollouts);
-        break;
-    case FERRY_MQTT_EV_CONNECT_FAILED:
-    case FERRY_MQTT_EV_LOST:
-        LOG_WARN("%s %s: %s", ev->type == FERRY_MQTT_EV_LOST ? "lost" : "cannot reach",
-                 s->cfg->mqtt.broker, ev->reason[0] ? ev->reason : "no reason given");
-        ferry_loop_cancel(s->loop, s->resubscribe_timer);
-        s->resubscribe_timer = 0;
-        schedule_reconnect(s);
-        break;
-    case FERRY_MQTT_EV_SUBSCRIBED:
-        /* Operators (and the tests) learn here that requests now reach us. */
-        if (++s->granted == SUBSCRIPTIONS + CLOUD_ROLLOUT_CTL_FILTERS + (s->http != NULL))
-            LOG_INFO("subscribed to all %d topic filters", s->granted);
-        break;
-    case FERRY_MQTT_EV_SUBSCRIBE_FAILED:
-        LOG_ERR("the broker refused a subscription (%s); retrying in %d s",
-                ev->reason[0] ? ev->reason : "no reason given", RESUBSCRIBE_MS / 1000);
-        if (!s->resubscribe_timer)
-            s->resubscribe_timer = ferry_loop_timer(s->loop, RESUBSCRIBE_MS, subscribe_all, s);
-        break;
-    case FERRY_MQTT_EV_PUBLISH_FAILED:
-        LOG_WARN("a status ack was not delivered (%s); the gateway will resend its batch",
-                 ev->reason[0] ? ev->reason : "no reason given");
-        break;
-    default:
-        break;
+    if (s->http) {
+        struct ferry_keeper_sub sub = {cloud_http_presence_filter(s->http), 1,
+                                       on_presence_message, s};
+        enum ferry_err err = ferry_keeper_subscribe(s->keeper, &sub);
+        if (err != FERRY_OK)
+            return ferry_fail(d, err, "cannot subscribe to %s", sub.filter);
     }
-}
-
-static void on_mqtt_fd(void *arg, uint32_t events)
-{
-    (void)events;
-    struct server *s = arg;
-    struct ferry_mqtt_ev *ev = NULL;
-    while (ferry_mqtt_next(s->mqtt, &ev) == FERRY_OK) {
-        on_event(s, ev);
-        ferry_mqtt_ev_free(ev);
-    }
+    return FERRY_OK;
 }
 
 /* ---- rollouts ------------------------------------------------------------ */
@@ -576,9 +568,7 @@ static enum ferry_err rollout_publish(void *arg, const char *topic, const void *
                                       bool retain)
 {
     struct server *s = arg;
-    if (!ferry_mqtt_is_connected(s->mqtt))
-        return FERRY_E_BUSY;
-    return ferry_mqtt_publish(s->mqtt, topic, buf, len, 1, retain, NULL);
+    return ferry_keeper_publish(s->keeper, topic, buf, len, 1, retain, NULL);
 }
 
 /* The rollout controller's tick (cloud_rollout_ctl.h); while disconnected
@@ -595,30 +585,45 @@ static void on_rollout_tick(void *arg)
 static enum ferry_err open_mqtt(struct server *s, struct ferry_diag *d)
 {
     const struct serve_cfg *c = s->cfg;
-    char client_id[FERRY_ID_MAX + 32];
-    struct ferry_mqtt_opts o;
+    char client_id[FERRY_ID_MAX + 32], data[FERRY_TOPIC_MAX];
     if (c->instance)
         snprintf(client_id, sizeof(client_id), "ferry-cloud-serve-%s", c->instance);
     else
         snprintf(client_id, sizeof(client_id), "ferry-cloud-serve-%ld", (long)getpid());
-    /* Always a clean session. Mosquitto 2.0.11 keeps handing a share of the
-     * group's messages to a persistent member while it is offline (measured:
-     * a stopped instance made a 20 MB transfer take 18 s instead of 0.3 s),
-     * and nothing here needs the broker to hold messages: gateways re-request
-     * chunks and resend unacknowledged batches. */
-    cloud_mqtt_cfg_apply(&c->mqtt, client_id, &o);
     /* Everything serve receives is retried or can be done without: stream
      * requests are repeated, batches resent until acknowledged, and twins
      * copy what batches bring. So a flood is dropped, not queued. */
     char req[FERRY_TOPIC_MAX], status[FERRY_TOPIC_MAX];
-    const char *droppable[] = {req, status, s->filters[2], NULL};
+    const char *droppable[] = {req, status, s->filters[SUB_NODE], NULL};
     if (ferry_topic(req, sizeof(req), FERRY_TOPIC_STREAM_REQ, c->fleet, "+", NULL) != FERRY_OK ||
-        ferry_topic(status, sizeof(status), FERRY_TOPIC_STATUS, c->fleet, "+", NULL) != FERRY_OK)
+        ferry_topic(status, sizeof(status), FERRY_TOPIC_STATUS, c->fleet, "+", NULL) != FERRY_OK ||
+        ferry_topic(data, sizeof(data), FERRY_TOPIC_STREAM_DATA, c->fleet, "+", NULL) != FERRY_OK)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "no topics for fleet '%.80s'", c->fleet);
-    o.droppable = droppable;
-    enum ferry_err err = ferry_mqtt_new(&o, &s->mqtt, d);
+    /* Always a clean session. Mosquitto 2.0.11 keeps handing a share of the
+     * group's messages to a persistent member while it is offline (measured:
+     * a stopped instance made a 20 MB transfer take 18 s instead of 0.3 s),
+     * and nothing here needs the broker to hold messages: gateways re-request
+     * chunks and resend unacknowledged batches. The largest message sent is
+     * a whole chunk, to a gateway id of the longest kind. */
+    struct ferry_keeper_opts ko = {
+        .conf = &c->mqtt,
+        .client_id = client_id,
+        .name = "serve",
+        .droppable = droppable,
+        .needs = {.qos1 = true,
+                  .retain = true,
+                  .wildcards = true,
+                  .max_packet = ferry_mqtt_packet_size(data, FERRY_STREAM_HEADER_LEN +
+                                                                 FERRY_STREAM_MAX_CHUNK) +
+                                FERRY_ID_MAX},
+        .backoff_min_ms = RECONNECT_MIN_MS,
+        .backoff_max_ms = RECONNECT_MAX_MS,
+    };
+    struct ferry_keeper_events ev = {
+        .arg = s, .on_up = on_up, .on_down = on_down, .on_published = on_published};
+    enum ferry_err err = ferry_keeper_new(s->loop, &ko, &ev, &s->keeper, d);
     if (err == FERRY_OK)
-        err = ferry_loop_add_fd(s->loop, ferry_mqtt_fd(s->mqtt), EPOLLIN, on_mqtt_fd, s);
+        err = subscribe_all(s, d);
     return err;
 }
 
@@ -629,7 +634,6 @@ static enum ferry_err server_open(struct server *s, struct ferry_diag *d)
     s->ack = malloc(sizeof(*s->ack));
     if (!s->chunk || !s->batch || !s->ack)
         return ferry_fail(d, FERRY_E_NOMEM, "out of memory");
-    s->backoff = (struct ferry_backoff){.min_ms = RECONNECT_MIN_MS, .max_ms = RECONNECT_MAX_MS};
     s->next_report = SERVED_REPORT_BYTES;
     uint64_t rate = s->cfg->gateway_rate_mib << 20;
     uint64_t burst = FERRY_STREAM_MAX_CHUNK * (uint64_t)FERRY_STREAM_MAX_WINDOW;
@@ -653,21 +657,20 @@ static enum ferry_err server_open(struct server *s, struct ferry_diag *d)
         err = cloud_config_open(s->cfg->db, true, &s->configs, d);
     if (err == FERRY_OK)
         err = ferry_loop_new(&s->loop, d);
-    if (err == FERRY_OK)
-        err = open_mqtt(s, d);
-    /* After the loop blocked the stop signals: its threads inherit that. */
+    /* After the loop blocked the stop signals: its threads inherit that. And
+     * before the session subscribes: the presence filter is the console's. */
     if (err == FERRY_OK && s->cfg->http.listen)
         err =
             cloud_http_start(&s->cfg->http, s->cfg->db, s->cfg->store, s->cfg->fleet, &s->http, d);
+    if (err == FERRY_OK)
+        err = open_mqtt(s, d);
     return err;
 }
 
 static void server_close(struct server *s)
 {
     cloud_http_stop(s->http);
-    if (s->mqtt && s->loop)
-        ferry_loop_del_fd(s->loop, ferry_mqtt_fd(s->mqtt));
-    ferry_mqtt_free(s->mqtt);
+    ferry_keeper_free(s->keeper);
     if (s->pump_timer)
         ferry_loop_cancel(s->loop, s->pump_timer);
     ferry_loop_free(s->loop);
@@ -683,7 +686,7 @@ static void server_close(struct server *s)
 
 static enum ferry_err check_args(const struct serve_cfg *c, struct ferry_diag *d)
 {
-    enum ferry_err err = cloud_mqtt_cfg_check(&c->mqtt, d);
+    enum ferry_err err = ferry_keeper_conf_check(&c->mqtt, d);
     if (err != FERRY_OK)
         return err;
     if (!ferry_id_valid(c->fleet))
@@ -693,6 +696,13 @@ static enum ferry_err check_args(const struct serve_cfg *c, struct ferry_diag *d
                           c->instance);
     if ((err = cloud_http_cfg_check(&c->http, d)) != FERRY_OK)
         return err;
+    /* The console reads the inventory through its own read-only SQLite
+     * connections (cloud_http_sql.c). */
+    if (c->http.listen && cloud_db_is_url(c->db))
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          "--http: the console reads an SQLite inventory; '--db %.80s' is a "
+                          "database server",
+                          c->db);
     if (c->gateway_rate_mib > GATEWAY_RATE_MAX)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--gateway-rate-mib: expected 0..%llu, got %llu",
                           (unsigned long long)GATEWAY_RATE_MAX,
@@ -715,7 +725,7 @@ static int serve_run(const struct serve_cfg *cfg)
         return cloud_subcmd_report(&serve_cmd, &d, err, CLOUD_EXIT_FAILED);
     }
     LOG_INFO("serving fleet %s from %s, inventory %s", cfg->fleet, cfg->store, cfg->db);
-    connect_now(&s);
+    ferry_keeper_start(s.keeper);
     on_rollout_tick(&s);
     int sig = ferry_loop_run(s.loop);
     LOG_INFO("stopping (signal %d); %" PRIu64 " bytes served", sig, s.served_bytes);

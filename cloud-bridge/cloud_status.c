@@ -41,8 +41,8 @@ struct status_cfg {
 };
 
 static const struct ferry_opt status_opts[] = {
-    CLOUD_OPT(status_cfg, "db", FERRY_OPT_STR, db, "FILE",
-              "inventory written by 'ferry-cloud serve'", FERRY_OPT_REQUIRED),
+    CLOUD_OPT(status_cfg, "db", FERRY_OPT_STR, db, "DB", "inventory written by 'ferry-cloud serve'",
+              FERRY_OPT_REQUIRED),
     CLOUD_OPT(status_cfg, "json", FERRY_OPT_BOOL, json, NULL,
               "print a JSON array of objects instead of a table", 0),
     CLOUD_OPT(status_cfg, "release", FERRY_OPT_STR, release, "ID",
@@ -74,7 +74,7 @@ static const struct ferry_opt status_opts[] = {
 
 static const struct cloud_subcmd status_cmd = {
     "status",
-    "--db FILE [--json] [--release ID] [--gateway ID] [--state STATE] [--rollout ID]\n"
+    "--db DB [--json] [--release ID] [--gateway ID] [--state STATE] [--rollout ID]\n"
     "                          [--watch] [--interval TIME] [--wait [--timeout T] [--expect N]]\n"
     "                          [--refused | --events]",
     "Lists every node's latest reported state from the fleet inventory.\n"

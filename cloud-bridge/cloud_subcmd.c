@@ -37,36 +37,6 @@ int cloud_subcmd_parse(const struct cloud_subcmd *c, void *cfg, const enum ferry
     return -1;
 }
 
-enum ferry_err cloud_mqtt_cfg_check(const struct cloud_mqtt_cfg *m, struct ferry_diag *d)
-{
-    bool tls = strncmp(m->broker, "mqtts://", 8) == 0;
-    if (!tls && strncmp(m->broker, "mqtt://", 7) != 0)
-        return ferry_fail(d, FERRY_E_INVALID_ARG,
-                          "--broker must start with mqtt:// or mqtts://, got '%.200s'", m->broker);
-    if (tls && !m->ca_file)
-        return ferry_fail(d, FERRY_E_INVALID_ARG,
-                          "--broker %.200s is mqtts:// and needs --ca-file to check the broker",
-                          m->broker);
-    if (!tls && (m->ca_file || m->cert_file || m->key_file))
-        return ferry_fail(d, FERRY_E_INVALID_ARG,
-                          "--ca-file, --cert-file and --key-file need an mqtts:// --broker");
-    if (!m->cert_file != !m->key_file)
-        return ferry_fail(d, FERRY_E_INVALID_ARG, "--cert-file and --key-file go together");
-    return FERRY_OK;
-}
-
-void cloud_mqtt_cfg_apply(const struct cloud_mqtt_cfg *m, const char *client_id,
-                          struct ferry_mqtt_opts *o)
-{
-    memset(o, 0, sizeof(*o));
-    o->url = m->broker;
-    o->client_id = client_id;
-    o->ca_file = m->ca_file;
-    o->cert_file = m->cert_file;
-    o->key_file = m->key_file;
-    o->clean_start = true;
-}
-
 uint32_t cloud_random32(void)
 {
     uint32_t v;

@@ -1,6 +1,7 @@
 /* What the long-running ferry-cloud subcommands (publish, serve, status)
  * share: option parsing with --help and --config, the one-line error form
- * and exit statuses of cloud_cli.h, and the MQTT connection flags.
+ * and exit statuses of cloud_cli.h, and the MQTT connection flags (those of
+ * the session keeper, ferry_keeper.h, as every MQTT program takes them).
  *
  * Exit statuses: 0 success, CLOUD_EXIT_FAILED when the operation failed,
  * CLOUD_EXIT_USAGE for a bad or missing flag. */
@@ -9,7 +10,7 @@
 
 #include "ferry_err.h"
 #include "ferry_log.h"
-#include "ferry_mqtt.h"
+#include "ferry_keeper.h"
 #include "ferry_opts.h"
 
 #include <stddef.h>
@@ -26,22 +27,9 @@
     CLOUD_OPT(cfgtype, "log-level", FERRY_OPT_LOGLEVEL, log_level, "LEVEL",                        \
               "error, warn, info or debug", 0)
 
-/* The broker flags, as a struct a command's config embeds as `mqtt`. */
-struct cloud_mqtt_cfg {
-    char *broker; /* mqtt://host:port or mqtts://host:port */
-    char *ca_file;
-    char *cert_file;
-    char *key_file;
-};
-#define CLOUD_OPT_MQTT(cfgtype)                                                                    \
-    CLOUD_OPT(cfgtype, "broker", FERRY_OPT_STR, mqtt.broker, "URL",                                \
-              "MQTT broker, mqtt://host:port or mqtts://host:port", FERRY_OPT_REQUIRED),           \
-        CLOUD_OPT(cfgtype, "ca-file", FERRY_OPT_STR, mqtt.ca_file, "FILE",                         \
-                  "mqtts: CA certificate(s) that sign the broker's certificate", 0),               \
-        CLOUD_OPT(cfgtype, "cert-file", FERRY_OPT_STR, mqtt.cert_file, "FILE",                     \
-                  "mqtts: client certificate (with --key-file)", 0),                               \
-        CLOUD_OPT(cfgtype, "key-file", FERRY_OPT_STR, mqtt.key_file, "FILE",                       \
-                  "mqtts: the client certificate's private key", 0)
+/* The broker flags, for a config struct that embeds a struct
+ * ferry_keeper_conf as `mqtt`; checked with ferry_keeper_conf_check(). */
+#define CLOUD_OPT_MQTT(cfgtype) FERRY_KEEPER_OPTS(cfgtype, mqtt)
 
 struct cloud_subcmd {
     const char *name;     /* "publish" */
@@ -62,16 +50,6 @@ int cloud_subcmd_parse(const struct cloud_subcmd *c, void *cfg, const enum ferry
  * for CLOUD_EXIT_USAGE) and returns status. */
 int cloud_subcmd_report(const struct cloud_subcmd *c, const struct ferry_diag *d,
                         enum ferry_err err, int status);
-
-/* Checks the TLS flags against the URL's scheme: mqtts:// needs --ca-file,
- * mqtt:// takes none of them, --cert-file and --key-file come together. */
-enum ferry_err cloud_mqtt_cfg_check(const struct cloud_mqtt_cfg *m,
-                                    struct ferry_diag *d) FERRY_MUST_CHECK;
-
-/* Fills o from m (borrowed strings) with the given client id; every other
- * field of o is zeroed (clean start, no will). */
-void cloud_mqtt_cfg_apply(const struct cloud_mqtt_cfg *m, const char *client_id,
-                          struct ferry_mqtt_opts *o);
 
 /* A random 32-bit value for ferry_backoff_next()'s jitter. */
 uint32_t cloud_random32(void);

@@ -225,7 +225,7 @@ enum ferry_err cloud_timestamp_record(const char *store_dir, const char *product
 /* ---- the commands ---------------------------------------------------------- */
 
 struct ts_cfg {
-    struct cloud_mqtt_cfg mqtt;
+    struct ferry_keeper_conf mqtt;
     char *fleet;
     char *store;
     struct ferry_strlist keys;
@@ -349,7 +349,7 @@ static int run(const struct cloud_subcmd *cmd, struct ts_cfg *c)
     const char *product = c->product ? c->product : FERRY_DEFAULT_PRODUCT;
     int64_t now = (int64_t)time(NULL);
     struct ferry_strlist one = {.v = &c->release, .n = 1};
-    enum ferry_err err = cloud_mqtt_cfg_check(&c->mqtt, &d);
+    enum ferry_err err = ferry_keeper_conf_check(&c->mqtt, &d);
     if (err == FERRY_OK && !ferry_id_valid(c->fleet))
         err = ferry_fail(&d, FERRY_E_INVALID_ARG, "--fleet '%.80s' is not a valid id", c->fleet);
     if (err == FERRY_OK && c->timeout <= 0)

@@ -32,6 +32,7 @@
 #define DISCONNECT_TIMEOUT_MS 2000 /* in-flight QoS 1 publishes get this long at free */
 #define DISCONNECT_WAIT_MS    (DISCONNECT_TIMEOUT_MS + 3000)
 #define WILL_QOS              1
+#define PASSWORD_MAX          65535u /* MQTT binary data */
 
 #define REASON_MAX sizeof(((struct ferry_mqtt_ev *)0)->reason)
 
@@ -47,8 +48,9 @@ struct ferry_mqtt {
     MQTTAsync cli;
     int efd;
     bool tls;
-    char *url;      /* as the caller gave it, for messages */
-    char *paho_url; /* tcp:// or ssl:// form */
+    char *url;           /* as the caller gave it, for messages */
+    char *paho_url;      /* tcp:// or ssl:// form */
+    uint32_t max_packet; /* loop thread: the connected broker's cap, 0: none */
     char *client_id;
     char *ca_file, *cert_file, *key_file, *username;
     char *will_topic;
@@ -74,6 +76,8 @@ struct ferry_mqtt {
     uint64_t dropped;         /* messages dropped while the queue was full */
     uint64_t dropped_episode; /* ... in the current episode (over_cap) */
     bool disc_done;           /* the free-time disconnect has completed */
+    char cur_url[128];        /* the URL of the attempt under way or the link */
+    char disc_reason[128];    /* why ferry_mqtt_disconnect() ended the link */
 };
 
 /* Paho's text for a return code; never NULL. */
@@ -115,9 +119,9 @@ static void push_locked(struct ferry_mqtt *m, struct ev_node *n)
  * under memory exhaustion is logged; nothing better can be done on a Paho
  * thread. */
 static void push_event_locked(struct ferry_mqtt *m, enum ferry_mqtt_ev_type type, int token,
-                              const char *fmt, ...) FERRY_PRINTF(4, 5);
+                              int reason_code, const char *fmt, ...) FERRY_PRINTF(5, 6);
 static void push_event_locked(struct ferry_mqtt *m, enum ferry_mqtt_ev_type type, int token,
-                              const char *fmt, ...)
+                              int reason_code, const char *fmt, ...)
 {
     struct ev_node *n = node_new(type);
     if (!n) {
@@ -125,6 +129,9 @@ static void push_event_locked(struct ferry_mqtt *m, enum ferry_mqtt_ev_type type
         return;
     }
     n->ev.token = token;
+    n->ev.reason_code = reason_code;
+    if (type == FERRY_MQTT_EV_CONNECT_FAILED || type == FERRY_MQTT_EV_LOST)
+        snprintf(n->ev.url, sizeof(n->ev.url), "%s", m->cur_url);
     if (fmt) {
         va_list ap;
         va_start(ap, fmt);
@@ -179,6 +186,15 @@ static void reason_add(char *out, size_t outsz, size_t *n, const char *fmt, ...)
         *n = *n + (size_t)w < outsz ? *n + (size_t)w : outsz - 1;
 }
 
+/* The broker's reason code in a failure, or 0: a refusing CONNACK arrives
+ * as the code, other refusals as the reason. */
+static int failure_code(const MQTTAsync_failureData5 *r)
+{
+    return (int)r->reasonCode >= MQTTREASONCODE_UNSPECIFIED_ERROR           ? (int)r->reasonCode
+           : r->code >= MQTTREASONCODE_UNSPECIFIED_ERROR && r->code <= 0xff ? r->code
+                                                                            : 0;
+}
+
 static void describe_failure(struct ferry_mqtt *m, const MQTTAsync_failureData5 *r, char *out,
                              size_t outsz)
 {
@@ -187,10 +203,7 @@ static void describe_failure(struct ferry_mqtt *m, const MQTTAsync_failureData5 
     if (r->code != MQTTASYNC_SUCCESS || r->message)
         reason_add(out, outsz, &n, "%s (code %d)", r->message ? r->message : paho_str(r->code),
                    r->code);
-    /* A refusing CONNACK arrives as the code; other refusals as the reason. */
-    int rc = (int)r->reasonCode >= MQTTREASONCODE_UNSPECIFIED_ERROR           ? (int)r->reasonCode
-             : r->code >= MQTTREASONCODE_UNSPECIFIED_ERROR && r->code <= 0xff ? r->code
-                                                                              : 0;
+    int rc = failure_code(r);
     if (rc)
         reason_add(out, outsz, &n, "broker: %s (0x%02x)",
                    MQTTReasonCode_toString((enum MQTTReasonCodes)rc), (unsigned)rc);
@@ -219,6 +232,24 @@ static int on_tls_error(const char *str, size_t len, void *ctx)
     return 0;
 }
 
+/* A numeric CONNACK property, or dflt when the broker left it out. */
+static int connack_value(MQTTProperties *p, enum MQTTPropertyCodes id, int dflt)
+{
+    return MQTTProperties_hasProperty(p, id) ? MQTTProperties_getNumericValue(p, id) : dflt;
+}
+
+static void read_caps(const struct ferry_mqtt *m, MQTTProperties *p, struct ferry_mqtt_caps *c)
+{
+    c->max_qos = connack_value(p, MQTTPROPERTY_CODE_MAXIMUM_QOS, 2);
+    c->retain = connack_value(p, MQTTPROPERTY_CODE_RETAIN_AVAILABLE, 1) != 0;
+    c->wildcards = connack_value(p, MQTTPROPERTY_CODE_WILDCARD_SUBSCRIPTION_AVAILABLE, 1) != 0;
+    c->shared = connack_value(p, MQTTPROPERTY_CODE_SHARED_SUBSCRIPTION_AVAILABLE, 1) != 0;
+    c->sub_ids = connack_value(p, MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIERS_AVAILABLE, 1) != 0;
+    c->max_packet = (uint32_t)connack_value(p, MQTTPROPERTY_CODE_MAXIMUM_PACKET_SIZE, 0);
+    c->receive_max = (uint16_t)connack_value(p, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM, 65535);
+    c->keepalive = (uint32_t)connack_value(p, MQTTPROPERTY_CODE_SERVER_KEEP_ALIVE, m->keepalive);
+}
+
 static void on_connect_ok(void *ctx, MQTTAsync_successData5 *r)
 {
     struct ferry_mqtt *m = ctx;
@@ -228,6 +259,8 @@ static void on_connect_ok(void *ctx, MQTTAsync_successData5 *r)
         m->link = LINK_UP;
         if (n) {
             n->ev.session_present = r->alt.connect.sessionPresent != 0;
+            read_caps(m, &r->properties, &n->ev.caps);
+            snprintf(n->ev.url, sizeof(n->ev.url), "%s", m->cur_url);
             push_locked(m, n);
         } else {
             LOG_ERR("mqtt %s: out of memory, connected event lost", m->client_id);
@@ -238,12 +271,12 @@ static void on_connect_ok(void *ctx, MQTTAsync_successData5 *r)
 
 /* The link went away: reported once, as LOST if it was up or as the
  * attempt's failure if it never came up. */
-static void link_down_locked(struct ferry_mqtt *m, const char *why)
+static void link_down_locked(struct ferry_mqtt *m, const char *why, int reason_code)
 {
     if (m->link == LINK_UP)
-        push_event_locked(m, FERRY_MQTT_EV_LOST, 0, "%s", why);
+        push_event_locked(m, FERRY_MQTT_EV_LOST, 0, reason_code, "%s", why);
     else if (m->link == LINK_CONNECTING)
-        push_event_locked(m, FERRY_MQTT_EV_CONNECT_FAILED, 0, "%s", why);
+        push_event_locked(m, FERRY_MQTT_EV_CONNECT_FAILED, 0, reason_code, "%s", why);
     m->link = LINK_IDLE;
 }
 
@@ -253,7 +286,7 @@ static void on_connect_fail(void *ctx, MQTTAsync_failureData5 *r)
     char why[REASON_MAX];
     pthread_mutex_lock(&m->mu);
     describe_failure(m, r, why, sizeof(why));
-    link_down_locked(m, why);
+    link_down_locked(m, why, failure_code(r));
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -261,7 +294,7 @@ static void on_connection_lost(void *ctx, char *cause)
 {
     struct ferry_mqtt *m = ctx;
     pthread_mutex_lock(&m->mu);
-    link_down_locked(m, cause ? cause : "connection lost");
+    link_down_locked(m, cause ? cause : "connection lost", 0);
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -275,7 +308,7 @@ static void on_disconnected(void *ctx, MQTTProperties *props, enum MQTTReasonCod
     snprintf(why, sizeof(why), "broker disconnected: %s (0x%02x)", MQTTReasonCode_toString(rc),
              (unsigned)rc);
     pthread_mutex_lock(&m->mu);
-    link_down_locked(m, why);
+    link_down_locked(m, why, (int)rc);
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -396,10 +429,11 @@ static void on_publish_ok(void *ctx, MQTTAsync_successData5 *r)
     struct ferry_mqtt *m = ctx;
     pthread_mutex_lock(&m->mu);
     if ((int)r->reasonCode >= MQTTREASONCODE_UNSPECIFIED_ERROR)
-        push_event_locked(m, FERRY_MQTT_EV_PUBLISH_FAILED, r->token, "broker: %s (0x%02x)",
-                          MQTTReasonCode_toString(r->reasonCode), (unsigned)r->reasonCode);
+        push_event_locked(m, FERRY_MQTT_EV_PUBLISH_FAILED, r->token, (int)r->reasonCode,
+                          "broker: %s (0x%02x)", MQTTReasonCode_toString(r->reasonCode),
+                          (unsigned)r->reasonCode);
     else
-        push_event_locked(m, FERRY_MQTT_EV_PUBLISHED, r->token, NULL);
+        push_event_locked(m, FERRY_MQTT_EV_PUBLISHED, r->token, 0, NULL);
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -409,7 +443,7 @@ static void on_publish_fail(void *ctx, MQTTAsync_failureData5 *r)
     char why[REASON_MAX];
     pthread_mutex_lock(&m->mu);
     describe_failure(m, r, why, sizeof(why));
-    push_event_locked(m, FERRY_MQTT_EV_PUBLISH_FAILED, r->token, "%s", why);
+    push_event_locked(m, FERRY_MQTT_EV_PUBLISH_FAILED, r->token, failure_code(r), "%s", why);
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -421,7 +455,7 @@ static void on_subscribe_ok(void *ctx, MQTTAsync_successData5 *r)
     int rc = (int)r->reasonCode;
     pthread_mutex_lock(&m->mu);
     if (rc >= MQTTREASONCODE_UNSPECIFIED_ERROR) {
-        push_event_locked(m, FERRY_MQTT_EV_SUBSCRIBE_FAILED, r->token, "broker: %s (0x%02x)",
+        push_event_locked(m, FERRY_MQTT_EV_SUBSCRIBE_FAILED, r->token, rc, "broker: %s (0x%02x)",
                           MQTTReasonCode_toString(r->reasonCode), (unsigned)rc);
     } else {
         struct ev_node *n = node_new(FERRY_MQTT_EV_SUBSCRIBED);
@@ -442,8 +476,38 @@ static void on_subscribe_fail(void *ctx, MQTTAsync_failureData5 *r)
     char why[REASON_MAX];
     pthread_mutex_lock(&m->mu);
     describe_failure(m, r, why, sizeof(why));
-    push_event_locked(m, FERRY_MQTT_EV_SUBSCRIBE_FAILED, r->token, "%s", why);
+    push_event_locked(m, FERRY_MQTT_EV_SUBSCRIBE_FAILED, r->token, failure_code(r), "%s", why);
     pthread_mutex_unlock(&m->mu);
+}
+
+static void on_unsubscribe_ok(void *ctx, MQTTAsync_successData5 *r)
+{
+    struct ferry_mqtt *m = ctx;
+    pthread_mutex_lock(&m->mu);
+    push_event_locked(m, FERRY_MQTT_EV_UNSUBSCRIBED, r->token, 0, NULL);
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* Our own DISCONNECT (ferry_mqtt_disconnect()) went out, or could not: the
+ * link is down either way, for the reason the caller gave. */
+static void on_own_disconnect(void *ctx)
+{
+    struct ferry_mqtt *m = ctx;
+    pthread_mutex_lock(&m->mu);
+    link_down_locked(m, m->disc_reason, 0);
+    pthread_mutex_unlock(&m->mu);
+}
+
+static void on_own_disconnect_ok(void *ctx, MQTTAsync_successData5 *r)
+{
+    (void)r;
+    on_own_disconnect(ctx);
+}
+
+static void on_own_disconnect_fail(void *ctx, MQTTAsync_failureData5 *r)
+{
+    (void)r;
+    on_own_disconnect(ctx);
 }
 
 static void disconnect_done(struct ferry_mqtt *m)
@@ -488,6 +552,12 @@ static enum ferry_err map_url(const char *url, char **out, bool *tls, struct fer
                           "mqtt: url '%.200s' must start with mqtt:// or mqtts://", url);
     }
     size_t len = strlen(auth);
+    if (memchr(auth, '@', len))
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          "mqtt: url '%.*s...' holds a user name or password: give them with "
+                          "--mqtt-username and --mqtt-password-file instead (a password on the "
+                          "command line is visible to every user of the host)",
+                          (int)(auth - url), url);
     if (len == 0 || len > URL_MAX)
         return ferry_fail(d, FERRY_E_INVALID_ARG,
                           "mqtt: url '%.200s' needs a host of 1 to %u bytes", url, URL_MAX);
@@ -820,11 +890,12 @@ bool ferry_mqtt_is_connected(const struct ferry_mqtt *m)
 }
 
 static enum ferry_err start_connect(struct ferry_mqtt *m, MQTTAsync_connectOptions *co,
-                                    struct ferry_diag *d)
+                                    const char *url, struct ferry_diag *d)
 {
     pthread_mutex_lock(&m->mu);
     m->link = LINK_CONNECTING;
     m->tls_err[0] = 0;
+    snprintf(m->cur_url, sizeof(m->cur_url), "%s", url);
     pthread_mutex_unlock(&m->mu);
 
     int rc = MQTTAsync_connect(m->cli, co);
@@ -837,14 +908,54 @@ static enum ferry_err start_connect(struct ferry_mqtt *m, MQTTAsync_connectOptio
     pthread_mutex_unlock(&m->mu);
     return ferry_fail(d, rc == MQTTASYNC_OPERATION_INCOMPLETE ? FERRY_E_BUSY : FERRY_E_IO,
                       "mqtt: client '%s' cannot start connecting to %s: %s (code %d)", m->client_id,
-                      m->url, paho_str(rc), rc);
+                      url, paho_str(rc), rc);
 }
 
 enum ferry_err ferry_mqtt_connect(struct ferry_mqtt *m, struct ferry_diag *d)
 {
+    return ferry_mqtt_connect_to(m, NULL, d);
+}
+
+enum ferry_err ferry_mqtt_url_check(const char *url, bool *tls, struct ferry_diag *d)
+{
+    char *paho = NULL;
+    bool secure = false;
+    enum ferry_err err = url ? map_url(url, &paho, &secure, d)
+                             : ferry_fail(d, FERRY_E_INVALID_ARG, "mqtt: url is missing");
+    free(paho);
+    if (err == FERRY_OK && tls)
+        *tls = secure;
+    return err;
+}
+
+enum ferry_err ferry_mqtt_connect_to(struct ferry_mqtt *m, const struct ferry_mqtt_attempt *a,
+                                     struct ferry_diag *d)
+{
     if (m->connected || m->connecting)
         return ferry_fail(d, FERRY_E_BUSY, "mqtt: client '%s' is already %s", m->client_id,
                           m->connected ? "connected" : "connecting");
+    const char *url = a && a->url ? a->url : m->url;
+    char *paho_url = NULL;
+    bool tls = false;
+    if (url != m->url) {
+        enum ferry_err err = map_url(url, &paho_url, &tls, d);
+        if (err != FERRY_OK)
+            return err;
+        if (tls != m->tls) {
+            free(paho_url);
+            return ferry_fail(d, FERRY_E_INVALID_ARG,
+                              "mqtt: %.200s and %.200s differ in TLS: every broker of a client "
+                              "takes the same scheme",
+                              url, m->url);
+        }
+    }
+    if (a && a->password && (!m->username || a->password_len > PASSWORD_MAX)) {
+        free(paho_url);
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          m->username ? "mqtt: a password of more than %u bytes"
+                                      : "mqtt: a password needs a user name (%u bytes at most)",
+                          PASSWORD_MAX);
+    }
 
     MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer5;
     MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
@@ -859,11 +970,21 @@ enum ferry_err ferry_mqtt_connect(struct ferry_mqtt *m, struct ferry_diag *d)
     co.onSuccess5 = on_connect_ok;
     co.onFailure5 = on_connect_fail;
     co.context = m;
+    if (paho_url) {
+        co.serverURIs = &paho_url;
+        co.serverURIcount = 1;
+    }
+    if (a && a->password) {
+        co.binarypwd.data = a->password;
+        co.binarypwd.len = (int)a->password_len;
+    }
     if (!m->clean_start) {
         MQTTProperty p = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL};
         p.value.integer4 = m->session_expiry;
-        if (MQTTProperties_add(&props, &p) != 0)
+        if (MQTTProperties_add(&props, &p) != 0) {
+            free(paho_url);
             return ferry_fail(d, FERRY_E_NOMEM, "mqtt: out of memory");
+        }
         co.connectProperties = &props;
     }
     if (m->will_topic) {
@@ -886,10 +1007,26 @@ enum ferry_err ferry_mqtt_connect(struct ferry_mqtt *m, struct ferry_diag *d)
         ssl.ssl_error_context = m;
         co.ssl = &ssl;
     }
-    /* Paho copies the options, properties included. */
-    enum ferry_err err = start_connect(m, &co, d);
+    /* Paho copies the options, properties, URL and password included. */
+    enum ferry_err err = start_connect(m, &co, url, d);
     MQTTProperties_free(&props);
+    free(paho_url);
     return err;
+}
+
+void ferry_mqtt_disconnect(struct ferry_mqtt *m, const char *reason)
+{
+    pthread_mutex_lock(&m->mu);
+    snprintf(m->disc_reason, sizeof(m->disc_reason), "%s", reason ? reason : "closed by us");
+    pthread_mutex_unlock(&m->mu);
+    MQTTAsync_disconnectOptions o = MQTTAsync_disconnectOptions_initializer5;
+    o.timeout = DISCONNECT_TIMEOUT_MS;
+    o.onSuccess5 = on_own_disconnect_ok;
+    o.onFailure5 = on_own_disconnect_fail;
+    o.context = m;
+    /* Not connected (or no longer): the attempt, if any, reports itself. */
+    if (MQTTAsync_disconnect(m->cli, &o) != MQTTASYNC_SUCCESS)
+        LOG_DEBUG("mqtt %s: nothing to disconnect", m->client_id);
 }
 
 enum ferry_err ferry_mqtt_next(struct ferry_mqtt *m, struct ferry_mqtt_ev **out)
@@ -924,6 +1061,7 @@ enum ferry_err ferry_mqtt_next(struct ferry_mqtt *m, struct ferry_mqtt_ev **out)
     case FERRY_MQTT_EV_CONNECTED:
         m->connected = true;
         m->connecting = false;
+        m->max_packet = n->ev.caps.max_packet;
         break;
     case FERRY_MQTT_EV_CONNECT_FAILED:
         m->connecting = false;
@@ -978,6 +1116,8 @@ enum ferry_err ferry_mqtt_publish(struct ferry_mqtt *m, const char *topic, const
         return FERRY_E_TOO_LARGE;
     if (!m->connected)
         return FERRY_E_BUSY;
+    if (m->max_packet && ferry_mqtt_packet_size(topic, len) > m->max_packet)
+        return FERRY_E_TOO_LARGE;
 
     MQTTAsync_message msg = MQTTAsync_message_initializer;
     /* Paho copies the payload and never writes through this pointer. */
@@ -1021,4 +1161,29 @@ enum ferry_err ferry_mqtt_subscribe(struct ferry_mqtt *m, const char *filter, in
     if (err == FERRY_OK && token)
         *token = ro.token;
     return err;
+}
+
+enum ferry_err ferry_mqtt_unsubscribe(struct ferry_mqtt *m, const char *filter, int *token)
+{
+    if (!topic_filter_ok(filter))
+        return FERRY_E_INVALID_ARG;
+    if (!m->connected)
+        return FERRY_E_BUSY;
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    ro.onSuccess5 = on_unsubscribe_ok;
+    ro.onFailure5 = on_subscribe_fail;
+    ro.context = m;
+    int rc = MQTTAsync_unsubscribe(m->cli, filter, &ro);
+    enum ferry_err err = paho_send_err(rc);
+    if (err == FERRY_OK && token)
+        *token = ro.token;
+    return err;
+}
+
+size_t ferry_mqtt_packet_size(const char *topic, size_t len)
+{
+    /* Topic length, packet identifier and an empty property length. */
+    size_t rest = 2 + strlen(topic) + 2 + 1 + len;
+    size_t varint = rest < 128 ? 1 : rest < 16384 ? 2 : rest < 2097152 ? 3 : 4;
+    return 1 + varint + rest;
 }

@@ -18,8 +18,7 @@
     }
 
 static const struct ferry_opt gw_opts[] = {
-    OPT("broker", FERRY_OPT_STR, broker, "URL",
-        "MQTT broker, mqtt://HOST:PORT or mqtts://HOST:PORT (or --upstream)", 0),
+    FERRY_KEEPER_OPTS_FLAGS(gw_config, mqtt, 0),
     OPT("upstream", FERRY_OPT_STR, upstream, "URL",
         "a parent gateway instead of the broker (a cascade), coap://HOST:PORT or "
         "coaps://HOST:PORT; this gateway is a client of it named by --id",
@@ -47,11 +46,6 @@ static const struct ferry_opt gw_opts[] = {
     OPT("coap-port", FERRY_OPT_U64, coap_port, "PORT", "UDP port for nodes (default 5683)", 0),
     OPT("coap-addr", FERRY_OPT_STR, coap_addr, "ADDR",
         "numeric address to serve CoAP on (default ::)", 0),
-    OPT("ca-file", FERRY_OPT_STR, ca_file, "FILE", "TLS: CA certificate that signed the broker's",
-        0),
-    OPT("cert-file", FERRY_OPT_STR, cert_file, "FILE", "TLS: this gateway's client certificate", 0),
-    OPT("key-file", FERRY_OPT_STR, key_file, "FILE", "TLS: the client certificate's private key",
-        0),
     OPT("cache-quota-mb", FERRY_OPT_U64, cache_quota_mb, "MB",
         "cache quota in MiB, 1..16777216 (default 1024)", 0),
     OPT("max-downloads", FERRY_OPT_U64, max_downloads, "N",
@@ -146,13 +140,19 @@ enum ferry_err gw_config_parse(struct gw_config *cfg, int argc, char **argv, boo
         ferry_opts_parse(gw_opts, N_OPTS, cfg, argc, argv, 1, ferry_cfgfile_load, help, d);
     if (err != FERRY_OK || *help)
         return err;
-    if (!cfg->broker == !cfg->upstream)
+    if (!cfg->mqtt.brokers.n == !cfg->upstream)
         return ferry_fail(d, FERRY_E_INVALID_ARG,
                           "give either --broker (the cloud) or --upstream (a parent gateway)");
-    if (cfg->upstream && (cfg->ca_file || cfg->cert_file || cfg->key_file))
+    if (cfg->upstream && (cfg->mqtt.ca_file || cfg->mqtt.cert_file || cfg->mqtt.key_file ||
+                          cfg->mqtt.username || cfg->mqtt.password_file))
         return ferry_fail(d, FERRY_E_INVALID_ARG,
-                          "--ca-file, --cert-file and --key-file are for --broker; a parent over "
-                          "coaps:// takes --upstream-psk-file");
+                          "--ca-file, --cert-file, --key-file and the --mqtt-* settings are for "
+                          "--broker; a parent over coaps:// takes --upstream-psk-file");
+    if (cfg->mqtt.brokers.n) {
+        err = ferry_keeper_conf_check(&cfg->mqtt, d);
+        if (err != FERRY_OK)
+            return err;
+    }
     if (cfg->upstream_psk_file && !cfg->upstream)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--upstream-psk-file: needs --upstream");
     if (!cfg->upstream_poll)

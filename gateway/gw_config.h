@@ -4,6 +4,7 @@
 #define FERRY_GW_CONFIG_H
 
 #include "ferry_err.h"
+#include "ferry_keeper.h"
 #include "ferry_log.h"
 #include "ferry_opts.h"
 
@@ -15,7 +16,8 @@
 #define GW_CONFIG_CACHE_QUOTA_MB_MAX (UINT64_C(1) << 24)
 
 struct gw_config {
-    char *broker;   /* mqtt://host:port or mqtts://host:port; or: */
+    struct ferry_keeper_conf mqtt; /* brokers, TLS files, credentials */
+    /* or, instead of brokers: */
     char *upstream; /* coap://host:port or coaps://host:port: a parent gateway */
     char *upstream_psk_file;
     int64_t upstream_poll;                  /* seconds between asks of the parent */
@@ -27,9 +29,6 @@ struct gw_config {
     char *trust; /* PEM public key or JSON keyring */
     uint64_t coap_port;
     char *coap_addr;
-    char *ca_file;   /* TLS: CA that signed the broker's certificate */
-    char *cert_file; /* TLS: this gateway's client certificate */
-    char *key_file;  /* TLS: its private key */
     uint64_t cache_quota_mb;
     uint64_t max_downloads;      /* concurrent CoAP artifact transfers */
     char *psk_file;              /* per-node DTLS keys; NULL: plain CoAP */

@@ -1213,12 +1213,9 @@ static enum ferry_err start_upstream(struct gw *g, struct ferry_diag *d)
         err = gw_upstream_coap_new(g->loop, &co, &h, &g->uplink, d);
     } else {
         struct gw_uplink_opts uo = {
-            .broker = cfg->broker,
+            .mqtt = &cfg->mqtt,
             .fleet = cfg->fleet,
             .gateway_id = cfg->id,
-            .ca_file = cfg->ca_file,
-            .cert_file = cfg->cert_file,
-            .key_file = cfg->key_file,
         };
         err = gw_upstream_mqtt_new(g->loop, &uo, &h, &g->uplink, d);
     }
@@ -1309,7 +1306,7 @@ static enum ferry_err gw_start(struct gw *g, struct ferry_diag *d)
         return err;
     LOG_INFO("gateway %s of fleet %s started (upstream: %s): %zu releases held, cache %llu of %llu "
              "bytes used",
-             cfg->id, cfg->fleet, cfg->upstream ? cfg->upstream : cfg->broker,
+             cfg->id, cfg->fleet, cfg->upstream ? cfg->upstream : cfg->mqtt.brokers.v[0],
              gw_releases_count(g->releases), (unsigned long long)gw_cache_used(g->cache),
              (unsigned long long)quota);
     schedule_pick(g, 0);

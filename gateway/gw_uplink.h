@@ -1,14 +1,18 @@
-/* The gateway's MQTT session with the cloud: connect and reconnect with
- * backoff and jitter, a persistent session, a retained online/offline
- * presence with a last will, the subscriptions, and dispatch of incoming
- * messages by topic to the gateway's handlers. No decisions about releases
- * or artifacts are made here. */
+/* The gateway's MQTT session with the cloud, on the session keeper
+ * (ferry_keeper.h, whose policy applies: brokers in turn with back-off, a
+ * refused subscription retried while the rest works, every subscription
+ * made again on every connection): a persistent session, a retained
+ * online/offline presence with a last will, the gateway's subscriptions,
+ * and each message handed to the handler of its kind. A broker must offer
+ * QoS 1, retained messages and wildcard subscriptions, and take a status
+ * batch of FERRY_BATCH_MAX_BYTES. No decisions about releases or artifacts
+ * are made here. */
 #ifndef FERRY_GW_UPLINK_H
 #define FERRY_GW_UPLINK_H
 
 #include "ferry_err.h"
+#include "ferry_keeper.h"
 #include "ferry_loop.h"
-#include "ferry_mqtt.h"
 #include "ferry_names.h"
 
 #include <stdbool.h>
@@ -17,7 +21,9 @@
 
 struct gw_uplink_handlers {
     void *arg;
-    /* The link is up and subscribed (called after every reconnect). */
+    /* The link is up and subscribed (called after every reconnect). The
+     * broker may have lost what it queued for us meanwhile: ask again for
+     * what is awaited. */
     void (*on_up)(void *arg);
     /* The link went down. */
     void (*on_down)(void *arg);
@@ -38,10 +44,9 @@ struct gw_uplink_handlers {
 };
 
 struct gw_uplink_opts {
-    const char *broker;
+    const struct ferry_keeper_conf *mqtt; /* brokers, TLS, credentials */
     const char *fleet;
     const char *gateway_id;
-    const char *ca_file, *cert_file, *key_file;
 };
 
 struct gw_uplink;

@@ -7,7 +7,14 @@ CLOUD=$(ferry_bin ferry-cloud)
 GATEWAY=$(ferry_bin ferry-gateway)
 FLEET=f1
 STORE="$TEST_TMP/store"
-DB="$TEST_TMP/inventory.db"
+# The inventory: an SQLite file, or, run under tests/unit/pg_server.sh
+# (FERRY_TEST_PG: a PostgreSQL server of its own), a database there.
+if [ -n "${FERRY_TEST_PG:-}" ]; then
+    createdb -h "$FERRY_TEST_PG" -U ferry inventory || die "createdb failed"
+    DB="postgresql://ferry@/inventory?host=$FERRY_TEST_PG"
+else
+    DB="$TEST_TMP/inventory.db"
+fi
 BROKER=${BROKER:-mqtt://127.0.0.1:$MOSQ_PORT}
 CHUNK=${CHUNK:-65536}
 

@@ -4,6 +4,7 @@
 #include "cunit_main.h"
 
 #include "cloud_config.h"
+#include "db_fixture.h"
 #include "ferry_config_report.h"
 
 #include <limits.h>
@@ -75,11 +76,13 @@ static void report_round_trips_and_is_checked(void)
 
 static void cloud_keeps_the_last_healthy_copy(void)
 {
-    char db[PATH_MAX];
-    snprintf(db, sizeof(db), "%s/inventory.db", ferry_test_tmpdir());
+    char db[PATH_MAX + 128];
+    snprintf(db, sizeof(db), "%s", ferry_test_db("inventory"));
     struct cloud_config *c = NULL;
     struct ferry_diag d = {{0}};
-    CU_ASSERT_EQUAL(cloud_config_open(db, false, &c, &d), FERRY_E_NOT_FOUND);
+    /* no file (SQLite), a database without Ferry's tables (PostgreSQL) */
+    CU_ASSERT_EQUAL(cloud_config_open(db, false, &c, &d),
+                    ferry_test_db_is_pg() ? FERRY_E_CORRUPT : FERRY_E_NOT_FOUND);
     CU_ASSERT_EQUAL_FATAL(cloud_config_open(db, true, &c, &d), FERRY_OK);
     struct ferry_config_report got;
     CU_ASSERT_EQUAL(cloud_config_get(c, "node-7", &got, &d), FERRY_E_NOT_FOUND);

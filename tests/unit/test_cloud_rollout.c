@@ -6,9 +6,11 @@
 #include "cloud_inventory_rollout.h"
 #include "cloud_rollout_assign.h"
 #include "cloud_rollout_ctl.h"
+#include "db_fixture.h"
 #include "ferry_rollout.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,7 +84,7 @@ static struct ferry_rollout_doc *last_doc(const struct wire *w, const char *gw)
 }
 
 struct world {
-    char path[PATH_MAX];
+    char path[PATH_MAX + 128];
     struct cloud_inventory *inv;
     struct cloud_rollout_ctl *ctl;
     struct wire wire;
@@ -92,7 +94,7 @@ struct world {
 static void world_open(struct world *x, const char *name)
 {
     T0 = (int64_t)time(NULL);
-    snprintf(x->path, sizeof(x->path), "%s/%s.db", ferry_test_tmpdir(), name);
+    snprintf(x->path, sizeof(x->path), "%s", ferry_test_db(name));
     struct ferry_diag d = {{0}};
     CU_ASSERT_FATAL(cloud_inventory_open(x->path, true, &x->inv, &d) == FERRY_OK);
     struct cloud_rollout_ctl_io io = {.arg = &x->wire, .publish = fake_publish};
@@ -450,6 +452,60 @@ static void two_instances_decide_once(void)
     world_close(&a);
 }
 
+/* Two controllers (two serve instances, on PostgreSQL possibly on two
+ * hosts) ticking at the same moment, each on its own thread and
+ * connection: each decision is still made once. */
+struct ticker {
+    struct world *w;
+    pthread_barrier_t *start;
+};
+
+static void *tick_many(void *arg)
+{
+    struct ticker *t = arg;
+    pthread_barrier_wait(t->start);
+    for (int k = 0; k < 15; k++)
+        cloud_rollout_ctl_tick(t->w->ctl, NOW);
+    return NULL;
+}
+
+static void tick_both_at_once(struct world *a, struct world *b)
+{
+    pthread_barrier_t start;
+    CU_ASSERT_EQUAL_FATAL(pthread_barrier_init(&start, NULL, 2), 0);
+    struct ticker ta = {a, &start}, tb = {b, &start};
+    pthread_t t1, t2;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&t1, NULL, tick_many, &ta), 0);
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&t2, NULL, tick_many, &tb), 0);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    pthread_barrier_destroy(&start);
+}
+
+static void two_instances_ticking_at_once_decide_once(void)
+{
+    struct world a, b;
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    world_open(&a, "race");
+    world_open(&b, "race");
+    int64_t id = create(&a, "50,100", 1, 0, false);
+    for (int i = 0; i < 10; i++)
+        describe(&a, i, NULL);
+    tick_both_at_once(&a, &b);
+    for (int i = 0; i < 10; i++)
+        if (wave_of(id, i, "50,100") == 0)
+            report(&a, i, "fw-2", FERRY_STATE_SUCCESS);
+    tick_both_at_once(&a, &b);
+    struct cloud_rollout r = load(&a, id);
+    CU_ASSERT_EQUAL(r.open_waves, 2);
+    cloud_rollout_clear(&r);
+    CU_ASSERT_EQUAL(logged(&a, id, "started"), 1);
+    CU_ASSERT_EQUAL(logged(&a, id, "wave-opened"), 1);
+    world_close(&b);
+    world_close(&a);
+}
+
 /* A controller that starts fresh (serve restarted) publishes every
  * product's latest rollout again and goes on where the inventory says. */
 static void a_restart_goes_on_where_it_was(void)
@@ -530,6 +586,7 @@ const struct ferry_test_case ferry_tests[] = {
      halts_on_failures_and_gateways_learn_who_installed},
     {"a_gateways_own_halt_halts_once", a_gateways_own_halt_halts_once},
     {"two_instances_decide_once", two_instances_decide_once},
+    {"two_instances_ticking_at_once_decide_once", two_instances_ticking_at_once_decide_once},
     {"a_restart_goes_on_where_it_was", a_restart_goes_on_where_it_was},
     {"moved_and_late_nodes", moved_and_late_nodes},
     {NULL, NULL},

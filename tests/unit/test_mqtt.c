@@ -1,11 +1,12 @@
 /* ferry_mqtt against a real mosquitto that this test starts on free
  * loopback ports: one plain listener, one TLS listener whose certificate
  * names 127.0.0.1, and one whose certificate names another host. Every wait
- * is bounded (WAIT_MS) so a broken client fails instead of hanging; nothing
+ * is bounded (FX_WAIT_MS) so a broken client fails instead of hanging; nothing
  * here asserts on timing. */
 #include "cunit_main.h"
 
 #include "ferry_mqtt.h"
+#include "mqtt_fixture.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,12 +25,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define WAIT_MS     10000
 #define MAX_COLLECT 16
 
 enum { PORT_PLAIN, PORT_TLS, PORT_TLS_WRONG_NAME, PORT_TLS_CLIENT_CERT, PORT_COUNT };
 
-static pid_t broker_pid = -1;
+static struct fx_broker broker = {.pid = -1};
 static int broker_ports[PORT_COUNT];
 static bool broker_tls; /* certificates were made and TLS listeners run */
 static char url_plain[64];
@@ -39,40 +39,6 @@ static char url_plain[64];
 static void tmp_path(char *buf, size_t n, const char *name)
 {
     snprintf(buf, n, "%s/%s", ferry_test_tmpdir(), name);
-}
-
-static int pick_free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (s < 0)
-        return -1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int port = -1;
-    if (bind(s, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(s, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    close(s);
-    return port;
-}
-
-static bool port_accepts(int port)
-{
-    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (s < 0)
-        return false;
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bool ok = connect(s, (struct sockaddr *)&a, sizeof(a)) == 0;
-    close(s);
-    return ok;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 /* A CA, a second unrelated CA, and two broker certificates signed by the
@@ -100,25 +66,24 @@ static bool make_certs(void)
     return system(cmd) == 0;
 }
 
-static bool write_broker_config(const char *conf)
+static bool write_broker_config(FILE *f, const int *ports, int n, void *arg)
 {
+    (void)n;
+    (void)arg;
     char acl[512];
     tmp_path(acl, sizeof(acl), "acl");
-    FILE *f = fopen(acl, "w");
-    if (!f)
+    FILE *a = fopen(acl, "w");
+    if (!a)
         return false;
     /* Anonymous clients may use everything except ferry-denied/. */
-    fprintf(f, "topic readwrite #\ntopic deny ferry-denied/#\n");
-    fclose(f);
+    fprintf(a, "topic readwrite #\ntopic deny ferry-denied/#\n");
+    fclose(a);
 
-    f = fopen(conf, "w");
-    if (!f)
-        return false;
     const char *dir = ferry_test_tmpdir();
     fprintf(f,
             "per_listener_settings false\nallow_anonymous true\nuser root\n"
             "persistence false\nacl_file %s\nlistener %d 127.0.0.1\n",
-            acl, broker_ports[PORT_PLAIN]);
+            acl, ports[PORT_PLAIN]);
     if (broker_tls) {
         static const struct {
             int port;
@@ -132,74 +97,16 @@ static bool write_broker_config(const char *conf)
             fprintf(f,
                     "listener %d 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/%s\nkeyfile "
                     "%s/srv.key\n%s",
-                    broker_ports[tls[i].port], dir, dir, tls[i].cert, dir, tls[i].extra);
-    }
-    return fclose(f) == 0;
-}
-
-static void broker_stop(void)
-{
-    if (broker_pid > 0) {
-        kill(broker_pid, SIGTERM);
-        waitpid(broker_pid, NULL, 0);
-        broker_pid = -1;
-    }
-}
-
-static bool broker_all_ports_accept(void)
-{
-    int n = broker_tls ? PORT_COUNT : 1;
-    for (int i = 0; i < n; i++) {
-        if (!port_accepts(broker_ports[i]))
-            return false;
+                    ports[tls[i].port], dir, dir, tls[i].cert, dir, tls[i].extra);
     }
     return true;
-}
-
-/* One try on freshly picked ports; false if mosquitto exits early (a port
- * was taken meanwhile) or never listens. */
-static bool broker_try_start(void)
-{
-    char conf[512], log[512];
-    tmp_path(conf, sizeof(conf), "mosquitto.conf");
-    tmp_path(log, sizeof(log), "mosquitto.log");
-    for (int i = 0; i < PORT_COUNT; i++)
-        broker_ports[i] = pick_free_port();
-    if (!write_broker_config(conf))
-        return false;
-    pid_t pid = fork();
-    if (pid < 0)
-        return false;
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a crashed test */
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (fd >= 0) {
-            dup2(fd, STDOUT_FILENO);
-            dup2(fd, STDERR_FILENO);
-        }
-        execl("/usr/sbin/mosquitto", "mosquitto", "-c", conf, (char *)NULL);
-        execlp("mosquitto", "mosquitto", "-c", conf, (char *)NULL);
-        _exit(127);
-    }
-    broker_pid = pid;
-    for (int i = 0; i < WAIT_MS / 50; i++) {
-        if (waitpid(pid, NULL, WNOHANG) == pid) {
-            broker_pid = -1;
-            return false;
-        }
-        if (broker_all_ports_accept())
-            return true;
-        sleep_ms(50);
-    }
-    broker_stop();
-    return false;
 }
 
 /* The broker is started on first use and stopped at exit. */
 static bool broker_up(void)
 {
     static bool tried;
-    if (broker_pid > 0)
+    if (broker.pid > 0)
         return true;
     if (tried)
         return false;
@@ -207,16 +114,12 @@ static bool broker_up(void)
     broker_tls = make_certs();
     if (!broker_tls)
         fprintf(stderr, "test_mqtt: could not make certificates, TLS listeners off\n");
-    for (int attempt = 0; attempt < 5; attempt++) {
-        if (broker_try_start()) {
-            atexit(broker_stop);
-            snprintf(url_plain, sizeof(url_plain), "mqtt://127.0.0.1:%d", broker_ports[PORT_PLAIN]);
-            return true;
-        }
-    }
-    fprintf(stderr, "test_mqtt: mosquitto did not start, see %s/mosquitto.log\n",
-            ferry_test_tmpdir());
-    return false;
+    if (!fx_broker_start(&broker, "mosquitto", broker_tls ? PORT_COUNT : 1, write_broker_config,
+                         NULL))
+        return false;
+    memcpy(broker_ports, broker.ports, sizeof(broker_ports));
+    snprintf(url_plain, sizeof(url_plain), "mqtt://127.0.0.1:%d", broker_ports[PORT_PLAIN]);
+    return true;
 }
 
 /* ---- client helpers --------------------------------------------------- */
@@ -257,7 +160,7 @@ static long elapsed_ms(const struct timespec *start)
 }
 
 /* The next event, waiting on the eventfd as an event loop would; NULL
- * after WAIT_MS without one. */
+ * after FX_WAIT_MS without one. */
 static struct ferry_mqtt_ev *wait_ev(struct ferry_mqtt *m)
 {
     struct timespec start;
@@ -266,7 +169,7 @@ static struct ferry_mqtt_ev *wait_ev(struct ferry_mqtt *m)
         struct ferry_mqtt_ev *ev;
         if (ferry_mqtt_next(m, &ev) == FERRY_OK)
             return ev;
-        long left = WAIT_MS - elapsed_ms(&start);
+        long left = FX_WAIT_MS - elapsed_ms(&start);
         if (left <= 0)
             return NULL;
         struct pollfd p = {.fd = ferry_mqtt_fd(m), .events = POLLIN};
@@ -287,7 +190,7 @@ static struct ferry_mqtt_ev *expect_ev(struct ferry_mqtt *m, enum ferry_mqtt_ev_
 {
     struct ferry_mqtt_ev *ev = wait_ev(m);
     if (!ev) {
-        fprintf(stderr, "expected %s, got nothing in %d ms\n", ev_name(want), WAIT_MS);
+        fprintf(stderr, "expected %s, got nothing in %d ms\n", ev_name(want), FX_WAIT_MS);
         return NULL;
     }
     if (ev->type != want) {
@@ -395,136 +298,9 @@ static int broker_sockets(int *fds, int max)
 
 /* mosquitto 2.0.11 grants subscriptions that its ACL file denies, and closes
  * a taken-over session without a DISCONNECT packet, so these answers come
- * from a scripted broker that serves one connection. */
-enum fake_script { FAKE_REFUSE_CONNECT, FAKE_DENY_SUBSCRIBE, FAKE_KICK, FAKE_SILENT };
+ * from a scripted broker (mqtt_fixture.h). */
 
-struct fake_broker {
-    int listen_fd;
-    int port;
-    enum fake_script script;
-    _Atomic bool got_connect;
-    pthread_t thread;
-};
-
-static bool read_full(int fd, uint8_t *buf, size_t n)
-{
-    while (n > 0) {
-        ssize_t r = recv(fd, buf, n, 0);
-        if (r <= 0)
-            return false;
-        buf += r;
-        n -= (size_t)r;
-    }
-    return true;
-}
-
-static bool send_bytes(int fd, const uint8_t *buf, size_t n)
-{
-    return send(fd, buf, n, MSG_NOSIGNAL) == (ssize_t)n;
-}
-
-/* One MQTT packet: the type nibble and up to cap bytes of body. */
-static bool read_packet(int fd, int *type, uint8_t *body, size_t cap, size_t *len)
-{
-    uint8_t b;
-    if (!read_full(fd, &b, 1))
-        return false;
-    *type = b >> 4;
-    size_t rl = 0;
-    for (int shift = 0;; shift += 7) {
-        if (shift > 21 || !read_full(fd, &b, 1))
-            return false;
-        rl |= (size_t)(b & 0x7f) << shift;
-        if (!(b & 0x80))
-            break;
-    }
-    *len = rl;
-    return rl <= cap && (rl == 0 || read_full(fd, body, rl));
-}
-
-static void fake_serve(struct fake_broker *fb, int c)
-{
-    enum fake_script script = fb->script;
-    static const uint8_t connack_ok[] = {0x20, 0x03, 0x00, 0x00, 0x00};
-    static const uint8_t connack_denied[] = {0x20, 0x03, 0x00, 0x87, 0x00};
-    static const uint8_t kick[] = {0xe0, 0x02, 0x8e, 0x00}; /* session taken over */
-    static const uint8_t pingresp[] = {0xd0, 0x00};
-    uint8_t body[4096];
-    size_t len;
-    int type;
-    if (!read_packet(c, &type, body, sizeof(body), &len) || type != 1)
-        return;
-    fb->got_connect = true;
-    if (script == FAKE_SILENT) { /* never answers; waits for the client to go */
-        while (read_packet(c, &type, body, sizeof(body), &len))
-            ;
-        return;
-    }
-    if (script == FAKE_REFUSE_CONNECT) {
-        send_bytes(c, connack_denied, sizeof(connack_denied));
-        return;
-    }
-    if (!send_bytes(c, connack_ok, sizeof(connack_ok)))
-        return;
-    if (script == FAKE_KICK) {
-        send_bytes(c, kick, sizeof(kick));
-        shutdown(c, SHUT_WR);
-    }
-    while (read_packet(c, &type, body, sizeof(body), &len)) {
-        if (type == 8 && len >= 2) { /* SUBSCRIBE: refuse with Not authorized */
-            const uint8_t suback[] = {0x90, 0x04, body[0], body[1], 0x00, 0x87};
-            send_bytes(c, suback, sizeof(suback));
-        } else if (type == 12) {
-            send_bytes(c, pingresp, sizeof(pingresp));
-        } else if (type == 14) {
-            return;
-        }
-    }
-}
-
-static void *fake_run(void *arg)
-{
-    struct fake_broker *fb = arg;
-    struct pollfd p = {.fd = fb->listen_fd, .events = POLLIN};
-    if (poll(&p, 1, WAIT_MS) != 1)
-        return NULL;
-    int c = accept(fb->listen_fd, NULL, NULL);
-    if (c < 0)
-        return NULL;
-    struct timeval tv = {.tv_sec = WAIT_MS / 1000};
-    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    fake_serve(fb, c);
-    close(c);
-    return NULL;
-}
-
-static bool fake_start(struct fake_broker *fb, enum fake_script script)
-{
-    fb->script = script;
-    fb->got_connect = false;
-    fb->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fb->listen_fd < 0)
-        return false;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof(a);
-    if (bind(fb->listen_fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        listen(fb->listen_fd, 1) == 0 &&
-        getsockname(fb->listen_fd, (struct sockaddr *)&a, &alen) == 0) {
-        fb->port = ntohs(a.sin_port);
-        if (pthread_create(&fb->thread, NULL, fake_run, fb) == 0)
-            return true;
-    }
-    close(fb->listen_fd);
-    return false;
-}
-
-static void fake_stop(struct fake_broker *fb)
-{
-    pthread_join(fb->thread, NULL);
-    close(fb->listen_fd);
-}
-
-static struct ferry_mqtt *fake_client(const struct fake_broker *fb)
+static struct ferry_mqtt *fake_client(const struct fx_fake *fb)
 {
     char url[64];
     snprintf(url, sizeof(url), "mqtt://127.0.0.1:%d", fb->port);
@@ -842,7 +618,7 @@ static void mqtt_clean_disconnect_suppresses_will(void)
 
 static void mqtt_connect_refused_reports_reason(void)
 {
-    int port = pick_free_port(); /* nothing listens there once the probe socket is closed */
+    int port = fx_free_port(); /* nothing listens there once the probe socket is closed */
     CU_ASSERT_FATAL(port > 0);
     char url[64];
     snprintf(url, sizeof(url), "mqtt://127.0.0.1:%d", port);
@@ -921,7 +697,7 @@ static void fill_bp_payload(uint8_t *buf, int index)
 /* More than FERRY_MQTT_QUEUE_MAX_BYTES arrives while the loop is not
  * draining. Once drained, every message is there exactly once, in order,
  * and promptly: a message left with Paho would wait for the next packet
- * (a keepalive, 30 s here), past WAIT_MS. */
+ * (a keepalive, 30 s here), past FX_WAIT_MS. */
 static void mqtt_backlog_over_cap_arrives_once_in_order(void)
 {
     CU_ASSERT_FATAL(broker_up());
@@ -1128,8 +904,8 @@ static void mqtt_acl_denied_publish_fails(void)
 
 static void mqtt_connack_refusal_is_connect_failed(void)
 {
-    struct fake_broker fb;
-    CU_ASSERT_FATAL(fake_start(&fb, FAKE_REFUSE_CONNECT));
+    struct fx_fake fb = {0};
+    CU_ASSERT_FATAL(fx_fake_start(&fb, FX_REFUSE_CONNECT));
     struct ferry_mqtt *m = fake_client(&fb);
     CU_ASSERT_PTR_NOT_NULL(m);
     struct ferry_diag d = {{0}};
@@ -1144,13 +920,13 @@ static void mqtt_connack_refusal_is_connect_failed(void)
         CU_FAIL("connect did not start");
     }
     ferry_mqtt_free(m);
-    fake_stop(&fb);
+    fx_fake_stop(&fb);
 }
 
 static void mqtt_suback_refusal_is_subscribe_failed(void)
 {
-    struct fake_broker fb;
-    CU_ASSERT_FATAL(fake_start(&fb, FAKE_DENY_SUBSCRIBE));
+    struct fx_fake fb = {0};
+    CU_ASSERT_FATAL(fx_fake_start(&fb, FX_DENY_SUBSCRIBE));
     struct ferry_mqtt *m = fake_client(&fb);
     CU_ASSERT_PTR_NOT_NULL(m);
     int token = -1;
@@ -1166,13 +942,13 @@ static void mqtt_suback_refusal_is_subscribe_failed(void)
         CU_FAIL("could not connect and subscribe");
     }
     ferry_mqtt_free(m);
-    fake_stop(&fb);
+    fx_fake_stop(&fb);
 }
 
 static void mqtt_broker_disconnect_is_lost_with_reason(void)
 {
-    struct fake_broker fb;
-    CU_ASSERT_FATAL(fake_start(&fb, FAKE_KICK));
+    struct fx_fake fb = {0};
+    CU_ASSERT_FATAL(fx_fake_start(&fb, FX_KICK));
     struct ferry_mqtt *m = fake_client(&fb);
     CU_ASSERT_PTR_NOT_NULL(m);
     if (m && connect_ok(m, NULL)) {
@@ -1186,7 +962,7 @@ static void mqtt_broker_disconnect_is_lost_with_reason(void)
         CU_FAIL("could not connect");
     }
     ferry_mqtt_free(m);
-    fake_stop(&fb);
+    fx_fake_stop(&fb);
 }
 
 /* Freeing with an attempt in flight, before and after the CONNECT went
@@ -1194,19 +970,19 @@ static void mqtt_broker_disconnect_is_lost_with_reason(void)
 static void mqtt_free_while_connecting_is_clean(void)
 {
     for (int wait_for_connect = 0; wait_for_connect < 2; wait_for_connect++) {
-        struct fake_broker fb;
-        CU_ASSERT_FATAL(fake_start(&fb, FAKE_SILENT));
+        struct fx_fake fb = {0};
+        CU_ASSERT_FATAL(fx_fake_start(&fb, FX_SILENT));
         struct ferry_mqtt *m = fake_client(&fb);
         CU_ASSERT_PTR_NOT_NULL(m);
         struct ferry_diag d = {{0}};
         CU_ASSERT_TRUE(m && ferry_mqtt_connect(m, &d) == FERRY_OK);
-        for (int i = 0; wait_for_connect && !fb.got_connect && i < WAIT_MS / 10; i++)
-            sleep_ms(10);
+        for (int i = 0; wait_for_connect && !fb.got_connect && i < FX_WAIT_MS / 10; i++)
+            fx_sleep_ms(10);
         if (wait_for_connect)
             CU_ASSERT_TRUE(fb.got_connect);
         CU_ASSERT_FALSE(m && ferry_mqtt_is_connected(m));
         ferry_mqtt_free(m);
-        fake_stop(&fb);
+        fx_fake_stop(&fb);
     }
 }
 
