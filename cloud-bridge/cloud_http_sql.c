@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define SCHEMA_VERSION  2 /* the inventory's (cloud_inventory.c) */
+#define SCHEMA_VERSION  3 /* the inventory's (cloud_sql_sqlite.c); 3 added `via`, unread here */
 #define ROLLOUTS_PART   1 /* the rollout tables' (cloud_inventory_rollout.c) */
 #define BUSY_TIMEOUT_MS 2000
 #define INT_MAX53       (INT64_C(1) << 53)
