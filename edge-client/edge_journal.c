@@ -1,5 +1,6 @@
 #include "edge_journal.h"
 
+#include "ferry_bytes.h"
 #include "ferry_crc32.h"
 #include "ferry_fs.h"
 
@@ -42,20 +43,6 @@ struct edge_journal {
     bool repaired;
 };
 
-static void put_le(uint8_t *p, uint64_t v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, size_t n)
-{
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
 static uint32_t entry_crc(const uint8_t *hdr, const uint8_t *payload, size_t len)
 {
     return ferry_crc32(ferry_crc32(0, hdr, 4), payload, len);
@@ -67,8 +54,8 @@ static size_t make_entry(uint8_t *buf, uint8_t kind, size_t len)
 {
     buf[0] = kind;
     buf[1] = 0;
-    put_le(buf + 2, len, 2);
-    put_le(buf + 4, entry_crc(buf, buf + HDR_LEN, len), 4);
+    ferry_put_le16(buf + 2, (uint16_t)len);
+    ferry_put_le32(buf + 4, entry_crc(buf, buf + HDR_LEN, len));
     return HDR_LEN + len;
 }
 
@@ -125,14 +112,14 @@ static enum ferry_err read_entry(int fd, uint64_t off, uint8_t *hdr, uint8_t *pa
     bool short_read = false;
     if (read_exact(fd, off, hdr, HDR_LEN, &short_read) != FERRY_OK)
         return FERRY_E_IO;
-    size_t len = (size_t)get_le(hdr + 2, 2);
+    size_t len = ferry_get_le16(hdr + 2);
     bool shape_ok = (hdr[0] == KIND_RECORD && len >= 1 && len <= FERRY_STATUS_MAX_BYTES) ||
                     (hdr[0] == KIND_ACK && len == ACK_LEN);
     if (short_read || hdr[1] != 0 || !shape_ok)
         return FERRY_E_CORRUPT;
     if (read_exact(fd, off + HDR_LEN, payload, len, &short_read) != FERRY_OK)
         return FERRY_E_IO;
-    if (short_read || entry_crc(hdr, payload, len) != (uint32_t)get_le(hdr + 4, 4))
+    if (short_read || entry_crc(hdr, payload, len) != ferry_get_le32(hdr + 4))
         return FERRY_E_CORRUPT;
     *len_out = len;
     return FERRY_OK;
@@ -143,7 +130,7 @@ static enum ferry_err apply_entry(struct edge_journal *j, uint64_t off, const ui
                                   const uint8_t *payload, size_t len)
 {
     if (hdr[0] == KIND_ACK) {
-        uint64_t acked = get_le(payload, ACK_LEN);
+        uint64_t acked = ferry_get_le64(payload);
         if (acked > j->last_seq)
             j->last_seq = acked;
         while (j->head < j->n && j->q[j->head].seq <= acked)
@@ -197,8 +184,8 @@ static void read_reservation(struct edge_journal *j)
     j->reserved = 0;
     if (ferry_read_file(j->seq_path, SEQ_FILE_LEN, &buf, &len, NULL) != FERRY_OK)
         return;
-    if (len == SEQ_FILE_LEN && ferry_crc32(0, buf, 8) == (uint32_t)get_le(buf + 8, 4))
-        j->reserved = get_le(buf, 8);
+    if (len == SEQ_FILE_LEN && ferry_crc32(0, buf, 8) == ferry_get_le32(buf + 8))
+        j->reserved = ferry_get_le64(buf);
     free(buf);
 }
 
@@ -206,8 +193,8 @@ static enum ferry_err write_reservation(struct edge_journal *j, uint64_t reserve
                                         struct ferry_diag *d)
 {
     uint8_t buf[SEQ_FILE_LEN];
-    put_le(buf, reserved, 8);
-    put_le(buf + 8, ferry_crc32(0, buf, 8), 4);
+    ferry_put_le64(buf, reserved);
+    ferry_put_le32(buf + 8, ferry_crc32(0, buf, 8));
     enum ferry_err err = ferry_write_atomic(j->seq_path, buf, sizeof(buf), 0644, d);
     if (err == FERRY_OK)
         j->reserved = reserved;
@@ -366,7 +353,7 @@ enum ferry_err edge_journal_head(struct edge_journal *j, uint8_t *buf, size_t ca
 static void compact(struct edge_journal *j)
 {
     uint8_t entry[HDR_LEN + ACK_LEN];
-    put_le(entry + HDR_LEN, j->last_seq, ACK_LEN);
+    ferry_put_le64(entry + HDR_LEN, j->last_seq);
     size_t n = make_entry(entry, KIND_ACK, ACK_LEN);
     if (ferry_write_atomic(j->path, entry, n, 0644, NULL) != FERRY_OK)
         return; /* the long file stays valid; the next ack tries again */
@@ -383,7 +370,7 @@ enum ferry_err edge_journal_ack(struct edge_journal *j, uint64_t seq, struct fer
                           (unsigned long long)seq,
                           (unsigned long long)(j->head == j->n ? 0 : j->q[j->head].seq));
     uint8_t entry[HDR_LEN + ACK_LEN];
-    put_le(entry + HDR_LEN, seq, ACK_LEN);
+    ferry_put_le64(entry + HDR_LEN, seq);
     size_t n = make_entry(entry, KIND_ACK, ACK_LEN);
     enum ferry_err err = append_entry(j, entry, n, false, d);
     if (err != FERRY_OK)
@@ -440,7 +427,7 @@ enum ferry_err edge_journal_renumber(struct edge_journal *j, uint64_t *first, st
             (struct pending){.off = j->size + used, .len = (uint32_t)(len - HDR_LEN), .seq = seq};
         used += len;
     }
-    put_le(buf + used + HDR_LEN, j->q[j->n - 1].seq, ACK_LEN);
+    ferry_put_le64(buf + used + HDR_LEN, j->q[j->n - 1].seq);
     used += make_entry(buf + used, KIND_ACK, ACK_LEN);
     if (seq >= j->reserved) {
         err = write_reservation(j, seq + EDGE_JOURNAL_SEQ_BLOCK, d);

@@ -1,5 +1,6 @@
 #include "gw_cache.h"
 
+#include "ferry_bytes.h"
 #include "ferry_crc32.h"
 #include "ferry_fs.h"
 #include "ferry_hex.h"
@@ -429,35 +430,21 @@ struct journal_rec {
     uint32_t crc;
 };
 
-static void put_le(uint8_t *p, uint64_t v, int n)
-{
-    for (int i = 0; i < n; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = n - 1; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 static void rec_encode(const struct journal_rec *r, uint8_t out[GW_CACHE_JOURNAL_RECORD])
 {
-    put_le(out, r->offset, 8);
-    put_le(out + 8, r->len, 4);
-    put_le(out + 12, r->crc, 4);
-    put_le(out + 16, ferry_crc32(0, out, 16), 4);
+    ferry_put_le64(out, r->offset);
+    ferry_put_le32(out + 8, r->len);
+    ferry_put_le32(out + 12, r->crc);
+    ferry_put_le32(out + 16, ferry_crc32(0, out, 16));
 }
 
 static bool rec_decode(const uint8_t in[GW_CACHE_JOURNAL_RECORD], struct journal_rec *r)
 {
-    if (ferry_crc32(0, in, 16) != (uint32_t)get_le(in + 16, 4))
+    if (ferry_crc32(0, in, 16) != ferry_get_le32(in + 16))
         return false;
-    r->offset = get_le(in, 8);
-    r->len = (uint32_t)get_le(in + 8, 4);
-    r->crc = (uint32_t)get_le(in + 12, 4);
+    r->offset = ferry_get_le64(in);
+    r->len = ferry_get_le32(in + 8);
+    r->crc = ferry_get_le32(in + 12);
     return true;
 }
 

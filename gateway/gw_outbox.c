@@ -1,5 +1,6 @@
 #include "gw_outbox.h"
 
+#include "ferry_bytes.h"
 #include "ferry_crc32.h"
 #include "ferry_fs.h"
 #include "ferry_log.h"
@@ -102,34 +103,6 @@ struct gw_outbox {
 
 /* ---- encoding ------------------------------------------------------------ */
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 /* Covers magic, length, id and payload: everything but the CRC itself. */
 static uint32_t rec_crc(const uint8_t *hdr, const uint8_t *payload, size_t len)
 {
@@ -140,11 +113,11 @@ static uint32_t rec_crc(const uint8_t *hdr, const uint8_t *payload, size_t len)
 
 static void encode_rec(uint8_t *out, uint64_t id, const void *payload, uint32_t len)
 {
-    put32(out, REC_MAGIC);
-    put32(out + 4, len);
-    put64(out + 12, id);
+    ferry_put_le32(out, REC_MAGIC);
+    ferry_put_le32(out + 4, len);
+    ferry_put_le64(out + 12, id);
     memcpy(out + REC_HDR, payload, len);
-    put32(out + 8, rec_crc(out, out + REC_HDR, len));
+    ferry_put_le32(out + 8, rec_crc(out, out + REC_HDR, len));
 }
 
 struct rec {
@@ -156,15 +129,15 @@ struct rec {
 /* A whole, intact record at off? */
 static bool rec_at(const uint8_t *p, size_t size, size_t off, struct rec *r)
 {
-    if (size - off < REC_HDR || get32(p + off) != REC_MAGIC)
+    if (size - off < REC_HDR || ferry_get_le32(p + off) != REC_MAGIC)
         return false;
-    uint32_t len = get32(p + off + 4);
+    uint32_t len = ferry_get_le32(p + off + 4);
     if (len > PAYLOAD_MAX || size - off - REC_HDR < len)
         return false;
-    uint32_t crc = get32(p + off + 8);
+    uint32_t crc = ferry_get_le32(p + off + 8);
     if (rec_crc(p + off, p + off + REC_HDR, len) != crc)
         return false;
-    r->id = get64(p + off + 12);
+    r->id = ferry_get_le64(p + off + 12);
     r->len = len;
     r->crc = crc;
     r->payload = p + off + REC_HDR;
@@ -173,26 +146,26 @@ static bool rec_at(const uint8_t *p, size_t size, size_t off, struct rec *r)
 
 static void encode_header(uint8_t *out, uint64_t base_id)
 {
-    put32(out, FILE_MAGIC);
-    put32(out + 4, FILE_FORMAT);
-    put64(out + 8, base_id);
-    put32(out + 16, ferry_crc32(0, out, 16));
+    ferry_put_le32(out, FILE_MAGIC);
+    ferry_put_le32(out + 4, FILE_FORMAT);
+    ferry_put_le64(out + 8, base_id);
+    ferry_put_le32(out + 16, ferry_crc32(0, out, 16));
 }
 
 static void encode_ack(uint8_t *out, const struct entry *e)
 {
-    put32(out, ACK_MAGIC);
-    put32(out + 4, e->crc);
-    put64(out + 8, e->id);
-    put32(out + 16, ferry_crc32(0, out, 16));
+    ferry_put_le32(out, ACK_MAGIC);
+    ferry_put_le32(out + 4, e->crc);
+    ferry_put_le64(out + 8, e->id);
+    ferry_put_le32(out + 16, ferry_crc32(0, out, 16));
 }
 
 static bool ack_at(const uint8_t *p, struct ack *a)
 {
-    if (get32(p) != ACK_MAGIC || get32(p + 16) != ferry_crc32(0, p, 16))
+    if (ferry_get_le32(p) != ACK_MAGIC || ferry_get_le32(p + 16) != ferry_crc32(0, p, 16))
         return false;
-    a->crc = get32(p + 4);
-    a->id = get64(p + 8);
+    a->crc = ferry_get_le32(p + 4);
+    a->id = ferry_get_le64(p + 8);
     return true;
 }
 
@@ -872,21 +845,21 @@ static enum ferry_err scan_records(struct gw_outbox *ob, const struct mapping *m
 static enum ferry_err check_header(struct gw_outbox *ob, const struct mapping *m,
                                    struct ferry_diag *d)
 {
-    if (get32(m->p) != FILE_MAGIC)
+    if (ferry_get_le32(m->p) != FILE_MAGIC)
         return ferry_fail(d, FERRY_E_CORRUPT,
                           WHAT ": %s is not an outbox journal (bad magic); move it aside",
                           ob->journal);
-    if (get32(m->p + 16) != ferry_crc32(0, m->p, 16)) {
+    if (ferry_get_le32(m->p + 16) != ferry_crc32(0, m->p, 16)) {
         /* The records carry their own ids and CRCs: keep them. */
         LOG_ERR(WHAT ": %s: header fails its CRC; recovering the records anyway", ob->journal);
         return FERRY_OK;
     }
-    if (get32(m->p + 4) != FILE_FORMAT)
+    if (ferry_get_le32(m->p + 4) != FILE_FORMAT)
         return ferry_fail(d, FERRY_E_CORRUPT,
                           WHAT ": %s has format %" PRIu32 ", this gateway reads %u", ob->journal,
-                          get32(m->p + 4), FILE_FORMAT);
-    if (get64(m->p + 8) > ob->next_id)
-        ob->next_id = get64(m->p + 8);
+                          ferry_get_le32(m->p + 4), FILE_FORMAT);
+    if (ferry_get_le64(m->p + 8) > ob->next_id)
+        ob->next_id = ferry_get_le64(m->p + 8);
     return FERRY_OK;
 }
 
@@ -1162,7 +1135,7 @@ enum ferry_err gw_outbox_append(struct gw_outbox *ob, const struct ferry_status 
     struct entry e = {.id = ob->next_id, .seq = rec.seq, .off = ob->jsize, .len = (uint32_t)len};
     memcpy(e.node, rec.node, sizeof(e.node));
     encode_rec(buf, e.id, json, e.len);
-    e.crc = get32(buf + 8);
+    e.crc = ferry_get_le32(buf + 8);
     err = append_durably(ob, ob->jfd, ob->journal, ob->jsize, buf, REC_HDR + len, d);
     if (err != FERRY_OK)
         goto out;
