@@ -75,6 +75,8 @@
 #ifndef FERRY_EDGE_WINDOW_H
 #define FERRY_EDGE_WINDOW_H
 
+#include "ferry_random.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -125,7 +127,7 @@ struct edge_window {
     uint32_t next_req, next_tx, recover_tx;
     uint64_t answers; /* blocks received over the link's life */
     uint64_t last_answer_ms;
-    uint64_t rng;
+    struct ferry_prng rng;
     /* The download. */
     uint64_t nblocks, base, next_new, received;
     uint64_t bits[EDGE_WINDOW_SPAN / 64]; /* bit i: block base + i is in */
