@@ -12,6 +12,7 @@
 #include "ferry_manifest.h"
 #include "ferry_mqtt.h"
 #include "ferry_names.h"
+#include "ferry_random.h"
 #include "ferry_signed.h"
 
 #include <inttypes.h>
@@ -301,7 +302,7 @@ static void reconnect(void *arg);
 static void retry_later(struct sender *s, ferry_loop_timer_cb cb)
 {
     ferry_loop_cancel(s->loop, s->retry_timer);
-    uint32_t ms = ferry_backoff_next(&s->backoff, cloud_random32());
+    uint32_t ms = ferry_backoff_next(&s->backoff, ferry_random_u32());
     s->retry_timer = ferry_loop_timer(s->loop, ms, cb, s);
 }
 

@@ -11,6 +11,7 @@
 #include "ferry_loop.h"
 #include "ferry_mqtt.h"
 #include "ferry_names.h"
+#include "ferry_random.h"
 #include "ferry_status.h"
 #include "ferry_stream.h"
 
@@ -474,7 +475,7 @@ static void connect_now(void *arg);
 static void schedule_reconnect(struct server *s)
 {
     ferry_loop_cancel(s->loop, s->reconnect_timer);
-    uint32_t ms = ferry_backoff_next(&s->backoff, cloud_random32());
+    uint32_t ms = ferry_backoff_next(&s->backoff, ferry_random_u32());
     LOG_INFO("reconnecting in %" PRIu32 " ms", ms);
     s->reconnect_timer = ferry_loop_timer(s->loop, ms, connect_now, s);
 }

@@ -4,9 +4,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
-#include <unistd.h>
 
 int cloud_subcmd_report(const struct cloud_subcmd *c, const struct ferry_diag *d,
                         enum ferry_err err, int status)
@@ -65,15 +62,4 @@ void cloud_mqtt_cfg_apply(const struct cloud_mqtt_cfg *m, const char *client_id,
     o->cert_file = m->cert_file;
     o->key_file = m->key_file;
     o->clean_start = true;
-}
-
-uint32_t cloud_random32(void)
-{
-    uint32_t v;
-    if (getrandom(&v, sizeof(v), GRND_NONBLOCK) == (ssize_t)sizeof(v))
-        return v;
-    /* Jitter only has to differ between processes, not resist anyone. */
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint32_t)ts.tv_nsec ^ ((uint32_t)getpid() << 16);
 }

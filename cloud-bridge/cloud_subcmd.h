@@ -73,7 +73,4 @@ enum ferry_err cloud_mqtt_cfg_check(const struct cloud_mqtt_cfg *m,
 void cloud_mqtt_cfg_apply(const struct cloud_mqtt_cfg *m, const char *client_id,
                           struct ferry_mqtt_opts *o);
 
-/* A random 32-bit value for ferry_backoff_next()'s jitter. */
-uint32_t cloud_random32(void);
-
 #endif

@@ -1,12 +1,12 @@
 #include "gw_uplink.h"
 
 #include "ferry_log.h"
+#include "ferry_random.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/random.h>
 
 #define SESSION_EXPIRY_S (7u * 24u * 3600u)
 #define BACKOFF_MIN_MS   500u
@@ -31,21 +31,13 @@ struct gw_uplink {
     bool up;
 };
 
-static uint32_t random_u32(void)
-{
-    uint32_t r = 0;
-    if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
-        r = (uint32_t)ferry_now_ms() * 2654435761u;
-    return r;
-}
-
 static void try_connect(void *arg);
 
 static void schedule_reconnect(struct gw_uplink *u)
 {
     if (u->reconnect_timer)
         return;
-    uint32_t delay = ferry_backoff_next(&u->backoff, random_u32());
+    uint32_t delay = ferry_backoff_next(&u->backoff, ferry_random_u32());
     LOG_INFO("uplink: reconnecting in %u ms", delay);
     u->reconnect_timer = ferry_loop_timer(u->loop, delay, try_connect, u);
 }
