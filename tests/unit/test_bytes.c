@@ -45,8 +45,17 @@ static void little_endian_byte_order(void)
 
 static void every_width_round_trips(void)
 {
-    const uint64_t values[] = {0, 1, 0x80, 0xff, 0x100, 0xffff, 0x10000, UINT32_MAX,
-                               UINT64_C(0x100000000), UINT64_MAX, UINT64_C(0x8000000000000000)};
+    const uint64_t values[] = {0,
+                               1,
+                               0x80,
+                               0xff,
+                               0x100,
+                               0xffff,
+                               0x10000,
+                               UINT32_MAX,
+                               UINT64_C(0x100000000),
+                               UINT64_MAX,
+                               UINT64_C(0x8000000000000000)};
     for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
         for (size_t n = 1; n <= 8; n++) {
             uint8_t b[9] = {0};
