@@ -64,8 +64,7 @@ static inline const struct ferry_io *ferry_io_or_system(const struct ferry_io *i
 
 /* The operations through io (NULL: the system's), so callers read like
  * the system calls they stand for. */
-static inline int ferry_io_open(const struct ferry_io *io, const char *path, int flags,
-                                mode_t mode)
+static inline int ferry_io_open(const struct ferry_io *io, const char *path, int flags, mode_t mode)
 {
     io = ferry_io_or_system(io);
     return io->ops->open(io->ctx, path, flags, mode);
@@ -91,8 +90,7 @@ static inline ssize_t ferry_io_pwrite(const struct ferry_io *io, int fd, const v
     return io->ops->pwrite(io->ctx, fd, buf, len, off);
 }
 
-static inline ssize_t ferry_io_write(const struct ferry_io *io, int fd, const void *buf,
-                                     size_t len)
+static inline ssize_t ferry_io_write(const struct ferry_io *io, int fd, const void *buf, size_t len)
 {
     io = ferry_io_or_system(io);
     return io->ops->write(io->ctx, fd, buf, len);

@@ -36,14 +36,14 @@ enum name_kind { NAME_CREATE, NAME_MKDIR, NAME_RENAME, NAME_UNLINK };
 /* A name changed since its folder's last fsync. */
 struct name_op {
     enum name_kind kind;
-    char *path;     /* created, removed, or renamed to */
-    char *from;     /* NAME_RENAME: the old name */
-    dev_t dir_dev;  /* the folder whose fsync makes it durable */
+    char *path;    /* created, removed, or renamed to */
+    char *from;    /* NAME_RENAME: the old name */
+    dev_t dir_dev; /* the folder whose fsync makes it durable */
     ino_t dir_ino;
-    dev_t dev;      /* what path names after the change (not NAME_UNLINK) */
+    dev_t dev; /* what path names after the change (not NAME_UNLINK) */
     ino_t ino;
-    bool had_old;   /* path held a regular file before (rename over, unlink) */
-    uint8_t *old;   /* its durable bytes */
+    bool had_old; /* path held a regular file before (rename over, unlink) */
+    uint8_t *old; /* its durable bytes */
     size_t old_len;
     mode_t old_mode;
 };

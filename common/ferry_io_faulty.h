@@ -63,10 +63,10 @@ enum ferry_io_call {
     FERRY_IO_MKDIR,
     FERRY_IO_CALL__COUNT
 };
-#define FERRY_IO_CALL(k)   (1u << (k))
-#define FERRY_IO_ANY_CALL  ((1u << FERRY_IO_CALL__COUNT) - 1)
-#define FERRY_IO_NO_STOP   UINT64_MAX
-#define FERRY_IO_FOR_EVER  UINT64_MAX
+#define FERRY_IO_CALL(k)  (1u << (k))
+#define FERRY_IO_ANY_CALL ((1u << FERRY_IO_CALL__COUNT) - 1)
+#define FERRY_IO_NO_STOP  UINT64_MAX
+#define FERRY_IO_FOR_EVER UINT64_MAX
 
 enum ferry_io_stop {
     FERRY_IO_KILL,
@@ -76,11 +76,11 @@ enum ferry_io_stop {
 
 /* How the failing calls of a rule fail. */
 enum ferry_io_fail_how {
-    FERRY_IO_FAIL_ERRNO,     /* -1 and the rule's errno, nothing done */
-    FERRY_IO_FAIL_SHORT,     /* the first failing write writes half its bytes
-                                and says so; the later ones fail with errno */
-    FERRY_IO_FAIL_BITFLIP,   /* writes succeed but store one bit flipped in
-                                their middle byte (media damage) */
+    FERRY_IO_FAIL_ERRNO,   /* -1 and the rule's errno, nothing done */
+    FERRY_IO_FAIL_SHORT,   /* the first failing write writes half its bytes
+                              and says so; the later ones fail with errno */
+    FERRY_IO_FAIL_BITFLIP, /* writes succeed but store one bit flipped in
+                              their middle byte (media damage) */
 };
 
 struct ferry_io_fail {

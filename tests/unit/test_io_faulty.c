@@ -247,8 +247,8 @@ static void failures_short_writes_bit_flips_and_space(void)
     CU_ASSERT_FATAL(fd >= 0);
 
     /* The second fsync fails once with ENOSPC; the rest pass. */
-    struct ferry_io_fail rule = {.calls = FERRY_IO_CALL(FERRY_IO_FSYNC), .after = 1, .count = 1,
-                                 .error = ENOSPC};
+    struct ferry_io_fail rule = {
+        .calls = FERRY_IO_CALL(FERRY_IO_FSYNC), .after = 1, .count = 1, .error = ENOSPC};
     ferry_io_faulty_fail(f, &rule);
     CU_ASSERT_EQUAL(ferry_io_fsync(io, fd), 0);
     CU_ASSERT_EQUAL(ferry_io_pwrite(io, fd, "x", 1, 0), 1); /* another kind: untouched */
@@ -270,9 +270,8 @@ static void failures_short_writes_bit_flips_and_space(void)
     CU_ASSERT_STRING_EQUAL(content(a), "ABCD");
 
     /* A flipped bit, reported as a good write. */
-    rule = (struct ferry_io_fail){.calls = FERRY_IO_CALL(FERRY_IO_PWRITE),
-                                  .count = 1,
-                                  .how = FERRY_IO_FAIL_BITFLIP};
+    rule = (struct ferry_io_fail){
+        .calls = FERRY_IO_CALL(FERRY_IO_PWRITE), .count = 1, .how = FERRY_IO_FAIL_BITFLIP};
     ferry_io_faulty_fail(f, &rule);
     CU_ASSERT_EQUAL(ferry_io_pwrite(io, fd, "aaaa", 4, 0), 4);
     CU_ASSERT_STRING_EQUAL(content(a), "aaqa");
@@ -305,8 +304,8 @@ static const char *atomic_run(uint64_t n, enum ferry_io_stop how, const char *ol
     put(path, old_text);
     struct ferry_io_faulty *f = new_driver();
     ferry_io_faulty_stop_at(f, n, how);
-    enum ferry_err err = ferry_write_atomic_io(ferry_io_faulty_io(f), path, new_text,
-                                               strlen(new_text), 0600, NULL);
+    enum ferry_err err =
+        ferry_write_atomic_io(ferry_io_faulty_io(f), path, new_text, strlen(new_text), 0600, NULL);
     *ok = err == FERRY_OK;
     CU_ASSERT_EQUAL(*ok, !ferry_io_faulty_stopped(f));
     *calls = ferry_io_faulty_calls(f);
@@ -324,8 +323,8 @@ static void write_atomic_survives_a_cut_at_every_call(void)
     for (int how = FERRY_IO_POWER; how <= FERRY_IO_POWER_TORN; how++) {
         bool ok = false;
         uint64_t total = 0, olds = 0, news = 0;
-        const char *c = atomic_run(FERRY_IO_NO_STOP, (enum ferry_io_stop)how, old_text, new_text,
-                                   &ok, &total);
+        const char *c =
+            atomic_run(FERRY_IO_NO_STOP, (enum ferry_io_stop)how, old_text, new_text, &ok, &total);
         CU_ASSERT_TRUE(ok);
         CU_ASSERT_STRING_EQUAL(c, new_text);
         CU_ASSERT_EQUAL(total, 5); /* create, write, fsync, rename, fsync of the folder */
