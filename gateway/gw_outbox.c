@@ -80,7 +80,7 @@ struct tallies {
 };
 
 struct gw_outbox {
-    const struct gw_outbox_ops *ops;
+    const struct ferry_io *io; /* NULL: the system's */
     char gateway[FERRY_ID_MAX + 1];
     size_t max_records;
     uint64_t max_bytes;
@@ -171,51 +171,6 @@ static bool ack_at(const uint8_t *p, struct ack *a)
 
 /* ---- file operations ------------------------------------------------------ */
 
-static int sys_open(void *arg, const char *path, int flags, mode_t mode)
-{
-    (void)arg;
-    return open(path, flags | O_CLOEXEC, mode);
-}
-
-static ssize_t sys_pwrite(void *arg, int fd, const void *buf, size_t len, off_t off)
-{
-    (void)arg;
-    return pwrite(fd, buf, len, off);
-}
-
-static int sys_fsync(void *arg, int fd)
-{
-    (void)arg;
-    return fsync(fd);
-}
-
-static int sys_ftruncate(void *arg, int fd, off_t len)
-{
-    (void)arg;
-    return ftruncate(fd, len);
-}
-
-static int sys_rename(void *arg, const char *from, const char *to)
-{
-    (void)arg;
-    return rename(from, to);
-}
-
-static int sys_unlink(void *arg, const char *path)
-{
-    (void)arg;
-    return unlink(path);
-}
-
-static const struct gw_outbox_ops sys_ops = {
-    .open = sys_open,
-    .pwrite = sys_pwrite,
-    .fsync = sys_fsync,
-    .ftruncate = sys_ftruncate,
-    .rename = sys_rename,
-    .unlink = sys_unlink,
-};
-
 static enum ferry_err os_fail(struct ferry_diag *d, int e, const char *path, const char *what)
 {
     enum ferry_err err = (e == ENOSPC || e == EDQUOT) ? FERRY_E_NOSPACE : FERRY_E_IO;
@@ -227,7 +182,7 @@ static int write_at(struct gw_outbox *ob, int fd, const void *buf, size_t len, u
 {
     const uint8_t *p = buf;
     while (len > 0) {
-        ssize_t w = ob->ops->pwrite(ob->ops->arg, fd, p, len, (off_t)off);
+        ssize_t w = ferry_io_pwrite(ob->io, fd, p, len, (off_t)off);
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0)
@@ -243,11 +198,11 @@ static int write_at(struct gw_outbox *ob, int fd, const void *buf, size_t len, u
 
 static int fsync_dir(struct gw_outbox *ob, const char *dir)
 {
-    int fd = ob->ops->open(ob->ops->arg, dir, O_RDONLY | O_DIRECTORY, 0);
+    int fd = ferry_io_open(ob->io, dir, O_RDONLY | O_DIRECTORY, 0);
     if (fd < 0)
         return errno;
-    int e = ob->ops->fsync(ob->ops->arg, fd) == 0 ? 0 : errno;
-    close(fd);
+    int e = ferry_io_fsync(ob->io, fd) == 0 ? 0 : errno;
+    ferry_io_close(ob->io, fd);
     return e;
 }
 
@@ -259,13 +214,13 @@ static enum ferry_err append_durably(struct gw_outbox *ob, int fd, const char *p
 {
     const char *what = "write";
     int e = write_at(ob, fd, buf, len, at);
-    if (e == 0 && ob->ops->fsync(ob->ops->arg, fd) != 0) {
+    if (e == 0 && ferry_io_fsync(ob->io, fd) != 0) {
         e = errno;
         what = "fsync";
     }
     if (e == 0)
         return FERRY_OK;
-    if (ob->ops->ftruncate(ob->ops->arg, fd, (off_t)at) != 0)
+    if (ferry_io_ftruncate(ob->io, fd, (off_t)at) != 0)
         LOG_WARN(WHAT ": %s: truncating back to %" PRIu64 " failed: %s", path, at, strerror(errno));
     return os_fail(d, e, path, what);
 }
@@ -275,9 +230,9 @@ static enum ferry_err drop_tail(struct gw_outbox *ob, int fd, const char *path, 
 {
     LOG_WARN(WHAT ": %s: dropping a torn tail of %" PRIu64 " bytes at offset %" PRIu64, path,
              size - keep, keep);
-    if (ob->ops->ftruncate(ob->ops->arg, fd, (off_t)keep) != 0)
+    if (ferry_io_ftruncate(ob->io, fd, (off_t)keep) != 0)
         return os_fail(d, errno, path, "ftruncate");
-    if (ob->ops->fsync(ob->ops->arg, fd) != 0)
+    if (ferry_io_fsync(ob->io, fd) != 0)
         return os_fail(d, errno, path, "fsync");
     return FERRY_OK;
 }
@@ -513,7 +468,7 @@ static enum ferry_err read_record(const struct gw_outbox *ob, const struct entry
     size_t want = REC_HDR + e->len;
     size_t got = 0;
     while (got < want) {
-        ssize_t r = pread(ob->jfd, buf + got, want - got, (off_t)(e->off + got));
+        ssize_t r = ferry_io_pread(ob->io, ob->jfd, buf + got, want - got, (off_t)(e->off + got));
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
@@ -583,7 +538,7 @@ static enum ferry_err write_tmp(struct gw_outbox *ob, struct entry *ne, size_t *
     enum ferry_err err = FERRY_OK;
     if (!c.buf)
         return ferry_fail(d, FERRY_E_NOMEM, WHAT ": out of memory for compaction");
-    c.fd = ob->ops->open(ob->ops->arg, ob->tmp, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    c.fd = ferry_io_open(ob->io, ob->tmp, O_RDWR | O_CREAT | O_TRUNC, 0600);
     if (c.fd < 0) {
         err = os_fail(d, errno, ob->tmp, "create");
         goto out;
@@ -594,7 +549,7 @@ static enum ferry_err write_tmp(struct gw_outbox *ob, struct entry *ne, size_t *
     int e = err == FERRY_OK ? write_at(ob, c.fd, c.buf, c.used, c.off) : 0;
     if (e != 0)
         err = os_fail(d, e, ob->tmp, "write");
-    if (err == FERRY_OK && ob->ops->fsync(ob->ops->arg, c.fd) != 0)
+    if (err == FERRY_OK && ferry_io_fsync(ob->io, c.fd) != 0)
         err = os_fail(d, errno, ob->tmp, "fsync");
     if (err == FERRY_OK) {
         *fd = c.fd;
@@ -603,8 +558,8 @@ static enum ferry_err write_tmp(struct gw_outbox *ob, struct entry *ne, size_t *
     }
 out:
     if (c.fd >= 0) {
-        close(c.fd);
-        if (ob->ops->unlink(ob->ops->arg, ob->tmp) != 0)
+        ferry_io_close(ob->io, c.fd);
+        if (ferry_io_unlink(ob->io, ob->tmp) != 0)
             LOG_WARN(WHAT ": %s: unlink failed: %s", ob->tmp, strerror(errno));
     }
     free(c.buf);
@@ -632,12 +587,12 @@ static enum ferry_err rewrite_journal(struct gw_outbox *ob, struct ferry_diag *d
         err = ix_reserve(&nix, ne, nn, nn, d);
     if (err != FERRY_OK)
         goto out;
-    if (ob->ops->rename(ob->ops->arg, ob->tmp, ob->journal) != 0) {
+    if (ferry_io_rename(ob->io, ob->tmp, ob->journal) != 0) {
         err = os_fail(d, errno, ob->tmp, "rename");
         goto out;
     }
     if (ob->jfd >= 0)
-        close(ob->jfd);
+        ferry_io_close(ob->io, ob->jfd);
     ob->jfd = fd;
     fd = -1;
     free(ob->e);
@@ -656,8 +611,8 @@ static enum ferry_err rewrite_journal(struct gw_outbox *ob, struct ferry_diag *d
         err = os_fail(d, e, ob->dir, "fsync");
 out:
     if (fd >= 0) {
-        close(fd);
-        if (ob->ops->unlink(ob->ops->arg, ob->tmp) != 0)
+        ferry_io_close(ob->io, fd);
+        if (ferry_io_unlink(ob->io, ob->tmp) != 0)
             LOG_WARN(WHAT ": %s: unlink failed: %s", ob->tmp, strerror(errno));
     }
     free(ne);
@@ -672,10 +627,10 @@ enum ferry_err gw_outbox_compact(struct gw_outbox *ob, struct ferry_diag *d)
         return err;
     /* Only now: until the new journal was in place, these acks were what
      * kept the acked records in the old one from being sent again. */
-    if (ob->ops->ftruncate(ob->ops->arg, ob->afd, 0) != 0)
+    if (ferry_io_ftruncate(ob->io, ob->afd, 0) != 0)
         return os_fail(d, errno, ob->acks, "ftruncate");
     ob->asize = 0;
-    if (ob->ops->fsync(ob->ops->arg, ob->afd) != 0)
+    if (ferry_io_fsync(ob->io, ob->afd) != 0)
         return os_fail(d, errno, ob->acks, "fsync");
     return FERRY_OK;
 }
@@ -746,7 +701,7 @@ static enum ferry_err load_acks(struct gw_outbox *ob, struct ack **out, size_t *
     struct mapping m;
     struct ack *acks = NULL;
     size_t n = 0;
-    ob->afd = ob->ops->open(ob->ops->arg, ob->acks, O_RDWR | O_CREAT, 0600);
+    ob->afd = ferry_io_open(ob->io, ob->acks, O_RDWR | O_CREAT, 0600);
     if (ob->afd < 0)
         return os_fail(d, errno, ob->acks, "open");
     enum ferry_err err = map_file(ob->afd, ob->acks, &m, d);
@@ -868,7 +823,7 @@ static enum ferry_err load_journal(struct gw_outbox *ob, const struct ack *acks,
 {
     struct mapping m;
     size_t end = 0;
-    ob->jfd = ob->ops->open(ob->ops->arg, ob->journal, O_RDWR, 0);
+    ob->jfd = ferry_io_open(ob->io, ob->journal, O_RDWR, 0);
     if (ob->jfd < 0 && errno == ENOENT)
         return rewrite_journal(ob, d);
     if (ob->jfd < 0)
@@ -881,7 +836,7 @@ static enum ferry_err load_journal(struct gw_outbox *ob, const struct ack *acks,
          * hold no record: start afresh. */
         LOG_WARN(WHAT ": %s: only %zu bytes, recreating it", ob->journal, m.len);
         unmap_file(&m);
-        close(ob->jfd);
+        ferry_io_close(ob->io, ob->jfd);
         ob->jfd = -1;
         return rewrite_journal(ob, d);
     }
@@ -901,7 +856,7 @@ static enum ferry_err load_journal(struct gw_outbox *ob, const struct ack *acks,
 
 static enum ferry_err take_lock(struct gw_outbox *ob, struct ferry_diag *d)
 {
-    ob->lock_fd = open(ob->lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    ob->lock_fd = ferry_io_open(ob->io, ob->lock, O_RDWR | O_CREAT, 0600);
     if (ob->lock_fd < 0)
         return os_fail(d, errno, ob->lock, "open");
     if (flock(ob->lock_fd, LOCK_EX | LOCK_NB) != 0) {
@@ -959,7 +914,7 @@ static enum ferry_err recover(struct gw_outbox *ob, const char *state_dir, struc
 {
     struct ack *acks = NULL;
     size_t nacks = 0;
-    if (ob->ops->unlink(ob->ops->arg, ob->tmp) != 0 && errno != ENOENT)
+    if (ferry_io_unlink(ob->io, ob->tmp) != 0 && errno != ENOENT)
         return os_fail(d, errno, ob->tmp, "unlink");
     enum ferry_err err = load_acks(ob, &acks, &nacks, d);
     if (err != FERRY_OK)
@@ -987,7 +942,7 @@ enum ferry_err gw_outbox_open(const struct gw_outbox_opts *opts, struct gw_outbo
     if (!ob)
         return ferry_fail(d, FERRY_E_NOMEM, WHAT ": out of memory");
     ob->lock_fd = ob->jfd = ob->afd = -1;
-    ob->ops = opts->ops ? opts->ops : &sys_ops;
+    ob->io = opts->io;
     snprintf(ob->gateway, sizeof(ob->gateway), "%s", opts->gateway_id);
     ob->max_records = opts->max_records;
     ob->max_bytes = opts->max_bytes;
@@ -995,7 +950,7 @@ enum ferry_err gw_outbox_open(const struct gw_outbox_opts *opts, struct gw_outbo
     ob->max_node_bytes = opts->max_node_bytes;
     err = set_paths(ob, opts->state_dir, d);
     if (err == FERRY_OK)
-        err = ferry_mkdir_p(ob->dir, 0700, d);
+        err = ferry_mkdir_p_io(ob->io, ob->dir, 0700, d);
     if (err == FERRY_OK)
         err = take_lock(ob, d);
     if (err == FERRY_OK)
@@ -1018,11 +973,11 @@ void gw_outbox_close(struct gw_outbox *ob)
     if (!ob)
         return;
     if (ob->jfd >= 0)
-        close(ob->jfd);
+        ferry_io_close(ob->io, ob->jfd);
     if (ob->afd >= 0)
-        close(ob->afd);
+        ferry_io_close(ob->io, ob->afd);
     if (ob->lock_fd >= 0)
-        close(ob->lock_fd);
+        ferry_io_close(ob->io, ob->lock_fd);
     free(ob->e);
     free(ob->ix.slots);
     free(ob->tallies.slots);
