@@ -51,6 +51,7 @@ struct name_op {
 struct ferry_io_faulty {
     struct ferry_io io; /* FAULTY_OPS, ctx = this */
     uint64_t calls;
+    uint64_t count[FERRY_IO_CALL__COUNT];
     uint64_t stop_at;
     enum ferry_io_stop how;
     bool stopped;
@@ -407,6 +408,7 @@ static void do_stop(struct ferry_io_faulty *f, enum ferry_io_stop how)
 /* Counts a call and decides what it does. */
 static enum act gate(struct ferry_io_faulty *f, enum ferry_io_call kind, bool numbered)
 {
+    f->count[kind]++;
     if (f->stopped) {
         errno = EIO;
         return FAIL;
@@ -738,6 +740,11 @@ bool ferry_io_faulty_stopped(const struct ferry_io_faulty *f)
 uint64_t ferry_io_faulty_calls(const struct ferry_io_faulty *f)
 {
     return f->calls;
+}
+
+uint64_t ferry_io_faulty_count(const struct ferry_io_faulty *f, enum ferry_io_call kind)
+{
+    return kind < FERRY_IO_CALL__COUNT ? f->count[kind] : 0;
 }
 
 void ferry_io_faulty_fail(struct ferry_io_faulty *f, const struct ferry_io_fail *rule)

@@ -111,6 +111,9 @@ void ferry_io_faulty_stop(struct ferry_io_faulty *f, enum ferry_io_stop how);
 bool ferry_io_faulty_stopped(const struct ferry_io_faulty *f);
 /* Numbered calls so far, the stopped one included; counting ends there. */
 uint64_t ferry_io_faulty_calls(const struct ferry_io_faulty *f);
+/* Calls of one kind so far, numbered or not (an fsync of a folder is an
+ * FERRY_IO_FSYNC too), failed ones included. */
+uint64_t ferry_io_faulty_count(const struct ferry_io_faulty *f, enum ferry_io_call kind);
 
 /* Replaces the failure rule (counting its calls from now); NULL clears it. */
 void ferry_io_faulty_fail(struct ferry_io_faulty *f, const struct ferry_io_fail *rule);

@@ -1,6 +1,7 @@
 #include "cunit_main.h"
 
 #include "ferry_hex.h"
+#include "ferry_io_faulty.h"
 #include "ferry_stream.h"
 #include "gw_cache.h"
 
@@ -61,67 +62,20 @@ static const char *fresh_dir(void)
     return dir;
 }
 
-/* Faults injected through the ops table. pwrite calls from fail_from on
- * (1-based) fail with ENOSPC, the first of them after writing half its
- * bytes when short_first; the corrupt_at-th pwrite stores a flipped bit. */
-struct fault {
-    int pwrites, fail_from, corrupt_at;
-    bool short_first;
-    int fsyncs, fail_fsync_from;
-    bool fail_rename;
-};
-
-static ssize_t f_pwrite(void *ctx, int fd, const void *buf, size_t len, off_t off)
+static struct ferry_io_faulty *new_driver(void)
 {
-    struct fault *f = ctx;
-    int n = ++f->pwrites;
-    if (f->fail_from && n >= f->fail_from) {
-        if (n == f->fail_from && f->short_first && len > 1)
-            return pwrite(fd, buf, len / 2, off);
-        errno = ENOSPC;
-        return -1;
-    }
-    if (n == f->corrupt_at) {
-        uint8_t *copy = malloc(len);
-        memcpy(copy, buf, len);
-        copy[len / 2] ^= 0x10;
-        ssize_t w = pwrite(fd, copy, len, off);
-        free(copy);
-        return w;
-    }
-    return pwrite(fd, buf, len, off);
-}
-
-static int f_fsync(void *ctx, int fd)
-{
-    struct fault *f = ctx;
-    if (++f->fsyncs >= f->fail_fsync_from && f->fail_fsync_from) {
-        errno = EIO;
-        return -1;
-    }
-    return fsync(fd);
-}
-
-static int f_rename(void *ctx, const char *from, const char *to)
-{
-    struct fault *f = ctx;
-    if (f->fail_rename) {
-        errno = EIO;
-        return -1;
-    }
-    return rename(from, to);
-}
-
-static struct gw_cache_ops fault_ops(struct fault *f)
-{
-    struct gw_cache_ops ops = {.ctx = f, .pwrite = f_pwrite, .fsync = f_fsync, .rename = f_rename};
-    return ops;
+    struct ferry_io_faulty *f = NULL;
+    CU_ASSERT_EQUAL_FATAL(ferry_io_faulty_new(&f, NULL), FERRY_OK);
+    return f;
 }
 
 static struct gw_cache *open_cache(const char *dir, uint64_t quota, uint64_t sync_every,
-                                   const struct gw_cache_ops *ops)
+                                   const struct ferry_io_faulty *f)
 {
-    struct gw_cache_opts o = {.dir = dir, .quota = quota, .sync_every = sync_every, .ops = ops};
+    struct gw_cache_opts o = {.dir = dir,
+                              .quota = quota,
+                              .sync_every = sync_every,
+                              .io = f ? ferry_io_faulty_io(f) : NULL};
     struct gw_cache *c = NULL;
     struct ferry_diag d = {{0}};
     enum ferry_err err = gw_cache_open(&o, &c, &d);
@@ -423,9 +377,13 @@ static void bytes_damaged_on_the_way_to_disk_are_caught_at_finish(void)
 {
     const char *dir = fresh_dir();
     struct art a = make_art(3 * CHUNK, 11);
-    struct fault f = {.corrupt_at = 3}; /* the data of the second chunk */
-    struct gw_cache_ops ops = fault_ops(&f);
-    struct gw_cache *c = open_cache(dir, 1 << 30, 0, &ops);
+    struct ferry_io_faulty *f = new_driver();
+    struct ferry_io_fail flip = {.calls = FERRY_IO_CALL(FERRY_IO_PWRITE),
+                                 .after = 2, /* the data of the second chunk */
+                                 .count = 1,
+                                 .how = FERRY_IO_FAIL_BITFLIP};
+    ferry_io_faulty_fail(f, &flip);
+    struct gw_cache *c = open_cache(dir, 1 << 30, 0, f);
     struct gw_cache_part *p = open_part(c, &a, CHUNK, NULL);
     write_upto(p, &a, CHUNK, a.size);
     struct ferry_diag d = {{0}};
@@ -435,6 +393,7 @@ static void bytes_damaged_on_the_way_to_disk_are_caught_at_finish(void)
     pathf(path, "%s/%s", dir, a.hex);
     CU_ASSERT_EQUAL(file_size(path), -1);
     gw_cache_free(c);
+    ferry_io_faulty_free(f);
     free(a.data);
 }
 
@@ -443,16 +402,19 @@ static void check_disk_full(bool short_first, int fail_from)
     const char *dir = fresh_dir();
     struct art kept = make_art(CHUNK + 1, 12);
     struct art a = make_art(6 * CHUNK, 13);
-    struct fault f = {0};
-    struct gw_cache_ops ops = fault_ops(&f);
-    struct gw_cache *c = open_cache(dir, 1 << 30, 0, &ops);
+    struct ferry_io_faulty *f = new_driver();
+    struct gw_cache *c = open_cache(dir, 1 << 30, 0, f);
     add_complete(c, &kept);
     struct gw_cache_part *p = open_part(c, &a, CHUNK, NULL);
     write_upto(p, &a, CHUNK, 2 * CHUNK);
 
     /* Each chunk is two pwrites (data, journal record). */
-    f.fail_from = f.pwrites + fail_from;
-    f.short_first = short_first;
+    struct ferry_io_fail full = {.calls = FERRY_IO_CALL(FERRY_IO_PWRITE),
+                                 .after = (uint64_t)fail_from - 1,
+                                 .count = FERRY_IO_FOR_EVER,
+                                 .error = ENOSPC,
+                                 .how = short_first ? FERRY_IO_FAIL_SHORT : FERRY_IO_FAIL_ERRNO};
+    ferry_io_faulty_fail(f, &full);
     bool written = true;
     struct ferry_diag d = {{0}};
     CU_ASSERT_EQUAL(gw_cache_part_write(p, 2 * CHUNK, a.data + 2 * CHUNK, CHUNK, &written, &d),
@@ -468,12 +430,13 @@ static void check_disk_full(bool short_first, int fail_from)
     CU_ASSERT_TRUE(file_equals(path, &kept));
 
     /* Space comes back: the same part carries on. */
-    f.fail_from = 0;
+    ferry_io_faulty_fail(f, NULL);
     write_upto(p, &a, CHUNK, a.size);
     CU_ASSERT_EQUAL(gw_cache_part_finish(p, &d), FERRY_OK);
     CU_ASSERT_TRUE(gw_cache_has(c, kept.sha, NULL));
     CU_ASSERT_TRUE(gw_cache_has(c, a.sha, NULL));
     gw_cache_free(c);
+    ferry_io_faulty_free(f);
     free(kept.data);
     free(a.data);
 }
@@ -489,13 +452,16 @@ static void failed_fsync_poisons_the_part_until_reopened(void)
 {
     const char *dir = fresh_dir();
     struct art a = make_art(6 * CHUNK, 14);
-    struct fault f = {0};
-    struct gw_cache_ops ops = fault_ops(&f);
-    struct gw_cache *c = open_cache(dir, 1 << 30, 2 * CHUNK, &ops);
+    struct ferry_io_faulty *f = new_driver();
+    struct gw_cache *c = open_cache(dir, 1 << 30, 2 * CHUNK, f);
     struct gw_cache_part *p = open_part(c, &a, CHUNK, NULL);
+    uint64_t before = ferry_io_faulty_count(f, FERRY_IO_FSYNC);
     write_upto(p, &a, CHUNK, 4 * CHUNK);
-    CU_ASSERT_EQUAL(f.fsyncs, 4); /* every 2 chunks, .part then journal */
-    f.fail_fsync_from = f.fsyncs + 1;
+    /* Every 2 chunks, .part then journal. */
+    CU_ASSERT_EQUAL(ferry_io_faulty_count(f, FERRY_IO_FSYNC) - before, 4);
+    struct ferry_io_fail fsyncs = {.calls = FERRY_IO_CALL(FERRY_IO_FSYNC),
+                                   .count = FERRY_IO_FOR_EVER};
+    ferry_io_faulty_fail(f, &fsyncs);
     bool w;
     struct ferry_diag d = {{0}};
     CU_ASSERT_EQUAL(gw_cache_part_write(p, 4 * CHUNK, a.data + 4 * CHUNK, CHUNK, &w, &d), FERRY_OK);
@@ -503,11 +469,12 @@ static void failed_fsync_poisons_the_part_until_reopened(void)
                     FERRY_E_IO);
     CU_ASSERT_EQUAL(gw_cache_part_write(p, 6 * CHUNK, a.data, CHUNK, &w, &d), FERRY_E_IO);
     gw_cache_part_close(p);
-    f.fail_fsync_from = 0;
+    ferry_io_faulty_fail(f, NULL);
     p = open_part(c, &a, CHUNK, NULL);
     CU_ASSERT_EQUAL(gw_cache_part_end(p), 6 * CHUNK);
     CU_ASSERT_EQUAL(gw_cache_part_finish(p, &d), FERRY_OK);
     gw_cache_free(c);
+    ferry_io_faulty_free(f);
     free(a.data);
 }
 
@@ -515,20 +482,23 @@ static void failed_rename_keeps_the_partial(void)
 {
     const char *dir = fresh_dir();
     struct art a = make_art(2 * CHUNK + 9, 15);
-    struct fault f = {.fail_rename = true};
-    struct gw_cache_ops ops = fault_ops(&f);
-    struct gw_cache *c = open_cache(dir, 1 << 30, 0, &ops);
+    struct ferry_io_faulty *f = new_driver();
+    struct ferry_io_fail renames = {.calls = FERRY_IO_CALL(FERRY_IO_RENAME),
+                                    .count = FERRY_IO_FOR_EVER};
+    ferry_io_faulty_fail(f, &renames);
+    struct gw_cache *c = open_cache(dir, 1 << 30, 0, f);
     struct gw_cache_part *p = open_part(c, &a, CHUNK, NULL);
     write_upto(p, &a, CHUNK, a.size);
     struct ferry_diag d = {{0}};
     CU_ASSERT_EQUAL(gw_cache_part_finish(p, &d), FERRY_E_IO);
     CU_ASSERT_FALSE(gw_cache_has(c, a.sha, NULL));
-    f.fail_rename = false;
+    ferry_io_faulty_fail(f, NULL);
     p = open_part(c, &a, CHUNK, NULL);
     CU_ASSERT_EQUAL(gw_cache_part_end(p), a.size);
     CU_ASSERT_EQUAL(gw_cache_part_finish(p, &d), FERRY_OK);
     CU_ASSERT_TRUE(gw_cache_has(c, a.sha, NULL));
     gw_cache_free(c);
+    ferry_io_faulty_free(f);
     free(a.data);
 }
 
