@@ -599,12 +599,22 @@ enum ferry_err gw_cache_part_open(struct gw_cache *c, const uint8_t sha256[FERRY
     p->size = size;
     p->chunk = chunk;
     partial_path(c, p->hex, "part", path);
+    bool created = access(path, F_OK) != 0;
     p->fd = ferry_io_open(c->io, path, O_RDWR | O_CREAT, 0644);
     partial_path(c, p->hex, "crc", path);
+    created |= access(path, F_OK) != 0;
     p->jfd = p->fd < 0 ? -1 : ferry_io_open(c->io, path, O_RDWR | O_CREAT, 0644);
     if (p->fd < 0 || p->jfd < 0) {
         err = ferry_fail(d, errno_err(errno), "cache: opening partial %s: %s", p->hex,
                          strerror(errno));
+        part_release(p);
+        return err;
+    }
+    /* New names must reach the disk too, or a power cut takes the whole
+     * partial with it, synced bytes and all. */
+    if (created && ferry_fsync_dir_io(c->io, c->pdir) != FERRY_OK) {
+        err = ferry_fail(d, FERRY_E_IO, "cache: fsync of %s failed after creating partial %s",
+                         c->pdir, p->hex);
         part_release(p);
         return err;
     }

@@ -23,7 +23,7 @@
  * Durability trade-off: chunks are not fsynced one by one (an fsync per
  * 16-64 KiB chunk would bound the download rate by the disk's sync latency).
  * The .part and its journal are fsynced every `sync_every` bytes and when the
- * partial is closed or finished. After a kill -9 nothing is lost
+ * partial is closed or finished; the folder, when they are created. After a kill -9 nothing is lost
  * (the page cache survives); after a power cut up to `sync_every` bytes of the latest chunks may be
  * lost or torn, and resuming detects exactly which: the resume point is the longest prefix of
  * chunks from offset 0 whose journal records are intact and whose data in the .part still matches

@@ -502,6 +502,158 @@ static void failed_rename_keeps_the_partial(void)
     free(a.data);
 }
 
+/* ---- a power cut at every file operation ------------------------------------ */
+
+#define CUT_SYNC (2 * CHUNK)
+
+struct cut_world {
+    struct art a, b, old; /* A and B downloaded in turn; opening B evicts OLD */
+};
+
+/* What the cache vouched for before the cut: the bytes of each partial made
+ * durable (a write that synced, or a close), and finished artifacts. */
+struct cut_marks {
+    uint64_t a_durable, b_durable;
+    bool a_done, b_done;
+};
+
+/* Writes a's chunks from where p (just opened) stands up to `upto`, noting
+ * what was synced: the cache syncs every CUT_SYNC bytes written since the
+ * open. False at the first failure. */
+static bool cut_write(struct gw_cache_part *p, const struct art *a, uint64_t upto,
+                      uint64_t *durable)
+{
+    uint64_t unsynced = 0;
+    while (gw_cache_part_end(p) < upto) {
+        uint64_t off = gw_cache_part_end(p);
+        size_t len = len_at(a, off, CHUNK);
+        bool written = false;
+        if (gw_cache_part_write(p, off, a->data + off, len, &written, NULL) != FERRY_OK)
+            return false;
+        unsynced += len;
+        if (unsynced >= CUT_SYNC) {
+            *durable = gw_cache_part_end(p); /* that write synced */
+            unsynced = 0;
+        }
+    }
+    return true;
+}
+
+/* One artifact as the gateway fetches it: part of it, a restart of the
+ * download (close, open again: resume), the rest, finish. */
+static void cut_download(struct gw_cache *c, struct ferry_io_faulty *f, const struct art *a,
+                         uint64_t first, uint64_t *durable, bool *done)
+{
+    struct gw_cache_part *p = NULL;
+    if (gw_cache_part_open(c, a->sha, a->size, CHUNK, NULL, &p, NULL) != FERRY_OK)
+        return;
+    bool ok = cut_write(p, a, first, durable);
+    uint64_t end = gw_cache_part_end(p);
+    gw_cache_part_close(p);
+    if (!ok || ferry_io_faulty_stopped(f))
+        return;
+    *durable = end; /* the close synced it */
+    if (gw_cache_part_open(c, a->sha, a->size, CHUNK, NULL, &p, NULL) != FERRY_OK)
+        return;
+    if (!cut_write(p, a, a->size, durable)) {
+        gw_cache_part_close(p);
+        return;
+    }
+    *done = gw_cache_part_finish(p, NULL) == FERRY_OK;
+}
+
+static void cut_run(const char *dir, struct ferry_io_faulty *f, const struct cut_world *w,
+                    struct cut_marks *m)
+{
+    /* Room for A and B, not for OLD as well. */
+    struct gw_cache_opts o = {.dir = dir,
+                              .quota = w->a.size + w->b.size + CHUNK,
+                              .sync_every = CUT_SYNC,
+                              .io = ferry_io_faulty_io(f)};
+    struct gw_cache *c = NULL;
+    if (gw_cache_open(&o, &c, NULL) != FERRY_OK)
+        return;
+    cut_download(c, f, &w->a, 3 * CHUNK, &m->a_durable, &m->a_done);
+    if (m->a_done)
+        cut_download(c, f, &w->b, CHUNK, &m->b_durable, &m->b_done);
+    gw_cache_free(c);
+}
+
+/* After the cut: what the cache vouched for is there, every artifact under
+ * a digest name is that artifact, and each download resumes no earlier
+ * than its durable bytes and completes. */
+static void cut_check(const char *dir, const struct cut_world *w, const struct cut_marks *m,
+                      uint64_t n, const char *how)
+{
+    struct gw_cache *c = open_cache(dir, 1 << 30, 0, NULL);
+    struct ferry_diag d = {{0}};
+    if (gw_cache_has(c, w->old.sha, NULL))
+        CU_ASSERT_EQUAL(gw_cache_verify(c, w->old.sha, w->old.size, &d), FERRY_OK);
+    const struct art *arts[2] = {&w->a, &w->b};
+    const uint64_t durable[2] = {m->a_durable, m->b_durable};
+    const bool done[2] = {m->a_done, m->b_done};
+    for (int i = 0; i < 2; i++) {
+        const struct art *a = arts[i];
+        bool has = gw_cache_has(c, a->sha, NULL);
+        if (done[i] && !has)
+            fprintf(stderr, "cache, %s at %llu: finished artifact %c is gone\n", how,
+                    (unsigned long long)n, 'A' + i);
+        CU_ASSERT_TRUE(has || !done[i]);
+        if (has) {
+            CU_ASSERT_EQUAL(gw_cache_verify(c, a->sha, a->size, &d), FERRY_OK);
+            continue;
+        }
+        struct gw_cache_part *p = open_part(c, a, CHUNK, NULL);
+        uint64_t end = gw_cache_part_end(p);
+        if (end < durable[i])
+            fprintf(stderr, "cache, %s at %llu: %c resumes at %llu, %llu were durable\n", how,
+                    (unsigned long long)n, 'A' + i, (unsigned long long)end,
+                    (unsigned long long)durable[i]);
+        CU_ASSERT_TRUE(end >= durable[i] && end <= a->size && (end % CHUNK == 0 || end == a->size));
+        write_upto(p, a, CHUNK, a->size);
+        CU_ASSERT_EQUAL(gw_cache_part_finish(p, &d), FERRY_OK);
+    }
+    gw_cache_free(c);
+}
+
+static void a_power_cut_at_every_file_operation(void)
+{
+    static const char *const names[] = {"kill -9", "power cut", "torn power cut"};
+    struct cut_world w = {make_art(5 * CHUNK + 100, 21), make_art(3 * CHUNK, 22),
+                          make_art(2 * CHUNK, 23)};
+    for (int how = FERRY_IO_KILL; how <= FERRY_IO_POWER_TORN; how++) {
+        uint64_t total = 0;
+        unsigned finished = 0;
+        for (uint64_t n = 0; n <= total || total == 0; n++) {
+            const char *dir = fresh_dir();
+            struct gw_cache *c = open_cache(dir, 1 << 30, 0, NULL);
+            add_complete(c, &w.old);
+            gw_cache_free(c);
+            struct ferry_io_faulty *f = new_driver();
+            struct cut_marks m = {0};
+            ferry_io_faulty_stop_at(f, total ? n : FERRY_IO_NO_STOP, (enum ferry_io_stop)how);
+            cut_run(dir, f, &w, &m);
+            if (!total) {
+                /* The first run goes through: it counts the operations. */
+                CU_ASSERT_TRUE_FATAL(m.a_done && m.b_done);
+                total = ferry_io_faulty_calls(f);
+                n = UINT64_MAX; /* the next round is 0 */
+            } else {
+                CU_ASSERT_EQUAL(ferry_io_faulty_stopped(f), n < total);
+                finished += m.b_done;
+            }
+            ferry_io_faulty_stop(f, (enum ferry_io_stop)how); /* no-op once stopped */
+            ferry_io_faulty_free(f);
+            cut_check(dir, &w, &m, n, names[how]);
+        }
+        CU_ASSERT_TRUE(total > 30);
+        CU_ASSERT_TRUE(finished >= 1); /* the run without a cut, and those cut late */
+    }
+    free(w.a.data);
+    free(w.b.data);
+    free(w.old.data);
+}
+
 struct evictions {
     uint8_t sha[4][FERRY_SHA256_LEN];
     int n;
@@ -754,6 +906,7 @@ const struct ferry_test_case ferry_tests[] = {
     {"disk_full_rolls_back_to_the_last_good_chunk", disk_full_rolls_back_to_the_last_good_chunk},
     {"failed_fsync_poisons_the_part_until_reopened", failed_fsync_poisons_the_part_until_reopened},
     {"failed_rename_keeps_the_partial", failed_rename_keeps_the_partial},
+    {"a_power_cut_at_every_file_operation", a_power_cut_at_every_file_operation},
     {"quota_evicts_unreferenced_least_recently_used_first",
      quota_evicts_unreferenced_least_recently_used_first},
     {"partials_count_against_the_quota", partials_count_against_the_quota},
