@@ -993,7 +993,7 @@ static enum ferry_err open_storage(struct edge_daemon *dm, const struct edge_con
     boot->booted = last.booted;
     boot->fell_back = first.verdict == INST_BOOT_FELL_BACK;
     dm->reboot_due = last.reboot;
-    return edge_journal_open(cfg->state_dir, &dm->journal, d);
+    return edge_journal_open(cfg->state_dir, NULL, &dm->journal, d);
 }
 
 /* What the state machine hears of a module's install the last run left. */
