@@ -8,7 +8,8 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 # Every libFuzzer target in tests/fuzz/ (without the fuzz_ prefix).
-FUZZ_TARGETS := envelope status gw_coap edge_answers meta
+FUZZ_TARGETS := envelope status gw_coap edge_answers meta stream batch keyring cfgfile \
+	psk stores nodecfg records bootenv
 
 ifeq ($(SANITIZE),1)
 BUILD := build-asan
