@@ -14,15 +14,22 @@
  *   - cache: whatever .crc journal lies beside a .part holding a prefix of
  *     the artifact (one byte of it possibly flipped), the resume point is
  *     chunk-aligned and within the artifact, and finishing the download from
- *     there yields the artifact (nothing damaged is trusted).
+ *     there yields the artifact (nothing damaged is trusted);
+ *   - update-module job record (inst_module.h, STATE/module/job.rec, tried
+ *     also with its CRC made right): a record that loads holds a known
+ *     phase and terminated strings; recovery with no modules installed
+ *     leaves a record that loads again.
  * A violation aborts. */
 #include "edge_journal.h"
+#include "ferry_bytes.h"
+#include "ferry_crc32.h"
 #include "ferry_fs.h"
 #include "ferry_hex.h"
 #include "ferry_log.h"
 #include "ferry_sha256.h"
 #include "gw_cache.h"
 #include "gw_outbox.h"
+#include "inst_module.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -240,12 +247,57 @@ static void cache_journal(const uint8_t *data, size_t size)
     gw_cache_free(c);
 }
 
+static bool terminated(const char *s, size_t cap)
+{
+    return memchr(s, '\0', cap) != NULL;
+}
+
+static void module_record(const uint8_t *data, size_t size, bool fix_crc)
+{
+    char dir[PATH_MAX], path[PATH_MAX + 32];
+    fresh(dir, "edge");
+    snprintf(path, sizeof(path), "%s/module", dir);
+    if (mkdir(path, 0700) != 0)
+        abort();
+    snprintf(path, sizeof(path), "%s/module/job.rec", dir);
+    uint8_t *rec = malloc(size ? size : 1);
+    if (!rec)
+        abort();
+    memcpy(rec, data, size);
+    if (fix_crc && size >= 4)
+        ferry_put_le32(rec + size - 4, ferry_crc32(0, rec, size - 4));
+    put_file(path, rec, size);
+    free(rec);
+    struct inst_modules_opts o = {.state_dir = dir, .node_id = "node-1", .timeout_ms = 1000};
+    struct inst_modules *m = NULL;
+    struct ferry_diag d = {{0}};
+    if (inst_modules_open(&o, &m, &d) != FERRY_OK) {
+        if (!d.msg[0])
+            abort();
+        return;
+    }
+    const struct inst_module_job *j = inst_modules_job(m);
+    if ((unsigned)j->phase > INST_MOD_ROLLED_BACK || j->args.n > FERRY_MODULE_ARGS_MAX ||
+        !terminated(j->release_id, sizeof(j->release_id)) ||
+        !terminated(j->name, sizeof(j->name)) ||
+        !terminated(j->img.version, sizeof(j->img.version)))
+        abort();
+    enum inst_module_outcome outcome;
+    if (inst_modules_recover(m, &outcome, NULL) != FERRY_OK) {
+        /* Refused (e.g. its module is missing): the record stays as it is. */
+    }
+    inst_modules_free(m);
+    if (inst_modules_open(&o, &m, NULL) != FERRY_OK)
+        abort();
+    inst_modules_free(m);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1 || size > 65536)
         return 0;
     setup();
-    switch (data[0] % 4) {
+    switch (data[0] % 5) {
     case 0:
         status_journal(data + 1, size - 1);
         break;
@@ -255,8 +307,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 2:
         outbox(data + 1, size - 1, true);
         break;
-    default:
+    case 3:
         cache_journal(data + 1, size - 1);
+        break;
+    default:
+        module_record(data + 1, size - 1, false);
+        module_record(data + 1, size - 1, true);
         break;
     }
     return 0;
