@@ -8,14 +8,15 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 # Every libFuzzer target in tests/fuzz/ (without the fuzz_ prefix).
-FUZZ_TARGETS := envelope status gw_coap edge_answers meta
+FUZZ_TARGETS := envelope status gw_coap edge_answers meta stream batch keyring cfgfile \
+	psk stores nodecfg records bootenv
 
 ifeq ($(SANITIZE),1)
 BUILD := build-asan
 CMAKE_EXTRA := -DFERRY_SANITIZE=ON
 endif
 
-.PHONY: all deps build test demo fuzz format format-check clean
+.PHONY: all deps build test demo fuzz format format-check shellcheck clean
 
 all: build
 
@@ -42,6 +43,14 @@ format:
 
 format-check:
 	git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror
+
+# Every tracked shell script: *.sh and the extensionless ones with a shell
+# shebang (CI, deploy hooks, test tools).
+SHELL_SCRIPTS = $(shell git ls-files '*.sh'; git ls-files | grep -v '\.sh$$' | \
+	xargs -r grep -lsE '^\#!.*(env bash|/bash|/sh)' 2>/dev/null)
+
+shellcheck: deps
+	shellcheck -x -S warning $(SHELL_SCRIPTS)
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -22,6 +22,7 @@
 # BENCH_NODES (100000), BENCH_BATCHES (500), BENCH_STREAMS (8), BENCH_TMP,
 # BENCH_KEEP=1.
 BENCH_NAME=console_bench
+# shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 RUNS=${1:-5}

@@ -14,6 +14,7 @@
 # Environment: FERRY_BUILD_DIR (default build-bench), BENCH_NO_BUILD=1,
 # BENCH_BATCHES (200), BENCH_SIZE (50 records a batch), BENCH_TMP.
 BENCH_NAME=ingest_bench
+# shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 RUNS=${1:-5}

@@ -20,6 +20,7 @@
 # BENCH_NODES (100000), BENCH_GATEWAYS (100), BENCH_TARGETS (10000),
 # BENCH_TMP, BENCH_KEEP=1.
 BENCH_NAME=rollout_bench
+# shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 RUNS=${1:-5}

@@ -17,11 +17,7 @@
 
 static uint64_t rnd(struct ferry_blockwin *w)
 {
-    /* xorshift64*, as elsewhere in the edge: spreads timers, reproducible. */
-    w->rng ^= w->rng >> 12;
-    w->rng ^= w->rng << 25;
-    w->rng ^= w->rng >> 27;
-    return w->rng * UINT64_C(2685821657736338717);
+    return ferry_prng_next(&w->rng);
 }
 
 static uint32_t clamp_rto(uint64_t ms)
@@ -231,7 +227,7 @@ void ferry_blockwin_init(struct ferry_blockwin *w, unsigned max_window, uint64_t
     w->rto_ms = FERRY_BLOCKWIN_INITIAL_RTO_MS;
     w->next_req = 1;
     w->next_tx = 1;
-    w->rng = seed ? seed : UINT64_C(0x9e3779b97f4a7c15);
+    ferry_prng_seed(&w->rng, seed);
 }
 
 void ferry_blockwin_begin(struct ferry_blockwin *w, uint64_t nblocks, uint64_t base,

@@ -76,6 +76,8 @@
 #ifndef FERRY_FERRY_BLOCKWIN_H
 #define FERRY_FERRY_BLOCKWIN_H
 
+#include "ferry_random.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -126,7 +128,7 @@ struct ferry_blockwin {
     uint32_t next_req, next_tx, recover_tx;
     uint64_t answers; /* blocks received over the link's life */
     uint64_t last_answer_ms;
-    uint64_t rng;
+    struct ferry_prng rng;
     /* The download. */
     uint64_t nblocks, base, next_new, received;
     uint64_t bits[FERRY_BLOCKWIN_SPAN / 64]; /* bit i: block base + i is in */

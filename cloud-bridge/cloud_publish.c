@@ -11,6 +11,7 @@
 #include "ferry_loop.h"
 #include "ferry_manifest.h"
 #include "ferry_names.h"
+#include "ferry_random.h"
 #include "ferry_signed.h"
 
 #include <inttypes.h>
@@ -302,7 +303,7 @@ static void send_release(void *arg);
 static void retry_later(struct sender *s)
 {
     ferry_loop_cancel(s->loop, s->retry_timer);
-    uint32_t ms = ferry_backoff_next(&s->backoff, cloud_random32());
+    uint32_t ms = ferry_backoff_next(&s->backoff, ferry_random_u32());
     s->retry_timer = ferry_loop_timer(s->loop, ms, send_release, s);
 }
 

@@ -1,5 +1,6 @@
 #include "cloud_rollout_assign.h"
 
+#include "ferry_bytes.h"
 #include "ferry_sha256.h"
 
 #include <inttypes.h>
@@ -20,10 +21,7 @@ uint32_t cloud_rollout_bucket(uint64_t rollout_id, const char *node)
     n += len;
     uint8_t digest[FERRY_SHA256_LEN];
     ferry_sha256(buf, n, digest);
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | digest[i];
-    return (uint32_t)(v % FERRY_SHARE_FULL);
+    return (uint32_t)(ferry_get_be64(digest) % FERRY_SHARE_FULL);
 }
 
 unsigned cloud_rollout_wave(const struct ferry_rollout_plan *p, uint64_t rollout_id,

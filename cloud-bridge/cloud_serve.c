@@ -12,6 +12,7 @@
 #include "ferry_hex.h"
 #include "ferry_loop.h"
 #include "ferry_names.h"
+#include "ferry_random.h"
 #include "ferry_status.h"
 #include "ferry_stream.h"
 
@@ -553,8 +554,8 @@ static enum ferry_err subscribe_all(struct server *s, struct ferry_diag *d)
             return ferry_fail(d, err, "cannot subscribe to %s", sub.filter);
     }
     if (s->http) {
-        struct ferry_keeper_sub sub = {cloud_http_presence_filter(s->http), 1,
-                                       on_presence_message, s};
+        struct ferry_keeper_sub sub = {cloud_http_presence_filter(s->http), 1, on_presence_message,
+                                       s};
         enum ferry_err err = ferry_keeper_subscribe(s->keeper, &sub);
         if (err != FERRY_OK)
             return ferry_fail(d, err, "cannot subscribe to %s", sub.filter);

@@ -134,7 +134,8 @@ const char *const cloud_sql_sqlite[CLOUD_Q__COUNT] = {
         "SELECT n.node, n.gateway, n.release, n.version, n.state, n.bytes, n.total, n.error,"
         " n.message, n.seq, n.ts, n.updated_at,"
         " (SELECT count(*) FROM refused r WHERE r.node = n.node AND r.received_at >= n.updated_at),"
-        " n.via FROM nodes n WHERE (?1 IS NULL OR n.release = ?1) AND (?2 IS NULL OR n.gateway = ?2)"
+        " n.via FROM nodes n WHERE (?1 IS NULL OR n.release = ?1) AND (?2 IS NULL OR n.gateway = "
+        "?2)"
         " AND (?3 IS NULL OR n.state = ?3) ORDER BY n.node",
     [CLOUD_Q_SELECT_REFUSED] =
         "SELECT node, gateway, release, version, state, bytes, total, error, message, seq, ts,"

@@ -4,9 +4,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
-#include <unistd.h>
 
 int cloud_subcmd_report(const struct cloud_subcmd *c, const struct ferry_diag *d,
                         enum ferry_err err, int status)
@@ -35,15 +32,4 @@ int cloud_subcmd_parse(const struct cloud_subcmd *c, void *cfg, const enum ferry
         return cloud_subcmd_report(c, &d, err, CLOUD_EXIT_USAGE);
     ferry_log_init("ferry-cloud", *level);
     return -1;
-}
-
-uint32_t cloud_random32(void)
-{
-    uint32_t v;
-    if (getrandom(&v, sizeof(v), GRND_NONBLOCK) == (ssize_t)sizeof(v))
-        return v;
-    /* Jitter only has to differ between processes, not resist anyone. */
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint32_t)ts.tv_nsec ^ ((uint32_t)getpid() << 16);
 }

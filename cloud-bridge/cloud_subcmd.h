@@ -51,7 +51,4 @@ int cloud_subcmd_parse(const struct cloud_subcmd *c, void *cfg, const enum ferry
 int cloud_subcmd_report(const struct cloud_subcmd *c, const struct ferry_diag *d,
                         enum ferry_err err, int status);
 
-/* A random 32-bit value for ferry_backoff_next()'s jitter. */
-uint32_t cloud_random32(void);
-
 #endif

@@ -1,5 +1,6 @@
 #include "ferry_coapglue.h"
 
+#include "ferry_bytes.h"
 #include "ferry_fs.h"
 #include "ferry_hex.h"
 
@@ -205,9 +206,7 @@ enum ferry_err ferry_coapglue_get_uint(const coap_pdu_t *pdu, coap_option_num_t 
 
 uint64_t ferry_coapglue_etag_of(const uint8_t sha[FERRY_SHA256_LEN])
 {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | sha[i];
+    uint64_t v = ferry_get_be64(sha);
     return v ? v : 1;
 }
 

@@ -8,6 +8,8 @@
  * this connection. */
 #include "ferry_keeper.h"
 
+#include "ferry_random.h"
+
 #include "ferry_log.h"
 
 #include <errno.h>
@@ -16,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -75,14 +76,6 @@ struct ferry_keeper {
     bool session_present;
     struct ferry_mqtt_caps caps;
 };
-
-static uint32_t random32(void)
-{
-    uint32_t r = 0;
-    if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
-        r = (uint32_t)ferry_now_ms() * 2654435761u ^ (uint32_t)getpid();
-    return r;
-}
 
 /* ---- configuration ------------------------------------------------------ */
 
@@ -444,7 +437,7 @@ static void next_broker(struct ferry_keeper *k)
         return;
     }
     k->tried = 0;
-    uint32_t delay = ferry_backoff_next(&k->backoff, random32());
+    uint32_t delay = ferry_backoff_next(&k->backoff, ferry_random_u32());
     if (k->nurls > 1)
         LOG_INFO("%s: no broker of %zu reachable; next round in %u ms", k->name, k->nurls, delay);
     else

@@ -104,7 +104,8 @@ struct ferry_keeper_conf {
     {                                                                                              \
         name, type, offsetof(struct cfgtype, member), metavar, help, flags                         \
     }
-#define FERRY_KEEPER_OPTS(cfgtype, field) FERRY_KEEPER_OPTS_FLAGS(cfgtype, field, FERRY_OPT_REQUIRED)
+#define FERRY_KEEPER_OPTS(cfgtype, field)                                                          \
+    FERRY_KEEPER_OPTS_FLAGS(cfgtype, field, FERRY_OPT_REQUIRED)
 #define FERRY_KEEPER_OPTS_FLAGS(cfgtype, field, broker_flags)                                      \
     FERRY_KEEPER_OPT(cfgtype, "broker", FERRY_OPT_STRLIST, field.brokers, "URL[,URL...]",          \
                      "MQTT broker, mqtt://HOST:PORT or mqtts://HOST:PORT; several (repeat the "    \

@@ -1,6 +1,7 @@
 #include "edge_coap.h"
 
 #include "ferry_backoff.h"
+#include "ferry_bytes.h"
 #include "ferry_coapglue.h"
 #include "ferry_config_report.h"
 #include "ferry_envelope.h"
@@ -9,6 +10,7 @@
 #include "ferry_meta.h"
 #include "ferry_names.h"
 #include "ferry_nodeinfo.h"
+#include "ferry_random.h"
 #include "ferry_status.h"
 
 #include <coap3/coap.h>
@@ -68,7 +70,7 @@ struct edge_coap {
     size_t nmquery;
     char manifest_path[sizeof(FERRY_COAP_MANIFEST) + FERRY_ID_MAX + 2];
     uint64_t poll_ms, timeout_ms;
-    uint64_t rng;
+    struct ferry_prng rng;
     coap_context_t *ctx;
     coap_session_t *session;
     struct ferry_coapglue_io io;
@@ -91,18 +93,9 @@ struct edge_coap {
 
 /* ---- small helpers ---------------------------------------------------------- */
 
-static uint64_t rnd(struct edge_coap *c)
-{
-    /* xorshift64*, as in edge_fsm.c: enough to spread a fleet's polls. */
-    c->rng ^= c->rng >> 12;
-    c->rng ^= c->rng << 25;
-    c->rng ^= c->rng >> 27;
-    return c->rng * UINT64_C(2685821657736338717);
-}
-
 static uint64_t jittered(struct edge_coap *c, uint64_t base)
 {
-    return ferry_jitter(base, POLL_JITTER_PCT, rnd(c));
+    return ferry_jitter(base, POLL_JITTER_PCT, ferry_prng_next(&c->rng));
 }
 
 static unsigned code_of(const coap_pdu_t *pdu)
@@ -281,8 +274,7 @@ enum ferry_err edge_coap_get_block(struct edge_coap *c, const uint8_t sha256[FER
      * NSTART never holds a block behind a status POST or the reverse. */
     uint8_t token[TOKEN_MAX];
     memcpy(token, c->block_prefix, BLOCK_PREFIX_LEN);
-    for (int i = 0; i < 4; i++)
-        token[BLOCK_PREFIX_LEN + i] = (uint8_t)(req >> (24 - 8 * i));
+    ferry_put_be32(token + BLOCK_PREFIX_LEN, req);
     coap_pdu_t *pdu =
         new_pdu(c, COAP_MESSAGE_NON, COAP_REQUEST_CODE_GET, token, sizeof(token), path, true);
     if (!pdu || !add_block2(pdu, (uint32_t)(off / size), szx)) {
@@ -622,8 +614,7 @@ static bool block_req(const struct edge_coap *c, coap_bin_const_t tok, uint32_t 
 {
     if (tok.length != TOKEN_MAX || memcmp(tok.s, c->block_prefix, BLOCK_PREFIX_LEN) != 0)
         return false;
-    const uint8_t *p = tok.s + BLOCK_PREFIX_LEN;
-    *req = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    *req = ferry_get_be32(tok.s + BLOCK_PREFIX_LEN);
     return true;
 }
 
@@ -762,16 +753,14 @@ enum ferry_err edge_coap_new(struct ferry_loop *loop, const struct edge_coap_opt
     c->poll_ms = opts->poll_ms;
     c->timeout_ms =
         opts->request_timeout_ms ? opts->request_timeout_ms : EDGE_COAP_DEFAULT_TIMEOUT_MS;
-    c->rng = opts->seed ? opts->seed : UINT64_C(0x2545f4914f6cdd1d);
+    ferry_prng_seed(&c->rng, opts->seed);
     snprintf(c->manifest_path, sizeof(c->manifest_path), "%s/%s", FERRY_COAP_MANIFEST,
              opts->product);
     if (opts->node_id && ferry_id_valid(opts->node_id))
         snprintf(c->node_id, sizeof(c->node_id), "%s", opts->node_id);
     /* A prefix of this run's own: answers to an earlier run's requests
      * (the seed differs) are not taken for blocks. */
-    uint64_t prefix = rnd(c);
-    for (int i = 0; i < BLOCK_PREFIX_LEN; i++)
-        c->block_prefix[i] = (uint8_t)(prefix >> (8 * i));
+    ferry_put_le_n(c->block_prefix, ferry_prng_next(&c->rng), BLOCK_PREFIX_LEN);
     snprintf(c->meta.path, sizeof(c->meta.path), "%s/%s", FERRY_COAP_META, opts->product);
     snprintf(c->meta.query, sizeof(c->meta.query), "r=%llu", (unsigned long long)opts->meta_have);
     if (opts->nmanifest_query && !(c->mquery = calloc(opts->nmanifest_query, sizeof(*c->mquery)))) {

@@ -14,6 +14,7 @@
 #include "ferry_hex.h"
 #include "ferry_log.h"
 #include "ferry_nodeinfo.h"
+#include "ferry_random.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -97,20 +98,12 @@ struct edge_daemon {
     uint64_t sending_seq;
     uint64_t send_timer;
     struct ferry_backoff send_backoff; /* status POSTs that failed */
-    uint64_t rng;
+    struct ferry_prng rng;
 };
 
 static struct edge_clock now_clock(void)
 {
     return (struct edge_clock){.wall = (int64_t)time(NULL), .mono_ms = ferry_now_ms()};
-}
-
-static uint64_t rnd(struct edge_daemon *dm)
-{
-    dm->rng ^= dm->rng >> 12;
-    dm->rng ^= dm->rng << 25;
-    dm->rng ^= dm->rng >> 27;
-    return dm->rng * UINT64_C(2685821657736338717);
 }
 
 /* ---- status records -------------------------------------------------------- */
@@ -129,9 +122,9 @@ static void send_later(struct edge_daemon *dm, uint32_t max_age_s)
 {
     uint64_t delay;
     if (max_age_s) {
-        delay = (uint64_t)max_age_s * 1000 + rnd(dm) % 1000;
+        delay = (uint64_t)max_age_s * 1000 + ferry_prng_next(&dm->rng) % 1000;
     } else {
-        delay = ferry_backoff_next(&dm->send_backoff, (uint32_t)(rnd(dm) >> 32));
+        delay = ferry_backoff_next(&dm->send_backoff, (uint32_t)(ferry_prng_next(&dm->rng) >> 32));
     }
     dm->send_timer = ferry_loop_timer(dm->loop, delay, send_retry, dm);
 }
@@ -907,7 +900,7 @@ static enum ferry_err open_storage(struct edge_daemon *dm, const struct edge_con
     boot->booted = last.booted;
     boot->fell_back = first.verdict == INST_BOOT_FELL_BACK;
     dm->reboot_due = last.reboot;
-    return edge_journal_open(cfg->state_dir, &dm->journal, d);
+    return edge_journal_open(cfg->state_dir, NULL, &dm->journal, d);
 }
 
 /* What the state machine hears of a module's install the last run left. */
@@ -972,7 +965,7 @@ static enum ferry_err make_fsm(struct edge_daemon *dm, const struct edge_config 
         .retry_min_ms = RETRY_MIN_MS,
         .retry_max_ms = RETRY_MAX_MS,
         .max_window = (unsigned)cfg->max_window,
-        .seed = dm->rng,
+        .seed = ferry_prng_next(&dm->rng),
         .await_hold = true,
     };
     return edge_fsm_new(&fc, &dm->fsm, d);
@@ -992,7 +985,8 @@ static enum ferry_err make_report(struct edge_daemon *dm, struct ferry_diag *d)
     if (!realpath(dm->state_dir, dir))
         return ferry_fail(d, FERRY_E_IO, "%s: %s", dm->state_dir, strerror(errno));
     snprintf(path, sizeof(path), "%s/node.cfg", dir);
-    return edge_report_new(dm->loop, dm->coap, dm->node_id, path, rnd(dm), &dm->report, d);
+    return edge_report_new(dm->loop, dm->coap, dm->node_id, path, ferry_prng_next(&dm->rng),
+                           &dm->report, d);
 }
 
 static enum ferry_err make_coap(struct edge_daemon *dm, const struct edge_config *cfg,
@@ -1031,7 +1025,7 @@ static enum ferry_err make_coap(struct edge_daemon *dm, const struct edge_config
         .request_timeout_ms = (uint64_t)cfg->request_timeout * 1000,
         .ack_timeout_ms = cfg->ack_timeout_ms,
         .meta_have = ferry_trust_version(edge_meta_trust(dm->meta)),
-        .seed = rnd(dm),
+        .seed = ferry_prng_next(&dm->rng),
         .manifest_query = query,
         .nmanifest_query = nquery,
     };
@@ -1080,10 +1074,7 @@ enum ferry_err edge_daemon_new(struct ferry_loop *loop, const struct edge_config
         return ferry_fail(d, FERRY_E_NOMEM, "out of memory");
     dm->loop = loop;
     dm->send_backoff = (struct ferry_backoff){.min_ms = RETRY_MIN_MS, .max_ms = RETRY_MAX_MS};
-    dm->rng =
-        (uint64_t)time(NULL) * UINT64_C(6364136223846793005) ^ (uint64_t)getpid() ^ ferry_now_ms();
-    if (!dm->rng)
-        dm->rng = 1;
+    ferry_prng_seed(&dm->rng, ferry_random_u64());
     struct edge_fsm_boot boot;
     struct edge_fsm_saved saved;
     enum ferry_err err = copy_settings(dm, cfg, d);

@@ -4,8 +4,10 @@
 
 #include "ferry_blockwin.h"
 #include "ferry_backoff.h"
+#include "ferry_bytes.h"
 #include "ferry_crc32.h"
 #include "ferry_envelope.h"
+#include "ferry_random.h"
 #include "ferry_sha256.h"
 
 #include <inttypes.h>
@@ -37,7 +39,7 @@ struct edge_fsm {
     char hw_revision[FERRY_REVISION_MAX + 1];
     enum edge_phase phase;
     struct edge_fsm_saved saved;
-    uint64_t rng;
+    struct ferry_prng rng; /* timers' jitter: reproducible in tests */
 
     /* The image running now, and the one before a trial boot. */
     struct edge_slot_info running;
@@ -77,11 +79,7 @@ struct edge_fsm {
 
 static uint64_t rnd(struct edge_fsm *f)
 {
-    /* xorshift64*: plenty for spreading timers, and reproducible in tests. */
-    f->rng ^= f->rng >> 12;
-    f->rng ^= f->rng << 25;
-    f->rng ^= f->rng >> 27;
-    return f->rng * UINT64_C(2685821657736338717);
+    return ferry_prng_next(&f->rng);
 }
 
 /* Uniform in [0, n]. */
@@ -1402,7 +1400,7 @@ enum ferry_err edge_fsm_new(const struct edge_fsm_config *cfg, struct edge_fsm *
     f->cfg.product = f->product;
     f->cfg.hw_model = f->hw_model;
     f->cfg.hw_revision = f->hw_revision;
-    f->rng = cfg->seed ? cfg->seed : UINT64_C(0x9e3779b97f4a7c15);
+    ferry_prng_seed(&f->rng, cfg->seed);
     f->retry = (struct ferry_backoff){.min_ms = cfg->retry_min_ms, .max_ms = cfg->retry_max_ms};
     ferry_blockwin_init(&f->win, cfg->max_window ? cfg->max_window : FERRY_BLOCKWIN_MAX, rnd(f));
     f->phase = EDGE_PHASE_START;
@@ -1477,8 +1475,8 @@ static void put_bytes(struct cursor *c, const void *v, size_t n)
 
 static void put_u64(struct cursor *c, uint64_t v)
 {
-    for (int i = 0; i < 8; i++)
-        c->p[c->off++] = (uint8_t)(v >> (8 * i));
+    ferry_put_le64(c->p + c->off, v);
+    c->off += 8;
 }
 
 static void put_u8(struct cursor *c, unsigned v)
@@ -1494,9 +1492,8 @@ static void get_bytes(struct cursor *c, void *v, size_t n)
 
 static uint64_t get_u64(struct cursor *c)
 {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)c->q[c->off++] << (8 * i);
+    uint64_t v = ferry_get_le64(c->q + c->off);
+    c->off += 8;
     return v;
 }
 
@@ -1552,13 +1549,10 @@ enum ferry_err edge_fsm_saved_encode(const struct edge_fsm_saved *s,
     put_u64(&c, (uint64_t)j->deferred_since);
     put_bytes(&c, s->rejected, sizeof(s->rejected));
     put_bytes(&c, j->have, sizeof(j->have));
-    put_u8(&c, j->have_unit & 0xff);
-    put_u8(&c, j->have_unit >> 8);
+    ferry_put_le16(out + c.off, j->have_unit);
+    c.off += 2;
     put_bytes(&c, j->kid, sizeof(j->kid));
-    uint32_t crc = ferry_crc32(0, out, EDGE_FSM_SAVED_LEN - 4);
-    c.off = EDGE_FSM_SAVED_LEN - 4;
-    for (int i = 0; i < 4; i++)
-        put_u8(&c, (crc >> (8 * i)) & 0xff);
+    ferry_put_le32(out + EDGE_FSM_SAVED_LEN - 4, ferry_crc32(0, out, EDGE_FSM_SAVED_LEN - 4));
     return FERRY_OK;
 }
 
@@ -1572,10 +1566,7 @@ enum ferry_err edge_fsm_saved_decode(const uint8_t *buf, size_t len, struct edge
 {
     if (len != EDGE_FSM_SAVED_LEN || memcmp(buf, SAVED_MAGIC, 4) != 0)
         return ferry_fail(d, FERRY_E_CORRUPT, "edge: job record has a wrong length or magic");
-    uint32_t crc = 0;
-    for (int i = 0; i < 4; i++)
-        crc |= (uint32_t)buf[EDGE_FSM_SAVED_LEN - 4 + i] << (8 * i);
-    if (crc != ferry_crc32(0, buf, EDGE_FSM_SAVED_LEN - 4))
+    if (ferry_get_le32(buf + EDGE_FSM_SAVED_LEN - 4) != ferry_crc32(0, buf, EDGE_FSM_SAVED_LEN - 4))
         return ferry_fail(d, FERRY_E_CORRUPT, "edge: job record fails its CRC");
     struct edge_fsm_saved s;
     memset(&s, 0, sizeof(s));
@@ -1602,8 +1593,8 @@ enum ferry_err edge_fsm_saved_decode(const uint8_t *buf, size_t len, struct edge
     j->deferred_since = (int64_t)get_u64(&c);
     get_bytes(&c, s.rejected, sizeof(s.rejected));
     get_bytes(&c, j->have, sizeof(j->have));
-    j->have_unit = (uint16_t)get_u8(&c);
-    j->have_unit |= (uint16_t)(get_u8(&c) << 8);
+    j->have_unit = ferry_get_le16(buf + c.off);
+    c.off += 2;
     if (!have_ok(j))
         return ferry_fail(d, FERRY_E_CORRUPT, "edge: job record's block bitmap is out of range");
     /* Zeros in records written before the key id was kept: "" (unknown). */

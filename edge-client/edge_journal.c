@@ -1,5 +1,6 @@
 #include "edge_journal.h"
 
+#include "ferry_bytes.h"
 #include "ferry_crc32.h"
 #include "ferry_fs.h"
 
@@ -31,6 +32,7 @@ struct pending {
 };
 
 struct edge_journal {
+    const struct ferry_io *io; /* NULL: the system's */
     char path[PATH_MAX];
     char seq_path[PATH_MAX];
     int fd;
@@ -41,20 +43,6 @@ struct edge_journal {
     uint64_t reserved; /* no seq at or above it was handed out */
     bool repaired;
 };
-
-static void put_le(uint8_t *p, uint64_t v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, size_t n)
-{
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
 
 static uint32_t entry_crc(const uint8_t *hdr, const uint8_t *payload, size_t len)
 {
@@ -67,29 +55,18 @@ static size_t make_entry(uint8_t *buf, uint8_t kind, size_t len)
 {
     buf[0] = kind;
     buf[1] = 0;
-    put_le(buf + 2, len, 2);
-    put_le(buf + 4, entry_crc(buf, buf + HDR_LEN, len), 4);
+    ferry_put_le16(buf + 2, (uint16_t)len);
+    ferry_put_le32(buf + 4, entry_crc(buf, buf + HDR_LEN, len));
     return HDR_LEN + len;
 }
 
-static enum ferry_err read_exact(int fd, uint64_t off, void *buf, size_t len, bool *short_read)
+static enum ferry_err read_exact(const struct edge_journal *j, uint64_t off, void *buf, size_t len,
+                                 bool *short_read)
 {
-    uint8_t *p = buf;
     size_t got = 0;
-    *short_read = false;
-    while (got < len) {
-        ssize_t r = pread(fd, p + got, len - got, (off_t)(off + got));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return FERRY_E_IO;
-        if (r == 0) {
-            *short_read = true;
-            return FERRY_OK;
-        }
-        got += (size_t)r;
-    }
-    return FERRY_OK;
+    enum ferry_err err = ferry_pread_full_io(j->io, j->fd, buf, len, (off_t)off, &got);
+    *short_read = got < len;
+    return err;
 }
 
 static enum ferry_err push(struct edge_journal *j, uint64_t off, uint32_t len, uint64_t seq)
@@ -119,20 +96,20 @@ static void pop(struct edge_journal *j)
 
 /* One entry at off: FERRY_OK with *len_out its payload length, or
  * FERRY_E_CORRUPT when it is short, torn or not an entry at all. */
-static enum ferry_err read_entry(int fd, uint64_t off, uint8_t *hdr, uint8_t *payload,
-                                 size_t *len_out)
+static enum ferry_err read_entry(const struct edge_journal *j, uint64_t off, uint8_t *hdr,
+                                 uint8_t *payload, size_t *len_out)
 {
     bool short_read = false;
-    if (read_exact(fd, off, hdr, HDR_LEN, &short_read) != FERRY_OK)
+    if (read_exact(j, off, hdr, HDR_LEN, &short_read) != FERRY_OK)
         return FERRY_E_IO;
-    size_t len = (size_t)get_le(hdr + 2, 2);
+    size_t len = ferry_get_le16(hdr + 2);
     bool shape_ok = (hdr[0] == KIND_RECORD && len >= 1 && len <= FERRY_STATUS_MAX_BYTES) ||
                     (hdr[0] == KIND_ACK && len == ACK_LEN);
     if (short_read || hdr[1] != 0 || !shape_ok)
         return FERRY_E_CORRUPT;
-    if (read_exact(fd, off + HDR_LEN, payload, len, &short_read) != FERRY_OK)
+    if (read_exact(j, off + HDR_LEN, payload, len, &short_read) != FERRY_OK)
         return FERRY_E_IO;
-    if (short_read || entry_crc(hdr, payload, len) != (uint32_t)get_le(hdr + 4, 4))
+    if (short_read || entry_crc(hdr, payload, len) != ferry_get_le32(hdr + 4))
         return FERRY_E_CORRUPT;
     *len_out = len;
     return FERRY_OK;
@@ -143,7 +120,7 @@ static enum ferry_err apply_entry(struct edge_journal *j, uint64_t off, const ui
                                   const uint8_t *payload, size_t len)
 {
     if (hdr[0] == KIND_ACK) {
-        uint64_t acked = get_le(payload, ACK_LEN);
+        uint64_t acked = ferry_get_le64(payload);
         if (acked > j->last_seq)
             j->last_seq = acked;
         while (j->head < j->n && j->q[j->head].seq <= acked)
@@ -165,12 +142,12 @@ static enum ferry_err scan(struct edge_journal *j, struct ferry_diag *d)
     for (;;) {
         uint8_t probe;
         bool at_end = false;
-        if (read_exact(j->fd, off, &probe, 1, &at_end) != FERRY_OK)
+        if (read_exact(j, off, &probe, 1, &at_end) != FERRY_OK)
             return ferry_fail(d, FERRY_E_IO, "%s: read: %s", j->path, strerror(errno));
         if (at_end)
             break;
         size_t len = 0;
-        enum ferry_err err = read_entry(j->fd, off, hdr, payload, &len);
+        enum ferry_err err = read_entry(j, off, hdr, payload, &len);
         if (err == FERRY_OK)
             err = apply_entry(j, off, hdr, payload, len);
         if (err == FERRY_E_IO)
@@ -178,7 +155,8 @@ static enum ferry_err scan(struct edge_journal *j, struct ferry_diag *d)
         if (err == FERRY_E_NOMEM)
             return ferry_fail(d, err, "%s: out of memory", j->path);
         if (err != FERRY_OK) {
-            if (ftruncate(j->fd, (off_t)off) != 0 || fsync(j->fd) != 0)
+            if (ferry_io_ftruncate(j->io, j->fd, (off_t)off) != 0 ||
+                ferry_io_fsync(j->io, j->fd) != 0)
                 return ferry_fail(d, FERRY_E_IO, "%s: cutting damage at %llu: %s", j->path,
                                   (unsigned long long)off, strerror(errno));
             j->repaired = true;
@@ -195,10 +173,10 @@ static void read_reservation(struct edge_journal *j)
     uint8_t *buf = NULL;
     size_t len = 0;
     j->reserved = 0;
-    if (ferry_read_file(j->seq_path, SEQ_FILE_LEN, &buf, &len, NULL) != FERRY_OK)
+    if (ferry_read_file_io(j->io, j->seq_path, SEQ_FILE_LEN, &buf, &len, NULL) != FERRY_OK)
         return;
-    if (len == SEQ_FILE_LEN && ferry_crc32(0, buf, 8) == (uint32_t)get_le(buf + 8, 4))
-        j->reserved = get_le(buf, 8);
+    if (len == SEQ_FILE_LEN && ferry_crc32(0, buf, 8) == ferry_get_le32(buf + 8))
+        j->reserved = ferry_get_le64(buf);
     free(buf);
 }
 
@@ -206,9 +184,9 @@ static enum ferry_err write_reservation(struct edge_journal *j, uint64_t reserve
                                         struct ferry_diag *d)
 {
     uint8_t buf[SEQ_FILE_LEN];
-    put_le(buf, reserved, 8);
-    put_le(buf + 8, ferry_crc32(0, buf, 8), 4);
-    enum ferry_err err = ferry_write_atomic(j->seq_path, buf, sizeof(buf), 0644, d);
+    ferry_put_le64(buf, reserved);
+    ferry_put_le32(buf + 8, ferry_crc32(0, buf, 8));
+    enum ferry_err err = ferry_write_atomic_io(j->io, j->seq_path, buf, sizeof(buf), 0644, d);
     if (err == FERRY_OK)
         j->reserved = reserved;
     return err;
@@ -217,22 +195,24 @@ static enum ferry_err write_reservation(struct edge_journal *j, uint64_t reserve
 static enum ferry_err open_file(struct edge_journal *j, struct ferry_diag *d)
 {
     bool existed = access(j->path, F_OK) == 0;
-    j->fd = open(j->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    j->fd = ferry_io_open(j->io, j->path, O_RDWR | O_CREAT, 0644);
     if (j->fd < 0)
         return ferry_fail(d, errno == ENOSPC ? FERRY_E_NOSPACE : FERRY_E_IO, "%s: %s", j->path,
                           strerror(errno));
-    if (!existed && ferry_fsync_dir(j->path) != FERRY_OK)
+    if (!existed && ferry_fsync_dir_io(j->io, j->path) != FERRY_OK)
         return ferry_fail(d, FERRY_E_IO, "%s: fsync of its folder failed", j->path);
     return FERRY_OK;
 }
 
-enum ferry_err edge_journal_open(const char *dir, struct edge_journal **out, struct ferry_diag *d)
+enum ferry_err edge_journal_open(const char *dir, const struct ferry_io *io,
+                                 struct edge_journal **out, struct ferry_diag *d)
 {
     if (!dir || !dir[0] || strlen(dir) > PATH_MAX - sizeof(JOURNAL_NAME) - 2)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "journal: state folder missing or too long");
     struct edge_journal *j = calloc(1, sizeof(*j));
     if (!j)
         return ferry_fail(d, FERRY_E_NOMEM, "journal: out of memory");
+    j->io = io;
     snprintf(j->path, sizeof(j->path), "%s/%s", dir, JOURNAL_NAME);
     snprintf(j->seq_path, sizeof(j->seq_path), "%s/%s", dir, SEQ_NAME);
     j->fd = -1;
@@ -259,7 +239,7 @@ void edge_journal_free(struct edge_journal *j)
     if (!j)
         return;
     if (j->fd >= 0)
-        close(j->fd);
+        ferry_io_close(j->io, j->fd);
     free(j->q);
     free(j);
 }
@@ -269,7 +249,7 @@ static enum ferry_err reopen(struct edge_journal *j, struct ferry_diag *d)
 {
     if (j->fd >= 0)
         return FERRY_OK;
-    j->fd = open(j->path, O_RDWR | O_CLOEXEC);
+    j->fd = ferry_io_open(j->io, j->path, O_RDWR, 0);
     if (j->fd < 0)
         return ferry_fail(d, FERRY_E_IO, "%s: %s", j->path, strerror(errno));
     return FERRY_OK;
@@ -283,12 +263,12 @@ static enum ferry_err append_entry(struct edge_journal *j, const uint8_t *entry,
     enum ferry_err err = reopen(j, d);
     if (err != FERRY_OK)
         return err;
-    err = ferry_pwrite_all(j->fd, entry, len, (off_t)j->size);
-    if (err == FERRY_OK && durable && fsync(j->fd) != 0)
+    err = ferry_pwrite_all_io(j->io, j->fd, entry, len, (off_t)j->size);
+    if (err == FERRY_OK && durable && ferry_io_fsync(j->io, j->fd) != 0)
         err = FERRY_E_IO;
     if (err != FERRY_OK) {
         int e = errno;
-        if (ftruncate(j->fd, (off_t)j->size) != 0) {
+        if (ferry_io_ftruncate(j->io, j->fd, (off_t)j->size) != 0) {
             /* The next open cuts the partial entry off instead. */
         }
         return ferry_fail(d, err, "%s: append: %s", j->path, strerror(e));
@@ -325,7 +305,7 @@ enum ferry_err edge_journal_append(struct edge_journal *j, const struct ferry_st
         /* Unreachable below the cap after the first growth; keep the file
          * consistent with memory all the same. */
         j->size = off;
-        if (ftruncate(j->fd, (off_t)off) != 0) {
+        if (ferry_io_ftruncate(j->io, j->fd, (off_t)off) != 0) {
             /* The record stays in the file and is sent after a restart. */
         }
         return ferry_fail(d, FERRY_E_NOMEM, "journal: out of memory");
@@ -347,7 +327,7 @@ enum ferry_err edge_journal_head(struct edge_journal *j, uint8_t *buf, size_t ca
     enum ferry_err err = reopen(j, d);
     if (err != FERRY_OK)
         return err;
-    err = read_entry(j->fd, p->off, hdr, payload, &n);
+    err = read_entry(j, p->off, hdr, payload, &n);
     if (err == FERRY_E_IO)
         return ferry_fail(d, err, "%s: read: %s", j->path, strerror(errno));
     if (err != FERRY_OK || hdr[0] != KIND_RECORD || n != p->len)
@@ -366,12 +346,12 @@ enum ferry_err edge_journal_head(struct edge_journal *j, uint8_t *buf, size_t ca
 static void compact(struct edge_journal *j)
 {
     uint8_t entry[HDR_LEN + ACK_LEN];
-    put_le(entry + HDR_LEN, j->last_seq, ACK_LEN);
+    ferry_put_le64(entry + HDR_LEN, j->last_seq);
     size_t n = make_entry(entry, KIND_ACK, ACK_LEN);
-    if (ferry_write_atomic(j->path, entry, n, 0644, NULL) != FERRY_OK)
+    if (ferry_write_atomic_io(j->io, j->path, entry, n, 0644, NULL) != FERRY_OK)
         return; /* the long file stays valid; the next ack tries again */
     /* The old file is unlinked now: appending to it would lose records. */
-    close(j->fd);
+    ferry_io_close(j->io, j->fd);
     j->fd = -1;
     j->size = n;
 }
@@ -383,7 +363,7 @@ enum ferry_err edge_journal_ack(struct edge_journal *j, uint64_t seq, struct fer
                           (unsigned long long)seq,
                           (unsigned long long)(j->head == j->n ? 0 : j->q[j->head].seq));
     uint8_t entry[HDR_LEN + ACK_LEN];
-    put_le(entry + HDR_LEN, seq, ACK_LEN);
+    ferry_put_le64(entry + HDR_LEN, seq);
     size_t n = make_entry(entry, KIND_ACK, ACK_LEN);
     enum ferry_err err = append_entry(j, entry, n, false, d);
     if (err != FERRY_OK)
@@ -403,7 +383,7 @@ static size_t renumbered_entry(struct edge_journal *j, const struct pending *p, 
     uint8_t payload[FERRY_STATUS_MAX_BYTES];
     size_t n = 0, len = 0;
     struct ferry_status st;
-    if (read_entry(j->fd, p->off, hdr, payload, &n) != FERRY_OK || hdr[0] != KIND_RECORD ||
+    if (read_entry(j, p->off, hdr, payload, &n) != FERRY_OK || hdr[0] != KIND_RECORD ||
         ferry_status_from_cbor(payload, n, &st, NULL) != FERRY_OK)
         return 0;
     st.seq = seq;
@@ -440,7 +420,7 @@ enum ferry_err edge_journal_renumber(struct edge_journal *j, uint64_t *first, st
             (struct pending){.off = j->size + used, .len = (uint32_t)(len - HDR_LEN), .seq = seq};
         used += len;
     }
-    put_le(buf + used + HDR_LEN, j->q[j->n - 1].seq, ACK_LEN);
+    ferry_put_le64(buf + used + HDR_LEN, j->q[j->n - 1].seq);
     used += make_entry(buf + used, KIND_ACK, ACK_LEN);
     if (seq >= j->reserved) {
         err = write_reservation(j, seq + EDGE_JOURNAL_SEQ_BLOCK, d);

@@ -38,6 +38,7 @@
 #define FERRY_EDGE_JOURNAL_H
 
 #include "ferry_err.h"
+#include "ferry_io.h"
 #include "ferry_status.h"
 
 #include <stdbool.h>
@@ -50,11 +51,13 @@
 
 struct edge_journal;
 
-/* Opens (creating if needed) the journal in dir, which must exist. Damage is
- * cut off as described above (edge_journal_repaired() tells). FERRY_E_IO
- * when the files cannot be read or created. Free with edge_journal_free(). */
-enum ferry_err edge_journal_open(const char *dir, struct edge_journal **out,
-                                 struct ferry_diag *d) FERRY_MUST_CHECK;
+/* Opens (creating if needed) the journal in dir, which must exist, through
+ * io (ferry_io.h; NULL: the system's, which must outlive the journal).
+ * Damage is cut off as described above (edge_journal_repaired() tells).
+ * FERRY_E_IO when the files cannot be read or created. Free with
+ * edge_journal_free(). */
+enum ferry_err edge_journal_open(const char *dir, const struct ferry_io *io,
+                                 struct edge_journal **out, struct ferry_diag *d) FERRY_MUST_CHECK;
 void edge_journal_free(struct edge_journal *j); /* NULL is fine */
 
 /* Numbers a copy of *st with the next seq (st->seq is ignored), encodes it

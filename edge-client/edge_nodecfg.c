@@ -353,17 +353,23 @@ enum ferry_err edge_nodecfg_parse(const char *buf, size_t len, struct edge_nodec
     return FERRY_OK;
 }
 
-enum ferry_err edge_nodecfg_load(const char *path, struct edge_nodecfg **out, struct ferry_diag *d)
+enum ferry_err edge_nodecfg_load_io(const struct ferry_io *io, const char *path,
+                                    struct edge_nodecfg **out, struct ferry_diag *d)
 {
     uint8_t *buf = NULL;
     size_t len = 0;
-    enum ferry_err err = ferry_read_file(path, EDGE_NODECFG_MAX_BYTES, &buf, &len, d);
+    enum ferry_err err = ferry_read_file_io(io, path, EDGE_NODECFG_MAX_BYTES, &buf, &len, d);
     if (err == FERRY_OK)
         err = edge_nodecfg_parse((const char *)buf, len, out, d);
     if (err != FERRY_OK)
         ferry_diag_prefix(d, path);
     free(buf);
     return err;
+}
+
+enum ferry_err edge_nodecfg_load(const char *path, struct edge_nodecfg **out, struct ferry_diag *d)
+{
+    return edge_nodecfg_load_io(NULL, path, out, d);
 }
 
 static void put_kv(FILE *f, const char *k, const char *v)
@@ -416,16 +422,22 @@ enum ferry_err edge_nodecfg_format(const struct edge_nodecfg *cfg, char **out, s
     return FERRY_OK;
 }
 
-enum ferry_err edge_nodecfg_save(const struct edge_nodecfg *cfg, const char *path,
-                                 struct ferry_diag *d)
+enum ferry_err edge_nodecfg_save_io(const struct ferry_io *io, const struct edge_nodecfg *cfg,
+                                    const char *path, struct ferry_diag *d)
 {
     char *buf = NULL;
     size_t len = 0;
     enum ferry_err err = edge_nodecfg_format(cfg, &buf, &len, d);
     if (err == FERRY_OK)
-        err = ferry_write_atomic(path, buf, len, 0644, d);
+        err = ferry_write_atomic_io(io, path, buf, len, 0644, d);
     free(buf);
     return err;
+}
+
+enum ferry_err edge_nodecfg_save(const struct edge_nodecfg *cfg, const char *path,
+                                 struct ferry_diag *d)
+{
+    return edge_nodecfg_save_io(NULL, cfg, path, d);
 }
 
 const char *edge_nodecfg_extra(const struct edge_nodecfg *cfg, const char *key)

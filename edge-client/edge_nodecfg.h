@@ -30,6 +30,7 @@
 #define FERRY_EDGE_NODECFG_H
 
 #include "ferry_err.h"
+#include "ferry_io.h"
 #include "ferry_manifest.h"
 #include "ferry_names.h"
 #include "ferry_nodeinfo.h"
@@ -71,18 +72,26 @@ void edge_nodecfg_free(struct edge_nodecfg *cfg);
 enum ferry_err edge_nodecfg_parse(const char *buf, size_t len, struct edge_nodecfg **out,
                                   struct ferry_diag *d) FERRY_MUST_CHECK;
 
-/* Reads and parses path; FERRY_E_NOT_FOUND when it does not exist. */
+/* Reads and parses path; FERRY_E_NOT_FOUND when it does not exist. The
+ * _io form goes through io (ferry_io.h; NULL: the system's). */
 enum ferry_err edge_nodecfg_load(const char *path, struct edge_nodecfg **out,
                                  struct ferry_diag *d) FERRY_MUST_CHECK;
+enum ferry_err edge_nodecfg_load_io(const struct ferry_io *io, const char *path,
+                                    struct edge_nodecfg **out,
+                                    struct ferry_diag *d) FERRY_MUST_CHECK;
 
 /* Serialises (after checking every field as parse would) into a new
  * NUL-terminated string the caller frees; *len excludes the NUL. */
 enum ferry_err edge_nodecfg_format(const struct edge_nodecfg *cfg, char **out, size_t *len,
                                    struct ferry_diag *d) FERRY_MUST_CHECK;
 
-/* Formats and writes path atomically (ferry_write_atomic(), mode 0644). */
+/* Formats and writes path atomically (ferry_write_atomic(), mode 0644): a
+ * power cut at any point leaves the old file or the new one, whole. The
+ * _io form goes through io (ferry_io.h; NULL: the system's). */
 enum ferry_err edge_nodecfg_save(const struct edge_nodecfg *cfg, const char *path,
                                  struct ferry_diag *d) FERRY_MUST_CHECK;
+enum ferry_err edge_nodecfg_save_io(const struct ferry_io *io, const struct edge_nodecfg *cfg,
+                                    const char *path, struct ferry_diag *d) FERRY_MUST_CHECK;
 
 /* The value of a kept unknown key, or NULL. Owned by cfg. */
 const char *edge_nodecfg_extra(const struct edge_nodecfg *cfg, const char *key);

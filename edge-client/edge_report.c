@@ -6,6 +6,7 @@
 #include "ferry_crc32.h"
 #include "ferry_fs.h"
 #include "ferry_log.h"
+#include "ferry_random.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -22,7 +23,7 @@ struct edge_report {
     char node[FERRY_ID_MAX + 1];
     char path[FERRY_CONFIG_PATH_MAX + 1];
     struct ferry_backoff backoff;
-    uint64_t rng;
+    struct ferry_prng rng;
     uint64_t timer;
     bool out;      /* a report waits for its answer */
     bool accepted; /* the gateway took one in this process */
@@ -43,10 +44,7 @@ static void retry(void *arg)
 
 static void later(struct edge_report *r)
 {
-    r->rng ^= r->rng << 13;
-    r->rng ^= r->rng >> 7;
-    r->rng ^= r->rng << 17;
-    uint64_t delay = ferry_backoff_next(&r->backoff, (uint32_t)(r->rng >> 32));
+    uint64_t delay = ferry_backoff_next(&r->backoff, (uint32_t)(ferry_prng_next(&r->rng) >> 32));
     if (!r->timer)
         r->timer = ferry_loop_timer(r->loop, delay, retry, r);
 }
@@ -149,7 +147,7 @@ enum ferry_err edge_report_new(struct ferry_loop *loop, struct edge_coap *coap, 
     snprintf(r->node, sizeof(r->node), "%s", node_id);
     snprintf(r->path, sizeof(r->path), "%s", path);
     r->backoff = (struct ferry_backoff){.min_ms = RETRY_MIN_MS, .max_ms = RETRY_MAX_MS};
-    r->rng = seed ? seed : 1;
+    ferry_prng_seed(&r->rng, seed);
     *out = r;
     return FERRY_OK;
 }

@@ -1,5 +1,6 @@
 #include "gw_cache.h"
 
+#include "ferry_bytes.h"
 #include "ferry_crc32.h"
 #include "ferry_fs.h"
 #include "ferry_hex.h"
@@ -44,7 +45,7 @@ struct gw_cache {
     char pdir[DIR_MAX + 8];
     uint64_t quota;
     uint64_t sync_every;
-    const struct gw_cache_ops *ops;
+    const struct ferry_io *io; /* NULL: the system's */
     void (*on_evict)(void *arg, const uint8_t sha256[FERRY_SHA256_LEN]);
     void *evict_arg;
     struct entry *e;
@@ -74,31 +75,6 @@ struct gw_cache_map {
     const uint8_t *data;
     uint64_t size;
     unsigned refs;
-};
-
-static ssize_t sys_pwrite(void *ctx, int fd, const void *buf, size_t len, off_t off)
-{
-    (void)ctx;
-    return pwrite(fd, buf, len, off);
-}
-
-static int sys_fsync(void *ctx, int fd)
-{
-    (void)ctx;
-    return fsync(fd);
-}
-
-static int sys_rename(void *ctx, const char *from, const char *to)
-{
-    (void)ctx;
-    return rename(from, to);
-}
-
-const struct gw_cache_ops gw_cache_sys_ops = {
-    .ctx = NULL,
-    .pwrite = sys_pwrite,
-    .fsync = sys_fsync,
-    .rename = sys_rename,
 };
 
 static enum ferry_err errno_err(int e)
@@ -224,7 +200,9 @@ static bool drop_if_stale(struct gw_cache *c, DIR *dir, const char *name,
     snprintf(part, sizeof(part), "%.*s.part", HEX_LEN, name);
     bool stale = find(c, sha, ENTRY_COMPLETE) != NULL ||
                  (is_journal && faccessat(dirfd(dir), part, F_OK, 0) != 0);
-    if (stale && unlinkat(dirfd(dir), name, 0) != 0)
+    char path[PATH_MAX];
+    if (stale && (snprintf(path, sizeof(path), "%s/%s", c->pdir, name) >= (int)sizeof(path) ||
+                  ferry_io_unlink(c->io, path) != 0))
         LOG_WARN("cache: cannot remove stale %s/%s: %s", c->pdir, name, strerror(errno));
     return stale;
 }
@@ -274,10 +252,10 @@ enum ferry_err gw_cache_open(const struct gw_cache_opts *o, struct gw_cache **ou
     snprintf(c->pdir, sizeof(c->pdir), "%s/partial", o->dir);
     c->quota = o->quota;
     c->sync_every = o->sync_every ? o->sync_every : GW_CACHE_SYNC_EVERY_DEFAULT;
-    c->ops = o->ops ? o->ops : &gw_cache_sys_ops;
+    c->io = o->io;
     c->on_evict = o->on_evict;
     c->evict_arg = o->evict_arg;
-    enum ferry_err err = ferry_mkdir_p(c->pdir, 0755, d);
+    enum ferry_err err = ferry_mkdir_p_io(c->io, c->pdir, 0755, d);
     if (err == FERRY_OK)
         err = scan_complete(c, d);
     if (err == FERRY_OK)
@@ -326,9 +304,10 @@ uint64_t gw_cache_quota(const struct gw_cache *c)
     return c->quota;
 }
 
-static enum ferry_err unlink_checked(const char *path, struct ferry_diag *d)
+static enum ferry_err unlink_checked(const struct gw_cache *c, const char *path,
+                                     struct ferry_diag *d)
 {
-    if (unlink(path) != 0 && errno != ENOENT)
+    if (ferry_io_unlink(c->io, path) != 0 && errno != ENOENT)
         return ferry_fail(d, FERRY_E_IO, "cache: cannot delete %s: %s", path, strerror(errno));
     return FERRY_OK;
 }
@@ -342,13 +321,13 @@ static enum ferry_err remove_entry(struct gw_cache *c, struct entry *e, struct f
     hex_of(e->sha256, hex);
     if (e->kind == ENTRY_COMPLETE) {
         complete_path(c, hex, path);
-        err = unlink_checked(path, d);
+        err = unlink_checked(c, path, d);
     } else {
         partial_path(c, hex, "part", path);
-        err = unlink_checked(path, d);
+        err = unlink_checked(c, path, d);
         partial_path(c, hex, "crc", path);
         if (err == FERRY_OK)
-            err = unlink_checked(path, d);
+            err = unlink_checked(c, path, d);
     }
     if (err == FERRY_OK)
         drop_entry(c, e);
@@ -416,7 +395,7 @@ static enum ferry_err make_room(struct gw_cache *c, const uint8_t sha256[FERRY_S
         other -= size;
         evicted = true;
     }
-    if (evicted && ferry_fsync_dir(c->dir) != FERRY_OK)
+    if (evicted && ferry_fsync_dir_io(c->io, c->dir) != FERRY_OK)
         LOG_WARN("cache: fsync of %s failed after eviction", c->dir);
     return FERRY_OK;
 }
@@ -429,77 +408,46 @@ struct journal_rec {
     uint32_t crc;
 };
 
-static void put_le(uint8_t *p, uint64_t v, int n)
-{
-    for (int i = 0; i < n; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = n - 1; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 static void rec_encode(const struct journal_rec *r, uint8_t out[GW_CACHE_JOURNAL_RECORD])
 {
-    put_le(out, r->offset, 8);
-    put_le(out + 8, r->len, 4);
-    put_le(out + 12, r->crc, 4);
-    put_le(out + 16, ferry_crc32(0, out, 16), 4);
+    ferry_put_le64(out, r->offset);
+    ferry_put_le32(out + 8, r->len);
+    ferry_put_le32(out + 12, r->crc);
+    ferry_put_le32(out + 16, ferry_crc32(0, out, 16));
 }
 
 static bool rec_decode(const uint8_t in[GW_CACHE_JOURNAL_RECORD], struct journal_rec *r)
 {
-    if (ferry_crc32(0, in, 16) != (uint32_t)get_le(in + 16, 4))
+    if (ferry_crc32(0, in, 16) != ferry_get_le32(in + 16))
         return false;
-    r->offset = get_le(in, 8);
-    r->len = (uint32_t)get_le(in + 8, 4);
-    r->crc = (uint32_t)get_le(in + 12, 4);
+    r->offset = ferry_get_le64(in);
+    r->len = ferry_get_le32(in + 8);
+    r->crc = ferry_get_le32(in + 12);
     return true;
 }
 
 /* pread until len bytes or EOF; the count read, or -1 on an error. */
-static ssize_t pread_full(int fd, uint8_t *buf, size_t len, off_t off)
+static ssize_t pread_full(const struct gw_cache *c, int fd, uint8_t *buf, size_t len, off_t off)
 {
     size_t got = 0;
-    while (got < len) {
-        ssize_t r = pread(fd, buf + got, len - got, off + (off_t)got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -1;
-        if (r == 0)
-            break;
-        got += (size_t)r;
-    }
+    if (ferry_pread_full_io(c->io, fd, buf, len, off, &got) != FERRY_OK)
+        return -1;
     return (ssize_t)got;
 }
 
-static enum ferry_err ops_pwrite_all(const struct gw_cache_ops *ops, int fd, const uint8_t *buf,
-                                     size_t len, off_t off, int *err_no)
+/* On failure *err_no is the errno that stopped it. */
+static enum ferry_err pwrite_all(const struct gw_cache *c, int fd, const uint8_t *buf, size_t len,
+                                 off_t off, int *err_no)
 {
-    while (len > 0) {
-        ssize_t w = ops->pwrite(ops->ctx, fd, buf, len, off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            *err_no = w < 0 ? errno : EIO;
-            return errno_err(*err_no);
-        }
-        buf += w;
-        off += w;
-        len -= (size_t)w;
-    }
-    return FERRY_OK;
+    enum ferry_err err = ferry_pwrite_all_io(c->io, fd, buf, len, off);
+    if (err != FERRY_OK)
+        *err_no = errno;
+    return err == FERRY_E_NOSPACE ? err : err == FERRY_OK ? FERRY_OK : FERRY_E_IO;
 }
 
 static enum ferry_err part_sync(struct gw_cache_part *p, struct ferry_diag *d)
 {
-    const struct gw_cache_ops *ops = p->c->ops;
-    if (ops->fsync(ops->ctx, p->fd) != 0 || ops->fsync(ops->ctx, p->jfd) != 0) {
+    if (ferry_io_fsync(p->c->io, p->fd) != 0 || ferry_io_fsync(p->c->io, p->jfd) != 0) {
         p->broken = true;
         return ferry_fail(d, FERRY_E_IO, "cache: fsync of partial %s failed: %s", p->hex,
                           strerror(errno));
@@ -525,7 +473,7 @@ static bool scan_record(struct gw_cache_part *p, struct scan *s, const uint8_t *
     if (!rec_decode(raw, &r) || r.offset != s->end || r.len == 0 ||
         r.len > FERRY_STREAM_MAX_CHUNK || r.len > p->size - s->end)
         return false;
-    if (pread_full(p->fd, data, r.len, (off_t)r.offset) != (ssize_t)r.len ||
+    if (pread_full(p->c, p->fd, data, r.len, (off_t)r.offset) != (ssize_t)r.len ||
         ferry_crc32(0, data, r.len) != r.crc)
         return false;
     ferry_sha256_update(&s->h, data, r.len);
@@ -549,7 +497,7 @@ static enum ferry_err scan_journal(struct gw_cache_part *p, struct scan *s, stru
         goto out;
     }
     for (off_t off = 0;; off += JOURNAL_BUF) {
-        ssize_t got = pread_full(p->jfd, recs, JOURNAL_BUF, off);
+        ssize_t got = pread_full(p->c, p->jfd, recs, JOURNAL_BUF, off);
         if (got < 0) {
             err = ferry_fail(d, FERRY_E_IO, "cache: reading the journal of %s: %s", p->hex,
                              strerror(errno));
@@ -594,15 +542,11 @@ static enum ferry_err recover(struct gw_cache_part *p, struct ferry_diag *d)
     LOG_INFO("cache: partial %s resumes at %llu bytes (%llu in the file, %llu journal records)",
              p->hex, (unsigned long long)p->end, (unsigned long long)pst.st_size,
              (unsigned long long)(jst.st_size / GW_CACHE_JOURNAL_RECORD));
-    if (ftruncate(p->jfd, (off_t)jlen) != 0 || ftruncate(p->fd, (off_t)p->end) != 0)
+    if (ferry_io_ftruncate(p->c->io, p->jfd, (off_t)jlen) != 0 ||
+        ferry_io_ftruncate(p->c->io, p->fd, (off_t)p->end) != 0)
         return ferry_fail(d, FERRY_E_IO, "cache: truncating partial %s: %s", p->hex,
                           strerror(errno));
     return part_sync(p, d);
-}
-
-static int open_rw(const char *path)
-{
-    return open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 }
 
 static void part_release(struct gw_cache_part *p)
@@ -610,9 +554,9 @@ static void part_release(struct gw_cache_part *p)
     if (p->hash_live)
         mbedtls_sha256_free(&p->h.ctx);
     if (p->fd >= 0)
-        close(p->fd);
+        ferry_io_close(p->c->io, p->fd);
     if (p->jfd >= 0)
-        close(p->jfd);
+        ferry_io_close(p->c->io, p->jfd);
     free(p);
 }
 
@@ -655,12 +599,22 @@ enum ferry_err gw_cache_part_open(struct gw_cache *c, const uint8_t sha256[FERRY
     p->size = size;
     p->chunk = chunk;
     partial_path(c, p->hex, "part", path);
-    p->fd = open_rw(path);
+    bool created = access(path, F_OK) != 0;
+    p->fd = ferry_io_open(c->io, path, O_RDWR | O_CREAT, 0644);
     partial_path(c, p->hex, "crc", path);
-    p->jfd = open_rw(path);
+    created |= access(path, F_OK) != 0;
+    p->jfd = p->fd < 0 ? -1 : ferry_io_open(c->io, path, O_RDWR | O_CREAT, 0644);
     if (p->fd < 0 || p->jfd < 0) {
         err = ferry_fail(d, errno_err(errno), "cache: opening partial %s: %s", p->hex,
                          strerror(errno));
+        part_release(p);
+        return err;
+    }
+    /* New names must reach the disk too, or a power cut takes the whole
+     * partial with it, synced bytes and all. */
+    if (created && ferry_fsync_dir_io(c->io, c->pdir) != FERRY_OK) {
+        err = ferry_fail(d, FERRY_E_IO, "cache: fsync of %s failed after creating partial %s",
+                         c->pdir, p->hex);
         part_release(p);
         return err;
     }
@@ -690,8 +644,8 @@ uint64_t gw_cache_part_end(const struct gw_cache_part *p)
  * the bytes, since no intact record vouches for them. */
 static void roll_back(struct gw_cache_part *p)
 {
-    if (ftruncate(p->jfd, (off_t)(p->nrec * GW_CACHE_JOURNAL_RECORD)) != 0 ||
-        ftruncate(p->fd, (off_t)p->end) != 0)
+    if (ferry_io_ftruncate(p->c->io, p->jfd, (off_t)(p->nrec * GW_CACHE_JOURNAL_RECORD)) != 0 ||
+        ferry_io_ftruncate(p->c->io, p->fd, (off_t)p->end) != 0)
         LOG_WARN("cache: cannot truncate partial %s back to %llu bytes: %s", p->hex,
                  (unsigned long long)p->end, strerror(errno));
 }
@@ -714,12 +668,11 @@ enum ferry_err gw_cache_part_write(struct gw_cache_part *p, uint64_t offset, con
         .offset = offset, .len = (uint32_t)len, .crc = ferry_crc32(0, data, len)};
     uint8_t raw[GW_CACHE_JOURNAL_RECORD];
     rec_encode(&r, raw);
-    const struct gw_cache_ops *ops = p->c->ops;
     int e = 0;
-    enum ferry_err err = ops_pwrite_all(ops, p->fd, data, len, (off_t)offset, &e);
+    enum ferry_err err = pwrite_all(p->c, p->fd, data, len, (off_t)offset, &e);
     if (err == FERRY_OK)
-        err = ops_pwrite_all(ops, p->jfd, raw, sizeof(raw),
-                             (off_t)(p->nrec * GW_CACHE_JOURNAL_RECORD), &e);
+        err = pwrite_all(p->c, p->jfd, raw, sizeof(raw), (off_t)(p->nrec * GW_CACHE_JOURNAL_RECORD),
+                         &e);
     if (err != FERRY_OK) {
         roll_back(p);
         return ferry_fail(d, err, "cache: writing partial %s at %llu: %s", p->hex,
@@ -772,13 +725,13 @@ static enum ferry_err check_stored(struct gw_cache_part *p, uint64_t *len, struc
         uint8_t raw[GW_CACHE_JOURNAL_RECORD];
         struct journal_rec r;
         off_t at = (off_t)(i * GW_CACHE_JOURNAL_RECORD);
-        if (pread_full(p->jfd, raw, sizeof(raw), at) != (ssize_t)sizeof(raw) ||
+        if (pread_full(p->c, p->jfd, raw, sizeof(raw), at) != (ssize_t)sizeof(raw) ||
             !rec_decode(raw, &r) || r.offset != covered || r.len > FERRY_STREAM_MAX_CHUNK) {
             err = ferry_fail(d, FERRY_E_CORRUPT, "cache: journal of %s is damaged at record %llu",
                              p->hex, (unsigned long long)i);
             break;
         }
-        ssize_t got = pread_full(p->fd, buf, r.len, (off_t)r.offset);
+        ssize_t got = pread_full(p->c, p->fd, buf, r.len, (off_t)r.offset);
         if (got < 0) {
             err = ferry_fail(d, FERRY_E_IO, "cache: re-reading partial %s: %s", p->hex,
                              strerror(errno));
@@ -861,19 +814,19 @@ enum ferry_err gw_cache_part_finish(struct gw_cache_part *p, struct ferry_diag *
         return err;
     partial_path(c, p->hex, "part", from);
     complete_path(c, p->hex, to);
-    if (c->ops->rename(c->ops->ctx, from, to) != 0) {
+    if (ferry_io_rename(c->io, from, to) != 0) {
         err = ferry_fail(d, errno_err(errno), "cache: renaming %s to %s: %s", from, to,
                          strerror(errno));
         gw_cache_part_close(p);
         return err;
     }
-    if (ferry_fsync_dir(c->dir) != FERRY_OK)
+    if (ferry_fsync_dir_io(c->io, c->dir) != FERRY_OK)
         err = ferry_fail(d, FERRY_E_IO,
                          "cache: artifact %s is in place but the fsync of %s "
                          "failed, so it may vanish after a power cut",
                          p->hex, c->dir);
     partial_path(c, p->hex, "crc", from);
-    if (unlink(from) != 0)
+    if (ferry_io_unlink(c->io, from) != 0)
         LOG_WARN("cache: cannot delete the journal %s: %s", from, strerror(errno));
     struct entry *e = find(c, p->sha256, ENTRY_PARTIAL);
     if (e) {
@@ -905,7 +858,7 @@ enum ferry_err gw_cache_map(struct gw_cache *c, const uint8_t sha256[FERRY_SHA25
     if (e->size > SIZE_MAX)
         return ferry_fail(d, FERRY_E_TOO_LARGE, "cache: artifact %s too large to map", hex);
     complete_path(c, hex, path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = ferry_io_open(c->io, path, O_RDONLY, 0);
     if (fd < 0)
         return ferry_fail(d, FERRY_E_IO, "cache: %s: %s", path, strerror(errno));
     struct stat st;
@@ -916,7 +869,7 @@ enum ferry_err gw_cache_map(struct gw_cache *c, const uint8_t sha256[FERRY_SHA25
     if (err == FERRY_OK &&
         (data = mmap(NULL, (size_t)e->size, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED)
         err = ferry_fail(d, FERRY_E_IO, "cache: mapping %s: %s", path, strerror(errno));
-    close(fd);
+    ferry_io_close(c->io, fd);
     struct gw_cache_map *m = err == FERRY_OK ? calloc(1, sizeof(*m)) : NULL;
     if (err == FERRY_OK && !m) {
         munmap(data, (size_t)e->size);
@@ -987,7 +940,7 @@ enum ferry_err gw_cache_verify(struct gw_cache *c, const uint8_t sha256[FERRY_SH
     }
     if (err != FERRY_OK) {
         struct ferry_diag rd = {{0}};
-        if (remove_entry(c, e, &rd) != FERRY_OK || ferry_fsync_dir(c->dir) != FERRY_OK)
+        if (remove_entry(c, e, &rd) != FERRY_OK || ferry_fsync_dir_io(c->io, c->dir) != FERRY_OK)
             LOG_WARN("cache: deleting the bad artifact %s: %s", hex, rd.msg);
     }
     return err;

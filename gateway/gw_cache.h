@@ -23,14 +23,13 @@
  * Durability trade-off: chunks are not fsynced one by one (an fsync per
  * 16-64 KiB chunk would bound the download rate by the disk's sync latency).
  * The .part and its journal are fsynced every `sync_every` bytes and when the
- * partial is closed or finished. After a kill -9 nothing is lost (the page
- * cache survives); after a power cut up to `sync_every` bytes of the latest
- * chunks may be lost or torn, and resuming detects exactly which: the resume
- * point is the longest prefix of chunks from offset 0 whose journal records
- * are intact and whose data in the .part still matches its recorded CRC.
- * Anything after that (a torn record, garbage data) is truncated away and
- * fetched again, never trusted. The journal carries a data CRC precisely
- * because the .part and the journal reach the disk in no guaranteed order.
+ * partial is closed or finished; the folder, when they are created. After a kill -9 nothing is lost
+ * (the page cache survives); after a power cut up to `sync_every` bytes of the latest chunks may be
+ * lost or torn, and resuming detects exactly which: the resume point is the longest prefix of
+ * chunks from offset 0 whose journal records are intact and whose data in the .part still matches
+ * its recorded CRC. Anything after that (a torn record, garbage data) is truncated away and fetched
+ * again, never trusted. The journal carries a data CRC precisely because the .part and the journal
+ * reach the disk in no guaranteed order.
  *
  * Quota: complete artifacts plus partials count against `quota` bytes (an
  * open partial counts for its full size from the moment it is opened, a
@@ -47,6 +46,7 @@
 #define FERRY_GW_CACHE_H
 
 #include "ferry_err.h"
+#include "ferry_io.h"
 #include "ferry_sha256.h"
 
 #include <stdbool.h>
@@ -57,24 +57,11 @@
 #define GW_CACHE_SYNC_EVERY_DEFAULT (UINT64_C(4) << 20)
 #define GW_CACHE_JOURNAL_RECORD     20
 
-/* The writes whose failure matters, behind function pointers so a test can
- * make the k-th write fail with ENOSPC or simulate a failing fsync. Each
- * behaves like the system call of the same name: -1 and errno on failure. */
-struct gw_cache_ops {
-    void *ctx;
-    ssize_t (*pwrite)(void *ctx, int fd, const void *buf, size_t len, off_t off);
-    int (*fsync)(void *ctx, int fd);
-    int (*rename)(void *ctx, const char *from, const char *to);
-};
-
-/* The real system calls; what a NULL ops means. */
-extern const struct gw_cache_ops gw_cache_sys_ops;
-
 struct gw_cache_opts {
-    const char *dir;                /* created (with partial/) if missing */
-    uint64_t quota;                 /* bytes, >= 1 */
-    uint64_t sync_every;            /* bytes between fsyncs; 0: the default */
-    const struct gw_cache_ops *ops; /* NULL: gw_cache_sys_ops; borrowed */
+    const char *dir;           /* created (with partial/) if missing */
+    uint64_t quota;            /* bytes, >= 1 */
+    uint64_t sync_every;       /* bytes between fsyncs; 0: the default */
+    const struct ferry_io *io; /* file I/O (ferry_io.h); NULL: the system's; borrowed */
     /* Called after a complete artifact was evicted to make room (so whoever
      * lists it can stop); NULL: nobody needs to know. */
     void (*on_evict)(void *arg, const uint8_t sha256[FERRY_SHA256_LEN]);

@@ -4,6 +4,7 @@
  * gw_coap_manifest.c and gw_coap_status.c. */
 #include "gw_coap_core.h"
 
+#include "ferry_random.h"
 #include "gw_pacer.h"
 #include "gw_psk.h"
 
@@ -36,10 +37,7 @@ uint64_t gw_coap_session_id(struct gw_coap *s, coap_session_t *ses)
 
 uint32_t gw_coap_jittered(uint32_t base_s)
 {
-    uint32_t rnd = 0;
-    if (!coap_prng(&rnd, sizeof(rnd)))
-        rnd = (uint32_t)ferry_now_ms();
-    return gw_pacer_jitter(base_s, rnd);
+    return gw_pacer_jitter(base_s, ferry_random_u32());
 }
 
 void gw_coap_answer(coap_pdu_t *resp, coap_pdu_code_t code, uint32_t max_age_s, const char *diag)

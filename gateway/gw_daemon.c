@@ -4,6 +4,7 @@
 #include "ferry_log.h"
 #include "ferry_loop.h"
 #include "ferry_nodeinfo.h"
+#include "ferry_random.h"
 #include "ferry_stream.h"
 #include "gw_cache.h"
 #include "gw_coap.h"
@@ -1035,8 +1036,7 @@ static enum ferry_err load_rollout(void *arg, struct gw_rollout_in *in)
 
 static enum ferry_err start_policy(struct gw *g, uint64_t quota, struct ferry_diag *d)
 {
-    uint64_t seed = (uint64_t)wall_now() ^ (ferry_now_ms() << 20) ^ (uint64_t)(uintptr_t)g;
-    enum ferry_err err = gw_policy_new(seed, &g->policy, d);
+    enum ferry_err err = gw_policy_new(ferry_random_u64(), &g->policy, d);
     if (err != FERRY_OK)
         return err;
     g->ro = (struct gw_rollouts_opts){.state_dir = g->cfg->state_dir,

@@ -1,5 +1,6 @@
 #include "gw_outbox.h"
 
+#include "ferry_bytes.h"
 #include "ferry_crc32.h"
 #include "ferry_fs.h"
 #include "ferry_log.h"
@@ -79,7 +80,7 @@ struct tallies {
 };
 
 struct gw_outbox {
-    const struct gw_outbox_ops *ops;
+    const struct ferry_io *io; /* NULL: the system's */
     char gateway[FERRY_ID_MAX + 1];
     size_t max_records;
     uint64_t max_bytes;
@@ -102,34 +103,6 @@ struct gw_outbox {
 
 /* ---- encoding ------------------------------------------------------------ */
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 /* Covers magic, length, id and payload: everything but the CRC itself. */
 static uint32_t rec_crc(const uint8_t *hdr, const uint8_t *payload, size_t len)
 {
@@ -140,11 +113,11 @@ static uint32_t rec_crc(const uint8_t *hdr, const uint8_t *payload, size_t len)
 
 static void encode_rec(uint8_t *out, uint64_t id, const void *payload, uint32_t len)
 {
-    put32(out, REC_MAGIC);
-    put32(out + 4, len);
-    put64(out + 12, id);
+    ferry_put_le32(out, REC_MAGIC);
+    ferry_put_le32(out + 4, len);
+    ferry_put_le64(out + 12, id);
     memcpy(out + REC_HDR, payload, len);
-    put32(out + 8, rec_crc(out, out + REC_HDR, len));
+    ferry_put_le32(out + 8, rec_crc(out, out + REC_HDR, len));
 }
 
 struct rec {
@@ -156,15 +129,15 @@ struct rec {
 /* A whole, intact record at off? */
 static bool rec_at(const uint8_t *p, size_t size, size_t off, struct rec *r)
 {
-    if (size - off < REC_HDR || get32(p + off) != REC_MAGIC)
+    if (size - off < REC_HDR || ferry_get_le32(p + off) != REC_MAGIC)
         return false;
-    uint32_t len = get32(p + off + 4);
+    uint32_t len = ferry_get_le32(p + off + 4);
     if (len > PAYLOAD_MAX || size - off - REC_HDR < len)
         return false;
-    uint32_t crc = get32(p + off + 8);
+    uint32_t crc = ferry_get_le32(p + off + 8);
     if (rec_crc(p + off, p + off + REC_HDR, len) != crc)
         return false;
-    r->id = get64(p + off + 12);
+    r->id = ferry_get_le64(p + off + 12);
     r->len = len;
     r->crc = crc;
     r->payload = p + off + REC_HDR;
@@ -173,75 +146,30 @@ static bool rec_at(const uint8_t *p, size_t size, size_t off, struct rec *r)
 
 static void encode_header(uint8_t *out, uint64_t base_id)
 {
-    put32(out, FILE_MAGIC);
-    put32(out + 4, FILE_FORMAT);
-    put64(out + 8, base_id);
-    put32(out + 16, ferry_crc32(0, out, 16));
+    ferry_put_le32(out, FILE_MAGIC);
+    ferry_put_le32(out + 4, FILE_FORMAT);
+    ferry_put_le64(out + 8, base_id);
+    ferry_put_le32(out + 16, ferry_crc32(0, out, 16));
 }
 
 static void encode_ack(uint8_t *out, const struct entry *e)
 {
-    put32(out, ACK_MAGIC);
-    put32(out + 4, e->crc);
-    put64(out + 8, e->id);
-    put32(out + 16, ferry_crc32(0, out, 16));
+    ferry_put_le32(out, ACK_MAGIC);
+    ferry_put_le32(out + 4, e->crc);
+    ferry_put_le64(out + 8, e->id);
+    ferry_put_le32(out + 16, ferry_crc32(0, out, 16));
 }
 
 static bool ack_at(const uint8_t *p, struct ack *a)
 {
-    if (get32(p) != ACK_MAGIC || get32(p + 16) != ferry_crc32(0, p, 16))
+    if (ferry_get_le32(p) != ACK_MAGIC || ferry_get_le32(p + 16) != ferry_crc32(0, p, 16))
         return false;
-    a->crc = get32(p + 4);
-    a->id = get64(p + 8);
+    a->crc = ferry_get_le32(p + 4);
+    a->id = ferry_get_le64(p + 8);
     return true;
 }
 
 /* ---- file operations ------------------------------------------------------ */
-
-static int sys_open(void *arg, const char *path, int flags, mode_t mode)
-{
-    (void)arg;
-    return open(path, flags | O_CLOEXEC, mode);
-}
-
-static ssize_t sys_pwrite(void *arg, int fd, const void *buf, size_t len, off_t off)
-{
-    (void)arg;
-    return pwrite(fd, buf, len, off);
-}
-
-static int sys_fsync(void *arg, int fd)
-{
-    (void)arg;
-    return fsync(fd);
-}
-
-static int sys_ftruncate(void *arg, int fd, off_t len)
-{
-    (void)arg;
-    return ftruncate(fd, len);
-}
-
-static int sys_rename(void *arg, const char *from, const char *to)
-{
-    (void)arg;
-    return rename(from, to);
-}
-
-static int sys_unlink(void *arg, const char *path)
-{
-    (void)arg;
-    return unlink(path);
-}
-
-static const struct gw_outbox_ops sys_ops = {
-    .open = sys_open,
-    .pwrite = sys_pwrite,
-    .fsync = sys_fsync,
-    .ftruncate = sys_ftruncate,
-    .rename = sys_rename,
-    .unlink = sys_unlink,
-};
 
 static enum ferry_err os_fail(struct ferry_diag *d, int e, const char *path, const char *what)
 {
@@ -254,7 +182,7 @@ static int write_at(struct gw_outbox *ob, int fd, const void *buf, size_t len, u
 {
     const uint8_t *p = buf;
     while (len > 0) {
-        ssize_t w = ob->ops->pwrite(ob->ops->arg, fd, p, len, (off_t)off);
+        ssize_t w = ferry_io_pwrite(ob->io, fd, p, len, (off_t)off);
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0)
@@ -270,11 +198,11 @@ static int write_at(struct gw_outbox *ob, int fd, const void *buf, size_t len, u
 
 static int fsync_dir(struct gw_outbox *ob, const char *dir)
 {
-    int fd = ob->ops->open(ob->ops->arg, dir, O_RDONLY | O_DIRECTORY, 0);
+    int fd = ferry_io_open(ob->io, dir, O_RDONLY | O_DIRECTORY, 0);
     if (fd < 0)
         return errno;
-    int e = ob->ops->fsync(ob->ops->arg, fd) == 0 ? 0 : errno;
-    close(fd);
+    int e = ferry_io_fsync(ob->io, fd) == 0 ? 0 : errno;
+    ferry_io_close(ob->io, fd);
     return e;
 }
 
@@ -286,13 +214,13 @@ static enum ferry_err append_durably(struct gw_outbox *ob, int fd, const char *p
 {
     const char *what = "write";
     int e = write_at(ob, fd, buf, len, at);
-    if (e == 0 && ob->ops->fsync(ob->ops->arg, fd) != 0) {
+    if (e == 0 && ferry_io_fsync(ob->io, fd) != 0) {
         e = errno;
         what = "fsync";
     }
     if (e == 0)
         return FERRY_OK;
-    if (ob->ops->ftruncate(ob->ops->arg, fd, (off_t)at) != 0)
+    if (ferry_io_ftruncate(ob->io, fd, (off_t)at) != 0)
         LOG_WARN(WHAT ": %s: truncating back to %" PRIu64 " failed: %s", path, at, strerror(errno));
     return os_fail(d, e, path, what);
 }
@@ -302,9 +230,9 @@ static enum ferry_err drop_tail(struct gw_outbox *ob, int fd, const char *path, 
 {
     LOG_WARN(WHAT ": %s: dropping a torn tail of %" PRIu64 " bytes at offset %" PRIu64, path,
              size - keep, keep);
-    if (ob->ops->ftruncate(ob->ops->arg, fd, (off_t)keep) != 0)
+    if (ferry_io_ftruncate(ob->io, fd, (off_t)keep) != 0)
         return os_fail(d, errno, path, "ftruncate");
-    if (ob->ops->fsync(ob->ops->arg, fd) != 0)
+    if (ferry_io_fsync(ob->io, fd) != 0)
         return os_fail(d, errno, path, "fsync");
     return FERRY_OK;
 }
@@ -540,7 +468,7 @@ static enum ferry_err read_record(const struct gw_outbox *ob, const struct entry
     size_t want = REC_HDR + e->len;
     size_t got = 0;
     while (got < want) {
-        ssize_t r = pread(ob->jfd, buf + got, want - got, (off_t)(e->off + got));
+        ssize_t r = ferry_io_pread(ob->io, ob->jfd, buf + got, want - got, (off_t)(e->off + got));
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
@@ -610,7 +538,7 @@ static enum ferry_err write_tmp(struct gw_outbox *ob, struct entry *ne, size_t *
     enum ferry_err err = FERRY_OK;
     if (!c.buf)
         return ferry_fail(d, FERRY_E_NOMEM, WHAT ": out of memory for compaction");
-    c.fd = ob->ops->open(ob->ops->arg, ob->tmp, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    c.fd = ferry_io_open(ob->io, ob->tmp, O_RDWR | O_CREAT | O_TRUNC, 0600);
     if (c.fd < 0) {
         err = os_fail(d, errno, ob->tmp, "create");
         goto out;
@@ -621,7 +549,7 @@ static enum ferry_err write_tmp(struct gw_outbox *ob, struct entry *ne, size_t *
     int e = err == FERRY_OK ? write_at(ob, c.fd, c.buf, c.used, c.off) : 0;
     if (e != 0)
         err = os_fail(d, e, ob->tmp, "write");
-    if (err == FERRY_OK && ob->ops->fsync(ob->ops->arg, c.fd) != 0)
+    if (err == FERRY_OK && ferry_io_fsync(ob->io, c.fd) != 0)
         err = os_fail(d, errno, ob->tmp, "fsync");
     if (err == FERRY_OK) {
         *fd = c.fd;
@@ -630,8 +558,8 @@ static enum ferry_err write_tmp(struct gw_outbox *ob, struct entry *ne, size_t *
     }
 out:
     if (c.fd >= 0) {
-        close(c.fd);
-        if (ob->ops->unlink(ob->ops->arg, ob->tmp) != 0)
+        ferry_io_close(ob->io, c.fd);
+        if (ferry_io_unlink(ob->io, ob->tmp) != 0)
             LOG_WARN(WHAT ": %s: unlink failed: %s", ob->tmp, strerror(errno));
     }
     free(c.buf);
@@ -659,12 +587,12 @@ static enum ferry_err rewrite_journal(struct gw_outbox *ob, struct ferry_diag *d
         err = ix_reserve(&nix, ne, nn, nn, d);
     if (err != FERRY_OK)
         goto out;
-    if (ob->ops->rename(ob->ops->arg, ob->tmp, ob->journal) != 0) {
+    if (ferry_io_rename(ob->io, ob->tmp, ob->journal) != 0) {
         err = os_fail(d, errno, ob->tmp, "rename");
         goto out;
     }
     if (ob->jfd >= 0)
-        close(ob->jfd);
+        ferry_io_close(ob->io, ob->jfd);
     ob->jfd = fd;
     fd = -1;
     free(ob->e);
@@ -683,8 +611,8 @@ static enum ferry_err rewrite_journal(struct gw_outbox *ob, struct ferry_diag *d
         err = os_fail(d, e, ob->dir, "fsync");
 out:
     if (fd >= 0) {
-        close(fd);
-        if (ob->ops->unlink(ob->ops->arg, ob->tmp) != 0)
+        ferry_io_close(ob->io, fd);
+        if (ferry_io_unlink(ob->io, ob->tmp) != 0)
             LOG_WARN(WHAT ": %s: unlink failed: %s", ob->tmp, strerror(errno));
     }
     free(ne);
@@ -699,10 +627,10 @@ enum ferry_err gw_outbox_compact(struct gw_outbox *ob, struct ferry_diag *d)
         return err;
     /* Only now: until the new journal was in place, these acks were what
      * kept the acked records in the old one from being sent again. */
-    if (ob->ops->ftruncate(ob->ops->arg, ob->afd, 0) != 0)
+    if (ferry_io_ftruncate(ob->io, ob->afd, 0) != 0)
         return os_fail(d, errno, ob->acks, "ftruncate");
     ob->asize = 0;
-    if (ob->ops->fsync(ob->ops->arg, ob->afd) != 0)
+    if (ferry_io_fsync(ob->io, ob->afd) != 0)
         return os_fail(d, errno, ob->acks, "fsync");
     return FERRY_OK;
 }
@@ -773,7 +701,7 @@ static enum ferry_err load_acks(struct gw_outbox *ob, struct ack **out, size_t *
     struct mapping m;
     struct ack *acks = NULL;
     size_t n = 0;
-    ob->afd = ob->ops->open(ob->ops->arg, ob->acks, O_RDWR | O_CREAT, 0600);
+    ob->afd = ferry_io_open(ob->io, ob->acks, O_RDWR | O_CREAT, 0600);
     if (ob->afd < 0)
         return os_fail(d, errno, ob->acks, "open");
     enum ferry_err err = map_file(ob->afd, ob->acks, &m, d);
@@ -872,21 +800,21 @@ static enum ferry_err scan_records(struct gw_outbox *ob, const struct mapping *m
 static enum ferry_err check_header(struct gw_outbox *ob, const struct mapping *m,
                                    struct ferry_diag *d)
 {
-    if (get32(m->p) != FILE_MAGIC)
+    if (ferry_get_le32(m->p) != FILE_MAGIC)
         return ferry_fail(d, FERRY_E_CORRUPT,
                           WHAT ": %s is not an outbox journal (bad magic); move it aside",
                           ob->journal);
-    if (get32(m->p + 16) != ferry_crc32(0, m->p, 16)) {
+    if (ferry_get_le32(m->p + 16) != ferry_crc32(0, m->p, 16)) {
         /* The records carry their own ids and CRCs: keep them. */
         LOG_ERR(WHAT ": %s: header fails its CRC; recovering the records anyway", ob->journal);
         return FERRY_OK;
     }
-    if (get32(m->p + 4) != FILE_FORMAT)
+    if (ferry_get_le32(m->p + 4) != FILE_FORMAT)
         return ferry_fail(d, FERRY_E_CORRUPT,
                           WHAT ": %s has format %" PRIu32 ", this gateway reads %u", ob->journal,
-                          get32(m->p + 4), FILE_FORMAT);
-    if (get64(m->p + 8) > ob->next_id)
-        ob->next_id = get64(m->p + 8);
+                          ferry_get_le32(m->p + 4), FILE_FORMAT);
+    if (ferry_get_le64(m->p + 8) > ob->next_id)
+        ob->next_id = ferry_get_le64(m->p + 8);
     return FERRY_OK;
 }
 
@@ -895,7 +823,7 @@ static enum ferry_err load_journal(struct gw_outbox *ob, const struct ack *acks,
 {
     struct mapping m;
     size_t end = 0;
-    ob->jfd = ob->ops->open(ob->ops->arg, ob->journal, O_RDWR, 0);
+    ob->jfd = ferry_io_open(ob->io, ob->journal, O_RDWR, 0);
     if (ob->jfd < 0 && errno == ENOENT)
         return rewrite_journal(ob, d);
     if (ob->jfd < 0)
@@ -908,7 +836,7 @@ static enum ferry_err load_journal(struct gw_outbox *ob, const struct ack *acks,
          * hold no record: start afresh. */
         LOG_WARN(WHAT ": %s: only %zu bytes, recreating it", ob->journal, m.len);
         unmap_file(&m);
-        close(ob->jfd);
+        ferry_io_close(ob->io, ob->jfd);
         ob->jfd = -1;
         return rewrite_journal(ob, d);
     }
@@ -928,7 +856,7 @@ static enum ferry_err load_journal(struct gw_outbox *ob, const struct ack *acks,
 
 static enum ferry_err take_lock(struct gw_outbox *ob, struct ferry_diag *d)
 {
-    ob->lock_fd = open(ob->lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    ob->lock_fd = ferry_io_open(ob->io, ob->lock, O_RDWR | O_CREAT, 0600);
     if (ob->lock_fd < 0)
         return os_fail(d, errno, ob->lock, "open");
     if (flock(ob->lock_fd, LOCK_EX | LOCK_NB) != 0) {
@@ -986,7 +914,7 @@ static enum ferry_err recover(struct gw_outbox *ob, const char *state_dir, struc
 {
     struct ack *acks = NULL;
     size_t nacks = 0;
-    if (ob->ops->unlink(ob->ops->arg, ob->tmp) != 0 && errno != ENOENT)
+    if (ferry_io_unlink(ob->io, ob->tmp) != 0 && errno != ENOENT)
         return os_fail(d, errno, ob->tmp, "unlink");
     enum ferry_err err = load_acks(ob, &acks, &nacks, d);
     if (err != FERRY_OK)
@@ -1014,7 +942,7 @@ enum ferry_err gw_outbox_open(const struct gw_outbox_opts *opts, struct gw_outbo
     if (!ob)
         return ferry_fail(d, FERRY_E_NOMEM, WHAT ": out of memory");
     ob->lock_fd = ob->jfd = ob->afd = -1;
-    ob->ops = opts->ops ? opts->ops : &sys_ops;
+    ob->io = opts->io;
     snprintf(ob->gateway, sizeof(ob->gateway), "%s", opts->gateway_id);
     ob->max_records = opts->max_records;
     ob->max_bytes = opts->max_bytes;
@@ -1022,7 +950,7 @@ enum ferry_err gw_outbox_open(const struct gw_outbox_opts *opts, struct gw_outbo
     ob->max_node_bytes = opts->max_node_bytes;
     err = set_paths(ob, opts->state_dir, d);
     if (err == FERRY_OK)
-        err = ferry_mkdir_p(ob->dir, 0700, d);
+        err = ferry_mkdir_p_io(ob->io, ob->dir, 0700, d);
     if (err == FERRY_OK)
         err = take_lock(ob, d);
     if (err == FERRY_OK)
@@ -1045,11 +973,11 @@ void gw_outbox_close(struct gw_outbox *ob)
     if (!ob)
         return;
     if (ob->jfd >= 0)
-        close(ob->jfd);
+        ferry_io_close(ob->io, ob->jfd);
     if (ob->afd >= 0)
-        close(ob->afd);
+        ferry_io_close(ob->io, ob->afd);
     if (ob->lock_fd >= 0)
-        close(ob->lock_fd);
+        ferry_io_close(ob->io, ob->lock_fd);
     free(ob->e);
     free(ob->ix.slots);
     free(ob->tallies.slots);
@@ -1175,7 +1103,7 @@ enum ferry_err gw_outbox_append(struct gw_outbox *ob, const struct ferry_status 
     struct entry e = {.id = ob->next_id, .seq = rec.seq, .off = ob->jsize, .len = (uint32_t)len};
     memcpy(e.node, rec.node, sizeof(e.node));
     encode_rec(buf, e.id, json, e.len);
-    e.crc = get32(buf + 8);
+    e.crc = ferry_get_le32(buf + 8);
     err = append_durably(ob, ob->jfd, ob->journal, ob->jsize, buf, REC_HDR + len, d);
     if (err != FERRY_OK)
         goto out;

@@ -37,6 +37,7 @@
 
 #include "ferry_batch.h"
 #include "ferry_err.h"
+#include "ferry_io.h"
 #include "ferry_status.h"
 
 #include <stdbool.h>
@@ -55,20 +56,6 @@
  * more than half the journal and more than this many bytes. */
 #define GW_OUTBOX_COMPACT_MIN_BYTES (UINT64_C(1) << 20)
 
-/* The file operations that change what is on disk. Each behaves like the
- * system call of the same name: -1 with errno set on failure (pwrite may
- * also write less than asked). Tests use them to inject ENOSPC, EIO and
- * crashes; reads go straight to the system. */
-struct gw_outbox_ops {
-    void *arg;
-    int (*open)(void *arg, const char *path, int flags, mode_t mode);
-    ssize_t (*pwrite)(void *arg, int fd, const void *buf, size_t len, off_t off);
-    int (*fsync)(void *arg, int fd);
-    int (*ftruncate)(void *arg, int fd, off_t len);
-    int (*rename)(void *arg, const char *from, const char *to);
-    int (*unlink)(void *arg, const char *path);
-};
-
 struct gw_outbox_opts {
     const char *state_dir;  /* the outbox lives in <state_dir>/outbox */
     const char *gateway_id; /* written into every record's gateway field */
@@ -81,7 +68,7 @@ struct gw_outbox_opts {
      * the others send. Bytes: 0, or GW_OUTBOX_RECORD_MAX..max_bytes. */
     size_t max_node_records;
     uint64_t max_node_bytes;
-    const struct gw_outbox_ops *ops; /* NULL: the real system calls */
+    const struct ferry_io *io; /* file I/O (ferry_io.h); NULL: the system's */
 };
 
 /* One pending record, oldest first, as gw_outbox_peek() returns it. */
@@ -93,8 +80,8 @@ struct gw_outbox_item {
 struct gw_outbox;
 
 /* Opens (creating if needed) the outbox, recovers it as described above and
- * takes its lock. opts and its strings are copied; ops must outlive the
- * outbox. FERRY_E_BUSY if another open outbox holds the lock,
+ * takes its lock. opts and its strings are copied; opts->io must outlive
+ * the outbox. FERRY_E_BUSY if another open outbox holds the lock,
  * FERRY_E_CORRUPT if the journal is not an outbox journal at all,
  * FERRY_E_IO / FERRY_E_NOSPACE if recovery could not write. Records already
  * pending above the limits are kept (the limits only refuse new ones). */

@@ -2,6 +2,7 @@
 
 #include "ferry_batch.h"
 #include "ferry_log.h"
+#include "ferry_random.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -6,6 +6,7 @@
 #include "ferry_hex.h"
 #include "ferry_log.h"
 #include "ferry_meta.h"
+#include "ferry_random.h"
 #include "ferry_root.h"
 #include "ferry_signed.h"
 #include "ferry_stream.h"
@@ -97,7 +98,7 @@ struct up {
     uint32_t poll_ms;
     uint64_t (*root_version)(void *arg);
     void *root_arg;
-    uint64_t rng;
+    struct ferry_prng rng; /* jitter and token prefixes, nothing secret */
     uint8_t prefix[3];
 
     coap_context_t *ctx;
@@ -118,15 +119,6 @@ struct up {
     struct status_job st;
     uint32_t status_counter;
 };
-
-static uint64_t rnd(struct up *u)
-{
-    /* xorshift64*: jitter and token prefixes, nothing secret. */
-    u->rng ^= u->rng >> 12;
-    u->rng ^= u->rng << 25;
-    u->rng ^= u->rng >> 27;
-    return u->rng * UINT64_C(2685821657736338717);
-}
 
 /* ---- the link ------------------------------------------------------------ */
 
@@ -488,7 +480,7 @@ static void on_poll(void *arg)
         send_pdu(u, new_request(u, COAP_MESSAGE_CON, COAP_REQUEST_CODE_GET, TK_MANIFEST, UINT32_MAX,
                                 ".well-known/core", query));
     }
-    uint32_t jitter = (uint32_t)(rnd(u) % (u->poll_ms / 5 + 1));
+    uint32_t jitter = (uint32_t)(ferry_prng_next(&u->rng) % (u->poll_ms / 5 + 1));
     u->poll_timer = ferry_loop_timer(u->loop, u->poll_ms - u->poll_ms / 10 + jitter, on_poll, u);
 }
 
@@ -1018,10 +1010,10 @@ enum ferry_err gw_upstream_coap_new(struct ferry_loop *loop, const struct gw_ups
     u->poll_ms = (o->poll_s ? o->poll_s : GW_UPSTREAM_COAP_DEFAULT_POLL_S) * 1000u;
     u->root_version = o->root_version;
     u->root_arg = o->root_arg;
-    u->rng = o->seed | 1;
-    uint64_t p = rnd(u);
+    ferry_prng_seed(&u->rng, o->seed);
+    uint64_t p = ferry_prng_next(&u->rng);
     memcpy(u->prefix, &p, sizeof(u->prefix));
-    ferry_blockwin_init(&u->art.win, BLOCKWIN_WINDOW, rnd(u));
+    ferry_blockwin_init(&u->art.win, BLOCKWIN_WINDOW, ferry_prng_next(&u->rng));
     enum ferry_err err = ferry_coapglue_resolve(o->uri, "--upstream", &u->dst, &u->dtls, d);
     if (err == FERRY_OK && u->dtls && !coap_dtls_is_supported())
         err = ferry_fail(d, FERRY_E_INVALID_ARG, "--upstream: this libcoap has no DTLS");

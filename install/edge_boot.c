@@ -1,5 +1,6 @@
 #include "edge_boot.h"
 
+#include "ferry_bytes.h"
 #include "ferry_crc32.h"
 
 #include <string.h>
@@ -30,45 +31,6 @@ static const uint8_t LKG_MAGIC[4] = {'F', 'B', 'L', 'K'};
 _Static_assert(ST_OFF_SLOTS + 2 * IMG_LEN + 4 == EDGE_BOOT_STATE_LEN, "state layout");
 _Static_assert(LKG_OFF_IMG + IMG_LEN + 1 + 4 == EDGE_BOOT_LKG_LEN, "lkg layout");
 _Static_assert(IMG_VERSION_OFF + FERRY_VERSION_MAX == IMG_LEN, "image layout");
-
-static void put_u16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint16_t get_u16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 const char *edge_slot_name(enum edge_slot slot)
 {
@@ -207,8 +169,8 @@ static void put_image(uint8_t *p, bool valid, const struct edge_image *img)
     memset(p, 0, IMG_LEN);
     p[0] = valid ? FLAG_VALID : 0;
     p[1] = (uint8_t)n;
-    put_u64(p + 2, img->seq);
-    put_u64(p + 10, img->size);
+    ferry_put_le64(p + 2, img->seq);
+    ferry_put_le64(p + 10, img->size);
     memcpy(p + 18, img->sha256, FERRY_SHA256_LEN);
     memcpy(p + IMG_VERSION_OFF, img->version, n);
 }
@@ -227,8 +189,8 @@ static bool get_image(const uint8_t *p, bool *valid, struct edge_image *img)
     }
     memset(img, 0, sizeof(*img));
     *valid = (p[0] & FLAG_VALID) != 0;
-    img->seq = get_u64(p + 2);
-    img->size = get_u64(p + 10);
+    img->seq = ferry_get_le64(p + 2);
+    img->size = ferry_get_le64(p + 10);
     memcpy(img->sha256, p + 18, FERRY_SHA256_LEN);
     memcpy(img->version, p + IMG_VERSION_OFF, n);
     return true;
@@ -239,12 +201,12 @@ static void put_header(uint8_t *p, const uint8_t magic[4], size_t len)
     memcpy(p, magic, 4);
     p[4] = REC_FORMAT;
     p[5] = 0;
-    put_u16(p + 6, (uint16_t)len);
+    ferry_put_le16(p + 6, (uint16_t)len);
 }
 
 static void put_crc(uint8_t *p, size_t len)
 {
-    put_u32(p + len - 4, ferry_crc32(0, p, len - 4));
+    ferry_put_le32(p + len - 4, ferry_crc32(0, p, len - 4));
 }
 
 /* Checks magic, format, length and CRC of a record of at least min_len. */
@@ -256,11 +218,11 @@ static enum ferry_err check_record(const uint8_t *buf, size_t len, const uint8_t
     if (buf[4] != REC_FORMAT)
         return ferry_fail(d, FERRY_E_CORRUPT, "%s: format %u, this reader knows %d", what, buf[4],
                           REC_FORMAT);
-    size_t declared = get_u16(buf + 6);
+    size_t declared = ferry_get_le16(buf + 6);
     if (declared != len || len < min_len || len > EDGE_BOOT_REC_MAX)
         return ferry_fail(d, FERRY_E_CORRUPT, "%s: length %zu, header says %zu", what, len,
                           declared);
-    if (ferry_crc32(0, buf, len - 4) != get_u32(buf + len - 4))
+    if (ferry_crc32(0, buf, len - 4) != ferry_get_le32(buf + len - 4))
         return ferry_fail(d, FERRY_E_CORRUPT, "%s: CRC mismatch", what);
     return FERRY_OK;
 }
@@ -273,12 +235,12 @@ enum ferry_err edge_boot_encode(const struct edge_boot_state *st, uint8_t out[ED
         return err;
     memset(out, 0, EDGE_BOOT_STATE_LEN);
     put_header(out, STATE_MAGIC, EDGE_BOOT_STATE_LEN);
-    put_u64(out + 8, st->generation);
+    ferry_put_le64(out + 8, st->generation);
     out[16] = (uint8_t)st->active;
     out[17] = (uint8_t)st->trial;
     out[18] = st->attempts;
     out[19] = st->confirmed ? FLAG_CONFIRMED : 0;
-    put_u64(out + 20, st->rollback_seq);
+    ferry_put_le64(out + 20, st->rollback_seq);
     for (int i = 0; i < 2; i++)
         put_image(out + ST_OFF_SLOTS + i * IMG_LEN, st->slot[i].valid, &st->slot[i].img);
     put_crc(out, EDGE_BOOT_STATE_LEN);
@@ -293,7 +255,7 @@ enum ferry_err edge_boot_decode(const uint8_t *buf, size_t len, struct edge_boot
         return err;
     struct edge_boot_state st;
     memset(&st, 0, sizeof(st));
-    st.generation = get_u64(buf + 8);
+    st.generation = ferry_get_le64(buf + 8);
     /* Range-check the raw bytes before they become enum values. */
     if (buf[16] > EDGE_SLOT_B || buf[17] > EDGE_SLOT_NONE)
         return ferry_fail(d, FERRY_E_CORRUPT, "boot state: slot number out of range");
@@ -301,7 +263,7 @@ enum ferry_err edge_boot_decode(const uint8_t *buf, size_t len, struct edge_boot
     st.trial = (enum edge_slot)buf[17];
     st.attempts = buf[18];
     st.confirmed = (buf[19] & FLAG_CONFIRMED) != 0;
-    st.rollback_seq = get_u64(buf + 20);
+    st.rollback_seq = ferry_get_le64(buf + 20);
     for (int i = 0; i < 2; i++) {
         if (!get_image(buf + ST_OFF_SLOTS + i * IMG_LEN, &st.slot[i].valid, &st.slot[i].img))
             return ferry_fail(d, FERRY_E_CORRUPT, "boot state: slot %s: bad version field",

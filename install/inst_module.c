@@ -1,5 +1,6 @@
 #include "inst_module.h"
 
+#include "ferry_bytes.h"
 #include "ferry_crc32.h"
 #include "ferry_fs.h"
 #include "ferry_sha256.h"
@@ -63,8 +64,8 @@ static void put(struct cursor *c, const void *v, size_t n)
 
 static void put_u64(struct cursor *c, uint64_t v)
 {
-    for (int i = 0; i < 8; i++)
-        c->p[c->off++] = (uint8_t)(v >> (8 * i));
+    ferry_put_le64(c->p + c->off, v);
+    c->off += 8;
 }
 
 static void get(struct cursor *c, void *v, size_t n)
@@ -75,9 +76,8 @@ static void get(struct cursor *c, void *v, size_t n)
 
 static uint64_t get_u64(struct cursor *c)
 {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)c->q[c->off++] << (8 * i);
+    uint64_t v = ferry_get_le64(c->q + c->off);
+    c->off += 8;
     return v;
 }
 
@@ -103,9 +103,7 @@ static void encode(const struct inst_module_job *j, uint8_t out[REC_LEN])
         put(&c, j->args.key[i], sizeof(j->args.key[i]));
         put(&c, j->args.value[i], sizeof(j->args.value[i]));
     }
-    uint32_t crc = ferry_crc32(0, out, REC_LEN - 4);
-    for (int i = 0; i < 4; i++)
-        out[REC_LEN - 4 + i] = (uint8_t)(crc >> (8 * i));
+    ferry_put_le32(out + REC_LEN - 4, ferry_crc32(0, out, REC_LEN - 4));
 }
 
 static bool terminated(const char *s, size_t cap)
@@ -118,10 +116,7 @@ static enum ferry_err decode(const uint8_t *buf, size_t len, struct inst_module_
 {
     if (len != REC_LEN || memcmp(buf, REC_MAGIC, 4) != 0)
         return ferry_fail(d, FERRY_E_CORRUPT, "module record: wrong length or magic");
-    uint32_t crc = 0;
-    for (int i = 0; i < 4; i++)
-        crc |= (uint32_t)buf[REC_LEN - 4 + i] << (8 * i);
-    if (crc != ferry_crc32(0, buf, REC_LEN - 4))
+    if (ferry_get_le32(buf + REC_LEN - 4) != ferry_crc32(0, buf, REC_LEN - 4))
         return ferry_fail(d, FERRY_E_CORRUPT, "module record: CRC mismatch");
     struct inst_module_job j;
     memset(&j, 0, sizeof(j));

@@ -1,5 +1,6 @@
 #include "ferry_tzfile.h"
 
+#include "ferry_bytes.h"
 #include "ferry_fs.h"
 #include "ferry_tzrule.h"
 
@@ -21,17 +22,13 @@ bool ferry_zone_name_valid(const char *zone)
     return strstr(zone, "//") == NULL;
 }
 
-static uint32_t be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* The length of the data block after a header, with time values of
  * time_size bytes; false if it overflows what any real file holds. */
 static bool block_len(const uint8_t *h, size_t time_size, size_t *out)
 {
-    uint64_t isut = be32(h + 20), isstd = be32(h + 24), leap = be32(h + 28), timecnt = be32(h + 32),
-             typecnt = be32(h + 36), charcnt = be32(h + 40);
+    uint64_t isut = ferry_get_be32(h + 20), isstd = ferry_get_be32(h + 24),
+             leap = ferry_get_be32(h + 28), timecnt = ferry_get_be32(h + 32),
+             typecnt = ferry_get_be32(h + 36), charcnt = ferry_get_be32(h + 40);
     if (isut > 1000 || isstd > 1000 || leap > 10000 || timecnt > 100000 || typecnt > 1000 ||
         charcnt > 100000)
         return false;

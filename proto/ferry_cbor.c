@@ -10,6 +10,7 @@
  * re-encodes to the same bytes. */
 #include "ferry_cbor.h"
 
+#include "ferry_bytes.h"
 #include "ferry_status.h"
 
 #include <inttypes.h>
@@ -86,8 +87,7 @@ static void put_head(struct cbor_out *o, enum cbor_major major, uint64_t val)
     } else {
         unsigned width = val <= 0xff ? 1 : val <= 0xffff ? 2 : val <= 0xffffffffu ? 4 : 8;
         h[0] = ib | (uint8_t)(width == 1 ? 24 : width == 2 ? 25 : width == 4 ? 26 : 27);
-        for (unsigned i = 0; i < width; i++)
-            h[1 + i] = (uint8_t)(val >> (8 * (width - 1 - i)));
+        ferry_put_be_n(h + 1, val, width);
         n = 1 + width;
     }
     put_bytes(o, h, n);
@@ -197,9 +197,7 @@ static enum ferry_err get_head(struct cbor_in *in, const char *ctx, enum cbor_ma
     size_t width = ai < 24 ? 0 : (size_t)1 << (ai - 24);
     if (in->len - at - 1 < width)
         return ferry_fail(d, FERRY_E_MALFORMED, WHAT ": CBOR truncated at byte %zu (%s)", at, ctx);
-    uint64_t v = ai < 24 ? ai : 0;
-    for (size_t i = 0; i < width; i++)
-        v = v << 8 | in->buf[at + 1 + i];
+    uint64_t v = ai < 24 ? ai : ferry_get_be_n(in->buf + at + 1, width);
     /* Shortest form only: each width must be needed by the value. */
     static const uint64_t below[] = {24, 0x100, 0x10000, UINT64_C(0x100000000)};
     if (width && v < below[ai - 24])

@@ -1,5 +1,6 @@
 #include "ferry_stream.h"
 
+#include "ferry_bytes.h"
 #include "ferry_crc32.h"
 #include "ferry_hex.h"
 #include "ferry_json.h"
@@ -69,31 +70,6 @@ out:
     return err;
 }
 
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    for (int i = 3; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 void ferry_chunk_header(uint8_t hdr[FERRY_STREAM_HEADER_LEN], enum ferry_chunk_kind kind,
                         const uint8_t sha256[FERRY_SHA256_LEN], uint64_t offset, uint64_t total,
                         const uint8_t *payload, uint32_t len)
@@ -102,10 +78,10 @@ void ferry_chunk_header(uint8_t hdr[FERRY_STREAM_HEADER_LEN], enum ferry_chunk_k
     memcpy(hdr, "FRY1", 4);
     hdr[4] = (uint8_t)kind;
     memcpy(hdr + 8, sha256, FERRY_SHA256_LEN);
-    put_be64(hdr + 40, offset);
-    put_be64(hdr + 48, total);
-    put_be32(hdr + 56, len);
-    put_be32(hdr + 60, ferry_crc32(0, payload, len));
+    ferry_put_be64(hdr + 40, offset);
+    ferry_put_be64(hdr + 48, total);
+    ferry_put_be32(hdr + 56, len);
+    ferry_put_be32(hdr + 60, ferry_crc32(0, payload, len));
 }
 
 enum ferry_err ferry_chunk_decode(const uint8_t *buf, size_t len, struct ferry_chunk *out,
@@ -120,9 +96,9 @@ enum ferry_err ferry_chunk_decode(const uint8_t *buf, size_t len, struct ferry_c
     struct ferry_chunk c;
     c.kind = (enum ferry_chunk_kind)buf[4];
     memcpy(c.sha256, buf + 8, FERRY_SHA256_LEN);
-    c.offset = get_be64(buf + 40);
-    c.total = get_be64(buf + 48);
-    c.len = get_be32(buf + 56);
+    c.offset = ferry_get_be64(buf + 40);
+    c.total = ferry_get_be64(buf + 48);
+    c.len = ferry_get_be32(buf + 56);
     c.payload = buf + FERRY_STREAM_HEADER_LEN;
     if (c.len != len - FERRY_STREAM_HEADER_LEN)
         return ferry_fail(d, FERRY_E_MALFORMED, "chunk: header says %u payload bytes, got %zu",
@@ -133,7 +109,7 @@ enum ferry_err ferry_chunk_decode(const uint8_t *buf, size_t len, struct ferry_c
     if (c.kind == FERRY_CHUNK_DATA && (c.offset > c.total || c.len > c.total - c.offset))
         return ferry_fail(d, FERRY_E_MALFORMED, "chunk: bytes %llu+%u beyond the total %llu",
                           (unsigned long long)c.offset, c.len, (unsigned long long)c.total);
-    if (ferry_crc32(0, c.payload, c.len) != get_be32(buf + 60))
+    if (ferry_crc32(0, c.payload, c.len) != ferry_get_be32(buf + 60))
         return ferry_fail(d, FERRY_E_CORRUPT, "chunk: CRC mismatch at offset %llu",
                           (unsigned long long)c.offset);
     *out = c;

@@ -5,6 +5,10 @@
 #   usage: scripts/fuzz.sh BUILD_DIR SECONDS TARGET...
 # (TARGET is a name under tests/fuzz/ without the fuzz_ prefix; the Makefile's
 # FUZZ_TARGETS lists them all.)
+# SECONDS is each target's time, within a budget for the whole run:
+# FUZZ_BUDGET seconds (default 360, so that CI's fuzz stage, build included,
+# stays near 8 minutes) shared equally, so each target runs
+# min(SECONDS, FUZZ_BUDGET / number of targets) seconds, at least 1.
 set -euo pipefail
 
 if [ $# -lt 3 ]; then
@@ -15,12 +19,23 @@ build=$1
 seconds=$2
 shift 2
 targets=("$@")
-case $seconds in
-'' | *[!0-9]*)
-    echo "fuzz: SECONDS must be a whole number, got '$seconds'" >&2
-    exit 2
-    ;;
-esac
+budget=${FUZZ_BUDGET:-360}
+for value in "$seconds" "$budget"; do
+    case $value in
+    '' | *[!0-9]*)
+        echo "fuzz: SECONDS and FUZZ_BUDGET must be whole numbers, got '$value'" >&2
+        exit 2
+        ;;
+    esac
+done
+share=$((budget / ${#targets[@]}))
+if [ "$seconds" -gt "$share" ]; then
+    echo "fuzz: ${#targets[@]} targets in a ${budget}s budget: ${share}s each instead of ${seconds}s"
+    seconds=$share
+fi
+if [ "$seconds" -lt 1 ]; then
+    seconds=1
+fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 failed=()
@@ -35,7 +50,7 @@ for target in "${targets[@]}"; do
     mkdir -p "$work/corpus" "$work/findings"
     cp "$root/tests/fuzz/corpus/$target/"* "$work/corpus/"
 
-    echo "fuzz: $target for ${seconds}s ($(ls "$work/corpus" | wc -l) seeds)"
+    echo "fuzz: $target for ${seconds}s ($(find "$work/corpus" -type f | wc -l) seeds)"
     status=0
     "$bin" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
         -artifact_prefix="$work/findings/" "$work/corpus" >"$work/log" 2>&1 || status=$?

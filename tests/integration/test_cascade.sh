@@ -10,6 +10,7 @@
 #   - gateway A is killed -9 while B fetches the next release from it, and
 #     the broker is killed -9 too; both come back, nothing is lost, and the
 #     release completes on every node, each record in the inventory once.
+# shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 start_mosquitto
 source "$(dirname "${BASH_SOURCE[0]}")/relay_lib.sh"

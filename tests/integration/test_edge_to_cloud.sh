@@ -8,6 +8,7 @@
 # ferry-edge does not yet start a new handshake (libcoap 4.3.1 has no DTLS
 # Connection ID): README, "Edge to cloud". Real processes: mosquitto,
 # ferry-cloud serve, ferry-gateway, ferry-udp-proxy, ferry-edge.
+# shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 start_mosquitto
 source "$(dirname "${BASH_SOURCE[0]}")/relay_lib.sh"

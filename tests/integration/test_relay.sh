@@ -150,7 +150,6 @@ fi
 # --- two serve instances share the fleet; one dies mid-transfer ----------------
 SERVE1=$SERVE_PID
 start_serve s2
-SERVE2=$SERVE_PID
 serve_subscribed || die "the second serve instance never subscribed"
 head -c $((32 * MIB)) /dev/urandom >"$TEST_TMP/a5.bin"
 SHA5=$(sha_of "$TEST_TMP/a5.bin")

@@ -20,6 +20,7 @@
 # minute, and the test prints how long. Its own gateway (gw2) keeps the
 # faults aimed at gw1 out of its result. FERRY_LOSSY_BYTES changes the
 # image size.
+# shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 start_mosquitto
 source "$(dirname "${BASH_SOURCE[0]}")/relay_lib.sh"

@@ -7,6 +7,7 @@
 # inventory says; nodes that appear after the start fall into their waves;
 # status --rollout --wait exits 0 once every target succeeded, and the
 # release then becomes the product's release for everyone.
+# shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 start_mosquitto
 source "$(dirname "${BASH_SOURCE[0]}")/relay_lib.sh"

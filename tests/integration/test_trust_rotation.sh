@@ -14,6 +14,7 @@
 #      rogue gateway that only knows root version 1 serves one to the node,
 #      which refuses it itself (revoked-key) and downloads nothing.
 #   4. A release signed by K2 installs.
+# shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 start_mosquitto
 source "$(dirname "${BASH_SOURCE[0]}")/relay_lib.sh"

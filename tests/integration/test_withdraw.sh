@@ -9,6 +9,7 @@
 #   late     is down during 1.0.2; started after the withdrawal, it is never
 #            offered 1.0.2.
 # Then 1.0.3 rolls forward to everyone.
+# shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 start_mosquitto
 source "$(dirname "${BASH_SOURCE[0]}")/relay_lib.sh"

@@ -30,6 +30,7 @@
 #include "ferry_log.h"
 #include "ferry_loop.h"
 #include "ferry_opts.h"
+#include "ferry_random.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -128,7 +129,7 @@ struct proxy {
     size_t nclients;
     struct held *held;
     size_t nheld;
-    uint64_t rng[2];
+    struct ferry_prng rng[2]; /* per direction, fully determined by the seed */
     struct counters count[2];
     uint64_t refused_clients;
     uint64_t rebinds;
@@ -214,23 +215,14 @@ static enum ferry_err resolve_target(const char *spec, struct sockaddr_storage *
 
 /* ---- randomness --------------------------------------------------------- */
 
-/* splitmix64: tiny, well distributed, and fully determined by the seed. */
-static uint64_t rng_next(uint64_t *state)
-{
-    uint64_t z = (*state += UINT64_C(0x9E3779B97F4A7C15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
-}
-
 static bool chance(struct proxy *p, enum dir dir, uint64_t pct)
 {
-    return pct > 0 && rng_next(&p->rng[dir]) % 100 < pct;
+    return pct > 0 && ferry_prng_next(&p->rng[dir]) % 100 < pct;
 }
 
 static uint64_t upto(struct proxy *p, enum dir dir, uint64_t max)
 {
-    return max ? rng_next(&p->rng[dir]) % (max + 1) : 0;
+    return max ? ferry_prng_next(&p->rng[dir]) % (max + 1) : 0;
 }
 
 /* ---- sending ------------------------------------------------------------ */
@@ -486,8 +478,8 @@ static enum ferry_err proxy_new(const struct proxy_cfg *cfg, struct proxy **out,
     p->listen_fd = -1;
     /* Two streams from one seed: each direction's faults stay the same when
      * only the other direction's traffic changes. */
-    p->rng[DIR_UP] = cfg->seed;
-    p->rng[DIR_DOWN] = cfg->seed ^ UINT64_C(0xD1B54A32D192ED03);
+    ferry_prng_seed(&p->rng[DIR_UP], cfg->seed);
+    ferry_prng_seed(&p->rng[DIR_DOWN], cfg->seed ^ UINT64_C(0xD1B54A32D192ED03));
     enum ferry_err err = ferry_loop_new(&p->loop, d);
     if (err == FERRY_OK)
         err = resolve_target(cfg->target, &p->target, &p->target_len, d);

@@ -1,6 +1,7 @@
 #include "cunit_main.h"
 
 #include "ferry_backoff.h"
+#include "ferry_random.h"
 
 #include <stdint.h>
 
@@ -37,11 +38,10 @@ static void backoff_jitter_spans_half_to_full_base(void)
 static void backoff_every_draw_stays_in_bounds(void)
 {
     struct ferry_backoff b = {.min_ms = 250, .max_ms = 30000};
-    uint32_t x = 2463534242u; /* xorshift32: many distinct draws, reproducible */
+    struct ferry_prng rng; /* many distinct draws, reproducible */
+    ferry_prng_seed(&rng, 2463534242u);
     for (int i = 0; i < 10000; i++) {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
+        uint32_t x = (uint32_t)(ferry_prng_next(&rng) >> 32);
         if (i % 20 == 0)
             ferry_backoff_reset(&b);
         uint32_t attempt = b.attempt;

@@ -1,10 +1,13 @@
 #include "cunit_main.h"
 
 #include "edge_journal.h"
+#include "ferry_fs.h"
+#include "ferry_io_faulty.h"
 
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -52,7 +55,7 @@ static struct edge_journal *open_ok(const char *dir)
 {
     struct edge_journal *j = NULL;
     struct ferry_diag d = {{0}};
-    CU_ASSERT_EQUAL_FATAL(edge_journal_open(dir, &j, &d), FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(edge_journal_open(dir, NULL, &j, &d), FERRY_OK);
     return j;
 }
 
@@ -396,10 +399,177 @@ static void missing_folder_is_an_error(void)
     struct edge_journal *j = NULL;
     struct ferry_diag d = {{0}};
     snprintf(dir, sizeof(dir), "%s/no/such/folder", ferry_test_tmpdir());
-    CU_ASSERT_EQUAL(edge_journal_open(dir, &j, &d), FERRY_E_IO);
+    CU_ASSERT_EQUAL(edge_journal_open(dir, NULL, &j, &d), FERRY_E_IO);
     CU_ASSERT_PTR_NULL(j);
     CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "status.journal"));
     edge_journal_free(NULL);
+}
+
+/* ---- a power cut at every file operation ------------------------------------ */
+
+/* A record the size of a real one with a message, so compaction comes soon. */
+static struct ferry_status cut_status(unsigned step)
+{
+    struct ferry_status st = mk_status(step);
+    snprintf(st.message, sizeof(st.message), "cut step %u %0180u", step, 0u);
+    return st;
+}
+
+/* What the journal vouched for before the cut; index 0 stands for the one
+ * record the journal started with (step 1069), the others for the steps. */
+struct cut_log {
+    bool tried[32];    /* append was called: its record may survive */
+    bool appended[32]; /* append returned FERRY_OK */
+    bool acked[32];    /* ack returned FERRY_OK: it may still come back */
+    bool renumbered[32];
+    uint64_t max_seq; /* the highest seq a successful call handed out */
+};
+
+static uint64_t cut_head_step(struct edge_journal *j, uint64_t *seq)
+{
+    uint8_t buf[FERRY_STATUS_MAX_BYTES];
+    size_t len = 0;
+    struct ferry_status st;
+    unsigned step = 0;
+    if (edge_journal_head(j, buf, sizeof(buf), &len, seq, NULL) != FERRY_OK ||
+        ferry_status_from_cbor(buf, len, &st, NULL) != FERRY_OK ||
+        sscanf(st.message, "cut step %u", &step) != 1)
+        return UINT64_MAX;
+    return step == 1069 ? 0 : step;
+}
+
+/* The device's life: on a journal left by 70 records, 69 of them acked,
+ * the last ack (which compacts), new records, acks, a renumbering (4.09),
+ * more records, and acks until nothing waits. */
+static void cut_life(const char *dir, const struct ferry_io *io, struct cut_log *log)
+{
+    struct edge_journal *j = NULL;
+    if (edge_journal_open(dir, io, &j, NULL) != FERRY_OK)
+        return;
+    uint64_t seq = 0;
+    bool ok = cut_head_step(j, &seq) == 0 && edge_journal_ack(j, seq, NULL) == FERRY_OK;
+    if (ok)
+        log->acked[0] = true;
+    for (unsigned step = 1; ok && step <= 12; step++) {
+        struct ferry_status st = cut_status(step);
+        if (step == 5 || step == 10) {
+            /* The head goes through; the next one meets a conflict. */
+            uint64_t head = cut_head_step(j, &seq);
+            ok = head < 32 && edge_journal_ack(j, seq, NULL) == FERRY_OK;
+            if (ok)
+                log->acked[head] = true;
+            for (size_t i = 0; ok && step == 5 && i < 32; i++)
+                log->renumbered[i] = log->appended[i] && !log->acked[i];
+            ok = ok && (step != 5 || edge_journal_renumber(j, NULL, NULL) == FERRY_OK);
+            if (ok)
+                log->max_seq = edge_journal_last_seq(j);
+        }
+        log->tried[step] = ok;
+        ok = ok && edge_journal_append(j, &st, &seq, NULL) == FERRY_OK;
+        if (ok) {
+            log->appended[step] = true;
+            log->max_seq = seq;
+        }
+    }
+    while (ok && edge_journal_pending(j) > 0) {
+        uint64_t head = cut_head_step(j, &seq);
+        ok = head < 32 && edge_journal_ack(j, seq, NULL) == FERRY_OK;
+        if (ok)
+            log->acked[head] = true;
+    }
+    edge_journal_free(j);
+}
+
+/* After the cut: every record appended and not acked waits, in order,
+ * once (twice only if a renumbering was cut); none is torn or invented;
+ * the next seq is above every seq handed out and every seq waiting. */
+static void cut_check(const char *dir, const struct cut_log *log, uint64_t n, const char *how)
+{
+    struct edge_journal *j = open_ok(dir);
+    unsigned seen[32] = {0};
+    uint64_t last = 0, seq = 0, step;
+    while ((step = cut_head_step(j, &seq)) != UINT64_MAX) {
+        bool known = step < 32 && log->tried[step];
+        if (!known || seq <= last)
+            fprintf(stderr, "journal, %s at %llu: step %llu seq %llu after %llu\n", how,
+                    (unsigned long long)n, (unsigned long long)step, (unsigned long long)seq,
+                    (unsigned long long)last);
+        CU_ASSERT_TRUE_FATAL(known);
+        CU_ASSERT_TRUE(seq > last);
+        seen[step]++;
+        last = seq;
+        CU_ASSERT_EQUAL_FATAL(edge_journal_ack(j, seq, NULL), FERRY_OK);
+    }
+    CU_ASSERT_EQUAL(edge_journal_pending(j), 0);
+    for (unsigned s = 0; s < 32; s++) {
+        if (log->appended[s] && !log->acked[s] && seen[s] == 0)
+            fprintf(stderr, "journal, %s at %llu: record of step %u lost\n", how,
+                    (unsigned long long)n, s);
+        CU_ASSERT_TRUE(seen[s] > 0 || !log->appended[s] || log->acked[s]);
+        CU_ASSERT_TRUE(seen[s] <= (log->renumbered[s] ? 2u : 1u));
+    }
+    struct ferry_status st = cut_status(31);
+    uint64_t next = 0;
+    CU_ASSERT_EQUAL(edge_journal_append(j, &st, &next, NULL), FERRY_OK);
+    if (next <= last || next <= log->max_seq)
+        fprintf(stderr, "journal, %s at %llu: next seq %llu, handed out %llu, waiting %llu\n", how,
+                (unsigned long long)n, (unsigned long long)next, (unsigned long long)log->max_seq,
+                (unsigned long long)last);
+    CU_ASSERT_TRUE(next > last && next > log->max_seq);
+    edge_journal_free(j);
+}
+
+static void a_power_cut_at_every_file_operation(void)
+{
+    static const char *const names[] = {"kill -9", "power cut", "torn power cut"};
+    /* The journal as a long-running node has it: 70 records, 69 acked. */
+    char tmpl[DIR_MAX];
+    fresh_dir(tmpl);
+    struct edge_journal *j = open_ok(tmpl);
+    uint64_t seqs[70];
+    for (unsigned i = 0; i < 70; i++) {
+        struct ferry_status st = cut_status(1000 + i);
+        CU_ASSERT_EQUAL_FATAL(edge_journal_append(j, &st, &seqs[i], NULL), FERRY_OK);
+    }
+    for (unsigned i = 0; i < 69; i++)
+        CU_ASSERT_EQUAL_FATAL(edge_journal_ack(j, seqs[i], NULL), FERRY_OK);
+    edge_journal_free(j);
+    CU_ASSERT_TRUE_FATAL(file_size(tmpl, "status.journal") > EDGE_JOURNAL_COMPACT_BYTES);
+
+    for (int how = FERRY_IO_KILL; how <= FERRY_IO_POWER_TORN; how++) {
+        uint64_t total = UINT64_MAX;
+        for (uint64_t n = 0; n <= total; n++) {
+            char dir[DIR_MAX], from[PATH_MAX], to[PATH_MAX];
+            fresh_dir(dir);
+            static const char *const files[] = {"status.journal", "status.seq"};
+            for (int i = 0; i < 2; i++) {
+                uint8_t *data = NULL;
+                size_t len = 0;
+                file_in(tmpl, files[i], from);
+                file_in(dir, files[i], to);
+                CU_ASSERT_EQUAL_FATAL(ferry_read_file(from, 1 << 20, &data, &len, NULL), FERRY_OK);
+                CU_ASSERT_EQUAL_FATAL(ferry_write_atomic(to, data, len, 0644, NULL), FERRY_OK);
+                free(data);
+            }
+            struct ferry_io_faulty *f = NULL;
+            CU_ASSERT_EQUAL_FATAL(ferry_io_faulty_new(&f, NULL), FERRY_OK);
+            bool counting = total == UINT64_MAX;
+            ferry_io_faulty_stop_at(f, counting ? FERRY_IO_NO_STOP : n, (enum ferry_io_stop)how);
+            struct cut_log log = {.tried[0] = true, .appended[0] = true, .max_seq = seqs[69]};
+            cut_life(dir, ferry_io_faulty_io(f), &log);
+            if (counting) {
+                /* The first run goes through: it counts the operations. */
+                CU_ASSERT_TRUE_FATAL(log.appended[12] && log.acked[12]);
+                total = ferry_io_faulty_calls(f);
+                CU_ASSERT_TRUE(total > 40);
+            }
+            ferry_io_faulty_stop(f, (enum ferry_io_stop)how);
+            ferry_io_faulty_free(f);
+            cut_check(dir, &log, n, names[how]);
+            if (counting)
+                n = UINT64_MAX; /* the next round is 0 */
+        }
+    }
 }
 
 const char *const ferry_suite_name = "edge_journal";
@@ -418,5 +588,6 @@ const struct ferry_test_case ferry_tests[] = {
      invalid_record_is_refused_without_using_a_seq},
     {"record changed on storage is reported", record_changed_on_storage_is_reported},
     {"missing folder is an error", missing_folder_is_an_error},
+    {"a power cut at every file operation", a_power_cut_at_every_file_operation},
     {NULL, NULL},
 };

@@ -2,11 +2,13 @@
 
 #include "edge_nodecfg.h"
 #include "ferry_crc32.h"
+#include "ferry_io_faulty.h"
 
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Appends the crc32 line to body, as a writer would. */
 static char *with_crc(const char *body)
@@ -208,6 +210,77 @@ static void save_refuses_what_load_would_refuse(void)
 }
 
 const char *const ferry_suite_name = "edge_nodecfg";
+/* ---- a power cut at every file operation ------------------------------------ */
+
+/* The node's life: its first start writes node.cfg, then the operator
+ * changes its tags twice (each a save). Version v of the file has v tags. */
+static int cut_life(const char *path, const struct ferry_io *io)
+{
+    struct edge_nodecfg *cfg = edge_nodecfg_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    snprintf(cfg->id, sizeof(cfg->id), "node-7");
+    snprintf(cfg->hw_model, sizeof(cfg->hw_model), "meter-v2");
+    snprintf(cfg->gateway, sizeof(cfg->gateway), "coap://[fd00::1]:5683");
+    snprintf(cfg->trust, sizeof(cfg->trust), "/etc/ferry/trust.json");
+    static const char *const keys[] = {"ring", "site"};
+    int saved = -1; /* the newest version whose save returned FERRY_OK */
+    for (int v = 0; v <= 2; v++) {
+        if (v > 0) {
+            snprintf(cfg->tags[v - 1].key, sizeof(cfg->tags[v - 1].key), "%s", keys[v - 1]);
+            snprintf(cfg->tags[v - 1].value, sizeof(cfg->tags[v - 1].value), "v%d", v);
+            cfg->ntags = (size_t)v;
+        }
+        if (edge_nodecfg_save_io(io, cfg, path, NULL) != FERRY_OK)
+            break;
+        saved = v;
+    }
+    edge_nodecfg_free(cfg);
+    return saved;
+}
+
+static void a_power_cut_at_every_file_operation(void)
+{
+    static const char *const names[] = {"kill -9", "power cut", "torn power cut"};
+    for (int how = FERRY_IO_KILL; how <= FERRY_IO_POWER_TORN; how++) {
+        uint64_t total = UINT64_MAX;
+        for (uint64_t n = 0; n <= total; n++) {
+            char dir[PATH_MAX], path[PATH_MAX + 16];
+            snprintf(dir, sizeof(dir), "%s/cut-%d-%llu", ferry_test_tmpdir(), how,
+                     (unsigned long long)(total == UINT64_MAX ? 999999 : n));
+            CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0755), 0);
+            snprintf(path, sizeof(path), "%s/node.cfg", dir);
+            struct ferry_io_faulty *f = NULL;
+            CU_ASSERT_EQUAL_FATAL(ferry_io_faulty_new(&f, NULL), FERRY_OK);
+            bool counting = total == UINT64_MAX;
+            ferry_io_faulty_stop_at(f, counting ? FERRY_IO_NO_STOP : n, (enum ferry_io_stop)how);
+            int saved = cut_life(path, ferry_io_faulty_io(f));
+            if (counting) {
+                CU_ASSERT_EQUAL_FATAL(saved, 2);
+                total = ferry_io_faulty_calls(f);
+                CU_ASSERT_TRUE(total >= 12);
+            }
+            ferry_io_faulty_stop(f, (enum ferry_io_stop)how);
+            ferry_io_faulty_free(f);
+            /* After the reboot: the version last saved or the one being
+             * saved, whole; nothing at all only if no save had returned. */
+            struct edge_nodecfg *cfg = NULL;
+            struct ferry_diag d = {{0}};
+            enum ferry_err err = edge_nodecfg_load(path, &cfg, &d);
+            int found = err == FERRY_OK ? (int)cfg->ntags : -1;
+            bool ok = (err == FERRY_OK && (found == saved || found == saved + 1)) ||
+                      (err == FERRY_E_NOT_FOUND && saved < 0);
+            if (!ok)
+                fprintf(stderr, "node.cfg, %s at %llu: saved v%d, found v%d (%s)\n", names[how],
+                        (unsigned long long)n, saved, found, d.msg);
+            CU_ASSERT_TRUE(ok);
+            CU_ASSERT_TRUE(err != FERRY_OK || strcmp(cfg->id, "node-7") == 0);
+            edge_nodecfg_free(cfg);
+            if (counting)
+                n = UINT64_MAX; /* the next round is 0 */
+        }
+    }
+}
+
 const struct ferry_test_case ferry_tests[] = {
     {"reads_a_written_file", reads_a_written_file},
     {"saves_and_loads_back_with_unknown_keys_kept", saves_and_loads_back_with_unknown_keys_kept},
@@ -216,5 +289,6 @@ const struct ferry_test_case ferry_tests[] = {
     {"bad_contents_name_the_key_or_line", bad_contents_name_the_key_or_line},
     {"size_caps_hold", size_caps_hold},
     {"save_refuses_what_load_would_refuse", save_refuses_what_load_would_refuse},
+    {"a power cut at every file operation", a_power_cut_at_every_file_operation},
     {NULL, NULL},
 };

@@ -1,6 +1,7 @@
 #include "cunit_main.h"
 
 #include "ferry_hex.h"
+#include "ferry_io_faulty.h"
 #include "ferry_stream.h"
 #include "gw_cache.h"
 
@@ -61,67 +62,20 @@ static const char *fresh_dir(void)
     return dir;
 }
 
-/* Faults injected through the ops table. pwrite calls from fail_from on
- * (1-based) fail with ENOSPC, the first of them after writing half its
- * bytes when short_first; the corrupt_at-th pwrite stores a flipped bit. */
-struct fault {
-    int pwrites, fail_from, corrupt_at;
-    bool short_first;
-    int fsyncs, fail_fsync_from;
-    bool fail_rename;
-};
-
-static ssize_t f_pwrite(void *ctx, int fd, const void *buf, size_t len, off_t off)
+static struct ferry_io_faulty *new_driver(void)
 {
-    struct fault *f = ctx;
-    int n = ++f->pwrites;
-    if (f->fail_from && n >= f->fail_from) {
-        if (n == f->fail_from && f->short_first && len > 1)
-            return pwrite(fd, buf, len / 2, off);
-        errno = ENOSPC;
-        return -1;
-    }
-    if (n == f->corrupt_at) {
-        uint8_t *copy = malloc(len);
-        memcpy(copy, buf, len);
-        copy[len / 2] ^= 0x10;
-        ssize_t w = pwrite(fd, copy, len, off);
-        free(copy);
-        return w;
-    }
-    return pwrite(fd, buf, len, off);
-}
-
-static int f_fsync(void *ctx, int fd)
-{
-    struct fault *f = ctx;
-    if (++f->fsyncs >= f->fail_fsync_from && f->fail_fsync_from) {
-        errno = EIO;
-        return -1;
-    }
-    return fsync(fd);
-}
-
-static int f_rename(void *ctx, const char *from, const char *to)
-{
-    struct fault *f = ctx;
-    if (f->fail_rename) {
-        errno = EIO;
-        return -1;
-    }
-    return rename(from, to);
-}
-
-static struct gw_cache_ops fault_ops(struct fault *f)
-{
-    struct gw_cache_ops ops = {.ctx = f, .pwrite = f_pwrite, .fsync = f_fsync, .rename = f_rename};
-    return ops;
+    struct ferry_io_faulty *f = NULL;
+    CU_ASSERT_EQUAL_FATAL(ferry_io_faulty_new(&f, NULL), FERRY_OK);
+    return f;
 }
 
 static struct gw_cache *open_cache(const char *dir, uint64_t quota, uint64_t sync_every,
-                                   const struct gw_cache_ops *ops)
+                                   const struct ferry_io_faulty *f)
 {
-    struct gw_cache_opts o = {.dir = dir, .quota = quota, .sync_every = sync_every, .ops = ops};
+    struct gw_cache_opts o = {.dir = dir,
+                              .quota = quota,
+                              .sync_every = sync_every,
+                              .io = f ? ferry_io_faulty_io(f) : NULL};
     struct gw_cache *c = NULL;
     struct ferry_diag d = {{0}};
     enum ferry_err err = gw_cache_open(&o, &c, &d);
@@ -423,9 +377,13 @@ static void bytes_damaged_on_the_way_to_disk_are_caught_at_finish(void)
 {
     const char *dir = fresh_dir();
     struct art a = make_art(3 * CHUNK, 11);
-    struct fault f = {.corrupt_at = 3}; /* the data of the second chunk */
-    struct gw_cache_ops ops = fault_ops(&f);
-    struct gw_cache *c = open_cache(dir, 1 << 30, 0, &ops);
+    struct ferry_io_faulty *f = new_driver();
+    struct ferry_io_fail flip = {.calls = FERRY_IO_CALL(FERRY_IO_PWRITE),
+                                 .after = 2, /* the data of the second chunk */
+                                 .count = 1,
+                                 .how = FERRY_IO_FAIL_BITFLIP};
+    ferry_io_faulty_fail(f, &flip);
+    struct gw_cache *c = open_cache(dir, 1 << 30, 0, f);
     struct gw_cache_part *p = open_part(c, &a, CHUNK, NULL);
     write_upto(p, &a, CHUNK, a.size);
     struct ferry_diag d = {{0}};
@@ -435,6 +393,7 @@ static void bytes_damaged_on_the_way_to_disk_are_caught_at_finish(void)
     pathf(path, "%s/%s", dir, a.hex);
     CU_ASSERT_EQUAL(file_size(path), -1);
     gw_cache_free(c);
+    ferry_io_faulty_free(f);
     free(a.data);
 }
 
@@ -443,16 +402,19 @@ static void check_disk_full(bool short_first, int fail_from)
     const char *dir = fresh_dir();
     struct art kept = make_art(CHUNK + 1, 12);
     struct art a = make_art(6 * CHUNK, 13);
-    struct fault f = {0};
-    struct gw_cache_ops ops = fault_ops(&f);
-    struct gw_cache *c = open_cache(dir, 1 << 30, 0, &ops);
+    struct ferry_io_faulty *f = new_driver();
+    struct gw_cache *c = open_cache(dir, 1 << 30, 0, f);
     add_complete(c, &kept);
     struct gw_cache_part *p = open_part(c, &a, CHUNK, NULL);
     write_upto(p, &a, CHUNK, 2 * CHUNK);
 
     /* Each chunk is two pwrites (data, journal record). */
-    f.fail_from = f.pwrites + fail_from;
-    f.short_first = short_first;
+    struct ferry_io_fail full = {.calls = FERRY_IO_CALL(FERRY_IO_PWRITE),
+                                 .after = (uint64_t)fail_from - 1,
+                                 .count = FERRY_IO_FOR_EVER,
+                                 .error = ENOSPC,
+                                 .how = short_first ? FERRY_IO_FAIL_SHORT : FERRY_IO_FAIL_ERRNO};
+    ferry_io_faulty_fail(f, &full);
     bool written = true;
     struct ferry_diag d = {{0}};
     CU_ASSERT_EQUAL(gw_cache_part_write(p, 2 * CHUNK, a.data + 2 * CHUNK, CHUNK, &written, &d),
@@ -468,12 +430,13 @@ static void check_disk_full(bool short_first, int fail_from)
     CU_ASSERT_TRUE(file_equals(path, &kept));
 
     /* Space comes back: the same part carries on. */
-    f.fail_from = 0;
+    ferry_io_faulty_fail(f, NULL);
     write_upto(p, &a, CHUNK, a.size);
     CU_ASSERT_EQUAL(gw_cache_part_finish(p, &d), FERRY_OK);
     CU_ASSERT_TRUE(gw_cache_has(c, kept.sha, NULL));
     CU_ASSERT_TRUE(gw_cache_has(c, a.sha, NULL));
     gw_cache_free(c);
+    ferry_io_faulty_free(f);
     free(kept.data);
     free(a.data);
 }
@@ -489,13 +452,16 @@ static void failed_fsync_poisons_the_part_until_reopened(void)
 {
     const char *dir = fresh_dir();
     struct art a = make_art(6 * CHUNK, 14);
-    struct fault f = {0};
-    struct gw_cache_ops ops = fault_ops(&f);
-    struct gw_cache *c = open_cache(dir, 1 << 30, 2 * CHUNK, &ops);
+    struct ferry_io_faulty *f = new_driver();
+    struct gw_cache *c = open_cache(dir, 1 << 30, 2 * CHUNK, f);
     struct gw_cache_part *p = open_part(c, &a, CHUNK, NULL);
+    uint64_t before = ferry_io_faulty_count(f, FERRY_IO_FSYNC);
     write_upto(p, &a, CHUNK, 4 * CHUNK);
-    CU_ASSERT_EQUAL(f.fsyncs, 4); /* every 2 chunks, .part then journal */
-    f.fail_fsync_from = f.fsyncs + 1;
+    /* Every 2 chunks, .part then journal. */
+    CU_ASSERT_EQUAL(ferry_io_faulty_count(f, FERRY_IO_FSYNC) - before, 4);
+    struct ferry_io_fail fsyncs = {.calls = FERRY_IO_CALL(FERRY_IO_FSYNC),
+                                   .count = FERRY_IO_FOR_EVER};
+    ferry_io_faulty_fail(f, &fsyncs);
     bool w;
     struct ferry_diag d = {{0}};
     CU_ASSERT_EQUAL(gw_cache_part_write(p, 4 * CHUNK, a.data + 4 * CHUNK, CHUNK, &w, &d), FERRY_OK);
@@ -503,11 +469,12 @@ static void failed_fsync_poisons_the_part_until_reopened(void)
                     FERRY_E_IO);
     CU_ASSERT_EQUAL(gw_cache_part_write(p, 6 * CHUNK, a.data, CHUNK, &w, &d), FERRY_E_IO);
     gw_cache_part_close(p);
-    f.fail_fsync_from = 0;
+    ferry_io_faulty_fail(f, NULL);
     p = open_part(c, &a, CHUNK, NULL);
     CU_ASSERT_EQUAL(gw_cache_part_end(p), 6 * CHUNK);
     CU_ASSERT_EQUAL(gw_cache_part_finish(p, &d), FERRY_OK);
     gw_cache_free(c);
+    ferry_io_faulty_free(f);
     free(a.data);
 }
 
@@ -515,21 +482,176 @@ static void failed_rename_keeps_the_partial(void)
 {
     const char *dir = fresh_dir();
     struct art a = make_art(2 * CHUNK + 9, 15);
-    struct fault f = {.fail_rename = true};
-    struct gw_cache_ops ops = fault_ops(&f);
-    struct gw_cache *c = open_cache(dir, 1 << 30, 0, &ops);
+    struct ferry_io_faulty *f = new_driver();
+    struct ferry_io_fail renames = {.calls = FERRY_IO_CALL(FERRY_IO_RENAME),
+                                    .count = FERRY_IO_FOR_EVER};
+    ferry_io_faulty_fail(f, &renames);
+    struct gw_cache *c = open_cache(dir, 1 << 30, 0, f);
     struct gw_cache_part *p = open_part(c, &a, CHUNK, NULL);
     write_upto(p, &a, CHUNK, a.size);
     struct ferry_diag d = {{0}};
     CU_ASSERT_EQUAL(gw_cache_part_finish(p, &d), FERRY_E_IO);
     CU_ASSERT_FALSE(gw_cache_has(c, a.sha, NULL));
-    f.fail_rename = false;
+    ferry_io_faulty_fail(f, NULL);
     p = open_part(c, &a, CHUNK, NULL);
     CU_ASSERT_EQUAL(gw_cache_part_end(p), a.size);
     CU_ASSERT_EQUAL(gw_cache_part_finish(p, &d), FERRY_OK);
     CU_ASSERT_TRUE(gw_cache_has(c, a.sha, NULL));
     gw_cache_free(c);
+    ferry_io_faulty_free(f);
     free(a.data);
+}
+
+/* ---- a power cut at every file operation ------------------------------------ */
+
+#define CUT_SYNC (2 * CHUNK)
+
+struct cut_world {
+    struct art a, b, old; /* A and B downloaded in turn; opening B evicts OLD */
+};
+
+/* What the cache vouched for before the cut: the bytes of each partial made
+ * durable (a write that synced, or a close), and finished artifacts. */
+struct cut_marks {
+    uint64_t a_durable, b_durable;
+    bool a_done, b_done;
+};
+
+/* Writes a's chunks from where p (just opened) stands up to `upto`, noting
+ * what was synced: the cache syncs every CUT_SYNC bytes written since the
+ * open. False at the first failure. */
+static bool cut_write(struct gw_cache_part *p, const struct art *a, uint64_t upto,
+                      uint64_t *durable)
+{
+    uint64_t unsynced = 0;
+    while (gw_cache_part_end(p) < upto) {
+        uint64_t off = gw_cache_part_end(p);
+        size_t len = len_at(a, off, CHUNK);
+        bool written = false;
+        if (gw_cache_part_write(p, off, a->data + off, len, &written, NULL) != FERRY_OK)
+            return false;
+        unsynced += len;
+        if (unsynced >= CUT_SYNC) {
+            *durable = gw_cache_part_end(p); /* that write synced */
+            unsynced = 0;
+        }
+    }
+    return true;
+}
+
+/* One artifact as the gateway fetches it: part of it, a restart of the
+ * download (close, open again: resume), the rest, finish. */
+static void cut_download(struct gw_cache *c, struct ferry_io_faulty *f, const struct art *a,
+                         uint64_t first, uint64_t *durable, bool *done)
+{
+    struct gw_cache_part *p = NULL;
+    if (gw_cache_part_open(c, a->sha, a->size, CHUNK, NULL, &p, NULL) != FERRY_OK)
+        return;
+    bool ok = cut_write(p, a, first, durable);
+    uint64_t end = gw_cache_part_end(p);
+    gw_cache_part_close(p);
+    if (!ok || ferry_io_faulty_stopped(f))
+        return;
+    *durable = end; /* the close synced it */
+    if (gw_cache_part_open(c, a->sha, a->size, CHUNK, NULL, &p, NULL) != FERRY_OK)
+        return;
+    if (!cut_write(p, a, a->size, durable)) {
+        gw_cache_part_close(p);
+        return;
+    }
+    *done = gw_cache_part_finish(p, NULL) == FERRY_OK;
+}
+
+static void cut_run(const char *dir, struct ferry_io_faulty *f, const struct cut_world *w,
+                    struct cut_marks *m)
+{
+    /* Room for A and B, not for OLD as well. */
+    struct gw_cache_opts o = {.dir = dir,
+                              .quota = w->a.size + w->b.size + CHUNK,
+                              .sync_every = CUT_SYNC,
+                              .io = ferry_io_faulty_io(f)};
+    struct gw_cache *c = NULL;
+    if (gw_cache_open(&o, &c, NULL) != FERRY_OK)
+        return;
+    cut_download(c, f, &w->a, 3 * CHUNK, &m->a_durable, &m->a_done);
+    if (m->a_done)
+        cut_download(c, f, &w->b, CHUNK, &m->b_durable, &m->b_done);
+    gw_cache_free(c);
+}
+
+/* After the cut: what the cache vouched for is there, every artifact under
+ * a digest name is that artifact, and each download resumes no earlier
+ * than its durable bytes and completes. */
+static void cut_check(const char *dir, const struct cut_world *w, const struct cut_marks *m,
+                      uint64_t n, const char *how)
+{
+    struct gw_cache *c = open_cache(dir, 1 << 30, 0, NULL);
+    struct ferry_diag d = {{0}};
+    if (gw_cache_has(c, w->old.sha, NULL))
+        CU_ASSERT_EQUAL(gw_cache_verify(c, w->old.sha, w->old.size, &d), FERRY_OK);
+    const struct art *arts[2] = {&w->a, &w->b};
+    const uint64_t durable[2] = {m->a_durable, m->b_durable};
+    const bool done[2] = {m->a_done, m->b_done};
+    for (int i = 0; i < 2; i++) {
+        const struct art *a = arts[i];
+        bool has = gw_cache_has(c, a->sha, NULL);
+        if (done[i] && !has)
+            fprintf(stderr, "cache, %s at %llu: finished artifact %c is gone\n", how,
+                    (unsigned long long)n, 'A' + i);
+        CU_ASSERT_TRUE(has || !done[i]);
+        if (has) {
+            CU_ASSERT_EQUAL(gw_cache_verify(c, a->sha, a->size, &d), FERRY_OK);
+            continue;
+        }
+        struct gw_cache_part *p = open_part(c, a, CHUNK, NULL);
+        uint64_t end = gw_cache_part_end(p);
+        if (end < durable[i])
+            fprintf(stderr, "cache, %s at %llu: %c resumes at %llu, %llu were durable\n", how,
+                    (unsigned long long)n, 'A' + i, (unsigned long long)end,
+                    (unsigned long long)durable[i]);
+        CU_ASSERT_TRUE(end >= durable[i] && end <= a->size && (end % CHUNK == 0 || end == a->size));
+        write_upto(p, a, CHUNK, a->size);
+        CU_ASSERT_EQUAL(gw_cache_part_finish(p, &d), FERRY_OK);
+    }
+    gw_cache_free(c);
+}
+
+static void a_power_cut_at_every_file_operation(void)
+{
+    static const char *const names[] = {"kill -9", "power cut", "torn power cut"};
+    struct cut_world w = {make_art(5 * CHUNK + 100, 21), make_art(3 * CHUNK, 22),
+                          make_art(2 * CHUNK, 23)};
+    for (int how = FERRY_IO_KILL; how <= FERRY_IO_POWER_TORN; how++) {
+        uint64_t total = 0;
+        unsigned finished = 0;
+        for (uint64_t n = 0; n <= total || total == 0; n++) {
+            const char *dir = fresh_dir();
+            struct gw_cache *c = open_cache(dir, 1 << 30, 0, NULL);
+            add_complete(c, &w.old);
+            gw_cache_free(c);
+            struct ferry_io_faulty *f = new_driver();
+            struct cut_marks m = {0};
+            ferry_io_faulty_stop_at(f, total ? n : FERRY_IO_NO_STOP, (enum ferry_io_stop)how);
+            cut_run(dir, f, &w, &m);
+            if (!total) {
+                /* The first run goes through: it counts the operations. */
+                CU_ASSERT_TRUE_FATAL(m.a_done && m.b_done);
+                total = ferry_io_faulty_calls(f);
+                n = UINT64_MAX; /* the next round is 0 */
+            } else {
+                CU_ASSERT_EQUAL(ferry_io_faulty_stopped(f), n < total);
+                finished += m.b_done;
+            }
+            ferry_io_faulty_stop(f, (enum ferry_io_stop)how); /* no-op once stopped */
+            ferry_io_faulty_free(f);
+            cut_check(dir, &w, &m, n, names[how]);
+        }
+        CU_ASSERT_TRUE(total > 30);
+        CU_ASSERT_TRUE(finished >= 1); /* the run without a cut, and those cut late */
+    }
+    free(w.a.data);
+    free(w.b.data);
+    free(w.old.data);
 }
 
 struct evictions {
@@ -784,6 +906,7 @@ const struct ferry_test_case ferry_tests[] = {
     {"disk_full_rolls_back_to_the_last_good_chunk", disk_full_rolls_back_to_the_last_good_chunk},
     {"failed_fsync_poisons_the_part_until_reopened", failed_fsync_poisons_the_part_until_reopened},
     {"failed_rename_keeps_the_partial", failed_rename_keeps_the_partial},
+    {"a_power_cut_at_every_file_operation", a_power_cut_at_every_file_operation},
     {"quota_evicts_unreferenced_least_recently_used_first",
      quota_evicts_unreferenced_least_recently_used_first},
     {"partials_count_against_the_quota", partials_count_against_the_quota},

@@ -2,6 +2,7 @@
 
 #include "gw_outbox.h"
 
+#include "ferry_io_faulty.h"
 #include "ferry_log.h"
 
 #include <errno.h>
@@ -75,15 +76,15 @@ static long long file_size(const char *dir, const char *name)
     return stat(path, &st) == 0 ? (long long)st.st_size : -1;
 }
 
-static struct gw_outbox *open_with(const char *dir, const struct gw_outbox_ops *ops,
-                                   size_t max_records, uint64_t max_bytes, enum ferry_err *errp)
+static struct gw_outbox *open_with(const char *dir, const struct ferry_io *io, size_t max_records,
+                                   uint64_t max_bytes, enum ferry_err *errp)
 {
     struct gw_outbox_opts o = {
         .state_dir = dir,
         .gateway_id = GW,
         .max_records = max_records,
         .max_bytes = max_bytes,
-        .ops = ops,
+        .io = io,
     };
     struct gw_outbox *ob = NULL;
     struct ferry_diag d = {{0}};
@@ -183,283 +184,6 @@ static void spill(const char *path, const uint8_t *buf, size_t len)
     CU_ASSERT_EQUAL_FATAL(fclose(f), 0);
 }
 
-/* ---- fault-injecting file operations -------------------------------------- */
-
-enum op_kind { OP_OPEN, OP_PWRITE, OP_FSYNC, OP_FTRUNCATE, OP_RENAME, OP_UNLINK };
-
-/* Power-loss model of the outbox folder: what each file held at its last
- * fsync, and which names the folder held at its last fsync. Files are
- * tracked as objects of the model, not inode numbers (those get reused). */
-#define PL_NAMES   3
-#define PL_OBJECTS 64
-#define PL_FDS     1024
-#define PL_DIR_FD  (-2)
-
-static const char *const pl_names[PL_NAMES] = {"journal", "acks", "journal.tmp"};
-
-struct pl_object {
-    uint8_t *data; /* durable bytes */
-    size_t len;
-};
-
-struct power {
-    char dir[PATH_MAX];
-    struct pl_object obj[PL_OBJECTS];
-    int nobj;
-    int live[PL_NAMES], durable[PL_NAMES]; /* object, or -1 */
-    int fd_obj[PL_FDS];                    /* object, PL_DIR_FD or -1 */
-};
-
-struct fault {
-    long ops;      /* operations attempted */
-    long crash_at; /* this operation and all later ones fail; -1: never */
-    bool crashed;
-    enum op_kind fail_kind; /* the next fail_count operations of this kind */
-    int fail_count;         /* fail with fail_errno */
-    int fail_errno;
-    long long budget; /* bytes pwrite may still write (ENOSPC after); -1: any */
-    struct power *pl; /* NULL: a crash keeps the page cache (kill -9) */
-};
-
-static void pl_path(char *path, const struct power *pl, int name)
-{
-    int n = snprintf(path, PATH_MAX, "%s/%s", pl->dir, pl_names[name]);
-    CU_ASSERT_FATAL(n > 0 && n < PATH_MAX);
-}
-
-static int pl_name(const struct power *pl, const char *path)
-{
-    size_t n = strlen(pl->dir);
-    if (strncmp(path, pl->dir, n) != 0 || path[n] != '/')
-        return -1;
-    for (int i = 0; i < PL_NAMES; i++) {
-        if (strcmp(path + n + 1, pl_names[i]) == 0)
-            return i;
-    }
-    return -1;
-}
-
-static int pl_new_object(struct power *pl, const uint8_t *data, size_t len)
-{
-    CU_ASSERT_FATAL(pl->nobj < PL_OBJECTS);
-    struct pl_object *o = &pl->obj[pl->nobj];
-    o->data = malloc(len + 1);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(o->data);
-    if (len)
-        memcpy(o->data, data, len);
-    o->len = len;
-    return pl->nobj++;
-}
-
-/* Starts the model from what is on disk now, all of it durable. */
-static void pl_init(struct power *pl, const char *state_dir)
-{
-    memset(pl, 0, sizeof(*pl));
-    int n = snprintf(pl->dir, sizeof(pl->dir), "%s/outbox", state_dir);
-    CU_ASSERT_FATAL(n > 0 && (size_t)n < sizeof(pl->dir));
-    for (int i = 0; i < PL_FDS; i++)
-        pl->fd_obj[i] = -1;
-    for (int i = 0; i < PL_NAMES; i++) {
-        char path[PATH_MAX];
-        pl_path(path, pl, i);
-        pl->live[i] = pl->durable[i] = -1;
-        if (access(path, F_OK) == 0) {
-            size_t len = 0;
-            uint8_t *buf = slurp(path, &len);
-            pl->live[i] = pl->durable[i] = pl_new_object(pl, buf, len);
-            free(buf);
-        }
-    }
-}
-
-static void pl_opened(struct power *pl, const char *path, int flags, int fd)
-{
-    if (fd < 0 || fd >= PL_FDS)
-        return;
-    pl->fd_obj[fd] = -1;
-    if (flags & O_DIRECTORY) {
-        if (strcmp(path, pl->dir) == 0)
-            pl->fd_obj[fd] = PL_DIR_FD;
-        return;
-    }
-    int name = pl_name(pl, path);
-    if (name < 0)
-        return;
-    if (pl->live[name] < 0)
-        pl->live[name] = pl_new_object(pl, NULL, 0); /* created: nothing durable */
-    pl->fd_obj[fd] = pl->live[name];
-}
-
-/* fsync: a file's current bytes become durable; the folder's names do. */
-static void pl_synced(struct power *pl, int fd)
-{
-    if (fd < 0 || fd >= PL_FDS || pl->fd_obj[fd] == -1)
-        return;
-    if (pl->fd_obj[fd] == PL_DIR_FD) {
-        memcpy(pl->durable, pl->live, sizeof(pl->durable));
-        return;
-    }
-    struct pl_object *o = &pl->obj[pl->fd_obj[fd]];
-    struct stat st;
-    CU_ASSERT_EQUAL_FATAL(fstat(fd, &st), 0);
-    free(o->data);
-    o->data = malloc((size_t)st.st_size + 1);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(o->data);
-    o->len = (size_t)st.st_size;
-    CU_ASSERT_EQUAL_FATAL(pread(fd, o->data, o->len, 0), (ssize_t)o->len);
-}
-
-static void pl_renamed(struct power *pl, const char *from, const char *to)
-{
-    int a = pl_name(pl, from), b = pl_name(pl, to);
-    if (a >= 0 && b >= 0) {
-        pl->live[b] = pl->live[a];
-        pl->live[a] = -1;
-    }
-}
-
-static void pl_unlinked(struct power *pl, const char *path)
-{
-    int a = pl_name(pl, path);
-    if (a >= 0)
-        pl->live[a] = -1;
-}
-
-/* The power goes: the folder is left as it was last made durable. */
-static void pl_cut(struct power *pl)
-{
-    for (int i = 0; i < PL_NAMES; i++) {
-        char path[PATH_MAX];
-        pl_path(path, pl, i);
-        unlink(path);
-        if (pl->durable[i] >= 0)
-            spill(path, pl->obj[pl->durable[i]].data, pl->obj[pl->durable[i]].len);
-    }
-}
-
-static void pl_free(struct power *pl)
-{
-    for (int i = 0; i < pl->nobj; i++)
-        free(pl->obj[i].data);
-}
-
-/* May this operation run? Sets *torn when it is the one a crash cuts. */
-static bool gate(struct fault *f, enum op_kind kind, bool *torn)
-{
-    long i = f->ops++;
-    *torn = false;
-    if (!f->crashed && i == f->crash_at) {
-        f->crashed = true;
-        *torn = true;
-    }
-    if (f->crashed) {
-        errno = EIO;
-        return false;
-    }
-    if (f->fail_count > 0 && kind == f->fail_kind) {
-        f->fail_count--;
-        errno = f->fail_errno;
-        return false;
-    }
-    return true;
-}
-
-static int f_open(void *arg, const char *path, int flags, mode_t mode)
-{
-    struct fault *f = arg;
-    bool torn;
-    if (!gate(f, OP_OPEN, &torn))
-        return -1;
-    int fd = open(path, flags | O_CLOEXEC, mode);
-    if (f->pl)
-        pl_opened(f->pl, path, flags, fd);
-    return fd;
-}
-
-static ssize_t f_pwrite(void *arg, int fd, const void *buf, size_t len, off_t off)
-{
-    struct fault *f = arg;
-    bool torn;
-    if (!gate(f, OP_PWRITE, &torn)) {
-        /* The write a crash interrupts lands in part. */
-        if (torn && len > 1 && pwrite(fd, buf, len / 2, off) < 0)
-            CU_FAIL("torn write");
-        return -1;
-    }
-    if (f->budget >= 0 && (long long)len > f->budget) {
-        if (f->budget == 0) {
-            errno = ENOSPC;
-            return -1;
-        }
-        len = (size_t)f->budget;
-    }
-    ssize_t w = pwrite(fd, buf, len, off);
-    if (w > 0 && f->budget >= 0)
-        f->budget -= w;
-    return w;
-}
-
-static int f_fsync(void *arg, int fd)
-{
-    struct fault *f = arg;
-    bool torn;
-    if (!gate(f, OP_FSYNC, &torn))
-        return -1;
-    int r = fsync(fd);
-    if (r == 0 && f->pl)
-        pl_synced(f->pl, fd);
-    return r;
-}
-
-static int f_ftruncate(void *arg, int fd, off_t len)
-{
-    bool torn;
-    if (!gate(arg, OP_FTRUNCATE, &torn))
-        return -1;
-    return ftruncate(fd, len);
-}
-
-static int f_rename(void *arg, const char *from, const char *to)
-{
-    struct fault *f = arg;
-    bool torn;
-    if (!gate(f, OP_RENAME, &torn))
-        return -1;
-    int r = rename(from, to);
-    if (r == 0 && f->pl)
-        pl_renamed(f->pl, from, to);
-    return r;
-}
-
-static int f_unlink(void *arg, const char *path)
-{
-    struct fault *f = arg;
-    bool torn;
-    if (!gate(f, OP_UNLINK, &torn))
-        return -1;
-    int r = unlink(path);
-    if (r == 0 && f->pl)
-        pl_unlinked(f->pl, path);
-    return r;
-}
-
-static struct gw_outbox_ops fault_ops(struct fault *f)
-{
-    memset(f, 0, sizeof(*f));
-    f->crash_at = -1;
-    f->budget = -1;
-    struct gw_outbox_ops ops = {
-        .arg = f,
-        .open = f_open,
-        .pwrite = f_pwrite,
-        .fsync = f_fsync,
-        .ftruncate = f_ftruncate,
-        .rename = f_rename,
-        .unlink = f_unlink,
-    };
-    return ops;
-}
-
 /* ---- crash harness --------------------------------------------------------- */
 
 #define NKEYS 32
@@ -541,15 +265,21 @@ static void check_after_crash(const char *dir, const enum kstate *model, const c
     gw_outbox_close(ob);
 }
 
-/* One run: prepare, then crash at operation crash_at. False when the steps
- * finished before reaching it. */
-static bool crash_run(const struct scenario *sc, long crash_at, bool power_loss)
+static struct ferry_io_faulty *new_driver(void)
+{
+    struct ferry_io_faulty *f = NULL;
+    CU_ASSERT_EQUAL_FATAL(ferry_io_faulty_new(&f, NULL), FERRY_OK);
+    return f;
+}
+
+static const char *const STOP_NAMES[] = {"kill -9", "power cut", "torn power cut"};
+
+/* One run: prepare, then stop the program at file operation crash_at.
+ * False when the steps finished before reaching it. */
+static bool crash_run(const struct scenario *sc, long crash_at, enum ferry_io_stop how)
 {
     enum kstate model[NKEYS] = {K_NONE};
-    char dir[PATH_MAX];
-    struct fault f;
-    struct power pl;
-    struct gw_outbox_ops ops = fault_ops(&f);
+    char dir[PATH_MAX], what[128];
     struct gw_outbox *ob = NULL;
     fresh_dir(dir);
     if (sc->nprep > 0) {
@@ -561,30 +291,24 @@ static bool crash_run(const struct scenario *sc, long crash_at, bool power_loss)
         gw_outbox_close(ob);
     }
 
-    f.crash_at = crash_at;
-    if (power_loss) {
-        pl_init(&pl, dir);
-        f.pl = &pl;
-    }
-    ob = open_with(dir, &ops, BIG_COUNT, BIG_BYTES, NULL);
+    struct ferry_io_faulty *f = new_driver();
+    ferry_io_faulty_stop_at(f, (uint64_t)crash_at, how);
+    ob = open_with(dir, ferry_io_faulty_io(f), BIG_COUNT, BIG_BYTES, NULL);
     for (size_t i = 0; ob && i < sc->nsteps; i++)
         run_step(ob, &sc->steps[i], model);
     gw_outbox_close(ob);
-    bool crashed = f.crashed;
-    if (power_loss) {
-        if (crashed)
-            pl_cut(&pl);
-        pl_free(&pl);
-    }
-    check_after_crash(dir, model, sc->name, crash_at);
+    bool crashed = ferry_io_faulty_stopped(f);
+    ferry_io_faulty_free(f);
+    snprintf(what, sizeof(what), "%s (%s)", sc->name, STOP_NAMES[how]);
+    check_after_crash(dir, model, what, crash_at);
     return crashed;
 }
 
 static void crash_everywhere(const struct scenario *sc)
 {
-    for (int power_loss = 0; power_loss < 2; power_loss++) {
+    for (int how = FERRY_IO_KILL; how <= FERRY_IO_POWER_TORN; how++) {
         long k = 0;
-        while (crash_run(sc, k, power_loss))
+        while (crash_run(sc, k, (enum ferry_io_stop)how))
             k++;
         /* Every scenario performs more than a handful of operations. */
         CU_ASSERT(k > 8);
@@ -1000,14 +724,14 @@ static void damaged_header_keeps_records(void)
 static void journal_bounded_when_compaction_fails(void)
 {
     char dir[PATH_MAX];
-    struct fault f;
-    struct gw_outbox_ops ops = fault_ops(&f);
+    struct ferry_io_faulty *f = new_driver();
     const uint64_t max_bytes = REC_HEADER + FERRY_STATUS_MAX_BYTES;
-    struct gw_outbox *ob = open_with(fresh_dir(dir), &ops, BIG_COUNT, max_bytes, NULL);
+    struct gw_outbox *ob =
+        open_with(fresh_dir(dir), ferry_io_faulty_io(f), BIG_COUNT, max_bytes, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(ob);
-    f.fail_kind = OP_RENAME;
-    f.fail_errno = EIO;
-    f.fail_count = INT_MAX;
+    struct ferry_io_fail renames = {.calls = FERRY_IO_CALL(FERRY_IO_RENAME),
+                                    .count = FERRY_IO_FOR_EVER};
+    ferry_io_faulty_fail(f, &renames);
     enum ferry_err err = FERRY_OK;
     int k = 0;
     while ((err = append_key(ob, k, NULL)) == FERRY_OK) {
@@ -1018,10 +742,11 @@ static void journal_bounded_when_compaction_fails(void)
     long long size = file_size(dir, "journal");
     CU_ASSERT(size > (long long)GW_OUTBOX_COMPACT_MIN_BYTES);
     CU_ASSERT(size <= (long long)(GW_OUTBOX_COMPACT_MIN_BYTES + 3 * max_bytes));
-    f.fail_count = 0;
+    ferry_io_faulty_fail(f, NULL);
     CU_ASSERT_EQUAL(append_key(ob, k, NULL), FERRY_OK);
     CU_ASSERT(file_size(dir, "journal") < 1000);
     gw_outbox_close(ob);
+    ferry_io_faulty_free(f);
 }
 
 static void bound_then_recovery(void)
@@ -1080,16 +805,16 @@ static void enospc_leaves_journal_consistent(void)
     long long rec = record_size(10);
     CU_ASSERT_FATAL(rec > REC_HEADER);
     for (long long budget = 0; budget < rec; budget++) {
-        struct fault f;
-        struct gw_outbox_ops ops = fault_ops(&f);
-        struct gw_outbox *ob = open_with(dir, &ops, BIG_COUNT, BIG_BYTES, NULL);
+        struct ferry_io_faulty *f = new_driver();
+        struct gw_outbox *ob = open_with(dir, ferry_io_faulty_io(f), BIG_COUNT, BIG_BYTES, NULL);
         CU_ASSERT_PTR_NOT_NULL_FATAL(ob);
         long long before = file_size(dir, "journal");
-        f.budget = budget;
+        ferry_io_faulty_space(f, budget);
         CU_ASSERT_EQUAL(append_key(ob, 10, NULL), FERRY_E_NOSPACE);
         CU_ASSERT_EQUAL(gw_outbox_count(ob), 5);
         CU_ASSERT_EQUAL(file_size(dir, "journal"), before);
         gw_outbox_close(ob);
+        ferry_io_faulty_free(f);
         ob = open_dir(dir);
         CU_ASSERT_EQUAL(gw_outbox_count(ob), 5);
         gw_outbox_close(ob);
@@ -1103,28 +828,27 @@ static void enospc_leaves_journal_consistent(void)
 static void eio_fails_cleanly(void)
 {
     char dir[PATH_MAX];
-    struct fault f;
-    struct gw_outbox_ops ops = fault_ops(&f);
-    struct gw_outbox *ob = open_with(fresh_dir(dir), &ops, BIG_COUNT, BIG_BYTES, NULL);
+    struct ferry_io_faulty *f = new_driver();
+    struct gw_outbox *ob =
+        open_with(fresh_dir(dir), ferry_io_faulty_io(f), BIG_COUNT, BIG_BYTES, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(ob);
     CU_ASSERT_EQUAL(append_key(ob, 0, NULL), FERRY_OK);
     long long size = file_size(dir, "journal");
-    f.fail_kind = OP_FSYNC;
-    f.fail_errno = EIO;
-    f.fail_count = 1;
+    struct ferry_io_fail once = {.calls = FERRY_IO_CALL(FERRY_IO_FSYNC), .count = 1};
+    ferry_io_faulty_fail(f, &once);
     CU_ASSERT_EQUAL(append_key(ob, 1, NULL), FERRY_E_IO);
     CU_ASSERT_EQUAL(gw_outbox_count(ob), 1);
     CU_ASSERT_EQUAL(file_size(dir, "journal"), size);
-    f.fail_kind = OP_PWRITE;
-    f.fail_count = 1;
+    once.calls = FERRY_IO_CALL(FERRY_IO_PWRITE);
+    ferry_io_faulty_fail(f, &once);
     CU_ASSERT_EQUAL(ack_keys(ob, (int[]){0}, 1, NULL), FERRY_E_IO);
     CU_ASSERT_EQUAL(gw_outbox_count(ob), 1);
     CU_ASSERT_EQUAL(file_size(dir, "acks"), 0);
     CU_ASSERT_EQUAL(append_key(ob, 1, NULL), FERRY_OK);
     CU_ASSERT_EQUAL(ack_keys(ob, (int[]){0}, 1, NULL), FERRY_OK);
     /* A failed compaction is retried and leaves the outbox usable. */
-    f.fail_kind = OP_RENAME;
-    f.fail_count = 1;
+    once.calls = FERRY_IO_CALL(FERRY_IO_RENAME);
+    ferry_io_faulty_fail(f, &once);
     CU_ASSERT_EQUAL(ack_keys(ob, (int[]){1}, 1, NULL), FERRY_OK);
     CU_ASSERT_EQUAL(gw_outbox_count(ob), 0);
     CU_ASSERT(file_size(dir, "journal") > 20);
@@ -1132,6 +856,7 @@ static void eio_fails_cleanly(void)
     CU_ASSERT_EQUAL(ack_keys(ob, (int[]){2}, 1, NULL), FERRY_OK);
     CU_ASSERT_EQUAL(file_size(dir, "journal"), 20);
     gw_outbox_close(ob);
+    ferry_io_faulty_free(f);
 }
 
 static void duplicates_on_append(void)
