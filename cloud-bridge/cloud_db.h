@@ -131,6 +131,12 @@ struct cloud_db_row; /* valid during the callback only */
 
 typedef enum ferry_err (*cloud_db_row_cb)(void *arg, const struct cloud_db_row *row);
 
+/* An SQLite result code as Ferry's error: FERRY_E_BUSY for a lock held
+ * elsewhere, _CORRUPT, _NOSPACE, _NOMEM, _NOT_FOUND (cannot open), else
+ * FERRY_E_IO. The SQLite driver's, and the console's read-only connections'
+ * (cloud_http_sql.c). */
+enum ferry_err cloud_db_sqlite_err(int rc);
+
 /* Whether target names a PostgreSQL database (postgresql:// or
  * postgres://) rather than an SQLite file. */
 bool cloud_db_is_url(const char *target);

@@ -22,7 +22,7 @@ static struct lite *L(const struct cloud_db *db)
     return db->impl;
 }
 
-static enum ferry_err map_err(int rc)
+enum ferry_err cloud_db_sqlite_err(int rc)
 {
     switch (rc & 0xff) {
     case SQLITE_FULL:
@@ -46,7 +46,7 @@ static enum ferry_err fail(const struct cloud_db *db, int rc, const char *doing,
                            struct ferry_diag *d)
 {
     const struct lite *l = L(db);
-    return cloud_db_fail(db, map_err(rc), doing,
+    return cloud_db_fail(db, cloud_db_sqlite_err(rc), doing,
                          l && l->db ? sqlite3_errmsg(l->db) : sqlite3_errstr(rc), d);
 }
 

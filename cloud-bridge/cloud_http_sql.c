@@ -1,5 +1,7 @@
 #include "cloud_http_sql.h"
 
+#include "cloud_db.h"
+
 #include "ferry_log.h"
 
 #include <inttypes.h>
@@ -144,28 +146,10 @@ struct cloud_http_db {
 #undef FIELD
 };
 
-static enum ferry_err sqlite_err(int rc)
-{
-    switch (rc & 0xff) {
-    case SQLITE_NOMEM:
-        return FERRY_E_NOMEM;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return FERRY_E_BUSY;
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-        return FERRY_E_CORRUPT;
-    case SQLITE_CANTOPEN:
-        return FERRY_E_NOT_FOUND;
-    default:
-        return FERRY_E_IO;
-    }
-}
-
 static enum ferry_err db_fail(const struct cloud_http_db *db, int rc, const char *doing,
                               struct ferry_diag *d)
 {
-    return ferry_fail(d, sqlite_err(rc), "inventory %s: %s: %s", db->path, doing,
+    return ferry_fail(d, cloud_db_sqlite_err(rc), "inventory %s: %s: %s", db->path, doing,
                       db->db ? sqlite3_errmsg(db->db) : sqlite3_errstr(rc));
 }
 

@@ -9,14 +9,13 @@
 #include "inst_engine.h"
 #include "inst_module.h"
 #include "ferry_backoff.h"
+#include "ferry_coapglue.h"
 #include "ferry_envelope.h"
 #include "ferry_fs.h"
-#include "ferry_hex.h"
 #include "ferry_log.h"
 #include "ferry_nodeinfo.h"
 #include "ferry_random.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -36,7 +35,6 @@
 #define PROGRESS_MS      5000
 #define RETRY_MIN_MS     1000
 #define RETRY_MAX_MS     60000
-#define PSK_FILE_MAX     1024
 #define REBOOT_DRAIN_MS  5000  /* records get this long to reach the gateway first */
 #define REBOOT_RETRY_MS  60000 /* a reboot that must happen, tried again after this */
 
@@ -822,37 +820,6 @@ static void on_block(void *arg, uint32_t req, const struct edge_coap_answer *a)
 
 /* ---- set-up ------------------------------------------------------------------------- */
 
-static enum ferry_err read_psk(const char *path, uint8_t *key, size_t *key_len,
-                               struct ferry_diag *d)
-{
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    enum ferry_err err = ferry_read_file(path, PSK_FILE_MAX, &buf, &len, d);
-    if (err != FERRY_OK)
-        return err;
-    char hex[2 * EDGE_COAP_PSK_MAX + 1];
-    size_t n = 0;
-    for (size_t i = 0; i < len && err == FERRY_OK; i++) {
-        if (isspace(buf[i]))
-            continue;
-        if (n == sizeof(hex) - 1)
-            err = FERRY_E_INVALID_ARG;
-        else
-            hex[n++] = (char)buf[i];
-    }
-    hex[n] = '\0';
-    explicit_bzero(buf, len);
-    free(buf);
-    if (err == FERRY_OK && (n % 2 || n < 32 || ferry_hex_decode(hex, key, n / 2) != FERRY_OK))
-        err = FERRY_E_INVALID_ARG;
-    explicit_bzero(hex, sizeof(hex));
-    if (err != FERRY_OK)
-        return ferry_fail(d, err, "%s: expected a key of 16..%d bytes in hex", path,
-                          EDGE_COAP_PSK_MAX);
-    *key_len = n / 2;
-    return FERRY_OK;
-}
-
 /* Slots, bootloader and engine; then the boot step, as after a power-on:
  * the simulator plays its bootloader first, a real one already has. */
 static enum ferry_err open_storage(struct edge_daemon *dm, const struct edge_config *cfg,
@@ -992,11 +959,12 @@ static enum ferry_err make_report(struct edge_daemon *dm, struct ferry_diag *d)
 static enum ferry_err make_coap(struct edge_daemon *dm, const struct edge_config *cfg,
                                 struct ferry_diag *d)
 {
+    _Static_assert(EDGE_COAP_PSK_MAX == FERRY_COAPGLUE_PSK_MAX, "one key size on both sides");
     uint8_t psk[EDGE_COAP_PSK_MAX];
     size_t psk_len = 0;
     enum ferry_err err = FERRY_OK;
     if (cfg->psk_file)
-        err = read_psk(cfg->psk_file, psk, &psk_len, d);
+        err = ferry_coapglue_read_psk(cfg->psk_file, psk, &psk_len, d);
     /* Who this node is, for the gateway to report and rollouts to select
      * by (PROTOCOL.md, "Node descriptions"). */
     struct ferry_nodeinfo ni;
