@@ -382,33 +382,52 @@ static enum ferry_err window_from_json(const cJSON *o, struct ferry_window *w,
     return err;
 }
 
-enum ferry_err ferry_rollout_plan_to_json(const struct ferry_rollout_plan *p, char **out,
-                                          size_t *len, struct ferry_diag *d)
+/* A wave as the documents write it: "key=value" for a group, else its
+ * share ("10%"). */
+#define WAVE_SPEC_MAX (FERRY_SEL_KEY_MAX + FERRY_SEL_VALUE_MAX + 2)
+
+static void wave_spec(const struct ferry_wave_spec *w, char out[WAVE_SPEC_MAX])
 {
-    enum ferry_err err = ferry_rollout_plan_check(p, d);
-    if (err != FERRY_OK)
-        return err;
-    cJSON *o = cJSON_CreateObject(), *waves = NULL, *windows = NULL;
-    bool ok = o && cJSON_AddNumberToObject(o, "format", FERRY_ROLLOUT_FORMAT) &&
-              add_sel(o, "select", &p->select) &&
+    if (w->group)
+        snprintf(out, WAVE_SPEC_MAX, "%s=%s", w->sel.key, w->sel.value);
+    else
+        ferry_share_format(w->share_bp, out);
+}
+
+/* The plan's rules into o: select, waves, success, min_final, soak, halt,
+ * rate, and an empty "windows" array (*windows), which each document fills
+ * its own way. False when out of memory. */
+static bool add_rules(cJSON *o, const struct ferry_rollout_plan *p, cJSON **windows)
+{
+    cJSON *waves = NULL;
+    bool ok = add_sel(o, "select", &p->select) &&
               (waves = cJSON_AddArrayToObject(o, "waves")) != NULL &&
               cJSON_AddNumberToObject(o, "success", p->success_pct) &&
               cJSON_AddNumberToObject(o, "min_final", p->min_final) &&
               cJSON_AddNumberToObject(o, "soak", (double)p->soak_s) &&
               cJSON_AddNumberToObject(o, "halt", p->halt_pct) &&
               cJSON_AddNumberToObject(o, "rate", p->rate_per_min) &&
-              (windows = cJSON_AddArrayToObject(o, "windows")) != NULL;
+              (*windows = cJSON_AddArrayToObject(o, "windows")) != NULL;
     for (size_t i = 0; ok && i < p->nwaves; i++) {
-        char item[FERRY_SEL_KEY_MAX + FERRY_SEL_VALUE_MAX + 2];
-        if (p->waves[i].group)
-            snprintf(item, sizeof(item), "%s=%s", p->waves[i].sel.key, p->waves[i].sel.value);
-        else
-            ferry_share_format(p->waves[i].share_bp, item);
-        cJSON *s = cJSON_CreateString(item);
-        ok = s && cJSON_AddItemToArray(waves, s);
+        char item[WAVE_SPEC_MAX];
+        wave_spec(&p->waves[i], item);
+        cJSON *str = cJSON_CreateString(item);
+        ok = str && cJSON_AddItemToArray(waves, str);
         if (!ok)
-            cJSON_Delete(s);
+            cJSON_Delete(str);
     }
+    return ok;
+}
+
+enum ferry_err ferry_rollout_plan_to_json(const struct ferry_rollout_plan *p, char **out,
+                                          size_t *len, struct ferry_diag *d)
+{
+    enum ferry_err err = ferry_rollout_plan_check(p, d);
+    if (err != FERRY_OK)
+        return err;
+    cJSON *o = cJSON_CreateObject(), *windows = NULL;
+    bool ok = o && cJSON_AddNumberToObject(o, "format", FERRY_ROLLOUT_FORMAT) &&
+              add_rules(o, p, &windows);
     for (size_t i = 0; ok && i < p->nwindows; i++) {
         cJSON *w = window_json(&p->windows[i].w, &p->windows[i].sel);
         ok = w && cJSON_AddItemToArray(windows, w);
@@ -882,26 +901,8 @@ static bool add_states(cJSON *o, const char *key, const uint64_t *by_state)
 
 static cJSON *rules_json(const struct ferry_rollout_plan *p)
 {
-    cJSON *o = cJSON_CreateObject(), *waves = NULL, *windows = NULL;
-    bool ok = o && add_sel(o, "select", &p->select) &&
-              (waves = cJSON_AddArrayToObject(o, "waves")) != NULL &&
-              cJSON_AddNumberToObject(o, "success", p->success_pct) &&
-              cJSON_AddNumberToObject(o, "min_final", p->min_final) &&
-              cJSON_AddNumberToObject(o, "soak", (double)p->soak_s) &&
-              cJSON_AddNumberToObject(o, "halt", p->halt_pct) &&
-              cJSON_AddNumberToObject(o, "rate", p->rate_per_min) &&
-              (windows = cJSON_AddArrayToObject(o, "windows")) != NULL;
-    for (size_t i = 0; ok && i < p->nwaves; i++) {
-        char item[FERRY_SEL_KEY_MAX + FERRY_SEL_VALUE_MAX + 2];
-        if (p->waves[i].group)
-            snprintf(item, sizeof(item), "%s=%s", p->waves[i].sel.key, p->waves[i].sel.value);
-        else
-            ferry_share_format(p->waves[i].share_bp, item);
-        cJSON *str = cJSON_CreateString(item);
-        ok = str && cJSON_AddItemToArray(waves, str);
-        if (!ok)
-            cJSON_Delete(str);
-    }
+    cJSON *o = cJSON_CreateObject(), *windows = NULL;
+    bool ok = o && add_rules(o, p, &windows);
     for (size_t i = 0; ok && i < p->nwindows; i++) {
         char text[FERRY_WINDOW_TEXT_MAX], sel[FERRY_SEL_TEXT_MAX],
             item[FERRY_WINDOW_TEXT_MAX + FERRY_SEL_TEXT_MAX + 4];
@@ -927,12 +928,8 @@ static bool view_waves(cJSON *o, const struct ferry_rollout_view *v)
     bool ok = waves != NULL;
     for (size_t i = 0; ok && i < v->plan->nwaves; i++) {
         const struct ferry_rollout_view_wave *w = &v->waves[i];
-        char spec[FERRY_SEL_KEY_MAX + FERRY_SEL_VALUE_MAX + 2];
-        if (v->plan->waves[i].group)
-            snprintf(spec, sizeof(spec), "%s=%s", v->plan->waves[i].sel.key,
-                     v->plan->waves[i].sel.value);
-        else
-            ferry_share_format(v->plan->waves[i].share_bp, spec);
+        char spec[WAVE_SPEC_MAX];
+        wave_spec(&v->plan->waves[i], spec);
         cJSON *e = cJSON_CreateObject();
         ok = e && cJSON_AddItemToArray(waves, e);
         if (!ok) {
