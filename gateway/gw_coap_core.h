@@ -257,6 +257,17 @@ bool gw_coap_observer_count(struct gw_coap *s, const void *owner, coap_session_t
                             coap_pdu_t *resp);
 /* A deregistration (Observe: 1), or a registration answered with an error. */
 void gw_coap_observer_uncount(struct gw_coap *s, coap_session_t *ses, const coap_pdu_t *req);
+
+/* The two around an observable GET's answer. Before: reads the request's
+ * Observe and counts a registration or uncounts a deregistration; false
+ * when the answer is made already (4.29, as gw_coap_observer_count()).
+ * *registering tells after() whether to look at the answer: an error ends
+ * the registration (RFC 7641; libcoap drops it), so it is uncounted. */
+bool gw_coap_observe_before(struct gw_coap *s, const void *owner, coap_session_t *ses,
+                            const coap_pdu_t *req, const struct gw_coap_requester *who,
+                            coap_pdu_t *resp, bool *registering);
+void gw_coap_observe_after(struct gw_coap *s, coap_session_t *ses, const coap_pdu_t *req,
+                           bool registering, const coap_pdu_t *resp);
 /* The session is gone: its observer entries go. */
 void gw_coap_observer_session_gone(struct gw_coap *s, const coap_session_t *ses);
 /* After a pass: disconnects the sessions of the registrations ended to make

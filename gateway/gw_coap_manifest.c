@@ -168,20 +168,11 @@ static void on_manifest_get(coap_resource_t *r, coap_session_t *ses, const coap_
     struct gw_coap_requester who;
     if (!gw_coap_who(ses, req, &who, resp))
         return;
-    bool present = false;
-    uint64_t observe = 0;
-    if (ferry_coapglue_get_uint(req, COAP_OPTION_OBSERVE, 3, &present, &observe, NULL) ==
-            FERRY_OK &&
-        present) {
-        if (observe == 0 && !gw_coap_observer_count(s, m, ses, req, &who, resp))
-            return;
-        if (observe == 1)
-            gw_coap_observer_uncount(s, ses, req);
-    }
+    bool registering;
+    if (!gw_coap_observe_before(s, m, ses, req, &who, resp, &registering))
+        return;
     serve_manifest(s, m, req, &who, resp);
-    /* An error ends the registration (RFC 7641): libcoap drops it. */
-    if (present && observe == 0 && COAP_RESPONSE_CLASS(coap_pdu_get_code(resp)) > 2)
-        gw_coap_observer_uncount(s, ses, req);
+    gw_coap_observe_after(s, ses, req, registering, resp);
 }
 
 void gw_coap_manifest_unknown(struct gw_coap *s, const char *product, coap_session_t *ses,

@@ -145,19 +145,11 @@ static void get_meta(struct gw_coap *s, struct meta_entry *m, coap_session_t *se
     struct gw_coap_requester who;
     if (!gw_coap_who(ses, req, &who, resp))
         return;
-    bool present = false;
-    uint64_t observe = 0;
-    if (ferry_coapglue_get_uint(req, COAP_OPTION_OBSERVE, 3, &present, &observe, NULL) ==
-            FERRY_OK &&
-        present) {
-        if (observe == 0 && !gw_coap_observer_count(s, m, ses, req, &who, resp))
-            return;
-        if (observe == 1)
-            gw_coap_observer_uncount(s, ses, req);
-    }
+    bool registering;
+    if (!gw_coap_observe_before(s, m, ses, req, &who, resp, &registering))
+        return;
     serve_meta(s, m, req, q, resp);
-    if (present && observe == 0 && COAP_RESPONSE_CLASS(coap_pdu_get_code(resp)) > 2)
-        gw_coap_observer_uncount(s, ses, req);
+    gw_coap_observe_after(s, ses, req, registering, resp);
 }
 
 static void on_meta_get(coap_resource_t *r, coap_session_t *ses, const coap_pdu_t *req,

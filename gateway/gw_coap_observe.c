@@ -134,3 +134,29 @@ void gw_coap_observer_uncount(struct gw_coap *s, coap_session_t *ses, const coap
             drop_observer(s, e);
     }
 }
+
+bool gw_coap_observe_before(struct gw_coap *s, const void *owner, coap_session_t *ses,
+                            const coap_pdu_t *req, const struct gw_coap_requester *who,
+                            coap_pdu_t *resp, bool *registering)
+{
+    bool present = false;
+    uint64_t observe = 0;
+    *registering = false;
+    if (ferry_coapglue_get_uint(req, COAP_OPTION_OBSERVE, 3, &present, &observe, NULL) !=
+            FERRY_OK ||
+        !present)
+        return true;
+    if (observe == 1)
+        gw_coap_observer_uncount(s, ses, req);
+    if (observe != 0)
+        return true;
+    *registering = true;
+    return gw_coap_observer_count(s, owner, ses, req, who, resp);
+}
+
+void gw_coap_observe_after(struct gw_coap *s, coap_session_t *ses, const coap_pdu_t *req,
+                           bool registering, const coap_pdu_t *resp)
+{
+    if (registering && COAP_RESPONSE_CLASS(coap_pdu_get_code(resp)) > 2)
+        gw_coap_observer_uncount(s, ses, req);
+}
