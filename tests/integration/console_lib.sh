@@ -21,7 +21,6 @@
 API_BODY="$TEST_TMP/api.body"
 API_HEADERS="$TEST_TMP/api.headers"
 API_STATUS=0
-BATCH=0
 
 make_tokens() {
     ACT_TOKEN=$(openssl rand -hex 32)
@@ -107,19 +106,6 @@ status_record() {
     [ $# -ge 9 ] && err=",\"error\":\"$8\",\"message\":\"$9\""
     printf '{"format":1,"node":"%s","gateway":"%s"%s,"state":"%s",' "$1" "$2" "$rel" "$4"
     printf '"bytes":%s,"total":%s,"seq":%s,"ts":%s%s}' "$5" "$6" "$7" "$(date +%s)" "$err"
-}
-
-send_batch() {
-    local gw=$1 recs
-    shift
-    BATCH=$((BATCH + 1))
-    recs=$(
-        IFS=,
-        echo "$*"
-    )
-    mosquitto_pub -p "$MOSQ_PORT" -q 1 -t "ferry/v1/$FLEET/status/$gw" \
-        -m "{\"format\":1,\"batch\":\"$gw:1:$BATCH\",\"records\":[$recs]}" ||
-        die "mosquitto_pub failed"
 }
 
 describe() {

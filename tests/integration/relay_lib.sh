@@ -115,3 +115,19 @@ received_bytes() {
     grep -ho 'fetch: received chunk offset=[0-9]* len=[0-9]* verdict=0' "$TEST_TMP/$1.log" |
         sed 's/.*len=//; s/ .*//' | awk '{s += $1} END {print s + 0}'
 }
+
+# send_batch GATEWAY RECORD...: one status batch on the gateway's topic, as
+# if the gateway sent it (the records are JSON objects; ids count up).
+BATCH=0
+send_batch() {
+    local gw=$1 recs
+    shift
+    BATCH=$((BATCH + 1))
+    recs=$(
+        IFS=,
+        echo "$*"
+    )
+    mosquitto_pub -p "$MOSQ_PORT" -q 1 -t "ferry/v1/$FLEET/status/$gw" \
+        -m "{\"format\":1,\"batch\":\"$gw:1:$BATCH\",\"records\":[$recs]}" ||
+        die "mosquitto_pub failed"
+}

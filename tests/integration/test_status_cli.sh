@@ -7,7 +7,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 start_mosquitto
 source "$(dirname "${BASH_SOURCE[0]}")/relay_lib.sh"
 
-BATCH=0
 
 # record NODE GATEWAY RELEASE STATE BYTES TOTAL SEQ [ERROR MESSAGE]: one status record.
 # Release rN is version 1.0.N; RELEASE "" is a node with none.
@@ -17,20 +16,6 @@ record() {
     [ $# -ge 9 ] && err=",\"error\":\"$8\",\"message\":\"$9\""
     printf '{"format":1,"node":"%s","gateway":"%s"%s,"state":"%s",' "$1" "$2" "$rel" "$4"
     printf '"bytes":%s,"total":%s,"seq":%s,"ts":%s%s}' "$5" "$6" "$7" "$(date +%s)" "$err"
-}
-
-# send GATEWAY RECORD...: one batch on the gateway's status topic.
-send() {
-    local gw=$1 recs
-    shift
-    BATCH=$((BATCH + 1))
-    recs=$(
-        IFS=,
-        echo "$*"
-    )
-    mosquitto_pub -p "$MOSQ_PORT" -q 1 -t "ferry/v1/$FLEET/status/$gw" \
-        -m "{\"format\":1,\"batch\":\"$gw:1:$BATCH\",\"records\":[$recs]}" ||
-        die "mosquitto_pub failed"
 }
 
 # "node:state:seq ..." for every node, in node order.
@@ -62,10 +47,10 @@ wait_until 10 grep -qF "ferry/v1/$FLEET/status/+" "$MOSQ_LOG" ||
     die "serve never subscribed: $(cat "$TEST_TMP/serve-s1.log")"
 
 # Release r1 through two gateways; r2 on gw-b only; b3 has nothing to do yet.
-send gw-a "$(record a1 gw-a r1 success 100 100 4)" \
+send_batch gw-a "$(record a1 gw-a r1 success 100 100 4)" \
     "$(record a2 gw-a r1 downloading 40 100 2)" \
     "$(record a3 gw-a r1 rolled-back 100 100 6 io 'health check of 1.0.1 failed: exit 1')"
-send gw-b "$(record b1 gw-b r1 success 100 100 5)" \
+send_batch gw-b "$(record b1 gw-b r1 success 100 100 5)" \
     "$(record b2 gw-b r2 success 200 200 5)" \
     "$(record b3 gw-b "" idle 0 0 1)"
 wait_until 10 has_row b3:idle:1 || die "records not ingested: $(summary) $(cat "$TEST_TMP/serve-s1.log")"
@@ -143,7 +128,7 @@ wait_pid=$!
 kill_at_exit "$wait_pid"
 sleep 1
 check "--wait keeps waiting while a node downloads" kill -0 "$wait_pid"
-send gw-a "$(record a2 gw-a r1 success 100 100 3)"
+send_batch gw-a "$(record a2 gw-a r1 success 100 100 3)"
 wait "$wait_pid"
 check "--wait: settled with a rolled-back node exits 3" test $? -eq 3
 check "... naming the node that did not succeed" \
@@ -160,7 +145,7 @@ assert [(r["node"], r["state"]) for r in rows] == [
 watch_pid=$!
 kill_at_exit "$watch_pid"
 wait_until 5 grep -q -- "-- 3 nodes" "$TEST_TMP/watch.out"
-send gw-b "$(record b3 gw-b r2 downloading 50 200 2)"
+send_batch gw-b "$(record b3 gw-b r2 downloading 50 200 2)"
 wait_until 10 grep -q " b3 downloading 25% (50/200) version=1.0.2 release=r2 gateway=gw-b" \
     "$TEST_TMP/watch.out"
 check "--watch prints a line when a node reports" test $? -eq 0
@@ -174,7 +159,7 @@ check "--watch printed new counts after the report" \
     grep -q -- "-- 3 nodes: 1 downloading, 2 success" "$TEST_TMP/watch.out"
 
 # --- --watch --wait on a terminal: redrawn frames, then the verdict ------------------
-(sleep 1 && send gw-b "$(record b3 gw-b r2 success 200 200 3)") &
+(sleep 1 && send_batch gw-b "$(record b3 gw-b r2 success 200 200 3)") &
 kill_at_exit "$!"
 expect_status 0 "--watch --wait on a terminal ends with 0 once all succeeded" \
     script -qec "stty rows 30 cols 120; '$CLOUD' status --db '$DB' --gateway gw-b \
@@ -189,12 +174,12 @@ check "... and the verdict" grep -q "all 3 targeted nodes succeeded" "$TEST_TMP/
 # One record with a seq near 2^53 used to sit above every later real one (the
 # inventory keeps the highest seq per node), and --wait then saw a success for
 # a node that failed. It is refused now, and the real records go on.
-send gw-b "$(record f1 gw-b r3 downloading 10 100 4)"
+send_batch gw-b "$(record f1 gw-b r3 downloading 10 100 4)"
 wait_until 10 has_row f1:downloading:4 || die "f1's first record was not ingested"
-send gw-b "$(record f1 gw-b r3 success 100 100 9007199254740992)"
+send_batch gw-b "$(record f1 gw-b r3 success 100 100 9007199254740992)"
 wait_until 10 grep -q "refused node f1 seq 9007199254740992 from gateway gw-b (seq-range)" \
     "$TEST_TMP/serve-s1.log" || die "the forged record was not refused: $(summary)"
-send gw-b "$(record f1 gw-b r3 failed 50 100 5 hash-mismatch 'artifact: SHA-256 differs')"
+send_batch gw-b "$(record f1 gw-b r3 failed 50 100 5 hash-mismatch 'artifact: SHA-256 differs')"
 wait_until 10 has_row f1:failed:5
 check "a record far ahead is refused and the real ones go on" has_row f1:failed:5
 expect_status 3 "--wait reports the node that failed, not the forged success" \
@@ -212,9 +197,9 @@ assert rows[0]["seq"] == 9007199254740992 and rows[0]["gateway"] == "gw-b", rows
 # A conflicting duplicate: the first record of (f2, 3) is a forged success;
 # the node's own failure under the same seq is refused as a conflict and kept,
 # and --wait does not take the forged success for one.
-send gw-b "$(record f2 gw-b r4 success 100 100 3)"
+send_batch gw-b "$(record f2 gw-b r4 success 100 100 3)"
 wait_until 10 has_row f2:success:3 || die "f2's record was not ingested"
-send gw-b "$(record f2 gw-b r4 failed 0 100 3 io 'health check failed')"
+send_batch gw-b "$(record f2 gw-b r4 failed 0 100 3 io 'health check failed')"
 wait_until 10 grep -q "refused node f2 seq 3 from gateway gw-b (conflict)" "$TEST_TMP/serve-s1.log"
 check "a conflicting duplicate is refused and logged as a conflict" test $? -eq 0
 expect_status 3 "--wait does not count a success with a refused conflict since" \
@@ -225,7 +210,7 @@ expect_output stdout "[1 refused since: see --refused]" "... pointing at --refus
 
 # Bound to gw-b by its first record, f2 cannot be written by gw-a; the
 # operator's move makes gw-a its gateway, logged as an event.
-send gw-a "$(record f2 gw-a r4 idle 0 0 4)"
+send_batch gw-a "$(record f2 gw-a r4 idle 0 0 4)"
 wait_until 10 grep -q "refused node f2 seq 4 from gateway gw-a (wrong-gateway)" \
     "$TEST_TMP/serve-s1.log"
 check "another gateway cannot write a bound node's state" test $? -eq 0
@@ -233,10 +218,10 @@ check "... which stays as it was" has_row f2:success:3
 expect_status 0 "the operator moves the node" "$CLOUD" bind --db "$DB" --node f2 --gateway gw-a \
     --reason "moved to hall 2"
 expect_output stdout "node f2: moved from gateway gw-b to gw-a" "... and is told so"
-send gw-a "$(record f2 gw-a r4 idle 0 0 5)"
+send_batch gw-a "$(record f2 gw-a r4 idle 0 0 5)"
 wait_until 10 has_row f2:idle:5
 check "after the move its records through the new gateway are taken" has_row f2:idle:5
-send gw-b "$(record f2 gw-b r4 idle 0 0 6)"
+send_batch gw-b "$(record f2 gw-b r4 idle 0 0 6)"
 wait_until 10 grep -q "refused node f2 seq 6 from gateway gw-b (wrong-gateway)" \
     "$TEST_TMP/serve-s1.log"
 check "... and those through the old one refused" test $? -eq 0
@@ -255,7 +240,7 @@ print(json.dumps({"format": 1, "node": "e1", "gateway": "gw-c", "release": "r9",
                   "version": "1.0\x1b[2J", "state": "failed", "bytes": 0, "total": 0,
                   "error": "io", "message": "ok\x1b]0;pwned\x07 \x9b31m \u202egnp.exe \\x41",
                   "seq": 1, "ts": int(time.time())}))')
-send gw-c "$evil"
+send_batch gw-c "$evil"
 wait_until 10 has_row e1:failed:1 || die "the record with escapes was not ingested"
 # raw_free FILE: FILE holds no ESC, BEL, C1 CSI or RLO byte sequence.
 raw_free() {
