@@ -95,7 +95,13 @@
     X(NODEINFO_GET, 0)                                                                             \
     /* configuration reports (cloud_config.c) */                                                   \
     X(CONFIG_UPSERT, 0)                                                                            \
-    X(CONFIG_GET, 0)
+    X(CONFIG_GET, 0)                                                                               \
+    /* serve instances' leases, when they split gateways (cloud_partition.h) */                    \
+    X(LEASE_TABLE, 0)                                                                              \
+    X(LEASE_PUT, 0)                                                                                \
+    X(LEASE_LIVE, 0)                                                                               \
+    X(LEASE_DROP, 0)                                                                               \
+    X(LEASE_PURGE, 0)
 
 enum cloud_q {
 #define CLOUD_Q_ENUM(name, flags) CLOUD_Q_##name,

@@ -5,6 +5,7 @@
 #include "cloud_db.h"
 #include "cloud_http.h"
 #include "cloud_inventory.h"
+#include "cloud_partition.h"
 #include "cloud_rollout_ctl.h"
 #include "cloud_store.h"
 #include "cloud_subcmd.h"
@@ -42,7 +43,9 @@ struct serve_cfg {
     char *store;
     char *db;
     char *instance;
-    uint64_t gateway_rate_mib;  /* per gateway, MiB/s; 0: turns only */
+    uint64_t gateway_rate_mib; /* per gateway, MiB/s; 0: turns only */
+    bool partition;            /* split gateways through the database from the start */
+    uint64_t partition_lease_ms;
     struct cloud_http_cfg http; /* --http: the console (cloud_http.h) */
     enum ferry_log_level log_level;
 };
@@ -65,6 +68,16 @@ static const struct ferry_opt serve_opts[] = {
               "artifact bytes one gateway may be sent, in MiB a second beyond a burst of a "
               "quarter of that (at least 2 MiB); gateways take turns whatever this is; 0: no "
               "rate (default 128, about 1 Gbit/s)",
+              0),
+    CLOUD_OPT(serve_cfg, "partition", FERRY_OPT_BOOL, partition, NULL,
+              "split gateways among the fleet's instances through the database (leases), not "
+              "by shared subscriptions: for bridged brokers, whose shared groups are each "
+              "broker's own. Chosen by itself on a broker without shared subscriptions",
+              0),
+    CLOUD_OPT(serve_cfg, "partition-lease-ms", FERRY_OPT_U64, partition_lease_ms, "MS",
+              "with partitions: how long an instance's lease lasts without a renewal (it is "
+              "renewed every tenth of it); a killed instance's gateways are taken over after "
+              "1.3 times this (default 10000, at least 1000)",
               0),
     CLOUD_OPT_HTTP(serve_cfg),
     CLOUD_OPT_LOG_LEVEL(serve_cfg),
@@ -107,13 +120,30 @@ struct server {
     struct ferry_batch_ack *ack;
     struct cloud_budget *budget;
     uint64_t pump_timer;
+    /* Partitions (cloud_partition.h), when shared subscriptions cannot
+     * split the work: NULL while they can. */
+    struct cloud_partition *part;
+    struct cloud_db *part_db; /* its own connection; NULL until it opens */
+    uint64_t part_timer;
     uint64_t served_bytes;
     uint64_t next_report;
 };
 
 /* ---- topics -------------------------------------------------------------- */
 
-/* Fills the filters (shared for requests and batches; the node states are
+/* The filter of a kind of work gateways send: shared among the fleet's
+ * instances, or the plain filter when partitions split it. */
+static enum ferry_err share_filter(struct server *s, enum serve_sub kind, const char *filter)
+{
+    if (s->cfg->partition)
+        return snprintf(s->filters[kind], FERRY_TOPIC_MAX, "%s", filter) < FERRY_TOPIC_MAX
+                   ? FERRY_OK
+                   : FERRY_E_INVALID_ARG;
+    return ferry_topic_shared(s->filters[kind], FERRY_TOPIC_MAX, filter);
+}
+
+/* Fills the filters (shared for requests and batches, or plain with
+ * partitions; the node states are
  * subscribed by every instance, because retained messages reach a $share
  * subscriber only from Mosquitto 2.0.13 on, and de-duplication makes the
  * repeats harmless) and the prefixes. */
@@ -128,8 +158,8 @@ static enum ferry_err build_topics(struct server *s, struct ferry_diag *d)
             FERRY_OK &&
         ferry_topic(s->filters[SUB_CONFIG], FERRY_TOPIC_MAX, FERRY_TOPIC_CONFIG, fleet, "+", "+") ==
             FERRY_OK &&
-        ferry_topic_shared(s->filters[SUB_REQ], FERRY_TOPIC_MAX, req) == FERRY_OK &&
-        ferry_topic_shared(s->filters[SUB_STATUS], FERRY_TOPIC_MAX, status) == FERRY_OK;
+        share_filter(s, SUB_REQ, req) == FERRY_OK &&
+        share_filter(s, SUB_STATUS, status) == FERRY_OK;
     if (!ok)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "no topics for fleet '%.80s'", fleet);
     /* Each filter ends in "+" (the node filter in "+/+"). */
@@ -448,6 +478,124 @@ static void handle_config(struct server *s, const char *rest, const uint8_t *pay
                  r.healthy ? "older than the one kept" : "the node was not healthy");
 }
 
+/* ---- partitions (cloud_partition.h) ----------------------------------------- */
+
+/* Leases compare times across hosts: the wall clock, in ms. */
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Renews the lease and reads the live instances; opens the connection
+ * first if it is not open yet. A failed beat is retried at the next one;
+ * meanwhile the view goes stale and this instance stops handling gateways
+ * (the others take them over once its lease expires). */
+static void on_partition_beat(void *arg)
+{
+    struct server *s = arg;
+    struct ferry_diag d = {{0}};
+    enum ferry_err err = FERRY_OK;
+    int64_t now = wall_ms();
+    bool changed = false;
+    if (!s->part_db) {
+        err = cloud_db_open(s->cfg->db, true, &s->part_db, &d);
+        if (err == FERRY_OK)
+            err = cloud_partition_setup(s->part_db, s->cfg->fleet, now, &d);
+        if (err != FERRY_OK) {
+            cloud_db_close(s->part_db);
+            s->part_db = NULL;
+        }
+    }
+    if (err == FERRY_OK)
+        err = cloud_partition_beat(s->part, s->part_db, s->cfg->fleet, now, &changed, &d);
+    if (err != FERRY_OK)
+        LOG_WARN("partition: lease of instance %s not renewed (it handles no gateway once its "
+                 "view is %lld ms old): %s",
+                 cloud_partition_self(s->part), (long long)cloud_partition_settle_ms(s->part),
+                 ferry_diag_str(&d, err));
+    else if (changed)
+        LOG_INFO("partition: %zu instance(s) of fleet %s live; this one is %s and handles its "
+                 "share of the gateways",
+                 cloud_partition_members(s->part), s->cfg->fleet, cloud_partition_self(s->part));
+    s->part_timer =
+        ferry_loop_timer(s->loop, (uint64_t)cloud_partition_beat_ms(s->part), on_partition_beat, s);
+}
+
+/* Starts splitting gateways by partitions: under --instance's name (unique
+ * in the fleet, as the client id already must be), else a random one. */
+static enum ferry_err partition_start(struct server *s, struct ferry_diag *d)
+{
+    char self[FERRY_ID_MAX + 1];
+    if (s->cfg->instance)
+        snprintf(self, sizeof(self), "%s", s->cfg->instance);
+    else
+        snprintf(self, sizeof(self), "serve-%016" PRIx64, ferry_random_u64());
+    struct cloud_partition_opts o = {.self = self, .lease_ms = (int64_t)s->cfg->partition_lease_ms};
+    enum ferry_err err = cloud_partition_new(&o, &s->part, d);
+    if (err != FERRY_OK)
+        return err;
+    on_partition_beat(s);
+    return FERRY_OK;
+}
+
+static enum ferry_err subscribe_work(struct server *s, struct ferry_diag *d);
+
+/* The broker has no shared subscriptions (the keeper reported 0x9E): the
+ * plain filters instead, and partitions. From a timer: the keeper may be
+ * walking its subscriptions when it reports. */
+static void partition_fallback(void *arg)
+{
+    struct server *s = arg;
+    struct ferry_diag d = {{0}};
+    LOG_WARN("the broker has no shared subscriptions: instances split gateways by partitions "
+             "agreed through the database (--partition)");
+    ferry_keeper_unsubscribe(s->keeper, s->filters[SUB_REQ]);
+    ferry_keeper_unsubscribe(s->keeper, s->filters[SUB_STATUS]);
+    char req[FERRY_TOPIC_MAX], status[FERRY_TOPIC_MAX];
+    enum ferry_err err =
+        ferry_topic(req, sizeof(req), FERRY_TOPIC_STREAM_REQ, s->cfg->fleet, "+", NULL);
+    if (err == FERRY_OK)
+        err = ferry_topic(status, sizeof(status), FERRY_TOPIC_STATUS, s->cfg->fleet, "+", NULL);
+    if (err == FERRY_OK) {
+        snprintf(s->filters[SUB_REQ], FERRY_TOPIC_MAX, "%s", req);
+        snprintf(s->filters[SUB_STATUS], FERRY_TOPIC_MAX, "%s", status);
+        err = partition_start(s, &d);
+    }
+    if (err == FERRY_OK)
+        err = subscribe_work(s, &d);
+    if (err != FERRY_OK) {
+        LOG_ERR("partitions could not start: %s", ferry_diag_str(&d, err));
+        ferry_loop_stop(s->loop);
+    }
+}
+
+static void on_refused(void *arg, const char *filter, int reason_code, const char *reason)
+{
+    struct server *s = arg;
+    (void)reason; /* the keeper logged it */
+    if (reason_code == 0x9E && !s->part && !s->part_timer &&
+        (strcmp(filter, s->filters[SUB_REQ]) == 0 || strcmp(filter, s->filters[SUB_STATUS]) == 0))
+        s->part_timer = ferry_loop_timer(s->loop, 0, partition_fallback, s);
+}
+
+/* A clean stop hands our gateways over after settle, not after the lease. */
+static void partition_stop(struct server *s)
+{
+    struct ferry_diag d = {{0}};
+    if (s->part_timer)
+        ferry_loop_cancel(s->loop, s->part_timer);
+    if (s->part && s->part_db) {
+        enum ferry_err err = cloud_partition_leave(s->part, s->part_db, s->cfg->fleet, &d);
+        if (err != FERRY_OK)
+            LOG_WARN("partition: lease not removed (the others wait for it to expire): %s",
+                     ferry_diag_str(&d, err));
+    }
+    cloud_db_close(s->part_db);
+    cloud_partition_free(s->part);
+}
+
 /* ---- messages, by subscription -------------------------------------------- */
 
 /* The gateway a message on "<prefix><gateway>" comes from, or NULL (and a
@@ -461,11 +609,29 @@ static const char *topic_gateway(const char *topic, const char *prefix)
     return NULL;
 }
 
+/* Whether this instance handles the gateway's requests and batches: always
+ * with shared subscriptions (the broker gave the message to us alone),
+ * else when our partition holds the gateway. */
+static bool ours(struct server *s, const char *gateway, const char *what)
+{
+    if (!s->part || cloud_partition_owns(s->part, wall_ms(), gateway))
+        return true;
+    const char *owner = cloud_partition_owner(s->part, gateway);
+    if (owner && strcmp(owner, cloud_partition_self(s->part)) != 0)
+        LOG_DEBUG("partition: %s from %s dropped: instance %s handles that gateway", what, gateway,
+                  owner);
+    else
+        LOG_DEBUG("partition: %s from %s dropped: not this instance's yet (settling, or no "
+                  "recent view of the instances)",
+                  what, gateway);
+    return false;
+}
+
 static void on_req_message(void *arg, const struct ferry_mqtt_ev *ev)
 {
     struct server *s = arg;
     const char *gateway = topic_gateway(ev->topic, s->req_prefix);
-    if (gateway)
+    if (gateway && ours(s, gateway, "stream request"))
         handle_stream_req(s, gateway, ev->payload, ev->len);
 }
 
@@ -473,7 +639,7 @@ static void on_status_message(void *arg, const struct ferry_mqtt_ev *ev)
 {
     struct server *s = arg;
     const char *gateway = topic_gateway(ev->topic, s->status_prefix);
-    if (gateway)
+    if (gateway && ours(s, gateway, "status batch"))
         handle_status(s, gateway, ev->payload, ev->len);
 }
 
@@ -533,30 +699,46 @@ static void on_published(void *arg, int token, bool ok, const char *reason)
                  reason[0] ? reason : "no reason given");
 }
 
-static enum ferry_err subscribe_all(struct server *s, struct ferry_diag *d)
+/* The work gateways send: stream requests and status batches. */
+static enum ferry_err subscribe_work(struct server *s, struct ferry_diag *d)
 {
     const struct ferry_keeper_sub subs[] = {
         {s->filters[SUB_REQ], 1, on_req_message, s},
         {s->filters[SUB_STATUS], 1, on_status_message, s},
-        {s->filters[SUB_NODE], 1, on_node_message, s},
-        {s->filters[SUB_CONFIG], 1, on_config_message, s},
     };
     for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
         enum ferry_err err = ferry_keeper_subscribe(s->keeper, &subs[i]);
         if (err != FERRY_OK)
             return ferry_fail(d, err, "cannot subscribe to %s", subs[i].filter);
     }
+    return FERRY_OK;
+}
+
+static enum ferry_err subscribe_all(struct server *s, struct ferry_diag *d)
+{
+    enum ferry_err err = subscribe_work(s, d);
+    if (err != FERRY_OK)
+        return err;
+    const struct ferry_keeper_sub subs[] = {
+        {s->filters[SUB_NODE], 1, on_node_message, s},
+        {s->filters[SUB_CONFIG], 1, on_config_message, s},
+    };
+    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+        err = ferry_keeper_subscribe(s->keeper, &subs[i]);
+        if (err != FERRY_OK)
+            return ferry_fail(d, err, "cannot subscribe to %s", subs[i].filter);
+    }
     for (size_t i = 0; i < CLOUD_ROLLOUT_CTL_FILTERS; i++) {
         struct ferry_keeper_sub sub = {cloud_rollout_ctl_filter(s->rollouts, i), 1,
                                        on_rollout_message, s};
-        enum ferry_err err = ferry_keeper_subscribe(s->keeper, &sub);
+        err = ferry_keeper_subscribe(s->keeper, &sub);
         if (err != FERRY_OK)
             return ferry_fail(d, err, "cannot subscribe to %s", sub.filter);
     }
     if (s->http) {
         struct ferry_keeper_sub sub = {cloud_http_presence_filter(s->http), 1, on_presence_message,
                                        s};
-        enum ferry_err err = ferry_keeper_subscribe(s->keeper, &sub);
+        err = ferry_keeper_subscribe(s->keeper, &sub);
         if (err != FERRY_OK)
             return ferry_fail(d, err, "cannot subscribe to %s", sub.filter);
     }
@@ -620,8 +802,11 @@ static enum ferry_err open_mqtt(struct server *s, struct ferry_diag *d)
         .backoff_min_ms = RECONNECT_MIN_MS,
         .backoff_max_ms = RECONNECT_MAX_MS,
     };
-    struct ferry_keeper_events ev = {
-        .arg = s, .on_up = on_up, .on_down = on_down, .on_published = on_published};
+    struct ferry_keeper_events ev = {.arg = s,
+                                     .on_up = on_up,
+                                     .on_down = on_down,
+                                     .on_published = on_published,
+                                     .on_refused = on_refused};
     enum ferry_err err = ferry_keeper_new(s->loop, &ko, &ev, &s->keeper, d);
     if (err == FERRY_OK)
         err = subscribe_all(s, d);
@@ -665,12 +850,15 @@ static enum ferry_err server_open(struct server *s, struct ferry_diag *d)
             cloud_http_start(&s->cfg->http, s->cfg->db, s->cfg->store, s->cfg->fleet, &s->http, d);
     if (err == FERRY_OK)
         err = open_mqtt(s, d);
+    if (err == FERRY_OK && s->cfg->partition)
+        err = partition_start(s, d);
     return err;
 }
 
 static void server_close(struct server *s)
 {
     cloud_http_stop(s->http);
+    partition_stop(s);
     ferry_keeper_free(s->keeper);
     if (s->pump_timer)
         ferry_loop_cancel(s->loop, s->pump_timer);
@@ -704,6 +892,11 @@ static enum ferry_err check_args(const struct serve_cfg *c, struct ferry_diag *d
                           "--http: the console reads an SQLite inventory; '--db %.80s' is a "
                           "database server",
                           c->db);
+    if (c->partition_lease_ms < CLOUD_PARTITION_LEASE_MIN ||
+        c->partition_lease_ms > CLOUD_PARTITION_LEASE_MAX)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "--partition-lease-ms: expected %d..%d, got %llu",
+                          CLOUD_PARTITION_LEASE_MIN, CLOUD_PARTITION_LEASE_MAX,
+                          (unsigned long long)c->partition_lease_ms);
     if (c->gateway_rate_mib > GATEWAY_RATE_MAX)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--gateway-rate-mib: expected 0..%llu, got %llu",
                           (unsigned long long)GATEWAY_RATE_MAX,
@@ -738,6 +931,7 @@ int cloud_cmd_serve(int argc, char **argv)
 {
     struct serve_cfg cfg = {.log_level = FERRY_LOG_INFO,
                             .gateway_rate_mib = CLOUD_BUDGET_DEFAULT_RATE >> 20,
+                            .partition_lease_ms = CLOUD_PARTITION_LEASE_DEF,
                             .http = {.max_connections = CLOUD_HTTP_MAX_CONNECTIONS,
                                      .max_streams = CLOUD_HTTP_MAX_STREAMS}};
     int status = cloud_subcmd_parse(&serve_cmd, &cfg, &cfg.log_level, argc, argv);

@@ -203,4 +203,17 @@ const char *const cloud_sql_pg[CLOUD_Q__COUNT] = {
         " ts = excluded.ts, received_at = excluded.received_at WHERE excluded.ts >= "
         "node_config.ts",
     [CLOUD_Q_CONFIG_GET] = "SELECT gateway, path, properties, ts FROM node_config WHERE node = $1",
+
+    /* serve instances' leases (cloud_partition.h): made where missing by the
+     * first instance that splits gateways; times in ms since the epoch. */
+    [CLOUD_Q_LEASE_TABLE] = "CREATE TABLE IF NOT EXISTS serve_leases (fleet " ID ","
+                            " instance " ID ", expires_at BIGINT NOT NULL,"
+                            " PRIMARY KEY (fleet, instance))",
+    [CLOUD_Q_LEASE_PUT] =
+        "INSERT INTO serve_leases (fleet, instance, expires_at) VALUES ($1, $2, $3)"
+        " ON CONFLICT (fleet, instance) DO UPDATE SET expires_at = excluded.expires_at",
+    [CLOUD_Q_LEASE_LIVE] = "SELECT instance FROM serve_leases WHERE fleet = $1 AND expires_at > $2"
+                           " ORDER BY instance LIMIT $3",
+    [CLOUD_Q_LEASE_DROP] = "DELETE FROM serve_leases WHERE fleet = $1 AND instance = $2",
+    [CLOUD_Q_LEASE_PURGE] = "DELETE FROM serve_leases WHERE fleet = $1 AND expires_at < $2",
 };
