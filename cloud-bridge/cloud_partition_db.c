@@ -59,14 +59,15 @@ enum ferry_err cloud_partition_beat(struct cloud_partition *p, struct cloud_db *
     if (changed)
         *changed = false;
     const char *self = cloud_partition_self(p);
-    enum ferry_err err = cloud_db_run(db, CLOUD_Q_LEASE_PUT,
-                       DB_ARGS(DB_TEXT(fleet), DB_TEXT(self),
-                               DB_INT(now + cloud_partition_lease_ms(p))),
-                       NULL, NULL, NULL, "renewing the lease", d);
+    enum ferry_err err = cloud_db_run(
+        db, CLOUD_Q_LEASE_PUT,
+        DB_ARGS(DB_TEXT(fleet), DB_TEXT(self), DB_INT(now + cloud_partition_lease_ms(p))), NULL,
+        NULL, NULL, "renewing the lease", d);
     if (err == FERRY_OK)
-        err = cloud_db_run(db, CLOUD_Q_LEASE_LIVE,
-                           DB_ARGS(DB_TEXT(fleet), DB_INT(now), DB_INT(CLOUD_PARTITION_MAX_MEMBERS)),
-                           take_name, &live, NULL, "reading the live instances", d);
+        err =
+            cloud_db_run(db, CLOUD_Q_LEASE_LIVE,
+                         DB_ARGS(DB_TEXT(fleet), DB_INT(now), DB_INT(CLOUD_PARTITION_MAX_MEMBERS)),
+                         take_name, &live, NULL, "reading the live instances", d);
     if (live.bad)
         err = ferry_fail(d, err, "partition: an instance name in the lease table is not an id");
     if (err == FERRY_OK)
@@ -78,6 +79,6 @@ enum ferry_err cloud_partition_leave(struct cloud_partition *p, struct cloud_db 
                                      const char *fleet, struct ferry_diag *d)
 {
     return cloud_db_run(db, CLOUD_Q_LEASE_DROP,
-                        DB_ARGS(DB_TEXT(fleet), DB_TEXT(cloud_partition_self(p))), NULL, NULL,
-                        NULL, "removing the lease", d);
+                        DB_ARGS(DB_TEXT(fleet), DB_TEXT(cloud_partition_self(p))), NULL, NULL, NULL,
+                        "removing the lease", d);
 }
