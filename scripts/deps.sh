@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(
     build-essential cmake pkg-config clang clang-format libclang-rt-14-dev shellcheck
-    libpaho-mqtt-dev libssl-dev mosquitto mosquitto-clients
+    libpaho-mqtt-dev libssl-dev mosquitto mosquitto-clients ejabberd
     libmbedtls-dev libcjson-dev libcoap3-dev libcoap3-bin
     libcunit1-dev libsqlite3-dev libpq-dev postgresql-15 zlib1g-dev openssl python3 iproute2 procps tzdata
     libubootenv-dev libubootenv-tool grub-common u-boot-tools u-boot-qemu qemu-system-arm
