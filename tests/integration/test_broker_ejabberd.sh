@@ -8,7 +8,8 @@
 # shared subscriptions and split the gateways by partitions agreed through
 # the inventory (cloud_partition.h): each gateway's batches and stream
 # requests are handled by one instance only, and every record reaches the
-# inventory.
+# inventory. Then one instance is killed: the other takes its gateway over
+# once the lease expired, and the next release completes.
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/broker_lib.sh"
@@ -90,7 +91,34 @@ both=$(comm -12 <(grep -ho 'status batch [^ ]* from [^:]*:' "$TEST_TMP/serve-s1.
     <(grep -ho 'status batch [^ ]* from [^:]*:' "$TEST_TMP/serve-s2.log" | sort -u))
 check "no batch was stored by both instances${both:+ ($both)}" test -z "$both"
 
-stop_all "${NODE_PID[@]}" "$GWA_PID" "$GWB_PID" "$S1_PID" "$S2_PID"
+# s1 dies (kill -9, its lease stays): once the lease expired and s2 waited
+# its settling time, s2 takes gwb over and the next release completes.
+kill -9 "$S1_PID"
+wait "$S1_PID" 2>/dev/null
+S2_FROM=$(log_lines "$TEST_TMP/serve-s2.log")
+t1=$SECONDS
+if wait_log 30 "$TEST_TMP/serve-s2.log" "$S2_FROM" 'partition: 1 instance'; then
+    pass "s2 saw s1's lease expire ($((SECONDS - t1)) s after the kill)"
+else
+    fail "s2 never saw s1's lease expire"
+fi
+head -c $((192 * 1024)) /dev/urandom >"$TEST_TMP/r2.bin"
+release "$TEST_TMP/r2.bin" 1.0.2 2 --hw-model m1 "${AUTH[@]}" >/dev/null ||
+    die "publishing 1.0.2 failed: $(tail -3 "$TEST_TMP/publish.log")"
+if wait_fleet 60 success 1.0.2 e1 e2; then
+    pass "e1 and e2 installed 1.0.2 with s2 alone"
+else
+    fail "the nodes did not reach 1.0.2 after s1 died: $FLEET_OFF"
+fi
+check "s2 stored gwb's batches after the takeover" \
+    bash -c "tail -n +$((S2_FROM + 1)) '$TEST_TMP/serve-s2.log' | grep -qE 'status batch [^ ]+ from gwb: '"
+if records_complete 30 e1 e2; then
+    pass "every record of e1 and e2 is in the inventory after the takeover ($RECORDS_TOTAL)"
+else
+    fail "records missing after the takeover (node count/max/last): $RECORDS_OFF"
+fi
+
+stop_all "${NODE_PID[@]}" "$GWA_PID" "$GWB_PID" "$S2_PID"
 check "the nodes, gateways and serve instances stop cleanly${STOP_BAD:+ (not: $STOP_BAD)}" \
     test -z "$STOP_BAD"
 check "no sanitizer report in any log" no_sanitizer_reports
