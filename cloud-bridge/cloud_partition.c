@@ -104,10 +104,12 @@ enum ferry_err cloud_partition_view(struct cloud_partition *p, int64_t now,
     for (size_t i = 0; i < n; i++)
         if (v.n == 0 || strcmp(v.members[v.n - 1], v.members[i]) != 0)
             memmove(v.members[v.n++], v.members[i], sizeof(v.members[0]));
-    if (p->count > 0 && now < view_at(p, p->count - 1)->at)
-        return ferry_fail(d, FERRY_E_INVALID_ARG, "partition: a view older than the last");
     if (changed)
         *changed = p->count == 0 || !same_members(view_at(p, p->count - 1), &v);
+    /* The clock went back (a step of the host's time): what was read
+     * before cannot be placed any more, so start again from this view. */
+    if (p->count > 0 && now < view_at(p, p->count - 1)->at)
+        p->first = p->count = 0;
     if (p->count == CLOUD_PARTITION_MAX_VIEWS) {
         p->first = (p->first + 1) % CLOUD_PARTITION_MAX_VIEWS;
         p->count--;

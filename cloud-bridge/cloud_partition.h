@@ -92,8 +92,9 @@ const char *cloud_partition_self(const struct cloud_partition *p);
 
 /* A view read at now: the live instances (any order; duplicates ignored),
  * at most CLOUD_PARTITION_MAX_MEMBERS. Returns whether it differs from the
- * previous view (for a log line). Views must come in time order; an
- * invalid name is FERRY_E_PROTOCOL and the view is not taken. */
+ * previous view (for a log line). A view older than the last (the clock
+ * stepped back) starts the history again: nothing is owned until settle ms
+ * later. An invalid name is FERRY_E_PROTOCOL and the view is not taken. */
 enum ferry_err cloud_partition_view(struct cloud_partition *p, int64_t now,
                                     const char *const *members, size_t n, bool *changed,
                                     struct ferry_diag *d) FERRY_MUST_CHECK;

@@ -237,15 +237,24 @@ static void bad_input_is_refused(void)
         many[i] = "serve-a";
     CU_ASSERT_EQUAL(cloud_partition_view(p, 10, many, CLOUD_PARTITION_MAX_MEMBERS + 1, NULL, &d),
                     FERRY_E_PROTOCOL);
-    /* Duplicates count once; a view older than the last is refused. */
+    /* Duplicates count once. */
     CU_ASSERT_EQUAL(cloud_partition_view(p, 10, many, 5, NULL, NULL), FERRY_OK);
     CU_ASSERT_EQUAL(cloud_partition_members(p), 1);
-    CU_ASSERT_EQUAL(cloud_partition_view(p, 9, many, 1, NULL, NULL), FERRY_E_INVALID_ARG);
+    for (int64_t t = 110; t <= 1000; t += 100)
+        CU_ASSERT_EQUAL(cloud_partition_view(p, t, many, 1, NULL, NULL), FERRY_OK);
+    CU_ASSERT_TRUE(cloud_partition_owns(p, 1000, "gw-1"));
+    /* The clock steps back: the history starts again, nothing owned for settle. */
+    CU_ASSERT_EQUAL(cloud_partition_view(p, 500, many, 1, NULL, NULL), FERRY_OK);
+    CU_ASSERT_FALSE(cloud_partition_owns(p, 500, "gw-1"));
+    for (int64_t t = 600; t <= 800; t += 100)
+        CU_ASSERT_EQUAL(cloud_partition_view(p, t, many, 1, NULL, NULL), FERRY_OK);
+    CU_ASSERT_FALSE(cloud_partition_owns(p, 799, "gw-1"));
+    CU_ASSERT_TRUE(cloud_partition_owns(p, 800, "gw-1"));
     /* Not in its own view: owns nothing, however long. */
     const char *other[] = {"serve-b"};
-    for (int64_t t = 20; t < 2000; t += 100)
+    for (int64_t t = 900; t < 3000; t += 100)
         CU_ASSERT_EQUAL(cloud_partition_view(p, t, other, 1, NULL, NULL), FERRY_OK);
-    CU_ASSERT_FALSE(cloud_partition_owns(p, 1950, "gw-1"));
+    CU_ASSERT_FALSE(cloud_partition_owns(p, 2950, "gw-1"));
     cloud_partition_free(p);
 }
 
