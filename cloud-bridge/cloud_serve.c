@@ -87,7 +87,10 @@ static const struct cloud_subcmd serve_cmd = {
     "serve", "--broker URL --fleet ID --store DIR --db DB [--instance NAME]",
     "Streams artifacts to gateways and records their nodes' status in the\n"
     "inventory, until SIGINT or SIGTERM. Run several with the same --fleet to\n"
-    "share the load. Gateways take turns, each at most --gateway-rate-mib, and\n"
+    "share the load: each gateway's work reaches one of them through a shared\n"
+    "subscription or, on brokers without (chosen by itself) and bridged ones\n"
+    "(--partition), through partitions of the gateways agreed in the inventory.\n"
+    "Gateways take turns, each at most --gateway-rate-mib, and\n"
     "a gateway's waiting requests are capped at a window's worth: none can take\n"
     "all of the streaming. Every second it also advances the fleet's rollouts\n"
     "('ferry-cloud rollout'): targets the nodes their gateways describe, opens\n"
