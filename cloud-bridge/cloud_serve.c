@@ -128,6 +128,7 @@ struct server {
     struct cloud_partition *part;
     struct cloud_db *part_db; /* its own connection; NULL until it opens */
     uint64_t part_timer;
+    bool part_failing; /* the last beat failed (logged once, and its end) */
     uint64_t served_bytes;
     uint64_t next_report;
 };
@@ -513,12 +514,15 @@ static void on_partition_beat(void *arg)
     }
     if (err == FERRY_OK)
         err = cloud_partition_beat(s->part, s->part_db, s->cfg->fleet, now, &changed, &d);
-    if (err != FERRY_OK)
+    if (err != FERRY_OK && !s->part_failing)
         LOG_WARN("partition: lease of instance %s not renewed (it handles no gateway once its "
-                 "view is %lld ms old): %s",
+                 "view is %lld ms old; tried again every beat): %s",
                  cloud_partition_self(s->part), (long long)cloud_partition_settle_ms(s->part),
                  ferry_diag_str(&d, err));
-    else if (changed)
+    else if (err == FERRY_OK && s->part_failing)
+        LOG_INFO("partition: lease of instance %s renewed again", cloud_partition_self(s->part));
+    s->part_failing = err != FERRY_OK;
+    if (err == FERRY_OK && changed)
         LOG_INFO("partition: %zu instance(s) of fleet %s live; this one is %s and handles its "
                  "share of the gateways",
                  cloud_partition_members(s->part), s->cfg->fleet, cloud_partition_self(s->part));
