@@ -16,6 +16,8 @@
 #       BRIDGE_B_PORT/PID, BRIDGE_B_LOG; MOSQ_* name the second.
 #   bridge_up SECS  until a message published on each broker reaches the other.
 #   password_file NAME PASSWORD   a file of mode 600 holding PASSWORD; prints its path.
+#   relay_drained GATEWAY   the gateway's latest batch was acknowledged and
+#       nothing is left in its outbox: every record it took is stored.
 
 password_file() {
     local f="$TEST_TMP/$1.pass"
@@ -24,6 +26,11 @@ password_file() {
         printf '%s\n' "$2" >"$f"
     )
     echo "$f"
+}
+
+relay_drained() {
+    grep -E 'relay: batch [^ ]+ (sent|acknowledged)' "$TEST_TMP/$1.log" | tail -n 1 |
+        grep -q 'acknowledged, .* 0 pending'
 }
 
 start_ejabberd() {

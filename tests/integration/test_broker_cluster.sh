@@ -74,6 +74,15 @@ if wait_fleet 90 success 1.0.1 e1 e2; then
 else
     fail "the nodes did not reach 1.0.1: $FLEET_OFF"
 fi
+# A batch sent while its owner was failing over is sent again (after the
+# gateway's ack timeout, 10 s) and acknowledged: nothing waits in the outboxes.
+for gw in gwa gwb; do
+    if wait_until 40 relay_drained "$gw"; then
+        pass "every record $gw took was acknowledged"
+    else
+        fail "$gw still holds unacknowledged records"
+    fi
+done
 after=$(chunks_after_failover)
 check "gwa's stream went on through broker B ($after chunks after the failover)" test "$after" -gt 0
 if records_complete 30 e1 e2; then

@@ -59,6 +59,9 @@ if wait_fleet 60 success 1.0.1 e1 e2; then
 else
     fail "the nodes did not reach 1.0.1: $FLEET_OFF"
 fi
+for gw in "${GWS[@]}"; do
+    wait_until 40 relay_drained "$gw" || fail "$gw still holds unacknowledged records"
+done
 if records_complete 30 e1 e2; then
     pass "every record of e1 and e2 is in the inventory ($RECORDS_TOTAL)"
 else
@@ -110,6 +113,9 @@ if wait_fleet 60 success 1.0.2 e1 e2; then
 else
     fail "the nodes did not reach 1.0.2 after s1 died: $FLEET_OFF"
 fi
+for gw in "${GWS[@]}"; do
+    wait_until 40 relay_drained "$gw" || fail "$gw still holds unacknowledged records"
+done
 check "s2 stored gwb's batches after the takeover" \
     bash -c "tail -n +$((S2_FROM + 1)) '$TEST_TMP/serve-s2.log' | grep -qE 'status batch [^ ]+ from gwb: '"
 if records_complete 30 e1 e2; then
