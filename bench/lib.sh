@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034 # TRUST, DB, CLOUD, GATEWAY, EDGE and PROXY are for the scripts to read
+# shellcheck disable=SC2034 # TRUST, DB, CLOUD, GATEWAY, EDGE, PROXY and BROKER_PID are for the scripts to read
 # What the benchmark scripts share: a work folder cleaned up on exit with the
 # processes they started, fork-free sleeps and clocks, /proc readings, the
 # build, free ports and a throw-away mosquitto. Source it after setting
@@ -11,11 +11,16 @@
 # It sets SRC (the checkout), BUILD (FERRY_BUILD_DIR, default build-bench)
 # and TICK_MS. bench_setup makes WORK and the clean-up; WAIT_TICK is
 # wait_for's poll period (default 0.01 s). start_serve needs CLOUD and
-# FLEET set by the script.
+# FLEET set by the script. The primitives under these names (clean-up,
+# sleeps, polling, ports, mosquitto, keys, serve) are scripts/lib/ferry.sh's,
+# shared with the integration tests and the demo.
 
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD=${FERRY_BUILD_DIR:-$SRC/build-bench}
 TICK_MS=$((1000 / $(getconf CLK_TCK)))
+
+# shellcheck source=scripts/lib/ferry.sh
+source "$SRC/scripts/lib/ferry.sh"
 
 die() {
     echo "$BENCH_NAME: $*" >&2
@@ -35,7 +40,7 @@ bench_setup() {
     WORK="$(mktemp -d "${BENCH_TMP:-${TMPDIR:-/tmp}}/ferry-$BENCH_NAME-XXXXXX")"
     PIDS=()
     EXTRA_CLEANUP=()
-    trap cleanup EXIT
+    ferry_at_exit cleanup
     trap 'exit 130' INT TERM
 }
 
@@ -49,13 +54,7 @@ forget() {
 
 # Signals every process first and then waits, so a hundred nodes stop together.
 cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null
-    done
+    ferry_stop_all 30 "${PIDS[@]}"
     rm -rf "${EXTRA_CLEANUP[@]}"
     if [ "${BENCH_KEEP:-0}" = 1 ]; then
         echo "kept $WORK" >&2
@@ -65,9 +64,8 @@ cleanup() {
 }
 
 # A sleep that forks nothing, so polling costs the measured processes no CPU.
-exec {NAP_FD}<> <(:)
 nap() {
-    read -r -t "$1" -u "$NAP_FD" || true
+    ferry_nap "$1"
 }
 
 now_ms() {
@@ -96,15 +94,9 @@ proc_kb() {
 # wait_for SECS PID CMD...: polls CMD every WAIT_TICK; fails after SECS or
 # as soon as PID has exited.
 wait_for() {
-    local secs=$1 pid=$2 deadline
+    local secs=$1 pid=$2
     shift 2
-    deadline=$((SECONDS + secs))
-    while ((SECONDS < deadline)); do
-        "$@" && return 0
-        kill -0 "$pid" 2>/dev/null || return 1
-        nap "${WAIT_TICK:-0.01}"
-    done
-    return 1
+    FERRY_POLL=${WAIT_TICK:-0.01} FERRY_WAIT_PID=$pid ferry_wait_until "$secs" "$@"
 }
 
 # build TARGET...: a RelWithDebInfo build of the programs named in BUILD
@@ -150,51 +142,35 @@ compile() {
 
 # free_port [tcp|udp]: a port free on 127.0.0.1 at the time of asking.
 free_port() {
-    python3 -c 'import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if sys.argv[1] == "udp" else socket.SOCK_STREAM)
-s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' "${1:-tcp}"
+    ferry_free_port "${1:-tcp}"
 }
 
 # start_broker: mosquitto on a free loopback port (PORT, BROKER_PID),
 # logging errors, warnings and the types in BROKER_LOG_TYPES to
 # WORK/mosquitto.log. Runs as root here, so it keeps root (see field notes).
 start_broker() {
-    local attempt types="" t
+    local -a lines=("log_dest file $WORK/mosquitto.log")
+    local t
     for t in error warning ${BROKER_LOG_TYPES:-}; do
-        types="${types}log_type $t"$'\n'
+        lines+=("log_type $t")
     done
-    for attempt in 1 2 3 4 5; do
-        PORT=$(free_port tcp)
-        cat >"$WORK/mosquitto.conf" <<EOF
-listener $PORT 127.0.0.1
-allow_anonymous true
-user root
-persistence false
-log_dest file $WORK/mosquitto.log
-${types}
-EOF
-        mosquitto -c "$WORK/mosquitto.conf" >/dev/null 2>&1 &
-        BROKER_PID=$!
-        if wait_for 10 "$BROKER_PID" bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT" 2>/dev/null; then
-            PIDS+=("$BROKER_PID")
-            return 0
-        fi
-        echo "broker did not start on port $PORT (attempt $attempt)" >&2
-        kill "$BROKER_PID" 2>/dev/null
-        wait "$BROKER_PID" 2>/dev/null
-    done
-    die "mosquitto would not start"
+    ferry_mosquitto_start "$WORK/mosquitto.conf" /dev/null "${lines[@]}" ||
+        die "mosquitto would not start"
+    PORT=$FERRY_MOSQ_PORT
+    BROKER_PID=$FERRY_MOSQ_PID
+    PIDS+=("$BROKER_PID")
 }
 
 # start_serve: a signing key (TRUST: its public half) and `ferry-cloud serve`
 # on the broker (SERVE_PID, inventory DB), once it is connected.
 start_serve() {
-    "$CLOUD" keygen --out-dir "$WORK/keys" >/dev/null || die "keygen failed"
-    TRUST=$(ls "$WORK"/keys/release-*.pub)
+    ferry_keygen "$WORK/keys" || die "keygen failed"
+    TRUST=$FERRY_PUB
     DB="$WORK/inventory.db"
-    "$CLOUD" serve --broker "mqtt://127.0.0.1:$PORT" --fleet "$FLEET" --store "$WORK/store" \
-        --db "$DB" --log-level info >"$WORK/serve.log" 2>&1 &
-    SERVE_PID=$!
+    : >"$WORK/serve.log"
+    BROKER="mqtt://127.0.0.1:$PORT" STORE="$WORK/store" \
+        ferry_start_serve "$WORK/serve.log" --log-level info
+    SERVE_PID=$FERRY_PID
     PIDS+=("$SERVE_PID")
     wait_for 10 "$SERVE_PID" grep -q "connected to" "$WORK/serve.log" ||
         die "serve did not connect: $(cat "$WORK/serve.log")"

@@ -26,6 +26,7 @@
 
 #include "edge_boot.h"
 #include "ferry_err.h"
+#include "ferry_io.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -46,7 +47,9 @@
  * open_write(), sync(), mark_invalid() and record_write() are durable when
  * they return FERRY_OK. A power cut may lose or tear any data written since
  * the slot's last sync, and may tear the one record being written; the logic
- * here stays safe under exactly that (tests/unit/test_edge_powercut.c). */
+ * here stays safe under exactly that (tests/unit/test_edge_powercut.c, which
+ * cuts the file backend's power at every call with ferry_io_faulty.h, and
+ * tears records written in place). */
 struct edge_slots_ops {
     /* Largest image the slot can hold, in bytes (a flash partition's size
      * less any trailer the platform keeps). */
@@ -101,7 +104,7 @@ struct edge_slots_ops {
 };
 
 /* A backend: its functions and the context they get. Plain value; whoever
- * made it frees it (edge_slots_file_free(), edge_slots_faulty_free()). */
+ * made it frees it (edge_slots_file_free(), inst_slots_path_free()). */
 struct edge_slots_backend {
     const struct edge_slots_ops *ops;
     void *ctx;
@@ -221,43 +224,11 @@ enum ferry_err edge_slots_adopt(struct edge_slots *s, enum edge_slot slot,
 enum ferry_err edge_slots_file_new(const char *dir, uint64_t capacity,
                                    struct edge_slots_backend **out,
                                    struct ferry_diag *d) FERRY_MUST_CHECK;
-void edge_slots_file_free(struct edge_slots_backend *b);
-
-/* ---- Fault-injecting wrapper (edge_slots_faulty.c): tests ----
- *
- * Passes every call to `inner` and numbers the mutating ones (open_write,
- * write, sync, mark_invalid, record_write) from 0. Call number `cut_at` is
- * where the power fails: it and everything after it is not performed and
- * returns FERRY_E_IO ("power cut"), reads included (the program is dead).
- * At the cut, whatever was written to a slot since its last sync is lost:
- * overwritten in `inner` with a pattern, a worse outcome than the old bytes.
- * With EDGE_FAULTY_TEAR_RECORDS, a cut on a record write also leaves that
- * record torn (first half new, rest garbage), as on a backend that writes
- * records in place; without it the record keeps its old bytes, as on an
- * atomic backend. cut_at UINT64_MAX never cuts (to count operations). */
-#define EDGE_FAULTY_TEAR_RECORDS 0x1u
-
-struct edge_slots_faulty;
-
-/* `inner` must outlive the wrapper. */
-enum ferry_err edge_slots_faulty_new(const struct edge_slots_backend *inner, uint64_t cut_at,
-                                     unsigned flags, struct edge_slots_faulty **out,
-                                     struct ferry_diag *d) FERRY_MUST_CHECK;
-void edge_slots_faulty_free(struct edge_slots_faulty *f);
-/* The wrapper as a backend; valid while f lives. */
-const struct edge_slots_backend *edge_slots_faulty_backend(const struct edge_slots_faulty *f);
-/* Mutating operations counted so far, the cut one included; the count
- * stops at the cut. */
-uint64_t edge_slots_faulty_ops(const struct edge_slots_faulty *f);
-/* True once the power has been cut. */
-bool edge_slots_faulty_is_cut(const struct edge_slots_faulty *f);
-/* For a wrapper of another store on the same power supply (the
- * bootloader's environment, inst_bootenv.h): counts one mutating operation
- * of that store in the same numbering. FERRY_OK when it may go ahead;
- * FERRY_E_IO ("power cut") for the cut operation and everything after it.
- * *at_cut is set when this very operation is the one cut (the wrapper may
- * then leave its store torn). */
-enum ferry_err edge_slots_faulty_step(struct edge_slots_faulty *f, bool *at_cut,
+/* The same through io (ferry_io.h; NULL: the system's), which must outlive
+ * the backend: power-cut tests pass a ferry_io_faulty.h driver. */
+enum ferry_err edge_slots_file_new_io(const struct ferry_io *io, const char *dir, uint64_t capacity,
+                                      struct edge_slots_backend **out,
                                       struct ferry_diag *d) FERRY_MUST_CHECK;
+void edge_slots_file_free(struct edge_slots_backend *b);
 
 #endif

@@ -12,6 +12,12 @@
 enum ferry_err edge_slots_file_new(const char *dir, uint64_t capacity,
                                    struct edge_slots_backend **out, struct ferry_diag *d)
 {
+    return edge_slots_file_new_io(NULL, dir, capacity, out, d);
+}
+
+enum ferry_err edge_slots_file_new_io(const struct ferry_io *io, const char *dir, uint64_t capacity,
+                                      struct edge_slots_backend **out, struct ferry_diag *d)
+{
     char a[PATH_MAX], b[PATH_MAX];
     if (!dir || !dir[0] || strlen(dir) >= PATH_MAX - 32)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "slots: state folder missing or too long");
@@ -21,6 +27,7 @@ enum ferry_err edge_slots_file_new(const char *dir, uint64_t capacity,
         .records_dir = dir,
         .slot = {a, b},
         .max_bytes = capacity,
+        .io = io,
     };
     return inst_slots_path_new(&o, out, d);
 }

@@ -183,69 +183,6 @@ void inst_env_mem_init(struct inst_env_mem *m)
     m->store.ctx = m;
 }
 
-/* ---- fault-injecting store --------------------------------------------------- */
-
-struct inst_env_faulty {
-    struct inst_env_store store; /* FAULTY_OPS, ctx = this */
-    struct inst_env_store inner;
-    struct edge_slots_faulty *power;
-    unsigned flags;
-};
-
-static enum ferry_err faulty_load(void *ctx, struct inst_env_vars *out, struct ferry_diag *d)
-{
-    struct inst_env_faulty *f = ctx;
-    if (edge_slots_faulty_is_cut(f->power))
-        return ferry_fail(d, FERRY_E_IO, "faulty environment: power cut");
-    return f->inner.ops->load(f->inner.ctx, out, d);
-}
-
-static enum ferry_err faulty_store(void *ctx, const struct inst_env_vars *vars,
-                                   struct ferry_diag *d)
-{
-    struct inst_env_faulty *f = ctx;
-    bool at_cut = false;
-    enum ferry_err err = edge_slots_faulty_step(f->power, &at_cut, d);
-    if (err != FERRY_OK) {
-        if (at_cut && (f->flags & EDGE_FAULTY_TEAR_RECORDS)) {
-            static const struct inst_env_vars empty;
-            (void)f->inner.ops->store(f->inner.ctx, &empty, NULL);
-        }
-        return err;
-    }
-    return f->inner.ops->store(f->inner.ctx, vars, d);
-}
-
-static const struct inst_env_ops FAULTY_OPS = {.load = faulty_load, .store = faulty_store};
-
-enum ferry_err inst_env_faulty_new(const struct inst_env_store *inner,
-                                   struct edge_slots_faulty *power, unsigned flags,
-                                   struct inst_env_faulty **out, struct ferry_diag *d)
-{
-    if (flags & ~EDGE_FAULTY_TEAR_RECORDS)
-        return ferry_fail(d, FERRY_E_INVALID_ARG, "faulty environment: unknown flags 0x%x", flags);
-    struct inst_env_faulty *f = calloc(1, sizeof(*f));
-    if (!f)
-        return ferry_fail(d, FERRY_E_NOMEM, "faulty environment: out of memory");
-    f->store.ops = &FAULTY_OPS;
-    f->store.ctx = f;
-    f->inner = *inner;
-    f->power = power;
-    f->flags = flags;
-    *out = f;
-    return FERRY_OK;
-}
-
-void inst_env_faulty_free(struct inst_env_faulty *f)
-{
-    free(f);
-}
-
-const struct inst_env_store *inst_env_faulty_store(const struct inst_env_faulty *f)
-{
-    return &f->store;
-}
-
 /* ---- the bootloader over a store --------------------------------------------- */
 
 struct inst_bootenv_bl {

@@ -17,7 +17,12 @@
  *
  * Where the variables live is an environment store (struct inst_env_store):
  * U-Boot's environment through libubootenv (inst_uboot.h), a GRUB
- * environment block (inst_grubenv.h), memory (tests). The store is asked
+ * environment block (inst_grubenv.h), memory (tests). A file store Ferry
+ * writes itself (inst_grubenv.h) goes through struct ferry_io, so power-cut
+ * tests reach it with ferry_io_faulty.h; libubootenv's writes, and
+ * fw_setenv's and grub-editenv's when a test or an operator runs them
+ * (inst_exec.h), are outside ferry_io: their durability is the library's
+ * and the tool's (inst_uboot.h says what libubootenv does). The store is asked
  * for the three variables and writes exactly those three, leaving every
  * other variable as it was; a set-* verb that changes nothing writes
  * nothing (the environment's flash or file is not worn by a no-op).
@@ -95,21 +100,6 @@ struct inst_env_mem {
     unsigned stores; /* store() calls that wrote */
 };
 void inst_env_mem_init(struct inst_env_mem *m);
-
-/* Fault-injecting store for power-cut tests: each store() is one mutating
- * operation of `power` (edge_slots_faulty.h), so one cut point numbers the
- * slots' writes and the environment's together. At the cut the store is
- * not performed; with EDGE_FAULTY_TEAR_RECORDS the environment is left
- * empty instead, as an environment kept in one copy and torn mid-write
- * reads (its CRC fails: the bootloader's built-in default applies). After
- * the cut, load() fails too. `inner` and `power` must outlive it. */
-struct inst_env_faulty;
-enum ferry_err inst_env_faulty_new(const struct inst_env_store *inner,
-                                   struct edge_slots_faulty *power, unsigned flags,
-                                   struct inst_env_faulty **out,
-                                   struct ferry_diag *d) FERRY_MUST_CHECK;
-void inst_env_faulty_free(struct inst_env_faulty *f);
-const struct inst_env_store *inst_env_faulty_store(const struct inst_env_faulty *f);
 
 /* ---- The bootloader over a store ---------------------------------------- */
 

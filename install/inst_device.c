@@ -26,7 +26,7 @@ static enum ferry_err open_slots(struct inst_device *dev, const struct inst_devi
                                  struct ferry_diag *d)
 {
     if (!o->slot[0] && !o->slot[1])
-        return edge_slots_file_new(o->state_dir, o->max_bytes, &dev->slots, d);
+        return edge_slots_file_new_io(o->io, o->state_dir, o->max_bytes, &dev->slots, d);
     if (!o->slot[0] || !o->slot[1])
         return ferry_fail(d, FERRY_E_INVALID_ARG, "slots: give both slot paths, or neither");
     struct inst_slots_path_opts so = {
@@ -34,6 +34,7 @@ static enum ferry_err open_slots(struct inst_device *dev, const struct inst_devi
         .slot = {o->slot[0], o->slot[1]},
         .max_bytes = o->max_bytes,
         .mountinfo = o->mountinfo,
+        .io = o->io,
     };
     return inst_slots_path_new(&so, &dev->slots, d);
 }
@@ -59,8 +60,8 @@ static enum ferry_err open_bootloader(struct inst_device *dev, const struct inst
             store = inst_uboot_store(dev->uboot);
         break;
     case INST_BOOTLOADER_GRUB:
-        err = inst_grubenv_open(o->grub_env ? o->grub_env : INST_DEVICE_GRUBENV, false,
-                                &dev->grubenv, d);
+        err = inst_grubenv_open_io(o->io, o->grub_env ? o->grub_env : INST_DEVICE_GRUBENV, false,
+                                   &dev->grubenv, d);
         if (err == FERRY_OK)
             store = inst_grubenv_store(dev->grubenv);
         break;
@@ -68,7 +69,7 @@ static enum ferry_err open_bootloader(struct inst_device *dev, const struct inst
         if ((size_t)snprintf(sim_env, sizeof(sim_env), "%s/%s", o->state_dir,
                              INST_DEVICE_SIM_ENV_FILE) >= sizeof(sim_env))
             return ferry_fail(d, FERRY_E_INVALID_ARG, "bootloader: state folder path too long");
-        err = inst_grubenv_open(sim_env, true, &dev->grubenv, d);
+        err = inst_grubenv_open_io(o->io, sim_env, true, &dev->grubenv, d);
         if (err == FERRY_OK)
             store = inst_grubenv_store(dev->grubenv);
         break;

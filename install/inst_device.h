@@ -16,6 +16,7 @@
 
 #include "edge_slots.h"
 #include "ferry_err.h"
+#include "ferry_io.h"
 #include "inst_bootloader.h"
 #include "inst_engine.h"
 
@@ -36,6 +37,9 @@ struct inst_device_opts {
     uint64_t cmd_timeout_ms;      /* custom: per verb */
     const char *kernel_cmdline;   /* NULL: INST_CMDLINE_PATH (tests inject theirs) */
     const char *mountinfo;        /* NULL: INST_MOUNTINFO_PATH */
+    /* Files Ferry writes itself (slots, records, a GRUB or simulated
+     * environment) go through it (ferry_io.h); NULL: the system's. */
+    const struct ferry_io *io;
 };
 
 struct inst_device;

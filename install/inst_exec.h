@@ -8,7 +8,11 @@
  * read and dropped), stderr inherited (it lands in ferry-edge's log), in a
  * process group of its own that is killed whole at the timeout, with `env`
  * ("NAME=value" strings, NULL-terminated; may be NULL) added to the
- * environment. Descriptors above 2 are closed in the child. */
+ * environment. Descriptors above 2 are closed in the child.
+ *
+ * What a helper writes (a custom bootloader's fw_setenv or grub-editenv, a
+ * module's files) is outside ferry_io.h: no fault-injecting driver reaches
+ * it, and its durability is the helper's own. */
 #ifndef FERRY_INST_EXEC_H
 #define FERRY_INST_EXEC_H
 

@@ -150,6 +150,7 @@ enum ferry_err inst_grubenv_update(const char *block, size_t len, const struct i
 
 struct inst_grubenv {
     struct inst_env_store store;
+    const struct ferry_io *io; /* NULL: the system's */
     char path[PATH_MAX];
     bool create;
 };
@@ -159,7 +160,7 @@ static enum ferry_err read_block(const struct inst_grubenv *g, char **block, siz
                                  struct ferry_diag *d)
 {
     uint8_t *buf = NULL;
-    enum ferry_err err = ferry_read_file(g->path, INST_GRUBENV_SIZE, &buf, len, d);
+    enum ferry_err err = ferry_read_file_io(g->io, g->path, INST_GRUBENV_SIZE, &buf, len, d);
     if (err == FERRY_E_NOT_FOUND && g->create) {
         *block = NULL;
         *len = 0;
@@ -205,7 +206,7 @@ static enum ferry_err ge_store(void *ctx, const struct inst_env_vars *vars, stru
         err = inst_grubenv_update(block, len, vars, out, d);
     free(block);
     if (err == FERRY_OK)
-        err = ferry_write_atomic(g->path, out, sizeof(out), 0644, d);
+        err = ferry_write_atomic_io(g->io, g->path, out, sizeof(out), 0644, d);
     if (err != FERRY_OK)
         ferry_diag_prefix(d, g->path);
     return err;
@@ -216,6 +217,12 @@ static const struct inst_env_ops GRUBENV_OPS = {.load = ge_load, .store = ge_sto
 enum ferry_err inst_grubenv_open(const char *path, bool create, struct inst_grubenv **out,
                                  struct ferry_diag *d)
 {
+    return inst_grubenv_open_io(NULL, path, create, out, d);
+}
+
+enum ferry_err inst_grubenv_open_io(const struct ferry_io *io, const char *path, bool create,
+                                    struct inst_grubenv **out, struct ferry_diag *d)
+{
     if (!path || !path[0] || strlen(path) >= PATH_MAX - 32)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "grubenv: path missing or too long");
     struct inst_grubenv *g = calloc(1, sizeof(*g));
@@ -223,6 +230,7 @@ enum ferry_err inst_grubenv_open(const char *path, bool create, struct inst_grub
         return ferry_fail(d, FERRY_E_NOMEM, "grubenv: out of memory");
     snprintf(g->path, sizeof(g->path), "%s", path);
     g->create = create;
+    g->io = io;
     g->store.ops = &GRUBENV_OPS;
     g->store.ctx = g;
     struct inst_env_vars probe;

@@ -15,11 +15,17 @@
  * grub-editenv truncates it in place. GRUB itself only ever rewrites the
  * block in place (save_env), which a new inode of the same size allows.
  * A block whose variables no longer fit in 1024 bytes is refused
- * (FERRY_E_TOO_LARGE), the file unchanged. */
+ * (FERRY_E_TOO_LARGE), the file unchanged.
+ *
+ * The store reads and writes the file through a struct ferry_io
+ * (ferry_io.h; NULL: the system's), so a power-cut test numbers its writes
+ * with the slots' (tests/unit/test_inst_powercut.c). grub-editenv, run by a
+ * test or an operator, writes the same file outside it. */
 #ifndef FERRY_INST_GRUBENV_H
 #define FERRY_INST_GRUBENV_H
 
 #include "ferry_err.h"
+#include "ferry_io.h"
 #include "inst_bootenv.h"
 
 #include <stdbool.h>
@@ -46,6 +52,10 @@ struct inst_grubenv;
  * made by its image: grub-editenv FILE create). */
 enum ferry_err inst_grubenv_open(const char *path, bool create, struct inst_grubenv **out,
                                  struct ferry_diag *d) FERRY_MUST_CHECK;
+/* The same through io, which must outlive the store. */
+enum ferry_err inst_grubenv_open_io(const struct ferry_io *io, const char *path, bool create,
+                                    struct inst_grubenv **out,
+                                    struct ferry_diag *d) FERRY_MUST_CHECK;
 void inst_grubenv_free(struct inst_grubenv *g); /* NULL is fine */
 const struct inst_env_store *inst_grubenv_store(const struct inst_grubenv *g);
 

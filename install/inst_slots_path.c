@@ -30,6 +30,7 @@ struct slot {
 
 struct path_backend {
     struct edge_slots_backend be; /* first: the handle we give out */
+    const struct ferry_io *io;    /* NULL: the system's */
     char dir[DIR_MAX];
     char mountinfo[PATH_MAX];
     struct slot s[2];
@@ -49,25 +50,26 @@ static enum ferry_err fail_errno(const struct slot *s, const char *op, int e, st
     return ferry_fail(d, errno_err(e), "%s: %s: %s", s->path, op, strerror(e));
 }
 
-static void close_fd(int *fd)
+static void close_fd(const struct path_backend *pb, int *fd)
 {
     if (*fd >= 0)
-        close(*fd);
+        ferry_io_close(pb->io, *fd);
     *fd = -1;
 }
 
 /* A file slot's writer, created on first use: the new name must survive a
  * power cut as well as its bytes. */
-static enum ferry_err file_writer(struct slot *s, struct ferry_diag *d)
+static enum ferry_err file_writer(const struct path_backend *pb, struct slot *s,
+                                  struct ferry_diag *d)
 {
     if (s->wfd >= 0)
         return FERRY_OK;
-    int fd = open(s->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = ferry_io_open(pb->io, s->path, O_RDWR | O_CREAT, 0644);
     if (fd < 0)
         return fail_errno(s, "open", errno, d);
-    enum ferry_err err = ferry_fsync_dir(s->path);
+    enum ferry_err err = ferry_fsync_dir_io(pb->io, s->path);
     if (err != FERRY_OK) {
-        close(fd);
+        ferry_io_close(pb->io, fd);
         return ferry_fail(d, err, "%s: fsync of its folder failed", s->path);
     }
     s->wfd = fd;
@@ -83,7 +85,7 @@ static enum ferry_err device_writer(struct path_backend *pb, struct slot *s, str
     enum ferry_err err = inst_system_check_unmounted(pb->mountinfo, s->path, d);
     if (err != FERRY_OK)
         return err;
-    int fd = open(s->path, O_RDWR | O_EXCL | O_CLOEXEC);
+    int fd = ferry_io_open(pb->io, s->path, O_RDWR | O_EXCL, 0);
     if (fd < 0)
         return fail_errno(
             s, errno == EBUSY ? "open for writing (device in use or mounted)" : "open", errno, d);
@@ -95,7 +97,7 @@ static enum ferry_err writer(struct path_backend *pb, enum edge_slot slot, int *
                              struct ferry_diag *d)
 {
     struct slot *s = &pb->s[slot];
-    enum ferry_err err = s->device ? device_writer(pb, s, d) : file_writer(s, d);
+    enum ferry_err err = s->device ? device_writer(pb, s, d) : file_writer(pb, s, d);
     if (err == FERRY_OK)
         *fd = s->wfd;
     return err;
@@ -103,14 +105,15 @@ static enum ferry_err writer(struct path_backend *pb, enum edge_slot slot, int *
 
 /* Reads go through the writer when there is one (read-your-writes on one
  * file description), else through a plain read-only descriptor. */
-static enum ferry_err reader(struct slot *s, int *fd, struct ferry_diag *d)
+static enum ferry_err reader(const struct path_backend *pb, struct slot *s, int *fd,
+                             struct ferry_diag *d)
 {
     if (s->wfd >= 0) {
         *fd = s->wfd;
         return FERRY_OK;
     }
     if (s->rfd < 0) {
-        int f = open(s->path, O_RDONLY | O_CLOEXEC);
+        int f = ferry_io_open(pb->io, s->path, O_RDONLY, 0);
         if (f < 0)
             return ferry_fail(d, errno == ENOENT ? FERRY_E_SIZE_MISMATCH : errno_err(errno),
                               "%s: %s", s->path, errno == ENOENT ? "no image" : strerror(errno));
@@ -120,11 +123,12 @@ static enum ferry_err reader(struct slot *s, int *fd, struct ferry_diag *d)
     return FERRY_OK;
 }
 
-static enum ferry_err truncate_durably(const struct slot *s, int fd, struct ferry_diag *d)
+static enum ferry_err truncate_durably(const struct path_backend *pb, const struct slot *s, int fd,
+                                       struct ferry_diag *d)
 {
-    if (ftruncate(fd, 0) != 0)
+    if (ferry_io_ftruncate(pb->io, fd, 0) != 0)
         return fail_errno(s, "truncate", errno, d);
-    if (fsync(fd) != 0)
+    if (ferry_io_fsync(pb->io, fd) != 0)
         return fail_errno(s, "fsync", errno, d);
     return FERRY_OK;
 }
@@ -150,8 +154,8 @@ static enum ferry_err pb_open_write(void *ctx, enum edge_slot slot, uint64_t siz
     enum ferry_err err = writer(pb, slot, &fd, d);
     if (err != FERRY_OK || s->device)
         return err;
-    close_fd(&s->rfd); /* a reader opened before may see a stale length otherwise */
-    return truncate_durably(s, fd, d);
+    close_fd(pb, &s->rfd); /* a reader opened before may see a stale length otherwise */
+    return truncate_durably(pb, s, fd, d);
 }
 
 static enum ferry_err pb_write(void *ctx, enum edge_slot slot, uint64_t off, const void *buf,
@@ -166,7 +170,7 @@ static enum ferry_err pb_write(void *ctx, enum edge_slot slot, uint64_t off, con
     enum ferry_err err = writer(pb, slot, &fd, d);
     if (err != FERRY_OK)
         return err;
-    if (ferry_pwrite_all(fd, buf, len, (off_t)off) != FERRY_OK)
+    if (ferry_pwrite_all_io(pb->io, fd, buf, len, (off_t)off) != FERRY_OK)
         return fail_errno(s, "write", errno, d);
     return FERRY_OK;
 }
@@ -177,13 +181,13 @@ static enum ferry_err pb_read(void *ctx, enum edge_slot slot, uint64_t off, void
     struct path_backend *pb = ctx;
     struct slot *s = &pb->s[slot];
     int fd = -1;
-    enum ferry_err err = reader(s, &fd, d);
+    enum ferry_err err = reader(pb, s, &fd, d);
     if (err != FERRY_OK)
         return err;
     uint8_t *p = buf;
     size_t got = 0;
     while (got < len) {
-        ssize_t r = pread(fd, p + got, len - got, (off_t)(off + got));
+        ssize_t r = ferry_io_pread(pb->io, fd, p + got, len - got, (off_t)(off + got));
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
@@ -205,7 +209,7 @@ static enum ferry_err pb_sync(void *ctx, enum edge_slot slot, struct ferry_diag 
     enum ferry_err err = writer(pb, slot, &fd, d);
     if (err != FERRY_OK)
         return err;
-    if (fsync(fd) != 0)
+    if (ferry_io_fsync(pb->io, fd) != 0)
         return fail_errno(s, "fsync", errno, d);
     return FERRY_OK;
 }
@@ -215,16 +219,16 @@ static enum ferry_err pb_mark_invalid(void *ctx, enum edge_slot slot, struct fer
     struct path_backend *pb = ctx;
     struct slot *s = &pb->s[slot];
     if (s->device) {
-        close_fd(&s->wfd);
+        close_fd(pb, &s->wfd);
         return FERRY_OK;
     }
-    int fd = open(s->path, O_RDWR | O_CLOEXEC);
+    int fd = ferry_io_open(pb->io, s->path, O_RDWR, 0);
     if (fd < 0 && errno == ENOENT)
         return FERRY_OK; /* no file: nothing anyone could boot */
     if (fd < 0)
         return fail_errno(s, "open", errno, d);
-    enum ferry_err err = truncate_durably(s, fd, d);
-    close(fd);
+    enum ferry_err err = truncate_durably(pb, s, fd, d);
+    ferry_io_close(pb->io, fd);
     return err;
 }
 
@@ -242,7 +246,7 @@ static enum ferry_err pb_record_read(void *ctx, enum edge_boot_rec rec, void *bu
     uint8_t *data = NULL;
     size_t n = 0;
     join(pb, RECORD_NAMES[rec], path);
-    enum ferry_err err = ferry_read_file(path, cap, &data, &n, d);
+    enum ferry_err err = ferry_read_file_io(pb->io, path, cap, &data, &n, d);
     if (err == FERRY_E_TOO_LARGE) {
         /* No record is that long: hand back nothing, which reads as corrupt. */
         *len = 0;
@@ -262,7 +266,7 @@ static enum ferry_err pb_record_write(void *ctx, enum edge_boot_rec rec, const v
     struct path_backend *pb = ctx;
     char path[PATH_MAX];
     join(pb, RECORD_NAMES[rec], path);
-    return ferry_write_atomic(path, buf, len, 0644, d);
+    return ferry_write_atomic_io(pb->io, path, buf, len, 0644, d);
 }
 
 static const struct edge_slots_ops PATH_OPS = {
@@ -339,6 +343,7 @@ enum ferry_err inst_slots_path_new(const struct inst_slots_path_opts *o,
     if (!pb)
         return ferry_fail(d, FERRY_E_NOMEM, "slots: out of memory");
     snprintf(pb->dir, sizeof(pb->dir), "%s", o->records_dir);
+    pb->io = o->io;
     snprintf(pb->mountinfo, sizeof(pb->mountinfo), "%s", mi);
     struct stat st[2];
     enum ferry_err err = FERRY_OK;
@@ -367,8 +372,8 @@ void inst_slots_path_free(struct edge_slots_backend *b)
         return;
     struct path_backend *pb = b->ctx;
     for (int i = 0; i < 2; i++) {
-        close_fd(&pb->s[i].rfd);
-        close_fd(&pb->s[i].wfd);
+        close_fd(pb, &pb->s[i].rfd);
+        close_fd(pb, &pb->s[i].wfd);
     }
     free(pb);
 }

@@ -21,19 +21,28 @@
  * running (mounted) slot can still be re-hashed.
  *
  * Records: records_dir/boot.0, boot.1 and boot.lkg, each replaced
- * atomically (ferry_write_atomic()). */
+ * atomically (ferry_write_atomic_io()).
+ *
+ * Every open, read, write, fsync, truncate and rename of a slot or a record
+ * goes through the options' struct ferry_io (ferry_io.h; NULL: the
+ * system's), so a test cuts the power at any one of them with
+ * ferry_io_faulty.h (tests/unit/test_edge_powercut.c,
+ * test_inst_powercut.c). Only the probe at open (stat, and BLKGETSIZE64 on
+ * a device) goes to the kernel directly: it changes nothing. */
 #ifndef FERRY_INST_SLOTS_PATH_H
 #define FERRY_INST_SLOTS_PATH_H
 
 #include "edge_slots.h"
+#include "ferry_io.h"
 
 #include <stdbool.h>
 
 struct inst_slots_path_opts {
-    const char *records_dir; /* must exist */
-    const char *slot[2];     /* A and B: block devices or files */
-    uint64_t max_bytes;      /* capacity of a file slot, >= 1 */
-    const char *mountinfo;   /* NULL: INST_MOUNTINFO_PATH */
+    const char *records_dir;   /* must exist */
+    const char *slot[2];       /* A and B: block devices or files */
+    uint64_t max_bytes;        /* capacity of a file slot, >= 1 */
+    const char *mountinfo;     /* NULL: INST_MOUNTINFO_PATH */
+    const struct ferry_io *io; /* NULL: the system's; borrowed, outlives the backend */
 };
 
 /* Checks the slots: each path is a block device, a regular file or

@@ -16,7 +16,10 @@
  *       once, with its bootcmd, by the board's image or by fw_setenv -f DEFAULTS
  *       (fw_setenv alone refuses a blank environment too).
  * Both take libubootenv's lock (/var/lock/fw_printenv.lock), as
- * fw_printenv and fw_setenv do. */
+ * fw_printenv and fw_setenv do. libubootenv does its own file and flash
+ * I/O, outside ferry_io.h: the power-cut tests reach this store's writes
+ * through a store of the same contract (tests/unit/test_inst_powercut.c),
+ * and tests/integration/test_boot_uboot.sh runs the real library. */
 #ifndef FERRY_INST_UBOOT_H
 #define FERRY_INST_UBOOT_H
 

@@ -19,6 +19,9 @@
 # keeps the work folder (logs, inventory) afterwards.
 set -uo pipefail
 
+# shellcheck source=scripts/lib/ferry.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/ferry.sh"
+
 BUILD=$(cd "${1:-build}" 2>/dev/null && pwd) || {
     echo "demo: build folder '${1:-build}' not found (run 'make build' first)" >&2
     exit 1
@@ -55,25 +58,16 @@ KEEP=${FERRY_DEMO_KEEP:-0}
 
 # Stops what the demo started, by pid: SIGTERM, then SIGKILL after 5 s.
 cleanup() {
-    local pid deadline=$((SECONDS + 5))
-    trap - INT TERM EXIT
-    for pid in $WATCH "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null
-    done
-    for pid in $WATCH "${PIDS[@]}"; do
-        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
+    trap - INT TERM
+    # shellcheck disable=SC2086 # WATCH is one pid or nothing
+    ferry_stop_all 5 $WATCH "${PIDS[@]}"
     if [ "$KEEP" = 1 ]; then
         echo "demo: work folder kept: $WORK"
     else
         rm -rf "$WORK"
     fi
 }
-trap cleanup EXIT
+ferry_at_exit cleanup
 trap 'echo; echo "demo: interrupted"; exit 130' INT
 trap 'echo "demo: terminated"; exit 143' TERM
 
@@ -87,73 +81,36 @@ remaining() {
     echo $((DEADLINE - SECONDS))
 }
 
-# started NAME: records the last background job's pid.
+# started NAME: records the pid of what ferry_start_* started last.
 started() {
-    PIDS+=("$!")
-    printf '  %-15s pid %s\n' "$1" "$!"
-}
-
-free_port() {
-    python3 - "$1" <<'EOF'
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if sys.argv[1] == "udp" else socket.SOCK_STREAM)
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-EOF
+    PIDS+=("$FERRY_PID")
+    printf '  %-15s pid %s\n' "$1" "$FERRY_PID"
 }
 
 # wait_for SECS WHAT CMD...: polls CMD until it succeeds, within the demo's time.
 wait_for() {
-    local secs=$1 what=$2 until
+    local secs=$1 what=$2
     shift 2
-    until=$((SECONDS + secs))
-    ((until > DEADLINE)) && until=$DEADLINE
-    while ! "$@"; do
-        ((SECONDS < until)) || fail "timed out waiting for $what (logs in $WORK)"
-        sleep 0.2
-    done
-}
-
-tcp_open() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+    (((SECONDS + secs) > DEADLINE)) && secs=$((DEADLINE - SECONDS))
+    FERRY_POLL=0.2 ferry_wait_until "$secs" "$@" ||
+        fail "timed out waiting for $what (logs in $WORK)"
 }
 
 start_broker() {
-    local _
-    for _ in 1 2 3 4 5; do
-        MQTT_PORT=$(free_port tcp)
-        {
-            echo "listener $MQTT_PORT 127.0.0.1"
-            echo "allow_anonymous true"
-            echo "persistence false"
-            # As root, mosquitto would switch to user mosquitto, who cannot
-            # read this folder.
-            [ "$(id -u)" -eq 0 ] && echo "user root"
-            echo "log_dest stderr"
-        } >"$WORK/mosquitto.conf"
-        mosquitto -c "$WORK/mosquitto.conf" >>"$WORK/mosquitto.log" 2>&1 &
-        local pid=$! deadline=$((SECONDS + 5))
-        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
-            if tcp_open "$MQTT_PORT"; then
-                PIDS+=("$pid")
-                printf '  %-15s pid %s, 127.0.0.1:%s\n' mosquitto "$pid" "$MQTT_PORT"
-                return 0
-            fi
-            sleep 0.1
-        done
-        kill "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    fail "mosquitto would not start: $(tail -3 "$WORK/mosquitto.log")"
+    ferry_mosquitto_start "$WORK/mosquitto.conf" "$WORK/mosquitto.log" "log_dest stderr" ||
+        fail "mosquitto would not start: $(tail -3 "$WORK/mosquitto.log")"
+    MQTT_PORT=$FERRY_MOSQ_PORT
+    PIDS+=("$FERRY_MOSQ_PID")
+    printf '  %-15s pid %s, 127.0.0.1:%s\n' mosquitto "$FERRY_MOSQ_PID" "$MQTT_PORT"
 }
 
 # start_edge NODE MODEL [flags...]
 start_edge() {
     local node=$1 model=$2
     shift 2
-    "$EDGE" --gateway "coap://127.0.0.1:$COAP_PORT" --id "$node" --hw-model "$model" \
-        --state-dir "$WORK/nodes/$node" --trust "$PUB" --poll-interval 2s \
-        --request-timeout 5s --max-image-mb 16 --block-size 256 "$@" >"$WORK/nodes/$node.log" 2>&1 &
+    ferry_start_edge "$node" "coap://127.0.0.1:$COAP_PORT" "$model" "$WORK/nodes/$node" \
+        "$WORK/nodes/$node.log" --poll-interval 2s --request-timeout 5s --max-image-mb 16 \
+        --block-size 256 "$@"
     started "$node"
 }
 
@@ -178,22 +135,21 @@ echo "Ferry demo: a release rolled out on loopback to ${#NODES[@]} edge nodes"
 echo "Work folder: $WORK"
 echo
 mkdir -p "$WORK/nodes"
-"$CLOUD" keygen --out-dir "$WORK/keys" >"$WORK/keygen.out" || fail "ferry-cloud keygen failed"
-KEY=$(ls "$WORK"/keys/release-*.key)
-PUB=$(ls "$WORK"/keys/release-*.pub)
+ferry_keygen "$WORK/keys" || fail "ferry-cloud keygen failed"
+KEY=$FERRY_KEY
+PUB=$FERRY_PUB
 echo "Release-signing key $(basename "$KEY" .key) made with ferry-cloud keygen."
 echo "Starting:"
 start_broker
 BROKER="mqtt://127.0.0.1:$MQTT_PORT"
 DB="$WORK/inventory.db"
-"$CLOUD" serve --broker "$BROKER" --fleet "$FLEET" --store "$WORK/store" --db "$DB" \
-    --instance demo >"$WORK/serve.log" 2>&1 &
+STORE="$WORK/store"
+ferry_start_serve "$WORK/serve.log" --instance demo
 started "ferry-cloud"
-COAP_PORT=$(free_port udp)
+COAP_PORT=$(ferry_free_port udp)
 # Two downloads at a time: the others wait their turn (5.03 with Max-Age).
-"$GATEWAY" --broker "$BROKER" --fleet "$FLEET" --id gw-1 --cache-dir "$WORK/gw-1/cache" \
-    --state-dir "$WORK/gw-1/state" --trust "$PUB" --coap-addr 127.0.0.1 \
-    --coap-port "$COAP_PORT" --max-downloads 2 >"$WORK/gw-1.log" 2>&1 &
+ferry_start_gateway gw-1 "$WORK/gw-1" "$WORK/gw-1.log" --coap-addr 127.0.0.1 \
+    --coap-port "$COAP_PORT" --max-downloads 2
 started "ferry-gateway"
 touch "$WORK/busy"
 start_edge node-1 "$MODEL" --hw-revision B
@@ -216,7 +172,7 @@ echo
 # ---- the release ---------------------------------------------------------------------
 head -c $((IMAGE_MB * 1024 * 1024)) /dev/urandom >"$WORK/firmware-$VERSION.bin"
 echo "Publishing firmware $VERSION ($IMAGE_MB MiB) for $MODEL revision B..."
-RELEASE=$("$CLOUD" publish --broker "$BROKER" --fleet "$FLEET" --store "$WORK/store" \
+RELEASE=$("$CLOUD" publish --broker "$BROKER" --fleet "$FLEET" --store "$STORE" \
     --key "$KEY" --artifact "$WORK/firmware-$VERSION.bin" --version "$VERSION" --seq 1 \
     --hw-model "$MODEL" --hw-revision B 2>"$WORK/publish.log") ||
     fail "publish failed: $(cat "$WORK/publish.log")"

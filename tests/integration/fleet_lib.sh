@@ -31,11 +31,9 @@ declare -A NODE_GATEWAY=() # a node's --gateway when not the gateway itself
 start_gw_as() {
     local id=$1 port=$2
     shift 2
-    "$GATEWAY" --broker "$BROKER" --fleet "$FLEET" --id "$id" \
-        --cache-dir "$TEST_TMP/$id/cache" --state-dir "$TEST_TMP/$id/state" \
-        --trust "$PUB" --coap-addr 127.0.0.1 --coap-port "$port" \
-        --log-level debug "$@" >>"$TEST_TMP/$id.log" 2>&1 &
-    GW_PID=$!
+    ferry_start_gateway "$id" "$TEST_TMP/$id" "$TEST_TMP/$id.log" \
+        --coap-addr 127.0.0.1 --coap-port "$port" --log-level debug "$@"
+    GW_PID=$FERRY_PID
     kill_at_exit "$GW_PID"
 }
 
@@ -55,12 +53,12 @@ start_node() {
     fi
     local -a extra
     eval "extra=(${NODE_ARGS[$name]})"
-    "$EDGE" --gateway "${NODE_GATEWAY[$name]:-coap://127.0.0.1:$COAP_PORT}" --id "$name" \
-        --hw-model "$model" --state-dir "$NODES_DIR/$name" --trust "$PUB" \
+    ferry_start_edge "$name" "${NODE_GATEWAY[$name]:-coap://127.0.0.1:$COAP_PORT}" "$model" \
+        "$NODES_DIR/$name" "$NODES_DIR/$name.log" \
         --poll-interval 2 --request-timeout 10 --busy-retry 1 --max-image-mb 4 \
-        --log-level "${EDGE_LOG_LEVEL:-info}" "${extra[@]}" >>"$NODES_DIR/$name.log" 2>&1 &
-    NODE_PID[$name]=$!
-    kill_at_exit "$!"
+        --log-level "${EDGE_LOG_LEVEL:-info}" "${extra[@]}"
+    NODE_PID[$name]=$FERRY_PID
+    kill_at_exit "$FERRY_PID"
 }
 
 stop_node() {
@@ -204,21 +202,8 @@ release() {
 # abort, a crash on the way out, a hang past 30 s). Call it in this shell,
 # not in $(...): only this shell can wait for its children.
 stop_all() {
-    local pid rc deadline
-    STOP_BAD=
-    for pid in "$@"; do
-        kill -TERM "$pid" 2>/dev/null
-    done
-    deadline=$((SECONDS + 30))
-    for pid in "$@"; do
-        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid"
-        rc=$?
-        [ "$rc" -eq 0 ] || STOP_BAD+="$pid:$rc "
-    done
+    ferry_stop_all 30 "$@"
+    STOP_BAD=$FERRY_STOP_BAD
 }
 
 # True when no log under $TEST_TMP holds a sanitizer report.

@@ -21,13 +21,14 @@
 #   run CMD...            run and keep RUN_RC, RUN_STDOUT, RUN_STDERR (files) for inspection
 #
 # The counters live in this shell: call these from the test's top level, not
-# from a subshell or a pipeline.
+# from a subshell or a pipeline. The primitives under these names (clean-up,
+# ports, mosquitto) are scripts/lib/ferry.sh's, shared with the benchmarks
+# and the demo.
 
 set -uo pipefail
 
 FERRY_TESTS_PASSED=0
 FERRY_TESTS_FAILED=0
-FERRY_EXIT_ACTIONS=()
 
 if [ -z "${FERRY_BUILD_DIR:-}" ]; then
     FERRY_BUILD_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build"
@@ -37,31 +38,32 @@ if [ -z "${FERRY_SOURCE_DIR:-}" ]; then
 fi
 export FERRY_BUILD_DIR FERRY_SOURCE_DIR
 
+# shellcheck source=scripts/lib/ferry.sh
+source "$FERRY_SOURCE_DIR/scripts/lib/ferry.sh"
+
 TEST_TMP="$(mktemp -d "${TMPDIR:-/tmp}/ferry-it-XXXXXX")"
 RUN_STDOUT="$TEST_TMP/.run.stdout"
 RUN_STDERR="$TEST_TMP/.run.stderr"
 RUN_RC=0
 
 at_exit() {
-    FERRY_EXIT_ACTIONS+=("$*")
+    ferry_at_exit "$@"
 }
 
 kill_at_exit() {
-    at_exit "kill $1 2>/dev/null; wait $1 2>/dev/null"
+    ferry_kill_at_exit "$1"
 }
 
-ferry_cleanup() {
-    local i
-    for ((i = ${#FERRY_EXIT_ACTIONS[@]} - 1; i >= 0; i--)); do
-        eval "${FERRY_EXIT_ACTIONS[$i]}" || true
-    done
+# The first action registered runs last: TEST_TMP goes after everything
+# that used it has stopped.
+remove_test_tmp() {
     if [ "${FERRY_KEEP_TMP:-0}" = 1 ]; then
         echo "kept $TEST_TMP" >&2
     else
         rm -rf "$TEST_TMP"
     fi
 }
-trap ferry_cleanup EXIT
+at_exit remove_test_tmp
 trap 'exit 130' INT TERM
 
 # Stops the whole test: for broken preconditions, not for test failures.
@@ -82,97 +84,28 @@ ferry_bin() {
 }
 
 free_port() {
-    local proto=${1:-tcp}
-    python3 - "$proto" <<'EOF'
-import socket, sys
-kind = socket.SOCK_DGRAM if sys.argv[1] == "udp" else socket.SOCK_STREAM
-s = socket.socket(socket.AF_INET, kind)
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-EOF
+    ferry_free_port "${1:-tcp}"
 }
 
 # Succeeds once a TCP connect to 127.0.0.1:PORT works; fails after SECS.
 wait_tcp() {
-    local port=$1 secs=${2:-10} deadline
-    deadline=$((SECONDS + secs))
-    while ((SECONDS < deadline)); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    return 1
-}
-
-# True if one of the extra config lines sets the directive $1.
-_mosq_overrides() {
-    local key=$1 line
-    shift
-    for line in "$@"; do
-        [[ "$line" =~ ^[[:space:]]*"$key"[[:space:]] ]] && return 0
-    done
-    return 1
-}
-
-_mosq_write_conf() {
-    local port=$1
-    shift
-    {
-        echo "listener $port 127.0.0.1"
-        _mosq_overrides allow_anonymous "$@" || echo "allow_anonymous true"
-        _mosq_overrides user "$@" || echo "user root"
-        _mosq_overrides persistence "$@" || echo "persistence false"
-        echo "log_dest stderr"
-        echo "log_type all"
-        local line
-        for line in "$@"; do
-            echo "$line"
-        done
-    } >"$MOSQ_CONF"
+    FERRY_POLL=0.1 ferry_wait_until "${2:-10}" ferry_tcp_open "$1"
 }
 
 # Starts mosquitto on a free port with a generated config; extra arguments
 # are config lines appended after the listener line (so per-listener TLS
 # settings apply to it). Retries on a port collision.
 start_mosquitto() {
-    local attempt
     MOSQ_DIR="$(mktemp -d "$TEST_TMP/mosquitto-XXXX")"
     MOSQ_CONF="$MOSQ_DIR/mosquitto.conf"
     MOSQ_LOG="$MOSQ_DIR/mosquitto.log"
-    for attempt in 1 2 3 4 5; do
-        MOSQ_PORT=$(free_port tcp) || die "no free port"
-        _mosq_write_conf "$MOSQ_PORT" "$@"
-        if _mosq_launch; then
-            return 0
-        fi
-        echo "mosquitto did not start on port $MOSQ_PORT (attempt $attempt)" >&2
-    done
-    cat "$MOSQ_LOG" >&2
-    die "mosquitto would not start; config: $MOSQ_CONF"
-}
-
-_mosq_launch() {
-    mosquitto -c "$MOSQ_CONF" >>"$MOSQ_LOG" 2>&1 &
-    MOSQ_PID=$!
-    local deadline=$((SECONDS + 10))
-    while ((SECONDS < deadline)); do
-        if ! kill -0 "$MOSQ_PID" 2>/dev/null; then
-            wait "$MOSQ_PID" 2>/dev/null
-            return 1
-        fi
-        # The port must be ours: a connect alone may reach whoever won a
-        # collision on it.
-        if ss -Hltnp "sport = :$MOSQ_PORT" 2>/dev/null | grep -q "pid=$MOSQ_PID," &&
-            (exec 3<>"/dev/tcp/127.0.0.1/$MOSQ_PORT") 2>/dev/null; then
-            kill_at_exit "$MOSQ_PID"
-            return 0
-        fi
-        sleep 0.1
-    done
-    kill "$MOSQ_PID" 2>/dev/null
-    wait "$MOSQ_PID" 2>/dev/null
-    return 1
+    if ! ferry_mosquitto_start "$MOSQ_CONF" "$MOSQ_LOG" "log_dest stderr" "log_type all" "$@"; then
+        cat "$MOSQ_LOG" >&2
+        die "mosquitto would not start; config: $MOSQ_CONF"
+    fi
+    MOSQ_PORT=$FERRY_MOSQ_PORT
+    MOSQ_PID=$FERRY_MOSQ_PID
+    kill_at_exit "$MOSQ_PID"
 }
 
 stop_mosquitto() {
@@ -186,7 +119,11 @@ restart_mosquitto() {
     stop_mosquitto
     local attempt
     for attempt in 1 2 3 4 5 6 7 8 9 10; do
-        _mosq_launch && return 0
+        if ferry_mosquitto_launch "$MOSQ_CONF" "$MOSQ_LOG" "$MOSQ_PORT"; then
+            MOSQ_PID=$FERRY_MOSQ_PID
+            kill_at_exit "$MOSQ_PID"
+            return 0
+        fi
         sleep 0.5
     done
     die "mosquitto would not restart on port $MOSQ_PORT"

@@ -1,7 +1,9 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # DB and PUB are for the tests and scripts/lib/ferry.sh to read
 # Shared set-up for the cloud -> gateway relay tests: a fleet "f1", a signing
 # key, and helpers to start `ferry-cloud serve` and `ferry-gateway` against the
-# broker lib.sh started. Source after lib.sh and start_mosquitto.
+# broker lib.sh started (on scripts/lib/ferry.sh's primitives). Source after
+# lib.sh and start_mosquitto.
 
 CLOUD=$(ferry_bin ferry-cloud)
 GATEWAY=$(ferry_bin ferry-gateway)
@@ -18,31 +20,24 @@ fi
 BROKER=${BROKER:-mqtt://127.0.0.1:$MOSQ_PORT}
 CHUNK=${CHUNK:-65536}
 
-"$CLOUD" keygen --out-dir "$TEST_TMP/keys" >/dev/null || die "keygen failed"
-KEY=$(ls "$TEST_TMP"/keys/release-*.key)
-PUB=$(ls "$TEST_TMP"/keys/release-*.pub)
+ferry_keygen "$TEST_TMP/keys" || die "keygen failed"
+KEY=$FERRY_KEY
+PUB=$FERRY_PUB
 
 # wait_until SECS CMD...: polls CMD every 50 ms; fails after SECS.
 wait_until() {
-    local secs=$1 deadline
-    shift
-    deadline=$((SECONDS + secs))
-    while ((SECONDS < deadline)); do
-        "$@" && return 0
-        sleep 0.05
-    done
-    return 1
+    FERRY_POLL=0.05 FERRY_WAIT_PID='' ferry_wait_until "$@"
 }
 
 # log_lines FILE: how many lines FILE holds now (0 if it does not exist yet).
 log_lines() {
-    if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi
+    ferry_log_lines "$1"
 }
 
 # wait_log SECS FILE FROM PATTERN: waits until a line of FILE after line FROM
 # matches PATTERN (the logs are appended to across restarts).
 wait_log() {
-    wait_until "$1" bash -c "tail -n +\$(($3 + 1)) '$2' 2>/dev/null | grep -q -- '$4'"
+    wait_until "$1" ferry_log_has "$2" "$3" "$4"
 }
 
 # start_serve NAME [extra flags...]: sets SERVE_PID (log in $TEST_TMP/serve-NAME.log).
@@ -52,9 +47,8 @@ start_serve() {
     shift
     SERVE_LOG="$TEST_TMP/serve-$name.log"
     SERVE_LOG_FROM=$(log_lines "$SERVE_LOG")
-    "$CLOUD" serve --broker "$BROKER" --fleet "$FLEET" --store "$STORE" --db "$DB" \
-        --log-level debug "$@" >>"$TEST_TMP/serve-$name.log" 2>&1 &
-    SERVE_PID=$!
+    ferry_start_serve "$SERVE_LOG" --log-level debug "$@"
+    SERVE_PID=$FERRY_PID
     kill_at_exit "$SERVE_PID"
 }
 
@@ -69,11 +63,9 @@ start_gateway() {
     shift
     GW_LOG="$TEST_TMP/$id.log"
     GW_LOG_FROM=$(log_lines "$GW_LOG")
-    "$GATEWAY" --broker "$BROKER" --fleet "$FLEET" --id "$id" \
-        --cache-dir "$TEST_TMP/$id/cache" --state-dir "$TEST_TMP/$id/state" \
-        --trust "$PUB" --coap-port "${COAP_PORT:-$(free_port udp)}" --chunk-size "$CHUNK" \
-        --log-level debug "$@" >>"$TEST_TMP/$id.log" 2>&1 &
-    GW_PID=$!
+    ferry_start_gateway "$id" "$TEST_TMP/$id" "$GW_LOG" \
+        --coap-port "${COAP_PORT:-$(free_port udp)}" --chunk-size "$CHUNK" --log-level debug "$@"
+    GW_PID=$FERRY_PID
     kill_at_exit "$GW_PID"
 }
 

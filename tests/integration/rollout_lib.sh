@@ -27,14 +27,12 @@ rollout_get() {
         python3 -c 'import json, sys; r = json.load(sys.stdin); print(eval(sys.argv[1]))' "$2"
 }
 
+rollout_is() {
+    [ "$(rollout_get "$1" "$2" 2>/dev/null)" = True ]
+}
+
 wait_rollout() {
-    local secs=$1 id=$2 expr=$3 deadline
-    deadline=$((SECONDS + secs))
-    while ((SECONDS < deadline)); do
-        [ "$(rollout_get "$id" "$expr" 2>/dev/null)" = True ] && return 0
-        sleep 0.5
-    done
-    return 1
+    FERRY_POLL=0.5 FERRY_WAIT_PID='' ferry_wait_until "$1" rollout_is "$2" "$3"
 }
 
 fetchers() {
@@ -53,13 +51,12 @@ except sqlite3.Error:
 ' "$DB"
 }
 
+described_at_least() {
+    (($(described_count) >= $1))
+}
+
 described() {
-    local want=$1 deadline=$((SECONDS + ${2:-60}))
-    while ((SECONDS < deadline)); do
-        (($(described_count) >= want)) && return 0
-        sleep 0.5
-    done
-    return 1
+    FERRY_POLL=0.5 FERRY_WAIT_PID='' ferry_wait_until "${2:-60}" described_at_least "$1"
 }
 
 # The log actions of a rollout, in order, space-separated.

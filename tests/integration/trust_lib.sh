@@ -13,10 +13,9 @@
 #                         writes a root document signed by each SIGNER (.key)
 
 new_key() {
-    local dir="$TEST_TMP/keys-$1"
-    "$CLOUD" keygen --out-dir "$dir" --role "$2" >/dev/null || die "keygen $1 failed"
-    NEW_KEY=$(ls "$dir"/"$2"-*.key)
-    NEW_PUB=$(ls "$dir"/"$2"-*.pub)
+    ferry_keygen "$TEST_TMP/keys-$1" "$2" || die "keygen $1 failed"
+    NEW_KEY=$FERRY_KEY
+    NEW_PUB=$FERRY_PUB
 }
 
 make_root() {

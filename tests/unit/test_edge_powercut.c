@@ -1,12 +1,19 @@
-/* Power cuts at every mutating storage operation of an update, the way
- * MCUboot's simulator does it: run the update on a fault-injecting backend
- * that dies at operation k, restart from what storage holds, boot, and check
- * that the node boots a complete image (old or new, never neither) and that
- * the anti-rollback counter never passed a confirmed image. */
+/* Power cuts at every storage call of an update, the way MCUboot's
+ * simulator does it: run the update on the file backend through the
+ * fault-injecting driver (ferry_io_faulty.h), stop it at call k (a power
+ * cut, or a torn one that half-writes what was not synced) or fail call k
+ * (every kind, reads included, then a power cut after the run), restart
+ * from what the disk holds, boot, and check that the node boots a complete
+ * image (old or new, never neither), that the state vouches only for whole
+ * slots and that the anti-rollback counter never passed a confirmed image.
+ * Records are replaced atomically (the file backend) or rewritten in place
+ * (slots_inplace.h), where a torn cut tears them. */
 #include "cunit_main.h"
 
 #include "edge_slots.h"
 #include "ferry_fs.h"
+#include "ferry_io_faulty.h"
+#include "slots_inplace.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -153,7 +160,7 @@ static void copy_file(const char *from_dir, const char *to_dir, const char *name
     free(data);
 }
 
-/* Plain copies, no fsync: the simulated power cut is the faulty backend's,
+/* Plain copies, no fsync: the simulated power cut is the faulty driver's,
  * not the kernel's, so the page cache is the "disk" here. */
 static void reset_device(const struct world *w)
 {
@@ -245,47 +252,100 @@ static void check_restart(const struct world *w, enum scenario sc, uint64_t k, s
     edge_slots_file_free(be);
 }
 
-/* Runs the scenario with a cut at operation k (UINT64_MAX: no cut) and
- * returns how many operations it counted. */
-static uint64_t run_with_cut(const struct world *w, enum scenario sc, unsigned flags, uint64_t k)
+/* How call k goes wrong. */
+enum fault {
+    CUT_POWER,      /* the power fails at call k */
+    CUT_POWER_TORN, /* the same, unsynced writes half done */
+    FAIL_CALL,      /* call k fails (EIO), the program goes on; power fails after the run */
+};
+static const char *const FAULT_NAMES[] = {"power cut", "torn power cut", "failed call"};
+static const enum ferry_io_stop STOP_OF[] = {FERRY_IO_POWER, FERRY_IO_POWER_TORN, FERRY_IO_POWER};
+#define NO_FAULT UINT64_MAX
+
+/* Calls of every kind so far: what FAIL_CALL numbers. */
+static uint64_t all_calls(const struct ferry_io_faulty *f)
 {
-    struct edge_slots_backend *file = NULL;
-    struct edge_slots_faulty *f = NULL;
-    reset_device(w);
-    CU_ASSERT_EQUAL_FATAL(edge_slots_file_new(w->dir, CAPACITY, &file, NULL), FERRY_OK);
-    CU_ASSERT_EQUAL_FATAL(edge_slots_faulty_new(file, k, flags, &f, NULL), FERRY_OK);
-    enum ferry_err err = run(sc, edge_slots_faulty_backend(f), &w->new_img);
-    /* Only the cut may stop the run. */
-    CU_ASSERT_EQUAL(err == FERRY_OK, !edge_slots_faulty_is_cut(f));
-    if (err != FERRY_OK)
-        CU_ASSERT_EQUAL(err, FERRY_E_IO);
-    uint64_t ops = edge_slots_faulty_ops(f);
-    edge_slots_faulty_free(f);
-    edge_slots_file_free(file);
-    return ops;
+    uint64_t n = 0;
+    for (int k = 0; k < FERRY_IO_CALL__COUNT; k++)
+        n += ferry_io_faulty_count(f, (enum ferry_io_call)k);
+    return n;
 }
+
+/* Runs the scenario with call k faulty (NO_FAULT: none), then cuts the
+ * power, and returns how many calls it numbered. */
+static uint64_t run_with_fault(const struct world *w, enum scenario sc, enum fault fault,
+                               bool in_place, uint64_t k)
+{
+    struct ferry_io_faulty *f = NULL;
+    struct edge_slots_backend *file = NULL;
+    struct slots_inplace ip;
+    reset_device(w);
+    CU_ASSERT_EQUAL_FATAL(ferry_io_faulty_new(&f, NULL), FERRY_OK);
+    const struct ferry_io *io = ferry_io_faulty_io(f);
+    if (fault == FAIL_CALL) {
+        struct ferry_io_fail rule = {.after = k, .count = 1, .error = EIO};
+        if (k != NO_FAULT)
+            ferry_io_faulty_fail(f, &rule);
+    } else {
+        ferry_io_faulty_stop_at(f, k == NO_FAULT ? FERRY_IO_NO_STOP : k, STOP_OF[fault]);
+    }
+    CU_ASSERT_EQUAL_FATAL(edge_slots_file_new_io(io, w->dir, CAPACITY, &file, NULL), FERRY_OK);
+    const struct edge_slots_backend *be = file;
+    if (in_place) {
+        slots_inplace_init(&ip, file, io, w->dir);
+        be = &ip.be;
+    }
+    enum ferry_err err = run(sc, be, &w->new_img);
+    if (fault != FAIL_CALL) {
+        /* Only the cut may stop the run. */
+        CU_ASSERT_EQUAL(err == FERRY_OK, !ferry_io_faulty_stopped(f));
+        if (err != FERRY_OK)
+            CU_ASSERT_EQUAL(err, FERRY_E_IO);
+    }
+    uint64_t calls = fault == FAIL_CALL ? all_calls(f) : ferry_io_faulty_calls(f);
+    ferry_io_faulty_stop(f, STOP_OF[fault]);
+    edge_slots_file_free(file);
+    ferry_io_faulty_free(f);
+    return calls;
+}
+
+/* The rounds each scenario runs. A torn cut of an atomic record write is
+ * a plain cut (its bytes are synced before the rename), so torn cuts run on
+ * records written in place. */
+static const struct {
+    enum fault fault;
+    bool in_place;
+} ROUNDS[] = {
+    {CUT_POWER, false},
+    {CUT_POWER, true},
+    {CUT_POWER_TORN, true},
+    {FAIL_CALL, false},
+};
 
 static void cut_everywhere(enum scenario sc)
 {
     struct world w;
     make_template(&w, sc);
-    for (unsigned flags = 0; flags <= EDGE_FAULTY_TEAR_RECORDS; flags += EDGE_FAULTY_TEAR_RECORDS) {
-        uint64_t total = run_with_cut(&w, sc, flags, UINT64_MAX);
+    for (size_t round = 0; round < sizeof(ROUNDS) / sizeof(ROUNDS[0]); round++) {
+        enum fault fault = ROUNDS[round].fault;
+        bool in_place = ROUNDS[round].in_place;
+        uint64_t total = run_with_fault(&w, sc, fault, in_place, NO_FAULT);
         /* begin 2, one write per block, finish's sync and record, trial, boot. */
         CU_ASSERT_TRUE(total >= IMG_SIZE / BLOCK + 6);
         struct tally t = {0, 0, 0};
         for (uint64_t k = 0; k <= total; k++) {
-            uint64_t ops = run_with_cut(&w, sc, flags, k);
-            CU_ASSERT_EQUAL(ops, k < total ? k + 1 : total);
+            uint64_t calls = run_with_fault(&w, sc, fault, in_place, k < total ? k : NO_FAULT);
+            if (fault != FAIL_CALL)
+                CU_ASSERT_EQUAL(calls, k < total ? k + 1 : total);
             check_restart(&w, sc, k, &t);
             t.cuts++;
         }
         CU_ASSERT_EQUAL(t.cuts, total + 1);
         CU_ASSERT_TRUE(t.booted_old > 0);
         CU_ASSERT_TRUE(t.booted_new > 0);
-        printf("\n    %s, records %s: %u cut points covered (0..%llu), booted old %u, new %u ",
-               SCENARIO_NAMES[sc], flags ? "torn" : "atomic", t.cuts, (unsigned long long)total,
-               t.booted_old, t.booted_new);
+        printf("\n    %s, %s, records %s: %u faults (0..%llu), booted old %u, new %u ",
+               SCENARIO_NAMES[sc], FAULT_NAMES[fault], in_place ? "in place" : "atomic", t.cuts,
+               (unsigned long long)total, t.booted_old, t.booted_new);
     }
 }
 

@@ -2,6 +2,7 @@
 
 #include "edge_slots.h"
 #include "ferry_fs.h"
+#include "ferry_io_faulty.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -439,75 +440,105 @@ static void file_backend_refuses_bad_arguments(void)
     CU_ASSERT_EQUAL(edge_slots_file_new(ferry_test_tmpdir(), 0, &be, &d), FERRY_E_INVALID_ARG);
     CU_ASSERT_PTR_NULL(be);
     edge_slots_file_free(NULL);
-    edge_slots_faulty_free(NULL);
 }
 
-static void faulty_backend_loses_unsynced_data_at_the_cut(void)
+/* The file backend through the fault-injecting driver: a power cut loses
+ * the blocks written since the slot's last sync, keeps the synced ones, and
+ * the program is dead from the cut on. */
+static void file_backend_loses_unsynced_blocks_at_a_power_cut(void)
 {
     struct fixture fx;
     setup(&fx);
-    struct edge_slots_faulty *f = NULL;
-    /* begin: mark_invalid (0), open_write (1); blocks 0..2 (2..4); sync (5);
-     * block 3 (6); block 4 (7) is where the power fails. */
-    CU_ASSERT_EQUAL_FATAL(edge_slots_faulty_new(fx.be, 7, 0, &f, NULL), FERRY_OK);
-    struct edge_slots *s = NULL;
-    CU_ASSERT_EQUAL_FATAL(edge_slots_open(edge_slots_faulty_backend(f), &s, NULL), FERRY_OK);
+    teardown(&fx);
+    struct ferry_io_faulty *f = NULL;
+    CU_ASSERT_EQUAL_FATAL(ferry_io_faulty_new(&f, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        edge_slots_file_new_io(ferry_io_faulty_io(f), fx.dir, CAPACITY, &fx.be, NULL), FERRY_OK);
+    fx.s = NULL;
+    reopen(&fx);
     struct edge_image b = describe(SEED_B, IMG_SIZE, SEQ_B);
-    CU_ASSERT_EQUAL_FATAL(edge_slots_begin(s, &b, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(edge_slots_begin(fx.s, &b, NULL), FERRY_OK);
     for (size_t i = 0; i < 3; i++)
-        CU_ASSERT_EQUAL(write_block(s, SEED_B, i), FERRY_OK);
-    const struct edge_slots_backend *fb = edge_slots_faulty_backend(f);
-    CU_ASSERT_EQUAL(fb->ops->sync(fb->ctx, EDGE_SLOT_B, NULL), FERRY_OK);
-    CU_ASSERT_EQUAL(write_block(s, SEED_B, 3), FERRY_OK);
-    CU_ASSERT_FALSE(edge_slots_faulty_is_cut(f));
+        CU_ASSERT_EQUAL(write_block(fx.s, SEED_B, i), FERRY_OK);
+    CU_ASSERT_EQUAL(edge_slots_sync(fx.s, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL(write_block(fx.s, SEED_B, 3), FERRY_OK);
+    /* Block 4's write is where the power fails. */
+    ferry_io_faulty_stop_at(f, ferry_io_faulty_calls(f), FERRY_IO_POWER);
     struct ferry_diag d = {{0}};
-    CU_ASSERT_EQUAL(write_block(s, SEED_B, 4), FERRY_E_IO);
-    CU_ASSERT_TRUE(edge_slots_faulty_is_cut(f));
-    CU_ASSERT_EQUAL(edge_slots_finish(s, &d), FERRY_E_IO);
-    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "power cut"));
-    CU_ASSERT_EQUAL(edge_slots_faulty_ops(f), 8); /* counting stops at the cut */
-    edge_slots_free(s);
-    edge_slots_faulty_free(f);
+    CU_ASSERT_EQUAL(write_block(fx.s, SEED_B, 4), FERRY_E_IO);
+    CU_ASSERT_TRUE(ferry_io_faulty_stopped(f));
+    CU_ASSERT_EQUAL(edge_slots_finish(fx.s, &d), FERRY_E_IO);
+    teardown(&fx);
+    ferry_io_faulty_free(f);
 
     /* Synced blocks survive; block 3 (unsynced) and block 4 (in flight) do not. */
+    CU_ASSERT_EQUAL_FATAL(edge_slots_file_new(fx.dir, CAPACITY, &fx.be, NULL), FERRY_OK);
+    fx.s = NULL;
+    reopen(&fx);
+    CU_ASSERT_FALSE(edge_slots_state(fx.s)->slot[EDGE_SLOT_B].valid);
     uint8_t got[BLOCK], want[BLOCK];
-    for (size_t i = 0; i < 5; i++) {
+    for (size_t i = 0; i < 3; i++) {
         CU_ASSERT_EQUAL_FATAL(
             fx.be->ops->read(fx.be->ctx, EDGE_SLOT_B, i * BLOCK, got, BLOCK, NULL), FERRY_OK);
         image_block(SEED_B, i * BLOCK, want, BLOCK);
-        CU_ASSERT_EQUAL(memcmp(got, want, BLOCK) == 0, i < 3);
+        CU_ASSERT_EQUAL(memcmp(got, want, BLOCK), 0);
     }
+    CU_ASSERT_EQUAL(fx.be->ops->read(fx.be->ctx, EDGE_SLOT_B, 3 * BLOCK, got, 1, NULL),
+                    FERRY_E_SIZE_MISMATCH);
     teardown(&fx);
 }
 
-static void faulty_backend_tears_a_record_only_when_asked(void)
+/* Each record is replaced atomically: a power cut, torn or not, at any
+ * call of its write leaves the old record or the new one, whole. */
+static void file_backend_records_are_old_or_new_after_any_cut(void)
 {
-    for (unsigned flags = 0; flags <= EDGE_FAULTY_TEAR_RECORDS; flags += EDGE_FAULTY_TEAR_RECORDS) {
-        struct fixture fx;
-        setup(&fx);
-        struct edge_slots_faulty *f = NULL;
-        CU_ASSERT_EQUAL_FATAL(edge_slots_faulty_new(fx.be, 0, flags, &f, NULL), FERRY_OK);
-        const struct edge_slots_backend *fb = edge_slots_faulty_backend(f);
-        uint8_t rec[16] = {0};
-        uint8_t before[EDGE_BOOT_REC_MAX], after[EDGE_BOOT_REC_MAX];
-        size_t lb = 0, la = 0;
-        CU_ASSERT_EQUAL(
-            fx.be->ops->record_read(fx.be->ctx, EDGE_REC_COPY1, before, sizeof(before), &lb, NULL),
-            FERRY_OK);
-        CU_ASSERT_EQUAL(fb->ops->record_write(fb->ctx, EDGE_REC_COPY1, rec, sizeof(rec), NULL),
-                        FERRY_E_IO);
-        CU_ASSERT_EQUAL(fb->ops->read(fb->ctx, EDGE_SLOT_A, 0, rec, 1, NULL), FERRY_E_IO);
-        CU_ASSERT_EQUAL(
-            fx.be->ops->record_read(fx.be->ctx, EDGE_REC_COPY1, after, sizeof(after), &la, NULL),
-            FERRY_OK);
-        bool unchanged = la == lb && memcmp(before, after, la) == 0;
-        CU_ASSERT_EQUAL(unchanged, flags == 0);
-        edge_slots_faulty_free(f);
-        teardown(&fx);
+    struct fixture fx;
+    setup(&fx);
+    uint8_t before[EDGE_BOOT_REC_MAX], after[EDGE_BOOT_REC_MAX], rec[64];
+    size_t lb = 0;
+    CU_ASSERT_EQUAL_FATAL(
+        fx.be->ops->record_read(fx.be->ctx, EDGE_REC_COPY1, before, sizeof(before), &lb, NULL),
+        FERRY_OK);
+    for (size_t i = 0; i < sizeof(rec); i++)
+        rec[i] = (uint8_t)(0xA0 + i);
+    teardown(&fx);
+    for (int how = FERRY_IO_POWER; how <= FERRY_IO_POWER_TORN; how++) {
+        unsigned olds = 0, news = 0;
+        for (uint64_t k = 0;; k++) {
+            struct ferry_io_faulty *f = NULL;
+            struct edge_slots_backend *be = NULL;
+            CU_ASSERT_EQUAL_FATAL(ferry_io_faulty_new(&f, NULL), FERRY_OK);
+            ferry_io_faulty_stop_at(f, k, (enum ferry_io_stop)how);
+            CU_ASSERT_EQUAL_FATAL(
+                edge_slots_file_new_io(ferry_io_faulty_io(f), fx.dir, CAPACITY, &be, NULL),
+                FERRY_OK);
+            enum ferry_err err =
+                be->ops->record_write(be->ctx, EDGE_REC_COPY1, rec, sizeof(rec), NULL);
+            bool stopped = ferry_io_faulty_stopped(f);
+            CU_ASSERT_EQUAL(err == FERRY_OK, !stopped);
+            ferry_io_faulty_stop(f, (enum ferry_io_stop)how);
+            edge_slots_file_free(be);
+            ferry_io_faulty_free(f);
+            CU_ASSERT_EQUAL_FATAL(edge_slots_file_new(fx.dir, CAPACITY, &be, NULL), FERRY_OK);
+            size_t la = 0;
+            CU_ASSERT_EQUAL(
+                be->ops->record_read(be->ctx, EDGE_REC_COPY1, after, sizeof(after), &la, NULL),
+                FERRY_OK);
+            bool is_old = la == lb && memcmp(after, before, lb) == 0;
+            bool is_new = la == sizeof(rec) && memcmp(after, rec, la) == 0;
+            CU_ASSERT_TRUE(is_old || is_new);
+            olds += is_old;
+            news += is_new;
+            /* Back to the old record for the next cut. */
+            CU_ASSERT_EQUAL(be->ops->record_write(be->ctx, EDGE_REC_COPY1, before, lb, NULL),
+                            FERRY_OK);
+            edge_slots_file_free(be);
+            if (!stopped)
+                break;
+        }
+        CU_ASSERT_TRUE(olds >= 3); /* the temporary file's open, write and fsync at least */
+        CU_ASSERT_TRUE(news >= 1);
     }
-    struct edge_slots_faulty *f = NULL;
-    struct edge_slots_backend dummy = {NULL, NULL};
-    CU_ASSERT_EQUAL(edge_slots_faulty_new(&dummy, 0, 0x8, &f, NULL), FERRY_E_INVALID_ARG);
 }
 
 const char *const ferry_suite_name = "edge_slots";
@@ -532,9 +563,9 @@ const struct ferry_test_case ferry_tests[] = {
      empty_folder_is_a_factory_state_until_adopted},
     {"verify_catches_a_changed_image", verify_catches_a_changed_image},
     {"file_backend_refuses_bad_arguments", file_backend_refuses_bad_arguments},
-    {"faulty_backend_loses_unsynced_data_at_the_cut",
-     faulty_backend_loses_unsynced_data_at_the_cut},
-    {"faulty_backend_tears_a_record_only_when_asked",
-     faulty_backend_tears_a_record_only_when_asked},
+    {"file_backend_loses_unsynced_blocks_at_a_power_cut",
+     file_backend_loses_unsynced_blocks_at_a_power_cut},
+    {"file_backend_records_are_old_or_new_after_any_cut",
+     file_backend_records_are_old_or_new_after_any_cut},
     {NULL, NULL},
 };
