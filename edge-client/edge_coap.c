@@ -22,10 +22,15 @@
 
 #define TOKEN_MAX        8
 #define BLOCK_PREFIX_LEN 4 /* + 4 bytes of request id: an 8-byte token */
-#define MAX_SZX          FERRY_COAPGLUE_SZX_MAX
-#define PATH_MAX_LEN     (sizeof(FERRY_COAP_ARTIFACT) + FERRY_SHA256_HEX_LEN + 2)
-#define MAX_RETRANSMIT   3
-#define POLL_JITTER_PCT  20
+/* Tokens of the other requests: shorter than a block's, so never taken for
+ * one, and counted here rather than by libcoap, whose count starts over
+ * with every session (rehandshake()): a new session's first token would
+ * be the manifest observation's. */
+#define REQUEST_TOKEN_LEN 6
+#define MAX_SZX           FERRY_COAPGLUE_SZX_MAX
+#define PATH_MAX_LEN      (sizeof(FERRY_COAP_ARTIFACT) + FERRY_SHA256_HEX_LEN + 2)
+#define MAX_RETRANSMIT    3
+#define POLL_JITTER_PCT   20
 /* After a 2.05 without Observe (the gateway did not register us), ask again
  * this soon rather than at the next poll. */
 #define REOBSERVE_MS 1000
@@ -66,6 +71,18 @@ struct meta_xfer {
 struct edge_coap {
     struct ferry_loop *loop;
     struct edge_coap_hooks hooks;
+    /* What a new session needs (edge_coap.h, "Silence"). */
+    char *uri;
+    uint8_t psk[EDGE_COAP_PSK_MAX];
+    size_t psk_len;
+    uint64_t ack_ms;
+    uint64_t silence_ms;
+    /* When the first request since the last datagram from the gateway
+     * went out; 0 while nothing is unanswered. */
+    uint64_t quiet_since;
+    uint64_t silence_timer;
+    unsigned sessions_opened;
+    uint64_t next_token;                     /* REQUEST_TOKEN_LEN bytes of it make a token */
     char (*mquery)[FERRY_NODEINFO_ITEM_MAX]; /* manifest Uri-Query items */
     size_t nmquery;
     char manifest_path[sizeof(FERRY_COAP_MANIFEST) + FERRY_ID_MAX + 2];
@@ -162,6 +179,31 @@ static void forget(struct edge_coap *c, struct request *r)
     r->out = false;
 }
 
+/* ---- silence: a new session when the gateway stops answering ---------------- */
+
+static void silence_check(void *arg);
+
+static void arm_silence(struct edge_coap *c, uint64_t ms)
+{
+    if (!c->silence_timer)
+        c->silence_timer = ferry_loop_timer(c->loop, ms, silence_check, c);
+}
+
+/* A request went out: the silence clock starts unless it already runs. */
+static void note_sent(struct edge_coap *c)
+{
+    if (c->quiet_since)
+        return;
+    c->quiet_since = ferry_now_ms();
+    arm_silence(c, c->silence_ms);
+}
+
+/* A datagram of the current session came back: nothing is unanswered. */
+static void note_heard(struct edge_coap *c)
+{
+    c->quiet_since = 0;
+}
+
 /* A new request of `type` with the given token, Uri-Path from path
  * ("a/b/c"), and the node's Uri-Query when `named`. */
 static coap_pdu_t *new_pdu(struct edge_coap *c, coap_pdu_type_t type, coap_pdu_code_t code,
@@ -192,8 +234,10 @@ fail:
 static coap_pdu_t *new_request(struct edge_coap *c, struct request *r, coap_pdu_code_t code,
                                const char *path, bool fresh_token, bool named)
 {
-    if (fresh_token || r->token_len == 0)
-        coap_session_new_token(c->session, &r->token_len, r->token);
+    if (fresh_token || r->token_len == 0) {
+        r->token_len = REQUEST_TOKEN_LEN;
+        ferry_put_le_n(r->token, c->next_token++, REQUEST_TOKEN_LEN);
+    }
     return new_pdu(c, COAP_MESSAGE_CON, code, r->token, r->token_len, path, named);
 }
 
@@ -227,6 +271,7 @@ static enum ferry_err send_request(struct edge_coap *c, struct request *r, coap_
     coap_mid_t mid = coap_send(c->session, pdu);
     if (mid == COAP_INVALID_MID)
         return ferry_fail(d, FERRY_E_IO, "coap: sending to the gateway failed");
+    note_sent(c);
     r->out = true;
     r->mid = mid;
     if (deadline)
@@ -283,6 +328,7 @@ enum ferry_err edge_coap_get_block(struct edge_coap *c, const uint8_t sha256[FER
     }
     if (coap_send(c->session, pdu) == COAP_INVALID_MID)
         return ferry_fail(d, FERRY_E_IO, "coap: sending the block request to the gateway failed");
+    note_sent(c);
     return FERRY_OK;
 }
 
@@ -626,6 +672,8 @@ static coap_response_t on_response(coap_session_t *session, const coap_pdu_t *se
     struct edge_coap *c = coap_get_app_data(coap_session_get_context(session));
     coap_bin_const_t tok = coap_pdu_get_token(received);
     uint32_t req = 0;
+    if (session == c->session)
+        note_heard(c);
     struct edge_coap_answer a;
     decode_answer(received, &a);
     if (token_is(&c->observe, tok)) {
@@ -661,6 +709,8 @@ static void on_nack(coap_session_t *session, const coap_pdu_t *sent,
     struct edge_coap *c = coap_get_app_data(coap_session_get_context(session));
     struct edge_coap_answer none = {0};
     LOG_DEBUG("coap: message %d undelivered (reason %d)", (int)mid, (int)reason);
+    if (session != c->session)
+        return; /* a session given up (rehandshake()): its message ids mean nothing now */
     if (c->status.out && c->status.mid == mid)
         deliver_status(c, &none);
     else if (c->config.out && c->config.mid == mid)
@@ -696,14 +746,16 @@ static enum ferry_err resolve(const coap_uri_t *uri, coap_address_t *dst, struct
     return FERRY_OK;
 }
 
-static enum ferry_err open_session(struct edge_coap *c, const struct edge_coap_opts *o,
-                                   struct ferry_diag *d)
+/* Opens c->session to c->uri: a new socket, so a new source port, and over
+ * DTLS a new handshake with the node's identity and key. The name is
+ * resolved again each time (a gateway in the cloud may move). */
+static enum ferry_err open_session(struct edge_coap *c, struct ferry_diag *d)
 {
     coap_uri_t uri;
-    if (!o->uri || coap_split_uri((const uint8_t *)o->uri, strlen(o->uri), &uri) < 0 ||
+    if (coap_split_uri((const uint8_t *)c->uri, strlen(c->uri), &uri) < 0 ||
         (uri.scheme != COAP_URI_SCHEME_COAP && uri.scheme != COAP_URI_SCHEME_COAPS))
         return ferry_fail(d, FERRY_E_INVALID_ARG, "gateway: '%s' is not a coap:// or coaps:// URI",
-                          o->uri ? o->uri : "");
+                          c->uri);
     coap_address_t dst;
     enum ferry_err err = resolve(&uri, &dst, d);
     if (err != FERRY_OK)
@@ -713,26 +765,81 @@ static enum ferry_err open_session(struct edge_coap *c, const struct edge_coap_o
     } else {
         if (!coap_dtls_is_supported())
             return ferry_fail(d, FERRY_E_INVALID_ARG, "gateway: this libcoap has no DTLS");
-        if (!o->psk || o->psk_len < 16 || o->psk_len > EDGE_COAP_PSK_MAX || !o->node_id)
+        if (c->psk_len < 16 || !c->node_id[0])
             return ferry_fail(d, FERRY_E_INVALID_ARG,
                               "gateway: coaps:// needs a pre-shared key of 16..%d bytes",
                               EDGE_COAP_PSK_MAX);
         coap_dtls_cpsk_t setup;
         memset(&setup, 0, sizeof(setup));
         setup.version = COAP_DTLS_CPSK_SETUP_VERSION;
-        setup.psk_info.identity.s = (const uint8_t *)o->node_id;
-        setup.psk_info.identity.length = strlen(o->node_id);
-        setup.psk_info.key.s = o->psk;
-        setup.psk_info.key.length = o->psk_len;
+        setup.psk_info.identity.s = (const uint8_t *)c->node_id;
+        setup.psk_info.identity.length = strlen(c->node_id);
+        setup.psk_info.key.s = c->psk;
+        setup.psk_info.key.length = c->psk_len;
         c->session = coap_new_client_session_psk2(c->ctx, NULL, &dst, COAP_PROTO_DTLS, &setup);
     }
     if (!c->session)
-        return ferry_fail(d, FERRY_E_IO, "gateway: cannot open a CoAP session to '%s'", o->uri);
-    uint64_t ack_ms = o->ack_timeout_ms ? o->ack_timeout_ms : EDGE_COAP_DEFAULT_ACK_TIMEOUT_MS;
-    coap_session_set_ack_timeout(
-        c->session, (coap_fixed_point_t){(uint16_t)(ack_ms / 1000), (uint16_t)(ack_ms % 1000)});
+        return ferry_fail(d, FERRY_E_IO, "gateway: cannot open a CoAP session to '%s'", c->uri);
+    coap_session_set_ack_timeout(c->session, (coap_fixed_point_t){(uint16_t)(c->ack_ms / 1000),
+                                                                  (uint16_t)(c->ack_ms % 1000)});
     coap_session_set_max_retransmit(c->session, MAX_RETRANSMIT);
+    c->sessions_opened++;
     return FERRY_OK;
+}
+
+/* The gateway has answered nothing for silence_ms while requests were out:
+ * give the session up and open a new one. A NAT that renewed its mapping
+ * (a new source port) leaves a DTLS session dead on the gateway's side,
+ * which keys it by the old address (no Connection ID in libcoap 4.3.1);
+ * only a new handshake from the new port gets through. What was out on the
+ * old session is ended here: a status or configuration report counts as
+ * unanswered now (its hook runs and the caller sends it again, on the new
+ * session), the manifest and metadata registrations are sent again, and
+ * block requests are the caller's (its window retransmits them). */
+static void rehandshake(struct edge_coap *c)
+{
+    coap_session_t *old = c->session;
+    uint64_t quiet = ferry_now_ms() - c->quiet_since;
+    struct ferry_diag d = {{0}};
+    c->session = NULL;
+    if (open_session(c, &d) != FERRY_OK) {
+        LOG_WARN("coap: no answer from the gateway for %llu ms, and no new session: %s",
+                 (unsigned long long)quiet, d.msg);
+        c->session = old;
+        c->quiet_since = ferry_now_ms();
+        arm_silence(c, c->silence_ms);
+        return;
+    }
+    LOG_INFO("coap: no answer from the gateway for %llu ms: session %u given up, new session%s",
+             (unsigned long long)quiet, c->sessions_opened,
+             coap_session_get_proto(c->session) == COAP_PROTO_DTLS ? " (new DTLS handshake)" : "");
+    /* Cancels what libcoap still retransmits on the old session (on_nack
+     * ignores it: not c->session), then frees it with its socket. */
+    coap_session_disconnected(old, COAP_NACK_NOT_DELIVERABLE);
+    coap_session_release(old);
+    c->quiet_since = 0;
+    forget(c, &c->env.req);
+    forget(c, &c->meta.blk);
+    struct edge_coap_answer none = {0};
+    if (c->status.out)
+        deliver_status(c, &none);
+    if (c->config.out)
+        deliver_config(c, &none);
+    send_observe(c);
+    send_meta_observe(c, false);
+}
+
+static void silence_check(void *arg)
+{
+    struct edge_coap *c = arg;
+    c->silence_timer = 0;
+    if (!c->quiet_since)
+        return;
+    uint64_t quiet = ferry_now_ms() - c->quiet_since;
+    if (quiet < c->silence_ms)
+        arm_silence(c, c->silence_ms - quiet);
+    else
+        rehandshake(c);
 }
 
 enum ferry_err edge_coap_new(struct ferry_loop *loop, const struct edge_coap_opts *opts,
@@ -751,6 +858,12 @@ enum ferry_err edge_coap_new(struct ferry_loop *loop, const struct edge_coap_opt
     c->loop = loop;
     c->hooks = *hooks;
     c->poll_ms = opts->poll_ms;
+    c->ack_ms = opts->ack_timeout_ms ? opts->ack_timeout_ms : EDGE_COAP_DEFAULT_ACK_TIMEOUT_MS;
+    c->silence_ms = EDGE_COAP_SILENCE_ACKS * c->ack_ms;
+    if (opts->psk && opts->psk_len <= EDGE_COAP_PSK_MAX) {
+        memcpy(c->psk, opts->psk, opts->psk_len);
+        c->psk_len = opts->psk_len;
+    }
     c->timeout_ms =
         opts->request_timeout_ms ? opts->request_timeout_ms : EDGE_COAP_DEFAULT_TIMEOUT_MS;
     ferry_prng_seed(&c->rng, opts->seed);
@@ -761,9 +874,13 @@ enum ferry_err edge_coap_new(struct ferry_loop *loop, const struct edge_coap_opt
     /* A prefix of this run's own: answers to an earlier run's requests
      * (the seed differs) are not taken for blocks. */
     ferry_put_le_n(c->block_prefix, ferry_prng_next(&c->rng), BLOCK_PREFIX_LEN);
+    c->next_token = ferry_prng_next(&c->rng);
     snprintf(c->meta.path, sizeof(c->meta.path), "%s/%s", FERRY_COAP_META, opts->product);
     snprintf(c->meta.query, sizeof(c->meta.query), "r=%llu", (unsigned long long)opts->meta_have);
-    if (opts->nmanifest_query && !(c->mquery = calloc(opts->nmanifest_query, sizeof(*c->mquery)))) {
+    c->uri = strdup(opts->uri ? opts->uri : "");
+    if (!c->uri || (opts->nmanifest_query &&
+                    !(c->mquery = calloc(opts->nmanifest_query, sizeof(*c->mquery))))) {
+        free(c->uri);
         free(c);
         return ferry_fail(d, FERRY_E_NOMEM, "coap: out of memory");
     }
@@ -779,7 +896,7 @@ enum ferry_err edge_coap_new(struct ferry_loop *loop, const struct edge_coap_opt
         coap_set_app_data(c->ctx, c);
         coap_register_response_handler(c->ctx, on_response);
         coap_register_nack_handler(c->ctx, on_nack);
-        err = open_session(c, opts, d);
+        err = open_session(c, d);
     }
     if (err == FERRY_OK)
         err = ferry_coapglue_io_start(&c->io, loop, c->ctx, NULL, NULL, d);
@@ -810,6 +927,8 @@ void edge_coap_free(struct edge_coap *c)
         ferry_loop_cancel(c->loop, c->poll_timer);
     if (c->reobserve_timer)
         ferry_loop_cancel(c->loop, c->reobserve_timer);
+    if (c->silence_timer)
+        ferry_loop_cancel(c->loop, c->silence_timer);
     ferry_coapglue_io_stop(&c->io);
     if (c->session)
         coap_session_release(c->session);
@@ -818,5 +937,6 @@ void edge_coap_free(struct edge_coap *c)
     if (c->glue_up)
         ferry_coapglue_down();
     free(c->mquery);
+    free(c->uri);
     free(c);
 }

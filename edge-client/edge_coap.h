@@ -42,6 +42,21 @@
  * Plain CoAP, or CoAP over DTLS with a pre-shared key (coaps://, identity
  * = the node id) when this libcoap has DTLS.
  *
+ * Silence. When requests have been out for EDGE_COAP_SILENCE_ACKS times
+ * ACK_TIMEOUT (12 s by default) and no datagram of any kind came back from
+ * the gateway meanwhile, the session is given up and a new one opened: a
+ * new socket (so a new source port) and, over DTLS, a new handshake with
+ * the same identity and key. That is what gets a node through a NAT that
+ * renewed its mapping: the gateway keys a DTLS session by the peer's
+ * address, libcoap 4.3.1 has no DTLS Connection ID, and records from the
+ * new port are dropped there. Over the new session the manifest and
+ * metadata registrations are sent again (the gateway ends the old
+ * session's when the same node registers again), an unanswered status or
+ * configuration report goes to its hook as unanswered (code 0) so the
+ * caller sends it again, and the caller's block window carries on where it
+ * stood. A gateway that is simply down costs one new session per silence
+ * period, nothing more.
+ *
  * Threading: everything runs on the loop thread. libcoap's epoll fd is
  * registered with the loop; the hooks are called from inside libcoap's
  * receive processing and may call edge_coap_get_block() and
@@ -66,6 +81,10 @@
 #define EDGE_COAP_MIN_ACK_TIMEOUT_MS     1000
 #define EDGE_COAP_MAX_ACK_TIMEOUT_MS     60000
 #define EDGE_COAP_PSK_MAX                64
+/* Silence that ends a session, in ACK_TIMEOUTs: a confirmable request's
+ * first two retransmissions (at most 1.5 + 3 ACK_TIMEOUTs) and the third's
+ * round trip, all unanswered. */
+#define EDGE_COAP_SILENCE_ACKS 6
 
 /* One answer, decoded. Pointers are valid during the hook call only. The
  * Block2 option is passed as it came: SZX 7 and any number included. */

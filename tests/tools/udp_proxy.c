@@ -20,6 +20,8 @@
  * datagrams a client sends, its upstream socket is replaced by a new one,
  * so the target sees the same client arrive from a new source port (what
  * was sent on the old socket stays sent; answers to it are lost).
+ * --max-rebinds M stops after M of them in all (a test that only needs to
+ * see the node survive a rebinding, without paying for many).
  *
  * One thread: ferry_loop's epoll, with its timerfd releasing held datagrams.
  * Memory is bounded by --max-queued held datagrams (64 KiB at most each)
@@ -62,6 +64,7 @@ struct proxy_cfg {
     uint64_t seed;
     uint64_t max_queued, max_clients;
     uint64_t rebind_every;
+    uint64_t max_rebinds;
     enum ferry_log_level log_level;
 };
 
@@ -93,6 +96,8 @@ static const struct ferry_opt proxy_opts[] = {
         "give a client a new source port towards the target after every N datagrams it sends "
         "(a NAT rebinding; default 0: never)",
         0),
+    OPT("max-rebinds", FERRY_OPT_U64, max_rebinds, "M",
+        "at most M rebindings in all (default 0: no limit)", 0),
     OPT("log-level", FERRY_OPT_LOGLEVEL, log_level, "LEVEL", "error, warn, info or debug", 0),
 };
 #define N_OPTS (sizeof(proxy_opts) / sizeof(proxy_opts[0]))
@@ -440,7 +445,8 @@ static void on_listen(void *arg, uint32_t events)
         if (n < 0)
             return;
         struct client *c = client_for(p, &from, len);
-        if (c && p->cfg->rebind_every && ++c->sent % p->cfg->rebind_every == 0)
+        if (c && p->cfg->rebind_every && ++c->sent % p->cfg->rebind_every == 0 &&
+            (!p->cfg->max_rebinds || p->rebinds < p->cfg->max_rebinds))
             rebind(p, c);
         if (c)
             forward(p, c, DIR_UP, p->buf, (size_t)n);

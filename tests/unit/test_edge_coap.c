@@ -41,6 +41,7 @@ struct msg {
     bool has_block2;
     uint32_t block2; /* raw option value */
     uint64_t at_ms;
+    uint16_t from_port; /* the client's source port */
 };
 
 static struct fake {
@@ -182,6 +183,7 @@ static void on_fake(void *arg, uint32_t events)
         struct msg m;
         if (parse(buf, (size_t)n, &m) && G.n < MAX_MSG) {
             m.at_ms = ferry_now_ms();
+            m.from_port = ntohs(((const struct sockaddr_in *)&G.peer)->sin_port);
             G.m[G.n++] = m;
         }
     }
@@ -474,6 +476,57 @@ static void status_does_not_wait_behind_blocks(void)
     teardown();
 }
 
+static size_t first_from_new_port;
+static bool got_request_from_new_port(void)
+{
+    for (size_t i = 1; i < G.n; i++)
+        if (G.m[i].from_port != G.m[0].from_port) {
+            first_from_new_port = i;
+            return true;
+        }
+    return false;
+}
+
+/* A gateway that stops answering (a NAT gave the node a new port, and a
+ * DTLS gateway drops what comes from it): after EDGE_COAP_SILENCE_ACKS
+ * ACK_TIMEOUTs the client opens a new session from a new port, sends its
+ * Observe registration again with the same token, reports the status out
+ * as unanswered, and new requests get tokens of their own. */
+static void silence_opens_a_new_session(void)
+{
+    setup();
+    want_requests = 1; /* the manifest GET, never answered */
+    CU_ASSERT_FATAL(run_until(got_requests, 2000));
+    uint64_t t0 = G.m[0].at_ms;
+    uint8_t rec[] = {0xa0};
+    CU_ASSERT_EQUAL_FATAL(edge_coap_post_status(C.c, rec, sizeof(rec), NULL), FERRY_OK);
+    CU_ASSERT_FATAL(run_until(got_request_from_new_port, EDGE_COAP_SILENCE_ACKS * 1000 + 3000));
+    const struct msg *again = &G.m[first_from_new_port];
+    CU_ASSERT(again->at_ms - t0 >= EDGE_COAP_SILENCE_ACKS * 1000 - 50);
+    CU_ASSERT_STRING_EQUAL(again->path, "ferry/manifest/" PRODUCT);
+    CU_ASSERT_TRUE(again->observe);
+    CU_ASSERT_EQUAL(again->tkl, G.m[0].tkl);
+    CU_ASSERT_EQUAL(memcmp(again->token, G.m[0].token, again->tkl), 0);
+    CU_ASSERT_EQUAL(C.nstatus, 1);
+    CU_ASSERT_EQUAL(C.status_code, 0);
+    /* The new session serves: a status posted now has a token of its own
+     * (not the observation's) and its answer reaches the caller. (NSTART 1:
+     * it would wait behind the unanswered registration.) */
+    answer(again, CODE(4, 4), NULL, 0, NULL, 0);
+    size_t before = G.n;
+    C.nstatus = 0;
+    CU_ASSERT_EQUAL_FATAL(edge_coap_post_status(C.c, rec, sizeof(rec), NULL), FERRY_OK);
+    want_requests = before + 1;
+    CU_ASSERT_FATAL(run_until(got_requests, 2000));
+    const struct msg *m = find_req("ferry/status", before);
+    CU_ASSERT_EQUAL(m->from_port, again->from_port);
+    CU_ASSERT_FALSE(m->tkl == G.m[0].tkl && memcmp(m->token, G.m[0].token, m->tkl) == 0);
+    answer(m, CODE(2, 4), NULL, 0, NULL, 0);
+    CU_ASSERT(run_until(got_status, 1000));
+    CU_ASSERT_EQUAL(C.status_code, 204);
+    teardown();
+}
+
 const char *const ferry_suite_name = "edge_coap";
 const struct ferry_test_case ferry_tests[] = {
     {"manifest request names the node", manifest_request_names_the_node},
@@ -483,5 +536,6 @@ const struct ferry_test_case ferry_tests[] = {
     {"blocks do not wait behind a confirmable request",
      blocks_do_not_wait_behind_a_confirmable_request},
     {"status does not wait behind blocks", status_does_not_wait_behind_blocks},
+    {"silence opens a new session", silence_opens_a_new_session},
     {NULL, NULL},
 };
