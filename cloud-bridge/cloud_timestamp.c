@@ -20,8 +20,9 @@
 
 /* ---- the next timestamp ---------------------------------------------------- */
 
-static enum ferry_err current_of(const char *product, const uint8_t *env, size_t env_len,
-                                 struct ferry_timestamp *t, struct ferry_diag *d)
+/* The release env carries, as a current entry of product's. */
+static enum ferry_err entry_of(const char *product, const uint8_t *env, size_t env_len,
+                               struct ferry_ts_release *r, struct ferry_diag *d)
 {
     struct ferry_envelope *e = NULL;
     struct ferry_manifest m;
@@ -29,16 +30,50 @@ static enum ferry_err current_of(const char *product, const uint8_t *env, size_t
     if (err == FERRY_OK)
         err = ferry_manifest_parse(e->manifest, e->manifest_len, &m, d);
     if (err == FERRY_OK && strcmp(m.product, product) != 0)
-        err = ferry_fail(d, FERRY_E_INVALID_ARG,
-                         "the recorded current release %s is of product '%s', not '%s'",
+        err = ferry_fail(d, FERRY_E_INVALID_ARG, "release %s is of product '%s', not '%s'",
                          m.release_id, m.product, product);
     if (err == FERRY_OK) {
-        t->has_current = true;
-        snprintf(t->current_release, sizeof(t->current_release), "%s", m.release_id);
-        t->current_seq = m.seq;
-        ferry_sha256(e->manifest, e->manifest_len, t->current_sha256);
+        memset(r, 0, sizeof(*r));
+        snprintf(r->release, sizeof(r->release), "%s", m.release_id);
+        r->seq = m.seq;
+        ferry_sha256(e->manifest, e->manifest_len, r->sha256);
     }
     ferry_envelope_free(e);
+    return err;
+}
+
+enum ferry_err cloud_offered_of(const char *product, uint64_t id, enum ferry_rollout_state s,
+                                const uint8_t *env, size_t env_len, const uint8_t *revert,
+                                size_t revert_len, struct ferry_offered *out, struct ferry_diag *d)
+{
+    memset(out, 0, sizeof(*out));
+    if (!ferry_id_valid(product))
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "'%s' is not a product identifier", product);
+    snprintf(out->product, sizeof(out->product), "%s", product);
+    snprintf(out->state, sizeof(out->state), "%s", ferry_rollout_state_name(s));
+    out->rollout = id;
+    const uint8_t *which = NULL;
+    size_t len = 0;
+    switch (s) {
+    case FERRY_ROLLOUT_SCHEDULED:
+    case FERRY_ROLLOUT_RUNNING:
+    case FERRY_ROLLOUT_PAUSED:
+    case FERRY_ROLLOUT_COMPLETED:
+        which = env;
+        len = env_len;
+        break;
+    case FERRY_ROLLOUT_HALTED:
+        which = revert;
+        len = revert_len;
+        break;
+    case FERRY_ROLLOUT_CANCELLED:
+    case FERRY_ROLLOUT__COUNT:
+        break;
+    }
+    if (!which)
+        return FERRY_OK;
+    enum ferry_err err = entry_of(product, which, len, &out->r[0], d);
+    out->n = err == FERRY_OK;
     return err;
 }
 
@@ -56,6 +91,7 @@ static void add_withdrawn(struct ferry_timestamp *t, const char *release)
 
 enum ferry_err cloud_timestamp_next(const char *product, const struct ferry_timestamp *prev,
                                     const uint8_t *env, size_t env_len,
+                                    const struct ferry_offered *offered,
                                     const struct ferry_strlist *withdraw, int64_t now,
                                     int64_t lifetime, struct ferry_timestamp *out,
                                     struct ferry_diag *d)
@@ -80,13 +116,27 @@ enum ferry_err cloud_timestamp_next(const char *product, const struct ferry_time
                               withdraw->v[i]);
         add_withdrawn(&t, withdraw->v[i]);
     }
+    struct ferry_ts_release cur[1 + FERRY_TIMESTAMP_MAX_CURRENT];
+    size_t ncur = 0;
     if (env) {
-        enum ferry_err err = current_of(product, env, env_len, &t, d);
+        enum ferry_err err = entry_of(product, env, env_len, &cur[ncur++], d);
+        if (err != FERRY_OK) {
+            ferry_diag_prefix(d, "the recorded current release");
+            return err;
+        }
+    }
+    if (offered && strcmp(offered->product, product) != 0)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "the rollout's record is for product '%s'",
+                          offered->product);
+    for (size_t i = 0; offered && i < offered->n && i < FERRY_TIMESTAMP_MAX_CURRENT; i++)
+        cur[ncur++] = offered->r[i];
+    for (size_t i = 0; i < ncur; i++) {
+        if (ferry_timestamp_withdraws(&t, cur[i].release))
+            continue;
+        enum ferry_err err = ferry_timestamp_add_current(&t, &cur[i], d);
         if (err != FERRY_OK)
             return err;
     }
-    if (t.has_current && ferry_timestamp_withdraws(&t, t.current_release))
-        t.has_current = false;
     *out = t;
     return FERRY_OK;
 }
@@ -137,11 +187,57 @@ static enum ferry_err load_state(const char *store_dir, const char *sub, const c
 
 #define RELEASES_SUB  "releases"
 #define TIMESTAMP_SUB "meta/timestamp"
+#define OFFERED_SUB   "meta/offered"
 
 enum ferry_err cloud_release_record(const char *store_dir, const char *product, const uint8_t *env,
                                     size_t len, struct ferry_diag *d)
 {
     return save_state(store_dir, RELEASES_SUB, product, ".env", env, len, d);
+}
+
+enum ferry_err cloud_offered_record(const char *store_dir, const struct ferry_offered *o,
+                                    bool *changed, struct ferry_diag *d)
+{
+    char *doc = NULL;
+    size_t len = 0;
+    uint8_t *old = NULL;
+    size_t old_len = 0;
+    *changed = false;
+    enum ferry_err err = ferry_offered_encode(o, &doc, &len, d);
+    if (err == FERRY_OK)
+        err = load_state(store_dir, OFFERED_SUB, o->product, ".json", FERRY_TIMESTAMP_MAX_BYTES,
+                         &old, &old_len, d);
+    if (err == FERRY_E_TOO_LARGE) /* not ours to keep: replaced */
+        err = FERRY_OK;
+    if (err == FERRY_OK && !(old && old_len == len && memcmp(old, doc, len) == 0)) {
+        err = save_state(store_dir, OFFERED_SUB, o->product, ".json", doc, len, d);
+        *changed = err == FERRY_OK;
+    }
+    free(old);
+    free(doc);
+    return err;
+}
+
+/* What the product's rollout offers, as the controller recorded it; none
+ * when there is no record. */
+static enum ferry_err load_offered(const char *store_dir, const char *product,
+                                   struct ferry_offered *o, bool *have, struct ferry_diag *d)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    *have = false;
+    enum ferry_err err = load_state(store_dir, OFFERED_SUB, product, ".json",
+                                    FERRY_TIMESTAMP_MAX_BYTES, &buf, &len, d);
+    if (err == FERRY_OK && buf)
+        err = ferry_offered_parse(buf, len, o, d);
+    if (err == FERRY_OK && buf && strcmp(o->product, product) != 0)
+        err = ferry_fail(d, FERRY_E_CORRUPT, "it is for product '%s'", o->product);
+    if (err == FERRY_OK)
+        *have = buf != NULL;
+    else
+        ferry_diag_prefix(d, "--store: the record of what the rollout offers");
+    free(buf);
+    return err;
 }
 
 /* The last timestamp signed for product, read back from the store (our own
@@ -198,7 +294,8 @@ enum ferry_err cloud_timestamp_issue(const char *store_dir, const char *product,
                                      struct ferry_timestamp *ts, struct ferry_diag *d)
 {
     struct ferry_timestamp prev, next;
-    bool have_prev = false;
+    struct ferry_offered offered;
+    bool have_prev = false, have_offered = false;
     uint8_t *env = NULL;
     size_t env_len = 0;
     enum ferry_err err = load_previous(store_dir, product, &prev, &have_prev, d);
@@ -206,8 +303,11 @@ enum ferry_err cloud_timestamp_issue(const char *store_dir, const char *product,
         err = load_state(store_dir, RELEASES_SUB, product, ".env", FERRY_ENVELOPE_MAX_BYTES, &env,
                          &env_len, d);
     if (err == FERRY_OK)
-        err = cloud_timestamp_next(product, have_prev ? &prev : NULL, env, env_len, withdraw, now,
-                                   lifetime, &next, d);
+        err = load_offered(store_dir, product, &offered, &have_offered, d);
+    if (err == FERRY_OK)
+        err =
+            cloud_timestamp_next(product, have_prev ? &prev : NULL, env, env_len,
+                                 have_offered ? &offered : NULL, withdraw, now, lifetime, &next, d);
     free(env);
     if (err == FERRY_OK)
         err = sign_doc(&next, keys, nkeys, doc, len, d);
@@ -277,8 +377,10 @@ static const struct cloud_subcmd timestamp_cmd = {
     "timestamp",
     "--broker URL --fleet ID --store DIR --key KEY [--product NAME]\n"
     "                             [--expires DURATION] [--withdraw RELEASE ...]",
-    "Signs a new timestamp for the product line: its current release (the one\n"
-    "'publish' last put on the broker), its withdrawn releases, a version above\n"
+    "Signs a new timestamp for the product line: its current releases (the one\n"
+    "'publish' last put on the broker, or a whole-line rollout completed with,\n"
+    "and what the line's rollout offers now, as 'serve' records it in the\n"
+    "store), its withdrawn releases, a version above\n"
     "every earlier one and an expiry. Publishes it retained on\n"
     "ferry/v1/<fleet>/timestamp/<product>. Run it from a timer, well inside\n"
     "--expires: nodes install nothing of the line while its timestamp is expired.",
@@ -331,8 +433,9 @@ static enum ferry_err load_keys(const struct ferry_strlist *paths, struct cloud_
 
 static void print_timestamp(const struct ferry_timestamp *t)
 {
+    char cur[FERRY_TIMESTAMP_MAX_CURRENT * (FERRY_NAME_MAX + 1) + 8];
     printf("timestamp: product %s version %" PRIu64 " expires %" PRId64 " current %s", t->product,
-           t->version, t->expires_at, t->has_current ? t->current_release : "(none)");
+           t->version, t->expires_at, ferry_timestamp_current_str(t, cur, sizeof(cur)));
     for (size_t i = 0; i < t->nwithdrawn; i++)
         printf("%s%s", i ? "," : " withdrawn ", t->withdrawn[i]);
     printf("\n");

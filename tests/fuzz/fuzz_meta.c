@@ -145,9 +145,13 @@ static void timestamp_round_trip(const uint8_t *data, size_t size)
     if (ferry_timestamp_encode(&t, &text, &len, NULL) != FERRY_OK ||
         ferry_timestamp_parse((const uint8_t *)text, len, &again, NULL) != FERRY_OK ||
         ferry_timestamp_encode(&again, &text2, &len2, NULL) != FERRY_OK || len != len2 ||
-        memcmp(text, text2, len) != 0 ||
-        (t.has_current && ferry_timestamp_withdraws(&t, t.current_release)))
+        memcmp(text, text2, len) != 0 || again.ncurrent != t.ncurrent)
         abort();
+    for (size_t i = 0; i < t.ncurrent; i++) {
+        if (ferry_timestamp_withdraws(&t, t.current[i].release) ||
+            !ferry_timestamp_current(&again, t.current[i].sha256))
+            abort();
+    }
     free(text2);
     free(text);
 }

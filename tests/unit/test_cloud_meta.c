@@ -52,31 +52,31 @@ static void the_next_timestamp_carries_state_forward(void)
     size_t len = 0;
     char *env = release_env(&k, "meter", "meter-2", 2, &len);
 
-    CU_ASSERT_EQUAL_FATAL(
-        cloud_timestamp_next("meter", NULL, (const uint8_t *)env, len, NULL, NOW, 3600, &t1, &d),
-        FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(cloud_timestamp_next("meter", NULL, (const uint8_t *)env, len, NULL, NULL,
+                                               NOW, 3600, &t1, &d),
+                          FERRY_OK);
     CU_ASSERT_EQUAL(t1.version, (uint64_t)NOW);
     CU_ASSERT_EQUAL(t1.expires_at, NOW + 3600);
-    CU_ASSERT_TRUE(t1.has_current);
-    CU_ASSERT_STRING_EQUAL(t1.current_release, "meter-2");
-    CU_ASSERT_EQUAL(t1.current_seq, 2);
+    CU_ASSERT_EQUAL(t1.ncurrent, 1);
+    CU_ASSERT_STRING_EQUAL(t1.current[0].release, "meter-2");
+    CU_ASSERT_EQUAL(t1.current[0].seq, 2);
     CU_ASSERT_EQUAL(t1.nwithdrawn, 0);
 
     /* Same second, or a clock behind: the version still grows. */
     struct one o;
-    CU_ASSERT_EQUAL_FATAL(cloud_timestamp_next("meter", &t1, (const uint8_t *)env, len,
+    CU_ASSERT_EQUAL_FATAL(cloud_timestamp_next("meter", &t1, (const uint8_t *)env, len, NULL,
                                                one_of(&o, "meter-1"), NOW - 5, 3600, &t2, &d),
                           FERRY_OK);
     CU_ASSERT_EQUAL(t2.version, (uint64_t)NOW + 1);
     CU_ASSERT_TRUE(ferry_timestamp_withdraws(&t2, "meter-1"));
-    CU_ASSERT_TRUE(t2.has_current);
+    CU_ASSERT_EQUAL(t2.ncurrent, 1);
 
     /* Withdrawing the current release leaves nothing current; the list
      * carries over. */
-    CU_ASSERT_EQUAL_FATAL(cloud_timestamp_next("meter", &t2, (const uint8_t *)env, len,
+    CU_ASSERT_EQUAL_FATAL(cloud_timestamp_next("meter", &t2, (const uint8_t *)env, len, NULL,
                                                one_of(&o, "meter-2"), NOW + 60, 3600, &t3, &d),
                           FERRY_OK);
-    CU_ASSERT_FALSE(t3.has_current);
+    CU_ASSERT_EQUAL(t3.ncurrent, 0);
     CU_ASSERT_TRUE(ferry_timestamp_withdraws(&t3, "meter-1"));
     CU_ASSERT_TRUE(ferry_timestamp_withdraws(&t3, "meter-2"));
     CU_ASSERT_EQUAL(t3.version, (uint64_t)NOW + 60);
@@ -84,15 +84,15 @@ static void the_next_timestamp_carries_state_forward(void)
 
     /* The recorded release must be of the product. */
     env = release_env(&k, "valve", "valve-1", 1, &len);
-    CU_ASSERT_EQUAL(
-        cloud_timestamp_next("meter", NULL, (const uint8_t *)env, len, NULL, NOW, 3600, &t1, &d),
-        FERRY_E_INVALID_ARG);
+    CU_ASSERT_EQUAL(cloud_timestamp_next("meter", NULL, (const uint8_t *)env, len, NULL, NULL, NOW,
+                                         3600, &t1, &d),
+                    FERRY_E_INVALID_ARG);
     CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "valve"));
     free(env);
     CU_ASSERT_EQUAL(
-        cloud_timestamp_next("meter", NULL, NULL, 0, one_of(&o, "../x"), NOW, 3600, &t1, &d),
+        cloud_timestamp_next("meter", NULL, NULL, 0, NULL, one_of(&o, "../x"), NOW, 3600, &t1, &d),
         FERRY_E_INVALID_ARG);
-    CU_ASSERT_EQUAL(cloud_timestamp_next("meter", NULL, NULL, 0, NULL, NOW, 0, &t1, &d),
+    CU_ASSERT_EQUAL(cloud_timestamp_next("meter", NULL, NULL, 0, NULL, NULL, NOW, 0, &t1, &d),
                     FERRY_E_INVALID_ARG);
     test_key_free(&k);
 }
@@ -107,7 +107,7 @@ static void the_withdrawn_list_keeps_the_newest(void)
         snprintf(t.withdrawn[t.nwithdrawn++], sizeof(t.withdrawn[0]), "old-%zu", i);
     struct one o;
     CU_ASSERT_EQUAL_FATAL(
-        cloud_timestamp_next("meter", &t, NULL, 0, one_of(&o, "newest"), NOW, 60, &next, &d),
+        cloud_timestamp_next("meter", &t, NULL, 0, NULL, one_of(&o, "newest"), NOW, 60, &next, &d),
         FERRY_OK);
     CU_ASSERT_EQUAL(next.nwithdrawn, FERRY_TIMESTAMP_MAX_WITHDRAWN);
     CU_ASSERT_FALSE(ferry_timestamp_withdraws(&next, "old-0"));
@@ -142,7 +142,7 @@ static void issued_timestamps_verify_and_are_saved(void)
     CU_ASSERT_EQUAL_FATAL(
         cloud_timestamp_issue(store, "meter", keys, 1, NULL, NOW, 600, &doc, &len, &ts, &d),
         FERRY_OK);
-    CU_ASSERT_STRING_EQUAL(ts.current_release, "meter-7");
+    CU_ASSERT_STRING_EQUAL(ts.current[0].release, "meter-7");
     CU_ASSERT_EQUAL_FATAL(cloud_timestamp_record(store, "meter", doc, len, &d), FERRY_OK);
 
     /* What a root naming this key as the timestamp key accepts. */
@@ -191,7 +191,7 @@ static void issued_timestamps_verify_and_are_saved(void)
                                                 600, &doc, &len, &ts, &d),
                           FERRY_OK);
     CU_ASSERT_EQUAL(ts.version, (uint64_t)NOW + 1);
-    CU_ASSERT_FALSE(ts.has_current);
+    CU_ASSERT_EQUAL(ts.ncurrent, 0);
     CU_ASSERT_EQUAL(
         ferry_trust_update_timestamp(t, (const uint8_t *)doc, len, NOW + 1, 0, false, &changed, &d),
         FERRY_OK);
@@ -203,7 +203,7 @@ static void issued_timestamps_verify_and_are_saved(void)
         cloud_timestamp_issue(store, "meter", keys, 1, NULL, NOW, 600, &doc, &len, &ts, &d),
         FERRY_OK);
     CU_ASSERT_EQUAL(ts.version, (uint64_t)NOW + 1);
-    CU_ASSERT_TRUE(ts.has_current);
+    CU_ASSERT_EQUAL(ts.ncurrent, 1);
     free(doc);
     doc = NULL;
     /* A corrupt state file stops it, naming the file. */

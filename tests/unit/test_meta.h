@@ -84,14 +84,14 @@ static inline void test_ts_init(struct ferry_timestamp *ts, const char *product,
     ts->expires_at = issued + life;
 }
 
-/* Names release (seq, signed manifest digest) as current. */
+/* Adds release (seq, signed manifest digest) to the current list. */
 static inline void test_ts_current(struct ferry_timestamp *ts, const char *release, uint64_t seq,
                                    const uint8_t digest[FERRY_SHA256_LEN])
 {
-    ts->has_current = true;
-    snprintf(ts->current_release, sizeof(ts->current_release), "%s", release);
-    ts->current_seq = seq;
-    memcpy(ts->current_sha256, digest, FERRY_SHA256_LEN);
+    struct ferry_ts_release *r = &ts->current[ts->ncurrent++];
+    snprintf(r->release, sizeof(r->release), "%s", release);
+    r->seq = seq;
+    memcpy(r->sha256, digest, FERRY_SHA256_LEN);
 }
 
 /* ts signed by k; the caller frees it. */

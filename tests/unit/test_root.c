@@ -154,9 +154,9 @@ static void timestamp_rules(void)
     CU_ASSERT_EQUAL_FATAL(ferry_timestamp_parse((const uint8_t *)text, len, &back, &d), FERRY_OK);
     CU_ASSERT_STRING_EQUAL(back.product, "meter");
     CU_ASSERT_EQUAL(back.version, 5);
-    CU_ASSERT_TRUE(back.has_current);
-    CU_ASSERT_EQUAL(back.current_seq, 2);
-    CU_ASSERT_EQUAL(memcmp(back.current_sha256, digest, sizeof(digest)), 0);
+    CU_ASSERT_EQUAL(back.ncurrent, 1);
+    CU_ASSERT_EQUAL(back.current[0].seq, 2);
+    CU_ASSERT_EQUAL(memcmp(back.current[0].sha256, digest, sizeof(digest)), 0);
     CU_ASSERT_TRUE(ferry_timestamp_withdraws(&back, "meter-1"));
     CU_ASSERT_FALSE(ferry_timestamp_withdraws(&back, "meter-2"));
     free(text);
