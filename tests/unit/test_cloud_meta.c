@@ -119,6 +119,165 @@ static void the_withdrawn_list_keeps_the_newest(void)
     free(text);
 }
 
+/* What a product's latest rollout offers, by its state. */
+static void a_rollout_offers_by_its_state(void)
+{
+    struct test_key k;
+    test_key_init(&k, 1);
+    struct ferry_diag d = {{0}};
+    size_t len = 0, rlen = 0;
+    char *env = release_env(&k, "meter", "meter-4", 4, &len);
+    char *rev = release_env(&k, "meter", "meter-3r", 5, &rlen);
+    const uint8_t *e = (const uint8_t *)env, *r = (const uint8_t *)rev;
+    struct ferry_offered o;
+    static const enum ferry_rollout_state offer_release[] = {
+        FERRY_ROLLOUT_SCHEDULED, FERRY_ROLLOUT_RUNNING, FERRY_ROLLOUT_PAUSED,
+        FERRY_ROLLOUT_COMPLETED};
+    for (size_t i = 0; i < sizeof(offer_release) / sizeof(offer_release[0]); i++) {
+        CU_ASSERT_EQUAL_FATAL(
+            cloud_offered_of("meter", 7, offer_release[i], e, len, r, rlen, &o, &d), FERRY_OK);
+        CU_ASSERT_EQUAL(o.n, 1);
+        CU_ASSERT_STRING_EQUAL(o.r[0].release, "meter-4");
+        CU_ASSERT_EQUAL(o.r[0].seq, 4);
+        CU_ASSERT_EQUAL(o.rollout, 7);
+    }
+    CU_ASSERT_EQUAL(cloud_offered_of("meter", 7, FERRY_ROLLOUT_HALTED, e, len, r, rlen, &o, &d),
+                    FERRY_OK);
+    CU_ASSERT_EQUAL(o.n, 1);
+    CU_ASSERT_STRING_EQUAL(o.r[0].release, "meter-3r");
+    CU_ASSERT_STRING_EQUAL(o.state, "halted");
+    CU_ASSERT_EQUAL(cloud_offered_of("meter", 7, FERRY_ROLLOUT_HALTED, e, len, NULL, 0, &o, &d),
+                    FERRY_OK);
+    CU_ASSERT_EQUAL(o.n, 0);
+    CU_ASSERT_EQUAL(cloud_offered_of("meter", 7, FERRY_ROLLOUT_CANCELLED, e, len, r, rlen, &o, &d),
+                    FERRY_OK);
+    CU_ASSERT_EQUAL(o.n, 0);
+    CU_ASSERT_EQUAL(cloud_offered_of("valve", 7, FERRY_ROLLOUT_RUNNING, e, len, r, rlen, &o, &d),
+                    FERRY_E_INVALID_ARG);
+    free(env);
+    free(rev);
+    test_key_free(&k);
+}
+
+/* The next timestamp: the line's release, then what the rollout offers,
+ * each once, none withdrawn. */
+static void the_next_timestamp_names_what_the_rollout_offers(void)
+{
+    struct test_key k;
+    test_key_init(&k, 1);
+    struct ferry_diag d = {{0}};
+    size_t len3 = 0, len4 = 0;
+    char *env3 = release_env(&k, "meter", "meter-3", 3, &len3);
+    char *env4 = release_env(&k, "meter", "meter-4", 4, &len4);
+    struct ferry_offered o;
+    struct ferry_timestamp t, t2;
+    CU_ASSERT_EQUAL_FATAL(cloud_offered_of("meter", 1, FERRY_ROLLOUT_RUNNING, (const uint8_t *)env4,
+                                           len4, NULL, 0, &o, &d),
+                          FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        cloud_timestamp_next("meter", NULL, (const uint8_t *)env3, len3, &o, NULL, NOW, 60, &t, &d),
+        FERRY_OK);
+    CU_ASSERT_EQUAL(t.ncurrent, 2);
+    CU_ASSERT_STRING_EQUAL(t.current[0].release, "meter-3");
+    CU_ASSERT_STRING_EQUAL(t.current[1].release, "meter-4");
+    /* Without a line release (the first release of a line goes out by a
+     * rollout), the rollout's alone. */
+    CU_ASSERT_EQUAL_FATAL(cloud_timestamp_next("meter", NULL, NULL, 0, &o, NULL, NOW, 60, &t, &d),
+                          FERRY_OK);
+    CU_ASSERT_EQUAL(t.ncurrent, 1);
+    CU_ASSERT_STRING_EQUAL(t.current[0].release, "meter-4");
+    /* Completed and promoted: the line's release is the rollout's, named once. */
+    CU_ASSERT_EQUAL_FATAL(
+        cloud_timestamp_next("meter", NULL, (const uint8_t *)env4, len4, &o, NULL, NOW, 60, &t, &d),
+        FERRY_OK);
+    CU_ASSERT_EQUAL(t.ncurrent, 1);
+    /* Withdrawn mid-rollout: left out, and it stays out. */
+    struct one w;
+    CU_ASSERT_EQUAL_FATAL(cloud_timestamp_next("meter", NULL, (const uint8_t *)env3, len3, &o,
+                                               one_of(&w, "meter-4"), NOW, 60, &t, &d),
+                          FERRY_OK);
+    CU_ASSERT_EQUAL(t.ncurrent, 1);
+    CU_ASSERT_STRING_EQUAL(t.current[0].release, "meter-3");
+    CU_ASSERT_EQUAL_FATAL(cloud_timestamp_next("meter", &t, (const uint8_t *)env3, len3, &o, NULL,
+                                               NOW + 1, 60, &t2, &d),
+                          FERRY_OK);
+    CU_ASSERT_EQUAL(t2.ncurrent, 1);
+    CU_ASSERT_TRUE(ferry_timestamp_withdraws(&t2, "meter-4"));
+    /* A record of another product is refused. */
+    snprintf(o.product, sizeof(o.product), "valve");
+    CU_ASSERT_EQUAL(
+        cloud_timestamp_next("meter", NULL, (const uint8_t *)env3, len3, &o, NULL, NOW, 60, &t, &d),
+        FERRY_E_INVALID_ARG);
+    free(env3);
+    free(env4);
+    test_key_free(&k);
+}
+
+/* serve records what the rollout offers; `timestamp` reads it back. */
+static void the_offered_record_reaches_the_next_timestamp(void)
+{
+    struct cloud_key *ts_key = NULL;
+    struct test_key rel;
+    struct ferry_diag d = {{0}};
+    CU_ASSERT_EQUAL_FATAL(cloud_key_generate(&ts_key, &d), FERRY_OK);
+    test_key_init(&rel, 2);
+    char store[PATH_MAX];
+    snprintf(store, sizeof(store), "%s/store-offered", ferry_test_tmpdir());
+    size_t len3 = 0, len4 = 0;
+    char *env3 = release_env(&rel, "meter", "meter-3", 3, &len3);
+    char *env4 = release_env(&rel, "meter", "meter-4", 4, &len4);
+    CU_ASSERT_EQUAL_FATAL(cloud_release_record(store, "meter", (const uint8_t *)env3, len3, &d),
+                          FERRY_OK);
+    struct ferry_offered o;
+    bool changed = false;
+    CU_ASSERT_EQUAL_FATAL(cloud_offered_of("meter", 1, FERRY_ROLLOUT_RUNNING, (const uint8_t *)env4,
+                                           len4, NULL, 0, &o, &d),
+                          FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(cloud_offered_record(store, &o, &changed, &d), FERRY_OK);
+    CU_ASSERT_TRUE(changed);
+    CU_ASSERT_EQUAL_FATAL(cloud_offered_record(store, &o, &changed, &d), FERRY_OK);
+    CU_ASSERT_FALSE(changed);
+
+    struct cloud_key *keys[] = {ts_key};
+    char *doc = NULL;
+    size_t len = 0;
+    struct ferry_timestamp ts;
+    CU_ASSERT_EQUAL_FATAL(
+        cloud_timestamp_issue(store, "meter", keys, 1, NULL, NOW, 600, &doc, &len, &ts, &d),
+        FERRY_OK);
+    CU_ASSERT_EQUAL(ts.ncurrent, 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(doc, "\"signed\""));
+    free(doc);
+
+    /* Cancelled: the line's release alone again. */
+    CU_ASSERT_EQUAL_FATAL(cloud_offered_of("meter", 1, FERRY_ROLLOUT_CANCELLED,
+                                           (const uint8_t *)env4, len4, NULL, 0, &o, &d),
+                          FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(cloud_offered_record(store, &o, &changed, &d), FERRY_OK);
+    CU_ASSERT_TRUE(changed);
+    CU_ASSERT_EQUAL_FATAL(
+        cloud_timestamp_issue(store, "meter", keys, 1, NULL, NOW, 600, &doc, &len, &ts, &d),
+        FERRY_OK);
+    CU_ASSERT_EQUAL(ts.ncurrent, 1);
+    CU_ASSERT_STRING_EQUAL(ts.current[0].release, "meter-3");
+    free(doc);
+    doc = NULL;
+
+    /* A corrupt record stops the timestamp, naming it. */
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/meta/offered/meter.json", store);
+    CU_ASSERT_EQUAL_FATAL(ferry_write_atomic(path, "[]", 2, 0644, NULL), FERRY_OK);
+    CU_ASSERT_NOT_EQUAL(
+        cloud_timestamp_issue(store, "meter", keys, 1, NULL, NOW, 600, &doc, &len, &ts, &d),
+        FERRY_OK);
+    CU_ASSERT_PTR_NULL(doc);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "what the rollout offers"));
+    free(env3);
+    free(env4);
+    test_key_free(&rel);
+    cloud_key_free(ts_key);
+}
+
 /* issue: reads the store, signs, saves; a node's trust takes the result. */
 static void issued_timestamps_verify_and_are_saved(void)
 {
@@ -272,6 +431,11 @@ const struct ferry_test_case ferry_tests[] = {
     {"the_next_timestamp_carries_state_forward", the_next_timestamp_carries_state_forward},
     {"the_withdrawn_list_keeps_the_newest", the_withdrawn_list_keeps_the_newest},
     {"issued_timestamps_verify_and_are_saved", issued_timestamps_verify_and_are_saved},
+    {"a_rollout_offers_by_its_state", a_rollout_offers_by_its_state},
+    {"the_next_timestamp_names_what_the_rollout_offers",
+     the_next_timestamp_names_what_the_rollout_offers},
+    {"the_offered_record_reaches_the_next_timestamp",
+     the_offered_record_reaches_the_next_timestamp},
     {"root_signatures_accumulate", root_signatures_accumulate},
     {NULL, NULL},
 };
