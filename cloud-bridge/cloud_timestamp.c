@@ -141,6 +141,25 @@ enum ferry_err cloud_timestamp_next(const char *product, const struct ferry_time
     return FERRY_OK;
 }
 
+bool cloud_timestamp_unchanged(const struct ferry_timestamp *prev,
+                               const struct ferry_timestamp *next, int64_t now)
+{
+    if (prev->ncurrent != next->ncurrent || prev->nwithdrawn != next->nwithdrawn ||
+        prev->expires_at - now <= (prev->expires_at - prev->issued_at) / 2 ||
+        strcmp(prev->product, next->product) != 0)
+        return false;
+    for (size_t i = 0; i < prev->ncurrent; i++) {
+        if (strcmp(prev->current[i].release, next->current[i].release) != 0 ||
+            memcmp(prev->current[i].sha256, next->current[i].sha256, FERRY_SHA256_LEN) != 0)
+            return false;
+    }
+    for (size_t i = 0; i < prev->nwithdrawn; i++) {
+        if (strcmp(prev->withdrawn[i], next->withdrawn[i]) != 0)
+            return false;
+    }
+    return true;
+}
+
 /* ---- state in the store ---------------------------------------------------- */
 
 static enum ferry_err state_path(const char *store_dir, const char *sub, const char *product,
@@ -334,6 +353,7 @@ struct ts_cfg {
     struct ferry_strlist withdraw;
     char *release; /* withdraw: the release */
     char *trust;
+    bool if_changed;
     char *client_id;
     int64_t timeout;
     enum ferry_log_level log_level;
@@ -363,6 +383,10 @@ struct ts_cfg {
 
 static const struct ferry_opt timestamp_opts[] = {
     TS_OPTS_COMMON,
+    CLOUD_OPT(ts_cfg, "if-changed", FERRY_OPT_BOOL, if_changed, NULL,
+              "publish only if what it names changed or half the last one's lifetime is gone "
+              "(what the timer runs)",
+              0),
     CLOUD_OPT(ts_cfg, "withdraw", FERRY_OPT_STRLIST, withdraw, "RELEASE",
               "also withdraw this release id (repeatable)", 0),
 };
@@ -467,12 +491,18 @@ static int run(const struct cloud_subcmd *cmd, struct ts_cfg *c)
         err = cloud_timestamp_issue(c->store, product, keys, c->keys.n,
                                     c->release ? &one : &c->withdraw, now, c->expires, &doc, &len,
                                     &ts, &d);
-    if (err == FERRY_OK && c->trust)
+    struct ferry_timestamp prev;
+    bool have_prev = false, skip = false;
+    if (err == FERRY_OK && c->if_changed)
+        err = load_previous(c->store, product, &prev, &have_prev, &d);
+    /* The timer's run that would change nothing nodes need. */
+    skip = err == FERRY_OK && have_prev && cloud_timestamp_unchanged(&prev, &ts, now);
+    if (err == FERRY_OK && !skip && c->trust)
         err = check_under_root(c->trust, doc, len, now, &d);
     /* Recorded before it is published: a withdrawal is never lost. */
-    if (err == FERRY_OK)
+    if (err == FERRY_OK && !skip)
         err = cloud_timestamp_record(c->store, product, doc, len, &d);
-    if (err == FERRY_OK)
+    if (err == FERRY_OK && !skip)
         err = cloud_publish_retained(&c->mqtt, c->client_id, c->timeout, topic,
                                      (const uint8_t *)doc, len, &d);
     for (size_t i = 0; i < FERRY_SIGNED_MAX_SIGS; i++)
@@ -480,7 +510,11 @@ static int run(const struct cloud_subcmd *cmd, struct ts_cfg *c)
     free(doc);
     if (err != FERRY_OK)
         return cloud_subcmd_report(cmd, &d, err, CLOUD_EXIT_FAILED);
-    print_timestamp(&ts);
+    if (skip)
+        printf("timestamp: product %s version %" PRIu64 " unchanged, fresh until %" PRId64 "\n",
+               product, prev.version, prev.expires_at);
+    else
+        print_timestamp(&ts);
     return fflush(stdout) == 0 ? 0 : CLOUD_EXIT_FAILED;
 }
 

@@ -3,6 +3,7 @@
  *
  *   timestamp --broker URL --fleet F --store DIR --key TS_KEY [--product P]
  *             [--expires 1d] [--withdraw RELEASE ...] [--trust ROOT]
+ *             [--if-changed]
  *   withdraw  (the same flags) --release RELEASE
  *
  * Both publish a new timestamp for the product, retained (QoS 1) on
@@ -34,7 +35,10 @@
  * revert release), completion and cancellation reach nodes with the next
  * timer run: run it more often than a rollout's soak (every few minutes),
  * well inside --expires. A scheduled rollout's release is named already,
- * so its start does not wait for the timer. */
+ * so its start does not wait for the timer. With --if-changed (what the
+ * timer runs) nothing is published while the last timestamp names the same
+ * and has more than half its life left (cloud_timestamp_unchanged()): every
+ * new timestamp is a new bundle for every node of the line to fetch. */
 #ifndef FERRY_CLOUD_TIMESTAMP_H
 #define FERRY_CLOUD_TIMESTAMP_H
 
@@ -79,6 +83,12 @@ enum ferry_err cloud_timestamp_next(const char *product, const struct ferry_time
                                     const struct ferry_strlist *withdraw, int64_t now,
                                     int64_t lifetime, struct ferry_timestamp *out,
                                     struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* Whether a timer may leave prev in place rather than publish next: both
+ * name the same current releases (in order) and withdrawn ids, and more
+ * than half of prev's lifetime is left at now (pure). */
+bool cloud_timestamp_unchanged(const struct ferry_timestamp *prev,
+                               const struct ferry_timestamp *next, int64_t now);
 
 /* Reads the store's state for product, builds the next timestamp, signs it
  * with the nkeys keys and returns the signed document (the caller frees

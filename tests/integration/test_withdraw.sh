@@ -104,7 +104,7 @@ fi
 # What the timer runs; prints the timestamp it published.
 timestamp() {
     "$CLOUD" timestamp --broker "$BROKER" --fleet "$FLEET" --store "$STORE" --key "$T1_KEY" \
-        --trust "$ROOT1"
+        --trust "$ROOT1" "$@"
 }
 ID=1 # the first rollout of this inventory
 WAVES=50,100
@@ -124,7 +124,7 @@ if wait_log 30 "$SERVE_LOG" "$from" "product firmware offers $REL4"; then
 else
     fail "serve did not record what the rollout offers"
 fi
-expect_status 0 "ferry-cloud timestamp during the rollout" timestamp
+expect_status 0 "ferry-cloud timestamp --if-changed during the rollout" timestamp --if-changed
 expect_output stdout "current $REL3,$REL4 withdrawn" \
     "... names the line's release and the rollout's current"
 if wait_fleet 60 success 1.0.4 "${FIRST[@]}"; then
@@ -147,6 +147,8 @@ else
 fi
 expect_status 0 "ferry-cloud timestamp after the rollout" timestamp
 expect_output stdout "current $REL4 withdrawn" "... names the promoted release alone"
+expect_status 0 "the timer's run with nothing new (--if-changed)" timestamp --if-changed
+expect_output stdout "unchanged" "... leaves the fresh timestamp in place"
 check "the store records the promoted release as the line's current one" \
     cmp -s "$STORE/releases/firmware.env" "$STORE/releases/$REL4.env"
 if wait_fleet 10 success 1.0.4 "${ALL[@]}"; then

@@ -278,6 +278,37 @@ static void the_offered_record_reaches_the_next_timestamp(void)
     cloud_key_free(ts_key);
 }
 
+/* The timer's --if-changed: the same names and more than half the life
+ * left leave the last timestamp in place. */
+static void an_unchanged_fresh_timestamp_is_left_in_place(void)
+{
+    struct ferry_timestamp prev, next;
+    uint8_t a[FERRY_SHA256_LEN], b[FERRY_SHA256_LEN];
+    memset(a, 1, sizeof(a));
+    memset(b, 2, sizeof(b));
+    test_ts_init(&prev, "meter", 5, NOW, 1000);
+    test_ts_current(&prev, "meter-3", 3, a);
+    strcpy(prev.withdrawn[prev.nwithdrawn++], "meter-2");
+    next = prev;
+    next.version = 6;
+    next.issued_at = NOW + 100;
+    next.expires_at = NOW + 1100;
+    CU_ASSERT_TRUE(cloud_timestamp_unchanged(&prev, &next, NOW + 100));
+    CU_ASSERT_FALSE(cloud_timestamp_unchanged(&prev, &next, NOW + 500)); /* half its life gone */
+    struct ferry_timestamp other = next;
+    test_ts_current(&other, "meter-4", 4, b); /* a rollout now offers meter-4 */
+    CU_ASSERT_FALSE(cloud_timestamp_unchanged(&prev, &other, NOW + 100));
+    other = next;
+    other.current[0].sha256[0] ^= 1;
+    CU_ASSERT_FALSE(cloud_timestamp_unchanged(&prev, &other, NOW + 100));
+    other = next;
+    strcpy(other.withdrawn[0], "meter-1");
+    CU_ASSERT_FALSE(cloud_timestamp_unchanged(&prev, &other, NOW + 100));
+    other = next;
+    other.ncurrent = 0;
+    CU_ASSERT_FALSE(cloud_timestamp_unchanged(&prev, &other, NOW + 100));
+}
+
 /* issue: reads the store, signs, saves; a node's trust takes the result. */
 static void issued_timestamps_verify_and_are_saved(void)
 {
@@ -432,6 +463,8 @@ const struct ferry_test_case ferry_tests[] = {
     {"the_withdrawn_list_keeps_the_newest", the_withdrawn_list_keeps_the_newest},
     {"issued_timestamps_verify_and_are_saved", issued_timestamps_verify_and_are_saved},
     {"a_rollout_offers_by_its_state", a_rollout_offers_by_its_state},
+    {"an_unchanged_fresh_timestamp_is_left_in_place",
+     an_unchanged_fresh_timestamp_is_left_in_place},
     {"the_next_timestamp_names_what_the_rollout_offers",
      the_next_timestamp_names_what_the_rollout_offers},
     {"the_offered_record_reaches_the_next_timestamp",
