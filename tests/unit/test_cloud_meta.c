@@ -32,17 +32,6 @@ static const struct ferry_strlist *one_of(struct one *o, const char *s)
     return &o->l;
 }
 
-static char *release_env(struct test_key *k, const char *product, const char *release, uint64_t seq,
-                         size_t *len)
-{
-    struct ferry_manifest m;
-    test_manifest_sample(&m, k->kid, NULL, 100);
-    snprintf(m.product, sizeof(m.product), "%s", product);
-    snprintf(m.release_id, sizeof(m.release_id), "%s", release);
-    m.seq = seq;
-    return test_envelope_of(k, &m, len);
-}
-
 static void the_next_timestamp_carries_state_forward(void)
 {
     struct test_key k;
@@ -50,7 +39,7 @@ static void the_next_timestamp_carries_state_forward(void)
     struct ferry_timestamp t1, t2, t3;
     struct ferry_diag d = {{0}};
     size_t len = 0;
-    char *env = release_env(&k, "meter", "meter-2", 2, &len);
+    char *env = test_release_env(&k, "meter", "meter-2", 2, &len);
 
     CU_ASSERT_EQUAL_FATAL(cloud_timestamp_next("meter", NULL, (const uint8_t *)env, len, NULL, NULL,
                                                NOW, 3600, &t1, &d),
@@ -83,7 +72,7 @@ static void the_next_timestamp_carries_state_forward(void)
     free(env);
 
     /* The recorded release must be of the product. */
-    env = release_env(&k, "valve", "valve-1", 1, &len);
+    env = test_release_env(&k, "valve", "valve-1", 1, &len);
     CU_ASSERT_EQUAL(cloud_timestamp_next("meter", NULL, (const uint8_t *)env, len, NULL, NULL, NOW,
                                          3600, &t1, &d),
                     FERRY_E_INVALID_ARG);
@@ -126,8 +115,8 @@ static void a_rollout_offers_by_its_state(void)
     test_key_init(&k, 1);
     struct ferry_diag d = {{0}};
     size_t len = 0, rlen = 0;
-    char *env = release_env(&k, "meter", "meter-4", 4, &len);
-    char *rev = release_env(&k, "meter", "meter-3r", 5, &rlen);
+    char *env = test_release_env(&k, "meter", "meter-4", 4, &len);
+    char *rev = test_release_env(&k, "meter", "meter-3r", 5, &rlen);
     const uint8_t *e = (const uint8_t *)env, *r = (const uint8_t *)rev;
     struct ferry_offered o;
     static const enum ferry_rollout_state offer_release[] = {
@@ -167,8 +156,8 @@ static void the_next_timestamp_names_what_the_rollout_offers(void)
     test_key_init(&k, 1);
     struct ferry_diag d = {{0}};
     size_t len3 = 0, len4 = 0;
-    char *env3 = release_env(&k, "meter", "meter-3", 3, &len3);
-    char *env4 = release_env(&k, "meter", "meter-4", 4, &len4);
+    char *env3 = test_release_env(&k, "meter", "meter-3", 3, &len3);
+    char *env4 = test_release_env(&k, "meter", "meter-4", 4, &len4);
     struct ferry_offered o;
     struct ferry_timestamp t, t2;
     CU_ASSERT_EQUAL_FATAL(cloud_offered_of("meter", 1, FERRY_ROLLOUT_RUNNING, (const uint8_t *)env4,
@@ -224,8 +213,8 @@ static void the_offered_record_reaches_the_next_timestamp(void)
     char store[PATH_MAX];
     snprintf(store, sizeof(store), "%s/store-offered", ferry_test_tmpdir());
     size_t len3 = 0, len4 = 0;
-    char *env3 = release_env(&rel, "meter", "meter-3", 3, &len3);
-    char *env4 = release_env(&rel, "meter", "meter-4", 4, &len4);
+    char *env3 = test_release_env(&rel, "meter", "meter-3", 3, &len3);
+    char *env4 = test_release_env(&rel, "meter", "meter-4", 4, &len4);
     CU_ASSERT_EQUAL_FATAL(cloud_release_record(store, "meter", (const uint8_t *)env3, len3, &d),
                           FERRY_OK);
     struct ferry_offered o;
@@ -322,7 +311,7 @@ static void issued_timestamps_verify_and_are_saved(void)
     snprintf(store, sizeof(store), "%s/store", ferry_test_tmpdir());
 
     size_t env_len = 0;
-    char *env = release_env(&rel, "meter", "meter-7", 7, &env_len);
+    char *env = test_release_env(&rel, "meter", "meter-7", 7, &env_len);
     CU_ASSERT_EQUAL_FATAL(cloud_release_record(store, "meter", (const uint8_t *)env, env_len, &d),
                           FERRY_OK);
     char *doc = NULL;

@@ -73,6 +73,18 @@ static inline char *test_root_body(const struct ferry_root *r, size_t *len)
     return body;
 }
 
+/* A signed envelope of release (product, seq) by k; the caller frees it. */
+static inline char *test_release_env(struct test_key *k, const char *product, const char *release,
+                                     uint64_t seq, size_t *len)
+{
+    struct ferry_manifest m;
+    test_manifest_sample(&m, k->kid, NULL, 100);
+    snprintf(m.product, sizeof(m.product), "%s", product);
+    snprintf(m.release_id, sizeof(m.release_id), "%s", release);
+    m.seq = seq;
+    return test_envelope_of(k, &m, len);
+}
+
 /* A timestamp for product, version v, valid [issued, issued + life). */
 static inline void test_ts_init(struct ferry_timestamp *ts, const char *product, uint64_t v,
                                 int64_t issued, int64_t life)
