@@ -6,6 +6,7 @@
 #include "cloud_inventory_rollout.h"
 #include "cloud_rollout_assign.h"
 #include "cloud_rollout_ctl.h"
+#include "cloud_rollout_ops.h"
 #include "cloud_timestamp.h"
 #include "db_fixture.h"
 #include "ferry_fs.h"
@@ -385,7 +386,7 @@ static void halts_on_failures_and_gateways_learn_who_installed(void)
 
 /* With a store, the controller records what the rollout offers for the
  * next timestamp: its release while it runs, its revert release once it
- * halts (cloud_offered_of() decides the rest, tested in test_cloud_meta). */
+ * halts, nothing once cancelled. */
 static void what_a_rollout_offers_is_recorded(void)
 {
     struct world x;
@@ -426,6 +427,15 @@ static void what_a_rollout_offers_is_recorded(void)
         FERRY_OK);
     CU_ASSERT_EQUAL(ts.ncurrent, 2);
     free(line);
+    /* Cancelled by the operator: nothing of it is offered any more. */
+    char what[CLOUD_ACT_WHAT_MAX];
+    CU_ASSERT_EQUAL_FATAL(
+        cloud_rollout_act(x.inv, id, CLOUD_ACT_CANCEL, "operator:test", "", NOW, what, NULL),
+        FERRY_OK);
+    cloud_rollout_ctl_tick(x.ctl, NOW);
+    o = recorded(&x);
+    CU_ASSERT_EQUAL(o.n, 0);
+    CU_ASSERT_STRING_EQUAL(o.state, "cancelled");
     world_close(&x);
     free(env);
     free(rev);
