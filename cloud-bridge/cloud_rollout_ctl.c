@@ -3,6 +3,7 @@
 #include "cloud_inventory_rollout.h"
 #include "cloud_rollout_assign.h"
 #include "cloud_rollout_calc.h"
+#include "cloud_timestamp.h"
 #include "ferry_log.h"
 #include "ferry_loop.h"
 #include "ferry_rollout.h"
@@ -349,9 +350,11 @@ static enum ferry_err step(struct cloud_rollout_ctl *c, struct cloud_rollout *r,
     return err;
 }
 
-/* Targets, states, then one step. *publish when documents must go out. */
+/* Targets, states, then one step. *publish when documents must go out;
+ * product gets the rollout's product. */
 static enum ferry_err decide_one(struct cloud_rollout_ctl *c, int64_t id, int64_t now,
-                                 bool *publish, bool *promote, struct ferry_diag *d)
+                                 bool *publish, bool *promote, char product[FERRY_ID_MAX + 1],
+                                 struct ferry_diag *d)
 {
     struct tracked *t = track(c, id);
     if (!t)
@@ -360,6 +363,7 @@ static enum ferry_err decide_one(struct cloud_rollout_ctl *c, int64_t id, int64_
     enum ferry_err err = cloud_rollout_load(c->inv, id, &r, d);
     if (err != FERRY_OK)
         return err;
+    snprintf(product, FERRY_ID_MAX + 1, "%s", r.product);
     if (!cloud_rollout_is_active(&r)) { /* ended lately: only its documents */
         *publish = r.revision != t->published;
         cloud_rollout_clear(&r);
@@ -594,10 +598,40 @@ static void publish_docs(struct cloud_rollout_ctl *c, const struct cloud_rollout
         t->published = r->revision;
 }
 
-/* The completed rollout's envelope, retained on the product's release topic. */
+/* What r, its product's latest rollout, offers now, recorded for the next
+ * timestamp. A failure is logged; the next change or restart writes it. */
+static void record_offered(struct cloud_rollout_ctl *c, const struct cloud_rollout *r)
+{
+    struct ferry_diag d = {{0}};
+    struct ferry_offered o;
+    bool changed = false;
+    enum ferry_err err =
+        cloud_offered_of(r->product, (uint64_t)r->id, r->state, r->envelope, r->envelope_len,
+                         r->revert_envelope, r->revert_len, &o, &d);
+    if (err == FERRY_OK)
+        err = cloud_offered_record(c->io.store_dir, &o, &changed, &d);
+    if (err != FERRY_OK)
+        LOG_ERR("rollout %" PRId64 ": what it offers is not recorded for the timestamp: %s", r->id,
+                ferry_diag_str(&d, err));
+    else if (changed)
+        LOG_INFO("rollout %" PRId64 ": %s, product %s offers %s (recorded for the next timestamp)",
+                 r->id, o.state, r->product, o.n ? o.r[0].release : "nothing");
+}
+
+/* The completed rollout's envelope, recorded as the line's current release
+ * (first: the next timestamp must name it) and retained on the product's
+ * release topic. */
 static void promote(struct cloud_rollout_ctl *c, const struct cloud_rollout *r)
 {
     char topic[FERRY_TOPIC_MAX];
+    struct ferry_diag d = {{0}};
+    if (c->io.store_dir) {
+        enum ferry_err rec =
+            cloud_release_record(c->io.store_dir, r->product, r->envelope, r->envelope_len, &d);
+        if (rec != FERRY_OK)
+            LOG_ERR("rollout %" PRId64 ": release %s not recorded as the line's current: %s", r->id,
+                    r->release, ferry_diag_str(&d, rec));
+    }
     enum ferry_err err =
         ferry_topic(topic, sizeof(topic), FERRY_TOPIC_RELEASE, c->fleet, r->product, NULL);
     if (err == FERRY_OK)
@@ -616,6 +650,7 @@ static void promote(struct cloud_rollout_ctl *c, const struct cloud_rollout *r)
 struct work {
     int64_t id;
     bool publish, promote;
+    char product[FERRY_ID_MAX + 1];
 };
 
 /* Every product's latest rollout, whatever its state: what a restarted
@@ -650,7 +685,8 @@ static enum ferry_err latest_per_product(struct cloud_rollout_ctl *c, struct wor
                     err = ferry_fail(d, FERRY_E_NOMEM, "rollouts: out of memory");
                 else {
                     *w = g;
-                    (*w)[(*n)++] = (struct work){ids[i], true, false};
+                    (*w)[*n] = (struct work){ids[i], true, false, {0}};
+                    snprintf((*w)[(*n)++].product, FERRY_ID_MAX + 1, "%s", r.product);
                 }
             }
         }
@@ -659,6 +695,19 @@ static enum ferry_err latest_per_product(struct cloud_rollout_ctl *c, struct wor
     free(products);
     free(ids);
     return err;
+}
+
+/* Whether work[i] (loaded as r) is the newest rollout of its product in
+ * work: only the latest rollout of a product is what gateways enforce
+ * (one is active at a time, and ids grow), so only its offer is recorded. */
+static bool latest_in(const struct work *work, size_t nwork, size_t i,
+                      const struct cloud_rollout *r)
+{
+    for (size_t k = 0; k < nwork; k++) {
+        if (work[k].id > work[i].id && strcmp(work[k].product, r->product) == 0)
+            return false;
+    }
+    return true;
 }
 
 void cloud_rollout_ctl_tick(struct cloud_rollout_ctl *c, int64_t now)
@@ -679,7 +728,8 @@ void cloud_rollout_ctl_tick(struct cloud_rollout_ctl *c, int64_t now)
         err = ferry_fail(&d, FERRY_E_NOMEM, "rollouts: out of memory");
     for (size_t i = 0; err == FERRY_OK && i < nids; i++) {
         work[nwork].id = ids[i];
-        err = decide_one(c, ids[i], now, &work[nwork].publish, &work[nwork].promote, &d);
+        err = decide_one(c, ids[i], now, &work[nwork].publish, &work[nwork].promote,
+                         work[nwork].product, &d);
         nwork++;
     }
     if (err == FERRY_OK && republish)
@@ -717,6 +767,8 @@ void cloud_rollout_ctl_tick(struct cloud_rollout_ctl *c, int64_t now)
             publish_docs(c, &r, t);
         if (work[i].promote)
             promote(c, &r);
+        if (c->io.store_dir && latest_in(work, nwork, i, &r))
+            record_offered(c, &r);
         cloud_rollout_clear(&r);
     }
     c->stats.publish_us = (ferry_now_ms() - t1) * 1000;

@@ -19,6 +19,15 @@
  * as the product's release (retained on release/<product>), so nodes that
  * appear later get it as they would any release.
  *
+ * What is offered, for the timestamp (cloud_timestamp.h): with a store,
+ * each time a product's latest rollout changed (and for every product on
+ * the first tick), what it offers now is recorded in the store
+ * (cloud_offered_record()), and a promoted release is recorded as the
+ * line's current release before it is published, so the next
+ * `ferry-cloud timestamp` names what the gateways offer. The records are
+ * written after the transaction, from what it committed; each is one
+ * atomic file, and one written twice with the same content is unchanged.
+ *
  * Watermarks: each tick reads only nodes and descriptions that changed
  * since the previous one (the tables' updated_at), except the first tick
  * after start or after a lost connection, which reads everything and
@@ -48,6 +57,8 @@ struct cloud_rollout_ctl_io {
     /* QoS 1 publish on topic; FERRY_E_BUSY when it cannot be sent now. */
     enum ferry_err (*publish)(void *arg, const char *topic, const void *buf, size_t len,
                               bool retain);
+    /* The store to record what is offered in (see above); NULL: none. */
+    const char *store_dir;
 };
 
 /* Statistics of the last tick, for logs and the benchmark. */

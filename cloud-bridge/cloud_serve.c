@@ -843,7 +843,8 @@ static enum ferry_err server_open(struct server *s, struct ferry_diag *d)
         err = cloud_store_open(s->cfg->store, &s->store, d);
     if (err == FERRY_OK)
         err = cloud_inventory_open(s->cfg->db, true, &s->inv, d);
-    struct cloud_rollout_ctl_io io = {.arg = s, .publish = rollout_publish};
+    struct cloud_rollout_ctl_io io = {
+        .arg = s, .publish = rollout_publish, .store_dir = s->cfg->store};
     if (err == FERRY_OK)
         err = cloud_rollout_ctl_new(s->inv, s->cfg->fleet, &io, &s->rollouts, d);
     if (err == FERRY_OK)

@@ -20,8 +20,9 @@
 
 /* ---- the next timestamp ---------------------------------------------------- */
 
-static enum ferry_err current_of(const char *product, const uint8_t *env, size_t env_len,
-                                 struct ferry_timestamp *t, struct ferry_diag *d)
+/* The release env carries, as a current entry of product's. */
+static enum ferry_err entry_of(const char *product, const uint8_t *env, size_t env_len,
+                               struct ferry_ts_release *r, struct ferry_diag *d)
 {
     struct ferry_envelope *e = NULL;
     struct ferry_manifest m;
@@ -29,16 +30,50 @@ static enum ferry_err current_of(const char *product, const uint8_t *env, size_t
     if (err == FERRY_OK)
         err = ferry_manifest_parse(e->manifest, e->manifest_len, &m, d);
     if (err == FERRY_OK && strcmp(m.product, product) != 0)
-        err = ferry_fail(d, FERRY_E_INVALID_ARG,
-                         "the recorded current release %s is of product '%s', not '%s'",
+        err = ferry_fail(d, FERRY_E_INVALID_ARG, "release %s is of product '%s', not '%s'",
                          m.release_id, m.product, product);
     if (err == FERRY_OK) {
-        t->has_current = true;
-        snprintf(t->current_release, sizeof(t->current_release), "%s", m.release_id);
-        t->current_seq = m.seq;
-        ferry_sha256(e->manifest, e->manifest_len, t->current_sha256);
+        memset(r, 0, sizeof(*r));
+        snprintf(r->release, sizeof(r->release), "%s", m.release_id);
+        r->seq = m.seq;
+        ferry_sha256(e->manifest, e->manifest_len, r->sha256);
     }
     ferry_envelope_free(e);
+    return err;
+}
+
+enum ferry_err cloud_offered_of(const char *product, uint64_t id, enum ferry_rollout_state s,
+                                const uint8_t *env, size_t env_len, const uint8_t *revert,
+                                size_t revert_len, struct ferry_offered *out, struct ferry_diag *d)
+{
+    memset(out, 0, sizeof(*out));
+    if (!ferry_id_valid(product))
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "'%s' is not a product identifier", product);
+    snprintf(out->product, sizeof(out->product), "%s", product);
+    snprintf(out->state, sizeof(out->state), "%s", ferry_rollout_state_name(s));
+    out->rollout = id;
+    const uint8_t *which = NULL;
+    size_t len = 0;
+    switch (s) {
+    case FERRY_ROLLOUT_SCHEDULED:
+    case FERRY_ROLLOUT_RUNNING:
+    case FERRY_ROLLOUT_PAUSED:
+    case FERRY_ROLLOUT_COMPLETED:
+        which = env;
+        len = env_len;
+        break;
+    case FERRY_ROLLOUT_HALTED:
+        which = revert;
+        len = revert_len;
+        break;
+    case FERRY_ROLLOUT_CANCELLED:
+    case FERRY_ROLLOUT__COUNT:
+        break;
+    }
+    if (!which)
+        return FERRY_OK;
+    enum ferry_err err = entry_of(product, which, len, &out->r[0], d);
+    out->n = err == FERRY_OK;
     return err;
 }
 
@@ -56,6 +91,7 @@ static void add_withdrawn(struct ferry_timestamp *t, const char *release)
 
 enum ferry_err cloud_timestamp_next(const char *product, const struct ferry_timestamp *prev,
                                     const uint8_t *env, size_t env_len,
+                                    const struct ferry_offered *offered,
                                     const struct ferry_strlist *withdraw, int64_t now,
                                     int64_t lifetime, struct ferry_timestamp *out,
                                     struct ferry_diag *d)
@@ -80,15 +116,48 @@ enum ferry_err cloud_timestamp_next(const char *product, const struct ferry_time
                               withdraw->v[i]);
         add_withdrawn(&t, withdraw->v[i]);
     }
+    struct ferry_ts_release cur[1 + FERRY_TIMESTAMP_MAX_CURRENT];
+    size_t ncur = 0;
     if (env) {
-        enum ferry_err err = current_of(product, env, env_len, &t, d);
+        enum ferry_err err = entry_of(product, env, env_len, &cur[ncur++], d);
+        if (err != FERRY_OK) {
+            ferry_diag_prefix(d, "the recorded current release");
+            return err;
+        }
+    }
+    if (offered && strcmp(offered->product, product) != 0)
+        return ferry_fail(d, FERRY_E_INVALID_ARG, "the rollout's record is for product '%s'",
+                          offered->product);
+    for (size_t i = 0; offered && i < offered->n && i < FERRY_TIMESTAMP_MAX_CURRENT; i++)
+        cur[ncur++] = offered->r[i];
+    for (size_t i = 0; i < ncur; i++) {
+        if (ferry_timestamp_withdraws(&t, cur[i].release))
+            continue;
+        enum ferry_err err = ferry_timestamp_add_current(&t, &cur[i], d);
         if (err != FERRY_OK)
             return err;
     }
-    if (t.has_current && ferry_timestamp_withdraws(&t, t.current_release))
-        t.has_current = false;
     *out = t;
     return FERRY_OK;
+}
+
+bool cloud_timestamp_unchanged(const struct ferry_timestamp *prev,
+                               const struct ferry_timestamp *next, int64_t now)
+{
+    if (prev->ncurrent != next->ncurrent || prev->nwithdrawn != next->nwithdrawn ||
+        prev->expires_at - now <= (prev->expires_at - prev->issued_at) / 2 ||
+        strcmp(prev->product, next->product) != 0)
+        return false;
+    for (size_t i = 0; i < prev->ncurrent; i++) {
+        if (strcmp(prev->current[i].release, next->current[i].release) != 0 ||
+            memcmp(prev->current[i].sha256, next->current[i].sha256, FERRY_SHA256_LEN) != 0)
+            return false;
+    }
+    for (size_t i = 0; i < prev->nwithdrawn; i++) {
+        if (strcmp(prev->withdrawn[i], next->withdrawn[i]) != 0)
+            return false;
+    }
+    return true;
 }
 
 /* ---- state in the store ---------------------------------------------------- */
@@ -137,11 +206,57 @@ static enum ferry_err load_state(const char *store_dir, const char *sub, const c
 
 #define RELEASES_SUB  "releases"
 #define TIMESTAMP_SUB "meta/timestamp"
+#define OFFERED_SUB   "meta/offered"
 
 enum ferry_err cloud_release_record(const char *store_dir, const char *product, const uint8_t *env,
                                     size_t len, struct ferry_diag *d)
 {
     return save_state(store_dir, RELEASES_SUB, product, ".env", env, len, d);
+}
+
+enum ferry_err cloud_offered_record(const char *store_dir, const struct ferry_offered *o,
+                                    bool *changed, struct ferry_diag *d)
+{
+    char *doc = NULL;
+    size_t len = 0;
+    uint8_t *old = NULL;
+    size_t old_len = 0;
+    *changed = false;
+    enum ferry_err err = ferry_offered_encode(o, &doc, &len, d);
+    if (err == FERRY_OK)
+        err = load_state(store_dir, OFFERED_SUB, o->product, ".json", FERRY_TIMESTAMP_MAX_BYTES,
+                         &old, &old_len, d);
+    if (err == FERRY_E_TOO_LARGE) /* not ours to keep: replaced */
+        err = FERRY_OK;
+    if (err == FERRY_OK && !(old && old_len == len && memcmp(old, doc, len) == 0)) {
+        err = save_state(store_dir, OFFERED_SUB, o->product, ".json", doc, len, d);
+        *changed = err == FERRY_OK;
+    }
+    free(old);
+    free(doc);
+    return err;
+}
+
+/* What the product's rollout offers, as the controller recorded it; none
+ * when there is no record. */
+static enum ferry_err load_offered(const char *store_dir, const char *product,
+                                   struct ferry_offered *o, bool *have, struct ferry_diag *d)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    *have = false;
+    enum ferry_err err = load_state(store_dir, OFFERED_SUB, product, ".json",
+                                    FERRY_TIMESTAMP_MAX_BYTES, &buf, &len, d);
+    if (err == FERRY_OK && buf)
+        err = ferry_offered_parse(buf, len, o, d);
+    if (err == FERRY_OK && buf && strcmp(o->product, product) != 0)
+        err = ferry_fail(d, FERRY_E_CORRUPT, "it is for product '%s'", o->product);
+    if (err == FERRY_OK)
+        *have = buf != NULL;
+    else
+        ferry_diag_prefix(d, "--store: the record of what the rollout offers");
+    free(buf);
+    return err;
 }
 
 /* The last timestamp signed for product, read back from the store (our own
@@ -198,7 +313,8 @@ enum ferry_err cloud_timestamp_issue(const char *store_dir, const char *product,
                                      struct ferry_timestamp *ts, struct ferry_diag *d)
 {
     struct ferry_timestamp prev, next;
-    bool have_prev = false;
+    struct ferry_offered offered;
+    bool have_prev = false, have_offered = false;
     uint8_t *env = NULL;
     size_t env_len = 0;
     enum ferry_err err = load_previous(store_dir, product, &prev, &have_prev, d);
@@ -206,8 +322,11 @@ enum ferry_err cloud_timestamp_issue(const char *store_dir, const char *product,
         err = load_state(store_dir, RELEASES_SUB, product, ".env", FERRY_ENVELOPE_MAX_BYTES, &env,
                          &env_len, d);
     if (err == FERRY_OK)
-        err = cloud_timestamp_next(product, have_prev ? &prev : NULL, env, env_len, withdraw, now,
-                                   lifetime, &next, d);
+        err = load_offered(store_dir, product, &offered, &have_offered, d);
+    if (err == FERRY_OK)
+        err =
+            cloud_timestamp_next(product, have_prev ? &prev : NULL, env, env_len,
+                                 have_offered ? &offered : NULL, withdraw, now, lifetime, &next, d);
     free(env);
     if (err == FERRY_OK)
         err = sign_doc(&next, keys, nkeys, doc, len, d);
@@ -234,6 +353,7 @@ struct ts_cfg {
     struct ferry_strlist withdraw;
     char *release; /* withdraw: the release */
     char *trust;
+    bool if_changed;
     char *client_id;
     int64_t timeout;
     enum ferry_log_level log_level;
@@ -263,6 +383,10 @@ struct ts_cfg {
 
 static const struct ferry_opt timestamp_opts[] = {
     TS_OPTS_COMMON,
+    CLOUD_OPT(ts_cfg, "if-changed", FERRY_OPT_BOOL, if_changed, NULL,
+              "publish only if what it names changed or half the last one's lifetime is gone "
+              "(what the timer runs)",
+              0),
     CLOUD_OPT(ts_cfg, "withdraw", FERRY_OPT_STRLIST, withdraw, "RELEASE",
               "also withdraw this release id (repeatable)", 0),
 };
@@ -277,8 +401,10 @@ static const struct cloud_subcmd timestamp_cmd = {
     "timestamp",
     "--broker URL --fleet ID --store DIR --key KEY [--product NAME]\n"
     "                             [--expires DURATION] [--withdraw RELEASE ...]",
-    "Signs a new timestamp for the product line: its current release (the one\n"
-    "'publish' last put on the broker), its withdrawn releases, a version above\n"
+    "Signs a new timestamp for the product line: its current releases (the one\n"
+    "'publish' last put on the broker, or a whole-line rollout completed with,\n"
+    "and what the line's rollout offers now, as 'serve' records it in the\n"
+    "store), its withdrawn releases, a version above\n"
     "every earlier one and an expiry. Publishes it retained on\n"
     "ferry/v1/<fleet>/timestamp/<product>. Run it from a timer, well inside\n"
     "--expires: nodes install nothing of the line while its timestamp is expired.",
@@ -331,8 +457,9 @@ static enum ferry_err load_keys(const struct ferry_strlist *paths, struct cloud_
 
 static void print_timestamp(const struct ferry_timestamp *t)
 {
+    char cur[FERRY_TIMESTAMP_MAX_CURRENT * (FERRY_NAME_MAX + 1) + 8];
     printf("timestamp: product %s version %" PRIu64 " expires %" PRId64 " current %s", t->product,
-           t->version, t->expires_at, t->has_current ? t->current_release : "(none)");
+           t->version, t->expires_at, ferry_timestamp_current_str(t, cur, sizeof(cur)));
     for (size_t i = 0; i < t->nwithdrawn; i++)
         printf("%s%s", i ? "," : " withdrawn ", t->withdrawn[i]);
     printf("\n");
@@ -364,12 +491,18 @@ static int run(const struct cloud_subcmd *cmd, struct ts_cfg *c)
         err = cloud_timestamp_issue(c->store, product, keys, c->keys.n,
                                     c->release ? &one : &c->withdraw, now, c->expires, &doc, &len,
                                     &ts, &d);
-    if (err == FERRY_OK && c->trust)
+    struct ferry_timestamp prev;
+    bool have_prev = false, skip = false;
+    if (err == FERRY_OK && c->if_changed)
+        err = load_previous(c->store, product, &prev, &have_prev, &d);
+    /* The timer's run that would change nothing nodes need. */
+    skip = err == FERRY_OK && have_prev && cloud_timestamp_unchanged(&prev, &ts, now);
+    if (err == FERRY_OK && !skip && c->trust)
         err = check_under_root(c->trust, doc, len, now, &d);
     /* Recorded before it is published: a withdrawal is never lost. */
-    if (err == FERRY_OK)
+    if (err == FERRY_OK && !skip)
         err = cloud_timestamp_record(c->store, product, doc, len, &d);
-    if (err == FERRY_OK)
+    if (err == FERRY_OK && !skip)
         err = cloud_publish_retained(&c->mqtt, c->client_id, c->timeout, topic,
                                      (const uint8_t *)doc, len, &d);
     for (size_t i = 0; i < FERRY_SIGNED_MAX_SIGS; i++)
@@ -377,7 +510,11 @@ static int run(const struct cloud_subcmd *cmd, struct ts_cfg *c)
     free(doc);
     if (err != FERRY_OK)
         return cloud_subcmd_report(cmd, &d, err, CLOUD_EXIT_FAILED);
-    print_timestamp(&ts);
+    if (skip)
+        printf("timestamp: product %s version %" PRIu64 " unchanged, fresh until %" PRId64 "\n",
+               product, prev.version, prev.expires_at);
+    else
+        print_timestamp(&ts);
     return fflush(stdout) == 0 ? 0 : CLOUD_EXIT_FAILED;
 }
 

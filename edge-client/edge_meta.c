@@ -169,8 +169,10 @@ enum ferry_err edge_meta_apply(struct edge_meta *m, const uint8_t *buf, size_t l
         if (e == FERRY_OK && taken) {
             const struct ferry_timestamp *ts =
                 ferry_trust_timestamp(m->trust, m->product, NULL, NULL);
+            char cur[FERRY_TIMESTAMP_MAX_CURRENT * (FERRY_NAME_MAX + 1) + 8];
             LOG_INFO("trust: timestamp version %" PRIu64 " taken (current %s, %zu withdrawn)",
-                     ts->version, ts->has_current ? ts->current_release : "(none)", ts->nwithdrawn);
+                     ts->version, ferry_timestamp_current_str(ts, cur, sizeof(cur)),
+                     ts->nwithdrawn);
             persist(m->ts_path, b->timestamp.buf, b->timestamp.len, "timestamp");
             *changed = true;
         } else if (e != FERRY_OK && e != FERRY_E_STALE) {

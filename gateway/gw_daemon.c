@@ -743,8 +743,9 @@ static void on_timestamp(void *arg, const char *product, const uint8_t *buf, siz
         return;
     const struct ferry_timestamp *ts =
         ferry_trust_timestamp(gw_meta_trust(g->meta), product, NULL, NULL);
+    char cur[FERRY_TIMESTAMP_MAX_CURRENT * (FERRY_NAME_MAX + 1) + 8];
     LOG_INFO("timestamp: product %s at version %llu, current %s, %zu withdrawn", product,
-             (unsigned long long)ts->version, ts->has_current ? ts->current_release : "(none)",
+             (unsigned long long)ts->version, ferry_timestamp_current_str(ts, cur, sizeof(cur)),
              ts->nwithdrawn);
     /* What is offered may have changed (a withdrawal, a new current one). */
     gw_coap_meta_changed(g->coap, product);

@@ -430,15 +430,16 @@ enum ferry_err ferry_trust_verdict(const struct ferry_trust *t, const char *prod
         return ferry_fail(d, FERRY_E_STALE,
                           "trust: the timestamp for '%s' (version %" PRIu64 ") expired at %" PRId64,
                           product, ts->version, ts->expires_at);
-    if (!ts->has_current)
+    if (!ts->ncurrent)
         return ferry_fail(d, FERRY_E_STALE,
                           "trust: the timestamp for '%s' (version %" PRIu64
                           ") names no current release",
                           product, ts->version);
-    if (memcmp(ts->current_sha256, digest, FERRY_SHA256_LEN) != 0)
+    if (!ferry_timestamp_current(ts, digest))
         return ferry_fail(d, FERRY_E_STALE,
                           "trust: the timestamp for '%s' (version %" PRIu64
-                          ") names release %s (seq %" PRIu64 ") as current, not %s",
-                          product, ts->version, ts->current_release, ts->current_seq, release_id);
+                          ") names %zu release(s) current, %s (seq %" PRIu64 ")%s, not %s",
+                          product, ts->version, ts->ncurrent, ts->current[0].release,
+                          ts->current[0].seq, ts->ncurrent > 1 ? " first" : "", release_id);
     return FERRY_OK;
 }

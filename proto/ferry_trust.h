@@ -31,7 +31,8 @@
  *   verified: without a timestamp role, FERRY_OK. With one: FERRY_E_WITHDRAWN
  *   if the product's timestamp withdraws its release id (expired or not: a
  *   withdrawal stands); FERRY_E_STALE if there is no timestamp for the
- *   product, it expired, or it names another release (or none) as current.
+ *   product, it expired, or its current list does not name the release (by
+ *   the digest of its signed manifest bytes).
  *
  * Not thread-safe; one owner. */
 #ifndef FERRY_TRUST_H

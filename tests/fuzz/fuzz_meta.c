@@ -145,8 +145,31 @@ static void timestamp_round_trip(const uint8_t *data, size_t size)
     if (ferry_timestamp_encode(&t, &text, &len, NULL) != FERRY_OK ||
         ferry_timestamp_parse((const uint8_t *)text, len, &again, NULL) != FERRY_OK ||
         ferry_timestamp_encode(&again, &text2, &len2, NULL) != FERRY_OK || len != len2 ||
-        memcmp(text, text2, len) != 0 ||
-        (t.has_current && ferry_timestamp_withdraws(&t, t.current_release)))
+        memcmp(text, text2, len) != 0 || again.ncurrent != t.ncurrent)
+        abort();
+    for (size_t i = 0; i < t.ncurrent; i++) {
+        if (ferry_timestamp_withdraws(&t, t.current[i].release) ||
+            !ferry_timestamp_current(&again, t.current[i].sha256))
+            abort();
+    }
+    free(text2);
+    free(text);
+}
+
+/* The cloud's record of what a rollout offers (a file serve writes and
+ * `ferry-cloud timestamp` reads). */
+static void offered_round_trip(const uint8_t *data, size_t size)
+{
+    struct ferry_offered o, again;
+    char *text = NULL, *text2 = NULL;
+    size_t len = 0, len2 = 0;
+    if (ferry_offered_parse(data, size, &o, NULL) != FERRY_OK)
+        return;
+    if (o.n > FERRY_TIMESTAMP_MAX_CURRENT ||
+        ferry_offered_encode(&o, &text, &len, NULL) != FERRY_OK ||
+        ferry_offered_parse((const uint8_t *)text, len, &again, NULL) != FERRY_OK ||
+        ferry_offered_encode(&again, &text2, &len2, NULL) != FERRY_OK || len != len2 ||
+        memcmp(text, text2, len) != 0)
         abort();
     free(text2);
     free(text);
@@ -213,6 +236,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     signed_round_trip(data, size);
     root_round_trip(data, size);
     timestamp_round_trip(data, size);
+    offered_round_trip(data, size);
     bundle_round_trip(data, size);
     trust_rules(data, size);
     return 0;

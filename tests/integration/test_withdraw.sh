@@ -8,20 +8,26 @@
 #            they drop it (failed, withdrawn) and never install it;
 #   late     is down during 1.0.2; started after the withdrawal, it is never
 #            offered 1.0.2.
-# Then 1.0.3 rolls forward to everyone.
+# Then 1.0.3 rolls forward to everyone, and 1.0.4 goes out in a staged
+# rollout (waves 50,100) under the same timestamp role: once
+# `ferry-cloud timestamp` names both the line's release and the one the
+# rollout offers, the first wave's node installs 1.0.4 while the others keep
+# 1.0.3; the next wave installs it; the completed rollout's release is
+# recorded as the line's current one and the next timestamp names it alone.
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 start_mosquitto
 source "$(dirname "${BASH_SOURCE[0]}")/relay_lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/fleet_lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/trust_lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/rollout_lib.sh"
 
 IMAGE_BYTES=$((32 * 1024))
 BUSY_FLAG="$TEST_TMP/busy.flag"
 ALL=(early busy1 busy2 late)
 PUB=$ROOT1 # gateways and nodes start from root version 1
 
-for v in 1 2 3; do
+for v in 1 2 3 4; do
     head -c "$IMAGE_BYTES" /dev/urandom >"$TEST_TMP/r$v.bin"
 done
 
@@ -86,12 +92,69 @@ expect_output stdout '"timestamp":{"format":1,"signed":' \
     "a stock CoAP client gets the trust metadata bundle from ferry/meta/firmware"
 
 # --- rolling forward ----------------------------------------------------------------------
-release "$TEST_TMP/r3.bin" 1.0.3 3 --hw-model m1 --timestamp-key "$T1_KEY" >/dev/null ||
+REL3=$(release "$TEST_TMP/r3.bin" 1.0.3 3 --hw-model m1 --timestamp-key "$T1_KEY") ||
     die "publishing 1.0.3 failed"
 if wait_fleet 60 success 1.0.3 "${ALL[@]}"; then
     pass "1.0.3 rolls forward to every node"
 else
     fail "not every node reports success with 1.0.3: $FLEET_OFF"
+fi
+
+# --- a staged rollout under the timestamp role -------------------------------------
+# What the timer runs; prints the timestamp it published.
+timestamp() {
+    "$CLOUD" timestamp --broker "$BROKER" --fleet "$FLEET" --store "$STORE" --key "$T1_KEY" \
+        --trust "$ROOT1" "$@"
+}
+ID=1 # the first rollout of this inventory
+WAVES=50,100
+FIRST=() REST=()
+for n in "${ALL[@]}"; do
+    if [ "$(wave_of "$ID" "$n" "$WAVES")" = 0 ]; then FIRST+=("$n"); else REST+=("$n"); fi
+done
+((${#FIRST[@]} > 0 && ${#REST[@]} > 0)) || die "these node names leave a wave empty"
+described 4 30 || die "only $(described_count) of 4 node descriptions reached the inventory"
+REL4=$(release "$TEST_TMP/r4.bin" 1.0.4 4 --hw-model m1 --stage) || die "staging 1.0.4 failed"
+from=$(log_lines "$SERVE_LOG")
+t0=$SECONDS
+expect_status 0 "rollout create" "$CLOUD" rollout create --db "$DB" --store "$STORE" \
+    --release "$REL4" --waves "$WAVES" --success 100 --min-final 1 --soak 1h --halt 50
+if wait_log 30 "$SERVE_LOG" "$from" "product firmware offers $REL4"; then
+    pass "serve records that the rollout offers $REL4"
+else
+    fail "serve did not record what the rollout offers"
+fi
+expect_status 0 "ferry-cloud timestamp --if-changed during the rollout" timestamp --if-changed
+expect_output stdout "current $REL3,$REL4 withdrawn" \
+    "... names the line's release and the rollout's current"
+if wait_fleet 60 success 1.0.4 "${FIRST[@]}"; then
+    pass "the first wave (${FIRST[*]}) installs 1.0.4 under the timestamp role"
+else
+    fail "the first wave did not install 1.0.4: $FLEET_OFF"
+fi
+check "the other nodes keep 1.0.3 and fetched nothing of 1.0.4" \
+    test "$(fetchers gw1 | xargs)" = "${FIRST[*]}" -a "$(fleet_is success 1.0.3 "${REST[@]}")" = ""
+expect_status 0 "rollout next" "$CLOUD" rollout next "$ID" --db "$DB"
+if wait_fleet 60 success 1.0.4 "${REST[@]}"; then
+    pass "the second wave (${REST[*]}) installs 1.0.4"
+else
+    fail "the second wave did not install 1.0.4: $FLEET_OFF"
+fi
+if wait_log 30 "$SERVE_LOG" "$from" "rollout $ID: completed, product firmware offers $REL4"; then
+    pass "the rollout completes and serve records its release"
+else
+    fail "the rollout did not complete: $(rollout_get "$ID" 'r["state"]')"
+fi
+expect_status 0 "ferry-cloud timestamp after the rollout" timestamp
+expect_output stdout "current $REL4 withdrawn" "... names the promoted release alone"
+expect_status 0 "the timer's run with nothing new (--if-changed)" timestamp --if-changed
+expect_output stdout "unchanged" "... leaves the fresh timestamp in place"
+check "the store records the promoted release as the line's current one" \
+    cmp -s "$STORE/releases/firmware.env" "$STORE/releases/$REL4.env"
+if wait_fleet 10 success 1.0.4 "${ALL[@]}"; then
+    pass "every node runs 1.0.4 ($((SECONDS - t0)) s for the rollout)"
+else
+    fail "not every node runs 1.0.4: $FLEET_OFF"
 fi
 
 stop_all "${NODE_PID[@]}" "$GW_PID" "$SERVE_PID"

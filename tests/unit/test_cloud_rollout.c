@@ -6,8 +6,12 @@
 #include "cloud_inventory_rollout.h"
 #include "cloud_rollout_assign.h"
 #include "cloud_rollout_ctl.h"
+#include "cloud_rollout_ops.h"
+#include "cloud_timestamp.h"
 #include "db_fixture.h"
+#include "ferry_fs.h"
 #include "ferry_rollout.h"
+#include "test_meta.h"
 
 #include <limits.h>
 #include <pthread.h>
@@ -85,6 +89,7 @@ static struct ferry_rollout_doc *last_doc(const struct wire *w, const char *gw)
 
 struct world {
     char path[PATH_MAX + 128];
+    char store[PATH_MAX]; /* "": the controller records nothing */
     struct cloud_inventory *inv;
     struct cloud_rollout_ctl *ctl;
     struct wire wire;
@@ -97,7 +102,8 @@ static void world_open(struct world *x, const char *name)
     snprintf(x->path, sizeof(x->path), "%s", ferry_test_db(name));
     struct ferry_diag d = {{0}};
     CU_ASSERT_FATAL(cloud_inventory_open(x->path, true, &x->inv, &d) == FERRY_OK);
-    struct cloud_rollout_ctl_io io = {.arg = &x->wire, .publish = fake_publish};
+    struct cloud_rollout_ctl_io io = {
+        .arg = &x->wire, .publish = fake_publish, .store_dir = x->store[0] ? x->store : NULL};
     CU_ASSERT_FATAL(cloud_rollout_ctl_new(x->inv, FLEET, &io, &x->ctl, &d) == FERRY_OK);
 }
 
@@ -146,8 +152,10 @@ static void report(struct world *x, int i, const char *release, enum ferry_state
     CU_ASSERT_EQUAL(out.nstored, 1);
 }
 
-static int64_t create(struct world *x, const char *waves, uint32_t min_final, int64_t soak,
-                      bool revert)
+/* A rollout of fw-2 (envelope env, ENVELOPE if NULL), with revert release
+ * fw-1r (envelope rev, ENVELOPE if NULL) when revert is set. */
+static int64_t create_with(struct world *x, const char *waves, uint32_t min_final, int64_t soak,
+                           bool revert, const char *env, const char *rev)
 {
     struct cloud_rollout r;
     memset(&r, 0, sizeof(r));
@@ -155,13 +163,13 @@ static int64_t create(struct world *x, const char *waves, uint32_t min_final, in
     snprintf(r.release, sizeof(r.release), "fw-2");
     snprintf(r.version, sizeof(r.version), "2.0.0");
     r.seq = 2;
-    r.envelope = (uint8_t *)strdup(ENVELOPE);
-    r.envelope_len = strlen(ENVELOPE);
+    r.envelope = (uint8_t *)strdup(env ? env : ENVELOPE);
+    r.envelope_len = strlen((char *)r.envelope);
     if (revert) {
         snprintf(r.revert_release, sizeof(r.revert_release), "fw-1r");
         r.revert_seq = 3;
-        r.revert_envelope = (uint8_t *)strdup(ENVELOPE);
-        r.revert_len = strlen(ENVELOPE);
+        r.revert_envelope = (uint8_t *)strdup(rev ? rev : ENVELOPE);
+        r.revert_len = strlen((char *)r.revert_envelope);
     }
     CU_ASSERT_FATAL(ferry_waves_parse(waves, &r.plan, NULL) == FERRY_OK);
     r.plan.success_pct = 100;
@@ -179,6 +187,26 @@ static int64_t create(struct world *x, const char *waves, uint32_t min_final, in
     int64_t id = r.id;
     cloud_rollout_clear(&r);
     return id;
+}
+
+static int64_t create(struct world *x, const char *waves, uint32_t min_final, int64_t soak,
+                      bool revert)
+{
+    return create_with(x, waves, min_final, soak, revert, NULL, NULL);
+}
+
+/* What the controller recorded for product fw (n = 99 when nothing). */
+static struct ferry_offered recorded(const struct world *x)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/meta/offered/fw.json", x->store);
+    struct ferry_offered o = {.n = 99};
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (ferry_read_file(path, 1 << 16, &buf, &len, NULL) == FERRY_OK)
+        CU_ASSERT_FATAL(ferry_offered_parse(buf, len, &o, NULL) == FERRY_OK);
+    free(buf);
+    return o;
 }
 
 static struct cloud_rollout load(struct world *x, int64_t id)
@@ -354,6 +382,64 @@ static void halts_on_failures_and_gateways_learn_who_installed(void)
     cloud_rollout_clear(&r);
     CU_ASSERT_EQUAL(logged(&x, id, "halted"), 1);
     world_close(&x);
+}
+
+/* With a store, the controller records what the rollout offers for the
+ * next timestamp: its release while it runs, its revert release once it
+ * halts, nothing once cancelled. */
+static void what_a_rollout_offers_is_recorded(void)
+{
+    struct world x;
+    memset(&x, 0, sizeof(x));
+    snprintf(x.store, sizeof(x.store), "%s/offered-store", ferry_test_tmpdir());
+    world_open(&x, "offered");
+    struct test_key k;
+    test_key_init(&k, 1);
+    size_t len = 0, rlen = 0;
+    char *env = test_release_env(&k, "fw", "fw-2", 2, &len);
+    char *rev = test_release_env(&k, "fw", "fw-1r", 3, &rlen);
+    int64_t id = create_with(&x, "100", 3, 0, true, env, rev);
+    for (int i = 0; i < 10; i++)
+        describe(&x, i, NULL);
+    cloud_rollout_ctl_tick(x.ctl, NOW);
+    struct ferry_offered o = recorded(&x);
+    CU_ASSERT_EQUAL_FATAL(o.n, 1);
+    CU_ASSERT_STRING_EQUAL(o.r[0].release, "fw-2");
+    CU_ASSERT_STRING_EQUAL(o.state, "running");
+    CU_ASSERT_EQUAL(o.rollout, (uint64_t)id);
+    report(&x, 0, "fw-2", FERRY_STATE_SUCCESS);
+    report(&x, 2, "fw-2", FERRY_STATE_ROLLED_BACK);
+    report(&x, 6, "fw-2", FERRY_STATE_FAILED);
+    cloud_rollout_ctl_tick(x.ctl, NOW);
+    struct cloud_rollout r = load(&x, id);
+    CU_ASSERT_EQUAL(r.state, FERRY_ROLLOUT_HALTED);
+    cloud_rollout_clear(&r);
+    o = recorded(&x);
+    CU_ASSERT_EQUAL_FATAL(o.n, 1);
+    CU_ASSERT_STRING_EQUAL(o.r[0].release, "fw-1r");
+    CU_ASSERT_STRING_EQUAL(o.state, "halted");
+    /* The next timestamp names the line's release and the revert release. */
+    size_t llen = 0;
+    char *line = test_release_env(&k, "fw", "fw-1", 1, &llen);
+    struct ferry_timestamp ts;
+    CU_ASSERT_EQUAL(
+        cloud_timestamp_next("fw", NULL, (const uint8_t *)line, llen, &o, NULL, NOW, 60, &ts, NULL),
+        FERRY_OK);
+    CU_ASSERT_EQUAL(ts.ncurrent, 2);
+    free(line);
+    /* Cancelled by the operator: nothing of it is offered any more. */
+    char what[CLOUD_ACT_WHAT_MAX];
+    CU_ASSERT_EQUAL_FATAL(
+        cloud_rollout_act(x.inv, id, CLOUD_ACT_CANCEL, "operator:test", "", NOW, what, NULL),
+        FERRY_OK);
+    cloud_rollout_ctl_tick(x.ctl, NOW);
+    o = recorded(&x);
+    CU_ASSERT_EQUAL(o.n, 0);
+    CU_ASSERT_STRING_EQUAL(o.state, "cancelled");
+    world_close(&x);
+    free(env);
+    free(rev);
+    test_key_free(&k);
 }
 
 static void a_gateways_own_halt_halts_once(void)
@@ -582,6 +668,7 @@ static void moved_and_late_nodes(void)
 const char *const ferry_suite_name = "cloud_rollout";
 const struct ferry_test_case ferry_tests[] = {
     {"waves_open_as_gates_pass_and_docs_follow", waves_open_as_gates_pass_and_docs_follow},
+    {"what_a_rollout_offers_is_recorded", what_a_rollout_offers_is_recorded},
     {"halts_on_failures_and_gateways_learn_who_installed",
      halts_on_failures_and_gateways_learn_who_installed},
     {"a_gateways_own_halt_halts_once", a_gateways_own_halt_halts_once},

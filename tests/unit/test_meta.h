@@ -73,6 +73,18 @@ static inline char *test_root_body(const struct ferry_root *r, size_t *len)
     return body;
 }
 
+/* A signed envelope of release (product, seq) by k; the caller frees it. */
+static inline char *test_release_env(struct test_key *k, const char *product, const char *release,
+                                     uint64_t seq, size_t *len)
+{
+    struct ferry_manifest m;
+    test_manifest_sample(&m, k->kid, NULL, 100);
+    snprintf(m.product, sizeof(m.product), "%s", product);
+    snprintf(m.release_id, sizeof(m.release_id), "%s", release);
+    m.seq = seq;
+    return test_envelope_of(k, &m, len);
+}
+
 /* A timestamp for product, version v, valid [issued, issued + life). */
 static inline void test_ts_init(struct ferry_timestamp *ts, const char *product, uint64_t v,
                                 int64_t issued, int64_t life)
@@ -84,14 +96,14 @@ static inline void test_ts_init(struct ferry_timestamp *ts, const char *product,
     ts->expires_at = issued + life;
 }
 
-/* Names release (seq, signed manifest digest) as current. */
+/* Adds release (seq, signed manifest digest) to the current list. */
 static inline void test_ts_current(struct ferry_timestamp *ts, const char *release, uint64_t seq,
                                    const uint8_t digest[FERRY_SHA256_LEN])
 {
-    ts->has_current = true;
-    snprintf(ts->current_release, sizeof(ts->current_release), "%s", release);
-    ts->current_seq = seq;
-    memcpy(ts->current_sha256, digest, FERRY_SHA256_LEN);
+    struct ferry_ts_release *r = &ts->current[ts->ncurrent++];
+    snprintf(r->release, sizeof(r->release), "%s", release);
+    r->seq = seq;
+    memcpy(r->sha256, digest, FERRY_SHA256_LEN);
 }
 
 /* ts signed by k; the caller frees it. */

@@ -154,9 +154,9 @@ static void timestamp_rules(void)
     CU_ASSERT_EQUAL_FATAL(ferry_timestamp_parse((const uint8_t *)text, len, &back, &d), FERRY_OK);
     CU_ASSERT_STRING_EQUAL(back.product, "meter");
     CU_ASSERT_EQUAL(back.version, 5);
-    CU_ASSERT_TRUE(back.has_current);
-    CU_ASSERT_EQUAL(back.current_seq, 2);
-    CU_ASSERT_EQUAL(memcmp(back.current_sha256, digest, sizeof(digest)), 0);
+    CU_ASSERT_EQUAL(back.ncurrent, 1);
+    CU_ASSERT_EQUAL(back.current[0].seq, 2);
+    CU_ASSERT_EQUAL(memcmp(back.current[0].sha256, digest, sizeof(digest)), 0);
     CU_ASSERT_TRUE(ferry_timestamp_withdraws(&back, "meter-1"));
     CU_ASSERT_FALSE(ferry_timestamp_withdraws(&back, "meter-2"));
     free(text);
@@ -191,6 +191,179 @@ static void timestamp_rules(void)
     for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++)
         CU_ASSERT_EQUAL(
             ferry_timestamp_parse((const uint8_t *)broken[i], strlen(broken[i]), &back, &d),
+            FERRY_E_MALFORMED);
+}
+
+/* Format 2: several current releases; format 1 is still written while at
+ * most one is current, and still read. */
+static void a_timestamp_names_a_bounded_list_of_current_releases(void)
+{
+    struct ferry_timestamp ts, back;
+    struct ferry_diag d = {{0}};
+    uint8_t a[FERRY_SHA256_LEN], b[FERRY_SHA256_LEN];
+    memset(a, 0xaa, sizeof(a));
+    memset(b, 0xbb, sizeof(b));
+    char *text = NULL;
+    size_t len = 0;
+
+    test_ts_init(&ts, "meter", 7, 1700000000, 3600);
+    test_ts_current(&ts, "meter-3", 3, a);
+    CU_ASSERT_EQUAL_FATAL(ferry_timestamp_encode(&ts, &text, &len, &d), FERRY_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"format\":1,"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"current\":{"));
+    free(text);
+
+    test_ts_current(&ts, "meter-4", 4, b);
+    strcpy(ts.withdrawn[ts.nwithdrawn++], "meter-2");
+    CU_ASSERT_EQUAL_FATAL(ferry_timestamp_encode(&ts, &text, &len, &d), FERRY_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"format\":2,"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"current\":[{"));
+    CU_ASSERT_EQUAL_FATAL(ferry_timestamp_parse((const uint8_t *)text, len, &back, &d), FERRY_OK);
+    free(text);
+    CU_ASSERT_EQUAL(back.ncurrent, 2);
+    CU_ASSERT_STRING_EQUAL(back.current[1].release, "meter-4");
+    CU_ASSERT_EQUAL(back.current[1].seq, 4);
+    CU_ASSERT_PTR_EQUAL(ferry_timestamp_current(&back, b), &back.current[1]);
+    CU_ASSERT_PTR_EQUAL(ferry_timestamp_current(&back, a), &back.current[0]);
+    uint8_t c[FERRY_SHA256_LEN];
+    memset(c, 0xcc, sizeof(c));
+    CU_ASSERT_PTR_NULL(ferry_timestamp_current(&back, c));
+    char list[256];
+    CU_ASSERT_STRING_EQUAL(ferry_timestamp_current_str(&back, list, sizeof(list)),
+                           "meter-3,meter-4");
+
+    /* add_current: no release twice (by id or digest), at most the cap. */
+    struct ferry_ts_release r = back.current[0];
+    CU_ASSERT_EQUAL(ferry_timestamp_add_current(&back, &r, &d), FERRY_OK);
+    snprintf(r.release, sizeof(r.release), "meter-9");
+    CU_ASSERT_EQUAL(ferry_timestamp_add_current(&back, &r, &d), FERRY_OK);
+    CU_ASSERT_EQUAL(back.ncurrent, 2);
+    for (int i = 0; back.ncurrent < FERRY_TIMESTAMP_MAX_CURRENT; i++) {
+        snprintf(r.release, sizeof(r.release), "meter-x%d", i);
+        memset(r.sha256, i + 1, sizeof(r.sha256));
+        CU_ASSERT_EQUAL_FATAL(ferry_timestamp_add_current(&back, &r, &d), FERRY_OK);
+    }
+    memset(r.sha256, 0x77, sizeof(r.sha256));
+    snprintf(r.release, sizeof(r.release), "meter-over");
+    CU_ASSERT_EQUAL(ferry_timestamp_add_current(&back, &r, &d), FERRY_E_TOO_LARGE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "meter-over"));
+    /* A full list with a full withdrawn list of long ids stays within the cap. */
+    for (size_t i = 0; i < FERRY_TIMESTAMP_MAX_CURRENT; i++)
+        snprintf(back.current[i].release, sizeof(back.current[i].release), "%.*s%02zu",
+                 FERRY_NAME_MAX - 2,
+                 "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc", i);
+    back.nwithdrawn = 0;
+    for (size_t i = 0; i < FERRY_TIMESTAMP_MAX_WITHDRAWN; i++)
+        snprintf(back.withdrawn[back.nwithdrawn++], sizeof(back.withdrawn[0]), "%.*s%02zu",
+                 FERRY_NAME_MAX - 2,
+                 "wwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwww", i);
+    CU_ASSERT_EQUAL(ferry_timestamp_encode(&back, &text, &len, &d), FERRY_OK);
+    free(text);
+
+    /* The same release twice, by id or by digest, is refused. */
+    struct ferry_timestamp bad = ts;
+    bad.current[1] = bad.current[0];
+    snprintf(bad.current[1].release, sizeof(bad.current[1].release), "meter-5");
+    CU_ASSERT_EQUAL(ferry_timestamp_encode(&bad, &text, &len, &d), FERRY_E_MALFORMED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "again"));
+    bad = ts;
+    snprintf(bad.current[1].release, sizeof(bad.current[1].release), "meter-3");
+    CU_ASSERT_EQUAL(ferry_timestamp_encode(&bad, &text, &len, &d), FERRY_E_MALFORMED);
+    /* A withdrawn release is never current, wherever it is in the list. */
+    bad = ts;
+    strcpy(bad.withdrawn[bad.nwithdrawn++], "meter-4");
+    CU_ASSERT_EQUAL(ferry_timestamp_encode(&bad, &text, &len, &d), FERRY_E_MALFORMED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "also withdrawn"));
+
+#define HEAD(f)                                                                                    \
+    "{\"format\":" f ",\"type\":\"timestamp\",\"product\":\"p\",\"version\":1,\"issued_at\":1,"    \
+    "\"expires_at\":2"
+#define ENTRY(r, h)                                                                                \
+    "{\"release\":\"" r "\",\"seq\":1,\"manifest_sha256\":\""                                      \
+    "" h h h h h h h h h h h h h h h h h h h h h h h h h h h h h h h h "\"}"
+    /* A format-1 document as nodes in the field saved it. */
+    static const char old[] = HEAD("1") ",\"current\":" ENTRY("r", "ab") "}";
+    CU_ASSERT_EQUAL(ferry_timestamp_parse((const uint8_t *)old, strlen(old), &back, &d), FERRY_OK);
+    CU_ASSERT_EQUAL(back.ncurrent, 1);
+    CU_ASSERT_STRING_EQUAL(back.current[0].release, "r");
+    /* clang-format off */
+    static const char *const broken[] = {
+        /* a list in format 1 */
+        HEAD("1") ",\"current\":[" ENTRY("r", "ab") "]}",
+        /* an object in format 2 */
+        HEAD("2") ",\"current\":" ENTRY("r", "ab") "}",
+        /* an unknown format */
+        HEAD("3") "}",
+        /* one digest twice */
+        HEAD("2") ",\"current\":[" ENTRY("r", "ab") "," ENTRY("s", "ab") "]}",
+        /* one id twice */
+        HEAD("2") ",\"current\":[" ENTRY("r", "01") "," ENTRY("r", "02") "]}",
+        /* nine releases, one above the cap */
+        HEAD("2") ",\"current\":[" ENTRY("a", "01") "," ENTRY("b", "02") "," ENTRY("c", "03")
+            "," ENTRY("d", "04") "," ENTRY("e", "05") "," ENTRY("f", "06")
+            "," ENTRY("g", "07") "," ENTRY("h", "08") "," ENTRY("i", "09") "]}",
+        /* a withdrawn release named current */
+        HEAD("2") ",\"current\":[" ENTRY("r", "ab") "],\"withdrawn\":[\"r\"]}",
+    };
+    /* clang-format on */
+    for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++) {
+        CU_ASSERT_EQUAL(
+            ferry_timestamp_parse((const uint8_t *)broken[i], strlen(broken[i]), &back, &d),
+            FERRY_E_MALFORMED);
+        if (i == 2) /* an unknown format names the ones known */
+            CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "'format' must be 1 or 2"));
+    }
+    static const char two[] = HEAD("2") ",\"current\":[" ENTRY("r", "ab") "," ENTRY("s", "cd") "]}";
+    CU_ASSERT_EQUAL(ferry_timestamp_parse((const uint8_t *)two, strlen(two), &back, &d), FERRY_OK);
+    CU_ASSERT_EQUAL(back.ncurrent, 2);
+#undef ENTRY
+#undef HEAD
+}
+
+/* The cloud's record of what a rollout offers: round trip, strict. */
+static void the_offered_record_round_trips_and_is_strict(void)
+{
+    struct ferry_offered o, back;
+    struct ferry_diag d = {{0}};
+    memset(&o, 0, sizeof(o));
+    snprintf(o.product, sizeof(o.product), "meter");
+    snprintf(o.state, sizeof(o.state), "halted");
+    o.rollout = 12;
+    o.n = 1;
+    snprintf(o.r[0].release, sizeof(o.r[0].release), "meter-1-revert");
+    o.r[0].seq = 9;
+    memset(o.r[0].sha256, 0x5a, sizeof(o.r[0].sha256));
+    char *text = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL_FATAL(ferry_offered_encode(&o, &text, &len, &d), FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(ferry_offered_parse((const uint8_t *)text, len, &back, &d), FERRY_OK);
+    CU_ASSERT_STRING_EQUAL(back.product, "meter");
+    CU_ASSERT_STRING_EQUAL(back.state, "halted");
+    CU_ASSERT_EQUAL(back.rollout, 12);
+    CU_ASSERT_EQUAL(back.n, 1);
+    CU_ASSERT_EQUAL(back.r[0].seq, 9);
+    CU_ASSERT_EQUAL(memcmp(back.r[0].sha256, o.r[0].sha256, FERRY_SHA256_LEN), 0);
+    free(text);
+    o.n = 0; /* a cancelled rollout offers nothing */
+    CU_ASSERT_EQUAL_FATAL(ferry_offered_encode(&o, &text, &len, &d), FERRY_OK);
+    CU_ASSERT_EQUAL(ferry_offered_parse((const uint8_t *)text, len, &back, &d), FERRY_OK);
+    CU_ASSERT_EQUAL(back.n, 0);
+    free(text);
+    static const char *const broken[] = {
+        "{\"format\":1,\"type\":\"timestamp\",\"product\":\"p\",\"rollout\":1,\"state\":\"x\","
+        "\"current\":[]}",
+        "{\"format\":2,\"type\":\"offered\",\"product\":\"p\",\"rollout\":1,\"state\":\"x\","
+        "\"current\":[]}",
+        "{\"format\":1,\"type\":\"offered\",\"product\":\"../p\",\"rollout\":1,\"state\":\"x\","
+        "\"current\":[]}",
+        "{\"format\":1,\"type\":\"offered\",\"product\":\"p\",\"rollout\":1,\"state\":\"x\","
+        "\"current\":{}}",
+        "{\"format\":1,\"type\":\"offered\",\"product\":\"p\",\"rollout\":1,\"state\":\"x\","
+        "\"current\":[],\"x-extra\":1}",
+    };
+    for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++)
+        CU_ASSERT_EQUAL(
+            ferry_offered_parse((const uint8_t *)broken[i], strlen(broken[i]), &back, &d),
             FERRY_E_MALFORMED);
 }
 
@@ -310,6 +483,9 @@ const struct ferry_test_case ferry_tests[] = {
     {"a_root_round_trips", a_root_round_trips},
     {"root_rules", root_rules},
     {"timestamp_rules", timestamp_rules},
+    {"a_timestamp_names_a_bounded_list_of_current_releases",
+     a_timestamp_names_a_bounded_list_of_current_releases},
+    {"the_offered_record_round_trips_and_is_strict", the_offered_record_round_trips_and_is_strict},
     {"the_signed_carrier_is_strict", the_signed_carrier_is_strict},
     {"a_bundle_carries_documents_unchanged", a_bundle_carries_documents_unchanged},
     {NULL, NULL},

@@ -554,6 +554,21 @@ static void verdicts_follow_the_timestamp(void)
     CU_ASSERT_EQUAL(ferry_trust_verdict(t, "meter", "meter-3", cur, after, &d), FERRY_E_STALE);
     CU_ASSERT_EQUAL(ferry_trust_verdict(t, "meter", "meter-2", other, after, &d),
                     FERRY_E_WITHDRAWN);
+
+    /* During a rollout: the line's release and the rollout's are both
+     * current; a third is not. */
+    uint8_t third[FERRY_SHA256_LEN];
+    memset(third, 0x55, sizeof(third));
+    test_ts_init(&ts, "meter", 3, NOW - 10, DAY);
+    test_ts_current(&ts, "meter-3", 3, cur);
+    test_ts_current(&ts, "meter-4", 4, other);
+    doc = test_ts_doc(&ts, &k.t1, &len);
+    CU_ASSERT_EQUAL(update_ts(t, doc, len, NOW, false, &changed, &d), FERRY_OK);
+    free(doc);
+    CU_ASSERT_EQUAL(ferry_trust_verdict(t, "meter", "meter-3", cur, NOW, &d), FERRY_OK);
+    CU_ASSERT_EQUAL(ferry_trust_verdict(t, "meter", "meter-4", other, NOW, &d), FERRY_OK);
+    CU_ASSERT_EQUAL(ferry_trust_verdict(t, "meter", "meter-5", third, NOW, &d), FERRY_E_STALE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "2 release(s) current"));
     ferry_trust_free(t);
     keys_free(&k);
 }
