@@ -244,12 +244,26 @@ static void serve_turn(struct server *s, const struct cloud_turn *t, struct turn
     int fd = -1;
     uint64_t size = 0;
     enum ferry_err err = cloud_store_open_entry(s->store, r->sha256, &fd, &size, &d);
+    if (err == FERRY_E_NOT_FOUND) {
+        /* A gateway asks only for an artifact of a signed release, which
+         * `publish` put in a store: this instance's copy has not arrived
+         * (instances on several hosts), or the request reached it first.
+         * "busy" is retried soon, with jitter, and with a shared
+         * subscription perhaps by another instance (PROTOCOL.md, Artifact
+         * stream); a not-found would only make the gateway wait longer. */
+        char hex[FERRY_SHA256_HEX_LEN + 1];
+        ferry_hex_encode(r->sha256, FERRY_SHA256_LEN, hex);
+        char msg[160];
+        snprintf(msg, sizeof(msg), "instance %s lacks artifact %.16s...; ask again",
+                 s->cfg->instance ? s->cfg->instance : "(unnamed)", hex);
+        send_error_chunk(s, topic, t->gateway, r, 0, FERRY_E_BUSY, msg);
+        res->done = true;
+        return;
+    }
     if (err != FERRY_OK) {
         /* The store's own trouble is for our log, not for the gateway. */
-        if (err != FERRY_E_NOT_FOUND)
-            LOG_ERR("stream: %s", ferry_diag_str(&d, err));
-        send_error_chunk(s, topic, t->gateway, r, 0, err,
-                         err == FERRY_E_NOT_FOUND ? d.msg : "the artifact cannot be read");
+        LOG_ERR("stream: %s", ferry_diag_str(&d, err));
+        send_error_chunk(s, topic, t->gateway, r, 0, err, "the artifact cannot be read");
         res->done = true;
         return;
     }
