@@ -179,6 +179,18 @@ static void send_error_chunk(struct server *s, const char *topic, const char *ga
         LOG_DEBUG("stream: error chunk to %s not sent (client busy)", gateway);
 }
 
+/* "busy: instance <name> <what> artifact <digest>...; ask again": the
+ * answer a gateway retries soon (PROTOCOL.md, Artifact stream). */
+static void send_busy(struct server *s, const char *topic, const char *gateway,
+                      const struct ferry_stream_req *r, const char *what)
+{
+    char hex[FERRY_SHA256_HEX_LEN + 1], msg[160];
+    ferry_hex_encode(r->sha256, FERRY_SHA256_LEN, hex);
+    snprintf(msg, sizeof(msg), "instance %s %s artifact %.16s...; ask again",
+             s->cfg->instance ? s->cfg->instance : "(unnamed)", what, hex);
+    send_error_chunk(s, topic, gateway, r, 0, FERRY_E_BUSY, msg);
+}
+
 static void count_served(struct server *s, const char *gateway, const struct ferry_stream_req *r,
                          unsigned chunks, uint64_t bytes)
 {
@@ -280,12 +292,7 @@ static void serve_turn(struct server *s, const struct cloud_turn *t, struct turn
          * "busy" is retried soon, with jitter, and with a shared
          * subscription perhaps by another instance (PROTOCOL.md, Artifact
          * stream); a not-found would only make the gateway wait longer. */
-        char hex[FERRY_SHA256_HEX_LEN + 1];
-        ferry_hex_encode(r->sha256, FERRY_SHA256_LEN, hex);
-        char msg[160];
-        snprintf(msg, sizeof(msg), "instance %s lacks artifact %.16s...; ask again",
-                 s->cfg->instance ? s->cfg->instance : "(unnamed)", hex);
-        send_error_chunk(s, topic, t->gateway, r, 0, FERRY_E_BUSY, msg);
+        send_busy(s, topic, t->gateway, r, "lacks");
         res->done = true;
         return;
     }
@@ -301,12 +308,7 @@ static void serve_turn(struct server *s, const struct cloud_turn *t, struct turn
         /* Another instance may hold a good copy, or this one a repaired
          * copy later: busy, as for a missing one. */
         LOG_ERR("stream: %s", ferry_diag_str(&d, err));
-        char hex[FERRY_SHA256_HEX_LEN + 1], msg[160];
-        ferry_hex_encode(r->sha256, FERRY_SHA256_LEN, hex);
-        snprintf(msg, sizeof(msg),
-                 "instance %s's copy of artifact %.16s... does not verify; ask again",
-                 s->cfg->instance ? s->cfg->instance : "(unnamed)", hex);
-        send_error_chunk(s, topic, t->gateway, r, 0, FERRY_E_BUSY, msg);
+        send_busy(s, topic, t->gateway, r, "holds a copy that does not verify of");
         close(fd);
         res->done = true;
         return;
