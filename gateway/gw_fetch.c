@@ -172,8 +172,9 @@ static void on_error(struct gw_fetch *f, bool busy, uint64_t now_ms, struct gw_f
 {
     uint64_t delay;
     if (busy) {
-        delay = GW_FETCH_BUSY_DELAY_MS;
-        for (uint32_t i = 0; i < f->busy && delay < GW_FETCH_BUSY_MAX_DELAY_MS; i++)
+        delay = f->busy < GW_FETCH_BUSY_QUICK ? GW_FETCH_BUSY_QUICK_MS : GW_FETCH_BUSY_DELAY_MS;
+        for (uint32_t i = GW_FETCH_BUSY_QUICK; i < f->busy && delay < GW_FETCH_BUSY_MAX_DELAY_MS;
+             i++)
             delay *= 2;
         if (delay > GW_FETCH_BUSY_MAX_DELAY_MS)
             delay = GW_FETCH_BUSY_MAX_DELAY_MS;

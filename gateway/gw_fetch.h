@@ -42,9 +42,13 @@
  *     this answer came from a serve instance that cannot serve the range
  *     now (its store lacks the file: instances on several hosts, one whose
  *     copy has not arrived) while another instance, or the same one a
- *     little later, can. It is asked for again after
- *     GW_FETCH_BUSY_DELAY_MS, doubling with each busy answer in a row up to
- *     GW_FETCH_BUSY_MAX_DELAY_MS, plus a jitter of up to half the delay
+ *     little later, can. The first GW_FETCH_BUSY_QUICK busy answers in a
+ *     row are asked for again after GW_FETCH_BUSY_QUICK_MS (with a shared
+ *     subscription the retry likely reaches another instance: one instance
+ *     in two lacking the file must not halve the download's speed), later
+ *     ones after GW_FETCH_BUSY_DELAY_MS, doubling with each busy answer in a
+ *     row up to GW_FETCH_BUSY_MAX_DELAY_MS; each delay plus a jitter of up
+ *     to half of it
  *     drawn from params.seed (so gateways told "busy" at once do not come
  *     back at once, and a shared subscription hands the retry to any
  *     instance). Busy answers count apart from other errors: only
@@ -82,6 +86,8 @@
 #define GW_FETCH_DEFAULT_MAX_TIMEOUT_MS 30000
 #define GW_FETCH_ERROR_DELAY_MS         500
 #define GW_FETCH_MAX_ERRORS             5
+#define GW_FETCH_BUSY_QUICK             2
+#define GW_FETCH_BUSY_QUICK_MS          250
 #define GW_FETCH_BUSY_DELAY_MS          1000
 #define GW_FETCH_BUSY_MAX_DELAY_MS      8000
 #define GW_FETCH_MAX_BUSY               24 /* about 3 minutes of busy answers in a row */
