@@ -8,9 +8,15 @@
  *
  * Transactions: CLOUD_DB_WRITE takes a shared advisory lock on FLEET_LOCK,
  * CLOUD_DB_EXCLUSIVE that lock exclusively (cloud_db.h says why), both
- * held until the transaction ends. The key is one of the 64-bit advisory
- * key space, as are the per-node locks (hashtextextended(node)): a node id
- * whose hash equals it would only make a batch wait for a rollout tick.
+ * held until the transaction ends. Both are READ COMMITTED whatever the
+ * server's default_transaction_isolation: each statement after the lock
+ * then sees what the previous holder committed. Under repeatable read (a
+ * managed server's setting, say) the snapshot would be taken before the
+ * lock is granted: a decision made after waiting would read the state from
+ * before the previous one and fail on a serialization error at best
+ * (tests/unit/test_cloud_rollout.c, decisions released at once). The key is one of the 64-bit
+ * advisory key space, as are the per-node locks (hashtextextended(node)): a node id whose hash
+ * equals it would only make a batch wait for a rollout tick.
  *
  * A connection found broken between transactions is reset (reconnected) at
  * the next call, its prepared statements forgotten; inside a transaction
@@ -238,11 +244,13 @@ static enum ferry_err pg_begin(struct cloud_db *db, enum cloud_db_txn kind, stru
     enum ferry_err err = alive(db, "starting a transaction", d);
     if (err != FERRY_OK)
         return err;
-    err = exec(db,
-               kind == CLOUD_DB_EXCLUSIVE ? "BEGIN; SELECT pg_advisory_xact_lock(" FLEET_LOCK ")"
-                                          : "BEGIN; SELECT pg_advisory_xact_lock_shared(" FLEET_LOCK
-                                            ")",
-               "starting a transaction", d);
+    err = exec(
+        db,
+        kind == CLOUD_DB_EXCLUSIVE
+            ? "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock(" FLEET_LOCK ")"
+            : "BEGIN ISOLATION LEVEL READ COMMITTED;"
+              " SELECT pg_advisory_xact_lock_shared(" FLEET_LOCK ")",
+        "starting a transaction", d);
     if (err != FERRY_OK)
         PQclear(PQexec(P(db)->conn, "ROLLBACK"));
     return err;

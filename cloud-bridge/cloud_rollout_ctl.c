@@ -744,6 +744,7 @@ void cloud_rollout_ctl_tick(struct cloud_rollout_ctl *c, int64_t now)
         free(work);
         return;
     }
+    c->stats.committed = true;
     c->ninfos = 0;
     c->nreports = 0;
     c->republish = false;

@@ -70,6 +70,7 @@ struct cloud_rollout_ctl_stats {
     size_t docs;         /* documents published */
     uint64_t decide_us;  /* the transaction */
     uint64_t publish_us; /* building and publishing documents */
+    bool committed;      /* the tick's transaction committed (else it is retried) */
 };
 
 struct cloud_rollout_ctl;

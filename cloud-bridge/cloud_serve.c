@@ -33,9 +33,10 @@
  * (status batches, other gateways' requests): at most 16 x 4 chunks. */
 #define PUMP_TURNS 16
 /* How long the pump waits when the MQTT client's buffer is full. */
-#define PUMP_BUSY_MS     20
-#define GATEWAY_RATE_MAX (UINT64_C(1) << 20) /* MiB/s: the flag's upper bound */
-#define ROLLOUT_TICK_MS  1000
+#define PUMP_BUSY_MS       20
+#define GATEWAY_RATE_MAX   (UINT64_C(1) << 20) /* MiB/s: the flag's upper bound */
+#define ROLLOUT_TICK_MS    1000
+#define SERVE_VERIFIED_MAX 64 /* artifacts whose store entry was hashed, remembered */
 
 struct serve_cfg {
     struct ferry_keeper_conf mqtt;
@@ -131,6 +132,10 @@ struct server {
     bool part_failing; /* the last beat failed (logged once, and its end) */
     uint64_t served_bytes;
     uint64_t next_report;
+    /* Store entries hashed since start (cloud_store_verify_entry), oldest
+     * replaced first: a copy is checked before its first chunk is sent. */
+    uint8_t verified[SERVE_VERIFIED_MAX][FERRY_SHA256_LEN];
+    size_t nverified, verified_next;
 };
 
 /* ---- topics -------------------------------------------------------------- */
@@ -208,6 +213,18 @@ static void send_error_chunk(struct server *s, const char *topic, const char *ga
         LOG_DEBUG("stream: error chunk to %s not sent (client busy)", gateway);
 }
 
+/* "busy: instance <name> <what> artifact <digest>...; ask again": the
+ * answer a gateway retries soon (PROTOCOL.md, Artifact stream). */
+static void send_busy(struct server *s, const char *topic, const char *gateway,
+                      const struct ferry_stream_req *r, const char *what)
+{
+    char hex[FERRY_SHA256_HEX_LEN + 1], msg[160];
+    ferry_hex_encode(r->sha256, FERRY_SHA256_LEN, hex);
+    snprintf(msg, sizeof(msg), "instance %s %s artifact %.16s...; ask again",
+             s->cfg->instance ? s->cfg->instance : "(unnamed)", what, hex);
+    send_error_chunk(s, topic, gateway, r, 0, FERRY_E_BUSY, msg);
+}
+
 static void count_served(struct server *s, const char *gateway, const struct ferry_stream_req *r,
                          unsigned chunks, uint64_t bytes)
 {
@@ -262,6 +279,30 @@ static void send_chunks(struct server *s, const char *topic, const char *gateway
     count_served(s, gateway, r, res->sent, bytes);
 }
 
+/* Whether this instance's copy of the artifact holds what its name says:
+ * hashed once, before its first chunk goes out (a store filled by copying
+ * from another host is not trusted blindly), then remembered. */
+static enum ferry_err entry_verified(struct server *s, const uint8_t sha256[FERRY_SHA256_LEN],
+                                     int fd, uint64_t size, struct ferry_diag *d)
+{
+    for (size_t i = 0; i < s->nverified; i++)
+        if (memcmp(s->verified[i], sha256, FERRY_SHA256_LEN) == 0)
+            return FERRY_OK;
+    uint64_t t0 = ferry_now_ms();
+    enum ferry_err err = cloud_store_verify_entry(s->store, sha256, fd, size, d);
+    if (err != FERRY_OK)
+        return err;
+    memcpy(s->verified[s->verified_next], sha256, FERRY_SHA256_LEN);
+    s->verified_next = (s->verified_next + 1) % SERVE_VERIFIED_MAX;
+    if (s->nverified < SERVE_VERIFIED_MAX)
+        s->nverified++;
+    char hex[FERRY_SHA256_HEX_LEN + 1];
+    ferry_hex_encode(sha256, FERRY_SHA256_LEN, hex);
+    LOG_INFO("stream: artifact %.16s... verified in the store (%" PRIu64 " bytes, %" PRIu64 " ms)",
+             hex, size, ferry_now_ms() - t0);
+    return FERRY_OK;
+}
+
 /* Sends one turn (cloud_budget.h): a few chunks of one gateway's request. */
 static void serve_turn(struct server *s, const struct cloud_turn *t, struct turn_result *res)
 {
@@ -278,12 +319,31 @@ static void serve_turn(struct server *s, const struct cloud_turn *t, struct turn
     int fd = -1;
     uint64_t size = 0;
     enum ferry_err err = cloud_store_open_entry(s->store, r->sha256, &fd, &size, &d);
+    if (err == FERRY_E_NOT_FOUND) {
+        /* A gateway asks only for an artifact of a signed release, which
+         * `publish` put in a store: this instance's copy has not arrived
+         * (instances on several hosts), or the request reached it first.
+         * "busy" is retried soon, with jitter, and with a shared
+         * subscription perhaps by another instance (PROTOCOL.md, Artifact
+         * stream); a not-found would only make the gateway wait longer. */
+        send_busy(s, topic, t->gateway, r, "lacks");
+        res->done = true;
+        return;
+    }
     if (err != FERRY_OK) {
         /* The store's own trouble is for our log, not for the gateway. */
-        if (err != FERRY_E_NOT_FOUND)
-            LOG_ERR("stream: %s", ferry_diag_str(&d, err));
-        send_error_chunk(s, topic, t->gateway, r, 0, err,
-                         err == FERRY_E_NOT_FOUND ? d.msg : "the artifact cannot be read");
+        LOG_ERR("stream: %s", ferry_diag_str(&d, err));
+        send_error_chunk(s, topic, t->gateway, r, 0, err, "the artifact cannot be read");
+        res->done = true;
+        return;
+    }
+    err = entry_verified(s, r->sha256, fd, size, &d);
+    if (err != FERRY_OK) {
+        /* Another instance may hold a good copy, or this one a repaired
+         * copy later: busy, as for a missing one. */
+        LOG_ERR("stream: %s", ferry_diag_str(&d, err));
+        send_busy(s, topic, t->gateway, r, "holds a copy that does not verify of");
+        close(fd);
         res->done = true;
         return;
     }

@@ -148,6 +148,36 @@ enum ferry_err cloud_store_open_entry(const struct cloud_store *s,
     return FERRY_OK;
 }
 
+enum ferry_err cloud_store_verify_entry(const struct cloud_store *s,
+                                        const uint8_t sha256[FERRY_SHA256_LEN], int fd,
+                                        uint64_t size, struct ferry_diag *d)
+{
+    char hex[FERRY_SHA256_HEX_LEN + 1];
+    entry_name(sha256, hex);
+    struct ferry_sha256 h;
+    ferry_sha256_init(&h);
+    uint8_t buf[65536];
+    for (uint64_t off = 0; off < size;) {
+        size_t want = size - off < sizeof(buf) ? (size_t)(size - off) : sizeof(buf);
+        ssize_t got = pread(fd, buf, want, (off_t)off);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return ferry_fail(d, FERRY_E_IO, "store %s: entry %s: %s at offset %llu", s->dir, hex,
+                              got < 0 ? strerror(errno) : "short read", (unsigned long long)off);
+        ferry_sha256_update(&h, buf, (size_t)got);
+        off += (uint64_t)got;
+    }
+    uint8_t got[FERRY_SHA256_LEN];
+    ferry_sha256_final(&h, got);
+    if (memcmp(got, sha256, FERRY_SHA256_LEN) != 0)
+        return ferry_fail(d, FERRY_E_HASH_MISMATCH,
+                          "store %s: entry %s does not hold what its name says (a damaged or "
+                          "unfinished copy?)",
+                          s->dir, hex);
+    return FERRY_OK;
+}
+
 /* ---- import -------------------------------------------------------------- */
 
 struct import {

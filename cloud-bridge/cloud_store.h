@@ -60,6 +60,15 @@ enum ferry_err cloud_store_open_entry(const struct cloud_store *s,
                                       const uint8_t sha256[FERRY_SHA256_LEN], int *fd,
                                       uint64_t *size, struct ferry_diag *d) FERRY_MUST_CHECK;
 
+/* Hashes the open entry fd (size bytes, from cloud_store_open_entry) and
+ * compares the digest with the name it was opened by: FERRY_E_HASH_MISMATCH
+ * when a copy made behind the store's back (another host's files copied
+ * here) does not hold what its name says, FERRY_E_IO on a read error.
+ * Reads the whole entry: callers remember what they verified. */
+enum ferry_err cloud_store_verify_entry(const struct cloud_store *s,
+                                        const uint8_t sha256[FERRY_SHA256_LEN], int fd,
+                                        uint64_t size, struct ferry_diag *d) FERRY_MUST_CHECK;
+
 /* The entry's size without opening it; same errors as open_entry. */
 enum ferry_err cloud_store_size(const struct cloud_store *s, const uint8_t sha256[FERRY_SHA256_LEN],
                                 uint64_t *size, struct ferry_diag *d) FERRY_MUST_CHECK;

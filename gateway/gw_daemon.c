@@ -280,8 +280,12 @@ static void on_chunk(void *arg, const uint8_t *buf, size_t len)
         /* An answer, not a verdict on the artifact: asked again shortly
          * (gw_fetch.h); only errors that go on stop this fetch, and not for
          * long. */
-        LOG_WARN("fetch: the cloud could not serve %s at %llu: %.*s", g->fetch_hex,
-                 (unsigned long long)c.offset, (int)c.len, (const char *)c.payload);
+        if (gw_fetch_error_busy(&c))
+            LOG_INFO("fetch: %s at %llu: asking again shortly: %.*s", g->fetch_hex,
+                     (unsigned long long)c.offset, (int)c.len, (const char *)c.payload);
+        else
+            LOG_WARN("fetch: the cloud could not serve %s at %llu: %.*s", g->fetch_hex,
+                     (unsigned long long)c.offset, (int)c.len, (const char *)c.payload);
         if (gw_fetch_failed(g->fetch)) {
             LOG_ERR("fetch: %s: the cloud keeps answering errors; trying other artifacts first",
                     g->fetch_hex);
@@ -347,6 +351,7 @@ static enum ferry_err fetch_start(struct gw *g, const struct ferry_manifest *m)
         .chunk = (uint32_t)g->cfg->chunk_size,
         .resume = gw_cache_part_end(g->part),
         .window = FETCH_WINDOW,
+        .seed = ferry_random_u64(),
     };
     memcpy(p.sha256, m->sha256, FERRY_SHA256_LEN);
     struct gw_fetch_actions act;

@@ -1,6 +1,7 @@
 #include "gw_fetch.h"
 
 #include "ferry_manifest.h"
+#include "ferry_random.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +17,11 @@ struct gw_fetch {
     bool link_up;
     uint32_t base_timeout_ms;
     uint32_t max_timeout_ms;
-    uint32_t timeout_ms;  /* current, after backoff */
-    uint64_t timer_start; /* last progress, request after a timeout, or link up */
-    uint32_t errors;      /* error chunks since the last progress */
+    uint32_t timeout_ms;    /* current, after backoff */
+    uint64_t timer_start;   /* last progress, request after a timeout, or link up */
+    uint32_t errors;        /* error chunks since the last progress, busy ones apart */
+    uint32_t busy;          /* busy answers since the last progress */
+    struct ferry_prng prng; /* jitter of busy retries */
     struct gw_fetch_stats stats;
 };
 
@@ -100,6 +103,7 @@ enum ferry_err gw_fetch_start(const struct gw_fetch_params *p, uint64_t now_ms, 
     f->max_timeout_ms = p->max_timeout_ms ? p->max_timeout_ms : GW_FETCH_DEFAULT_MAX_TIMEOUT_MS;
     f->timeout_ms = f->base_timeout_ms;
     f->timer_start = now_ms;
+    ferry_prng_seed(&f->prng, p->seed);
     if (link_up)
         request_from(f, f->end, act);
     else
@@ -154,15 +158,40 @@ static void count(struct gw_fetch *f, enum gw_fetch_verdict v)
         f->stats.errors++;
 }
 
-/* The request was answered with an error: nothing of it is coming. Ask
- * again after a short delay that doubles with each error in a row. */
-static void on_error(struct gw_fetch *f, uint64_t now_ms, struct gw_fetch_actions *act)
+bool gw_fetch_error_busy(const struct ferry_chunk *c)
 {
-    uint64_t delay = GW_FETCH_ERROR_DELAY_MS;
-    for (uint32_t i = 0; i < f->errors && delay < f->max_timeout_ms; i++)
-        delay *= 2;
-    f->errors++;
-    f->timeout_ms = delay < f->max_timeout_ms ? (uint32_t)delay : f->max_timeout_ms;
+    static const char busy[] = "busy:";
+    return c->kind == FERRY_CHUNK_ERROR && c->payload && c->len >= sizeof(busy) - 1 &&
+           memcmp(c->payload, busy, sizeof(busy) - 1) == 0;
+}
+
+/* The request was answered with an error: nothing of it is coming. Ask
+ * again after a short delay that doubles with each error in a row; a busy
+ * answer after a delay of its own, with jitter (gw_fetch.h, Busy). */
+static void on_error(struct gw_fetch *f, bool busy, uint64_t now_ms, struct gw_fetch_actions *act)
+{
+    uint64_t delay;
+    if (busy) {
+        delay = f->busy < GW_FETCH_BUSY_QUICK ? GW_FETCH_BUSY_QUICK_MS : GW_FETCH_BUSY_DELAY_MS;
+        for (uint32_t i = GW_FETCH_BUSY_QUICK; i < f->busy && delay < GW_FETCH_BUSY_MAX_DELAY_MS;
+             i++)
+            delay *= 2;
+        if (delay > GW_FETCH_BUSY_MAX_DELAY_MS)
+            delay = GW_FETCH_BUSY_MAX_DELAY_MS;
+        delay += ferry_prng_next(&f->prng) % (delay / 2 + 1);
+        if (delay > f->max_timeout_ms)
+            delay = f->max_timeout_ms;
+        f->busy++;
+        f->stats.busy++;
+    } else {
+        delay = GW_FETCH_ERROR_DELAY_MS;
+        for (uint32_t i = 0; i < f->errors && delay < f->max_timeout_ms; i++)
+            delay *= 2;
+        if (delay > f->max_timeout_ms)
+            delay = f->max_timeout_ms;
+        f->errors++;
+    }
+    f->timeout_ms = (uint32_t)delay;
     f->timer_start = now_ms;
     f->requested = f->end;
     no_action(f, act);
@@ -176,7 +205,7 @@ enum gw_fetch_verdict gw_fetch_chunk(struct gw_fetch *f, const struct ferry_chun
         f->stats.bytes_received += c->len;
     count(f, v);
     if (v == GW_FETCH_ERROR) {
-        on_error(f, now_ms, act);
+        on_error(f, gw_fetch_error_busy(c), now_ms, act);
         return v;
     }
     if (v != GW_FETCH_NEXT) {
@@ -185,6 +214,7 @@ enum gw_fetch_verdict gw_fetch_chunk(struct gw_fetch *f, const struct ferry_chun
     }
     f->end++;
     f->errors = 0;
+    f->busy = 0;
     /* A chunk nobody asked for in this run (an answer to a request from
      * before a restart, or one that arrives while the link is down) can
      * still be the next one; requested never lags behind end. */
@@ -238,7 +268,7 @@ bool gw_fetch_done(const struct gw_fetch *f)
 
 bool gw_fetch_failed(const struct gw_fetch *f)
 {
-    return f->errors >= GW_FETCH_MAX_ERRORS;
+    return f->errors >= GW_FETCH_MAX_ERRORS || f->busy >= GW_FETCH_MAX_BUSY;
 }
 
 uint64_t gw_fetch_end(const struct gw_fetch *f)

@@ -38,6 +38,23 @@
  *     error for a range that is not outstanding (held already, or from a
  *     request the fetch has given up on, as after an error) is stale and
  *     ignored like a duplicate, so the errors of one round count once.
+ *   - Busy: an error chunk named "busy" (gw_fetch_error_busy()) says that
+ *     this answer came from a serve instance that cannot serve the range
+ *     now (its store lacks the file: instances on several hosts, one whose
+ *     copy has not arrived) while another instance, or the same one a
+ *     little later, can. The first GW_FETCH_BUSY_QUICK busy answers in a
+ *     row are asked for again after GW_FETCH_BUSY_QUICK_MS (with a shared
+ *     subscription the retry likely reaches another instance: one instance
+ *     in two lacking the file must not halve the download's speed), later
+ *     ones after GW_FETCH_BUSY_DELAY_MS, doubling with each busy answer in a
+ *     row up to GW_FETCH_BUSY_MAX_DELAY_MS; each delay plus a jitter of up
+ *     to half of it
+ *     drawn from params.seed (so gateways told "busy" at once do not come
+ *     back at once, and a shared subscription hands the retry to any
+ *     instance). Busy answers count apart from other errors: only
+ *     GW_FETCH_MAX_BUSY of them in a row (minutes) fail the fetch, and then
+ *     only for the caller to try other artifacts before this one again;
+ *     a busy answer is never a verdict on the artifact.
  *   - Link: while the MQTT link is down nothing is requested and there is no
  *     deadline; when it comes back, end..end+window is asked for at once and
  *     the timeout is reset.
@@ -69,6 +86,11 @@
 #define GW_FETCH_DEFAULT_MAX_TIMEOUT_MS 30000
 #define GW_FETCH_ERROR_DELAY_MS         500
 #define GW_FETCH_MAX_ERRORS             5
+#define GW_FETCH_BUSY_QUICK             2
+#define GW_FETCH_BUSY_QUICK_MS          250
+#define GW_FETCH_BUSY_DELAY_MS          1000
+#define GW_FETCH_BUSY_MAX_DELAY_MS      8000
+#define GW_FETCH_MAX_BUSY               24 /* about 3 minutes of busy answers in a row */
 /* deadline_ms when no timer is needed (done, or link down). */
 #define GW_FETCH_NO_DEADLINE UINT64_MAX
 
@@ -80,6 +102,7 @@ struct gw_fetch_params {
     uint32_t window;         /* chunks outstanding, 1..FERRY_STREAM_MAX_WINDOW */
     uint32_t timeout_ms;     /* 0: GW_FETCH_DEFAULT_TIMEOUT_MS */
     uint32_t max_timeout_ms; /* 0: GW_FETCH_DEFAULT_MAX_TIMEOUT_MS; >= timeout_ms */
+    uint64_t seed;           /* jitter of busy retries (ferry_random_u64()); any value */
 };
 
 /* What the loop does after an event. Every event call overwrites all of it.
@@ -111,6 +134,7 @@ struct gw_fetch_stats {
     uint64_t out_of_order;   /* GW_FETCH_AHEAD verdicts */
     uint64_t invalid;        /* GW_FETCH_INVALID verdicts */
     uint64_t errors;         /* GW_FETCH_ERROR verdicts */
+    uint64_t busy;           /* of which busy answers (gw_fetch_error_busy) */
 };
 
 struct gw_fetch;
@@ -124,7 +148,12 @@ enum ferry_err gw_fetch_start(const struct gw_fetch_params *p, uint64_t now_ms, 
                               struct ferry_diag *d) FERRY_MUST_CHECK;
 void gw_fetch_free(struct gw_fetch *f); /* NULL is fine */
 
-/* Classifies a decoded chunk and updates the state. c->payload is not read. */
+/* Whether c is an error chunk whose error name is "busy" (proto/PROTOCOL.md,
+ * Artifact stream): retried soon, never final. Reads c->payload. */
+bool gw_fetch_error_busy(const struct ferry_chunk *c);
+
+/* Classifies a decoded chunk and updates the state. c->payload is read only
+ * for an error chunk's name (gw_fetch_error_busy). */
 enum gw_fetch_verdict gw_fetch_chunk(struct gw_fetch *f, const struct ferry_chunk *c,
                                      uint64_t now_ms, struct gw_fetch_actions *act);
 
@@ -137,7 +166,8 @@ void gw_fetch_link(struct gw_fetch *f, bool up, uint64_t now_ms, struct gw_fetch
 /* True once every chunk is held. */
 bool gw_fetch_done(const struct gw_fetch *f);
 
-/* True after GW_FETCH_MAX_ERRORS error chunks in a row without progress. */
+/* True after GW_FETCH_MAX_ERRORS error chunks, or GW_FETCH_MAX_BUSY busy
+ * answers, in a row without progress. */
 bool gw_fetch_failed(const struct gw_fetch *f);
 
 /* Bytes held from offset 0: the contiguous end as a byte offset. */

@@ -13,6 +13,7 @@
 #include "ferry_rollout.h"
 #include "test_meta.h"
 
+#include <libpq-fe.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -592,6 +593,116 @@ static void two_instances_ticking_at_once_decide_once(void)
     world_close(&a);
 }
 
+/* Decisions held back, then released at one instant: a third connection
+ * (a third instance, or `ferry-cloud rollout pause` on another host) holds
+ * the decision lock while two controllers, each on its own thread and
+ * connection, are seen by the server itself waiting for it (pg_locks);
+ * both are let go together, and each decision is still made once. The
+ * database's default isolation is set to repeatable read first, as a
+ * managed server may be configured: a decision must read what the
+ * previous one committed, whatever that default. PostgreSQL only (SQLite's
+ * writers exclude each other through the file's lock, which the test
+ * above covers, and its waiters cannot be observed). */
+struct held_tick {
+    struct world *w;
+};
+
+static void *tick_once(void *arg)
+{
+    struct held_tick *t = arg;
+    cloud_rollout_ctl_tick(t->w->ctl, NOW);
+    return NULL;
+}
+
+static void pg_exec(const char *target, const char *sql)
+{
+    PGconn *c = PQconnectdb(target);
+    CU_ASSERT_EQUAL_FATAL(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        fprintf(stderr, "%s: %s\n", sql, PQerrorMessage(c));
+    CU_ASSERT_EQUAL_FATAL(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(c);
+}
+
+/* Ticks a and b while holder holds the decision lock; returns once both
+ * ticks are done, having seen both wait. */
+static void tick_both_held(struct cloud_inventory *holder, struct world *a, struct world *b)
+{
+    struct ferry_diag d = {{0}};
+    CU_ASSERT_EQUAL_FATAL(cloud_rollouts_begin(holder, &d), FERRY_OK);
+    struct held_tick ta = {a}, tb = {b};
+    pthread_t t1, t2;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&t1, NULL, tick_once, &ta), 0);
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&t2, NULL, tick_once, &tb), 0);
+    /* Wait for the server to show both waiting (bounded: 60 s). */
+    long long waiting = 0;
+    for (int i = 0; i < 6000 && waiting < 2; i++) {
+        waiting = ferry_test_db_scalar(a->path, "SELECT count(*) FROM pg_locks"
+                                                " WHERE locktype = 'advisory' AND NOT granted");
+        if (waiting < 2)
+            nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    }
+    CU_ASSERT_EQUAL(waiting, 2);
+    CU_ASSERT_EQUAL(cloud_rollouts_commit(holder, &d), FERRY_OK);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    /* Neither tick failed: the one that waited read what the other
+     * committed, rather than a snapshot from before it. */
+    CU_ASSERT_TRUE(cloud_rollout_ctl_stats(a->ctl)->committed);
+    CU_ASSERT_TRUE(cloud_rollout_ctl_stats(b->ctl)->committed);
+}
+
+static void decisions_released_at_once_are_made_once(void)
+{
+    if (!ferry_test_db_is_pg()) {
+        fprintf(stderr, "SKIP on SQLite: the decision lock's waiters are PostgreSQL's\n");
+        return;
+    }
+    char target[PATH_MAX + 128];
+    snprintf(target, sizeof(target), "%s", ferry_test_db("held"));
+    pg_exec(target, "DO $$BEGIN EXECUTE format('ALTER DATABASE %I SET"
+                    " default_transaction_isolation = %L', current_database(),"
+                    " 'repeatable read'); END$$");
+    struct world a, b;
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    world_open(&a, "held");
+    world_open(&b, "held");
+    struct cloud_inventory *holder = NULL;
+    struct ferry_diag d = {{0}};
+    CU_ASSERT_EQUAL_FATAL(cloud_inventory_open(target, false, &holder, &d), FERRY_OK);
+    CU_ASSERT_EQUAL(ferry_test_db_scalar(target, "SELECT count(*) FROM pg_settings WHERE name ="
+                                                 " 'default_transaction_isolation'"
+                                                 " AND setting = 'repeatable read'"),
+                    1);
+    int64_t id = create(&a, "50,100", 1, 0, false);
+    for (int i = 0; i < 10; i++) {
+        describe(&a, i, NULL);
+        describe(&b, i, NULL);
+    }
+    tick_both_held(holder, &a, &b);
+    CU_ASSERT_EQUAL(logged(&a, id, "started"), 1);
+    for (int i = 0; i < 10; i++)
+        if (wave_of(id, i, "50,100") == 0)
+            report(&a, i, "fw-2", FERRY_STATE_SUCCESS);
+    /* The first wave's results are read in; then the next wave is decided
+     * by both at once. */
+    for (int k = 0; k < 3; k++)
+        tick_both_held(holder, &a, &b);
+    struct cloud_rollout r = load(&a, id);
+    CU_ASSERT_EQUAL(r.open_waves, 2);
+    cloud_rollout_clear(&r);
+    CU_ASSERT_EQUAL(logged(&a, id, "started"), 1);
+    CU_ASSERT_EQUAL(logged(&a, id, "wave-opened"), 1);
+    /* Every target once, however both instances raced to add them. */
+    CU_ASSERT_EQUAL(ferry_test_db_scalar(target, "SELECT count(*) FROM rollout_targets"), 10);
+    cloud_inventory_close(holder);
+    world_close(&b);
+    world_close(&a);
+}
+
 /* A controller that starts fresh (serve restarted) publishes every
  * product's latest rollout again and goes on where the inventory says. */
 static void a_restart_goes_on_where_it_was(void)
@@ -674,6 +785,7 @@ const struct ferry_test_case ferry_tests[] = {
     {"a_gateways_own_halt_halts_once", a_gateways_own_halt_halts_once},
     {"two_instances_decide_once", two_instances_decide_once},
     {"two_instances_ticking_at_once_decide_once", two_instances_ticking_at_once_decide_once},
+    {"decisions_released_at_once_are_made_once", decisions_released_at_once_are_made_once},
     {"a_restart_goes_on_where_it_was", a_restart_goes_on_where_it_was},
     {"moved_and_late_nodes", moved_and_late_nodes},
     {NULL, NULL},

@@ -259,6 +259,43 @@ static void open_entry_reads_what_was_imported(void)
     cloud_store_free(s);
 }
 
+/* A copy made behind the store's back (another host's files copied in)
+ * is checked against its name before serve sends it: a whole copy
+ * verifies, a damaged one (a byte changed, or cut short) does not. */
+static void verify_entry_checks_a_copy_against_its_name(void)
+{
+    const char *dir = new_dir("verify");
+    char src[PATH_MAX];
+    snprintf(src, sizeof(src), "%s/verify-src.bin", ferry_test_tmpdir());
+    write_file(src, 200000, 5); /* more than one read buffer */
+    struct cloud_store *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(cloud_store_open(dir, &s, NULL), FERRY_OK);
+    uint8_t sha[FERRY_SHA256_LEN];
+    uint64_t size = 0;
+    CU_ASSERT_EQUAL_FATAL(cloud_store_import(s, src, NULL, NULL, sha, &size, NULL), FERRY_OK);
+    int fd = -1;
+    uint64_t esize = 0;
+    CU_ASSERT_EQUAL_FATAL(cloud_store_open_entry(s, sha, &fd, &esize, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL(cloud_store_verify_entry(s, sha, fd, esize, NULL), FERRY_OK);
+    close(fd);
+    /* One byte changed in place, as a bad copy would hold it. */
+    char path[PATH_MAX];
+    CU_ASSERT_EQUAL_FATAL(cloud_store_path(s, sha, path, sizeof(path)), FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(chmod(path, 0644), 0);
+    int w = open(path, O_WRONLY);
+    CU_ASSERT_FATAL(w >= 0);
+    CU_ASSERT_EQUAL(pwrite(w, "x", 1, 150000), 1);
+    close(w);
+    struct ferry_diag d = {{0}};
+    CU_ASSERT_EQUAL_FATAL(cloud_store_open_entry(s, sha, &fd, &esize, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL(cloud_store_verify_entry(s, sha, fd, esize, &d), FERRY_E_HASH_MISMATCH);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "does not hold what its name says"));
+    /* A size beyond the file (cut short while open) is a read error. */
+    CU_ASSERT_EQUAL(cloud_store_verify_entry(s, sha, fd, esize + 10, NULL), FERRY_E_IO);
+    close(fd);
+    cloud_store_free(s);
+}
+
 static void open_creates_the_folders(void)
 {
     char dir[PATH_MAX];
@@ -338,6 +375,7 @@ const struct ferry_test_case ferry_tests[] = {
     {"lookups of absent and foreign entries fail cleanly",
      lookups_of_absent_and_foreign_entries_fail_cleanly},
     {"open_entry reads what was imported", open_entry_reads_what_was_imported},
+    {"verify_entry checks a copy against its name", verify_entry_checks_a_copy_against_its_name},
     {"open creates the folders", open_creates_the_folders},
     {"each_release lists the catalogue", each_release_lists_the_catalogue},
     {NULL, NULL},

@@ -536,6 +536,115 @@ static void error_chunk_is_asked_again_soon(void)
     gw_fetch_free(s.f);
 }
 
+static struct ferry_chunk busy_msg(const struct sim *s, uint64_t index)
+{
+    static const char text[] = "busy: instance b lacks artifact a0a1a2a3...; ask again";
+    struct ferry_chunk c = error_msg(s, index);
+    c.payload = (const uint8_t *)text;
+    c.len = sizeof(text) - 1;
+    return c;
+}
+
+/* The delays one gateway waits after n busy answers in a row for chunk 0. */
+static void busy_delays(uint64_t seed, uint64_t *delays, size_t n)
+{
+    struct sim s;
+    sim_start(&s, 8 * CHUNK, 0, 4, NULL);
+    gw_fetch_free(s.f);
+    s.p.seed = seed;
+    struct gw_fetch_actions a;
+    struct ferry_diag d = {{0}};
+    CU_ASSERT_EQUAL_FATAL(gw_fetch_start(&s.p, s.now, true, &s.f, &a, &d), FERRY_OK);
+    for (size_t i = 0; i < n; i++) {
+        struct ferry_chunk c = busy_msg(&s, 0);
+        CU_ASSERT_EQUAL(gw_fetch_chunk(s.f, &c, s.now, &a), GW_FETCH_ERROR);
+        CU_ASSERT_FALSE(a.send);
+        delays[i] = a.deadline_ms - s.now;
+        /* Never final while busy answers go on for less than MAX_BUSY. */
+        CU_ASSERT_EQUAL(gw_fetch_failed(s.f), i + 1 >= GW_FETCH_MAX_BUSY);
+        s.now = a.deadline_ms;
+        gw_fetch_tick(s.f, s.now, &a);
+        CU_ASSERT_TRUE_FATAL(a.send);
+        CU_ASSERT_EQUAL(a.req.offset, 0);
+    }
+    struct gw_fetch_stats st;
+    gw_fetch_stats(s.f, &st);
+    CU_ASSERT_EQUAL(st.busy, n);
+    CU_ASSERT_EQUAL(st.errors, n);
+    gw_fetch_free(s.f);
+}
+
+/* A serve instance that lacks the artifact answers "busy" (PROTOCOL.md,
+ * Artifact stream): the gateway asks again within seconds, with jitter so
+ * gateways told at once do not return at once, and keeps asking for
+ * minutes, far beyond the five errors that end a fetch otherwise. */
+static void busy_answer_is_retried_soon_with_jitter(void)
+{
+    uint64_t a[GW_FETCH_MAX_BUSY], b[GW_FETCH_MAX_BUSY];
+    busy_delays(1, a, GW_FETCH_MAX_BUSY);
+    busy_delays(2, b, GW_FETCH_MAX_BUSY);
+    uint64_t base = GW_FETCH_BUSY_DELAY_MS, total = 0;
+    bool differ = false;
+    for (size_t i = 0; i < GW_FETCH_MAX_BUSY; i++) {
+        /* The first few at once (another instance likely takes them), then
+         * 1 s doubling to the cap; each plus up to half again. */
+        uint64_t want = i < GW_FETCH_BUSY_QUICK ? GW_FETCH_BUSY_QUICK_MS : base;
+        CU_ASSERT(a[i] >= want && a[i] <= want + want / 2);
+        CU_ASSERT(b[i] >= want && b[i] <= want + want / 2);
+        differ |= a[i] != b[i];
+        total += a[i];
+        if (i >= GW_FETCH_BUSY_QUICK && base < GW_FETCH_BUSY_MAX_DELAY_MS)
+            base *= 2;
+    }
+    CU_ASSERT_TRUE(differ);
+    /* The first retry within 0.4 s; all of them over minutes, not hours. */
+    CU_ASSERT(a[0] <= 375);
+    CU_ASSERT(total >= 120000 && total <= 300000);
+    /* The same seed replays the same delays. */
+    uint64_t again[4];
+    busy_delays(1, again, 4);
+    CU_ASSERT_EQUAL(memcmp(again, a, sizeof(again)), 0);
+}
+
+/* Busy answers and other errors count apart; a chunk resets both. */
+static void busy_and_errors_count_apart(void)
+{
+    struct sim s;
+    sim_start(&s, 8 * CHUNK, 0, 4, NULL);
+    s.qlen = 0;
+    struct gw_fetch_actions a;
+    for (int i = 0; i < GW_FETCH_MAX_ERRORS - 1; i++) {
+        struct ferry_chunk c = error_msg(&s, 0);
+        CU_ASSERT_FALSE(gw_fetch_error_busy(&c));
+        CU_ASSERT_EQUAL(gw_fetch_chunk(s.f, &c, s.now, &a), GW_FETCH_ERROR);
+        s.now = a.deadline_ms;
+        gw_fetch_tick(s.f, s.now, &a);
+        struct ferry_chunk bz = busy_msg(&s, 0);
+        CU_ASSERT_TRUE(gw_fetch_error_busy(&bz));
+        CU_ASSERT_EQUAL(gw_fetch_chunk(s.f, &bz, s.now, &a), GW_FETCH_ERROR);
+        CU_ASSERT_FALSE(gw_fetch_failed(s.f));
+        s.now = a.deadline_ms;
+        gw_fetch_tick(s.f, s.now, &a);
+    }
+    /* The instance that has the file answers: progress forgets both. */
+    transmit(&s, &s.reqs[s.nreq - 1]);
+    CU_ASSERT_EQUAL(deliver_one(&s), GW_FETCH_NEXT);
+    s.qlen = 0;
+    s.now = s.deadline;
+    gw_fetch_tick(s.f, s.now, &a);
+    CU_ASSERT_TRUE_FATAL(a.send);
+    struct ferry_chunk c = busy_msg(&s, 1);
+    CU_ASSERT_EQUAL(gw_fetch_chunk(s.f, &c, s.now, &a), GW_FETCH_ERROR);
+    CU_ASSERT(a.deadline_ms - s.now <= GW_FETCH_BUSY_QUICK_MS + GW_FETCH_BUSY_QUICK_MS / 2);
+    CU_ASSERT_FALSE(gw_fetch_failed(s.f));
+    /* A data chunk is never busy, whatever its bytes. */
+    struct ferry_chunk data = chunk_msg(&s, 1);
+    data.payload = (const uint8_t *)"busy: data";
+    data.len = 10;
+    CU_ASSERT_FALSE(gw_fetch_error_busy(&data));
+    gw_fetch_free(s.f);
+}
+
 /* Many errors in a row never wait longer than the timeout's cap. */
 static void error_delay_is_capped(void)
 {
@@ -642,6 +751,8 @@ const struct ferry_test_case ferry_tests[] = {
     {"foreign_and_invalid_chunks_change_nothing", foreign_and_invalid_chunks_change_nothing},
     {"error chunk is asked again soon", error_chunk_is_asked_again_soon},
     {"error delay is capped", error_delay_is_capped},
+    {"busy answer is retried soon with jitter", busy_answer_is_retried_soon_with_jitter},
+    {"busy and errors count apart", busy_and_errors_count_apart},
     {"bad_parameters_are_refused_by_name", bad_parameters_are_refused_by_name},
     {"random_loss_duplication_and_reordering_converge",
      random_loss_duplication_and_reordering_converge},
