@@ -148,12 +148,28 @@ static const char marks_sql[] = "SELECT (SELECT max(updated_at) FROM nodes),"
     X(log)                                                                                         \
     X(marks)
 
+/* An ended rollout's targets no longer change (the controller refreshes and
+ * targets active rollouts only; making one active again changes its
+ * revision): its tally is read once per (id, revision) and kept, so a list
+ * of finished rollouts over a large fleet is not counted again at every
+ * event or page. */
+#define TALLY_CACHE 20
+struct tally_entry {
+    int64_t id, retry_at;
+    uint64_t revision;
+    size_t nwaves;
+    struct cloud_wave_tally waves[FERRY_ROLLOUT_MAX_WAVES];
+    struct cloud_halt_tally halt;
+};
+
 struct cloud_http_db {
     char *path;
     sqlite3 *db;
 #define FIELD(name) sqlite3_stmt *name;
     STATEMENTS(FIELD)
 #undef FIELD
+    struct tally_entry tallies[TALLY_CACHE];
+    size_t ntallies, next_tally; /* entries used; the one replaced next */
 };
 
 static enum ferry_err db_fail(const struct cloud_http_db *db, int rc, const char *doing,
@@ -772,9 +788,59 @@ enum ferry_err cloud_http_db_rollout(struct cloud_http_db *db, int64_t id,
     return err;
 }
 
+static struct tally_entry *tally_cached(struct cloud_http_db *db, const struct cloud_rollout *r)
+{
+    for (size_t i = 0; i < db->ntallies; i++) {
+        struct tally_entry *e = &db->tallies[i];
+        if (e->id == r->id && e->revision == r->revision && e->retry_at == r->retry_at &&
+            e->nwaves == r->plan.nwaves)
+            return e;
+    }
+    return NULL;
+}
+
+static void tally_keep(struct cloud_http_db *db, const struct cloud_rollout *r,
+                       const struct cloud_wave_tally *waves, const struct cloud_halt_tally *halt)
+{
+    struct tally_entry *e = &db->tallies[db->next_tally];
+    db->next_tally = (db->next_tally + 1) % TALLY_CACHE;
+    if (db->ntallies < TALLY_CACHE)
+        db->ntallies++;
+    e->id = r->id;
+    e->revision = r->revision;
+    e->retry_at = r->retry_at;
+    e->nwaves = r->plan.nwaves;
+    memcpy(e->waves, waves, e->nwaves * sizeof(*waves));
+    e->halt = *halt;
+}
+
+static enum ferry_err tally_read(struct cloud_http_db *db, const struct cloud_rollout *r,
+                                 struct cloud_wave_tally *waves, struct cloud_halt_tally *halt,
+                                 struct ferry_diag *d);
+
 enum ferry_err cloud_http_db_rollout_tally(struct cloud_http_db *db, const struct cloud_rollout *r,
                                            struct cloud_wave_tally *waves,
                                            struct cloud_halt_tally *halt, struct ferry_diag *d)
+{
+    if (r->plan.nwaves > FERRY_ROLLOUT_MAX_WAVES)
+        return ferry_fail(d, FERRY_E_CORRUPT, "inventory %s: rollout %" PRId64 " has %zu waves",
+                          db->path, r->id, (size_t)r->plan.nwaves);
+    bool ended = !cloud_rollout_is_active(r);
+    const struct tally_entry *e = ended ? tally_cached(db, r) : NULL;
+    if (e) {
+        memcpy(waves, e->waves, e->nwaves * sizeof(*waves));
+        *halt = e->halt;
+        return FERRY_OK;
+    }
+    enum ferry_err err = tally_read(db, r, waves, halt, d);
+    if (err == FERRY_OK && ended)
+        tally_keep(db, r, waves, halt);
+    return err;
+}
+
+static enum ferry_err tally_read(struct cloud_http_db *db, const struct cloud_rollout *r,
+                                 struct cloud_wave_tally *waves, struct cloud_halt_tally *halt,
+                                 struct ferry_diag *d)
 {
     size_t nw = r->plan.nwaves;
     memset(waves, 0, nw * sizeof(*waves));
