@@ -25,7 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #define PEM_MAX         (64 * 1024)
 #define POOL_WAIT_S     10 /* a request waits this long for a reader, then 503 */
@@ -83,6 +85,16 @@ static uint64_t mono_ms(void)
 
 /* ---- configuration ----------------------------------------------------------------------------
  */
+
+void cloud_http_thread_nice(void)
+{
+    static __thread bool done;
+    if (done)
+        return;
+    done = true;
+    if (setpriority(PRIO_PROCESS, (id_t)gettid(), CLOUD_HTTP_NICE) != 0)
+        LOG_DEBUG("http: this thread keeps its priority: %s", strerror(errno));
+}
 
 void cloud_http_cfg_defaults(struct cloud_http_cfg *c)
 {
@@ -727,6 +739,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)version;
     struct cloud_http *h = cls;
     struct request *r = *con_cls;
+    cloud_http_thread_nice(); /* a connection's thread, at its first request */
     if (!r) {
         r = calloc(1, sizeof(*r));
         if (!r)
