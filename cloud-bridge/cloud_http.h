@@ -21,7 +21,10 @@
  * scheduling priority to nice CLOUD_HTTP_NICE when it starts (Linux: nice
  * is a thread's own), so on a busy host the page's queries take the CPU
  * that ingestion leaves and never the other way round
- * (bench/README.md, "The console").
+ * (bench/README.md, "The console"). And each client address gets a share
+ * of the readers' time (cloud_http_share.h: CLOUD_HTTP_SHARE_BURST_US at
+ * once, then CLOUD_HTTP_SHARE_PERMILLE of a core): past it, its next read
+ * waits, so a client reading back to back cannot take ingestion's CPU.
  *
  * Bounds. Connections (--http-max-connections, half of them per client
  * address), event streams (--http-max-streams), a request's body
