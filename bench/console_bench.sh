@@ -12,7 +12,11 @@
 #            timed from the first publish until the inventory holds them all:
 #            `idle` with no HTTP client, `page open` with BENCH_STREAMS event
 #            streams connected and a poller reading /nodes?limit=100 and
-#            /summary back to back, as a busy page would. Rounds alternate.
+#            /summary back to back on one kept-alive connection, as a page
+#            does but without its pauses (BENCH_POLLER=curl: a curl process a
+#            request, as this benchmark did first: the forks cost the client
+#            more CPU than serve spends answering). Rounds alternate. Beside
+#            each round, the CPU time serve itself used (all its threads).
 #
 # A benchmark, not a test: it asserts nothing and is never run by ctest.
 #
@@ -20,7 +24,8 @@
 #
 # Environment: FERRY_BUILD_DIR (default build-bench), BENCH_NO_BUILD=1,
 # BENCH_NODES (100000), BENCH_BATCHES (500), BENCH_STREAMS (8), BENCH_TMP,
-# BENCH_KEEP=1.
+# BENCH_KEEP=1, BENCH_POLLER (keepalive or curl), BENCH_PERF=DIR (perf record of serve during the first round's
+# ingestion, DIR/idle.data and DIR/page.data: where serve's time goes).
 BENCH_NAME=console_bench
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -106,10 +111,25 @@ page_open() {
         curl -s -N -o /dev/null "$URL/events" &
         PAGE_PIDS+=("$!")
     done
-    (while :; do
-        curl -s -o /dev/null "$URL/nodes?limit=100"
-        curl -s -o /dev/null "$URL/summary"
-    done) &
+    if [ "${BENCH_POLLER:-keepalive}" = curl ]; then
+        (while :; do
+            curl -s -o /dev/null "$URL/nodes?limit=100"
+            curl -s -o /dev/null "$URL/summary"
+        done) &
+    else
+        python3 - "$URL" <<'PY' &
+import http.client, sys, urllib.parse
+u = urllib.parse.urlsplit(sys.argv[1])
+c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+while True:
+    for path in ("/nodes?limit=100", "/summary"):
+        c.request("GET", u.path + path)
+        r = c.getresponse()
+        r.read()
+        if r.status != 200:
+            sys.exit("poller: %s answered %d" % (path, r.status))
+PY
+    fi
     PAGE_PIDS+=("$!")
     PIDS+=("${PAGE_PIDS[@]}")
     nap 1 # the streams connect and get their first documents
@@ -122,12 +142,22 @@ page_close() {
         forget "$p"
     done
 }
+# serve's CPU time so far, all threads (those ended included), in ms.
+cpu_ms() {
+    awk -v hz="$(getconf CLK_TCK)" '{print int(($14 + $15) * 1000 / hz)}' "/proc/$SERVE_PID/stat"
+}
 want=0
 for r in $(seq "$RUNS"); do
     for mode in idle page; do
         [ "$mode" = page ] && page_open
         batches "$r$mode" >"$WORK/batches"
         want=$((want + BATCHES * 10))
+        PERF_PID=
+        if [ -n "${BENCH_PERF:-}" ] && [ "$r" = 1 ]; then
+            perf record -q -F 499 -g -p "$SERVE_PID" -o "$BENCH_PERF/$mode.data" 2>/dev/null &
+            PERF_PID=$!
+        fi
+        c0=$(cpu_ms)
         t0=$(now_ms)
         mosquitto_pub -p "$PORT" -q 1 -t "ferry/v1/$FLEET/status/ing-gw" -l <"$WORK/batches" ||
             die "mosquitto_pub failed"
@@ -135,8 +165,13 @@ for r in $(seq "$RUNS"); do
             \"SELECT COUNT(*) FROM records WHERE node LIKE 'ing-%'\") -ge $want ]" ||
             die "serve did not store round $r ($mode): $(stored) of $want"
         t=$(($(now_ms) - t0))
+        c=$(($(cpu_ms) - c0))
+        if [ -n "$PERF_PID" ]; then
+            kill -INT "$PERF_PID"
+            wait "$PERF_PID"
+        fi
         echo "ingest-$mode round=$r records=$((BATCHES * 10)) ms=$t" \
-            "rate=$((BATCHES * 10 * 1000 / (t > 0 ? t : 1)))" >>"$RESULTS"
+            "rate=$((BATCHES * 10 * 1000 / (t > 0 ? t : 1))) serve_cpu_ms=$c" >>"$RESULTS"
         [ "$mode" = page ] && page_close
     done
 done
@@ -162,4 +197,10 @@ print("%-46s %12s" % ("status ingestion, median of %d" % len(rows["ingest-idle"]
 print("  %-44s %12.0f" % ("no HTTP client", idle))
 print("  %-44s %12.0f" % ("page open (streams + poller)", page))
 print("  %-44s %12.2f" % ("ratio, page open / none", page / idle))
+print("%-46s %12s" % ("serve's CPU time a round, median", "ms"))
+print("  %-44s %12.0f" % ("no HTTP client", med("ingest-idle", "serve_cpu_ms")))
+print("  %-44s %12.0f" % ("page open", med("ingest-page", "serve_cpu_ms")))
+for kind in ("ingest-idle", "ingest-page"):
+    print("  %s rounds: %s" % (kind, ", ".join("%s/s %sms" % (r["rate"], r["serve_cpu_ms"])
+                                               for r in rows[kind])))
 PY

@@ -5,6 +5,7 @@
 #include "cloud_http_json.h"
 #include "cloud_http_page.h"
 #include "cloud_http_presence.h"
+#include "cloud_http_share.h"
 #include "cloud_http_sql.h"
 #include "cloud_http_views.h"
 #include "cloud_inventory.h"
@@ -25,10 +26,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #define PEM_MAX         (64 * 1024)
 #define POOL_WAIT_S     10 /* a request waits this long for a reader, then 503 */
+#define SHARE_WAIT_S    10 /* a client past its share waits at most this long a read */
 #define STREAM_BLOCK    (16 * 1024)
 #define MAX_CONNECTIONS 100000
 #define MAX_STREAMS     10000
@@ -46,6 +50,10 @@ struct pool {
     struct cloud_http_db *free[CLOUD_HTTP_READERS];
     size_t nfree;
     bool stop;
+    /* Each client's share of the readers' time (cloud_http_share.h), and
+     * the reads waiting for theirs (woken at stop). */
+    struct cloud_http_share share;
+    pthread_cond_t share_cond;
 };
 
 struct cloud_http {
@@ -68,6 +76,7 @@ struct cloud_http {
 /* One request's state across libmicrohttpd's calls. */
 struct request {
     uint64_t start_ms;
+    uint64_t cpu0_us; /* the thread's CPU time when it began: what it cost, charged to its client */
     char body[FERRY_API_BODY_MAX];
     size_t body_len;
     bool body_too_large;
@@ -83,6 +92,16 @@ static uint64_t mono_ms(void)
 
 /* ---- configuration ----------------------------------------------------------------------------
  */
+
+void cloud_http_thread_nice(void)
+{
+    static __thread bool done;
+    if (done)
+        return;
+    done = true;
+    if (setpriority(PRIO_PROCESS, (id_t)gettid(), CLOUD_HTTP_NICE) != 0)
+        LOG_DEBUG("http: this thread keeps its priority: %s", strerror(errno));
+}
 
 void cloud_http_cfg_defaults(struct cloud_http_cfg *c)
 {
@@ -133,6 +152,47 @@ static struct cloud_http_db *pool_get(struct pool *p)
     struct cloud_http_db *db = !p->stop && p->nfree ? p->free[--p->nfree] : NULL;
     pthread_mutex_unlock(&p->lock);
     return db;
+}
+
+/* Waits while who has used more than its share of the readers' time (at
+ * most SHARE_WAIT_S; the server's stop ends it). */
+static void share_wait(struct pool *p, const char *who)
+{
+    uint64_t start = mono_ms(), now = start;
+    pthread_mutex_lock(&p->lock);
+    uint64_t ms = cloud_http_share_wait(&p->share, who, now);
+    if (ms)
+        LOG_DEBUG("http: %s is past its share of the readers' time: waits %" PRIu64 " ms", who, ms);
+    while (!p->stop && ms && now - start < SHARE_WAIT_S * 1000) {
+        if (ms > SHARE_WAIT_S * 1000 - (now - start))
+            ms = SHARE_WAIT_S * 1000 - (now - start);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += (time_t)(ms / 1000);
+        until.tv_nsec += (long)(ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&p->share_cond, &p->lock, &until);
+        now = mono_ms();
+        ms = cloud_http_share_wait(&p->share, who, now);
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
+static uint64_t thread_cpu_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void share_charge(struct pool *p, const char *who, uint64_t cost_us)
+{
+    pthread_mutex_lock(&p->lock);
+    cloud_http_share_charge(&p->share, who, mono_ms(), cost_us);
+    pthread_mutex_unlock(&p->lock);
 }
 
 static void pool_put(struct pool *p, struct cloud_http_db *db)
@@ -493,6 +553,10 @@ static enum MHD_Result serve_read(struct cloud_http *h, struct MHD_Connection *c
         else
             index_doc(h, &j);
     } else {
+        /* Past its share of the readers' time a client waits first. */
+        char who[INET6_ADDRSTRLEN];
+        client_text(conn, who, sizeof(who));
+        share_wait(&h->pool, who);
         struct cloud_http_db *db = pool_get(&h->pool);
         if (!db) {
             cj_free(&j);
@@ -651,10 +715,12 @@ static enum MHD_Result serve_action(struct cloud_http *h, struct MHD_Connection 
     struct cloud_http_db *db = pool_get(&h->pool);
     if (db) {
         struct cloud_http_params none = {.n = 0};
+        uint64_t cpu0 = thread_cpu_us();
         struct cloud_http_ctx c = {
             .db = db, .presence = h->presence, .store = h->store, .now = (int64_t)time(NULL)};
         err = cloud_http_view_rollout(&c, rt->rollout, &none, &j, &d);
         pool_put(&h->pool, db);
+        share_charge(&h->pool, who, thread_cpu_us() - cpu0);
     }
     if (!db || err != FERRY_OK)
         cj_null(&j); /* done all the same; the page reads it again */
@@ -727,11 +793,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)version;
     struct cloud_http *h = cls;
     struct request *r = *con_cls;
+    cloud_http_thread_nice(); /* a connection's thread, at its first request */
     if (!r) {
         r = calloc(1, sizeof(*r));
         if (!r)
             return MHD_NO;
         r->start_ms = mono_ms();
+        r->cpu0_us = thread_cpu_us();
         *con_cls = r;
         /* Refused before its body is read: an action without the right
          * to it (whoever has no token learns nothing more), then a body
@@ -778,9 +846,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
-    (void)conn;
+    struct cloud_http *h = cls;
+    const struct request *r = *con_cls;
     (void)toe;
+    if (r) {
+        /* The whole request's CPU time (its connection's thread: parsing,
+         * the reads, the answer), to its client's share. */
+        char who[INET6_ADDRSTRLEN];
+        client_text(conn, who, sizeof(who));
+        uint64_t now = thread_cpu_us();
+        share_charge(&h->pool, who, now > r->cpu0_us ? now - r->cpu0_us : 0);
+    }
     free(*con_cls);
     *con_cls = NULL;
 }
@@ -866,6 +942,8 @@ enum ferry_err cloud_http_start(const struct cloud_http_cfg *cfg, const char *db
     }
     pthread_mutex_init(&h->pool.lock, NULL);
     pthread_cond_init(&h->pool.cond, NULL);
+    pthread_cond_init(&h->pool.share_cond, NULL);
+    cloud_http_share_init(&h->pool.share, CLOUD_HTTP_SHARE_PERMILLE, CLOUD_HTTP_SHARE_BURST_US);
     pthread_mutex_init(&h->act_lock, NULL);
     err = cloud_http_addr_parse(c.listen, &h->addr, d);
     if (err == FERRY_OK && ferry_topic(h->presence_filter, sizeof(h->presence_filter),
@@ -928,6 +1006,7 @@ void cloud_http_stop(struct cloud_http *h)
     pthread_mutex_lock(&h->pool.lock);
     h->pool.stop = true;
     pthread_cond_broadcast(&h->pool.cond);
+    pthread_cond_broadcast(&h->pool.share_cond);
     pthread_mutex_unlock(&h->pool.lock);
     if (h->mhd)
         MHD_stop_daemon(h->mhd);
@@ -944,6 +1023,7 @@ void cloud_http_stop(struct cloud_http *h)
     free(h->cert);
     pthread_mutex_destroy(&h->act_lock);
     pthread_cond_destroy(&h->pool.cond);
+    pthread_cond_destroy(&h->pool.share_cond);
     pthread_mutex_destroy(&h->pool.lock);
     free(h->db);
     free(h);

@@ -16,6 +16,16 @@
  * (cloud_rollout_ops.h), which waits for serve's (BEGIN IMMEDIATE) like any
  * second writer and holds it for a few statements.
  *
+ * Priority. Ingestion acknowledges gateways; the console only shows. Every
+ * thread here (a connection's, the event stream's watcher) lowers its own
+ * scheduling priority to nice CLOUD_HTTP_NICE when it starts (Linux: nice
+ * is a thread's own), so on a busy host the page's queries take the CPU
+ * that ingestion leaves and never the other way round
+ * (bench/README.md, "The console"). And each client address gets a share
+ * of the readers' time (cloud_http_share.h: CLOUD_HTTP_SHARE_BURST_US at
+ * once, then CLOUD_HTTP_SHARE_PERMILLE of a core): past it, its next read
+ * waits, so a client reading back to back cannot take ingestion's CPU.
+ *
  * Bounds. Connections (--http-max-connections, half of them per client
  * address), event streams (--http-max-streams), a request's body
  * (FERRY_API_BODY_MAX, refused with 413 before it is read when its
@@ -40,6 +50,11 @@
 #define CLOUD_HTTP_IDLE_S          60
 #define CLOUD_HTTP_MAX_CONNECTIONS 64
 #define CLOUD_HTTP_MAX_STREAMS     16
+#define CLOUD_HTTP_NICE            10
+
+/* Lowers the calling thread's priority to CLOUD_HTTP_NICE, once per thread
+ * (a failure is logged at debug level and changes nothing else). */
+void cloud_http_thread_nice(void);
 
 /* The --http flags, as a struct serve's config embeds as `http`. */
 struct cloud_http_cfg {

@@ -1,5 +1,6 @@
 #include "cloud_http_events.h"
 
+#include "cloud_http.h"
 #include "cloud_http_sql.h"
 #include "cloud_http_views.h"
 #include "ferry_log.h"
@@ -144,7 +145,8 @@ struct watch {
     int64_t since; /* the first second not yet read */
     struct cloud_http_marks marks;
     uint64_t presence;
-    bool dirty; /* summary and rollouts to build again */
+    bool dirty;          /* summary to build again */
+    bool rollouts_dirty; /* rollouts too: they changed, or nodes did while one is active */
     uint64_t summary_ms, rollouts_ms, gateways_ms;
     bool gateways_dirty;
 };
@@ -208,7 +210,7 @@ static void send_doc(struct cloud_http_events *ev, const struct cloud_http_ctx *
  * come twice; there is no upper bound, because a node that reports every
  * second (a download) has its latest record always in the last second and
  * would never be sent. */
-static void send_changed(struct cloud_http_events *ev, struct watch *w, int64_t now)
+static bool send_changed(struct cloud_http_events *ev, struct watch *w, int64_t now)
 {
     int64_t until = INT64_MAX;
     struct ferry_diag d = {{0}};
@@ -226,16 +228,15 @@ static void send_changed(struct cloud_http_events *ev, struct watch *w, int64_t 
     if (err != FERRY_OK) {
         LOG_WARN("http: changed nodes not read: %s", ferry_diag_str(&d, err));
         cj_free(&j);
-        return;
+        return false;
     }
     w->since = now - SETTLE_S + 1;
     size_t len = 0;
     char *text = a.n ? cj_take(&j, &len) : NULL;
     cj_free(&j);
-    if (a.n)
-        w->dirty = true;
     if (text)
         publish(ev, "nodes", text, len, NULL);
+    return a.n > 0;
 }
 
 static void tick(struct cloud_http_events *ev, struct watch *w)
@@ -263,10 +264,17 @@ static void tick(struct cloud_http_events *ev, struct watch *w)
         w->summary_ms = w->rollouts_ms = w->gateways_ms = ms;
         return;
     }
-    send_changed(ev, w, now);
-    if (m.nodes != w->marks.nodes || m.log_id != w->marks.log_id ||
-        m.revisions != w->marks.revisions || m.active != w->marks.active)
+    bool moved = send_changed(ev, w, now);
+    if (moved || m.nodes != w->marks.nodes)
         w->dirty = true;
+    /* An ended rollout's counts do not move with its nodes' records (the
+     * controller refreshes active rollouts only): records make the rollouts
+     * document stale only while one is active. */
+    if (moved && (m.active || w->marks.active))
+        w->rollouts_dirty = true;
+    if (m.log_id != w->marks.log_id || m.revisions != w->marks.revisions ||
+        m.active != w->marks.active)
+        w->dirty = w->rollouts_dirty = true;
     if (presence != w->presence) {
         w->dirty = w->gateways_dirty = true;
         w->presence = presence;
@@ -274,9 +282,12 @@ static void tick(struct cloud_http_events *ev, struct watch *w)
     w->marks = m;
     if (w->dirty && ms - w->summary_ms >= CLOUD_HTTP_SUMMARY_MS) {
         send_doc(ev, &c, "summary", summary_doc, &ev->snap_summary);
-        send_doc(ev, &c, "rollouts", rollouts_doc, &ev->snap_rollouts);
-        w->summary_ms = w->rollouts_ms = ms;
-        w->dirty = false;
+        if (w->rollouts_dirty) {
+            send_doc(ev, &c, "rollouts", rollouts_doc, &ev->snap_rollouts);
+            w->rollouts_ms = ms;
+        }
+        w->summary_ms = ms;
+        w->dirty = w->rollouts_dirty = false;
     } else if (m.active && ms - w->rollouts_ms >= ROLLOUTS_EVERY * 1000) {
         send_doc(ev, &c, "rollouts", rollouts_doc, &ev->snap_rollouts);
         w->rollouts_ms = ms;
@@ -311,6 +322,7 @@ static void *watch_main(void *arg)
 {
     struct cloud_http_events *ev = arg;
     struct watch w = {.valid = false};
+    cloud_http_thread_nice();
     pthread_mutex_lock(&ev->lock);
     while (!ev->stop) {
         if (ev->streams == 0) {

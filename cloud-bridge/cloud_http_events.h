@@ -15,9 +15,11 @@
  *              CLOUD_HTTP_EVENTS_NODES, each as GET /api/v1/nodes shows it);
  *   summary    GET /api/v1/summary's document, when nodes, rollouts or
  *              presence changed (at most every CLOUD_HTTP_SUMMARY_MS);
- *   rollouts   GET /api/v1/rollouts's document, under the same rule, and at
- *              least every 10 s while one is active (its "waiting" text
- *              counts down a soak);
+ *   rollouts   GET /api/v1/rollouts's document, under the same rule but
+ *              for nodes, which count only while a rollout is active (an
+ *              ended rollout's targets no longer change), and at least
+ *              every 10 s while one is active (its "waiting" text counts
+ *              down a soak);
  *   gateways   GET /api/v1/gateways's document, when a presence changed;
  *   reset      the stream fell further behind than the ring reaches (or
  *              asked to resume from an event the ring no longer holds): the

@@ -13,6 +13,7 @@
 
 #define SCHEMA_VERSION  3 /* the inventory's (cloud_sql_sqlite.c); 3 added `via`, unread here */
 #define ROLLOUTS_PART   1 /* the rollout tables' (cloud_inventory_rollout.c) */
+#define COUNTS_PART     1 /* node_counts (cloud_sql_sqlite.c) */
 #define BUSY_TIMEOUT_MS 2000
 #define INT_MAX53       (INT64_C(1) << 53)
 /* Above every node id: ids are ASCII identifiers (ferry_id_valid). */
@@ -52,8 +53,16 @@ static const char nodes_before_sql[] =
 
 static const char count_nodes_sql[] = "SELECT count(*) FROM nodes n WHERE" NODE_FILTER;
 
-/* Without a filter SQLite counts the table's pages, not its rows. */
-static const char count_all_sql[] = "SELECT count(*) FROM nodes";
+/* node_counts (cloud_sql_sqlite.c) holds the nodes per (state, version),
+ * kept by ingestion's own transaction: the fleet's figures, and the total of
+ * a list filtered by state or version alone, are a few rows' sum whatever
+ * the fleet's size. Its parameters are NODE_FILTER's (?1..?12, ?14). */
+static const char count_all_sql[] = "SELECT coalesce(sum(nodes), 0) FROM node_counts";
+
+static const char count_groups_sql[] =
+    "SELECT coalesce(sum(nodes), 0) FROM node_counts n"
+    " WHERE (?1 = 0 OR n.state IN (?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12))"
+    " AND (?14 IS NULL OR n.version = ?14)";
 
 static const char node_sql[] =
     "SELECT " NODE_COLUMNS " FROM nodes n LEFT JOIN node_info i ON i.node = n.node"
@@ -75,8 +84,8 @@ static const char refused_sql[] =
     " received_at, reason, detail FROM refused WHERE node = ?1 ORDER BY id DESC LIMIT ?2";
 
 static const char state_versions_sql[] =
-    "SELECT state, version, count(*) AS c FROM nodes GROUP BY state, version"
-    " ORDER BY c DESC LIMIT ?1";
+    "SELECT state, version, nodes FROM node_counts WHERE nodes > 0"
+    " ORDER BY nodes DESC LIMIT ?1";
 
 static const char release_states_sql[] =
     "SELECT release, state, count(*) AS c FROM nodes WHERE release != ''"
@@ -123,6 +132,7 @@ static const char marks_sql[] = "SELECT (SELECT max(updated_at) FROM nodes),"
     X(nodes_before)                                                                                \
     X(count_nodes)                                                                                 \
     X(count_all)                                                                                   \
+    X(count_groups)                                                                                \
     X(node)                                                                                        \
     X(changed)                                                                                     \
     X(binding)                                                                                     \
@@ -138,12 +148,28 @@ static const char marks_sql[] = "SELECT (SELECT max(updated_at) FROM nodes),"
     X(log)                                                                                         \
     X(marks)
 
+/* An ended rollout's targets no longer change (the controller refreshes and
+ * targets active rollouts only; making one active again changes its
+ * revision): its tally is read once per (id, revision) and kept, so a list
+ * of finished rollouts over a large fleet is not counted again at every
+ * event or page. */
+#define TALLY_CACHE 20
+struct tally_entry {
+    int64_t id, retry_at;
+    uint64_t revision;
+    size_t nwaves;
+    struct cloud_wave_tally waves[FERRY_ROLLOUT_MAX_WAVES];
+    struct cloud_halt_tally halt;
+};
+
 struct cloud_http_db {
     char *path;
     sqlite3 *db;
 #define FIELD(name) sqlite3_stmt *name;
     STATEMENTS(FIELD)
 #undef FIELD
+    struct tally_entry tallies[TALLY_CACHE];
+    size_t ntallies, next_tally; /* entries used; the one replaced next */
 };
 
 static enum ferry_err db_fail(const struct cloud_http_db *db, int rc, const char *doing,
@@ -261,6 +287,13 @@ static enum ferry_err check_schema(struct cloud_http_db *db, struct ferry_diag *
                           "inventory %s: rollout tables of version %" PRId64
                           ", the HTTP API reads %d",
                           db->path, part, ROLLOUTS_PART);
+    if (err == FERRY_OK)
+        err =
+            one_int(db, "SELECT version FROM inventory_parts WHERE part = 'node_counts'", &part, d);
+    if (err == FERRY_OK && part != COUNTS_PART)
+        return ferry_fail(d, FERRY_E_CORRUPT,
+                          "inventory %s: node counts of version %" PRId64 ", the HTTP API reads %d",
+                          db->path, part, COUNTS_PART);
     return err;
 }
 
@@ -417,6 +450,12 @@ static bool filter_empty(const struct cloud_http_node_filter *f)
                   !f->prefix && !f->rollout);
 }
 
+/* Whether f asks for states and versions only (node_counts answers). */
+static bool filter_by_group(const struct cloud_http_node_filter *f)
+{
+    return !f->gateway && !f->release && !f->tag_key && !f->prefix && !f->rollout;
+}
+
 enum ferry_err cloud_http_db_nodes(struct cloud_http_db *db, const struct cloud_http_node_filter *f,
                                    const char *after, const char *before, unsigned limit,
                                    cloud_http_node_cb cb, void *arg, bool *more,
@@ -470,7 +509,9 @@ enum ferry_err cloud_http_db_count_nodes(struct cloud_http_db *db,
                                          const struct cloud_http_node_filter *f, uint64_t *count,
                                          struct ferry_diag *d)
 {
-    sqlite3_stmt *s = filter_empty(f) ? db->count_all : db->count_nodes;
+    sqlite3_stmt *s = filter_empty(f)      ? db->count_all
+                      : filter_by_group(f) ? db->count_groups
+                                           : db->count_nodes;
     struct filter_text t;
     int rc = s == db->count_all ? sqlite3_reset(s) : bind_filter(s, f, &t);
     if (rc == SQLITE_OK)
@@ -747,9 +788,59 @@ enum ferry_err cloud_http_db_rollout(struct cloud_http_db *db, int64_t id,
     return err;
 }
 
+static struct tally_entry *tally_cached(struct cloud_http_db *db, const struct cloud_rollout *r)
+{
+    for (size_t i = 0; i < db->ntallies; i++) {
+        struct tally_entry *e = &db->tallies[i];
+        if (e->id == r->id && e->revision == r->revision && e->retry_at == r->retry_at &&
+            e->nwaves == r->plan.nwaves)
+            return e;
+    }
+    return NULL;
+}
+
+static void tally_keep(struct cloud_http_db *db, const struct cloud_rollout *r,
+                       const struct cloud_wave_tally *waves, const struct cloud_halt_tally *halt)
+{
+    struct tally_entry *e = &db->tallies[db->next_tally];
+    db->next_tally = (db->next_tally + 1) % TALLY_CACHE;
+    if (db->ntallies < TALLY_CACHE)
+        db->ntallies++;
+    e->id = r->id;
+    e->revision = r->revision;
+    e->retry_at = r->retry_at;
+    e->nwaves = r->plan.nwaves;
+    memcpy(e->waves, waves, e->nwaves * sizeof(*waves));
+    e->halt = *halt;
+}
+
+static enum ferry_err tally_read(struct cloud_http_db *db, const struct cloud_rollout *r,
+                                 struct cloud_wave_tally *waves, struct cloud_halt_tally *halt,
+                                 struct ferry_diag *d);
+
 enum ferry_err cloud_http_db_rollout_tally(struct cloud_http_db *db, const struct cloud_rollout *r,
                                            struct cloud_wave_tally *waves,
                                            struct cloud_halt_tally *halt, struct ferry_diag *d)
+{
+    if (r->plan.nwaves > FERRY_ROLLOUT_MAX_WAVES)
+        return ferry_fail(d, FERRY_E_CORRUPT, "inventory %s: rollout %" PRId64 " has %zu waves",
+                          db->path, r->id, (size_t)r->plan.nwaves);
+    bool ended = !cloud_rollout_is_active(r);
+    const struct tally_entry *e = ended ? tally_cached(db, r) : NULL;
+    if (e) {
+        memcpy(waves, e->waves, e->nwaves * sizeof(*waves));
+        *halt = e->halt;
+        return FERRY_OK;
+    }
+    enum ferry_err err = tally_read(db, r, waves, halt, d);
+    if (err == FERRY_OK && ended)
+        tally_keep(db, r, waves, halt);
+    return err;
+}
+
+static enum ferry_err tally_read(struct cloud_http_db *db, const struct cloud_rollout *r,
+                                 struct cloud_wave_tally *waves, struct cloud_halt_tally *halt,
+                                 struct ferry_diag *d)
 {
     size_t nw = r->plan.nwaves;
     memset(waves, 0, nw * sizeof(*waves));

@@ -97,7 +97,28 @@ const char cloud_sql_sqlite_parts[] =
     "INSERT OR IGNORE INTO inventory_parts (part, version) VALUES ('rollouts', 1);"
     "CREATE TABLE IF NOT EXISTS node_config ("
     " node TEXT PRIMARY KEY, gateway TEXT NOT NULL, path TEXT NOT NULL,"
-    " properties TEXT NOT NULL, ts INTEGER NOT NULL, received_at INTEGER NOT NULL);";
+    " properties TEXT NOT NULL, ts INTEGER NOT NULL, received_at INTEGER NOT NULL);"
+    /* The nodes per (state, version), kept by triggers in the transaction
+     * that writes the nodes table, so the console's summary reads a few rows
+     * instead of counting the fleet (cloud_http_sql.c). Filled from the
+     * nodes once, when the file first gets it (the 'node_counts' part). */
+    "CREATE TABLE IF NOT EXISTS node_counts (state TEXT NOT NULL, version TEXT NOT NULL,"
+    " nodes INTEGER NOT NULL, PRIMARY KEY (state, version)) WITHOUT ROWID;"
+    "INSERT INTO node_counts (state, version, nodes) SELECT state, version, count(*) FROM nodes"
+    " WHERE NOT EXISTS (SELECT 1 FROM inventory_parts WHERE part = 'node_counts')"
+    " GROUP BY state, version;"
+    "INSERT OR IGNORE INTO inventory_parts (part, version) VALUES ('node_counts', 1);"
+    "CREATE TRIGGER IF NOT EXISTS node_counts_insert AFTER INSERT ON nodes BEGIN"
+    " INSERT INTO node_counts (state, version, nodes) VALUES (new.state, new.version, 1)"
+    " ON CONFLICT (state, version) DO UPDATE SET nodes = nodes + 1; END;"
+    "CREATE TRIGGER IF NOT EXISTS node_counts_update AFTER UPDATE OF state, version ON nodes"
+    " WHEN old.state IS NOT new.state OR old.version IS NOT new.version BEGIN"
+    " UPDATE node_counts SET nodes = nodes - 1 WHERE state = old.state AND version = old.version;"
+    " INSERT INTO node_counts (state, version, nodes) VALUES (new.state, new.version, 1)"
+    " ON CONFLICT (state, version) DO UPDATE SET nodes = nodes + 1; END;"
+    "CREATE TRIGGER IF NOT EXISTS node_counts_delete AFTER DELETE ON nodes BEGIN"
+    " UPDATE node_counts SET nodes = nodes - 1 WHERE state = old.state AND version = old.version;"
+    " END;";
 
 const char *const cloud_sql_sqlite[CLOUD_Q__COUNT] = {
     /* The file lock already keeps every other writer out. */

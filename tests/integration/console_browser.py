@@ -2,16 +2,21 @@
 chromedriver (Debian's chromium, chromium-driver, python3-selenium), during a
 real rollout that test_console_browser.sh started.
 
-    console_browser.py URL TOKEN SCREENSHOT READY_FILE
+    console_browser.py URL TOKEN SCREENSHOT READY_FILE DB
 
 It opens the page (and touches READY_FILE once it follows the event
 stream: the shell then creates the rollout), watches the rollout's stacked bar move as the first
 wave's nodes download and finish (without the page reloading), pauses the
 rollout with its button (the token asked for once, in the dialog) and sees
-it stop, and saves a screenshot. Each step prints PASS or FAIL; the exit
-status is the number of failures."""
+it stop, and saves a screenshot. Then, in the same browser, the fleet grows to
+10,000 nodes (FLEET_FILL synthetic rows written straight into the inventory DB,
+in one transaction beside serve's): the page's summary follows, a fresh load
+of the page holds one page of rows in its DOM, and paging and a state filter
+work. Each step prints PASS or FAIL; the exit status is the number of
+failures."""
 import json
 import shutil
+import sqlite3
 import sys
 import tempfile
 import time
@@ -21,7 +26,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
-URL, TOKEN, SHOT, READY = sys.argv[1:5]
+URL, TOKEN, SHOT, READY, DB = sys.argv[1:6]
+FLEET = 10000
 failures = 0
 
 
@@ -70,6 +76,35 @@ setInterval(() => {
   }
 }, 50);
 """
+
+
+def fill_fleet(n):
+    """n synthetic nodes (zz-00000..), every tenth failed, the rest idle on
+    1.0.0, in one transaction: serve's node counts follow by its triggers."""
+    now = int(time.time()) - 3600  # not "changed" for the event stream
+    rows = [("zz-%05d" % i, "gw-synthetic", "", "1.0.0", "failed" if i % 10 == 0 else "idle",
+             0, 0, "", "", 1, now, now) for i in range(n)]
+    with sqlite3.connect(DB, timeout=20) as db:
+        db.executemany("INSERT INTO nodes (node, gateway, release, version, state, bytes, total,"
+                       " error, message, seq, ts, updated_at)"
+                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    db.close()
+
+
+# Read in the page in one go: the list may be drawn again between a find and
+# a read of its elements (the page reads it again when nodes change).
+def dom_rows(d):
+    return d.execute_script("return document.querySelectorAll('#nodes tbody tr').length")
+
+
+def page_nodes(d):
+    return d.execute_script("return [...document.querySelectorAll('#nodes tbody tr[data-node]')]"
+                            ".map((r) => r.dataset.node)")
+
+
+def page_states(d):
+    return set(d.execute_script("return [...document.querySelectorAll('#nodes tbody "
+                                "tr[data-node]')].map((r) => r.dataset.state)"))
 
 
 def rollout_box(d):
@@ -155,6 +190,39 @@ try:
     driver.execute_script("window.scrollTo(0, 0)")
     driver.save_screenshot(SHOT)
     check(len(open(SHOT, "rb").read()) > 10000, "the screenshot is saved")
+
+    # ---- 10,000 nodes -------------------------------------------------------------------
+    t0 = time.monotonic()
+    have = api("/summary")["nodes"]
+    fill_fleet(FLEET - have)
+    check(until(15, lambda: driver.find_element(By.ID, "sum-nodes").text == str(FLEET)),
+          "the open page's summary follows the fleet to %d nodes (shows %s)"
+          % (FLEET, driver.find_element(By.ID, "sum-nodes").text))
+    t1 = time.monotonic()
+    driver.get(URL)
+    shown = until(15, lambda: driver.find_element(By.ID, "sum-nodes").text == str(FLEET)
+                  and len(page_nodes(driver)) == 100 and page_nodes(driver))
+    check(shown, "a fresh load with %d nodes shows the summary and the first page in %.1f s"
+          % (FLEET, time.monotonic() - t1))
+    check(dom_rows(driver) == 100, "the node table holds one page of rows in the DOM, not the "
+          "fleet (%d rows)" % dom_rows(driver))
+    first = page_nodes(driver)
+    driver.find_element(By.ID, "page-next").click()
+    second = until(10, lambda: (lambda p: p if p and p != first else None)(page_nodes(driver)))
+    check(second and len(second) == 100 and second[0] > first[-1] and dom_rows(driver) == 100,
+          "next shows the following 100 nodes (%s .. %s), still one page in the DOM"
+          % (second and second[0], second and second[-1]))
+    driver.find_element(By.ID, "page-prev").click()
+    check(until(10, lambda: page_nodes(driver) == first), "previous goes back to the first page")
+    failed = api("/nodes?state=failed&limit=1")["total"]
+    driver.find_element(By.CSS_SELECTOR, "#filters select[name=state] option[value=failed]").click()
+    driver.find_element(By.CSS_SELECTOR, "#filters button[type=submit]").click()
+    want = "%d nodes" % failed
+    check(until(10, lambda: driver.find_element(By.ID, "nodes-count").text == want
+                and page_states(driver) == {"failed"} and dom_rows(driver) == 100),
+          "the state filter shows failed nodes only, one page of them, %s (%s)"
+          % (want, page_states(driver)))
+    print("the 10,000-node part took %.1f s" % (time.monotonic() - t0), flush=True)
     logs = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
     check(not logs, "no error in the browser's console: %s" % logs)
 finally:

@@ -298,6 +298,55 @@ else
 fi
 check "the records are all there" test "$("$CLOUD" status --db "$DB" --json | python3 -c \
     'import json,sys; print(sum(1 for r in json.load(sys.stdin) if r["node"].startswith("e") and r["seq"] == 2))')" = 40
+# The summary's counts are kept as records arrive (node_counts, by triggers):
+# after a burst that moves nodes between states and versions, and nodes
+# removed behind serve's back, they are what a recount of the nodes says.
+# sq ro|rw SQL: the rows, '|' between columns (python3's sqlite3: the
+# sqlite3 shell is not among the test's dependencies).
+sq() {
+    python3 - "$DB" "$@" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect("file:%s?mode=%s" % (sys.argv[1], sys.argv[2]), uri=True, timeout=10)
+with db:
+    for row in db.execute(sys.argv[3]):
+        print("|".join(str(c) for c in row))
+PY
+}
+for i in $(seq 1 15); do
+    if [ "$i" -le 10 ]; then last=success; else last=failed; fi
+    send_batch gw-c "$(status_record "e$i" gw-c "$REL" downloading 2048 4096 3)" \
+        "$(status_record "e$i" gw-c "$REL" "$last" 4096 4096 4)"
+done
+for i in 16 17 18; do
+    send_batch gw-c "$(status_record "e$i" gw-c "$REL" downloading 1024 4096 3)"
+done
+moved() {
+    [ "$(sq ro "SELECT count(*), sum(seq = 4) FROM nodes WHERE node GLOB 'e[0-9]*'
+        AND seq >= 3")" = "18|15" ]
+}
+wait_until 20 moved || die "serve did not store the burst of moves"
+sq rw "DELETE FROM nodes WHERE node IN ('e17', 'e18', 'e19', 'e20')" ||
+    die "removing four nodes failed"
+recount() {
+    sq ro "SELECT '$1', $1, count(*) FROM nodes GROUP BY $1 ORDER BY 2"
+}
+api GET "$URL/summary"
+figures=$(python3 -c 'import json, sys
+j = json.load(open(sys.argv[1]))
+for s, n in sorted(j["states"].items()):
+    if n: print("state|%s|%d" % (s, n))
+for v in sorted(j["versions"], key=lambda v: v["version"]):
+    print("version|%s|%d" % (v["version"], v["nodes"]))
+print("nodes|%d" % j["nodes"])' "$API_BODY")
+want=$(recount state; recount version; echo "nodes|$(sq ro "SELECT count(*) FROM nodes")")
+check "after moves and removals the summary's counts are a recount's ($(echo "$figures" | xargs))" \
+    test "$figures" = "$want"
+check "node_counts holds a recount of every (state, version)" test \
+    "$(sq ro "SELECT state, version, nodes FROM node_counts WHERE nodes > 0 ORDER BY 1, 2")" = \
+    "$(sq ro "SELECT state, version, count(*) FROM nodes GROUP BY 1, 2 ORDER BY 1, 2")"
+api GET "$URL/nodes?state=failed&version=2.0.0&limit=1"
+expect_api 200 "a list filtered by state and version counts from node_counts too" \
+    "j['total'] == $(sq ro "SELECT count(*) FROM nodes WHERE state = 'failed' AND version = '2.0.0'")"
 streams_saw() {
     grep -q '"node":"e40"' "$TEST_TMP/stream1.out" && grep -q '"node":"e40"' "$TEST_TMP/stream4.out"
 }

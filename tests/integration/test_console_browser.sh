@@ -5,7 +5,9 @@
 # Headless Chromium, driven by console_browser.py, watches the rollout's bar
 # move and the canaries finish without reloading, pauses the rollout with
 # its button and sees it stay stopped, and saves a screenshot (copied to
-# $FERRY_CONSOLE_SCREENSHOT when set: docs/console.png is one).
+# $FERRY_CONSOLE_SCREENSHOT when set: docs/console.png is one). Then the
+# inventory grows to 10,000 nodes and the same browser checks the page still
+# loads and keeps one page of rows, and that paging and a state filter work.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 start_mosquitto
 source "$(dirname "${BASH_SOURCE[0]}")/relay_lib.sh"
@@ -37,7 +39,7 @@ REL=$(release "$TEST_TMP/v2.bin" 2.0.0 2 --hw-model m1 --stage) || die "staging 
 # The page first, then the rollout, so that the page sees it from the start.
 READY="$TEST_TMP/page.ready"
 "$PY" "$FERRY_SOURCE_DIR/tests/integration/console_browser.py" \
-    "http://127.0.0.1:$HTTP_PORT/" "$ACT_TOKEN" "$TEST_TMP/console.png" "$READY" \
+    "http://127.0.0.1:$HTTP_PORT/" "$ACT_TOKEN" "$TEST_TMP/console.png" "$READY" "$DB" \
     >"$TEST_TMP/browser.out" 2>&1 &
 BROWSER_PID=$!
 kill_at_exit "$BROWSER_PID"
