@@ -69,7 +69,7 @@ EOF
             >"$dir/erl.out" 2>&1 &
         EJ_PID=$!
         kill_at_exit "$EJ_PID"
-        if _broker_until 60 grep -q '^registered' "$dir/erl.out" &&
+        if ferry_wait_until 60 grep -q '^registered' "$dir/erl.out" &&
             grep -q '^registered ok' "$dir/erl.out" &&
             ss -Hltnp "sport = :$EJ_PORT" 2>/dev/null | grep -q "pid=$EJ_PID,"; then
             return 0
@@ -116,17 +116,7 @@ _bridge_probe() {
 }
 
 bridge_up() {
-    _broker_until "$1" _bridge_probe "$BRIDGE_A_PORT" "$BRIDGE_B_PORT" &&
-        _broker_until "$1" _bridge_probe "$BRIDGE_B_PORT" "$BRIDGE_A_PORT"
+    ferry_wait_until "$1" _bridge_probe "$BRIDGE_A_PORT" "$BRIDGE_B_PORT" &&
+        ferry_wait_until "$1" _bridge_probe "$BRIDGE_B_PORT" "$BRIDGE_A_PORT"
 }
 
-# _broker_until SECS CMD...: CMD until it succeeds, every 50 ms; fails after SECS.
-_broker_until() {
-    local deadline=$((SECONDS + $1))
-    shift
-    while ((SECONDS < deadline)); do
-        "$@" && return 0
-        sleep 0.05
-    done
-    return 1
-}

@@ -17,16 +17,6 @@ CLOUD=$(ferry_bin ferry-cloud)
 EDGE=$(ferry_bin ferry-edge)
 PROXY=$(ferry_bin ferry-udp-proxy)
 
-# wait_for SECS CMD...: polls CMD every 50 ms; fails after SECS.
-wait_for() {
-    local deadline=$((SECONDS + $1))
-    shift
-    while ((SECONDS < deadline)); do
-        "$@" && return 0
-        sleep 0.05
-    done
-    return 1
-}
 
 "$CLOUD" keygen --out-dir "$TEST_TMP/keys" >/dev/null || die "keygen failed"
 head -c $((200 * 1024 + 77)) /dev/urandom >"$TEST_TMP/art.bin"
@@ -40,7 +30,7 @@ for attempt in 1 2 3 4 5; do
     CS_PORT=$(free_port udp)
     coap-server-notls -A 127.0.0.1 -p "$CS_PORT" -d 4 -v 7 >"$TEST_TMP/server.log" 2>&1 &
     CS_PID=$!
-    if wait_for 5 coap-client-notls -B 1 "coap://127.0.0.1:$CS_PORT/.well-known/core" \
+    if ferry_wait_until 5 coap-client-notls -B 1 "coap://127.0.0.1:$CS_PORT/.well-known/core" \
         >/dev/null 2>&1; then
         kill_at_exit "$CS_PID"
         break
@@ -70,7 +60,7 @@ succeeded() {
 
 # --- straight to coap-server ------------------------------------------------------
 start_node n1 "$SERVER"
-if wait_for 30 succeeded n1; then
+if ferry_wait_until 30 succeeded n1; then
     pass "n1 downloads, verifies and installs the release from a stock coap-server"
 else
     fail "n1 did not succeed: $(grep 'status [0-9]*:' "$TEST_TMP/n1.log" | tail -3)"
@@ -97,11 +87,11 @@ PROXY_PORT=$(free_port udp)
     --delay-ms 20 --jitter-ms 10 --seed 4711 >"$TEST_TMP/proxy.out" 2>"$TEST_TMP/proxy.log" &
 PROXY_PID=$!
 kill_at_exit "$PROXY_PID"
-wait_for 10 bash -c "ss -Hlun 'sport = :$PROXY_PORT' | grep -q ." ||
+ferry_wait_until 10 bash -c "ss -Hlun 'sport = :$PROXY_PORT' | grep -q ." ||
     die "ferry-udp-proxy did not bind port $PROXY_PORT"
 t0=$SECONDS
 start_node n2 "coap://127.0.0.1:$PROXY_PORT"
-if wait_for 60 succeeded n2; then
+if ferry_wait_until 60 succeeded n2; then
     pass "n2 installs the release from coap-server through 10 % loss, duplicates and reordering ($((SECONDS - t0)) s)"
 else
     fail "n2 did not succeed: $(grep 'status [0-9]*:' "$TEST_TMP/n2.log" | tail -3)"

@@ -14,10 +14,12 @@
 #include "edge_slots.h"
 #include "ferry_fs.h"
 #include "ferry_io.h"
+#include "ferry_io_faulty.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -101,6 +103,53 @@ static void slots_inplace_init(struct slots_inplace *p, const struct edge_slots_
     };
     p->be.ops = &p->ops;
     p->be.ctx = p;
+}
+
+/* How the slots' power-cut tests make numbered call k go wrong, and what
+ * they count calls by. */
+enum slots_fault {
+    CUT_POWER,      /* the power fails at call k */
+    CUT_POWER_TORN, /* the same, unsynced writes half done */
+    FAIL_CALL,      /* call k fails (EIO), the program goes on; power fails after the run */
+};
+#define NO_FAULT UINT64_MAX
+
+static inline const char *slots_fault_name(enum slots_fault fault)
+{
+    static const char *const names[] = {"power cut", "torn power cut", "failed call"};
+    return names[fault];
+}
+
+/* How the power fails: at call k, or (FAIL_CALL) after the run. */
+static inline enum ferry_io_stop slots_fault_stop(enum slots_fault fault)
+{
+    return fault == CUT_POWER_TORN ? FERRY_IO_POWER_TORN : FERRY_IO_POWER;
+}
+
+/* Sets f up to make call k (NO_FAULT: none) go wrong as fault says. */
+static inline void slots_fault_arm(struct ferry_io_faulty *f, enum slots_fault fault, uint64_t k)
+{
+    if (fault == FAIL_CALL) {
+        struct ferry_io_fail rule = {.after = k, .count = 1, .error = EIO};
+        if (k != NO_FAULT)
+            ferry_io_faulty_fail(f, &rule);
+    } else {
+        ferry_io_faulty_stop_at(f, k == NO_FAULT ? FERRY_IO_NO_STOP : k, slots_fault_stop(fault));
+    }
+}
+
+/* The calls a run made, as fault numbers them (a failure rule counts calls
+ * of every kind), then the power cut that ends every run. */
+static inline uint64_t slots_fault_end(struct ferry_io_faulty *f, enum slots_fault fault)
+{
+    uint64_t calls = 0;
+    if (fault == FAIL_CALL)
+        for (int k = 0; k < FERRY_IO_CALL__COUNT; k++)
+            calls += ferry_io_faulty_count(f, (enum ferry_io_call)k);
+    else
+        calls = ferry_io_faulty_calls(f);
+    ferry_io_faulty_stop(f, slots_fault_stop(fault));
+    return calls;
 }
 
 #endif

@@ -252,28 +252,9 @@ static void check_restart(const struct world *w, enum scenario sc, uint64_t k, s
     edge_slots_file_free(be);
 }
 
-/* How call k goes wrong. */
-enum fault {
-    CUT_POWER,      /* the power fails at call k */
-    CUT_POWER_TORN, /* the same, unsynced writes half done */
-    FAIL_CALL,      /* call k fails (EIO), the program goes on; power fails after the run */
-};
-static const char *const FAULT_NAMES[] = {"power cut", "torn power cut", "failed call"};
-static const enum ferry_io_stop STOP_OF[] = {FERRY_IO_POWER, FERRY_IO_POWER_TORN, FERRY_IO_POWER};
-#define NO_FAULT UINT64_MAX
-
-/* Calls of every kind so far: what FAIL_CALL numbers. */
-static uint64_t all_calls(const struct ferry_io_faulty *f)
-{
-    uint64_t n = 0;
-    for (int k = 0; k < FERRY_IO_CALL__COUNT; k++)
-        n += ferry_io_faulty_count(f, (enum ferry_io_call)k);
-    return n;
-}
-
 /* Runs the scenario with call k faulty (NO_FAULT: none), then cuts the
  * power, and returns how many calls it numbered. */
-static uint64_t run_with_fault(const struct world *w, enum scenario sc, enum fault fault,
+static uint64_t run_with_fault(const struct world *w, enum scenario sc, enum slots_fault fault,
                                bool in_place, uint64_t k)
 {
     struct ferry_io_faulty *f = NULL;
@@ -282,13 +263,7 @@ static uint64_t run_with_fault(const struct world *w, enum scenario sc, enum fau
     reset_device(w);
     CU_ASSERT_EQUAL_FATAL(ferry_io_faulty_new(&f, NULL), FERRY_OK);
     const struct ferry_io *io = ferry_io_faulty_io(f);
-    if (fault == FAIL_CALL) {
-        struct ferry_io_fail rule = {.after = k, .count = 1, .error = EIO};
-        if (k != NO_FAULT)
-            ferry_io_faulty_fail(f, &rule);
-    } else {
-        ferry_io_faulty_stop_at(f, k == NO_FAULT ? FERRY_IO_NO_STOP : k, STOP_OF[fault]);
-    }
+    slots_fault_arm(f, fault, k);
     CU_ASSERT_EQUAL_FATAL(edge_slots_file_new_io(io, w->dir, CAPACITY, &file, NULL), FERRY_OK);
     const struct edge_slots_backend *be = file;
     if (in_place) {
@@ -302,8 +277,7 @@ static uint64_t run_with_fault(const struct world *w, enum scenario sc, enum fau
         if (err != FERRY_OK)
             CU_ASSERT_EQUAL(err, FERRY_E_IO);
     }
-    uint64_t calls = fault == FAIL_CALL ? all_calls(f) : ferry_io_faulty_calls(f);
-    ferry_io_faulty_stop(f, STOP_OF[fault]);
+    uint64_t calls = slots_fault_end(f, fault);
     edge_slots_file_free(file);
     ferry_io_faulty_free(f);
     return calls;
@@ -313,7 +287,7 @@ static uint64_t run_with_fault(const struct world *w, enum scenario sc, enum fau
  * a plain cut (its bytes are synced before the rename), so torn cuts run on
  * records written in place. */
 static const struct {
-    enum fault fault;
+    enum slots_fault fault;
     bool in_place;
 } ROUNDS[] = {
     {CUT_POWER, false},
@@ -327,7 +301,7 @@ static void cut_everywhere(enum scenario sc)
     struct world w;
     make_template(&w, sc);
     for (size_t round = 0; round < sizeof(ROUNDS) / sizeof(ROUNDS[0]); round++) {
-        enum fault fault = ROUNDS[round].fault;
+        enum slots_fault fault = ROUNDS[round].fault;
         bool in_place = ROUNDS[round].in_place;
         uint64_t total = run_with_fault(&w, sc, fault, in_place, NO_FAULT);
         /* begin 2, one write per block, finish's sync and record, trial, boot. */
@@ -344,8 +318,8 @@ static void cut_everywhere(enum scenario sc)
         CU_ASSERT_TRUE(t.booted_old > 0);
         CU_ASSERT_TRUE(t.booted_new > 0);
         printf("\n    %s, %s, records %s: %u faults (0..%llu), booted old %u, new %u ",
-               SCENARIO_NAMES[sc], FAULT_NAMES[fault], in_place ? "in place" : "atomic", t.cuts,
-               (unsigned long long)total, t.booted_old, t.booted_new);
+               SCENARIO_NAMES[sc], slots_fault_name(fault), in_place ? "in place" : "atomic",
+               t.cuts, (unsigned long long)total, t.booted_old, t.booted_new);
     }
 }
 

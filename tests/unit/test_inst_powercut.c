@@ -420,21 +420,11 @@ struct tally {
     unsigned cuts, old, new_;
 };
 
-/* How call k goes wrong. */
-enum fault {
-    CUT_POWER,      /* the power fails at call k */
-    CUT_POWER_TORN, /* the same, unsynced writes half done */
-    FAIL_CALL,      /* call k fails (EIO), the program goes on; power fails after the run */
-};
-static const char *const FAULT_NAMES[] = {"power cut", "torn power cut", "failed call"};
-static const enum ferry_io_stop STOP_OF[] = {FERRY_IO_POWER, FERRY_IO_POWER_TORN, FERRY_IO_POWER};
-#define NO_FAULT UINT64_MAX
-
 /* One round: a fault, a layout (records and environment atomic, or in
  * place: a torn cut of an atomic write is a plain cut), slots as files or
  * as partitions. */
 struct round {
-    enum fault fault;
+    enum slots_fault fault;
     bool in_place;
     bool devices;
 };
@@ -456,7 +446,7 @@ static void check_restart(struct world *w, uint64_t k, const struct round *r, st
     CU_ASSERT_TRUE(is_old || is_new);
     if (!is_old && !is_new)
         fprintf(stderr, "%s (%s, %s, %s), at %llu: slot %s runs %d, verdict %s\n", NAMES[w->sc],
-                FAULT_NAMES[r->fault], r->devices ? "partitions" : "files",
+                slots_fault_name(r->fault), r->devices ? "partitions" : "files",
                 r->in_place ? "in place" : "atomic", (unsigned long long)k, edge_slot_name(booted),
                 running, inst_boot_verdict_name(dv.start.verdict));
     t->old += is_old;
@@ -492,15 +482,6 @@ static void check_restart(struct world *w, uint64_t k, const struct round *r, st
     edge_slots_file_free(be);
 }
 
-/* Calls of every kind so far: what FAIL_CALL numbers. */
-static uint64_t all_calls(const struct ferry_io_faulty *f)
-{
-    uint64_t n = 0;
-    for (int k = 0; k < FERRY_IO_CALL__COUNT; k++)
-        n += ferry_io_faulty_count(f, (enum ferry_io_call)k);
-    return n;
-}
-
 /* Runs the scenario with call k faulty (NO_FAULT: none), then cuts the
  * power, and returns how many calls it numbered. */
 static uint64_t run_with_fault(struct world *w, const struct round *r, uint64_t k)
@@ -514,13 +495,7 @@ static uint64_t run_with_fault(struct world *w, const struct round *r, uint64_t 
     const struct ferry_io *io = ferry_io_faulty_io(f);
     CU_ASSERT_EQUAL_FATAL(edge_slots_file_new_io(io, w->dir, CAPACITY, &file, NULL), FERRY_OK);
     env_open(&env, r->in_place, io, w->dir);
-    if (r->fault == FAIL_CALL) {
-        struct ferry_io_fail rule = {.after = k, .count = 1, .error = EIO};
-        if (k != NO_FAULT)
-            ferry_io_faulty_fail(f, &rule);
-    } else {
-        ferry_io_faulty_stop_at(f, k == NO_FAULT ? FERRY_IO_NO_STOP : k, STOP_OF[r->fault]);
-    }
+    slots_fault_arm(f, r->fault, k);
     const struct edge_slots_backend *slots = file;
     if (r->in_place) {
         slots_inplace_init(&ip, file, io, w->dir);
@@ -534,8 +509,7 @@ static uint64_t run_with_fault(struct world *w, const struct round *r, uint64_t 
         if (err != FERRY_OK)
             CU_ASSERT_EQUAL(err, FERRY_E_IO);
     }
-    uint64_t calls = r->fault == FAIL_CALL ? all_calls(f) : ferry_io_faulty_calls(f);
-    ferry_io_faulty_stop(f, STOP_OF[r->fault]);
+    uint64_t calls = slots_fault_end(f, r->fault);
     env_close(&env);
     edge_slots_file_free(file);
     ferry_io_faulty_free(f);
@@ -572,7 +546,7 @@ static void cut_everywhere(enum scenario sc)
         if (sc == UPDATE_CONFIRMED)
             CU_ASSERT_TRUE(t.new_ > 0);
         printf("\n    %s, %s, %s, %s: %u faults (0..%llu), runs old %u, new %u ", NAMES[sc],
-               FAULT_NAMES[r->fault], r->devices ? "partitions" : "files",
+               slots_fault_name(r->fault), r->devices ? "partitions" : "files",
                r->in_place ? "in place" : "atomic", t.cuts, (unsigned long long)total, t.old,
                t.new_);
     }
