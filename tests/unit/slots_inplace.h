@@ -6,6 +6,7 @@
  * the same struct ferry_io as the slots, so a torn power cut
  * (ferry_io_faulty.h) leaves the record half new and half garbage: the
  * worst edge_slots.h allows, which its CRC and second copy must absorb.
+ * Also the plan both tests share: which call goes wrong, and how.
  *
  * Header-only: each test includes it once. */
 #ifndef FERRY_TEST_SLOTS_INPLACE_H
