@@ -119,11 +119,28 @@ ferry_wait_until() {
 
 # ---- ports and logs ---------------------------------------------------------
 
+# ferry_free_port [tcp|udp]: a port free on 127.0.0.1 now, taken below the
+# kernel's ephemeral range. A port from that range can be handed to a
+# client's socket later: libcoap's clients set SO_REUSEADDR, so a
+# coap-client may be given a server's UDP port while the server holds it,
+# and then talks to itself (its own request answered 4.04).
 ferry_free_port() {
-    python3 -c 'import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if sys.argv[1] == "udp" else socket.SOCK_STREAM)
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])' "${1:-tcp}"
+    python3 -c 'import random, socket, sys
+kind = socket.SOCK_DGRAM if sys.argv[1] == "udp" else socket.SOCK_STREAM
+with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+    low = int(f.read().split()[0])
+for _ in range(200):
+    port = random.randrange(10000, max(low, 10001))
+    s = socket.socket(socket.AF_INET, kind)
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    sys.exit(0)
+sys.exit("no free port below the ephemeral range")' "${1:-tcp}"
 }
 
 ferry_tcp_open() {
