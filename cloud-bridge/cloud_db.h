@@ -5,8 +5,9 @@
  *                                                 PostgreSQL, shared by instances on several hosts
  *
  * The inventory (cloud_inventory.h), the rollout tables
- * (cloud_inventory_rollout.h) and the configuration reports
- * (cloud_config.h) speak to the database only through this
+ * (cloud_inventory_rollout.h), the configuration reports
+ * (cloud_config.h) and the console's reads (cloud_http_sql.h) speak to
+ * the database only through this
  * interface, and only by naming a query (enum cloud_q). Each driver holds
  * all of its SQL in one place, a table from query to statement plus its
  * schema: cloud_sql_sqlite.c and cloud_sql_pg.c. Adding a query is one line
@@ -160,8 +161,7 @@ typedef enum ferry_err (*cloud_db_row_cb)(void *arg, const struct cloud_db_row *
 
 /* An SQLite result code as Ferry's error: FERRY_E_BUSY for a lock held
  * elsewhere, _CORRUPT, _NOSPACE, _NOMEM, _NOT_FOUND (cannot open), else
- * FERRY_E_IO. The SQLite driver's, and the console's read-only connections'
- * (cloud_http_sql.c). */
+ * FERRY_E_IO (the SQLite driver's). */
 enum ferry_err cloud_db_sqlite_err(int rc);
 
 /* Whether target names a PostgreSQL database (postgresql:// or
