@@ -26,8 +26,8 @@ enum ferry_err cloud_db_fail(const struct cloud_db *db, enum ferry_err err, cons
     return ferry_fail(d, err, "inventory %s: %s: %s", db->name, doing, why ? why : "failed");
 }
 
-enum ferry_err cloud_db_open(const char *target, bool create, struct cloud_db **out,
-                             struct ferry_diag *d)
+static enum ferry_err open_as(const char *target, bool create, bool read_only,
+                              struct cloud_db **out, struct ferry_diag *d)
 {
     if (!target || !target[0])
         return ferry_fail(d, FERRY_E_INVALID_ARG, "inventory: no database given (--db)");
@@ -35,6 +35,7 @@ enum ferry_err cloud_db_open(const char *target, bool create, struct cloud_db **
     if (!db)
         return ferry_fail(d, FERRY_E_NOMEM, "inventory: out of memory");
     db->ops = cloud_db_is_url(target) ? &cloud_db_pg_ops : &cloud_db_sqlite_ops;
+    db->read_only = read_only;
     enum ferry_err err = db->ops->open(db, target, create, d);
     if (err != FERRY_OK) {
         cloud_db_close(db);
@@ -42,6 +43,17 @@ enum ferry_err cloud_db_open(const char *target, bool create, struct cloud_db **
     }
     *out = db;
     return FERRY_OK;
+}
+
+enum ferry_err cloud_db_open(const char *target, bool create, struct cloud_db **out,
+                             struct ferry_diag *d)
+{
+    return open_as(target, create, false, out, d);
+}
+
+enum ferry_err cloud_db_open_read(const char *target, struct cloud_db **out, struct ferry_diag *d)
+{
+    return open_as(target, false, true, out, d);
 }
 
 void cloud_db_close(struct cloud_db *db)
@@ -65,6 +77,10 @@ enum ferry_err cloud_db_begin(struct cloud_db *db, enum cloud_db_txn kind, struc
     if (db->in_txn)
         return cloud_db_fail(db, FERRY_E_INVALID_ARG, "starting a transaction",
                              "one is already open", d);
+    if ((kind == CLOUD_DB_READ) != db->read_only)
+        return cloud_db_fail(
+            db, FERRY_E_INVALID_ARG, "starting a transaction",
+            db->read_only ? "the connection is read-only" : "not a read connection", d);
     enum ferry_err err = db->ops->begin(db, kind, d);
     db->in_txn = err == FERRY_OK;
     return err;

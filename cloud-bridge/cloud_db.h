@@ -5,8 +5,9 @@
  *                                                 PostgreSQL, shared by instances on several hosts
  *
  * The inventory (cloud_inventory.h), the rollout tables
- * (cloud_inventory_rollout.h) and the configuration reports
- * (cloud_config.h) speak to the database only through this
+ * (cloud_inventory_rollout.h), the configuration reports
+ * (cloud_config.h) and the console's reads (cloud_http_sql.h) speak to
+ * the database only through this
  * interface, and only by naming a query (enum cloud_q). Each driver holds
  * all of its SQL in one place, a table from query to statement plus its
  * schema: cloud_sql_sqlite.c and cloud_sql_pg.c. Adding a query is one line
@@ -101,7 +102,27 @@
     X(LEASE_PUT, 0)                                                                                \
     X(LEASE_LIVE, 0)                                                                               \
     X(LEASE_DROP, 0)                                                                               \
-    X(LEASE_PURGE, 0)
+    X(LEASE_PURGE, 0)                                                                              \
+    /* the console's reads (cloud_http_sql.c) */                                                   \
+    X(HTTP_NODES_AFTER, 0)                                                                         \
+    X(HTTP_NODES_BEFORE, 0)                                                                        \
+    X(HTTP_COUNT_NODES, 0)                                                                         \
+    X(HTTP_COUNT_ALL, 0)                                                                           \
+    X(HTTP_COUNT_GROUPS, 0)                                                                        \
+    X(HTTP_NODE, 0)                                                                                \
+    X(HTTP_CHANGED, 0)                                                                             \
+    X(HTTP_BINDING, 0)                                                                             \
+    X(HTTP_HISTORY, 0)                                                                             \
+    X(HTTP_REFUSED, 0)                                                                             \
+    X(HTTP_STATE_VERSIONS, 0)                                                                      \
+    X(HTTP_RELEASE_STATES, 0)                                                                      \
+    X(HTTP_GATEWAYS, 0)                                                                            \
+    X(HTTP_ROLLOUT_IDS, 0)                                                                         \
+    X(HTTP_ROLLOUT, 0)                                                                             \
+    X(HTTP_TALLY, 0)                                                                               \
+    X(HTTP_WAVES, 0)                                                                               \
+    X(HTTP_LOG, 0)                                                                                 \
+    X(HTTP_MARKS, 0)
 
 enum cloud_q {
 #define CLOUD_Q_ENUM(name, flags) CLOUD_Q_##name,
@@ -114,6 +135,7 @@ enum cloud_q {
 enum cloud_db_txn {
     CLOUD_DB_WRITE,     /* status ingestion: no other writer changes the nodes it touches */
     CLOUD_DB_EXCLUSIVE, /* a rollout decision: alone, across every process and host */
+    CLOUD_DB_READ,      /* reads only, from one snapshot (a connection of cloud_db_open_read()) */
 };
 
 /* One argument of a query. */
@@ -139,8 +161,7 @@ typedef enum ferry_err (*cloud_db_row_cb)(void *arg, const struct cloud_db_row *
 
 /* An SQLite result code as Ferry's error: FERRY_E_BUSY for a lock held
  * elsewhere, _CORRUPT, _NOSPACE, _NOMEM, _NOT_FOUND (cannot open), else
- * FERRY_E_IO. The SQLite driver's, and the console's read-only connections'
- * (cloud_http_sql.c). */
+ * FERRY_E_IO (the SQLite driver's). */
 enum ferry_err cloud_db_sqlite_err(int rc);
 
 /* Whether target names a PostgreSQL database (postgresql:// or
@@ -157,6 +178,16 @@ bool cloud_db_is_url(const char *target);
 enum ferry_err cloud_db_open(const char *target, bool create, struct cloud_db **out,
                              struct ferry_diag *d) FERRY_MUST_CHECK;
 void cloud_db_close(struct cloud_db *db); /* NULL is fine */
+
+/* Opens an existing database for reading only (the console's connections,
+ * cloud_http_sql.h): nothing is created or upgraded, a schema other than
+ * this Ferry's is FERRY_E_CORRUPT, a missing file FERRY_E_NOT_FOUND. SQLite
+ * opens the file read-only, with LIKE case-sensitive as PostgreSQL has it;
+ * PostgreSQL's sessions are read-only (default_transaction_read_only). Its
+ * transactions are CLOUD_DB_READ: SQLite's a deferred BEGIN (a WAL reader
+ * that never delays the writer), PostgreSQL's REPEATABLE READ READ ONLY. */
+enum ferry_err cloud_db_open_read(const char *target, struct cloud_db **out,
+                                  struct ferry_diag *d) FERRY_MUST_CHECK;
 
 /* For messages: the file, or the URL (it holds no password). */
 const char *cloud_db_name(const struct cloud_db *db);

@@ -26,9 +26,10 @@ struct cloud_db_ops {
 
 struct cloud_db {
     const struct cloud_db_ops *ops;
-    char *name;  /* for messages */
-    bool in_txn; /* between begin and commit/rollback */
-    void *impl;  /* the driver's */
+    char *name;     /* for messages */
+    bool in_txn;    /* between begin and commit/rollback */
+    bool read_only; /* cloud_db_open_read() */
+    void *impl;     /* the driver's */
 };
 
 /* A row as a driver hands it to callbacks. */
@@ -54,6 +55,7 @@ extern const char cloud_sql_sqlite_schema_v2[];
 extern const char cloud_sql_sqlite_schema_v3[];
 extern const char cloud_sql_sqlite_parts[];
 #define CLOUD_SQLITE_SCHEMA_VERSION 3
+#define CLOUD_SQLITE_NODE_COUNTS    1 /* node_counts' part version (cloud_sql_sqlite_parts) */
 
 /* PostgreSQL: everything at once, versions in ferry_schema (the inventory
  * at CLOUD_SQLITE_SCHEMA_VERSION, the rollout tables below). */

@@ -195,8 +195,9 @@ static enum ferry_err pg_open(struct cloud_db *db, const char *url, bool create,
         return ferry_fail(d, FERRY_E_NOMEM, "inventory: out of memory");
     db->impl = p;
     /* The URL first; what follows fills only what it leaves out. */
-    const char *const keys[] = {"dbname", "application_name", "connect_timeout", NULL};
-    const char *const vals[] = {url, "ferry-cloud", "10", NULL};
+    const char *const keys[] = {"dbname", "application_name", "connect_timeout", "options", NULL};
+    const char *const vals[] = {url, "ferry-cloud", "10",
+                                db->read_only ? "-c default_transaction_read_only=on" : NULL, NULL};
     p->conn = PQconnectdbParams(keys, vals, 1);
     if (!p->conn)
         return ferry_fail(d, FERRY_E_NOMEM, "inventory %s: out of memory", url);
@@ -244,9 +245,11 @@ static enum ferry_err pg_begin(struct cloud_db *db, enum cloud_db_txn kind, stru
     enum ferry_err err = alive(db, "starting a transaction", d);
     if (err != FERRY_OK)
         return err;
+    /* A reader sees one snapshot and takes no lock: REPEATABLE READ. */
     err = exec(
         db,
-        kind == CLOUD_DB_EXCLUSIVE
+        kind == CLOUD_DB_READ ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+        : kind == CLOUD_DB_EXCLUSIVE
             ? "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock(" FLEET_LOCK ")"
             : "BEGIN ISOLATION LEVEL READ COMMITTED;"
               " SELECT pg_advisory_xact_lock_shared(" FLEET_LOCK ")",

@@ -11,6 +11,9 @@
 
 /* How long a writer waits for another process's transaction. */
 #define BUSY_TIMEOUT_MS 5000
+/* How long a reader waits (WAL readers wait only while a checkpoint resets
+ * the log, or for a file being made). */
+#define READ_BUSY_TIMEOUT_MS 2000
 
 struct lite {
     sqlite3 *db;
@@ -116,6 +119,32 @@ static enum ferry_err check_schema(struct cloud_db *db, bool create, struct ferr
     return err;
 }
 
+/* A read-only connection's check: the schema is this Ferry's, node_counts
+ * included (the console's figures read it); nothing is made or upgraded. */
+static enum ferry_err check_schema_read(struct cloud_db *db, struct ferry_diag *d)
+{
+    static const struct {
+        const char *sql, *what;
+        int64_t want;
+    } checks[] = {
+        {"PRAGMA user_version", "schema version", CLOUD_SQLITE_SCHEMA_VERSION},
+        {"SELECT version FROM inventory_parts WHERE part = 'rollouts'", "rollout tables of version",
+         CLOUD_SCHEMA_ROLLOUTS},
+        {"SELECT version FROM inventory_parts WHERE part = 'node_counts'", "node counts of version",
+         CLOUD_SQLITE_NODE_COUNTS},
+    };
+    enum ferry_err err = FERRY_OK;
+    for (size_t i = 0; err == FERRY_OK && i < sizeof(checks) / sizeof(checks[0]); i++) {
+        int64_t v = -1;
+        bool found = false;
+        err = scalar(db, checks[i].sql, &v, &found, d);
+        if (err == FERRY_OK && v != checks[i].want)
+            err = ferry_fail(d, FERRY_E_CORRUPT, "inventory %s: %s %lld, this Ferry reads %lld",
+                             db->name, checks[i].what, (long long)v, (long long)checks[i].want);
+    }
+    return err;
+}
+
 static enum ferry_err lite_open(struct cloud_db *db, const char *path, bool create,
                                 struct ferry_diag *d)
 {
@@ -128,12 +157,19 @@ static enum ferry_err lite_open(struct cloud_db *db, const char *path, bool crea
     if (!l)
         return ferry_fail(d, FERRY_E_NOMEM, "inventory %s: out of memory", path);
     db->impl = l;
-    int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
+    int flags = db->read_only ? SQLITE_OPEN_READONLY
+                              : SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
     int rc = sqlite3_open_v2(path, &l->db, flags, NULL);
     if (rc != SQLITE_OK)
         return fail(db, rc, "open", d);
     sqlite3_extended_result_codes(l->db, 1);
-    sqlite3_busy_timeout(l->db, BUSY_TIMEOUT_MS);
+    sqlite3_busy_timeout(l->db, db->read_only ? READ_BUSY_TIMEOUT_MS : BUSY_TIMEOUT_MS);
+    if (db->read_only) {
+        /* LIKE as PostgreSQL has it: "Canary" is not "canary". */
+        enum ferry_err err =
+            exec(db, "PRAGMA case_sensitive_like = ON", "setting case-sensitive LIKE", d);
+        return err == FERRY_OK ? check_schema_read(db, d) : err;
+    }
     /* WAL lets `status` read while `serve` writes; FULL makes each commit
      * reach the disk before it returns. */
     sqlite3_stmt *s = NULL;
@@ -169,8 +205,9 @@ static void lite_close(struct cloud_db *db)
  * halfway: on SQLite both kinds exclude every other writer. */
 static enum ferry_err lite_begin(struct cloud_db *db, enum cloud_db_txn kind, struct ferry_diag *d)
 {
-    (void)kind;
-    return exec(db, "BEGIN IMMEDIATE", "starting a transaction", d);
+    /* A reader's snapshot starts at its first read and never takes the lock. */
+    return exec(db, kind == CLOUD_DB_READ ? "BEGIN" : "BEGIN IMMEDIATE", "starting a transaction",
+                d);
 }
 
 static enum ferry_err lite_commit(struct cloud_db *db, struct ferry_diag *d)

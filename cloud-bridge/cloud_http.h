@@ -9,9 +9,9 @@
  * under a mutex). libmicrohttpd runs a thread per connection (at most
  * --http-max-connections), and the event stream a watcher thread
  * (cloud_http_events.h). Reads go through a pool of CLOUD_HTTP_READERS
- * read-only SQLite connections of their own (cloud_http_sql.h: never
- * serve's), which also bounds how many queries run at once; the inventory's
- * WAL mode lets them read while serve writes. An action opens its own
+ * read-only connections of their own (cloud_http_sql.h: never serve's),
+ * which also bounds how many queries run at once; SQLite's WAL mode (and
+ * PostgreSQL's snapshots) let them read while serve writes. An action opens its own
  * read-write connection and runs the rollout command's transaction
  * (cloud_rollout_ops.h), which waits for serve's (BEGIN IMMEDIATE) like any
  * second writer and holds it for a few statements.

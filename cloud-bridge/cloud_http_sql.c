@@ -5,148 +5,11 @@
 #include "ferry_log.h"
 
 #include <inttypes.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-#define SCHEMA_VERSION  3 /* the inventory's (cloud_sql_sqlite.c); 3 added `via`, unread here */
-#define ROLLOUTS_PART   1 /* the rollout tables' (cloud_inventory_rollout.c) */
-#define COUNTS_PART     1 /* node_counts (cloud_sql_sqlite.c) */
-#define BUSY_TIMEOUT_MS 2000
-#define INT_MAX53       (INT64_C(1) << 53)
-/* Above every node id: ids are ASCII identifiers (ferry_id_valid). */
-#define ID_CEILING "\x7f"
-
-/* The nodes' columns, in the order read_node() reads them. */
-#define NODE_COLUMNS                                                                               \
-    "n.node, n.gateway, n.release, n.version, n.state, n.bytes, n.total, n.error, n.message,"      \
-    " n.seq, n.ts, n.updated_at,"                                                                  \
-    " (SELECT count(*) FROM refused r WHERE r.node = n.node AND r.received_at >= n.updated_at),"   \
-    " i.doc"
-
-/* Parameters ?1..?15 of every node filter, as bind_filter() fills them:
- *   ?1 state wanted (0/1), ?2..?12 the state names, ?13 gateway, ?14 version,
- *   ?15 release, ?16 tag LIKE pattern, ?17 prefix LIKE pattern, ?18 rollout,
- *   ?19 wave (0-based). */
-#define NODE_FILTER                                                                                \
-    " (?1 = 0 OR n.state IN (?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12))"                      \
-    " AND (?13 IS NULL OR n.gateway = ?13) AND (?14 IS NULL OR n.version = ?14)"                   \
-    " AND (?15 IS NULL OR n.release = ?15)"                                                        \
-    " AND (?16 IS NULL OR EXISTS (SELECT 1 FROM node_info t WHERE t.node = n.node"                 \
-    " AND t.doc LIKE ?16 ESCAPE '\\'))"                                                            \
-    " AND (?17 IS NULL OR n.node LIKE ?17 ESCAPE '\\')"                                            \
-    " AND (?18 IS NULL OR EXISTS (SELECT 1 FROM rollout_targets g WHERE g.rollout = ?18"           \
-    " AND g.node = n.node AND (?19 IS NULL OR g.wave = ?19)))"
-#define FILTER_PARAMS 19
-
-static const char nodes_after_sql[] =
-    "SELECT " NODE_COLUMNS " FROM nodes n LEFT JOIN node_info i ON i.node = n.node"
-    " WHERE" NODE_FILTER " AND n.node > ?20"
-    " ORDER BY n.node LIMIT ?21";
-
-static const char nodes_before_sql[] =
-    "SELECT " NODE_COLUMNS " FROM nodes n LEFT JOIN node_info i ON i.node = n.node"
-    " WHERE" NODE_FILTER " AND n.node < ?20"
-    " ORDER BY n.node DESC LIMIT ?21";
-
-static const char count_nodes_sql[] = "SELECT count(*) FROM nodes n WHERE" NODE_FILTER;
-
-/* node_counts (cloud_sql_sqlite.c) holds the nodes per (state, version),
- * kept by ingestion's own transaction: the fleet's figures, and the total of
- * a list filtered by state or version alone, are a few rows' sum whatever
- * the fleet's size. Its parameters are NODE_FILTER's (?1..?12, ?14). */
-static const char count_all_sql[] = "SELECT coalesce(sum(nodes), 0) FROM node_counts";
-
-static const char count_groups_sql[] =
-    "SELECT coalesce(sum(nodes), 0) FROM node_counts n"
-    " WHERE (?1 = 0 OR n.state IN (?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12))"
-    " AND (?14 IS NULL OR n.version = ?14)";
-
-static const char node_sql[] =
-    "SELECT " NODE_COLUMNS " FROM nodes n LEFT JOIN node_info i ON i.node = n.node"
-    " WHERE n.node = ?1";
-
-static const char changed_sql[] =
-    "SELECT " NODE_COLUMNS " FROM nodes n LEFT JOIN node_info i ON i.node = n.node"
-    " WHERE n.updated_at >= ?1 AND n.updated_at < ?2"
-    " ORDER BY n.updated_at LIMIT ?3";
-
-static const char binding_sql[] = "SELECT parent, since, how FROM bindings WHERE child = ?1";
-
-static const char history_sql[] =
-    "SELECT node, gateway, release, version, state, bytes, total, error, message, seq, ts,"
-    " received_at FROM records WHERE node = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3";
-
-static const char refused_sql[] =
-    "SELECT node, gateway, release, version, state, bytes, total, error, message, seq, ts,"
-    " received_at, reason, detail FROM refused WHERE node = ?1 ORDER BY id DESC LIMIT ?2";
-
-static const char state_versions_sql[] =
-    "SELECT state, version, nodes FROM node_counts WHERE nodes > 0"
-    " ORDER BY nodes DESC LIMIT ?1";
-
-static const char release_states_sql[] =
-    "SELECT release, state, count(*) AS c FROM nodes WHERE release != ''"
-    " GROUP BY release, state ORDER BY c DESC LIMIT ?1";
-
-static const char gateways_sql[] =
-    "SELECT gateway, count(*),"
-    " sum(CASE WHEN state IN ('downloading','verifying','installing','pending-reboot')"
-    " THEN 1 ELSE 0 END),"
-    " sum(CASE WHEN state IN ('failed','rolled-back') THEN 1 ELSE 0 END), max(updated_at)"
-    " FROM nodes WHERE gateway != '' GROUP BY gateway ORDER BY gateway LIMIT ?1";
-
-static const char rollout_ids_sql[] = "SELECT id FROM rollouts ORDER BY id DESC LIMIT ?1";
-
-static const char rollout_sql[] =
-    "SELECT id, product, release, version, seq, revert_release, revert_seq, plan, state,"
-    " open_waves, created_at, start_at, state_at, retry_at, revision, resume, promoted,"
-    " created_by, reason FROM rollouts WHERE id = ?1";
-
-/* One pass over the rollout's targets, as cloud_rollout_tally() counts them:
- * per wave and state, the targets, the newest success, and the final states
- * (and failures among them) since the last retry (?2). */
-static const char tally_sql[] =
-    "SELECT wave, state, count(*),"
-    " max(CASE WHEN state = 'success' THEN final_at ELSE 0 END),"
-    " sum(CASE WHEN final_at > 0 AND final_at >= ?2 THEN 1 ELSE 0 END),"
-    " sum(CASE WHEN final_at > 0 AND final_at >= ?2 AND state IN ('failed','rolled-back')"
-    " THEN 1 ELSE 0 END)"
-    " FROM rollout_targets WHERE rollout = ?1 GROUP BY wave, state";
-
-static const char waves_sql[] = "SELECT wave, opened_at FROM rollout_waves WHERE rollout = ?1";
-
-static const char log_sql[] = "SELECT id, at, actor, action, reason FROM rollout_log"
-                              " WHERE rollout = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3";
-
-static const char marks_sql[] = "SELECT (SELECT max(updated_at) FROM nodes),"
-                                " (SELECT max(id) FROM rollout_log),"
-                                " (SELECT sum(revision) FROM rollouts),"
-                                " (SELECT count(*) FROM rollouts"
-                                " WHERE state NOT IN ('cancelled','completed'))";
-
-#define STATEMENTS(X)                                                                              \
-    X(nodes_after)                                                                                 \
-    X(nodes_before)                                                                                \
-    X(count_nodes)                                                                                 \
-    X(count_all)                                                                                   \
-    X(count_groups)                                                                                \
-    X(node)                                                                                        \
-    X(changed)                                                                                     \
-    X(binding)                                                                                     \
-    X(history)                                                                                     \
-    X(refused)                                                                                     \
-    X(state_versions)                                                                              \
-    X(release_states)                                                                              \
-    X(gateways)                                                                                    \
-    X(rollout_ids)                                                                                 \
-    X(rollout)                                                                                     \
-    X(tally)                                                                                       \
-    X(waves)                                                                                       \
-    X(log)                                                                                         \
-    X(marks)
+#define INT_MAX53 (INT64_C(1) << 53)
 
 /* An ended rollout's targets no longer change (the controller refreshes and
  * targets active rollouts only; making one active again changes its
@@ -163,174 +26,99 @@ struct tally_entry {
 };
 
 struct cloud_http_db {
-    char *path;
-    sqlite3 *db;
-#define FIELD(name) sqlite3_stmt *name;
-    STATEMENTS(FIELD)
-#undef FIELD
+    struct cloud_db *db;
     struct tally_entry tallies[TALLY_CACHE];
     size_t ntallies, next_tally; /* entries used; the one replaced next */
 };
 
-static enum ferry_err db_fail(const struct cloud_http_db *db, int rc, const char *doing,
-                              struct ferry_diag *d)
+static const char *name_of(const struct cloud_http_db *db)
 {
-    return ferry_fail(d, cloud_db_sqlite_err(rc), "inventory %s: %s: %s", db->path, doing,
-                      db->db ? sqlite3_errmsg(db->db) : sqlite3_errstr(rc));
+    return cloud_db_name(db->db);
 }
 
 /* ---- columns --------------------------------------------------------------------------- */
 
-static bool column_text(sqlite3_stmt *s, int col, char *out, size_t cap)
+static bool column_text(const struct cloud_db_row *r, int col, char *out, size_t cap)
 {
-    const unsigned char *t = sqlite3_column_text(s, col);
-    int len = sqlite3_column_bytes(s, col);
-    if (!t || len < 0 || (size_t)len >= cap || memchr(t, 0, (size_t)len))
-        return false;
-    memcpy(out, t, (size_t)len);
-    out[len] = 0;
-    return true;
+    return cloud_db_text_copy(r, col, out, cap);
 }
 
-static bool column_count(sqlite3_stmt *s, int col, uint64_t *out)
+static bool column_count(const struct cloud_db_row *r, int col, uint64_t *out)
 {
-    sqlite3_int64 v = sqlite3_column_int64(s, col);
-    if (sqlite3_column_type(s, col) != SQLITE_INTEGER || v < 0 || v > INT_MAX53)
+    int64_t v = 0;
+    if (!cloud_db_int(r, col, &v) || v < 0 || v > INT_MAX53)
         return false;
     *out = (uint64_t)v;
     return true;
 }
 
-static bool column_int(sqlite3_stmt *s, int col, int64_t *out)
+static bool column_int(const struct cloud_db_row *r, int col, int64_t *out)
 {
-    if (sqlite3_column_type(s, col) != SQLITE_INTEGER)
-        return false;
-    *out = sqlite3_column_int64(s, col);
-    return true;
+    return cloud_db_int(r, col, out);
+}
+
+/* An integer column where NULL (an empty aggregate) reads as 0. */
+static int64_t column_int_or_0(const struct cloud_db_row *r, int col)
+{
+    int64_t v = 0;
+    return cloud_db_int(r, col, &v) ? v : 0;
 }
 
 /* node, gateway, release, version, state, bytes, total, error, message,
  * seq, ts from column `at` on. */
-static bool column_record(sqlite3_stmt *s, int at, struct ferry_status *st)
+static bool column_record(const struct cloud_db_row *r, int at, struct ferry_status *st)
 {
     char state[32], error[32];
     memset(st, 0, sizeof(*st));
-    bool ok = column_text(s, at, st->node, sizeof(st->node)) && ferry_id_valid(st->node) &&
-              column_text(s, at + 1, st->gateway, sizeof(st->gateway)) &&
-              column_text(s, at + 2, st->release_id, sizeof(st->release_id)) &&
-              column_text(s, at + 3, st->version, sizeof(st->version)) &&
-              column_text(s, at + 4, state, sizeof(state)) &&
+    bool ok = column_text(r, at, st->node, sizeof(st->node)) && ferry_id_valid(st->node) &&
+              column_text(r, at + 1, st->gateway, sizeof(st->gateway)) &&
+              column_text(r, at + 2, st->release_id, sizeof(st->release_id)) &&
+              column_text(r, at + 3, st->version, sizeof(st->version)) &&
+              column_text(r, at + 4, state, sizeof(state)) &&
               ferry_state_from_name(state, &st->state) == FERRY_OK &&
-              column_count(s, at + 5, &st->bytes) && column_count(s, at + 6, &st->total) &&
-              column_text(s, at + 7, error, sizeof(error)) &&
-              column_text(s, at + 8, st->message, sizeof(st->message)) &&
-              column_count(s, at + 9, &st->seq) && column_int(s, at + 10, &st->ts);
+              column_count(r, at + 5, &st->bytes) && column_count(r, at + 6, &st->total) &&
+              column_text(r, at + 7, error, sizeof(error)) &&
+              column_text(r, at + 8, st->message, sizeof(st->message)) &&
+              column_count(r, at + 9, &st->seq) && column_int(r, at + 10, &st->ts);
     st->error = FERRY_OK;
     return ok && (!error[0] || ferry_err_from_name(error, &st->error) == FERRY_OK);
 }
 
-static enum ferry_err read_node(const struct cloud_http_db *db, sqlite3_stmt *s,
+/* HTTP_NODE_COLUMNS (cloud_sql_*.c). */
+static enum ferry_err read_node(const struct cloud_http_db *db, const struct cloud_db_row *r,
                                 struct cloud_http_node *n, struct ferry_diag *d)
 {
     memset(n, 0, sizeof(*n));
-    if (!column_record(s, 0, &n->row.st) || !column_int(s, 11, &n->row.updated_at) ||
-        !column_count(s, 12, &n->row.refused)) {
+    if (!column_record(r, 0, &n->row.st) || !column_int(r, 11, &n->row.updated_at) ||
+        !column_count(r, 12, &n->row.refused)) {
         char node[FERRY_ID_MAX + 1] = "?";
-        column_text(s, 0, node, sizeof(node));
+        column_text(r, 0, node, sizeof(node));
         return ferry_fail(d, FERRY_E_CORRUPT,
                           "inventory %s: the row of node '%s' holds a value ingestion never writes",
-                          db->path, node);
+                          name_of(db), node);
     }
-    const unsigned char *doc = sqlite3_column_text(s, 13);
+    const char *doc = NULL;
+    size_t len = 0;
     struct ferry_diag pd = {{0}};
     /* Descriptions are checked before they are stored; one that no longer
      * reads is left out rather than failing the page. */
-    n->described = doc && ferry_nodeinfo_from_json(doc, (size_t)sqlite3_column_bytes(s, 13),
-                                                   &n->info, &pd) == FERRY_OK;
+    n->described =
+        cloud_db_text(r, 13, &doc, &len) &&
+        ferry_nodeinfo_from_json((const unsigned char *)doc, len, &n->info, &pd) == FERRY_OK;
     return FERRY_OK;
 }
 
 /* ---- open ------------------------------------------------------------------------------- */
 
-static enum ferry_err one_int(struct cloud_http_db *db, const char *sql, int64_t *out,
-                              struct ferry_diag *d)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db->db, sql, -1, &st, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    enum ferry_err err = FERRY_OK;
-    if (rc == SQLITE_ROW)
-        *out = sqlite3_column_int64(st, 0);
-    else if (rc == SQLITE_DONE)
-        *out = -1;
-    else
-        err = db_fail(db, rc, sql, d);
-    sqlite3_finalize(st);
-    return err;
-}
-
-/* The schema this file's SQL was written for: checked once, so a newer
- * inventory is refused by name instead of answering with wrong rows. */
-static enum ferry_err check_schema(struct cloud_http_db *db, struct ferry_diag *d)
-{
-    int64_t version = 0, part = 0;
-    enum ferry_err err = one_int(db, "PRAGMA user_version", &version, d);
-    if (err == FERRY_OK && version != SCHEMA_VERSION)
-        return ferry_fail(d, FERRY_E_CORRUPT,
-                          "inventory %s: schema version %" PRId64 ", the HTTP API reads %d",
-                          db->path, version, SCHEMA_VERSION);
-    if (err == FERRY_OK)
-        err = one_int(db, "SELECT version FROM inventory_parts WHERE part = 'rollouts'", &part, d);
-    if (err == FERRY_OK && part != ROLLOUTS_PART)
-        return ferry_fail(d, FERRY_E_CORRUPT,
-                          "inventory %s: rollout tables of version %" PRId64
-                          ", the HTTP API reads %d",
-                          db->path, part, ROLLOUTS_PART);
-    if (err == FERRY_OK)
-        err =
-            one_int(db, "SELECT version FROM inventory_parts WHERE part = 'node_counts'", &part, d);
-    if (err == FERRY_OK && part != COUNTS_PART)
-        return ferry_fail(d, FERRY_E_CORRUPT,
-                          "inventory %s: node counts of version %" PRId64 ", the HTTP API reads %d",
-                          db->path, part, COUNTS_PART);
-    return err;
-}
-
-enum ferry_err cloud_http_db_open(const char *path, struct cloud_http_db **out,
+enum ferry_err cloud_http_db_open(const char *target, struct cloud_http_db **out,
                                   struct ferry_diag *d)
 {
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return ferry_fail(d, FERRY_E_NOT_FOUND, "inventory %s: no such file", path);
     struct cloud_http_db *db = calloc(1, sizeof(*db));
-    if (!db || !(db->path = strdup(path))) {
-        free(db);
-        return ferry_fail(d, FERRY_E_NOMEM, "inventory %s: out of memory", path);
-    }
-    int rc = sqlite3_open_v2(path, &db->db, SQLITE_OPEN_READONLY, NULL);
-    enum ferry_err err = rc == SQLITE_OK ? FERRY_OK : db_fail(db, rc, "opening read-only", d);
-    if (err == FERRY_OK) {
-        sqlite3_extended_result_codes(db->db, 1);
-        sqlite3_busy_timeout(db->db, BUSY_TIMEOUT_MS);
-        /* LIKE as PostgreSQL has it: "Canary" is not "canary". */
-        rc = sqlite3_exec(db->db, "PRAGMA case_sensitive_like = ON", NULL, NULL, NULL);
-        if (rc != SQLITE_OK)
-            err = db_fail(db, rc, "setting case-sensitive LIKE", d);
-    }
-    if (err == FERRY_OK)
-        err = check_schema(db, d);
-#define PREPARE(name)                                                                              \
-    if (err == FERRY_OK) {                                                                         \
-        rc = sqlite3_prepare_v3(db->db, name##_sql, -1, SQLITE_PREPARE_PERSISTENT, &db->name,      \
-                                NULL);                                                             \
-        if (rc != SQLITE_OK)                                                                       \
-            err = db_fail(db, rc, "preparing the " #name " query", d);                             \
-    }
-    STATEMENTS(PREPARE)
-#undef PREPARE
+    if (!db)
+        return ferry_fail(d, FERRY_E_NOMEM, "inventory %s: out of memory", target);
+    enum ferry_err err = cloud_db_open_read(target, &db->db, d);
     if (err != FERRY_OK) {
-        cloud_http_db_close(db);
+        free(db);
         return err;
     }
     *out = db;
@@ -341,24 +129,19 @@ void cloud_http_db_close(struct cloud_http_db *db)
 {
     if (!db)
         return;
-#define FINALIZE(name) sqlite3_finalize(db->name);
-    STATEMENTS(FINALIZE)
-#undef FINALIZE
-    sqlite3_close(db->db);
-    free(db->path);
+    cloud_db_close(db->db);
     free(db);
 }
 
 enum ferry_err cloud_http_db_read_begin(struct cloud_http_db *db, struct ferry_diag *d)
 {
-    int rc = sqlite3_exec(db->db, "BEGIN", NULL, NULL, NULL);
-    return rc == SQLITE_OK ? FERRY_OK : db_fail(db, rc, "starting a read", d);
+    return cloud_db_begin(db->db, CLOUD_DB_READ, d);
 }
 
 void cloud_http_db_read_end(struct cloud_http_db *db)
 {
-    if (!sqlite3_get_autocommit(db->db))
-        sqlite3_exec(db->db, "COMMIT", NULL, NULL, NULL);
+    if (cloud_db_in_txn(db->db))
+        cloud_db_rollback(db->db); /* nothing was written */
 }
 
 /* ---- nodes ---------------------------------------------------------------------------------- */
@@ -395,53 +178,62 @@ static bool like_pattern(const char *prefix, const char *const *parts, size_t np
     return true;
 }
 
-struct filter_text {
+#define FILTER_ARGS 19 /* HTTP_NODE_FILTER's ?1..?19 */
+
+struct filter_args {
+    struct cloud_db_arg a[FILTER_ARGS + 2]; /* and the nodes queries' cursor and limit */
     char tag[2 * (FERRY_TAG_KEY_MAX + FERRY_TAG_VALUE_MAX) + 32];
     char prefix[2 * FERRY_ID_MAX + 4];
 };
 
-static int bind_filter(sqlite3_stmt *s, const struct cloud_http_node_filter *f,
-                       struct filter_text *t)
+/* The states wanted: ?1 whether any, ?2..?12 their names. */
+static void state_args(uint32_t states, struct cloud_db_arg *a)
 {
-    int rc = sqlite3_reset(s);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_clear_bindings(s);
-    if (rc != SQLITE_OK)
-        return rc;
-    uint32_t states = f ? f->states : 0;
-    rc = sqlite3_bind_int(s, 1, states != 0);
-    for (int i = 0, p = 2; rc == SQLITE_OK && i < FERRY_STATE__COUNT; i++) {
+    a[0] = DB_INT(states != 0);
+    for (int i = 1; i < 12; i++)
+        a[i] = DB_NULL;
+    for (int i = 0, p = 1; i < FERRY_STATE__COUNT && p < 12; i++) {
         if (states & (UINT32_C(1) << i))
-            rc =
-                sqlite3_bind_text(s, p++, ferry_state_name((enum ferry_state)i), -1, SQLITE_STATIC);
+            a[p++] = DB_TEXT(ferry_state_name((enum ferry_state)i));
     }
-    if (!f || rc != SQLITE_OK)
-        return rc;
-    if (f->gateway)
-        rc = sqlite3_bind_text(s, 13, f->gateway, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK && f->version)
-        rc = sqlite3_bind_text(s, 14, f->version, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK && f->release)
-        rc = sqlite3_bind_text(s, 15, f->release, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK && f->tag_key && f->tag_value) {
+}
+
+/* HTTP_NODE_FILTER's arguments for f; false when a pattern does not fit. */
+static bool filter_args(const struct cloud_http_node_filter *f, struct filter_args *t)
+{
+    state_args(f ? f->states : 0, t->a);
+    for (int i = 12; i < FILTER_ARGS + 2; i++)
+        t->a[i] = DB_NULL;
+    if (!f)
+        return true;
+    t->a[12] = DB_TEXT_OR_NULL(f->gateway);
+    t->a[13] = DB_TEXT_OR_NULL(f->version);
+    t->a[14] = DB_TEXT_OR_NULL(f->release);
+    if (f->tag_key && f->tag_value) {
         /* ..."tags":{..."key":"value"...: the tags object is the document's last
          * member, and neither keys nor values can hold a quote. */
         const char *kv[2] = {f->tag_key, f->tag_value};
         if (!like_pattern("%\"tags\":{%\"", kv, 2, "\"%", t->tag, sizeof(t->tag)))
-            return SQLITE_TOOBIG;
-        rc = sqlite3_bind_text(s, 16, t->tag, -1, SQLITE_STATIC);
+            return false;
+        t->a[15] = DB_TEXT(t->tag);
     }
-    if (rc == SQLITE_OK && f->prefix) {
+    if (f->prefix) {
         const char *p[1] = {f->prefix};
         if (!like_pattern("", p, 1, "%", t->prefix, sizeof(t->prefix)))
-            return SQLITE_TOOBIG;
-        rc = sqlite3_bind_text(s, 17, t->prefix, -1, SQLITE_STATIC);
+            return false;
+        t->a[16] = DB_TEXT(t->prefix);
     }
-    if (rc == SQLITE_OK && f->rollout)
-        rc = sqlite3_bind_int64(s, 18, f->rollout);
-    if (rc == SQLITE_OK && f->rollout && f->wave)
-        rc = sqlite3_bind_int(s, 19, (int)f->wave - 1);
-    return rc;
+    if (f->rollout)
+        t->a[17] = DB_INT(f->rollout);
+    if (f->rollout && f->wave)
+        t->a[18] = DB_INT((int64_t)f->wave - 1);
+    return true;
+}
+
+static enum ferry_err too_long(const struct cloud_http_db *db, struct ferry_diag *d)
+{
+    return ferry_fail(d, FERRY_E_INVALID_ARG, "inventory %s: querying nodes: a filter too long",
+                      name_of(db));
 }
 
 static bool filter_empty(const struct cloud_http_node_filter *f)
@@ -456,6 +248,34 @@ static bool filter_by_group(const struct cloud_http_node_filter *f)
     return !f->gateway && !f->release && !f->tag_key && !f->prefix && !f->rollout;
 }
 
+/* A page of nodes: the query asks for one row more than the page, which
+ * says whether there is more. */
+struct nodes_walk {
+    const struct cloud_http_db *db;
+    unsigned limit, n;
+    bool before, *more;
+    struct cloud_http_node *rows; /* walking backwards: kept, to be given in ascending order */
+    struct cloud_http_node one;
+    cloud_http_node_cb cb;
+    void *arg;
+    struct ferry_diag *d;
+};
+
+static enum ferry_err nodes_row(void *arg, const struct cloud_db_row *r)
+{
+    struct nodes_walk *w = arg;
+    if (w->n == w->limit) {
+        *w->more = true;
+        return FERRY_OK;
+    }
+    struct cloud_http_node *row = w->before ? &w->rows[w->n] : &w->one;
+    enum ferry_err err = read_node(w->db, r, row, w->d);
+    if (err == FERRY_OK && !w->before)
+        err = w->cb(w->arg, row);
+    w->n++;
+    return err;
+}
+
 enum ferry_err cloud_http_db_nodes(struct cloud_http_db *db, const struct cloud_http_node_filter *f,
                                    const char *after, const char *before, unsigned limit,
                                    cloud_http_node_cb cb, void *arg, bool *more,
@@ -463,328 +283,331 @@ enum ferry_err cloud_http_db_nodes(struct cloud_http_db *db, const struct cloud_
 {
     if (limit < 1 || limit > CLOUD_HTTP_PAGE_MAX)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "a page holds 1..%d nodes", CLOUD_HTTP_PAGE_MAX);
-    sqlite3_stmt *s = before ? db->nodes_before : db->nodes_after;
-    struct filter_text t;
-    int rc = bind_filter(s, f, &t);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(s, 20, before ? before : after ? after : "", -1, SQLITE_STATIC);
-    /* One row more than the page says whether there is more. */
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int(s, 21, (int)limit + 1);
-    if (rc != SQLITE_OK) {
-        sqlite3_reset(s);
-        return db_fail(db, rc, "querying nodes", d);
-    }
-    struct cloud_http_node *rows = NULL;
-    enum ferry_err err = FERRY_OK;
-    unsigned n = 0;
+    struct filter_args t;
+    if (!filter_args(f, &t))
+        return too_long(db, d);
+    t.a[FILTER_ARGS] = DB_TEXT(before ? before : after ? after : "");
+    t.a[FILTER_ARGS + 1] = DB_INT(limit + 1);
     *more = false;
-    if (before && !(rows = malloc(limit * sizeof(*rows)))) {
-        sqlite3_reset(s);
+    struct nodes_walk w = {.db = db,
+                           .limit = limit,
+                           .before = before != NULL,
+                           .more = more,
+                           .cb = cb,
+                           .arg = arg,
+                           .d = d};
+    if (before && !(w.rows = malloc(limit * sizeof(*w.rows))))
         return ferry_fail(d, FERRY_E_NOMEM, "out of memory for %u nodes", limit);
-    }
-    struct cloud_http_node one;
-    while (err == FERRY_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (n == limit) {
-            *more = true;
-            break;
-        }
-        /* Walking backwards, the rows are kept to be given in ascending order. */
-        struct cloud_http_node *row = before ? &rows[n] : &one;
-        err = read_node(db, s, row, d);
-        if (err == FERRY_OK && !before)
-            err = cb(arg, row);
-        n++;
-    }
-    if (err == FERRY_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)
-        err = db_fail(db, rc, "querying nodes", d);
-    sqlite3_reset(s);
-    for (unsigned i = n; err == FERRY_OK && before && i > 0; i--)
-        err = cb(arg, &rows[i - 1]);
-    free(rows);
+    enum ferry_err err =
+        cloud_db_run(db->db, before ? CLOUD_Q_HTTP_NODES_BEFORE : CLOUD_Q_HTTP_NODES_AFTER, t.a,
+                     FILTER_ARGS + 2, nodes_row, &w, NULL, "querying nodes", d);
+    for (unsigned i = w.n; err == FERRY_OK && before && i > 0; i--)
+        err = cb(arg, &w.rows[i - 1]);
+    free(w.rows);
     return err;
+}
+
+struct count_one {
+    bool found, ok;
+    uint64_t count;
+};
+
+static enum ferry_err count_row(void *arg, const struct cloud_db_row *r)
+{
+    struct count_one *c = arg;
+    c->found = true;
+    c->ok = column_count(r, 0, &c->count);
+    return FERRY_OK;
 }
 
 enum ferry_err cloud_http_db_count_nodes(struct cloud_http_db *db,
                                          const struct cloud_http_node_filter *f, uint64_t *count,
                                          struct ferry_diag *d)
 {
-    sqlite3_stmt *s = filter_empty(f)      ? db->count_all
-                      : filter_by_group(f) ? db->count_groups
-                                           : db->count_nodes;
-    struct filter_text t;
-    int rc = s == db->count_all ? sqlite3_reset(s) : bind_filter(s, f, &t);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(s);
-    enum ferry_err err = FERRY_OK;
-    if (rc != SQLITE_ROW || !column_count(s, 0, count))
-        err = db_fail(db, rc == SQLITE_ROW ? SQLITE_CORRUPT : rc, "counting nodes", d);
-    sqlite3_reset(s);
+    struct count_one c = {0};
+    enum ferry_err err;
+    if (filter_empty(f)) {
+        err = cloud_db_run(db->db, CLOUD_Q_HTTP_COUNT_ALL, NULL, 0, count_row, &c, NULL,
+                           "counting nodes", d);
+    } else if (filter_by_group(f)) {
+        /* HTTP_COUNT_GROUPS: the states' ?1..?12, the version ?13. */
+        struct cloud_db_arg a[13];
+        state_args(f->states, a);
+        a[12] = DB_TEXT_OR_NULL(f->version);
+        err = cloud_db_run(db->db, CLOUD_Q_HTTP_COUNT_GROUPS, a, 13, count_row, &c, NULL,
+                           "counting nodes", d);
+    } else {
+        struct filter_args t;
+        if (!filter_args(f, &t))
+            return too_long(db, d);
+        err = cloud_db_run(db->db, CLOUD_Q_HTTP_COUNT_NODES, t.a, FILTER_ARGS, count_row, &c, NULL,
+                           "counting nodes", d);
+    }
+    if (err == FERRY_OK && (!c.found || !c.ok))
+        err = ferry_fail(d, FERRY_E_CORRUPT, "inventory %s: counting nodes: no count", name_of(db));
+    if (err == FERRY_OK)
+        *count = c.count;
     return err;
+}
+
+struct node_one {
+    const struct cloud_http_db *db;
+    struct cloud_http_node *out;
+    bool found;
+    struct ferry_diag *d;
+};
+
+static enum ferry_err node_row(void *arg, const struct cloud_db_row *r)
+{
+    struct node_one *o = arg;
+    o->found = true;
+    return read_node(o->db, r, o->out, o->d);
 }
 
 enum ferry_err cloud_http_db_node(struct cloud_http_db *db, const char *node,
                                   struct cloud_http_node *out, struct ferry_diag *d)
 {
-    sqlite3_stmt *s = db->node;
-    int rc = sqlite3_reset(s);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(s, 1, node, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(s);
-    enum ferry_err err;
-    if (rc == SQLITE_ROW)
-        err = read_node(db, s, out, d);
-    else if (rc == SQLITE_DONE)
+    struct node_one o = {db, out, false, d};
+    enum ferry_err err = cloud_db_run(db->db, CLOUD_Q_HTTP_NODE, DB_ARGS(DB_TEXT(node)), node_row,
+                                      &o, NULL, "reading a node", d);
+    if (err == FERRY_OK && !o.found)
         err = ferry_fail(d, FERRY_E_NOT_FOUND, "no node '%s' in the inventory", node);
-    else
-        err = db_fail(db, rc, "reading a node", d);
-    sqlite3_reset(s);
     return err;
+}
+
+struct binding_one {
+    struct cloud_http_binding *out;
+    bool damaged;
+};
+
+static enum ferry_err binding_row(void *arg, const struct cloud_db_row *r)
+{
+    struct binding_one *b = arg;
+    b->damaged = !column_text(r, 0, b->out->gateway, sizeof(b->out->gateway)) ||
+                 !column_int(r, 1, &b->out->since) ||
+                 !column_text(r, 2, b->out->how, sizeof(b->out->how));
+    return FERRY_OK;
 }
 
 enum ferry_err cloud_http_db_binding(struct cloud_http_db *db, const char *node,
                                      struct cloud_http_binding *out, struct ferry_diag *d)
 {
     memset(out, 0, sizeof(*out));
-    sqlite3_stmt *s = db->binding;
-    int rc = sqlite3_reset(s);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(s, 1, node, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(s);
-    enum ferry_err err = FERRY_OK;
-    if (rc == SQLITE_ROW) {
-        if (!column_text(s, 0, out->gateway, sizeof(out->gateway)) ||
-            !column_int(s, 1, &out->since) || !column_text(s, 2, out->how, sizeof(out->how)))
-            err = ferry_fail(d, FERRY_E_CORRUPT,
-                             "inventory %s: the binding of node '%s' is damaged", db->path, node);
-    } else if (rc != SQLITE_DONE) {
-        err = db_fail(db, rc, "reading a binding", d);
-    }
-    sqlite3_reset(s);
+    struct binding_one b = {out, false};
+    enum ferry_err err = cloud_db_run(db->db, CLOUD_Q_HTTP_BINDING, DB_ARGS(DB_TEXT(node)),
+                                      binding_row, &b, NULL, "reading a binding", d);
+    if (err == FERRY_OK && b.damaged)
+        err = ferry_fail(d, FERRY_E_CORRUPT, "inventory %s: the binding of node '%s' is damaged",
+                         name_of(db), node);
     return err;
+}
+
+/* Rows handed on one by one: the callback and what a damaged row is. */
+struct each {
+    const struct cloud_http_db *db;
+    const char *node;
+    void *cb;
+    void *arg;
+    struct ferry_diag *d;
+};
+
+static enum ferry_err history_row(void *arg, const struct cloud_db_row *r)
+{
+    const struct each *e = arg;
+    struct cloud_http_record rec;
+    if (!column_record(r, 0, &rec.st) || !column_int(r, 11, &rec.received_at))
+        return ferry_fail(e->d, FERRY_E_CORRUPT, "inventory %s: a record of node '%s' is damaged",
+                          name_of(e->db), e->node);
+    return ((cloud_http_record_cb)e->cb)(e->arg, &rec);
 }
 
 enum ferry_err cloud_http_db_history(struct cloud_http_db *db, const char *node,
                                      uint64_t before_seq, unsigned limit, cloud_http_record_cb cb,
                                      void *arg, struct ferry_diag *d)
 {
-    sqlite3_stmt *s = db->history;
-    int rc = sqlite3_reset(s);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(s, 1, node, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(s, 2,
-                                before_seq && before_seq <= (uint64_t)INT_MAX53
-                                    ? (sqlite3_int64)before_seq
-                                    : INT_MAX53 + 1);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int(s, 3, (int)limit);
-    enum ferry_err err = FERRY_OK;
-    struct cloud_http_record r;
-    while (rc == SQLITE_OK && err == FERRY_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        rc = SQLITE_OK;
-        if (!column_record(s, 0, &r.st) || !column_int(s, 11, &r.received_at))
-            err = ferry_fail(d, FERRY_E_CORRUPT, "inventory %s: a record of node '%s' is damaged",
-                             db->path, node);
-        else
-            err = cb(arg, &r);
-    }
-    if (err == FERRY_OK && rc != SQLITE_DONE && rc != SQLITE_OK)
-        err = db_fail(db, rc, "reading a node's records", d);
-    sqlite3_reset(s);
-    return err;
+    struct each e = {db, node, (void *)cb, arg, d};
+    int64_t below =
+        before_seq && before_seq <= (uint64_t)INT_MAX53 ? (int64_t)before_seq : INT_MAX53 + 1;
+    return cloud_db_run(db->db, CLOUD_Q_HTTP_HISTORY,
+                        DB_ARGS(DB_TEXT(node), DB_INT(below), DB_INT(limit)), history_row, &e, NULL,
+                        "reading a node's records", d);
+}
+
+static enum ferry_err refused_row(void *arg, const struct cloud_db_row *r)
+{
+    const struct each *e = arg;
+    struct ferry_refused_row rr;
+    char reason[32];
+    memset(&rr, 0, sizeof(rr));
+    if (!column_record(r, 0, &rr.st) || !column_int(r, 11, &rr.received_at) ||
+        !column_text(r, 12, reason, sizeof(reason)) ||
+        ferry_err_from_name(reason, &rr.reason) != FERRY_OK ||
+        !column_text(r, 13, rr.detail, sizeof(rr.detail)))
+        return ferry_fail(e->d, FERRY_E_CORRUPT,
+                          "inventory %s: a refused record of node '%s' is damaged", name_of(e->db),
+                          e->node);
+    return ((cloud_http_refused_cb)e->cb)(e->arg, &rr);
 }
 
 enum ferry_err cloud_http_db_refused(struct cloud_http_db *db, const char *node, unsigned limit,
                                      cloud_http_refused_cb cb, void *arg, struct ferry_diag *d)
 {
-    sqlite3_stmt *s = db->refused;
-    int rc = sqlite3_reset(s);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(s, 1, node, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int(s, 2, (int)limit);
-    enum ferry_err err = FERRY_OK;
-    struct ferry_refused_row r;
-    char reason[32];
-    while (rc == SQLITE_OK && err == FERRY_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        rc = SQLITE_OK;
-        memset(&r, 0, sizeof(r));
-        if (!column_record(s, 0, &r.st) || !column_int(s, 11, &r.received_at) ||
-            !column_text(s, 12, reason, sizeof(reason)) ||
-            ferry_err_from_name(reason, &r.reason) != FERRY_OK ||
-            !column_text(s, 13, r.detail, sizeof(r.detail)))
-            err = ferry_fail(d, FERRY_E_CORRUPT,
-                             "inventory %s: a refused record of node '%s' is damaged", db->path,
-                             node);
-        else
-            err = cb(arg, &r);
-    }
-    if (err == FERRY_OK && rc != SQLITE_DONE && rc != SQLITE_OK)
-        err = db_fail(db, rc, "reading a node's refused records", d);
-    sqlite3_reset(s);
-    return err;
+    struct each e = {db, node, (void *)cb, arg, d};
+    return cloud_db_run(db->db, CLOUD_Q_HTTP_REFUSED, DB_ARGS(DB_TEXT(node), DB_INT(limit)),
+                        refused_row, &e, NULL, "reading a node's refused records", d);
+}
+
+static enum ferry_err changed_row(void *arg, const struct cloud_db_row *r)
+{
+    const struct each *e = arg;
+    struct cloud_http_node n;
+    enum ferry_err err = read_node(e->db, r, &n, e->d);
+    return err == FERRY_OK ? ((cloud_http_node_cb)e->cb)(e->arg, &n) : err;
 }
 
 enum ferry_err cloud_http_db_changed(struct cloud_http_db *db, int64_t since, int64_t until,
                                      unsigned limit, cloud_http_node_cb cb, void *arg,
                                      struct ferry_diag *d)
 {
-    sqlite3_stmt *s = db->changed;
-    int rc = sqlite3_reset(s);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(s, 1, since);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(s, 2, until);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int(s, 3, (int)limit);
-    enum ferry_err err = FERRY_OK;
-    struct cloud_http_node n;
-    while (rc == SQLITE_OK && err == FERRY_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        rc = SQLITE_OK;
-        err = read_node(db, s, &n, d);
-        if (err == FERRY_OK)
-            err = cb(arg, &n);
-    }
-    if (err == FERRY_OK && rc != SQLITE_DONE && rc != SQLITE_OK)
-        err = db_fail(db, rc, "reading what changed", d);
-    sqlite3_reset(s);
-    return err;
+    struct each e = {db, NULL, (void *)cb, arg, d};
+    return cloud_db_run(db->db, CLOUD_Q_HTTP_CHANGED,
+                        DB_ARGS(DB_INT(since), DB_INT(until), DB_INT(limit)), changed_row, &e, NULL,
+                        "reading what changed", d);
 }
 
 /* ---- figures ------------------------------------------------------------------------------- */
 
-static enum ferry_err groups(struct cloud_http_db *db, sqlite3_stmt *s, unsigned limit,
+struct group_walk {
+    const struct cloud_http_db *db;
+    cloud_http_group_cb cb;
+    void *arg;
+    const char *doing;
+    struct ferry_diag *d;
+};
+
+static enum ferry_err group_row(void *arg, const struct cloud_db_row *r)
+{
+    const struct group_walk *g = arg;
+    char a[FERRY_NAME_MAX + 1], b[FERRY_VERSION_MAX + 1];
+    uint64_t count = 0;
+    if (column_text(r, 0, a, sizeof(a)) && column_text(r, 1, b, sizeof(b)) &&
+        column_count(r, 2, &count))
+        return g->cb(g->arg, a, b, count);
+    return ferry_fail(g->d, FERRY_E_CORRUPT, "inventory %s: %s: a damaged row", name_of(g->db),
+                      g->doing);
+}
+
+static enum ferry_err groups(struct cloud_http_db *db, enum cloud_q q, unsigned limit,
                              cloud_http_group_cb cb, void *arg, const char *doing,
                              struct ferry_diag *d)
 {
-    int rc = sqlite3_reset(s);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int(s, 1, (int)limit);
-    enum ferry_err err = FERRY_OK;
-    char a[FERRY_NAME_MAX + 1], b[FERRY_VERSION_MAX + 1];
-    uint64_t count = 0;
-    while (rc == SQLITE_OK && err == FERRY_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        rc = SQLITE_OK;
-        if (column_text(s, 0, a, sizeof(a)) && column_text(s, 1, b, sizeof(b)) &&
-            column_count(s, 2, &count))
-            err = cb(arg, a, b, count);
-        else
-            err =
-                ferry_fail(d, FERRY_E_CORRUPT, "inventory %s: %s: a damaged row", db->path, doing);
-    }
-    if (err == FERRY_OK && rc != SQLITE_DONE && rc != SQLITE_OK)
-        err = db_fail(db, rc, doing, d);
-    sqlite3_reset(s);
-    return err;
+    struct group_walk g = {db, cb, arg, doing, d};
+    return cloud_db_run(db->db, q, DB_ARGS(DB_INT(limit)), group_row, &g, NULL, doing, d);
 }
 
 enum ferry_err cloud_http_db_state_versions(struct cloud_http_db *db, unsigned limit,
                                             cloud_http_group_cb cb, void *arg, struct ferry_diag *d)
 {
-    return groups(db, db->state_versions, limit, cb, arg, "counting nodes by state and version", d);
+    return groups(db, CLOUD_Q_HTTP_STATE_VERSIONS, limit, cb, arg,
+                  "counting nodes by state and version", d);
 }
 
 enum ferry_err cloud_http_db_release_states(struct cloud_http_db *db, unsigned limit,
                                             cloud_http_group_cb cb, void *arg, struct ferry_diag *d)
 {
-    return groups(db, db->release_states, limit, cb, arg, "counting nodes by release", d);
+    return groups(db, CLOUD_Q_HTTP_RELEASE_STATES, limit, cb, arg, "counting nodes by release", d);
+}
+
+static enum ferry_err gateway_row(void *arg, const struct cloud_db_row *r)
+{
+    const struct each *e = arg;
+    struct cloud_http_gateway_row g;
+    memset(&g, 0, sizeof(g));
+    if (column_text(r, 0, g.gateway, sizeof(g.gateway)) && column_count(r, 1, &g.nodes) &&
+        column_count(r, 2, &g.busy) && column_count(r, 3, &g.failed) &&
+        column_int(r, 4, &g.last_record))
+        return ((cloud_http_gateway_cb)e->cb)(e->arg, &g);
+    return ferry_fail(e->d, FERRY_E_CORRUPT, "inventory %s: a gateway's counts are damaged",
+                      name_of(e->db));
 }
 
 enum ferry_err cloud_http_db_gateways(struct cloud_http_db *db, unsigned limit,
                                       cloud_http_gateway_cb cb, void *arg, struct ferry_diag *d)
 {
-    sqlite3_stmt *s = db->gateways;
-    int rc = sqlite3_reset(s);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int(s, 1, (int)limit);
-    enum ferry_err err = FERRY_OK;
-    struct cloud_http_gateway_row g;
-    while (rc == SQLITE_OK && err == FERRY_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        rc = SQLITE_OK;
-        memset(&g, 0, sizeof(g));
-        if (column_text(s, 0, g.gateway, sizeof(g.gateway)) && column_count(s, 1, &g.nodes) &&
-            column_count(s, 2, &g.busy) && column_count(s, 3, &g.failed) &&
-            column_int(s, 4, &g.last_record))
-            err = cb(arg, &g);
-        else
-            err = ferry_fail(d, FERRY_E_CORRUPT, "inventory %s: a gateway's counts are damaged",
-                             db->path);
-    }
-    if (err == FERRY_OK && rc != SQLITE_DONE && rc != SQLITE_OK)
-        err = db_fail(db, rc, "counting nodes by gateway", d);
-    sqlite3_reset(s);
-    return err;
+    struct each e = {db, NULL, (void *)cb, arg, d};
+    return cloud_db_run(db->db, CLOUD_Q_HTTP_GATEWAYS, DB_ARGS(DB_INT(limit)), gateway_row, &e,
+                        NULL, "counting nodes by gateway", d);
 }
 
 /* ---- rollouts -------------------------------------------------------------------------------- */
 
+static enum ferry_err rollout_id_row(void *arg, const struct cloud_db_row *r)
+{
+    const struct each *e = arg;
+    return ((cloud_http_id_cb)e->cb)(e->arg, column_int_or_0(r, 0));
+}
+
 enum ferry_err cloud_http_db_rollout_ids(struct cloud_http_db *db, unsigned limit,
                                          cloud_http_id_cb cb, void *arg, struct ferry_diag *d)
 {
-    sqlite3_stmt *s = db->rollout_ids;
-    int rc = sqlite3_reset(s);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int(s, 1, (int)limit);
-    enum ferry_err err = FERRY_OK;
-    while (rc == SQLITE_OK && err == FERRY_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        rc = SQLITE_OK;
-        err = cb(arg, sqlite3_column_int64(s, 0));
-    }
-    if (err == FERRY_OK && rc != SQLITE_DONE && rc != SQLITE_OK)
-        err = db_fail(db, rc, "listing rollouts", d);
-    sqlite3_reset(s);
-    return err;
+    struct each e = {db, NULL, (void *)cb, arg, d};
+    return cloud_db_run(db->db, CLOUD_Q_HTTP_ROLLOUT_IDS, DB_ARGS(DB_INT(limit)), rollout_id_row,
+                        &e, NULL, "listing rollouts", d);
 }
 
-static bool read_rollout(sqlite3_stmt *s, struct cloud_rollout *r)
+static bool read_rollout(const struct cloud_db_row *r, struct cloud_rollout *ro)
 {
     char state[32];
-    memset(r, 0, sizeof(*r));
+    memset(ro, 0, sizeof(*ro));
     uint64_t u = 0;
-    bool ok = column_int(s, 0, &r->id) && column_text(s, 1, r->product, sizeof(r->product)) &&
-              column_text(s, 2, r->release, sizeof(r->release)) &&
-              column_text(s, 3, r->version, sizeof(r->version)) && column_count(s, 4, &r->seq) &&
-              column_text(s, 5, r->revert_release, sizeof(r->revert_release)) &&
-              column_count(s, 6, &r->revert_seq) && column_text(s, 8, state, sizeof(state)) &&
-              ferry_rollout_state_from_name(state, &r->state) == FERRY_OK &&
-              column_count(s, 9, &u) && column_int(s, 10, &r->created_at) &&
-              column_int(s, 11, &r->start_at) && column_int(s, 12, &r->state_at) &&
-              column_int(s, 13, &r->retry_at) && column_count(s, 14, &r->revision) &&
-              column_count(s, 15, &r->resume) &&
-              column_text(s, 17, r->created_by, sizeof(r->created_by)) &&
-              column_text(s, 18, r->reason, sizeof(r->reason));
-    r->open_waves = (uint32_t)u;
-    r->promoted = sqlite3_column_int(s, 16) != 0;
-    const unsigned char *plan = sqlite3_column_text(s, 7);
+    bool ok = column_int(r, 0, &ro->id) && column_text(r, 1, ro->product, sizeof(ro->product)) &&
+              column_text(r, 2, ro->release, sizeof(ro->release)) &&
+              column_text(r, 3, ro->version, sizeof(ro->version)) && column_count(r, 4, &ro->seq) &&
+              column_text(r, 5, ro->revert_release, sizeof(ro->revert_release)) &&
+              column_count(r, 6, &ro->revert_seq) && column_text(r, 8, state, sizeof(state)) &&
+              ferry_rollout_state_from_name(state, &ro->state) == FERRY_OK &&
+              column_count(r, 9, &u) && column_int(r, 10, &ro->created_at) &&
+              column_int(r, 11, &ro->start_at) && column_int(r, 12, &ro->state_at) &&
+              column_int(r, 13, &ro->retry_at) && column_count(r, 14, &ro->revision) &&
+              column_count(r, 15, &ro->resume) &&
+              column_text(r, 17, ro->created_by, sizeof(ro->created_by)) &&
+              column_text(r, 18, ro->reason, sizeof(ro->reason));
+    ro->open_waves = (uint32_t)u;
+    ro->promoted = column_int_or_0(r, 16) != 0;
+    const char *plan = NULL;
+    size_t len = 0;
     struct ferry_diag pd = {{0}};
-    return ok && plan &&
-           ferry_rollout_plan_from_json(plan, (size_t)sqlite3_column_bytes(s, 7), &r->plan, &pd) ==
+    return ok && cloud_db_text(r, 7, &plan, &len) &&
+           ferry_rollout_plan_from_json((const unsigned char *)plan, len, &ro->plan, &pd) ==
                FERRY_OK &&
-           u <= r->plan.nwaves;
+           u <= ro->plan.nwaves;
+}
+
+struct rollout_one {
+    struct cloud_rollout *out;
+    bool found, ok;
+};
+
+static enum ferry_err rollout_row(void *arg, const struct cloud_db_row *r)
+{
+    struct rollout_one *o = arg;
+    o->found = true;
+    o->ok = read_rollout(r, o->out);
+    return FERRY_OK;
 }
 
 enum ferry_err cloud_http_db_rollout(struct cloud_http_db *db, int64_t id,
                                      struct cloud_rollout *out, struct ferry_diag *d)
 {
-    sqlite3_stmt *s = db->rollout;
-    int rc = sqlite3_reset(s);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(s, 1, id);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(s);
-    enum ferry_err err = FERRY_OK;
-    if (rc == SQLITE_ROW && !read_rollout(s, out))
+    struct rollout_one o = {out, false, false};
+    enum ferry_err err = cloud_db_run(db->db, CLOUD_Q_HTTP_ROLLOUT, DB_ARGS(DB_INT(id)),
+                                      rollout_row, &o, NULL, "reading a rollout", d);
+    if (err == FERRY_OK && !o.found)
+        err = ferry_fail(d, FERRY_E_NOT_FOUND, "no rollout %" PRId64, id);
+    else if (err == FERRY_OK && !o.ok)
         err = ferry_fail(d, FERRY_E_CORRUPT,
                          "inventory %s: rollout %" PRId64 " holds what this Ferry never writes",
-                         db->path, id);
-    else if (rc == SQLITE_DONE)
-        err = ferry_fail(d, FERRY_E_NOT_FOUND, "no rollout %" PRId64, id);
-    else if (rc != SQLITE_ROW)
-        err = db_fail(db, rc, "reading a rollout", d);
-    sqlite3_reset(s);
+                         name_of(db), id);
     return err;
 }
 
@@ -824,7 +647,7 @@ enum ferry_err cloud_http_db_rollout_tally(struct cloud_http_db *db, const struc
 {
     if (r->plan.nwaves > FERRY_ROLLOUT_MAX_WAVES)
         return ferry_fail(d, FERRY_E_CORRUPT, "inventory %s: rollout %" PRId64 " has %zu waves",
-                          db->path, r->id, (size_t)r->plan.nwaves);
+                          name_of(db), r->id, (size_t)r->plan.nwaves);
     bool ended = !cloud_rollout_is_active(r);
     const struct tally_entry *e = ended ? tally_cached(db, r) : NULL;
     if (e) {
@@ -838,113 +661,111 @@ enum ferry_err cloud_http_db_rollout_tally(struct cloud_http_db *db, const struc
     return err;
 }
 
+struct tally_walk {
+    size_t nwaves;
+    struct cloud_wave_tally *waves;
+    struct cloud_halt_tally *halt;
+};
+
+static enum ferry_err tally_row(void *arg, const struct cloud_db_row *r)
+{
+    struct tally_walk *t = arg;
+    int64_t w = column_int_or_0(r, 0);
+    char name[32];
+    enum ferry_state st;
+    uint64_t count = (uint64_t)column_int_or_0(r, 2);
+    if (w < 0 || (size_t)w >= t->nwaves)
+        return FERRY_OK;
+    struct cloud_wave_tally *wt = &t->waves[w];
+    wt->targets += count;
+    /* '' is a target that has not reported on the release yet. */
+    if (!column_text(r, 1, name, sizeof(name)) || !name[0] ||
+        ferry_state_from_name(name, &st) != FERRY_OK)
+        return FERRY_OK;
+    wt->by_state[st] += count;
+    int64_t success_at = column_int_or_0(r, 3);
+    if (st == FERRY_STATE_SUCCESS && success_at > wt->last_success_at)
+        wt->last_success_at = success_at;
+    t->halt->finals += (uint64_t)column_int_or_0(r, 4);
+    t->halt->failed += (uint64_t)column_int_or_0(r, 5);
+    return FERRY_OK;
+}
+
+static enum ferry_err wave_row(void *arg, const struct cloud_db_row *r)
+{
+    struct tally_walk *t = arg;
+    int64_t w = column_int_or_0(r, 0);
+    if (w >= 0 && (size_t)w < t->nwaves)
+        t->waves[w].opened_at = column_int_or_0(r, 1);
+    return FERRY_OK;
+}
+
 static enum ferry_err tally_read(struct cloud_http_db *db, const struct cloud_rollout *r,
                                  struct cloud_wave_tally *waves, struct cloud_halt_tally *halt,
                                  struct ferry_diag *d)
 {
-    size_t nw = r->plan.nwaves;
-    memset(waves, 0, nw * sizeof(*waves));
+    struct tally_walk t = {r->plan.nwaves, waves, halt};
+    memset(waves, 0, t.nwaves * sizeof(*waves));
     memset(halt, 0, sizeof(*halt));
-    sqlite3_stmt *s = db->tally;
-    int rc = sqlite3_reset(s);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(s, 1, r->id);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(s, 2, r->retry_at);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        rc = SQLITE_OK;
-        int64_t w = sqlite3_column_int64(s, 0);
-        const unsigned char *name = sqlite3_column_text(s, 1);
-        enum ferry_state st;
-        uint64_t count = (uint64_t)sqlite3_column_int64(s, 2);
-        if (w < 0 || (size_t)w >= nw)
-            continue;
-        waves[w].targets += count;
-        /* '' is a target that has not reported on the release yet. */
-        if (!name || !name[0] || ferry_state_from_name((const char *)name, &st) != FERRY_OK)
-            continue;
-        waves[w].by_state[st] += count;
-        int64_t success_at = sqlite3_column_int64(s, 3);
-        if (st == FERRY_STATE_SUCCESS && success_at > waves[w].last_success_at)
-            waves[w].last_success_at = success_at;
-        halt->finals += (uint64_t)sqlite3_column_int64(s, 4);
-        halt->failed += (uint64_t)sqlite3_column_int64(s, 5);
-    }
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE)
-        return db_fail(db, rc, "counting a rollout's targets", d);
-    s = db->waves;
-    rc = sqlite3_reset(s);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(s, 1, r->id);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        rc = SQLITE_OK;
-        int64_t w = sqlite3_column_int64(s, 0);
-        if (w >= 0 && (size_t)w < nw)
-            waves[w].opened_at = sqlite3_column_int64(s, 1);
-    }
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? FERRY_OK : db_fail(db, rc, "reading a rollout's waves", d);
+    enum ferry_err err =
+        cloud_db_run(db->db, CLOUD_Q_HTTP_TALLY, DB_ARGS(DB_INT(r->id), DB_INT(r->retry_at)),
+                     tally_row, &t, NULL, "counting a rollout's targets", d);
+    if (err == FERRY_OK)
+        err = cloud_db_run(db->db, CLOUD_Q_HTTP_WAVES, DB_ARGS(DB_INT(r->id)), wave_row, &t, NULL,
+                           "reading a rollout's waves", d);
+    return err;
+}
+
+static enum ferry_err log_row(void *arg, const struct cloud_db_row *r)
+{
+    const struct each *e = arg;
+    struct cloud_rollout_log_entry le;
+    memset(&le, 0, sizeof(le));
+    if (column_int(r, 1, &le.at) && column_text(r, 2, le.actor, sizeof(le.actor)) &&
+        column_text(r, 3, le.action, sizeof(le.action)) &&
+        column_text(r, 4, le.reason, sizeof(le.reason)))
+        return ((cloud_http_log_cb)e->cb)(e->arg, column_int_or_0(r, 0), &le);
+    return ferry_fail(e->d, FERRY_E_CORRUPT,
+                      "inventory %s: an entry of rollout %s's log is damaged", name_of(e->db),
+                      e->node);
 }
 
 enum ferry_err cloud_http_db_rollout_log(struct cloud_http_db *db, int64_t id, int64_t before_id,
                                          unsigned limit, cloud_http_log_cb cb, void *arg,
                                          struct ferry_diag *d)
 {
-    sqlite3_stmt *s = db->log;
-    int rc = sqlite3_reset(s);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(s, 1, id);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(s, 2, before_id > 0 ? before_id : INT64_MAX);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int(s, 3, (int)limit);
-    enum ferry_err err = FERRY_OK;
-    struct cloud_rollout_log_entry e;
-    while (rc == SQLITE_OK && err == FERRY_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        rc = SQLITE_OK;
-        memset(&e, 0, sizeof(e));
-        if (column_int(s, 1, &e.at) && column_text(s, 2, e.actor, sizeof(e.actor)) &&
-            column_text(s, 3, e.action, sizeof(e.action)) &&
-            column_text(s, 4, e.reason, sizeof(e.reason)))
-            err = cb(arg, sqlite3_column_int64(s, 0), &e);
-        else
-            err = ferry_fail(d, FERRY_E_CORRUPT,
-                             "inventory %s: an entry of rollout %" PRId64 "'s log is damaged",
-                             db->path, id);
-    }
-    if (err == FERRY_OK && rc != SQLITE_DONE && rc != SQLITE_OK)
-        err = db_fail(db, rc, "reading a rollout's log", d);
-    sqlite3_reset(s);
-    return err;
+    char rid[24];
+    snprintf(rid, sizeof(rid), "%" PRId64, id);
+    struct each e = {db, rid, (void *)cb, arg, d};
+    return cloud_db_run(
+        db->db, CLOUD_Q_HTTP_LOG,
+        DB_ARGS(DB_INT(id), DB_INT(before_id > 0 ? before_id : INT64_MAX), DB_INT(limit)), log_row,
+        &e, NULL, "reading a rollout's log", d);
 }
 
-/* ---- what changed
- * -------------------------------------------------------------------------------- */
+/* ---- what changed -------------------------------------------------------------------------- */
+
+static enum ferry_err marks_row(void *arg, const struct cloud_db_row *r)
+{
+    struct cloud_http_marks *m = arg;
+    m->nodes_at = column_int_or_0(r, 0); /* NULL reads as 0 */
+    m->log_id = column_int_or_0(r, 1);
+    m->revisions = (uint64_t)column_int_or_0(r, 2);
+    m->active = (uint64_t)column_int_or_0(r, 3);
+    return FERRY_OK;
+}
 
 enum ferry_err cloud_http_db_marks(struct cloud_http_db *db, struct cloud_http_marks *out,
                                    struct ferry_diag *d)
 {
     memset(out, 0, sizeof(*out));
-    sqlite3_stmt *s = db->marks;
-    int rc = sqlite3_reset(s);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        out->nodes_at = sqlite3_column_int64(s, 0); /* NULL reads as 0 */
-        out->log_id = sqlite3_column_int64(s, 1);
-        out->revisions = (uint64_t)sqlite3_column_int64(s, 2);
-        out->active = (uint64_t)sqlite3_column_int64(s, 3);
-    }
-    sqlite3_reset(s);
-    if (rc != SQLITE_ROW)
-        return db_fail(db, rc, "reading what changed", d);
-    s = db->count_all;
-    rc = sqlite3_reset(s);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        out->nodes = (uint64_t)sqlite3_column_int64(s, 0);
-    sqlite3_reset(s);
-    return rc == SQLITE_ROW ? FERRY_OK : db_fail(db, rc, "counting nodes", d);
+    enum ferry_err err = cloud_db_run(db->db, CLOUD_Q_HTTP_MARKS, NULL, 0, marks_row, out, NULL,
+                                      "reading what changed", d);
+    struct count_one c = {0};
+    if (err == FERRY_OK)
+        err = cloud_db_run(db->db, CLOUD_Q_HTTP_COUNT_ALL, NULL, 0, count_row, &c, NULL,
+                           "counting nodes", d);
+    if (err == FERRY_OK)
+        out->nodes = c.count;
+    return err;
 }

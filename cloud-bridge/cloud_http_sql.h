@@ -1,14 +1,23 @@
 /* The HTTP API's window on the fleet inventory (cloud_inventory.h): its own
- * read-only SQLite connection and every query the API and its event stream
- * run. All of that SQL is in cloud_http_sql.c and nowhere else: plain SQL,
- * SELECTs only (the connection is opened read-only), so another storage
- * driver can take the same statements. The API's actions do not come
- * through here: they are the rollout commands' own transactions
- * (cloud_rollout_ops.h) on a connection of their own.
+ * read-only connection (cloud_db_open_read(): an SQLite file or a
+ * PostgreSQL database) and every query the API and its event stream run.
+ * The queries are named in cloud_db.h (CLOUD_Q_HTTP_*), their SQL is in
+ * cloud_sql_sqlite.c and cloud_sql_pg.c, SELECTs only. The API's actions
+ * do not come through here: they are the rollout commands' own
+ * transactions (cloud_rollout_ops.h) on a connection of their own.
+ *
+ * The fleet's figures (nodes per state and version, the total of a list
+ * filtered by state or version alone): on SQLite the node_counts table,
+ * kept by triggers in ingestion's own transaction, so they cost a few rows
+ * whatever the fleet's size; on PostgreSQL a count over nodes (no such
+ * table: its rows would be written by every ingesting transaction, and
+ * serve instances on several hosts would queue on them, which the per-node
+ * locks exist to avoid).
  *
  * Why a connection of its own: `serve` ingests status records on its event
- * loop through its own connection. The inventory runs in WAL mode, where
- * readers neither wait for that writer nor make it wait, so a page of nodes
+ * loop through its own connection. On SQLite the inventory runs in WAL
+ * mode, where readers neither wait for that writer nor make it wait (on
+ * PostgreSQL a reader takes no lock and sees one snapshot), so a page of nodes
  * read here never delays an acknowledgement. To keep it so, nothing here
  * holds a read transaction beyond one call of cloud_http_db_read_begin() ..
  * _end() (a long-lived reader would keep the WAL from being checkpointed),
@@ -44,10 +53,11 @@
 
 struct cloud_http_db;
 
-/* Opens path read-only; FERRY_E_NOT_FOUND when there is no such file,
- * FERRY_E_CORRUPT when it is not an inventory of the schema this Ferry
- * reads. */
-enum ferry_err cloud_http_db_open(const char *path, struct cloud_http_db **out,
+/* Opens target (a file or a postgresql:// URL, as --db) read-only;
+ * FERRY_E_NOT_FOUND when there is no such file, FERRY_E_CORRUPT when it is
+ * not an inventory of the schema this Ferry reads, FERRY_E_IO when the
+ * server cannot be reached. */
+enum ferry_err cloud_http_db_open(const char *target, struct cloud_http_db **out,
                                   struct ferry_diag *d) FERRY_MUST_CHECK;
 void cloud_http_db_close(struct cloud_http_db *db); /* NULL is fine */
 

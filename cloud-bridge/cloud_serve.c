@@ -953,13 +953,6 @@ static enum ferry_err check_args(const struct serve_cfg *c, struct ferry_diag *d
                           c->instance);
     if ((err = cloud_http_cfg_check(&c->http, d)) != FERRY_OK)
         return err;
-    /* The console reads the inventory through its own read-only SQLite
-     * connections (cloud_http_sql.c). */
-    if (c->http.listen && cloud_db_is_url(c->db))
-        return ferry_fail(d, FERRY_E_INVALID_ARG,
-                          "--http: the console reads an SQLite inventory; '--db %.80s' is a "
-                          "database server",
-                          c->db);
     if (c->partition_lease_ms < CLOUD_PARTITION_LEASE_MIN ||
         c->partition_lease_ms > CLOUD_PARTITION_LEASE_MAX)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "--partition-lease-ms: expected %d..%d, got %llu",

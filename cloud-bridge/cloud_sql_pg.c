@@ -78,6 +78,24 @@ const char cloud_sql_pg_schema[] =
     " properties TEXT NOT NULL, ts BIGINT NOT NULL, received_at BIGINT NOT NULL);"
     "INSERT INTO ferry_schema (part, version) VALUES ('inventory', 3), ('rollouts', 1);";
 
+/* The console's node columns and filter (cloud_http_sql.c reads and binds
+ * them in this order). */
+#define HTTP_NODE_COLUMNS                                                                          \
+    "n.node, n.gateway, n.release, n.version, n.state, n.bytes, n.total, n.error, n.message,"      \
+    " n.seq, n.ts, n.updated_at,"                                                                  \
+    " (SELECT count(*) FROM refused r WHERE r.node = n.node AND r.received_at >= n.updated_at),"   \
+    " i.doc"
+/* A parameter tested for NULL is cast first: PostgreSQL infers no type from IS NULL. */
+#define HTTP_NODE_FILTER                                                                           \
+    " ($1 = 0 OR n.state IN ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12))"                      \
+    " AND ($13::text IS NULL OR n.gateway = $13) AND ($14::text IS NULL OR n.version = $14)"       \
+    " AND ($15::text IS NULL OR n.release = $15)"                                                  \
+    " AND ($16::text IS NULL OR EXISTS (SELECT 1 FROM node_info t WHERE t.node = n.node"           \
+    " AND t.doc LIKE $16 ESCAPE '\\'))"                                                            \
+    " AND ($17::text IS NULL OR n.node LIKE $17 ESCAPE '\\')"                                      \
+    " AND ($18::bigint IS NULL OR EXISTS (SELECT 1 FROM rollout_targets g WHERE g.rollout = $18"   \
+    " AND g.node = n.node AND ($19::bigint IS NULL OR g.wave = $19)))"
+
 const char *const cloud_sql_pg[CLOUD_Q__COUNT] = {
     /* Two batches about one node, from instances on two hosts, are judged
      * one after the other: the lock lasts until the transaction ends. */
@@ -216,4 +234,76 @@ const char *const cloud_sql_pg[CLOUD_Q__COUNT] = {
                            " ORDER BY instance LIMIT $3",
     [CLOUD_Q_LEASE_DROP] = "DELETE FROM serve_leases WHERE fleet = $1 AND instance = $2",
     [CLOUD_Q_LEASE_PURGE] = "DELETE FROM serve_leases WHERE fleet = $1 AND expires_at < $2",
+    /* the console (cloud_http_sql.c): reads only, on a connection of its own.
+     * NODE_COLUMNS in the order it reads them; NODE_FILTER's parameters
+     * $1..$19 as it binds them: $1 states wanted (0/1), $2..$12 the state
+     * names, $13 gateway, $14 version, $15 release, $16 tag LIKE pattern,
+     * $17 prefix LIKE pattern, $18 rollout, $19 wave (0-based). */
+    [CLOUD_Q_HTTP_NODES_AFTER] =
+        "SELECT " HTTP_NODE_COLUMNS " FROM nodes n LEFT JOIN node_info i ON i.node = n.node"
+        " WHERE" HTTP_NODE_FILTER " AND n.node > $20"
+        " ORDER BY n.node LIMIT $21",
+    [CLOUD_Q_HTTP_NODES_BEFORE] =
+        "SELECT " HTTP_NODE_COLUMNS " FROM nodes n LEFT JOIN node_info i ON i.node = n.node"
+        " WHERE" HTTP_NODE_FILTER " AND n.node < $20"
+        " ORDER BY n.node DESC LIMIT $21",
+    [CLOUD_Q_HTTP_COUNT_NODES] = "SELECT count(*) FROM nodes n WHERE" HTTP_NODE_FILTER,
+    [CLOUD_Q_HTTP_NODE] =
+        "SELECT " HTTP_NODE_COLUMNS " FROM nodes n LEFT JOIN node_info i ON i.node = n.node"
+        " WHERE n.node = $1",
+    [CLOUD_Q_HTTP_CHANGED] =
+        "SELECT " HTTP_NODE_COLUMNS " FROM nodes n LEFT JOIN node_info i ON i.node = n.node"
+        " WHERE n.updated_at >= $1 AND n.updated_at < $2"
+        " ORDER BY n.updated_at LIMIT $3",
+    [CLOUD_Q_HTTP_BINDING] = "SELECT parent, since, how FROM bindings WHERE child = $1",
+    [CLOUD_Q_HTTP_HISTORY] =
+        "SELECT node, gateway, release, version, state, bytes, total, error, message, seq, ts,"
+        " received_at FROM records WHERE node = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
+    [CLOUD_Q_HTTP_REFUSED] =
+        "SELECT node, gateway, release, version, state, bytes, total, error, message, seq, ts,"
+        " received_at, reason, detail FROM refused WHERE node = $1 ORDER BY id DESC LIMIT $2",
+    [CLOUD_Q_HTTP_RELEASE_STATES] =
+        "SELECT release, state, count(*) AS c FROM nodes WHERE release != ''"
+        " GROUP BY release, state ORDER BY c DESC LIMIT $1",
+    [CLOUD_Q_HTTP_GATEWAYS] =
+        "SELECT gateway, count(*),"
+        " sum(CASE WHEN state IN ('downloading','verifying','installing','pending-reboot')"
+        " THEN 1 ELSE 0 END),"
+        " sum(CASE WHEN state IN ('failed','rolled-back') THEN 1 ELSE 0 END), max(updated_at)"
+        " FROM nodes WHERE gateway != '' GROUP BY gateway ORDER BY gateway LIMIT $1",
+    [CLOUD_Q_HTTP_ROLLOUT_IDS] = "SELECT id FROM rollouts ORDER BY id DESC LIMIT $1",
+    [CLOUD_Q_HTTP_ROLLOUT] =
+        "SELECT id, product, release, version, seq, revert_release, revert_seq, plan, state,"
+        " open_waves, created_at, start_at, state_at, retry_at, revision, resume, promoted,"
+        " created_by, reason FROM rollouts WHERE id = $1",
+    /* per wave and state: the targets, the newest success, and the final
+     * states (and failures among them) since the last retry ($2) */
+    [CLOUD_Q_HTTP_TALLY] =
+        "SELECT wave, state, count(*),"
+        " max(CASE WHEN state = 'success' THEN final_at ELSE 0 END),"
+        " sum(CASE WHEN final_at > 0 AND final_at >= $2 THEN 1 ELSE 0 END),"
+        " sum(CASE WHEN final_at > 0 AND final_at >= $2 AND state IN ('failed','rolled-back')"
+        " THEN 1 ELSE 0 END)"
+        " FROM rollout_targets WHERE rollout = $1 GROUP BY wave, state",
+    [CLOUD_Q_HTTP_WAVES] = "SELECT wave, opened_at FROM rollout_waves WHERE rollout = $1",
+    [CLOUD_Q_HTTP_LOG] = "SELECT id, at, actor, action, reason FROM rollout_log"
+                         " WHERE rollout = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+    [CLOUD_Q_HTTP_MARKS] = "SELECT (SELECT max(updated_at) FROM nodes),"
+                           " (SELECT max(id) FROM rollout_log),"
+                           " (SELECT sum(revision) FROM rollouts),"
+                           " (SELECT count(*) FROM rollouts"
+                           " WHERE state NOT IN ('cancelled','completed'))",
+    /* No node_counts table here: the figures are counted from nodes. Kept
+     * by triggers, its few rows would be written by every ingesting
+     * transaction, and instances on several hosts would queue on them,
+     * which the per-node locks (LOCK_NODE) exist to avoid; a count is an
+     * index scan the console runs once per page or event tick. $1..$12 as
+     * in NODE_FILTER, $13 the version. */
+    [CLOUD_Q_HTTP_COUNT_ALL] = "SELECT count(*) FROM nodes",
+    [CLOUD_Q_HTTP_COUNT_GROUPS] =
+        "SELECT count(*) FROM nodes n"
+        " WHERE ($1 = 0 OR n.state IN ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12))"
+        " AND ($13::text IS NULL OR n.version = $13)",
+    [CLOUD_Q_HTTP_STATE_VERSIONS] = "SELECT state, version, count(*) AS c FROM nodes"
+                                    " GROUP BY state, version ORDER BY c DESC LIMIT $1",
 };

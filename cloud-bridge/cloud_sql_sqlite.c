@@ -120,6 +120,23 @@ const char cloud_sql_sqlite_parts[] =
     " UPDATE node_counts SET nodes = nodes - 1 WHERE state = old.state AND version = old.version;"
     " END;";
 
+/* The console's node columns and filter (cloud_http_sql.c reads and binds
+ * them in this order). */
+#define HTTP_NODE_COLUMNS                                                                          \
+    "n.node, n.gateway, n.release, n.version, n.state, n.bytes, n.total, n.error, n.message,"      \
+    " n.seq, n.ts, n.updated_at,"                                                                  \
+    " (SELECT count(*) FROM refused r WHERE r.node = n.node AND r.received_at >= n.updated_at),"   \
+    " i.doc"
+#define HTTP_NODE_FILTER                                                                           \
+    " (?1 = 0 OR n.state IN (?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12))"                      \
+    " AND (?13 IS NULL OR n.gateway = ?13) AND (?14 IS NULL OR n.version = ?14)"                   \
+    " AND (?15 IS NULL OR n.release = ?15)"                                                        \
+    " AND (?16 IS NULL OR EXISTS (SELECT 1 FROM node_info t WHERE t.node = n.node"                 \
+    " AND t.doc LIKE ?16 ESCAPE '\\'))"                                                            \
+    " AND (?17 IS NULL OR n.node LIKE ?17 ESCAPE '\\')"                                            \
+    " AND (?18 IS NULL OR EXISTS (SELECT 1 FROM rollout_targets g WHERE g.rollout = ?18"           \
+    " AND g.node = n.node AND (?19 IS NULL OR g.wave = ?19)))"
+
 const char *const cloud_sql_sqlite[CLOUD_Q__COUNT] = {
     /* The file lock already keeps every other writer out. */
     [CLOUD_Q_LOCK_NODE] = NULL,
@@ -264,4 +281,74 @@ const char *const cloud_sql_sqlite[CLOUD_Q__COUNT] = {
                            " ORDER BY instance LIMIT ?3",
     [CLOUD_Q_LEASE_DROP] = "DELETE FROM serve_leases WHERE fleet = ?1 AND instance = ?2",
     [CLOUD_Q_LEASE_PURGE] = "DELETE FROM serve_leases WHERE fleet = ?1 AND expires_at < ?2",
+    /* the console (cloud_http_sql.c): reads only, on a connection of its own.
+     * NODE_COLUMNS in the order it reads them; NODE_FILTER's parameters
+     * ?1..?19 as it binds them: ?1 states wanted (0/1), ?2..?12 the state
+     * names, ?13 gateway, ?14 version, ?15 release, ?16 tag LIKE pattern,
+     * ?17 prefix LIKE pattern, ?18 rollout, ?19 wave (0-based). */
+    [CLOUD_Q_HTTP_NODES_AFTER] =
+        "SELECT " HTTP_NODE_COLUMNS " FROM nodes n LEFT JOIN node_info i ON i.node = n.node"
+        " WHERE" HTTP_NODE_FILTER " AND n.node > ?20"
+        " ORDER BY n.node LIMIT ?21",
+    [CLOUD_Q_HTTP_NODES_BEFORE] =
+        "SELECT " HTTP_NODE_COLUMNS " FROM nodes n LEFT JOIN node_info i ON i.node = n.node"
+        " WHERE" HTTP_NODE_FILTER " AND n.node < ?20"
+        " ORDER BY n.node DESC LIMIT ?21",
+    [CLOUD_Q_HTTP_COUNT_NODES] = "SELECT count(*) FROM nodes n WHERE" HTTP_NODE_FILTER,
+    [CLOUD_Q_HTTP_NODE] =
+        "SELECT " HTTP_NODE_COLUMNS " FROM nodes n LEFT JOIN node_info i ON i.node = n.node"
+        " WHERE n.node = ?1",
+    [CLOUD_Q_HTTP_CHANGED] =
+        "SELECT " HTTP_NODE_COLUMNS " FROM nodes n LEFT JOIN node_info i ON i.node = n.node"
+        " WHERE n.updated_at >= ?1 AND n.updated_at < ?2"
+        " ORDER BY n.updated_at LIMIT ?3",
+    [CLOUD_Q_HTTP_BINDING] = "SELECT parent, since, how FROM bindings WHERE child = ?1",
+    [CLOUD_Q_HTTP_HISTORY] =
+        "SELECT node, gateway, release, version, state, bytes, total, error, message, seq, ts,"
+        " received_at FROM records WHERE node = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+    [CLOUD_Q_HTTP_REFUSED] =
+        "SELECT node, gateway, release, version, state, bytes, total, error, message, seq, ts,"
+        " received_at, reason, detail FROM refused WHERE node = ?1 ORDER BY id DESC LIMIT ?2",
+    [CLOUD_Q_HTTP_RELEASE_STATES] =
+        "SELECT release, state, count(*) AS c FROM nodes WHERE release != ''"
+        " GROUP BY release, state ORDER BY c DESC LIMIT ?1",
+    [CLOUD_Q_HTTP_GATEWAYS] =
+        "SELECT gateway, count(*),"
+        " sum(CASE WHEN state IN ('downloading','verifying','installing','pending-reboot')"
+        " THEN 1 ELSE 0 END),"
+        " sum(CASE WHEN state IN ('failed','rolled-back') THEN 1 ELSE 0 END), max(updated_at)"
+        " FROM nodes WHERE gateway != '' GROUP BY gateway ORDER BY gateway LIMIT ?1",
+    [CLOUD_Q_HTTP_ROLLOUT_IDS] = "SELECT id FROM rollouts ORDER BY id DESC LIMIT ?1",
+    [CLOUD_Q_HTTP_ROLLOUT] =
+        "SELECT id, product, release, version, seq, revert_release, revert_seq, plan, state,"
+        " open_waves, created_at, start_at, state_at, retry_at, revision, resume, promoted,"
+        " created_by, reason FROM rollouts WHERE id = ?1",
+    /* per wave and state: the targets, the newest success, and the final
+     * states (and failures among them) since the last retry (?2) */
+    [CLOUD_Q_HTTP_TALLY] =
+        "SELECT wave, state, count(*),"
+        " max(CASE WHEN state = 'success' THEN final_at ELSE 0 END),"
+        " sum(CASE WHEN final_at > 0 AND final_at >= ?2 THEN 1 ELSE 0 END),"
+        " sum(CASE WHEN final_at > 0 AND final_at >= ?2 AND state IN ('failed','rolled-back')"
+        " THEN 1 ELSE 0 END)"
+        " FROM rollout_targets WHERE rollout = ?1 GROUP BY wave, state",
+    [CLOUD_Q_HTTP_WAVES] = "SELECT wave, opened_at FROM rollout_waves WHERE rollout = ?1",
+    [CLOUD_Q_HTTP_LOG] = "SELECT id, at, actor, action, reason FROM rollout_log"
+                         " WHERE rollout = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+    [CLOUD_Q_HTTP_MARKS] = "SELECT (SELECT max(updated_at) FROM nodes),"
+                           " (SELECT max(id) FROM rollout_log),"
+                           " (SELECT sum(revision) FROM rollouts),"
+                           " (SELECT count(*) FROM rollouts"
+                           " WHERE state NOT IN ('cancelled','completed'))",
+    /* node_counts, kept by ingestion's triggers (cloud_sql_sqlite_parts):
+     * the fleet's figures, and a list's total filtered by state or version
+     * alone, are a few rows' sum whatever the fleet's size. ?1..?12 as in
+     * NODE_FILTER, ?13 the version. */
+    [CLOUD_Q_HTTP_COUNT_ALL] = "SELECT coalesce(sum(nodes), 0) FROM node_counts",
+    [CLOUD_Q_HTTP_COUNT_GROUPS] =
+        "SELECT coalesce(sum(nodes), 0) FROM node_counts n"
+        " WHERE (?1 = 0 OR n.state IN (?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12))"
+        " AND (?13 IS NULL OR n.version = ?13)",
+    [CLOUD_Q_HTTP_STATE_VERSIONS] = "SELECT state, version, nodes FROM node_counts WHERE nodes > 0"
+                                    " ORDER BY nodes DESC LIMIT ?1",
 };
