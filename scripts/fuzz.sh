@@ -6,8 +6,8 @@
 # (TARGET is a name under tests/fuzz/ without the fuzz_ prefix; the Makefile's
 # FUZZ_TARGETS lists them all.)
 # SECONDS is each target's time, within a budget for the whole run:
-# FUZZ_BUDGET seconds (default 360, so that CI's fuzz stage, build included,
-# stays near 8 minutes) shared equally, so each target runs
+# FUZZ_BUDGET seconds (default 252, so that CI's fuzz stage, build included,
+# stays near 6 minutes) shared equally, so each target runs
 # min(SECONDS, FUZZ_BUDGET / number of targets) seconds, at least 1.
 set -euo pipefail
 
@@ -19,7 +19,7 @@ build=$1
 seconds=$2
 shift 2
 targets=("$@")
-budget=${FUZZ_BUDGET:-360}
+budget=${FUZZ_BUDGET:-252}
 for value in "$seconds" "$budget"; do
     case $value in
     '' | *[!0-9]*)
