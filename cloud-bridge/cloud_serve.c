@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,7 +37,7 @@
 #define PUMP_BUSY_MS       20
 #define GATEWAY_RATE_MAX   (UINT64_C(1) << 20) /* MiB/s: the flag's upper bound */
 #define ROLLOUT_TICK_MS    1000
-#define SERVE_VERIFIED_MAX 64 /* artifacts whose store entry was hashed, remembered */
+#define SERVE_VERIFIED_MAX 64 /* store entries whose hash was checked, remembered */
 
 struct serve_cfg {
     struct ferry_keeper_conf mqtt;
@@ -102,6 +103,19 @@ static const struct cloud_subcmd serve_cmd = {
 /* The subscriptions, by kind. */
 enum serve_sub { SUB_REQ, SUB_STATUS, SUB_NODE, SUB_CONFIG, SUBSCRIPTIONS };
 
+/* One store entry as it was when its hash was checked: the verdict holds
+ * for that file only, so a copy replaced or rewritten since (another
+ * inode, size or modification time) is hashed again, and a copy that did
+ * not verify is not hashed again at every retry of the gateway. */
+struct checked_entry {
+    uint8_t sha256[FERRY_SHA256_LEN];
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+    bool good;
+};
+
 struct server {
     const struct serve_cfg *cfg;
     struct ferry_loop *loop;
@@ -134,7 +148,7 @@ struct server {
     uint64_t next_report;
     /* Store entries hashed since start (cloud_store_verify_entry), oldest
      * replaced first: a copy is checked before its first chunk is sent. */
-    uint8_t verified[SERVE_VERIFIED_MAX][FERRY_SHA256_LEN];
+    struct checked_entry verified[SERVE_VERIFIED_MAX];
     size_t nverified, verified_next;
 };
 
@@ -279,28 +293,53 @@ static void send_chunks(struct server *s, const char *topic, const char *gateway
     count_served(s, gateway, r, res->sent, bytes);
 }
 
+static bool same_file(const struct checked_entry *c, const struct stat *st)
+{
+    return c->dev == st->st_dev && c->ino == st->st_ino && c->size == st->st_size &&
+           c->mtime.tv_sec == st->st_mtim.tv_sec && c->mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
+
 /* Whether this instance's copy of the artifact holds what its name says:
- * hashed once, before its first chunk goes out (a store filled by copying
- * from another host is not trusted blindly), then remembered. */
+ * hashed before its first chunk goes out (a store filled by copying from
+ * another host is not trusted blindly), and again only once the file
+ * changed (struct checked_entry). */
 static enum ferry_err entry_verified(struct server *s, const uint8_t sha256[FERRY_SHA256_LEN],
                                      int fd, uint64_t size, struct ferry_diag *d)
 {
-    for (size_t i = 0; i < s->nverified; i++)
-        if (memcmp(s->verified[i], sha256, FERRY_SHA256_LEN) == 0)
-            return FERRY_OK;
-    uint64_t t0 = ferry_now_ms();
-    enum ferry_err err = cloud_store_verify_entry(s->store, sha256, fd, size, d);
-    if (err != FERRY_OK)
-        return err;
-    memcpy(s->verified[s->verified_next], sha256, FERRY_SHA256_LEN);
-    s->verified_next = (s->verified_next + 1) % SERVE_VERIFIED_MAX;
-    if (s->nverified < SERVE_VERIFIED_MAX)
-        s->nverified++;
     char hex[FERRY_SHA256_HEX_LEN + 1];
     ferry_hex_encode(sha256, FERRY_SHA256_LEN, hex);
-    LOG_INFO("stream: artifact %.16s... verified in the store (%" PRIu64 " bytes, %" PRIu64 " ms)",
-             hex, size, ferry_now_ms() - t0);
-    return FERRY_OK;
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return ferry_fail(d, FERRY_E_IO, "store entry %s: %s", hex, strerror(errno));
+    struct checked_entry *c = NULL;
+    for (size_t i = 0; i < s->nverified && !c; i++)
+        if (memcmp(s->verified[i].sha256, sha256, FERRY_SHA256_LEN) == 0)
+            c = &s->verified[i];
+    if (c && same_file(c, &st))
+        return c->good ? FERRY_OK
+                       : ferry_fail(d, FERRY_E_HASH_MISMATCH,
+                                    "store entry %s still does not hold what its name says", hex);
+    uint64_t t0 = ferry_now_ms();
+    enum ferry_err err = cloud_store_verify_entry(s->store, sha256, fd, size, d);
+    if (err != FERRY_OK && err != FERRY_E_HASH_MISMATCH)
+        return err; /* a read error says nothing about the copy */
+    if (!c) {
+        c = &s->verified[s->verified_next];
+        s->verified_next = (s->verified_next + 1) % SERVE_VERIFIED_MAX;
+        if (s->nverified < SERVE_VERIFIED_MAX)
+            s->nverified++;
+    }
+    *c = (struct checked_entry){.dev = st.st_dev,
+                                .ino = st.st_ino,
+                                .size = st.st_size,
+                                .mtime = st.st_mtim,
+                                .good = err == FERRY_OK};
+    memcpy(c->sha256, sha256, FERRY_SHA256_LEN);
+    if (err == FERRY_OK)
+        LOG_INFO("stream: artifact %.16s... verified in the store (%" PRIu64 " bytes, %" PRIu64
+                 " ms)",
+                 hex, size, ferry_now_ms() - t0);
+    return err;
 }
 
 /* Sends one turn (cloud_budget.h): a few chunks of one gateway's request. */
