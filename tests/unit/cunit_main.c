@@ -1,10 +1,15 @@
 #include "cunit_main.h"
 
+#include "ferry_random.h"
+
 #include <CUnit/Basic.h>
+#include <arpa/inet.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static char tmpdir[PATH_MAX];
@@ -47,6 +52,32 @@ const char *ferry_testdata_path(const char *rel)
         return NULL;
     }
     return path;
+}
+
+uint16_t ferry_test_udp_port(void)
+{
+    unsigned low = 32768;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%u", &low) != 1)
+            low = 32768;
+        fclose(f);
+    }
+    if (low <= 10001)
+        return 0;
+    for (int i = 0; i < 200; i++) {
+        uint16_t port = (uint16_t)(10000 + ferry_random_u32() % (low - 10000));
+        int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (s < 0)
+            return 0;
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int rc = bind(s, (struct sockaddr *)&a, sizeof(a));
+        close(s);
+        if (rc == 0)
+            return port;
+    }
+    return 0;
 }
 
 int main(void)
