@@ -94,6 +94,15 @@ static struct ferry_blockwin_entry *entry_of(struct ferry_blockwin *w, uint32_t 
     return NULL;
 }
 
+/* A request id never used in this window's life (0 is never one). */
+static uint32_t new_req(struct ferry_blockwin *w)
+{
+    uint32_t req = w->next_req++;
+    if (w->next_req == 0)
+        w->next_req = 1;
+    return req;
+}
+
 static bool in_table(const struct ferry_blockwin *w, uint64_t block)
 {
     for (unsigned i = 0; i < w->n; i++) {
@@ -266,9 +275,7 @@ bool ferry_blockwin_next(struct ferry_blockwin *w, uint64_t now, struct ferry_bl
         e = &w->e[w->n++];
         memset(e, 0, sizeof(*e));
         e->block = b;
-        e->req = w->next_req++;
-        if (w->next_req == 0)
-            w->next_req = 1;
+        e->req = new_req(w);
         w->next_new = b + 1;
     }
     transmit(w, e, now);
@@ -411,6 +418,24 @@ void ferry_blockwin_kick(struct ferry_blockwin *w, uint64_t now)
         if (!w->e[i].inflight && w->e[i].at_ms > now)
             w->e[i].at_ms = now;
     }
+}
+
+unsigned ferry_blockwin_new_path(struct ferry_blockwin *w, uint64_t now)
+{
+    if (w->hold_is_backoff && w->hold_until > now)
+        w->hold_until = now;
+    for (unsigned i = 0; i < w->n; i++) {
+        struct ferry_blockwin_entry *e = &w->e[i];
+        if (e->inflight) {
+            e->inflight = false;
+            w->inflight--;
+        }
+        e->req = new_req(w);
+        e->timeout_ms = 0;
+        e->tries = 0;
+        e->at_ms = now;
+    }
+    return w->n;
 }
 
 void ferry_blockwin_split(struct ferry_blockwin *w, unsigned shift, uint64_t new_nblocks)

@@ -192,6 +192,20 @@ bool ferry_blockwin_holding(const struct ferry_blockwin *w, uint64_t now);
  * Requests in flight and a Max-Age hold are left alone. */
 void ferry_blockwin_kick(struct ferry_blockwin *w, uint64_t now);
 
+/* The path the requests went over is gone (ferry-edge gave its session up
+ * and opened a new one: a new source port, a new DTLS handshake), and the
+ * new one is up at now. Every request out, in flight or waiting, gets a new
+ * id (answers to the old ones are no longer recognised:
+ * ferry_blockwin_lookup() fails, so a late copy counts for nothing) and is
+ * due now, lowest block first as ever, as far as the window lets it; its
+ * timer starts afresh: no back-off carried over from the dead path, and the
+ * next answer is a first-try RTT sample. A backoff hold ends (as
+ * ferry_blockwin_kick()); a Max-Age hold the gateway set stays. Not a loss:
+ * the window and the RTO estimates are kept (the gateway and the route to
+ * it are the same; only the mapping changed). Returns how many requests
+ * are due again. */
+unsigned ferry_blockwin_new_path(struct ferry_blockwin *w, uint64_t now);
+
 /* The gateway serves blocks 2^shift times smaller than asked: every index
  * is multiplied by 2^shift, nblocks becomes new_nblocks. Blocks known to be
  * in stay in (as far as the bitmap reaches); requests in flight now stand

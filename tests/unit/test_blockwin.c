@@ -637,6 +637,84 @@ static void retransmission_on_a_live_path_starts_afresh(void)
     CU_ASSERT(t < 3 * rto);
 }
 
+/* The timeout of request req's latest send. */
+static uint32_t timeout_of(const struct ferry_blockwin *w, uint32_t req)
+{
+    for (unsigned i = 0; i < w->n; i++)
+        if (w->e[i].req == req)
+            return w->e[i].timeout_ms;
+    CU_FAIL("request not in the table");
+    return 0;
+}
+
+/* The node gave a silent session up and opened a new one: what was out on
+ * the old path goes again at once, under new ids, with a fresh timer, and
+ * an answer to an old id (or a second answer) counts for nothing. */
+static void a_new_path_resends_what_was_out_at_once(void)
+{
+    struct ferry_blockwin w;
+    ferry_blockwin_init(&w, 8, 21);
+    ferry_blockwin_begin(&w, 10, 0, NULL);
+    uint64_t now = 1000;
+    struct ferry_blockwin_send a, b, c;
+    CU_ASSERT_TRUE_FATAL(ferry_blockwin_next(&w, now, &a));
+    CU_ASSERT_TRUE_FATAL(ferry_blockwin_next(&w, now, &b));
+    CU_ASSERT_FALSE(ferry_blockwin_next(&w, now, &c)); /* the initial window is full */
+    /* The path goes silent: each retransmission backs off. */
+    for (int i = 0; i < 6; i++) {
+        now = ferry_blockwin_due(&w, now);
+        ferry_blockwin_expire(&w, now);
+        while (ferry_blockwin_next(&w, now, &c)) {
+        }
+    }
+    CU_ASSERT_FATAL(timeout_of(&w, a.req) > 2 * ferry_blockwin_rto_ms(&w));
+    uint64_t backed_off_due = ferry_blockwin_due(&w, now);
+    /* A backoff hold of our own is on too (a 5.00 just before the cut). */
+    ferry_blockwin_hold(&w, 0, now, now + 60000, true);
+    unsigned cwnd = ferry_blockwin_cwnd(&w);
+    uint64_t received = ferry_blockwin_received(&w);
+
+    now += 10; /* the new session is up */
+    CU_ASSERT_EQUAL(ferry_blockwin_new_path(&w, now), 2);
+    CU_ASSERT_EQUAL(ferry_blockwin_due(&w, now), now);
+    CU_ASSERT(backed_off_due > now);
+    struct ferry_blockwin_send s[2];
+    CU_ASSERT_TRUE_FATAL(ferry_blockwin_next(&w, now, &s[0]));
+    CU_ASSERT_TRUE_FATAL(ferry_blockwin_next(&w, now, &s[1]));
+    CU_ASSERT_FALSE(ferry_blockwin_next(&w, now, &c));
+    CU_ASSERT_EQUAL(s[0].block, a.block < b.block ? a.block : b.block); /* lowest first */
+    CU_ASSERT_EQUAL(s[0].block + s[1].block, a.block + b.block);
+    uint32_t rto = ferry_blockwin_rto_ms(&w);
+    for (int i = 0; i < 2; i++) {
+        CU_ASSERT_NOT_EQUAL(s[i].req, a.req);
+        CU_ASSERT_NOT_EQUAL(s[i].req, b.req);
+        CU_ASSERT_EQUAL(s[i].tries, 1); /* a first transmission: no back-off */
+        uint32_t t = timeout_of(&w, s[i].req);
+        CU_ASSERT(t >= rto && t <= rto * 3 / 2);
+    }
+    CU_ASSERT_NOT_EQUAL(s[0].req, s[1].req);
+    CU_ASSERT_EQUAL(ferry_blockwin_cwnd(&w), cwnd); /* no loss */
+    CU_ASSERT_FALSE(ferry_blockwin_holding(&w, now));
+    /* A late answer to an old id is not recognised; the new one counts once. */
+    uint64_t block;
+    CU_ASSERT_FALSE(ferry_blockwin_lookup(&w, a.req, &block));
+    CU_ASSERT_FALSE(ferry_blockwin_lookup(&w, b.req, &block));
+    ferry_blockwin_got(&w, a.req, now + 5);
+    CU_ASSERT_EQUAL(ferry_blockwin_received(&w), received);
+    CU_ASSERT_TRUE(ferry_blockwin_lookup(&w, s[0].req, &block));
+    CU_ASSERT_EQUAL(block, s[0].block);
+    ferry_blockwin_got(&w, s[0].req, now + 20);
+    ferry_blockwin_got(&w, s[0].req, now + 21);
+    CU_ASSERT_EQUAL(ferry_blockwin_received(&w), received + 1);
+    CU_ASSERT_TRUE(ferry_blockwin_has(&w, s[0].block));
+    /* A Max-Age the gateway set is not ours to cut short. */
+    ferry_blockwin_hold(&w, s[1].req, now + 30, now + 10000, false);
+    CU_ASSERT_EQUAL(ferry_blockwin_new_path(&w, now + 40), 1);
+    CU_ASSERT_TRUE(ferry_blockwin_holding(&w, now + 40));
+    CU_ASSERT_FALSE(ferry_blockwin_next(&w, now + 40, &c));
+    CU_ASSERT_TRUE(ferry_blockwin_next(&w, now + 10000, &c));
+}
+
 static void idle_rto_ages_towards_the_default(void)
 {
     struct ferry_blockwin w;
@@ -698,6 +776,7 @@ const struct ferry_test_case ferry_tests[] = {
     {"smaller blocks split the window", smaller_blocks_split_the_window},
     {"CoCoA timer learns and backs off variably", cocoa_timer_learns_and_backs_off_variably},
     {"retransmission on a live path starts afresh", retransmission_on_a_live_path_starts_afresh},
+    {"a new path resends what was out at once", a_new_path_resends_what_was_out_at_once},
     {"idle RTO ages towards the default", idle_rto_ages_towards_the_default},
     {"memory is the same for any size", memory_is_the_same_for_any_size},
     {NULL, NULL},
