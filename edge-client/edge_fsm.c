@@ -890,6 +890,20 @@ void edge_fsm_hold(struct edge_fsm *f, const struct edge_clock *clk, uint32_t se
         gate_check(f, clk, out);
 }
 
+void edge_fsm_new_session(struct edge_fsm *f, const struct edge_clock *clk,
+                          struct edge_actions *out)
+{
+    out->n = 0;
+    if (f->phase != EDGE_PHASE_DOWNLOADING)
+        return;
+    if (job_expired(f, clk)) {
+        fail_expired(f, clk, out);
+        return;
+    }
+    ferry_blockwin_new_path(&f->win, clk->mono_ms);
+    plan(f, clk, out);
+}
+
 void edge_fsm_timer(struct edge_fsm *f, const struct edge_clock *clk, struct edge_actions *out)
 {
     out->n = 0;

@@ -394,6 +394,14 @@ void edge_fsm_installed(struct edge_fsm *f, const struct edge_clock *clk, struct
 void edge_fsm_hold(struct edge_fsm *f, const struct edge_clock *clk, uint32_t seconds,
                    struct edge_actions *out);
 
+/* The daemon's CoAP session to the gateway was given up after a silence and
+ * a new one is up (edge_coap.h, "Silence"): while downloading, the block
+ * requests that were out on the old one are sent again now, under new ids
+ * and with fresh timers (ferry_blockwin_new_path()); answers to the old
+ * ids are stale from here on. Nothing happens in other phases. */
+void edge_fsm_new_session(struct edge_fsm *f, const struct edge_clock *clk,
+                          struct edge_actions *out);
+
 /* The FSM's timer (EDGE_ACT_TIMER) fired. */
 void edge_fsm_timer(struct edge_fsm *f, const struct edge_clock *clk, struct edge_actions *out);
 

@@ -928,6 +928,71 @@ static void unanswered_requests_are_sent_again(void)
     world_free(&w);
 }
 
+/* The daemon gave a silent session up and opened a new one (a NAT moved
+ * the node's port): the blocks out on the old one go again in the same
+ * batch, under new ids, and a late answer to an old id writes nothing. */
+static void a_new_session_resends_the_window_at_once(void)
+{
+    struct world w;
+    world_init(&w);
+    struct edge_boot_state st = running_old();
+    start(&w, &st, NULL);
+    edge_fsm_new_session(w.f, &w.clk, &w.out); /* nothing out yet: nothing to do */
+    CU_ASSERT_EQUAL(w.out.n, 0);
+    send_manifest(&w, &w.m);
+    struct edge_action first = take_request(&w);
+    answer_block(&w, w.art, w.art_len, w.sha);
+    /* The path goes silent: every request from here on is lost, and the
+     * window's timer backs off. */
+    uint64_t t0 = w.clk.mono_ms;
+    struct edge_action lost[8];
+    size_t nlost = 0;
+    while (w.clk.mono_ms < t0 + 6000) {
+        for (size_t i = 0; i < w.npend; i++) {
+            size_t j = 0;
+            while (j < nlost && lost[j].off != w.pend[i].off)
+                j++;
+            CU_ASSERT_FATAL(j < 8);
+            lost[j] = w.pend[i];
+            nlost += j == nlost;
+        }
+        w.npend = 0;
+        wait_timer(&w);
+    }
+    for (size_t i = 0; i < w.npend; i++) /* what the last timer sent is lost too */
+        for (size_t j = 0; j < nlost; j++)
+            if (lost[j].off == w.pend[i].off)
+                lost[j] = w.pend[i];
+    w.npend = 0;
+    CU_ASSERT_FATAL(nlost >= 1);
+    uint64_t backed_off = w.timer_at;
+    w.clk.mono_ms += 100;
+    CU_ASSERT_FATAL(backed_off > w.clk.mono_ms);
+    /* The new session is up: the same blocks, now, with new ids, as many as
+     * the window (shrunk by the losses) lets go. */
+    edge_fsm_new_session(w.f, &w.clk, &w.out);
+    record(&w);
+    unsigned cwnd = ferry_blockwin_cwnd(edge_fsm_window(w.f));
+    CU_ASSERT_EQUAL_FATAL(count(&w, EDGE_ACT_GET_BLOCK), nlost < cwnd ? nlost : cwnd);
+    for (size_t i = 0; i < w.npend; i++) {
+        bool same_block = false;
+        for (size_t j = 0; j < nlost; j++) {
+            same_block |= w.pend[i].off == lost[j].off;
+            CU_ASSERT_NOT_EQUAL(w.pend[i].req, lost[j].req);
+        }
+        CU_ASSERT_NOT_EQUAL(w.pend[i].req, first.req);
+        CU_ASSERT_TRUE(same_block);
+    }
+    /* A copy of an old request's answer that got through late is stale. */
+    struct edge_block late = block_for(&lost[0], w.art, w.art_len, w.sha);
+    answer_with(&w, &late);
+    CU_ASSERT_EQUAL(w.out.n, 0);
+    /* The rest comes in: every block written once, the download finishes. */
+    CU_ASSERT_EQUAL(download_all(&w), (ART_LEN + BLOCK - 1) / BLOCK - 1);
+    CU_ASSERT_EQUAL(count(&w, EDGE_ACT_FINISH), 1);
+    world_free(&w);
+}
+
 static void changed_etag_alone_changes_nothing(void)
 {
     struct world w;
@@ -2143,6 +2208,7 @@ const struct ferry_test_case ferry_tests[] = {
     {"client error fails the release", client_error_fails_the_release},
     {"expired manifest ends the retries", expired_manifest_ends_the_retries},
     {"unanswered requests are sent again", unanswered_requests_are_sent_again},
+    {"a new session resends the window at once", a_new_session_resends_the_window_at_once},
     {"changed ETag alone changes nothing", changed_etag_alone_changes_nothing},
     {"replaced artifact is fetched again", replaced_artifact_is_fetched_again},
     {"answer without etag is accepted", answer_without_etag_is_accepted},
