@@ -82,6 +82,11 @@ struct edge_coap {
     uint64_t quiet_since;
     uint64_t silence_timer;
     unsigned sessions_opened;
+    /* A session replaced a silent one: the new_session hook is owed once
+     * it is up (over DTLS, when the handshake completes). */
+    bool resend_owed;
+    uint64_t opened_ms;                      /* when the current session was opened */
+    uint64_t resend_timer;                   /* the hook's own turn of the loop */
     uint64_t next_token;                     /* REQUEST_TOKEN_LEN bytes of it make a token */
     char (*mquery)[FERRY_NODEINFO_ITEM_MAX]; /* manifest Uri-Query items */
     size_t nmquery;
@@ -311,6 +316,11 @@ enum ferry_err edge_coap_get_block(struct edge_coap *c, const uint8_t sha256[FER
     if ((UINT32_C(16) << szx) != size || off % size != 0 || off / size > 0xfffff)
         return ferry_fail(d, FERRY_E_INVALID_ARG, "coap: no Block2 of %u bytes at %llu", size,
                           (unsigned long long)off);
+    if (c->resend_owed && c->hooks.new_session) {
+        /* A new session not up yet: the hook asks for this block again. */
+        LOG_DEBUG("coap: block request %u held until the new session is up", req);
+        return FERRY_OK;
+    }
     char path[PATH_MAX_LEN];
     char hex[FERRY_SHA256_HEX_LEN + 1];
     ferry_hex_encode(sha256, FERRY_SHA256_LEN, hex);
@@ -784,7 +794,41 @@ static enum ferry_err open_session(struct edge_coap *c, struct ferry_diag *d)
                                                                   (uint16_t)(c->ack_ms % 1000)});
     coap_session_set_max_retransmit(c->session, MAX_RETRANSMIT);
     c->sessions_opened++;
+    c->opened_ms = ferry_now_ms();
     return FERRY_OK;
+}
+
+static void resend_now(void *arg)
+{
+    struct edge_coap *c = arg;
+    c->resend_timer = 0;
+    if (!c->resend_owed)
+        return;
+    c->resend_owed = false;
+    if (c->hooks.new_session)
+        c->hooks.new_session(c->hooks.arg);
+}
+
+/* The current session is up (plain CoAP: at once; DTLS: the handshake
+ * completed). The new_session hook runs on the loop's next turn: libcoap
+ * calls the event handler before it marks the session established and
+ * sends what it queued (the registrations), and a block sent from inside
+ * would be queued behind them (edge_coap.h, "Silence"). */
+static void session_up(struct edge_coap *c)
+{
+    if (c->sessions_opened > 1)
+        LOG_INFO("coap: session %u up %llu ms after it was opened", c->sessions_opened,
+                 (unsigned long long)(ferry_now_ms() - c->opened_ms));
+    if (c->resend_owed && !c->resend_timer)
+        c->resend_timer = ferry_loop_timer(c->loop, 0, resend_now, c);
+}
+
+static int on_event(coap_session_t *session, const coap_event_t event)
+{
+    struct edge_coap *c = coap_get_app_data(coap_session_get_context(session));
+    if (event == COAP_EVENT_DTLS_CONNECTED && session == c->session)
+        session_up(c);
+    return 0;
 }
 
 /* The gateway has answered nothing for silence_ms while requests were out:
@@ -795,7 +839,8 @@ static enum ferry_err open_session(struct edge_coap *c, struct ferry_diag *d)
  * old session is ended here: a status or configuration report counts as
  * unanswered now (its hook runs and the caller sends it again, on the new
  * session), the manifest and metadata registrations are sent again, and
- * block requests are the caller's (its window retransmits them). */
+ * block requests are the caller's: the new_session hook tells it to send
+ * them again once the new session is up (session_up()). */
 static void rehandshake(struct edge_coap *c)
 {
     coap_session_t *old = c->session;
@@ -827,6 +872,9 @@ static void rehandshake(struct edge_coap *c)
         deliver_config(c, &none);
     send_observe(c);
     send_meta_observe(c, false);
+    c->resend_owed = true;
+    if (coap_session_get_proto(c->session) != COAP_PROTO_DTLS)
+        session_up(c);
 }
 
 static void silence_check(void *arg)
@@ -896,6 +944,7 @@ enum ferry_err edge_coap_new(struct ferry_loop *loop, const struct edge_coap_opt
         coap_set_app_data(c->ctx, c);
         coap_register_response_handler(c->ctx, on_response);
         coap_register_nack_handler(c->ctx, on_nack);
+        coap_register_event_handler(c->ctx, on_event);
         err = open_session(c, d);
     }
     if (err == FERRY_OK)
@@ -929,6 +978,8 @@ void edge_coap_free(struct edge_coap *c)
         ferry_loop_cancel(c->loop, c->reobserve_timer);
     if (c->silence_timer)
         ferry_loop_cancel(c->loop, c->silence_timer);
+    if (c->resend_timer)
+        ferry_loop_cancel(c->loop, c->resend_timer);
     ferry_coapglue_io_stop(&c->io);
     if (c->session)
         coap_session_release(c->session);

@@ -53,9 +53,18 @@
  * metadata registrations are sent again (the gateway ends the old
  * session's when the same node registers again), an unanswered status or
  * configuration report goes to its hook as unanswered (code 0) so the
- * caller sends it again, and the caller's block window carries on where it
- * stood. A gateway that is simply down costs one new session per silence
- * period, nothing more.
+ * caller sends it again, and once the new session is up the new_session
+ * hook tells the caller to send its block window again at once, so the
+ * download carries on where it stood without waiting for the window's
+ * backed-off timer. Over DTLS "up" means the handshake completed: libcoap
+ * 4.3.1 queues whatever is sent on a session still handshaking in one
+ * queue, and when the handshake ends sends from it only up to the first
+ * confirmable request NSTART holds back (the metadata registration, behind
+ * the manifest's), so a block queued behind that would wait for the
+ * manifest registration's ACK (a round trip, or its retransmissions). A
+ * block sent once the session is up goes at once: NSTART holds back
+ * confirmable requests only. A gateway that is simply down costs one new session
+ * per silence period, nothing more.
  *
  * Threading: everything runs on the loop thread. libcoap's epoll fd is
  * registered with the loop; the hooks are called from inside libcoap's
@@ -126,6 +135,13 @@ struct edge_coap_hooks {
     void (*meta)(void *arg, const uint8_t *buf, size_t len);
     /* The answer to the latest edge_coap_post_config(); may be NULL. */
     void (*config)(void *arg, const struct edge_coap_answer *a);
+    /* A new session replaced one the gateway stopped answering ("Silence")
+     * and is up: over DTLS its handshake completed. The registrations have
+     * gone out on it; block requests the caller has out were sent on the
+     * old one and will never be answered: send them again now (fresh
+     * tokens: new request ids). Runs on a turn of the loop of its own, not
+     * inside libcoap. May be NULL. */
+    void (*new_session)(void *arg);
 };
 
 struct edge_coap_opts {
@@ -163,6 +179,8 @@ void edge_coap_free(struct edge_coap *c);
 /* Sends one non-confirmable request for `size` bytes (16..1024, a power of
  * two) of artifact sha256 at offset off (a multiple of size), whose answers
  * reach the block hook with `req`. Nothing is retransmitted or timed here.
+ * Between the opening of a new session and its new_session hook nothing is
+ * sent (FERRY_OK): the hook is the caller's cue to ask again.
  * FERRY_E_INVALID_ARG for a block Block2 cannot name, FERRY_E_IO when it
  * cannot be sent. */
 enum ferry_err edge_coap_get_block(struct edge_coap *c, const uint8_t sha256[FERRY_SHA256_LEN],

@@ -818,6 +818,18 @@ static void on_block(void *arg, uint32_t req, const struct edge_coap_answer *a)
     perform(dm, 0);
 }
 
+/* A new session to the gateway is up after a silence: the block requests
+ * lost with the old one go again now, not at the window's backed-off timer. */
+static void on_new_session(void *arg)
+{
+    struct edge_daemon *dm = arg;
+    struct edge_clock clk = now_clock();
+    edge_fsm_new_session(dm->fsm, &clk, &dm->acts[0]);
+    if (dm->acts[0].n)
+        LOG_INFO("download: new session up, block window sent again");
+    perform(dm, 0);
+}
+
 /* ---- set-up ------------------------------------------------------------------------- */
 
 /* Slots, bootloader and engine; then the boot step, as after a power-on:
@@ -1006,6 +1018,7 @@ static enum ferry_err make_coap(struct edge_daemon *dm, const struct edge_config
         .status = on_status_answer,
         .meta = on_meta,
         .config = on_config_answer,
+        .new_session = on_new_session,
     };
     if (err == FERRY_OK)
         err = edge_coap_new(dm->loop, &co, &hooks, &dm->coap, d);

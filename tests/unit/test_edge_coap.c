@@ -213,6 +213,12 @@ static struct client {
     size_t nblock;
     unsigned status_code;
     size_t nstatus;
+    /* new_session: what the gateway had received when the hook ran, and
+     * the block request id (0: none) the hook sends again, as the daemon's
+     * window does, under a fresh id. */
+    size_t new_sessions;
+    size_t requests_at_new_session;
+    uint32_t resend_req;
 } C;
 
 static void on_manifest(void *arg, const uint8_t *env, size_t len)
@@ -247,6 +253,17 @@ static void on_status(void *arg, const struct edge_coap_answer *a)
     C.nstatus++;
 }
 
+static const uint8_t SHA[FERRY_SHA256_LEN] = {0xab, 0xcd};
+
+static void on_new_session(void *arg)
+{
+    (void)arg;
+    C.new_sessions++;
+    C.requests_at_new_session = G.n;
+    if (C.resend_req)
+        CU_ASSERT_EQUAL(edge_coap_get_block(C.c, SHA, 0, 1024, C.resend_req, NULL), FERRY_OK);
+}
+
 static void setup(void)
 {
     memset(&G, 0, sizeof(G));
@@ -275,6 +292,7 @@ static void setup(void)
         .no_manifest = on_no_manifest,
         .block = on_block,
         .status = on_status,
+        .new_session = on_new_session,
     };
     CU_ASSERT_EQUAL_FATAL(edge_coap_new(loop, &o, &h, &C.c, NULL), FERRY_OK);
 }
@@ -315,8 +333,6 @@ static bool run_until(bool (*done)(void), uint64_t timeout_ms)
     ferry_loop_cancel(loop, t2);
     return done();
 }
-
-static const uint8_t SHA[FERRY_SHA256_LEN] = {0xab, 0xcd};
 
 static size_t want_requests;
 static bool got_requests(void)
@@ -476,6 +492,14 @@ static void status_does_not_wait_behind_blocks(void)
     teardown();
 }
 
+static bool got_block_request(void)
+{
+    for (size_t i = 0; i < G.n; i++)
+        if (strncmp(G.m[i].path, "ferry/artifact/", 15) == 0)
+            return true;
+    return false;
+}
+
 static size_t first_from_new_port;
 static bool got_request_from_new_port(void)
 {
@@ -491,7 +515,10 @@ static bool got_request_from_new_port(void)
  * DTLS gateway drops what comes from it): after EDGE_COAP_SILENCE_ACKS
  * ACK_TIMEOUTs the client opens a new session from a new port, sends its
  * Observe registration again with the same token, reports the status out
- * as unanswered, and new requests get tokens of their own. */
+ * as unanswered, and new requests get tokens of their own. Right after the
+ * registration the caller hears that the new session is up and its block
+ * request, lost with the old session, goes out on the new one at once,
+ * under a fresh token and message id: the next message the gateway gets. */
 static void silence_opens_a_new_session(void)
 {
     setup();
@@ -500,7 +527,34 @@ static void silence_opens_a_new_session(void)
     uint64_t t0 = G.m[0].at_ms;
     uint8_t rec[] = {0xa0};
     CU_ASSERT_EQUAL_FATAL(edge_coap_post_status(C.c, rec, sizeof(rec), NULL), FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(edge_coap_get_block(C.c, SHA, 0, 1024, 41, NULL), FERRY_OK);
+    C.resend_req = 42;
+    CU_ASSERT_FATAL(run_until(got_block_request, 2000));
+    const struct msg lost = *find_req("ferry/artifact/", 0);
+    CU_ASSERT_EQUAL(C.new_sessions, 0);
     CU_ASSERT_FATAL(run_until(got_request_from_new_port, EDGE_COAP_SILENCE_ACKS * 1000 + 3000));
+    /* The registration, then the block: nothing in between, whatever the
+     * timing (the hook runs once the registration is out). */
+    want_requests = first_from_new_port + 2;
+    CU_ASSERT(run_until(got_requests, 2000));
+    CU_ASSERT_EQUAL(C.new_sessions, 1);
+    CU_ASSERT_EQUAL(C.requests_at_new_session, first_from_new_port + 1);
+    CU_ASSERT_FATAL(G.n >= first_from_new_port + 2);
+    const struct msg *resent = &G.m[first_from_new_port + 1];
+    CU_ASSERT_EQUAL(resent->from_port, G.m[first_from_new_port].from_port);
+    CU_ASSERT_STRING_EQUAL(resent->path, lost.path);
+    CU_ASSERT_EQUAL(resent->type, T_NON);
+    CU_ASSERT_EQUAL(resent->block2, lost.block2);
+    CU_ASSERT_EQUAL(resent->tkl, lost.tkl);
+    CU_ASSERT_NOT_EQUAL(memcmp(resent->token, lost.token, lost.tkl), 0);
+    CU_ASSERT_NOT_EQUAL(resent->mid, lost.mid);
+    /* Its answer reaches the caller under the id the hook gave it. */
+    uint8_t data[1024] = {0};
+    uint8_t b2[] = {0x0e};
+    answer(resent, CODE(2, 5), b2, sizeof(b2), data, sizeof(data));
+    want_blocks = 1;
+    CU_ASSERT(run_until(got_blocks, 2000));
+    CU_ASSERT_EQUAL(C.block_req[0], 42);
     const struct msg *again = &G.m[first_from_new_port];
     CU_ASSERT(again->at_ms - t0 >= EDGE_COAP_SILENCE_ACKS * 1000 - 50);
     CU_ASSERT_STRING_EQUAL(again->path, "ferry/manifest/" PRODUCT);
