@@ -816,8 +816,8 @@ static void resend_now(void *arg)
  * would be queued behind them (edge_coap.h, "Silence"). */
 static void session_up(struct edge_coap *c)
 {
-    if (c->sessions_opened > 1)
-        LOG_INFO("coap: session %u up %llu ms after it was opened", c->sessions_opened,
+    if (c->resend_owed)
+        LOG_INFO("coap: the new session is up, %llu ms after it was opened",
                  (unsigned long long)(ferry_now_ms() - c->opened_ms));
     if (c->resend_owed && !c->resend_timer)
         c->resend_timer = ferry_loop_timer(c->loop, 0, resend_now, c);
