@@ -225,7 +225,9 @@ done
 
 # --- gateway A and the broker die mid-transfer ----------------------------------------
 release "$TEST_TMP/r2.bin" 1.0.2 2 --hw-model m1 >/dev/null || die "publishing 1.0.2 failed"
+gwb_from=0
 if wait_until 60 bash -c "[ \$(stat -c %s '$TEST_TMP/gwb/cache/partial/$SHA2.part' 2>/dev/null || echo 0) -ge 16384 ]"; then
+    gwb_from=$(log_lines "$TEST_TMP/gwb.log")
     kill -KILL "$GWA_PID"
     wait "$GWA_PID" 2>/dev/null
     kill -KILL "$MOSQ_PID"
@@ -235,8 +237,15 @@ if wait_until 60 bash -c "[ \$(stat -c %s '$TEST_TMP/gwb/cache/partial/$SHA2.par
 else
     fail "B never started fetching 1.0.2 from A"
 fi
-sleep 3
-check "C keeps serving while its grandparent is gone" log_has gwc "coap: serving on"
+# A's loss reaches B (its uplink goes down); C, below B, still serves what
+# it holds: a stock CoAP client (an anonymous client to C) fetches 1.0.1
+# from it, byte for byte, while A is still down.
+check "B noticed that its parent A is gone" \
+    wait_log 60 "$TEST_TMP/gwb.log" "$gwb_from" "link down, serving what is held"
+check "C keeps serving while its grandparent is gone" bash -c \
+    "coap-client-notls -B 30 -o '$TEST_TMP/from-c.bin' \
+        'coap://127.0.0.1:$PORT_C/ferry/artifact/$SHA1' >/dev/null 2>&1 &&
+     cmp -s '$TEST_TMP/r1.bin' '$TEST_TMP/from-c.bin'"
 restart_mosquitto
 start_gw_as gwa "$PORT_A" --link-rate 65536 "${SELF_FLAGS[@]}"
 GWA_PID=$GW_PID
