@@ -38,6 +38,7 @@
 #define GATEWAY_RATE_MAX   (UINT64_C(1) << 20) /* MiB/s: the flag's upper bound */
 #define ROLLOUT_TICK_MS    1000
 #define SERVE_VERIFIED_MAX 64 /* store entries whose hash was checked, remembered */
+#define SERVE_CHECKS_MAX   4  /* store entries being hashed at once */
 
 struct serve_cfg {
     struct ferry_keeper_conf mqtt;
@@ -109,11 +110,18 @@ enum serve_sub { SUB_REQ, SUB_STATUS, SUB_NODE, SUB_CONFIG, SUBSCRIPTIONS };
  * not verify is not hashed again at every retry of the gateway. */
 struct checked_entry {
     uint8_t sha256[FERRY_SHA256_LEN];
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime;
+    struct stat file;
     bool good;
+};
+
+/* A store entry being hashed, a slice per turn of the loop
+ * (cloud_store_check_step), so that streaming, status and the console go on
+ * meanwhile; requests for it are answered busy until its verdict. */
+struct entry_check {
+    struct cloud_store_check c; /* c.fd is ours: closed when the check ends */
+    bool used;
+    uint64_t started_ms;
+    uint32_t slices;
 };
 
 struct server {
@@ -146,10 +154,14 @@ struct server {
     bool part_failing; /* the last beat failed (logged once, and its end) */
     uint64_t served_bytes;
     uint64_t next_report;
-    /* Store entries hashed since start (cloud_store_verify_entry), oldest
-     * replaced first: a copy is checked before its first chunk is sent. */
+    /* Store entries hashed since start, oldest replaced first: a copy is
+     * checked before its first chunk is sent. */
     struct checked_entry verified[SERVE_VERIFIED_MAX];
     size_t nverified, verified_next;
+    /* Checks under way, hashed in turn by check_timer. */
+    struct entry_check checks[SERVE_CHECKS_MAX];
+    size_t check_next;
+    uint64_t check_timer;
 };
 
 /* ---- topics -------------------------------------------------------------- */
@@ -293,53 +305,197 @@ static void send_chunks(struct server *s, const char *topic, const char *gateway
     count_served(s, gateway, r, res->sent, bytes);
 }
 
-static bool same_file(const struct checked_entry *c, const struct stat *st)
+/* ---- store entries checked against their names ----------------------------- */
+
+static struct checked_entry *find_verdict(struct server *s, const uint8_t sha256[FERRY_SHA256_LEN])
 {
-    return c->dev == st->st_dev && c->ino == st->st_ino && c->size == st->st_size &&
-           c->mtime.tv_sec == st->st_mtim.tv_sec && c->mtime.tv_nsec == st->st_mtim.tv_nsec;
+    for (size_t i = 0; i < s->nverified; i++)
+        if (memcmp(s->verified[i].sha256, sha256, FERRY_SHA256_LEN) == 0)
+            return &s->verified[i];
+    return NULL;
 }
 
-/* Whether this instance's copy of the artifact holds what its name says:
- * hashed before its first chunk goes out (a store filled by copying from
- * another host is not trusted blindly), and again only once the file
- * changed (struct checked_entry). */
-static enum ferry_err entry_verified(struct server *s, const uint8_t sha256[FERRY_SHA256_LEN],
-                                     int fd, uint64_t size, struct ferry_diag *d)
+static void remember_verdict(struct server *s, const struct cloud_store_check *c, bool good)
 {
-    char hex[FERRY_SHA256_HEX_LEN + 1];
-    ferry_hex_encode(sha256, FERRY_SHA256_LEN, hex);
-    struct stat st;
-    if (fstat(fd, &st) != 0)
-        return ferry_fail(d, FERRY_E_IO, "store entry %s: %s", hex, strerror(errno));
-    struct checked_entry *c = NULL;
-    for (size_t i = 0; i < s->nverified && !c; i++)
-        if (memcmp(s->verified[i].sha256, sha256, FERRY_SHA256_LEN) == 0)
-            c = &s->verified[i];
-    if (c && same_file(c, &st))
-        return c->good ? FERRY_OK
-                       : ferry_fail(d, FERRY_E_HASH_MISMATCH,
-                                    "store entry %s still does not hold what its name says", hex);
-    uint64_t t0 = ferry_now_ms();
-    enum ferry_err err = cloud_store_verify_entry(s->store, sha256, fd, size, d);
-    if (err != FERRY_OK && err != FERRY_E_HASH_MISMATCH)
-        return err; /* a read error says nothing about the copy */
-    if (!c) {
-        c = &s->verified[s->verified_next];
+    struct checked_entry *v = find_verdict(s, c->sha256);
+    if (!v) {
+        v = &s->verified[s->verified_next];
         s->verified_next = (s->verified_next + 1) % SERVE_VERIFIED_MAX;
         if (s->nverified < SERVE_VERIFIED_MAX)
             s->nverified++;
     }
-    *c = (struct checked_entry){.dev = st.st_dev,
-                                .ino = st.st_ino,
-                                .size = st.st_size,
-                                .mtime = st.st_mtim,
-                                .good = err == FERRY_OK};
-    memcpy(c->sha256, sha256, FERRY_SHA256_LEN);
+    *v = (struct checked_entry){.file = c->file, .good = good};
+    memcpy(v->sha256, c->sha256, FERRY_SHA256_LEN);
+}
+
+static struct entry_check *find_check(struct server *s, const uint8_t sha256[FERRY_SHA256_LEN])
+{
+    for (size_t i = 0; i < SERVE_CHECKS_MAX; i++)
+        if (s->checks[i].used && memcmp(s->checks[i].c.sha256, sha256, FERRY_SHA256_LEN) == 0)
+            return &s->checks[i];
+    return NULL;
+}
+
+static void drop_check(struct entry_check *e)
+{
+    cloud_store_check_cancel(&e->c);
+    close(e->c.fd);
+    e->used = false;
+}
+
+/* Starts (or starts over) a check of the open entry fd, which it keeps. */
+static enum ferry_err begin_check(struct server *s, struct entry_check *e,
+                                  const uint8_t sha256[FERRY_SHA256_LEN], int fd, uint64_t size,
+                                  struct ferry_diag *d)
+{
+    enum ferry_err err = cloud_store_check_begin(s->store, &e->c, sha256, fd, size, d);
+    if (err != FERRY_OK)
+        return err;
+    e->used = true;
+    e->started_ms = ferry_now_ms();
+    e->slices = 0;
+    return FERRY_OK;
+}
+
+static void check_tick(void *arg);
+
+static void schedule_checks(struct server *s)
+{
+    if (!s->check_timer)
+        s->check_timer = ferry_loop_timer(s->loop, 0, check_tick, s);
+}
+
+/* A check whose file changed while hashed starts over on the entry as it is
+ * now (rewritten in place, or replaced by another file). */
+static void restart_check(struct server *s, struct entry_check *e)
+{
+    struct ferry_diag d = {{0}};
+    uint8_t sha256[FERRY_SHA256_LEN];
+    memcpy(sha256, e->c.sha256, FERRY_SHA256_LEN);
+    drop_check(e);
+    int fd = -1;
+    uint64_t size = 0;
+    enum ferry_err err = cloud_store_open_entry(s->store, sha256, &fd, &size, &d);
+    if (err == FERRY_OK && (err = begin_check(s, e, sha256, fd, size, &d)) != FERRY_OK)
+        close(fd);
+    if (err != FERRY_OK)
+        LOG_WARN("stream: check not started over: %s", ferry_diag_str(&d, err));
+}
+
+/* The verdict of a check whose every byte is hashed. */
+static void finish_check(struct server *s, struct entry_check *e)
+{
+    struct ferry_diag d = {{0}};
+    char hex[FERRY_SHA256_HEX_LEN + 1];
+    ferry_hex_encode(e->c.sha256, FERRY_SHA256_LEN, hex);
+    uint64_t ms = ferry_now_ms() - e->started_ms, size = e->c.size;
+    enum ferry_err err = cloud_store_check_end(s->store, &e->c, &d);
+    if (err == FERRY_E_BUSY) {
+        LOG_INFO("stream: artifact %.16s... changed while it was checked; checking it again", hex);
+        restart_check(s, e);
+        return;
+    }
+    if (err == FERRY_OK || err == FERRY_E_HASH_MISMATCH)
+        remember_verdict(s, &e->c, err == FERRY_OK); /* a read error says nothing of the copy */
     if (err == FERRY_OK)
         LOG_INFO("stream: artifact %.16s... verified in the store (%" PRIu64 " bytes, %" PRIu64
-                 " ms)",
-                 hex, size, ferry_now_ms() - t0);
-    return err;
+                 " ms, %" PRIu32 " slices)",
+                 hex, size, ms, e->slices);
+    else
+        LOG_ERR("stream: %s (checked in %" PRIu64 " ms)", ferry_diag_str(&d, err), ms);
+    drop_check(e);
+}
+
+/* One slice of one check per call, the checks in turn, until none is left. */
+static void check_tick(void *arg)
+{
+    struct server *s = arg;
+    s->check_timer = 0;
+    struct entry_check *e = NULL;
+    for (size_t i = 0; i < SERVE_CHECKS_MAX && !e; i++) {
+        size_t k = (s->check_next + i) % SERVE_CHECKS_MAX;
+        if (s->checks[k].used) {
+            e = &s->checks[k];
+            s->check_next = (k + 1) % SERVE_CHECKS_MAX;
+        }
+    }
+    if (!e)
+        return;
+    struct ferry_diag d = {{0}};
+    enum ferry_err err = cloud_store_check_step(s->store, &e->c, CLOUD_STORE_CHECK_SLICE, &d);
+    e->slices++;
+    if (err != FERRY_OK) {
+        LOG_ERR("stream: %s", ferry_diag_str(&d, err));
+        drop_check(e);
+    } else if (cloud_store_check_done(&e->c)) {
+        finish_check(s, e);
+    }
+    for (size_t i = 0; i < SERVE_CHECKS_MAX; i++)
+        if (s->checks[i].used) {
+            schedule_checks(s);
+            break;
+        }
+}
+
+static void stop_checks(struct server *s)
+{
+    if (s->check_timer)
+        ferry_loop_cancel(s->loop, s->check_timer);
+    s->check_timer = 0;
+    for (size_t i = 0; i < SERVE_CHECKS_MAX; i++)
+        if (s->checks[i].used)
+            drop_check(&s->checks[i]);
+}
+
+/* Whether this instance's copy of the artifact holds what its name says:
+ * hashed before its first chunk goes out (a store filled by copying from
+ * another host is not trusted blindly), in slices off the loop's critical
+ * path, and again only once the file changed (struct checked_entry).
+ * FERRY_OK: serve it. Otherwise *busy says what to answer: the copy does
+ * not verify (FERRY_E_HASH_MISMATCH, or a read error), or it is being
+ * checked (FERRY_E_BUSY: a check was started, taking *fd, or is under way,
+ * or SERVE_CHECKS_MAX are and this one waits for the next request). */
+static enum ferry_err entry_verified(struct server *s, const uint8_t sha256[FERRY_SHA256_LEN],
+                                     int *fd, uint64_t size, const char **busy,
+                                     struct ferry_diag *d)
+{
+    char hex[FERRY_SHA256_HEX_LEN + 1];
+    ferry_hex_encode(sha256, FERRY_SHA256_LEN, hex);
+    *busy = "holds a copy that does not verify of";
+    struct stat st;
+    if (fstat(*fd, &st) != 0)
+        return ferry_fail(d, FERRY_E_IO, "store entry %s: %s", hex, strerror(errno));
+    const struct checked_entry *v = find_verdict(s, sha256);
+    if (v && cloud_store_same_file(&v->file, &st))
+        return v->good ? FERRY_OK
+                       : ferry_fail(d, FERRY_E_HASH_MISMATCH,
+                                    "store entry %s still does not hold what its name says", hex);
+    *busy = "is checking its copy of";
+    struct entry_check *e = find_check(s, sha256);
+    if (e && cloud_store_same_file(&e->c.file, &st))
+        return ferry_fail(d, FERRY_E_BUSY, "store entry %s is being checked", hex);
+    if (e) {
+        LOG_INFO("stream: artifact %.16s... changed while it was checked; checking it again", hex);
+        drop_check(e);
+    }
+    for (size_t i = 0; i < SERVE_CHECKS_MAX && !e; i++)
+        if (!s->checks[i].used)
+            e = &s->checks[i];
+    if (!e) {
+        *busy = "is checking other copies before";
+        return ferry_fail(d, FERRY_E_BUSY, "store entry %s waits for a check", hex);
+    }
+    enum ferry_err err = begin_check(s, e, sha256, *fd, size, d);
+    if (err != FERRY_OK) {
+        *busy = "holds a copy that does not verify of";
+        return err;
+    }
+    *fd = -1; /* the check's now */
+    LOG_INFO("stream: checking artifact %.16s... in the store (%" PRIu64 " bytes) before its "
+             "first chunk",
+             hex, size);
+    schedule_checks(s);
+    return ferry_fail(d, FERRY_E_BUSY, "store entry %s is being checked", hex);
 }
 
 /* Sends one turn (cloud_budget.h): a few chunks of one gateway's request. */
@@ -376,13 +532,18 @@ static void serve_turn(struct server *s, const struct cloud_turn *t, struct turn
         res->done = true;
         return;
     }
-    err = entry_verified(s, r->sha256, fd, size, &d);
+    const char *busy = NULL;
+    err = entry_verified(s, r->sha256, &fd, size, &busy, &d);
     if (err != FERRY_OK) {
-        /* Another instance may hold a good copy, or this one a repaired
-         * copy later: busy, as for a missing one. */
-        LOG_ERR("stream: %s", ferry_diag_str(&d, err));
-        send_busy(s, topic, t->gateway, r, "holds a copy that does not verify of");
-        close(fd);
+        /* Another instance may hold a good copy, or this one a checked or
+         * repaired copy later: busy, as for a missing one. */
+        if (err == FERRY_E_BUSY)
+            LOG_DEBUG("stream: %s", ferry_diag_str(&d, err));
+        else
+            LOG_ERR("stream: %s", ferry_diag_str(&d, err));
+        send_busy(s, topic, t->gateway, r, busy);
+        if (fd >= 0)
+            close(fd);
         res->done = true;
         return;
     }
@@ -967,6 +1128,8 @@ static void server_close(struct server *s)
     cloud_http_stop(s->http);
     partition_stop(s);
     ferry_keeper_free(s->keeper);
+    if (s->loop)
+        stop_checks(s);
     if (s->pump_timer)
         ferry_loop_cancel(s->loop, s->pump_timer);
     ferry_loop_free(s->loop);

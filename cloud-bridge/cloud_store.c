@@ -148,34 +148,118 @@ enum ferry_err cloud_store_open_entry(const struct cloud_store *s,
     return FERRY_OK;
 }
 
-enum ferry_err cloud_store_verify_entry(const struct cloud_store *s,
-                                        const uint8_t sha256[FERRY_SHA256_LEN], int fd,
-                                        uint64_t size, struct ferry_diag *d)
+/* ---- checking an entry against its name ---------------------------------- */
+
+#define CHECK_READ (64u << 10) /* one pread of a slice */
+
+bool cloud_store_same_file(const struct stat *checked, const struct stat *st)
 {
-    char hex[FERRY_SHA256_HEX_LEN + 1];
-    entry_name(sha256, hex);
-    struct ferry_sha256 h;
-    ferry_sha256_init(&h);
-    uint8_t buf[65536];
-    for (uint64_t off = 0; off < size;) {
-        size_t want = size - off < sizeof(buf) ? (size_t)(size - off) : sizeof(buf);
-        ssize_t got = pread(fd, buf, want, (off_t)off);
+    return checked->st_dev == st->st_dev && checked->st_ino == st->st_ino &&
+           checked->st_size == st->st_size && checked->st_mtim.tv_sec == st->st_mtim.tv_sec &&
+           checked->st_mtim.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+void cloud_store_check_cancel(struct cloud_store_check *c)
+{
+    if (!c->live)
+        return;
+    uint8_t discard[FERRY_SHA256_LEN];
+    ferry_sha256_final(&c->hash, discard); /* releases the context */
+    c->live = false;
+}
+
+enum ferry_err cloud_store_check_begin(const struct cloud_store *s, struct cloud_store_check *c,
+                                       const uint8_t sha256[FERRY_SHA256_LEN], int fd,
+                                       uint64_t size, struct ferry_diag *d)
+{
+    memset(c, 0, sizeof(*c));
+    memcpy(c->sha256, sha256, FERRY_SHA256_LEN);
+    c->fd = fd;
+    c->size = size;
+    if (fstat(fd, &c->file) != 0) {
+        char hex[FERRY_SHA256_HEX_LEN + 1];
+        entry_name(sha256, hex);
+        return ferry_fail(d, FERRY_E_IO, "store %s: entry %s: %s", s->dir, hex, strerror(errno));
+    }
+    ferry_sha256_init(&c->hash);
+    c->live = true;
+    return FERRY_OK;
+}
+
+bool cloud_store_check_done(const struct cloud_store_check *c)
+{
+    return c->done >= c->size;
+}
+
+enum ferry_err cloud_store_check_step(const struct cloud_store *s, struct cloud_store_check *c,
+                                      uint64_t slice, struct ferry_diag *d)
+{
+    if (!c->live || slice == 0) {
+        enum ferry_err err =
+            ferry_fail(d, FERRY_E_INVALID_ARG, "store %s: %s", s->dir,
+                       c->live ? "a check step of zero bytes" : "a step of a check not begun");
+        cloud_store_check_cancel(c);
+        return err;
+    }
+    uint8_t buf[CHECK_READ];
+    uint64_t end = c->size - c->done < slice ? c->size : c->done + slice;
+    while (c->done < end) {
+        size_t want = end - c->done < sizeof(buf) ? (size_t)(end - c->done) : sizeof(buf);
+        ssize_t got = pread(c->fd, buf, want, (off_t)c->done);
         if (got < 0 && errno == EINTR)
             continue;
-        if (got <= 0)
-            return ferry_fail(d, FERRY_E_IO, "store %s: entry %s: %s at offset %llu", s->dir, hex,
-                              got < 0 ? strerror(errno) : "short read", (unsigned long long)off);
-        ferry_sha256_update(&h, buf, (size_t)got);
-        off += (uint64_t)got;
+        if (got <= 0) {
+            char hex[FERRY_SHA256_HEX_LEN + 1];
+            entry_name(c->sha256, hex);
+            enum ferry_err err =
+                ferry_fail(d, FERRY_E_IO, "store %s: entry %s: %s at offset %llu", s->dir, hex,
+                           got < 0 ? strerror(errno) : "short read", (unsigned long long)c->done);
+            cloud_store_check_cancel(c);
+            return err;
+        }
+        ferry_sha256_update(&c->hash, buf, (size_t)got);
+        c->done += (uint64_t)got;
+    }
+    return FERRY_OK;
+}
+
+enum ferry_err cloud_store_check_end(const struct cloud_store *s, struct cloud_store_check *c,
+                                     struct ferry_diag *d)
+{
+    char hex[FERRY_SHA256_HEX_LEN + 1];
+    entry_name(c->sha256, hex);
+    if (!c->live || !cloud_store_check_done(c)) {
+        cloud_store_check_cancel(c);
+        return ferry_fail(d, FERRY_E_INVALID_ARG,
+                          "store %s: entry %s: check ended after %llu of %llu bytes", s->dir, hex,
+                          (unsigned long long)c->done, (unsigned long long)c->size);
     }
     uint8_t got[FERRY_SHA256_LEN];
-    ferry_sha256_final(&h, got);
-    if (memcmp(got, sha256, FERRY_SHA256_LEN) != 0)
+    ferry_sha256_final(&c->hash, got);
+    c->live = false;
+    struct stat now;
+    if (fstat(c->fd, &now) != 0)
+        return ferry_fail(d, FERRY_E_IO, "store %s: entry %s: %s", s->dir, hex, strerror(errno));
+    if (!cloud_store_same_file(&c->file, &now))
+        return ferry_fail(d, FERRY_E_BUSY, "store %s: entry %s changed while it was checked",
+                          s->dir, hex);
+    if (memcmp(got, c->sha256, FERRY_SHA256_LEN) != 0)
         return ferry_fail(d, FERRY_E_HASH_MISMATCH,
                           "store %s: entry %s does not hold what its name says (a damaged or "
                           "unfinished copy?)",
                           s->dir, hex);
     return FERRY_OK;
+}
+
+enum ferry_err cloud_store_verify_entry(const struct cloud_store *s,
+                                        const uint8_t sha256[FERRY_SHA256_LEN], int fd,
+                                        uint64_t size, struct ferry_diag *d)
+{
+    struct cloud_store_check c;
+    enum ferry_err err = cloud_store_check_begin(s, &c, sha256, fd, size, d);
+    while (err == FERRY_OK && !cloud_store_check_done(&c))
+        err = cloud_store_check_step(s, &c, CLOUD_STORE_CHECK_SLICE, d);
+    return err == FERRY_OK ? cloud_store_check_end(s, &c, d) : err;
 }
 
 /* ---- import -------------------------------------------------------------- */

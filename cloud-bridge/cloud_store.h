@@ -25,8 +25,10 @@
 #include "ferry_rollout.h"
 #include "ferry_sha256.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #define CLOUD_STORE_TMP "tmp" /* DIR/tmp holds imports in progress */
 
@@ -60,11 +62,72 @@ enum ferry_err cloud_store_open_entry(const struct cloud_store *s,
                                       const uint8_t sha256[FERRY_SHA256_LEN], int *fd,
                                       uint64_t *size, struct ferry_diag *d) FERRY_MUST_CHECK;
 
-/* Hashes the open entry fd (size bytes, from cloud_store_open_entry) and
- * compares the digest with the name it was opened by: FERRY_E_HASH_MISMATCH
- * when a copy made behind the store's back (another host's files copied
- * here) does not hold what its name says, FERRY_E_IO on a read error.
- * Reads the whole entry: callers remember what they verified. */
+/* ---- checking an entry against its name, in slices ----
+ *
+ * A copy made behind the store's back (another host's files copied here)
+ * is not trusted blindly: its bytes must hash to its name. Hashing a big
+ * entry takes a while (about 0.2 s per 64 MiB here, more on a slow disk),
+ * so a process with other work on its loop hashes it in slices:
+ *
+ *     cloud_store_check_begin(s, &c, sha256, fd, size, d)   records the file
+ *     while (!cloud_store_check_done(&c))
+ *         cloud_store_check_step(s, &c, slice, d)          hashes <= slice bytes
+ *     cloud_store_check_end(s, &c, d)                      the verdict
+ *
+ * The caller owns the context (no heap) and the fd (it must stay open until
+ * the end; the check never closes it). The verdict holds for the file as it
+ * was at begin, c.file (dev, inode, size, mtime): cloud_store_same_file()
+ * tells a caller that remembers verdicts whether a later fstat is still that
+ * file. After an error from begin, step or end the check is over and its
+ * context released; cloud_store_check_cancel() releases one abandoned
+ * midway, and is harmless on one already over. */
+#define CLOUD_STORE_CHECK_SLICE (UINT64_C(4) << 20) /* a slice for a busy loop: ~12 ms */
+
+struct cloud_store_check {
+    uint8_t sha256[FERRY_SHA256_LEN]; /* the entry's name: what it must hash to */
+    int fd;                           /* the open entry (the caller's) */
+    uint64_t size;                    /* bytes to hash */
+    uint64_t done;                    /* bytes hashed so far */
+    struct stat file;                 /* fstat(fd) at begin */
+    struct ferry_sha256 hash;
+    bool live; /* the hash context is in use */
+};
+
+/* Starts a check of the open entry fd (size bytes, from
+ * cloud_store_open_entry) against sha256. FERRY_E_IO when fd cannot be
+ * fstat'ed. */
+enum ferry_err cloud_store_check_begin(const struct cloud_store *s, struct cloud_store_check *c,
+                                       const uint8_t sha256[FERRY_SHA256_LEN], int fd,
+                                       uint64_t size, struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* Hashes the next min(slice, size - done) bytes. FERRY_E_INVALID_ARG for a
+ * zero slice or a check that is not live, FERRY_E_IO on a read error or an
+ * end of file before size bytes (the file was cut short). */
+enum ferry_err cloud_store_check_step(const struct cloud_store *s, struct cloud_store_check *c,
+                                      uint64_t slice, struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* Whether every byte has been hashed: time for cloud_store_check_end(). */
+bool cloud_store_check_done(const struct cloud_store_check *c);
+
+/* The verdict, once done: FERRY_OK when the bytes hash to the name,
+ * FERRY_E_HASH_MISMATCH when they do not (a damaged or unfinished copy),
+ * FERRY_E_BUSY when the file changed while it was checked (fstat differs
+ * from c->file: begin again; the bytes hashed say nothing),
+ * FERRY_E_INVALID_ARG before done. Releases the context in every case. */
+enum ferry_err cloud_store_check_end(const struct cloud_store *s, struct cloud_store_check *c,
+                                     struct ferry_diag *d) FERRY_MUST_CHECK;
+
+/* Releases an unfinished check's context; fd stays open. */
+void cloud_store_check_cancel(struct cloud_store_check *c);
+
+/* Whether st (a later fstat or stat) is the file a check began on: same
+ * device, inode, size and modification time. */
+bool cloud_store_same_file(const struct stat *checked, const struct stat *st);
+
+/* The whole check at once (a loop over the above with
+ * CLOUD_STORE_CHECK_SLICE slices), for callers with nothing else to do
+ * meanwhile: FERRY_OK, FERRY_E_HASH_MISMATCH, FERRY_E_IO or FERRY_E_BUSY as
+ * above. Reads the whole entry: callers remember what they verified. */
 enum ferry_err cloud_store_verify_entry(const struct cloud_store *s,
                                         const uint8_t sha256[FERRY_SHA256_LEN], int fd,
                                         uint64_t size, struct ferry_diag *d) FERRY_MUST_CHECK;

@@ -22,6 +22,15 @@ else
 fi
 check "cached 32 MiB artifact is byte-identical" cmp "$TEST_TMP/a1.bin" "$TEST_TMP/gw1/cache/$SHA1"
 check "nothing partial is left behind" test ! -e "$TEST_TMP/gw1/cache/partial/$SHA1.part"
+# serve hashed its copy in slices before the first chunk, answering busy meanwhile.
+check "serve answered the first request busy while it checked its copy" \
+    grep -qF "is checking its copy of artifact ${SHA1:0:16}" "$TEST_TMP/serve-s1.log"
+check "the gateway took that busy as a retry" \
+    grep -qF "asking again shortly: busy: instance" "$TEST_TMP/gw1.log"
+verified=$(grep -oE "artifact ${SHA1:0:16}\.\.\. verified in the store \($((32 * MIB)) bytes, [0-9]+ ms, [0-9]+ slices\)" \
+    "$TEST_TMP/serve-s1.log" || true)
+echo "serve: $verified"
+check "serve reports the check of the 32 MiB entry with its duration" test -n "$verified"
 
 # --- kill -9 at several points, then resume -----------------------------------
 # Small chunks make the download long enough to interrupt it three times.
@@ -123,7 +132,8 @@ else
 fi
 
 # The cloud's copy is tampered with: serve hashes a store entry before its first
-# chunk and answers "busy" for a copy that does not match its name, so no
+# chunk (answering "busy" while it does) and answers "busy" for a copy that
+# does not match its name, so no
 # tampered byte leaves the cloud; nothing enters the cache, the old release
 # stays, and the gateway keeps asking until the copy is repaired. (The
 # gateway's own whole-file hash, for bytes changed on the way, is test_gw_cache's

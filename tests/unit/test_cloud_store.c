@@ -296,6 +296,173 @@ static void verify_entry_checks_a_copy_against_its_name(void)
     cloud_store_free(s);
 }
 
+/* An imported entry of len bytes; *fd (close it) open on it, path its file. */
+static struct cloud_store *entry_of(const char *name, size_t len, uint8_t sha[FERRY_SHA256_LEN],
+                                    int *fd, char path[PATH_MAX])
+{
+    char src[PATH_MAX];
+    snprintf(src, sizeof(src), "%s/%s-src.bin", ferry_test_tmpdir(), name);
+    write_file(src, len, (unsigned)len);
+    struct cloud_store *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(cloud_store_open(new_dir(name), &s, NULL), FERRY_OK);
+    uint64_t size = 0, esize = 0;
+    CU_ASSERT_EQUAL_FATAL(cloud_store_import(s, src, NULL, NULL, sha, &size, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(cloud_store_open_entry(s, sha, fd, &esize, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(esize, len);
+    CU_ASSERT_EQUAL_FATAL(cloud_store_path(s, sha, path, PATH_MAX), FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(chmod(path, 0644), 0);
+    return s;
+}
+
+/* Steps a check to its end in slices of slice bytes: each step hashes
+ * exactly min(slice, what is left), never more. Returns the steps taken. */
+static unsigned step_to_end(struct cloud_store *s, struct cloud_store_check *c, uint64_t slice)
+{
+    unsigned steps = 0;
+    while (!cloud_store_check_done(c)) {
+        uint64_t before = c->done, left = c->size - c->done;
+        CU_ASSERT_EQUAL_FATAL(cloud_store_check_step(s, c, slice, NULL), FERRY_OK);
+        CU_ASSERT_EQUAL_FATAL(c->done - before, left < slice ? left : slice);
+        steps++;
+    }
+    return steps;
+}
+
+/* A good entry verifies whatever the slice: one that divides its size, ones
+ * that do not (within and across the 64 KiB reads), one larger than it. */
+static void check_in_slices_verifies_a_good_entry(void)
+{
+    const size_t len = 200000;
+    uint8_t sha[FERRY_SHA256_LEN];
+    int fd = -1;
+    char path[PATH_MAX];
+    struct cloud_store *s = entry_of("check-good", len, sha, &fd, path);
+    const uint64_t slices[] = {50000, 65536, 70001, 1000, UINT64_C(1) << 20};
+    for (size_t i = 0; i < sizeof(slices) / sizeof(slices[0]); i++) {
+        struct cloud_store_check c;
+        CU_ASSERT_EQUAL_FATAL(cloud_store_check_begin(s, &c, sha, fd, len, NULL), FERRY_OK);
+        CU_ASSERT_FALSE(cloud_store_check_done(&c));
+        unsigned steps = step_to_end(s, &c, slices[i]);
+        CU_ASSERT_EQUAL(steps, (len + slices[i] - 1) / slices[i]);
+        CU_ASSERT_EQUAL(cloud_store_check_end(s, &c, NULL), FERRY_OK);
+        CU_ASSERT_FALSE(c.live);
+    }
+    /* The one-shot check is the same loop. */
+    CU_ASSERT_EQUAL(cloud_store_verify_entry(s, sha, fd, len, NULL), FERRY_OK);
+    close(fd);
+    cloud_store_free(s);
+}
+
+/* A byte changed in place before the check (a bad copy) is a mismatch at
+ * the end, in any slices; the verdict is the end's, not a step's. */
+static void check_in_slices_finds_a_tampered_entry(void)
+{
+    const size_t len = 300000;
+    uint8_t sha[FERRY_SHA256_LEN];
+    int fd = -1;
+    char path[PATH_MAX];
+    struct cloud_store *s = entry_of("check-bad", len, sha, &fd, path);
+    int w = open(path, O_WRONLY);
+    CU_ASSERT_FATAL(w >= 0);
+    uint8_t b = 0;
+    CU_ASSERT_EQUAL_FATAL(pread(fd, &b, 1, 299999), 1);
+    b ^= 0x01;
+    CU_ASSERT_EQUAL(pwrite(w, &b, 1, 299999), 1); /* the very last byte */
+    close(w);
+    const uint64_t slices[] = {100000, 65536};
+    for (size_t i = 0; i < sizeof(slices) / sizeof(slices[0]); i++) {
+        struct cloud_store_check c;
+        struct ferry_diag d = {{0}};
+        CU_ASSERT_EQUAL_FATAL(cloud_store_check_begin(s, &c, sha, fd, len, NULL), FERRY_OK);
+        step_to_end(s, &c, slices[i]);
+        CU_ASSERT_EQUAL(cloud_store_check_end(s, &c, &d), FERRY_E_HASH_MISMATCH);
+        CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "does not hold what its name says"));
+    }
+    close(fd);
+    cloud_store_free(s);
+}
+
+/* A file rewritten while it is checked says nothing about the copy, even
+ * when its bytes end up as they were: the end tells the caller to begin
+ * again (FERRY_E_BUSY), and a check begun afterwards verifies. */
+static void check_of_a_file_changed_midway_starts_over(void)
+{
+    const size_t len = 200000;
+    uint8_t sha[FERRY_SHA256_LEN];
+    int fd = -1;
+    char path[PATH_MAX];
+    struct cloud_store *s = entry_of("check-changed", len, sha, &fd, path);
+    struct cloud_store_check c;
+    CU_ASSERT_EQUAL_FATAL(cloud_store_check_begin(s, &c, sha, fd, len, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(cloud_store_check_step(s, &c, 100000, NULL), FERRY_OK);
+    /* The same byte written back, with another modification time. */
+    uint8_t b = 0;
+    CU_ASSERT_EQUAL_FATAL(pread(fd, &b, 1, 150000), 1);
+    int w = open(path, O_WRONLY);
+    CU_ASSERT_FATAL(w >= 0);
+    CU_ASSERT_EQUAL(pwrite(w, &b, 1, 150000), 1);
+    struct timespec times[2] = {{.tv_sec = 1000000000}, {.tv_sec = 1000000000}};
+    CU_ASSERT_EQUAL(futimens(w, times), 0);
+    close(w);
+    struct stat st;
+    CU_ASSERT_EQUAL_FATAL(fstat(fd, &st), 0);
+    CU_ASSERT_FALSE(cloud_store_same_file(&c.file, &st));
+    step_to_end(s, &c, 100000);
+    struct ferry_diag d = {{0}};
+    CU_ASSERT_EQUAL(cloud_store_check_end(s, &c, &d), FERRY_E_BUSY);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "changed while it was checked"));
+    /* Begun again on the file as it is now: the same file throughout. */
+    CU_ASSERT_EQUAL_FATAL(cloud_store_check_begin(s, &c, sha, fd, len, NULL), FERRY_OK);
+    CU_ASSERT(cloud_store_same_file(&c.file, &st));
+    step_to_end(s, &c, 65536);
+    CU_ASSERT_EQUAL(cloud_store_check_end(s, &c, NULL), FERRY_OK);
+    /* Cut short while checked: the step that finds the end is a read error. */
+    CU_ASSERT_EQUAL_FATAL(cloud_store_check_begin(s, &c, sha, fd, len, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(cloud_store_check_step(s, &c, 65536, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL_FATAL(truncate(path, 100000), 0);
+    CU_ASSERT_EQUAL(cloud_store_check_step(s, &c, 65536, NULL), FERRY_E_IO);
+    CU_ASSERT_FALSE(c.live);
+    close(fd);
+    cloud_store_free(s);
+}
+
+/* The calling protocol's bounds: no zero slice, no step of a check over or
+ * never begun, no verdict before every byte is hashed; cancel at any time. */
+static void check_keeps_to_its_calling_protocol(void)
+{
+    const size_t len = 100000;
+    uint8_t sha[FERRY_SHA256_LEN];
+    int fd = -1;
+    char path[PATH_MAX];
+    struct cloud_store *s = entry_of("check-protocol", len, sha, &fd, path);
+    struct cloud_store_check c;
+    CU_ASSERT_EQUAL_FATAL(cloud_store_check_begin(s, &c, sha, fd, len, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL(cloud_store_check_step(s, &c, 0, NULL), FERRY_E_INVALID_ARG);
+    CU_ASSERT_FALSE(c.live); /* an error ends the check */
+    CU_ASSERT_EQUAL(cloud_store_check_step(s, &c, 4096, NULL), FERRY_E_INVALID_ARG);
+    CU_ASSERT_EQUAL(c.done, 0);
+    CU_ASSERT_EQUAL_FATAL(cloud_store_check_begin(s, &c, sha, fd, len, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL(cloud_store_check_step(s, &c, 4096, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL(c.done, 4096);
+    struct ferry_diag d = {{0}};
+    CU_ASSERT_EQUAL(cloud_store_check_end(s, &c, &d), FERRY_E_INVALID_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "after 4096 of 100000 bytes"));
+    CU_ASSERT_FALSE(c.live);
+    CU_ASSERT_EQUAL_FATAL(cloud_store_check_begin(s, &c, sha, fd, len, NULL), FERRY_OK);
+    CU_ASSERT_EQUAL(cloud_store_check_step(s, &c, 4096, NULL), FERRY_OK);
+    cloud_store_check_cancel(&c);
+    cloud_store_check_cancel(&c); /* harmless twice */
+    CU_ASSERT_FALSE(c.live);
+    /* The fd is the caller's: still open after all of the above. */
+    uint8_t b;
+    CU_ASSERT_EQUAL(pread(fd, &b, 1, 0), 1);
+    /* A closed fd cannot be begun on. */
+    close(fd);
+    CU_ASSERT_EQUAL(cloud_store_check_begin(s, &c, sha, fd, len, NULL), FERRY_E_IO);
+    CU_ASSERT_FALSE(c.live);
+    cloud_store_free(s);
+}
+
 static void open_creates_the_folders(void)
 {
     char dir[PATH_MAX];
@@ -376,6 +543,10 @@ const struct ferry_test_case ferry_tests[] = {
      lookups_of_absent_and_foreign_entries_fail_cleanly},
     {"open_entry reads what was imported", open_entry_reads_what_was_imported},
     {"verify_entry checks a copy against its name", verify_entry_checks_a_copy_against_its_name},
+    {"a check in slices verifies a good entry", check_in_slices_verifies_a_good_entry},
+    {"a check in slices finds a tampered entry", check_in_slices_finds_a_tampered_entry},
+    {"a check of a file changed midway starts over", check_of_a_file_changed_midway_starts_over},
+    {"a check keeps to its calling protocol", check_keeps_to_its_calling_protocol},
     {"open creates the folders", open_creates_the_folders},
     {"each_release lists the catalogue", each_release_lists_the_catalogue},
     {NULL, NULL},
