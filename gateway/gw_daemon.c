@@ -373,6 +373,39 @@ static enum ferry_err fetch_start(struct gw *g, const struct ferry_manifest *m)
     return FERRY_OK;
 }
 
+/* The releases whose artifacts the gateway fetches: the held ones first
+ * (but not a withdrawn one), then the rollouts' (release and revert, but not
+ * a withdrawn one: gw_policy.h). Returns how many. */
+static size_t
+wanted_releases(struct gw *g,
+                const struct ferry_manifest *want[GW_RELEASES_MAX_PRODUCTS + MAX_ROLLOUT_REFS])
+{
+    size_t n = 0;
+    for (size_t i = 0; i < gw_releases_count(g->releases); i++) {
+        const struct gw_release *rel = gw_releases_at(g->releases, i);
+        if (verdict_of(g, rel, NULL) != FERRY_E_WITHDRAWN)
+            want[n++] = &rel->manifest;
+    }
+    return n + gw_policy_rollout_releases(g->policy, want + n, MAX_ROLLOUT_REFS);
+}
+
+/* Stops the download in progress when no release wants its artifact any
+ * more (the product's timestamp withdrew it); the partial stays for the
+ * cache's eviction. */
+static void stop_unwanted_fetch(struct gw *g)
+{
+    if (!g->fetch)
+        return;
+    const struct ferry_manifest *want[GW_RELEASES_MAX_PRODUCTS + MAX_ROLLOUT_REFS];
+    size_t n = wanted_releases(g, want);
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(want[i]->sha256, g->fetch_sha, FERRY_SHA256_LEN) == 0)
+            return;
+    fetch_log_stats(g, "stopped (no release wants it: withdrawn)");
+    fetch_stop(g);
+    schedule_pick(g, 0);
+}
+
 /* Starts the next download a held release needs, if none is running. */
 static void pick_next(struct gw *g)
 {
@@ -380,16 +413,8 @@ static void pick_next(struct gw *g)
         return;
     uint64_t now = ferry_now_ms();
     uint64_t soonest = UINT64_MAX;
-    /* The held releases first (but not a withdrawn one: it is not fetched),
-     * then the rollouts' (release and revert). */
     const struct ferry_manifest *want[GW_RELEASES_MAX_PRODUCTS + MAX_ROLLOUT_REFS];
-    size_t n = 0;
-    for (size_t i = 0; i < gw_releases_count(g->releases); i++) {
-        const struct gw_release *rel = gw_releases_at(g->releases, i);
-        if (verdict_of(g, rel, NULL) != FERRY_E_WITHDRAWN)
-            want[n++] = &rel->manifest;
-    }
-    n += gw_policy_rollout_releases(g->policy, want + n, MAX_ROLLOUT_REFS);
+    size_t n = wanted_releases(g, want);
     for (size_t i = 0; i < n; i++) {
         const struct ferry_manifest *m = want[i];
         if (gw_cache_has(g->cache, m->sha256, NULL))
@@ -562,6 +587,15 @@ static void sync_held(struct gw *g, const char *product, struct gw_policy_effect
         LOG_ERR("rollouts: cannot hold product %s's releases (out of memory or products)", product);
 }
 
+/* The policy learns the trust's verdict on product's rollout release and
+ * revert (gw_policy_trust()), and says in the log what it does with them. */
+static void sync_rollout_trust(struct gw *g, const char *product, struct gw_policy_effects *fx)
+{
+    char why[GW_POLICY_WHY_MAX];
+    if (gw_policy_trust(g->policy, product, gw_meta_trust(g->meta), wall_now(), fx, why))
+        LOG_INFO("rollouts: %s", why);
+}
+
 /* An artifact became servable (or went): every release or rollout that
  * uses it may be offered now (or no longer). */
 static void policy_cached(struct gw *g, const uint8_t sha[FERRY_SHA256_LEN], bool cached)
@@ -584,11 +618,14 @@ static enum ferry_err take_rollout(struct gw *g, struct gw_rollout_in *in)
     memcpy(rel, in->rel.sha256, sizeof(rel));
     memcpy(rev, in->rev.sha256, sizeof(rev));
     bool has_rev = in->has_rev;
+    char doc_product[FERRY_ID_MAX + 1];
+    snprintf(doc_product, sizeof(doc_product), "%s", doc->product);
     enum ferry_err err = gw_policy_rollout(g->policy, in->doc, &in->rel,
                                            in->has_rev ? &in->rev : NULL, wall_now(), &fx);
     in->doc = NULL; /* the policy's now, also on error */
     if (err != FERRY_OK)
         return err;
+    sync_rollout_trust(g, doc_product, &fx);
     gw_policy_cached(g->policy, rel, gw_cache_has(g->cache, rel, NULL), &fx);
     if (has_rev)
         gw_policy_cached(g->policy, rev, gw_cache_has(g->cache, rev, NULL), &fx);
@@ -619,6 +656,7 @@ static void on_rollout(void *arg, const char *product, const uint8_t *buf, size_
         LOG_INFO("rollouts: an older document for product %s ignored", product);
     else if (err != FERRY_OK)
         LOG_ERR("rollouts: document for product %s not taken: %s", product, ferry_strerror(err));
+    stop_unwanted_fetch(g);
     schedule_pick(g, 0);
 }
 
@@ -726,10 +764,13 @@ static void on_root(void *arg, const char *level, const uint8_t *buf, size_t len
     /* The policy offers only what the trust has nothing against (held_of());
      * it notifies the products whose offer changed. */
     struct gw_policy_effects fx = {0};
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         sync_held(g, products[i], &fx);
+        sync_rollout_trust(g, products[i], &fx);
+    }
     apply_policy(g, &fx);
     gw_coap_meta_changed(g->coap, NULL);
+    stop_unwanted_fetch(g);
     schedule_pick(g, 0);
 }
 
@@ -756,9 +797,11 @@ static void on_timestamp(void *arg, const char *product, const uint8_t *buf, siz
     gw_coap_meta_changed(g->coap, product);
     struct gw_policy_effects fx = {0};
     sync_held(g, product, &fx);
+    sync_rollout_trust(g, product, &fx);
     apply_policy(g, &fx);
     if (gw_coap_manifest_changed(g->coap, product) != FERRY_OK)
         LOG_WARN("coap: cannot notify observers of product %s", product);
+    stop_unwanted_fetch(g);
     schedule_pick(g, 0);
 }
 

@@ -1,5 +1,6 @@
 #include "gw_policy.h"
 
+#include "ferry_envelope.h"
 #include "ferry_idmap.h"
 #include "ferry_ratecap.h"
 
@@ -33,6 +34,10 @@ struct rollout {
     struct ferry_rollout_doc *doc;
     struct ferry_manifest rel, rev;
     bool has_rev, rel_cached, rev_cached;
+    /* SHA-256 of each envelope's signed manifest bytes, and the trust's
+     * verdict on it (gw_policy_trust()); FERRY_OK until told otherwise. */
+    uint8_t rel_digest[FERRY_SHA256_LEN], rev_digest[FERRY_SHA256_LEN];
+    enum ferry_err rel_verdict, rev_verdict;
     struct ferry_idmap *idx; /* node -> index into doc->targets and rt */
     struct target_rt *rt;
     struct ferry_ratecap *cap;
@@ -222,6 +227,17 @@ static const struct held *baseline(const struct product *ps)
 /* ---- rollouts ----------------------------------------------------------------------------------
  */
 
+/* The SHA-256 of an envelope's signed manifest bytes (what a timestamp
+ * names); the envelope verified before it got here, so it parses. */
+static void manifest_digest(const uint8_t *env, size_t len, uint8_t out[FERRY_SHA256_LEN])
+{
+    struct ferry_envelope *e = NULL;
+    memset(out, 0, FERRY_SHA256_LEN);
+    if (env && ferry_envelope_parse(env, len, &e, NULL) == FERRY_OK)
+        ferry_sha256(e->manifest, e->manifest_len, out);
+    ferry_envelope_free(e);
+}
+
 /* Runtime of a rollout that replaces `old` (the same rollout, older
  * revision): what the gateway saw of each target carries over, and so does
  * its halt, unless the operator resumed since. */
@@ -257,6 +273,22 @@ static void carry_over(struct rollout *ro, struct rollout *old, struct gw_policy
                      memcmp(old->rev.sha256, ro->rev.sha256, FERRY_SHA256_LEN) == 0;
 }
 
+/* Verdicts carry over to a document naming the same manifests: a withdrawn
+ * release stays withdrawn until the next gw_policy_trust(). */
+static void carry_verdicts(struct rollout *ro, const struct rollout *old)
+{
+    const uint8_t *rel[2] = {old->rel_digest, old->has_rev ? old->rev_digest : NULL};
+    const enum ferry_err v[2] = {old->rel_verdict, old->rev_verdict};
+    for (int k = 0; k < 2; k++) {
+        if (!rel[k])
+            continue;
+        if (memcmp(rel[k], ro->rel_digest, FERRY_SHA256_LEN) == 0)
+            ro->rel_verdict = v[k];
+        if (ro->has_rev && memcmp(rel[k], ro->rev_digest, FERRY_SHA256_LEN) == 0)
+            ro->rev_verdict = v[k];
+    }
+}
+
 enum ferry_err gw_policy_rollout(struct gw_policy *p, struct ferry_rollout_doc *doc,
                                  const struct ferry_manifest *rel, const struct ferry_manifest *rev,
                                  int64_t wall, struct gw_policy_effects *fx)
@@ -281,6 +313,9 @@ enum ferry_err gw_policy_rollout(struct gw_policy *p, struct ferry_rollout_doc *
         ro->has_rev = rev != NULL;
         if (rev)
             ro->rev = *rev;
+        manifest_digest(ro->doc->release, ro->doc->release_len, ro->rel_digest);
+        if (rev)
+            manifest_digest(ro->doc->revert, ro->doc->revert_len, ro->rev_digest);
         ro->rt = calloc(ro->doc->ntargets ? ro->doc->ntargets : 1, sizeof(*ro->rt));
         err = ro->rt ? ferry_idmap_new(ro->doc->ntargets, p->seed, &ro->idx, NULL) : FERRY_E_NOMEM;
     }
@@ -295,6 +330,8 @@ enum ferry_err gw_policy_rollout(struct gw_policy *p, struct ferry_rollout_doc *
         rollout_free(ro);
         return err;
     }
+    if (old)
+        carry_verdicts(ro, old);
     if (old && old->doc->rollout == ro->doc->rollout)
         carry_over(ro, old, fx);
     else if (old && old->halted)
@@ -334,6 +371,53 @@ void gw_policy_cached(struct gw_policy *p, const uint8_t sha[FERRY_SHA256_LEN], 
         if (hit)
             notify(fx, ps->name);
     }
+}
+
+/* ---- the trust's verdicts ------------------------------------------------------------------ */
+
+static bool may_offer(enum ferry_err v)
+{
+    return v == FERRY_OK;
+}
+
+static bool may_fetch(enum ferry_err v)
+{
+    return v != FERRY_E_WITHDRAWN;
+}
+
+static const char *verdict_effect(enum ferry_err v)
+{
+    if (v == FERRY_OK)
+        return "offered";
+    if (v == FERRY_E_WITHDRAWN)
+        return "withdrawn: neither fetched nor offered";
+    return "not named current: fetched, not offered";
+}
+
+bool gw_policy_trust(struct gw_policy *p, const char *product, const struct ferry_trust *t,
+                     int64_t wall, struct gw_policy_effects *fx, char why[GW_POLICY_WHY_MAX])
+{
+    why[0] = 0;
+    struct product *ps = find_product(p, product);
+    struct rollout *ro = ps ? ps->ro : NULL;
+    if (!ro)
+        return false;
+    enum ferry_err rel =
+        ferry_trust_verdict(t, product, ro->rel.release_id, ro->rel_digest, wall, NULL);
+    enum ferry_err rev = ro->has_rev ? ferry_trust_verdict(t, product, ro->rev.release_id,
+                                                           ro->rev_digest, wall, NULL)
+                                     : FERRY_OK;
+    if (rel == ro->rel_verdict && rev == ro->rev_verdict)
+        return false;
+    ro->rel_verdict = rel;
+    ro->rev_verdict = rev;
+    int n = snprintf(why, GW_POLICY_WHY_MAX, "rollout %" PRIu64 "'s release %s is %s",
+                     ro->doc->rollout, ro->rel.release_id, verdict_effect(rel));
+    if (ro->has_rev && n > 0 && n < GW_POLICY_WHY_MAX)
+        snprintf(why + n, GW_POLICY_WHY_MAX - (size_t)n, "; its revert %s is %s",
+                 ro->rev.release_id, verdict_effect(rev));
+    notify(fx, ps->name);
+    return true;
 }
 
 /* ---- status and halts ------------------------------------------------------------------------ */
@@ -483,15 +567,15 @@ static void offer_stopped(struct gw_policy *p, struct product *ps, uint32_t i, s
     int s = target_state(ro, i);
     bool started = ro->rt[i].started || s >= 0;
     const struct ferry_rollout_doc *doc = ro->doc;
-    if (installed_state(s)) {
-        if (doc->state != FERRY_ROLLOUT_CANCELLED && ro->has_rev && ro->rev_cached) {
-            set_offer(out, GW_OFFER_REVERT, doc->revert, doc->revert_len, 0);
-            p->stats.offers_revert++;
-        } else { /* the release it runs: passed over in silence */
-            set_offer(out, GW_OFFER_ROLLOUT, doc->release, doc->release_len, 0);
-            p->stats.offers_rollout++;
-        }
-    } else if (started && !ferry_state_is_final((enum ferry_state)(s < 0 ? 0 : s))) {
+    bool rel_ok = may_offer(ro->rel_verdict);
+    if (installed_state(s) && doc->state != FERRY_ROLLOUT_CANCELLED && ro->has_rev &&
+        ro->rev_cached && may_offer(ro->rev_verdict)) {
+        set_offer(out, GW_OFFER_REVERT, doc->revert, doc->revert_len, 0);
+        p->stats.offers_revert++;
+    } else if (installed_state(s) && rel_ok) { /* the release it runs: passed over in silence */
+        set_offer(out, GW_OFFER_ROLLOUT, doc->release, doc->release_len, 0);
+        p->stats.offers_rollout++;
+    } else if (rel_ok && started && !ferry_state_is_final((enum ferry_state)(s < 0 ? 0 : s))) {
         /* Under way: keep it, and keep it from installing. */
         set_offer(out, GW_OFFER_ROLLOUT, doc->release, doc->release_len, GW_POLICY_HALT_HOLD_S);
         p->stats.offers_held++;
@@ -524,7 +608,8 @@ void gw_policy_offer(struct gw_policy *p, const char *product, const char *node,
     bool open = t->wave < doc->open_waves || doc->state == FERRY_ROLLOUT_COMPLETED;
     bool may_start =
         open && (doc->state == FERRY_ROLLOUT_RUNNING || doc->state == FERRY_ROLLOUT_COMPLETED);
-    if (!ro->rel_cached || doc->state == FERRY_ROLLOUT_SCHEDULED || (!started && !may_start)) {
+    if (!ro->rel_cached || !may_offer(ro->rel_verdict) || doc->state == FERRY_ROLLOUT_SCHEDULED ||
+        (!started && !may_start)) {
         offer_baseline(p, ps, out);
         return;
     }
@@ -570,6 +655,10 @@ static enum gw_admit admit_one(struct gw_policy *p, struct rollout *ro, const ch
     bool stopped = halted(ro) && s != FERRY_ROLLOUT_CANCELLED;
     if (node && !ferry_idmap_get(ro->idx, node, &i)) {
         snprintf(why, 96, "node %.40s is not a target of rollout %" PRIu64, node, doc->rollout);
+        return GW_ADMIT_REFUSE;
+    }
+    if (ro->rel_verdict == FERRY_E_WITHDRAWN) {
+        snprintf(why, 96, "release %.60s is withdrawn", ro->rel.release_id);
         return GW_ADMIT_REFUSE;
     }
     if (s == FERRY_ROLLOUT_CANCELLED || s == FERRY_ROLLOUT_SCHEDULED) {
@@ -618,8 +707,14 @@ enum gw_admit gw_policy_admit(struct gw_policy *p, const uint8_t sha[FERRY_SHA25
             struct rollout *ro = p->products[k].ro;
             if (!ro)
                 continue;
-            if (ro->has_rev && memcmp(ro->rev.sha256, sha, FERRY_SHA256_LEN) == 0)
-                return GW_ADMIT_SERVE; /* the old image: harmless to anyone */
+            if (ro->has_rev && memcmp(ro->rev.sha256, sha, FERRY_SHA256_LEN) == 0) {
+                if (may_fetch(ro->rev_verdict))
+                    return GW_ADMIT_SERVE; /* the old image: harmless to anyone */
+                snprintf(why, 96, "release %.60s is withdrawn", ro->rev.release_id);
+                verdict = GW_ADMIT_REFUSE;
+                any = true;
+                continue;
+            }
             if (memcmp(ro->rel.sha256, sha, FERRY_SHA256_LEN) != 0)
                 continue;
             enum gw_admit v = admit_one(p, ro, node, max_age_s, why, first);
@@ -643,8 +738,10 @@ bool gw_policy_wants(const struct gw_policy *p, const uint8_t sha[FERRY_SHA256_L
         return true;
     for (size_t i = 0; i < p->n; i++) {
         const struct rollout *ro = p->products[i].ro;
-        if (ro && (memcmp(ro->rel.sha256, sha, FERRY_SHA256_LEN) == 0 ||
-                   (ro->has_rev && memcmp(ro->rev.sha256, sha, FERRY_SHA256_LEN) == 0)))
+        if (ro &&
+            ((may_fetch(ro->rel_verdict) && memcmp(ro->rel.sha256, sha, FERRY_SHA256_LEN) == 0) ||
+             (ro->has_rev && may_fetch(ro->rev_verdict) &&
+              memcmp(ro->rev.sha256, sha, FERRY_SHA256_LEN) == 0)))
             return true;
     }
     return false;
@@ -658,9 +755,9 @@ size_t gw_policy_rollout_releases(const struct gw_policy *p, const struct ferry_
         const struct rollout *ro = p->products[i].ro;
         if (!ro || ferry_rollout_state_is_final(ro->doc->state))
             continue;
-        if (n < cap)
+        if (may_fetch(ro->rel_verdict) && n < cap)
             out[n++] = &ro->rel;
-        if (ro->has_rev && n < cap)
+        if (ro->has_rev && may_fetch(ro->rev_verdict) && n < cap)
             out[n++] = &ro->rev;
     }
     return n;

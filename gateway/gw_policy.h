@@ -44,6 +44,17 @@
  * - Artifacts. A rollout's release artifact is served to the targets that
  *   may download it (above) and to anonymous clients while the rollout runs;
  *   anyone else is refused, unless the artifact is also a held release's.
+ * - Trust. With a timestamp role, a rollout's release and revert pass the
+ *   same verdict as held releases (ferry_trust_verdict(), given to
+ *   gw_policy_trust() with the time): FERRY_OK, offered as above;
+ *   FERRY_E_STALE (the product's timestamp does not name it current, or
+ *   expired), fetched and kept but not offered, since a fresh timestamp may
+ *   name it soon; FERRY_E_WITHDRAWN, neither fetched, kept nor offered, and
+ *   its blocks are refused (4.03). Where a release may not be offered, its
+ *   targets get what they would get without it: the baseline, or for a
+ *   halted rollout's installed targets the release they run (if offerable)
+ *   when the revert may not be offered. Nodes check the timestamp too; this
+ *   saves the downloads they would refuse.
  *
  * Documents: one per product; an older rollout id, or an older revision of
  * the same rollout, is ignored. Not thread-safe: the loop owns it. */
@@ -56,6 +67,7 @@
 #include "ferry_rollout.h"
 #include "ferry_sha256.h"
 #include "ferry_status.h"
+#include "ferry_trust.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -65,6 +77,7 @@
 #define GW_POLICY_MAX_NODES    200000 /* descriptions remembered */
 #define GW_POLICY_HALT_HOLD_S  86400  /* hold while halted or cancelled */
 #define GW_POLICY_STALL_S      60     /* Max-Age of a stalled block request */
+#define GW_POLICY_WHY_MAX      256    /* gw_policy_trust()'s message */
 
 struct gw_policy;
 
@@ -103,6 +116,15 @@ enum ferry_err gw_policy_held(struct gw_policy *p, const char *product,
 enum ferry_err gw_policy_rollout(struct gw_policy *p, struct ferry_rollout_doc *doc,
                                  const struct ferry_manifest *rel, const struct ferry_manifest *rev,
                                  int64_t wall, struct gw_policy_effects *fx) FERRY_MUST_CHECK;
+
+/* The trust changed (a timestamp, a root) or a rollout document arrived:
+ * product's rollout release and revert get t's verdict at wall (rules
+ * above). Returns true when a verdict changed, with why saying what now
+ * happens to them (for the log) and the product in fx->notify. A new
+ * document starts from the verdicts its manifests had (FERRY_OK for others):
+ * call this after every gw_policy_rollout(). */
+bool gw_policy_trust(struct gw_policy *p, const char *product, const struct ferry_trust *t,
+                     int64_t wall, struct gw_policy_effects *fx, char why[GW_POLICY_WHY_MAX]);
 
 /* Whether artifact sha is complete in the cache. */
 void gw_policy_cached(struct gw_policy *p, const uint8_t sha[FERRY_SHA256_LEN], bool cached,
@@ -155,11 +177,11 @@ enum gw_admit gw_policy_admit(struct gw_policy *p, const uint8_t sha[FERRY_SHA25
                               const char *node, uint32_t *max_age_s, char why[96], bool *first);
 
 /* Whether a held release or a rollout of any product refers to sha (the
- * artifacts to fetch and keep). */
+ * artifacts to fetch and keep; a withdrawn rollout release is not). */
 bool gw_policy_wants(const struct gw_policy *p, const uint8_t sha[FERRY_SHA256_LEN]);
 
 /* The releases the rollouts not cancelled or completed need (release and
- * revert), whose artifacts the gateway must fetch and keep: up to cap
+ * revert, unless withdrawn), whose artifacts the gateway must fetch and keep: up to cap
  * manifests (valid until the next gw_policy_rollout()), returns how many. */
 size_t gw_policy_rollout_releases(const struct gw_policy *p, const struct ferry_manifest **out,
                                   size_t cap);

@@ -14,6 +14,8 @@
 # rollout offers, the first wave's node installs 1.0.4 while the others keep
 # 1.0.3; the next wave installs it; the completed rollout's release is
 # recorded as the line's current one and the next timestamp names it alone.
+# Last, 1.0.5 is withdrawn while staged, then rolled out (waves 50,100): the
+# gateway neither fetches it nor offers it to a node of either wave.
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 start_mosquitto
@@ -27,7 +29,7 @@ BUSY_FLAG="$TEST_TMP/busy.flag"
 ALL=(early busy1 busy2 late)
 PUB=$ROOT1 # gateways and nodes start from root version 1
 
-for v in 1 2 3 4; do
+for v in 1 2 3 4 5; do
     head -c "$IMAGE_BYTES" /dev/urandom >"$TEST_TMP/r$v.bin"
 done
 
@@ -156,6 +158,58 @@ if wait_fleet 10 success 1.0.4 "${ALL[@]}"; then
 else
     fail "not every node runs 1.0.4: $FLEET_OFF"
 fi
+
+# --- a staged rollout of a release withdrawn before its next wave opens ------------
+# The gateway has the withdrawal before the rollout's document: it neither
+# fetches nor offers the release, in the open wave or the next one.
+ID2=2 # the second rollout
+FIRST2=() REST2=()
+for n in "${ALL[@]}"; do
+    if [ "$(wave_of "$ID2" "$n" "$WAVES")" = 0 ]; then FIRST2+=("$n"); else REST2+=("$n"); fi
+done
+((${#FIRST2[@]} > 0 && ${#REST2[@]} > 0)) || die "these node names leave a wave of rollout 2 empty"
+REL5=$(release "$TEST_TMP/r5.bin" 1.0.5 5 --hw-model m1 --stage) || die "staging 1.0.5 failed"
+GW_LOG="$TEST_TMP/gw1.log"
+gw_from=$(log_lines "$GW_LOG")
+expect_status 0 "ferry-cloud withdraw $REL5 (staged)" "$CLOUD" withdraw --broker "$BROKER" \
+    --fleet "$FLEET" --store "$STORE" --key "$T1_KEY" --release "$REL5" --trust "$ROOT1"
+wait_log 30 "$GW_LOG" "$gw_from" "timestamp: product firmware at version .*, 2 withdrawn" ||
+    die "the gateway did not take the timestamp withdrawing $REL5"
+expect_status 0 "rollout create of the withdrawn release" "$CLOUD" rollout create --db "$DB" \
+    --store "$STORE" --release "$REL5" --waves "$WAVES" --success 100 --min-final 1 --soak 1h \
+    --halt 50
+if wait_log 30 "$GW_LOG" "$gw_from" \
+    "rollouts: rollout $ID2's release $REL5 is withdrawn: neither fetched nor offered"; then
+    pass "the gateway logs that it neither fetches nor offers the withdrawn rollout release"
+else
+    fail "the gateway did not log that it leaves the withdrawn rollout release alone"
+fi
+expect_status 0 "rollout next $ID2" "$CLOUD" rollout next "$ID2" --db "$DB"
+wait_log 30 "$GW_LOG" "$gw_from" "rollouts: rollout $ID2 revision .*: running, 2 of 2 waves open" ||
+    die "the gateway did not open rollout $ID2's second wave"
+# What a target of either wave is offered now, asked as that node.
+offered_other=()
+for n in "${ALL[@]}"; do
+    coap-client-notls -B 5 -m get "coap://127.0.0.1:$COAP_PORT/ferry/manifest/firmware?n=$n" \
+        >"$TEST_TMP/offer-$n" 2>/dev/null
+    cmp -s <(tr -d '\n' <"$TEST_TMP/offer-$n") <(tr -d '\n' <"$STORE/releases/$REL4.env") ||
+        offered_other+=("$n")
+done
+check "every target (waves: ${FIRST2[*]} | ${REST2[*]}) is offered 1.0.4, not the withdrawn release${offered_other:+ (not: ${offered_other[*]})}" \
+    test "${#offered_other[@]}" -eq 0
+# Since the withdrawal; and since rollout 2's first document (before it,
+# the completed rollout 1 offered its release).
+since_withdrawal() { tail -n +$((gw_from + 1)) "$GW_LOG"; }
+ro2_from=$(since_withdrawal | grep -n -m1 "rollouts: rollout $ID2 revision" | cut -d: -f1)
+since_rollout2() { since_withdrawal | tail -n +"$ro2_from"; }
+check "no node was offered the withdrawn rollout release" \
+    test "$(since_rollout2 | grep -c "offered the rollout's release")" -eq 0
+check "no node fetched a block of it" \
+    test "$(since_rollout2 | grep -c "fetches the rollout's release")" -eq 0
+check "the gateway never fetched it" \
+    test "$(since_withdrawal | grep -c "fetch: [0-9a-f]* for release $REL5")" -eq 0
+check "no node saw it, so none refused it" \
+    test "$(cat "$NODES_DIR"/{early,busy1,busy2,late}.log | grep -c "$REL5")" -eq 0
 
 stop_all "${NODE_PID[@]}" "$GW_PID" "$SERVE_PID"
 check "every node, the gateway and the cloud stop cleanly${STOP_BAD:+ (not: $STOP_BAD)}" \

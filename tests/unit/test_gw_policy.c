@@ -1,6 +1,7 @@
 /* The gateway's policy, driven directly: releases held, rollout documents,
  * node records and time in; offers, admissions and effects out. */
 #include "cunit_main.h"
+#include "test_meta.h"
 
 #include "gw_policy.h"
 
@@ -415,6 +416,181 @@ static void descriptions_change_only_when_they_do(void)
     gw_policy_free(p);
 }
 
+/* ---- the trust's verdicts on a rollout's release -------------------------------------- */
+
+/* A trust with a timestamp role (root r, releases k, timestamps t). */
+struct trust_world {
+    struct test_key r, k, t;
+    struct ferry_trust *trust;
+    uint64_t ts_version;
+    uint8_t digest[FERRY_SHA256_LEN]; /* of the rollout envelope's signed manifest */
+};
+
+static void trust_world_init(struct trust_world *w)
+{
+    memset(w, 0, sizeof(*w));
+    test_key_init(&w->r, 61);
+    test_key_init(&w->k, 62);
+    test_key_init(&w->t, 63);
+    struct ferry_root root;
+    size_t blen = 0, len = 0;
+    test_root_init(&root, 1);
+    test_root_add(&root, &w->r, FERRY_ROLE_ROOT);
+    test_root_add(&root, &w->k, FERRY_ROLE_RELEASE);
+    test_root_add(&root, &w->t, FERRY_ROLE_TIMESTAMP);
+    char *body = test_root_body(&root, &blen);
+    char *doc = test_signed_doc(body, blen, &len, 1, &w->r);
+    CU_ASSERT_FATAL(ferry_trust_new((const uint8_t *)doc, len, 4, &w->trust, NULL) == FERRY_OK);
+    free(body);
+    free(doc);
+}
+
+static void trust_world_free(struct trust_world *w)
+{
+    ferry_trust_free(w->trust);
+    test_key_free(&w->r);
+    test_key_free(&w->k);
+    test_key_free(&w->t);
+}
+
+/* The next timestamp of "fw": the rollout's release current or not, and
+ * withdrawn or not. */
+static void fw_timestamp(struct trust_world *w, bool current, bool withdrawn)
+{
+    struct ferry_timestamp ts;
+    test_ts_init(&ts, "fw", ++w->ts_version, WALL - 10, 86400);
+    if (current)
+        test_ts_current(&ts, m_rel.release_id, m_rel.seq, w->digest);
+    if (withdrawn)
+        snprintf(ts.withdrawn[ts.nwithdrawn++], sizeof(ts.withdrawn[0]), "%s", m_rel.release_id);
+    size_t len = 0;
+    char *doc = test_ts_doc(&ts, &w->t, &len);
+    bool changed = false;
+    CU_ASSERT_EQUAL_FATAL(ferry_trust_update_timestamp(w->trust, (const uint8_t *)doc, len, WALL,
+                                                       300, false, &changed, NULL),
+                          FERRY_OK);
+    free(doc);
+}
+
+/* A running rollout over two waves, open of them open, whose release
+ * envelope is signed by w's release key (w->digest set from it). */
+static struct ferry_rollout_doc *signed_doc(struct trust_world *w, uint64_t revision, uint32_t open)
+{
+    struct ferry_rollout_doc *d = doc(revision, FERRY_ROLLOUT_RUNNING, 2, open, 4, false);
+    free(d->release);
+    d->release =
+        (uint8_t *)test_release_env(&w->k, "fw", m_rel.release_id, m_rel.seq, &d->release_len);
+    struct ferry_envelope *e = NULL;
+    CU_ASSERT_FATAL(ferry_envelope_parse(d->release, d->release_len, &e, NULL) == FERRY_OK);
+    ferry_sha256(e->manifest, e->manifest_len, w->digest);
+    ferry_envelope_free(e);
+    return d;
+}
+
+static bool rollout_release_fetched(struct gw_policy *p)
+{
+    const struct ferry_manifest *rels[4];
+    size_t n = gw_policy_rollout_releases(p, rels, 4);
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(rels[i]->sha256, m_rel.sha256, FERRY_SHA256_LEN) == 0)
+            return true;
+    return false;
+}
+
+/* A fresh timestamp naming the release: offered as usual. Named no more
+ * (stale): fetched, not offered. Withdrawn: neither fetched nor offered,
+ * also to a target that started, its blocks are refused, and a wave that
+ * opens after the withdrawal is not offered it either. */
+static void a_withdrawn_rollout_release_is_neither_fetched_nor_offered(void)
+{
+    struct trust_world w;
+    trust_world_init(&w);
+    struct gw_policy *p = make(true, false);
+    set_doc(p, signed_doc(&w, 1, 1), true, NULL);
+
+    struct gw_policy_effects fx = {0};
+    char why[GW_POLICY_WHY_MAX];
+    fw_timestamp(&w, true, false);
+    /* The revert is named nowhere: stale, which this test leaves alone. */
+    CU_ASSERT_TRUE(gw_policy_trust(p, "fw", w.trust, WALL, &fx, why));
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "release fw-2 is offered"));
+    CU_ASSERT_EQUAL(kind(p, "n0"), GW_OFFER_ROLLOUT); /* wave 0: open */
+    CU_ASSERT_EQUAL(kind(p, "n1"), GW_OFFER_BASELINE);
+    uint32_t age = 0;
+    CU_ASSERT_EQUAL(gw_policy_admit(p, m_rel.sha256, "n0", &age, NULL, NULL), GW_ADMIT_SERVE);
+    CU_ASSERT_TRUE(rollout_release_fetched(p));
+
+    /* Stale: kept and fetched (a fresh timestamp may name it), not offered. */
+    fw_timestamp(&w, false, false);
+    CU_ASSERT_TRUE(gw_policy_trust(p, "fw", w.trust, WALL, &fx, why));
+    CU_ASSERT_TRUE(notified(&fx, "fw"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "fetched, not offered"));
+    CU_ASSERT_EQUAL(kind(p, "n0"), GW_OFFER_BASELINE);
+    CU_ASSERT_EQUAL(kind(p, "n2"), GW_OFFER_BASELINE);
+    CU_ASSERT_TRUE(rollout_release_fetched(p));
+    CU_ASSERT_TRUE(gw_policy_wants(p, m_rel.sha256));
+
+    /* Withdrawn. */
+    struct gw_policy_effects fx2 = {0};
+    fw_timestamp(&w, false, true);
+    CU_ASSERT_TRUE(gw_policy_trust(p, "fw", w.trust, WALL, &fx2, why));
+    CU_ASSERT_TRUE(notified(&fx2, "fw"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "withdrawn: neither fetched nor offered"));
+    CU_ASSERT_FALSE(rollout_release_fetched(p));
+    CU_ASSERT_FALSE(gw_policy_wants(p, m_rel.sha256));
+    CU_ASSERT_EQUAL(kind(p, "n0"), GW_OFFER_BASELINE);
+    char reason[96];
+    CU_ASSERT_EQUAL(gw_policy_admit(p, m_rel.sha256, "n0", &age, reason, NULL), GW_ADMIT_REFUSE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(reason, "withdrawn"));
+    /* Unchanged verdict: nothing to say. */
+    CU_ASSERT_FALSE(gw_policy_trust(p, "fw", w.trust, WALL, &fx2, why));
+
+    /* The next wave opens (a new revision): still withdrawn, not offered. */
+    set_doc(p, signed_doc(&w, 2, 2), true, NULL);
+    CU_ASSERT_EQUAL(kind(p, "n1"), GW_OFFER_BASELINE);
+    CU_ASSERT_FALSE(rollout_release_fetched(p));
+    CU_ASSERT_FALSE(gw_policy_trust(p, "fw", w.trust, WALL, &fx2, why));
+    CU_ASSERT_EQUAL(kind(p, "n1"), GW_OFFER_BASELINE);
+    CU_ASSERT_EQUAL(kind(p, "n3"), GW_OFFER_BASELINE);
+    gw_policy_free(p);
+    trust_world_free(&w);
+}
+
+/* A halted rollout whose revert is withdrawn: its installed targets are not
+ * offered the revert, and the revert is not fetched. */
+static void a_withdrawn_revert_is_not_offered(void)
+{
+    struct trust_world w;
+    trust_world_init(&w);
+    struct gw_policy *p = make(true, false);
+    struct ferry_rollout_doc *d = doc(1, FERRY_ROLLOUT_HALTED, 1, 1, 4, false);
+    free(d->revert);
+    d->revert =
+        (uint8_t *)test_release_env(&w.k, "fw", m_rev.release_id, m_rev.seq, &d->revert_len);
+    d->targets[0].state = FERRY_STATE_SUCCESS;
+    set_doc(p, d, true, NULL);
+    CU_ASSERT_EQUAL(kind(p, "n0"), GW_OFFER_REVERT); /* no timestamp role verdict yet */
+    struct ferry_timestamp ts;
+    test_ts_init(&ts, "fw", ++w.ts_version, WALL - 10, 86400);
+    snprintf(ts.withdrawn[ts.nwithdrawn++], sizeof(ts.withdrawn[0]), "%s", m_rev.release_id);
+    size_t len = 0;
+    char *tdoc = test_ts_doc(&ts, &w.t, &len);
+    bool changed = false;
+    CU_ASSERT_EQUAL_FATAL(ferry_trust_update_timestamp(w.trust, (const uint8_t *)tdoc, len, WALL,
+                                                       300, false, &changed, NULL),
+                          FERRY_OK);
+    free(tdoc);
+    struct gw_policy_effects fx = {0};
+    char why[GW_POLICY_WHY_MAX];
+    CU_ASSERT_TRUE(gw_policy_trust(p, "fw", w.trust, WALL, &fx, why));
+    CU_ASSERT_EQUAL(kind(p, "n0"), GW_OFFER_BASELINE); /* the release is stale, the revert gone */
+    CU_ASSERT_FALSE(gw_policy_wants(p, m_rev.sha256));
+    uint32_t age = 0;
+    CU_ASSERT_EQUAL(gw_policy_admit(p, m_rev.sha256, "n0", &age, NULL, NULL), GW_ADMIT_REFUSE);
+    gw_policy_free(p);
+    trust_world_free(&w);
+}
+
 const char *const ferry_suite_name = "gw_policy";
 const struct ferry_test_case ferry_tests[] = {
     {"baseline_is_the_cached_current_else_the_cached_previous",
@@ -428,5 +604,8 @@ const struct ferry_test_case ferry_tests[] = {
     {"the_clouds_halt_and_cancel", the_clouds_halt_and_cancel},
     {"restore_takes_back_a_halt_across_a_restart", restore_takes_back_a_halt_across_a_restart},
     {"descriptions_change_only_when_they_do", descriptions_change_only_when_they_do},
+    {"a_withdrawn_rollout_release_is_neither_fetched_nor_offered",
+     a_withdrawn_rollout_release_is_neither_fetched_nor_offered},
+    {"a_withdrawn_revert_is_not_offered", a_withdrawn_revert_is_not_offered},
     {NULL, NULL},
 };
