@@ -75,7 +75,7 @@ sql() {
 # floor DB NODE: ms the database's own shell takes for the page of 100 after NODE.
 floor() {
     local q="SELECT n.*, i.doc FROM nodes n LEFT JOIN node_info i
-        ON i.node = n.node WHERE n.node > '$2' ORDER BY n.node LIMIT 100;"
+        ON i.node = n.node AND i.node > '$2' WHERE n.node > '$2' ORDER BY n.node LIMIT 100;"
     if [ "$1" = sqlite ]; then
         printf '.timer on\n%s\n' "$q" | sqlite3 "$SQLITE_DB" 2>&1 |
             awk '/^Run Time/ {print $4 * 1000}' | tail -1

@@ -252,13 +252,18 @@ const char *const cloud_sql_pg[CLOUD_Q__COUNT] = {
      * $1..$19 as it binds them: $1 states wanted (0/1), $2..$12 the state
      * names, $13 gateway, $14 version, $15 release, $16 tag LIKE pattern,
      * $17 prefix LIKE pattern, $18 rollout, $19 wave (0-based). */
+    /* The cursor is repeated in the join: PostgreSQL carries a WHERE on
+     * nodes over to the inner side of a join but not to the outer side of a
+     * LEFT JOIN, and merged the two tables from node_info's first row, so a
+     * page deep in the list read every description before it (100 ms at
+     * the middle of 100,000 nodes, against 1 ms). */
     [CLOUD_Q_HTTP_NODES_AFTER] =
         "SELECT " HTTP_NODE_COLUMNS " FROM nodes n LEFT JOIN node_info i ON i.node = n.node"
-        " WHERE" HTTP_NODE_FILTER " AND n.node > $20"
+        " AND i.node > $20 WHERE" HTTP_NODE_FILTER " AND n.node > $20"
         " ORDER BY n.node LIMIT $21",
     [CLOUD_Q_HTTP_NODES_BEFORE] =
         "SELECT " HTTP_NODE_COLUMNS " FROM nodes n LEFT JOIN node_info i ON i.node = n.node"
-        " WHERE" HTTP_NODE_FILTER " AND n.node < $20"
+        " AND i.node < $20 WHERE" HTTP_NODE_FILTER " AND n.node < $20"
         " ORDER BY n.node DESC LIMIT $21",
     [CLOUD_Q_HTTP_COUNT_NODES] = "SELECT count(*) FROM nodes n WHERE" HTTP_NODE_FILTER,
     [CLOUD_Q_HTTP_NODE] =
