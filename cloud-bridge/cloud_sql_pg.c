@@ -266,6 +266,18 @@ const char *const cloud_sql_pg[CLOUD_Q__COUNT] = {
         " AND i.node < $20 WHERE" HTTP_NODE_FILTER " AND n.node < $20"
         " ORDER BY n.node DESC LIMIT $21",
     [CLOUD_Q_HTTP_COUNT_NODES] = "SELECT count(*) FROM nodes n WHERE" HTTP_NODE_FILTER,
+    /* The same with a gateway named: the gateway's nodes by
+     * nodes_gateway_state, whatever plan the prepared statement keeps. */
+    [CLOUD_Q_HTTP_GW_NODES_AFTER] =
+        "SELECT " HTTP_NODE_COLUMNS " FROM nodes n LEFT JOIN node_info i ON i.node = n.node"
+        " AND i.node > $20 WHERE n.gateway = $13 AND" HTTP_NODE_FILTER " AND n.node > $20"
+        " ORDER BY n.node LIMIT $21",
+    [CLOUD_Q_HTTP_GW_NODES_BEFORE] =
+        "SELECT " HTTP_NODE_COLUMNS " FROM nodes n LEFT JOIN node_info i ON i.node = n.node"
+        " AND i.node < $20 WHERE n.gateway = $13 AND" HTTP_NODE_FILTER " AND n.node < $20"
+        " ORDER BY n.node DESC LIMIT $21",
+    [CLOUD_Q_HTTP_GW_COUNT_NODES] =
+        "SELECT count(*) FROM nodes n WHERE n.gateway = $13 AND" HTTP_NODE_FILTER,
     [CLOUD_Q_HTTP_NODE] =
         "SELECT " HTTP_NODE_COLUMNS " FROM nodes n LEFT JOIN node_info i ON i.node = n.node"
         " WHERE n.node = $1",

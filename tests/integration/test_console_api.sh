@@ -112,6 +112,9 @@ for f in "state=failed:a1" "state=idle,downloading:a2,a3,a4,b1,b2" "gateway=gw-b
     expect_api 200 "filter ${query//%26/"&"} gives $want" \
         "\",\".join(n[\"node\"] for n in j[\"nodes\"]) == \"$want\" and j[\"total\"] == len(\"$want\".split(\",\"))"
 done
+api GET "$URL/nodes?gateway=gw-b&before=b2"
+expect_api 200 "a gateway's page before a node" \
+    '[n["node"] for n in j["nodes"]] == ["b1"] and j["total"] == 2'
 api GET "$URL/nodes/a1"
 expect_api 200 "one node: its records newest first, its binding" \
     '[h["state"] for h in j["history"]] == ["failed","downloading","idle"] and j["binding"]["gateway"] == "gw-a" and j["binding"]["how"] == "first-record" and j["history_before"] is None'
