@@ -107,6 +107,9 @@
     X(HTTP_NODES_AFTER, 0)                                                                         \
     X(HTTP_NODES_BEFORE, 0)                                                                        \
     X(HTTP_COUNT_NODES, 0)                                                                         \
+    X(HTTP_GW_NODES_AFTER, 0)                                                                      \
+    X(HTTP_GW_NODES_BEFORE, 0)                                                                     \
+    X(HTTP_GW_COUNT_NODES, 0)                                                                      \
     X(HTTP_COUNT_ALL, 0)                                                                           \
     X(HTTP_COUNT_GROUPS, 0)                                                                        \
     X(HTTP_NODE, 0)                                                                                \

@@ -60,9 +60,15 @@ extern const char cloud_sql_sqlite_parts[];
 /* PostgreSQL: everything at once, versions in ferry_schema (the inventory
  * at CLOUD_SQLITE_SCHEMA_VERSION, the rollout tables below). */
 extern const char cloud_sql_pg_schema[];
+/* PostgreSQL's 'group_counts' part (indexes), made where missing. */
+extern const char cloud_sql_pg_group_counts[];
 
 /* The version the rollout tables are at, as both drivers record it. */
 #define CLOUD_SCHEMA_ROLLOUTS 1
+/* The 'group_counts' part's version, as both drivers record it: what
+ * /gateways and /releases read (SQLite: gateway_counts and release_counts,
+ * kept by triggers; PostgreSQL: indexes). */
+#define CLOUD_SCHEMA_GROUP_COUNTS 1
 
 /* "inventory <name>: <doing>: <why>" with err. */
 enum ferry_err cloud_db_fail(const struct cloud_db *db, enum ferry_err err, const char *doing,

@@ -120,7 +120,7 @@ static enum ferry_err check_schema(struct cloud_db *db, bool create, struct ferr
 }
 
 /* A read-only connection's check: the schema is this Ferry's, node_counts
- * included (the console's figures read it); nothing is made or upgraded. */
+ * and group_counts included (the console's figures read it); nothing is made or upgraded. */
 static enum ferry_err check_schema_read(struct cloud_db *db, struct ferry_diag *d)
 {
     static const struct {
@@ -132,6 +132,8 @@ static enum ferry_err check_schema_read(struct cloud_db *db, struct ferry_diag *
          CLOUD_SCHEMA_ROLLOUTS},
         {"SELECT version FROM inventory_parts WHERE part = 'node_counts'", "node counts of version",
          CLOUD_SQLITE_NODE_COUNTS},
+        {"SELECT version FROM inventory_parts WHERE part = 'group_counts'",
+         "gateway and release counts of version", CLOUD_SCHEMA_GROUP_COUNTS},
     };
     enum ferry_err err = FERRY_OK;
     for (size_t i = 0; err == FERRY_OK && i < sizeof(checks) / sizeof(checks[0]); i++) {

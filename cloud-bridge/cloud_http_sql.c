@@ -298,9 +298,12 @@ enum ferry_err cloud_http_db_nodes(struct cloud_http_db *db, const struct cloud_
                            .d = d};
     if (before && !(w.rows = malloc(limit * sizeof(*w.rows))))
         return ferry_fail(d, FERRY_E_NOMEM, "out of memory for %u nodes", limit);
+    /* With a gateway, the statements that reach its nodes by an index. */
+    bool gw = f && f->gateway;
+    enum cloud_q q = before ? (gw ? CLOUD_Q_HTTP_GW_NODES_BEFORE : CLOUD_Q_HTTP_NODES_BEFORE)
+                            : (gw ? CLOUD_Q_HTTP_GW_NODES_AFTER : CLOUD_Q_HTTP_NODES_AFTER);
     enum ferry_err err =
-        cloud_db_run(db->db, before ? CLOUD_Q_HTTP_NODES_BEFORE : CLOUD_Q_HTTP_NODES_AFTER, t.a,
-                     FILTER_ARGS + 2, nodes_row, &w, NULL, "querying nodes", d);
+        cloud_db_run(db->db, q, t.a, FILTER_ARGS + 2, nodes_row, &w, NULL, "querying nodes", d);
     for (unsigned i = w.n; err == FERRY_OK && before && i > 0; i--)
         err = cb(arg, &w.rows[i - 1]);
     free(w.rows);
@@ -340,8 +343,9 @@ enum ferry_err cloud_http_db_count_nodes(struct cloud_http_db *db,
         struct filter_args t;
         if (!filter_args(f, &t))
             return too_long(db, d);
-        err = cloud_db_run(db->db, CLOUD_Q_HTTP_COUNT_NODES, t.a, FILTER_ARGS, count_row, &c, NULL,
-                           "counting nodes", d);
+        err = cloud_db_run(db->db,
+                           f->gateway ? CLOUD_Q_HTTP_GW_COUNT_NODES : CLOUD_Q_HTTP_COUNT_NODES, t.a,
+                           FILTER_ARGS, count_row, &c, NULL, "counting nodes", d);
     }
     if (err == FERRY_OK && (!c.found || !c.ok))
         err = ferry_fail(d, FERRY_E_CORRUPT, "inventory %s: counting nodes: no count", name_of(db));

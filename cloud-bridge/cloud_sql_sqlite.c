@@ -118,7 +118,47 @@ const char cloud_sql_sqlite_parts[] =
     " ON CONFLICT (state, version) DO UPDATE SET nodes = nodes + 1; END;"
     "CREATE TRIGGER IF NOT EXISTS node_counts_delete AFTER DELETE ON nodes BEGIN"
     " UPDATE node_counts SET nodes = nodes - 1 WHERE state = old.state AND version = old.version;"
-    " END;";
+    " END;"
+    /* The same per (gateway, state) and per (release, state), for the
+     * console's /gateways and /releases (the 'group_counts' part); a
+     * gateway's newest record is the last entry of its nodes in
+     * nodes_gateway_updated, which serves the gateway filter too and takes
+     * the place of nodes_gateway. */
+    "CREATE TABLE IF NOT EXISTS gateway_counts (gateway TEXT NOT NULL, state TEXT NOT NULL,"
+    " nodes INTEGER NOT NULL, PRIMARY KEY (gateway, state)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS release_counts (release TEXT NOT NULL, state TEXT NOT NULL,"
+    " nodes INTEGER NOT NULL, PRIMARY KEY (release, state)) WITHOUT ROWID;"
+    "INSERT INTO gateway_counts (gateway, state, nodes) SELECT gateway, state, count(*) FROM nodes"
+    " WHERE NOT EXISTS (SELECT 1 FROM inventory_parts WHERE part = 'group_counts')"
+    " GROUP BY gateway, state;"
+    "INSERT INTO release_counts (release, state, nodes) SELECT release, state, count(*) FROM nodes"
+    " WHERE NOT EXISTS (SELECT 1 FROM inventory_parts WHERE part = 'group_counts')"
+    " GROUP BY release, state;"
+    "INSERT OR IGNORE INTO inventory_parts (part, version) VALUES ('group_counts', 1);"
+    "CREATE INDEX IF NOT EXISTS nodes_gateway_updated ON nodes (gateway, updated_at);"
+    "DROP INDEX IF EXISTS nodes_gateway;"
+    "CREATE TRIGGER IF NOT EXISTS group_counts_insert AFTER INSERT ON nodes BEGIN"
+    " INSERT INTO gateway_counts (gateway, state, nodes) VALUES (new.gateway, new.state, 1)"
+    " ON CONFLICT (gateway, state) DO UPDATE SET nodes = nodes + 1;"
+    " INSERT INTO release_counts (release, state, nodes) VALUES (new.release, new.state, 1)"
+    " ON CONFLICT (release, state) DO UPDATE SET nodes = nodes + 1; END;"
+    "CREATE TRIGGER IF NOT EXISTS gateway_counts_update AFTER UPDATE OF gateway, state ON nodes"
+    " WHEN old.gateway IS NOT new.gateway OR old.state IS NOT new.state BEGIN"
+    " UPDATE gateway_counts SET nodes = nodes - 1 WHERE gateway = old.gateway"
+    " AND state = old.state;"
+    " INSERT INTO gateway_counts (gateway, state, nodes) VALUES (new.gateway, new.state, 1)"
+    " ON CONFLICT (gateway, state) DO UPDATE SET nodes = nodes + 1; END;"
+    "CREATE TRIGGER IF NOT EXISTS release_counts_update AFTER UPDATE OF release, state ON nodes"
+    " WHEN old.release IS NOT new.release OR old.state IS NOT new.state BEGIN"
+    " UPDATE release_counts SET nodes = nodes - 1 WHERE release = old.release"
+    " AND state = old.state;"
+    " INSERT INTO release_counts (release, state, nodes) VALUES (new.release, new.state, 1)"
+    " ON CONFLICT (release, state) DO UPDATE SET nodes = nodes + 1; END;"
+    "CREATE TRIGGER IF NOT EXISTS group_counts_delete AFTER DELETE ON nodes BEGIN"
+    " UPDATE gateway_counts SET nodes = nodes - 1 WHERE gateway = old.gateway"
+    " AND state = old.state;"
+    " UPDATE release_counts SET nodes = nodes - 1 WHERE release = old.release"
+    " AND state = old.state; END;";
 
 /* The console's node columns and filter (cloud_http_sql.c reads and binds
  * them in this order). */
@@ -295,6 +335,19 @@ const char *const cloud_sql_sqlite[CLOUD_Q__COUNT] = {
         " WHERE" HTTP_NODE_FILTER " AND n.node < ?20"
         " ORDER BY n.node DESC LIMIT ?21",
     [CLOUD_Q_HTTP_COUNT_NODES] = "SELECT count(*) FROM nodes n WHERE" HTTP_NODE_FILTER,
+    /* The same with a gateway named: the gateway's nodes by
+     * nodes_gateway_updated, not every node tested in turn (SQLite plans a
+     * statement once, and "?13 IS NULL OR" hides the index from it). */
+    [CLOUD_Q_HTTP_GW_NODES_AFTER] =
+        "SELECT " HTTP_NODE_COLUMNS " FROM nodes n LEFT JOIN node_info i ON i.node = n.node"
+        " WHERE n.gateway = ?13 AND" HTTP_NODE_FILTER " AND n.node > ?20"
+        " ORDER BY n.node LIMIT ?21",
+    [CLOUD_Q_HTTP_GW_NODES_BEFORE] =
+        "SELECT " HTTP_NODE_COLUMNS " FROM nodes n LEFT JOIN node_info i ON i.node = n.node"
+        " WHERE n.gateway = ?13 AND" HTTP_NODE_FILTER " AND n.node < ?20"
+        " ORDER BY n.node DESC LIMIT ?21",
+    [CLOUD_Q_HTTP_GW_COUNT_NODES] =
+        "SELECT count(*) FROM nodes n WHERE n.gateway = ?13 AND" HTTP_NODE_FILTER,
     [CLOUD_Q_HTTP_NODE] =
         "SELECT " HTTP_NODE_COLUMNS " FROM nodes n LEFT JOIN node_info i ON i.node = n.node"
         " WHERE n.node = ?1",
@@ -309,15 +362,20 @@ const char *const cloud_sql_sqlite[CLOUD_Q__COUNT] = {
     [CLOUD_Q_HTTP_REFUSED] =
         "SELECT node, gateway, release, version, state, bytes, total, error, message, seq, ts,"
         " received_at, reason, detail FROM refused WHERE node = ?1 ORDER BY id DESC LIMIT ?2",
+    /* gateway_counts and release_counts, kept like node_counts: a few rows
+     * per gateway or release whatever the fleet's size; a gateway's newest
+     * record is one step down nodes_gateway_updated. */
     [CLOUD_Q_HTTP_RELEASE_STATES] =
-        "SELECT release, state, count(*) AS c FROM nodes WHERE release != ''"
-        " GROUP BY release, state ORDER BY c DESC LIMIT ?1",
+        "SELECT release, state, nodes FROM release_counts"
+        " WHERE release != '' AND nodes > 0 ORDER BY nodes DESC LIMIT ?1",
     [CLOUD_Q_HTTP_GATEWAYS] =
-        "SELECT gateway, count(*),"
-        " sum(CASE WHEN state IN ('downloading','verifying','installing','pending-reboot')"
-        " THEN 1 ELSE 0 END),"
-        " sum(CASE WHEN state IN ('failed','rolled-back') THEN 1 ELSE 0 END), max(updated_at)"
-        " FROM nodes WHERE gateway != '' GROUP BY gateway ORDER BY gateway LIMIT ?1",
+        "SELECT c.gateway, sum(c.nodes),"
+        " sum(CASE WHEN c.state IN ('downloading','verifying','installing','pending-reboot')"
+        " THEN c.nodes ELSE 0 END),"
+        " sum(CASE WHEN c.state IN ('failed','rolled-back') THEN c.nodes ELSE 0 END),"
+        " (SELECT max(n.updated_at) FROM nodes n WHERE n.gateway = c.gateway)"
+        " FROM gateway_counts c WHERE c.gateway != '' AND c.nodes > 0"
+        " GROUP BY c.gateway ORDER BY c.gateway LIMIT ?1",
     [CLOUD_Q_HTTP_ROLLOUT_IDS] = "SELECT id FROM rollouts ORDER BY id DESC LIMIT ?1",
     [CLOUD_Q_HTTP_ROLLOUT] =
         "SELECT id, product, release, version, seq, revert_release, revert_seq, plan, state,"

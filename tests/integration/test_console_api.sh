@@ -112,6 +112,9 @@ for f in "state=failed:a1" "state=idle,downloading:a2,a3,a4,b1,b2" "gateway=gw-b
     expect_api 200 "filter ${query//%26/"&"} gives $want" \
         "\",\".join(n[\"node\"] for n in j[\"nodes\"]) == \"$want\" and j[\"total\"] == len(\"$want\".split(\",\"))"
 done
+api GET "$URL/nodes?gateway=gw-b&before=b2"
+expect_api 200 "a gateway's page before a node" \
+    '[n["node"] for n in j["nodes"]] == ["b1"] and j["total"] == 2'
 api GET "$URL/nodes/a1"
 expect_api 200 "one node: its records newest first, its binding" \
     '[h["state"] for h in j["history"]] == ["failed","downloading","idle"] and j["binding"]["gateway"] == "gw-a" and j["binding"]["how"] == "first-record" and j["history_before"] is None'
@@ -351,6 +354,38 @@ if [ -z "${FERRY_TEST_PG:-}" ]; then
     check "node_counts holds a recount of every (state, version)" test \
         "$(sq ro "SELECT state, version, nodes FROM node_counts WHERE nodes > 0 ORDER BY 1, 2")" = \
         "$(sq ro "SELECT state, version, count(*) FROM nodes GROUP BY 1, 2 ORDER BY 1, 2")"
+fi
+# /gateways and /releases read counts kept the same way (SQLite:
+# gateway_counts and release_counts; PostgreSQL: indexes): after a node is
+# moved to another gateway and release behind serve's back too, they are a
+# recount's.
+sq rw "UPDATE nodes SET gateway = 'gw-a', release = 'elsewhere-1' WHERE node = 'e16'" ||
+    die "moving a node failed"
+api GET "$URL/gateways"
+figures=$(python3 -c 'import json, sys
+for g in json.load(open(sys.argv[1]))["gateways"]:
+    if g["nodes"]:
+        print("%s|%d|%d|%d|%d" % (g["gateway"], g["nodes"], g["busy"], g["failed"], g["last_record_at"]))' \
+    "$API_BODY")
+want=$(sq ro "SELECT gateway, count(*),
+    sum(CASE WHEN state IN ('downloading','verifying','installing','pending-reboot') THEN 1 ELSE 0 END),
+    sum(CASE WHEN state IN ('failed','rolled-back') THEN 1 ELSE 0 END), max(updated_at)
+    FROM nodes WHERE gateway != '' GROUP BY gateway ORDER BY gateway")
+check "/gateways' counts are a recount's ($(echo "$figures" | xargs))" test "$figures" = "$want"
+api GET "$URL/releases"
+figures=$(python3 -c 'import json, sys
+rows = ["%s|%s|%d" % (r["release"], s, n) for r in json.load(open(sys.argv[1]))["releases"]
+        for s, n in r["nodes"].items() if n]
+print("\n".join(sorted(rows)))' "$API_BODY")
+want=$(sq ro "SELECT release, state, count(*) FROM nodes WHERE release != ''
+    GROUP BY 1, 2 ORDER BY 1, 2")
+check "/releases' counts are a recount's ($(echo "$figures" | xargs))" test "$figures" = "$want"
+if [ -z "${FERRY_TEST_PG:-}" ]; then
+    for g in gateway release; do
+        check "${g}_counts holds a recount of every ($g, state)" test \
+            "$(sq ro "SELECT $g, state, nodes FROM ${g}_counts WHERE nodes > 0 ORDER BY 1, 2")" = \
+            "$(sq ro "SELECT $g, state, count(*) FROM nodes GROUP BY 1, 2 ORDER BY 1, 2")"
+    done
 fi
 api GET "$URL/nodes?state=failed&version=2.0.0&limit=1"
 expect_api 200 "a list filtered by state and version counts from node_counts too" \
