@@ -73,8 +73,8 @@ int cloud_cmd_keygen(int argc, char **argv)
         status = cloud_subcmd_report(&keygen_spec, &d, err, CLOUD_EXIT_FAILED);
         goto out;
     }
-    LOG_INFO("wrote %s/%s-%s.key and .pub", cfg.out_dir, cfg.role ? cfg.role : "release",
-             cloud_key_kid(k));
+    ferry_log_info("wrote %s/%s-%s.key and .pub", cfg.out_dir, cfg.role ? cfg.role : "release",
+                   cloud_key_kid(k));
     printf("%s\n", cloud_key_kid(k));
     status = 0;
 out:

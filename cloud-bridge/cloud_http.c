@@ -100,7 +100,7 @@ void cloud_http_thread_nice(void)
         return;
     done = true;
     if (setpriority(PRIO_PROCESS, (id_t)gettid(), CLOUD_HTTP_NICE) != 0)
-        LOG_DEBUG("http: this thread keeps its priority: %s", strerror(errno));
+        ferry_log_debug("http: this thread keeps its priority: %s", strerror(errno));
 }
 
 void cloud_http_cfg_defaults(struct cloud_http_cfg *c)
@@ -162,7 +162,8 @@ static void share_wait(struct pool *p, const char *who)
     pthread_mutex_lock(&p->lock);
     uint64_t ms = cloud_http_share_wait(&p->share, who, now);
     if (ms)
-        LOG_DEBUG("http: %s is past its share of the readers' time: waits %" PRIu64 " ms", who, ms);
+        ferry_log_debug("http: %s is past its share of the readers' time: waits %" PRIu64 " ms",
+                        who, ms);
     while (!p->stop && ms && now - start < SHARE_WAIT_S * 1000) {
         if (ms > SHARE_WAIT_S * 1000 - (now - start))
             ms = SHARE_WAIT_S * 1000 - (now - start);
@@ -301,7 +302,7 @@ static enum MHD_Result reply_error(struct MHD_Connection *conn, struct request *
     if (!body)
         return MHD_NO;
     if (status >= 400 && status < 500)
-        LOG_DEBUG("http: %s %.200s refused (%u): %s", method, url, status, message);
+        ferry_log_debug("http: %s %.200s refused (%u): %s", method, url, status, message);
     return reply_json(conn, r, method, url, status, body, len, header, value);
 }
 
@@ -327,7 +328,7 @@ static enum MHD_Result reply_failure(struct MHD_Connection *conn, struct request
     unsigned status = status_of(err);
     const char *msg = ferry_diag_str(d, err);
     if (status >= 500)
-        LOG_WARN("http: %s %.200s: %s", method, url, msg);
+        ferry_log_warn("http: %s %.200s: %s", method, url, msg);
     return reply_error(conn, r, method, url, status, msg,
                        status == 503 ? MHD_HTTP_HEADER_RETRY_AFTER : NULL,
                        status == 503 ? "5" : NULL);
@@ -662,8 +663,8 @@ static enum MHD_Result serve_events(struct cloud_http *h, struct MHD_Connection 
     MHD_destroy_response(resp);
     char who[INET6_ADDRSTRLEN];
     client_text(conn, who, sizeof(who));
-    LOG_DEBUG("http: event stream opened for %s (%u open)", who,
-              cloud_http_events_streams(h->events));
+    ferry_log_debug("http: event stream opened for %s (%u open)", who,
+                    cloud_http_events_streams(h->events));
     return ok;
 }
 
@@ -703,8 +704,8 @@ static enum MHD_Result serve_action(struct cloud_http *h, struct MHD_Connection 
         return reply_failure(conn, r, method, url, err, &d);
     char who[INET6_ADDRSTRLEN];
     client_text(conn, who, sizeof(who));
-    LOG_INFO("http: rollout %" PRId64 " %s by %s from %s%s%.200s", rt->rollout, what, actor, who,
-             body.reason[0] ? ": " : "", body.reason);
+    ferry_log_info("http: rollout %" PRId64 " %s by %s from %s%s%.200s", rt->rollout, what, actor,
+                   who, body.reason[0] ? ": " : "", body.reason);
     /* The answer: what happened, and the rollout as it is now. */
     struct cloud_json j;
     cj_init(&j, CLOUD_HTTP_DOC_MAX);
@@ -869,7 +870,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         line[--n] = '\0';
-    LOG_WARN("http: libmicrohttpd: %s", line);
+    ferry_log_warn("http: libmicrohttpd: %s", line);
 }
 
 /* ---- start and stop
@@ -988,10 +989,10 @@ enum ferry_err cloud_http_start(const struct cloud_http_cfg *cfg, const char *db
     }
     /* The address as given, with the port it got (port 0 picks one). */
     const char *colon = strrchr(h->addr.text, ':');
-    LOG_INFO("http: console and API on %s://%.*s:%u/ (reads %s, actions %s)",
-             h->cert ? "https" : "http", (int)(colon - h->addr.text), h->addr.text, h->port,
-             cloud_http_reads_need_token(&h->access) ? "need a token" : "open on loopback",
-             h->act_tokens ? "need a token" : "off");
+    ferry_log_info("http: console and API on %s://%.*s:%u/ (reads %s, actions %s)",
+                   h->cert ? "https" : "http", (int)(colon - h->addr.text), h->addr.text, h->port,
+                   cloud_http_reads_need_token(&h->access) ? "need a token" : "open on loopback",
+                   h->act_tokens ? "need a token" : "off");
     *out = h;
     return FERRY_OK;
 }
@@ -1043,10 +1044,10 @@ bool cloud_http_message(struct cloud_http *h, const char *topic, const uint8_t *
     enum ferry_err err =
         cloud_http_presence_put(h->presence, topic + n, payload, len, (int64_t)time(NULL), &d);
     if (err != FERRY_OK)
-        LOG_WARN("presence message on %.160s dropped: %s", topic, ferry_diag_str(&d, err));
+        ferry_log_warn("presence message on %.160s dropped: %s", topic, ferry_diag_str(&d, err));
     else
-        LOG_DEBUG("presence: gateway %s %.*s", topic + n, (int)(len < 8 ? len : 8),
-                  (const char *)payload);
+        ferry_log_debug("presence: gateway %s %.*s", topic + n, (int)(len < 8 ? len : 8),
+                        (const char *)payload);
     return true;
 }
 

@@ -131,7 +131,7 @@ static void publish(struct cloud_http_events *ev, const char *type, char *json, 
         }
         pthread_cond_broadcast(&ev->cond);
     } else {
-        LOG_WARN("http: out of memory for a %s event", type);
+        ferry_log_warn("http: out of memory for a %s event", type);
     }
     pthread_mutex_unlock(&ev->lock);
     free(json);
@@ -198,8 +198,8 @@ static void send_doc(struct cloud_http_events *ev, const struct cloud_http_ctx *
     char *text = err == FERRY_OK ? cj_take(&j, &len) : NULL;
     cj_free(&j);
     if (!text) {
-        LOG_WARN("http: %s event not built: %s", type,
-                 ferry_diag_str(&d, err ? err : FERRY_E_NOMEM));
+        ferry_log_warn("http: %s event not built: %s", type,
+                       ferry_diag_str(&d, err ? err : FERRY_E_NOMEM));
         return;
     }
     publish(ev, type, text, len, snap);
@@ -226,7 +226,7 @@ static bool send_changed(struct cloud_http_events *ev, struct watch *w, int64_t 
     cj_kbool(&j, "truncated", a.n > CLOUD_HTTP_EVENTS_NODES);
     cj_obj_end(&j);
     if (err != FERRY_OK) {
-        LOG_WARN("http: changed nodes not read: %s", ferry_diag_str(&d, err));
+        ferry_log_warn("http: changed nodes not read: %s", ferry_diag_str(&d, err));
         cj_free(&j);
         return false;
     }
@@ -248,7 +248,8 @@ static void tick(struct cloud_http_events *ev, struct watch *w)
     struct cloud_http_marks m;
     enum ferry_err err = cloud_http_db_marks(ev->db, &m, &d);
     if (err != FERRY_OK) {
-        LOG_WARN("http: the event stream cannot read the inventory: %s", ferry_diag_str(&d, err));
+        ferry_log_warn("http: the event stream cannot read the inventory: %s",
+                       ferry_diag_str(&d, err));
         return;
     }
     uint64_t presence = ev->presence ? cloud_http_presence_version(ev->presence) : 0;

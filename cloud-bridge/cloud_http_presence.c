@@ -82,8 +82,9 @@ enum ferry_err cloud_http_presence_put(struct cloud_http_presence *p, const char
         }
     } else if (!forget && p->n >= CLOUD_HTTP_PRESENCE_MAX) {
         if (p->dropped++ % 1000 == 0)
-            LOG_WARN("presence: %d gateways known already; gateway %s not kept (%llu dropped)",
-                     CLOUD_HTTP_PRESENCE_MAX, gateway, (unsigned long long)p->dropped);
+            ferry_log_warn(
+                "presence: %d gateways known already; gateway %s not kept (%llu dropped)",
+                CLOUD_HTTP_PRESENCE_MAX, gateway, (unsigned long long)p->dropped);
     } else if (!forget) {
         if (p->n == p->cap) {
             size_t cap = p->cap ? p->cap * 2 : 64;

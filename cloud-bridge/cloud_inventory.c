@@ -351,13 +351,13 @@ static void log_outcomes(const struct ferry_status *recs, size_t n, const struct
 {
     for (size_t i = 0; i < n; i++) {
         if (j[i].verdict == CLOUD_REFUSE)
-            LOG_WARN("inventory: refused node %s seq %" PRIu64 " from gateway %s (%s): %s%s",
-                     recs[i].node, recs[i].seq, recs[i].gateway[0] ? recs[i].gateway : "?",
-                     ferry_err_name(j[i].reason), j[i].detail, kept ? "; kept aside" : "");
+            ferry_log_warn("inventory: refused node %s seq %" PRIu64 " from gateway %s (%s): %s%s",
+                           recs[i].node, recs[i].seq, recs[i].gateway[0] ? recs[i].gateway : "?",
+                           ferry_err_name(j[i].reason), j[i].detail, kept ? "; kept aside" : "");
         for (size_t k = 0; j[i].verdict == CLOUD_STORE && k + 1 < CLOUD_PATH_MAX; k++) {
             if (j[i].bind[k])
-                LOG_INFO("inventory: node %s bound to gateway %s by its first record", recs[i].node,
-                         recs[i].gateway);
+                ferry_log_info("inventory: node %s bound to gateway %s by its first record",
+                               recs[i].node, recs[i].gateway);
         }
     }
 }

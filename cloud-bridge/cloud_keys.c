@@ -156,8 +156,8 @@ static void warn_if_exposed(const char *path)
 {
     struct stat st;
     if (stat(path, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)))
-        LOG_WARN("%s: private key is accessible to group or others (mode %03o); chmod 600 it", path,
-                 (unsigned)(st.st_mode & 0777));
+        ferry_log_warn("%s: private key is accessible to group or others (mode %03o); chmod 600 it",
+                       path, (unsigned)(st.st_mode & 0777));
 }
 
 enum ferry_err cloud_key_load(const char *path, struct cloud_key **out, struct ferry_diag *d)

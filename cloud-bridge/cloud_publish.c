@@ -179,7 +179,7 @@ static enum ferry_err import_artifact(const struct publish_cfg *c, struct cloud_
     if (err == FERRY_OK) {
         char hex[FERRY_SHA256_HEX_LEN + 1];
         ferry_hex_encode(st->sha256, FERRY_SHA256_LEN, hex);
-        LOG_INFO("stored %s as %s (%" PRIu64 " bytes)", c->artifact, hex, st->size);
+        ferry_log_info("stored %s as %s (%" PRIu64 " bytes)", c->artifact, hex, st->size);
     }
     return err;
 }
@@ -323,7 +323,7 @@ static void send_release(void *arg)
     enum ferry_err err =
         ferry_keeper_publish(s->keeper, s->topic, s->payload, s->len, 1, true, &s->token);
     if (err == FERRY_OK) {
-        LOG_DEBUG("sent to %s, waiting for the broker's acknowledgement", s->topic);
+        ferry_log_debug("sent to %s, waiting for the broker's acknowledgement", s->topic);
     } else if (err == FERRY_E_BUSY) {
         s->token = -1;
         retry_later(s);
@@ -338,7 +338,7 @@ static void send_release(void *arg)
 static void on_up(void *arg, const struct ferry_keeper_link *link)
 {
     struct sender *s = arg;
-    LOG_INFO("connected to %s", link->url);
+    ferry_log_info("connected to %s", link->url);
     ferry_backoff_reset(&s->backoff);
     send_release(s);
 }
@@ -362,7 +362,7 @@ static void on_published(void *arg, int token, bool ok, const char *reason)
     }
     snprintf(s->last_error, sizeof(s->last_error), "the broker refused it: %s",
              reason[0] ? reason : "no reason given");
-    LOG_WARN("%s; retrying", s->last_error);
+    ferry_log_warn("%s; retrying", s->last_error);
     s->token = -1;
     retry_later(s);
 }
@@ -438,8 +438,8 @@ static enum ferry_err publish_envelope(const struct publish_cfg *c, const struct
     enum ferry_err err =
         cloud_publish_retained(&c->mqtt, c->client_id, c->timeout, topic, env, len, d);
     if (err == FERRY_OK)
-        LOG_INFO("published release %s (version %s, seq %" PRIu64 ") on %s", m->release_id,
-                 m->version, m->seq, topic);
+        ferry_log_info("published release %s (version %s, seq %" PRIu64 ") on %s", m->release_id,
+                       m->version, m->seq, topic);
     return err;
 }
 
@@ -469,7 +469,7 @@ static enum ferry_err publish_timestamp(const struct publish_cfg *c, const char 
         err = cloud_publish_retained(&c->mqtt, c->client_id, c->timeout, topic,
                                      (const uint8_t *)doc, len, d);
     if (err == FERRY_OK)
-        LOG_INFO("published the timestamp of product %s on %s", product, topic);
+        ferry_log_info("published the timestamp of product %s on %s", product, topic);
     else
         ferry_diag_prefix(d, "the release is out, its timestamp is not");
     for (size_t i = 0; i < FERRY_SIGNED_MAX_SIGS; i++)

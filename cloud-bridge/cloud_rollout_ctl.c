@@ -148,7 +148,8 @@ static void queue_info(struct cloud_rollout_ctl *c, const char *rest, const uint
     if (len == 0)
         return; /* a retained description being cleared */
     if (!slash || slash - rest > FERRY_ID_MAX) {
-        LOG_WARN("rollouts: node description on '%.100s' dropped: not <gateway>/<node>", rest);
+        ferry_log_warn("rollouts: node description on '%.100s' dropped: not <gateway>/<node>",
+                       rest);
         return;
     }
     snprintf(gateway, sizeof(gateway), "%.*s", (int)(slash - rest), rest);
@@ -158,16 +159,17 @@ static void queue_info(struct cloud_rollout_ctl *c, const char *rest, const uint
     if (err == FERRY_OK && (!ferry_id_valid(gateway) || strcmp(ni.node, slash + 1) != 0))
         err = ferry_fail(&d, FERRY_E_PROTOCOL, "it does not match its topic");
     if (err != FERRY_OK) {
-        LOG_WARN("rollouts: node description %.140s dropped: %s", rest, ferry_diag_str(&d, err));
+        ferry_log_warn("rollouts: node description %.140s dropped: %s", rest,
+                       ferry_diag_str(&d, err));
         return;
     }
     if (c->ninfos == CLOUD_ROLLOUT_CTL_QUEUE) {
-        LOG_WARN("rollouts: %d node descriptions waiting; dropping the one of %s",
-                 CLOUD_ROLLOUT_CTL_QUEUE, ni.node);
+        ferry_log_warn("rollouts: %d node descriptions waiting; dropping the one of %s",
+                       CLOUD_ROLLOUT_CTL_QUEUE, ni.node);
         return;
     }
     if (!grow((void **)&c->infos, &c->cap_infos, c->ninfos + 1, sizeof(*c->infos))) {
-        LOG_ERR("rollouts: out of memory for node descriptions");
+        ferry_log_err("rollouts: out of memory for node descriptions");
         return;
     }
     c->infos[c->ninfos].info = ni;
@@ -182,7 +184,7 @@ static void queue_report(struct cloud_rollout_ctl *c, const char *gateway, const
     if (len == 0)
         return;
     if (!grow((void **)&c->reports, &c->cap_reports, c->nreports + 1, sizeof(*c->reports))) {
-        LOG_ERR("rollouts: out of memory for gateway reports");
+        ferry_log_err("rollouts: out of memory for gateway reports");
         return;
     }
     struct ferry_rollout_report *r = &c->reports[c->nreports];
@@ -190,7 +192,8 @@ static void queue_report(struct cloud_rollout_ctl *c, const char *gateway, const
     if (err == FERRY_OK && strcmp(r->gateway, gateway) != 0)
         err = ferry_fail(&d, FERRY_E_PROTOCOL, "it names gateway '%s'", r->gateway);
     if (err != FERRY_OK) {
-        LOG_WARN("rollouts: report of gateway %s dropped: %s", gateway, ferry_diag_str(&d, err));
+        ferry_log_warn("rollouts: report of gateway %s dropped: %s", gateway,
+                       ferry_diag_str(&d, err));
         return;
     }
     c->nreports++;
@@ -208,7 +211,7 @@ bool cloud_rollout_ctl_message(struct cloud_rollout_ctl *c, const char *topic,
         if (ferry_id_valid(topic + nr))
             queue_report(c, topic + nr, payload, len);
         else
-            LOG_WARN("rollouts: report on '%.200s' dropped", topic);
+            ferry_log_warn("rollouts: report on '%.200s' dropped", topic);
         return true;
     }
     return false;
@@ -344,7 +347,7 @@ static enum ferry_err step(struct cloud_rollout_ctl *c, struct cloud_rollout *r,
         r->state_at = now;
     r->revision++;
     c->stats.steps++;
-    LOG_INFO("rollout %" PRId64 ": %s: %s", r->id, action, reason);
+    ferry_log_info("rollout %" PRId64 ": %s: %s", r->id, action, reason);
     if (err == FERRY_OK)
         err = cloud_rollout_log(c->inv, r->id, now, ACTOR, action, reason, d);
     return err;
@@ -454,7 +457,7 @@ static enum ferry_err gateway_halt(struct cloud_rollout_ctl *c, const char *gate
         snprintf(reason, sizeof(reason), "halted on its own nodes%s at %s: %s",
                  it->offline ? " while its uplink was down" : "", at, it->reason);
         bool halt = r.state != FERRY_ROLLOUT_HALTED;
-        LOG_WARN("rollout %" PRId64 ": gateway %s %s", r.id, gateway, reason);
+        ferry_log_warn("rollout %" PRId64 ": gateway %s %s", r.id, gateway, reason);
         err = cloud_rollout_log(c->inv, r.id, now, actor, halt ? "halted" : "gateway-halted",
                                 reason, d);
         if (err == FERRY_OK && halt) {
@@ -477,7 +480,7 @@ static enum ferry_err take_queues(struct cloud_rollout_ctl *c, int64_t now, stru
         enum ferry_err perr =
             cloud_nodeinfo_put(c->inv, &c->infos[i].info, c->infos[i].gateway, now, &pd);
         if (perr == FERRY_E_INVALID_ARG)
-            LOG_WARN("rollouts: %s", pd.msg);
+            ferry_log_warn("rollouts: %s", pd.msg);
         else if (perr != FERRY_OK)
             err = ferry_fail(d, perr, "%s", pd.msg);
     }
@@ -515,8 +518,8 @@ static void send_doc(struct doc_builder *b)
         err = b->c->io.publish(b->c->io.arg, topic, json, len, true);
     free(json);
     if (err != FERRY_OK) {
-        LOG_WARN("rollout %" PRId64 ": document for gateway %s not sent: %s", b->r->id,
-                 b->doc.gateway, ferry_diag_str(&d, err));
+        ferry_log_warn("rollout %" PRId64 ": document for gateway %s not sent: %s", b->r->id,
+                       b->doc.gateway, ferry_diag_str(&d, err));
         b->err = err;
         return;
     }
@@ -587,7 +590,8 @@ static void publish_docs(struct cloud_rollout_ctl *c, const struct cloud_rollout
     }
     free(doc->targets);
     if (err != FERRY_OK) {
-        LOG_ERR("rollout %" PRId64 ": documents not built: %s", r->id, ferry_diag_str(&d, err));
+        ferry_log_err("rollout %" PRId64 ": documents not built: %s", r->id,
+                      ferry_diag_str(&d, err));
         free(b.sent);
         return;
     }
@@ -611,11 +615,12 @@ static void record_offered(struct cloud_rollout_ctl *c, const struct cloud_rollo
     if (err == FERRY_OK)
         err = cloud_offered_record(c->io.store_dir, &o, &changed, &d);
     if (err != FERRY_OK)
-        LOG_ERR("rollout %" PRId64 ": what it offers is not recorded for the timestamp: %s", r->id,
-                ferry_diag_str(&d, err));
+        ferry_log_err("rollout %" PRId64 ": what it offers is not recorded for the timestamp: %s",
+                      r->id, ferry_diag_str(&d, err));
     else if (changed)
-        LOG_INFO("rollout %" PRId64 ": %s, product %s offers %s (recorded for the next timestamp)",
-                 r->id, o.state, r->product, o.n ? o.r[0].release : "nothing");
+        ferry_log_info("rollout %" PRId64
+                       ": %s, product %s offers %s (recorded for the next timestamp)",
+                       r->id, o.state, r->product, o.n ? o.r[0].release : "nothing");
 }
 
 /* The completed rollout's envelope, recorded as the line's current release
@@ -629,20 +634,20 @@ static void promote(struct cloud_rollout_ctl *c, const struct cloud_rollout *r)
         enum ferry_err rec =
             cloud_release_record(c->io.store_dir, r->product, r->envelope, r->envelope_len, &d);
         if (rec != FERRY_OK)
-            LOG_ERR("rollout %" PRId64 ": release %s not recorded as the line's current: %s", r->id,
-                    r->release, ferry_diag_str(&d, rec));
+            ferry_log_err("rollout %" PRId64 ": release %s not recorded as the line's current: %s",
+                          r->id, r->release, ferry_diag_str(&d, rec));
     }
     enum ferry_err err =
         ferry_topic(topic, sizeof(topic), FERRY_TOPIC_RELEASE, c->fleet, r->product, NULL);
     if (err == FERRY_OK)
         err = c->io.publish(c->io.arg, topic, r->envelope, r->envelope_len, true);
     if (err != FERRY_OK) {
-        LOG_ERR("rollout %" PRId64 ": release %s not published as the product's release: %s", r->id,
-                r->release, ferry_strerror(err));
+        ferry_log_err("rollout %" PRId64 ": release %s not published as the product's release: %s",
+                      r->id, r->release, ferry_strerror(err));
         return;
     }
-    LOG_INFO("rollout %" PRId64 ": release %s is now product %s's release", r->id, r->release,
-             r->product);
+    ferry_log_info("rollout %" PRId64 ": release %s is now product %s's release", r->id, r->release,
+                   r->product);
 }
 
 /* ---- the tick -------------------------------------------------------------------------------- */
@@ -739,7 +744,7 @@ void cloud_rollout_ctl_tick(struct cloud_rollout_ctl *c, int64_t now)
     if (err != FERRY_OK) {
         cloud_rollouts_rollback(c->inv);
         /* Descriptions stay queued; the watermarks stay: all is read again. */
-        LOG_ERR("rollouts: tick failed, retrying at the next: %s", ferry_diag_str(&d, err));
+        ferry_log_err("rollouts: tick failed, retrying at the next: %s", ferry_diag_str(&d, err));
         free(ids);
         free(work);
         return;
@@ -761,7 +766,7 @@ void cloud_rollout_ctl_tick(struct cloud_rollout_ctl *c, int64_t now)
         if (!t || (!work[i].publish && !republish && !work[i].promote))
             continue;
         if (cloud_rollout_load(c->inv, work[i].id, &r, &d) != FERRY_OK) {
-            LOG_ERR("rollouts: %s", d.msg);
+            ferry_log_err("rollouts: %s", d.msg);
             continue;
         }
         if (republish || r.revision != t->published)
@@ -774,10 +779,10 @@ void cloud_rollout_ctl_tick(struct cloud_rollout_ctl *c, int64_t now)
     }
     c->stats.publish_us = (ferry_now_ms() - t1) * 1000;
     if (c->stats.steps || c->stats.docs || c->stats.targeted)
-        LOG_DEBUG("rollouts: %zu active, %zu targeted, %" PRIu64 " states, %zu steps, %zu "
-                  "documents (%" PRIu64 " ms deciding, %" PRIu64 " ms publishing)",
-                  c->stats.rollouts, c->stats.targeted, c->stats.refreshed, c->stats.steps,
-                  c->stats.docs, c->stats.decide_us / 1000, c->stats.publish_us / 1000);
+        ferry_log_debug("rollouts: %zu active, %zu targeted, %" PRIu64 " states, %zu steps, %zu "
+                        "documents (%" PRIu64 " ms deciding, %" PRIu64 " ms publishing)",
+                        c->stats.rollouts, c->stats.targeted, c->stats.refreshed, c->stats.steps,
+                        c->stats.docs, c->stats.decide_us / 1000, c->stats.publish_us / 1000);
     free(ids);
     free(work);
 }

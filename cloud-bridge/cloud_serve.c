@@ -234,9 +234,9 @@ static void send_error_chunk(struct server *s, const char *topic, const char *ga
     char *payload = (char *)s->chunk + FERRY_STREAM_HEADER_LEN;
     int n = snprintf(payload, FERRY_STREAM_MAX_CHUNK, "%s: %s", ferry_err_name(err), msg);
     uint32_t len = n < 0 ? 0 : (uint32_t)n;
-    LOG_INFO("stream request from %s: %s", gateway, payload);
+    ferry_log_info("stream request from %s: %s", gateway, payload);
     if (publish_chunk(s, topic, FERRY_CHUNK_ERROR, r, r->offset, total, len) != FERRY_OK)
-        LOG_DEBUG("stream: error chunk to %s not sent (client busy)", gateway);
+        ferry_log_debug("stream: error chunk to %s not sent (client busy)", gateway);
 }
 
 /* "busy: instance <name> <what> artifact <digest>...; ask again": the
@@ -256,11 +256,12 @@ static void count_served(struct server *s, const char *gateway, const struct fer
 {
     char hex[FERRY_SHA256_HEX_LEN + 1];
     ferry_hex_encode(r->sha256, FERRY_SHA256_LEN, hex);
-    LOG_DEBUG("stream: %s %.16s offset %" PRIu64 ": %u of %" PRIu32 " chunks, %" PRIu64 " bytes",
-              gateway, hex, r->offset, chunks, r->count, bytes);
+    ferry_log_debug("stream: %s %.16s offset %" PRIu64 ": %u of %" PRIu32 " chunks, %" PRIu64
+                    " bytes",
+                    gateway, hex, r->offset, chunks, r->count, bytes);
     s->served_bytes += bytes;
     if (s->served_bytes >= s->next_report) {
-        LOG_INFO("stream: %" PRIu64 " MiB served since start", s->served_bytes >> 20);
+        ferry_log_info("stream: %" PRIu64 " MiB served since start", s->served_bytes >> 20);
         s->next_report = (s->served_bytes / SERVED_REPORT_BYTES + 1) * SERVED_REPORT_BYTES;
     }
 }
@@ -287,16 +288,16 @@ static void send_chunks(struct server *s, const char *topic, const char *gateway
         uint32_t len = size - off < r->chunk ? (uint32_t)(size - off) : r->chunk;
         ssize_t got = pread(fd, s->chunk + FERRY_STREAM_HEADER_LEN, len, (off_t)off);
         if (got != (ssize_t)len) {
-            LOG_ERR("stream: reading the store at offset %" PRIu64 " failed: %s", off,
-                    got < 0 ? strerror(errno) : "short read");
+            ferry_log_err("stream: reading the store at offset %" PRIu64 " failed: %s", off,
+                          got < 0 ? strerror(errno) : "short read");
             send_error_chunk(s, topic, gateway, r, size, FERRY_E_IO, "the store could not be read");
             res->done = true;
             break;
         }
         enum ferry_err err = publish_chunk(s, topic, FERRY_CHUNK_DATA, r, off, size, len);
         if (err != FERRY_OK) {
-            LOG_DEBUG("stream: %s: pausing after %u chunks (%s)", gateway, res->sent,
-                      ferry_strerror(err));
+            ferry_log_debug("stream: %s: pausing after %u chunks (%s)", gateway, res->sent,
+                            ferry_strerror(err));
             res->busy = true;
             break;
         }
@@ -379,7 +380,7 @@ static void restart_check(struct server *s, struct entry_check *e)
     if (err == FERRY_OK && (err = begin_check(s, e, sha256, fd, size, &d)) != FERRY_OK)
         close(fd);
     if (err != FERRY_OK)
-        LOG_WARN("stream: check not started over: %s", ferry_diag_str(&d, err));
+        ferry_log_warn("stream: check not started over: %s", ferry_diag_str(&d, err));
 }
 
 /* The verdict of a check whose every byte is hashed. */
@@ -391,18 +392,19 @@ static void finish_check(struct server *s, struct entry_check *e)
     uint64_t ms = ferry_now_ms() - e->started_ms, size = e->c.size;
     enum ferry_err err = cloud_store_check_end(s->store, &e->c, &d);
     if (err == FERRY_E_BUSY) {
-        LOG_INFO("stream: artifact %.16s... changed while it was checked; checking it again", hex);
+        ferry_log_info("stream: artifact %.16s... changed while it was checked; checking it again",
+                       hex);
         restart_check(s, e);
         return;
     }
     if (err == FERRY_OK || err == FERRY_E_HASH_MISMATCH)
         remember_verdict(s, &e->c, err == FERRY_OK); /* a read error says nothing of the copy */
     if (err == FERRY_OK)
-        LOG_INFO("stream: artifact %.16s... verified in the store (%" PRIu64 " bytes, %" PRIu64
-                 " ms, %" PRIu32 " slices)",
-                 hex, size, ms, e->slices);
+        ferry_log_info("stream: artifact %.16s... verified in the store (%" PRIu64
+                       " bytes, %" PRIu64 " ms, %" PRIu32 " slices)",
+                       hex, size, ms, e->slices);
     else
-        LOG_ERR("stream: %s (checked in %" PRIu64 " ms)", ferry_diag_str(&d, err), ms);
+        ferry_log_err("stream: %s (checked in %" PRIu64 " ms)", ferry_diag_str(&d, err), ms);
     drop_check(e);
 }
 
@@ -425,7 +427,7 @@ static void check_tick(void *arg)
     enum ferry_err err = cloud_store_check_step(s->store, &e->c, CLOUD_STORE_CHECK_SLICE, &d);
     e->slices++;
     if (err != FERRY_OK) {
-        LOG_ERR("stream: %s", ferry_diag_str(&d, err));
+        ferry_log_err("stream: %s", ferry_diag_str(&d, err));
         drop_check(e);
     } else if (cloud_store_check_done(&e->c)) {
         finish_check(s, e);
@@ -475,7 +477,8 @@ static enum ferry_err entry_verified(struct server *s, const uint8_t sha256[FERR
     if (e && cloud_store_same_file(&e->c.file, &st))
         return ferry_fail(d, FERRY_E_BUSY, "store entry %s is being checked", hex);
     if (e) {
-        LOG_INFO("stream: artifact %.16s... changed while it was checked; checking it again", hex);
+        ferry_log_info("stream: artifact %.16s... changed while it was checked; checking it again",
+                       hex);
         drop_check(e);
     }
     for (size_t i = 0; i < SERVE_CHECKS_MAX && !e; i++)
@@ -491,9 +494,9 @@ static enum ferry_err entry_verified(struct server *s, const uint8_t sha256[FERR
         return err;
     }
     *fd = -1; /* the check's now */
-    LOG_INFO("stream: checking artifact %.16s... in the store (%" PRIu64 " bytes) before its "
-             "first chunk",
-             hex, size);
+    ferry_log_info("stream: checking artifact %.16s... in the store (%" PRIu64 " bytes) before its "
+                   "first chunk",
+                   hex, size);
     schedule_checks(s);
     return ferry_fail(d, FERRY_E_BUSY, "store entry %s is being checked", hex);
 }
@@ -507,7 +510,8 @@ static void serve_turn(struct server *s, const struct cloud_turn *t, struct turn
     memset(res, 0, sizeof(*res));
     if (ferry_topic(topic, sizeof(topic), FERRY_TOPIC_STREAM_DATA, s->cfg->fleet, t->gateway,
                     NULL) != FERRY_OK) {
-        LOG_ERR("stream: no data topic for gateway %s", t->gateway); /* both ids were checked */
+        ferry_log_err("stream: no data topic for gateway %s",
+                      t->gateway); /* both ids were checked */
         res->done = true;
         return;
     }
@@ -527,7 +531,7 @@ static void serve_turn(struct server *s, const struct cloud_turn *t, struct turn
     }
     if (err != FERRY_OK) {
         /* The store's own trouble is for our log, not for the gateway. */
-        LOG_ERR("stream: %s", ferry_diag_str(&d, err));
+        ferry_log_err("stream: %s", ferry_diag_str(&d, err));
         send_error_chunk(s, topic, t->gateway, r, 0, err, "the artifact cannot be read");
         res->done = true;
         return;
@@ -538,9 +542,9 @@ static void serve_turn(struct server *s, const struct cloud_turn *t, struct turn
         /* Another instance may hold a good copy, or this one a checked or
          * repaired copy later: busy, as for a missing one. */
         if (err == FERRY_E_BUSY)
-            LOG_DEBUG("stream: %s", ferry_diag_str(&d, err));
+            ferry_log_debug("stream: %s", ferry_diag_str(&d, err));
         else
-            LOG_ERR("stream: %s", ferry_diag_str(&d, err));
+            ferry_log_err("stream: %s", ferry_diag_str(&d, err));
         send_busy(s, topic, t->gateway, r, busy);
         if (fd >= 0)
             close(fd);
@@ -604,7 +608,7 @@ static void handle_stream_req(struct server *s, const char *gateway, const uint8
     if (err == FERRY_OK)
         err = cloud_budget_request(s->budget, gateway, &r, ferry_now_ms(), &d);
     if (err != FERRY_OK) {
-        LOG_WARN("stream request from %s dropped: %s", gateway, ferry_diag_str(&d, err));
+        ferry_log_warn("stream request from %s dropped: %s", gateway, ferry_diag_str(&d, err));
         return;
     }
     if (!s->pump_timer)
@@ -646,8 +650,8 @@ static void send_ack(struct server *s, const char *gateway)
     /* Without the ack the gateway sends the batch again; the inventory
      * de-duplicates it and this acknowledges it then. */
     if (err != FERRY_OK)
-        LOG_WARN("status ack for batch %s to %s not sent: %s", s->ack->id, gateway,
-                 ferry_diag_str(&d, err));
+        ferry_log_warn("status ack for batch %s to %s not sent: %s", s->ack->id, gateway,
+                       ferry_diag_str(&d, err));
 }
 
 static void handle_status(struct server *s, const char *gateway, const uint8_t *payload, size_t len)
@@ -658,21 +662,21 @@ static void handle_status(struct server *s, const char *gateway, const uint8_t *
     for (size_t i = 0; err == FERRY_OK && i < b->n; i++)
         err = own_gateway(&b->records[i], gateway, &d);
     if (err != FERRY_OK) {
-        LOG_WARN("status batch from %s dropped: %s", gateway, ferry_diag_str(&d, err));
+        ferry_log_warn("status batch from %s dropped: %s", gateway, ferry_diag_str(&d, err));
         return;
     }
     struct cloud_ingest_out out = {.stored = s->ack->acked, .refused = s->ack->refused};
     err = cloud_inventory_ingest(s->inv, b->records, b->n, true, &out, &d);
     if (err != FERRY_OK) {
-        LOG_ERR("status batch %s from %s not stored (not acknowledged): %s", b->id, gateway,
-                ferry_diag_str(&d, err));
+        ferry_log_err("status batch %s from %s not stored (not acknowledged): %s", b->id, gateway,
+                      ferry_diag_str(&d, err));
         return;
     }
     memcpy(s->ack->id, b->id, sizeof(s->ack->id));
     s->ack->n = out.nstored;
     s->ack->nrefused = out.nrefused;
-    LOG_DEBUG("status batch %s from %s: %zu record(s) stored, %zu refused", b->id, gateway,
-              out.nstored, out.nrefused);
+    ferry_log_debug("status batch %s from %s: %zu record(s) stored, %zu refused", b->id, gateway,
+                    out.nstored, out.nrefused);
     send_ack(s, gateway);
 }
 
@@ -713,7 +717,7 @@ static void handle_node_state(struct server *s, const char *rest, const uint8_t 
     if (err == FERRY_OK)
         err = cloud_inventory_ingest(s->inv, &st, 1, false, &out, &d);
     if (err != FERRY_OK)
-        LOG_WARN("node state %.140s dropped: %s", rest, ferry_diag_str(&d, err));
+        ferry_log_warn("node state %.140s dropped: %s", rest, ferry_diag_str(&d, err));
 }
 
 /* rest is "<gateway>/<node>" from ferry/v1/<fleet>/config/<gateway>/<node>:
@@ -734,12 +738,12 @@ static void handle_config(struct server *s, const char *rest, const uint8_t *pay
     if (err == FERRY_OK)
         err = cloud_config_ingest(s->configs, &r, &kept, &d);
     if (err != FERRY_OK)
-        LOG_WARN("configuration report %.140s dropped: %s", rest, ferry_diag_str(&d, err));
+        ferry_log_warn("configuration report %.140s dropped: %s", rest, ferry_diag_str(&d, err));
     else if (kept)
-        LOG_INFO("configuration of node %s kept (reported through %s)", r.node, r.gateway);
+        ferry_log_info("configuration of node %s kept (reported through %s)", r.node, r.gateway);
     else
-        LOG_INFO("configuration of node %s not kept: %s", r.node,
-                 r.healthy ? "older than the one kept" : "the node was not healthy");
+        ferry_log_info("configuration of node %s not kept: %s", r.node,
+                       r.healthy ? "older than the one kept" : "the node was not healthy");
 }
 
 /* ---- partitions (cloud_partition.h) ----------------------------------------- */
@@ -775,17 +779,20 @@ static void on_partition_beat(void *arg)
     if (err == FERRY_OK)
         err = cloud_partition_beat(s->part, s->part_db, s->cfg->fleet, now, &changed, &d);
     if (err != FERRY_OK && !s->part_failing)
-        LOG_WARN("partition: lease of instance %s not renewed (it handles no gateway once its "
-                 "view is %lld ms old; tried again every beat): %s",
-                 cloud_partition_self(s->part), (long long)cloud_partition_settle_ms(s->part),
-                 ferry_diag_str(&d, err));
+        ferry_log_warn(
+            "partition: lease of instance %s not renewed (it handles no gateway once its "
+            "view is %lld ms old; tried again every beat): %s",
+            cloud_partition_self(s->part), (long long)cloud_partition_settle_ms(s->part),
+            ferry_diag_str(&d, err));
     else if (err == FERRY_OK && s->part_failing)
-        LOG_INFO("partition: lease of instance %s renewed again", cloud_partition_self(s->part));
+        ferry_log_info("partition: lease of instance %s renewed again",
+                       cloud_partition_self(s->part));
     s->part_failing = err != FERRY_OK;
     if (err == FERRY_OK && changed)
-        LOG_INFO("partition: %zu instance(s) of fleet %s live; this one is %s and handles its "
-                 "share of the gateways",
-                 cloud_partition_members(s->part), s->cfg->fleet, cloud_partition_self(s->part));
+        ferry_log_info(
+            "partition: %zu instance(s) of fleet %s live; this one is %s and handles its "
+            "share of the gateways",
+            cloud_partition_members(s->part), s->cfg->fleet, cloud_partition_self(s->part));
     s->part_timer =
         ferry_loop_timer(s->loop, (uint64_t)cloud_partition_beat_ms(s->part), on_partition_beat, s);
 }
@@ -816,8 +823,8 @@ static void partition_fallback(void *arg)
 {
     struct server *s = arg;
     struct ferry_diag d = {{0}};
-    LOG_WARN("the broker has no shared subscriptions: instances split gateways by partitions "
-             "agreed through the database (--partition)");
+    ferry_log_warn("the broker has no shared subscriptions: instances split gateways by partitions "
+                   "agreed through the database (--partition)");
     ferry_keeper_unsubscribe(s->keeper, s->filters[SUB_REQ]);
     ferry_keeper_unsubscribe(s->keeper, s->filters[SUB_STATUS]);
     char req[FERRY_TOPIC_MAX], status[FERRY_TOPIC_MAX];
@@ -833,7 +840,7 @@ static void partition_fallback(void *arg)
     if (err == FERRY_OK)
         err = subscribe_work(s, &d);
     if (err != FERRY_OK) {
-        LOG_ERR("partitions could not start: %s", ferry_diag_str(&d, err));
+        ferry_log_err("partitions could not start: %s", ferry_diag_str(&d, err));
         ferry_loop_stop(s->loop);
     }
 }
@@ -856,8 +863,8 @@ static void partition_stop(struct server *s)
     if (s->part && s->part_db) {
         enum ferry_err err = cloud_partition_leave(s->part, s->part_db, s->cfg->fleet, &d);
         if (err != FERRY_OK)
-            LOG_WARN("partition: lease not removed (the others wait for it to expire): %s",
-                     ferry_diag_str(&d, err));
+            ferry_log_warn("partition: lease not removed (the others wait for it to expire): %s",
+                           ferry_diag_str(&d, err));
     }
     cloud_db_close(s->part_db);
     cloud_partition_free(s->part);
@@ -872,7 +879,7 @@ static const char *topic_gateway(const char *topic, const char *prefix)
     const char *rest = after_prefix(topic, prefix);
     if (rest && ferry_id_valid(rest))
         return rest;
-    LOG_WARN("message on unexpected topic '%.200s' dropped", topic);
+    ferry_log_warn("message on unexpected topic '%.200s' dropped", topic);
     return NULL;
 }
 
@@ -885,12 +892,12 @@ static bool ours(struct server *s, const char *gateway, const char *what)
         return true;
     const char *owner = cloud_partition_owner(s->part, gateway);
     if (owner && strcmp(owner, cloud_partition_self(s->part)) != 0)
-        LOG_DEBUG("partition: %s from %s dropped: instance %s handles that gateway", what, gateway,
-                  owner);
+        ferry_log_debug("partition: %s from %s dropped: instance %s handles that gateway", what,
+                        gateway, owner);
     else
-        LOG_DEBUG("partition: %s from %s dropped: not this instance's yet (settling, or no "
-                  "recent view of the instances)",
-                  what, gateway);
+        ferry_log_debug("partition: %s from %s dropped: not this instance's yet (settling, or no "
+                        "recent view of the instances)",
+                        what, gateway);
     return false;
 }
 
@@ -930,14 +937,14 @@ static void on_rollout_message(void *arg, const struct ferry_mqtt_ev *ev)
 {
     struct server *s = arg;
     if (!cloud_rollout_ctl_message(s->rollouts, ev->topic, ev->payload, ev->len))
-        LOG_WARN("message on unexpected topic '%.200s' dropped", ev->topic);
+        ferry_log_warn("message on unexpected topic '%.200s' dropped", ev->topic);
 }
 
 static void on_presence_message(void *arg, const struct ferry_mqtt_ev *ev)
 {
     struct server *s = arg;
     if (!cloud_http_message(s->http, ev->topic, ev->payload, ev->len))
-        LOG_WARN("message on unexpected topic '%.200s' dropped", ev->topic);
+        ferry_log_warn("message on unexpected topic '%.200s' dropped", ev->topic);
 }
 
 /* ---- the session (ferry_keeper.h) ------------------------------------------ */
@@ -946,7 +953,7 @@ static void on_up(void *arg, const struct ferry_keeper_link *link)
 {
     struct server *s = arg;
     /* Operators (and the tests) learn here that requests now reach us. */
-    LOG_INFO("connected to %s; subscribed to all topic filters", link->url);
+    ferry_log_info("connected to %s; subscribed to all topic filters", link->url);
     cloud_rollout_ctl_connected(s->rollouts);
 }
 
@@ -961,9 +968,9 @@ static void on_published(void *arg, int token, bool ok, const char *reason)
     (void)arg;
     (void)token;
     if (!ok)
-        LOG_WARN("a status ack or rollout document was not delivered (%s); the gateway will "
-                 "resend its batch, the controller its document",
-                 reason[0] ? reason : "no reason given");
+        ferry_log_warn("a status ack or rollout document was not delivered (%s); the gateway will "
+                       "resend its batch, the controller its document",
+                       reason[0] ? reason : "no reason given");
 }
 
 /* The work gateways send: stream requests and status batches. */
@@ -1181,11 +1188,11 @@ static int serve_run(const struct serve_cfg *cfg)
         server_close(&s);
         return cloud_subcmd_report(&serve_cmd, &d, err, CLOUD_EXIT_FAILED);
     }
-    LOG_INFO("serving fleet %s from %s, inventory %s", cfg->fleet, cfg->store, cfg->db);
+    ferry_log_info("serving fleet %s from %s, inventory %s", cfg->fleet, cfg->store, cfg->db);
     ferry_keeper_start(s.keeper);
     on_rollout_tick(&s);
     int sig = ferry_loop_run(s.loop);
-    LOG_INFO("stopping (signal %d); %" PRIu64 " bytes served", sig, s.served_bytes);
+    ferry_log_info("stopping (signal %d); %" PRIu64 " bytes served", sig, s.served_bytes);
     server_close(&s);
     return 0;
 }

@@ -1003,7 +1003,7 @@ static int status_once(const struct status_cfg *cfg, struct cloud_inventory *inv
         err = ferry_fail(d, FERRY_E_IO, "writing to stdout failed");
     if (err != FERRY_OK)
         return cloud_subcmd_report(&status_cmd, d, err, CLOUD_EXIT_FAILED);
-    LOG_INFO("%zu node(s) listed", w.tally.rows);
+    ferry_log_info("%zu node(s) listed", w.tally.rows);
     return 0;
 }
 

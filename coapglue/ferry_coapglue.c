@@ -13,18 +13,15 @@
 
 /* ---- the library --------------------------------------------------------- */
 
-/* libcoap's levels are syslog's. Its LOG_ERR, LOG_INFO and LOG_DEBUG names
- * are taken by ferry_log.h's macros, hence the numbers. */
-enum { SYSLOG_ERR = 3, SYSLOG_WARNING = 4, SYSLOG_INFO = 6 };
-
 static unsigned users; /* ferry_coapglue_up() without its _down() */
 
 static void log_bridge(coap_log_t level, const char *message)
 {
-    enum ferry_log_level l = level <= SYSLOG_ERR       ? FERRY_LOG_ERROR
-                             : level == SYSLOG_WARNING ? FERRY_LOG_WARN
-                             : level <= SYSLOG_INFO    ? FERRY_LOG_INFO
-                                                       : FERRY_LOG_DEBUG;
+    /* libcoap's levels are syslog's. */
+    enum ferry_log_level l = level <= LOG_ERR       ? FERRY_LOG_ERROR
+                             : level == LOG_WARNING ? FERRY_LOG_WARN
+                             : level <= LOG_INFO    ? FERRY_LOG_INFO
+                                                    : FERRY_LOG_DEBUG;
     size_t n = strlen(message);
     while (n > 0 && (message[n - 1] == '\n' || message[n - 1] == '\r'))
         n--;
@@ -37,7 +34,7 @@ void ferry_coapglue_up(void)
         return;
     coap_startup();
     coap_set_log_handler(log_bridge);
-    coap_set_log_level(ferry_log_enabled(FERRY_LOG_DEBUG) ? SYSLOG_INFO : SYSLOG_WARNING);
+    coap_set_log_level(ferry_log_enabled(FERRY_LOG_DEBUG) ? LOG_INFO : LOG_WARNING);
 }
 
 void ferry_coapglue_down(void)

@@ -27,7 +27,7 @@
 #define FERRY_COAPGLUE_H
 
 #include "ferry_err.h"
-#include "ferry_log.h" /* before libcoap's syslog.h: its LOG_ERR etc. are ferry_log's */
+#include "ferry_log.h"
 #include "ferry_loop.h"
 #include "ferry_names.h"
 #include "ferry_sha256.h"

@@ -321,14 +321,14 @@ static void refuse(struct ferry_keeper *k, struct sub *s, int code, const char *
     s->state = permanent ? SUB_UNSUPPORTED : SUB_REFUSED;
     s->answered = true;
     if (permanent) {
-        LOG_ERR("%s: %s refused the subscription to %s for good: %s", k->name, k->urls[k->idx],
-                s->filter, reason);
+        ferry_log_err("%s: %s refused the subscription to %s for good: %s", k->name,
+                      k->urls[k->idx], s->filter, reason);
     } else {
         if (!s->retry_ms)
             s->retry_ms = RESUB_MIN_MS;
         s->retry_at = ferry_now_ms() + s->retry_ms;
-        LOG_ERR("%s: %s refused the subscription to %s: %s; asking again in %u s", k->name,
-                k->urls[k->idx], s->filter, reason, s->retry_ms / 1000);
+        ferry_log_err("%s: %s refused the subscription to %s: %s; asking again in %u s", k->name,
+                      k->urls[k->idx], s->filter, reason, s->retry_ms / 1000);
         s->retry_ms = s->retry_ms >= RESUB_MAX_MS / 2 ? RESUB_MAX_MS : s->retry_ms * 2;
         schedule_resub(k);
     }
@@ -391,7 +391,7 @@ static void maybe_up(struct ferry_keeper *k)
     k->up = true;
     ferry_backoff_reset(&k->backoff);
     k->tried = 0;
-    LOG_INFO("%s: up on %s", k->name, k->urls[k->idx]);
+    ferry_log_info("%s: up on %s", k->name, k->urls[k->idx]);
     if (k->ev.on_up) {
         struct ferry_keeper_link link = {
             .url = k->urls[k->idx],
@@ -439,9 +439,10 @@ static void next_broker(struct ferry_keeper *k)
     k->tried = 0;
     uint32_t delay = ferry_backoff_next(&k->backoff, ferry_random_u32());
     if (k->nurls > 1)
-        LOG_INFO("%s: no broker of %zu reachable; next round in %u ms", k->name, k->nurls, delay);
+        ferry_log_info("%s: no broker of %zu reachable; next round in %u ms", k->name, k->nurls,
+                       delay);
     else
-        LOG_INFO("%s: reconnecting in %u ms", k->name, delay);
+        ferry_log_info("%s: reconnecting in %u ms", k->name, delay);
     schedule_attempt(k, delay);
 }
 
@@ -461,12 +462,13 @@ static void attempt(void *arg)
     if (err == FERRY_OK) {
         struct ferry_mqtt_attempt a = {
             .url = k->urls[k->idx], .password = pw, .password_len = pwlen};
-        LOG_DEBUG("%s: connecting to %s", k->name, k->urls[k->idx]);
+        ferry_log_debug("%s: connecting to %s", k->name, k->urls[k->idx]);
         err = ferry_mqtt_connect_to(k->mqtt, &a, &d);
     }
     ferry_keeper_wipe(pw, pwlen);
     if (err != FERRY_OK) {
-        LOG_WARN("%s: cannot connect to %s: %s", k->name, k->urls[k->idx], ferry_diag_str(&d, err));
+        ferry_log_warn("%s: cannot connect to %s: %s", k->name, k->urls[k->idx],
+                       ferry_diag_str(&d, err));
         next_broker(k);
     }
 }
@@ -478,8 +480,8 @@ static void on_connected(struct ferry_keeper *k, const struct ferry_mqtt_ev *ev)
     k->caps = ev->caps;
     k->session_present = ev->session_present;
     if (!ferry_keeper_fit(&k->needs, &ev->caps, why, sizeof(why))) {
-        LOG_ERR("%s: broker %s cannot carry this program: %s; trying another", k->name,
-                k->urls[k->idx], why);
+        ferry_log_err("%s: broker %s cannot carry this program: %s; trying another", k->name,
+                      k->urls[k->idx], why);
         ferry_mqtt_disconnect(k->mqtt, "the broker is unfit");
         return;
     }
@@ -487,12 +489,13 @@ static void on_connected(struct ferry_keeper *k, const struct ferry_mqtt_ev *ev)
     if (!ev->caps.shared)
         k->no_shared[k->idx] = true;
     if (k->persistent && !ev->session_present)
-        LOG_WARN("%s: %s holds no session for us (new, expired, or lost by the broker): what it "
-                 "queued for us is gone; subscribing again",
-                 k->name, k->urls[k->idx]);
+        ferry_log_warn(
+            "%s: %s holds no session for us (new, expired, or lost by the broker): what it "
+            "queued for us is gone; subscribing again",
+            k->name, k->urls[k->idx]);
     else
-        LOG_INFO("%s: connected to %s (session %s)", k->name, k->urls[k->idx],
-                 ev->session_present ? "resumed" : "new");
+        ferry_log_info("%s: connected to %s (session %s)", k->name, k->urls[k->idx],
+                       ev->session_present ? "resumed" : "new");
     subscribe_all(k);
     maybe_up(k);
 }
@@ -508,7 +511,7 @@ static void on_link_down(struct ferry_keeper *k, const struct ferry_mqtt_ev *ev)
     }
     const char *reason = ev->reason[0] ? ev->reason : "no reason given";
     if (ev->type == FERRY_MQTT_EV_CONNECT_FAILED) {
-        LOG_WARN("%s: cannot connect to %s: %s", k->name, k->urls[k->idx], reason);
+        ferry_log_warn("%s: cannot connect to %s: %s", k->name, k->urls[k->idx], reason);
     } else if (was_fit) {
         /* A broker that closes the link over a shared subscription (ejabberd
          * 23.01) has none: remember it, and tell the program now. */
@@ -520,7 +523,7 @@ static void on_link_down(struct ferry_keeper *k, const struct ferry_mqtt_ev *ev)
                            "the broker closed the link over it");
             }
         }
-        LOG_WARN("%s: connection lost to %s: %s", k->name, k->urls[k->idx], reason);
+        ferry_log_warn("%s: connection lost to %s: %s", k->name, k->urls[k->idx], reason);
     }
     for (size_t i = 0; i < k->nsubs; i++) {
         if (k->subs[i].state != SUB_UNSUPPORTED)
@@ -541,8 +544,8 @@ static void on_sub_answer(struct ferry_keeper *k, const struct ferry_mqtt_ev *ev
         s->answered = true;
         s->retry_ms = 0;
         if (ev->qos < s->qos)
-            LOG_WARN("%s: %s granted %s at QoS %d only (asked for %d)", k->name, k->urls[k->idx],
-                     s->filter, ev->qos, s->qos);
+            ferry_log_warn("%s: %s granted %s at QoS %d only (asked for %d)", k->name,
+                           k->urls[k->idx], s->filter, ev->qos, s->qos);
     } else {
         refuse(k, s, ev->reason_code, ev->reason[0] ? ev->reason : "no reason given");
     }
@@ -557,7 +560,7 @@ static void on_message(struct ferry_keeper *k, const struct ferry_mqtt_ev *ev)
             return;
         }
     }
-    LOG_DEBUG("%s: message on '%.200s' matches no subscription; dropped", k->name, ev->topic);
+    ferry_log_debug("%s: message on '%.200s' matches no subscription; dropped", k->name, ev->topic);
 }
 
 static void on_mqtt_fd(void *arg, uint32_t events)
@@ -754,7 +757,7 @@ void ferry_keeper_unsubscribe(struct ferry_keeper *k, const char *filter)
             continue;
         if (k->fit && k->subs[i].state == SUB_GRANTED &&
             ferry_mqtt_unsubscribe(k->mqtt, filter, NULL) != FERRY_OK)
-            LOG_DEBUG("%s: could not unsubscribe from %s", k->name, filter);
+            ferry_log_debug("%s: could not unsubscribe from %s", k->name, filter);
         free(k->subs[i].filter);
         memmove(&k->subs[i], &k->subs[i + 1], (k->nsubs - i - 1) * sizeof(k->subs[0]));
         k->nsubs--;

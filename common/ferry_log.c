@@ -33,7 +33,7 @@ bool ferry_log_enabled(enum ferry_log_level level)
     return level <= log_level;
 }
 
-void ferry_log(enum ferry_log_level level, const char *fmt, ...)
+static void vlog(enum ferry_log_level level, const char *fmt, va_list ap)
 {
     if (!ferry_log_enabled(level))
         return;
@@ -48,10 +48,7 @@ void ferry_log(enum ferry_log_level level, const char *fmt, ...)
                      ts.tv_nsec / 1000000, level_names[level], log_component);
     if (n < 0)
         return;
-    va_list ap;
-    va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-    va_end(ap);
     if (m < 0)
         return;
     size_t len = (size_t)n + (size_t)m;
@@ -66,3 +63,25 @@ void ferry_log(enum ferry_log_level level, const char *fmt, ...)
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w;
 }
+
+void ferry_log(enum ferry_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(level, fmt, ap);
+    va_end(ap);
+}
+
+/* One per level: the variadic arguments cannot be passed on. */
+#define LEVEL_FN(name, level)                                                                      \
+    void name(const char *fmt, ...)                                                                \
+    {                                                                                              \
+        va_list ap;                                                                                \
+        va_start(ap, fmt);                                                                         \
+        vlog(level, fmt, ap);                                                                      \
+        va_end(ap);                                                                                \
+    }
+LEVEL_FN(ferry_log_err, FERRY_LOG_ERROR)
+LEVEL_FN(ferry_log_warn, FERRY_LOG_WARN)
+LEVEL_FN(ferry_log_info, FERRY_LOG_INFO)
+LEVEL_FN(ferry_log_debug, FERRY_LOG_DEBUG)

@@ -26,9 +26,11 @@ bool ferry_log_enabled(enum ferry_log_level level);
 
 void ferry_log(enum ferry_log_level level, const char *fmt, ...) FERRY_PRINTF(2, 3);
 
-#define LOG_ERR(...)   ferry_log(FERRY_LOG_ERROR, __VA_ARGS__)
-#define LOG_WARN(...)  ferry_log(FERRY_LOG_WARN, __VA_ARGS__)
-#define LOG_INFO(...)  ferry_log(FERRY_LOG_INFO, __VA_ARGS__)
-#define LOG_DEBUG(...) ferry_log(FERRY_LOG_DEBUG, __VA_ARGS__)
+/* ferry_log() at one level. (Not LOG_ERR and the like: those are syslog's
+ * level numbers, which libcoap's headers bring in.) */
+void ferry_log_err(const char *fmt, ...) FERRY_PRINTF(1, 2);
+void ferry_log_warn(const char *fmt, ...) FERRY_PRINTF(1, 2);
+void ferry_log_info(const char *fmt, ...) FERRY_PRINTF(1, 2);
+void ferry_log_debug(const char *fmt, ...) FERRY_PRINTF(1, 2);
 
 #endif

@@ -156,7 +156,7 @@ uint64_t ferry_loop_timer(struct ferry_loop *l, uint64_t delay_ms, ferry_loop_ti
 {
     struct loop_timer *t = calloc(1, sizeof(*t));
     if (!t) {
-        LOG_ERR("loop: out of memory for a timer");
+        ferry_log_err("loop: out of memory for a timer");
         return 0;
     }
     t->id = ++l->next_id;
@@ -224,7 +224,7 @@ int ferry_loop_run(struct ferry_loop *l)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            LOG_ERR("loop: epoll_wait: %s", strerror(errno));
+            ferry_log_err("loop: epoll_wait: %s", strerror(errno));
             break;
         }
         for (int i = 0; i < n && !l->stop; i++) {

@@ -125,7 +125,7 @@ static void push_event_locked(struct ferry_mqtt *m, enum ferry_mqtt_ev_type type
 {
     struct ev_node *n = node_new(type);
     if (!n) {
-        LOG_ERR("mqtt %s: out of memory, event %d lost", m->client_id, (int)type);
+        ferry_log_err("mqtt %s: out of memory, event %d lost", m->client_id, (int)type);
         return;
     }
     n->ev.token = token;
@@ -263,7 +263,7 @@ static void on_connect_ok(void *ctx, MQTTAsync_successData5 *r)
             snprintf(n->ev.url, sizeof(n->ev.url), "%s", m->cur_url);
             push_locked(m, n);
         } else {
-            LOG_ERR("mqtt %s: out of memory, connected event lost", m->client_id);
+            ferry_log_err("mqtt %s: out of memory, connected event lost", m->client_id);
         }
     }
     pthread_mutex_unlock(&m->mu);
@@ -379,13 +379,13 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
     size_t plen = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
 
     if (plen > FERRY_MQTT_MAX_PAYLOAD) {
-        LOG_WARN("mqtt %s: dropped a %zu-byte message on '%.64s': above the %u-byte cap",
-                 m->client_id, plen, topic, FERRY_MQTT_MAX_PAYLOAD);
+        ferry_log_warn("mqtt %s: dropped a %zu-byte message on '%.64s': above the %u-byte cap",
+                       m->client_id, plen, topic, FERRY_MQTT_MAX_PAYLOAD);
         goto consumed;
     }
     if (memchr(topic, 0, tlen)) {
-        LOG_WARN("mqtt %s: dropped a message whose topic '%.64s' holds a NUL byte", m->client_id,
-                 topic);
+        ferry_log_warn("mqtt %s: dropped a message whose topic '%.64s' holds a NUL byte",
+                       m->client_id, topic);
         goto consumed;
     }
 
@@ -393,9 +393,9 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
     if (m->queued_bytes >= m->queue_max && droppable(m, topic)) {
         m->dropped++;
         if (m->dropped_episode++ == 0)
-            LOG_WARN("mqtt %s: %zu bytes of events wait for the loop (cap %zu): dropping "
-                     "messages its protocol retries, from '%.64s' on",
-                     m->client_id, m->queued_bytes, m->queue_max, topic);
+            ferry_log_warn("mqtt %s: %zu bytes of events wait for the loop (cap %zu): dropping "
+                           "messages its protocol retries, from '%.64s' on",
+                           m->client_id, m->queued_bytes, m->queue_max, topic);
         m->over_cap = true;
         pthread_mutex_unlock(&m->mu);
         goto consumed;
@@ -405,16 +405,18 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
     struct ev_node *n = message_node(topic, tlen, msg, plen);
     if (!n) {
         /* Paho keeps it and offers it again later: late beats lost. */
-        LOG_ERR("mqtt %s: out of memory, message on '%.64s' left with Paho", m->client_id, topic);
+        ferry_log_err("mqtt %s: out of memory, message on '%.64s' left with Paho", m->client_id,
+                      topic);
         return 0;
     }
     pthread_mutex_lock(&m->mu);
     push_locked(m, n);
     if (m->queued_bytes > m->queue_max && !m->over_cap) {
         m->over_cap = true;
-        LOG_WARN("mqtt %s: %zu bytes of events wait for the loop (cap %zu) on topics it may not "
-                 "drop: the sender outruns us",
-                 m->client_id, m->queued_bytes, m->queue_max);
+        ferry_log_warn(
+            "mqtt %s: %zu bytes of events wait for the loop (cap %zu) on topics it may not "
+            "drop: the sender outruns us",
+            m->client_id, m->queued_bytes, m->queue_max);
     }
     pthread_mutex_unlock(&m->mu);
 
@@ -464,7 +466,7 @@ static void on_subscribe_ok(void *ctx, MQTTAsync_successData5 *r)
             n->ev.qos = rc;
             push_locked(m, n);
         } else {
-            LOG_ERR("mqtt %s: out of memory, subscribed event lost", m->client_id);
+            ferry_log_err("mqtt %s: out of memory, subscribed event lost", m->client_id);
         }
     }
     pthread_mutex_unlock(&m->mu);
@@ -809,8 +811,8 @@ static void wait_disconnect(struct ferry_mqtt *m)
     pthread_mutex_lock(&m->mu);
     while (!m->disc_done) {
         if (pthread_cond_timedwait(&m->cond, &m->mu, &until) == ETIMEDOUT) {
-            LOG_WARN("mqtt %s: disconnect did not complete in %d ms", m->client_id,
-                     DISCONNECT_WAIT_MS);
+            ferry_log_warn("mqtt %s: disconnect did not complete in %d ms", m->client_id,
+                           DISCONNECT_WAIT_MS);
             break;
         }
     }
@@ -1026,7 +1028,7 @@ void ferry_mqtt_disconnect(struct ferry_mqtt *m, const char *reason)
     o.context = m;
     /* Not connected (or no longer): the attempt, if any, reports itself. */
     if (MQTTAsync_disconnect(m->cli, &o) != MQTTASYNC_SUCCESS)
-        LOG_DEBUG("mqtt %s: nothing to disconnect", m->client_id);
+        ferry_log_debug("mqtt %s: nothing to disconnect", m->client_id);
 }
 
 enum ferry_err ferry_mqtt_next(struct ferry_mqtt *m, struct ferry_mqtt_ev **out)
@@ -1054,8 +1056,8 @@ enum ferry_err ferry_mqtt_next(struct ferry_mqtt *m, struct ferry_mqtt_ev **out)
     }
     pthread_mutex_unlock(&m->mu);
     if (episode)
-        LOG_WARN("mqtt %s: the queue drained; %llu messages were dropped while it was full",
-                 m->client_id, (unsigned long long)episode);
+        ferry_log_warn("mqtt %s: the queue drained; %llu messages were dropped while it was full",
+                       m->client_id, (unsigned long long)episode);
 
     switch (n->ev.type) {
     case FERRY_MQTT_EV_CONNECTED:
@@ -1135,8 +1137,8 @@ enum ferry_err ferry_mqtt_publish(struct ferry_mqtt *m, const char *topic, const
     int rc = MQTTAsync_sendMessage(m->cli, topic, &msg, &ro);
     enum ferry_err err = paho_send_err(rc);
     if (err == FERRY_E_IO)
-        LOG_WARN("mqtt %s: publish to '%.64s' failed: %s (code %d)", m->client_id, topic,
-                 paho_str(rc), rc);
+        ferry_log_warn("mqtt %s: publish to '%.64s' failed: %s (code %d)", m->client_id, topic,
+                       paho_str(rc), rc);
     if (err == FERRY_OK && token)
         *token = ro.token;
     return err;
@@ -1156,8 +1158,8 @@ enum ferry_err ferry_mqtt_subscribe(struct ferry_mqtt *m, const char *filter, in
     int rc = MQTTAsync_subscribe(m->cli, filter, qos, &ro);
     enum ferry_err err = paho_send_err(rc);
     if (err == FERRY_E_IO)
-        LOG_WARN("mqtt %s: subscribe to '%.64s' failed: %s (code %d)", m->client_id, filter,
-                 paho_str(rc), rc);
+        ferry_log_warn("mqtt %s: subscribe to '%.64s' failed: %s (code %d)", m->client_id, filter,
+                       paho_str(rc), rc);
     if (err == FERRY_OK && token)
         *token = ro.token;
     return err;

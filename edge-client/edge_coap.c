@@ -318,7 +318,7 @@ enum ferry_err edge_coap_get_block(struct edge_coap *c, const uint8_t sha256[FER
                           (unsigned long long)off);
     if (c->resend_owed && c->hooks.new_session) {
         /* A new session not up yet: the hook asks for this block again. */
-        LOG_DEBUG("coap: block request %u held until the new session is up", req);
+        ferry_log_debug("coap: block request %u held until the new session is up", req);
         return FERRY_OK;
     }
     char path[PATH_MAX_LEN];
@@ -395,18 +395,18 @@ static void send_observe(struct edge_coap *c)
     if (!pdu || !add_manifest_query(c, pdu) ||
         !coap_add_option(pdu, COAP_OPTION_OBSERVE, 0, &zero)) {
         coap_delete_pdu(pdu);
-        LOG_WARN("coap: cannot build the manifest request");
+        ferry_log_warn("coap: cannot build the manifest request");
         return;
     }
     struct ferry_diag d = {{0}};
     if (send_request(c, &c->observe, pdu, NULL, &d) != FERRY_OK)
-        LOG_WARN("%s", d.msg);
+        ferry_log_warn("%s", d.msg);
 }
 
 static void send_envelope_block(struct edge_coap *c, uint32_t num)
 {
     struct envelope_xfer *x = &c->env;
-    LOG_DEBUG("coap: asking for block %u of the manifest", num);
+    ferry_log_debug("coap: asking for block %u of the manifest", num);
     coap_pdu_t *pdu =
         new_request(c, &x->req, COAP_REQUEST_CODE_GET, c->manifest_path, true, c->nmquery == 0);
     if (!pdu || !add_manifest_query(c, pdu) || !add_block2(pdu, num, x->szx)) {
@@ -416,7 +416,7 @@ static void send_envelope_block(struct edge_coap *c, uint32_t num)
     }
     struct ferry_diag d = {{0}};
     if (send_request(c, &x->req, pdu, envelope_deadline, &d) != FERRY_OK) {
-        LOG_WARN("%s", d.msg);
+        ferry_log_warn("%s", d.msg);
         forget(c, &x->req);
     }
 }
@@ -444,11 +444,11 @@ static void send_meta_observe(struct edge_coap *c, bool fresh_token)
     struct ferry_diag d = {{0}};
     if (!pdu || !coap_add_option(pdu, COAP_OPTION_OBSERVE, 0, &zero)) {
         coap_delete_pdu(pdu);
-        LOG_WARN("coap: cannot build the trust metadata request");
+        ferry_log_warn("coap: cannot build the trust metadata request");
         return;
     }
     if (send_request(c, &c->meta.observe, pdu, NULL, &d) != FERRY_OK)
-        LOG_WARN("%s", d.msg);
+        ferry_log_warn("%s", d.msg);
 }
 
 static void meta_deadline(void *arg)
@@ -469,7 +469,7 @@ static void send_meta_block(struct edge_coap *c, uint32_t num)
         return;
     }
     if (send_request(c, &x->blk, pdu, meta_deadline, &d) != FERRY_OK) {
-        LOG_WARN("%s", d.msg);
+        ferry_log_warn("%s", d.msg);
         forget(c, &x->blk);
     }
 }
@@ -492,7 +492,7 @@ static void end_meta_observe(struct edge_coap *c)
         return;
     }
     if (coap_send(c->session, pdu) == COAP_INVALID_MID)
-        LOG_DEBUG("coap: could not end the trust metadata observation");
+        ferry_log_debug("coap: could not end the trust metadata observation");
 }
 
 void edge_coap_meta_now(struct edge_coap *c, uint64_t have)
@@ -526,7 +526,7 @@ static void meta_answer(struct edge_coap *c, const struct edge_coap_answer *a, b
         return;
     }
     if (a->code != 205) {
-        LOG_DEBUG("coap: trust metadata answered %u.%02u", a->code / 100, a->code % 100);
+        ferry_log_debug("coap: trust metadata answered %u.%02u", a->code / 100, a->code % 100);
         return;
     }
     if (first) {
@@ -554,7 +554,8 @@ static void meta_answer(struct edge_coap *c, const struct edge_coap_answer *a, b
                          (a->etag_len == x->etag_len && !memcmp(a->etag, x->etag, a->etag_len));
         if (!a->has_block || a->szx != x->szx || (uint64_t)a->num * (16u << x->szx) != x->len ||
             !same_etag || (a->more && a->len != (16u << x->szx))) {
-            LOG_DEBUG("coap: trust metadata broke off at %zu bytes; next poll retries", x->len);
+            ferry_log_debug("coap: trust metadata broke off at %zu bytes; next poll retries",
+                            x->len);
             return;
         }
     }
@@ -624,7 +625,7 @@ static void manifest_answer(struct edge_coap *c, const struct edge_coap_answer *
         return;
     }
     if (a->code != 205) {
-        LOG_DEBUG("coap: manifest answered %u.%02u", a->code / 100, a->code % 100);
+        ferry_log_debug("coap: manifest answered %u.%02u", a->code / 100, a->code % 100);
         return;
     }
     if (!a->has_block || !a->more) {
@@ -654,7 +655,8 @@ static void envelope_block(struct edge_coap *c, const struct edge_coap_answer *a
         a->etag_len == 0 || (a->etag_len == x->etag_len && !memcmp(a->etag, x->etag, a->etag_len));
     if (a->code != 205 || !a->has_block || a->szx != x->szx || (uint64_t)a->num * size != x->len ||
         !same_etag || a->len > FERRY_ENVELOPE_MAX_BYTES - x->len || (a->more && a->len != size)) {
-        LOG_DEBUG("coap: manifest transfer broke off at %zu bytes; next poll retries", x->len);
+        ferry_log_debug("coap: manifest transfer broke off at %zu bytes; next poll retries",
+                        x->len);
         return;
     }
     memcpy(x->buf + x->len, a->data, a->len);
@@ -718,7 +720,7 @@ static void on_nack(coap_session_t *session, const coap_pdu_t *sent,
     (void)sent;
     struct edge_coap *c = coap_get_app_data(coap_session_get_context(session));
     struct edge_coap_answer none = {0};
-    LOG_DEBUG("coap: message %d undelivered (reason %d)", (int)mid, (int)reason);
+    ferry_log_debug("coap: message %d undelivered (reason %d)", (int)mid, (int)reason);
     if (session != c->session)
         return; /* a session given up (rehandshake()): its message ids mean nothing now */
     if (c->status.out && c->status.mid == mid)
@@ -817,8 +819,8 @@ static void resend_now(void *arg)
 static void session_up(struct edge_coap *c)
 {
     if (c->resend_owed)
-        LOG_INFO("coap: the new session is up, %llu ms after it was opened",
-                 (unsigned long long)(ferry_now_ms() - c->opened_ms));
+        ferry_log_info("coap: the new session is up, %llu ms after it was opened",
+                       (unsigned long long)(ferry_now_ms() - c->opened_ms));
     if (c->resend_owed && !c->resend_timer)
         c->resend_timer = ferry_loop_timer(c->loop, 0, resend_now, c);
 }
@@ -848,16 +850,17 @@ static void rehandshake(struct edge_coap *c)
     struct ferry_diag d = {{0}};
     c->session = NULL;
     if (open_session(c, &d) != FERRY_OK) {
-        LOG_WARN("coap: no answer from the gateway for %llu ms, and no new session: %s",
-                 (unsigned long long)quiet, d.msg);
+        ferry_log_warn("coap: no answer from the gateway for %llu ms, and no new session: %s",
+                       (unsigned long long)quiet, d.msg);
         c->session = old;
         c->quiet_since = ferry_now_ms();
         arm_silence(c, c->silence_ms);
         return;
     }
-    LOG_INFO("coap: no answer from the gateway for %llu ms: session %u given up, new session%s",
-             (unsigned long long)quiet, c->sessions_opened,
-             coap_session_get_proto(c->session) == COAP_PROTO_DTLS ? " (new DTLS handshake)" : "");
+    ferry_log_info(
+        "coap: no answer from the gateway for %llu ms: session %u given up, new session%s",
+        (unsigned long long)quiet, c->sessions_opened,
+        coap_session_get_proto(c->session) == COAP_PROTO_DTLS ? " (new DTLS handshake)" : "");
     /* Cancels what libcoap still retransmits on the old session (on_nack
      * ignores it: not c->session), then frees it with its socket. */
     coap_session_disconnected(old, COAP_NACK_NOT_DELIVERABLE);

@@ -131,7 +131,7 @@ static void drop_head(struct edge_daemon *dm, uint64_t seq)
 {
     struct ferry_diag d = {{0}};
     if (edge_journal_ack(dm->journal, seq, &d) != FERRY_OK)
-        LOG_WARN("status journal: %s", d.msg);
+        ferry_log_warn("status journal: %s", d.msg);
 }
 
 static void send_next(struct edge_daemon *dm)
@@ -146,7 +146,7 @@ static void send_next(struct edge_daemon *dm)
     if (err == FERRY_E_NOT_FOUND)
         return;
     if (err == FERRY_E_CORRUPT) {
-        LOG_WARN("status journal: %s; dropping it", d.msg);
+        ferry_log_warn("status journal: %s; dropping it", d.msg);
         drop_head(dm, edge_journal_head_seq(dm->journal));
         send_later(dm, 0);
         return;
@@ -154,7 +154,7 @@ static void send_next(struct edge_daemon *dm)
     if (err == FERRY_OK)
         err = edge_coap_post_status(dm->coap, buf, len, &d);
     if (err != FERRY_OK) {
-        LOG_WARN("status: %s", d.msg);
+        ferry_log_warn("status: %s", d.msg);
         send_later(dm, 0);
         return;
     }
@@ -172,13 +172,13 @@ static void renumber(struct edge_daemon *dm)
     struct ferry_diag d = {{0}};
     uint64_t first = 0;
     if (edge_journal_renumber(dm->journal, &first, &d) != FERRY_OK)
-        LOG_WARN("status %" PRIu64 ": the gateway holds another record under its seq (4.09), "
-                 "and renumbering failed: %s",
-                 dm->sending_seq, d.msg);
+        ferry_log_warn("status %" PRIu64 ": the gateway holds another record under its seq (4.09), "
+                       "and renumbering failed: %s",
+                       dm->sending_seq, d.msg);
     else
-        LOG_WARN("status %" PRIu64 ": the gateway holds another record under its seq (4.09); "
-                 "%zu pending records renumbered from %" PRIu64,
-                 dm->sending_seq, edge_journal_pending(dm->journal), first);
+        ferry_log_warn("status %" PRIu64 ": the gateway holds another record under its seq (4.09); "
+                       "%zu pending records renumbered from %" PRIu64,
+                       dm->sending_seq, edge_journal_pending(dm->journal), first);
     send_later(dm, 0);
 }
 
@@ -188,7 +188,7 @@ static void on_status_answer(void *arg, const struct edge_coap_answer *a)
     dm->sending = false;
     switch (a->code) {
     case 204:
-        LOG_DEBUG("status %" PRIu64 " stored by the gateway", dm->sending_seq);
+        ferry_log_debug("status %" PRIu64 " stored by the gateway", dm->sending_seq);
         ferry_backoff_reset(&dm->send_backoff);
         drop_head(dm, dm->sending_seq);
         send_next(dm);
@@ -197,8 +197,8 @@ static void on_status_answer(void *arg, const struct edge_coap_answer *a)
     case 403:
     case 413:
     case 415:
-        LOG_WARN("status %" PRIu64 ": the gateway refuses it for good (%u.%02u): dropped",
-                 dm->sending_seq, a->code / 100, a->code % 100);
+        ferry_log_warn("status %" PRIu64 ": the gateway refuses it for good (%u.%02u): dropped",
+                       dm->sending_seq, a->code / 100, a->code % 100);
         drop_head(dm, dm->sending_seq);
         send_next(dm);
         return;
@@ -209,8 +209,8 @@ static void on_status_answer(void *arg, const struct edge_coap_answer *a)
         send_later(dm, a->has_max_age && a->max_age ? a->max_age : 0);
         return;
     default:
-        LOG_DEBUG("status %" PRIu64 ": %s; trying again later", dm->sending_seq,
-                  a->code ? "unexpected answer" : "no answer");
+        ferry_log_debug("status %" PRIu64 ": %s; trying again later", dm->sending_seq,
+                        a->code ? "unexpected answer" : "no answer");
         send_later(dm, 0);
     }
 }
@@ -220,14 +220,15 @@ static void journal_status(struct edge_daemon *dm, const struct ferry_status *st
     uint64_t seq = 0;
     struct ferry_diag d = {{0}};
     if (edge_journal_append(dm->journal, st, &seq, &d) != FERRY_OK) {
-        LOG_WARN("status %s not recorded: %s", ferry_state_name(st->state), d.msg);
+        ferry_log_warn("status %s not recorded: %s", ferry_state_name(st->state), d.msg);
         return;
     }
-    LOG_INFO("status %" PRIu64 ": %s%s%s%s%s bytes %" PRIu64 "/%" PRIu64 "%s%s%s%s", seq,
-             ferry_state_name(st->state), st->release_id[0] ? " release " : "", st->release_id,
-             st->version[0] ? " version " : "", st->version, st->bytes, st->total,
-             st->error ? " error " : "", st->error ? ferry_err_name(st->error) : "",
-             st->message[0] ? ": " : "", st->message);
+    ferry_log_info("status %" PRIu64 ": %s%s%s%s%s bytes %" PRIu64 "/%" PRIu64 "%s%s%s%s", seq,
+                   ferry_state_name(st->state), st->release_id[0] ? " release " : "",
+                   st->release_id, st->version[0] ? " version " : "", st->version, st->bytes,
+                   st->total, st->error ? " error " : "",
+                   st->error ? ferry_err_name(st->error) : "", st->message[0] ? ": " : "",
+                   st->message);
     send_next(dm);
 }
 
@@ -305,10 +306,10 @@ static void on_child_exit(void *arg, uint32_t events)
     if (c.kind == CHILD_BUSY) {
         /* Exit 0 means busy; a command that did not finish counts as busy. */
         bool busy = ok || c.timed_out || !WIFEXITED(status);
-        LOG_INFO("busy check: %s (%s)", busy ? "busy" : "idle", why);
+        ferry_log_info("busy check: %s (%s)", busy ? "busy" : "idle", why);
         edge_fsm_busy(dm->fsm, &clk, busy, &dm->acts[0]);
     } else {
-        LOG_INFO("health check: %s (%s)", ok ? "healthy" : "unhealthy", why);
+        ferry_log_info("health check: %s (%s)", ok ? "healthy" : "unhealthy", why);
         edge_fsm_health(dm->fsm, &clk, ok, why, &dm->acts[0]);
     }
     perform(dm, 0);
@@ -392,10 +393,10 @@ static void on_fsm_timer(void *arg)
     dm->fsm_timer = 0;
     if (edge_fsm_phase(dm->fsm) == EDGE_PHASE_DOWNLOADING) {
         const struct ferry_blockwin *w = edge_fsm_window(dm->fsm);
-        LOG_DEBUG("download: timer; window %u, %u in flight, RTO %" PRIu32 " ms, %" PRIu64
-                  " blocks in",
-                  ferry_blockwin_cwnd(w), ferry_blockwin_inflight(w), ferry_blockwin_rto_ms(w),
-                  ferry_blockwin_received(w));
+        ferry_log_debug("download: timer; window %u, %u in flight, RTO %" PRIu32 " ms, %" PRIu64
+                        " blocks in",
+                        ferry_blockwin_cwnd(w), ferry_blockwin_inflight(w),
+                        ferry_blockwin_rto_ms(w), ferry_blockwin_received(w));
     }
     edge_fsm_timer(dm->fsm, &clk, &dm->acts[0]);
     perform(dm, 0);
@@ -453,13 +454,14 @@ static bool in_process_reboot(const struct edge_daemon *dm)
 static void log_boot(const struct inst_engine_start *st)
 {
     const struct edge_slot_info *run = &st->after.slot[st->booted];
-    LOG_INFO("boot: slot %s (%s), %s", edge_slot_name(st->booted),
-             run->valid ? run->img.version : "unknown image", inst_boot_verdict_name(st->verdict));
+    ferry_log_info("boot: slot %s (%s), %s", edge_slot_name(st->booted),
+                   run->valid ? run->img.version : "unknown image",
+                   inst_boot_verdict_name(st->verdict));
     if (st->verdict == INST_BOOT_FOREIGN)
-        LOG_WARN("boot: slot %s booted although slot %s was the active one; following the "
-                 "bootloader (the next release goes to slot %s)",
-                 edge_slot_name(st->booted), edge_slot_name(st->before.active),
-                 edge_slot_name(edge_slot_other(st->booted)));
+        ferry_log_warn("boot: slot %s booted although slot %s was the active one; following the "
+                       "bootloader (the next release goes to slot %s)",
+                       edge_slot_name(st->booted), edge_slot_name(st->before.active),
+                       edge_slot_name(edge_slot_other(st->booted)));
 }
 
 static void start_reboot(struct edge_daemon *dm);
@@ -482,7 +484,7 @@ static void start_reboot(struct edge_daemon *dm)
         dm->reboot_timer = ferry_loop_timer(dm->loop, 100, reboot_retry, dm);
         return;
     }
-    LOG_INFO("reboot: running '%s'", dm->reboot_cmd);
+    ferry_log_info("reboot: running '%s'", dm->reboot_cmd);
     struct ferry_diag d = {{0}};
     if (start_child(dm, CHILD_REBOOT, dm->reboot_cmd, NULL, EDGE_SLOT_NONE, &d) != FERRY_OK)
         reboot_command_ended(dm, false, d.msg);
@@ -491,14 +493,14 @@ static void start_reboot(struct edge_daemon *dm)
 static void reboot_command_ended(struct edge_daemon *dm, bool ok, const char *why)
 {
     if (ok) {
-        LOG_INFO("reboot: '%s' done; waiting to be stopped", dm->reboot_cmd);
+        ferry_log_info("reboot: '%s' done; waiting to be stopped", dm->reboot_cmd);
         return;
     }
-    LOG_ERR("reboot: '%s' failed (%s)", dm->reboot_cmd, why);
+    ferry_log_err("reboot: '%s' failed (%s)", dm->reboot_cmd, why);
     dm->rebooting = false;
     if (edge_fsm_phase(dm->fsm) == EDGE_PHASE_REBOOTING) {
         struct edge_clock clk = now_clock();
-        edge_fsm_failed(dm->fsm, &clk, EDGE_ACT_REBOOT, FERRY_E_IO, why, &dm->acts[0]);
+        edge_fsm_action_failed(dm->fsm, &clk, EDGE_ACT_REBOOT, FERRY_E_IO, why, &dm->acts[0]);
         perform(dm, 0);
         return;
     }
@@ -532,7 +534,7 @@ static enum ferry_err reboot(struct edge_daemon *dm, struct ferry_diag *d)
     if (err != FERRY_OK)
         return err;
     dm->booted = last.booted;
-    LOG_INFO("simulated reboot:");
+    ferry_log_info("simulated reboot:");
     log_boot(&last);
     return next_turn(dm, on_rebooted, d);
 }
@@ -549,7 +551,7 @@ static enum ferry_err after_rollback(struct edge_daemon *dm, struct ferry_diag *
     struct inst_engine_start first, last;
     enum ferry_err err = inst_device_power_on(dm->dev, &first, &last, d);
     if (err == FERRY_OK) {
-        LOG_INFO("simulated reboot after the rollback:");
+        ferry_log_info("simulated reboot after the rollback:");
         log_boot(&last);
     }
     return err;
@@ -682,7 +684,7 @@ static enum ferry_err do_action(struct edge_daemon *dm, const struct edge_action
     case EDGE_ACT_RUN_HEALTH:
         return run_health(dm, a, d);
     case EDGE_ACT_FETCH_META:
-        LOG_INFO("trust: asking the gateway for metadata (%s)", a->status.message);
+        ferry_log_info("trust: asking the gateway for metadata (%s)", a->status.message);
         edge_coap_meta_now(dm->coap, ferry_trust_version(edge_meta_trust(dm->meta)));
         return FERRY_OK;
     case EDGE_ACT_TIMER:
@@ -703,7 +705,7 @@ static enum ferry_err do_action(struct edge_daemon *dm, const struct edge_action
 static void perform(struct edge_daemon *dm, size_t which)
 {
     if (dm->performing) {
-        LOG_ERR("edge: actions asked for while performing others (ignored)");
+        ferry_log_err("edge: actions asked for while performing others (ignored)");
         return;
     }
     dm->performing = true;
@@ -713,16 +715,16 @@ static void perform(struct edge_daemon *dm, size_t which)
         enum ferry_err err = FERRY_OK;
         size_t i = 0;
         for (; i < batch->n && err == FERRY_OK; i++) {
-            LOG_DEBUG("action %s", edge_act_name(batch->v[i].kind));
+            ferry_log_debug("action %s", edge_act_name(batch->v[i].kind));
             err = do_action(dm, &batch->v[i], &d);
         }
         if (err == FERRY_OK)
             break;
         enum edge_act_kind kind = batch->v[i - 1].kind;
-        LOG_WARN("%s failed: %s", edge_act_name(kind), ferry_diag_str(&d, err));
+        ferry_log_warn("%s failed: %s", edge_act_name(kind), ferry_diag_str(&d, err));
         struct edge_clock clk = now_clock();
         which ^= 1;
-        edge_fsm_failed(dm->fsm, &clk, kind, err, ferry_diag_str(&d, err), &dm->acts[which]);
+        edge_fsm_action_failed(dm->fsm, &clk, kind, err, ferry_diag_str(&d, err), &dm->acts[which]);
     }
     dm->performing = false;
     if (edge_fsm_phase(dm->fsm) == EDGE_PHASE_IDLE && !dm->reboot_due && !dm->rebooting)
@@ -741,10 +743,10 @@ static void on_manifest(void *arg, const uint8_t *env, size_t len)
     struct edge_daemon *dm = arg;
     struct edge_clock clk = now_clock();
     if (dm->rebooting || dm->reboot_due) {
-        LOG_DEBUG("manifest: ignored while a reboot is due");
+        ferry_log_debug("manifest: ignored while a reboot is due");
         return;
     }
-    LOG_DEBUG("manifest: %zu bytes from the gateway", len);
+    ferry_log_debug("manifest: %zu bytes from the gateway", len);
     edge_fsm_manifest(dm->fsm, &clk, env, len, &dm->acts[0]);
     dm->manifest_env = env;
     dm->manifest_len = len;
@@ -762,7 +764,7 @@ static void on_meta(void *arg, const uint8_t *buf, size_t len)
     uint64_t before = ferry_trust_version(edge_meta_trust(dm->meta));
     enum ferry_err err = edge_meta_apply(dm->meta, buf, len, clk.wall, &changed, &d);
     if (err != FERRY_OK) {
-        LOG_WARN("trust: metadata from the gateway dropped: %s", ferry_diag_str(&d, err));
+        ferry_log_warn("trust: metadata from the gateway dropped: %s", ferry_diag_str(&d, err));
         return;
     }
     if (!changed)
@@ -781,7 +783,7 @@ static void on_hold(void *arg, uint32_t seconds)
     struct edge_daemon *dm = arg;
     struct edge_clock clk = now_clock();
     if (seconds)
-        LOG_DEBUG("manifest: the gateway holds installs for %u s", seconds);
+        ferry_log_debug("manifest: the gateway holds installs for %u s", seconds);
     edge_fsm_hold(dm->fsm, &clk, seconds, &dm->acts[0]);
     perform(dm, 0);
 }
@@ -789,7 +791,7 @@ static void on_hold(void *arg, uint32_t seconds)
 static void on_no_manifest(void *arg)
 {
     (void)arg;
-    LOG_DEBUG("manifest: the gateway has no release for this product line");
+    ferry_log_debug("manifest: the gateway has no release for this product line");
 }
 
 static void on_block(void *arg, uint32_t req, const struct edge_coap_answer *a)
@@ -813,7 +815,7 @@ static void on_block(void *arg, uint32_t req, const struct edge_coap_answer *a)
         .size2 = a->size2,
     };
     if (a->code != 205)
-        LOG_DEBUG("artifact block: answer %u.%02u", a->code / 100, a->code % 100);
+        ferry_log_debug("artifact block: answer %u.%02u", a->code / 100, a->code % 100);
     edge_fsm_block(dm->fsm, &clk, &b, &dm->acts[0]);
     perform(dm, 0);
 }
@@ -826,7 +828,7 @@ static void on_new_session(void *arg)
     struct edge_clock clk = now_clock();
     edge_fsm_new_session(dm->fsm, &clk, &dm->acts[0]);
     if (dm->acts[0].n)
-        LOG_INFO("download: new session up, block window sent again");
+        ferry_log_info("download: new session up, block window sent again");
     perform(dm, 0);
 }
 
@@ -898,8 +900,8 @@ static void module_boot(const struct edge_daemon *dm, const struct edge_fsm_save
     };
     boot->module = map[dm->module_outcome];
     if (dm->module_outcome != INST_MODULE_NOTHING)
-        LOG_INFO("module %s: release %s %s at this start", job->name, job->release_id,
-                 inst_module_phase_name(job->phase));
+        ferry_log_info("module %s: release %s %s at this start", job->name, job->release_id,
+                       inst_module_phase_name(job->phase));
 }
 
 /* The saved job, or NULL (nothing saved, or unreadable: logged). */
@@ -915,7 +917,7 @@ static const struct edge_fsm_saved *load_job(struct edge_daemon *dm, struct edge
         err = edge_fsm_saved_decode(buf, len, out, &d);
     free(buf);
     if (err != FERRY_OK) {
-        LOG_WARN("%s: %s; starting without it", dm->job_path, ferry_diag_str(&d, err));
+        ferry_log_warn("%s: %s; starting without it", dm->job_path, ferry_diag_str(&d, err));
         return NULL;
     }
     return out;

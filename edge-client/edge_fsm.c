@@ -1273,8 +1273,9 @@ void edge_fsm_start(struct edge_fsm *f, const struct edge_clock *clk,
 
 /* ---- failures of actions ------------------------------------------------------ */
 
-void edge_fsm_failed(struct edge_fsm *f, const struct edge_clock *clk, enum edge_act_kind kind,
-                     enum ferry_err err, const char *msg, struct edge_actions *out)
+void edge_fsm_action_failed(struct edge_fsm *f, const struct edge_clock *clk,
+                            enum edge_act_kind kind, enum ferry_err err, const char *msg,
+                            struct edge_actions *out)
 {
     out->n = 0;
     const char *why = msg ? msg : ferry_strerror(err);

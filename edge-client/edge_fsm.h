@@ -124,7 +124,7 @@
  * Performing actions: in order. A failure of STATUS is the caller's to
  * log, and the rest of the batch still runs (a record lost costs a repeat,
  * not the install). A failure of any other action, SAVE included, stops
- * the batch there; the caller reports it with edge_fsm_failed(). A SAVE
+ * the batch there; the caller reports it with edge_fsm_action_failed(). A SAVE
  * that fails while a job is under way fails the job (`io`, "the job record
  * cannot be saved"): a job the node cannot persist does not go on as if it
  * could, so nothing more is written to the slot and no install starts.
@@ -410,7 +410,8 @@ void edge_fsm_trust_changed(struct edge_fsm *f, const struct edge_clock *clk,
                             struct edge_actions *out);
 
 /* An action of kind `kind` failed with err; msg (may be NULL) says why. */
-void edge_fsm_failed(struct edge_fsm *f, const struct edge_clock *clk, enum edge_act_kind kind,
-                     enum ferry_err err, const char *msg, struct edge_actions *out);
+void edge_fsm_action_failed(struct edge_fsm *f, const struct edge_clock *clk,
+                            enum edge_act_kind kind, enum ferry_err err, const char *msg,
+                            struct edge_actions *out);
 
 #endif

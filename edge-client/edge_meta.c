@@ -40,7 +40,7 @@ static uint8_t *read_state(const char *path, size_t *len)
     struct ferry_diag d = {{0}};
     enum ferry_err err = ferry_read_file(path, FERRY_SIGNED_MAX_BYTES, &buf, len, &d);
     if (err != FERRY_OK && err != FERRY_E_NOT_FOUND)
-        LOG_WARN("trust: %s: %s", path, d.msg);
+        ferry_log_warn("trust: %s: %s", path, d.msg);
     return err == FERRY_OK ? buf : NULL;
 }
 
@@ -51,16 +51,16 @@ static void restore(struct edge_meta *m)
     uint8_t *buf = read_state(m->root_path, &len);
     enum ferry_err err = buf ? ferry_trust_restore_root(m->trust, buf, len, &d) : FERRY_OK;
     if (err == FERRY_E_STALE)
-        LOG_INFO("trust: --trust is not older than %s: keeping --trust", m->root_path);
+        ferry_log_info("trust: --trust is not older than %s: keeping --trust", m->root_path);
     else if (err != FERRY_OK)
-        LOG_WARN("trust: %s not restored: %s", m->root_path, d.msg);
+        ferry_log_warn("trust: %s not restored: %s", m->root_path, d.msg);
     free(buf);
     buf = read_state(m->ts_path, &len);
     bool changed = false;
     d.msg[0] = '\0';
     if (buf &&
         ferry_trust_update_timestamp(m->trust, buf, len, 0, 0, true, &changed, &d) != FERRY_OK)
-        LOG_WARN("trust: %s not restored: %s", m->ts_path, d.msg);
+        ferry_log_warn("trust: %s not restored: %s", m->ts_path, d.msg);
     free(buf);
 }
 
@@ -96,9 +96,9 @@ enum ferry_err edge_meta_open(const char *state_dir, const char *trust_path, con
         return err;
     }
     restore(m);
-    LOG_INFO("trust: root version %" PRIu64 "%s", ferry_trust_version(m->trust),
-             ferry_trust_has_timestamp_role(m->trust) ? ", timestamps required"
-                                                      : ", no timestamp role");
+    ferry_log_info("trust: root version %" PRIu64 "%s", ferry_trust_version(m->trust),
+                   ferry_trust_has_timestamp_role(m->trust) ? ", timestamps required"
+                                                            : ", no timestamp role");
     *out = m;
     return FERRY_OK;
 }
@@ -107,7 +107,7 @@ static void persist(const char *path, const uint8_t *buf, size_t len, const char
 {
     struct ferry_diag d = {{0}};
     if (ferry_write_atomic(path, buf, len, 0600, &d) != FERRY_OK)
-        LOG_WARN("trust: %s taken but not stored: %s", what, d.msg);
+        ferry_log_warn("trust: %s taken but not stored: %s", what, d.msg);
 }
 
 /* The timestamp must be of our product; judged only for that comparison
@@ -147,15 +147,15 @@ enum ferry_err edge_meta_apply(struct edge_meta *m, const uint8_t *buf, size_t l
         if (e == FERRY_OK && taken) {
             size_t rlen = 0;
             const uint8_t *doc = ferry_trust_root_doc(m->trust, &rlen);
-            LOG_INFO("trust: root version %" PRIu64 " taken", ferry_trust_version(m->trust));
+            ferry_log_info("trust: root version %" PRIu64 " taken", ferry_trust_version(m->trust));
             persist(m->root_path, doc, rlen, "root");
             *changed = true;
             /* New timestamp keys drop the timestamp held: so does the file. */
             if (!ferry_trust_timestamp(m->trust, m->product, NULL, NULL))
                 (void)unlink(m->ts_path);
         } else if (e != FERRY_OK && e != FERRY_E_STALE) {
-            LOG_WARN("trust: a root from the gateway was refused: %s (%s)", rd.msg,
-                     ferry_err_name(e));
+            ferry_log_warn("trust: a root from the gateway was refused: %s (%s)", rd.msg,
+                           ferry_err_name(e));
         }
     }
     if (b->timestamp.buf && ferry_trust_has_timestamp_role(m->trust)) {
@@ -170,16 +170,16 @@ enum ferry_err edge_meta_apply(struct edge_meta *m, const uint8_t *buf, size_t l
             const struct ferry_timestamp *ts =
                 ferry_trust_timestamp(m->trust, m->product, NULL, NULL);
             char cur[FERRY_TIMESTAMP_MAX_CURRENT * (FERRY_NAME_MAX + 1) + 8];
-            LOG_INFO("trust: timestamp version %" PRIu64 " taken (current %s, %zu withdrawn)",
-                     ts->version, ferry_timestamp_current_str(ts, cur, sizeof(cur)),
-                     ts->nwithdrawn);
+            ferry_log_info("trust: timestamp version %" PRIu64 " taken (current %s, %zu withdrawn)",
+                           ts->version, ferry_timestamp_current_str(ts, cur, sizeof(cur)),
+                           ts->nwithdrawn);
             persist(m->ts_path, b->timestamp.buf, b->timestamp.len, "timestamp");
             *changed = true;
         } else if (e != FERRY_OK && e != FERRY_E_STALE) {
-            LOG_WARN("trust: the timestamp from the gateway was refused: %s (%s)", td.msg,
-                     ferry_err_name(e));
+            ferry_log_warn("trust: the timestamp from the gateway was refused: %s (%s)", td.msg,
+                           ferry_err_name(e));
         } else if (e == FERRY_E_STALE) {
-            LOG_DEBUG("trust: the gateway's timestamp is not newer: %s", td.msg);
+            ferry_log_debug("trust: the gateway's timestamp is not newer: %s", td.msg);
         }
     }
     ferry_meta_free(b);

@@ -66,7 +66,7 @@ static bool read_whole(struct edge_report *r, char *out, size_t cap)
     }
     free(buf);
     if (err != FERRY_OK && !r->warned) {
-        LOG_WARN("configuration report: %s not sent: %s", r->path, ferry_diag_str(&d, err));
+        ferry_log_warn("configuration report: %s not sent: %s", r->path, ferry_diag_str(&d, err));
         r->warned = true;
     }
     return err == FERRY_OK;
@@ -100,7 +100,7 @@ void edge_report_poke(struct edge_report *r, bool healthy)
     free(json);
     if (err != FERRY_OK) {
         if (!r->warned)
-            LOG_WARN("configuration report: %s", d.msg);
+            ferry_log_warn("configuration report: %s", d.msg);
         r->warned = true;
         if (err != FERRY_E_TOO_LARGE && err != FERRY_E_INVALID_ARG)
             later(r);
@@ -108,7 +108,8 @@ void edge_report_poke(struct edge_report *r, bool healthy)
     }
     r->out = true;
     r->sent_crc = crc;
-    LOG_DEBUG("configuration report: %s sent (%s)", r->path, healthy ? "healthy" : "not healthy");
+    ferry_log_debug("configuration report: %s sent (%s)", r->path,
+                    healthy ? "healthy" : "not healthy");
 }
 
 void edge_report_answer(struct edge_report *r, const struct edge_coap_answer *a)
@@ -119,11 +120,11 @@ void edge_report_answer(struct edge_report *r, const struct edge_coap_answer *a)
         r->accepted_crc = r->sent_crc;
         r->warned = false;
         ferry_backoff_reset(&r->backoff);
-        LOG_INFO("configuration report: stored upstream");
+        ferry_log_info("configuration report: stored upstream");
         edge_report_poke(r, r->last_healthy); /* it may have changed meanwhile */
     } else if (a->code >= 400 && a->code < 500) {
-        LOG_WARN("configuration report: the gateway refuses it (%u.%02u)", a->code / 100,
-                 a->code % 100);
+        ferry_log_warn("configuration report: the gateway refuses it (%u.%02u)", a->code / 100,
+                       a->code % 100);
         r->refused = true;
         r->refused_crc = r->sent_crc;
     } else {

@@ -25,12 +25,13 @@ int main(int argc, char **argv)
     }
     ferry_log_init("ferry-edge", cfg.log_level);
     if (cfg.nodecfg_damage[0])
-        LOG_WARN("%s/node.cfg is damaged (%s): running on the flags given, the file left as it "
-                 "is for a restore",
-                 cfg.state_dir, cfg.nodecfg_damage);
-    LOG_INFO("node %s, model %s%s%s, gateway %s, state in %s", cfg.id, cfg.hw_model,
-             cfg.hw_revision ? " revision " : "", cfg.hw_revision ? cfg.hw_revision : "",
-             cfg.gateway, cfg.state_dir);
+        ferry_log_warn(
+            "%s/node.cfg is damaged (%s): running on the flags given, the file left as it "
+            "is for a restore",
+            cfg.state_dir, cfg.nodecfg_damage);
+    ferry_log_info("node %s, model %s%s%s, gateway %s, state in %s", cfg.id, cfg.hw_model,
+                   cfg.hw_revision ? " revision " : "", cfg.hw_revision ? cfg.hw_revision : "",
+                   cfg.gateway, cfg.state_dir);
     struct ferry_loop *loop = NULL;
     struct edge_daemon *dm = NULL;
     err = ferry_loop_new(&loop, &d);
@@ -38,13 +39,13 @@ int main(int argc, char **argv)
         err = edge_daemon_new(loop, &cfg, &dm, &d);
     edge_config_free(&cfg);
     if (err != FERRY_OK) {
-        LOG_ERR("%s", ferry_diag_str(&d, err));
+        ferry_log_err("%s", ferry_diag_str(&d, err));
         ferry_loop_free(loop);
         return 1;
     }
-    LOG_INFO("running");
+    ferry_log_info("running");
     int sig = ferry_loop_run(loop);
-    LOG_INFO("stopping (signal %d)", sig);
+    ferry_log_info("stopping (signal %d)", sig);
     edge_daemon_free(dm);
     ferry_loop_free(loop);
     return 0;

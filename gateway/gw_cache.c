@@ -159,7 +159,7 @@ static void touch(struct gw_cache *c, struct entry *e, const char *path)
     e->lru = now > c->lru_clock ? now : c->lru_clock + 1;
     c->lru_clock = e->lru;
     if (utimensat(AT_FDCWD, path, NULL, 0) != 0)
-        LOG_DEBUG("cache: cannot set the mtime of %s: %s", path, strerror(errno));
+        ferry_log_debug("cache: cannot set the mtime of %s: %s", path, strerror(errno));
 }
 
 static uint64_t mtime_ns(const struct stat *st)
@@ -203,7 +203,7 @@ static bool drop_if_stale(struct gw_cache *c, DIR *dir, const char *name,
     char path[PATH_MAX];
     if (stale && (snprintf(path, sizeof(path), "%s/%s", c->pdir, name) >= (int)sizeof(path) ||
                   ferry_io_unlink(c->io, path) != 0))
-        LOG_WARN("cache: cannot remove stale %s/%s: %s", c->pdir, name, strerror(errno));
+        ferry_log_warn("cache: cannot remove stale %s/%s: %s", c->pdir, name, strerror(errno));
     return stale;
 }
 
@@ -274,7 +274,7 @@ void gw_cache_free(struct gw_cache *c)
         return;
     for (size_t i = 0; i < c->n; i++) {
         if (c->e[i].open)
-            LOG_ERR("cache: freed while a partial is still open (a caller bug)");
+            ferry_log_err("cache: freed while a partial is still open (a caller bug)");
         /* The mapping outlives the cache: its last unmap releases it. */
         if (c->e[i].map)
             c->e[i].map->c = NULL;
@@ -384,9 +384,9 @@ static enum ferry_err make_room(struct gw_cache *c, const uint8_t sha256[FERRY_S
         memcpy(victim_sha, victim->sha256, FERRY_SHA256_LEN);
         char hex[HEX_LEN + 1];
         hex_of(victim->sha256, hex);
-        LOG_INFO("cache: evicting %s %s (%llu bytes) to make room",
-                 victim->kind == ENTRY_COMPLETE ? "artifact" : "partial", hex,
-                 (unsigned long long)size);
+        ferry_log_info("cache: evicting %s %s (%llu bytes) to make room",
+                       victim->kind == ENTRY_COMPLETE ? "artifact" : "partial", hex,
+                       (unsigned long long)size);
         enum ferry_err err = remove_entry(c, victim, d);
         if (err != FERRY_OK)
             return err;
@@ -396,7 +396,7 @@ static enum ferry_err make_room(struct gw_cache *c, const uint8_t sha256[FERRY_S
         evicted = true;
     }
     if (evicted && ferry_fsync_dir_io(c->io, c->dir) != FERRY_OK)
-        LOG_WARN("cache: fsync of %s failed after eviction", c->dir);
+        ferry_log_warn("cache: fsync of %s failed after eviction", c->dir);
     return FERRY_OK;
 }
 
@@ -539,9 +539,10 @@ static enum ferry_err recover(struct gw_cache_part *p, struct ferry_diag *d)
     uint64_t jlen = p->nrec * GW_CACHE_JOURNAL_RECORD;
     if ((uint64_t)pst.st_size == p->end && (uint64_t)jst.st_size == jlen)
         return FERRY_OK;
-    LOG_INFO("cache: partial %s resumes at %llu bytes (%llu in the file, %llu journal records)",
-             p->hex, (unsigned long long)p->end, (unsigned long long)pst.st_size,
-             (unsigned long long)(jst.st_size / GW_CACHE_JOURNAL_RECORD));
+    ferry_log_info(
+        "cache: partial %s resumes at %llu bytes (%llu in the file, %llu journal records)", p->hex,
+        (unsigned long long)p->end, (unsigned long long)pst.st_size,
+        (unsigned long long)(jst.st_size / GW_CACHE_JOURNAL_RECORD));
     if (ferry_io_ftruncate(p->c->io, p->jfd, (off_t)jlen) != 0 ||
         ferry_io_ftruncate(p->c->io, p->fd, (off_t)p->end) != 0)
         return ferry_fail(d, FERRY_E_IO, "cache: truncating partial %s: %s", p->hex,
@@ -646,8 +647,8 @@ static void roll_back(struct gw_cache_part *p)
 {
     if (ferry_io_ftruncate(p->c->io, p->jfd, (off_t)(p->nrec * GW_CACHE_JOURNAL_RECORD)) != 0 ||
         ferry_io_ftruncate(p->c->io, p->fd, (off_t)p->end) != 0)
-        LOG_WARN("cache: cannot truncate partial %s back to %llu bytes: %s", p->hex,
-                 (unsigned long long)p->end, strerror(errno));
+        ferry_log_warn("cache: cannot truncate partial %s back to %llu bytes: %s", p->hex,
+                       (unsigned long long)p->end, strerror(errno));
 }
 
 enum ferry_err gw_cache_part_write(struct gw_cache_part *p, uint64_t offset, const uint8_t *data,
@@ -696,7 +697,7 @@ void gw_cache_part_close(struct gw_cache_part *p)
     if (!p)
         return;
     if (!p->broken && p->unsynced > 0 && part_sync(p, NULL) != FERRY_OK)
-        LOG_WARN("cache: fsync of partial %s failed on close", p->hex);
+        ferry_log_warn("cache: fsync of partial %s failed on close", p->hex);
     struct entry *e = find(p->c, p->sha256, ENTRY_PARTIAL);
     if (e) {
         e->open = false;
@@ -757,7 +758,7 @@ static void discard(struct gw_cache_part *p)
 {
     struct entry *e = find(p->c, p->sha256, ENTRY_PARTIAL);
     if (e && remove_entry(p->c, e, NULL) != FERRY_OK)
-        LOG_WARN("cache: cannot delete the bad partial %s", p->hex);
+        ferry_log_warn("cache: cannot delete the bad partial %s", p->hex);
     part_release(p);
 }
 
@@ -827,7 +828,7 @@ enum ferry_err gw_cache_part_finish(struct gw_cache_part *p, struct ferry_diag *
                          p->hex, c->dir);
     partial_path(c, p->hex, "crc", from);
     if (ferry_io_unlink(c->io, from) != 0)
-        LOG_WARN("cache: cannot delete the journal %s: %s", from, strerror(errno));
+        ferry_log_warn("cache: cannot delete the journal %s: %s", from, strerror(errno));
     struct entry *e = find(c, p->sha256, ENTRY_PARTIAL);
     if (e) {
         e->kind = ENTRY_COMPLETE;
@@ -941,7 +942,7 @@ enum ferry_err gw_cache_verify(struct gw_cache *c, const uint8_t sha256[FERRY_SH
     if (err != FERRY_OK) {
         struct ferry_diag rd = {{0}};
         if (remove_entry(c, e, &rd) != FERRY_OK || ferry_fsync_dir_io(c->io, c->dir) != FERRY_OK)
-            LOG_WARN("cache: deleting the bad artifact %s: %s", hex, rd.msg);
+            ferry_log_warn("cache: deleting the bad artifact %s: %s", hex, rd.msg);
     }
     return err;
 }

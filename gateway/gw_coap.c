@@ -167,7 +167,8 @@ bool gw_coap_who(const coap_session_t *ses, const coap_pdu_t *req, struct gw_coa
         if (has_n && strcmp(named, who->id) != 0) {
             gw_coap_answerf(resp, COAP_RESPONSE_CODE_FORBIDDEN, 0,
                             "n=%s is not this session's identity", named);
-            LOG_WARN("coap: %s: node '%s' asked as n=%s", coap_session_str(ses), who->id, named);
+            ferry_log_warn("coap: %s: node '%s' asked as n=%s", coap_session_str(ses), who->id,
+                           named);
             return false;
         }
         return true;
@@ -221,7 +222,7 @@ static void on_expiry(void *arg)
     uint64_t now = ferry_now_ms();
     size_t n = gw_pacer_expire(s->pacer, now);
     if (n)
-        LOG_DEBUG("coap: %zu idle download(s) ended", n);
+        ferry_log_debug("coap: %zu idle download(s) ended", n);
     /* From a timer, never inside a request: no answer is using a mapping,
      * no handler is inside a resource. */
     gw_coap_artifact_expire(s, now);
@@ -324,8 +325,9 @@ static const coap_bin_const_t *on_psk_identity(coap_bin_const_t *identity, coap_
             memcpy(shown, identity->s, identity->length);
             shown[identity->length] = '\0';
         }
-        LOG_WARN("coap: %s: handshake refused, unknown PSK identity '%s'", coap_session_str(ses),
-                 ferry_id_valid(shown) ? shown : "(not an identifier)");
+        ferry_log_warn("coap: %s: handshake refused, unknown PSK identity '%s'",
+                       coap_session_str(ses),
+                       ferry_id_valid(shown) ? shown : "(not an identifier)");
         return NULL;
     }
     s->psk_reply.s = key;
@@ -348,7 +350,7 @@ static enum ferry_err setup_dtls(struct gw_coap *s, const char *psk_file, struct
     setup.id_call_back_arg = s;
     if (!coap_context_set_psk2(s->ctx, &setup))
         return ferry_fail(d, FERRY_E_CRYPTO, "coap: cannot set up DTLS-PSK");
-    LOG_INFO("coap: DTLS with %zu node keys from %s", gw_psk_count(s->psk), psk_file);
+    ferry_log_info("coap: DTLS with %zu node keys from %s", gw_psk_count(s->psk), psk_file);
     return FERRY_OK;
 }
 
@@ -616,11 +618,12 @@ enum ferry_err gw_coap_new(struct ferry_loop *loop, const struct gw_coap_opts *o
         gw_coap_free(s);
         return err;
     }
-    LOG_INFO("coap: serving on %s port %u (%s), at most %" PRIu32 " downloads at once", opts->addr,
-             (unsigned)s->port, opts->psk_file ? "DTLS" : "UDP", opts->max_downloads);
+    ferry_log_info("coap: serving on %s port %u (%s), at most %" PRIu32 " downloads at once",
+                   opts->addr, (unsigned)s->port, opts->psk_file ? "DTLS" : "UDP",
+                   opts->max_downloads);
     if (opts->link_rate)
-        LOG_INFO("coap: link budget %" PRIu64 " bytes/s, %s per node", opts->link_rate,
-                 opts->node_rate ? "capped" : "a fair share");
+        ferry_log_info("coap: link budget %" PRIu64 " bytes/s, %s per node", opts->link_rate,
+                       opts->node_rate ? "capped" : "a fair share");
     *out = s;
     return FERRY_OK;
 }

@@ -158,7 +158,7 @@ static struct artifact_entry *mapped_art(struct gw_coap *s, const uint8_t sha[FE
     struct ferry_diag d = {{0}};
     enum ferry_err err = s->hooks.artifact_map(s->hooks.arg, sha, &data, &len, &ref, &d);
     if (err != FERRY_OK) {
-        LOG_ERR("coap: cannot serve an artifact: %s", ferry_diag_str(&d, err));
+        ferry_log_err("coap: cannot serve an artifact: %s", ferry_diag_str(&d, err));
         gw_coap_answer(resp, COAP_RESPONSE_CODE_INTERNAL_ERROR, 0, "artifact unavailable");
         return NULL;
     }
@@ -239,7 +239,8 @@ static void send_pending(struct gw_coap *s, struct pending_block *p, uint64_t no
         return;
     a->last_ms = now_ms;
     if (gw_pacer_served(s->pacer, p->key, p->sha, p->len, now_ms))
-        LOG_DEBUG("coap: %s: download finished, %zu running", p->key, gw_pacer_active(s->pacer));
+        ferry_log_debug("coap: %s: download finished, %zu running", p->key,
+                        gw_pacer_active(s->pacer));
 }
 
 static void pump_budget(void *arg)
@@ -323,23 +324,23 @@ static void serve_block(struct gw_coap *s, struct artifact_entry *a, const struc
     if (gw_pacer_admit(s->pacer, key, a->sha, a->len, a->last_ms, &how) != FERRY_OK) {
         gw_coap_answer(resp, COAP_RESPONSE_CODE_SERVICE_UNAVAILABLE,
                        gw_coap_jittered(s->busy_max_age), "too many downloads, retry later");
-        LOG_DEBUG("coap: %s: download refused, %zu running, %zu waiting", key,
-                  gw_pacer_active(s->pacer), gw_pacer_waiting(s->pacer));
+        ferry_log_debug("coap: %s: download refused, %zu running, %zu waiting", key,
+                        gw_pacer_active(s->pacer), gw_pacer_waiting(s->pacer));
         return;
     }
     if (how == GW_PACER_STARTED)
-        LOG_DEBUG("coap: %s: download admitted, %zu running", key, gw_pacer_active(s->pacer));
+        ferry_log_debug("coap: %s: download admitted, %zu running", key, gw_pacer_active(s->pacer));
     if (!within_budget(s, a, &pc, key, ses, req, resp))
         return;
     if (!add_piece(a, &pc, resp)) {
-        LOG_WARN("coap: %s: a block of %zu bytes does not fit the datagram", coap_session_str(ses),
-                 pc.len);
+        ferry_log_warn("coap: %s: a block of %zu bytes does not fit the datagram",
+                       coap_session_str(ses), pc.len);
         gw_coap_answer(resp, COAP_RESPONSE_CODE_INTERNAL_ERROR, 0,
                        "block does not fit, ask smaller");
         return;
     }
     if (gw_pacer_served(s->pacer, key, a->sha, pc.len, a->last_ms))
-        LOG_DEBUG("coap: %s: download finished, %zu running", key, gw_pacer_active(s->pacer));
+        ferry_log_debug("coap: %s: download finished, %zu running", key, gw_pacer_active(s->pacer));
 }
 
 /* GET ferry/artifact/<hex>, one block per request; `a` is NULL when the

@@ -94,7 +94,7 @@ static void serve_manifest(struct gw_coap *s, struct manifest_entry *m, const co
         s->waiting_products--;
     }
     if (len == 0 || len > FERRY_ENVELOPE_MAX_BYTES) {
-        LOG_ERR("coap: manifest for '%s' is %zu bytes, cannot serve it", m->product, len);
+        ferry_log_err("coap: manifest for '%s' is %zu bytes, cannot serve it", m->product, len);
         gw_coap_answer(resp, COAP_RESPONSE_CODE_INTERNAL_ERROR, 0, "manifest unavailable");
         return;
     }
@@ -150,8 +150,8 @@ void gw_coap_manifest_expire(struct gw_coap *s, uint64_t now_ms)
             p = &m->next;
             continue;
         }
-        LOG_DEBUG("coap: no release and no observer for product '%s': resource dropped",
-                  m->product);
+        ferry_log_debug("coap: no release and no observer for product '%s': resource dropped",
+                        m->product);
         *p = m->next;
         s->waiting_products--;
         coap_delete_resource(s->ctx, m->res);

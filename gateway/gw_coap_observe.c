@@ -49,8 +49,8 @@ void gw_coap_observer_after_pass(struct gw_coap *s)
         if (!e->used || !e->ending)
             continue;
         coap_session_t *ses = e->session;
-        LOG_INFO("coap: %s: %s registered elsewhere, its older session is closed",
-                 coap_session_str(ses), e->key);
+        ferry_log_info("coap: %s: %s registered elsewhere, its older session is closed",
+                       coap_session_str(ses), e->key);
         /* Frees the session's observers, so libcoap may let it go idle. */
         gw_coap_observer_session_gone(s, ses);
         coap_session_disconnected(ses, COAP_NACK_RST);
@@ -97,8 +97,8 @@ bool gw_coap_observer_count(struct gw_coap *s, const void *owner, coap_session_t
     if (refused) {
         gw_coap_answerf(resp, COAP_RESPONSE_CODE_TOO_MANY_REQUESTS, s->manifest_max_age,
                         "too many %s, poll instead", refused);
-        LOG_DEBUG("coap: %s: %s: observation refused, too many %s", coap_session_str(ses), key,
-                  refused);
+        ferry_log_debug("coap: %s: %s: observation refused, too many %s", coap_session_str(ses),
+                        key, refused);
         return false;
     }
     if (of_key >= per_key_cap) {

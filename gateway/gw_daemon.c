@@ -139,7 +139,7 @@ static void failure_note(struct gw *g, const uint8_t sha[FERRY_SHA256_LEN], bool
         f->delay_ms = f->delay_ms >= cap / 2 ? cap : f->delay_ms * 2;
     }
     f->retry_at_ms = ferry_now_ms() + f->delay_ms;
-    LOG_INFO("fetch: will try again in %u s", f->delay_ms / 1000);
+    ferry_log_info("fetch: will try again in %u s", f->delay_ms / 1000);
 }
 
 /* A chunk arrived: whatever errors the cloud answered before are over. */
@@ -161,16 +161,16 @@ static void apply_actions(struct gw *g, const struct gw_fetch_actions *act)
         size_t len = 0;
         struct ferry_diag d = {{0}};
         if (ferry_stream_req_encode(&act->req, &json, &len, &d) != FERRY_OK) {
-            LOG_ERR("fetch: %s", d.msg);
+            ferry_log_err("fetch: %s", d.msg);
         } else {
             enum ferry_err err =
                 gw_upstream_publish(g->uplink, FERRY_TOPIC_STREAM_REQ, NULL, json, len, false);
             if (err != FERRY_OK)
-                LOG_DEBUG("fetch: request not sent (%s); the timeout will ask again",
-                          ferry_strerror(err));
+                ferry_log_debug("fetch: request not sent (%s); the timeout will ask again",
+                                ferry_strerror(err));
             else
-                LOG_DEBUG("fetch: requested %u chunks from offset %llu", act->req.count,
-                          (unsigned long long)act->req.offset);
+                ferry_log_debug("fetch: requested %u chunks from offset %llu", act->req.count,
+                                (unsigned long long)act->req.offset);
         }
         free(json);
     }
@@ -189,12 +189,12 @@ static void fetch_log_stats(const struct gw *g, const char *what)
 {
     struct gw_fetch_stats st;
     gw_fetch_stats(g->fetch, &st);
-    LOG_INFO("fetch: %s %s: received %llu bytes this run (%llu kept, %llu requests, %llu "
-             "timeouts, %llu duplicates, %llu out of order)",
-             what, g->fetch_hex, (unsigned long long)st.bytes_received,
-             (unsigned long long)st.bytes_kept, (unsigned long long)st.requests,
-             (unsigned long long)st.timeouts, (unsigned long long)st.duplicates,
-             (unsigned long long)st.out_of_order);
+    ferry_log_info("fetch: %s %s: received %llu bytes this run (%llu kept, %llu requests, %llu "
+                   "timeouts, %llu duplicates, %llu out of order)",
+                   what, g->fetch_hex, (unsigned long long)st.bytes_received,
+                   (unsigned long long)st.bytes_kept, (unsigned long long)st.requests,
+                   (unsigned long long)st.timeouts, (unsigned long long)st.duplicates,
+                   (unsigned long long)st.out_of_order);
 }
 
 /* Ends the download in progress, keeping the partial for a later resume. */
@@ -221,15 +221,15 @@ static void fetch_finish(struct gw *g)
     memcpy(sha, g->fetch_sha, sizeof(sha));
     fetch_stop(g);
     if (err == FERRY_OK) {
-        LOG_INFO("cache: artifact %s verified and cached (%llu bytes)", g->fetch_hex,
-                 (unsigned long long)g->fetch_size);
+        ferry_log_info("cache: artifact %s verified and cached (%llu bytes)", g->fetch_hex,
+                       (unsigned long long)g->fetch_size);
         failure_clear(g, sha);
         if (gw_coap_artifact_added(g->coap, sha, g->fetch_size) != FERRY_OK)
-            LOG_WARN("coap: could not list artifact %s", g->fetch_hex);
+            ferry_log_warn("coap: could not list artifact %s", g->fetch_hex);
         policy_cached(g, sha, true);
         gw_self_kick(g->self);
     } else {
-        LOG_ERR("cache: artifact %s rejected: %s", g->fetch_hex, ferry_diag_str(&d, err));
+        ferry_log_err("cache: artifact %s rejected: %s", g->fetch_hex, ferry_diag_str(&d, err));
         failure_note(g, sha, false);
     }
     schedule_pick(g, 0);
@@ -252,8 +252,8 @@ static void log_progress(struct gw *g)
     unsigned decile = (unsigned)(end * 10 / g->fetch_size);
     if (decile > g->fetch_last_decile) {
         g->fetch_last_decile = decile;
-        LOG_INFO("fetch: %s %llu/%llu bytes (%u%%)", g->fetch_hex, (unsigned long long)end,
-                 (unsigned long long)g->fetch_size, decile * 10);
+        ferry_log_info("fetch: %s %llu/%llu bytes (%u%%)", g->fetch_hex, (unsigned long long)end,
+                       (unsigned long long)g->fetch_size, decile * 10);
     }
 }
 
@@ -264,31 +264,32 @@ static void on_chunk(void *arg, const uint8_t *buf, size_t len)
     struct ferry_diag d = {{0}};
     enum ferry_err err = ferry_chunk_decode(buf, len, &c, &d);
     if (err != FERRY_OK) {
-        LOG_WARN("fetch: chunk dropped: %s", d.msg);
+        ferry_log_warn("fetch: chunk dropped: %s", d.msg);
         return;
     }
     if (!g->fetch) {
-        LOG_DEBUG("fetch: chunk at %llu arrived with no download in progress",
-                  (unsigned long long)c.offset);
+        ferry_log_debug("fetch: chunk at %llu arrived with no download in progress",
+                        (unsigned long long)c.offset);
         return;
     }
     struct gw_fetch_actions act;
     enum gw_fetch_verdict v = gw_fetch_chunk(g->fetch, &c, ferry_now_ms(), &act);
-    LOG_DEBUG("fetch: received chunk offset=%llu len=%u verdict=%d", (unsigned long long)c.offset,
-              c.len, (int)v);
+    ferry_log_debug("fetch: received chunk offset=%llu len=%u verdict=%d",
+                    (unsigned long long)c.offset, c.len, (int)v);
     if (v == GW_FETCH_ERROR) {
         /* An answer, not a verdict on the artifact: asked again shortly
          * (gw_fetch.h); only errors that go on stop this fetch, and not for
          * long. */
         if (gw_fetch_error_busy(&c))
-            LOG_INFO("fetch: %s at %llu: asking again shortly: %.*s", g->fetch_hex,
-                     (unsigned long long)c.offset, (int)c.len, (const char *)c.payload);
+            ferry_log_info("fetch: %s at %llu: asking again shortly: %.*s", g->fetch_hex,
+                           (unsigned long long)c.offset, (int)c.len, (const char *)c.payload);
         else
-            LOG_WARN("fetch: the cloud could not serve %s at %llu: %.*s", g->fetch_hex,
-                     (unsigned long long)c.offset, (int)c.len, (const char *)c.payload);
+            ferry_log_warn("fetch: the cloud could not serve %s at %llu: %.*s", g->fetch_hex,
+                           (unsigned long long)c.offset, (int)c.len, (const char *)c.payload);
         if (gw_fetch_failed(g->fetch)) {
-            LOG_ERR("fetch: %s: the cloud keeps answering errors; trying other artifacts first",
-                    g->fetch_hex);
+            ferry_log_err(
+                "fetch: %s: the cloud keeps answering errors; trying other artifacts first",
+                g->fetch_hex);
             failure_note(g, g->fetch_sha, true);
             fetch_stop(g);
             schedule_pick(g, 0);
@@ -300,9 +301,9 @@ static void on_chunk(void *arg, const uint8_t *buf, size_t len)
         bool written = false;
         err = gw_cache_part_write(g->part, c.offset, c.payload, c.len, &written, &d);
         if (err != FERRY_OK || !written) {
-            LOG_ERR("cache: writing %s at %llu failed: %s", g->fetch_hex,
-                    (unsigned long long)c.offset,
-                    err != FERRY_OK ? ferry_diag_str(&d, err) : "cache and fetcher disagree");
+            ferry_log_err("cache: writing %s at %llu failed: %s", g->fetch_hex,
+                          (unsigned long long)c.offset,
+                          err != FERRY_OK ? ferry_diag_str(&d, err) : "cache and fetcher disagree");
             failure_note(g, g->fetch_sha, false);
             fetch_stop(g);
             schedule_pick(g, 0);
@@ -341,8 +342,8 @@ static enum ferry_err fetch_start(struct gw *g, const struct ferry_manifest *m)
     err = gw_cache_part_open(g->cache, m->sha256, m->size, (uint32_t)g->cfg->chunk_size, &refs,
                              &g->part, &d);
     if (err != FERRY_OK) {
-        LOG_ERR("cache: cannot start %s for release %s: %s", g->fetch_hex, m->release_id,
-                ferry_diag_str(&d, err));
+        ferry_log_err("cache: cannot start %s for release %s: %s", g->fetch_hex, m->release_id,
+                      ferry_diag_str(&d, err));
         failure_note(g, m->sha256, false);
         return err;
     }
@@ -357,14 +358,14 @@ static enum ferry_err fetch_start(struct gw *g, const struct ferry_manifest *m)
     struct gw_fetch_actions act;
     err = gw_fetch_start(&p, ferry_now_ms(), gw_upstream_is_up(g->uplink), &g->fetch, &act, &d);
     if (err != FERRY_OK) {
-        LOG_ERR("fetch: %s", d.msg);
+        ferry_log_err("fetch: %s", d.msg);
         gw_cache_part_close(g->part);
         g->part = NULL;
         return err;
     }
     g->fetch_last_decile = (unsigned)(p.resume * 10 / m->size);
-    LOG_INFO("fetch: %s for release %s: %llu bytes, resuming at %llu", g->fetch_hex, m->release_id,
-             (unsigned long long)m->size, (unsigned long long)p.resume);
+    ferry_log_info("fetch: %s for release %s: %llu bytes, resuming at %llu", g->fetch_hex,
+                   m->release_id, (unsigned long long)m->size, (unsigned long long)p.resume);
     if (gw_fetch_done(g->fetch)) {
         fetch_finish(g);
         return FERRY_OK;
@@ -495,8 +496,8 @@ static void publish_description(struct gw *g, const struct ferry_nodeinfo *ni)
     if (err == FERRY_E_BUSY)
         pending_add(g, ni);
     else if (err != FERRY_OK)
-        LOG_WARN("rollouts: description of node %s not sent: %s", ni->node,
-                 ferry_diag_str(&d, err));
+        ferry_log_warn("rollouts: description of node %s not sent: %s", ni->node,
+                       ferry_diag_str(&d, err));
 }
 
 /* The gateway's own halts, kept on disk and retained upstream. */
@@ -509,13 +510,13 @@ static void publish_report(struct gw *g)
     gw_policy_report(g->policy, g->cfg->id, wall_now(), &rep);
     for (size_t i = 0; i < rep.n; i++)
         if (rep.items[i].halted)
-            LOG_WARN("rollouts: rollout %llu is halted on this gateway%s: %s",
-                     (unsigned long long)rep.items[i].rollout,
-                     rep.items[i].offline ? " (decided while the uplink was down)" : "",
-                     rep.items[i].reason);
+            ferry_log_warn("rollouts: rollout %llu is halted on this gateway%s: %s",
+                           (unsigned long long)rep.items[i].rollout,
+                           rep.items[i].offline ? " (decided while the uplink was down)" : "",
+                           rep.items[i].reason);
     enum ferry_err err = gw_rollouts_store_report(&g->ro, &rep, &d);
     if (err != FERRY_OK)
-        LOG_ERR("rollouts: report not kept: %s", ferry_diag_str(&d, err));
+        ferry_log_err("rollouts: report not kept: %s", ferry_diag_str(&d, err));
     err = ferry_rollout_report_to_json(&rep, &json, &len, &d);
     if (err == FERRY_OK)
         err = g->uplink ? gw_upstream_publish(g->uplink, FERRY_TOPIC_ROLLOUT_REPORT, NULL, json,
@@ -523,9 +524,9 @@ static void publish_report(struct gw *g)
                         : FERRY_E_BUSY;
     free(json);
     if (err == FERRY_OK)
-        LOG_INFO("rollouts: report sent to the cloud");
+        ferry_log_info("rollouts: report sent to the cloud");
     else /* sent again when the link comes up (gw_policy_link) */
-        LOG_INFO("rollouts: report not sent now (%s)", ferry_strerror(err));
+        ferry_log_info("rollouts: report not sent now (%s)", ferry_strerror(err));
 }
 
 static void on_policy_timer(void *arg)
@@ -556,7 +557,7 @@ static void apply_policy(struct gw *g, const struct gw_policy_effects *fx)
 {
     for (size_t i = 0; g->coap && i < fx->nnotify; i++)
         if (gw_coap_manifest_changed(g->coap, fx->notify[i]) != FERRY_OK)
-            LOG_WARN("coap: cannot notify observers of product %s", fx->notify[i]);
+            ferry_log_warn("coap: cannot notify observers of product %s", fx->notify[i]);
     if (fx->report)
         publish_report(g);
     if (g->loop)
@@ -584,7 +585,8 @@ static void sync_held(struct gw *g, const char *product, struct gw_policy_effect
     struct gw_policy_release cur = held_of(g, gw_releases_current(g->releases, product));
     struct gw_policy_release prev = held_of(g, gw_releases_previous(g->releases, product));
     if (gw_policy_held(g->policy, product, &cur, &prev, fx) != FERRY_OK)
-        LOG_ERR("rollouts: cannot hold product %s's releases (out of memory or products)", product);
+        ferry_log_err("rollouts: cannot hold product %s's releases (out of memory or products)",
+                      product);
 }
 
 /* The policy learns the trust's verdict on product's rollout release and
@@ -593,7 +595,7 @@ static void sync_rollout_trust(struct gw *g, const char *product, struct gw_poli
 {
     char why[GW_POLICY_WHY_MAX];
     if (gw_policy_trust(g->policy, product, gw_meta_trust(g->meta), wall_now(), fx, why))
-        LOG_INFO("rollouts: %s", why);
+        ferry_log_info("rollouts: %s", why);
 }
 
 /* An artifact became servable (or went): every release or rollout that
@@ -610,10 +612,11 @@ static enum ferry_err take_rollout(struct gw *g, struct gw_rollout_in *in)
 {
     struct gw_policy_effects fx = {0};
     const struct ferry_rollout_doc *doc = in->doc;
-    LOG_INFO("rollouts: rollout %llu revision %llu for product %s: %s, %u of %u waves open, %zu "
-             "targets here",
-             (unsigned long long)doc->rollout, (unsigned long long)doc->revision, doc->product,
-             ferry_rollout_state_name(doc->state), doc->open_waves, doc->nwaves, doc->ntargets);
+    ferry_log_info(
+        "rollouts: rollout %llu revision %llu for product %s: %s, %u of %u waves open, %zu "
+        "targets here",
+        (unsigned long long)doc->rollout, (unsigned long long)doc->revision, doc->product,
+        ferry_rollout_state_name(doc->state), doc->open_waves, doc->nwaves, doc->ntargets);
     uint8_t rel[FERRY_SHA256_LEN], rev[FERRY_SHA256_LEN];
     memcpy(rel, in->rel.sha256, sizeof(rel));
     memcpy(rev, in->rev.sha256, sizeof(rev));
@@ -642,20 +645,22 @@ static void on_rollout(void *arg, const char *product, const uint8_t *buf, size_
         return; /* a retained document being cleared: keep enforcing what is held */
     enum ferry_err err = gw_rollouts_accept(&g->ro, product, buf, len, wall_now(), &in, &d);
     if (err != FERRY_OK) {
-        LOG_WARN("rollouts: %s (%s); keeping what is held", ferry_diag_str(&d, err),
-                 ferry_err_name(err));
+        ferry_log_warn("rollouts: %s (%s); keeping what is held", ferry_diag_str(&d, err),
+                       ferry_err_name(err));
         return;
     }
     /* Kept before it takes effect: a gateway that restarts without its
      * uplink enforces it all the same. */
     err = gw_rollouts_store(&g->ro, product, buf, len, &d);
     if (err != FERRY_OK)
-        LOG_ERR("rollouts: document for product %s not kept: %s", product, ferry_diag_str(&d, err));
+        ferry_log_err("rollouts: document for product %s not kept: %s", product,
+                      ferry_diag_str(&d, err));
     err = take_rollout(g, &in);
     if (err == FERRY_E_DOWNGRADE)
-        LOG_INFO("rollouts: an older document for product %s ignored", product);
+        ferry_log_info("rollouts: an older document for product %s ignored", product);
     else if (err != FERRY_OK)
-        LOG_ERR("rollouts: document for product %s not taken: %s", product, ferry_strerror(err));
+        ferry_log_err("rollouts: document for product %s not taken: %s", product,
+                      ferry_strerror(err));
     stop_unwanted_fetch(g);
     schedule_pick(g, 0);
 }
@@ -701,20 +706,21 @@ static void on_release(void *arg, const char *product, const uint8_t *buf, size_
     enum ferry_err err =
         gw_releases_accept(g->releases, product, buf, len, wall_now(), &outcome, &d);
     if (err != FERRY_OK) {
-        LOG_WARN("release: rejected on product '%s': %s (%s); keeping what is held", product,
-                 ferry_diag_str(&d, err), ferry_err_name(err));
+        ferry_log_warn("release: rejected on product '%s': %s (%s); keeping what is held", product,
+                       ferry_diag_str(&d, err), ferry_err_name(err));
         return;
     }
     const struct gw_release *r = gw_releases_current(g->releases, product);
     if (outcome == GW_RELEASE_ALREADY_HELD) {
-        LOG_DEBUG("release: %s already held", r->manifest.release_id);
+        ferry_log_debug("release: %s already held", r->manifest.release_id);
         return;
     }
     char hex[FERRY_SHA256_HEX_LEN + 1];
     ferry_hex_encode(r->manifest.sha256, FERRY_SHA256_LEN, hex);
-    LOG_INFO("release: accepted %s (product %s, version %s, seq %llu, artifact %s, %llu bytes)",
-             r->manifest.release_id, product, r->manifest.version,
-             (unsigned long long)r->manifest.seq, hex, (unsigned long long)r->manifest.size);
+    ferry_log_info(
+        "release: accepted %s (product %s, version %s, seq %llu, artifact %s, %llu bytes)",
+        r->manifest.release_id, product, r->manifest.version, (unsigned long long)r->manifest.seq,
+        hex, (unsigned long long)r->manifest.size);
     /* Observers hear of it once its artifact is cached (fetch_finish), or
      * now if it already is (the policy decides: gw_policy.h). */
     struct gw_policy_effects fx = {0};
@@ -743,9 +749,9 @@ static void on_root(void *arg, const char *level, const uint8_t *buf, size_t len
     size_t taken = 0;
     enum ferry_err err = gw_meta_root(g->meta, level, buf, len, wall_now(), &taken, &d);
     if (err != FERRY_OK) {
-        LOG_WARN("root: version %s refused: %s (%s); keeping version %llu", level,
-                 ferry_diag_str(&d, err), ferry_err_name(err),
-                 (unsigned long long)ferry_trust_version(gw_meta_trust(g->meta)));
+        ferry_log_warn("root: version %s refused: %s (%s); keeping version %llu", level,
+                       ferry_diag_str(&d, err), ferry_err_name(err),
+                       (unsigned long long)ferry_trust_version(gw_meta_trust(g->meta)));
         return;
     }
     if (!taken)
@@ -759,8 +765,8 @@ static void on_root(void *arg, const char *level, const uint8_t *buf, size_t len
                  gw_releases_at(g->releases, i)->manifest.product);
     apply_limits(g);
     size_t dropped = gw_releases_recheck(g->releases, wall_now());
-    LOG_INFO("root: now at version %llu; %zu release(s) no longer trusted",
-             (unsigned long long)ferry_trust_version(gw_meta_trust(g->meta)), dropped);
+    ferry_log_info("root: now at version %llu; %zu release(s) no longer trusted",
+                   (unsigned long long)ferry_trust_version(gw_meta_trust(g->meta)), dropped);
     /* The policy offers only what the trust has nothing against (held_of());
      * it notifies the products whose offer changed. */
     struct gw_policy_effects fx = {0};
@@ -781,8 +787,8 @@ static void on_timestamp(void *arg, const char *product, const uint8_t *buf, siz
     bool changed = false;
     enum ferry_err err = gw_meta_timestamp(g->meta, product, buf, len, wall_now(), &changed, &d);
     if (err != FERRY_OK) {
-        LOG_WARN("timestamp: refused on product '%s': %s (%s)", product, ferry_diag_str(&d, err),
-                 ferry_err_name(err));
+        ferry_log_warn("timestamp: refused on product '%s': %s (%s)", product,
+                       ferry_diag_str(&d, err), ferry_err_name(err));
         return;
     }
     if (!changed)
@@ -790,9 +796,9 @@ static void on_timestamp(void *arg, const char *product, const uint8_t *buf, siz
     const struct ferry_timestamp *ts =
         ferry_trust_timestamp(gw_meta_trust(g->meta), product, NULL, NULL);
     char cur[FERRY_TIMESTAMP_MAX_CURRENT * (FERRY_NAME_MAX + 1) + 8];
-    LOG_INFO("timestamp: product %s at version %llu, current %s, %zu withdrawn", product,
-             (unsigned long long)ts->version, ferry_timestamp_current_str(ts, cur, sizeof(cur)),
-             ts->nwithdrawn);
+    ferry_log_info("timestamp: product %s at version %llu, current %s, %zu withdrawn", product,
+                   (unsigned long long)ts->version,
+                   ferry_timestamp_current_str(ts, cur, sizeof(cur)), ts->nwithdrawn);
     /* What is offered may have changed (a withdrawal, a new current one). */
     gw_coap_meta_changed(g->coap, product);
     struct gw_policy_effects fx = {0};
@@ -800,7 +806,7 @@ static void on_timestamp(void *arg, const char *product, const uint8_t *buf, siz
     sync_rollout_trust(g, product, &fx);
     apply_policy(g, &fx);
     if (gw_coap_manifest_changed(g->coap, product) != FERRY_OK)
-        LOG_WARN("coap: cannot notify observers of product %s", product);
+        ferry_log_warn("coap: cannot notify observers of product %s", product);
     stop_unwanted_fetch(g);
     schedule_pick(g, 0);
 }
@@ -845,10 +851,10 @@ static enum ferry_err hook_config(void *arg, const struct ferry_config_report *r
                   : FERRY_E_BUSY;
     free(json);
     if (err == FERRY_OK)
-        LOG_INFO("config: node %s reported its properties (%s)", r->node,
-                 r->healthy ? "healthy" : "not healthy");
+        ferry_log_info("config: node %s reported its properties (%s)", r->node,
+                       r->healthy ? "healthy" : "not healthy");
     else
-        LOG_WARN("config: node %s's report not relayed: %s", r->node, ferry_diag_str(d, err));
+        ferry_log_warn("config: node %s's report not relayed: %s", r->node, ferry_diag_str(d, err));
     return err;
 }
 
@@ -876,7 +882,7 @@ static enum ferry_err hook_meta(void *arg, const char *product, uint64_t have, u
     *known = ferry_trust_timestamp(gw_meta_trust(g->meta), product, NULL, NULL) != NULL;
     enum ferry_err err = gw_meta_bundle(g->meta, product, have, out, len, &d);
     if (err != FERRY_OK)
-        LOG_ERR("meta: no bundle for product %s: %s", product, ferry_diag_str(&d, err));
+        ferry_log_err("meta: no bundle for product %s: %s", product, ferry_diag_str(&d, err));
     return err;
 }
 
@@ -903,7 +909,7 @@ static void hook_manifest_for(void *arg, const char *product,
         if (gw_policy_describe(g->policy, &ni, &changed) == FERRY_OK && changed)
             publish_description(g, &ni);
     } else if (err == FERRY_E_INVALID_ARG) {
-        LOG_DEBUG("coap: node %s: %s", node ? node : "(anonymous)", d.msg);
+        ferry_log_debug("coap: node %s: %s", node ? node : "(anonymous)", d.msg);
     }
     struct gw_offer o;
     gw_policy_offer(g->policy, product, node, wall_now(), ferry_now_ms(), &o);
@@ -911,9 +917,9 @@ static void hook_manifest_for(void *arg, const char *product,
     out->len = o.len;
     out->hold_s = o.hold_s;
     if (o.kind == GW_OFFER_ROLLOUT || o.kind == GW_OFFER_REVERT)
-        LOG_DEBUG("rollouts: node %s offered the %s release%s", node,
-                  o.kind == GW_OFFER_REVERT ? "revert" : "rollout's",
-                  o.hold_s ? " with a hold" : "");
+        ferry_log_debug("rollouts: node %s offered the %s release%s", node,
+                        o.kind == GW_OFFER_REVERT ? "revert" : "rollout's",
+                        o.hold_s ? " with a hold" : "");
 }
 
 static enum gw_coap_admit hook_admit(void *arg, const uint8_t sha[FERRY_SHA256_LEN],
@@ -929,15 +935,15 @@ static enum gw_coap_admit hook_admit(void *arg, const uint8_t sha[FERRY_SHA256_L
     switch (v) {
     case GW_ADMIT_SERVE:
         if (first) /* which nodes fetch a rollout's release, once each */
-            LOG_INFO("rollouts: node %s fetches the rollout's release", node);
+            ferry_log_info("rollouts: node %s fetches the rollout's release", node);
         return GW_COAP_ADMIT_SERVE;
     case GW_ADMIT_STALL:
-        LOG_DEBUG("rollouts: block for %s stalled: %s", node ? node : "(anonymous)", reason);
+        ferry_log_debug("rollouts: block for %s stalled: %s", node ? node : "(anonymous)", reason);
         return GW_COAP_ADMIT_STALL;
     case GW_ADMIT_REFUSE:
         break;
     }
-    LOG_INFO("rollouts: block refused to %s: %s", node ? node : "(anonymous)", reason);
+    ferry_log_info("rollouts: block refused to %s: %s", node ? node : "(anonymous)", reason);
     return GW_COAP_ADMIT_REFUSE;
 }
 
@@ -1006,16 +1012,16 @@ static enum ferry_err hook_status(void *arg, const struct ferry_status *st,
         return perr;
     enum ferry_err err = gw_relay_submit(g->relay, st, d);
     if (err == FERRY_OK)
-        LOG_DEBUG("status: node %s seq %llu %s", st->node, (unsigned long long)st->seq,
-                  ferry_state_name(st->state));
+        ferry_log_debug("status: node %s seq %llu %s", st->node, (unsigned long long)st->seq,
+                        ferry_state_name(st->state));
     else if (err == FERRY_E_BUSY)
         /* A node over its rate, or no place for a new one: expected under
          * a flood, and each would be a line. */
-        LOG_DEBUG("status: node %s seq %llu not now: %s", st->node, (unsigned long long)st->seq,
-                  ferry_diag_str(d, err));
+        ferry_log_debug("status: node %s seq %llu not now: %s", st->node,
+                        (unsigned long long)st->seq, ferry_diag_str(d, err));
     else
-        LOG_WARN("status: node %s seq %llu not stored: %s", st->node, (unsigned long long)st->seq,
-                 ferry_diag_str(d, err));
+        ferry_log_warn("status: node %s seq %llu not stored: %s", st->node,
+                       (unsigned long long)st->seq, ferry_diag_str(d, err));
     if (err == FERRY_OK) /* a node's step may be what its gateway waits for */
         gw_self_kick(g->self);
     if (err == FERRY_OK) { /* the rollout's halt rule counts what it relayed */
@@ -1065,9 +1071,9 @@ static enum ferry_err start_coap(struct gw *g, struct ferry_diag *d)
         uint64_t size = 0;
         if (gw_cache_has(g->cache, want[i]->sha256, &size) &&
             gw_coap_artifact_added(g->coap, want[i]->sha256, size) != FERRY_OK)
-            LOG_WARN("coap: could not list a cached artifact");
+            ferry_log_warn("coap: could not list a cached artifact");
         if (gw_coap_manifest_changed(g->coap, want[i]->product) != FERRY_OK)
-            LOG_WARN("coap: cannot notify observers of product %s", want[i]->product);
+            ferry_log_warn("coap: cannot notify observers of product %s", want[i]->product);
     }
     return FERRY_OK;
 }
@@ -1105,7 +1111,7 @@ static enum ferry_err start_policy(struct gw *g, uint64_t quota, struct ferry_di
     if (rerr == FERRY_OK)
         gw_policy_restore(g->policy, &rep);
     else if (rerr != FERRY_E_NOT_FOUND)
-        LOG_WARN("rollouts: %s", ferry_diag_str(&rd, rerr));
+        ferry_log_warn("rollouts: %s", ferry_diag_str(&rd, rerr));
     return FERRY_OK;
 }
 
@@ -1220,9 +1226,9 @@ static enum ferry_err start_self(struct gw *g, struct ferry_diag *d)
     };
     err = gw_self_open(g->loop, &o, &h, &g->self, d);
     if (err == FERRY_OK)
-        LOG_INFO("self: following product %s as hardware %s, running %s", cfg->self_product,
-                 cfg->self_hw_model,
-                 gw_self_version(g->self)[0] ? gw_self_version(g->self) : "an unknown image");
+        ferry_log_info("self: following product %s as hardware %s, running %s", cfg->self_product,
+                       cfg->self_hw_model,
+                       gw_self_version(g->self)[0] ? gw_self_version(g->self) : "an unknown image");
     return err;
 }
 
@@ -1323,7 +1329,7 @@ static enum ferry_err gw_start(struct gw *g, struct ferry_diag *d)
             struct ferry_diag vd = {{0}};
             enum ferry_err verr = gw_cache_verify(g->cache, m->sha256, m->size, &vd);
             if (verr != FERRY_OK)
-                LOG_WARN("cache: %s", ferry_diag_str(&vd, verr));
+                ferry_log_warn("cache: %s", ferry_diag_str(&vd, verr));
         }
     }
     struct gw_outbox_opts oo = {
@@ -1353,11 +1359,12 @@ static enum ferry_err gw_start(struct gw *g, struct ferry_diag *d)
     err = start_self(g, d);
     if (err != FERRY_OK)
         return err;
-    LOG_INFO("gateway %s of fleet %s started (upstream: %s): %zu releases held, cache %llu of %llu "
-             "bytes used",
-             cfg->id, cfg->fleet, cfg->upstream ? cfg->upstream : cfg->mqtt.brokers.v[0],
-             gw_releases_count(g->releases), (unsigned long long)gw_cache_used(g->cache),
-             (unsigned long long)quota);
+    ferry_log_info(
+        "gateway %s of fleet %s started (upstream: %s): %zu releases held, cache %llu of %llu "
+        "bytes used",
+        cfg->id, cfg->fleet, cfg->upstream ? cfg->upstream : cfg->mqtt.brokers.v[0],
+        gw_releases_count(g->releases), (unsigned long long)gw_cache_used(g->cache),
+        (unsigned long long)quota);
     schedule_pick(g, 0);
     return FERRY_OK;
 }
@@ -1391,9 +1398,9 @@ enum ferry_err gw_daemon_run(const struct gw_config *cfg, bool *restart, struct 
     if (err == FERRY_OK) {
         int sig = ferry_loop_run(g.loop);
         if (g.restart)
-            LOG_INFO("stopping to restart into the slot the boot step chooses");
+            ferry_log_info("stopping to restart into the slot the boot step chooses");
         else
-            LOG_INFO("stopping on signal %d", sig);
+            ferry_log_info("stopping on signal %d", sig);
     }
     gw_stop(&g);
     *restart = err == FERRY_OK && g.restart;

@@ -119,8 +119,8 @@ static enum ferry_err take(struct gw_meta *m, const uint8_t *buf, size_t len, bo
     uint64_t v = ferry_trust_version(m->trust);
     struct ferry_diag sd = {{0}};
     if (store_root(m, v, buf, len, &sd) != FERRY_OK)
-        LOG_WARN("meta: root version %" PRIu64 " taken but not stored: %s", v, sd.msg);
-    LOG_INFO("meta: root version %" PRIu64 " taken", v);
+        ferry_log_warn("meta: root version %" PRIu64 " taken but not stored: %s", v, sd.msg);
+    ferry_log_info("meta: root version %" PRIu64 " taken", v);
     return keep_root(m, d);
 }
 
@@ -207,14 +207,14 @@ enum ferry_err gw_meta_root(struct gw_meta *m, const char *level, const uint8_t 
     enum ferry_err err = take(m, buf, len, &changed, d);
     if (err == FERRY_OK && changed && ferry_trust_version(m->trust) != version) {
         /* Taken (it verified), but the topic lied about it: say so. */
-        LOG_WARN("meta: root version %" PRIu64 " arrived on the topic of version %" PRIu64,
-                 ferry_trust_version(m->trust), version);
+        ferry_log_warn("meta: root version %" PRIu64 " arrived on the topic of version %" PRIu64,
+                       ferry_trust_version(m->trust), version);
     }
     if (err == FERRY_E_THRESHOLD && version > ferry_trust_version(m->trust) + 1) {
         /* Perhaps an earlier root has not arrived yet. */
-        LOG_INFO("meta: root version %s does not chain from version %" PRIu64
-                 " (yet): kept until an earlier one arrives (%s)",
-                 level, ferry_trust_version(m->trust), d ? d->msg : "");
+        ferry_log_info("meta: root version %s does not chain from version %" PRIu64
+                       " (yet): kept until an earlier one arrives (%s)",
+                       level, ferry_trust_version(m->trust), d ? d->msg : "");
         return set_aside(m, version, buf, len, d);
     }
     if (err != FERRY_OK)
@@ -234,7 +234,7 @@ static void store_timestamp(const struct gw_meta *m, const char *product, const 
     snprintf(path, sizeof(path), "%s/" TS_SUB "/%.*s.json", m->dir, FERRY_ID_MAX, product);
     struct ferry_diag sd = {{0}};
     if (ferry_write_atomic(path, buf, len, 0644, &sd) != FERRY_OK)
-        LOG_WARN("meta: timestamp of '%s' taken but not stored: %s", product, sd.msg);
+        ferry_log_warn("meta: timestamp of '%s' taken but not stored: %s", product, sd.msg);
 }
 
 /* The last timestamp of product the root held could not check (best
@@ -262,7 +262,7 @@ static void set_aside_timestamp(struct gw_meta *m, const char *product, const ui
              product);
     m->pending_ts[i].buf = copy;
     m->pending_ts[i].len = len;
-    LOG_INFO("meta: the timestamp of '%s' waits for a root that can check it", product);
+    ferry_log_info("meta: the timestamp of '%s' waits for a root that can check it", product);
 }
 
 enum ferry_err gw_meta_timestamp(struct gw_meta *m, const char *product, const uint8_t *buf,
@@ -310,10 +310,11 @@ static void retry_timestamps(struct gw_meta *m, int64_t now)
             continue;
         }
         if (err == FERRY_OK && changed) {
-            LOG_INFO("meta: the timestamp of '%s' kept aside is taken", p->product);
+            ferry_log_info("meta: the timestamp of '%s' kept aside is taken", p->product);
             store_timestamp(m, p->product, p->buf, p->len);
         } else if (err != FERRY_OK) {
-            LOG_WARN("meta: the timestamp of '%s' kept aside is refused: %s", p->product, d.msg);
+            ferry_log_warn("meta: the timestamp of '%s' kept aside is refused: %s", p->product,
+                           d.msg);
         }
         free(p->buf);
         *p = m->pending_ts[--m->npending_ts];
@@ -361,7 +362,7 @@ static enum ferry_err load_roots(struct gw_meta *m, struct ferry_diag *d)
         size_t nl = strlen(de->d_name);
         if (strstr(de->d_name, ".tmp.")) {
             if (unlinkat(dirfd(dir), de->d_name, 0) != 0)
-                LOG_WARN("meta: cannot remove %s/%s", m->dir, de->d_name);
+                ferry_log_warn("meta: cannot remove %s/%s", m->dir, de->d_name);
             continue;
         }
         if (nl < 11 || strncmp(de->d_name, "root-", 5) != 0 ||
@@ -377,7 +378,7 @@ static enum ferry_err load_roots(struct gw_meta *m, struct ferry_diag *d)
         uint8_t *buf = NULL;
         size_t len = 0;
         if (ferry_read_file(path, FERRY_SIGNED_MAX_BYTES, &buf, &len, &rd) != FERRY_OK) {
-            LOG_ERR("meta: %s skipped: %s", path, rd.msg);
+            ferry_log_err("meta: %s skipped: %s", path, rd.msg);
             continue;
         }
         found[n++] = (struct doc){.version = v, .buf = buf, .len = len};
@@ -393,7 +394,8 @@ static enum ferry_err load_roots(struct gw_meta *m, struct ferry_diag *d)
         if (e == FERRY_OK && changed && err == FERRY_OK)
             err = keep_root(m, d);
         else if (e != FERRY_OK && e != FERRY_E_STALE)
-            LOG_ERR("meta: %s/root-%" PRIu64 ".json skipped: %s", m->dir, found[i].version, rd.msg);
+            ferry_log_err("meta: %s/root-%" PRIu64 ".json skipped: %s", m->dir, found[i].version,
+                          rd.msg);
         doc_free(&found[i]);
     }
     return err;
@@ -412,7 +414,7 @@ static void load_timestamps(struct gw_meta *m)
             continue;
         if (strstr(de->d_name, ".tmp.")) {
             if (unlinkat(dirfd(dir), de->d_name, 0) != 0)
-                LOG_WARN("meta: cannot remove %s/%s", tsdir, de->d_name);
+                ferry_log_warn("meta: cannot remove %s/%s", tsdir, de->d_name);
             continue;
         }
         char path[PATH_MAX + 256];
@@ -425,7 +427,7 @@ static void load_timestamps(struct gw_meta *m)
         if (err == FERRY_OK)
             err = ferry_trust_update_timestamp(m->trust, buf, len, 0, 0, true, &changed, &rd);
         if (err != FERRY_OK)
-            LOG_ERR("meta: %s skipped: %s", path, rd.msg);
+            ferry_log_err("meta: %s skipped: %s", path, rd.msg);
         free(buf);
     }
     closedir(dir);
@@ -464,9 +466,9 @@ enum ferry_err gw_meta_open(const struct gw_meta_opts *o, struct gw_meta **out,
         return err;
     }
     load_timestamps(m);
-    LOG_INFO("meta: trust at root version %" PRIu64 ", %zu timestamps%s",
-             ferry_trust_version(m->trust), ferry_trust_timestamp_count(m->trust),
-             ferry_trust_has_timestamp_role(m->trust) ? "" : " (no timestamp role)");
+    ferry_log_info("meta: trust at root version %" PRIu64 ", %zu timestamps%s",
+                   ferry_trust_version(m->trust), ferry_trust_timestamp_count(m->trust),
+                   ferry_trust_has_timestamp_role(m->trust) ? "" : " (no timestamp role)");
     *out = m;
     return FERRY_OK;
 }

@@ -221,15 +221,16 @@ static enum ferry_err append_durably(struct gw_outbox *ob, int fd, const char *p
     if (e == 0)
         return FERRY_OK;
     if (ferry_io_ftruncate(ob->io, fd, (off_t)at) != 0)
-        LOG_WARN(WHAT ": %s: truncating back to %" PRIu64 " failed: %s", path, at, strerror(errno));
+        ferry_log_warn(WHAT ": %s: truncating back to %" PRIu64 " failed: %s", path, at,
+                       strerror(errno));
     return os_fail(d, e, path, what);
 }
 
 static enum ferry_err drop_tail(struct gw_outbox *ob, int fd, const char *path, uint64_t keep,
                                 uint64_t size, struct ferry_diag *d)
 {
-    LOG_WARN(WHAT ": %s: dropping a torn tail of %" PRIu64 " bytes at offset %" PRIu64, path,
-             size - keep, keep);
+    ferry_log_warn(WHAT ": %s: dropping a torn tail of %" PRIu64 " bytes at offset %" PRIu64, path,
+                   size - keep, keep);
     if (ferry_io_ftruncate(ob->io, fd, (off_t)keep) != 0)
         return os_fail(d, errno, path, "ftruncate");
     if (ferry_io_fsync(ob->io, fd) != 0)
@@ -479,9 +480,9 @@ static enum ferry_err read_record(const struct gw_outbox *ob, const struct entry
     }
     struct rec r;
     if (got < want || !rec_at(buf, want, 0, &r) || r.id != e->id || r.crc != e->crc) {
-        LOG_ERR(WHAT ": %s: record %" PRIu64 " (%s seq %" PRIu64 ") at offset %" PRIu64
-                     " changed on disk since it was written; dropping it",
-                ob->journal, e->id, e->node, e->seq, e->off);
+        ferry_log_err(WHAT ": %s: record %" PRIu64 " (%s seq %" PRIu64 ") at offset %" PRIu64
+                           " changed on disk since it was written; dropping it",
+                      ob->journal, e->id, e->node, e->seq, e->off);
         return ferry_fail(d, FERRY_E_CORRUPT, WHAT ": %s: record %" PRIu64 " is corrupt",
                           ob->journal, e->id);
     }
@@ -560,7 +561,7 @@ out:
     if (c.fd >= 0) {
         ferry_io_close(ob->io, c.fd);
         if (ferry_io_unlink(ob->io, ob->tmp) != 0)
-            LOG_WARN(WHAT ": %s: unlink failed: %s", ob->tmp, strerror(errno));
+            ferry_log_warn(WHAT ": %s: unlink failed: %s", ob->tmp, strerror(errno));
     }
     free(c.buf);
     return err;
@@ -613,7 +614,7 @@ out:
     if (fd >= 0) {
         ferry_io_close(ob->io, fd);
         if (ferry_io_unlink(ob->io, ob->tmp) != 0)
-            LOG_WARN(WHAT ": %s: unlink failed: %s", ob->tmp, strerror(errno));
+            ferry_log_warn(WHAT ": %s: unlink failed: %s", ob->tmp, strerror(errno));
     }
     free(ne);
     free(nix.slots);
@@ -650,7 +651,8 @@ static void maybe_compact(struct gw_outbox *ob)
         return;
     enum ferry_err err = gw_outbox_compact(ob, &d);
     if (err != FERRY_OK)
-        LOG_WARN(WHAT ": compaction failed (retried on the next ack): %s", ferry_diag_str(&d, err));
+        ferry_log_warn(WHAT ": compaction failed (retried on the next ack): %s",
+                       ferry_diag_str(&d, err));
 }
 
 /* ---- open ------------------------------------------------------------------ */
@@ -686,9 +688,9 @@ static size_t scan_acks(const struct gw_outbox *ob, const struct mapping *m, str
             while (m->len - next >= ACK_LEN && !ack_at(m->p + next, &a))
                 next += ACK_LEN;
             if (m->len - next >= ACK_LEN)
-                LOG_ERR(WHAT ": %s: skipped %zu corrupt acks at offset %zu (those records "
-                             "may be sent again)",
-                        ob->acks, (next - off) / ACK_LEN, off);
+                ferry_log_err(WHAT ": %s: skipped %zu corrupt acks at offset %zu (those records "
+                                   "may be sent again)",
+                              ob->acks, (next - off) / ACK_LEN, off);
         }
     }
     *n = k;
@@ -744,13 +746,14 @@ static enum ferry_err file_record(struct gw_outbox *ob, const struct rec *r, uin
         return FERRY_OK;
     enum ferry_err err = ferry_status_from_json(r->payload, r->len, &st, &pd);
     if (err != FERRY_OK) {
-        LOG_ERR(WHAT ": %s: record %" PRIu64 " at offset %" PRIu64 " is unreadable, dropped: %s",
-                ob->journal, r->id, off, ferry_diag_str(&pd, err));
+        ferry_log_err(WHAT ": %s: record %" PRIu64 " at offset %" PRIu64
+                           " is unreadable, dropped: %s",
+                      ob->journal, r->id, off, ferry_diag_str(&pd, err));
         return FERRY_OK;
     }
     if (ix_find(&ob->ix, ob->e, st.node, st.seq) != SIZE_MAX) {
-        LOG_WARN(WHAT ": %s: record %" PRIu64 " repeats %s seq %" PRIu64 ", dropped", ob->journal,
-                 r->id, st.node, st.seq);
+        ferry_log_warn(WHAT ": %s: record %" PRIu64 " repeats %s seq %" PRIu64 ", dropped",
+                       ob->journal, r->id, st.node, st.seq);
         return FERRY_OK;
     }
     err = reserve_one(ob, d);
@@ -789,8 +792,8 @@ static enum ferry_err scan_records(struct gw_outbox *ob, const struct mapping *m
         size_t next = resync(m->p, m->len, off + 1);
         if (next == m->len)
             break; /* nothing intact follows: a torn tail */
-        LOG_ERR(WHAT ": %s: skipped %zu corrupt bytes at offset %zu (a record is lost)",
-                ob->journal, next - off, off);
+        ferry_log_err(WHAT ": %s: skipped %zu corrupt bytes at offset %zu (a record is lost)",
+                      ob->journal, next - off, off);
         off = next;
     }
     *end = off;
@@ -806,7 +809,8 @@ static enum ferry_err check_header(struct gw_outbox *ob, const struct mapping *m
                           ob->journal);
     if (ferry_get_le32(m->p + 16) != ferry_crc32(0, m->p, 16)) {
         /* The records carry their own ids and CRCs: keep them. */
-        LOG_ERR(WHAT ": %s: header fails its CRC; recovering the records anyway", ob->journal);
+        ferry_log_err(WHAT ": %s: header fails its CRC; recovering the records anyway",
+                      ob->journal);
         return FERRY_OK;
     }
     if (ferry_get_le32(m->p + 4) != FILE_FORMAT)
@@ -834,7 +838,7 @@ static enum ferry_err load_journal(struct gw_outbox *ob, const struct ack *acks,
     if (m.len < FILE_HDR) {
         /* Never written whole (journals are created by rename), so it can
          * hold no record: start afresh. */
-        LOG_WARN(WHAT ": %s: only %zu bytes, recreating it", ob->journal, m.len);
+        ferry_log_warn(WHAT ": %s: only %zu bytes, recreating it", ob->journal, m.len);
         unmap_file(&m);
         ferry_io_close(ob->io, ob->jfd);
         ob->jfd = -1;
@@ -962,8 +966,8 @@ enum ferry_err gw_outbox_open(const struct gw_outbox_opts *opts, struct gw_outbo
     advance_head(ob);
     maybe_compact(ob);
     if (ob->count > 0)
-        LOG_INFO(WHAT ": %zu records (%" PRIu64 " bytes) pending from before", ob->count,
-                 ob->bytes);
+        ferry_log_info(WHAT ": %zu records (%" PRIu64 " bytes) pending from before", ob->count,
+                       ob->bytes);
     *out = ob;
     return FERRY_OK;
 }
@@ -1132,8 +1136,8 @@ enum ferry_err gw_outbox_peek(struct gw_outbox *ob, struct gw_outbox_item *items
         if (err == FERRY_OK) {
             err = ferry_status_from_json(buf + REC_HDR, e->len, &items[got].st, &pd);
             if (err != FERRY_OK) {
-                LOG_ERR(WHAT ": %s: record %" PRIu64 " no longer parses, dropping it: %s",
-                        ob->journal, e->id, ferry_diag_str(&pd, err));
+                ferry_log_err(WHAT ": %s: record %" PRIu64 " no longer parses, dropping it: %s",
+                              ob->journal, e->id, ferry_diag_str(&pd, err));
                 err = FERRY_E_CORRUPT;
             }
         }

@@ -200,8 +200,9 @@ enum ferry_err gw_psk_load(const char *path, struct gw_psk **out, struct ferry_d
     }
     struct stat st;
     if (stat(path, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)))
-        LOG_WARN("psk: %s is accessible to group or others (mode %03o): keep node keys private",
-                 path, (unsigned)(st.st_mode & 0777));
+        ferry_log_warn(
+            "psk: %s is accessible to group or others (mode %03o): keep node keys private", path,
+            (unsigned)(st.st_mode & 0777));
     err = gw_psk_parse(path, (const char *)buf, len, out, d);
     explicit_bzero(buf, len);
     free(buf);

@@ -33,8 +33,8 @@ static void on_ack_timeout(void *arg)
     struct gw_relay *r = arg;
     r->ack_timer = 0;
     if (r->in_flight) {
-        LOG_WARN("relay: batch %s not acknowledged in %u s; sending again", r->batch_id,
-                 GW_RELAY_ACK_TIMEOUT_MS / 1000);
+        ferry_log_warn("relay: batch %s not acknowledged in %u s; sending again", r->batch_id,
+                       GW_RELAY_ACK_TIMEOUT_MS / 1000);
         r->in_flight = false;
     }
     drain(r);
@@ -83,13 +83,13 @@ static void drain(struct gw_relay *r)
     char *json = NULL;
     size_t n = 0, len = 0;
     if (!items || !b) {
-        LOG_ERR("relay: out of memory for a batch");
+        ferry_log_err("relay: out of memory for a batch");
         goto out;
     }
     enum ferry_err err = gw_outbox_peek(r->outbox, items, FERRY_BATCH_MAX_RECORDS, &n, &d);
     if (err != FERRY_OK || n == 0) {
         if (err != FERRY_OK)
-            LOG_ERR("relay: %s", ferry_diag_str(&d, err));
+            ferry_log_err("relay: %s", ferry_diag_str(&d, err));
         goto out;
     }
     snprintf(b->id, sizeof(b->id), "%llu-%llu", (unsigned long long)time(NULL),
@@ -99,13 +99,13 @@ static void drain(struct gw_relay *r)
     b->n = n;
     err = ferry_batch_encode(b, &json, &len, &d);
     if (err != FERRY_OK) {
-        LOG_ERR("relay: %s", ferry_diag_str(&d, err));
+        ferry_log_err("relay: %s", ferry_diag_str(&d, err));
         goto out;
     }
     err = r->publish(r->publish_arg, false, NULL, json, len, false);
     if (err != FERRY_OK) {
-        LOG_DEBUG("relay: batch not sent (%s); retrying on the next connection",
-                  ferry_strerror(err));
+        ferry_log_debug("relay: batch not sent (%s); retrying on the next connection",
+                        ferry_strerror(err));
         goto out;
     }
     memcpy(r->batch_id, b->id, sizeof(r->batch_id));
@@ -116,8 +116,8 @@ static void drain(struct gw_relay *r)
     r->ncarried = n;
     r->in_flight = true;
     r->ack_timer = ferry_loop_timer(r->loop, GW_RELAY_ACK_TIMEOUT_MS, on_ack_timeout, r);
-    LOG_DEBUG("relay: batch %s sent with %zu records, %zu pending", b->id, n,
-              gw_outbox_count(r->outbox));
+    ferry_log_debug("relay: batch %s sent with %zu records, %zu pending", b->id, n,
+                    gw_outbox_count(r->outbox));
 out:
     free(json);
     free(b);
@@ -141,9 +141,9 @@ static void keep_if_carried(const struct gw_relay *r, const char *batch,
     if (carried(r, id))
         out[(*n)++] = *id;
     else
-        LOG_WARN("relay: the ack of batch %s names node %s seq %" PRIu64
-                 ", which that batch did not carry: ignored",
-                 batch, id->node, id->seq);
+        ferry_log_warn("relay: the ack of batch %s names node %s seq %" PRIu64
+                       ", which that batch did not carry: ignored",
+                       batch, id->node, id->seq);
 }
 
 void gw_relay_ack(struct gw_relay *r, const uint8_t *buf, size_t len)
@@ -152,19 +152,19 @@ void gw_relay_ack(struct gw_relay *r, const uint8_t *buf, size_t len)
     struct ferry_batch_ack *a = calloc(1, sizeof(*a));
     struct ferry_record_id *done = calloc(2 * FERRY_BATCH_MAX_RECORDS, sizeof(*done));
     if (!a || !done) {
-        LOG_ERR("relay: out of memory for an ack");
+        ferry_log_err("relay: out of memory for an ack");
         goto out;
     }
     enum ferry_err err = ferry_batch_ack_decode(buf, len, a, &d);
     if (err != FERRY_OK) {
-        LOG_WARN("relay: ack dropped: %s", ferry_diag_str(&d, err));
+        ferry_log_warn("relay: ack dropped: %s", ferry_diag_str(&d, err));
         goto out;
     }
     /* Which batch first: an ack retires only what the batch in flight
      * carried. */
     if (!r->in_flight || strcmp(a->id, r->batch_id) != 0) {
-        LOG_DEBUG("relay: ack of batch %s ignored: %s%s in flight", a->id,
-                  r->in_flight ? "batch " : "nothing", r->in_flight ? r->batch_id : "");
+        ferry_log_debug("relay: ack of batch %s ignored: %s%s in flight", a->id,
+                        r->in_flight ? "batch " : "nothing", r->in_flight ? r->batch_id : "");
         goto out;
     }
     size_t n = 0;
@@ -176,19 +176,20 @@ void gw_relay_ack(struct gw_relay *r, const uint8_t *buf, size_t len)
         size_t before = n;
         keep_if_carried(r, a->id, &f->id, done, &n);
         if (n > before)
-            LOG_WARN("relay: the cloud refused node %s seq %" PRIu64
-                     " for good (%s): dropped here, kept aside by the cloud",
-                     f->id.node, f->id.seq, ferry_err_name(f->reason));
+            ferry_log_warn("relay: the cloud refused node %s seq %" PRIu64
+                           " for good (%s): dropped here, kept aside by the cloud",
+                           f->id.node, f->id.seq, ferry_err_name(f->reason));
     }
     size_t retired = 0;
     err = gw_outbox_ack(r->outbox, done, n, &retired, &d);
     if (err != FERRY_OK) {
         /* Not durable: the records stay pending and are sent again. */
-        LOG_ERR("relay: recording the ack of batch %s failed: %s", a->id, ferry_diag_str(&d, err));
+        ferry_log_err("relay: recording the ack of batch %s failed: %s", a->id,
+                      ferry_diag_str(&d, err));
         goto out;
     }
-    LOG_DEBUG("relay: batch %s acknowledged, %zu stored, %zu refused, %zu pending", a->id, stored,
-              n - stored, gw_outbox_count(r->outbox));
+    ferry_log_debug("relay: batch %s acknowledged, %zu stored, %zu refused, %zu pending", a->id,
+                    stored, n - stored, gw_outbox_count(r->outbox));
     r->in_flight = false;
     if (r->ack_timer)
         ferry_loop_cancel(r->loop, r->ack_timer);
@@ -218,9 +219,10 @@ void gw_relay_link(struct gw_relay *r, bool up)
  * with the link down the twin stays until the node's id is used again. */
 static void clear_twin(struct gw_relay *r, const char *node)
 {
-    LOG_INFO("relay: node %s forgotten to make room for another (idle, nothing waiting)", node);
+    ferry_log_info("relay: node %s forgotten to make room for another (idle, nothing waiting)",
+                   node);
     if (r->up && r->publish(r->publish_arg, true, node, "", 0, true) != FERRY_OK)
-        LOG_DEBUG("relay: the twin of node %s could not be cleared", node);
+        ferry_log_debug("relay: the twin of node %s could not be cleared", node);
 }
 
 enum ferry_err gw_relay_submit(struct gw_relay *r, const struct ferry_status *st,
@@ -290,7 +292,8 @@ static void recover_node(void *arg, const char *node, size_t records)
     struct gw_relay *r = arg;
     (void)records;
     if (!gw_nodes_recover(r->nodes, node, ferry_now_ms()))
-        LOG_WARN("relay: out of memory: node %s, which has records waiting, is not tracked", node);
+        ferry_log_warn("relay: out of memory: node %s, which has records waiting, is not tracked",
+                       node);
 }
 
 enum ferry_err gw_relay_new(struct ferry_loop *loop, const struct gw_relay_opts *o,
@@ -329,8 +332,8 @@ enum ferry_err gw_relay_new(struct ferry_loop *loop, const struct gw_relay_opts 
     }
     gw_outbox_each_node(r->outbox, recover_node, r);
     if (gw_outbox_count(r->outbox))
-        LOG_INFO("relay: %zu status records of %zu nodes pending from before the restart",
-                 gw_outbox_count(r->outbox), gw_nodes_count(r->nodes));
+        ferry_log_info("relay: %zu status records of %zu nodes pending from before the restart",
+                       gw_outbox_count(r->outbox), gw_nodes_count(r->nodes));
     *out = r;
     return FERRY_OK;
 }

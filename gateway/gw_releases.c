@@ -202,9 +202,10 @@ static void migrate_previous(const struct gw_releases *r, const char *owner, con
     env_path(r, owner, true, path);
     if (ferry_write_atomic(path, rel->envelope, rel->envelope_len, 0644, &d) == FERRY_OK &&
         unlink(legacy) == 0)
-        LOG_INFO("releases: moved %s to %s", legacy, path);
+        ferry_log_info("releases: moved %s to %s", legacy, path);
     else
-        LOG_WARN("releases: cannot move %s to %s: %s", legacy, path, d.msg[0] ? d.msg : "unlink");
+        ferry_log_warn("releases: cannot move %s to %s: %s", legacy, path,
+                       d.msg[0] ? d.msg : "unlink");
 }
 
 /* Loads one stored envelope. Whatever is wrong with the file is logged and
@@ -243,7 +244,7 @@ static enum ferry_err load_one(struct gw_releases *r, const char *product, bool 
     if (err == FERRY_E_NOMEM)
         return err;
     if (err != FERRY_OK) {
-        LOG_ERR("releases: %s skipped: %s", path, ferry_diag_str(&d, err));
+        ferry_log_err("releases: %s skipped: %s", path, ferry_diag_str(&d, err));
         return FERRY_OK;
     }
     if (legacy)
@@ -273,10 +274,11 @@ static void check_order(struct gw_releases *r)
     for (size_t i = 0; i < r->n; i++) {
         struct slot *s = &r->slots[i];
         if (s->cur && s->prev && s->prev->manifest.seq > s->cur->manifest.seq) {
-            LOG_ERR("releases: the previous release of %s (seq %llu) is newer than its current one "
-                    "(seq %llu): skipped",
-                    s->product, (unsigned long long)s->prev->manifest.seq,
-                    (unsigned long long)s->cur->manifest.seq);
+            ferry_log_err(
+                "releases: the previous release of %s (seq %llu) is newer than its current one "
+                "(seq %llu): skipped",
+                s->product, (unsigned long long)s->prev->manifest.seq,
+                (unsigned long long)s->cur->manifest.seq);
             release_free(s->prev);
             s->prev = NULL;
         }
@@ -298,11 +300,11 @@ static enum ferry_err load_dir(struct gw_releases *r, bool prev, int64_t now, st
         if (strstr(de->d_name, ".env.tmp.")) {
             /* Left by a write_atomic interrupted before its rename. */
             if (unlinkat(dirfd(dir), de->d_name, 0) != 0)
-                LOG_WARN("releases: cannot remove %s/%s", path, de->d_name);
+                ferry_log_warn("releases: cannot remove %s/%s", path, de->d_name);
         } else if (parse_name(de->d_name, product)) {
             err = load_one(r, product, prev, now);
         } else if (de->d_name[0] != '.' && (prev || strcmp(de->d_name, PREV_DIR) != 0)) {
-            LOG_WARN("releases: ignoring %s/%s", path, de->d_name);
+            ferry_log_warn("releases: ignoring %s/%s", path, de->d_name);
         }
     }
     closedir(dir);
@@ -390,7 +392,7 @@ static enum ferry_err persist(const struct gw_releases *r, const struct slot *s,
     if (s->prev ? ferry_write_atomic(prev_path, s->prev->envelope, s->prev->envelope_len, 0644,
                                      &ud) != FERRY_OK
                 : unlink(prev_path) != 0)
-        LOG_WARN("releases: could not restore %s: %s", prev_path, ud.msg);
+        ferry_log_warn("releases: could not restore %s: %s", prev_path, ud.msg);
     return err;
 }
 
@@ -459,8 +461,8 @@ enum ferry_err gw_releases_accept(struct gw_releases *r, const char *product, co
         s->prev = s->cur;
     }
     s->cur = rel;
-    LOG_INFO("release: product '%s' now at seq %llu (%s)", product, (unsigned long long)m.seq,
-             m.release_id);
+    ferry_log_info("release: product '%s' now at seq %llu (%s)", product, (unsigned long long)m.seq,
+                   m.release_id);
     *outcome = GW_RELEASE_ACCEPTED;
     return FERRY_OK;
 }
@@ -480,8 +482,8 @@ static bool still_trusted(const struct gw_releases *r, const struct gw_release *
         ferry_envelope_verify(rel->envelope, rel->envelope_len, r->kr, &pol, NULL, &d);
     if (err == FERRY_OK || err == FERRY_E_EXPIRED)
         return true;
-    LOG_WARN("releases: %s (product %s) is no longer trusted: %s", rel->manifest.release_id,
-             rel->manifest.product, ferry_diag_str(&d, err));
+    ferry_log_warn("releases: %s (product %s) is no longer trusted: %s", rel->manifest.release_id,
+                   rel->manifest.product, ferry_diag_str(&d, err));
     return false;
 }
 

@@ -135,7 +135,7 @@ enum ferry_err gw_rollouts_load(const struct gw_rollouts_opts *o, int64_t now, g
             lerr = gw_rollouts_accept(o, product, buf, len, now, &in, &ld);
         free(buf);
         if (lerr != FERRY_OK) {
-            LOG_ERR("rollouts: %s skipped: %s", path, ferry_diag_str(&ld, lerr));
+            ferry_log_err("rollouts: %s skipped: %s", path, ferry_diag_str(&ld, lerr));
             continue;
         }
         err = cb(arg, &in);

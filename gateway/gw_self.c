@@ -137,8 +137,8 @@ static void flush_pending(struct gw_self *s)
             return;
         }
         if (err != FERRY_OK)
-            LOG_ERR("self: own record seq %" PRIu64 " not stored: %s", s->pending[0].seq,
-                    ferry_diag_str(&d, err));
+            ferry_log_err("self: own record seq %" PRIu64 " not stored: %s", s->pending[0].seq,
+                          ferry_diag_str(&d, err));
         memmove(s->pending, s->pending + 1, --s->npending * sizeof(s->pending[0]));
     }
 }
@@ -153,7 +153,7 @@ static void report(struct gw_self *s, enum ferry_state state, const struct ferry
 {
     struct ferry_diag d = {{0}};
     if (s->next_seq >= s->reserved && reserve_seq(s, &d) != FERRY_OK) {
-        LOG_ERR("self: no status seq can be reserved: %s", d.msg);
+        ferry_log_err("self: no status seq can be reserved: %s", d.msg);
         return;
     }
     struct ferry_status st;
@@ -180,11 +180,11 @@ static void report(struct gw_self *s, enum ferry_state state, const struct ferry
     }
     st.seq = s->next_seq++;
     st.ts = wall_now();
-    LOG_INFO("self: %s %s%s%s", ferry_state_name(state), st.release_id[0] ? st.release_id : "",
-             st.message[0] ? ": " : "", st.message);
+    ferry_log_info("self: %s %s%s%s", ferry_state_name(state),
+                   st.release_id[0] ? st.release_id : "", st.message[0] ? ": " : "", st.message);
     if (s->npending == PENDING_MAX) {
-        LOG_ERR("self: %d records wait for the outbox; record seq %" PRIu64 " dropped", PENDING_MAX,
-                st.seq);
+        ferry_log_err("self: %d records wait for the outbox; record seq %" PRIu64 " dropped",
+                      PENDING_MAX, st.seq);
         return;
     }
     s->pending[s->npending++] = st;
@@ -205,7 +205,7 @@ static void give_up(struct gw_self *s, const uint8_t sha[FERRY_SHA256_LEN])
     ferry_hex_encode(sha, FERRY_SHA256_LEN, hex);
     snprintf(path, sizeof(path), "%s/%s", s->dir, GIVEN_UP_FILE);
     if (ferry_write_atomic(path, hex, FERRY_SHA256_HEX_LEN, 0644, &d) != FERRY_OK)
-        LOG_WARN("self: %s", d.msg);
+        ferry_log_warn("self: %s", d.msg);
 }
 
 static void load_given_up(struct gw_self *s)
@@ -228,19 +228,19 @@ static void restart(struct gw_self *s, const char *why)
 {
     s->phase = PHASE_RESTART;
     if (!s->reboot_cmd) {
-        LOG_INFO("self: restarting %s", why);
+        ferry_log_info("self: restarting %s", why);
         s->h.restart(s->h.arg);
         return;
     }
-    LOG_INFO("self: rebooting %s: running '%s'", why, s->reboot_cmd);
+    ferry_log_info("self: rebooting %s: running '%s'", why, s->reboot_cmd);
     char sh[] = "/bin/sh", c[] = "-c";
     char *argv[] = {sh, c, s->reboot_cmd, NULL};
     struct inst_exec_result res;
     struct ferry_diag d = {{0}};
     if (inst_exec_run(argv, NULL, 60000, NULL, 0, &res, &d) != FERRY_OK || !res.exited ||
         res.status != 0)
-        LOG_ERR("self: the reboot command failed (%s); restarting the process instead",
-                d.msg[0] ? d.msg : "non-zero exit");
+        ferry_log_err("self: the reboot command failed (%s); restarting the process instead",
+                      d.msg[0] ? d.msg : "non-zero exit");
     else
         return; /* the system stops us */
     s->h.restart(s->h.arg);
@@ -421,7 +421,7 @@ static void run_health(struct gw_self *s)
         enum ferry_err err = inst_engine_confirm(s->engine, s->trial.slot, &d);
         s->phase = PHASE_IDLE;
         if (err != FERRY_OK) {
-            LOG_ERR("self: confirming %s failed: %s", s->trial.img.version, d.msg);
+            ferry_log_err("self: confirming %s failed: %s", s->trial.img.version, d.msg);
             return;
         }
         snprintf(s->version, sizeof(s->version), "%s", s->trial.img.version);
@@ -430,12 +430,12 @@ static void run_health(struct gw_self *s)
         schedule(s, 0);
         return;
     }
-    LOG_WARN("self: %s is not healthy: %s; rolling back", s->trial.img.version, why);
+    ferry_log_warn("self: %s is not healthy: %s; rolling back", s->trial.img.version, why);
     enum edge_slot to = EDGE_SLOT_NONE;
     enum ferry_err err = inst_engine_rollback(s->engine, &to, &d);
     if (err != FERRY_OK) {
         /* The bootloader's own attempts end the trial at the next boot. */
-        LOG_ERR("self: rollback failed: %s", d.msg);
+        ferry_log_err("self: rollback failed: %s", d.msg);
     }
     const struct ferry_manifest *m = release_of(s, &s->trial.img);
     give_up(s, s->trial.img.sha256);
@@ -483,9 +483,9 @@ static enum ferry_err power_on(struct gw_self *s, struct ferry_diag *d)
         return err;
     const struct edge_slot_info *run = &last.after.slot[last.booted];
     snprintf(s->version, sizeof(s->version), "%s", run->valid ? run->img.version : "");
-    LOG_INFO("self: booted slot %s (%s), %s", edge_slot_name(last.booted),
-             run->valid ? run->img.version : "unknown image",
-             inst_boot_verdict_name(first.verdict));
+    ferry_log_info("self: booted slot %s (%s), %s", edge_slot_name(last.booted),
+                   run->valid ? run->img.version : "unknown image",
+                   inst_boot_verdict_name(first.verdict));
     inst_trial_after_boot(&first.before, &last.after, last.booted,
                           first.verdict == INST_BOOT_FELL_BACK, &s->trial);
     switch (s->trial.step) {
@@ -494,7 +494,7 @@ static enum ferry_err power_on(struct gw_self *s, struct ferry_diag *d)
     case INST_TRIAL_HEALTH:
         s->phase = PHASE_HEALTH;
         s->health_deadline_ms = ferry_now_ms() + s->health_timeout_ms;
-        LOG_INFO("self: trial of %s: checking its health", s->trial.img.version);
+        ferry_log_info("self: trial of %s: checking its health", s->trial.img.version);
         break;
     case INST_TRIAL_ROLLED_BACK:
         give_up(s, s->trial.img.sha256);

@@ -36,7 +36,8 @@ static bool last_level(const char *topic, char level[FERRY_ID_MAX + 1])
 {
     if (ferry_topic_last_level(topic, level, FERRY_ID_MAX + 1) == FERRY_OK && ferry_id_valid(level))
         return true;
-    LOG_WARN("uplink: message on '%.200s' ignored: its last level is not an identifier", topic);
+    ferry_log_warn("uplink: message on '%.200s' ignored: its last level is not an identifier",
+                   topic);
     return false;
 }
 
@@ -75,7 +76,7 @@ static void on_up(void *arg, const struct ferry_keeper_link *link)
     (void)link;
     if (ferry_keeper_publish(u->keeper, u->t_presence, online, sizeof(online) - 1, 1, true, NULL) !=
         FERRY_OK)
-        LOG_WARN("uplink: could not publish presence");
+        ferry_log_warn("uplink: could not publish presence");
     if (u->h.on_up)
         u->h.on_up(u->h.arg);
 }
@@ -202,7 +203,7 @@ void gw_uplink_free(struct gw_uplink *u)
          * will, so say it ourselves. */
         if (ferry_keeper_publish(u->keeper, u->t_presence, offline, sizeof(offline) - 1, 1, true,
                                  NULL) != FERRY_OK)
-            LOG_DEBUG("uplink: could not publish offline presence");
+            ferry_log_debug("uplink: could not publish offline presence");
         ferry_keeper_free(u->keeper);
     }
     free(u->fleet);

@@ -66,7 +66,7 @@ struct watch {
 /* The artifact being fetched: from emit_off to the end, handed up a chunk
  * at a time, in order. buf holds the blocks from emit_off on (buf_lo) as
  * far as the window can ask (FERRY_BLOCKWIN_SPAN past its first hole). */
-struct art {
+struct upstream_artifact {
     bool active;
     uint32_t gen; /* bumped whenever the job is replaced or stopped */
     uint8_t sha[FERRY_SHA256_LEN];
@@ -115,7 +115,7 @@ struct up {
     uint64_t poll_timer;
     struct watch w[GW_UPSTREAM_COAP_PRODUCTS];
     size_t nw;
-    struct art art;
+    struct upstream_artifact art;
     struct status_job st;
     uint32_t status_counter;
 };
@@ -152,7 +152,7 @@ static void went_up(struct up *u)
     if (u->up)
         return;
     u->up = true;
-    LOG_INFO("upstream: the parent gateway answers; link up");
+    ferry_log_info("upstream: the parent gateway answers; link up");
     art_kick(u);
     if (u->h.on_up)
         u->h.on_up(u->h.arg);
@@ -167,9 +167,9 @@ static void went_down(struct up *u, const char *why)
     if (!u->up)
         return;
     u->up = false;
-    LOG_WARN("upstream: the parent gateway does not answer (%s); link down, serving what is "
-             "held",
-             why);
+    ferry_log_warn("upstream: the parent gateway does not answer (%s); link down, serving what is "
+                   "held",
+                   why);
     /* A DTLS session does not survive a restart of the parent: a new one
      * at the next poll (never from inside libcoap's handlers). */
     u->reopen = u->dtls;
@@ -183,7 +183,7 @@ static bool ensure_session(struct up *u)
         return true;
     struct ferry_diag d = {{0}};
     if (open_session(u, &d) != FERRY_OK) {
-        LOG_WARN("%s", d.msg);
+        ferry_log_warn("%s", d.msg);
         return false;
     }
     return true;
@@ -279,8 +279,8 @@ static void ask_resource(struct up *u, size_t i, bool meta)
         pdu = NULL;
     }
     if (!send_pdu(u, pdu))
-        LOG_DEBUG("upstream: %s of %s not asked for now", meta ? "metadata" : "manifest",
-                  w->product);
+        ferry_log_debug("upstream: %s of %s not asked for now", meta ? "metadata" : "manifest",
+                        w->product);
 }
 
 static void ask_body_block(struct up *u, size_t i, bool meta)
@@ -311,7 +311,7 @@ static void deliver_meta(struct up *u, const char *product, const uint8_t *buf, 
     struct ferry_meta *m = NULL;
     struct ferry_diag d = {{0}};
     if (ferry_meta_parse(buf, len, &m, &d) != FERRY_OK) {
-        LOG_WARN("upstream: metadata of %s from the parent refused: %s", product, d.msg);
+        ferry_log_warn("upstream: metadata of %s from the parent refused: %s", product, d.msg);
         return;
     }
     for (size_t i = 0; i < m->nroots; i++) {
@@ -321,7 +321,7 @@ static void deliver_meta(struct up *u, const char *product, const uint8_t *buf, 
         if (ferry_signed_parse(m->roots[i].buf, m->roots[i].len, FERRY_ROOT_MAX_BYTES, "root", &s,
                                &d) != FERRY_OK ||
             ferry_root_parse(s->body, s->body_len, &root, &d) != FERRY_OK) {
-            LOG_WARN("upstream: a root from the parent refused: %s", d.msg);
+            ferry_log_warn("upstream: a root from the parent refused: %s", d.msg);
             ferry_signed_free(s);
             break; /* later roots chain from this one */
         }
@@ -403,8 +403,9 @@ static void body_first(struct up *u, size_t i, bool meta, const struct answer *a
         return;
     }
     if (a->code != COAP_RESPONSE_CODE_CONTENT) {
-        LOG_DEBUG("upstream: %s of %s: the parent answers %d.%02d", meta ? "metadata" : "manifest",
-                  u->w[i].product, a->code >> 5, a->code & 31);
+        ferry_log_debug("upstream: %s of %s: the parent answers %d.%02d",
+                        meta ? "metadata" : "manifest", u->w[i].product, a->code >> 5,
+                        a->code & 31);
         return;
     }
     if (!a->has_block || !a->block.more) {
@@ -493,15 +494,15 @@ static void coap_want(void *impl, const char *product)
         if (strcmp(u->w[i].product, product) == 0)
             return;
     if (u->nw == GW_UPSTREAM_COAP_PRODUCTS) {
-        LOG_WARN("upstream: already following %d product lines; %s is not asked for",
-                 GW_UPSTREAM_COAP_PRODUCTS, product);
+        ferry_log_warn("upstream: already following %d product lines; %s is not asked for",
+                       GW_UPSTREAM_COAP_PRODUCTS, product);
         return;
     }
     struct watch *w = &u->w[u->nw++];
     memset(w, 0, sizeof(*w));
     snprintf(w->product, sizeof(w->product), "%s", product);
     w->meta.r = UINT64_MAX; /* the first ask makes the registration */
-    LOG_INFO("upstream: following product %s from the parent", product);
+    ferry_log_info("upstream: following product %s from the parent", product);
     ask_resource(u, u->nw - 1, false);
     ask_resource(u, u->nw - 1, true);
 }
@@ -512,7 +513,7 @@ static void art_timer(void *arg);
 
 static void art_stop(struct up *u)
 {
-    struct art *a = &u->art;
+    struct upstream_artifact *a = &u->art;
     if (a->timer)
         ferry_loop_cancel(u->loop, a->timer);
     a->timer = 0;
@@ -522,7 +523,7 @@ static void art_stop(struct up *u)
 
 static void art_arm(struct up *u, uint64_t now)
 {
-    struct art *a = &u->art;
+    struct upstream_artifact *a = &u->art;
     if (a->timer)
         ferry_loop_cancel(u->loop, a->timer);
     a->timer = 0;
@@ -533,7 +534,7 @@ static void art_arm(struct up *u, uint64_t now)
 
 static void art_pump(struct up *u)
 {
-    struct art *a = &u->art;
+    struct upstream_artifact *a = &u->art;
     if (!a->active)
         return;
     uint64_t now = ferry_now_ms();
@@ -578,8 +579,8 @@ static void art_kick(struct up *u)
 /* The job hands up an error chunk (the fetch asks again later) and stops. */
 static void art_fail(struct up *u, const char *msg)
 {
-    struct art *a = &u->art;
-    LOG_WARN("upstream: artifact %.16s: %s", a->hex, msg);
+    struct upstream_artifact *a = &u->art;
+    ferry_log_warn("upstream: artifact %.16s: %s", a->hex, msg);
     size_t len = strlen(msg);
     uint8_t *buf = malloc(FERRY_STREAM_HEADER_LEN + len);
     uint8_t sha[FERRY_SHA256_LEN];
@@ -606,7 +607,7 @@ static uint64_t blocks_of(uint64_t bytes)
  * on_chunk). */
 static bool art_emit(struct up *u)
 {
-    struct art *a = &u->art;
+    struct upstream_artifact *a = &u->art;
     uint32_t gen = a->gen;
     uint64_t cblocks = a->chunk / BLOCK;
     while (a->active && a->total && a->emit_off < a->total) {
@@ -625,7 +626,7 @@ static bool art_emit(struct up *u)
         a->buf_lo += cblocks;
         a->emit_off = end;
         if (a->emit_off >= a->total) {
-            LOG_DEBUG("upstream: artifact %.16s fetched from the parent", a->hex);
+            ferry_log_debug("upstream: artifact %.16s fetched from the parent", a->hex);
             art_stop(u);
         }
         if (u->h.on_chunk)
@@ -639,7 +640,7 @@ static bool art_emit(struct up *u)
 
 static void art_answer(struct up *u, uint32_t req, const struct answer *ans)
 {
-    struct art *a = &u->art;
+    struct upstream_artifact *a = &u->art;
     uint64_t block = 0;
     if (!a->active || !ferry_blockwin_lookup(&a->win, req, &block))
         return; /* a duplicate, or of a job given up */
@@ -688,7 +689,7 @@ static enum ferry_err art_request(struct up *u, const uint8_t *buf, size_t len)
     struct ferry_diag d = {{0}};
     if (ferry_stream_req_decode(buf, len, &r, &d) != FERRY_OK)
         return ferry_fail(&d, FERRY_E_INVALID_ARG, "upstream: %s", d.msg);
-    struct art *a = &u->art;
+    struct upstream_artifact *a = &u->art;
     if (a->active && memcmp(a->sha, r.sha256, FERRY_SHA256_LEN) == 0 && a->chunk == r.chunk &&
         r.offset >= a->emit_off)
         return FERRY_OK; /* under way: the job fetches to the end anyway */
@@ -708,7 +709,8 @@ static enum ferry_err art_request(struct up *u, const uint8_t *buf, size_t len)
     /* Until the size is known, the first block alone. */
     uint64_t nblocks = a->total ? blocks_of(a->total) : a->buf_lo + 1;
     ferry_blockwin_begin(&a->win, nblocks, a->buf_lo, NULL);
-    LOG_DEBUG("upstream: fetching %.16s from the parent from offset %" PRIu64, a->hex, r.offset);
+    ferry_log_debug("upstream: fetching %.16s from the parent from offset %" PRIu64, a->hex,
+                    r.offset);
     art_pump(u);
     return FERRY_OK;
 }
@@ -738,7 +740,7 @@ static void status_end(struct up *u, uint64_t pause_ms)
     struct ferry_batch_ack ack = s->ack;
     s->ack.n = s->ack.nrefused = 0;
     if (ferry_batch_ack_encode(&ack, &json, &len, &d) != FERRY_OK) {
-        LOG_ERR("upstream: %s", d.msg);
+        ferry_log_err("upstream: %s", d.msg);
         return;
     }
     if (u->h.on_status_ack)
@@ -766,7 +768,7 @@ static void status_pump(struct up *u)
     struct ferry_diag d = {{0}};
     const struct ferry_status *rec = &s->b->records[s->next];
     if (ferry_status_to_json(rec, &json, &len, &d) != FERRY_OK) {
-        LOG_ERR("upstream: record of node %s not sent: %s", rec->node, d.msg);
+        ferry_log_err("upstream: record of node %s not sent: %s", rec->node, d.msg);
         struct ferry_record_refusal *f = &s->ack.refused[s->ack.nrefused++];
         snprintf(f->id.node, sizeof(f->id.node), "%s", rec->node);
         f->id.seq = rec->seq;
@@ -787,8 +789,8 @@ static void status_pump(struct up *u)
     free(json);
     if (!ok) {
         coap_delete_pdu(pdu);
-        LOG_WARN("upstream: the record of node %s seq %" PRIu64 " cannot be posted now", rec->node,
-                 rec->seq);
+        ferry_log_warn("upstream: the record of node %s seq %" PRIu64 " cannot be posted now",
+                       rec->node, rec->seq);
         status_end(u, STATUS_PAUSE_MS);
         return;
     }
@@ -824,21 +826,23 @@ static void status_answer(struct up *u, uint32_t value, const struct answer *a)
         refused = FERRY_E_MALFORMED;
         break;
     case COAP_RESPONSE_CODE_SERVICE_UNAVAILABLE:
-        LOG_INFO("upstream: the parent cannot store node %s's record now (%.*s); again in %" PRIu64
-                 " s",
-                 rec->node, (int)(a->len < 120 ? a->len : 120), (const char *)a->data, a->max_age);
+        ferry_log_info(
+            "upstream: the parent cannot store node %s's record now (%.*s); again in %" PRIu64 " s",
+            rec->node, (int)(a->len < 120 ? a->len : 120), (const char *)a->data, a->max_age);
         status_end(u, a->max_age * 1000);
         return;
     default:
-        LOG_ERR("upstream: the parent refuses node %s's record seq %" PRIu64 " with %d.%02d: %.*s",
-                rec->node, rec->seq, a->code >> 5, a->code & 31, (int)(a->len < 120 ? a->len : 120),
-                (const char *)a->data);
+        ferry_log_err("upstream: the parent refuses node %s's record seq %" PRIu64
+                      " with %d.%02d: %.*s",
+                      rec->node, rec->seq, a->code >> 5, a->code & 31,
+                      (int)(a->len < 120 ? a->len : 120), (const char *)a->data);
         status_end(u, STATUS_PAUSE_MS);
         return;
     }
-    LOG_WARN("upstream: the parent refuses node %s's record seq %" PRIu64 " for good (%s): %.*s",
-             rec->node, rec->seq, ferry_err_name(refused), (int)(a->len < 120 ? a->len : 120),
-             (const char *)a->data);
+    ferry_log_warn("upstream: the parent refuses node %s's record seq %" PRIu64
+                   " for good (%s): %.*s",
+                   rec->node, rec->seq, ferry_err_name(refused), (int)(a->len < 120 ? a->len : 120),
+                   (const char *)a->data);
     struct ferry_record_refusal *f = &s->ack.refused[s->ack.nrefused++];
     f->id = id;
     f->reason = refused;
@@ -853,7 +857,7 @@ static enum ferry_err status_batch(struct up *u, const uint8_t *buf, size_t len)
     if (!s->b && !(s->b = malloc(sizeof(*s->b))))
         return FERRY_E_NOMEM;
     if (ferry_batch_decode(buf, len, s->b, &d) != FERRY_OK) {
-        LOG_ERR("upstream: a status batch of this gateway does not decode: %s", d.msg);
+        ferry_log_err("upstream: a status batch of this gateway does not decode: %s", d.msg);
         return FERRY_E_INVALID_ARG;
     }
     /* A batch sent again (under a new id) replaces the one under way: an
@@ -1050,7 +1054,7 @@ enum ferry_err gw_upstream_coap_new(struct ferry_loop *loop, const struct gw_ups
     gu->ops = &coap_ops;
     gu->impl = u;
     *out = gu;
-    LOG_INFO("upstream: parent gateway %s over %s, polled every %u s", o->uri,
-             u->dtls ? "DTLS" : "plain CoAP", u->poll_ms / 1000);
+    ferry_log_info("upstream: parent gateway %s over %s, polled every %u s", o->uri,
+                   u->dtls ? "DTLS" : "plain CoAP", u->poll_ms / 1000);
     return FERRY_OK;
 }

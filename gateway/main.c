@@ -30,7 +30,7 @@ int main(int argc, char **argv)
     bool restart = false;
     err = gw_daemon_run(&cfg, &restart, &d);
     if (err != FERRY_OK)
-        LOG_ERR("%s", ferry_diag_str(&d, err));
+        ferry_log_err("%s", ferry_diag_str(&d, err));
     gw_config_free(&cfg);
     if (restart) {
         /* Its own update without a reboot command (the sim bootloader): the

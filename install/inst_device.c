@@ -166,7 +166,7 @@ enum ferry_err inst_device_power_on(struct inst_device *dev, struct inst_engine_
             *last = *first;
         if (!last->reboot)
             return FERRY_OK;
-        LOG_INFO("simulated reboot: slot %s must not stay running", edge_slot_name(booted));
+        ferry_log_info("simulated reboot: slot %s must not stay running", edge_slot_name(booted));
     }
     return ferry_fail(d, FERRY_E_IO, "boot: three reboots in a row did not settle");
 }

@@ -112,7 +112,7 @@ static void perform(struct world *w, const struct edge_actions *out, const struc
         const struct edge_action *a = &out->v[i];
         if (w->fail_at >= 0 && failable(a->kind) && w->fail_at-- == 0 && depth < 4) {
             struct edge_actions again;
-            edge_fsm_failed(w->f, &w->clk, a->kind, w->fail_err, "fuzz: failed", &again);
+            edge_fsm_action_failed(w->f, &w->clk, a->kind, w->fail_err, "fuzz: failed", &again);
             perform(w, &again, NULL, depth + 1);
             return;
         }

@@ -247,8 +247,8 @@ static void send_now(struct proxy *p, struct client *c, enum dir dir, const uint
     /* ECONNREFUSED while the target is down, EAGAIN on a full socket buffer:
      * both are what a lossy link does anyway. */
     p->count[dir].errors++;
-    LOG_DEBUG("%s: send failed: %s", dir == DIR_UP ? "up" : "down",
-              n < 0 ? strerror(errno) : "short write");
+    ferry_log_debug("%s: send failed: %s", dir == DIR_UP ? "up" : "down",
+                    n < 0 ? strerror(errno) : "short write");
 }
 
 static void unlink_held(struct proxy *p, struct held *h)
@@ -396,7 +396,7 @@ static void rebind(struct proxy *p, struct client *c)
     int fd = socket(p->target.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, (const struct sockaddr *)&p->target, p->target_len) != 0 ||
         ferry_loop_add_fd(p->loop, fd, EPOLLIN, on_upstream, c) != FERRY_OK) {
-        LOG_WARN("rebind: no new upstream socket (%s); keeping the old one", strerror(errno));
+        ferry_log_warn("rebind: no new upstream socket (%s); keeping the old one", strerror(errno));
         if (fd >= 0)
             close(fd);
         return;
@@ -405,7 +405,8 @@ static void rebind(struct proxy *p, struct client *c)
     close(c->fd);
     c->fd = fd;
     p->rebinds++;
-    LOG_INFO("rebind %" PRIu64 ": a client's datagrams now leave from a new port", p->rebinds);
+    ferry_log_info("rebind %" PRIu64 ": a client's datagrams now leave from a new port",
+                   p->rebinds);
 }
 
 /* The client for a source address, made on its first datagram; NULL when
@@ -424,12 +425,12 @@ static struct client *client_for(struct proxy *p, const struct sockaddr_storage 
     struct client *c = NULL;
     enum ferry_err err = client_new(p, addr, len, &c, &d);
     if (err != FERRY_OK) {
-        LOG_WARN("new client dropped: %s", ferry_diag_str(&d, err));
+        ferry_log_warn("new client dropped: %s", ferry_diag_str(&d, err));
         p->refused_clients++;
         return NULL;
     }
     p->clients[p->nclients++] = c;
-    LOG_DEBUG("client %zu: new upstream socket", p->nclients);
+    ferry_log_debug("client %zu: new upstream socket", p->nclients);
     return c;
 }
 
@@ -556,16 +557,16 @@ int main(int argc, char **argv)
     struct proxy *p = NULL;
     err = proxy_new(&cfg, &p, &d);
     if (err != FERRY_OK || !p) { /* !p: for GCC, which cannot see that OK sets it */
-        LOG_ERR("%s", ferry_diag_str(&d, err));
+        ferry_log_err("%s", ferry_diag_str(&d, err));
         ferry_opts_free(proxy_opts, N_OPTS, &cfg);
         return 1;
     }
-    LOG_INFO("relaying port %" PRIu64 " <-> %s: loss %" PRIu64 "%% dup %" PRIu64
-             "%% reorder %" PRIu64 "%% delay %" PRIu64 "+0..%" PRIu64 " ms seed %" PRIu64,
-             cfg.listen, cfg.target, cfg.loss, cfg.dup, cfg.reorder, cfg.delay_ms, cfg.jitter_ms,
-             cfg.seed);
+    ferry_log_info("relaying port %" PRIu64 " <-> %s: loss %" PRIu64 "%% dup %" PRIu64
+                   "%% reorder %" PRIu64 "%% delay %" PRIu64 "+0..%" PRIu64 " ms seed %" PRIu64,
+                   cfg.listen, cfg.target, cfg.loss, cfg.dup, cfg.reorder, cfg.delay_ms,
+                   cfg.jitter_ms, cfg.seed);
     int sig = ferry_loop_run(p->loop);
-    LOG_INFO("stopping (signal %d)", sig);
+    ferry_log_info("stopping (signal %d)", sig);
     print_counters(p);
     proxy_free(p);
     ferry_opts_free(proxy_opts, N_OPTS, &cfg);

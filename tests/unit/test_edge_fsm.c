@@ -1065,8 +1065,8 @@ static void replaced_artifact_is_fetched_again(void)
     while (w.npend)
         answer_block(&w, w.art, w.art_len, n++ < 3 ? w.sha : etag2);
     CU_ASSERT_EQUAL_FATAL(count(&w, EDGE_ACT_FINISH), 1);
-    edge_fsm_failed(w.f, &w.clk, EDGE_ACT_FINISH, FERRY_E_HASH_MISMATCH,
-                    "slot B: SHA-256 of the stored image differs", &w.out);
+    edge_fsm_action_failed(w.f, &w.clk, EDGE_ACT_FINISH, FERRY_E_HASH_MISMATCH,
+                           "slot B: SHA-256 of the stored image differs", &w.out);
     record(&w);
     CU_ASSERT_EQUAL(count(&w, EDGE_ACT_BEGIN), 1);
     CU_ASSERT_EQUAL(edge_fsm_phase(w.f), EDGE_PHASE_DOWNLOADING);
@@ -1472,8 +1472,8 @@ static void slot_hash_mismatch_fails(void)
     world_init(&w);
     to_gate(&w);
     /* edge_slots_finish() found other bytes in storage. */
-    edge_fsm_failed(w.f, &w.clk, EDGE_ACT_FINISH, FERRY_E_HASH_MISMATCH,
-                    "slot B: SHA-256 of the stored image differs", &w.out);
+    edge_fsm_action_failed(w.f, &w.clk, EDGE_ACT_FINISH, FERRY_E_HASH_MISMATCH,
+                           "slot B: SHA-256 of the stored image differs", &w.out);
     record(&w);
     static const enum ferry_state fail[] = {FERRY_STATE_FAILED};
     expect_states(&w, fail, 1);
@@ -1494,7 +1494,8 @@ static void storage_failure_fails_the_download(void)
     start(&w, &st, NULL);
     send_manifest(&w, &w.m);
     answer_block(&w, w.art, w.art_len, w.sha);
-    edge_fsm_failed(w.f, &w.clk, EDGE_ACT_WRITE, FERRY_E_NOSPACE, "slot B: disk full", &w.out);
+    edge_fsm_action_failed(w.f, &w.clk, EDGE_ACT_WRITE, FERRY_E_NOSPACE, "slot B: disk full",
+                           &w.out);
     CU_ASSERT_EQUAL(last_status(&w)->error, FERRY_E_NOSPACE);
     CU_ASSERT_EQUAL(last_status(&w)->state, FERRY_STATE_FAILED);
     CU_ASSERT_EQUAL(count(&w, EDGE_ACT_ABORT), 1);
@@ -1512,14 +1513,14 @@ static void failed_save_ends_the_job(void)
     start(&w, &st, NULL);
     send_manifest(&w, &w.m);
     answer_block(&w, w.art, w.art_len, w.sha);
-    edge_fsm_failed(w.f, &w.clk, EDGE_ACT_SAVE, FERRY_E_IO, "job.rec: disk full", &w.out);
+    edge_fsm_action_failed(w.f, &w.clk, EDGE_ACT_SAVE, FERRY_E_IO, "job.rec: disk full", &w.out);
     CU_ASSERT_EQUAL(last_status(&w)->state, FERRY_STATE_FAILED);
     CU_ASSERT_EQUAL(last_status(&w)->error, FERRY_E_IO);
     CU_ASSERT_PTR_NOT_NULL(strstr(last_status(&w)->message, "job record cannot be saved"));
     CU_ASSERT_EQUAL(count(&w, EDGE_ACT_ABORT), 1);
     CU_ASSERT_EQUAL(count(&w, EDGE_ACT_GET_BLOCK), 0);
     CU_ASSERT_EQUAL(edge_fsm_phase(w.f), EDGE_PHASE_IDLE);
-    edge_fsm_failed(w.f, &w.clk, EDGE_ACT_SAVE, FERRY_E_IO, "again", &w.out);
+    edge_fsm_action_failed(w.f, &w.clk, EDGE_ACT_SAVE, FERRY_E_IO, "again", &w.out);
     CU_ASSERT_EQUAL(w.out.n, 0);
     world_free(&w);
 
@@ -1529,7 +1530,8 @@ static void failed_save_ends_the_job(void)
     busy(&w, false);
     CU_ASSERT_EQUAL_FATAL(count(&w, EDGE_ACT_TRIAL), 1);
     CU_ASSERT(index_of(&w, EDGE_ACT_SAVE) < index_of(&w, EDGE_ACT_TRIAL));
-    edge_fsm_failed(w.f, &w.clk, EDGE_ACT_SAVE, FERRY_E_NOSPACE, "job.rec: disk full", &w.out);
+    edge_fsm_action_failed(w.f, &w.clk, EDGE_ACT_SAVE, FERRY_E_NOSPACE, "job.rec: disk full",
+                           &w.out);
     CU_ASSERT_EQUAL(last_status(&w)->state, FERRY_STATE_FAILED);
     CU_ASSERT_EQUAL(last_status(&w)->error, FERRY_E_NOSPACE);
     CU_ASSERT_EQUAL(count(&w, EDGE_ACT_TRIAL), 0);
@@ -1600,7 +1602,7 @@ static void health_command_that_cannot_run_rolls_back(void)
     struct world w;
     world_init(&w);
     to_health(&w);
-    edge_fsm_failed(w.f, &w.clk, EDGE_ACT_RUN_HEALTH, FERRY_E_IO, "fork failed", &w.out);
+    edge_fsm_action_failed(w.f, &w.clk, EDGE_ACT_RUN_HEALTH, FERRY_E_IO, "fork failed", &w.out);
     CU_ASSERT_EQUAL(count(&w, EDGE_ACT_ROLLBACK), 1);
     CU_ASSERT_EQUAL(last_status(&w)->state, FERRY_STATE_ROLLED_BACK);
     world_free(&w);
@@ -1613,7 +1615,8 @@ static void confirm_that_fails_rolls_back(void)
     to_health(&w);
     edge_fsm_health(w.f, &w.clk, true, NULL, &w.out);
     /* The batch stopped at CONFIRM: the success record was never sent. */
-    edge_fsm_failed(w.f, &w.clk, EDGE_ACT_CONFIRM, FERRY_E_IO, "boot.1: write failed", &w.out);
+    edge_fsm_action_failed(w.f, &w.clk, EDGE_ACT_CONFIRM, FERRY_E_IO, "boot.1: write failed",
+                           &w.out);
     static const enum ferry_state rb[] = {FERRY_STATE_ROLLED_BACK};
     expect_states(&w, rb, 1);
     CU_ASSERT_EQUAL(count(&w, EDGE_ACT_ROLLBACK), 1);
@@ -1635,7 +1638,7 @@ static void failed_reboot_disarms_the_trial(void)
         busy(&w, false);
         CU_ASSERT_EQUAL_FATAL(count(&w, EDGE_ACT_REBOOT), 1);
         enum edge_act_kind kind = which ? EDGE_ACT_REBOOT : EDGE_ACT_TRIAL;
-        edge_fsm_failed(w.f, &w.clk, kind, FERRY_E_IO, "exit 1", &w.out);
+        edge_fsm_action_failed(w.f, &w.clk, kind, FERRY_E_IO, "exit 1", &w.out);
         record(&w);
         static const enum ferry_state failed[] = {FERRY_STATE_FAILED};
         expect_states(&w, failed, 1);
@@ -1660,7 +1663,7 @@ static void busy_command_that_cannot_run_counts_as_busy(void)
     struct world w;
     world_init(&w);
     to_gate(&w);
-    edge_fsm_failed(w.f, &w.clk, EDGE_ACT_RUN_BUSY, FERRY_E_IO, "timed out", &w.out);
+    edge_fsm_action_failed(w.f, &w.clk, EDGE_ACT_RUN_BUSY, FERRY_E_IO, "timed out", &w.out);
     CU_ASSERT_EQUAL(count(&w, EDGE_ACT_TRIAL), 0);
     CU_ASSERT_EQUAL(last_status(&w)->state, FERRY_STATE_DEFERRED);
     world_free(&w);
@@ -1775,8 +1778,8 @@ static void restart_after_resume_failure_starts_over(void)
     for (int i = 0; i < 9; i++)
         answer_block(&w, w.art, w.art_len, w.sha);
     crash_and_restart(&w, &st);
-    edge_fsm_failed(w.f, &w.clk, EDGE_ACT_RESUME, FERRY_E_INVALID_ARG,
-                    "slot B: holds a finished image", &w.out);
+    edge_fsm_action_failed(w.f, &w.clk, EDGE_ACT_RESUME, FERRY_E_INVALID_ARG,
+                           "slot B: holds a finished image", &w.out);
     CU_ASSERT_EQUAL(count(&w, EDGE_ACT_BEGIN), 1);
     CU_ASSERT_EQUAL(find(&w, EDGE_ACT_GET_BLOCK)->off, 0);
     CU_ASSERT_EQUAL(edge_fsm_saved(w.f)->job.written, 0);

@@ -20,16 +20,16 @@
 #define CHUNK FERRY_STREAM_MIN_CHUNK
 
 /* An artifact: deterministic bytes and their digest. */
-struct art {
+struct test_artifact {
     uint8_t *data;
     uint64_t size;
     uint8_t sha[FERRY_SHA256_LEN];
     char hex[FERRY_SHA256_HEX_LEN + 1];
 };
 
-static struct art make_art(uint64_t size, uint32_t seed)
+static struct test_artifact make_art(uint64_t size, uint32_t seed)
 {
-    struct art a = {.size = size};
+    struct test_artifact a = {.size = size};
     a.data = malloc(size);
     CU_ASSERT_FATAL(a.data != NULL);
     uint32_t x = seed * 2654435761u + 1;
@@ -83,8 +83,8 @@ static struct gw_cache *open_cache(const char *dir, uint64_t quota, uint64_t syn
     return c;
 }
 
-static struct gw_cache_part *open_part(struct gw_cache *c, const struct art *a, uint32_t chunk,
-                                       const struct gw_cache_refs *refs)
+static struct gw_cache_part *open_part(struct gw_cache *c, const struct test_artifact *a,
+                                       uint32_t chunk, const struct gw_cache_refs *refs)
 {
     struct gw_cache_part *p = NULL;
     struct ferry_diag d = {{0}};
@@ -92,13 +92,14 @@ static struct gw_cache_part *open_part(struct gw_cache *c, const struct art *a, 
     return p;
 }
 
-static uint32_t len_at(const struct art *a, uint64_t off, uint32_t chunk)
+static uint32_t len_at(const struct test_artifact *a, uint64_t off, uint32_t chunk)
 {
     return a->size - off < chunk ? (uint32_t)(a->size - off) : chunk;
 }
 
 /* Writes chunks from the part's end until `upto` bytes (or the end). */
-static void write_upto(struct gw_cache_part *p, const struct art *a, uint32_t chunk, uint64_t upto)
+static void write_upto(struct gw_cache_part *p, const struct test_artifact *a, uint32_t chunk,
+                       uint64_t upto)
 {
     while (gw_cache_part_end(p) < upto) {
         uint64_t off = gw_cache_part_end(p);
@@ -111,7 +112,7 @@ static void write_upto(struct gw_cache_part *p, const struct art *a, uint32_t ch
     }
 }
 
-static void add_complete(struct gw_cache *c, const struct art *a)
+static void add_complete(struct gw_cache *c, const struct test_artifact *a)
 {
     struct gw_cache_part *p = open_part(c, a, CHUNK, NULL);
     write_upto(p, a, CHUNK, a->size);
@@ -125,12 +126,12 @@ static off_t file_size(const char *path)
     return stat(path, &st) == 0 ? st.st_size : -1;
 }
 
-static void part_file(char *out, const char *dir, const struct art *a, const char *ext)
+static void part_file(char *out, const char *dir, const struct test_artifact *a, const char *ext)
 {
     pathf(out, "%s/partial/%s.%s", dir, a->hex, ext);
 }
 
-static bool file_equals(const char *path, const struct art *a)
+static bool file_equals(const char *path, const struct test_artifact *a)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -154,7 +155,7 @@ static void patch_file(const char *path, off_t off, const void *bytes, size_t le
 static void download_enters_the_cache_under_its_digest(void)
 {
     const char *dir = fresh_dir();
-    struct art a = make_art(5 * CHUNK + 777, 1);
+    struct test_artifact a = make_art(5 * CHUNK + 777, 1);
     struct gw_cache *c = open_cache(dir, 1 << 30, 0, NULL);
     CU_ASSERT_FALSE(gw_cache_has(c, a.sha, NULL));
     struct gw_cache_part *p = open_part(c, &a, CHUNK, NULL);
@@ -186,7 +187,7 @@ static void download_enters_the_cache_under_its_digest(void)
 
 static void only_the_chunk_at_the_end_is_taken(void)
 {
-    struct art a = make_art(3 * CHUNK, 2);
+    struct test_artifact a = make_art(3 * CHUNK, 2);
     struct gw_cache *c = open_cache(fresh_dir(), 1 << 30, 0, NULL);
     struct gw_cache_part *p = open_part(c, &a, CHUNK, NULL);
     struct ferry_diag d = {{0}};
@@ -217,7 +218,7 @@ static void only_the_chunk_at_the_end_is_taken(void)
 static void resume_after_kill_keeps_every_chunk_written(void)
 {
     const char *dir = fresh_dir();
-    struct art a = make_art(8 * CHUNK + 5, 3);
+    struct test_artifact a = make_art(8 * CHUNK + 5, 3);
     pid_t pid = fork();
     CU_ASSERT_FATAL(pid >= 0);
     if (pid == 0) {
@@ -254,7 +255,7 @@ static void resume_after_kill_keeps_every_chunk_written(void)
 
 /* Writes `n` chunks of a into a fresh cache and closes the part; returns
  * the folder. */
-static const char *partial_of(const struct art *a, uint64_t nchunks)
+static const char *partial_of(const struct test_artifact *a, uint64_t nchunks)
 {
     const char *dir = fresh_dir();
     struct gw_cache *c = open_cache(dir, 1 << 30, 0, NULL);
@@ -267,7 +268,7 @@ static const char *partial_of(const struct art *a, uint64_t nchunks)
 
 /* Reopens a partial and checks where it resumes and that the files were cut
  * back to exactly that, then completes it. */
-static void expect_resume(const char *dir, const struct art *a, uint64_t end)
+static void expect_resume(const char *dir, const struct test_artifact *a, uint64_t end)
 {
     char path[PATH_MAX];
     struct gw_cache *c = open_cache(dir, 1 << 30, 0, NULL);
@@ -285,7 +286,7 @@ static void expect_resume(const char *dir, const struct art *a, uint64_t end)
 
 static void torn_journal_tail_is_dropped(void)
 {
-    struct art a = make_art(6 * CHUNK, 4);
+    struct test_artifact a = make_art(6 * CHUNK, 4);
     const char *dir = partial_of(&a, 4);
     char path[PATH_MAX];
     part_file(path, dir, &a, "crc");
@@ -298,7 +299,7 @@ static void torn_journal_tail_is_dropped(void)
 
 static void damaged_journal_record_cuts_the_prefix(void)
 {
-    struct art a = make_art(6 * CHUNK, 5);
+    struct test_artifact a = make_art(6 * CHUNK, 5);
     const char *dir = partial_of(&a, 5);
     char path[PATH_MAX];
     part_file(path, dir, &a, "crc");
@@ -310,7 +311,7 @@ static void damaged_journal_record_cuts_the_prefix(void)
 
 static void data_that_does_not_match_its_record_is_not_trusted(void)
 {
-    struct art a = make_art(7 * CHUNK + 3, 6);
+    struct test_artifact a = make_art(7 * CHUNK + 3, 6);
     const char *dir = partial_of(&a, 6);
     char path[PATH_MAX];
     part_file(path, dir, &a, "part");
@@ -324,7 +325,7 @@ static void data_lost_in_a_power_cut_is_detected(void)
 {
     /* The journal reached the disk but the data of the last chunks did not:
      * they read back as zeros, or the file is short. */
-    struct art a = make_art(7 * CHUNK, 7);
+    struct test_artifact a = make_art(7 * CHUNK, 7);
     const char *dir = partial_of(&a, 6);
     char path[PATH_MAX];
     part_file(path, dir, &a, "part");
@@ -338,7 +339,7 @@ static void data_lost_in_a_power_cut_is_detected(void)
 
 static void resume_point_follows_a_new_chunk_size(void)
 {
-    struct art a = make_art(10 * CHUNK, 8);
+    struct test_artifact a = make_art(10 * CHUNK, 8);
     const char *dir = partial_of(&a, 5); /* 5 chunks of 16 KiB */
     struct gw_cache *c = open_cache(dir, 1 << 30, 0, NULL);
     struct gw_cache_part *p = open_part(c, &a, 2 * CHUNK, NULL);
@@ -353,8 +354,8 @@ static void resume_point_follows_a_new_chunk_size(void)
 static void wrong_bytes_never_get_a_final_name(void)
 {
     const char *dir = fresh_dir();
-    struct art a = make_art(2 * CHUNK, 9);
-    struct art other = make_art(2 * CHUNK, 10);
+    struct test_artifact a = make_art(2 * CHUNK, 9);
+    struct test_artifact other = make_art(2 * CHUNK, 10);
     struct gw_cache *c = open_cache(dir, 1 << 30, 0, NULL);
     struct gw_cache_part *p = open_part(c, &a, CHUNK, NULL);
     write_upto(p, &other, CHUNK, other.size);
@@ -376,7 +377,7 @@ static void wrong_bytes_never_get_a_final_name(void)
 static void bytes_damaged_on_the_way_to_disk_are_caught_at_finish(void)
 {
     const char *dir = fresh_dir();
-    struct art a = make_art(3 * CHUNK, 11);
+    struct test_artifact a = make_art(3 * CHUNK, 11);
     struct ferry_io_faulty *f = new_driver();
     struct ferry_io_fail flip = {.calls = FERRY_IO_CALL(FERRY_IO_PWRITE),
                                  .after = 2, /* the data of the second chunk */
@@ -400,8 +401,8 @@ static void bytes_damaged_on_the_way_to_disk_are_caught_at_finish(void)
 static void check_disk_full(bool short_first, int fail_from)
 {
     const char *dir = fresh_dir();
-    struct art kept = make_art(CHUNK + 1, 12);
-    struct art a = make_art(6 * CHUNK, 13);
+    struct test_artifact kept = make_art(CHUNK + 1, 12);
+    struct test_artifact a = make_art(6 * CHUNK, 13);
     struct ferry_io_faulty *f = new_driver();
     struct gw_cache *c = open_cache(dir, 1 << 30, 0, f);
     add_complete(c, &kept);
@@ -451,7 +452,7 @@ static void disk_full_rolls_back_to_the_last_good_chunk(void)
 static void failed_fsync_poisons_the_part_until_reopened(void)
 {
     const char *dir = fresh_dir();
-    struct art a = make_art(6 * CHUNK, 14);
+    struct test_artifact a = make_art(6 * CHUNK, 14);
     struct ferry_io_faulty *f = new_driver();
     struct gw_cache *c = open_cache(dir, 1 << 30, 2 * CHUNK, f);
     struct gw_cache_part *p = open_part(c, &a, CHUNK, NULL);
@@ -481,7 +482,7 @@ static void failed_fsync_poisons_the_part_until_reopened(void)
 static void failed_rename_keeps_the_partial(void)
 {
     const char *dir = fresh_dir();
-    struct art a = make_art(2 * CHUNK + 9, 15);
+    struct test_artifact a = make_art(2 * CHUNK + 9, 15);
     struct ferry_io_faulty *f = new_driver();
     struct ferry_io_fail renames = {.calls = FERRY_IO_CALL(FERRY_IO_RENAME),
                                     .count = FERRY_IO_FOR_EVER};
@@ -507,7 +508,7 @@ static void failed_rename_keeps_the_partial(void)
 #define CUT_SYNC (2 * CHUNK)
 
 struct cut_world {
-    struct art a, b, old; /* A and B downloaded in turn; opening B evicts OLD */
+    struct test_artifact a, b, old; /* A and B downloaded in turn; opening B evicts OLD */
 };
 
 /* What the cache vouched for before the cut: the bytes of each partial made
@@ -520,7 +521,7 @@ struct cut_marks {
 /* Writes a's chunks from where p (just opened) stands up to `upto`, noting
  * what was synced: the cache syncs every CUT_SYNC bytes written since the
  * open. False at the first failure. */
-static bool cut_write(struct gw_cache_part *p, const struct art *a, uint64_t upto,
+static bool cut_write(struct gw_cache_part *p, const struct test_artifact *a, uint64_t upto,
                       uint64_t *durable)
 {
     uint64_t unsynced = 0;
@@ -541,8 +542,9 @@ static bool cut_write(struct gw_cache_part *p, const struct art *a, uint64_t upt
 
 /* One artifact as the gateway fetches it: part of it, a restart of the
  * download (close, open again: resume), the rest, finish. */
-static void cut_download(struct gw_cache *c, struct ferry_io_faulty *f, const struct art *a,
-                         uint64_t first, uint64_t *durable, bool *done)
+static void cut_download(struct gw_cache *c, struct ferry_io_faulty *f,
+                         const struct test_artifact *a, uint64_t first, uint64_t *durable,
+                         bool *done)
 {
     struct gw_cache_part *p = NULL;
     if (gw_cache_part_open(c, a->sha, a->size, CHUNK, NULL, &p, NULL) != FERRY_OK)
@@ -589,11 +591,11 @@ static void cut_check(const char *dir, const struct cut_world *w, const struct c
     struct ferry_diag d = {{0}};
     if (gw_cache_has(c, w->old.sha, NULL))
         CU_ASSERT_EQUAL(gw_cache_verify(c, w->old.sha, w->old.size, &d), FERRY_OK);
-    const struct art *arts[2] = {&w->a, &w->b};
+    const struct test_artifact *arts[2] = {&w->a, &w->b};
     const uint64_t durable[2] = {m->a_durable, m->b_durable};
     const bool done[2] = {m->a_done, m->b_done};
     for (int i = 0; i < 2; i++) {
-        const struct art *a = arts[i];
+        const struct test_artifact *a = arts[i];
         bool has = gw_cache_has(c, a->sha, NULL);
         if (done[i] && !has)
             fprintf(stderr, "cache, %s at %llu: finished artifact %c is gone\n", how,
@@ -671,7 +673,7 @@ static void quota_evicts_unreferenced_least_recently_used_first(void)
 {
     const char *dir = fresh_dir();
     uint64_t s = 2 * CHUNK;
-    struct art x[5];
+    struct test_artifact x[5];
     for (int i = 0; i < 5; i++)
         x[i] = make_art(s, 20 + (uint32_t)i);
     struct evictions ev = {.n = 0};
@@ -734,8 +736,8 @@ static void partials_count_against_the_quota(void)
 {
     const char *dir = fresh_dir();
     uint64_t s = 2 * CHUNK;
-    struct art a = make_art(s, 30), b = make_art(s, 31), e = make_art(s, 32);
-    struct art big = make_art(2 * s, 33);
+    struct test_artifact a = make_art(s, 30), b = make_art(s, 31), e = make_art(s, 32);
+    struct test_artifact big = make_art(2 * s, 33);
     struct gw_cache *c = open_cache(dir, 2 * s, 0, NULL);
     add_complete(c, &a);
     struct gw_cache_part *pb = open_part(c, &b, CHUNK, NULL);
@@ -775,7 +777,7 @@ static void partials_count_against_the_quota(void)
 static void mappings_are_shared_and_outlive_the_cache(void)
 {
     const char *dir = fresh_dir();
-    struct art a = make_art(3 * CHUNK + 1, 40);
+    struct test_artifact a = make_art(3 * CHUNK + 1, 40);
     struct gw_cache *c = open_cache(dir, 1 << 30, 0, NULL);
     struct gw_cache_map *m1 = NULL, *m2 = NULL;
     struct ferry_diag d = {{0}};
@@ -798,8 +800,8 @@ static void mappings_are_shared_and_outlive_the_cache(void)
 static void foreign_names_are_ignored_and_stale_journals_removed(void)
 {
     const char *dir = fresh_dir();
-    struct art a = make_art(100, 50);
-    struct art b = make_art(CHUNK + 100, 51);
+    struct test_artifact a = make_art(100, 50);
+    struct test_artifact b = make_art(CHUNK + 100, 51);
     char path[PATH_MAX];
     struct gw_cache *c = open_cache(dir, 1 << 30, 0, NULL);
     gw_cache_free(c);
@@ -842,7 +844,7 @@ static void foreign_names_are_ignored_and_stale_journals_removed(void)
 static void verify_deletes_artifacts_that_are_not_what_they_claim(void)
 {
     const char *dir = fresh_dir();
-    struct art a = make_art(CHUNK, 60), b = make_art(CHUNK, 61);
+    struct test_artifact a = make_art(CHUNK, 60), b = make_art(CHUNK, 61);
     struct gw_cache *c = open_cache(dir, 1 << 30, 0, NULL);
     add_complete(c, &a);
     add_complete(c, &b);
@@ -878,7 +880,7 @@ static void bad_arguments_are_refused(void)
     CU_ASSERT_EQUAL(gw_cache_open(&o, &c, &d), FERRY_E_INVALID_ARG);
     CU_ASSERT_PTR_NULL(c);
     c = open_cache(fresh_dir(), 1 << 30, 0, NULL);
-    struct art a = make_art(10, 70);
+    struct test_artifact a = make_art(10, 70);
     struct gw_cache_part *p = NULL;
     CU_ASSERT_EQUAL(gw_cache_part_open(c, a.sha, 0, CHUNK, NULL, &p, &d), FERRY_E_INVALID_ARG);
     CU_ASSERT_EQUAL(gw_cache_part_open(c, a.sha, 10, 100, NULL, &p, &d), FERRY_E_INVALID_ARG);
