@@ -72,11 +72,13 @@ EOF
 # fetched_bytes GW SHA: payload bytes of artifact SHA gateway GW's fetch
 # took in (its stream chunks, from the cloud or from its parent), over all
 # its runs. A gateway fetches one artifact at a time: a chunk belongs to
-# the artifact of the latest "fetch: SHA for release" line.
+# the artifact of the latest "fetch: SHA for release" line. Only chunks
+# taken in count (verdict=0, GW_FETCH_NEXT): an error chunk's length is its
+# message's (a serve instance answers "busy" while it checks its copy).
 fetched_bytes() {
     awk -v sha="$2" '
         /fetch: [0-9a-f]+ for release/ { for (i = 1; i <= NF; i++) if ($i == "fetch:") cur = $(i + 1) }
-        /fetch: received chunk offset=/ && cur == sha { sub(/.*len=/, ""); s += $1 }
+        /fetch: received chunk offset=.* verdict=0$/ && cur == sha { sub(/.*len=/, ""); s += $1 }
         END { print s + 0 }' "$TEST_TMP/$1.log"
 }
 
