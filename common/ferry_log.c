@@ -33,6 +33,7 @@ bool ferry_log_enabled(enum ferry_log_level level)
     return level <= log_level;
 }
 
+FERRY_PRINTF(2, 0)
 static void vlog(enum ferry_log_level level, const char *fmt, va_list ap)
 {
     if (!ferry_log_enabled(level))
